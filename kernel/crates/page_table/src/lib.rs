@@ -1,0 +1,515 @@
+//! x86_64 4-level page tables over an abstract physical memory.
+//!
+//! All table accesses go through [`PhysMem`], so the same code builds the kernel's own tables
+//! (over the direct map), user address spaces, and runs on the host in tests (over a HashMap).
+//! The crate never frees a table by itself: it decides *when* a table became empty and hands it
+//! to [`PhysMem::free_table`], which may keep share counts (tables grafted between address
+//! spaces by mshare).
+//!
+//! TLB invalidation is the caller's job: after `unmap`, `unmap_range`, `protect` or
+//! `clear_user_half`, stale translations (and paging-structure caches for freed tables) must be
+//! flushed before the frames or freed tables are reused.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+use bitflags::bitflags;
+
+pub const PAGE_SIZE: u64 = 4096;
+pub const ENTRIES: usize = 512;
+/// Physical address bits 12..52 of an entry.
+pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+bitflags! {
+    /// Hardware bits of a page-table entry (software-available bits are not modelled).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct PteFlags: u64 {
+        const PRESENT = 1;
+        const WRITABLE = 1 << 1;
+        const USER = 1 << 2;
+        const WRITE_THROUGH = 1 << 3;
+        const NO_CACHE = 1 << 4;
+        const ACCESSED = 1 << 5;
+        const DIRTY = 1 << 6;
+        /// PS bit: the entry is a 2 MiB (PD) or 1 GiB (PDPT) leaf. On a PT entry this bit is PAT,
+        /// which is why `map` only sets it for huge sizes.
+        const HUGE = 1 << 7;
+        const GLOBAL = 1 << 8;
+        const NO_EXECUTE = 1 << 63;
+    }
+}
+
+/// One raw page-table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pte(pub u64);
+
+impl Pte {
+    pub const fn new(addr: u64, flags: PteFlags) -> Self {
+        Pte((addr & ADDR_MASK) | flags.bits())
+    }
+    /// The address field. For huge leaves bit 12 is the PAT bit, so use [`Mapping::phys`]
+    /// (masked to the page size) for the frame start.
+    pub const fn addr(self) -> u64 {
+        self.0 & ADDR_MASK
+    }
+    pub const fn flags(self) -> PteFlags {
+        PteFlags::from_bits_truncate(self.0)
+    }
+    pub const fn is_present(self) -> bool {
+        self.0 & PteFlags::PRESENT.bits() != 0
+    }
+    pub const fn is_huge(self) -> bool {
+        self.0 & PteFlags::HUGE.bits() != 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageSize {
+    Size4K,
+    Size2M,
+    Size1G,
+}
+
+impl PageSize {
+    pub const fn bytes(self) -> u64 {
+        match self {
+            PageSize::Size4K => 1 << 12,
+            PageSize::Size2M => 1 << 21,
+            PageSize::Size1G => 1 << 30,
+        }
+    }
+    /// The table level holding a leaf of this size (1 = PT, 2 = PD, 3 = PDPT).
+    pub const fn level(self) -> usize {
+        match self {
+            PageSize::Size4K => 1,
+            PageSize::Size2M => 2,
+            PageSize::Size1G => 3,
+        }
+    }
+    /// Inverse of [`PageSize::level`]; `None` for levels that cannot hold leaves.
+    pub const fn from_level(level: usize) -> Option<Self> {
+        match level {
+            1 => Some(PageSize::Size4K),
+            2 => Some(PageSize::Size2M),
+            3 => Some(PageSize::Size1G),
+            _ => None,
+        }
+    }
+}
+
+/// How page-table code reaches physical memory. Tables are identified by physical address.
+/// The kernel implements it over its direct map (with `unsafe` in the impl); tests over a HashMap.
+pub trait PhysMem {
+    fn read_pte(&self, table: u64, index: usize) -> u64;
+    fn write_pte(&mut self, table: u64, index: usize, value: u64);
+    /// A new zero-filled table frame, or None when memory is exhausted.
+    fn alloc_table(&mut self) -> Option<u64>;
+    /// Called when a table that is no longer referenced by its parent should be released.
+    /// The parent entry has already been cleared. The table's contents are unspecified
+    /// (`clear_user_half` does not bother zeroing tables it tears down).
+    fn free_table(&mut self, table: u64);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// A leaf or a lower-level table already occupies the slot.
+    AlreadyMapped,
+    OutOfMemory,
+    /// `va` or `pa` not aligned to the page size, or `pa` beyond 52 bits.
+    Misaligned,
+    NonCanonical,
+    /// A larger leaf covers `va`, so the table the new leaf needs cannot exist.
+    HugePageInTheWay,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnmapError {
+    NotMapped,
+    Misaligned,
+    NonCanonical,
+    /// The leaf at `va` has a different size than requested.
+    SizeMismatch,
+    /// `unmap_range`: a huge leaf lies only partly inside the range (nothing was changed).
+    HugePageInTheWay,
+}
+
+/// A leaf mapping. `flags` never contains `HUGE` (`size` says that), so a `Mapping` can be fed
+/// straight back into [`PageTable::map`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// Start of the page frame.
+    pub phys: u64,
+    pub size: PageSize,
+    pub flags: PteFlags,
+}
+
+impl Mapping {
+    fn from_leaf(e: Pte, level: usize) -> Self {
+        let size = PageSize::from_level(level).expect("leaf level");
+        Mapping {
+            phys: e.addr() & !(size.bytes() - 1),
+            size,
+            flags: e.flags() - PteFlags::HUGE,
+        }
+    }
+}
+
+/// Bits of virtual address translated by 4-level paging.
+const VA_BITS: u32 = 48;
+const VA_MASK: u64 = (1 << VA_BITS) - 1;
+
+/// True if bits 48..64 are copies of bit 47 (4-level paging).
+pub const fn is_canonical(va: u64) -> bool {
+    sign_extend(va) == va
+}
+
+const fn sign_extend(va: u64) -> u64 {
+    (((va << (64 - VA_BITS)) as i64) >> (64 - VA_BITS)) as u64
+}
+
+/// Bytes covered by one entry of a table at `level`.
+const fn span(level: usize) -> u64 {
+    1 << (12 + 9 * (level - 1))
+}
+
+/// Index into the table at `level` (4 = PML4 ... 1 = PT) for `va`.
+pub const fn table_index(va: u64, level: usize) -> usize {
+    ((va >> (12 + 9 * (level - 1))) & (ENTRIES as u64 - 1)) as usize
+}
+
+/// Whether the entry at `level` ends the walk. PS is reserved in the PML4, so level 4 never is.
+fn is_leaf(e: Pte, level: usize) -> bool {
+    level == 1 || (level <= 3 && e.is_huge())
+}
+
+/// Scans all 512 entries. Simple and always right, including for tables built elsewhere;
+/// a per-table count (e.g. in the frame's metadata) could replace it if unmap becomes hot.
+fn is_empty(mem: &impl PhysMem, table: u64) -> bool {
+    (0..ENTRIES).all(|i| mem.read_pte(table, i) == 0)
+}
+
+/// Where a walk ended: the leaf entry, its level, and the (table, index) of every level above.
+struct Leaf {
+    pte: Pte,
+    level: usize,
+    /// `path[l]` = (table, index) at level `l`, valid for `level..=4`.
+    path: [(u64, usize); 5],
+}
+
+pub struct PageTable {
+    root: u64,
+}
+
+impl PageTable {
+    /// Allocates an empty root (PML4). The caller copies in kernel-half entries if needed.
+    pub fn new(mem: &mut impl PhysMem) -> Option<Self> {
+        mem.alloc_table().map(Self::from_root)
+    }
+
+    pub fn from_root(root: u64) -> Self {
+        PageTable { root }
+    }
+
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    fn walk(&self, mem: &impl PhysMem, va: u64) -> Option<Leaf> {
+        if !is_canonical(va) {
+            return None;
+        }
+        let mut path = [(0, 0); 5];
+        let mut table = self.root;
+        for level in (1..=4).rev() {
+            let idx = table_index(va, level);
+            path[level] = (table, idx);
+            let pte = Pte(mem.read_pte(table, idx));
+            if !pte.is_present() {
+                return None;
+            }
+            if is_leaf(pte, level) {
+                return Some(Leaf { pte, level, path });
+            }
+            table = pte.addr();
+        }
+        unreachable!("level 1 is always a leaf")
+    }
+
+    /// Map one page. Intermediate entries are created PRESENT|WRITABLE, plus USER if `flags` has
+    /// USER (and an existing intermediate entry gains USER when a user mapping passes through it),
+    /// as Linux does: permissions are enforced at the leaf. For 2M/1G sizes the leaf gets HUGE.
+    /// PRESENT is always set on the leaf; a HUGE bit in `flags` is ignored (`size` decides).
+    ///
+    /// All checks and allocations happen before the first write, so on any error (including
+    /// OutOfMemory, where the tables obtained are freed again) the tables are unchanged.
+    pub fn map(
+        &mut self,
+        mem: &mut impl PhysMem,
+        va: u64,
+        pa: u64,
+        size: PageSize,
+        flags: PteFlags,
+    ) -> Result<(), MapError> {
+        if !is_canonical(va) {
+            return Err(MapError::NonCanonical);
+        }
+        let mask = size.bytes() - 1;
+        if va & mask != 0 || pa & (mask | !ADDR_MASK) != 0 {
+            return Err(MapError::Misaligned);
+        }
+        let leaf_level = size.level();
+        let user = flags.contains(PteFlags::USER);
+
+        // Pass 1, read-only: find errors and how many tables are missing.
+        let mut missing = 0;
+        let mut table = self.root;
+        for level in (leaf_level + 1..=4).rev() {
+            let e = Pte(mem.read_pte(table, table_index(va, level)));
+            if !e.is_present() {
+                missing = level - leaf_level;
+                break;
+            }
+            if is_leaf(e, level) {
+                return Err(MapError::HugePageInTheWay);
+            }
+            table = e.addr();
+        }
+        if missing == 0 && Pte(mem.read_pte(table, table_index(va, leaf_level))).is_present() {
+            return Err(MapError::AlreadyMapped);
+        }
+
+        let mut fresh = [0u64; 3];
+        for i in 0..missing {
+            match mem.alloc_table() {
+                Some(t) => fresh[i] = t,
+                None => {
+                    fresh[..i].iter().for_each(|&t| mem.free_table(t));
+                    return Err(MapError::OutOfMemory);
+                }
+            }
+        }
+
+        // Pass 2: link the new tables and widen USER on the existing path.
+        let mut inter = PteFlags::PRESENT | PteFlags::WRITABLE;
+        inter.set(PteFlags::USER, user);
+        let mut fresh = fresh[..missing].iter();
+        let mut table = self.root;
+        for level in (leaf_level + 1..=4).rev() {
+            let idx = table_index(va, level);
+            let e = Pte(mem.read_pte(table, idx));
+            table = if e.is_present() {
+                if user && !e.flags().contains(PteFlags::USER) {
+                    mem.write_pte(table, idx, e.0 | PteFlags::USER.bits());
+                }
+                e.addr()
+            } else {
+                let t = *fresh.next().expect("counted in pass 1");
+                mem.write_pte(table, idx, Pte::new(t, inter).0);
+                t
+            };
+        }
+        let mut leaf = flags | PteFlags::PRESENT;
+        leaf.set(PteFlags::HUGE, size != PageSize::Size4K);
+        mem.write_pte(table, table_index(va, leaf_level), Pte::new(pa, leaf).0);
+        Ok(())
+    }
+
+    /// Unmap the page starting exactly at `va` (must be aligned to `size`, and `size` must match
+    /// the leaf). Frees every intermediate table (never the root) that became empty, via
+    /// `mem.free_table`, after clearing its parent entry. Returns what was mapped.
+    pub fn unmap(
+        &mut self,
+        mem: &mut impl PhysMem,
+        va: u64,
+        size: PageSize,
+    ) -> Result<Mapping, UnmapError> {
+        if !is_canonical(va) {
+            return Err(UnmapError::NonCanonical);
+        }
+        if va & (size.bytes() - 1) != 0 {
+            return Err(UnmapError::Misaligned);
+        }
+        let leaf = self.walk(mem, va).ok_or(UnmapError::NotMapped)?;
+        if leaf.level != size.level() {
+            return Err(UnmapError::SizeMismatch);
+        }
+        let (table, idx) = leaf.path[leaf.level];
+        mem.write_pte(table, idx, 0);
+        let mut level = leaf.level;
+        while level < 4 && is_empty(mem, leaf.path[level].0) {
+            let (parent, pidx) = leaf.path[level + 1];
+            mem.write_pte(parent, pidx, 0);
+            mem.free_table(leaf.path[level].0);
+            level += 1;
+        }
+        Ok(Mapping::from_leaf(leaf.pte, leaf.level))
+    }
+
+    /// The mapping covering `va` (any size), with `phys` = frame start; None if unmapped or
+    /// non-canonical.
+    pub fn translate(&self, mem: &impl PhysMem, va: u64) -> Option<Mapping> {
+        self.walk(mem, va)
+            .map(|l| Mapping::from_leaf(l.pte, l.level))
+    }
+
+    /// Replace the flags of the leaf covering `va` (any address inside it). PRESENT is always
+    /// kept (a non-present entry with a frame would leak it), HUGE follows the leaf's size.
+    /// Returns the old flags (without HUGE), including hardware-set ACCESSED/DIRTY.
+    pub fn protect(
+        &mut self,
+        mem: &mut impl PhysMem,
+        va: u64,
+        flags: PteFlags,
+    ) -> Result<PteFlags, UnmapError> {
+        if !is_canonical(va) {
+            return Err(UnmapError::NonCanonical);
+        }
+        let leaf = self.walk(mem, va).ok_or(UnmapError::NotMapped)?;
+        let mut new = flags | PteFlags::PRESENT;
+        new.set(PteFlags::HUGE, leaf.level > 1);
+        let (table, idx) = leaf.path[leaf.level];
+        // `addr()` keeps bit 12 (PAT on huge leaves) as it was.
+        mem.write_pte(table, idx, Pte::new(leaf.pte.addr(), new).0);
+        Ok(leaf.pte.flags() - PteFlags::HUGE)
+    }
+
+    /// Unmap every leaf in `[start, end)` (both 4K-aligned; `end` may be the first address past
+    /// the canonical half, e.g. `1 << 47`; the range may not span the non-canonical hole; an
+    /// empty range (`start >= end`) is a no-op, so the very last page cannot be named),
+    /// calling `on_leaf(va, mapping)` for each removed leaf and freeing emptied tables (never
+    /// the root). Absent subtrees are skipped with one read each.
+    ///
+    /// If a huge leaf lies only partly inside the range, returns `HugePageInTheWay` before
+    /// changing anything: splitting it is the caller's policy, not ours. Only the leaves
+    /// containing `start` or `end - 1` can straddle, so checking those two suffices.
+    pub fn unmap_range(
+        &mut self,
+        mem: &mut impl PhysMem,
+        start: u64,
+        end: u64,
+        mut on_leaf: impl FnMut(u64, Mapping),
+    ) -> Result<(), UnmapError> {
+        if (start | end) & (PAGE_SIZE - 1) != 0 {
+            return Err(UnmapError::Misaligned);
+        }
+        if start >= end {
+            return Ok(());
+        }
+        let last = end - 1;
+        if !is_canonical(start) || !is_canonical(last) || (start ^ last) >> 63 != 0 {
+            return Err(UnmapError::NonCanonical);
+        }
+        for va in [start, last] {
+            if let Some(m) = self.translate(mem, va) {
+                let base = va & !(m.size.bytes() - 1);
+                if base < start || base + (m.size.bytes() - 1) > last {
+                    return Err(UnmapError::HugePageInTheWay);
+                }
+            }
+        }
+        clear_range(
+            mem,
+            self.root,
+            4,
+            0,
+            start & VA_MASK,
+            last & VA_MASK,
+            &mut on_leaf,
+        );
+        Ok(())
+    }
+
+    /// Number of table pages reachable from the root, root included (shared kernel-half
+    /// tables count too).
+    pub fn count_tables(&self, mem: &impl PhysMem) -> usize {
+        fn count(mem: &impl PhysMem, table: u64, level: usize) -> usize {
+            1 + (0..ENTRIES)
+                .map(|i| Pte(mem.read_pte(table, i)))
+                .filter(|e| e.is_present() && !is_leaf(*e, level))
+                .map(|e| count(mem, e.addr(), level - 1))
+                .sum::<usize>()
+        }
+        count(mem, self.root, 4)
+    }
+
+    /// Free every table below the root for the lower half (PML4 entries 0..256), calling
+    /// `on_leaf` for each leaf, and clear those root entries. Entries 256..512 (kernel half,
+    /// typically shared between all address spaces) are not touched. The root stays (the
+    /// caller frees it). Used when an address space dies, so tables being torn down are not
+    /// zeroed entry by entry, only released.
+    pub fn clear_user_half(
+        &mut self,
+        mem: &mut impl PhysMem,
+        mut on_leaf: impl FnMut(u64, Mapping),
+    ) {
+        fn teardown(
+            mem: &mut impl PhysMem,
+            table: u64,
+            level: usize,
+            base: u64,
+            on_leaf: &mut dyn FnMut(u64, Mapping),
+        ) {
+            for i in 0..ENTRIES {
+                let e = Pte(mem.read_pte(table, i));
+                let va = base + i as u64 * span(level);
+                if !e.is_present() {
+                    continue;
+                }
+                if is_leaf(e, level) {
+                    on_leaf(va, Mapping::from_leaf(e, level));
+                } else {
+                    teardown(mem, e.addr(), level - 1, va, on_leaf);
+                    mem.free_table(e.addr());
+                }
+            }
+        }
+        for i in 0..ENTRIES / 2 {
+            let e = Pte(mem.read_pte(self.root, i));
+            if e.is_present() {
+                mem.write_pte(self.root, i, 0);
+                teardown(mem, e.addr(), 3, i as u64 * span(4), &mut on_leaf);
+                mem.free_table(e.addr());
+            }
+        }
+    }
+}
+
+/// Clears leaves of `table` (at `level`, covering 48-bit addresses from `base`) that lie in
+/// `[first, last]` (inclusive, 48-bit, inside this table's span); frees child tables that become
+/// empty. Returns whether `table` is now empty. Huge leaves are assumed fully inside (checked
+/// by the caller).
+fn clear_range(
+    mem: &mut impl PhysMem,
+    table: u64,
+    level: usize,
+    base: u64,
+    first: u64,
+    last: u64,
+    on_leaf: &mut dyn FnMut(u64, Mapping),
+) -> bool {
+    let span = span(level);
+    let (i0, i1) = (
+        ((first - base) / span) as usize,
+        ((last - base) / span) as usize,
+    );
+    for i in i0..=i1 {
+        let e = Pte(mem.read_pte(table, i));
+        let va = base + i as u64 * span;
+        if !e.is_present() {
+            continue;
+        }
+        if is_leaf(e, level) {
+            mem.write_pte(table, i, 0);
+            on_leaf(sign_extend(va), Mapping::from_leaf(e, level));
+        } else {
+            let (lo, hi) = (first.max(va), last.min(va + span - 1));
+            if clear_range(mem, e.addr(), level - 1, va, lo, hi, on_leaf) {
+                mem.write_pte(table, i, 0);
+                mem.free_table(e.addr());
+            }
+        }
+    }
+    is_empty(mem, table)
+}
+
+#[cfg(test)]
+mod tests;

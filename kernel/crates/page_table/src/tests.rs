@@ -1,0 +1,527 @@
+use super::*;
+use std::cell::Cell;
+use std::collections::HashMap;
+
+/// Physical memory simulated by a map of live tables. Accessing a freed or never-allocated
+/// table panics, so use-after-free and double free show up as test failures.
+struct SimMem {
+    tables: HashMap<u64, Box<[u64; ENTRIES]>>,
+    next: u64,
+    /// Remaining allocations allowed; None = unlimited.
+    limit: Option<usize>,
+    reads: Cell<usize>,
+}
+
+impl SimMem {
+    fn new() -> Self {
+        SimMem {
+            tables: HashMap::new(),
+            next: 0x10_0000,
+            limit: None,
+            reads: Cell::new(0),
+        }
+    }
+    fn live(&self) -> usize {
+        self.tables.len()
+    }
+}
+
+impl PhysMem for SimMem {
+    fn read_pte(&self, table: u64, index: usize) -> u64 {
+        self.reads.set(self.reads.get() + 1);
+        self.tables.get(&table).expect("read from a dead table")[index]
+    }
+    fn write_pte(&mut self, table: u64, index: usize, value: u64) {
+        self.tables.get_mut(&table).expect("write to a dead table")[index] = value;
+    }
+    fn alloc_table(&mut self) -> Option<u64> {
+        if let Some(n) = &mut self.limit {
+            *n = n.checked_sub(1)?;
+        }
+        let t = self.next;
+        self.next += PAGE_SIZE;
+        self.tables.insert(t, Box::new([0; ENTRIES]));
+        Some(t)
+    }
+    fn free_table(&mut self, table: u64) {
+        self.tables.remove(&table).expect("double free");
+    }
+}
+
+const P: PteFlags = PteFlags::PRESENT;
+const W: PteFlags = PteFlags::WRITABLE;
+const U: PteFlags = PteFlags::USER;
+const K4: u64 = 1 << 12;
+const M2: u64 = 1 << 21;
+const G1: u64 = 1 << 30;
+const KERNEL_BASE: u64 = 0xffff_8000_0000_0000;
+
+fn setup() -> (SimMem, PageTable) {
+    let mut mem = SimMem::new();
+    let pt = PageTable::new(&mut mem).unwrap();
+    (mem, pt)
+}
+
+#[test]
+fn map_then_translate_returns_frame_and_flags_for_all_sizes() {
+    let (mut mem, mut pt) = setup();
+    let cases = [
+        (
+            0x40_0000_1000,
+            0x20_3000,
+            PageSize::Size4K,
+            P | W | PteFlags::NO_EXECUTE,
+        ),
+        (
+            0x40_0020_0000,
+            0x4000_0000,
+            PageSize::Size2M,
+            P | W | PteFlags::GLOBAL,
+        ),
+        (0x80_0000_0000, 0x1_0000_0000, PageSize::Size1G, P),
+        (KERNEL_BASE + 0x1000, 0x5000, PageSize::Size4K, P | W),
+    ];
+    for (va, pa, size, flags) in cases {
+        pt.map(&mut mem, va, pa, size, flags).unwrap();
+    }
+    for (va, pa, size, flags) in cases {
+        assert_eq!(
+            pt.translate(&mem, va),
+            Some(Mapping {
+                phys: pa,
+                size,
+                flags
+            })
+        );
+    }
+    // Huge leaves carry the PS bit in the table, even though Mapping hides it.
+    let pd = Pte(mem.read_pte(pt.root(), table_index(0x40_0020_0000, 4)));
+    let pd = Pte(mem.read_pte(pd.addr(), table_index(0x40_0020_0000, 3)));
+    assert!(Pte(mem.read_pte(pd.addr(), table_index(0x40_0020_0000, 2))).is_huge());
+}
+
+#[test]
+fn map_always_sets_present_and_ignores_caller_huge_bit() {
+    let (mut mem, mut pt) = setup();
+    pt.map(
+        &mut mem,
+        0x1000,
+        0x2000,
+        PageSize::Size4K,
+        W | PteFlags::HUGE,
+    )
+    .unwrap();
+    assert_eq!(pt.translate(&mem, 0x1000).unwrap().flags, P | W);
+}
+
+#[test]
+fn translate_inside_huge_page_gives_frame_start() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x20_0000, 0x60_0000, PageSize::Size2M, P | W)
+        .unwrap();
+    pt.map(&mut mem, 0x40_0000_0000, 0x8000_0000, PageSize::Size1G, P)
+        .unwrap();
+    let m = pt.translate(&mem, 0x20_0000 + 0x1_2345).unwrap();
+    assert_eq!((m.phys, m.size), (0x60_0000, PageSize::Size2M));
+    let m = pt.translate(&mem, 0x40_0000_0000 + 0x1234_5678).unwrap();
+    assert_eq!((m.phys, m.size), (0x8000_0000, PageSize::Size1G));
+}
+
+#[test]
+fn translate_unmapped_or_non_canonical_is_none() {
+    let (mut mem, mut pt) = setup();
+    assert_eq!(pt.translate(&mem, 0x1000), None);
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P)
+        .unwrap();
+    assert_eq!(pt.translate(&mem, 0x2000), None);
+    assert_eq!(pt.translate(&mem, 0x0000_8000_0000_1000), None);
+}
+
+#[test]
+fn mapping_twice_is_already_mapped() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P)
+        .unwrap();
+    assert_eq!(
+        pt.map(&mut mem, 0x1000, 0x3000, PageSize::Size4K, P),
+        Err(MapError::AlreadyMapped)
+    );
+    // A 2M leaf where a page table already hangs is also occupied.
+    assert_eq!(
+        pt.map(&mut mem, 0, 0x20_0000, PageSize::Size2M, P),
+        Err(MapError::AlreadyMapped)
+    );
+    assert_eq!(pt.translate(&mem, 0x1000).unwrap().phys, 0x2000);
+}
+
+#[test]
+fn mapping_under_a_huge_leaf_is_huge_page_in_the_way() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x20_0000, 0x60_0000, PageSize::Size2M, P)
+        .unwrap();
+    pt.map(&mut mem, G1, 0x4000_0000, PageSize::Size1G, P)
+        .unwrap();
+    let before = mem.live();
+    let r = pt.map(&mut mem, 0x20_1000, 0x1000, PageSize::Size4K, P);
+    assert_eq!(r, Err(MapError::HugePageInTheWay));
+    let r = pt.map(&mut mem, G1 + M2, 0x1000, PageSize::Size4K, P);
+    assert_eq!(r, Err(MapError::HugePageInTheWay));
+    let r = pt.map(&mut mem, G1 + M2, M2, PageSize::Size2M, P);
+    assert_eq!(r, Err(MapError::HugePageInTheWay));
+    assert_eq!(mem.live(), before);
+}
+
+#[test]
+fn misaligned_inputs_are_rejected() {
+    let (mut mem, mut pt) = setup();
+    let e = Err(MapError::Misaligned);
+    assert_eq!(pt.map(&mut mem, 0x1001, 0x2000, PageSize::Size4K, P), e);
+    assert_eq!(pt.map(&mut mem, 0x1000, 0x2001, PageSize::Size4K, P), e);
+    assert_eq!(pt.map(&mut mem, 0x1000, 0x20_0000, PageSize::Size2M, P), e);
+    assert_eq!(pt.map(&mut mem, M2, 0x1000, PageSize::Size2M, P), e);
+    assert_eq!(pt.map(&mut mem, M2, M2, PageSize::Size1G, P), e);
+    assert_eq!(pt.map(&mut mem, 0x1000, 1 << 52, PageSize::Size4K, P), e);
+    assert_eq!(mem.live(), 1);
+    pt.map(&mut mem, M2, M2, PageSize::Size2M, P).unwrap();
+    assert_eq!(
+        pt.unmap(&mut mem, M2 + 0x1000, PageSize::Size2M),
+        Err(UnmapError::Misaligned)
+    );
+    assert_eq!(
+        pt.unmap_range(&mut mem, 0x10, M2, |_, _| {}),
+        Err(UnmapError::Misaligned)
+    );
+    assert_eq!(
+        pt.unmap_range(&mut mem, 0, 0x10, |_, _| {}),
+        Err(UnmapError::Misaligned)
+    );
+}
+
+#[test]
+fn non_canonical_inputs_are_rejected() {
+    let (mut mem, mut pt) = setup();
+    let bad = 0x0000_8000_0000_0000;
+    assert_eq!(
+        pt.map(&mut mem, bad, 0, PageSize::Size4K, P),
+        Err(MapError::NonCanonical)
+    );
+    assert_eq!(
+        pt.unmap(&mut mem, bad, PageSize::Size4K),
+        Err(UnmapError::NonCanonical)
+    );
+    assert_eq!(pt.protect(&mut mem, bad, P), Err(UnmapError::NonCanonical));
+    let r = pt.unmap_range(&mut mem, bad, bad + K4, |_, _| {});
+    assert_eq!(r, Err(UnmapError::NonCanonical));
+    // A range spanning the hole contains non-canonical addresses.
+    let r = pt.unmap_range(&mut mem, 0x1000, KERNEL_BASE + K4, |_, _| {});
+    assert_eq!(r, Err(UnmapError::NonCanonical));
+    assert!(is_canonical(KERNEL_BASE) && is_canonical(bad - 1) && !is_canonical(bad));
+    assert_eq!(mem.live(), 1);
+}
+
+#[test]
+fn user_mapping_makes_intermediate_entries_user() {
+    let (mut mem, mut pt) = setup();
+    let root = pt.root();
+    let intermediates = |mem: &SimMem, va: u64| {
+        let mut table = root;
+        (2..=4)
+            .rev()
+            .map(|level| {
+                let e = Pte(mem.read_pte(table, table_index(va, level)));
+                table = e.addr();
+                e.flags()
+            })
+            .collect::<Vec<_>>()
+    };
+    // A kernel mapping creates supervisor-only intermediates...
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P | W)
+        .unwrap();
+    assert!(intermediates(&mem, 0x1000).iter().all(|f| *f == P | W));
+    // ...which gain USER when a user mapping passes through; the kernel leaf stays supervisor.
+    pt.map(&mut mem, 0x3000, 0x4000, PageSize::Size4K, P | U)
+        .unwrap();
+    assert!(intermediates(&mem, 0x3000).iter().all(|f| *f == P | W | U));
+    assert_eq!(pt.translate(&mem, 0x1000).unwrap().flags, P | W);
+    assert_eq!(pt.translate(&mem, 0x3000).unwrap().flags, P | U);
+}
+
+#[test]
+fn unmap_frees_empty_tables_but_keeps_tables_still_in_use() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x1000, 0xa000, PageSize::Size4K, P | W)
+        .unwrap();
+    pt.map(&mut mem, 0x2000, 0xb000, PageSize::Size4K, P)
+        .unwrap();
+    pt.map(&mut mem, G1, 0xc000, PageSize::Size4K, P).unwrap(); // shares the PDPT only
+    assert_eq!(pt.count_tables(&mem), 6);
+
+    let m = pt.unmap(&mut mem, 0x1000, PageSize::Size4K).unwrap();
+    assert_eq!(
+        m,
+        Mapping {
+            phys: 0xa000,
+            size: PageSize::Size4K,
+            flags: P | W
+        }
+    );
+    assert_eq!((pt.count_tables(&mem), mem.live()), (6, 6)); // PT still holds 0x2000
+    pt.unmap(&mut mem, 0x2000, PageSize::Size4K).unwrap();
+    assert_eq!((pt.count_tables(&mem), mem.live()), (4, 4)); // PT and PD gone, PDPT kept
+    assert_eq!(pt.translate(&mem, G1).unwrap().phys, 0xc000);
+    pt.unmap(&mut mem, G1, PageSize::Size4K).unwrap();
+    assert_eq!((pt.count_tables(&mem), mem.live()), (1, 1));
+    assert!((0..ENTRIES).all(|i| mem.read_pte(pt.root(), i) == 0));
+}
+
+#[test]
+fn unmap_reports_not_mapped_and_size_mismatch() {
+    let (mut mem, mut pt) = setup();
+    assert_eq!(
+        pt.unmap(&mut mem, 0x1000, PageSize::Size4K),
+        Err(UnmapError::NotMapped)
+    );
+    pt.map(&mut mem, M2, M2, PageSize::Size2M, P).unwrap();
+    pt.map(&mut mem, 0x1000, 0x1000, PageSize::Size4K, P)
+        .unwrap();
+    assert_eq!(
+        pt.unmap(&mut mem, M2, PageSize::Size4K),
+        Err(UnmapError::SizeMismatch)
+    );
+    assert_eq!(
+        pt.unmap(&mut mem, M2, PageSize::Size1G),
+        Err(UnmapError::Misaligned)
+    );
+    assert_eq!(
+        pt.unmap(&mut mem, 0, PageSize::Size2M),
+        Err(UnmapError::NotMapped)
+    );
+    assert_eq!(pt.unmap(&mut mem, M2, PageSize::Size2M).unwrap().phys, M2);
+    assert_eq!(pt.translate(&mem, 0x1000).unwrap().phys, 0x1000);
+}
+
+#[test]
+fn out_of_memory_midway_returns_error_and_leaks_nothing() {
+    let (mut mem, mut pt) = setup();
+    for allowed in 0..3 {
+        mem.limit = Some(allowed);
+        let r = pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P | U);
+        assert_eq!(r, Err(MapError::OutOfMemory));
+        assert_eq!((mem.live(), pt.count_tables(&mem)), (1, 1));
+        assert!((0..ENTRIES).all(|i| mem.read_pte(pt.root(), i) == 0));
+    }
+    // With part of the path present, only the missing tables are needed and none leak.
+    mem.limit = None;
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P)
+        .unwrap();
+    mem.limit = Some(1);
+    assert_eq!(
+        pt.map(&mut mem, G1, 0x3000, PageSize::Size4K, P | U),
+        Err(MapError::OutOfMemory)
+    );
+    assert_eq!(mem.live(), 4);
+    // The failed user mapping did not widen the existing path to USER either.
+    assert!(!Pte(mem.read_pte(pt.root(), 0)).flags().contains(U));
+    mem.limit = Some(2);
+    pt.map(&mut mem, G1, 0x3000, PageSize::Size4K, P).unwrap();
+    assert_eq!(mem.live(), 6);
+}
+
+#[test]
+fn protect_changes_flags_and_keeps_huge() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P | W)
+        .unwrap();
+    pt.map(&mut mem, M2, 0x40_0000, PageSize::Size2M, P | W)
+        .unwrap();
+    let nx = PteFlags::NO_EXECUTE;
+    assert_eq!(pt.protect(&mut mem, 0x1000, P | nx), Ok(P | W));
+    assert_eq!(pt.translate(&mem, 0x1000).unwrap().flags, P | nx);
+    // Any address inside a huge page; the leaf keeps its PS bit and frame.
+    assert_eq!(pt.protect(&mut mem, M2 + 0x5000, nx), Ok(P | W));
+    let m = pt.translate(&mem, M2).unwrap();
+    assert_eq!(
+        m,
+        Mapping {
+            phys: 0x40_0000,
+            size: PageSize::Size2M,
+            flags: P | nx
+        }
+    );
+    assert_eq!(
+        pt.unmap(&mut mem, M2, PageSize::Size2M).unwrap().size,
+        PageSize::Size2M
+    );
+    assert_eq!(pt.protect(&mut mem, 0x9000, P), Err(UnmapError::NotMapped));
+}
+
+#[test]
+fn unmap_range_visits_exactly_the_mapped_pages_and_frees_tables() {
+    let (mut mem, mut pt) = setup();
+    let mapped = [
+        (0x1000, PageSize::Size4K),
+        (0x1f_f000, PageSize::Size4K),
+        (0x40_0000, PageSize::Size2M),
+        (0x80_0000_0000, PageSize::Size4K), // another PML4 slot
+        (0x100_4000_0000, PageSize::Size1G),
+    ];
+    for (i, (va, size)) in mapped.iter().enumerate() {
+        pt.map(&mut mem, *va, (i as u64 + 1) << 30, *size, P | U)
+            .unwrap();
+    }
+    // Outside the range on both sides: must survive, with their tables.
+    pt.map(&mut mem, 0, 0x1000, PageSize::Size4K, P).unwrap();
+    pt.map(&mut mem, 0x200_0000_0000, 0x1000, PageSize::Size4K, P)
+        .unwrap();
+
+    let mut seen = Vec::new();
+    pt.unmap_range(&mut mem, 0x1000, 0x200_0000_0000, |va, m| {
+        seen.push((va, m.size, m.phys))
+    })
+    .unwrap();
+    let want: Vec<_> = mapped
+        .iter()
+        .enumerate()
+        .map(|(i, (va, s))| (*va, *s, (i as u64 + 1) << 30))
+        .collect();
+    assert_eq!(seen, want);
+    for (va, _) in mapped {
+        assert_eq!(pt.translate(&mem, va), None);
+    }
+    assert!(pt.translate(&mem, 0).is_some() && pt.translate(&mem, 0x200_0000_0000).is_some());
+    // root + (PDPT, PD, PT) for each survivor in its own PML4 slot.
+    assert_eq!((pt.count_tables(&mem), mem.live()), (7, 7));
+}
+
+#[test]
+fn unmap_range_skips_absent_subtrees() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x7f_ffff_f000, 0x1000, PageSize::Size4K, P)
+        .unwrap();
+    mem.reads.set(0);
+    let mut n = 0;
+    pt.unmap_range(&mut mem, 0, 1 << 47, |_, _| n += 1).unwrap();
+    assert_eq!((n, mem.live()), (1, 1));
+    // 2^35 pages in the range; a handful of table scans is all it may take.
+    assert!(mem.reads.get() < 10 * ENTRIES, "{} reads", mem.reads.get());
+}
+
+#[test]
+fn unmap_range_rejects_partial_huge_page_and_changes_nothing() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x1000, 0x1000, PageSize::Size4K, P)
+        .unwrap();
+    pt.map(&mut mem, M2, M2, PageSize::Size2M, P).unwrap();
+    let mut called = false;
+    for (s, e) in [(0, M2 + K4), (M2 + K4, 2 * M2), (M2 + K4, M2 + 2 * K4)] {
+        let r = pt.unmap_range(&mut mem, s, e, |_, _| called = true);
+        assert_eq!(r, Err(UnmapError::HugePageInTheWay));
+    }
+    assert!(!called);
+    assert!(pt.translate(&mem, 0x1000).is_some() && pt.translate(&mem, M2).is_some());
+    // Covering the whole huge page is fine; an empty range is a no-op.
+    assert_eq!(
+        pt.unmap_range(&mut mem, M2, M2, |_, _| called = true),
+        Ok(())
+    );
+    assert!(!called);
+    pt.unmap_range(&mut mem, 0, 2 * M2, |_, _| {}).unwrap();
+    assert_eq!(mem.live(), 1);
+}
+
+#[test]
+fn unmap_range_in_kernel_half_reports_canonical_addresses() {
+    let (mut mem, mut pt) = setup();
+    let va = KERNEL_BASE + 0x7000;
+    pt.map(&mut mem, va, 0x7000, PageSize::Size4K, P).unwrap();
+    let mut seen = Vec::new();
+    pt.unmap_range(&mut mem, KERNEL_BASE, 0u64.wrapping_sub(K4), |va, _| {
+        seen.push(va)
+    })
+    .unwrap();
+    assert_eq!((seen, mem.live()), (vec![va], 1));
+}
+
+#[test]
+fn clear_user_half_leaves_root_and_keeps_kernel_half() {
+    let (mut mem, mut kernel) = setup();
+    kernel
+        .map(&mut mem, KERNEL_BASE, 0x1000, PageSize::Size4K, P | W)
+        .unwrap();
+    kernel
+        .map(&mut mem, KERNEL_BASE + G1, 0, PageSize::Size2M, P | W)
+        .unwrap();
+    let kernel_tables = mem.live();
+
+    // A user address space sharing the kernel's tables through PML4 entries 256..512.
+    let mut user = PageTable::new(&mut mem).unwrap();
+    for i in ENTRIES / 2..ENTRIES {
+        let e = mem.read_pte(kernel.root(), i);
+        mem.write_pte(user.root(), i, e);
+    }
+    let upper: Vec<u64> = (256..512).map(|i| mem.read_pte(user.root(), i)).collect();
+    let mapped = [
+        (0x1000, PageSize::Size4K),
+        (0x20_0000, PageSize::Size2M),
+        (0x7f_0000_0000, PageSize::Size1G),
+    ];
+    for (va, size) in mapped {
+        user.map(&mut mem, va, G1, size, P | U).unwrap();
+    }
+    user.map(&mut mem, 0x7fff_ffff_f000, 0x3000, PageSize::Size4K, P | U)
+        .unwrap();
+
+    let mut seen = Vec::new();
+    user.clear_user_half(&mut mem, |va, m| seen.push((va, m.size)));
+    seen.sort_by_key(|s| s.0);
+    let mut want = mapped.to_vec();
+    want.push((0x7fff_ffff_f000, PageSize::Size4K));
+    assert_eq!(seen, want);
+    assert!((0..256).all(|i| mem.read_pte(user.root(), i) == 0));
+    assert_eq!(
+        upper,
+        (256..512)
+            .map(|i| mem.read_pte(user.root(), i))
+            .collect::<Vec<_>>()
+    );
+    // Own root instead of the kernel root, same tables below it.
+    assert_eq!(user.count_tables(&mem), kernel.count_tables(&mem));
+    assert_eq!(mem.live(), kernel_tables + 1); // only the user root on top of the kernel's
+    assert_eq!(user.translate(&mem, KERNEL_BASE).unwrap().phys, 0x1000);
+    assert_eq!(
+        kernel.translate(&mem, KERNEL_BASE + G1).unwrap().size,
+        PageSize::Size2M
+    );
+}
+
+#[test]
+fn count_tables_counts_exactly() {
+    let (mut mem, mut pt) = setup();
+    assert_eq!(pt.count_tables(&mem), 1);
+    let base = 0x4000_0000;
+    for i in 0..513 {
+        pt.map(&mut mem, base + i * K4, i * K4, PageSize::Size4K, P)
+            .unwrap();
+    }
+    // root + PDPT + PD + 2 PTs
+    assert_eq!((pt.count_tables(&mem), mem.live()), (5, 5));
+    // A 1G leaf costs no table below the PDPT.
+    pt.map(&mut mem, 2 * G1, 0, PageSize::Size1G, P).unwrap();
+    assert_eq!(pt.count_tables(&mem), 5);
+}
+
+#[test]
+fn table_index_and_page_size_helpers() {
+    let va = KERNEL_BASE | (3 << 30) | (5 << 21) | (7 << 12) | 0x123;
+    let idx: Vec<_> = (1..=4).rev().map(|l| table_index(va, l)).collect();
+    assert_eq!(idx, [256, 3, 5, 7]);
+    for s in [PageSize::Size4K, PageSize::Size2M, PageSize::Size1G] {
+        assert_eq!(PageSize::from_level(s.level()), Some(s));
+    }
+    assert_eq!(PageSize::Size2M.bytes(), 2 << 20);
+    let e = Pte::new(0x1234_5000, P | PteFlags::NO_EXECUTE);
+    assert_eq!(
+        (e.addr(), e.flags(), e.is_present(), e.is_huge()),
+        (0x1234_5000, P | PteFlags::NO_EXECUTE, true, false)
+    );
+}

@@ -1,0 +1,150 @@
+//! Local APIC timer: the periodic tick. The LAPIC timer's rate is not
+//! architectural, so it is calibrated once against the PIT (1.193182 MHz),
+//! read by polling channel 0 — no PIT interrupt, PIC or speaker port needed,
+//! which keeps it working on `-M microvm` as well as `-M q35`. The same
+//! window calibrates the TSC, the kernel's clock for log timestamps.
+
+use super::cpu::{self, inb, outb, rdmsr};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const REG_ID: usize = 0x20;
+const REG_EOI: usize = 0xb0;
+const REG_SPURIOUS: usize = 0xf0;
+const REG_LVT_TIMER: usize = 0x320;
+const REG_TIMER_INIT: usize = 0x380;
+const REG_TIMER_CURRENT: usize = 0x390;
+const REG_TIMER_DIVIDE: usize = 0x3e0;
+const TIMER_PERIODIC: u32 = 1 << 17;
+const LVT_MASKED: u32 = 1 << 16;
+
+const PIT_HZ: u64 = 1_193_182;
+pub const TICK_HZ: u64 = 100;
+
+static LAPIC_BASE: AtomicU64 = AtomicU64::new(0);
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static TSC_PER_SEC: AtomicU64 = AtomicU64::new(0);
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+
+/// Physical address of this CPU's local APIC registers.
+pub fn lapic_phys_base() -> u64 {
+    rdmsr(IA32_APIC_BASE) & 0xf_ffff_f000
+}
+
+fn write(reg: usize, value: u32) {
+    let base = LAPIC_BASE.load(Ordering::Relaxed);
+    // SAFETY: `base` is the uncached kernel mapping of the LAPIC page set up by `init`; the
+    // register offsets are architectural and inside that page.
+    unsafe { core::ptr::write_volatile((base as usize + reg) as *mut u32, value) }
+}
+
+fn read(reg: usize) -> u32 {
+    let base = LAPIC_BASE.load(Ordering::Relaxed);
+    // SAFETY: as for `write`.
+    unsafe { core::ptr::read_volatile((base as usize + reg) as *const u32) }
+}
+
+/// Counts PIT ticks while polling channel 0 in mode 2 (rate generator), for
+/// at least `pit_ticks`. Returns false if the PIT does not count (absent).
+fn pit_wait(pit_ticks: u64) -> bool {
+    outb(0x43, 0x34); // channel 0, lo/hi byte, mode 2
+    outb(0x40, 0xff);
+    outb(0x40, 0xff);
+    let read_pit = || {
+        outb(0x43, 0x00); // latch channel 0
+        let lo = inb(0x40) as u64;
+        let hi = inb(0x40) as u64;
+        hi << 8 | lo
+    };
+    let mut last = read_pit();
+    let mut elapsed = 0u64;
+    let mut stuck = 0u32;
+    while elapsed < pit_ticks {
+        let now = read_pit();
+        let delta = if now <= last {
+            last - now
+        } else {
+            last + 0x10000 - now
+        };
+        if delta == 0 {
+            stuck += 1;
+            if stuck > 1_000_000 {
+                return false;
+            }
+        } else {
+            stuck = 0;
+        }
+        elapsed += delta;
+        last = now;
+    }
+    true
+}
+
+/// Enables the LAPIC (mapped at `virt_base`) and starts the periodic tick.
+pub fn init(virt_base: u64) {
+    LAPIC_BASE.store(virt_base, Ordering::Relaxed);
+    // Mask the legacy 8259 PICs (q35 has them); their vectors would collide with exceptions.
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+    write(REG_SPURIOUS, 0x100 | super::trap::VECTOR_SPURIOUS as u32);
+    write(REG_TIMER_DIVIDE, 0x3); // divide by 16
+    write(REG_LVT_TIMER, LVT_MASKED);
+    write(REG_TIMER_INIT, u32::MAX);
+
+    let window = PIT_HZ / 20; // 50 ms
+    let tsc0 = cpu::rdtsc();
+    let ok = pit_wait(window);
+    let tsc1 = cpu::rdtsc();
+    let lapic_elapsed = u32::MAX - read(REG_TIMER_CURRENT);
+    let (lapic_per_sec, tsc_per_sec) = if ok {
+        (lapic_elapsed as u64 * 20, (tsc1 - tsc0) * 20)
+    } else {
+        log::warn!("PIT does not count; assuming a 1 GHz TSC and 100 MHz LAPIC timer");
+        (100_000_000 / 16, 1_000_000_000)
+    };
+    TSC_PER_SEC.store(tsc_per_sec.max(1), Ordering::Relaxed);
+    let period = (lapic_per_sec / TICK_HZ).clamp(1, u32::MAX as u64) as u32;
+    write(
+        REG_LVT_TIMER,
+        TIMER_PERIODIC | super::trap::VECTOR_TIMER as u32,
+    );
+    write(REG_TIMER_INIT, period);
+    log::info!(
+        "lapic id {} timer {} Hz (period {} at {} kHz), tsc {} MHz",
+        read(REG_ID) >> 24,
+        TICK_HZ,
+        period,
+        lapic_per_sec / 1000,
+        tsc_per_sec / 1_000_000
+    );
+}
+
+pub fn eoi() {
+    if LAPIC_BASE.load(Ordering::Relaxed) != 0 {
+        write(REG_EOI, 0);
+    }
+}
+
+pub fn on_timer() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Timer interrupts taken since boot.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Records the TSC at the kernel's first instruction, the origin of `uptime_ns`.
+pub fn mark_boot() {
+    TSC_AT_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
+}
+
+/// Nanoseconds since `mark_boot`; 0 until the TSC is calibrated.
+pub fn uptime_ns() -> u64 {
+    let hz = TSC_PER_SEC.load(Ordering::Relaxed);
+    if hz == 0 {
+        return 0;
+    }
+    let d = cpu::rdtsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    (d as u128 * 1_000_000_000 / hz as u128) as u64
+}

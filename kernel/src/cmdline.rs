@@ -1,0 +1,39 @@
+//! The kernel command line (`-append` in QEMU): space-separated `key` or
+//! `key=value` words. Known keys:
+//! - `log=error|warn|info|debug|trace` — console log level (default `info`)
+//! - `ktest` — run every in-kernel test and exit; `ktest=NAME` runs one
+//! - `init=PATH` — the first user program (default `/init` if the initramfs has it)
+
+pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_ascii_whitespace()
+        .find_map(|w| match w.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if w == key => Some(""),
+            _ => None,
+        })
+}
+
+pub fn log_level(cmdline: &str) -> log::LevelFilter {
+    match get(cmdline, "log") {
+        Some("error") => log::LevelFilter::Error,
+        Some("warn") => log::LevelFilter::Warn,
+        Some("debug") => log::LevelFilter::Debug,
+        Some("trace") => log::LevelFilter::Trace,
+        Some("off") => log::LevelFilter::Off,
+        _ => log::LevelFilter::Info,
+    }
+}
+
+pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![cmdline_parses_keys_and_flags];
+
+fn cmdline_parses_keys_and_flags() {
+    let c = "log=debug ktest  init=/bin/sh x=";
+    assert_eq!(get(c, "log"), Some("debug"));
+    assert_eq!(get(c, "ktest"), Some(""));
+    assert_eq!(get(c, "init"), Some("/bin/sh"));
+    assert_eq!(get(c, "x"), Some(""));
+    assert_eq!(get(c, "missing"), None);
+    assert_eq!(log_level(c), log::LevelFilter::Debug);
+    assert_eq!(log_level(""), log::LevelFilter::Info);
+}

@@ -1,0 +1,144 @@
+//! mshare-kernel: an x86_64 kernel that runs static Linux binaries and
+//! measures what page-table sharing (mshare) is worth.
+//!
+//! Boot path: `arch::x86_64::boot` (PVH entry, 32-bit trampoline) calls
+//! [`kernel_entry`] in the higher half with the PVH start info.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+#[allow(unsafe_code)]
+#[path = "arch/x86_64/mod.rs"]
+pub mod arch;
+#[allow(unsafe_code)]
+pub mod mm;
+
+mod backtrace;
+mod cmdline;
+mod initramfs;
+mod ktest;
+mod logger;
+
+use arch::exit::{exit_qemu, QemuExitCode};
+use arch::pvh::BootInfo;
+use arch::{apic, cpu, gdt, pvh, serial, trap};
+use spin::Once;
+
+/// Prints to the console without a log prefix (protocol lines for the runner).
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => { $crate::arch::serial::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+static BOOT_INFO: Once<BootInfo> = Once::new();
+
+pub fn boot_info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info not parsed yet")
+}
+
+/// The first Rust code, called by the boot trampoline (`arch::x86_64::boot`).
+pub fn kernel_main(start_info: u64) -> ! {
+    apic::mark_boot();
+    serial::init();
+    let boot = match pvh::parse(start_info) {
+        Ok(b) => BOOT_INFO.call_once(|| b),
+        Err(e) => {
+            println!(
+                "mshare-kernel: bad PVH start info at {:#x}: {:?}",
+                start_info, e
+            );
+            exit_qemu(QemuExitCode::Failed);
+        }
+    };
+    logger::init(cmdline::log_level(&boot.cmdline));
+    log::info!(
+        "mshare-kernel {} booting, cmdline {:?}",
+        env!("CARGO_PKG_VERSION"),
+        boot.cmdline.as_str()
+    );
+
+    gdt::init();
+    trap::init();
+    arch::init_cpu_features();
+    mm::frame::init(boot);
+    mm::kernel_map::init(boot);
+    mm::frame::add_high_memory();
+    mm::heap::init();
+    let lapic = mm::kernel_map::map_mmio(apic::lapic_phys_base(), 4096);
+    apic::init(lapic);
+    cpu::enable_interrupts();
+    print_memory_summary();
+
+    if let Some(filter) = cmdline::get(&boot.cmdline, "ktest") {
+        let (_, failed) = ktest::run(filter);
+        exit_qemu(if failed == 0 {
+            QemuExitCode::Success
+        } else {
+            QemuExitCode::Failed
+        });
+    }
+    start_init(boot)
+}
+
+fn print_memory_summary() {
+    let f = mm::frame::stats();
+    let h = mm::heap::stats();
+    let s = mm::kernel_sections();
+    let kib = |r: (u64, u64)| (r.1 - r.0) >> 10;
+    println!(
+        "memory: RAM {} MiB, managed {} frames ({} MiB), free {} frames ({} MiB)",
+        f.ram_bytes >> 20,
+        f.usable,
+        f.usable * 4 >> 10,
+        f.free,
+        f.free * 4 >> 10
+    );
+    println!(
+        "memory: kernel text {} KiB, rodata {} KiB, data+bss {} KiB; kernel page tables {} pages; heap {} KiB mapped, {} KiB used",
+        kib(s.text),
+        kib(s.rodata),
+        kib(s.data),
+        mm::kernel_map::kernel_table_pages(),
+        h.mapped_bytes >> 10,
+        h.used_bytes >> 10
+    );
+}
+
+/// Finds the first user program. User mode arrives with the processes issue;
+/// until then a program is recognised and reported, never pretended to run.
+fn start_init(boot: &BootInfo) -> ! {
+    let path = cmdline::get(&boot.cmdline, "init").unwrap_or("/init");
+    match initramfs::find(path) {
+        None if boot.initrd.is_none() || cmdline::get(&boot.cmdline, "init").is_none() => {
+            println!("mshare-kernel: no init program; powering off");
+            exit_qemu(QemuExitCode::Success);
+        }
+        None => println!("mshare-kernel: init {} not found in the initramfs", path),
+        Some(e) => println!(
+            "mshare-kernel: cannot start {} ({} bytes, {:?}): user mode is not implemented yet",
+            path,
+            e.data.len(),
+            initramfs::classify(e.data)
+        ),
+    }
+    exit_qemu(QemuExitCode::Failed)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    cpu::disable_interrupts();
+    if let Some(t) = ktest::current() {
+        serial::write_fmt_emergency(format_args!("\nktest {} ... FAILED\n", t));
+    }
+    serial::write_fmt_emergency(format_args!("\nKERNEL PANIC: {}\n", info));
+    let rbp: u64;
+    // SAFETY: reads the frame pointer register; no memory is touched.
+    #[allow(unsafe_code)]
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
+    };
+    backtrace::print(rbp);
+    exit_qemu(QemuExitCode::Failed)
+}

@@ -1,0 +1,196 @@
+//! The global physical frame allocator: the `frame_alloc` buddy allocator
+//! over the PVH memory map, its metadata placed in the first free RAM that
+//! fits. Lock order: this lock is the innermost (nothing is taken under it).
+
+use super::{align_down, align_up, phys_to_virt, PAGE_SIZE};
+use crate::arch::pvh::{BootInfo, MEMMAP_RAM};
+use arrayvec::ArrayVec;
+use frame_alloc::{FrameAllocator, FrameMeta};
+use spin::Mutex;
+
+static ALLOCATOR: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+
+/// Usable RAM not yet given to the allocator: ranges above 4 GiB wait until
+/// the kernel's own direct map covers them (see `add_high_memory`).
+static PENDING_HIGH: Mutex<ArrayVec<(u64, u64), 64>> = Mutex::new(ArrayVec::new_const());
+
+/// Physical memory the boot page tables reach through the direct map.
+pub const BOOT_MAPPED_LIMIT: u64 = 4 << 30;
+
+/// A physical frame address, 4 KiB aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PhysFrame(pub u64);
+
+impl PhysFrame {
+    pub fn addr(self) -> u64 {
+        self.0
+    }
+    pub fn pfn(self) -> u64 {
+        self.0 / PAGE_SIZE
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct FrameStats {
+    /// Frames the allocator manages (usable RAM minus kernel, initramfs, metadata).
+    pub usable: u64,
+    pub free: u64,
+    /// All RAM the memory map reports.
+    pub ram_bytes: u64,
+}
+
+static RAM_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+type Ranges = ArrayVec<(u64, u64), 128>;
+
+/// Removes `[start, end)` from every range in `ranges`.
+fn subtract(ranges: &mut Ranges, start: u64, end: u64) {
+    let mut out = Ranges::new();
+    for &(s, e) in ranges.iter() {
+        if e <= start || s >= end {
+            out.push((s, e));
+            continue;
+        }
+        if s < start {
+            out.push((s, start));
+        }
+        if e > end {
+            out.push((end, e));
+        }
+    }
+    *ranges = out;
+}
+
+/// Builds the allocator from the memory map. Memory below 1 MiB, the kernel
+/// image and the initramfs are never handed out.
+pub fn init(boot: &BootInfo) {
+    let mut ranges = Ranges::new();
+    let mut ram = 0;
+    for e in boot.memmap.iter().filter(|e| e.kind == MEMMAP_RAM) {
+        ram += e.size;
+        let (s, end) = (
+            align_up(e.addr, PAGE_SIZE),
+            align_down(e.addr + e.size, PAGE_SIZE),
+        );
+        if s < end {
+            let _ = ranges.try_push((s, end));
+        }
+    }
+    RAM_BYTES.store(ram, core::sync::atomic::Ordering::Relaxed);
+    let (_, kernel_end) = super::kernel_phys_range();
+    subtract(&mut ranges, 0, align_up(kernel_end, PAGE_SIZE));
+    if let Some((s, e)) = boot.initrd {
+        subtract(
+            &mut ranges,
+            align_down(s, PAGE_SIZE),
+            align_up(e, PAGE_SIZE),
+        );
+    }
+    let base_pfn = ranges.iter().map(|r| r.0).min().expect("no usable RAM") / PAGE_SIZE;
+    let end_pfn = ranges.iter().map(|r| r.1).max().unwrap() / PAGE_SIZE;
+    let frames = end_pfn - base_pfn;
+    let meta_bytes = align_up(frames * core::mem::size_of::<FrameMeta>() as u64, PAGE_SIZE);
+    let meta_at = ranges
+        .iter()
+        .find(|&&(s, e)| e - s >= meta_bytes && s + meta_bytes <= BOOT_MAPPED_LIMIT)
+        .map(|r| r.0)
+        .expect("no room for frame metadata below 4 GiB");
+    subtract(&mut ranges, meta_at, meta_at + meta_bytes);
+
+    // SAFETY: [meta_at, meta_at + meta_bytes) is usable RAM below 4 GiB, reachable through the
+    // boot direct map and, later, the kernel's; it was removed from the ranges given to the
+    // allocator, so nothing else will ever alias it. FrameAllocator::new initializes every entry.
+    let meta = unsafe {
+        core::slice::from_raw_parts_mut(phys_to_virt(meta_at) as *mut FrameMeta, frames as usize)
+    };
+    let mut alloc = FrameAllocator::new(meta, base_pfn);
+    let mut high = PENDING_HIGH.lock();
+    for &(s, e) in ranges.iter() {
+        let low_end = e.min(BOOT_MAPPED_LIMIT);
+        if s < low_end {
+            alloc.add_free_range(s / PAGE_SIZE, low_end / PAGE_SIZE);
+        }
+        if e > BOOT_MAPPED_LIMIT {
+            let _ = high.try_push((s.max(BOOT_MAPPED_LIMIT), e));
+        }
+    }
+    log::info!(
+        "frames: {} MiB RAM, {} usable frames, metadata {} KiB at {:#x}",
+        ram >> 20,
+        alloc.usable_frames(),
+        meta_bytes >> 10,
+        meta_at
+    );
+    *ALLOCATOR.lock() = Some(alloc);
+}
+
+/// Hands RAM above 4 GiB to the allocator once the kernel's direct map covers it.
+pub fn add_high_memory() {
+    let mut high = PENDING_HIGH.lock();
+    let mut guard = ALLOCATOR.lock();
+    let alloc = guard.as_mut().expect("frame allocator not initialized");
+    for (s, e) in high.drain(..) {
+        alloc.add_free_range(s / PAGE_SIZE, e / PAGE_SIZE);
+    }
+}
+
+/// Allocates 2^order contiguous frames, optionally all below `limit` (physical).
+pub fn alloc_frames(order: usize, limit: Option<u64>) -> Option<PhysFrame> {
+    let mut guard = ALLOCATOR.lock();
+    let alloc = guard.as_mut()?;
+    let r = match limit {
+        Some(l) => alloc.alloc_below(order, l / PAGE_SIZE),
+        None => alloc.alloc(order),
+    };
+    r.ok().map(|pfn| PhysFrame(pfn * PAGE_SIZE))
+}
+
+/// Allocates one frame and fills it with zeroes.
+pub fn alloc_zeroed_frame() -> Option<PhysFrame> {
+    let f = alloc_frames(0, None)?;
+    zero_frame(f);
+    Some(f)
+}
+
+pub fn zero_frame(f: PhysFrame) {
+    // SAFETY: `f` was just handed out by the allocator, so it is RAM the caller owns, and the
+    // direct map covers it.
+    unsafe { core::ptr::write_bytes(phys_to_virt(f.addr()) as *mut u8, 0, PAGE_SIZE as usize) }
+}
+
+/// Returns frames to the allocator. A bad free (double free, wrong order) is a
+/// kernel bug: it is reported and the frames stay where they are.
+pub fn free_frames(frame: PhysFrame, order: usize) {
+    let mut guard = ALLOCATOR.lock();
+    if let Some(alloc) = guard.as_mut() {
+        if let Err(e) = alloc.free(frame.pfn(), order) {
+            drop(guard);
+            panic!(
+                "bad frame free {:#x} order {}: {:?}",
+                frame.addr(),
+                order,
+                e
+            );
+        }
+    }
+}
+
+pub fn stats() -> FrameStats {
+    let guard = ALLOCATOR.lock();
+    let (usable, free) = guard
+        .as_ref()
+        .map(|a| (a.usable_frames(), a.free_frames()))
+        .unwrap_or((0, 0));
+    FrameStats {
+        usable,
+        free,
+        ram_bytes: RAM_BYTES.load(core::sync::atomic::Ordering::Relaxed),
+    }
+}
+
+pub fn is_allocated(frame: PhysFrame) -> bool {
+    ALLOCATOR
+        .lock()
+        .as_ref()
+        .is_some_and(|a| a.is_allocated(frame.pfn()))
+}

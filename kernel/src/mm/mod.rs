@@ -1,0 +1,101 @@
+//! Memory management core: physical frames, the kernel's own page tables and
+//! the kernel heap. Together with `arch` this is where `unsafe` is allowed:
+//! turning physical addresses into pointers happens only here.
+//!
+//! Kernel virtual layout (4-level paging; PML4 slot in brackets):
+//! - `PHYS_OFFSET`  0xffff_8000_0000_0000 [256..]: direct map of all RAM, 2 MiB pages, RW NX
+//! - `HEAP_BASE`    0xffff_c000_0000_0000 [384]: kernel heap, grown page by page
+//! - `MMIO_BASE`    0xffff_ff00_0000_0000 [510]: device registers, uncached
+//! - `KERNEL_VMA`   0xffff_ffff_8000_0000 [511]: the kernel image, W^X per section
+//!
+//! Every kernel-half PML4 slot points at a PDPT allocated at boot, so a later
+//! kernel mapping is seen by every address space that copies slots 256..512.
+
+pub mod frame;
+pub mod heap;
+pub mod kernel_map;
+pub mod tests;
+
+pub const PAGE_SIZE: u64 = 4096;
+pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
+pub const HEAP_BASE: u64 = 0xffff_c000_0000_0000;
+pub const HEAP_MAX: u64 = 64 << 30;
+pub const MMIO_BASE: u64 = 0xffff_ff00_0000_0000;
+pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
+
+/// The direct-map address of physical address `pa`.
+pub const fn phys_to_virt(pa: u64) -> u64 {
+    PHYS_OFFSET + pa
+}
+
+pub const fn align_down(x: u64, a: u64) -> u64 {
+    x & !(a - 1)
+}
+
+pub const fn align_up(x: u64, a: u64) -> u64 {
+    (x + a - 1) & !(a - 1)
+}
+
+/// Symbols from `linker.ld`; only their addresses are meaningful.
+mod symbols {
+    extern "C" {
+        pub static __text_start: u8;
+        pub static __text_end: u8;
+        pub static __rodata_start: u8;
+        pub static __rodata_end: u8;
+        pub static __data_start: u8;
+        pub static __data_end: u8;
+        pub static __stack_guard: u8;
+        pub static __boot_stack_bottom: u8;
+    }
+}
+
+/// Virtual address ranges of the kernel image sections, from the linker script.
+pub struct KernelSections {
+    pub text: (u64, u64),
+    pub rodata: (u64, u64),
+    pub data: (u64, u64),
+    pub stack_guard: u64,
+}
+
+pub fn kernel_sections() -> KernelSections {
+    use core::ptr::addr_of;
+    use symbols::*;
+    // Only the addresses of linker-defined symbols are taken, never their contents.
+    KernelSections {
+        text: (addr_of!(__text_start) as u64, addr_of!(__text_end) as u64),
+        rodata: (
+            addr_of!(__rodata_start) as u64,
+            addr_of!(__rodata_end) as u64,
+        ),
+        data: (addr_of!(__data_start) as u64, addr_of!(__data_end) as u64),
+        stack_guard: addr_of!(__stack_guard) as u64,
+    }
+}
+
+/// Physical range of the loaded kernel image (boot trampoline included).
+pub fn kernel_phys_range() -> (u64, u64) {
+    let s = kernel_sections();
+    (0x100000, s.data.1 - KERNEL_VMA)
+}
+
+/// Copies `len` bytes of physical memory starting at `pa` into a slice.
+/// Only for memory the kernel owns (the initramfs module, frames it allocated).
+pub fn phys_slice(pa: u64, len: usize) -> &'static [u8] {
+    // SAFETY: callers pass ranges inside RAM, which the direct map covers for the kernel's
+    // lifetime; the memory is not handed out as frames while a slice lives (the initramfs range
+    // is reserved in the frame allocator).
+    unsafe { core::slice::from_raw_parts(phys_to_virt(pa) as *const u8, len) }
+}
+
+/// Reads the saved frame pointer and return address of the stack frame at `rbp`.
+/// The caller checks that `rbp .. rbp + 16` lies in mapped kernel data.
+pub fn read_stack_frame(rbp: u64) -> (u64, u64) {
+    // SAFETY: the caller guarantees the 16 bytes at rbp are mapped kernel memory.
+    unsafe {
+        (
+            core::ptr::read_volatile(rbp as *const u64),
+            core::ptr::read_volatile((rbp + 8) as *const u64),
+        )
+    }
+}

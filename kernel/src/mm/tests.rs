@@ -1,0 +1,220 @@
+//! In-kernel tests of the memory core: what the host tests of `frame_alloc`
+//! and `page_table` cannot show — that the MMU agrees with our tables.
+
+use super::frame::{self, PhysFrame};
+use super::{heap, kernel_map, kernel_sections, phys_to_virt, PAGE_SIZE};
+use crate::arch::{apic, cpu};
+use alloc::vec::Vec;
+use page_table::PteFlags;
+
+pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
+    frames_are_distinct_writable_and_returned,
+    frame_exhaustion_is_an_error_and_everything_comes_back,
+    kernel_mapping_is_seen_by_the_mmu_and_unmap_frees_tables,
+    kernel_image_is_mapped_w_xor_x_with_a_stack_guard,
+    direct_map_covers_all_ram,
+    heap_grows_beyond_its_initial_size,
+    timer_interrupts_tick,
+];
+
+pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] =
+    crate::ktests![fault_null_write, fault_stack_overflow];
+
+fn write_u64(va: u64, v: u64) {
+    // SAFETY: callers pass addresses of memory they own and have mapped writable.
+    unsafe { core::ptr::write_volatile(va as *mut u64, v) }
+}
+
+fn read_u64(va: u64) -> u64 {
+    // SAFETY: callers pass addresses of mapped memory they own.
+    unsafe { core::ptr::read_volatile(va as *const u64) }
+}
+
+fn frames_are_distinct_writable_and_returned() {
+    let free_before = frame::stats().free;
+    let frames: Vec<PhysFrame> = (0..256)
+        .map(|_| frame::alloc_frames(0, None).expect("frame"))
+        .collect();
+    assert_eq!(frame::stats().free, free_before - 256);
+    let mut sorted = frames.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), frames.len(), "a frame was handed out twice");
+    let (_, kernel_end) = super::kernel_phys_range();
+    for (i, f) in frames.iter().enumerate() {
+        assert!(
+            f.addr() % PAGE_SIZE == 0 && f.addr() >= kernel_end,
+            "bad frame {:#x}",
+            f.addr()
+        );
+        assert!(frame::is_allocated(*f));
+        write_u64(phys_to_virt(f.addr()), 0xfeed_0000 + i as u64);
+    }
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(read_u64(phys_to_virt(f.addr())), 0xfeed_0000 + i as u64);
+    }
+    for f in frames {
+        frame::free_frames(f, 0);
+    }
+    assert_eq!(frame::stats().free, free_before);
+}
+
+fn frame_exhaustion_is_an_error_and_everything_comes_back() {
+    // Take every free block of order 9 and up, then every single frame: the
+    // allocator must say "no" rather than panic, and give it all back.
+    let free_before = frame::stats().free;
+    let mut held: Vec<(PhysFrame, usize)> = Vec::with_capacity(1 << 16);
+    for order in (0..=9).rev() {
+        while let Some(f) = frame::alloc_frames(order, None) {
+            if held.len() == held.capacity() {
+                frame::free_frames(f, order);
+                break;
+            }
+            held.push((f, order));
+        }
+    }
+    let left = frame::stats().free;
+    assert!(
+        left < free_before / 8,
+        "allocator kept {} of {} frames back",
+        left,
+        free_before
+    );
+    for (f, order) in held {
+        frame::free_frames(f, order);
+    }
+    assert_eq!(frame::stats().free, free_before);
+}
+
+/// A kernel-half address no one else uses (well past the MMIO mappings).
+const TEST_VA: u64 = super::MMIO_BASE + (256 << 30);
+
+fn kernel_mapping_is_seen_by_the_mmu_and_unmap_frees_tables() {
+    let tables_before = kernel_map::kernel_table_pages();
+    let f = frame::alloc_zeroed_frame().expect("frame");
+    let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE;
+    kernel_map::map_kernel_page(TEST_VA, f.addr(), flags).expect("map");
+    // A fresh PD and PT were needed under the preallocated PDPT.
+    assert_eq!(kernel_map::kernel_table_pages(), tables_before + 2);
+    write_u64(TEST_VA + 8, 0x5ca1_ab1e);
+    assert_eq!(
+        read_u64(phys_to_virt(f.addr()) + 8),
+        0x5ca1_ab1e,
+        "MMU did not write through our mapping"
+    );
+    let m = kernel_map::translate(TEST_VA + 8).expect("translate");
+    assert_eq!(m.phys, f.addr());
+    let m = kernel_map::unmap_kernel_page(TEST_VA).expect("unmap");
+    assert_eq!(m.phys, f.addr());
+    assert!(kernel_map::translate(TEST_VA).is_none());
+    assert_eq!(
+        kernel_map::kernel_table_pages(),
+        tables_before,
+        "empty tables were not freed"
+    );
+    frame::free_frames(f, 0);
+}
+
+fn kernel_image_is_mapped_w_xor_x_with_a_stack_guard() {
+    let s = kernel_sections();
+    let check = |va: u64, writable: bool, nx: bool| {
+        let m = kernel_map::translate(va).unwrap_or_else(|| panic!("{:#x} unmapped", va));
+        assert_eq!(
+            m.flags.contains(PteFlags::WRITABLE),
+            writable,
+            "{:#x} {:?}",
+            va,
+            m.flags
+        );
+        assert_eq!(
+            m.flags.contains(PteFlags::NO_EXECUTE),
+            nx,
+            "{:#x} {:?}",
+            va,
+            m.flags
+        );
+    };
+    for va in (s.text.0..s.text.1).step_by(PAGE_SIZE as usize) {
+        check(va, false, false);
+    }
+    for va in (s.rodata.0..s.rodata.1).step_by(PAGE_SIZE as usize) {
+        check(va, false, true);
+    }
+    for va in (s.data.0..s.data.1)
+        .step_by(PAGE_SIZE as usize)
+        .filter(|&va| va != s.stack_guard)
+    {
+        check(va, true, true);
+    }
+    assert!(
+        kernel_map::translate(s.stack_guard).is_none(),
+        "stack guard page is mapped"
+    );
+    // CR3 is the kernel's own table, not the trampoline's.
+    assert_eq!(
+        cpu::read_cr3() & !0xfff,
+        kernel_map::with_kernel_pt(|pt, _| pt.root())
+    );
+    // The boot identity map is gone.
+    assert!(kernel_map::translate(0x100000).is_none());
+}
+
+fn direct_map_covers_all_ram() {
+    let boot = crate::boot_info();
+    for e in boot
+        .memmap
+        .iter()
+        .filter(|e| e.kind == crate::arch::pvh::MEMMAP_RAM)
+    {
+        let first = super::align_up(e.addr, PAGE_SIZE);
+        let last = super::align_down(e.addr + e.size - 1, PAGE_SIZE);
+        for pa in [first, last] {
+            let m = kernel_map::translate(phys_to_virt(pa))
+                .unwrap_or_else(|| panic!("RAM {:#x} not direct-mapped", pa));
+            assert_eq!(m.phys + (phys_to_virt(pa) & (m.size.bytes() - 1)), pa);
+            assert!(m.flags.contains(PteFlags::NO_EXECUTE | PteFlags::WRITABLE));
+        }
+    }
+}
+
+fn heap_grows_beyond_its_initial_size() {
+    let before = heap::stats();
+    let n = (before.mapped_bytes as usize / 8) * 2;
+    let mut v: Vec<u64> = Vec::with_capacity(n);
+    v.extend((0..n as u64).map(|i| i * 3));
+    assert!(heap::stats().mapped_bytes > before.mapped_bytes);
+    assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64 * 3));
+    drop(v);
+    assert_eq!(heap::stats().used_bytes, before.used_bytes);
+}
+
+fn timer_interrupts_tick() {
+    assert!(cpu::interrupts_enabled());
+    let start = apic::ticks();
+    let deadline = apic::uptime_ns() + 2_000_000_000;
+    while apic::ticks() < start + 3 && apic::uptime_ns() < deadline {
+        cpu::halt();
+    }
+    assert!(apic::ticks() >= start + 3, "no timer interrupts in 2 s");
+}
+
+/// Writes through a null pointer: must be reported as a page fault
+/// (vector 14, CR2=0) and end the run with a failure.
+fn fault_null_write() {
+    write_u64(0, 0xdead);
+}
+
+/// Recurses until the boot stack hits its guard page: the page fault cannot
+/// be delivered on the same stack, so the CPU raises a double fault, which
+/// runs on its own IST stack and is reported (vector 8).
+fn fault_stack_overflow() {
+    #[inline(never)]
+    #[allow(unconditional_recursion)]
+    fn recurse(depth: u64) -> u64 {
+        let buf = [depth; 64];
+        let r = recurse(core::hint::black_box(depth + 1));
+        core::hint::black_box(&buf);
+        r + buf[0]
+    }
+    recurse(0);
+}
