@@ -16,7 +16,7 @@ pub fn print(mut rbp: u64) {
     let (lo, hi) = sections.data;
     crate::arch::serial::write_fmt_emergency(format_args!("backtrace:\n"));
     for _ in 0..32 {
-        if rbp < lo || rbp + 16 > hi || rbp % 8 != 0 {
+        if rbp < lo || rbp + 16 > hi || !rbp.is_multiple_of(8) {
             break;
         }
         let (next, ret) = crate::mm::read_stack_frame(rbp);

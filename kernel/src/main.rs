@@ -91,9 +91,9 @@ fn print_memory_summary() {
         "memory: RAM {} MiB, managed {} frames ({} MiB), free {} frames ({} MiB)",
         f.ram_bytes >> 20,
         f.usable,
-        f.usable * 4 >> 10,
+        (f.usable * 4) >> 10,
         f.free,
-        f.free * 4 >> 10
+        (f.free * 4) >> 10
     );
     println!(
         "memory: kernel text {} KiB, rodata {} KiB, data+bss {} KiB; kernel page tables {} pages; heap {} KiB mapped, {} KiB used",

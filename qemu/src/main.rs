@@ -1,1 +1,340 @@
-fn main() {}
+//! `cargo xtask`: the project's runner (see README.md).
+//!
+//! - `cargo xtask run`: boot the kernel and run its main job
+//! - `cargo xtask test`: host unit tests, then the in-QEMU suites; ends with `N passed, N failed`
+//! - `cargo xtask exec PATH [ARGS...]`: boot with a static Linux ELF as the first program
+//! - `cargo xtask build`: build the kernel only
+
+mod deps;
+mod qemu;
+mod test;
+
+use qemu::{QemuConfig, QemuExit};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+const USAGE: &str = "usage: cargo xtask <command> [options]
+commands:
+  run                    boot the kernel and run its main job
+  test                   host unit tests, then in-kernel and runner suites
+  exec PATH [ARGS...]    boot with the static ELF at PATH as /init
+  build                  build the kernel
+options:
+  --release              build the kernel with optimizations
+  --machine microvm|q35  QEMU machine (default microvm)
+  --mem SIZE             guest memory, e.g. 512M (default)
+  --smp N                CPUs (default 1)
+  --timeout SECS         kill QEMU after SECS (default 60)
+  --gdb                  wait for GDB on localhost:1234 (see README)
+  --append WORDS         extra kernel command line
+  --file HOST:GUEST      exec: add HOST file to the initramfs as GUEST";
+
+/// Options shared by the commands.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub release: bool,
+    pub machine: Option<String>,
+    pub mem: Option<String>,
+    pub smp: Option<u32>,
+    pub timeout: Option<u64>,
+    pub gdb: bool,
+    pub append: Vec<String>,
+    pub files: Vec<(PathBuf, String)>,
+    /// Positional arguments (exec: PATH then the program's arguments).
+    pub positional: Vec<String>,
+}
+
+/// Parses options up to the first positional argument; everything after it
+/// belongs to the program (`exec PATH ARGS...`), so program flags pass through.
+pub fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut i = 0;
+    let value = |i: &mut usize, name: &str| -> Result<String, String> {
+        *i += 1;
+        args.get(*i).cloned().ok_or(format!("{name} needs a value"))
+    };
+    while i < args.len() {
+        let a = args[i].as_str();
+        if !o.positional.is_empty() {
+            o.positional.push(a.to_string());
+            i += 1;
+            continue;
+        }
+        match a {
+            "--release" => o.release = true,
+            "--gdb" => o.gdb = true,
+            "--machine" => o.machine = Some(value(&mut i, a)?),
+            "--mem" => o.mem = Some(value(&mut i, a)?),
+            "--smp" => {
+                o.smp = Some(
+                    value(&mut i, a)?
+                        .parse()
+                        .map_err(|_| "--smp needs a number")?,
+                )
+            }
+            "--timeout" => {
+                o.timeout = Some(
+                    value(&mut i, a)?
+                        .parse()
+                        .map_err(|_| "--timeout needs seconds")?,
+                )
+            }
+            "--append" => o.append.push(value(&mut i, a)?),
+            "--file" => {
+                let v = value(&mut i, a)?;
+                let (host, guest) = v.split_once(':').ok_or("--file needs HOST:GUEST")?;
+                o.files.push((
+                    PathBuf::from(host),
+                    guest.trim_start_matches('/').to_string(),
+                ));
+            }
+            "--" => {
+                o.positional.extend(args[i + 1..].iter().cloned());
+                break;
+            }
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s => o.positional.push(s.to_string()),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+/// Builds the kernel ELF and returns its path.
+pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
+    deps::ensure_rust_targets()?;
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--quiet",
+        "--package",
+        "kernel",
+        "--target",
+        "x86_64-unknown-none",
+    ]);
+    if release {
+        c.arg("--release");
+    }
+    let st = c.status().map_err(|e| format!("cargo: {e}"))?;
+    if !st.success() {
+        return Err("kernel build failed".into());
+    }
+    let profile = if release { "release" } else { "debug" };
+    Ok(target_dir()
+        .join("x86_64-unknown-none")
+        .join(profile)
+        .join("kernel"))
+}
+
+/// Writes an initramfs (cpio newc) with the given files, creating parent directories.
+pub fn write_initramfs(path: &Path, files: &[(String, u32, Vec<u8>)]) -> Result<(), String> {
+    let mut w = cpio::Writer::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for (name, _, _) in files {
+        let mut p = Path::new(name).parent();
+        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(d.to_string_lossy().into_owned());
+            p = d.parent();
+        }
+    }
+    for d in &dirs {
+        w.add_dir(d);
+    }
+    for (name, perm, data) in files {
+        w.add_file(name, *perm, data);
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
+    std::fs::write(path, w.finish()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn qemu_config(kernel: &Path, o: &Options) -> QemuConfig {
+    let mut cfg = QemuConfig::new(kernel);
+    if let Some(m) = &o.machine {
+        cfg.machine = m.clone();
+    }
+    if let Some(m) = &o.mem {
+        cfg.mem = m.clone();
+    }
+    if let Some(n) = o.smp {
+        cfg.smp = n;
+    }
+    if let Some(t) = o.timeout {
+        cfg.timeout = Duration::from_secs(t);
+    }
+    cfg.gdb = o.gdb;
+    cfg.cmdline = o.append.join(" ");
+    if o.gdb {
+        eprintln!(
+            "xtask: QEMU waits for GDB: gdb {} -ex 'target remote :1234'",
+            kernel.display()
+        );
+    }
+    cfg
+}
+
+fn cmd_run(o: &Options) -> Result<ExitCode, String> {
+    let kernel = build_kernel(o.release)?;
+    let cfg = qemu_config(&kernel, o);
+    let r = qemu::run(&cfg)?;
+    if let Some(t) = r.first_line {
+        eprintln!(
+            "xtask: first console line {} ms after QEMU started; run took {} ms",
+            t.as_millis(),
+            r.elapsed.as_millis()
+        );
+    }
+    match r.exit {
+        QemuExit::Success => Ok(ExitCode::SUCCESS),
+        e => Err(format!("kernel run ended with {e:?}")),
+    }
+}
+
+/// Parses the kernel's `mshare-kernel: init exited with status N` line.
+pub fn init_exit_status(output: &str) -> Option<u8> {
+    output.lines().find_map(|l| {
+        l.strip_prefix("mshare-kernel: init exited with status ")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn cmd_exec(o: &Options) -> Result<ExitCode, String> {
+    let (path, args) = o.positional.split_first().ok_or("exec needs PATH")?;
+    let program = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let mut files = vec![("init".to_string(), 0o755, program)];
+    for (host, guest) in &o.files {
+        let data = std::fs::read(host).map_err(|e| format!("{}: {e}", host.display()))?;
+        files.push((guest.clone(), 0o755, data));
+    }
+    let initrd = target_dir().join("xtask").join("exec.cpio");
+    write_initramfs(&initrd, &files)?;
+    let kernel = build_kernel(o.release)?;
+    let mut cfg = qemu_config(&kernel, o);
+    cfg.initrd = Some(initrd);
+    cfg.stdin = true;
+    let mut cmdline = format!("log=warn init=/init {}", cfg.cmdline);
+    if !args.is_empty() {
+        cmdline.push_str(" -- ");
+        cmdline.push_str(&args.join(" "));
+    }
+    cfg.cmdline = cmdline;
+    let r = qemu::run(&cfg)?;
+    match (r.exit, init_exit_status(&r.output)) {
+        (QemuExit::Success, Some(s)) => Ok(ExitCode::from(s)),
+        (exit, _) => Err(format!(
+            "the program did not run to completion: kernel ended with {exit:?}"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let opts = match parse_options(rest) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("xtask: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command.as_str() {
+        "build" => build_kernel(opts.release).map(|p| {
+            println!("{}", p.display());
+            ExitCode::SUCCESS
+        }),
+        "run" => cmd_run(&opts),
+        "test" => test::cmd_test(&opts),
+        "exec" => cmd_exec(&opts),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        c => Err(format!("unknown command {c}\n{USAGE}")),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("xtask: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn exec_options_stop_at_the_program_path() {
+        let o = parse_options(&strings(&[
+            "--mem",
+            "1G",
+            "--file",
+            "a.txt:/data/a.txt",
+            "/bin/prog",
+            "--mem",
+            "x",
+        ]))
+        .unwrap();
+        assert_eq!(o.mem.as_deref(), Some("1G"));
+        assert_eq!(
+            o.files,
+            vec![(PathBuf::from("a.txt"), "data/a.txt".to_string())]
+        );
+        assert_eq!(o.positional, strings(&["/bin/prog", "--mem", "x"]));
+    }
+
+    #[test]
+    fn bad_options_are_errors() {
+        assert!(parse_options(&strings(&["--smp", "two"])).is_err());
+        assert!(parse_options(&strings(&["--file", "nocolon"])).is_err());
+        assert!(parse_options(&strings(&["--bogus"])).is_err());
+        assert!(parse_options(&strings(&["--timeout"])).is_err());
+    }
+
+    #[test]
+    fn init_exit_status_line_is_parsed() {
+        assert_eq!(
+            init_exit_status("x\nmshare-kernel: init exited with status 3\n"),
+            Some(3)
+        );
+        assert_eq!(init_exit_status("mshare-kernel: no init program\n"), None);
+    }
+
+    #[test]
+    fn initramfs_gets_parent_directories() {
+        let p = std::env::temp_dir().join(format!("xtask-test-{}.cpio", std::process::id()));
+        write_initramfs(&p, &[("a/b/c.txt".into(), 0o644, b"x".to_vec())]).unwrap();
+        let data = std::fs::read(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let names: Vec<String> = cpio::Reader::new(&data)
+            .map(|e| e.unwrap().name.to_string())
+            .collect();
+        assert_eq!(names, ["a", "a/b", "a/b/c.txt"]);
+    }
+}

@@ -26,14 +26,14 @@ static KERNEL_TABLE_PAGES: AtomicU64 = AtomicU64::new(0);
 
 impl PhysMem for KernelPhysMem {
     fn read_pte(&self, table: u64, index: usize) -> u64 {
-        debug_assert!(index < 512 && table % PAGE_SIZE == 0);
+        debug_assert!(index < 512 && table.is_multiple_of(PAGE_SIZE));
         // SAFETY: `table` is a page-table frame this kernel allocated (or the root), inside RAM
         // covered by the direct map; index < 512 keeps the access inside the frame.
         unsafe { core::ptr::read_volatile((phys_to_virt(table) as *const u64).add(index)) }
     }
 
     fn write_pte(&mut self, table: u64, index: usize, value: u64) {
-        debug_assert!(index < 512 && table % PAGE_SIZE == 0);
+        debug_assert!(index < 512 && table.is_multiple_of(PAGE_SIZE));
         // SAFETY: as for read_pte; the caller holds the page-table lock.
         unsafe { core::ptr::write_volatile((phys_to_virt(table) as *mut u64).add(index), value) }
     }

@@ -17,8 +17,12 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     timer_interrupts_tick,
 ];
 
-pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] =
-    crate::ktests![fault_null_write, fault_stack_overflow];
+pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] = crate::ktests![
+    fault_null_write,
+    fault_stack_overflow,
+    fault_panic,
+    fault_hang
+];
 
 fn write_u64(va: u64, v: u64) {
     // SAFETY: callers pass addresses of memory they own and have mapped writable.
@@ -217,4 +221,17 @@ fn fault_stack_overflow() {
         r + buf[0]
     }
     recurse(0);
+}
+
+/// A failed assertion: the panic handler must name the test and fail the run.
+fn fault_panic() {
+    panic!("deliberate panic from a ktest");
+}
+
+/// Spins with interrupts masked: the runner's timeout must end the run.
+fn fault_hang() {
+    cpu::disable_interrupts();
+    loop {
+        core::hint::spin_loop();
+    }
 }

@@ -231,9 +231,13 @@ mod tests {
     fn archive_written_by_gnu_cpio_is_read() {
         // `printf hi > a; echo ./a | cpio -o -H newc` (GNU cpio 2.13): uppercase hex, the name
         // "a" with its NUL, data padded to 4, the trailer, then zero padding to 512 bytes.
-        let mut a = b"0707010098C080000081A40000000000000000000000016B04178B00000002000000FE000000000000000000000000000000020000000\
-0a\0hi\0\007070100000000000000000000000000000000000000010000000000000000000000000000000000000000000000000000000B00000000TRAILER!!!"
-            .to_vec();
+        let mut a = [
+            &b"0707010098C080000081A40000000000000000000000016B04178B00000002000000FE"[..],
+            b"0000000000000000000000000000000200000000a\0hi\0\0",
+            b"07070100000000000000000000000000000000000000010000000000000000000000000000",
+            b"000000000000000000000000000B00000000TRAILER!!!",
+        ]
+        .concat();
         a.resize(512, 0);
         let e: Vec<_> = Reader::new(&a).collect::<Result<_, _>>().unwrap();
         assert_eq!(e.len(), 1);

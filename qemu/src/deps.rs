@@ -1,0 +1,82 @@
+//! Installs what the runner needs on first use, saying what it does: QEMU and
+//! cpio tools from Debian, the Rust targets from rust-toolchain.toml. A fresh
+//! CI machine gets everything from here, nothing by hand.
+
+use std::process::{Command, Stdio};
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs Debian packages, with sudo when not root.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    eprintln!(
+        "xtask: installing Debian packages {} (first use)",
+        packages.join(" ")
+    );
+    let run = |args: &[&str]| -> Result<(), String> {
+        let mut full: Vec<&str> = sudo.to_vec();
+        full.extend_from_slice(args);
+        let st = Command::new(full[0])
+            .args(&full[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("{}: {e}", full[0]))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("`{}` failed: {st}", full.join(" ")))
+        }
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    run(&args)
+}
+
+/// QEMU for x86_64 guests.
+pub fn ensure_qemu() -> Result<(), String> {
+    if !have("qemu-system-x86_64") {
+        apt_install(&["qemu-system-x86"])?;
+    }
+    Ok(())
+}
+
+/// The rustup targets the kernel (x86_64-unknown-none) and user programs
+/// (x86_64-unknown-linux-musl) are built for.
+pub fn ensure_rust_targets() -> Result<(), String> {
+    if !have("rustup") {
+        return Ok(()); // a toolchain without rustup must bring its own targets
+    }
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let installed = String::from_utf8_lossy(&out.stdout).to_string();
+    for t in ["x86_64-unknown-none", "x86_64-unknown-linux-musl"] {
+        if !installed.lines().any(|l| l.trim() == t) {
+            eprintln!("xtask: rustup target add {t} (first use)");
+            let st = Command::new("rustup")
+                .args(["target", "add", t])
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !st.success() {
+                return Err(format!("rustup target add {t} failed"));
+            }
+        }
+    }
+    Ok(())
+}

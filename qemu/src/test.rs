@@ -1,0 +1,308 @@
+//! `cargo xtask test`: every suite the project has, one tally.
+//!
+//! 1. host unit tests (`cargo test` over the host crates);
+//! 2. in-kernel tests (`ktest`) on `-M microvm` and `-M q35`;
+//! 3. runner checks: the kernel boots and prints its memory summary, and
+//!    deliberate failures (null write, stack overflow, panic, hang) are
+//!    reported the right way and fail the run — never a silent pass.
+//!
+//! Ends with `N passed, N failed` and a non-zero exit on any failure.
+
+use crate::qemu::{self, QemuConfig, QemuExit};
+use crate::{build_kernel, qemu_config, target_dir, write_initramfs, Options};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.passed += 1;
+                println!("PASS {name}");
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("FAIL {name}: {why}");
+                self.failures.push(name.to_string());
+            }
+        }
+    }
+}
+
+/// Sums `test result: ok. N passed; M failed; ...` lines of `cargo test`.
+pub fn parse_cargo_test(output: &str) -> (usize, usize, Vec<String>) {
+    let (mut passed, mut failed, mut names) = (0, 0, Vec::new());
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let num = |key: &str| -> usize {
+                rest.split([';', '.'])
+                    .find_map(|part| part.trim().strip_suffix(key)?.trim().parse().ok())
+                    .unwrap_or(0)
+            };
+            passed += num(" passed");
+            failed += num(" failed");
+        } else if let Some(t) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.strip_suffix(" ... FAILED"))
+        {
+            names.push(t.to_string());
+        }
+    }
+    (passed, failed, names)
+}
+
+/// Per-test lines of a ktest boot: (name, passed).
+pub fn parse_ktest(output: &str) -> Vec<(String, bool)> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("ktest ")?;
+            let (name, verdict) = rest.split_once(" ... ")?;
+            Some((name.to_string(), verdict.trim() == "ok"))
+        })
+        .collect()
+}
+
+fn host_tests(t: &mut Tally) {
+    println!("== host unit tests (cargo test)");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(crate::workspace_root())
+        .args(["test", "--quiet"])
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => return t.record("host: cargo test", Err(e.to_string())),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (passed, failed, names) = parse_cargo_test(&text);
+    println!("host: {passed} passed, {failed} failed");
+    t.passed += passed;
+    t.failed += failed;
+    t.failures
+        .extend(names.iter().map(|n| format!("host: {n}")));
+    if !out.status.success() && failed == 0 {
+        print!("{text}");
+        t.record(
+            "host: cargo test",
+            Err(format!("cargo test exited with {}", out.status)),
+        );
+    } else if failed > 0 {
+        print!("{text}");
+    }
+}
+
+fn ktests(t: &mut Tally, kernel: &Path, o: &Options, initrd: &Path) {
+    for machine in ["microvm", "q35"] {
+        println!("== in-kernel tests on -M {machine}");
+        let mut cfg = qemu_config(kernel, o);
+        cfg.machine = machine.into();
+        cfg.initrd = Some(initrd.to_path_buf());
+        cfg.cmdline = "ktest log=warn".into();
+        cfg.echo = false;
+        let r = match qemu::run(&cfg) {
+            Ok(r) => r,
+            Err(e) => return t.record(&format!("{machine}: boot"), Err(e)),
+        };
+        let results = parse_ktest(&r.output);
+        for (name, ok) in &results {
+            t.record(
+                &format!("{machine}: ktest {name}"),
+                if *ok {
+                    Ok(())
+                } else {
+                    Err("see output".into())
+                },
+            );
+        }
+        let summary = r
+            .output
+            .lines()
+            .any(|l| l.starts_with("ktest result: ") && l.ends_with(" 0 failed"));
+        let verdict = match (r.exit, summary, results.is_empty()) {
+            (QemuExit::Success, true, false) => Ok(()),
+            (exit, _, _) => {
+                print!("{}", r.output);
+                Err(format!("kernel ended with {exit:?}"))
+            }
+        };
+        t.record(&format!("{machine}: ktest run completes"), verdict);
+    }
+}
+
+/// A boot that must fail in a specific, reported way.
+struct FailureCase {
+    name: &'static str,
+    cmdline: &'static str,
+    expect_exit: QemuExit,
+    must_contain: &'static [&'static str],
+    timeout: u64,
+}
+
+const FAILURE_CASES: &[FailureCase] = &[
+    FailureCase {
+        name: "null write is reported as page fault with RIP and CR2",
+        cmdline: "ktest=fault_null_write",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "EXCEPTION: page fault (vector 14)",
+            "CR2=0x0000000000000000",
+            "RIP=0xffffffff8",
+            "on write in kernel mode",
+        ],
+        timeout: 30,
+    },
+    FailureCase {
+        name: "stack overflow hits the guard page and is reported as double fault",
+        cmdline: "ktest=fault_stack_overflow",
+        expect_exit: QemuExit::Failed,
+        must_contain: &["EXCEPTION: double fault (vector 8)"],
+        timeout: 30,
+    },
+    FailureCase {
+        name: "kernel panic is reported and fails the run",
+        cmdline: "ktest=fault_panic",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "ktest fault_panic ... FAILED",
+            "KERNEL PANIC: ",
+            "deliberate panic",
+            "backtrace:",
+        ],
+        timeout: 30,
+    },
+    FailureCase {
+        name: "a hung kernel is killed at the timeout",
+        cmdline: "ktest=fault_hang",
+        expect_exit: QemuExit::Timeout,
+        must_contain: &["memory: RAM"],
+        timeout: 5,
+    },
+    FailureCase {
+        name: "an unknown ktest name fails the run",
+        cmdline: "ktest=no_such_test",
+        expect_exit: QemuExit::Failed,
+        must_contain: &["ktest no_such_test ... FAILED: no such test"],
+        timeout: 30,
+    },
+];
+
+fn failure_cases(t: &mut Tally, kernel: &Path, o: &Options) {
+    println!("== deliberate failures are caught");
+    for case in FAILURE_CASES {
+        let mut cfg = qemu_config(kernel, o);
+        cfg.cmdline = format!("{} log=warn", case.cmdline);
+        cfg.timeout = Duration::from_secs(case.timeout);
+        cfg.echo = false;
+        let result = qemu::run(&cfg).and_then(|r| {
+            let missing: Vec<_> = case
+                .must_contain
+                .iter()
+                .filter(|s| !r.output.contains(*s))
+                .collect();
+            if r.exit != case.expect_exit || !missing.is_empty() {
+                print!("{}", r.output);
+                return Err(format!(
+                    "exit {:?} (want {:?}), missing {:?}",
+                    r.exit, case.expect_exit, missing
+                ));
+            }
+            Ok(())
+        });
+        t.record(case.name, result);
+    }
+}
+
+fn smoke(t: &mut Tally, kernel: &Path, o: &Options) {
+    println!("== cargo xtask run smoke boot");
+    for machine in ["microvm", "q35"] {
+        let mut cfg: QemuConfig = qemu_config(kernel, o);
+        cfg.machine = machine.into();
+        cfg.echo = false;
+        let result = qemu::run(&cfg).and_then(|r| {
+            let ok = r.exit == QemuExit::Success
+                && r.output.contains("memory: RAM ")
+                && r.output.contains("no init program; powering off");
+            if let Some(first) = r.first_line {
+                println!(
+                    "{machine}: first console line after {} ms",
+                    first.as_millis()
+                );
+            }
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("exit {:?}\n{}", r.exit, r.output))
+            }
+        });
+        t.record(
+            &format!("{machine}: boots and prints the memory summary"),
+            result,
+        );
+    }
+}
+
+pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
+    let mut t = Tally::default();
+    host_tests(&mut t);
+    let kernel = build_kernel(o.release)?;
+    let initrd = target_dir().join("xtask").join("ktest.cpio");
+    write_initramfs(
+        &initrd,
+        &[(
+            "ktest/hello.txt".into(),
+            0o644,
+            b"hello from the initramfs\n".to_vec(),
+        )],
+    )?;
+    ktests(&mut t, &kernel, o, &initrd);
+    failure_cases(&mut t, &kernel, o);
+    smoke(&mut t, &kernel, o);
+    if !t.failures.is_empty() {
+        println!("failures:");
+        for f in &t.failures {
+            println!("  {f}");
+        }
+    }
+    println!("{} passed, {} failed", t.passed, t.failed);
+    Ok(if t.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_test_summaries_are_summed() {
+        let out = "running 3 tests\ntest a ... ok\ntest b::c ... FAILED\n\
+                   test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\
+                   test result: ok. 5 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n";
+        let (p, f, names) = parse_cargo_test(out);
+        assert_eq!((p, f), (7, 1));
+        assert_eq!(names, ["b::c"]);
+    }
+
+    #[test]
+    fn ktest_lines_are_parsed() {
+        let out = "memory: x\nktest a ... ok\nktest b ... FAILED: frames in use 1 before, 2 after\nktest result: 1 passed, 1 failed\n";
+        assert_eq!(
+            parse_ktest(out),
+            vec![("a".to_string(), true), ("b".to_string(), false)]
+        );
+    }
+}
