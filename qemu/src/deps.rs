@@ -61,7 +61,10 @@ pub fn ensure_rust_targets() -> Result<(), String> {
     if !have("rustup") {
         return Ok(()); // a toolchain without rustup must bring its own targets
     }
+    // From the workspace root, so that rust-toolchain.toml picks the toolchain.
+    let root = crate::workspace_root();
     let out = Command::new("rustup")
+        .current_dir(&root)
         .args(["target", "list", "--installed"])
         .output()
         .map_err(|e| e.to_string())?;
@@ -70,6 +73,7 @@ pub fn ensure_rust_targets() -> Result<(), String> {
         if !installed.lines().any(|l| l.trim() == t) {
             eprintln!("xtask: rustup target add {t} (first use)");
             let st = Command::new("rustup")
+                .current_dir(&root)
                 .args(["target", "add", t])
                 .status()
                 .map_err(|e| e.to_string())?;
