@@ -11,10 +11,7 @@ fn main() {
     let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let target = std::env::var("TARGET").unwrap();
     if target == "x86_64-unknown-none" {
-        println!(
-            "cargo:rustc-link-arg-bins=-T{}",
-            dir.join("linker.ld").display()
-        );
+        println!("cargo:rustc-link-arg-bins=-T{}", dir.join("linker.ld").display());
         println!("cargo:rustc-link-arg-bins=--no-pie");
         println!("cargo:rustc-link-arg-bins=-zmax-page-size=4096");
     }

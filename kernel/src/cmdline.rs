@@ -5,13 +5,11 @@
 //! - `init=PATH` — the first user program (default `/init` if the initramfs has it)
 
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
-    cmdline
-        .split_ascii_whitespace()
-        .find_map(|w| match w.split_once('=') {
-            Some((k, v)) if k == key => Some(v),
-            None if w == key => Some(""),
-            _ => None,
-        })
+    cmdline.split_ascii_whitespace().find_map(|w| match w.split_once('=') {
+        Some((k, v)) if k == key => Some(v),
+        None if w == key => Some(""),
+        _ => None,
+    })
 }
 
 pub fn log_level(cmdline: &str) -> log::LevelFilter {

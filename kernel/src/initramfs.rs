@@ -12,9 +12,7 @@ pub fn archive() -> Option<&'static [u8]> {
 
 pub fn find(path: &str) -> Option<cpio::Entry<'static>> {
     let path = path.trim_start_matches('/');
-    cpio::Reader::new(archive()?)
-        .filter_map(Result::ok)
-        .find(|e| e.name == path)
+    cpio::Reader::new(archive()?).filter_map(Result::ok).find(|e| e.name == path)
 }
 
 /// What the first bytes of a program say it is.
@@ -40,8 +38,7 @@ pub fn classify(data: &[u8]) -> ProgramKind {
     ProgramKind::Elf64 { pie: e_type == 3 }
 }
 
-pub(crate) const KTESTS: &[crate::ktest::KTest] =
-    crate::ktests![initramfs_from_the_runner_is_readable];
+pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![initramfs_from_the_runner_is_readable];
 
 /// `cargo xtask test` boots the ktest kernel with an initramfs holding
 /// `ktest/hello.txt`; booted without one, the test checks nothing is found.
@@ -50,13 +47,9 @@ fn initramfs_from_the_runner_is_readable() {
         Some(a) => {
             let n = cpio::Reader::new(a).count();
             assert!(n >= 1);
-            let hello =
-                find("/ktest/hello.txt").expect("ktest/hello.txt missing from the initramfs");
+            let hello = find("/ktest/hello.txt").expect("ktest/hello.txt missing from the initramfs");
             assert_eq!(hello.data, b"hello from the initramfs\n");
-            assert!(
-                cpio::Reader::new(a).all(|e| e.is_ok()),
-                "archive has a bad entry"
-            );
+            assert!(cpio::Reader::new(a).all(|e| e.is_ok()), "archive has a bad entry");
         }
         None => assert!(find("/ktest/hello.txt").is_none()),
     }

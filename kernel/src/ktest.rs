@@ -25,11 +25,7 @@ macro_rules! ktests {
 }
 
 fn suites() -> [&'static [KTest]; 3] {
-    [
-        crate::cmdline::KTESTS,
-        crate::mm::tests::KTESTS,
-        crate::initramfs::KTESTS,
-    ]
+    [crate::cmdline::KTESTS, crate::mm::tests::KTESTS, crate::initramfs::KTESTS]
 }
 
 /// Tests that crash the kernel on purpose; run only by name.
@@ -55,10 +51,7 @@ pub fn run(filter: &str) -> (usize, usize) {
     let mut failed = 0;
     let mut found = false;
     let all = suites();
-    let candidates = all
-        .iter()
-        .flat_map(|s| s.iter())
-        .chain(fault_tests().iter().filter(|_| !filter.is_empty()));
+    let candidates = all.iter().flat_map(|s| s.iter()).chain(fault_tests().iter().filter(|_| !filter.is_empty()));
     for t in candidates {
         if !filter.is_empty() && t.name != filter {
             continue;
@@ -69,12 +62,7 @@ pub fn run(filter: &str) -> (usize, usize) {
         (t.func)();
         let after = frames_in_use();
         if after != before {
-            crate::println!(
-                "ktest {} ... FAILED: frames in use {} before, {} after",
-                t.name,
-                before,
-                after
-            );
+            crate::println!("ktest {} ... FAILED: frames in use {} before, {} after", t.name, before, after);
             failed += 1;
         } else {
             crate::println!("ktest {} ... ok", t.name);

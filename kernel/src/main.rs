@@ -17,9 +17,15 @@ pub mod mm;
 
 mod backtrace;
 mod cmdline;
+pub mod errno;
+pub mod fs;
 mod initramfs;
 mod ktest;
 mod logger;
+pub mod process;
+mod random;
+mod syscall;
+pub mod time;
 
 use arch::exit::{exit_qemu, QemuExitCode};
 use arch::pvh::BootInfo;
@@ -32,7 +38,23 @@ macro_rules! println {
     ($($arg:tt)*) => { $crate::arch::serial::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// Logs a message the first time this line runs (unimplemented features).
+#[macro_export]
+macro_rules! log_once {
+    ($($arg:tt)*) => {{
+        static ONCE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        if !ONCE.swap(true, core::sync::atomic::Ordering::Relaxed) {
+            log::warn!($($arg)*);
+        }
+    }};
+}
+
 static BOOT_INFO: Once<BootInfo> = Once::new();
+
+/// Powers the machine off (QEMU: isa-debug-exit with success or failure).
+pub fn power_off(success: bool) -> ! {
+    exit_qemu(if success { QemuExitCode::Success } else { QemuExitCode::Failed })
+}
 
 pub fn boot_info() -> &'static BootInfo {
     BOOT_INFO.get().expect("boot info not parsed yet")
@@ -45,19 +67,12 @@ pub fn kernel_main(start_info: u64) -> ! {
     let boot = match pvh::parse(start_info) {
         Ok(b) => BOOT_INFO.call_once(|| b),
         Err(e) => {
-            println!(
-                "mshare-kernel: bad PVH start info at {:#x}: {:?}",
-                start_info, e
-            );
+            println!("mshare-kernel: bad PVH start info at {:#x}: {:?}", start_info, e);
             exit_qemu(QemuExitCode::Failed);
         }
     };
     logger::init(cmdline::log_level(&boot.cmdline));
-    log::info!(
-        "mshare-kernel {} booting, cmdline {:?}",
-        env!("CARGO_PKG_VERSION"),
-        boot.cmdline.as_str()
-    );
+    log::info!("mshare-kernel {} booting, cmdline {:?}", env!("CARGO_PKG_VERSION"), boot.cmdline.as_str());
 
     gdt::init();
     trap::init();
@@ -66,18 +81,23 @@ pub fn kernel_main(start_info: u64) -> ! {
     mm::kernel_map::init(boot);
     mm::frame::add_high_memory();
     mm::heap::init();
+    mm::page::init();
+    arch::percpu::init();
+    arch::syscall::init();
+    random::init();
+    time::init();
     let lapic = mm::kernel_map::map_mmio(apic::lapic_phys_base(), 4096);
     apic::init(lapic);
     cpu::enable_interrupts();
     print_memory_summary();
+    if let Err(e) = fs::init() {
+        println!("mshare-kernel: cannot build the root filesystem: {:?}", e);
+        exit_qemu(QemuExitCode::Failed);
+    }
 
     if let Some(filter) = cmdline::get(&boot.cmdline, "ktest") {
         let (_, failed) = ktest::run(filter);
-        exit_qemu(if failed == 0 {
-            QemuExitCode::Success
-        } else {
-            QemuExitCode::Failed
-        });
+        exit_qemu(if failed == 0 { QemuExitCode::Success } else { QemuExitCode::Failed });
     }
     start_init(boot)
 }
@@ -106,24 +126,25 @@ fn print_memory_summary() {
     );
 }
 
-/// Finds the first user program. User mode arrives with the processes issue;
-/// until then a program is recognised and reported, never pretended to run.
+/// Starts the first user program (`init=` on the command line, default
+/// `/init`) and becomes the idle loop. Arguments after `--` go to it.
 fn start_init(boot: &BootInfo) -> ! {
     let path = cmdline::get(&boot.cmdline, "init").unwrap_or("/init");
-    match initramfs::find(path) {
-        None if boot.initrd.is_none() || cmdline::get(&boot.cmdline, "init").is_none() => {
+    let args: alloc::vec::Vec<&str> =
+        boot.cmdline.split_once(" -- ").map(|(_, a)| a.split_ascii_whitespace().collect()).unwrap_or_default();
+    if initramfs::find(path).is_none() {
+        if cmdline::get(&boot.cmdline, "init").is_none() {
             println!("mshare-kernel: no init program; powering off");
             exit_qemu(QemuExitCode::Success);
         }
-        None => println!("mshare-kernel: init {} not found in the initramfs", path),
-        Some(e) => println!(
-            "mshare-kernel: cannot start {} ({} bytes, {:?}): user mode is not implemented yet",
-            path,
-            e.data.len(),
-            initramfs::classify(e.data)
-        ),
+        println!("mshare-kernel: init {} not found in the initramfs", path);
+        exit_qemu(QemuExitCode::Failed);
     }
-    exit_qemu(QemuExitCode::Failed)
+    if let Err(e) = process::spawn_init(path, &args) {
+        println!("mshare-kernel: cannot start {}: error {}", path, e.0);
+        exit_qemu(QemuExitCode::Failed);
+    }
+    process::sched::idle_loop()
 }
 
 #[panic_handler]

@@ -13,19 +13,13 @@ fn have(cmd: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Installs Debian packages, with sudo when not root.
 fn apt_install(packages: &[&str]) -> Result<(), String> {
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
-    eprintln!(
-        "xtask: installing Debian packages {} (first use)",
-        packages.join(" ")
-    );
+    eprintln!("xtask: installing Debian packages {} (first use)", packages.join(" "));
     let run = |args: &[&str]| -> Result<(), String> {
         let mut full: Vec<&str> = sudo.to_vec();
         full.extend_from_slice(args);

@@ -66,28 +66,13 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--gdb" => o.gdb = true,
             "--machine" => o.machine = Some(value(&mut i, a)?),
             "--mem" => o.mem = Some(value(&mut i, a)?),
-            "--smp" => {
-                o.smp = Some(
-                    value(&mut i, a)?
-                        .parse()
-                        .map_err(|_| "--smp needs a number")?,
-                )
-            }
-            "--timeout" => {
-                o.timeout = Some(
-                    value(&mut i, a)?
-                        .parse()
-                        .map_err(|_| "--timeout needs seconds")?,
-                )
-            }
+            "--smp" => o.smp = Some(value(&mut i, a)?.parse().map_err(|_| "--smp needs a number")?),
+            "--timeout" => o.timeout = Some(value(&mut i, a)?.parse().map_err(|_| "--timeout needs seconds")?),
             "--append" => o.append.push(value(&mut i, a)?),
             "--file" => {
                 let v = value(&mut i, a)?;
                 let (host, guest) = v.split_once(':').ok_or("--file needs HOST:GUEST")?;
-                o.files.push((
-                    PathBuf::from(host),
-                    guest.trim_start_matches('/').to_string(),
-                ));
+                o.files.push((PathBuf::from(host), guest.trim_start_matches('/').to_string()));
             }
             "--" => {
                 o.positional.extend(args[i + 1..].iter().cloned());
@@ -102,16 +87,11 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn cargo() -> Command {
@@ -124,14 +104,7 @@ fn cargo() -> Command {
 pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
     deps::ensure_rust_targets()?;
     let mut c = cargo();
-    c.args([
-        "build",
-        "--quiet",
-        "--package",
-        "kernel",
-        "--target",
-        "x86_64-unknown-none",
-    ]);
+    c.args(["build", "--quiet", "--package", "kernel", "--target", "x86_64-unknown-none"]);
     if release {
         c.arg("--release");
     }
@@ -140,10 +113,7 @@ pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
         return Err("kernel build failed".into());
     }
     let profile = if release { "release" } else { "debug" };
-    Ok(target_dir()
-        .join("x86_64-unknown-none")
-        .join(profile)
-        .join("kernel"))
+    Ok(target_dir().join("x86_64-unknown-none").join(profile).join("kernel"))
 }
 
 /// Writes an initramfs (cpio newc) with the given files, creating parent directories.
@@ -184,10 +154,7 @@ pub fn qemu_config(kernel: &Path, o: &Options) -> QemuConfig {
     cfg.gdb = o.gdb;
     cfg.cmdline = o.append.join(" ");
     if o.gdb {
-        eprintln!(
-            "xtask: QEMU waits for GDB: gdb {} -ex 'target remote :1234'",
-            kernel.display()
-        );
+        eprintln!("xtask: QEMU waits for GDB: gdb {} -ex 'target remote :1234'", kernel.display());
     }
     cfg
 }
@@ -211,12 +178,7 @@ fn cmd_run(o: &Options) -> Result<ExitCode, String> {
 
 /// Parses the kernel's `mshare-kernel: init exited with status N` line.
 pub fn init_exit_status(output: &str) -> Option<u8> {
-    output.lines().find_map(|l| {
-        l.strip_prefix("mshare-kernel: init exited with status ")?
-            .trim()
-            .parse()
-            .ok()
-    })
+    output.lines().find_map(|l| l.strip_prefix("mshare-kernel: init exited with status ")?.trim().parse().ok())
 }
 
 fn cmd_exec(o: &Options) -> Result<ExitCode, String> {
@@ -242,9 +204,7 @@ fn cmd_exec(o: &Options) -> Result<ExitCode, String> {
     let r = qemu::run(&cfg)?;
     match (r.exit, init_exit_status(&r.output)) {
         (QemuExit::Success, Some(s)) => Ok(ExitCode::from(s)),
-        (exit, _) => Err(format!(
-            "the program did not run to completion: kernel ended with {exit:?}"
-        )),
+        (exit, _) => Err(format!("the program did not run to completion: kernel ended with {exit:?}")),
     }
 }
 
@@ -291,21 +251,10 @@ mod tests {
 
     #[test]
     fn exec_options_stop_at_the_program_path() {
-        let o = parse_options(&strings(&[
-            "--mem",
-            "1G",
-            "--file",
-            "a.txt:/data/a.txt",
-            "/bin/prog",
-            "--mem",
-            "x",
-        ]))
-        .unwrap();
+        let o = parse_options(&strings(&["--mem", "1G", "--file", "a.txt:/data/a.txt", "/bin/prog", "--mem", "x"]))
+            .unwrap();
         assert_eq!(o.mem.as_deref(), Some("1G"));
-        assert_eq!(
-            o.files,
-            vec![(PathBuf::from("a.txt"), "data/a.txt".to_string())]
-        );
+        assert_eq!(o.files, vec![(PathBuf::from("a.txt"), "data/a.txt".to_string())]);
         assert_eq!(o.positional, strings(&["/bin/prog", "--mem", "x"]));
     }
 
@@ -319,10 +268,7 @@ mod tests {
 
     #[test]
     fn init_exit_status_line_is_parsed() {
-        assert_eq!(
-            init_exit_status("x\nmshare-kernel: init exited with status 3\n"),
-            Some(3)
-        );
+        assert_eq!(init_exit_status("x\nmshare-kernel: init exited with status 3\n"), Some(3));
         assert_eq!(init_exit_status("mshare-kernel: no init program\n"), None);
     }
 
@@ -332,9 +278,7 @@ mod tests {
         write_initramfs(&p, &[("a/b/c.txt".into(), 0o644, b"x".to_vec())]).unwrap();
         let data = std::fs::read(&p).unwrap();
         std::fs::remove_file(&p).unwrap();
-        let names: Vec<String> = cpio::Reader::new(&data)
-            .map(|e| e.unwrap().name.to_string())
-            .collect();
+        let names: Vec<String> = cpio::Reader::new(&data).map(|e| e.unwrap().name.to_string()).collect();
         assert_eq!(names, ["a", "a/b", "a/b/c.txt"]);
     }
 }

@@ -74,23 +74,9 @@ pub struct QemuRun {
 
 pub fn command(cfg: &QemuConfig) -> Command {
     let mut c = Command::new("qemu-system-x86_64");
-    c.args([
-        "-M",
-        &cfg.machine,
-        "-cpu",
-        "max",
-        "-m",
-        &cfg.mem,
-        "-smp",
-        &cfg.smp.to_string(),
-    ]);
+    c.args(["-M", &cfg.machine, "-cpu", "max", "-m", &cfg.mem, "-smp", &cfg.smp.to_string()]);
     c.args(["-nodefaults", "-no-reboot", "-display", "none"]);
-    c.args([
-        "-chardev",
-        "stdio,id=console,signal=off",
-        "-serial",
-        "chardev:console",
-    ]);
+    c.args(["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]);
     c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     c.arg("-kernel").arg(&cfg.kernel);
     if let Some(i) = &cfg.initrd {
@@ -109,15 +95,9 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
     crate::deps::ensure_qemu()?;
     let mut cmd = command(cfg);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if cfg.stdin {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if cfg.stdin { Stdio::inherit() } else { Stdio::null() });
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel::<(Instant, String)>();
@@ -173,12 +153,7 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
             eprintln!("qemu: {}", qemu_stderr.trim());
         }
     }
-    Ok(QemuRun {
-        exit,
-        output,
-        first_line,
-        elapsed: start.elapsed(),
-    })
+    Ok(QemuRun { exit, output, first_line, elapsed: start.elapsed() })
 }
 
 #[cfg(test)]
@@ -199,15 +174,9 @@ mod tests {
         cfg.initrd = Some("/i.cpio".into());
         cfg.cmdline = "ktest log=debug".into();
         let c = command(&cfg);
-        let args: Vec<String> = c
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
-        assert!(
-            joined.contains("-kernel /k -initrd /i.cpio -append ktest log=debug"),
-            "{joined}"
-        );
+        assert!(joined.contains("-kernel /k -initrd /i.cpio -append ktest log=debug"), "{joined}");
         assert!(joined.contains("isa-debug-exit,iobase=0xf4"));
         assert!(joined.contains("-M microvm"));
         assert!(!joined.contains("-S"));

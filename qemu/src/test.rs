@@ -43,16 +43,11 @@ pub fn parse_cargo_test(output: &str) -> (usize, usize, Vec<String>) {
     for line in output.lines() {
         if let Some(rest) = line.strip_prefix("test result: ") {
             let num = |key: &str| -> usize {
-                rest.split([';', '.'])
-                    .find_map(|part| part.trim().strip_suffix(key)?.trim().parse().ok())
-                    .unwrap_or(0)
+                rest.split([';', '.']).find_map(|part| part.trim().strip_suffix(key)?.trim().parse().ok()).unwrap_or(0)
             };
             passed += num(" passed");
             failed += num(" failed");
-        } else if let Some(t) = line
-            .strip_prefix("test ")
-            .and_then(|l| l.strip_suffix(" ... FAILED"))
-        {
+        } else if let Some(t) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
             names.push(t.to_string());
         }
     }
@@ -81,23 +76,15 @@ fn host_tests(t: &mut Tally) {
         Ok(o) => o,
         Err(e) => return t.record("host: cargo test", Err(e.to_string())),
     };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let (passed, failed, names) = parse_cargo_test(&text);
     println!("host: {passed} passed, {failed} failed");
     t.passed += passed;
     t.failed += failed;
-    t.failures
-        .extend(names.iter().map(|n| format!("host: {n}")));
+    t.failures.extend(names.iter().map(|n| format!("host: {n}")));
     if !out.status.success() && failed == 0 {
         print!("{text}");
-        t.record(
-            "host: cargo test",
-            Err(format!("cargo test exited with {}", out.status)),
-        );
+        t.record("host: cargo test", Err(format!("cargo test exited with {}", out.status)));
     } else if failed > 0 {
         print!("{text}");
     }
@@ -117,19 +104,9 @@ fn ktests(t: &mut Tally, kernel: &Path, o: &Options, initrd: &Path) {
         };
         let results = parse_ktest(&r.output);
         for (name, ok) in &results {
-            t.record(
-                &format!("{machine}: ktest {name}"),
-                if *ok {
-                    Ok(())
-                } else {
-                    Err("see output".into())
-                },
-            );
+            t.record(&format!("{machine}: ktest {name}"), if *ok { Ok(()) } else { Err("see output".into()) });
         }
-        let summary = r
-            .output
-            .lines()
-            .any(|l| l.starts_with("ktest result: ") && l.ends_with(" 0 failed"));
+        let summary = r.output.lines().any(|l| l.starts_with("ktest result: ") && l.ends_with(" 0 failed"));
         let verdict = match (r.exit, summary, results.is_empty()) {
             (QemuExit::Success, true, false) => Ok(()),
             (exit, _, _) => {
@@ -174,12 +151,7 @@ const FAILURE_CASES: &[FailureCase] = &[
         name: "kernel panic is reported and fails the run",
         cmdline: "ktest=fault_panic",
         expect_exit: QemuExit::Failed,
-        must_contain: &[
-            "ktest fault_panic ... FAILED",
-            "KERNEL PANIC: ",
-            "deliberate panic",
-            "backtrace:",
-        ],
+        must_contain: &["ktest fault_panic ... FAILED", "KERNEL PANIC: ", "deliberate panic", "backtrace:"],
         timeout: 30,
     },
     FailureCase {
@@ -206,17 +178,10 @@ fn failure_cases(t: &mut Tally, kernel: &Path, o: &Options) {
         cfg.timeout = Duration::from_secs(case.timeout);
         cfg.echo = false;
         let result = qemu::run(&cfg).and_then(|r| {
-            let missing: Vec<_> = case
-                .must_contain
-                .iter()
-                .filter(|s| !r.output.contains(*s))
-                .collect();
+            let missing: Vec<_> = case.must_contain.iter().filter(|s| !r.output.contains(*s)).collect();
             if r.exit != case.expect_exit || !missing.is_empty() {
                 print!("{}", r.output);
-                return Err(format!(
-                    "exit {:?} (want {:?}), missing {:?}",
-                    r.exit, case.expect_exit, missing
-                ));
+                return Err(format!("exit {:?} (want {:?}), missing {:?}", r.exit, case.expect_exit, missing));
             }
             Ok(())
         });
@@ -235,10 +200,7 @@ fn smoke(t: &mut Tally, kernel: &Path, o: &Options) {
                 && r.output.contains("memory: RAM ")
                 && r.output.contains("no init program; powering off");
             if let Some(first) = r.first_line {
-                println!(
-                    "{machine}: first console line after {} ms",
-                    first.as_millis()
-                );
+                println!("{machine}: first console line after {} ms", first.as_millis());
             }
             if ok {
                 Ok(())
@@ -246,10 +208,7 @@ fn smoke(t: &mut Tally, kernel: &Path, o: &Options) {
                 Err(format!("exit {:?}\n{}", r.exit, r.output))
             }
         });
-        t.record(
-            &format!("{machine}: boots and prints the memory summary"),
-            result,
-        );
+        t.record(&format!("{machine}: boots and prints the memory summary"), result);
     }
 }
 
@@ -258,14 +217,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     host_tests(&mut t);
     let kernel = build_kernel(o.release)?;
     let initrd = target_dir().join("xtask").join("ktest.cpio");
-    write_initramfs(
-        &initrd,
-        &[(
-            "ktest/hello.txt".into(),
-            0o644,
-            b"hello from the initramfs\n".to_vec(),
-        )],
-    )?;
+    write_initramfs(&initrd, &[("ktest/hello.txt".into(), 0o644, b"hello from the initramfs\n".to_vec())])?;
     ktests(&mut t, &kernel, o, &initrd);
     failure_cases(&mut t, &kernel, o);
     smoke(&mut t, &kernel, o);
@@ -276,11 +228,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         }
     }
     println!("{} passed, {} failed", t.passed, t.failed);
-    Ok(if t.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 #[cfg(test)]
@@ -300,9 +248,6 @@ mod tests {
     #[test]
     fn ktest_lines_are_parsed() {
         let out = "memory: x\nktest a ... ok\nktest b ... FAILED: frames in use 1 before, 2 after\nktest result: 1 passed, 1 failed\n";
-        assert_eq!(
-            parse_ktest(out),
-            vec![("a".to_string(), true), ("b".to_string(), false)]
-        );
+        assert_eq!(parse_ktest(out), vec![("a".to_string(), true), ("b".to_string(), false)]);
     }
 }

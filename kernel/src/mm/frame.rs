@@ -68,10 +68,7 @@ pub fn init(boot: &BootInfo) {
     let mut ram = 0;
     for e in boot.memmap.iter().filter(|e| e.kind == MEMMAP_RAM) {
         ram += e.size;
-        let (s, end) = (
-            align_up(e.addr, PAGE_SIZE),
-            align_down(e.addr + e.size, PAGE_SIZE),
-        );
+        let (s, end) = (align_up(e.addr, PAGE_SIZE), align_down(e.addr + e.size, PAGE_SIZE));
         if s < end {
             let _ = ranges.try_push((s, end));
         }
@@ -80,11 +77,7 @@ pub fn init(boot: &BootInfo) {
     let (_, kernel_end) = super::kernel_phys_range();
     subtract(&mut ranges, 0, align_up(kernel_end, PAGE_SIZE));
     if let Some((s, e)) = boot.initrd {
-        subtract(
-            &mut ranges,
-            align_down(s, PAGE_SIZE),
-            align_up(e, PAGE_SIZE),
-        );
+        subtract(&mut ranges, align_down(s, PAGE_SIZE), align_up(e, PAGE_SIZE));
     }
     let base_pfn = ranges.iter().map(|r| r.0).min().expect("no usable RAM") / PAGE_SIZE;
     let end_pfn = ranges.iter().map(|r| r.1).max().unwrap() / PAGE_SIZE;
@@ -100,9 +93,7 @@ pub fn init(boot: &BootInfo) {
     // SAFETY: [meta_at, meta_at + meta_bytes) is usable RAM below 4 GiB, reachable through the
     // boot direct map and, later, the kernel's; it was removed from the ranges given to the
     // allocator, so nothing else will ever alias it. FrameAllocator::new initializes every entry.
-    let meta = unsafe {
-        core::slice::from_raw_parts_mut(phys_to_virt(meta_at) as *mut FrameMeta, frames as usize)
-    };
+    let meta = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(meta_at) as *mut FrameMeta, frames as usize) };
     let mut alloc = FrameAllocator::new(meta, base_pfn);
     let mut high = PENDING_HIGH.lock();
     for &(s, e) in ranges.iter() {
@@ -165,32 +156,24 @@ pub fn free_frames(frame: PhysFrame, order: usize) {
     if let Some(alloc) = guard.as_mut() {
         if let Err(e) = alloc.free(frame.pfn(), order) {
             drop(guard);
-            panic!(
-                "bad frame free {:#x} order {}: {:?}",
-                frame.addr(),
-                order,
-                e
-            );
+            panic!("bad frame free {:#x} order {}: {:?}", frame.addr(), order, e);
         }
     }
 }
 
 pub fn stats() -> FrameStats {
     let guard = ALLOCATOR.lock();
-    let (usable, free) = guard
-        .as_ref()
-        .map(|a| (a.usable_frames(), a.free_frames()))
-        .unwrap_or((0, 0));
-    FrameStats {
-        usable,
-        free,
-        ram_bytes: RAM_BYTES.load(core::sync::atomic::Ordering::Relaxed),
-    }
+    let (usable, free) = guard.as_ref().map(|a| (a.usable_frames(), a.free_frames())).unwrap_or((0, 0));
+    FrameStats { usable, free, ram_bytes: RAM_BYTES.load(core::sync::atomic::Ordering::Relaxed) }
 }
 
 pub fn is_allocated(frame: PhysFrame) -> bool {
-    ALLOCATOR
-        .lock()
-        .as_ref()
-        .is_some_and(|a| a.is_allocated(frame.pfn()))
+    ALLOCATOR.lock().as_ref().is_some_and(|a| a.is_allocated(frame.pfn()))
+}
+
+/// The pfn range the allocator's metadata covers.
+pub fn pfn_range() -> (u64, u64) {
+    let guard = ALLOCATOR.lock();
+    let a = guard.as_ref().expect("frame allocator not initialized");
+    (a.base_pfn(), a.end_pfn())
 }

@@ -26,9 +26,7 @@ pub struct KernelHeap {
 static HEAP_FRAMES: AtomicU64 = AtomicU64::new(0);
 
 #[global_allocator]
-static HEAP: KernelHeap = KernelHeap {
-    heap: Mutex::new(Heap::empty()),
-};
+static HEAP: KernelHeap = KernelHeap { heap: Mutex::new(Heap::empty()) };
 
 /// Maps `bytes` more at `top`. On exhaustion, unmaps what it mapped.
 fn map_more(top: u64, bytes: u64) -> bool {
@@ -62,17 +60,10 @@ fn map_more(top: u64, bytes: u64) -> bool {
 }
 
 pub fn init() {
-    assert!(
-        map_more(HEAP_BASE, INITIAL_HEAP),
-        "no memory for the initial kernel heap"
-    );
+    assert!(map_more(HEAP_BASE, INITIAL_HEAP), "no memory for the initial kernel heap");
     // SAFETY: [HEAP_BASE, HEAP_BASE + INITIAL_HEAP) was just mapped writable and is used by
     // nothing else.
-    unsafe {
-        HEAP.heap
-            .lock()
-            .init(HEAP_BASE as *mut u8, INITIAL_HEAP as usize)
-    };
+    unsafe { HEAP.heap.lock().init(HEAP_BASE as *mut u8, INITIAL_HEAP as usize) };
 }
 
 unsafe impl GlobalAlloc for KernelHeap {
@@ -88,17 +79,12 @@ unsafe impl GlobalAlloc for KernelHeap {
         }
         // SAFETY: [top, top + want) is now mapped and directly follows the heap's current top.
         unsafe { heap.extend(want as usize) };
-        heap.allocate_first_fit(layout)
-            .map_or(core::ptr::null_mut(), |p| p.as_ptr())
+        heap.allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: GlobalAlloc's contract: ptr came from `alloc` with this layout.
-        unsafe {
-            self.heap
-                .lock()
-                .deallocate(NonNull::new_unchecked(ptr), layout)
-        }
+        unsafe { self.heap.lock().deallocate(NonNull::new_unchecked(ptr), layout) }
     }
 }
 

@@ -3,9 +3,7 @@
 //! section and an unmapped guard page below the boot stack, and MMIO.
 
 use super::frame::{self, PhysFrame, BOOT_MAPPED_LIMIT};
-use super::{
-    align_down, align_up, kernel_sections, phys_to_virt, KERNEL_VMA, MMIO_BASE, PAGE_SIZE,
-};
+use super::{align_down, align_up, kernel_sections, phys_to_virt, KERNEL_VMA, MMIO_BASE, PAGE_SIZE};
 use crate::arch::cpu;
 use crate::arch::pvh::{BootInfo, MEMMAP_RAM};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -24,18 +22,29 @@ pub struct KernelPhysMem {
 /// Page-table pages in use by the kernel's own tables (for the memory summary and leak checks).
 static KERNEL_TABLE_PAGES: AtomicU64 = AtomicU64::new(0);
 
+/// Reads entry `index` of the page-table frame at `table`.
+pub fn read_pte(table: u64, index: usize) -> u64 {
+    assert!(index < 512 && table.is_multiple_of(PAGE_SIZE));
+    // SAFETY: `table` is a page-table frame this kernel allocated (or a root), inside RAM covered
+    // by the direct map; index < 512 keeps the access inside the frame.
+    unsafe { core::ptr::read_volatile((phys_to_virt(table) as *const u64).add(index)) }
+}
+
+/// Writes entry `index` of the page-table frame at `table`; the caller holds
+/// the lock of the page table it belongs to.
+pub fn write_pte(table: u64, index: usize, value: u64) {
+    assert!(index < 512 && table.is_multiple_of(PAGE_SIZE));
+    // SAFETY: as for read_pte.
+    unsafe { core::ptr::write_volatile((phys_to_virt(table) as *mut u64).add(index), value) }
+}
+
 impl PhysMem for KernelPhysMem {
     fn read_pte(&self, table: u64, index: usize) -> u64 {
-        debug_assert!(index < 512 && table.is_multiple_of(PAGE_SIZE));
-        // SAFETY: `table` is a page-table frame this kernel allocated (or the root), inside RAM
-        // covered by the direct map; index < 512 keeps the access inside the frame.
-        unsafe { core::ptr::read_volatile((phys_to_virt(table) as *const u64).add(index)) }
+        read_pte(table, index)
     }
 
     fn write_pte(&mut self, table: u64, index: usize, value: u64) {
-        debug_assert!(index < 512 && table.is_multiple_of(PAGE_SIZE));
-        // SAFETY: as for read_pte; the caller holds the page-table lock.
-        unsafe { core::ptr::write_volatile((phys_to_virt(table) as *mut u64).add(index), value) }
+        write_pte(table, index, value)
     }
 
     fn alloc_table(&mut self) -> Option<u64> {
@@ -57,47 +66,28 @@ pub fn kernel_table_pages() -> u64 {
     KERNEL_TABLE_PAGES.load(Ordering::Relaxed)
 }
 
-fn map_or_die(
-    pt: &mut PageTable,
-    mem: &mut KernelPhysMem,
-    va: u64,
-    pa: u64,
-    size: PageSize,
-    flags: PteFlags,
-) {
+fn map_or_die(pt: &mut PageTable, mem: &mut KernelPhysMem, va: u64, pa: u64, size: PageSize, flags: PteFlags) {
     if let Err(e) = pt.map(mem, va, pa, size, flags) {
-        panic!(
-            "kernel map {:#x} -> {:#x} ({:?}) failed: {:?}",
-            va, pa, size, e
-        );
+        panic!("kernel map {:#x} -> {:#x} ({:?}) failed: {:?}", va, pa, size, e);
     }
 }
 
 /// Builds the kernel page tables, switches CR3 to them and enables global pages.
 pub fn init(boot: &BootInfo) {
-    let mut mem = KernelPhysMem {
-        limit: Some(BOOT_MAPPED_LIMIT),
-    };
+    let mut mem = KernelPhysMem { limit: Some(BOOT_MAPPED_LIMIT) };
     let mut pt = PageTable::new(&mut mem).expect("no memory for the kernel PML4");
 
     // One PDPT per kernel-half PML4 slot, so that every address space that
     // copies slots 256..512 sees later kernel mappings (heap growth, MMIO).
     for slot in 256..512 {
         let pdpt = mem.alloc_table().expect("no memory for kernel PDPTs");
-        mem.write_pte(
-            pt.root(),
-            slot,
-            pdpt | (PteFlags::PRESENT | PteFlags::WRITABLE).bits(),
-        );
+        mem.write_pte(pt.root(), slot, pdpt | (PteFlags::PRESENT | PteFlags::WRITABLE).bits());
     }
 
     // Direct map of RAM: 2 MiB pages where aligned, 4 KiB at the edges.
     let rw_nx = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL;
     for e in boot.memmap.iter().filter(|e| e.kind == MEMMAP_RAM) {
-        let (start, end) = (
-            align_down(e.addr, PAGE_SIZE),
-            align_up(e.addr + e.size, PAGE_SIZE),
-        );
+        let (start, end) = (align_down(e.addr, PAGE_SIZE), align_up(e.addr + e.size, PAGE_SIZE));
         let mut pa = start;
         while pa < end {
             let (size, step) = if pa % SIZE_2M == 0 && pa + SIZE_2M <= end {
@@ -117,23 +107,13 @@ pub fn init(boot: &BootInfo) {
     let s = kernel_sections();
     let sections = [
         (s.text, PteFlags::PRESENT | PteFlags::GLOBAL),
-        (
-            s.rodata,
-            PteFlags::PRESENT | PteFlags::GLOBAL | PteFlags::NO_EXECUTE,
-        ),
+        (s.rodata, PteFlags::PRESENT | PteFlags::GLOBAL | PteFlags::NO_EXECUTE),
         (s.data, rw_nx),
     ];
     for ((start, end), flags) in sections {
         for va in (start..end).step_by(PAGE_SIZE as usize) {
             if va != s.stack_guard {
-                map_or_die(
-                    &mut pt,
-                    &mut mem,
-                    va,
-                    va - KERNEL_VMA,
-                    PageSize::Size4K,
-                    flags,
-                );
+                map_or_die(&mut pt, &mut mem, va, va - KERNEL_VMA, PageSize::Size4K, flags);
             }
         }
     }
@@ -148,9 +128,7 @@ pub fn init(boot: &BootInfo) {
 fn enable_global_pages() {
     // SAFETY: CR4.PGE only keeps GLOBAL translations across CR3 writes; only kernel-half
     // mappings, which are the same in every address space, are GLOBAL.
-    unsafe {
-        core::arch::asm!("mov {t}, cr4", "or {t}, 1 << 7", "mov cr4, {t}", t = out(reg) _, options(nostack))
-    };
+    unsafe { core::arch::asm!("mov {t}, cr4", "or {t}, 1 << 7", "mov cr4, {t}", t = out(reg) _, options(nostack)) };
 }
 
 /// Runs `f` with the kernel page table and a `PhysMem` for it, under the page-table lock.
@@ -166,11 +144,7 @@ static NEXT_MMIO: AtomicU64 = AtomicU64::new(MMIO_BASE);
 pub fn map_mmio(pa: u64, len: u64) -> u64 {
     let (start, end) = (align_down(pa, PAGE_SIZE), align_up(pa + len, PAGE_SIZE));
     let base = NEXT_MMIO.fetch_add(end - start, Ordering::Relaxed);
-    let flags = PteFlags::PRESENT
-        | PteFlags::WRITABLE
-        | PteFlags::NO_CACHE
-        | PteFlags::NO_EXECUTE
-        | PteFlags::GLOBAL;
+    let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_CACHE | PteFlags::NO_EXECUTE | PteFlags::GLOBAL;
     with_kernel_pt(|pt, mem| {
         for off in (0..end - start).step_by(PAGE_SIZE as usize) {
             map_or_die(pt, mem, base + off, start + off, PageSize::Size4K, flags);
@@ -193,4 +167,25 @@ pub fn unmap_kernel_page(va: u64) -> Result<Mapping, UnmapError> {
 
 pub fn translate(va: u64) -> Option<Mapping> {
     with_kernel_pt(|pt, mem| pt.translate(mem, va))
+}
+
+/// The kernel's PML4 (the address space of kernel threads and the idle loop).
+pub fn kernel_root() -> u64 {
+    with_kernel_pt(|pt, _| pt.root())
+}
+
+/// Copies the kernel half (PML4 slots 256..512) into a new user root. The
+/// slots point at PDPTs allocated at boot, so they never change afterwards.
+pub fn copy_kernel_half(root: u64) {
+    let kroot = kernel_root();
+    for i in 256..512 {
+        write_pte(root, i, read_pte(kroot, i));
+    }
+}
+
+/// Loads CR3 with a root built by `copy_kernel_half` (or the kernel's).
+pub fn switch_address_space(root: u64) {
+    // SAFETY: every root this kernel builds maps the kernel half identically, so the running
+    // code, stack and data stay mapped.
+    unsafe { cpu::write_cr3(root) }
 }

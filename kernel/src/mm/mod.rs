@@ -11,10 +11,19 @@
 //! Every kernel-half PML4 slot points at a PDPT allocated at boot, so a later
 //! kernel mapping is seen by every address space that copies slots 256..512.
 
+pub mod address_space;
+pub mod brk;
+pub mod fault;
 pub mod frame;
 pub mod heap;
 pub mod kernel_map;
+pub mod mmap;
+pub mod mprotect;
+pub mod munmap;
+pub mod page;
 pub mod tests;
+pub mod usercopy;
+pub mod vma;
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
@@ -64,10 +73,7 @@ pub fn kernel_sections() -> KernelSections {
     // Only the addresses of linker-defined symbols are taken, never their contents.
     KernelSections {
         text: (addr_of!(__text_start) as u64, addr_of!(__text_end) as u64),
-        rodata: (
-            addr_of!(__rodata_start) as u64,
-            addr_of!(__rodata_end) as u64,
-        ),
+        rodata: (addr_of!(__rodata_start) as u64, addr_of!(__rodata_end) as u64),
         data: (addr_of!(__data_start) as u64, addr_of!(__data_end) as u64),
         stack_guard: addr_of!(__stack_guard) as u64,
     }
@@ -92,10 +98,35 @@ pub fn phys_slice(pa: u64, len: usize) -> &'static [u8] {
 /// The caller checks that `rbp .. rbp + 16` lies in mapped kernel data.
 pub fn read_stack_frame(rbp: u64) -> (u64, u64) {
     // SAFETY: the caller guarantees the 16 bytes at rbp are mapped kernel memory.
+    unsafe { (core::ptr::read_volatile(rbp as *const u64), core::ptr::read_volatile((rbp + 8) as *const u64)) }
+}
+
+/// Copies bytes into physical memory at `pa` (within one frame the caller owns).
+pub fn write_phys(pa: u64, data: &[u8]) {
+    assert!(pa % PAGE_SIZE + data.len() as u64 <= PAGE_SIZE, "write_phys crosses a frame");
+    // SAFETY: the range lies inside one frame of RAM (checked above) that the caller owns
+    // through a page reference; the direct map covers all RAM.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(pa) as *mut u8, data.len()) }
+}
+
+/// Copies bytes out of physical memory at `pa` (within one frame).
+pub fn read_phys(pa: u64, out: &mut [u8]) {
+    assert!(pa % PAGE_SIZE + out.len() as u64 <= PAGE_SIZE, "read_phys crosses a frame");
+    // SAFETY: as for write_phys.
+    unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out.as_mut_ptr(), out.len()) }
+}
+
+/// Fills `len` bytes at `pa` (within one frame) with zeroes.
+pub fn zero_phys(pa: u64, len: usize) {
+    assert!(pa % PAGE_SIZE + len as u64 <= PAGE_SIZE, "zero_phys crosses a frame");
+    // SAFETY: as for write_phys.
+    unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, len) }
+}
+
+/// Copies one whole frame (copy-on-write).
+pub fn copy_frame(dst: u64, src: u64) {
+    // SAFETY: both are whole frames of RAM the caller holds references to; they differ.
     unsafe {
-        (
-            core::ptr::read_volatile(rbp as *const u64),
-            core::ptr::read_volatile((rbp + 8) as *const u64),
-        )
+        core::ptr::copy_nonoverlapping(phys_to_virt(src) as *const u8, phys_to_virt(dst) as *mut u8, PAGE_SIZE as usize)
     }
 }

@@ -17,12 +17,8 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     timer_interrupts_tick,
 ];
 
-pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] = crate::ktests![
-    fault_null_write,
-    fault_stack_overflow,
-    fault_panic,
-    fault_hang
-];
+pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] =
+    crate::ktests![fault_null_write, fault_stack_overflow, fault_panic, fault_hang];
 
 fn write_u64(va: u64, v: u64) {
     // SAFETY: callers pass addresses of memory they own and have mapped writable.
@@ -36,9 +32,7 @@ fn read_u64(va: u64) -> u64 {
 
 fn frames_are_distinct_writable_and_returned() {
     let free_before = frame::stats().free;
-    let frames: Vec<PhysFrame> = (0..256)
-        .map(|_| frame::alloc_frames(0, None).expect("frame"))
-        .collect();
+    let frames: Vec<PhysFrame> = (0..256).map(|_| frame::alloc_frames(0, None).expect("frame")).collect();
     assert_eq!(frame::stats().free, free_before - 256);
     let mut sorted = frames.clone();
     sorted.sort();
@@ -46,11 +40,7 @@ fn frames_are_distinct_writable_and_returned() {
     assert_eq!(sorted.len(), frames.len(), "a frame was handed out twice");
     let (_, kernel_end) = super::kernel_phys_range();
     for (i, f) in frames.iter().enumerate() {
-        assert!(
-            f.addr() % PAGE_SIZE == 0 && f.addr() >= kernel_end,
-            "bad frame {:#x}",
-            f.addr()
-        );
+        assert!(f.addr() % PAGE_SIZE == 0 && f.addr() >= kernel_end, "bad frame {:#x}", f.addr());
         assert!(frame::is_allocated(*f));
         write_u64(phys_to_virt(f.addr()), 0xfeed_0000 + i as u64);
     }
@@ -78,12 +68,7 @@ fn frame_exhaustion_is_an_error_and_everything_comes_back() {
         }
     }
     let left = frame::stats().free;
-    assert!(
-        left < free_before / 8,
-        "allocator kept {} of {} frames back",
-        left,
-        free_before
-    );
+    assert!(left < free_before / 8, "allocator kept {} of {} frames back", left, free_before);
     for (f, order) in held {
         frame::free_frames(f, order);
     }
@@ -101,21 +86,13 @@ fn kernel_mapping_is_seen_by_the_mmu_and_unmap_frees_tables() {
     // A fresh PD and PT were needed under the preallocated PDPT.
     assert_eq!(kernel_map::kernel_table_pages(), tables_before + 2);
     write_u64(TEST_VA + 8, 0x5ca1_ab1e);
-    assert_eq!(
-        read_u64(phys_to_virt(f.addr()) + 8),
-        0x5ca1_ab1e,
-        "MMU did not write through our mapping"
-    );
+    assert_eq!(read_u64(phys_to_virt(f.addr()) + 8), 0x5ca1_ab1e, "MMU did not write through our mapping");
     let m = kernel_map::translate(TEST_VA + 8).expect("translate");
     assert_eq!(m.phys, f.addr());
     let m = kernel_map::unmap_kernel_page(TEST_VA).expect("unmap");
     assert_eq!(m.phys, f.addr());
     assert!(kernel_map::translate(TEST_VA).is_none());
-    assert_eq!(
-        kernel_map::kernel_table_pages(),
-        tables_before,
-        "empty tables were not freed"
-    );
+    assert_eq!(kernel_map::kernel_table_pages(), tables_before, "empty tables were not freed");
     frame::free_frames(f, 0);
 }
 
@@ -123,20 +100,8 @@ fn kernel_image_is_mapped_w_xor_x_with_a_stack_guard() {
     let s = kernel_sections();
     let check = |va: u64, writable: bool, nx: bool| {
         let m = kernel_map::translate(va).unwrap_or_else(|| panic!("{:#x} unmapped", va));
-        assert_eq!(
-            m.flags.contains(PteFlags::WRITABLE),
-            writable,
-            "{:#x} {:?}",
-            va,
-            m.flags
-        );
-        assert_eq!(
-            m.flags.contains(PteFlags::NO_EXECUTE),
-            nx,
-            "{:#x} {:?}",
-            va,
-            m.flags
-        );
+        assert_eq!(m.flags.contains(PteFlags::WRITABLE), writable, "{:#x} {:?}", va, m.flags);
+        assert_eq!(m.flags.contains(PteFlags::NO_EXECUTE), nx, "{:#x} {:?}", va, m.flags);
     };
     for va in (s.text.0..s.text.1).step_by(PAGE_SIZE as usize) {
         check(va, false, false);
@@ -144,37 +109,24 @@ fn kernel_image_is_mapped_w_xor_x_with_a_stack_guard() {
     for va in (s.rodata.0..s.rodata.1).step_by(PAGE_SIZE as usize) {
         check(va, false, true);
     }
-    for va in (s.data.0..s.data.1)
-        .step_by(PAGE_SIZE as usize)
-        .filter(|&va| va != s.stack_guard)
-    {
+    for va in (s.data.0..s.data.1).step_by(PAGE_SIZE as usize).filter(|&va| va != s.stack_guard) {
         check(va, true, true);
     }
-    assert!(
-        kernel_map::translate(s.stack_guard).is_none(),
-        "stack guard page is mapped"
-    );
+    assert!(kernel_map::translate(s.stack_guard).is_none(), "stack guard page is mapped");
     // CR3 is the kernel's own table, not the trampoline's.
-    assert_eq!(
-        cpu::read_cr3() & !0xfff,
-        kernel_map::with_kernel_pt(|pt, _| pt.root())
-    );
+    assert_eq!(cpu::read_cr3() & !0xfff, kernel_map::with_kernel_pt(|pt, _| pt.root()));
     // The boot identity map is gone.
     assert!(kernel_map::translate(0x100000).is_none());
 }
 
 fn direct_map_covers_all_ram() {
     let boot = crate::boot_info();
-    for e in boot
-        .memmap
-        .iter()
-        .filter(|e| e.kind == crate::arch::pvh::MEMMAP_RAM)
-    {
+    for e in boot.memmap.iter().filter(|e| e.kind == crate::arch::pvh::MEMMAP_RAM) {
         let first = super::align_up(e.addr, PAGE_SIZE);
         let last = super::align_down(e.addr + e.size - 1, PAGE_SIZE);
         for pa in [first, last] {
-            let m = kernel_map::translate(phys_to_virt(pa))
-                .unwrap_or_else(|| panic!("RAM {:#x} not direct-mapped", pa));
+            let m =
+                kernel_map::translate(phys_to_virt(pa)).unwrap_or_else(|| panic!("RAM {:#x} not direct-mapped", pa));
             assert_eq!(m.phys + (phys_to_virt(pa) & (m.size.bytes() - 1)), pa);
             assert!(m.flags.contains(PteFlags::NO_EXECUTE | PteFlags::WRITABLE));
         }

@@ -54,11 +54,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        Reader {
-            data,
-            offset: 0,
-            done: false,
-        }
+        Reader { data, offset: 0, done: false }
     }
 }
 
@@ -75,10 +71,7 @@ const fn pad4(x: usize) -> usize {
 impl<'a> Reader<'a> {
     fn next_entry(&mut self) -> Result<Option<Entry<'a>>, Error> {
         let offset = self.offset;
-        let h = self
-            .data
-            .get(offset..offset + HEADER_LEN)
-            .ok_or(Error::Truncated { offset })?;
+        let h = self.data.get(offset..offset + HEADER_LEN).ok_or(Error::Truncated { offset })?;
         if &h[..6] != MAGIC {
             return Err(Error::BadMagic { offset });
         }
@@ -89,32 +82,18 @@ impl<'a> Reader<'a> {
             return Err(Error::BadName { offset });
         }
         let name_start = offset + HEADER_LEN;
-        let name_bytes = self
-            .data
-            .get(name_start..name_start + namesize)
-            .ok_or(Error::Truncated { offset })?;
+        let name_bytes = self.data.get(name_start..name_start + namesize).ok_or(Error::Truncated { offset })?;
         if name_bytes[namesize - 1] != 0 {
             return Err(Error::BadName { offset });
         }
-        let name = core::str::from_utf8(&name_bytes[..namesize - 1])
-            .map_err(|_| Error::BadName { offset })?;
+        let name = core::str::from_utf8(&name_bytes[..namesize - 1]).map_err(|_| Error::BadName { offset })?;
         let data_start = pad4(name_start + namesize);
-        let data = self
-            .data
-            .get(data_start..data_start + filesize)
-            .ok_or(Error::Truncated { offset })?;
+        let data = self.data.get(data_start..data_start + filesize).ok_or(Error::Truncated { offset })?;
         self.offset = pad4(data_start + filesize);
         if name == TRAILER {
             return Ok(None);
         }
-        Ok(Some(Entry {
-            name: name.trim_start_matches("./"),
-            mode,
-            uid,
-            gid,
-            mtime,
-            data,
-        }))
+        Ok(Some(Entry { name: name.trim_start_matches("./"), mode, uid, gid, mtime, data }))
     }
 }
 
@@ -155,30 +134,13 @@ impl Default for Writer {
 #[cfg(any(test, feature = "std"))]
 impl Writer {
     pub fn new() -> Self {
-        Writer {
-            out: Vec::new(),
-            ino: 1,
-        }
+        Writer { out: Vec::new(), ino: 1 }
     }
 
     /// Appends an entry; `mode` includes the file type bits.
     pub fn add(&mut self, name: &str, mode: u32, data: &[u8]) {
         let nlink = if mode & S_IFMT == S_IFDIR { 2 } else { 1 };
-        let fields = [
-            self.ino,
-            mode,
-            0,
-            0,
-            nlink,
-            0,
-            data.len() as u32,
-            0,
-            0,
-            0,
-            0,
-            name.len() as u32 + 1,
-            0,
-        ];
+        let fields = [self.ino, mode, 0, 0, nlink, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
         self.ino += 1;
         self.out.extend_from_slice(MAGIC);
         for f in fields {
@@ -254,10 +216,7 @@ mod tests {
         let a = w.finish();
         for cut in [0, 5, 50, 109, 115, 150] {
             let r: Result<Vec<_>, _> = Reader::new(&a[..cut]).collect();
-            assert!(
-                matches!(r, Err(Error::Truncated { .. })),
-                "cut at {cut}: {r:?}"
-            );
+            assert!(matches!(r, Err(Error::Truncated { .. })), "cut at {cut}: {r:?}");
         }
     }
 
@@ -268,15 +227,9 @@ mod tests {
         let mut a = w.finish();
         let mut b = a.clone();
         b[0] = b'1';
-        assert_eq!(
-            Reader::new(&b).next(),
-            Some(Err(Error::BadMagic { offset: 0 }))
-        );
+        assert_eq!(Reader::new(&b).next(), Some(Err(Error::BadMagic { offset: 0 })));
         a[20] = b'z';
-        assert_eq!(
-            Reader::new(&a).next(),
-            Some(Err(Error::BadHeader { offset: 0 }))
-        );
+        assert_eq!(Reader::new(&a).next(), Some(Err(Error::BadHeader { offset: 0 })));
     }
 
     #[test]
@@ -285,9 +238,6 @@ mod tests {
         w.add_file("abc", 0o644, b"");
         let mut a = w.finish();
         a[HEADER_LEN + 3] = b'x';
-        assert_eq!(
-            Reader::new(&a).next(),
-            Some(Err(Error::BadName { offset: 0 }))
-        );
+        assert_eq!(Reader::new(&a).next(), Some(Err(Error::BadName { offset: 0 })));
     }
 }

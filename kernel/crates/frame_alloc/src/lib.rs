@@ -55,12 +55,7 @@ const _: () = assert!(core::mem::size_of::<FrameMeta>() <= 12);
 
 impl FrameMeta {
     /// A reserved (unusable) frame; use it to initialise the metadata array.
-    pub const INIT: FrameMeta = FrameMeta {
-        next: NIL,
-        prev: NIL,
-        order: 0,
-        state: State::Reserved,
-    };
+    pub const INIT: FrameMeta = FrameMeta { next: NIL, prev: NIL, order: 0, state: State::Reserved };
 }
 
 impl Default for FrameMeta {
@@ -117,14 +112,7 @@ impl<'a> FrameAllocator<'a> {
         let len = meta.len().min(NIL as usize).min(max);
         let (meta, _) = meta.split_at_mut(len);
         meta.fill(FrameMeta::INIT);
-        Self {
-            meta,
-            base: base_pfn,
-            heads: [NIL; MAX_ORDER + 1],
-            counts: [0; MAX_ORDER + 1],
-            free: 0,
-            usable: 0,
-        }
+        Self { meta, base: base_pfn, heads: [NIL; MAX_ORDER + 1], counts: [0; MAX_ORDER + 1], free: 0, usable: 0 }
     }
 
     /// First pfn covered by the allocator.
@@ -163,9 +151,7 @@ impl<'a> FrameAllocator<'a> {
             // free lists and are handed out first.
             let mut top = q;
             while top > p {
-                let order = (top.trailing_zeros() as usize)
-                    .min(MAX_ORDER)
-                    .min((top - p).ilog2() as usize);
+                let order = (top.trailing_zeros() as usize).min(MAX_ORDER).min((top - p).ilog2() as usize);
                 top -= 1 << order;
                 self.insert_free(self.index(top), order);
             }
@@ -264,9 +250,7 @@ impl<'a> FrameAllocator<'a> {
 
     /// Whether `pfn` is currently part of an allocated block.
     pub fn is_allocated(&self, pfn: u64) -> bool {
-        self.try_index(pfn)
-            .and_then(|i| self.block_of(i))
-            .is_some_and(|h| self.meta[h].state == State::AllocHead)
+        self.try_index(pfn).and_then(|i| self.block_of(i)).is_some_and(|h| self.meta[h].state == State::AllocHead)
     }
 
     /// Returns the first pfn and order of the allocated block containing `pfn`, if any.
@@ -319,9 +303,9 @@ impl<'a> FrameAllocator<'a> {
     fn insert_free(&mut self, mut i: usize, mut order: usize) {
         while order < MAX_ORDER {
             let buddy = self.try_index(self.pfn(i) ^ (1 << order));
-            let Some(b) = buddy.filter(|&b| {
-                self.meta[b].state == State::FreeHead && self.meta[b].order as usize == order
-            }) else {
+            let Some(b) =
+                buddy.filter(|&b| self.meta[b].state == State::FreeHead && self.meta[b].order as usize == order)
+            else {
                 break;
             };
             self.remove(b);
@@ -336,12 +320,7 @@ impl<'a> FrameAllocator<'a> {
     /// Marks frame `i` as the head of a free block of `order` and links it first.
     fn push(&mut self, i: usize, order: usize) {
         let next = self.heads[order];
-        self.meta[i] = FrameMeta {
-            next,
-            prev: NIL,
-            order: order as u8,
-            state: State::FreeHead,
-        };
+        self.meta[i] = FrameMeta { next, prev: NIL, order: order as u8, state: State::FreeHead };
         if next != NIL {
             self.meta[next as usize].prev = i as u32;
         }
@@ -352,9 +331,7 @@ impl<'a> FrameAllocator<'a> {
 
     /// Unlinks the free block headed by `i`; the caller updates its state.
     fn remove(&mut self, i: usize) {
-        let FrameMeta {
-            next, prev, order, ..
-        } = self.meta[i];
+        let FrameMeta { next, prev, order, .. } = self.meta[i];
         let order = order as usize;
         match prev {
             NIL => self.heads[order] = next,

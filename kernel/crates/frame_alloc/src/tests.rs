@@ -9,12 +9,7 @@ fn snapshot(a: &FrameAllocator) -> [u64; MAX_ORDER + 1] {
 }
 
 fn counts(a: &FrameAllocator) -> (u64, u64, u64, [u64; MAX_ORDER + 1]) {
-    (
-        a.free_frames(),
-        a.usable_frames(),
-        a.allocated_frames(),
-        snapshot(a),
-    )
+    (a.free_frames(), a.usable_frames(), a.allocated_frames(), snapshot(a))
 }
 
 /// Full structural check: list links, head alignment, block contents and counters, and
@@ -25,23 +20,13 @@ fn check_invariants(a: &FrameAllocator) {
         let (mut i, mut prev, mut n) = (a.heads[k], NIL, 0);
         while i != NIL {
             let m = a.meta[i as usize];
-            assert_eq!(
-                (m.state, m.order as usize, m.prev),
-                (State::FreeHead, k, prev)
-            );
+            assert_eq!((m.state, m.order as usize, m.prev), (State::FreeHead, k, prev));
             let pfn = a.pfn(i as usize);
-            assert_eq!(
-                pfn % (1 << k),
-                0,
-                "free block {pfn} misaligned for order {k}"
-            );
+            assert_eq!(pfn % (1 << k), 0, "free block {pfn} misaligned for order {k}");
             if k < MAX_ORDER {
                 if let Some(b) = a.try_index(pfn ^ (1 << k)) {
                     let bm = a.meta[b];
-                    assert!(
-                        !(bm.state == State::FreeHead && bm.order as usize == k),
-                        "uncoalesced {pfn}"
-                    );
+                    assert!(!(bm.state == State::FreeHead && bm.order as usize == k), "uncoalesced {pfn}");
                 }
             }
             (prev, i, n) = (i, m.next, n + 1);
@@ -59,9 +44,7 @@ fn check_invariants(a: &FrameAllocator) {
             State::FreeHead | State::AllocHead => {
                 let size = 1usize << m.order;
                 assert!(i + size <= a.meta.len());
-                assert!(a.meta[i + 1..i + size]
-                    .iter()
-                    .all(|t| t.state == State::Tail));
+                assert!(a.meta[i + 1..i + size].iter().all(|t| t.state == State::Tail));
                 if m.state == State::FreeHead {
                     heads_free += size as u64;
                 }
@@ -427,11 +410,7 @@ fn randomized_stress_keeps_blocks_disjoint_and_fully_coalesces() {
         let r = rng.below(100);
         if r < 50 || live.is_empty() {
             let order = [0, 0, 0, 1, 1, 2, 3, 4, 6, 9][rng.below(10) as usize];
-            let limit = if r.is_multiple_of(5) {
-                Some(BASE + rng.below(N as u64))
-            } else {
-                None
-            };
+            let limit = if r.is_multiple_of(5) { Some(BASE + rng.below(N as u64)) } else { None };
             let res = match limit {
                 Some(l) => a.alloc_below(order, l),
                 None => a.alloc(order),
@@ -443,10 +422,7 @@ fn randomized_stress_keeps_blocks_disjoint_and_fully_coalesces() {
                         assert!(p + (1 << order) <= l);
                     }
                     for f in p..p + (1 << order) {
-                        assert!(
-                            !std::mem::replace(&mut owner[f as usize], true),
-                            "overlap at {f}"
-                        );
+                        assert!(!std::mem::replace(&mut owner[f as usize], true), "overlap at {f}");
                         assert!(a.is_allocated(f));
                     }
                     live.push((p, order));
@@ -468,26 +444,17 @@ fn randomized_stress_keeps_blocks_disjoint_and_fully_coalesces() {
             let (p, order) = (rng.below(N as u64 + 20), rng.below(8) as usize);
             if !live.contains(&(p, order)) {
                 let before = counts(&a);
-                assert!(
-                    a.free(p, order).is_err(),
-                    "bogus free({p}, {order}) accepted"
-                );
+                assert!(a.free(p, order).is_err(), "bogus free({p}, {order}) accepted");
                 assert_eq!(counts(&a), before);
                 bogus += 1;
             }
         }
-        assert_eq!(
-            a.allocated_frames(),
-            live.iter().map(|&(_, o)| 1u64 << o).sum::<u64>()
-        );
+        assert_eq!(a.allocated_frames(), live.iter().map(|&(_, o)| 1u64 << o).sum::<u64>());
         if step % 500 == 0 {
             check_invariants(&a);
         }
     }
-    assert!(
-        below_ok > 100 && ooms > 100 && bogus > 100,
-        "{below_ok} {ooms} {bogus}"
-    );
+    assert!(below_ok > 100 && ooms > 100 && bogus > 100, "{below_ok} {ooms} {bogus}");
     for (p, order) in live.drain(..) {
         a.free(p, order).unwrap();
     }

@@ -145,11 +145,7 @@ pub struct Mapping {
 impl Mapping {
     fn from_leaf(e: Pte, level: usize) -> Self {
         let size = PageSize::from_level(level).expect("leaf level");
-        Mapping {
-            phys: e.addr() & !(size.bytes() - 1),
-            size,
-            flags: e.flags() - PteFlags::HUGE,
-        }
+        Mapping { phys: e.addr() & !(size.bytes() - 1), size, flags: e.flags() - PteFlags::HUGE }
     }
 }
 
@@ -316,12 +312,7 @@ impl PageTable {
     /// Unmap the page starting exactly at `va` (must be aligned to `size`, and `size` must match
     /// the leaf). Frees every intermediate table (never the root) that became empty, via
     /// `mem.free_table`, after clearing its parent entry. Returns what was mapped.
-    pub fn unmap(
-        &mut self,
-        mem: &mut impl PhysMem,
-        va: u64,
-        size: PageSize,
-    ) -> Result<Mapping, UnmapError> {
+    pub fn unmap(&mut self, mem: &mut impl PhysMem, va: u64, size: PageSize) -> Result<Mapping, UnmapError> {
         if !is_canonical(va) {
             return Err(UnmapError::NonCanonical);
         }
@@ -347,19 +338,13 @@ impl PageTable {
     /// The mapping covering `va` (any size), with `phys` = frame start; None if unmapped or
     /// non-canonical.
     pub fn translate(&self, mem: &impl PhysMem, va: u64) -> Option<Mapping> {
-        self.walk(mem, va)
-            .map(|l| Mapping::from_leaf(l.pte, l.level))
+        self.walk(mem, va).map(|l| Mapping::from_leaf(l.pte, l.level))
     }
 
     /// Replace the flags of the leaf covering `va` (any address inside it). PRESENT is always
     /// kept (a non-present entry with a frame would leak it), HUGE follows the leaf's size.
     /// Returns the old flags (without HUGE), including hardware-set ACCESSED/DIRTY.
-    pub fn protect(
-        &mut self,
-        mem: &mut impl PhysMem,
-        va: u64,
-        flags: PteFlags,
-    ) -> Result<PteFlags, UnmapError> {
+    pub fn protect(&mut self, mem: &mut impl PhysMem, va: u64, flags: PteFlags) -> Result<PteFlags, UnmapError> {
         if !is_canonical(va) {
             return Err(UnmapError::NonCanonical);
         }
@@ -370,6 +355,25 @@ impl PageTable {
         // `addr()` keeps bit 12 (PAT on huge leaves) as it was.
         mem.write_pte(table, idx, Pte::new(leaf.pte.addr(), new).0);
         Ok(leaf.pte.flags() - PteFlags::HUGE)
+    }
+
+    /// Point the existing 4 KiB leaf at `va` to another frame with new flags, in one entry
+    /// write (copy-on-write replaces a page this way, so there is no moment without a mapping
+    /// and no table is freed and reallocated). Returns the old mapping.
+    pub fn remap(&mut self, mem: &mut impl PhysMem, va: u64, pa: u64, flags: PteFlags) -> Result<Mapping, UnmapError> {
+        if !is_canonical(va) {
+            return Err(UnmapError::NonCanonical);
+        }
+        if va % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || pa & !ADDR_MASK != 0 {
+            return Err(UnmapError::Misaligned);
+        }
+        let leaf = self.walk(mem, va).ok_or(UnmapError::NotMapped)?;
+        if leaf.level != 1 {
+            return Err(UnmapError::SizeMismatch);
+        }
+        let (table, idx) = leaf.path[1];
+        mem.write_pte(table, idx, Pte::new(pa, (flags | PteFlags::PRESENT) - PteFlags::HUGE).0);
+        Ok(Mapping::from_leaf(leaf.pte, 1))
     }
 
     /// Unmap every leaf in `[start, end)` (both 4K-aligned; `end` may be the first address past
@@ -406,15 +410,7 @@ impl PageTable {
                 }
             }
         }
-        clear_range(
-            mem,
-            self.root,
-            4,
-            0,
-            start & VA_MASK,
-            last & VA_MASK,
-            &mut on_leaf,
-        );
+        clear_range(mem, self.root, 4, 0, start & VA_MASK, last & VA_MASK, &mut on_leaf);
         Ok(())
     }
 
@@ -436,11 +432,7 @@ impl PageTable {
     /// typically shared between all address spaces) are not touched. The root stays (the
     /// caller frees it). Used when an address space dies, so tables being torn down are not
     /// zeroed entry by entry, only released.
-    pub fn clear_user_half(
-        &mut self,
-        mem: &mut impl PhysMem,
-        mut on_leaf: impl FnMut(u64, Mapping),
-    ) {
+    pub fn clear_user_half(&mut self, mem: &mut impl PhysMem, mut on_leaf: impl FnMut(u64, Mapping)) {
         fn teardown(
             mem: &mut impl PhysMem,
             table: u64,
@@ -487,10 +479,7 @@ fn clear_range(
     on_leaf: &mut dyn FnMut(u64, Mapping),
 ) -> bool {
     let span = span(level);
-    let (i0, i1) = (
-        ((first - base) / span) as usize,
-        ((last - base) / span) as usize,
-    );
+    let (i0, i1) = (((first - base) / span) as usize, ((last - base) / span) as usize);
     for i in i0..=i1 {
         let e = Pte(mem.read_pte(table, i));
         let va = base + i as u64 * span;

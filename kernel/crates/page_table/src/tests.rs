@@ -14,12 +14,7 @@ struct SimMem {
 
 impl SimMem {
     fn new() -> Self {
-        SimMem {
-            tables: HashMap::new(),
-            next: 0x10_0000,
-            limit: None,
-            reads: Cell::new(0),
-        }
+        SimMem { tables: HashMap::new(), next: 0x10_0000, limit: None, reads: Cell::new(0) }
     }
     fn live(&self) -> usize {
         self.tables.len()
@@ -66,18 +61,8 @@ fn setup() -> (SimMem, PageTable) {
 fn map_then_translate_returns_frame_and_flags_for_all_sizes() {
     let (mut mem, mut pt) = setup();
     let cases = [
-        (
-            0x40_0000_1000,
-            0x20_3000,
-            PageSize::Size4K,
-            P | W | PteFlags::NO_EXECUTE,
-        ),
-        (
-            0x40_0020_0000,
-            0x4000_0000,
-            PageSize::Size2M,
-            P | W | PteFlags::GLOBAL,
-        ),
+        (0x40_0000_1000, 0x20_3000, PageSize::Size4K, P | W | PteFlags::NO_EXECUTE),
+        (0x40_0020_0000, 0x4000_0000, PageSize::Size2M, P | W | PteFlags::GLOBAL),
         (0x80_0000_0000, 0x1_0000_0000, PageSize::Size1G, P),
         (KERNEL_BASE + 0x1000, 0x5000, PageSize::Size4K, P | W),
     ];
@@ -85,14 +70,7 @@ fn map_then_translate_returns_frame_and_flags_for_all_sizes() {
         pt.map(&mut mem, va, pa, size, flags).unwrap();
     }
     for (va, pa, size, flags) in cases {
-        assert_eq!(
-            pt.translate(&mem, va),
-            Some(Mapping {
-                phys: pa,
-                size,
-                flags
-            })
-        );
+        assert_eq!(pt.translate(&mem, va), Some(Mapping { phys: pa, size, flags }));
     }
     // Huge leaves carry the PS bit in the table, even though Mapping hides it.
     let pd = Pte(mem.read_pte(pt.root(), table_index(0x40_0020_0000, 4)));
@@ -103,24 +81,15 @@ fn map_then_translate_returns_frame_and_flags_for_all_sizes() {
 #[test]
 fn map_always_sets_present_and_ignores_caller_huge_bit() {
     let (mut mem, mut pt) = setup();
-    pt.map(
-        &mut mem,
-        0x1000,
-        0x2000,
-        PageSize::Size4K,
-        W | PteFlags::HUGE,
-    )
-    .unwrap();
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, W | PteFlags::HUGE).unwrap();
     assert_eq!(pt.translate(&mem, 0x1000).unwrap().flags, P | W);
 }
 
 #[test]
 fn translate_inside_huge_page_gives_frame_start() {
     let (mut mem, mut pt) = setup();
-    pt.map(&mut mem, 0x20_0000, 0x60_0000, PageSize::Size2M, P | W)
-        .unwrap();
-    pt.map(&mut mem, 0x40_0000_0000, 0x8000_0000, PageSize::Size1G, P)
-        .unwrap();
+    pt.map(&mut mem, 0x20_0000, 0x60_0000, PageSize::Size2M, P | W).unwrap();
+    pt.map(&mut mem, 0x40_0000_0000, 0x8000_0000, PageSize::Size1G, P).unwrap();
     let m = pt.translate(&mem, 0x20_0000 + 0x1_2345).unwrap();
     assert_eq!((m.phys, m.size), (0x60_0000, PageSize::Size2M));
     let m = pt.translate(&mem, 0x40_0000_0000 + 0x1234_5678).unwrap();
@@ -131,8 +100,7 @@ fn translate_inside_huge_page_gives_frame_start() {
 fn translate_unmapped_or_non_canonical_is_none() {
     let (mut mem, mut pt) = setup();
     assert_eq!(pt.translate(&mem, 0x1000), None);
-    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P)
-        .unwrap();
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P).unwrap();
     assert_eq!(pt.translate(&mem, 0x2000), None);
     assert_eq!(pt.translate(&mem, 0x0000_8000_0000_1000), None);
 }
@@ -140,27 +108,18 @@ fn translate_unmapped_or_non_canonical_is_none() {
 #[test]
 fn mapping_twice_is_already_mapped() {
     let (mut mem, mut pt) = setup();
-    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P)
-        .unwrap();
-    assert_eq!(
-        pt.map(&mut mem, 0x1000, 0x3000, PageSize::Size4K, P),
-        Err(MapError::AlreadyMapped)
-    );
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P).unwrap();
+    assert_eq!(pt.map(&mut mem, 0x1000, 0x3000, PageSize::Size4K, P), Err(MapError::AlreadyMapped));
     // A 2M leaf where a page table already hangs is also occupied.
-    assert_eq!(
-        pt.map(&mut mem, 0, 0x20_0000, PageSize::Size2M, P),
-        Err(MapError::AlreadyMapped)
-    );
+    assert_eq!(pt.map(&mut mem, 0, 0x20_0000, PageSize::Size2M, P), Err(MapError::AlreadyMapped));
     assert_eq!(pt.translate(&mem, 0x1000).unwrap().phys, 0x2000);
 }
 
 #[test]
 fn mapping_under_a_huge_leaf_is_huge_page_in_the_way() {
     let (mut mem, mut pt) = setup();
-    pt.map(&mut mem, 0x20_0000, 0x60_0000, PageSize::Size2M, P)
-        .unwrap();
-    pt.map(&mut mem, G1, 0x4000_0000, PageSize::Size1G, P)
-        .unwrap();
+    pt.map(&mut mem, 0x20_0000, 0x60_0000, PageSize::Size2M, P).unwrap();
+    pt.map(&mut mem, G1, 0x4000_0000, PageSize::Size1G, P).unwrap();
     let before = mem.live();
     let r = pt.map(&mut mem, 0x20_1000, 0x1000, PageSize::Size4K, P);
     assert_eq!(r, Err(MapError::HugePageInTheWay));
@@ -183,32 +142,17 @@ fn misaligned_inputs_are_rejected() {
     assert_eq!(pt.map(&mut mem, 0x1000, 1 << 52, PageSize::Size4K, P), e);
     assert_eq!(mem.live(), 1);
     pt.map(&mut mem, M2, M2, PageSize::Size2M, P).unwrap();
-    assert_eq!(
-        pt.unmap(&mut mem, M2 + 0x1000, PageSize::Size2M),
-        Err(UnmapError::Misaligned)
-    );
-    assert_eq!(
-        pt.unmap_range(&mut mem, 0x10, M2, |_, _| {}),
-        Err(UnmapError::Misaligned)
-    );
-    assert_eq!(
-        pt.unmap_range(&mut mem, 0, 0x10, |_, _| {}),
-        Err(UnmapError::Misaligned)
-    );
+    assert_eq!(pt.unmap(&mut mem, M2 + 0x1000, PageSize::Size2M), Err(UnmapError::Misaligned));
+    assert_eq!(pt.unmap_range(&mut mem, 0x10, M2, |_, _| {}), Err(UnmapError::Misaligned));
+    assert_eq!(pt.unmap_range(&mut mem, 0, 0x10, |_, _| {}), Err(UnmapError::Misaligned));
 }
 
 #[test]
 fn non_canonical_inputs_are_rejected() {
     let (mut mem, mut pt) = setup();
     let bad = 0x0000_8000_0000_0000;
-    assert_eq!(
-        pt.map(&mut mem, bad, 0, PageSize::Size4K, P),
-        Err(MapError::NonCanonical)
-    );
-    assert_eq!(
-        pt.unmap(&mut mem, bad, PageSize::Size4K),
-        Err(UnmapError::NonCanonical)
-    );
+    assert_eq!(pt.map(&mut mem, bad, 0, PageSize::Size4K, P), Err(MapError::NonCanonical));
+    assert_eq!(pt.unmap(&mut mem, bad, PageSize::Size4K), Err(UnmapError::NonCanonical));
     assert_eq!(pt.protect(&mut mem, bad, P), Err(UnmapError::NonCanonical));
     let r = pt.unmap_range(&mut mem, bad, bad + K4, |_, _| {});
     assert_eq!(r, Err(UnmapError::NonCanonical));
@@ -235,12 +179,10 @@ fn user_mapping_makes_intermediate_entries_user() {
             .collect::<Vec<_>>()
     };
     // A kernel mapping creates supervisor-only intermediates...
-    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P | W)
-        .unwrap();
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P | W).unwrap();
     assert!(intermediates(&mem, 0x1000).iter().all(|f| *f == P | W));
     // ...which gain USER when a user mapping passes through; the kernel leaf stays supervisor.
-    pt.map(&mut mem, 0x3000, 0x4000, PageSize::Size4K, P | U)
-        .unwrap();
+    pt.map(&mut mem, 0x3000, 0x4000, PageSize::Size4K, P | U).unwrap();
     assert!(intermediates(&mem, 0x3000).iter().all(|f| *f == P | W | U));
     assert_eq!(pt.translate(&mem, 0x1000).unwrap().flags, P | W);
     assert_eq!(pt.translate(&mem, 0x3000).unwrap().flags, P | U);
@@ -249,22 +191,13 @@ fn user_mapping_makes_intermediate_entries_user() {
 #[test]
 fn unmap_frees_empty_tables_but_keeps_tables_still_in_use() {
     let (mut mem, mut pt) = setup();
-    pt.map(&mut mem, 0x1000, 0xa000, PageSize::Size4K, P | W)
-        .unwrap();
-    pt.map(&mut mem, 0x2000, 0xb000, PageSize::Size4K, P)
-        .unwrap();
+    pt.map(&mut mem, 0x1000, 0xa000, PageSize::Size4K, P | W).unwrap();
+    pt.map(&mut mem, 0x2000, 0xb000, PageSize::Size4K, P).unwrap();
     pt.map(&mut mem, G1, 0xc000, PageSize::Size4K, P).unwrap(); // shares the PDPT only
     assert_eq!(pt.count_tables(&mem), 6);
 
     let m = pt.unmap(&mut mem, 0x1000, PageSize::Size4K).unwrap();
-    assert_eq!(
-        m,
-        Mapping {
-            phys: 0xa000,
-            size: PageSize::Size4K,
-            flags: P | W
-        }
-    );
+    assert_eq!(m, Mapping { phys: 0xa000, size: PageSize::Size4K, flags: P | W });
     assert_eq!((pt.count_tables(&mem), mem.live()), (6, 6)); // PT still holds 0x2000
     pt.unmap(&mut mem, 0x2000, PageSize::Size4K).unwrap();
     assert_eq!((pt.count_tables(&mem), mem.live()), (4, 4)); // PT and PD gone, PDPT kept
@@ -277,25 +210,12 @@ fn unmap_frees_empty_tables_but_keeps_tables_still_in_use() {
 #[test]
 fn unmap_reports_not_mapped_and_size_mismatch() {
     let (mut mem, mut pt) = setup();
-    assert_eq!(
-        pt.unmap(&mut mem, 0x1000, PageSize::Size4K),
-        Err(UnmapError::NotMapped)
-    );
+    assert_eq!(pt.unmap(&mut mem, 0x1000, PageSize::Size4K), Err(UnmapError::NotMapped));
     pt.map(&mut mem, M2, M2, PageSize::Size2M, P).unwrap();
-    pt.map(&mut mem, 0x1000, 0x1000, PageSize::Size4K, P)
-        .unwrap();
-    assert_eq!(
-        pt.unmap(&mut mem, M2, PageSize::Size4K),
-        Err(UnmapError::SizeMismatch)
-    );
-    assert_eq!(
-        pt.unmap(&mut mem, M2, PageSize::Size1G),
-        Err(UnmapError::Misaligned)
-    );
-    assert_eq!(
-        pt.unmap(&mut mem, 0, PageSize::Size2M),
-        Err(UnmapError::NotMapped)
-    );
+    pt.map(&mut mem, 0x1000, 0x1000, PageSize::Size4K, P).unwrap();
+    assert_eq!(pt.unmap(&mut mem, M2, PageSize::Size4K), Err(UnmapError::SizeMismatch));
+    assert_eq!(pt.unmap(&mut mem, M2, PageSize::Size1G), Err(UnmapError::Misaligned));
+    assert_eq!(pt.unmap(&mut mem, 0, PageSize::Size2M), Err(UnmapError::NotMapped));
     assert_eq!(pt.unmap(&mut mem, M2, PageSize::Size2M).unwrap().phys, M2);
     assert_eq!(pt.translate(&mem, 0x1000).unwrap().phys, 0x1000);
 }
@@ -312,13 +232,9 @@ fn out_of_memory_midway_returns_error_and_leaks_nothing() {
     }
     // With part of the path present, only the missing tables are needed and none leak.
     mem.limit = None;
-    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P)
-        .unwrap();
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P).unwrap();
     mem.limit = Some(1);
-    assert_eq!(
-        pt.map(&mut mem, G1, 0x3000, PageSize::Size4K, P | U),
-        Err(MapError::OutOfMemory)
-    );
+    assert_eq!(pt.map(&mut mem, G1, 0x3000, PageSize::Size4K, P | U), Err(MapError::OutOfMemory));
     assert_eq!(mem.live(), 4);
     // The failed user mapping did not widen the existing path to USER either.
     assert!(!Pte(mem.read_pte(pt.root(), 0)).flags().contains(U));
@@ -330,28 +246,16 @@ fn out_of_memory_midway_returns_error_and_leaks_nothing() {
 #[test]
 fn protect_changes_flags_and_keeps_huge() {
     let (mut mem, mut pt) = setup();
-    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P | W)
-        .unwrap();
-    pt.map(&mut mem, M2, 0x40_0000, PageSize::Size2M, P | W)
-        .unwrap();
+    pt.map(&mut mem, 0x1000, 0x2000, PageSize::Size4K, P | W).unwrap();
+    pt.map(&mut mem, M2, 0x40_0000, PageSize::Size2M, P | W).unwrap();
     let nx = PteFlags::NO_EXECUTE;
     assert_eq!(pt.protect(&mut mem, 0x1000, P | nx), Ok(P | W));
     assert_eq!(pt.translate(&mem, 0x1000).unwrap().flags, P | nx);
     // Any address inside a huge page; the leaf keeps its PS bit and frame.
     assert_eq!(pt.protect(&mut mem, M2 + 0x5000, nx), Ok(P | W));
     let m = pt.translate(&mem, M2).unwrap();
-    assert_eq!(
-        m,
-        Mapping {
-            phys: 0x40_0000,
-            size: PageSize::Size2M,
-            flags: P | nx
-        }
-    );
-    assert_eq!(
-        pt.unmap(&mut mem, M2, PageSize::Size2M).unwrap().size,
-        PageSize::Size2M
-    );
+    assert_eq!(m, Mapping { phys: 0x40_0000, size: PageSize::Size2M, flags: P | nx });
+    assert_eq!(pt.unmap(&mut mem, M2, PageSize::Size2M).unwrap().size, PageSize::Size2M);
     assert_eq!(pt.protect(&mut mem, 0x9000, P), Err(UnmapError::NotMapped));
 }
 
@@ -366,24 +270,15 @@ fn unmap_range_visits_exactly_the_mapped_pages_and_frees_tables() {
         (0x100_4000_0000, PageSize::Size1G),
     ];
     for (i, (va, size)) in mapped.iter().enumerate() {
-        pt.map(&mut mem, *va, (i as u64 + 1) << 30, *size, P | U)
-            .unwrap();
+        pt.map(&mut mem, *va, (i as u64 + 1) << 30, *size, P | U).unwrap();
     }
     // Outside the range on both sides: must survive, with their tables.
     pt.map(&mut mem, 0, 0x1000, PageSize::Size4K, P).unwrap();
-    pt.map(&mut mem, 0x200_0000_0000, 0x1000, PageSize::Size4K, P)
-        .unwrap();
+    pt.map(&mut mem, 0x200_0000_0000, 0x1000, PageSize::Size4K, P).unwrap();
 
     let mut seen = Vec::new();
-    pt.unmap_range(&mut mem, 0x1000, 0x200_0000_0000, |va, m| {
-        seen.push((va, m.size, m.phys))
-    })
-    .unwrap();
-    let want: Vec<_> = mapped
-        .iter()
-        .enumerate()
-        .map(|(i, (va, s))| (*va, *s, (i as u64 + 1) << 30))
-        .collect();
+    pt.unmap_range(&mut mem, 0x1000, 0x200_0000_0000, |va, m| seen.push((va, m.size, m.phys))).unwrap();
+    let want: Vec<_> = mapped.iter().enumerate().map(|(i, (va, s))| (*va, *s, (i as u64 + 1) << 30)).collect();
     assert_eq!(seen, want);
     for (va, _) in mapped {
         assert_eq!(pt.translate(&mem, va), None);
@@ -396,8 +291,7 @@ fn unmap_range_visits_exactly_the_mapped_pages_and_frees_tables() {
 #[test]
 fn unmap_range_skips_absent_subtrees() {
     let (mut mem, mut pt) = setup();
-    pt.map(&mut mem, 0x7f_ffff_f000, 0x1000, PageSize::Size4K, P)
-        .unwrap();
+    pt.map(&mut mem, 0x7f_ffff_f000, 0x1000, PageSize::Size4K, P).unwrap();
     mem.reads.set(0);
     let mut n = 0;
     pt.unmap_range(&mut mem, 0, 1 << 47, |_, _| n += 1).unwrap();
@@ -409,8 +303,7 @@ fn unmap_range_skips_absent_subtrees() {
 #[test]
 fn unmap_range_rejects_partial_huge_page_and_changes_nothing() {
     let (mut mem, mut pt) = setup();
-    pt.map(&mut mem, 0x1000, 0x1000, PageSize::Size4K, P)
-        .unwrap();
+    pt.map(&mut mem, 0x1000, 0x1000, PageSize::Size4K, P).unwrap();
     pt.map(&mut mem, M2, M2, PageSize::Size2M, P).unwrap();
     let mut called = false;
     for (s, e) in [(0, M2 + K4), (M2 + K4, 2 * M2), (M2 + K4, M2 + 2 * K4)] {
@@ -420,10 +313,7 @@ fn unmap_range_rejects_partial_huge_page_and_changes_nothing() {
     assert!(!called);
     assert!(pt.translate(&mem, 0x1000).is_some() && pt.translate(&mem, M2).is_some());
     // Covering the whole huge page is fine; an empty range is a no-op.
-    assert_eq!(
-        pt.unmap_range(&mut mem, M2, M2, |_, _| called = true),
-        Ok(())
-    );
+    assert_eq!(pt.unmap_range(&mut mem, M2, M2, |_, _| called = true), Ok(()));
     assert!(!called);
     pt.unmap_range(&mut mem, 0, 2 * M2, |_, _| {}).unwrap();
     assert_eq!(mem.live(), 1);
@@ -435,22 +325,15 @@ fn unmap_range_in_kernel_half_reports_canonical_addresses() {
     let va = KERNEL_BASE + 0x7000;
     pt.map(&mut mem, va, 0x7000, PageSize::Size4K, P).unwrap();
     let mut seen = Vec::new();
-    pt.unmap_range(&mut mem, KERNEL_BASE, 0u64.wrapping_sub(K4), |va, _| {
-        seen.push(va)
-    })
-    .unwrap();
+    pt.unmap_range(&mut mem, KERNEL_BASE, 0u64.wrapping_sub(K4), |va, _| seen.push(va)).unwrap();
     assert_eq!((seen, mem.live()), (vec![va], 1));
 }
 
 #[test]
 fn clear_user_half_leaves_root_and_keeps_kernel_half() {
     let (mut mem, mut kernel) = setup();
-    kernel
-        .map(&mut mem, KERNEL_BASE, 0x1000, PageSize::Size4K, P | W)
-        .unwrap();
-    kernel
-        .map(&mut mem, KERNEL_BASE + G1, 0, PageSize::Size2M, P | W)
-        .unwrap();
+    kernel.map(&mut mem, KERNEL_BASE, 0x1000, PageSize::Size4K, P | W).unwrap();
+    kernel.map(&mut mem, KERNEL_BASE + G1, 0, PageSize::Size2M, P | W).unwrap();
     let kernel_tables = mem.live();
 
     // A user address space sharing the kernel's tables through PML4 entries 256..512.
@@ -460,16 +343,11 @@ fn clear_user_half_leaves_root_and_keeps_kernel_half() {
         mem.write_pte(user.root(), i, e);
     }
     let upper: Vec<u64> = (256..512).map(|i| mem.read_pte(user.root(), i)).collect();
-    let mapped = [
-        (0x1000, PageSize::Size4K),
-        (0x20_0000, PageSize::Size2M),
-        (0x7f_0000_0000, PageSize::Size1G),
-    ];
+    let mapped = [(0x1000, PageSize::Size4K), (0x20_0000, PageSize::Size2M), (0x7f_0000_0000, PageSize::Size1G)];
     for (va, size) in mapped {
         user.map(&mut mem, va, G1, size, P | U).unwrap();
     }
-    user.map(&mut mem, 0x7fff_ffff_f000, 0x3000, PageSize::Size4K, P | U)
-        .unwrap();
+    user.map(&mut mem, 0x7fff_ffff_f000, 0x3000, PageSize::Size4K, P | U).unwrap();
 
     let mut seen = Vec::new();
     user.clear_user_half(&mut mem, |va, m| seen.push((va, m.size)));
@@ -478,20 +356,12 @@ fn clear_user_half_leaves_root_and_keeps_kernel_half() {
     want.push((0x7fff_ffff_f000, PageSize::Size4K));
     assert_eq!(seen, want);
     assert!((0..256).all(|i| mem.read_pte(user.root(), i) == 0));
-    assert_eq!(
-        upper,
-        (256..512)
-            .map(|i| mem.read_pte(user.root(), i))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(upper, (256..512).map(|i| mem.read_pte(user.root(), i)).collect::<Vec<_>>());
     // Own root instead of the kernel root, same tables below it.
     assert_eq!(user.count_tables(&mem), kernel.count_tables(&mem));
     assert_eq!(mem.live(), kernel_tables + 1); // only the user root on top of the kernel's
     assert_eq!(user.translate(&mem, KERNEL_BASE).unwrap().phys, 0x1000);
-    assert_eq!(
-        kernel.translate(&mem, KERNEL_BASE + G1).unwrap().size,
-        PageSize::Size2M
-    );
+    assert_eq!(kernel.translate(&mem, KERNEL_BASE + G1).unwrap().size, PageSize::Size2M);
 }
 
 #[test]
@@ -500,8 +370,7 @@ fn count_tables_counts_exactly() {
     assert_eq!(pt.count_tables(&mem), 1);
     let base = 0x4000_0000;
     for i in 0..513 {
-        pt.map(&mut mem, base + i * K4, i * K4, PageSize::Size4K, P)
-            .unwrap();
+        pt.map(&mut mem, base + i * K4, i * K4, PageSize::Size4K, P).unwrap();
     }
     // root + PDPT + PD + 2 PTs
     assert_eq!((pt.count_tables(&mem), mem.live()), (5, 5));
@@ -524,4 +393,23 @@ fn table_index_and_page_size_helpers() {
         (e.addr(), e.flags(), e.is_present(), e.is_huge()),
         (0x1234_5000, P | PteFlags::NO_EXECUTE, true, false)
     );
+}
+
+#[test]
+fn remap_replaces_frame_and_flags_in_place() {
+    let mut mem = SimMem::new();
+    let mut pt = PageTable::new(&mut mem).unwrap();
+    let ro = PteFlags::PRESENT | PteFlags::USER;
+    pt.map(&mut mem, 0x40_0000, 0x1000, PageSize::Size4K, ro).unwrap();
+    let tables = pt.count_tables(&mem);
+    let old = pt.remap(&mut mem, 0x40_0000, 0x9000, ro | PteFlags::WRITABLE).unwrap();
+    assert_eq!(old.phys, 0x1000);
+    let m = pt.translate(&mem, 0x40_0000).unwrap();
+    assert_eq!(m.phys, 0x9000);
+    assert!(m.flags.contains(PteFlags::WRITABLE | PteFlags::USER));
+    assert_eq!(pt.count_tables(&mem), tables);
+    assert_eq!(pt.remap(&mut mem, 0x50_0000, 0x9000, ro), Err(UnmapError::NotMapped));
+    assert_eq!(pt.remap(&mut mem, 0x40_0000, 0x9001, ro), Err(UnmapError::Misaligned));
+    pt.map(&mut mem, 0x20_0000_0000, 0x40_0000, PageSize::Size2M, ro).unwrap();
+    assert_eq!(pt.remap(&mut mem, 0x20_0000_0000, 0x9000, ro), Err(UnmapError::SizeMismatch));
 }

@@ -61,11 +61,7 @@ fn pit_wait(pit_ticks: u64) -> bool {
     let mut stuck = 0u32;
     while elapsed < pit_ticks {
         let now = read_pit();
-        let delta = if now <= last {
-            last - now
-        } else {
-            last + 0x10000 - now
-        };
+        let delta = if now <= last { last - now } else { last + 0x10000 - now };
         if delta == 0 {
             stuck += 1;
             if stuck > 1_000_000 {
@@ -104,10 +100,7 @@ pub fn init(virt_base: u64) {
     };
     TSC_PER_SEC.store(tsc_per_sec.max(1), Ordering::Relaxed);
     let period = (lapic_per_sec / TICK_HZ).clamp(1, u32::MAX as u64) as u32;
-    write(
-        REG_LVT_TIMER,
-        TIMER_PERIODIC | super::trap::VECTOR_TIMER as u32,
-    );
+    write(REG_LVT_TIMER, TIMER_PERIODIC | super::trap::VECTOR_TIMER as u32);
     write(REG_TIMER_INIT, period);
     log::info!(
         "lapic id {} timer {} Hz (period {} at {} kHz), tsc {} MHz",

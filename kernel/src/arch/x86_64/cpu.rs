@@ -7,35 +7,27 @@ use core::arch::asm;
 /// Writes a byte to an I/O port.
 pub fn outb(port: u16, value: u8) {
     // SAFETY: port I/O does not touch memory; callers only use ports of devices the kernel owns.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
 }
 
 /// Reads a byte from an I/O port.
 pub fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: as for `outb`.
-    unsafe {
-        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
     value
 }
 
 /// Writes a 32-bit value to an I/O port.
 pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
-    unsafe {
-        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
 }
 
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: reading an architectural MSR has no memory effects; callers pass MSRs that exist.
-    unsafe {
-        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
     (hi as u64) << 32 | lo as u64
 }
 
@@ -127,10 +119,34 @@ pub struct CpuidResult {
 
 pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    CpuidResult {
-        eax: r.eax,
-        ebx: r.ebx,
-        ecx: r.ecx,
-        edx: r.edx,
+    CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+}
+
+/// Flushes every non-global TLB entry of this CPU (reloads CR3).
+pub fn flush_tlb_all() {
+    // SAFETY: reloading the current CR3 value changes no mapping.
+    unsafe { write_cr3(read_cr3()) }
+}
+
+/// Enables interrupts and halts in one step: `sti` takes effect after the
+/// next instruction, so an interrupt cannot slip in between and be missed.
+pub fn enable_interrupts_and_halt() {
+    // SAFETY: as enable_interrupts and halt.
+    unsafe { asm!("sti; hlt", options(nomem, nostack)) }
+}
+
+/// A random u64 from RDRAND, if the CPU has it and it delivers.
+pub fn hardware_random() -> Option<u64> {
+    if cpuid(1, 0).ecx & (1 << 30) == 0 {
+        return None;
     }
+    for _ in 0..10 {
+        let (v, ok): (u64, u8);
+        // SAFETY: RDRAND exists (CPUID.1:ECX.30) and only writes its operands.
+        unsafe { asm!("rdrand {}", "setc {}", out(reg) v, out(reg_byte) ok, options(nomem, nostack)) };
+        if ok != 0 {
+            return Some(v);
+        }
+    }
+    None
 }

@@ -32,40 +32,30 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The TSS is written after boot (`set_kernel_stack` on every switch), so it is a static
+/// reached through raw pointers rather than a `Once`.
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        for (i, ist) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
-            .into_iter()
-            .enumerate()
-        {
-            // SAFETY: only the address of the static is taken; the CPU is the only writer.
-            let base = unsafe { core::ptr::addr_of!(IST_STACKS[i]) } as u64;
-            tss.interrupt_stack_table[ist as usize - 1] =
-                VirtAddr::new(base + IST_STACK_SIZE as u64);
+    let tss = core::ptr::addr_of_mut!(TSS);
+    for (i, ist) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK].into_iter().enumerate() {
+        // SAFETY: init runs once on the boot CPU before the TSS is loaded; only the addresses of
+        // the IST stacks are taken.
+        unsafe {
+            let base = core::ptr::addr_of!(IST_STACKS[i]) as u64;
+            (*tss).interrupt_stack_table[ist as usize - 1] = VirtAddr::new(base + IST_STACK_SIZE as u64);
         }
-        tss
-    });
+    }
     let (gdt, sel) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
         let user_data = gdt.append(Descriptor::user_data_segment());
         let user_code = gdt.append(Descriptor::user_code_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        (
-            gdt,
-            Selectors {
-                kernel_code,
-                kernel_data,
-                user_data,
-                user_code,
-                tss,
-            },
-        )
+        // SAFETY: TSS is a static that lives forever; it is only written through raw pointers.
+        let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
+        (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
     });
     gdt.load();
     // SAFETY: the selectors index the GDT just loaded, with the segments their names say.
@@ -82,4 +72,15 @@ pub fn init() {
 
 pub fn selectors() -> &'static Selectors {
     &GDT.get().expect("gdt::init not called").1
+}
+
+/// Sets the stack the CPU switches to on an interrupt or exception from user
+/// mode (TSS.RSP0): the top of the current task's kernel stack.
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: a single aligned u64 store into the TSS; the CPU reads it only on a privilege
+    // change, which cannot happen on this CPU while kernel code runs here.
+    unsafe {
+        let tss = core::ptr::addr_of_mut!(TSS);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]), VirtAddr::new(top));
+    }
 }

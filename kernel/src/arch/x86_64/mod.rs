@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod exit;
 pub mod gdt;
 pub mod pvh;
+pub mod rtc;
 pub mod serial;
 pub mod trap;
 
@@ -23,3 +24,7 @@ pub fn init_cpu_features() {
         );
     }
 }
+
+pub mod context;
+pub mod percpu;
+pub mod syscall;

@@ -74,18 +74,12 @@ pub fn parse(start_info: u64) -> Result<BootInfo, PvhError> {
     if si.magic != HVM_START_MAGIC {
         return Err(PvhError::BadMagic(si.magic));
     }
-    let mut info = BootInfo {
-        memmap: ArrayVec::new(),
-        cmdline: ArrayString::new(),
-        initrd: None,
-        start_info,
-    };
+    let mut info = BootInfo { memmap: ArrayVec::new(), cmdline: ArrayString::new(), initrd: None, start_info };
     if si.version < 1 || si.memmap_paddr == 0 {
         return Err(PvhError::NoMemoryMap);
     }
     for i in 0..(si.memmap_entries as u64).min(MAX_MEMMAP as u64) {
-        let e: MemmapEntry =
-            read_phys(si.memmap_paddr + i * core::mem::size_of::<MemmapEntry>() as u64);
+        let e: MemmapEntry = read_phys(si.memmap_paddr + i * core::mem::size_of::<MemmapEntry>() as u64);
         info.memmap.push(e);
     }
     if si.cmdline_paddr != 0 {

@@ -68,3 +68,25 @@ pub fn write_fmt_emergency(args: core::fmt::Arguments) {
     let mut s = Serial { port: COM1 };
     let _ = core::fmt::Write::write_fmt(&mut s, args);
 }
+
+/// Writes raw bytes (user output) to the console.
+pub fn write_bytes(data: &[u8]) {
+    super::cpu::without_interrupts(|| {
+        let mut s = SERIAL.lock();
+        for &b in data {
+            if b == b'\n' {
+                s.write_byte(b'\r');
+            }
+            s.write_byte(b);
+        }
+    });
+}
+
+/// Whether the UART has received a byte (LSR bit 0).
+pub fn has_input() -> bool {
+    inb(COM1 + 5) & 1 != 0
+}
+
+pub fn try_read_byte() -> Option<u8> {
+    has_input().then(|| inb(COM1))
+}

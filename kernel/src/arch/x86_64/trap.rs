@@ -9,10 +9,7 @@
 use super::{apic, cpu, gdt};
 use core::fmt;
 
-core::arch::global_asm!(
-    include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.s")),
-    options(att_syntax)
-);
+core::arch::global_asm!(include_str!(concat!(env!("OUT_DIR"), "/trap_stubs.s")), options(att_syntax));
 
 core::arch::global_asm!(
     r#"
@@ -41,6 +38,8 @@ trap_common:
     push %r15
     mov %rsp, %rdi
     call trap_handler
+    .global trap_return
+trap_return:
     pop %r15
     pop %r14
     pop %r13
@@ -139,10 +138,7 @@ const EXCEPTION_NAMES: [&str; 32] = [
 ];
 
 pub fn exception_name(vector: u64) -> &'static str {
-    EXCEPTION_NAMES
-        .get(vector as usize)
-        .copied()
-        .unwrap_or("interrupt")
+    EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("interrupt")
 }
 
 #[repr(C, packed)]
@@ -166,15 +162,8 @@ struct Gate {
 const GATE_INTERRUPT: u8 = 0x8e; // present, DPL 0, 64-bit interrupt gate
 const GATE_INTERRUPT_USER: u8 = 0xee; // same, callable from ring 3 (int3)
 
-static mut IDT: [Gate; 256] = [Gate {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    type_attr: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    zero: 0,
-}; 256];
+static mut IDT: [Gate; 256] =
+    [Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, zero: 0 }; 256];
 
 extern "C" {
     static trap_stub_table: [u64; 256];
@@ -195,11 +184,7 @@ pub fn init() {
             offset_low: handler as u16,
             selector: cs,
             ist,
-            type_attr: if v == 3 {
-                GATE_INTERRUPT_USER
-            } else {
-                GATE_INTERRUPT
-            },
+            type_attr: if v == 3 { GATE_INTERRUPT_USER } else { GATE_INTERRUPT },
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             zero: 0,
@@ -207,14 +192,10 @@ pub fn init() {
         // SAFETY: init runs once on the boot CPU before interrupts are enabled.
         unsafe { (*core::ptr::addr_of_mut!(IDT))[v] = gate };
     }
-    let ptr = IdtPointer {
-        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
-        base: core::ptr::addr_of!(IDT) as u64,
-    };
+    let ptr =
+        IdtPointer { limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16, base: core::ptr::addr_of!(IDT) as u64 };
     // SAFETY: the IDT is a static that lives forever and every gate points at a stub.
-    unsafe {
-        core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags))
-    };
+    unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags)) };
 }
 
 /// Details printed for a fatal exception: vector, error code, RIP, CR2.
@@ -232,31 +213,15 @@ impl fmt::Display for ExceptionReport<'_> {
             t.rip,
             self.1
         )?;
-        writeln!(
-            f,
-            "  CS={:#x} RFLAGS={:#x} RSP={:#018x} SS={:#x}",
-            t.cs, t.rflags, t.rsp, t.ss
-        )?;
-        writeln!(
-            f,
-            "  RAX={:#018x} RBX={:#018x} RCX={:#018x} RDX={:#018x}",
-            t.rax, t.rbx, t.rcx, t.rdx
-        )?;
-        writeln!(
-            f,
-            "  RSI={:#018x} RDI={:#018x} RBP={:#018x}",
-            t.rsi, t.rdi, t.rbp
-        )?;
+        writeln!(f, "  CS={:#x} RFLAGS={:#x} RSP={:#018x} SS={:#x}", t.cs, t.rflags, t.rsp, t.ss)?;
+        writeln!(f, "  RAX={:#018x} RBX={:#018x} RCX={:#018x} RDX={:#018x}", t.rax, t.rbx, t.rcx, t.rdx)?;
+        writeln!(f, "  RSI={:#018x} RDI={:#018x} RBP={:#018x}", t.rsi, t.rdi, t.rbp)?;
         if t.vector == VECTOR_PAGE_FAULT {
             let e = t.error_code;
             write!(
                 f,
                 "  page fault: {} {} in {} mode",
-                if e & 1 != 0 {
-                    "protection violation on"
-                } else {
-                    "non-present page on"
-                },
+                if e & 1 != 0 { "protection violation on" } else { "non-present page on" },
                 if e & 0x10 != 0 {
                     "instruction fetch"
                 } else if e & 2 != 0 {
@@ -277,18 +242,33 @@ extern "C" fn trap_handler(frame: &mut TrapFrame) {
         VECTOR_TIMER => {
             apic::on_timer();
             apic::eoi();
+            crate::process::sched::timer_tick(frame.from_user());
         }
         VECTOR_SPURIOUS => {}
         v if v < 32 => {
-            // No user mode yet: every exception is a kernel bug. Report it and stop.
             let cr2 = cpu::read_cr2();
-            super::serial::write_fmt_emergency(format_args!("\n{}\n", ExceptionReport(frame, cr2)));
-            crate::backtrace::print(frame.rbp);
-            super::exit::exit_qemu(super::exit::QemuExitCode::Failed);
+            if frame.from_user() {
+                // SAFETY-relevant state is saved in `frame`; the kernel may sleep here (page
+                // fault), so interrupts go back on as they were in user mode.
+                cpu::enable_interrupts();
+                crate::process::user_exception(frame, cr2);
+            } else {
+                fatal_exception(frame, cr2);
+            }
         }
         v => {
             log::warn!("unexpected interrupt vector {}", v);
             apic::eoi();
         }
     }
+    if frame.from_user() {
+        crate::process::exit_to_user_mode(frame);
+    }
+}
+
+/// An exception in kernel mode is a kernel bug: report it and stop.
+pub fn fatal_exception(frame: &TrapFrame, cr2: u64) -> ! {
+    super::serial::write_fmt_emergency(format_args!("\n{}\n", ExceptionReport(frame, cr2)));
+    crate::backtrace::print(frame.rbp);
+    super::exit::exit_qemu(super::exit::QemuExitCode::Failed);
 }

@@ -1,0 +1,224 @@
+//! Open files (Linux's `struct file`): an inode or a pipe end, the offset and
+//! the status flags. Descriptors and mappings hold `Arc<File>`; the last
+//! reference closes it (a pipe end's count drops).
+
+use super::pipe::Pipe;
+use super::vfs::*;
+use crate::errno::*;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::Mutex;
+
+pub const O_ACCMODE: u32 = 0o3;
+pub const O_RDONLY: u32 = 0;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_CREAT: u32 = 0o100;
+pub const O_EXCL: u32 = 0o200;
+pub const O_NOCTTY: u32 = 0o400;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_DSYNC: u32 = 0o10000;
+pub const O_ASYNC: u32 = 0o20000;
+pub const O_DIRECT: u32 = 0o40000;
+pub const O_LARGEFILE: u32 = 0o100000;
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_NOATIME: u32 = 0o1000000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+pub const O_SYNC: u32 = 0o4010000;
+pub const O_PATH: u32 = 0o10000000;
+pub const O_TMPFILE: u32 = 0o20200000;
+
+/// Flags F_SETFL may change.
+pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+
+pub enum FileKind {
+    Inode(Arc<dyn Inode>),
+    PipeRead(Arc<Pipe>),
+    PipeWrite(Arc<Pipe>),
+}
+
+pub struct File {
+    pub kind: FileKind,
+    pub offset: Mutex<u64>,
+    /// Access mode and status flags (O_APPEND, O_NONBLOCK, ...), without O_CLOEXEC.
+    pub flags: AtomicU32,
+    /// The path it was opened by, for diagnostics.
+    pub path: String,
+}
+
+pub const SEEK_SET: u32 = 0;
+pub const SEEK_CUR: u32 = 1;
+pub const SEEK_END: u32 = 2;
+
+impl File {
+    pub fn new(kind: FileKind, flags: u32, path: String) -> Arc<File> {
+        Arc::new(File { kind, offset: Mutex::new(0), flags: AtomicU32::new(flags & !O_CLOEXEC), path })
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn readable(&self) -> bool {
+        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_WRONLY
+    }
+
+    pub fn writable(&self) -> bool {
+        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_RDONLY
+    }
+
+    fn nonblock(&self) -> bool {
+        self.flags() & O_NONBLOCK != 0
+    }
+
+    pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
+        match &self.kind {
+            FileKind::Inode(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Whether the file has a position (lseek/pread work).
+    pub fn seekable(&self) -> bool {
+        match &self.kind {
+            FileKind::Inode(i) => matches!(i.metadata().file_type(), S_IFREG | S_IFDIR | S_IFBLK),
+            _ => false,
+        }
+    }
+
+    pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
+        if !self.readable() {
+            return Err(EBADF);
+        }
+        match &self.kind {
+            FileKind::PipeRead(p) => p.read(buf, self.nonblock()),
+            FileKind::PipeWrite(_) => Err(EBADF),
+            FileKind::Inode(i) => {
+                if i.metadata().is_dir() {
+                    return Err(EISDIR);
+                }
+                let mut off = self.offset.lock();
+                let n = i.read_at(*off, buf)?;
+                *off += n as u64;
+                Ok(n)
+            }
+        }
+    }
+
+    pub fn write(&self, buf: &[u8]) -> KResult<usize> {
+        if !self.writable() {
+            return Err(EBADF);
+        }
+        match &self.kind {
+            FileKind::PipeWrite(p) => p.write(buf, self.nonblock()),
+            FileKind::PipeRead(_) => Err(EBADF),
+            FileKind::Inode(i) => {
+                let mut off = self.offset.lock();
+                if self.flags() & O_APPEND != 0 {
+                    *off = i.metadata().size;
+                }
+                let n = i.write_at(*off, buf)?;
+                *off += n as u64;
+                Ok(n)
+            }
+        }
+    }
+
+    pub fn pread(&self, buf: &mut [u8], offset: u64) -> KResult<usize> {
+        if !self.readable() {
+            return Err(EBADF);
+        }
+        if !self.seekable() {
+            return Err(ESPIPE);
+        }
+        let i = self.inode().unwrap();
+        if i.metadata().is_dir() {
+            return Err(EISDIR);
+        }
+        i.read_at(offset, buf)
+    }
+
+    pub fn pwrite(&self, buf: &[u8], offset: u64) -> KResult<usize> {
+        if !self.writable() {
+            return Err(EBADF);
+        }
+        if !self.seekable() {
+            return Err(ESPIPE);
+        }
+        self.inode().unwrap().write_at(offset, buf)
+    }
+
+    pub fn seek(&self, offset: i64, whence: u32) -> KResult<u64> {
+        if !self.seekable() {
+            return Err(ESPIPE);
+        }
+        let mut off = self.offset.lock();
+        let base = match whence {
+            SEEK_SET => 0,
+            SEEK_CUR => *off as i64,
+            SEEK_END => self.inode().unwrap().metadata().size as i64,
+            _ => return Err(EINVAL),
+        };
+        let new = base.checked_add(offset).ok_or(EOVERFLOW)?;
+        if new < 0 {
+            return Err(EINVAL);
+        }
+        *off = new as u64;
+        Ok(new as u64)
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        match &self.kind {
+            FileKind::Inode(i) => i.metadata(),
+            FileKind::PipeRead(p) | FileKind::PipeWrite(p) => Metadata {
+                dev: 0xc,
+                ino: p.ino,
+                mode: S_IFIFO | 0o600,
+                nlink: 1,
+                uid: 0,
+                gid: 0,
+                blksize: 4096,
+                size: 0,
+                ..Default::default()
+            },
+        }
+    }
+
+    pub fn poll(&self) -> u16 {
+        match &self.kind {
+            FileKind::Inode(i) => i.poll(),
+            FileKind::PipeRead(p) => p.poll(true),
+            FileKind::PipeWrite(p) => p.poll(false),
+        }
+    }
+
+    /// Directory entries from the current position (an index), as many as
+    /// `fill` accepts; the position advances past the accepted ones.
+    pub fn getdents(&self, mut fill: impl FnMut(&DirEntry, u64) -> bool) -> KResult<()> {
+        let i = self.inode().ok_or(ENOTDIR)?;
+        let entries: Vec<DirEntry> = i.readdir()?;
+        let mut off = self.offset.lock();
+        while (*off as usize) < entries.len() {
+            if !fill(&entries[*off as usize], *off + 1) {
+                break;
+            }
+            *off += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        match &self.kind {
+            FileKind::PipeRead(p) => p.close_end(true),
+            FileKind::PipeWrite(p) => p.close_end(false),
+            FileKind::Inode(_) => {}
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Files: the VFS interface, tmpfs (the root, unpacked from the initramfs),
+//! devices, pipes, open files and descriptor tables.
+#![deny(unsafe_code)]
+
+pub mod devfs;
+pub mod fdtable;
+pub mod file;
+pub mod path;
+pub mod pipe;
+pub mod tmpfs;
+pub mod vfs;
+
+use crate::errno::*;
+use alloc::sync::Arc;
+use spin::Once;
+use vfs::Inode;
+
+static ROOT: Once<Arc<dyn Inode>> = Once::new();
+
+/// The root directory (tmpfs).
+pub fn root() -> Arc<dyn Inode> {
+    ROOT.get().expect("fs not initialized").clone()
+}
+
+/// Builds the root tmpfs from the initramfs and mounts /dev (and an empty /proc and /tmp).
+pub fn init() -> KResult<()> {
+    let root = tmpfs::TmpfsDir::new_root();
+    ROOT.call_once(|| root.clone());
+    if let Some(archive) = crate::initramfs::archive() {
+        unpack_initramfs(&root, archive)?;
+    }
+    for dir in ["tmp", "proc"] {
+        if root.lookup(dir).is_err() {
+            root.create(dir, vfs::S_IFDIR | 0o777 | if dir == "tmp" { 0o1000 } else { 0 }, 0, 0)?;
+        }
+    }
+    let dev = devfs::new(root.clone());
+    root.mount("dev", dev)?;
+    Ok(())
+}
+
+fn unpack_initramfs(root: &Arc<dyn Inode>, archive: &[u8]) -> KResult<()> {
+    let mut files = 0;
+    for entry in cpio::Reader::new(archive) {
+        let e = entry.map_err(|e| {
+            log::error!("initramfs: {:?}", e);
+            EINVAL
+        })?;
+        if e.name.is_empty() || e.name == "." {
+            continue;
+        }
+        let (parent_path, name) = match e.name.rsplit_once('/') {
+            Some((p, n)) => (p, n),
+            None => ("", e.name),
+        };
+        let parent = path::lookup_from(root.clone(), root.clone(), parent_path.as_bytes(), true)?;
+        let kind = e.mode & cpio::S_IFMT;
+        let node = match parent.lookup(name) {
+            Ok(n) => n,
+            Err(_) if kind == cpio::S_IFLNK => {
+                parent.symlink(name, e.data)?;
+                continue;
+            }
+            Err(_) => parent.create(name, e.mode, e.uid, e.gid)?,
+        };
+        if kind == cpio::S_IFREG {
+            node.write_at(0, e.data)?;
+            files += 1;
+        }
+    }
+    log::info!("initramfs: {} files unpacked into tmpfs", files);
+    Ok(())
+}

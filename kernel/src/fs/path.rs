@@ -1,0 +1,94 @@
+//! Path resolution (Linux's `path_lookupat`/`link_path_walk`): components,
+//! `.` and `..`, symlinks (at most 40), trailing slashes.
+
+use super::vfs::Inode;
+use crate::errno::*;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+const MAX_SYMLINKS: usize = 40;
+pub const PATH_MAX: usize = 4096;
+
+fn as_str(b: &[u8]) -> KResult<&str> {
+    core::str::from_utf8(b).map_err(|_| ENOENT)
+}
+
+/// Resolves `path` from `start` (or `root` when absolute). `follow` decides
+/// whether a final symlink is followed.
+pub fn lookup_from(root: Arc<dyn Inode>, start: Arc<dyn Inode>, path: &[u8], follow: bool) -> KResult<Arc<dyn Inode>> {
+    let mut budget = MAX_SYMLINKS;
+    walk(&root, start, path, follow, &mut budget)
+}
+
+fn walk(
+    root: &Arc<dyn Inode>,
+    start: Arc<dyn Inode>,
+    path: &[u8],
+    follow: bool,
+    budget: &mut usize,
+) -> KResult<Arc<dyn Inode>> {
+    if path.len() >= PATH_MAX {
+        return Err(ENAMETOOLONG);
+    }
+    let mut cur = if path.first() == Some(&b'/') { root.clone() } else { start };
+    let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+    let trailing_slash = path.len() > 1 && path.last() == Some(&b'/');
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        if !cur.metadata().is_dir() {
+            return Err(ENOTDIR);
+        }
+        if comp.len() > 255 {
+            return Err(ENAMETOOLONG);
+        }
+        // `..` at the root stays at the root.
+        let next = if *comp == b".." && Arc::ptr_eq(&cur, root) { cur.clone() } else { cur.lookup(as_str(comp)?)? };
+        if next.metadata().file_type() == super::vfs::S_IFLNK && (!last || follow || trailing_slash) {
+            if *budget == 0 {
+                return Err(ELOOP);
+            }
+            *budget -= 1;
+            let target = next.readlink()?;
+            cur = walk(root, cur, &target, true, budget)?;
+        } else {
+            cur = next;
+        }
+    }
+    if trailing_slash && !cur.metadata().is_dir() {
+        return Err(ENOTDIR);
+    }
+    Ok(cur)
+}
+
+/// Splits `path` into its parent directory (resolved) and final component.
+/// A path ending in `/`, `.` or `..`, or the root itself, has no final name.
+pub fn lookup_parent(
+    root: Arc<dyn Inode>,
+    start: Arc<dyn Inode>,
+    path: &[u8],
+) -> KResult<(Arc<dyn Inode>, alloc::string::String)> {
+    if path.is_empty() {
+        return Err(ENOENT);
+    }
+    let trimmed = {
+        let mut p = path;
+        while p.len() > 1 && p.last() == Some(&b'/') {
+            p = &p[..p.len() - 1];
+        }
+        p
+    };
+    let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+        Some(0) => (&trimmed[..1], &trimmed[1..]),
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (&b""[..], trimmed),
+    };
+    let parent = if dir.is_empty() { start } else { lookup_from(root.clone(), start, dir, true)? };
+    if !parent.metadata().is_dir() {
+        return Err(ENOTDIR);
+    }
+    let name = as_str(name)?;
+    if name.len() > 255 {
+        return Err(ENAMETOOLONG);
+    }
+    Ok((parent, alloc::string::String::from(name)))
+}

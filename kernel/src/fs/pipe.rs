@@ -1,0 +1,117 @@
+//! Pipes (Linux's fs/pipe.c): a 64 KiB ring, blocking and non-blocking
+//! ends, EOF when every writer is gone, EPIPE+SIGPIPE when every reader is.
+
+use super::vfs::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+use crate::errno::*;
+use crate::process::wait_queue::WaitQueue;
+use alloc::collections::VecDeque;
+use spin::Mutex;
+
+pub const PIPE_SIZE: usize = 65536;
+/// Writes of at most this many bytes are atomic.
+pub const PIPE_BUF: usize = 4096;
+
+pub struct PipeInner {
+    buf: VecDeque<u8>,
+    pub readers: usize,
+    pub writers: usize,
+}
+
+pub struct Pipe {
+    pub inner: Mutex<PipeInner>,
+    readable: WaitQueue,
+    writable: WaitQueue,
+    pub ino: u64,
+}
+
+impl Pipe {
+    pub fn new() -> Pipe {
+        Pipe {
+            inner: Mutex::new(PipeInner { buf: VecDeque::new(), readers: 1, writers: 1 }),
+            readable: WaitQueue::new(),
+            writable: WaitQueue::new(),
+            ino: super::tmpfs::next_ino(),
+        }
+    }
+
+    pub fn read(&self, out: &mut [u8], nonblock: bool) -> KResult<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let n = self.readable.wait_until(true, || {
+            let mut p = self.inner.lock();
+            if p.buf.is_empty() {
+                if p.writers == 0 {
+                    return Some(Ok(0));
+                }
+                return nonblock.then_some(Err(EAGAIN));
+            }
+            let n = out.len().min(p.buf.len());
+            for (i, b) in p.buf.drain(..n).enumerate() {
+                out[i] = b;
+            }
+            Some(Ok(n))
+        })??;
+        self.writable.wake_all();
+        Ok(n)
+    }
+
+    pub fn write(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+        let mut written = 0;
+        while written < data.len() {
+            let r = self.writable.wait_until(true, || {
+                let mut p = self.inner.lock();
+                if p.readers == 0 {
+                    return Some(Err(EPIPE));
+                }
+                let room = PIPE_SIZE - p.buf.len();
+                let left = data.len() - written;
+                // Small writes go in whole or wait (PIPE_BUF atomicity).
+                let need = if left <= PIPE_BUF { left } else { 1 };
+                if room < need {
+                    return nonblock.then_some(Err(EAGAIN));
+                }
+                let n = room.min(left);
+                p.buf.extend(&data[written..written + n]);
+                Some(Ok(n))
+            });
+            match r {
+                Ok(Ok(n)) => {
+                    written += n;
+                    self.readable.wake_all();
+                }
+                Ok(Err(EPIPE)) => {
+                    crate::process::signal::send_to_current_thread(crate::process::signal::SIGPIPE);
+                    return if written > 0 { Ok(written) } else { Err(EPIPE) };
+                }
+                Ok(Err(e)) | Err(e) => return if written > 0 { Ok(written) } else { Err(e) },
+            }
+        }
+        Ok(written)
+    }
+
+    pub fn poll(&self, read_end: bool) -> u16 {
+        let p = self.inner.lock();
+        if read_end {
+            (if p.buf.is_empty() { 0 } else { POLLIN }) | if p.writers == 0 { POLLHUP } else { 0 }
+        } else {
+            (if p.buf.len() < PIPE_SIZE { POLLOUT } else { 0 }) | if p.readers == 0 { POLLERR } else { 0 }
+        }
+    }
+
+    pub fn close_end(&self, read_end: bool) {
+        let mut p = self.inner.lock();
+        if read_end {
+            p.readers -= 1;
+        } else {
+            p.writers -= 1;
+        }
+        drop(p);
+        self.readable.wake_all();
+        self.writable.wake_all();
+    }
+
+    pub fn available(&self) -> usize {
+        self.inner.lock().buf.len()
+    }
+}

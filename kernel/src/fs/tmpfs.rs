@@ -1,0 +1,271 @@
+//! tmpfs: files and directories kept in memory. File data is a byte vector
+//! for now; the VM issue moves it onto the page cache (shmem) so mappings
+//! and SysV segments can share its pages.
+
+use super::vfs::*;
+use crate::errno::*;
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+static NEXT_INO: AtomicU64 = AtomicU64::new(2);
+const TMPFS_DEV: u64 = 0x15;
+
+pub fn next_ino() -> u64 {
+    NEXT_INO.fetch_add(1, Ordering::Relaxed)
+}
+
+fn new_meta(mode: u32, uid: u32, gid: u32) -> Metadata {
+    let now = crate::time::realtime();
+    Metadata {
+        dev: TMPFS_DEV,
+        ino: next_ino(),
+        mode,
+        nlink: 1,
+        uid,
+        gid,
+        blksize: 4096,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        ..Default::default()
+    }
+}
+
+pub struct TmpfsFile {
+    meta: Mutex<Metadata>,
+    data: Mutex<Vec<u8>>,
+}
+
+impl TmpfsFile {
+    pub fn new(mode: u32, uid: u32, gid: u32) -> Arc<Self> {
+        Arc::new(TmpfsFile { meta: Mutex::new(new_meta(mode, uid, gid)), data: Mutex::new(Vec::new()) })
+    }
+
+    fn touch(&self, size: u64) {
+        let mut m = self.meta.lock();
+        m.size = size;
+        m.blocks = size.div_ceil(512);
+        m.mtime = crate::time::realtime();
+        m.ctime = m.mtime;
+    }
+}
+
+impl Inode for TmpfsFile {
+    fn metadata(&self) -> Metadata {
+        self.meta.lock().clone()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        let data = self.data.lock();
+        let Ok(off) = usize::try_from(offset) else { return Ok(0) };
+        if off >= data.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(data.len() - off);
+        buf[..n].copy_from_slice(&data[off..off + n]);
+        Ok(n)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> KResult<usize> {
+        let end = offset.checked_add(buf.len() as u64).ok_or(EFBIG)?;
+        if end > (1 << 40) {
+            return Err(EFBIG);
+        }
+        let mut data = self.data.lock();
+        if data.len() < end as usize {
+            let more = end as usize - data.len();
+            data.try_reserve(more).map_err(|_| ENOSPC)?;
+            data.resize(end as usize, 0);
+        }
+        data[offset as usize..end as usize].copy_from_slice(buf);
+        let len = data.len() as u64;
+        drop(data);
+        self.touch(len);
+        Ok(buf.len())
+    }
+    fn truncate(&self, size: u64) -> KResult<()> {
+        if size > (1 << 40) {
+            return Err(EFBIG);
+        }
+        let mut data = self.data.lock();
+        if size as usize > data.len() {
+            let more = size as usize - data.len();
+            data.try_reserve(more).map_err(|_| ENOSPC)?;
+        }
+        data.resize(size as usize, 0);
+        drop(data);
+        self.touch(size);
+        Ok(())
+    }
+    fn chmod(&self, mode: u32) -> KResult<()> {
+        let mut m = self.meta.lock();
+        m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
+        Ok(())
+    }
+}
+
+pub struct TmpfsSymlink {
+    meta: Metadata,
+    target: Vec<u8>,
+}
+
+impl Inode for TmpfsSymlink {
+    fn metadata(&self) -> Metadata {
+        self.meta.clone()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn readlink(&self) -> KResult<Vec<u8>> {
+        Ok(self.target.clone())
+    }
+}
+
+pub struct TmpfsDir {
+    meta: Mutex<Metadata>,
+    entries: Mutex<BTreeMap<String, Arc<dyn Inode>>>,
+    parent: Weak<dyn Inode>,
+    this: Weak<TmpfsDir>,
+}
+
+impl TmpfsDir {
+    pub fn new_root() -> Arc<dyn Inode> {
+        let d: Arc<TmpfsDir> = Arc::new_cyclic(|w: &Weak<TmpfsDir>| {
+            let parent: Weak<dyn Inode> = w.clone();
+            TmpfsDir {
+                meta: Mutex::new(new_meta(S_IFDIR | 0o755, 0, 0)),
+                entries: Mutex::new(BTreeMap::new()),
+                parent,
+                this: w.clone(),
+            }
+        });
+        d.meta.lock().nlink = 2;
+        d
+    }
+
+    pub fn new_child(parent: Weak<dyn Inode>, mode: u32, uid: u32, gid: u32) -> Arc<TmpfsDir> {
+        let d = Arc::new_cyclic(|w: &Weak<TmpfsDir>| TmpfsDir {
+            meta: Mutex::new(new_meta(S_IFDIR | (mode & 0o7777), uid, gid)),
+            entries: Mutex::new(BTreeMap::new()),
+            parent,
+            this: w.clone(),
+        });
+        d.meta.lock().nlink = 2;
+        d
+    }
+
+    fn self_arc(&self) -> Arc<dyn Inode> {
+        self.this.upgrade().expect("directory in use is alive")
+    }
+
+    fn check_name(name: &str) -> KResult<()> {
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(EEXIST);
+        }
+        if name.len() > 255 {
+            return Err(ENAMETOOLONG);
+        }
+        Ok(())
+    }
+}
+
+impl Inode for TmpfsDir {
+    fn metadata(&self) -> Metadata {
+        let mut m = self.meta.lock().clone();
+        m.size = 4096;
+        m
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> KResult<usize> {
+        Err(EISDIR)
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        match name {
+            "" | "." => Ok(self.self_arc()),
+            ".." => Ok(self.parent.upgrade().unwrap_or_else(|| self.self_arc())),
+            _ => self.entries.lock().get(name).cloned().ok_or(ENOENT),
+        }
+    }
+    fn create(&self, name: &str, mode: u32, uid: u32, gid: u32) -> KResult<Arc<dyn Inode>> {
+        Self::check_name(name)?;
+        let mut entries = self.entries.lock();
+        if entries.contains_key(name) {
+            return Err(EEXIST);
+        }
+        let node: Arc<dyn Inode> = match mode & S_IFMT {
+            S_IFDIR => {
+                self.meta.lock().nlink += 1;
+                TmpfsDir::new_child(self.this.clone(), mode, uid, gid)
+            }
+            S_IFREG | 0 => TmpfsFile::new(S_IFREG | (mode & 0o7777), uid, gid),
+            _ => return Err(EPERM),
+        };
+        entries.insert(name.to_string(), node.clone());
+        Ok(node)
+    }
+    fn symlink(&self, name: &str, target: &[u8]) -> KResult<()> {
+        Self::check_name(name)?;
+        let mut entries = self.entries.lock();
+        if entries.contains_key(name) {
+            return Err(EEXIST);
+        }
+        let mut meta = new_meta(S_IFLNK | 0o777, 0, 0);
+        meta.size = target.len() as u64;
+        entries.insert(name.to_string(), Arc::new(TmpfsSymlink { meta, target: target.to_vec() }));
+        Ok(())
+    }
+    fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
+        if name == "." {
+            return Err(EINVAL);
+        }
+        if name == ".." {
+            return Err(ENOTEMPTY);
+        }
+        let mut entries = self.entries.lock();
+        let node = entries.get(name).ok_or(ENOENT)?;
+        let is_dir = node.metadata().is_dir();
+        match (dir, is_dir) {
+            (true, false) => return Err(ENOTDIR),
+            (false, true) => return Err(EISDIR),
+            (true, true) => {
+                if !node.readdir()?.iter().all(|e| e.name == "." || e.name == "..") {
+                    return Err(ENOTEMPTY);
+                }
+                self.meta.lock().nlink -= 1;
+            }
+            (false, false) => {}
+        }
+        entries.remove(name);
+        Ok(())
+    }
+    fn mount(&self, name: &str, root: Arc<dyn Inode>) -> KResult<()> {
+        self.entries.lock().insert(name.to_string(), root);
+        Ok(())
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        let me = self.meta.lock().ino;
+        let parent_ino = self.parent.upgrade().map(|p| p.metadata().ino).unwrap_or(me);
+        let mut v = alloc::vec![
+            DirEntry { name: ".".to_string(), ino: me, d_type: DT_DIR },
+            DirEntry { name: "..".to_string(), ino: parent_ino, d_type: DT_DIR },
+        ];
+        for (name, node) in self.entries.lock().iter() {
+            let m = node.metadata();
+            v.push(DirEntry { name: name.clone(), ino: m.ino, d_type: m.d_type() });
+        }
+        Ok(v)
+    }
+    fn chmod(&self, mode: u32) -> KResult<()> {
+        let mut m = self.meta.lock();
+        m.mode = S_IFDIR | (mode & 0o7777);
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! The inode interface every filesystem implements. Names follow Linux's
+//! `inode_operations`/`file_operations` where they exist.
+
+use crate::errno::*;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFSOCK: u32 = 0o140000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFIFO: u32 = 0o010000;
+
+/// d_type values of getdents64.
+pub const DT_FIFO: u8 = 1;
+pub const DT_CHR: u8 = 2;
+pub const DT_DIR: u8 = 4;
+pub const DT_REG: u8 = 8;
+pub const DT_LNK: u8 = 10;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timespec {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blksize: u32,
+    pub blocks: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+}
+
+impl Metadata {
+    pub fn file_type(&self) -> u32 {
+        self.mode & S_IFMT
+    }
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == S_IFDIR
+    }
+    pub fn is_regular(&self) -> bool {
+        self.file_type() == S_IFREG
+    }
+    pub fn d_type(&self) -> u8 {
+        match self.file_type() {
+            S_IFDIR => DT_DIR,
+            S_IFREG => DT_REG,
+            S_IFCHR => DT_CHR,
+            S_IFIFO => DT_FIFO,
+            S_IFLNK => DT_LNK,
+            _ => 0,
+        }
+    }
+}
+
+pub struct DirEntry {
+    pub name: String,
+    pub ino: u64,
+    pub d_type: u8,
+}
+
+/// Readiness bits of `poll` (POLLIN, POLLOUT, ...).
+pub const POLLIN: u16 = 0x001;
+pub const POLLPRI: u16 = 0x002;
+pub const POLLOUT: u16 = 0x004;
+pub const POLLERR: u16 = 0x008;
+pub const POLLHUP: u16 = 0x010;
+pub const POLLNVAL: u16 = 0x020;
+
+pub trait Inode: Send + Sync + Any {
+    fn metadata(&self) -> Metadata;
+    fn as_any(&self) -> &dyn Any;
+
+    /// Reads at `offset`; devices ignore the offset. `nonblock` is the open
+    /// file's O_NONBLOCK.
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> KResult<usize> {
+        Err(EISDIR)
+    }
+    fn write_at(&self, _offset: u64, _buf: &[u8]) -> KResult<usize> {
+        Err(EISDIR)
+    }
+    fn truncate(&self, _size: u64) -> KResult<()> {
+        Err(EINVAL)
+    }
+    /// Devices and regular files: whether reads/writes would not block.
+    fn poll(&self) -> u16 {
+        POLLIN | POLLOUT
+    }
+    fn ioctl(&self, _cmd: u32, _arg: u64) -> KResult<usize> {
+        Err(ENOTTY)
+    }
+
+    // Directory operations.
+    fn lookup(&self, _name: &str) -> KResult<Arc<dyn Inode>> {
+        Err(ENOTDIR)
+    }
+    /// Creates a file, directory or device node named `name` with `mode` (type | permissions).
+    fn create(&self, _name: &str, _mode: u32, _uid: u32, _gid: u32) -> KResult<Arc<dyn Inode>> {
+        Err(ENOTDIR)
+    }
+    fn symlink(&self, _name: &str, _target: &[u8]) -> KResult<()> {
+        Err(ENOTDIR)
+    }
+    /// Removes `name`; `dir` selects rmdir semantics.
+    fn unlink(&self, _name: &str, _dir: bool) -> KResult<()> {
+        Err(ENOTDIR)
+    }
+    /// Puts another filesystem's root at `name` (which must be a directory or absent).
+    fn mount(&self, _name: &str, _root: Arc<dyn Inode>) -> KResult<()> {
+        Err(ENOTDIR)
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        Err(ENOTDIR)
+    }
+    fn readlink(&self) -> KResult<Vec<u8>> {
+        Err(EINVAL)
+    }
+    fn chmod(&self, _mode: u32) -> KResult<()> {
+        Err(EPERM)
+    }
+}

@@ -1,0 +1,201 @@
+//! The address space of a process (Linux's `mm_struct`): page tables, VMAs,
+//! brk, and counters. It can exist without a task (an mshare host later).
+//!
+//! Lock order: task → `MmStruct::inner` → kernel page table → frame allocator.
+#![deny(unsafe_code)]
+
+use super::frame::{self, PhysFrame};
+use super::page;
+use super::vma::{Prot, Vma};
+use super::PAGE_SIZE;
+use crate::arch::cpu;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use page_table::{PageTable, PhysMem, PteFlags};
+use spin::Mutex;
+
+/// Lowest address user mappings may use (Linux's default `vm.mmap_min_addr`).
+pub const MMAP_MIN_ADDR: u64 = 0x10000;
+/// End of the user half (`TASK_SIZE` on x86_64 with 4-level paging).
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// Top of the initial stack (no randomization: deterministic runs).
+pub const STACK_TOP: u64 = TASK_SIZE;
+pub const STACK_SIZE: u64 = 8 << 20;
+/// Where top-down mmap searches start: below the stack and its gap (Linux's mmap_base).
+pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);
+
+/// `PhysMem` for user page tables: frames from the allocator, counted per mm
+/// (VmPTE) so accounting stays exact.
+pub struct UserPhysMem<'a> {
+    pub pt_pages: &'a AtomicU64,
+}
+
+impl PhysMem for UserPhysMem<'_> {
+    fn read_pte(&self, table: u64, index: usize) -> u64 {
+        super::kernel_map::read_pte(table, index)
+    }
+
+    fn write_pte(&mut self, table: u64, index: usize, value: u64) {
+        super::kernel_map::write_pte(table, index, value)
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        let f = frame::alloc_zeroed_frame()?;
+        self.pt_pages.fetch_add(1, Ordering::Relaxed);
+        Some(f.addr())
+    }
+
+    fn free_table(&mut self, table: u64) {
+        self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+        frame::free_frames(PhysFrame(table), 0);
+    }
+}
+
+pub struct MmInner {
+    pub pt: PageTable,
+    /// VMAs keyed by start address; never overlapping.
+    pub vmas: BTreeMap<u64, Vma>,
+    pub start_brk: u64,
+    pub brk: u64,
+    /// Resident pages mapped in this mm (anonymous and private file copies).
+    pub rss: u64,
+    /// Argument and environment strings on the initial stack (for /proc later).
+    pub arg_range: (u64, u64),
+    pub env_range: (u64, u64),
+}
+
+pub struct MmStruct {
+    pub inner: Mutex<MmInner>,
+    /// Page-table pages of this mm (root included).
+    pub pt_pages: AtomicU64,
+    pub id: u64,
+}
+
+static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
+
+impl MmStruct {
+    /// An empty address space whose kernel half is the kernel's.
+    pub fn new() -> Option<Arc<MmStruct>> {
+        let pt_pages = AtomicU64::new(0);
+        let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages })?;
+        super::kernel_map::copy_kernel_half(pt.root());
+        Some(Arc::new(MmStruct {
+            inner: Mutex::new(MmInner {
+                pt,
+                vmas: BTreeMap::new(),
+                start_brk: 0,
+                brk: 0,
+                rss: 0,
+                arg_range: (0, 0),
+                env_range: (0, 0),
+            }),
+            pt_pages,
+            id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
+        }))
+    }
+
+    pub fn root(&self) -> u64 {
+        self.inner.lock().pt.root()
+    }
+
+    /// Makes this the address space of the CPU.
+    pub fn activate(&self) {
+        let root = self.root();
+        if cpu::read_cr3() & !0xfff != root {
+            super::kernel_map::switch_address_space(root);
+        }
+    }
+
+    /// Linux's `dup_mmap`: the child gets every VMA (but VM_DONTFORK ones);
+    /// private writable pages become copy-on-write in both, shared pages are
+    /// shared. Fails with None on memory exhaustion (the partial child is dropped).
+    pub fn fork(&self) -> Option<Arc<MmStruct>> {
+        let child = MmStruct::new()?;
+        let mut parent = self.inner.lock();
+        let mut c = child.inner.lock();
+        c.start_brk = parent.start_brk;
+        c.brk = parent.brk;
+        c.arg_range = parent.arg_range;
+        c.env_range = parent.env_range;
+        let parent = &mut *parent;
+        let mut pmem = UserPhysMem { pt_pages: &self.pt_pages };
+        let mut cmem = UserPhysMem { pt_pages: &child.pt_pages };
+        for vma in parent.vmas.values().filter(|v| !v.flags.contains(super::vma::VmFlags::DONTFORK)) {
+            c.vmas.insert(vma.start, vma.clone());
+            let mut va = vma.start;
+            while va < vma.end {
+                if let Some(m) = parent.pt.translate(&pmem, va) {
+                    let mut flags = m.flags;
+                    if !vma.is_shared() && flags.contains(PteFlags::WRITABLE) {
+                        flags.remove(PteFlags::WRITABLE);
+                        let _ = parent.pt.protect(&mut pmem, va, flags);
+                    }
+                    if c.pt.map(&mut cmem, va, m.phys, m.size, flags).is_err() {
+                        drop(c);
+                        cpu::flush_tlb_all();
+                        return None;
+                    }
+                    page::get_page(m.phys);
+                    c.rss += 1;
+                }
+                va += PAGE_SIZE;
+            }
+        }
+        drop(c);
+        // The parent's writable PTEs just became read-only.
+        cpu::flush_tlb_all();
+        Some(child)
+    }
+}
+
+impl MmInner {
+    /// The VMA containing `addr`.
+    pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.contains(addr))
+    }
+
+    /// Whether any VMA intersects [start, end).
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// PTE flags for a page of `vma`; `writable` only when the page may be
+    /// written without a copy-on-write fault.
+    pub fn pte_flags(prot: Prot, writable: bool) -> PteFlags {
+        let mut f = PteFlags::PRESENT | PteFlags::USER;
+        if prot.is_empty() {
+            // PROT_NONE: keep the page (and its contents) but deny user access.
+            f.remove(PteFlags::USER);
+        }
+        if writable && prot.contains(Prot::WRITE) {
+            f |= PteFlags::WRITABLE;
+        }
+        if !prot.contains(Prot::EXEC) {
+            f |= PteFlags::NO_EXECUTE;
+        }
+        f
+    }
+
+    /// Unmaps the pages of [start, end) from the page table, dropping page
+    /// references, and frees emptied tables. The caller flushes the TLB.
+    pub fn zap_range(&mut self, pt_pages: &AtomicU64, start: u64, end: u64) {
+        let mut mem = UserPhysMem { pt_pages };
+        let mut freed = 0;
+        let r = self.pt.unmap_range(&mut mem, start, end, |_, m| {
+            page::put_page(m.phys);
+            freed += 1;
+        });
+        debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
+        self.rss -= freed;
+    }
+}
+
+impl Drop for MmStruct {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut();
+        let mut mem = UserPhysMem { pt_pages: &self.pt_pages };
+        inner.pt.clear_user_half(&mut mem, |_, m| page::put_page(m.phys));
+        mem.free_table(inner.pt.root());
+    }
+}

@@ -1,0 +1,34 @@
+//! `brk` (Linux's `sys_brk`): grows or shrinks the heap VMA; on failure the
+//! old break is returned, which is how user space learns of it.
+#![deny(unsafe_code)]
+
+use super::address_space::MmStruct;
+use super::vma::{Backend, Prot, VmFlags, Vma};
+use super::{align_up, PAGE_SIZE};
+
+pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
+    let mut inner = mm.inner.lock();
+    let old = inner.brk;
+    if addr < inner.start_brk {
+        return old;
+    }
+    let (old_end, new_end) = (align_up(old, PAGE_SIZE), align_up(addr, PAGE_SIZE));
+    if new_end < old_end {
+        inner.unmap_region(&mm.pt_pages, new_end, old_end);
+        crate::arch::cpu::flush_tlb_all();
+    } else if new_end > old_end {
+        if new_end > super::address_space::MMAP_BASE || inner.overlaps(old_end, new_end) {
+            return old;
+        }
+        inner.insert_vma(Vma {
+            start: old_end,
+            end: new_end,
+            prot: Prot::READ | Prot::WRITE,
+            flags: VmFlags::HEAP,
+            pgoff: 0,
+            backend: Backend::Anonymous,
+        });
+    }
+    inner.brk = addr;
+    addr
+}

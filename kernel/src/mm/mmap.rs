@@ -1,0 +1,242 @@
+//! `mmap` (Linux's `do_mmap`, mm/mmap.c, 6.6) and the VMA-tree helpers the
+//! other operations share: splitting at range boundaries, merging neighbours,
+//! finding a free range top-down.
+#![deny(unsafe_code)]
+
+use super::address_space::{MmInner, MmStruct, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
+use super::vma::{Backend, Prot, VmFlags, Vma};
+use super::{align_up, PAGE_SIZE};
+use crate::errno::*;
+use crate::fs::vfs::Inode;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+pub const MAP_SHARED: u32 = 0x01;
+pub const MAP_PRIVATE: u32 = 0x02;
+pub const MAP_SHARED_VALIDATE: u32 = 0x03;
+pub const MAP_TYPE: u32 = 0x0f;
+pub const MAP_FIXED: u32 = 0x10;
+pub const MAP_ANONYMOUS: u32 = 0x20;
+pub const MAP_GROWSDOWN: u32 = 0x0100;
+pub const MAP_DENYWRITE: u32 = 0x0800;
+pub const MAP_EXECUTABLE: u32 = 0x1000;
+pub const MAP_LOCKED: u32 = 0x2000;
+pub const MAP_NORESERVE: u32 = 0x4000;
+pub const MAP_POPULATE: u32 = 0x8000;
+pub const MAP_NONBLOCK: u32 = 0x10000;
+pub const MAP_STACK: u32 = 0x20000;
+pub const MAP_HUGETLB: u32 = 0x40000;
+pub const MAP_SYNC: u32 = 0x80000;
+pub const MAP_FIXED_NOREPLACE: u32 = 0x100000;
+
+/// Flags MAP_SHARED_VALIDATE accepts (LEGACY_MAP_MASK plus MAP_SYNC for DAX files only).
+const LEGACY_MAP_MASK: u32 = MAP_SHARED
+    | MAP_PRIVATE
+    | MAP_FIXED
+    | MAP_ANONYMOUS
+    | MAP_DENYWRITE
+    | MAP_EXECUTABLE
+    | MAP_GROWSDOWN
+    | MAP_LOCKED
+    | MAP_NORESERVE
+    | MAP_POPULATE
+    | MAP_NONBLOCK
+    | MAP_STACK
+    | MAP_HUGETLB
+    | MAP_FIXED_NOREPLACE;
+
+impl MmInner {
+    /// Makes VMA boundaries fall at `start` and `end` (splitting VMAs that straddle them).
+    pub fn split_at(&mut self, start: u64, end: u64) {
+        for addr in [start, end] {
+            let straddling =
+                self.vmas.range(..addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr).map(|v| v.start);
+            if let Some(s) = straddling {
+                let high = self.vmas.get_mut(&s).unwrap().split_off(addr);
+                self.vmas.insert(high.start, high);
+            }
+        }
+    }
+
+    /// Removes the VMAs inside [start, end) (boundaries must already be split) and returns them.
+    pub fn take_vmas(&mut self, start: u64, end: u64) -> Vec<Vma> {
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
+        keys.into_iter().filter_map(|k| self.vmas.remove(&k)).collect()
+    }
+
+    /// Merges VMAs around [start, end) with their neighbours where compatible (`vma_merge`).
+    pub fn merge_around(&mut self, start: u64, end: u64) {
+        let first = self.vmas.range(..start).next_back().map(|(k, _)| *k).unwrap_or(start);
+        let keys: Vec<u64> = self.vmas.range(first..=end).map(|(k, _)| *k).collect();
+        let mut i = 0;
+        let mut keys = keys;
+        while i + 1 < keys.len() {
+            let (a, b) = (keys[i], keys[i + 1]);
+            let mergeable = {
+                let (va, vb) = (&self.vmas[&a], &self.vmas[&b]);
+                va.can_merge(vb)
+            };
+            if mergeable {
+                let vb = self.vmas.remove(&b).unwrap();
+                self.vmas.get_mut(&a).unwrap().end = vb.end;
+                keys.remove(i + 1);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The highest free range of `len` bytes below `below` (top-down, like
+    /// `arch_get_unmapped_area_topdown`).
+    pub fn find_free_area(&self, len: u64, below: u64) -> Option<u64> {
+        let mut top = below;
+        for (_, v) in self.vmas.range(..below).rev() {
+            if v.end <= top && top - v.end >= len {
+                return Some(top - len);
+            }
+            top = top.min(v.start);
+        }
+        (top >= MMAP_MIN_ADDR + len).then(|| top - len)
+    }
+
+    /// Unmaps [start, end): splits, removes VMAs and their pages. The caller flushes the TLB.
+    pub fn unmap_region(&mut self, pt_pages: &core::sync::atomic::AtomicU64, start: u64, end: u64) {
+        self.split_at(start, end);
+        for v in self.take_vmas(start, end) {
+            self.zap_range(pt_pages, v.start, v.end);
+        }
+    }
+
+    /// Inserts a VMA into a range the caller made free, merging with neighbours.
+    pub fn insert_vma(&mut self, vma: Vma) {
+        let (s, e) = (vma.start, vma.end);
+        self.vmas.insert(s, vma);
+        self.merge_around(s, e);
+    }
+}
+
+/// Arguments of mmap, already taken from registers.
+pub struct MmapRequest {
+    pub addr: u64,
+    pub len: u64,
+    pub prot: u32,
+    pub flags: u32,
+    pub file: Option<Arc<dyn Inode>>,
+    /// The file was opened for writing (MAP_SHARED with PROT_WRITE needs it).
+    pub file_writable: bool,
+    pub offset: u64,
+}
+
+/// Linux's `do_mmap`: validates, picks the address, replaces what MAP_FIXED
+/// covers, inserts the VMA. Pages come later, on fault (or now with MAP_POPULATE).
+pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
+    let MmapRequest { addr, len, prot, flags, file, file_writable, offset } = req;
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    let len = align_up(len.checked_add(0).ok_or(ENOMEM)?, PAGE_SIZE);
+    if len == 0 || len > TASK_SIZE {
+        return Err(ENOMEM);
+    }
+    if offset % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    if offset.checked_add(len).is_none() {
+        return Err(EOVERFLOW);
+    }
+    let prot_bits = Prot::from_bits(prot & 7).ok_or(EINVAL)?;
+    let map_type = flags & MAP_TYPE;
+    match map_type {
+        MAP_SHARED | MAP_PRIVATE => {}
+        MAP_SHARED_VALIDATE => {
+            if flags & !LEGACY_MAP_MASK != 0 {
+                return Err(ENOTSUP);
+            }
+        }
+        _ => return Err(EINVAL),
+    }
+    let shared = map_type != MAP_PRIVATE;
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    if fixed && addr % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let backend = if flags & MAP_ANONYMOUS != 0 {
+        Backend::Anonymous
+    } else {
+        let f = file.ok_or(EBADF)?;
+        let meta = f.metadata();
+        if !meta.is_regular() {
+            return Err(ENODEV);
+        }
+        if shared {
+            if prot_bits.contains(Prot::WRITE) && !file_writable {
+                return Err(EACCES);
+            }
+            // Shared file mappings need the page cache (the VM issue); say so instead of
+            // silently giving private semantics.
+            crate::log_once!("mmap: MAP_SHARED file mappings are not supported yet");
+            return Err(ENODEV);
+        }
+        Backend::File(f)
+    };
+    let mut inner = mm.inner.lock();
+    let start = if fixed {
+        let end = addr.checked_add(len).ok_or(ENOMEM)?;
+        if end > TASK_SIZE {
+            return Err(ENOMEM);
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 && inner.overlaps(addr, end) {
+            return Err(EEXIST);
+        }
+        if addr < MMAP_MIN_ADDR {
+            return Err(EPERM);
+        }
+        inner.unmap_region(&mm.pt_pages, addr, end);
+        crate::arch::cpu::flush_tlb_all();
+        addr
+    } else {
+        let hint = addr & !(PAGE_SIZE - 1);
+        if hint >= MMAP_MIN_ADDR
+            && hint.checked_add(len).is_some_and(|e| e <= TASK_SIZE)
+            && !inner.overlaps(hint, hint + len)
+        {
+            hint
+        } else {
+            inner.find_free_area(len, MMAP_BASE).ok_or(ENOMEM)?
+        }
+    };
+    let mut vflags = VmFlags::empty();
+    if shared {
+        vflags |= VmFlags::SHARED;
+    }
+    if flags & MAP_GROWSDOWN != 0 {
+        vflags |= VmFlags::GROWSDOWN;
+    }
+    inner.insert_vma(Vma {
+        start,
+        end: start + len,
+        prot: prot_bits,
+        flags: vflags,
+        pgoff: offset / PAGE_SIZE,
+        backend,
+    });
+    // Shared anonymous memory must be the same pages in parent and child
+    // after fork; until shmem backs it (VM issue) the pages are made present
+    // now, so that fork shares rather than copies them.
+    if (shared || flags & MAP_POPULATE != 0) && !prot_bits.is_empty() {
+        let access = super::fault::Access { write: shared && prot_bits.contains(Prot::WRITE), exec: false };
+        let mut va = start;
+        while va < start + len {
+            if super::fault::handle_mm_fault(&mut inner, &mm.pt_pages, va, access).is_err() {
+                if shared {
+                    inner.unmap_region(&mm.pt_pages, start, start + len);
+                    crate::arch::cpu::flush_tlb_all();
+                    return Err(ENOMEM);
+                }
+                break;
+            }
+            va += PAGE_SIZE;
+        }
+    }
+    Ok(start)
+}

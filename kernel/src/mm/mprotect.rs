@@ -1,0 +1,59 @@
+//! `mprotect` (Linux's `do_mprotect_pkey`): change protection of any
+//! page-aligned range fully covered by VMAs, splitting and re-merging.
+#![deny(unsafe_code)]
+
+use super::address_space::{MmInner, MmStruct, UserPhysMem, TASK_SIZE};
+use super::vma::Prot;
+use super::{align_up, PAGE_SIZE};
+use crate::errno::*;
+use page_table::PteFlags;
+
+const PROT_GROWSDOWN: u32 = 0x0100_0000;
+const PROT_GROWSUP: u32 = 0x0200_0000;
+
+pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()> {
+    if start % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    if prot & !(7 | PROT_GROWSDOWN | PROT_GROWSUP) != 0
+        || prot & (PROT_GROWSDOWN | PROT_GROWSUP) == (PROT_GROWSDOWN | PROT_GROWSUP)
+    {
+        return Err(EINVAL);
+    }
+    let new_prot = Prot::from_bits_truncate(prot);
+    if len == 0 {
+        return Ok(());
+    }
+    let len = align_up(len, PAGE_SIZE);
+    let end = start.checked_add(len).ok_or(ENOMEM)?;
+    if end > TASK_SIZE {
+        return Err(ENOMEM);
+    }
+    let mut inner = mm.inner.lock();
+    // Every page of the range must be mapped (ENOMEM otherwise), checked before any change.
+    let mut cur = start;
+    while cur < end {
+        let v = inner.find_vma(cur).ok_or(ENOMEM)?;
+        cur = v.end;
+    }
+    inner.split_at(start, end);
+    let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
+    for k in keys {
+        inner.vmas.get_mut(&k).unwrap().prot = new_prot;
+    }
+    let inner = &mut *inner;
+    let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
+    let mut va = start;
+    while va < end {
+        if let Some(m) = inner.pt.translate(&mem, va) {
+            // Writability is only ever removed here; adding PROT_WRITE lets the
+            // next write fault decide (copy-on-write or reuse).
+            let keep_writable = m.flags.contains(PteFlags::WRITABLE);
+            let _ = inner.pt.protect(&mut mem, va, MmInner::pte_flags(new_prot, keep_writable));
+        }
+        va += PAGE_SIZE;
+    }
+    inner.merge_around(start, end);
+    crate::arch::cpu::flush_tlb_all();
+    Ok(())
+}

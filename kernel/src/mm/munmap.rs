@@ -1,0 +1,21 @@
+//! `munmap` (Linux's `do_vmi_munmap`): any page-aligned sub-range, splitting VMAs.
+#![deny(unsafe_code)]
+
+use super::address_space::{MmStruct, TASK_SIZE};
+use super::{align_up, PAGE_SIZE};
+use crate::errno::*;
+
+pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
+    if start % PAGE_SIZE != 0 || len == 0 {
+        return Err(EINVAL);
+    }
+    let len = align_up(len, PAGE_SIZE);
+    let end = start.checked_add(len).ok_or(EINVAL)?;
+    if end > TASK_SIZE {
+        return Err(EINVAL);
+    }
+    let mut inner = mm.inner.lock();
+    inner.unmap_region(&mm.pt_pages, start, end);
+    crate::arch::cpu::flush_tlb_all();
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Copies between the kernel and user memory. The kernel never dereferences
+//! a user pointer: each page is looked up in the address space, faulted in
+//! through `handle_mm_fault` with the access the copy needs (so copy-on-write
+//! and demand paging work as for the user's own access), and copied through
+//! the direct map. An address outside the user half, or a fault that cannot
+//! be resolved, is `EFAULT` — never a kernel fault.
+
+use super::address_space::{MmStruct, TASK_SIZE};
+use super::fault::{handle_mm_fault, Access, FaultError};
+use super::PAGE_SIZE;
+use crate::errno::*;
+use alloc::vec::Vec;
+use page_table::PteFlags;
+
+/// Plain data that may be copied to and from user memory byte for byte.
+///
+/// # Safety
+/// Every bit pattern must be a valid value and the type must have no padding
+/// that could leak kernel memory.
+pub unsafe trait Pod: Copy + 'static {}
+
+macro_rules! pod {
+    ($($t:ty),*) => { $(unsafe impl Pod for $t {})* };
+}
+pod!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+/// Marks a `#[repr(C)]` struct without padding as [`Pod`].
+#[macro_export]
+macro_rules! impl_pod {
+    ($($t:ty),*) => { $(
+        // SAFETY: the type is #[repr(C)] with integer fields and no padding (checked by the
+        // size assertion at its definition).
+        #[allow(unsafe_code)]
+        unsafe impl $crate::mm::usercopy::Pod for $t {}
+    )* };
+}
+
+fn fault_errno(e: FaultError) -> Errno {
+    match e {
+        FaultError::Oom => ENOMEM,
+        _ => EFAULT,
+    }
+}
+
+/// Physical address of `va` in `mm`, faulted in for `access`.
+fn user_phys(mm: &MmStruct, va: u64, access: Access) -> KResult<u64> {
+    if va >= TASK_SIZE {
+        return Err(EFAULT);
+    }
+    let mut inner = mm.inner.lock();
+    for _ in 0..2 {
+        let mem = super::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+        if let Some(m) = inner.pt.translate(&mem, va) {
+            let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
+            if ok {
+                return Ok(m.phys + (va & (m.size.bytes() - 1)));
+            }
+        }
+        handle_mm_fault(&mut inner, &mm.pt_pages, va, access).map_err(fault_errno)?;
+    }
+    Err(EFAULT)
+}
+
+/// Walks [va, va + len) page by page, calling `f(pa, offset_in_buffer, len)`.
+fn for_each_chunk(
+    mm: &MmStruct,
+    va: u64,
+    len: usize,
+    access: Access,
+    mut f: impl FnMut(u64, usize, usize),
+) -> KResult<()> {
+    let end = va.checked_add(len as u64).ok_or(EFAULT)?;
+    if end > TASK_SIZE {
+        return Err(EFAULT);
+    }
+    let mut cur = va;
+    while cur < end {
+        let n = (PAGE_SIZE - cur % PAGE_SIZE).min(end - cur) as usize;
+        let pa = user_phys(mm, cur, access)?;
+        f(pa, (cur - va) as usize, n);
+        cur += n as u64;
+    }
+    Ok(())
+}
+
+pub fn copy_from_user(mm: &MmStruct, va: u64, out: &mut [u8]) -> KResult<()> {
+    for_each_chunk(mm, va, out.len(), Access::READ, |pa, off, n| super::read_phys(pa, &mut out[off..off + n]))
+}
+
+pub fn copy_to_user(mm: &MmStruct, va: u64, data: &[u8]) -> KResult<()> {
+    for_each_chunk(mm, va, data.len(), Access::WRITE, |pa, off, n| super::write_phys(pa, &data[off..off + n]))
+}
+
+pub fn clear_user(mm: &MmStruct, va: u64, len: usize) -> KResult<()> {
+    for_each_chunk(mm, va, len, Access::WRITE, |pa, _, n| super::zero_phys(pa, n))
+}
+
+pub fn read_val<T: Pod>(mm: &MmStruct, va: u64) -> KResult<T> {
+    let mut v = core::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: T is Pod, so any bytes form a valid T; the slice covers exactly the value.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, core::mem::size_of::<T>()) };
+    copy_from_user(mm, va, bytes)?;
+    // SAFETY: fully initialized by the copy (or zeroed).
+    Ok(unsafe { v.assume_init() })
+}
+
+pub fn write_val<T: Pod>(mm: &MmStruct, va: u64, v: &T) -> KResult<()> {
+    copy_to_user(mm, va, as_bytes(v))
+}
+
+/// The bytes of a Pod value.
+pub fn as_bytes<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: Pod types have no padding, so every byte is initialized.
+    unsafe { core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>()) }
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (without the NUL);
+/// longer is `ENAMETOOLONG` (`strncpy_from_user` callers' convention).
+pub fn read_cstr(mm: &MmStruct, va: u64, max: usize) -> KResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut cur = va;
+    loop {
+        let n = (PAGE_SIZE - cur % PAGE_SIZE) as usize;
+        let mut buf = [0u8; 256];
+        let n = n.min(buf.len());
+        copy_from_user(mm, cur, &mut buf[..n])?;
+        if let Some(z) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..z]);
+            if out.len() > max {
+                return Err(ENAMETOOLONG);
+            }
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() > max {
+            return Err(ENAMETOOLONG);
+        }
+        cur += n as u64;
+    }
+}

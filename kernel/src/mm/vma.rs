@@ -1,0 +1,85 @@
+//! Virtual memory areas (Linux's `vm_area_struct`): a page-aligned range with
+//! one protection, one set of flags and one backend.
+#![deny(unsafe_code)]
+
+use crate::fs::vfs::Inode;
+use alloc::sync::Arc;
+
+bitflags::bitflags! {
+    /// PROT_* as mmap takes them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Prot: u32 {
+        const READ = 1;
+        const WRITE = 2;
+        const EXEC = 4;
+    }
+}
+
+bitflags::bitflags! {
+    /// The VM_* flags this kernel keeps (include/linux/mm.h).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct VmFlags: u32 {
+        const SHARED = 1 << 0;
+        const GROWSDOWN = 1 << 1;
+        const STACK = 1 << 2;
+        const HEAP = 1 << 3;
+        const DONTFORK = 1 << 4;
+    }
+}
+
+/// Where a VMA's pages come from. One enum per VMA instead of flags, as in
+/// Starry; the mshare window joins it with the mshare issue.
+#[derive(Clone)]
+pub enum Backend {
+    /// Zero-filled anonymous memory.
+    Anonymous,
+    /// A file; private mappings copy its pages on first touch.
+    File(Arc<dyn Inode>),
+}
+
+#[derive(Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: Prot,
+    pub flags: VmFlags,
+    /// Offset of `start` in the file, in pages (`vm_pgoff`).
+    pub pgoff: u64,
+    pub backend: Backend,
+}
+
+impl Vma {
+    pub fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.flags.contains(VmFlags::SHARED)
+    }
+
+    /// Splits at `addr` (page aligned, strictly inside): self keeps the low part,
+    /// the high part is returned with its file offset adjusted.
+    pub fn split_off(&mut self, addr: u64) -> Vma {
+        debug_assert!(self.start < addr && addr < self.end);
+        let mut high = self.clone();
+        high.start = addr;
+        high.pgoff = self.pgoff + (addr - self.start) / super::PAGE_SIZE;
+        self.end = addr;
+        high
+    }
+
+    /// Whether `next` (starting at self.end) can merge into self (same
+    /// attributes and a contiguous file offset), as `vma_merge` checks.
+    pub fn can_merge(&self, next: &Vma) -> bool {
+        self.end == next.start
+            && self.prot == next.prot
+            && self.flags == next.flags
+            && match (&self.backend, &next.backend) {
+                (Backend::Anonymous, Backend::Anonymous) => true,
+                (Backend::File(a), Backend::File(b)) => {
+                    Arc::ptr_eq(a, b) && self.pgoff + (self.end - self.start) / super::PAGE_SIZE == next.pgoff
+                }
+                _ => false,
+            }
+    }
+}

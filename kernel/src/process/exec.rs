@@ -1,0 +1,263 @@
+//! execve (Linux's fs/exec.c and fs/binfmt_elf.c `load_elf_binary`): a new
+//! address space from a static ELF (or a `#!` script's interpreter), the
+//! initial stack, and the resets exec implies.
+
+use super::task::Task;
+use crate::arch::context::FpuState;
+use crate::arch::trap::TrapFrame;
+use crate::errno::*;
+use crate::fs::vfs::Inode;
+use crate::mm::address_space::{MmStruct, STACK_SIZE, STACK_TOP};
+use crate::mm::vma::{Backend, Prot, VmFlags, Vma};
+use crate::mm::PAGE_SIZE;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use elf_loader::{AuxvValues, StackParams};
+
+const BINPRM_BUF_SIZE: usize = 256;
+const MAX_INTERP_DEPTH: usize = 4;
+
+fn prot(p: elf_loader::Prot) -> Prot {
+    let mut r = Prot::empty();
+    r.set(Prot::READ, p.read);
+    r.set(Prot::WRITE, p.write);
+    r.set(Prot::EXEC, p.exec);
+    r
+}
+
+/// Resolves `path` for exec: a regular file with an execute bit.
+fn open_exec(t: &Task, path: &[u8]) -> KResult<Arc<dyn Inode>> {
+    let cwd = t.fs().lock().cwd.clone();
+    let inode = crate::fs::path::lookup_from(crate::fs::root(), cwd, path, true)?;
+    let m = inode.metadata();
+    if !m.is_regular() || m.mode & 0o111 == 0 {
+        return Err(EACCES);
+    }
+    Ok(inode)
+}
+
+fn read_all(inode: &Arc<dyn Inode>) -> KResult<Vec<u8>> {
+    let size = inode.metadata().size as usize;
+    let mut data = Vec::new();
+    data.try_reserve_exact(size).map_err(|_| ENOMEM)?;
+    data.resize(size, 0);
+    let mut done = 0;
+    while done < size {
+        let n = inode.read_at(done as u64, &mut data[done..])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    data.truncate(done);
+    Ok(data)
+}
+
+/// `#!interp [arg]` (Linux's binfmt_script): the interpreter, its optional argument.
+fn parse_shebang(data: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let line = data.strip_prefix(b"#!")?;
+    let line = &line[..line.len().min(BINPRM_BUF_SIZE - 2)];
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let trimmed: &[u8] = {
+        let s = line.iter().position(|&b| b != b' ' && b != b'\t')?;
+        let e = line.iter().rposition(|&b| b != b' ' && b != b'\t')? + 1;
+        &line[s..e]
+    };
+    match trimmed.iter().position(|&b| b == b' ' || b == b'\t') {
+        None => Some((trimmed.to_vec(), None)),
+        Some(i) => {
+            let arg = &trimmed[i..];
+            let s = arg.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(arg.len());
+            Some((trimmed[..i].to_vec(), Some(arg[s..].to_vec())))
+        }
+    }
+}
+
+/// Replaces `t`'s program. On success `frame` is the new user entry state;
+/// on error nothing of `t` has changed.
+pub fn exec_into(
+    t: &Arc<Task>,
+    frame: &mut TrapFrame,
+    path: Vec<u8>,
+    mut argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> KResult<()> {
+    let execfn = path.clone();
+    let mut path = path;
+    let mut depth = 0;
+    let (inode, data) = loop {
+        let inode = open_exec(t, &path)?;
+        let data = read_all(&inode)?;
+        match parse_shebang(&data) {
+            Some((interp, arg)) => {
+                depth += 1;
+                if depth > MAX_INTERP_DEPTH {
+                    return Err(ELOOP);
+                }
+                // argv[0] is replaced by: interp [arg] path
+                let mut new_argv = vec![interp.clone()];
+                new_argv.extend(arg);
+                new_argv.push(path.clone());
+                new_argv.extend(argv.into_iter().skip(1));
+                argv = new_argv;
+                path = interp;
+            }
+            None => break (inode, data),
+        }
+    };
+    let info = elf_loader::parse(&data).map_err(|e| Errno(e.errno()))?;
+    let bias = elf_loader::load_bias(&info);
+    let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
+    drop(data);
+
+    let mm = MmStruct::new().ok_or(ENOMEM)?;
+    {
+        let mut inner = mm.inner.lock();
+        for step in &plan {
+            inner.unmap_region(&mm.pt_pages, step.start, step.end);
+            if step.file_end > step.start {
+                inner.insert_vma(Vma {
+                    start: step.start,
+                    end: step.file_end,
+                    prot: prot(step.prot),
+                    flags: VmFlags::empty(),
+                    pgoff: step.file_offset / PAGE_SIZE,
+                    backend: Backend::File(inode.clone()),
+                });
+            }
+            if step.end > step.file_end {
+                inner.insert_vma(Vma {
+                    start: step.file_end,
+                    end: step.end,
+                    prot: prot(step.anon_prot),
+                    flags: VmFlags::empty(),
+                    pgoff: 0,
+                    backend: Backend::Anonymous,
+                });
+            }
+        }
+        inner.insert_vma(Vma {
+            start: STACK_TOP - STACK_SIZE,
+            end: STACK_TOP,
+            prot: Prot::READ | Prot::WRITE,
+            flags: VmFlags::GROWSDOWN | VmFlags::STACK,
+            pgoff: 0,
+            backend: Backend::Anonymous,
+        });
+        let brk = elf_loader::brk_start(&info, bias);
+        inner.start_brk = brk;
+        inner.brk = brk;
+    }
+    // padzero: the file bytes past p_filesz in the last file page read as zero.
+    for step in &plan {
+        let (zs, ze) = step.zero_tail();
+        if ze > zs && step.file_len < step.file_end - step.start {
+            let writable = step.prot.write;
+            let r = crate::mm::usercopy::clear_user(&mm, zs, (ze - zs) as usize);
+            if writable {
+                r?;
+            }
+        }
+    }
+
+    let creds = *t.process.creds.lock();
+    let auxv = elf_loader::exec_auxv(
+        &info,
+        bias,
+        &AuxvValues {
+            sysinfo_ehdr: None,
+            minsigstksz: 2048,
+            hwcap: crate::arch::cpu::cpuid(1, 0).edx as u64,
+            hwcap2: 0,
+            clktck: 100,
+            uid: creds.uid as u64,
+            euid: creds.euid as u64,
+            gid: creds.gid as u64,
+            egid: creds.egid as u64,
+            secure: false,
+        },
+    );
+    let mut random = [0u8; 16];
+    crate::random::fill(&mut random);
+    let argv_refs: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+    let envp_refs: Vec<&[u8]> = envp.iter().map(|a| a.as_slice()).collect();
+    let image = elf_loader::build_stack(&StackParams {
+        stack_top: STACK_TOP,
+        argv: &argv_refs,
+        envp: &envp_refs,
+        execfn: &execfn,
+        platform: b"x86_64",
+        random,
+        auxv: &auxv,
+    })
+    .map_err(|e| match e {
+        elf_loader::StackError::TooBig => E2BIG,
+        elf_loader::StackError::AddressOverflow => EFAULT,
+        _ => EINVAL,
+    })?;
+    crate::mm::usercopy::copy_to_user(&mm, image.sp, &image.bytes)?;
+    {
+        let mut inner = mm.inner.lock();
+        inner.arg_range = (image.argv_start, image.argv_end);
+        inner.env_range = (image.env_start, image.env_end);
+    }
+
+    // Point of no return (Linux's `begin_new_exec`).
+    if t.process.threads.lock().len() > 1 {
+        crate::log_once!("execve from a multithreaded process: other threads are killed, not waited for");
+        for o in t.process.threads.lock().iter().filter(|o| !Arc::ptr_eq(o, t)) {
+            super::signal::send_to_thread(
+                o,
+                super::signal::SigInfo::new(super::signal::SIGKILL, super::signal::SI_KERNEL),
+            );
+        }
+    }
+    let old = t.mm.lock().replace(mm.clone());
+    mm.activate();
+    drop(old);
+    {
+        let files = t.files();
+        let mut table = files.lock().clone();
+        table.close_on_exec();
+        *t.files.lock() = Arc::new(spin::Mutex::new(table));
+    }
+    {
+        let mut h = t.sighand().lock().clone();
+        h.reset_for_exec();
+        *t.sighand.lock() = Arc::new(spin::Mutex::new(h));
+    }
+    t.sig.lock().altstack = Default::default();
+    t.fs_base.store(0, Ordering::Relaxed);
+    crate::arch::percpu::set_user_fs_base(0);
+    let fpu = FpuState::initial();
+    fpu.restore();
+    **t.fpu.lock() = fpu;
+    if let Some(c) = t.vfork_done.lock().take() {
+        c.complete();
+    }
+    *frame = TrapFrame {
+        rip: info.entry.wrapping_add(bias),
+        rsp: image.sp,
+        rflags: 0x202,
+        cs: 0x23,
+        ss: 0x1b,
+        vector: crate::arch::syscall::VECTOR_SYSCALL,
+        ..Default::default()
+    };
+    Ok(())
+}
+
+pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![shebang_lines_parse_like_binfmt_script];
+
+fn shebang_lines_parse_like_binfmt_script() {
+    assert_eq!(parse_shebang(b"#!/bin/sh\necho"), Some((b"/bin/sh".to_vec(), None)));
+    assert_eq!(parse_shebang(b"#! /bin/sh  -e  \n"), Some((b"/bin/sh".to_vec(), Some(b"-e".to_vec()))));
+    assert_eq!(
+        parse_shebang(b"#!/usr/bin/env python3 -u\n"),
+        Some((b"/usr/bin/env".to_vec(), Some(b"python3 -u".to_vec())))
+    );
+    assert_eq!(parse_shebang(b"#!\n"), None);
+    assert_eq!(parse_shebang(b"\x7fELF"), None);
+}

@@ -1,0 +1,202 @@
+//! Thread and process exit, zombies, reparenting and wait (Linux's
+//! kernel/exit.c).
+
+use super::signal::{self, SigInfo};
+use super::task::{Process, TaskState, Tid, TABLES};
+use crate::errno::*;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+/// Wait status of a normal exit (`WIFEXITED`).
+pub const fn exited_status(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+/// Wait status of death by signal (`WIFSIGNALED`), 0x80 for a core dump.
+pub const fn signaled_status(sig: u32, core: bool) -> i32 {
+    sig as i32 | if core { 0x80 } else { 0 }
+}
+
+/// exit_group with a plain exit code.
+pub fn do_exit_group(code: i32) -> ! {
+    group_exit(exited_status(code))
+}
+
+/// Death by signal (default action).
+pub fn do_exit_group_signal(sig: u32, core: bool) -> ! {
+    group_exit(signaled_status(sig, core))
+}
+
+fn group_exit(status: i32) -> ! {
+    let t = super::current();
+    let p = t.process.clone();
+    let others: Vec<_> = {
+        let mut g = p.group_exit.lock();
+        if g.is_none() {
+            *g = Some(status);
+        }
+        p.threads.lock().iter().filter(|o| !Arc::ptr_eq(o, &t)).cloned().collect()
+    };
+    drop(t);
+    for o in &others {
+        o.sig.lock().pending.add(SigInfo::new(signal::SIGKILL, signal::SI_KERNEL));
+        super::sched::wake_up_interruptible(o);
+    }
+    drop(others);
+    drop(p);
+    do_exit(status)
+}
+
+/// Ends the current thread (the `exit` syscall, or a thread of a dying group).
+/// The last thread of a process turns it into a zombie and tells the parent.
+pub fn do_exit(status: i32) -> ! {
+    let t = super::current();
+    // CLONE_CHILD_CLEARTID / set_tid_address: zero the word and wake a joiner.
+    let ctid = t.clear_child_tid.swap(0, Ordering::Relaxed);
+    if ctid != 0 {
+        let mm = t.mm();
+        if crate::mm::usercopy::write_val(&mm, ctid, &0u32).is_ok() {
+            super::futex::wake(&mm, ctid, 1);
+        }
+    }
+    if let Some(c) = t.vfork_done.lock().take() {
+        c.complete();
+    }
+    let p = t.process.clone();
+    let last = {
+        let mut threads = p.threads.lock();
+        threads.retain(|o| !Arc::ptr_eq(o, &t));
+        threads.is_empty()
+    };
+    TABLES.lock().tasks.remove(&t.tid);
+    // Release what the thread holds; the address space goes with the last user.
+    crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root());
+    let mm = t.mm.lock().take();
+    drop(mm);
+    let files = core::mem::take(&mut *t.files.lock());
+    drop(files);
+    if last {
+        let status = p.group_exit.lock().unwrap_or(status);
+        exit_notify(&p, status);
+    }
+    drop(p);
+    t.set_state(TaskState::Dead);
+    drop(t);
+    super::sched::schedule();
+    unreachable!("a dead task was scheduled");
+}
+
+/// The process is a zombie now: reparent its children to init, record the
+/// status, signal and wake the parent (or reap at once if it ignores SIGCHLD).
+fn exit_notify(p: &Arc<Process>, status: i32) {
+    if p.pid == 1 {
+        let code = if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) };
+        crate::println!("mshare-kernel: init exited with status {}", code);
+        crate::power_off(true);
+    }
+    let init = super::task::find_process(1);
+    let children: Vec<_> = core::mem::take(&mut *p.children.lock());
+    if let Some(init) = &init {
+        let mut zombies = false;
+        for c in children {
+            *c.parent.lock() = Arc::downgrade(init);
+            zombies |= c.is_zombie();
+            init.children.lock().push(c);
+        }
+        if zombies {
+            init.child_wait.wake_all();
+        }
+    }
+    *p.exit.lock() = Some(super::task::ExitInfo { status });
+    let Some(parent) = p.parent.lock().upgrade() else { return };
+    let uid = p.creds.lock().uid;
+    let (code, si_status) = if status & 0x7f == 0 {
+        (signal::CLD_EXITED, (status >> 8) & 0xff)
+    } else if status & 0x80 != 0 {
+        (signal::CLD_DUMPED, status & 0x7f)
+    } else {
+        (signal::CLD_KILLED, status & 0x7f)
+    };
+    let autoreap = {
+        let threads = parent.threads.lock();
+        threads.first().is_some_and(|t| {
+            let a = t.sighand().lock().get(signal::SIGCHLD);
+            p.exit_signal == signal::SIGCHLD && (a.handler == signal::SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
+        })
+    };
+    if p.exit_signal != 0 {
+        signal::send_to_process(&parent, SigInfo::child(code, p.pid, uid, si_status));
+    }
+    if autoreap {
+        release(&parent, p.pid);
+    }
+    parent.child_wait.wake_all();
+}
+
+/// Removes a reaped child from its parent and the process table.
+fn release(parent: &Arc<Process>, pid: Tid) {
+    parent.children.lock().retain(|c| c.pid != pid);
+    TABLES.lock().processes.remove(&pid);
+}
+
+pub const WNOHANG: u32 = 1;
+pub const WUNTRACED: u32 = 2;
+pub const WSTOPPED: u32 = 2;
+pub const WEXITED: u32 = 4;
+pub const WCONTINUED: u32 = 8;
+pub const WNOWAIT: u32 = 0x0100_0000;
+pub const __WNOTHREAD: u32 = 0x2000_0000;
+pub const __WALL: u32 = 0x4000_0000;
+pub const __WCLONE: u32 = 0x8000_0000;
+
+/// Which children a wait call selects (Linux's `enum pid_type` + pid).
+#[derive(Clone, Copy)]
+pub enum WaitTarget {
+    Any,
+    Pid(Tid),
+    Pgid(Tid),
+}
+
+pub struct Reaped {
+    pub pid: Tid,
+    pub status: i32,
+    pub uid: u32,
+}
+
+/// Waits for a child matching `target` to become a zombie; reaps it unless
+/// `WNOWAIT`. Ok(None) with WNOHANG when none is ready.
+pub fn do_wait(target: WaitTarget, options: u32) -> KResult<Option<Reaped>> {
+    let me = super::current().process.clone();
+    me.child_wait.wait_until(true, || {
+        let children = me.children.lock().clone();
+        let matching: Vec<_> = children
+            .iter()
+            .filter(|c| match target {
+                WaitTarget::Any => true,
+                WaitTarget::Pid(pid) => c.pid == pid,
+                WaitTarget::Pgid(g) => c.pgid() == g,
+            })
+            .filter(|c| {
+                // __WCLONE selects children whose exit signal is not SIGCHLD; __WALL selects all.
+                options & __WALL != 0 || ((c.exit_signal != signal::SIGCHLD) == (options & __WCLONE != 0))
+            })
+            .collect();
+        if matching.is_empty() {
+            return Some(Err(ECHILD));
+        }
+        for c in matching {
+            if let Some(info) = *c.exit.lock() {
+                let r = Reaped { pid: c.pid, status: info.status, uid: c.creds.lock().uid };
+                if options & WNOWAIT == 0 {
+                    release(&me, c.pid);
+                }
+                return Some(Ok(Some(r)));
+            }
+        }
+        if options & WNOHANG != 0 {
+            return Some(Ok(None));
+        }
+        None
+    })?
+}

@@ -1,0 +1,178 @@
+//! fork, vfork, clone and clone3 (Linux's `kernel_clone`/`copy_process`).
+//! The CLONE_* flags choose what the child shares with the parent.
+
+use super::task::{self, NewTask, Tid};
+use super::wait_queue::Completion;
+use crate::arch::context::FpuState;
+use crate::arch::trap::TrapFrame;
+use crate::errno::*;
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+use spin::Mutex;
+
+pub const CSIGNAL: u64 = 0xff;
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_FS: u64 = 0x200;
+pub const CLONE_FILES: u64 = 0x400;
+pub const CLONE_SIGHAND: u64 = 0x800;
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_PTRACE: u64 = 0x2000;
+pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_PARENT: u64 = 0x8000;
+pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_NEWNS: u64 = 0x20000;
+pub const CLONE_SYSVSEM: u64 = 0x40000;
+pub const CLONE_SETTLS: u64 = 0x80000;
+pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+pub const CLONE_DETACHED: u64 = 0x400000;
+pub const CLONE_UNTRACED: u64 = 0x800000;
+pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+pub const CLONE_NEWCGROUP: u64 = 0x2000000;
+pub const CLONE_NEWUTS: u64 = 0x4000000;
+pub const CLONE_NEWIPC: u64 = 0x8000000;
+pub const CLONE_NEWUSER: u64 = 0x10000000;
+pub const CLONE_NEWPID: u64 = 0x20000000;
+pub const CLONE_NEWNET: u64 = 0x40000000;
+pub const CLONE_IO: u64 = 0x80000000;
+pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Namespace flags: not supported yet (an IPC namespace comes with SysV SHM).
+const CLONE_NEWANY: u64 =
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+
+pub struct CloneArgs {
+    pub flags: u64,
+    pub exit_signal: u32,
+    pub stack: u64,
+    pub tls: u64,
+    pub parent_tid: u64,
+    pub child_tid: u64,
+}
+
+/// Creates the child and returns its tid (the parent's return value).
+pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
+    let f = a.flags;
+    // copy_process's flag checks, in Linux's order.
+    if f & (CLONE_NEWNS | CLONE_FS) == (CLONE_NEWNS | CLONE_FS)
+        || f & (CLONE_NEWUSER | CLONE_FS) == (CLONE_NEWUSER | CLONE_FS)
+    {
+        return Err(EINVAL);
+    }
+    if f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0 {
+        return Err(EINVAL);
+    }
+    if f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0 {
+        return Err(EINVAL);
+    }
+    if f & CLONE_SIGHAND != 0 && f & CLONE_CLEAR_SIGHAND != 0 {
+        return Err(EINVAL);
+    }
+    if f & CLONE_PARENT != 0 && super::current().process.pid == 1 {
+        return Err(EINVAL);
+    }
+    if f & CLONE_NEWANY != 0 {
+        crate::log_once!("clone: namespaces are not supported yet");
+        return Err(EINVAL);
+    }
+    if f & CLONE_PIDFD != 0 {
+        crate::log_once!("clone: CLONE_PIDFD is not supported yet");
+        return Err(EINVAL);
+    }
+
+    let parent = super::current();
+    let mm = if f & CLONE_VM != 0 { parent.mm() } else { parent.mm().fork().ok_or(ENOMEM)? };
+    let files = if f & CLONE_FILES != 0 { parent.files() } else { Arc::new(Mutex::new(parent.files().lock().clone())) };
+    let fs = if f & CLONE_FS != 0 { parent.fs() } else { Arc::new(Mutex::new(parent.fs().lock().clone())) };
+    let sighand = if f & CLONE_SIGHAND != 0 {
+        parent.sighand()
+    } else {
+        let mut h = parent.sighand().lock().clone();
+        if f & CLONE_CLEAR_SIGHAND != 0 {
+            h.reset_for_exec();
+        }
+        Arc::new(Mutex::new(h))
+    };
+    let tid = task::alloc_tid();
+    let pp = &parent.process;
+    let process = if f & CLONE_THREAD != 0 {
+        pp.clone()
+    } else {
+        let real_parent = if f & CLONE_PARENT != 0 { pp.parent.lock().clone() } else { Arc::downgrade(pp) };
+        let p = task::new_process(
+            tid,
+            real_parent.clone(),
+            *pp.creds.lock(),
+            *pp.rlimits.lock(),
+            pp.pgid(),
+            pp.sid.load(Ordering::Relaxed),
+            a.exit_signal,
+        );
+        if let Some(rp) = real_parent.upgrade() {
+            rp.children.lock().push(p.clone());
+        }
+        p
+    };
+    // The child starts from the parent's current FPU registers.
+    let mut fpu = Box::new(FpuState::initial());
+    fpu.save();
+    let blocked = parent.sig.lock().blocked;
+    let altstack =
+        if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 { Default::default() } else { parent.sig.lock().altstack };
+    let fs_base = if f & CLONE_SETTLS != 0 { a.tls } else { parent.fs_base.load(Ordering::Relaxed) };
+    let child = task::create_task(NewTask {
+        tid,
+        process: process.clone(),
+        mm: mm.clone(),
+        files,
+        fs,
+        sighand,
+        sig: super::signal::SigState { blocked, altstack, ..Default::default() },
+        fpu,
+        fs_base,
+    });
+    let Some(child) = child else {
+        unwind_failed_clone(&process, tid, f);
+        return Err(ENOMEM);
+    };
+    if f & CLONE_PARENT_SETTID != 0 {
+        let _ = crate::mm::usercopy::write_val(&parent.mm(), a.parent_tid, &tid);
+    }
+    if f & CLONE_CHILD_SETTID != 0 {
+        let _ = crate::mm::usercopy::write_val(&mm, a.child_tid, &tid);
+    }
+    if f & CLONE_CHILD_CLEARTID != 0 {
+        child.clear_child_tid.store(a.child_tid, Ordering::Relaxed);
+    }
+    let mut cf = *frame;
+    cf.rax = 0;
+    if a.stack != 0 {
+        cf.rsp = a.stack;
+    }
+    let rsp = child.kstack.prepare(&cf);
+    child.saved_rsp.store(rsp, Ordering::Relaxed);
+    let vfork = (f & CLONE_VFORK != 0).then(|| {
+        let c = Arc::new(Completion::new());
+        *child.vfork_done.lock() = Some(c.clone());
+        c
+    });
+    super::sched::add_task(child);
+    if let Some(c) = vfork {
+        c.wait();
+    }
+    Ok(tid)
+}
+
+fn unwind_failed_clone(process: &Arc<task::Process>, tid: Tid, flags: u64) {
+    let mut t = task::TABLES.lock();
+    t.tasks.remove(&tid);
+    if flags & CLONE_THREAD == 0 {
+        t.processes.remove(&tid);
+        drop(t);
+        if let Some(p) = process.parent.lock().upgrade() {
+            p.children.lock().retain(|c| c.pid != tid);
+        }
+    }
+}

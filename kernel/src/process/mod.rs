@@ -1,0 +1,125 @@
+//! Processes and threads: tasks, the scheduler, fork/exec/exit/wait,
+//! signals, futexes.
+
+pub mod exec;
+pub mod exit;
+pub mod fork;
+pub mod futex;
+pub mod sched;
+pub mod signal;
+pub mod sleep;
+pub mod task;
+pub mod wait_queue;
+
+use crate::arch::trap::TrapFrame;
+use crate::errno::*;
+use crate::mm::address_space::MmStruct;
+use crate::mm::fault::{handle_mm_fault, Access, FaultError};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use spin::Mutex;
+use task::{Creds, FsContext, NewTask, Task};
+
+/// The running task. Only called from task context (syscalls, user traps).
+pub fn current() -> Arc<Task> {
+    sched::current().expect("no current task")
+}
+
+pub fn current_mm() -> Arc<MmStruct> {
+    current().mm()
+}
+
+/// A CPU exception raised in user mode: page faults go to the VM, the rest
+/// become signals (Linux's `exc_page_fault` → `do_user_addr_fault`).
+pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
+    let t = current();
+    if frame.vector == crate::arch::trap::VECTOR_PAGE_FAULT {
+        let access = Access { write: frame.error_code & 2 != 0, exec: frame.error_code & 0x10 != 0 };
+        let mm = t.mm();
+        let r = {
+            let mut inner = mm.inner.lock();
+            handle_mm_fault(&mut inner, &mm.pt_pages, cr2, access)
+        };
+        t.process.min_flt.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        let info = match r {
+            Ok(()) => return,
+            Err(FaultError::MapErr) => signal::SigInfo::fault(signal::SIGSEGV, signal::SEGV_MAPERR, cr2),
+            Err(FaultError::AccErr) => signal::SigInfo::fault(signal::SIGSEGV, signal::SEGV_ACCERR, cr2),
+            Err(FaultError::Bus) => signal::SigInfo::fault(signal::SIGBUS, signal::BUS_ADRERR, cr2),
+            Err(FaultError::Oom) => {
+                log::warn!("out of memory: killing pid {} at fault {:#x}", t.process.pid, cr2);
+                exit::do_exit_group_signal(signal::SIGKILL, false);
+            }
+        };
+        signal::force_signal(&t, info);
+        return;
+    }
+    signal::exception_signal(&t, frame, cr2);
+}
+
+/// Work before returning to user mode: reschedule when the slice is used,
+/// deliver signals (Linux's `exit_to_user_mode_loop`).
+pub fn exit_to_user_mode(frame: &mut TrapFrame) {
+    loop {
+        if sched::need_resched() {
+            sched::schedule();
+        }
+        let t = current();
+        if signal::signal_pending(&t) {
+            signal::do_signal(&t, frame);
+        }
+        // rt_sigsuspend's mask goes back when no handler took it over.
+        {
+            let mut s = t.sig.lock();
+            if let Some(m) = s.saved_mask.take() {
+                s.blocked = m;
+            }
+        }
+        if !sched::need_resched() {
+            break;
+        }
+    }
+}
+
+const INIT_ENV: [&[u8]; 4] = [b"HOME=/", b"TERM=linux", b"PATH=/bin:/sbin:/usr/bin:/usr/sbin", b"USER=root"];
+
+/// Starts pid 1 from `path` with `args`, stdin/stdout/stderr on the console.
+pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
+    let root = crate::fs::root();
+    let console = crate::fs::path::lookup_from(root.clone(), root.clone(), b"/dev/console", true)?;
+    let mut files = crate::fs::fdtable::FdTable::new();
+    for _ in 0..3 {
+        let f = crate::fs::file::File::new(
+            crate::fs::file::FileKind::Inode(console.clone()),
+            crate::fs::file::O_RDWR,
+            String::from("/dev/console"),
+        );
+        files.alloc(f, false, 0, 1024)?;
+    }
+    let tid = task::alloc_tid();
+    assert_eq!(tid, 1, "init must be pid 1");
+    let process =
+        task::new_process(tid, alloc::sync::Weak::new(), Creds::ROOT, task::default_rlimits(), 1, 1, signal::SIGCHLD);
+    let t = task::create_task(NewTask {
+        tid,
+        process,
+        mm: MmStruct::new().ok_or(ENOMEM)?,
+        files: Arc::new(Mutex::new(files)),
+        fs: Arc::new(Mutex::new(FsContext { cwd: root, cwd_path: String::from("/"), umask: 0o022 })),
+        sighand: Arc::new(Mutex::new(signal::SigHandlers::new())),
+        sig: Default::default(),
+        fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
+        fs_base: 0,
+    })
+    .ok_or(ENOMEM)?;
+    let mut argv: Vec<Vec<u8>> = alloc::vec![path.as_bytes().to_vec()];
+    argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
+    let envp: Vec<Vec<u8>> = INIT_ENV.iter().map(|e| e.to_vec()).collect();
+    let mut frame = TrapFrame::default();
+    exec::exec_into(&t, &mut frame, path.as_bytes().to_vec(), argv, envp)?;
+    let rsp = t.kstack.prepare(&frame);
+    t.saved_rsp.store(rsp, core::sync::atomic::Ordering::Relaxed);
+    sched::add_task(t);
+    Ok(())
+}

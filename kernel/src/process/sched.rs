@@ -1,0 +1,214 @@
+//! The scheduler: one run queue, round robin with a 10 ms slice (the timer
+//! tick). The kernel is non-preemptive (Linux's PREEMPT_NONE): a task is
+//! switched out only when it sleeps, yields, or returns to user mode with
+//! the slice used up, so kernel code never holds a spinlock across a switch.
+//!
+//! Lock order: the run queue lock is taken with interrupts masked and
+//! nothing else is taken under it.
+
+use super::task::{Task, TaskState};
+use crate::arch::{context, cpu, percpu};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use spin::Mutex;
+
+struct RunQueue {
+    queue: VecDeque<Arc<Task>>,
+    /// None while the idle loop runs.
+    current: Option<Arc<Task>>,
+    /// The task switched away from, kept alive until the switch completed
+    /// (a dead task's stack is in use until then).
+    prev: Option<Arc<Task>>,
+}
+
+static RQ: Mutex<RunQueue> = Mutex::new(RunQueue { queue: VecDeque::new(), current: None, prev: None });
+static IDLE_RSP: AtomicU64 = AtomicU64::new(0);
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+/// Tasks sleeping with a deadline (`Task::wake_at`), checked every tick.
+static SLEEPERS: Mutex<Vec<Arc<Task>>> = Mutex::new(Vec::new());
+/// Context switches since boot.
+pub static SWITCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `f` with interrupts masked.
+fn irq_off<R>(f: impl FnOnce() -> R) -> R {
+    cpu::without_interrupts(f)
+}
+
+pub fn current() -> Option<Arc<Task>> {
+    irq_off(|| RQ.lock().current.clone())
+}
+
+/// Makes a sleeping task runnable (an interruptible sleeper only if `signal`).
+pub fn wake_up(t: &Arc<Task>) -> bool {
+    irq_off(|| {
+        let woke = t.transition(TaskState::Interruptible, TaskState::Runnable)
+            || t.transition(TaskState::Uninterruptible, TaskState::Runnable);
+        if woke {
+            RQ.lock().queue.push_back(t.clone());
+        }
+        woke
+    })
+}
+
+/// Wakes `t` if it sleeps interruptibly (signal delivery).
+pub fn wake_up_interruptible(t: &Arc<Task>) {
+    irq_off(|| {
+        if t.transition(TaskState::Interruptible, TaskState::Runnable) {
+            RQ.lock().queue.push_back(t.clone());
+        }
+    })
+}
+
+/// Queues a new task.
+pub fn add_task(t: Arc<Task>) {
+    t.set_state(TaskState::Runnable);
+    irq_off(|| RQ.lock().queue.push_back(t));
+}
+
+/// Registers the current task's deadline sleep (`wake_at` set by the caller).
+pub fn add_sleeper(t: Arc<Task>) {
+    irq_off(|| SLEEPERS.lock().push(t));
+}
+
+/// Called from the timer interrupt.
+pub fn timer_tick(_from_user: bool) {
+    let now = crate::arch::apic::uptime_ns();
+    let due: Vec<Arc<Task>> = {
+        let mut s = SLEEPERS.lock();
+        let mut due = Vec::new();
+        s.retain(|t| {
+            let at = t.wake_at.load(Ordering::Relaxed);
+            if at == 0 || at <= now {
+                due.push(t.clone());
+                false
+            } else {
+                true
+            }
+        });
+        due
+    };
+    for t in &due {
+        if t.wake_at.load(Ordering::Relaxed) != 0 {
+            wake_up(t);
+        }
+    }
+    NEED_RESCHED.store(true, Ordering::Relaxed);
+}
+
+pub fn need_resched() -> bool {
+    NEED_RESCHED.load(Ordering::Relaxed)
+}
+
+/// Loads the next task's address space, TLS base and kernel stack.
+fn switch_in(next: &Task) {
+    match next.mm.lock().as_ref() {
+        Some(mm) => mm.activate(),
+        None => crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root()),
+    }
+    percpu::set_user_fs_base(next.fs_base.load(Ordering::Relaxed));
+    percpu::set_kernel_stack(next.kstack.top());
+    next.fpu.lock().restore();
+}
+
+/// Gives up the CPU. Returns when the current task is picked again (at
+/// once if nothing else is runnable and it still is).
+pub fn schedule() {
+    let was_enabled = cpu::interrupts_enabled();
+    cpu::disable_interrupts();
+    let switch = {
+        let mut rq = RQ.lock();
+        NEED_RESCHED.store(false, Ordering::Relaxed);
+        let prev = rq.current.take();
+        if let Some(p) = &prev {
+            if p.state() == TaskState::Running {
+                p.set_state(TaskState::Runnable);
+                rq.queue.push_back(p.clone());
+            }
+        }
+        let next = loop {
+            match rq.queue.pop_front() {
+                Some(t) if t.state() == TaskState::Runnable => break Some(t),
+                Some(_) => continue,
+                None => break None,
+            }
+        };
+        let same = match (&prev, &next) {
+            (Some(p), Some(n)) => Arc::ptr_eq(p, n),
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            if let Some(n) = &next {
+                n.set_state(TaskState::Running);
+            }
+            rq.current = next;
+            None
+        } else {
+            let prev_rsp = match &prev {
+                Some(p) => {
+                    if p.state() != TaskState::Dead {
+                        p.fpu.lock().save();
+                    }
+                    p.saved_rsp.as_ptr()
+                }
+                None => IDLE_RSP.as_ptr(),
+            };
+            let next_rsp = match &next {
+                Some(n) => {
+                    n.set_state(TaskState::Running);
+                    switch_in(n);
+                    n.saved_rsp.load(Ordering::Relaxed)
+                }
+                None => {
+                    crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root());
+                    IDLE_RSP.load(Ordering::Relaxed)
+                }
+            };
+            rq.current = next;
+            rq.prev = prev;
+            Some((prev_rsp, next_rsp))
+        }
+    };
+    if let Some((prev_rsp, next_rsp)) = switch {
+        SWITCHES.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: prev_rsp points into the previous task (kept alive by RQ.prev) or the idle
+        // slot; next_rsp was saved by a previous switch or prepared by prepare_new_task.
+        unsafe_switch(prev_rsp, next_rsp);
+        schedule_tail();
+    }
+    if was_enabled {
+        cpu::enable_interrupts();
+    }
+}
+
+#[allow(unsafe_code)]
+fn unsafe_switch(prev_rsp: *mut u64, next_rsp: u64) {
+    // SAFETY: see the caller.
+    unsafe { context::switch(prev_rsp, next_rsp) }
+}
+
+/// First thing after a switch completes (also a new task's first step):
+/// drops the reference that kept the previous task alive.
+pub fn schedule_tail() {
+    let prev = irq_off(|| RQ.lock().prev.take());
+    drop(prev);
+}
+
+/// The boot context becomes the idle loop: run tasks, halt when none is runnable.
+pub fn idle_loop() -> ! {
+    loop {
+        cpu::disable_interrupts();
+        let empty = RQ.lock().queue.is_empty();
+        if empty {
+            cpu::enable_interrupts_and_halt();
+        } else {
+            schedule();
+        }
+    }
+}
+
+pub fn runnable_count() -> usize {
+    irq_off(|| RQ.lock().queue.len())
+}

@@ -1,0 +1,575 @@
+//! Signals (Linux's kernel/signal.c and arch/x86/kernel/signal.c): actions,
+//! masks, pending sets with their siginfo, delivery on the way back to user
+//! mode through an `rt_sigframe`, and `rt_sigreturn`.
+
+use super::task::Task;
+use crate::arch::context::FpuState;
+use crate::arch::trap::TrapFrame;
+use crate::errno::*;
+use crate::mm::usercopy::{copy_from_user, copy_to_user, read_val, write_val};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+
+pub const SIGHUP: u32 = 1;
+pub const SIGINT: u32 = 2;
+pub const SIGQUIT: u32 = 3;
+pub const SIGILL: u32 = 4;
+pub const SIGTRAP: u32 = 5;
+pub const SIGABRT: u32 = 6;
+pub const SIGBUS: u32 = 7;
+pub const SIGFPE: u32 = 8;
+pub const SIGKILL: u32 = 9;
+pub const SIGUSR1: u32 = 10;
+pub const SIGSEGV: u32 = 11;
+pub const SIGUSR2: u32 = 12;
+pub const SIGPIPE: u32 = 13;
+pub const SIGALRM: u32 = 14;
+pub const SIGTERM: u32 = 15;
+pub const SIGSTKFLT: u32 = 16;
+pub const SIGCHLD: u32 = 17;
+pub const SIGCONT: u32 = 18;
+pub const SIGSTOP: u32 = 19;
+pub const SIGTSTP: u32 = 20;
+pub const SIGTTIN: u32 = 21;
+pub const SIGTTOU: u32 = 22;
+pub const SIGURG: u32 = 23;
+pub const SIGXCPU: u32 = 24;
+pub const SIGXFSZ: u32 = 25;
+pub const SIGVTALRM: u32 = 26;
+pub const SIGPROF: u32 = 27;
+pub const SIGWINCH: u32 = 28;
+pub const SIGIO: u32 = 29;
+pub const SIGPWR: u32 = 30;
+pub const SIGSYS: u32 = 31;
+pub const NSIG: u32 = 64;
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+
+pub const SA_NOCLDSTOP: u64 = 1;
+pub const SA_NOCLDWAIT: u64 = 2;
+pub const SA_SIGINFO: u64 = 4;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+pub const SS_ONSTACK: u32 = 1;
+pub const SS_DISABLE: u32 = 2;
+pub const SS_AUTODISARM: u32 = 1 << 31;
+pub const MINSIGSTKSZ: u64 = 2048;
+
+// si_code values.
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_TKILL: i32 = -6;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+pub const BUS_ADRERR: i32 = 2;
+pub const ILL_ILLOPN: i32 = 2;
+pub const FPE_INTDIV: i32 = 1;
+pub const TRAP_BRKPT: i32 = 1;
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const CLD_DUMPED: i32 = 3;
+
+pub const fn sigmask(sig: u32) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Signals that can be neither caught, blocked nor ignored.
+pub const UNBLOCKABLE: u64 = sigmask(SIGKILL) | sigmask(SIGSTOP);
+
+/// `struct k_sigaction` as rt_sigaction passes it on x86_64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+crate::impl_pod!(SigAction);
+
+#[derive(Clone)]
+pub struct SigHandlers {
+    pub actions: [SigAction; NSIG as usize],
+}
+
+impl SigHandlers {
+    pub fn new() -> SigHandlers {
+        SigHandlers { actions: [SigAction::default(); NSIG as usize] }
+    }
+    pub fn get(&self, sig: u32) -> SigAction {
+        self.actions[sig as usize - 1]
+    }
+    /// execve: caught signals go back to default; ignored ones stay ignored.
+    pub fn reset_for_exec(&mut self) {
+        for a in self.actions.iter_mut() {
+            let keep_ignored = a.handler == SIG_IGN;
+            *a = SigAction { handler: if keep_ignored { SIG_IGN } else { SIG_DFL }, ..Default::default() };
+        }
+    }
+}
+
+/// `siginfo_t` (128 bytes), with the union fields this kernel fills.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SigInfo {
+    pub signo: i32,
+    pub errno: i32,
+    pub code: i32,
+    pub _pad: i32,
+    /// si_pid / si_addr (first union word)
+    pub field0: u64,
+    /// si_status (for SIGCHLD, low half) / si_uid high
+    pub field1: u64,
+    pub rest: [u64; 12],
+}
+const _: () = assert!(core::mem::size_of::<SigInfo>() == 128);
+crate::impl_pod!(SigInfo);
+
+impl SigInfo {
+    pub fn new(signo: u32, code: i32) -> SigInfo {
+        SigInfo { signo: signo as i32, errno: 0, code, _pad: 0, field0: 0, field1: 0, rest: [0; 12] }
+    }
+    /// From kill()/tgkill(): sender's pid and uid.
+    pub fn user(signo: u32, code: i32, pid: u32, uid: u32) -> SigInfo {
+        let mut s = SigInfo::new(signo, code);
+        s.field0 = pid as u64 | (uid as u64) << 32;
+        s
+    }
+    /// A fault: si_addr.
+    pub fn fault(signo: u32, code: i32, addr: u64) -> SigInfo {
+        let mut s = SigInfo::new(signo, code);
+        s.field0 = addr;
+        s
+    }
+    /// SIGCHLD: si_pid, si_uid, si_status.
+    pub fn child(code: i32, pid: u32, uid: u32, status: i32) -> SigInfo {
+        let mut s = SigInfo::new(SIGCHLD, code);
+        s.field0 = pid as u64 | (uid as u64) << 32;
+        s.field1 = status as u32 as u64;
+        s
+    }
+}
+
+/// Pending signals: a set, and the siginfo of each (standard signals do not queue).
+#[derive(Default)]
+pub struct SigPending {
+    pub set: u64,
+    pub infos: VecDeque<SigInfo>,
+}
+
+impl SigPending {
+    pub fn add(&mut self, info: SigInfo) {
+        let m = sigmask(info.signo as u32);
+        if self.set & m != 0 && (info.signo as u32) < 32 {
+            return; // a standard signal already pending is not queued twice
+        }
+        self.set |= m;
+        self.infos.push_back(info);
+    }
+
+    /// Takes the lowest-numbered pending signal not in `blocked`.
+    pub fn take(&mut self, blocked: u64) -> Option<SigInfo> {
+        let ready = self.set & !(blocked & !UNBLOCKABLE);
+        if ready == 0 {
+            return None;
+        }
+        let sig = ready.trailing_zeros() + 1;
+        let i = self.infos.iter().position(|s| s.signo as u32 == sig)?;
+        let info = self.infos.remove(i)?;
+        if !self.infos.iter().any(|s| s.signo as u32 == sig) {
+            self.set &= !sigmask(sig);
+        }
+        Some(info)
+    }
+
+    pub fn remove(&mut self, mask: u64) {
+        self.set &= !mask;
+        self.infos.retain(|s| mask & sigmask(s.signo as u32) == 0);
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+pub struct AltStack {
+    pub sp: u64,
+    pub size: u64,
+    pub flags: u32,
+}
+
+/// Per-task signal state.
+#[derive(Default)]
+pub struct SigState {
+    pub blocked: u64,
+    /// The mask to restore after a handler ran (rt_sigsuspend's old mask).
+    pub saved_mask: Option<u64>,
+    pub pending: SigPending,
+    pub altstack: AltStack,
+}
+
+pub fn signal_pending(t: &Task) -> bool {
+    let s = t.sig.lock();
+    let shared = t.process.shared_pending.lock().set;
+    (s.pending.set | shared) & !(s.blocked & !UNBLOCKABLE) != 0
+}
+
+/// Default action of a signal.
+#[derive(PartialEq, Eq)]
+enum Default_ {
+    Terminate,
+    CoreDump,
+    Ignore,
+    Stop,
+    Continue,
+}
+
+fn default_action(sig: u32) -> Default_ {
+    match sig {
+        SIGCHLD | SIGURG | SIGWINCH => Default_::Ignore,
+        SIGCONT => Default_::Continue,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => Default_::Stop,
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS => {
+            Default_::CoreDump
+        }
+        _ => Default_::Terminate,
+    }
+}
+
+/// Whether a signal would be discarded on arrival (ignored, explicitly or by default).
+fn ignored(t: &Task, sig: u32) -> bool {
+    if sig == SIGKILL || sig == SIGSTOP {
+        return false;
+    }
+    let a = t.sighand().lock().get(sig);
+    a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) == Default_::Ignore)
+}
+
+/// Queues a signal for one thread and wakes it.
+pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
+    let sig = info.signo as u32;
+    if ignored(t, sig) {
+        return;
+    }
+    t.sig.lock().pending.add(info);
+    super::sched::wake_up_interruptible(t);
+}
+
+/// Queues a process-directed signal and wakes a thread that can take it.
+pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
+    let sig = info.signo as u32;
+    let threads = p.threads.lock().clone();
+    let Some(first) = threads.first() else { return };
+    if ignored(first, sig) {
+        return;
+    }
+    if sig == SIGKILL {
+        // Every thread dies: make it pending for each.
+        for t in &threads {
+            t.sig.lock().pending.add(info);
+            super::sched::wake_up_interruptible(t);
+        }
+        return;
+    }
+    p.shared_pending.lock().add(info);
+    let target = threads.iter().find(|t| t.sig.lock().blocked & sigmask(sig) == 0).unwrap_or(first);
+    super::sched::wake_up_interruptible(target);
+}
+
+/// A signal the kernel raises for the current thread (SIGPIPE on a broken pipe).
+pub fn send_to_current_thread(sig: u32) {
+    let t = super::current();
+    send_to_thread(&t, SigInfo::new(sig, SI_KERNEL));
+}
+
+/// A synchronous fault signal (Linux's `force_sig_info`): if the thread blocks
+/// or ignores it, the default action applies — the process dies.
+pub fn force_signal(t: &Arc<Task>, info: SigInfo) {
+    let sig = info.signo as u32;
+    {
+        let hand = t.sighand();
+        let mut h = hand.lock();
+        let mut s = t.sig.lock();
+        let a = &mut h.actions[sig as usize - 1];
+        if a.handler == SIG_IGN || s.blocked & sigmask(sig) != 0 {
+            a.handler = SIG_DFL;
+            s.blocked &= !sigmask(sig);
+        }
+        s.pending.add(info);
+    }
+}
+
+// ---- delivery -------------------------------------------------------------
+
+/// `struct sigcontext` (x86_64).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SigContext {
+    r8: u64,
+    r9: u64,
+    r10: u64,
+    r11: u64,
+    r12: u64,
+    r13: u64,
+    r14: u64,
+    r15: u64,
+    rdi: u64,
+    rsi: u64,
+    rbp: u64,
+    rbx: u64,
+    rdx: u64,
+    rax: u64,
+    rcx: u64,
+    rsp: u64,
+    rip: u64,
+    eflags: u64,
+    cs: u16,
+    gs: u16,
+    fs: u16,
+    ss: u16,
+    err: u64,
+    trapno: u64,
+    oldmask: u64,
+    cr2: u64,
+    fpstate: u64,
+    reserved1: [u64; 8],
+}
+const _: () = assert!(core::mem::size_of::<SigContext>() == 256);
+
+/// `struct ucontext` as the kernel lays it out (not glibc's ucontext_t).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct UContext {
+    uc_flags: u64,
+    uc_link: u64,
+    ss_sp: u64,
+    ss_flags: u32,
+    _pad: u32,
+    ss_size: u64,
+    mcontext: SigContext,
+    sigmask: u64,
+}
+const _: () = assert!(core::mem::size_of::<UContext>() == 304);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RtSigFrame {
+    pretcode: u64,
+    uc: UContext,
+    info: SigInfo,
+}
+crate::impl_pod!(SigContext, UContext, RtSigFrame);
+
+const UC_SIGCONTEXT_SS: u64 = 2;
+const UC_STRICT_RESTORE_SS: u64 = 4;
+
+fn on_altstack(a: &AltStack, sp: u64) -> bool {
+    a.size != 0 && sp > a.sp && sp - a.sp <= a.size
+}
+
+/// Delivers pending signals before returning to user mode (Linux's
+/// `arch_do_signal_or_restart`): default actions run here, a handler gets a frame.
+pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) {
+    loop {
+        let info = {
+            let mut s = t.sig.lock();
+            let blocked = s.blocked;
+            match s.pending.take(blocked) {
+                Some(i) => i,
+                None => match t.process.shared_pending.lock().take(blocked) {
+                    Some(i) => i,
+                    None => return,
+                },
+            }
+        };
+        let sig = info.signo as u32;
+        let action = t.sighand().lock().get(sig);
+        if sig == SIGKILL || action.handler == SIG_DFL {
+            match default_action(sig) {
+                Default_::Ignore | Default_::Continue => continue,
+                Default_::Stop => {
+                    crate::log_once!("job-control stop signals are ignored (no stopped state yet)");
+                    continue;
+                }
+                Default_::Terminate => super::exit::do_exit_group_signal(sig, false),
+                Default_::CoreDump => super::exit::do_exit_group_signal(sig, true),
+            }
+        }
+        if action.handler == SIG_IGN {
+            continue;
+        }
+        if setup_rt_frame(t, frame, &info, &action).is_err() {
+            // The frame could not be written: the process dies with SIGSEGV (`force_sigsegv`).
+            super::exit::do_exit_group_signal(SIGSEGV, true);
+        }
+        return;
+    }
+}
+
+fn setup_rt_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, action: &SigAction) -> KResult<()> {
+    let sig = info.signo as u32;
+    let mm = t.mm();
+    let (_blocked, frame_mask, alt) = {
+        let mut s = t.sig.lock();
+        let saved = s.saved_mask.take();
+        (s.blocked, saved.unwrap_or(s.blocked), s.altstack)
+    };
+    let mut sp = frame.rsp;
+    let use_alt =
+        action.flags & SA_ONSTACK != 0 && alt.flags & SS_DISABLE == 0 && alt.size != 0 && !on_altstack(&alt, sp);
+    if use_alt {
+        sp = alt.sp + alt.size;
+    } else {
+        sp -= 128; // the red zone
+    }
+    let fp_addr = (sp - 512) & !63;
+    let frame_addr = ((fp_addr - core::mem::size_of::<RtSigFrame>() as u64) & !15) - 8;
+
+    // The live FPU registers hold this task's user state (the kernel is soft-float).
+    let mut fpu = FpuState::initial();
+    fpu.save();
+    copy_to_user(&mm, fp_addr, &fpu.0)?;
+
+    let mc = SigContext {
+        r8: frame.r8,
+        r9: frame.r9,
+        r10: frame.r10,
+        r11: frame.r11,
+        r12: frame.r12,
+        r13: frame.r13,
+        r14: frame.r14,
+        r15: frame.r15,
+        rdi: frame.rdi,
+        rsi: frame.rsi,
+        rbp: frame.rbp,
+        rbx: frame.rbx,
+        rdx: frame.rdx,
+        rax: frame.rax,
+        rcx: frame.rcx,
+        rsp: frame.rsp,
+        rip: frame.rip,
+        eflags: frame.rflags,
+        cs: frame.cs as u16,
+        ss: frame.ss as u16,
+        err: if frame.vector < 32 { frame.error_code } else { 0 },
+        trapno: if frame.vector < 32 { frame.vector } else { 0 },
+        oldmask: frame_mask,
+        cr2: if sig == SIGSEGV || sig == SIGBUS { info.field0 } else { 0 },
+        fpstate: fp_addr,
+        ..Default::default()
+    };
+    let rf = RtSigFrame {
+        pretcode: action.restorer,
+        uc: UContext {
+            uc_flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
+            uc_link: 0,
+            ss_sp: alt.sp,
+            ss_flags: if alt.size == 0 || alt.flags & SS_DISABLE != 0 {
+                SS_DISABLE
+            } else if on_altstack(&alt, frame.rsp) {
+                SS_ONSTACK
+            } else {
+                0
+            },
+            _pad: 0,
+            ss_size: alt.size,
+            mcontext: mc,
+            sigmask: frame_mask,
+        },
+        info: *info,
+    };
+    write_val(&mm, frame_addr, &rf)?;
+
+    frame.rsp = frame_addr;
+    frame.rip = action.handler;
+    frame.rdi = sig as u64;
+    frame.rsi = frame_addr + core::mem::offset_of!(RtSigFrame, info) as u64;
+    frame.rdx = frame_addr + core::mem::offset_of!(RtSigFrame, uc) as u64;
+    frame.rax = 0;
+    frame.rflags &= !(1 << 10 | 1 << 8); // DF and TF clear in the handler
+    frame.cs = 0x23;
+    frame.ss = 0x1b;
+    {
+        let mut s = t.sig.lock();
+        let mut add = action.mask;
+        if action.flags & SA_NODEFER == 0 {
+            add |= sigmask(sig);
+        }
+        s.blocked = (s.blocked | add) & !UNBLOCKABLE;
+        if use_alt && alt.flags & SS_AUTODISARM != 0 {
+            s.altstack = AltStack { sp: 0, size: 0, flags: SS_DISABLE };
+        }
+    }
+    if action.flags & SA_RESETHAND != 0 {
+        t.sighand().lock().actions[sig as usize - 1].handler = SIG_DFL;
+    }
+    // The handler starts with a fresh FPU state, as Linux's fpu__clear_user_states.
+    let init = FpuState::initial();
+    init.restore();
+    Ok(())
+}
+
+/// `rt_sigreturn`: restores the registers, mask, FPU state and alternate
+/// stack saved by `setup_rt_frame`. RSP points just past `pretcode`.
+pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> KResult<()> {
+    let t = super::current();
+    let mm = t.mm();
+    let addr = frame.rsp - 8;
+    let rf: RtSigFrame = read_val(&mm, addr)?;
+    let mc = rf.uc.mcontext;
+    frame.r8 = mc.r8;
+    frame.r9 = mc.r9;
+    frame.r10 = mc.r10;
+    frame.r11 = mc.r11;
+    frame.r12 = mc.r12;
+    frame.r13 = mc.r13;
+    frame.r14 = mc.r14;
+    frame.r15 = mc.r15;
+    frame.rdi = mc.rdi;
+    frame.rsi = mc.rsi;
+    frame.rbp = mc.rbp;
+    frame.rbx = mc.rbx;
+    frame.rdx = mc.rdx;
+    frame.rax = mc.rax;
+    frame.rcx = mc.rcx;
+    frame.rsp = mc.rsp;
+    frame.rip = mc.rip;
+    // User code may change only the arithmetic flags, DF, TF, AC, ID (FIX_EFLAGS).
+    const FIX_EFLAGS: u64 = 0x0001 | 0x0004 | 0x0010 | 0x0040 | 0x0080 | 0x0100 | 0x0400 | 0x0800 | 0x40000 | 0x200000;
+    frame.rflags = (frame.rflags & !FIX_EFLAGS) | (mc.eflags & FIX_EFLAGS) | 0x202;
+    frame.cs = 0x23;
+    frame.ss = 0x1b;
+    if mc.fpstate != 0 {
+        let mut fpu = FpuState::initial();
+        copy_from_user(&mm, mc.fpstate, &mut fpu.0)?;
+        fpu.sanitize();
+        fpu.restore();
+    }
+    let mut s = t.sig.lock();
+    s.blocked = rf.uc.sigmask & !UNBLOCKABLE;
+    // restore_altstack: as sigaltstack would, but errors are ignored.
+    if rf.uc.ss_flags & SS_DISABLE != 0 {
+        s.altstack = AltStack { sp: 0, size: 0, flags: SS_DISABLE };
+    } else if rf.uc.ss_size >= MINSIGSTKSZ {
+        s.altstack = AltStack { sp: rf.uc.ss_sp, size: rf.uc.ss_size, flags: rf.uc.ss_flags & SS_AUTODISARM };
+    }
+    Ok(())
+}
+
+/// Sends the signal a user-mode exception maps to (Linux's `do_trap` family).
+pub fn exception_signal(t: &Arc<Task>, frame: &TrapFrame, cr2: u64) {
+    let rip = frame.rip;
+    let info = match frame.vector {
+        0 => SigInfo::fault(SIGFPE, FPE_INTDIV, rip),
+        1 | 3 => SigInfo::fault(SIGTRAP, TRAP_BRKPT, rip),
+        6 => SigInfo::fault(SIGILL, ILL_ILLOPN, rip),
+        16 | 19 => SigInfo::fault(SIGFPE, 0, rip),
+        17 => SigInfo::fault(SIGBUS, 1, cr2),
+        14 => SigInfo::fault(SIGSEGV, SEGV_MAPERR, cr2),
+        // #GP and the rest: SIGSEGV with si_addr 0 and SI_KERNEL, as Linux.
+        _ => SigInfo::fault(SIGSEGV, SI_KERNEL, 0),
+    };
+    force_signal(t, info);
+}

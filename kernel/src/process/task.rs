@@ -1,0 +1,300 @@
+//! Tasks (threads) and processes (thread groups), after Linux's
+//! `task_struct` and `signal_struct`: a task has a kernel stack, saved
+//! context, FPU state and the resources it may share with others (mm, file
+//! table, fs context, signal handlers), each behind an `Arc` so that CLONE_*
+//! flags decide what is shared.
+
+use super::signal::{SigHandlers, SigPending, SigState};
+use super::wait_queue::WaitQueue;
+use crate::arch::context::FpuState;
+use crate::fs::fdtable::FdTable;
+use crate::fs::vfs::Inode;
+use crate::mm::address_space::MmStruct;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use spin::Mutex;
+
+pub type Tid = u32;
+
+pub use crate::arch::context::KernelStack;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TaskState {
+    Runnable = 0,
+    Running = 1,
+    /// Sleeping; a signal wakes it.
+    Interruptible = 2,
+    /// Sleeping; only the event it waits for wakes it.
+    Uninterruptible = 3,
+    /// Exited; its stack is freed when the last reference goes.
+    Dead = 4,
+}
+
+/// Working directory and umask (CLONE_FS shares them).
+#[derive(Clone)]
+pub struct FsContext {
+    pub cwd: Arc<dyn Inode>,
+    pub cwd_path: String,
+    pub umask: u32,
+}
+
+pub struct Task {
+    pub tid: Tid,
+    pub process: Arc<Process>,
+    pub kstack: KernelStack,
+    /// Saved kernel RSP while switched out.
+    pub saved_rsp: AtomicU64,
+    state: AtomicU8,
+    pub mm: Mutex<Option<Arc<MmStruct>>>,
+    pub files: Mutex<Arc<Mutex<FdTable>>>,
+    pub fs: Mutex<Arc<Mutex<FsContext>>>,
+    pub sighand: Mutex<Arc<Mutex<SigHandlers>>>,
+    pub sig: Mutex<SigState>,
+    pub fpu: Mutex<Box<FpuState>>,
+    pub fs_base: AtomicU64,
+    /// set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken at exit.
+    pub clear_child_tid: AtomicU64,
+    pub robust_list: AtomicU64,
+    /// The vfork parent waits here until this task execs or exits.
+    pub vfork_done: Mutex<Option<Arc<super::wait_queue::Completion>>>,
+    /// Timer deadline (ns since boot) while sleeping with a timeout; 0 if none.
+    pub wake_at: AtomicU64,
+}
+
+impl Task {
+    pub fn state(&self) -> TaskState {
+        match self.state.load(Ordering::Acquire) {
+            0 => TaskState::Runnable,
+            1 => TaskState::Running,
+            2 => TaskState::Interruptible,
+            3 => TaskState::Uninterruptible,
+            _ => TaskState::Dead,
+        }
+    }
+
+    pub fn set_state(&self, s: TaskState) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// Atomically moves from `from` to `to`; false if the state was different.
+    pub fn transition(&self, from: TaskState, to: TaskState) -> bool {
+        self.state.compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    pub fn mm(&self) -> Arc<MmStruct> {
+        self.mm.lock().clone().expect("user task without mm")
+    }
+
+    pub fn files(&self) -> Arc<Mutex<FdTable>> {
+        self.files.lock().clone()
+    }
+
+    pub fn fs(&self) -> Arc<Mutex<FsContext>> {
+        self.fs.lock().clone()
+    }
+
+    pub fn sighand(&self) -> Arc<Mutex<SigHandlers>> {
+        self.sighand.lock().clone()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Creds {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+}
+
+impl Creds {
+    pub const ROOT: Creds = Creds { uid: 0, euid: 0, suid: 0, fsuid: 0, gid: 0, egid: 0, sgid: 0, fsgid: 0 };
+    /// Root's capabilities go with euid 0 (no capability sets yet).
+    pub fn capable(&self) -> bool {
+        self.euid == 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Rlimit {
+    pub cur: u64,
+    pub max: u64,
+}
+crate::impl_pod!(Rlimit);
+
+pub const RLIM_INFINITY: u64 = u64::MAX;
+pub const RLIMIT_NLIMITS: usize = 16;
+pub const RLIMIT_STACK: usize = 3;
+pub const RLIMIT_NOFILE: usize = 7;
+pub const RLIMIT_MEMLOCK: usize = 8;
+pub const RLIMIT_NPROC: usize = 6;
+
+/// Linux's defaults for init (include/asm-generic/resource.h).
+pub fn default_rlimits() -> [Rlimit; RLIMIT_NLIMITS] {
+    let inf = Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY };
+    let mut r = [inf; RLIMIT_NLIMITS];
+    r[RLIMIT_STACK] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY };
+    r[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // RLIMIT_CORE
+    r[RLIMIT_NOFILE] = Rlimit { cur: 1024, max: 4096 };
+    r[RLIMIT_MEMLOCK] = Rlimit { cur: 8 << 20, max: 8 << 20 };
+    r[RLIMIT_NPROC] = Rlimit { cur: 63_000, max: 63_000 };
+    r[11] = Rlimit { cur: 63_000, max: 63_000 }; // RLIMIT_SIGPENDING
+    r[12] = Rlimit { cur: 819_200, max: 819_200 }; // RLIMIT_MSGQUEUE
+    r[13] = Rlimit { cur: 0, max: 0 }; // RLIMIT_NICE
+    r[14] = Rlimit { cur: 0, max: 0 }; // RLIMIT_RTPRIO
+    r
+}
+
+/// How a process ended, as wait4 reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitInfo {
+    /// The wait status word (`WIFEXITED`/`WIFSIGNALED` encoding).
+    pub status: i32,
+}
+
+pub struct Process {
+    pub pid: Tid,
+    pub parent: Mutex<Weak<Process>>,
+    pub children: Mutex<Vec<Arc<Process>>>,
+    pub threads: Mutex<Vec<Arc<Task>>>,
+    /// Set once the whole group has exited (zombie until reaped).
+    pub exit: Mutex<Option<ExitInfo>>,
+    /// exit_group in progress: its code, and remaining threads die.
+    pub group_exit: Mutex<Option<i32>>,
+    /// wait4 callers sleeping for a child of this process.
+    pub child_wait: WaitQueue,
+    pub creds: Mutex<Creds>,
+    pub rlimits: Mutex<[Rlimit; RLIMIT_NLIMITS]>,
+    pub pgid: AtomicU32,
+    pub sid: AtomicU32,
+    /// Signal sent to the parent at exit (SIGCHLD, or clone's low byte).
+    pub exit_signal: u32,
+    /// Process-directed pending signals.
+    pub shared_pending: Mutex<SigPending>,
+    /// Minor page faults (for getrusage later) and the children's totals.
+    pub min_flt: AtomicU64,
+}
+
+impl Process {
+    pub fn pgid(&self) -> Tid {
+        self.pgid.load(Ordering::Relaxed)
+    }
+    pub fn parent_pid(&self) -> Tid {
+        self.parent.lock().upgrade().map(|p| p.pid).unwrap_or(0)
+    }
+    pub fn rlimit(&self, r: usize) -> Rlimit {
+        self.rlimits.lock()[r]
+    }
+    pub fn is_zombie(&self) -> bool {
+        self.exit.lock().is_some()
+    }
+}
+
+/// Every live task by tid, and every process (live or zombie) by pid.
+pub struct Tables {
+    pub tasks: BTreeMap<Tid, Weak<Task>>,
+    pub processes: BTreeMap<Tid, Weak<Process>>,
+    next_tid: Tid,
+}
+
+pub static TABLES: Mutex<Tables> =
+    Mutex::new(Tables { tasks: BTreeMap::new(), processes: BTreeMap::new(), next_tid: 1 });
+
+/// A free id (Linux reuses pids cyclically; so do we, below PID_MAX).
+pub fn alloc_tid() -> Tid {
+    const PID_MAX: Tid = 4_194_304;
+    let mut t = TABLES.lock();
+    loop {
+        let id = t.next_tid;
+        t.next_tid = if id + 1 >= PID_MAX { 2 } else { id + 1 };
+        if !t.tasks.contains_key(&id) && !t.processes.contains_key(&id) {
+            // Reserve it so no concurrent allocation hands it out twice.
+            t.tasks.insert(id, Weak::new());
+            return id;
+        }
+    }
+}
+
+pub fn find_task(tid: Tid) -> Option<Arc<Task>> {
+    TABLES.lock().tasks.get(&tid).and_then(|w| w.upgrade())
+}
+
+pub fn find_process(pid: Tid) -> Option<Arc<Process>> {
+    TABLES.lock().processes.get(&pid).and_then(|w| w.upgrade())
+}
+
+pub struct NewTask {
+    pub tid: Tid,
+    pub process: Arc<Process>,
+    pub mm: Arc<MmStruct>,
+    pub files: Arc<Mutex<FdTable>>,
+    pub fs: Arc<Mutex<FsContext>>,
+    pub sighand: Arc<Mutex<SigHandlers>>,
+    pub sig: SigState,
+    pub fpu: Box<FpuState>,
+    pub fs_base: u64,
+}
+
+/// Builds a task (not yet runnable) and registers it.
+pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
+    let kstack = KernelStack::new()?;
+    let t = Arc::new(Task {
+        tid: n.tid,
+        process: n.process.clone(),
+        kstack,
+        saved_rsp: AtomicU64::new(0),
+        state: AtomicU8::new(TaskState::Runnable as u8),
+        mm: Mutex::new(Some(n.mm)),
+        files: Mutex::new(n.files),
+        fs: Mutex::new(n.fs),
+        sighand: Mutex::new(n.sighand),
+        sig: Mutex::new(n.sig),
+        fpu: Mutex::new(n.fpu),
+        fs_base: AtomicU64::new(n.fs_base),
+        clear_child_tid: AtomicU64::new(0),
+        robust_list: AtomicU64::new(0),
+        vfork_done: Mutex::new(None),
+        wake_at: AtomicU64::new(0),
+    });
+    TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));
+    n.process.threads.lock().push(t.clone());
+    Some(t)
+}
+
+pub fn new_process(
+    pid: Tid,
+    parent: Weak<Process>,
+    creds: Creds,
+    rlimits: [Rlimit; RLIMIT_NLIMITS],
+    pgid: Tid,
+    sid: Tid,
+    exit_signal: u32,
+) -> Arc<Process> {
+    let p = Arc::new(Process {
+        pid,
+        parent: Mutex::new(parent),
+        children: Mutex::new(Vec::new()),
+        threads: Mutex::new(Vec::new()),
+        exit: Mutex::new(None),
+        group_exit: Mutex::new(None),
+        child_wait: WaitQueue::new(),
+        creds: Mutex::new(creds),
+        rlimits: Mutex::new(rlimits),
+        pgid: AtomicU32::new(pgid),
+        sid: AtomicU32::new(sid),
+        exit_signal,
+        shared_pending: Mutex::new(SigPending::default()),
+        min_flt: AtomicU64::new(0),
+    });
+    TABLES.lock().processes.insert(pid, Arc::downgrade(&p));
+    p
+}

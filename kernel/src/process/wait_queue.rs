@@ -1,0 +1,124 @@
+//! Wait queues (Linux's `wait_queue_head_t`) and completions.
+
+use super::sched;
+use super::task::TaskState;
+use crate::errno::*;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use spin::Mutex;
+
+pub struct WaitQueue {
+    waiters: Mutex<Vec<Arc<super::task::Task>>>,
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WaitQueue {
+    pub const fn new() -> WaitQueue {
+        WaitQueue { waiters: Mutex::new(Vec::new()) }
+    }
+
+    /// Sleeps until `cond` returns Some. Interruptible waits end with EINTR
+    /// when a signal is pending.
+    pub fn wait_until<R>(&self, interruptible: bool, cond: impl FnMut() -> Option<R>) -> KResult<R> {
+        self.wait_until_deadline(interruptible, None, cond)
+    }
+
+    /// As `wait_until`, giving up with ETIMEDOUT at `deadline` (ns since boot).
+    pub fn wait_until_deadline<R>(
+        &self,
+        interruptible: bool,
+        deadline: Option<u64>,
+        mut cond: impl FnMut() -> Option<R>,
+    ) -> KResult<R> {
+        loop {
+            if let Some(r) = cond() {
+                return Ok(r);
+            }
+            let t = super::current();
+            if interruptible && super::signal::signal_pending(&t) {
+                return Err(EINTR);
+            }
+            if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
+                return Err(ETIMEDOUT);
+            }
+            self.sleep_once(&t, interruptible, deadline);
+        }
+    }
+
+    /// Puts `t` (the current task) to sleep on this queue once. Returns true
+    /// if a wake on this queue ended the sleep (not a signal or the deadline).
+    pub fn sleep_once(&self, t: &Arc<super::task::Task>, interruptible: bool, deadline: Option<u64>) -> bool {
+        crate::arch::cpu::without_interrupts(|| {
+            t.set_state(if interruptible { TaskState::Interruptible } else { TaskState::Uninterruptible });
+            self.waiters.lock().push(t.clone());
+            if let Some(d) = deadline {
+                t.wake_at.store(d.max(1), Ordering::Relaxed);
+                sched::add_sleeper(t.clone());
+            }
+        });
+        sched::schedule();
+        t.wake_at.store(0, Ordering::Relaxed);
+        crate::arch::cpu::without_interrupts(|| {
+            let mut w = self.waiters.lock();
+            let before = w.len();
+            w.retain(|w| !Arc::ptr_eq(w, t));
+            before == w.len()
+        })
+    }
+
+    pub fn wake_all(&self) {
+        let waiters: Vec<_> = crate::arch::cpu::without_interrupts(|| core::mem::take(&mut *self.waiters.lock()));
+        for t in &waiters {
+            sched::wake_up(t);
+        }
+    }
+
+    /// Wakes up to `n` waiters; returns how many were woken.
+    pub fn wake_n(&self, n: usize) -> usize {
+        let mut woken = 0;
+        while woken < n {
+            let t = crate::arch::cpu::without_interrupts(|| {
+                let mut w = self.waiters.lock();
+                (!w.is_empty()).then(|| w.remove(0))
+            });
+            match t {
+                Some(t) => {
+                    if sched::wake_up(&t) {
+                        woken += 1;
+                    }
+                }
+                None => break,
+            }
+        }
+        woken
+    }
+
+    pub fn is_empty(&self) -> bool {
+        crate::arch::cpu::without_interrupts(|| self.waiters.lock().is_empty())
+    }
+}
+
+/// A one-shot event (vfork's wait for exec or exit).
+pub struct Completion {
+    done: AtomicBool,
+    wq: WaitQueue,
+}
+
+impl Completion {
+    pub fn new() -> Completion {
+        Completion { done: AtomicBool::new(false), wq: WaitQueue::new() }
+    }
+    pub fn complete(&self) {
+        self.done.store(true, Ordering::Release);
+        self.wq.wake_all();
+    }
+    pub fn wait(&self) {
+        let _ = self.wq.wait_until(false, || self.done.load(Ordering::Acquire).then_some(()));
+    }
+}

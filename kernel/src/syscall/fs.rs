@@ -1,0 +1,948 @@
+//! File syscalls.
+
+use super::{copy_from_user, copy_to_user, ok, read_path, read_val, write_val, Args, SysResult};
+use crate::errno::*;
+use crate::fs::file::*;
+use crate::fs::path::{lookup_from, lookup_parent};
+use crate::fs::vfs::*;
+use crate::process::current;
+use crate::process::task::RLIMIT_NOFILE;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+pub const AT_FDCWD: i32 = -100;
+pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
+pub const AT_REMOVEDIR: u32 = 0x200;
+pub const AT_EMPTY_PATH: u32 = 0x1000;
+pub const AT_EACCESS: u32 = 0x200;
+
+/// Largest single read/write, as Linux's MAX_RW_COUNT.
+const MAX_RW_COUNT: usize = 0x7fff_f000;
+/// Bytes moved per step between a user buffer and a file.
+const CHUNK: usize = 64 * 1024;
+
+pub fn get_file(fd: i32) -> KResult<Arc<File>> {
+    current().files().lock().get(fd)
+}
+
+fn nofile_limit() -> usize {
+    current().process.rlimit(RLIMIT_NOFILE).cur.min(1 << 20) as usize
+}
+
+fn install(file: Arc<File>, cloexec: bool) -> KResult<usize> {
+    let limit = nofile_limit();
+    current().files().lock().alloc(file, cloexec, 0, limit).map(|fd| fd as usize)
+}
+
+/// The directory a *at() call starts from.
+fn dir_of(dirfd: i32, path: &[u8]) -> KResult<Arc<dyn Inode>> {
+    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
+        return Ok(current().fs().lock().cwd.clone());
+    }
+    let f = get_file(dirfd)?;
+    let i = f.inode().ok_or(ENOTDIR)?.clone();
+    if !i.metadata().is_dir() {
+        return Err(ENOTDIR);
+    }
+    Ok(i)
+}
+
+pub fn resolve_at(dirfd: i32, path: &[u8], follow: bool) -> KResult<Arc<dyn Inode>> {
+    let start = dir_of(dirfd, path)?;
+    lookup_from(crate::fs::root(), start, path, follow)
+}
+
+fn path_string(p: &[u8]) -> String {
+    String::from_utf8_lossy(p).into_owned()
+}
+
+pub fn sys_read(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let len = a.usize(2).min(MAX_RW_COUNT);
+    check_user_range(a.u(1), len)?;
+    let mm = crate::process::current_mm();
+    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(CHUNK);
+        let n = match f.read(&mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
+        }
+        crate::mm::usercopy::copy_to_user(&mm, a.u(1) + done as u64, &buf[..n])?;
+        done += n;
+        // Pipes and devices return what they have; regular files keep filling.
+        if n < want || !f.seekable() {
+            break;
+        }
+    }
+    ok(done)
+}
+
+/// EFAULT for a range that is not in the user half (Linux's `access_ok`).
+fn check_user_range(va: u64, len: usize) -> KResult<()> {
+    let end = va.checked_add(len as u64).ok_or(EFAULT)?;
+    if end > crate::mm::address_space::TASK_SIZE {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
+pub fn sys_write(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let len = a.usize(2).min(MAX_RW_COUNT);
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    check_user_range(a.u(1), len)?;
+    let mm = crate::process::current_mm();
+    let mut done = 0;
+    let mut buf = vec![0u8; len.min(CHUNK)];
+    while done < len {
+        let n = (len - done).min(CHUNK);
+        if let Err(e) = crate::mm::usercopy::copy_from_user(&mm, a.u(1) + done as u64, &mut buf[..n]) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        match f.write(&buf[..n]) {
+            Ok(w) => {
+                done += w;
+                if w < n {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    ok(done)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IoVec {
+    base: u64,
+    len: u64,
+}
+crate::impl_pod!(IoVec);
+
+const UIO_MAXIOV: usize = 1024;
+
+fn read_iovecs(va: u64, count: usize) -> KResult<Vec<IoVec>> {
+    if count > UIO_MAXIOV {
+        return Err(EINVAL);
+    }
+    let mut v = Vec::with_capacity(count);
+    let mut total: u64 = 0;
+    for i in 0..count {
+        let iov: IoVec = read_val(va + (i * 16) as u64)?;
+        if iov.len > isize::MAX as u64 {
+            return Err(EINVAL);
+        }
+        total = total.checked_add(iov.len).ok_or(EINVAL)?;
+        if total > isize::MAX as u64 {
+            return Err(EINVAL);
+        }
+        v.push(iov);
+    }
+    Ok(v)
+}
+
+pub fn sys_readv(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let iovs = read_iovecs(a.u(1), a.usize(2))?;
+    let mut done = 0;
+    for iov in iovs {
+        let mut buf = vec![0u8; (iov.len as usize).min(MAX_RW_COUNT)];
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        copy_to_user(iov.base, &buf[..n])?;
+        done += n;
+        if n < buf.len() {
+            break;
+        }
+    }
+    ok(done)
+}
+
+pub fn sys_writev(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let iovs = read_iovecs(a.u(1), a.usize(2))?;
+    let mut done = 0;
+    for iov in iovs {
+        let mut buf = vec![0u8; (iov.len as usize).min(MAX_RW_COUNT)];
+        if let Err(e) = copy_from_user(iov.base, &mut buf) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        match f.write(&buf) {
+            Ok(n) => {
+                done += n;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    ok(done)
+}
+
+pub fn sys_pread64(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let off = a.u(3) as i64;
+    if off < 0 {
+        return Err(EINVAL);
+    }
+    let mut buf = vec![0u8; a.usize(2).min(MAX_RW_COUNT)];
+    let n = f.pread(&mut buf, off as u64)?;
+    copy_to_user(a.u(1), &buf[..n])?;
+    ok(n)
+}
+
+pub fn sys_pwrite64(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let off = a.u(3) as i64;
+    if off < 0 {
+        return Err(EINVAL);
+    }
+    let mut buf = vec![0u8; a.usize(2).min(MAX_RW_COUNT)];
+    copy_from_user(a.u(1), &mut buf)?;
+    ok(f.pwrite(&buf, off as u64)?)
+}
+
+pub fn sys_lseek(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    ok(f.seek(a.u(1) as i64, a.u32(2))? as usize)
+}
+
+pub fn sys_open(a: Args) -> SysResult {
+    do_openat(AT_FDCWD, a.u(0), a.u32(1), a.u32(2))
+}
+
+pub fn sys_openat(a: Args) -> SysResult {
+    do_openat(a.i32(0), a.u(1), a.u32(2), a.u32(3))
+}
+
+pub fn sys_creat(a: Args) -> SysResult {
+    do_openat(AT_FDCWD, a.u(0), O_CREAT | O_WRONLY | O_TRUNC, a.u32(1))
+}
+
+fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
+    let path = read_path(path_va)?;
+    if flags & O_TMPFILE == O_TMPFILE {
+        crate::log_once!("open: O_TMPFILE is not supported yet");
+        return Err(ENOTSUP);
+    }
+    let t = current();
+    let start = dir_of(dirfd, &path)?;
+    let follow = flags & O_NOFOLLOW == 0;
+    let inode = match lookup_from(crate::fs::root(), start.clone(), &path, follow) {
+        Ok(i) => {
+            if flags & (O_CREAT | O_EXCL) == (O_CREAT | O_EXCL) {
+                return Err(EEXIST);
+            }
+            i
+        }
+        Err(ENOENT) if flags & O_CREAT != 0 => {
+            let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
+            if path.last() == Some(&b'/') {
+                return Err(EISDIR);
+            }
+            let umask = t.fs().lock().umask;
+            let creds = *t.process.creds.lock();
+            dir.create(&name, S_IFREG | (mode & 0o7777 & !umask), creds.fsuid, creds.fsgid)?
+        }
+        Err(e) => return Err(e),
+    };
+    let m = inode.metadata();
+    if m.file_type() == S_IFLNK {
+        return Err(ELOOP); // O_NOFOLLOW on a symlink
+    }
+    if flags & O_DIRECTORY != 0 && !m.is_dir() {
+        return Err(ENOTDIR);
+    }
+    let acc = flags & O_ACCMODE;
+    if m.is_dir() && (acc != O_RDONLY || flags & O_CREAT != 0 && flags & O_DIRECTORY == 0) {
+        return Err(EISDIR);
+    }
+    if acc == 3 {
+        return Err(EINVAL);
+    }
+    check_access(&m, acc)?;
+    if flags & O_TRUNC != 0 && m.is_regular() && acc != O_RDONLY {
+        inode.truncate(0)?;
+    }
+    let f = File::new(FileKind::Inode(inode), flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), path_string(&path));
+    ok(install(f, flags & O_CLOEXEC != 0)?)
+}
+
+/// Permission check for opening with access mode `acc` (root bypasses, as
+/// CAP_DAC_OVERRIDE does, except execute which needs some x bit).
+fn check_access(m: &Metadata, acc: u32) -> KResult<()> {
+    let creds = *current().process.creds.lock();
+    if creds.fsuid == 0 {
+        return Ok(());
+    }
+    let bits = if creds.fsuid == m.uid {
+        (m.mode >> 6) & 7
+    } else if creds.fsgid == m.gid {
+        (m.mode >> 3) & 7
+    } else {
+        m.mode & 7
+    };
+    let need = match acc {
+        O_RDONLY => 4,
+        O_WRONLY => 2,
+        _ => 6,
+    };
+    if bits & need != need {
+        return Err(EACCES);
+    }
+    Ok(())
+}
+
+pub fn sys_close(a: Args) -> SysResult {
+    let e = current().files().lock().close(a.i32(0))?;
+    drop(e);
+    ok(0)
+}
+
+/// `struct stat` for x86_64.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Stat {
+    st_dev: u64,
+    st_ino: u64,
+    st_nlink: u64,
+    st_mode: u32,
+    st_uid: u32,
+    st_gid: u32,
+    __pad0: u32,
+    st_rdev: u64,
+    st_size: i64,
+    st_blksize: i64,
+    st_blocks: i64,
+    st_atime: i64,
+    st_atime_nsec: i64,
+    st_mtime: i64,
+    st_mtime_nsec: i64,
+    st_ctime: i64,
+    st_ctime_nsec: i64,
+    __unused: [i64; 3],
+}
+const _: () = assert!(core::mem::size_of::<Stat>() == 144);
+crate::impl_pod!(Stat);
+
+fn to_stat(m: &Metadata) -> Stat {
+    Stat {
+        st_dev: m.dev,
+        st_ino: m.ino,
+        st_nlink: m.nlink as u64,
+        st_mode: m.mode,
+        st_uid: m.uid,
+        st_gid: m.gid,
+        st_rdev: m.rdev,
+        st_size: m.size as i64,
+        st_blksize: m.blksize as i64,
+        st_blocks: m.blocks as i64,
+        st_atime: m.atime.sec,
+        st_atime_nsec: m.atime.nsec,
+        st_mtime: m.mtime.sec,
+        st_mtime_nsec: m.mtime.nsec,
+        st_ctime: m.ctime.sec,
+        st_ctime_nsec: m.ctime.nsec,
+        ..Default::default()
+    }
+}
+
+pub fn sys_fstat(a: Args) -> SysResult {
+    let m = get_file(a.i32(0))?.metadata();
+    write_val(a.u(1), &to_stat(&m))?;
+    ok(0)
+}
+
+pub fn sys_stat(a: Args, follow: bool) -> SysResult {
+    let path = read_path(a.u(0))?;
+    let m = resolve_at(AT_FDCWD, &path, follow)?.metadata();
+    write_val(a.u(1), &to_stat(&m))?;
+    ok(0)
+}
+
+/// The metadata a *at() stat call names (AT_EMPTY_PATH: the fd itself).
+fn stat_target(dirfd: i32, path_va: u64, flags: u32) -> KResult<Metadata> {
+    let path = crate::mm::usercopy::read_cstr(&crate::process::current_mm(), path_va, crate::fs::path::PATH_MAX - 1)?;
+    if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            return Ok(current().fs().lock().cwd.metadata());
+        }
+        return Ok(get_file(dirfd)?.metadata());
+    }
+    Ok(resolve_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?.metadata())
+}
+
+pub fn sys_newfstatat(a: Args) -> SysResult {
+    let flags = a.u32(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800) != 0 {
+        return Err(EINVAL);
+    }
+    let m = stat_target(a.i32(0), a.u(1), flags)?;
+    write_val(a.u(2), &to_stat(&m))?;
+    ok(0)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct StatxTimestamp {
+    tv_sec: i64,
+    tv_nsec: u32,
+    __reserved: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Statx {
+    stx_mask: u32,
+    stx_blksize: u32,
+    stx_attributes: u64,
+    stx_nlink: u32,
+    stx_uid: u32,
+    stx_gid: u32,
+    stx_mode: u16,
+    __spare0: u16,
+    stx_ino: u64,
+    stx_size: u64,
+    stx_blocks: u64,
+    stx_attributes_mask: u64,
+    stx_atime: StatxTimestamp,
+    stx_btime: StatxTimestamp,
+    stx_ctime: StatxTimestamp,
+    stx_mtime: StatxTimestamp,
+    stx_rdev_major: u32,
+    stx_rdev_minor: u32,
+    stx_dev_major: u32,
+    stx_dev_minor: u32,
+    __spare2: [u64; 14],
+}
+const _: () = assert!(core::mem::size_of::<Statx>() == 256);
+crate::impl_pod!(Statx);
+
+const STATX_BASIC_STATS: u32 = 0x7ff;
+const STATX__RESERVED: u32 = 0x8000_0000;
+const AT_STATX_SYNC_TYPE: u32 = 0x6000;
+
+pub fn sys_statx(a: Args) -> SysResult {
+    let flags = a.u32(2);
+    let mask = a.u32(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || mask & STATX__RESERVED != 0
+    {
+        return Err(EINVAL);
+    }
+    let m = stat_target(a.i32(0), a.u(1), flags)?;
+    let ts = |t: Timespec| StatxTimestamp { tv_sec: t.sec, tv_nsec: t.nsec as u32, __reserved: 0 };
+    let sx = Statx {
+        stx_mask: STATX_BASIC_STATS,
+        stx_blksize: m.blksize,
+        stx_nlink: m.nlink,
+        stx_uid: m.uid,
+        stx_gid: m.gid,
+        stx_mode: m.mode as u16,
+        stx_ino: m.ino,
+        stx_size: m.size,
+        stx_blocks: m.blocks,
+        stx_atime: ts(m.atime),
+        stx_ctime: ts(m.ctime),
+        stx_mtime: ts(m.mtime),
+        stx_rdev_major: (m.rdev >> 8) as u32,
+        stx_rdev_minor: (m.rdev & 0xff) as u32,
+        stx_dev_major: (m.dev >> 8) as u32,
+        stx_dev_minor: (m.dev & 0xff) as u32,
+        ..Default::default()
+    };
+    write_val(a.u(4), &sx)?;
+    ok(0)
+}
+
+pub fn sys_getdents64(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let cap = a.usize(2);
+    let inode = f.inode().ok_or(ENOTDIR)?.clone();
+    if !inode.metadata().is_dir() {
+        return Err(ENOTDIR);
+    }
+    let mut out: Vec<u8> = Vec::new();
+    let mut too_small = false;
+    f.getdents(|e, next_off| {
+        let reclen = (19 + e.name.len() + 1 + 7) & !7;
+        if out.len() + reclen > cap {
+            too_small = out.is_empty();
+            return false;
+        }
+        let start = out.len();
+        out.extend_from_slice(&e.ino.to_le_bytes());
+        out.extend_from_slice(&(next_off as i64).to_le_bytes());
+        out.extend_from_slice(&(reclen as u16).to_le_bytes());
+        out.push(e.d_type);
+        out.extend_from_slice(e.name.as_bytes());
+        out.resize(start + reclen, 0);
+        true
+    })?;
+    if too_small {
+        return Err(EINVAL);
+    }
+    copy_to_user(a.u(1), &out)?;
+    ok(out.len())
+}
+
+pub fn sys_dup(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    ok(install(f, false)?)
+}
+
+pub fn sys_dup2(a: Args) -> SysResult {
+    let (old, new) = (a.i32(0), a.i32(1));
+    let f = get_file(old)?;
+    if old == new {
+        return ok(new as usize);
+    }
+    let limit = nofile_limit();
+    let prev = current().files().lock().set(new, f, false, limit)?;
+    drop(prev);
+    ok(new as usize)
+}
+
+pub fn sys_dup3(a: Args) -> SysResult {
+    let (old, new, flags) = (a.i32(0), a.i32(1), a.u32(2));
+    if flags & !O_CLOEXEC != 0 || old == new {
+        return Err(EINVAL);
+    }
+    let f = get_file(old)?;
+    let limit = nofile_limit();
+    let prev = current().files().lock().set(new, f, flags & O_CLOEXEC != 0, limit)?;
+    drop(prev);
+    ok(new as usize)
+}
+
+pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
+    if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
+        return Err(EINVAL);
+    }
+    let pipe = Arc::new(crate::fs::pipe::Pipe::new());
+    let status = flags & O_NONBLOCK;
+    let r = File::new(FileKind::PipeRead(pipe.clone()), O_RDONLY | status, String::from("pipe:"));
+    let w = File::new(FileKind::PipeWrite(pipe), O_WRONLY | status, String::from("pipe:"));
+    let cloexec = flags & O_CLOEXEC != 0;
+    let limit = nofile_limit();
+    let files = current().files();
+    let mut table = files.lock();
+    let rfd = table.alloc(r, cloexec, 0, limit)?;
+    let wfd = match table.alloc(w, cloexec, 0, limit) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = table.close(rfd);
+            return Err(e);
+        }
+    };
+    drop(table);
+    if let Err(e) = write_val(fds_va, &[rfd, wfd]) {
+        let mut table = files.lock();
+        let _ = table.close(rfd);
+        let _ = table.close(wfd);
+        return Err(e);
+    }
+    ok(0)
+}
+
+const F_DUPFD: u32 = 0;
+const F_GETFD: u32 = 1;
+const F_SETFD: u32 = 2;
+const F_GETFL: u32 = 3;
+const F_SETFL: u32 = 4;
+const F_GETLK: u32 = 5;
+const F_SETLK: u32 = 6;
+const F_SETLKW: u32 = 7;
+const F_DUPFD_CLOEXEC: u32 = 1030;
+const F_GETPIPE_SZ: u32 = 1032;
+const FD_CLOEXEC: u64 = 1;
+
+pub fn sys_fcntl(a: Args) -> SysResult {
+    let fd = a.i32(0);
+    let t = current();
+    let files = t.files();
+    match a.u32(1) {
+        cmd @ (F_DUPFD | F_DUPFD_CLOEXEC) => {
+            let limit = nofile_limit();
+            let min = a.u(2);
+            if min >= limit as u64 {
+                return Err(EINVAL);
+            }
+            let mut table = files.lock();
+            let f = table.get(fd)?;
+            ok(table.alloc(f, cmd == F_DUPFD_CLOEXEC, min as usize, limit)? as usize)
+        }
+        F_GETFD => ok(files.lock().entry(fd)?.cloexec as usize),
+        F_SETFD => {
+            files.lock().entry_mut(fd)?.cloexec = a.u(2) & FD_CLOEXEC != 0;
+            ok(0)
+        }
+        F_GETFL => ok(files.lock().get(fd)?.flags() as usize),
+        F_SETFL => {
+            let f = files.lock().get(fd)?;
+            let old = f.flags();
+            f.flags.store((old & !SETFL_MASK) | (a.u32(2) & SETFL_MASK), core::sync::atomic::Ordering::Relaxed);
+            ok(0)
+        }
+        F_GETPIPE_SZ => {
+            let f = files.lock().get(fd)?;
+            match f.kind {
+                FileKind::PipeRead(_) | FileKind::PipeWrite(_) => ok(crate::fs::pipe::PIPE_SIZE),
+                _ => Err(EBADF),
+            }
+        }
+        F_GETLK | F_SETLK | F_SETLKW => {
+            files.lock().get(fd)?;
+            crate::log_once!("fcntl: record locks are not supported yet");
+            Err(EINVAL)
+        }
+        _ => {
+            files.lock().get(fd)?;
+            Err(EINVAL)
+        }
+    }
+}
+
+const FIONREAD: u32 = 0x541b;
+const FIONBIO: u32 = 0x5421;
+const FIOCLEX: u32 = 0x5451;
+const FIONCLEX: u32 = 0x5450;
+
+pub fn sys_ioctl(a: Args) -> SysResult {
+    let fd = a.i32(0);
+    let f = get_file(fd)?;
+    match a.u32(1) {
+        FIOCLEX | FIONCLEX => {
+            current().files().lock().entry_mut(fd)?.cloexec = a.u32(1) == FIOCLEX;
+            ok(0)
+        }
+        FIONBIO => {
+            let on: i32 = read_val(a.u(2))?;
+            let old = f.flags();
+            let new = if on != 0 { old | O_NONBLOCK } else { old & !O_NONBLOCK };
+            f.flags.store(new, core::sync::atomic::Ordering::Relaxed);
+            ok(0)
+        }
+        FIONREAD => match &f.kind {
+            FileKind::PipeRead(p) => {
+                write_val(a.u(2), &(p.available() as i32))?;
+                ok(0)
+            }
+            FileKind::Inode(i) if i.metadata().is_regular() => {
+                let left = i.metadata().size.saturating_sub(*f.offset.lock());
+                write_val(a.u(2), &(left.min(i32::MAX as u64) as i32))?;
+                ok(0)
+            }
+            FileKind::Inode(i) => ok(i.ioctl(FIONREAD, a.u(2))?),
+            _ => Err(ENOTTY),
+        },
+        cmd => match &f.kind {
+            FileKind::Inode(i) => ok(i.ioctl(cmd, a.u(2))?),
+            _ => Err(ENOTTY),
+        },
+    }
+}
+
+pub fn sys_fsync(a: Args) -> SysResult {
+    get_file(a.i32(0))?;
+    ok(0)
+}
+
+pub fn sys_ftruncate(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let len = a.u(1) as i64;
+    if len < 0 {
+        return Err(EINVAL);
+    }
+    let i = f.inode().ok_or(EINVAL)?;
+    if !i.metadata().is_regular() || !f.writable() {
+        return Err(EINVAL);
+    }
+    i.truncate(len as u64)?;
+    ok(0)
+}
+
+pub fn sys_truncate(a: Args) -> SysResult {
+    let path = read_path(a.u(0))?;
+    let len = a.u(1) as i64;
+    if len < 0 {
+        return Err(EINVAL);
+    }
+    let i = resolve_at(AT_FDCWD, &path, true)?;
+    let m = i.metadata();
+    if m.is_dir() {
+        return Err(EISDIR);
+    }
+    check_access(&m, O_WRONLY)?;
+    i.truncate(len as u64)?;
+    ok(0)
+}
+
+pub fn sys_getcwd(a: Args) -> SysResult {
+    let path = current().fs().lock().cwd_path.clone();
+    let bytes = path.as_bytes();
+    if a.usize(1) < bytes.len() + 1 {
+        return Err(ERANGE);
+    }
+    copy_to_user(a.u(0), bytes)?;
+    copy_to_user(a.u(0) + bytes.len() as u64, &[0])?;
+    ok(bytes.len() + 1)
+}
+
+/// Joins `rel` onto `base` and normalizes `.`/`..` (the cwd's name).
+fn join_path(base: &str, rel: &[u8]) -> String {
+    let mut parts: Vec<String> = if rel.first() == Some(&b'/') {
+        Vec::new()
+    } else {
+        base.split('/').filter(|s| !s.is_empty()).map(String::from).collect()
+    };
+    for c in rel.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        match c {
+            b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(String::from_utf8_lossy(c).into_owned()),
+        }
+    }
+    let mut s = String::from("/");
+    s.push_str(&parts.join("/"));
+    s
+}
+
+pub fn sys_chdir(a: Args) -> SysResult {
+    let path = read_path(a.u(0))?;
+    let i = resolve_at(AT_FDCWD, &path, true)?;
+    if !i.metadata().is_dir() {
+        return Err(ENOTDIR);
+    }
+    let fs = current().fs();
+    let mut fs = fs.lock();
+    fs.cwd_path = join_path(&fs.cwd_path, &path);
+    fs.cwd = i;
+    ok(0)
+}
+
+pub fn sys_fchdir(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let i = f.inode().ok_or(ENOTDIR)?.clone();
+    if !i.metadata().is_dir() {
+        return Err(ENOTDIR);
+    }
+    let fs = current().fs();
+    let mut fs = fs.lock();
+    fs.cwd_path = join_path("/", f.path.as_bytes());
+    fs.cwd = i;
+    ok(0)
+}
+
+pub fn sys_mkdirat(dirfd: i32, path_va: u64, mode: u32) -> SysResult {
+    let path = read_path(path_va)?;
+    let t = current();
+    let start = dir_of(dirfd, &path)?;
+    let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
+    if name == "." || name == ".." || dir.lookup(&name).is_ok() {
+        return Err(EEXIST);
+    }
+    let umask = t.fs().lock().umask;
+    let creds = *t.process.creds.lock();
+    dir.create(&name, S_IFDIR | (mode & 0o7777 & !umask), creds.fsuid, creds.fsgid)?;
+    ok(0)
+}
+
+pub fn sys_unlinkat(dirfd: i32, path_va: u64, flags: u32) -> SysResult {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(EINVAL);
+    }
+    let path = read_path(path_va)?;
+    let start = dir_of(dirfd, &path)?;
+    let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
+    if flags & AT_REMOVEDIR != 0 {
+        match name.as_str() {
+            "." => return Err(EINVAL),
+            ".." => return Err(ENOTEMPTY),
+            _ => {}
+        }
+    } else if path.last() == Some(&b'/') {
+        // unlink("dir/") names a directory
+        let target = dir.lookup(&name)?;
+        return Err(if target.metadata().is_dir() { EISDIR } else { ENOTDIR });
+    }
+    dir.unlink(&name, flags & AT_REMOVEDIR != 0)?;
+    ok(0)
+}
+
+pub fn sys_symlinkat(target_va: u64, dirfd: i32, path_va: u64) -> SysResult {
+    let target = read_path(target_va)?;
+    let path = read_path(path_va)?;
+    let start = dir_of(dirfd, &path)?;
+    let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
+    dir.symlink(&name, &target)?;
+    ok(0)
+}
+
+pub fn sys_readlinkat(dirfd: i32, path_va: u64, buf: u64, size: usize) -> SysResult {
+    if (size as isize) <= 0 {
+        return Err(EINVAL);
+    }
+    let path = read_path(path_va)?;
+    let i = resolve_at(dirfd, &path, false)?;
+    let target = i.readlink()?;
+    let n = target.len().min(size);
+    copy_to_user(buf, &target[..n])?;
+    ok(n)
+}
+
+pub fn sys_fchmodat(dirfd: i32, path_va: u64, mode: u32) -> SysResult {
+    let path = read_path(path_va)?;
+    resolve_at(dirfd, &path, true)?.chmod(mode)?;
+    ok(0)
+}
+
+pub fn sys_fchmod(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    f.inode().ok_or(EBADF)?.chmod(a.u32(1))?;
+    ok(0)
+}
+
+pub fn sys_umask(a: Args) -> SysResult {
+    let fs = current().fs();
+    let mut fs = fs.lock();
+    let old = fs.umask;
+    fs.umask = a.u32(0) & 0o777;
+    ok(old as usize)
+}
+
+pub fn sys_access(a: Args) -> SysResult {
+    sys_faccessat(AT_FDCWD, a.u(0), a.u32(1), 0)
+}
+
+pub fn sys_faccessat(dirfd: i32, path_va: u64, mode: u32, flags: u32) -> SysResult {
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let path = read_path(path_va)?;
+    let m = resolve_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?.metadata();
+    let creds = *current().process.creds.lock();
+    let uid = if flags & AT_EACCESS != 0 { creds.euid } else { creds.uid };
+    if uid == 0 {
+        // Root: everything but execute of a file with no x bit at all.
+        if mode & 1 != 0 && !m.is_dir() && m.mode & 0o111 == 0 {
+            return Err(EACCES);
+        }
+        return ok(0);
+    }
+    let bits = if uid == m.uid { (m.mode >> 6) & 7 } else { m.mode & 7 };
+    if bits & mode != mode {
+        return Err(EACCES);
+    }
+    ok(0)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+crate::impl_pod!(PollFd);
+
+/// Checks every pollfd once; returns how many are ready (revents written back).
+fn poll_once(fds: &mut [PollFd]) -> usize {
+    let files = current().files();
+    let mut ready = 0;
+    for p in fds.iter_mut() {
+        p.revents = 0;
+        if p.fd < 0 {
+            continue;
+        }
+        let f = files.lock().get(p.fd);
+        let r = match f {
+            Err(_) => POLLNVAL,
+            Ok(f) => f.poll() & (p.events as u16 | POLLERR | POLLHUP),
+        };
+        p.revents = r as i16;
+        if r != 0 {
+            ready += 1;
+        }
+    }
+    ready
+}
+
+fn do_poll(fds_va: u64, nfds: usize, timeout_ns: Option<u64>) -> SysResult {
+    if nfds > nofile_limit().max(1024) {
+        return Err(EINVAL);
+    }
+    let mut fds = vec![PollFd { fd: 0, events: 0, revents: 0 }; nfds];
+    for (i, p) in fds.iter_mut().enumerate() {
+        *p = read_val(fds_va + (i * 8) as u64)?;
+    }
+    let deadline = timeout_ns.map(|t| crate::time::monotonic_ns().saturating_add(t));
+    let ready = loop {
+        let n = poll_once(&mut fds);
+        if n > 0 || deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
+            break n;
+        }
+        // No readiness notifications yet: re-check every tick.
+        match crate::process::sleep::sleep_ticks(1) {
+            Ok(()) => {}
+            Err(e) => return Err(e),
+        }
+    };
+    for (i, p) in fds.iter().enumerate() {
+        write_val(fds_va + (i * 8) as u64 + 6, &p.revents)?;
+    }
+    ok(ready)
+}
+
+pub fn sys_poll(a: Args) -> SysResult {
+    let t = a.i32(2);
+    do_poll(a.u(0), a.usize(1), if t < 0 { None } else { Some(t as u64 * 1_000_000) })
+}
+
+pub fn sys_ppoll(a: Args) -> SysResult {
+    let timeout = if a.u(2) == 0 {
+        None
+    } else {
+        let ts: [i64; 2] = read_val(a.u(2))?;
+        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+            return Err(EINVAL);
+        }
+        Some((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
+    };
+    if a.u(3) != 0 {
+        crate::log_once!("ppoll: the signal mask argument is ignored");
+    }
+    do_poll(a.u(0), a.usize(1), timeout)
+}

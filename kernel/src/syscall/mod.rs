@@ -1,0 +1,248 @@
+//! The syscall table: Linux x86_64 numbers, arguments in RDI, RSI, RDX,
+//! R10, R8, R9, the result (or `-errno`) in RAX. One file per family.
+//! An unimplemented syscall returns ENOSYS and is logged once.
+
+mod fs;
+mod misc;
+mod mm;
+mod process;
+mod signal;
+mod time;
+
+use crate::arch::trap::TrapFrame;
+use crate::errno::*;
+use crate::mm::usercopy::{self, Pod};
+use alloc::vec::Vec;
+use spin::Mutex;
+
+/// Syscall arguments, named by position.
+#[derive(Clone, Copy)]
+pub struct Args(pub [u64; 6]);
+
+impl Args {
+    fn from_frame(f: &TrapFrame) -> Args {
+        Args([f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9])
+    }
+    pub fn u(&self, i: usize) -> u64 {
+        self.0[i]
+    }
+    pub fn i32(&self, i: usize) -> i32 {
+        self.0[i] as i32
+    }
+    pub fn u32(&self, i: usize) -> u32 {
+        self.0[i] as u32
+    }
+    pub fn usize(&self, i: usize) -> usize {
+        self.0[i] as usize
+    }
+}
+
+/// What a handler asks the dispatcher to do with RAX.
+pub enum Ret {
+    Value(usize),
+    /// The handler already set every register (rt_sigreturn, execve).
+    Frame,
+}
+
+pub type SysResult = KResult<Ret>;
+
+pub fn ok(v: usize) -> SysResult {
+    Ok(Ret::Value(v))
+}
+
+static LOGGED: Mutex<[u64; 8]> = Mutex::new([0; 8]);
+
+fn log_unimplemented(nr: u64) {
+    let mut l = LOGGED.lock();
+    let (w, b) = ((nr / 64) as usize, nr % 64);
+    if w < l.len() && l[w] & (1 << b) == 0 {
+        l[w] |= 1 << b;
+        log::warn!("syscall {} is not implemented (ENOSYS)", nr);
+    }
+}
+
+pub fn dispatch(frame: &mut TrapFrame) {
+    let nr = frame.rax;
+    let a = Args::from_frame(frame);
+    let r = match nr {
+        0 => fs::sys_read(a),
+        1 => fs::sys_write(a),
+        2 => fs::sys_open(a),
+        3 => fs::sys_close(a),
+        4 => fs::sys_stat(a, true),
+        5 => fs::sys_fstat(a),
+        6 => fs::sys_stat(a, false),
+        7 => fs::sys_poll(a),
+        8 => fs::sys_lseek(a),
+        9 => mm::sys_mmap(a),
+        10 => mm::sys_mprotect(a),
+        11 => mm::sys_munmap(a),
+        12 => mm::sys_brk(a),
+        13 => signal::sys_rt_sigaction(a),
+        14 => signal::sys_rt_sigprocmask(a),
+        15 => signal::sys_rt_sigreturn(frame),
+        16 => fs::sys_ioctl(a),
+        17 => fs::sys_pread64(a),
+        18 => fs::sys_pwrite64(a),
+        19 => fs::sys_readv(a),
+        20 => fs::sys_writev(a),
+        21 => fs::sys_access(a),
+        22 => fs::sys_pipe2(a.u(0), 0),
+        24 => process::sys_sched_yield(),
+        28 => mm::sys_madvise(a),
+        32 => fs::sys_dup(a),
+        33 => fs::sys_dup2(a),
+        34 => signal::sys_pause(),
+        35 => time::sys_nanosleep(a),
+        39 => process::sys_getpid(),
+        56 => process::sys_clone(frame, a),
+        57 => process::sys_fork(frame),
+        58 => process::sys_vfork(frame),
+        59 => process::sys_execve(frame, a),
+        60 => process::sys_exit(a),
+        61 => process::sys_wait4(a),
+        62 => signal::sys_kill(a),
+        63 => misc::sys_uname(a),
+        72 => fs::sys_fcntl(a),
+        74 | 75 => fs::sys_fsync(a),
+        76 => fs::sys_truncate(a),
+        77 => fs::sys_ftruncate(a),
+        79 => fs::sys_getcwd(a),
+        80 => fs::sys_chdir(a),
+        81 => fs::sys_fchdir(a),
+        83 => fs::sys_mkdirat(fs::AT_FDCWD, a.u(0), a.u32(1)),
+        84 => fs::sys_unlinkat(fs::AT_FDCWD, a.u(0), fs::AT_REMOVEDIR),
+        85 => fs::sys_creat(a),
+        87 => fs::sys_unlinkat(fs::AT_FDCWD, a.u(0), 0),
+        88 => fs::sys_symlinkat(a.u(0), fs::AT_FDCWD, a.u(1)),
+        89 => fs::sys_readlinkat(fs::AT_FDCWD, a.u(0), a.u(1), a.usize(2)),
+        90 => fs::sys_fchmodat(fs::AT_FDCWD, a.u(0), a.u32(1)),
+        91 => fs::sys_fchmod(a),
+        95 => fs::sys_umask(a),
+        96 => time::sys_gettimeofday(a),
+        97 => process::sys_getrlimit(a),
+        98 => process::sys_getrusage(a),
+        99 => misc::sys_sysinfo(a),
+        102 => process::sys_getuid(),
+        104 => process::sys_getgid(),
+        105 => process::sys_setuid(a),
+        106 => process::sys_setgid(a),
+        107 => process::sys_geteuid(),
+        108 => process::sys_getegid(),
+        109 => process::sys_setpgid(a),
+        110 => process::sys_getppid(),
+        111 => process::sys_getpgrp(),
+        112 => process::sys_setsid(),
+        113 => process::sys_setreuid(a),
+        114 => process::sys_setregid(a),
+        115 => process::sys_getgroups(a),
+        116 => process::sys_setgroups(a),
+        117 => process::sys_setresuid(a),
+        118 => process::sys_getresuid(a),
+        119 => process::sys_setresgid(a),
+        120 => process::sys_getresgid(a),
+        121 => process::sys_getpgid(a),
+        124 => process::sys_getsid(a),
+        127 => signal::sys_rt_sigpending(a),
+        130 => signal::sys_rt_sigsuspend(a),
+        131 => signal::sys_sigaltstack(a),
+        157 => process::sys_prctl(a),
+        158 => process::sys_arch_prctl(a),
+        160 => process::sys_setrlimit(a),
+        162 => ok(0), // sync: tmpfs has nothing to write back
+        169 => misc::sys_reboot(a),
+        186 => process::sys_gettid(),
+        200 => signal::sys_tkill(a),
+        201 => time::sys_time(a),
+        202 => misc::sys_futex(a),
+        204 => misc::sys_sched_getaffinity(a),
+        217 => fs::sys_getdents64(a),
+        218 => process::sys_set_tid_address(a),
+        228 => time::sys_clock_gettime(a),
+        229 => time::sys_clock_getres(a),
+        230 => time::sys_clock_nanosleep(a),
+        231 => process::sys_exit_group(a),
+        234 => signal::sys_tgkill(a),
+        247 => process::sys_waitid(a),
+        257 => fs::sys_openat(a),
+        258 => fs::sys_mkdirat(a.i32(0), a.u(1), a.u32(2)),
+        262 => fs::sys_newfstatat(a),
+        263 => fs::sys_unlinkat(a.i32(0), a.u(1), a.u32(2)),
+        266 => fs::sys_symlinkat(a.u(0), a.i32(1), a.u(2)),
+        267 => fs::sys_readlinkat(a.i32(0), a.u(1), a.u(2), a.usize(3)),
+        268 => fs::sys_fchmodat(a.i32(0), a.u(1), a.u32(2)),
+        269 => fs::sys_faccessat(a.i32(0), a.u(1), a.u32(2), 0),
+        271 => fs::sys_ppoll(a),
+        273 => process::sys_set_robust_list(a),
+        274 => process::sys_get_robust_list(a),
+        292 => fs::sys_dup3(a),
+        293 => fs::sys_pipe2(a.u(0), a.u32(1)),
+        302 => process::sys_prlimit64(a),
+        318 => misc::sys_getrandom(a),
+        332 => fs::sys_statx(a),
+        435 => process::sys_clone3(frame, a),
+        439 => fs::sys_faccessat(a.i32(0), a.u(1), a.u32(2), a.u32(3)),
+        _ => {
+            log_unimplemented(nr);
+            Err(ENOSYS)
+        }
+    };
+    match r {
+        Ok(Ret::Value(v)) => frame.rax = v as u64,
+        Ok(Ret::Frame) => {}
+        Err(e) => frame.rax = (-(e.0 as i64)) as u64,
+    }
+}
+
+// ---- helpers shared by the handlers ------------------------------------
+
+pub fn read_val<T: Pod>(va: u64) -> KResult<T> {
+    usercopy::read_val(&crate::process::current_mm(), va)
+}
+
+pub fn write_val<T: Pod>(va: u64, v: &T) -> KResult<()> {
+    usercopy::write_val(&crate::process::current_mm(), va, v)
+}
+
+pub fn copy_to_user(va: u64, data: &[u8]) -> KResult<()> {
+    usercopy::copy_to_user(&crate::process::current_mm(), va, data)
+}
+
+pub fn copy_from_user(va: u64, out: &mut [u8]) -> KResult<()> {
+    usercopy::copy_from_user(&crate::process::current_mm(), va, out)
+}
+
+/// A path argument: at most PATH_MAX - 1 bytes; empty is ENOENT.
+pub fn read_path(va: u64) -> KResult<Vec<u8>> {
+    let p = usercopy::read_cstr(&crate::process::current_mm(), va, crate::fs::path::PATH_MAX - 1)?;
+    if p.is_empty() {
+        return Err(ENOENT);
+    }
+    Ok(p)
+}
+
+/// A NULL-terminated array of string pointers (argv, envp).
+pub fn read_string_array(va: u64) -> KResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if va == 0 {
+        return Ok(out);
+    }
+    let mm = crate::process::current_mm();
+    for i in 0.. {
+        let p: u64 = usercopy::read_val(&mm, va + i * 8)?;
+        if p == 0 {
+            break;
+        }
+        if i >= 0x7fff_ffff {
+            return Err(E2BIG);
+        }
+        out.push(usercopy::read_cstr(&mm, p, elf_loader::MAX_ARG_STRLEN as usize).map_err(|e| {
+            if e == ENAMETOOLONG {
+                E2BIG
+            } else {
+                e
+            }
+        })?);
+    }
+    Ok(out)
+}

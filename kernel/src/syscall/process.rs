@@ -1,0 +1,631 @@
+//! Process, thread and credential syscalls.
+
+use super::{ok, read_path, read_string_array, read_val, write_val, Args, Ret, SysResult};
+use crate::arch::trap::TrapFrame;
+use crate::errno::*;
+use crate::process::exit::{
+    do_wait, WaitTarget, __WALL, __WCLONE, __WNOTHREAD, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED, WUNTRACED,
+};
+use crate::process::fork::*;
+use crate::process::signal::{NSIG, SIGCHLD};
+use crate::process::task::{find_process, Rlimit, RLIMIT_NLIMITS};
+use crate::process::{current, sched};
+use core::sync::atomic::Ordering;
+
+pub fn sys_getpid() -> SysResult {
+    ok(current().process.pid as usize)
+}
+
+pub fn sys_gettid() -> SysResult {
+    ok(current().tid as usize)
+}
+
+pub fn sys_getppid() -> SysResult {
+    ok(current().process.parent_pid() as usize)
+}
+
+pub fn sys_sched_yield() -> SysResult {
+    sched::schedule();
+    ok(0)
+}
+
+pub fn sys_fork(frame: &TrapFrame) -> SysResult {
+    let args = CloneArgs { flags: 0, exit_signal: SIGCHLD, stack: 0, tls: 0, parent_tid: 0, child_tid: 0 };
+    ok(do_clone(frame, args)? as usize)
+}
+
+pub fn sys_vfork(frame: &TrapFrame) -> SysResult {
+    let args = CloneArgs {
+        flags: CLONE_VM | CLONE_VFORK,
+        exit_signal: SIGCHLD,
+        stack: 0,
+        tls: 0,
+        parent_tid: 0,
+        child_tid: 0,
+    };
+    ok(do_clone(frame, args)? as usize)
+}
+
+/// clone(flags, stack, parent_tid, child_tid, tls) — x86_64 argument order.
+pub fn sys_clone(frame: &TrapFrame, a: Args) -> SysResult {
+    let flags = a.u(0) & 0xffff_ffff;
+    let exit_signal = (flags & CSIGNAL) as u32;
+    if exit_signal >= NSIG + 1 {
+        return Err(EINVAL);
+    }
+    let args = CloneArgs {
+        flags: flags & !CSIGNAL,
+        exit_signal,
+        stack: a.u(1),
+        parent_tid: a.u(2),
+        child_tid: a.u(3),
+        tls: a.u(4),
+    };
+    ok(do_clone(frame, args)? as usize)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CloneArgs3 {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+crate::impl_pod!(CloneArgs3);
+
+const CLONE_ARGS_SIZE_VER0: usize = 64;
+
+pub fn sys_clone3(frame: &TrapFrame, a: Args) -> SysResult {
+    let size = a.usize(1);
+    if size < CLONE_ARGS_SIZE_VER0 || size > 4096 {
+        return Err(EINVAL);
+    }
+    let mut raw = [0u8; 88];
+    let n = size.min(raw.len());
+    super::copy_from_user(a.u(0), &mut raw[..n])?;
+    if size > raw.len() {
+        // Unknown trailing fields must be zero (copy_struct_from_user).
+        let mut rest = alloc::vec![0u8; size - raw.len()];
+        super::copy_from_user(a.u(0) + raw.len() as u64, &mut rest)?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(E2BIG);
+        }
+    }
+    let c: CloneArgs3 = {
+        let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap());
+        CloneArgs3 {
+            flags: w(0),
+            pidfd: w(1),
+            child_tid: w(2),
+            parent_tid: w(3),
+            exit_signal: w(4),
+            stack: w(5),
+            stack_size: w(6),
+            tls: w(7),
+            set_tid: w(8),
+            set_tid_size: w(9),
+            cgroup: w(10),
+        }
+    };
+    if c.exit_signal & !CSIGNAL != 0 || c.exit_signal > NSIG as u64 {
+        return Err(EINVAL);
+    }
+    if c.flags & CSIGNAL != 0 || c.flags & (CLONE_DETACHED) != 0 {
+        return Err(EINVAL);
+    }
+    if (c.stack == 0) != (c.stack_size == 0) {
+        return Err(EINVAL);
+    }
+    if c.set_tid != 0 || c.set_tid_size != 0 {
+        crate::log_once!("clone3: set_tid is not supported yet");
+        return Err(EINVAL);
+    }
+    if c.flags & CLONE_INTO_CGROUP != 0 {
+        return Err(EINVAL);
+    }
+    let args = CloneArgs {
+        flags: c.flags,
+        exit_signal: c.exit_signal as u32,
+        stack: if c.stack != 0 { c.stack + c.stack_size } else { 0 },
+        tls: c.tls,
+        parent_tid: c.parent_tid,
+        child_tid: c.child_tid,
+    };
+    ok(do_clone(frame, args)? as usize)
+}
+
+pub fn sys_execve(frame: &mut TrapFrame, a: Args) -> SysResult {
+    let path = read_path(a.u(0))?;
+    let argv = read_string_array(a.u(1))?;
+    let envp = read_string_array(a.u(2))?;
+    let t = current();
+    crate::process::exec::exec_into(&t, frame, path, argv, envp)?;
+    Ok(Ret::Frame)
+}
+
+pub fn sys_exit(a: Args) -> SysResult {
+    crate::process::exit::do_exit(crate::process::exit::exited_status(a.i32(0)))
+}
+
+pub fn sys_exit_group(a: Args) -> SysResult {
+    crate::process::exit::do_exit_group(a.i32(0))
+}
+
+fn wait_target(pid: i32) -> WaitTarget {
+    match pid {
+        -1 => WaitTarget::Any,
+        0 => WaitTarget::Pgid(current().process.pgid()),
+        p if p < -1 => WaitTarget::Pgid((-p) as u32),
+        p => WaitTarget::Pid(p as u32),
+    }
+}
+
+/// `struct rusage`: zeroed but for what we count.
+fn write_rusage(va: u64) -> KResult<()> {
+    if va != 0 {
+        write_val(va, &[0u64; 18])?;
+    }
+    Ok(())
+}
+
+pub fn sys_wait4(a: Args) -> SysResult {
+    let options = a.u32(2);
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL) != 0 {
+        return Err(EINVAL);
+    }
+    match do_wait(wait_target(a.i32(0)), options)? {
+        None => ok(0),
+        Some(r) => {
+            if a.u(1) != 0 {
+                write_val(a.u(1), &r.status)?;
+            }
+            write_rusage(a.u(3))?;
+            ok(r.pid as usize)
+        }
+    }
+}
+
+const P_ALL: u32 = 0;
+const P_PID: u32 = 1;
+const P_PGID: u32 = 2;
+
+pub fn sys_waitid(a: Args) -> SysResult {
+    let (idtype, id, infop, options) = (a.u32(0), a.u32(1), a.u(2), a.u32(3));
+    if options & !(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL) != 0
+        || options & (WEXITED | WSTOPPED | WCONTINUED) == 0
+    {
+        return Err(EINVAL);
+    }
+    let target = match idtype {
+        P_ALL => WaitTarget::Any,
+        P_PID => WaitTarget::Pid(id),
+        P_PGID => WaitTarget::Pgid(if id == 0 { current().process.pgid() } else { id }),
+        _ => return Err(EINVAL),
+    };
+    if options & WEXITED == 0 {
+        // Only stop/continue events requested: none are generated yet.
+        return if options & WNOHANG != 0 { ok(0) } else { Err(ECHILD) };
+    }
+    let r = do_wait(target, options)?;
+    if infop != 0 {
+        use crate::process::signal::{SigInfo, CLD_DUMPED, CLD_EXITED, CLD_KILLED};
+        let info = match &r {
+            None => SigInfo { signo: 0, errno: 0, code: 0, _pad: 0, field0: 0, field1: 0, rest: [0; 12] },
+            Some(r) => {
+                let (code, st) = if r.status & 0x7f == 0 {
+                    (CLD_EXITED, (r.status >> 8) & 0xff)
+                } else if r.status & 0x80 != 0 {
+                    (CLD_DUMPED, r.status & 0x7f)
+                } else {
+                    (CLD_KILLED, r.status & 0x7f)
+                };
+                SigInfo::child(code, r.pid, r.uid, st)
+            }
+        };
+        write_val(infop, &info)?;
+    }
+    write_rusage(a.u(4))?;
+    ok(0)
+}
+
+pub fn sys_set_tid_address(a: Args) -> SysResult {
+    let t = current();
+    t.clear_child_tid.store(a.u(0), Ordering::Relaxed);
+    ok(t.tid as usize)
+}
+
+pub fn sys_set_robust_list(a: Args) -> SysResult {
+    if a.u(1) != 24 {
+        return Err(EINVAL);
+    }
+    current().robust_list.store(a.u(0), Ordering::Relaxed);
+    ok(0)
+}
+
+pub fn sys_get_robust_list(a: Args) -> SysResult {
+    let pid = a.u32(0);
+    let t = if pid == 0 { current() } else { crate::process::task::find_task(pid).ok_or(ESRCH)? };
+    write_val(a.u(1), &t.robust_list.load(Ordering::Relaxed))?;
+    write_val(a.u(2), &24u64)?;
+    ok(0)
+}
+
+const ARCH_SET_GS: u32 = 0x1001;
+const ARCH_SET_FS: u32 = 0x1002;
+const ARCH_GET_FS: u32 = 0x1003;
+const ARCH_GET_GS: u32 = 0x1004;
+
+pub fn sys_arch_prctl(a: Args) -> SysResult {
+    let t = current();
+    match a.u32(0) {
+        ARCH_SET_FS => {
+            if a.u(1) >= crate::mm::address_space::TASK_SIZE {
+                return Err(EPERM);
+            }
+            t.fs_base.store(a.u(1), Ordering::Relaxed);
+            crate::arch::percpu::set_user_fs_base(a.u(1));
+            ok(0)
+        }
+        ARCH_GET_FS => {
+            write_val(a.u(1), &t.fs_base.load(Ordering::Relaxed))?;
+            ok(0)
+        }
+        ARCH_SET_GS | ARCH_GET_GS => {
+            crate::log_once!("arch_prctl: GS base is not supported yet");
+            Err(EINVAL)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+const PR_SET_PDEATHSIG: u32 = 1;
+const PR_GET_PDEATHSIG: u32 = 2;
+const PR_GET_DUMPABLE: u32 = 3;
+const PR_SET_DUMPABLE: u32 = 4;
+const PR_SET_NAME: u32 = 15;
+const PR_GET_NAME: u32 = 16;
+const PR_SET_CHILD_SUBREAPER: u32 = 36;
+const PR_GET_CHILD_SUBREAPER: u32 = 37;
+const PR_SET_NO_NEW_PRIVS: u32 = 38;
+const PR_GET_NO_NEW_PRIVS: u32 = 39;
+
+pub fn sys_prctl(a: Args) -> SysResult {
+    match a.u32(0) {
+        PR_SET_NAME => {
+            let name = crate::mm::usercopy::read_cstr(&crate::process::current_mm(), a.u(1), 4096)?;
+            let _ = name; // comm is not kept yet (no /proc/pid/comm)
+            ok(0)
+        }
+        PR_GET_NAME => {
+            super::copy_to_user(a.u(1), b"task\0")?;
+            ok(0)
+        }
+        PR_GET_DUMPABLE => ok(1),
+        PR_SET_DUMPABLE => {
+            if a.u(1) <= 1 {
+                ok(0)
+            } else {
+                Err(EINVAL)
+            }
+        }
+        PR_GET_PDEATHSIG => {
+            write_val(a.u(1), &0i32)?;
+            ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS | PR_GET_CHILD_SUBREAPER => ok(0),
+        cmd @ (PR_SET_PDEATHSIG | PR_SET_CHILD_SUBREAPER | PR_SET_NO_NEW_PRIVS) => {
+            crate::log_once!("prctl: PR_SET_PDEATHSIG/SUBREAPER/NO_NEW_PRIVS are not supported yet");
+            let _ = cmd;
+            Err(EINVAL)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+// ---- credentials -----------------------------------------------------------
+
+pub fn sys_getuid() -> SysResult {
+    ok(current().process.creds.lock().uid as usize)
+}
+pub fn sys_geteuid() -> SysResult {
+    ok(current().process.creds.lock().euid as usize)
+}
+pub fn sys_getgid() -> SysResult {
+    ok(current().process.creds.lock().gid as usize)
+}
+pub fn sys_getegid() -> SysResult {
+    ok(current().process.creds.lock().egid as usize)
+}
+
+/// setuid (kernel/sys.c `__sys_setuid`): root sets all ids; others may only
+/// set the effective id to the real or saved id.
+pub fn sys_setuid(a: Args) -> SysResult {
+    let uid = a.u32(0);
+    if uid == u32::MAX {
+        return Err(EINVAL);
+    }
+    let t = current();
+    let mut c = t.process.creds.lock();
+    if c.capable() {
+        c.uid = uid;
+        c.suid = uid;
+    } else if uid != c.uid && uid != c.suid {
+        return Err(EPERM);
+    }
+    c.euid = uid;
+    c.fsuid = uid;
+    ok(0)
+}
+
+pub fn sys_setgid(a: Args) -> SysResult {
+    let gid = a.u32(0);
+    if gid == u32::MAX {
+        return Err(EINVAL);
+    }
+    let t = current();
+    let mut c = t.process.creds.lock();
+    if c.capable() {
+        c.gid = gid;
+        c.sgid = gid;
+    } else if gid != c.gid && gid != c.sgid {
+        return Err(EPERM);
+    }
+    c.egid = gid;
+    c.fsgid = gid;
+    ok(0)
+}
+
+/// setresuid: -1 keeps a value; unprivileged callers may only use current ids.
+pub fn sys_setresuid(a: Args) -> SysResult {
+    let (r, e, s) = (a.u32(0), a.u32(1), a.u32(2));
+    let t = current();
+    let mut c = t.process.creds.lock();
+    let allowed = |v: u32| v == u32::MAX || v == c.uid || v == c.euid || v == c.suid;
+    if !c.capable() && !(allowed(r) && allowed(e) && allowed(s)) {
+        return Err(EPERM);
+    }
+    if r != u32::MAX {
+        c.uid = r;
+    }
+    if e != u32::MAX {
+        c.euid = e;
+    }
+    if s != u32::MAX {
+        c.suid = s;
+    }
+    c.fsuid = c.euid;
+    ok(0)
+}
+
+pub fn sys_setresgid(a: Args) -> SysResult {
+    let (r, e, s) = (a.u32(0), a.u32(1), a.u32(2));
+    let t = current();
+    let mut c = t.process.creds.lock();
+    let allowed = |v: u32| v == u32::MAX || v == c.gid || v == c.egid || v == c.sgid;
+    if !c.capable() && !(allowed(r) && allowed(e) && allowed(s)) {
+        return Err(EPERM);
+    }
+    if r != u32::MAX {
+        c.gid = r;
+    }
+    if e != u32::MAX {
+        c.egid = e;
+    }
+    if s != u32::MAX {
+        c.sgid = s;
+    }
+    c.fsgid = c.egid;
+    ok(0)
+}
+
+/// setreuid (`__sys_setreuid`): the saved id follows the new effective id
+/// when the real id is set or the effective id differs from the old real id.
+pub fn sys_setreuid(a: Args) -> SysResult {
+    let (r, e) = (a.u32(0), a.u32(1));
+    let t = current();
+    let mut c = t.process.creds.lock();
+    let old = *c;
+    if r != u32::MAX && !c.capable() && r != old.uid && r != old.euid {
+        return Err(EPERM);
+    }
+    if e != u32::MAX && !c.capable() && e != old.uid && e != old.euid && e != old.suid {
+        return Err(EPERM);
+    }
+    if r != u32::MAX {
+        c.uid = r;
+    }
+    if e != u32::MAX {
+        c.euid = e;
+    }
+    if r != u32::MAX || (e != u32::MAX && e != old.uid) {
+        c.suid = c.euid;
+    }
+    c.fsuid = c.euid;
+    ok(0)
+}
+
+pub fn sys_setregid(a: Args) -> SysResult {
+    let (r, e) = (a.u32(0), a.u32(1));
+    let t = current();
+    let mut c = t.process.creds.lock();
+    let old = *c;
+    if r != u32::MAX && !c.capable() && r != old.gid && r != old.egid {
+        return Err(EPERM);
+    }
+    if e != u32::MAX && !c.capable() && e != old.gid && e != old.egid && e != old.sgid {
+        return Err(EPERM);
+    }
+    if r != u32::MAX {
+        c.gid = r;
+    }
+    if e != u32::MAX {
+        c.egid = e;
+    }
+    if r != u32::MAX || (e != u32::MAX && e != old.gid) {
+        c.sgid = c.egid;
+    }
+    c.fsgid = c.egid;
+    ok(0)
+}
+
+pub fn sys_getresuid(a: Args) -> SysResult {
+    let c = *current().process.creds.lock();
+    write_val(a.u(0), &c.uid)?;
+    write_val(a.u(1), &c.euid)?;
+    write_val(a.u(2), &c.suid)?;
+    ok(0)
+}
+
+pub fn sys_getresgid(a: Args) -> SysResult {
+    let c = *current().process.creds.lock();
+    write_val(a.u(0), &c.gid)?;
+    write_val(a.u(1), &c.egid)?;
+    write_val(a.u(2), &c.sgid)?;
+    ok(0)
+}
+
+pub fn sys_getgroups(a: Args) -> SysResult {
+    if a.i32(0) < 0 {
+        return Err(EINVAL);
+    }
+    ok(0) // no supplementary groups
+}
+
+pub fn sys_setgroups(a: Args) -> SysResult {
+    if !current().process.creds.lock().capable() {
+        return Err(EPERM);
+    }
+    if a.usize(0) > 65536 {
+        return Err(EINVAL);
+    }
+    if a.usize(0) > 0 {
+        crate::log_once!("setgroups: supplementary groups are not kept yet");
+    }
+    ok(0)
+}
+
+// ---- process groups and sessions ----------------------------------------
+
+fn process_or_self(pid: i32) -> KResult<alloc::sync::Arc<crate::process::task::Process>> {
+    if pid == 0 {
+        return Ok(current().process.clone());
+    }
+    if pid < 0 {
+        return Err(EINVAL);
+    }
+    find_process(pid as u32).ok_or(ESRCH)
+}
+
+pub fn sys_getpgid(a: Args) -> SysResult {
+    ok(process_or_self(a.i32(0))?.pgid() as usize)
+}
+
+pub fn sys_getpgrp() -> SysResult {
+    ok(current().process.pgid() as usize)
+}
+
+pub fn sys_getsid(a: Args) -> SysResult {
+    ok(process_or_self(a.i32(0))?.sid.load(Ordering::Relaxed) as usize)
+}
+
+pub fn sys_setpgid(a: Args) -> SysResult {
+    let (pid, pgid) = (a.i32(0), a.i32(1));
+    if pgid < 0 {
+        return Err(EINVAL);
+    }
+    let me = current().process.clone();
+    let p = process_or_self(pid)?;
+    let is_child = p.parent.lock().upgrade().is_some_and(|pp| alloc::sync::Arc::ptr_eq(&pp, &me));
+    if !alloc::sync::Arc::ptr_eq(&p, &me) && !is_child {
+        return Err(ESRCH);
+    }
+    let pgid = if pgid == 0 { p.pid } else { pgid as u32 };
+    p.pgid.store(pgid, Ordering::Relaxed);
+    ok(0)
+}
+
+pub fn sys_setsid() -> SysResult {
+    let p = current().process.clone();
+    if p.pgid() == p.pid {
+        return Err(EPERM);
+    }
+    p.pgid.store(p.pid, Ordering::Relaxed);
+    p.sid.store(p.pid, Ordering::Relaxed);
+    ok(p.pid as usize)
+}
+
+// ---- resource limits --------------------------------------------------------
+
+fn check_resource(r: u32) -> KResult<usize> {
+    let r = r as usize;
+    if r >= RLIMIT_NLIMITS {
+        return Err(EINVAL);
+    }
+    Ok(r)
+}
+
+/// Applies a new limit (`do_prlimit`): soft <= hard; raising the hard limit
+/// needs CAP_SYS_RESOURCE; RLIMIT_NOFILE is capped at nr_open.
+fn set_limit(p: &crate::process::task::Process, r: usize, new: Rlimit) -> KResult<()> {
+    if new.cur > new.max {
+        return Err(EINVAL);
+    }
+    if r == crate::process::task::RLIMIT_NOFILE && new.max > 1 << 20 {
+        return Err(EPERM);
+    }
+    let mut lim = p.rlimits.lock();
+    if new.max > lim[r].max && !p.creds.lock().capable() {
+        return Err(EPERM);
+    }
+    lim[r] = new;
+    Ok(())
+}
+
+pub fn sys_getrlimit(a: Args) -> SysResult {
+    let r = check_resource(a.u32(0))?;
+    write_val(a.u(1), &current().process.rlimit(r))?;
+    ok(0)
+}
+
+pub fn sys_setrlimit(a: Args) -> SysResult {
+    let r = check_resource(a.u32(0))?;
+    let new: Rlimit = read_val(a.u(1))?;
+    set_limit(&current().process, r, new)?;
+    ok(0)
+}
+
+pub fn sys_prlimit64(a: Args) -> SysResult {
+    let r = check_resource(a.u32(1))?;
+    let p = process_or_self(a.i32(0))?;
+    let old = p.rlimit(r);
+    if a.u(2) != 0 {
+        let new: Rlimit = read_val(a.u(2))?;
+        set_limit(&p, r, new)?;
+    }
+    if a.u(3) != 0 {
+        write_val(a.u(3), &old)?;
+    }
+    ok(0)
+}
+
+pub fn sys_getrusage(a: Args) -> SysResult {
+    let who = a.i32(0);
+    if !matches!(who, 0 | -1 | 1) {
+        return Err(EINVAL);
+    }
+    let mut ru = [0u64; 18];
+    if who == 0 {
+        // ru_minflt is the 9th long (after two timevals and four longs).
+        ru[8] = current().process.min_flt.load(Ordering::Relaxed);
+    }
+    write_val(a.u(1), &ru)?;
+    ok(0)
+}

@@ -1,0 +1,109 @@
+//! Time syscalls.
+
+use super::{ok, read_val, write_val, Args, SysResult};
+use crate::errno::*;
+use crate::time::{monotonic_ns, realtime_ns};
+
+const CLOCK_REALTIME: u32 = 0;
+const CLOCK_MONOTONIC: u32 = 1;
+const CLOCK_PROCESS_CPUTIME_ID: u32 = 2;
+const CLOCK_THREAD_CPUTIME_ID: u32 = 3;
+const CLOCK_MONOTONIC_RAW: u32 = 4;
+const CLOCK_REALTIME_COARSE: u32 = 5;
+const CLOCK_MONOTONIC_COARSE: u32 = 6;
+const CLOCK_BOOTTIME: u32 = 7;
+const TIMER_ABSTIME: u32 = 1;
+
+fn clock_ns(id: u32) -> KResult<i64> {
+    match id {
+        CLOCK_REALTIME | CLOCK_REALTIME_COARSE => Ok(realtime_ns()),
+        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => Ok(monotonic_ns() as i64),
+        // No per-task CPU accounting yet: the time since boot bounds it from above.
+        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => Ok(monotonic_ns() as i64),
+        _ => Err(EINVAL),
+    }
+}
+
+fn write_timespec(va: u64, ns: i64) -> KResult<()> {
+    write_val(va, &[ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000)])
+}
+
+/// A user timespec as nanoseconds; EINVAL for a bad one.
+fn read_timespec(va: u64) -> KResult<u64> {
+    let ts: [i64; 2] = read_val(va)?;
+    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+        return Err(EINVAL);
+    }
+    Ok((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
+}
+
+pub fn sys_clock_gettime(a: Args) -> SysResult {
+    let ns = clock_ns(a.u32(0))?;
+    write_timespec(a.u(1), ns)?;
+    ok(0)
+}
+
+pub fn sys_clock_getres(a: Args) -> SysResult {
+    clock_ns(a.u32(0))?;
+    if a.u(1) != 0 {
+        write_timespec(a.u(1), 1)?;
+    }
+    ok(0)
+}
+
+pub fn sys_gettimeofday(a: Args) -> SysResult {
+    if a.u(0) != 0 {
+        let ns = realtime_ns();
+        write_val(a.u(0), &[ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) / 1000])?;
+    }
+    if a.u(1) != 0 {
+        write_val(a.u(1), &[0i32, 0i32])?;
+    }
+    ok(0)
+}
+
+pub fn sys_time(a: Args) -> SysResult {
+    let s = realtime_ns().div_euclid(1_000_000_000);
+    if a.u(0) != 0 {
+        write_val(a.u(0), &s)?;
+    }
+    ok(s as usize)
+}
+
+fn sleep_for(ns: u64, rem_va: u64) -> SysResult {
+    let start = monotonic_ns();
+    let deadline = start.saturating_add(ns);
+    match crate::process::sleep::sleep_until(deadline) {
+        Ok(()) => ok(0),
+        Err(e) => {
+            if rem_va != 0 {
+                let left = deadline.saturating_sub(monotonic_ns());
+                write_timespec(rem_va, left as i64)?;
+            }
+            Err(e)
+        }
+    }
+}
+
+pub fn sys_nanosleep(a: Args) -> SysResult {
+    let ns = read_timespec(a.u(0))?;
+    sleep_for(ns, a.u(1))
+}
+
+pub fn sys_clock_nanosleep(a: Args) -> SysResult {
+    let (id, flags) = (a.u32(0), a.u32(1));
+    if matches!(id, CLOCK_THREAD_CPUTIME_ID) {
+        return Err(EINVAL);
+    }
+    let now = clock_ns(id)?;
+    let t = read_timespec(a.u(2))?;
+    if flags & TIMER_ABSTIME != 0 {
+        let left = (t as i64).saturating_sub(now).max(0) as u64;
+        match crate::process::sleep::sleep_until(monotonic_ns() + left) {
+            Ok(()) => ok(0),
+            Err(e) => Err(e),
+        }
+    } else {
+        sleep_for(t, a.u(3))
+    }
+}

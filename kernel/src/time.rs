@@ -1,0 +1,33 @@
+//! Clocks: CLOCK_MONOTONIC from the calibrated TSC, CLOCK_REALTIME as the
+//! CMOS RTC's time at boot plus the monotonic time since.
+
+use crate::fs::vfs::Timespec;
+use core::sync::atomic::{AtomicI64, Ordering};
+
+static BOOT_EPOCH: AtomicI64 = AtomicI64::new(0);
+/// Nanoseconds added to CLOCK_REALTIME by settimeofday/clock_settime.
+static REALTIME_OFFSET: AtomicI64 = AtomicI64::new(0);
+
+pub fn init() {
+    BOOT_EPOCH.store(crate::arch::rtc::read_epoch_seconds().unwrap_or(0), Ordering::Relaxed);
+}
+
+pub fn monotonic_ns() -> u64 {
+    crate::arch::apic::uptime_ns()
+}
+
+pub fn realtime_ns() -> i64 {
+    BOOT_EPOCH.load(Ordering::Relaxed) * 1_000_000_000 + monotonic_ns() as i64 + REALTIME_OFFSET.load(Ordering::Relaxed)
+}
+
+pub fn set_realtime_ns(ns: i64) {
+    REALTIME_OFFSET.store(ns - (realtime_ns() - REALTIME_OFFSET.load(Ordering::Relaxed)), Ordering::Relaxed);
+}
+
+pub fn to_timespec(ns: i64) -> Timespec {
+    Timespec { sec: ns.div_euclid(1_000_000_000), nsec: ns.rem_euclid(1_000_000_000) }
+}
+
+pub fn realtime() -> Timespec {
+    to_timespec(realtime_ns())
+}

@@ -1,0 +1,757 @@
+//! File and file-descriptor system calls: open/read/write/seek/stat, directories, dup,
+//! pipes, fcntl, ioctl, poll, and the /dev/null and /dev/zero devices.
+
+use libc::*;
+use user_tests::{assert_errno, close, cstr, open, pipe, read, run_tests, sys, tests, write, TempDir, BAD_PTR};
+
+fn main() {
+    run_tests(
+        "fs",
+        tests![
+            open_missing_file_is_enoent,
+            open_bad_path_pointer_is_efault,
+            open_creat_excl_on_existing_file_is_eexist,
+            open_directory_flag_on_file_is_enotdir,
+            open_directory_for_writing_is_eisdir,
+            open_returns_lowest_free_fd,
+            openat_resolves_relative_to_dirfd,
+            open_trunc_empties_file,
+            open_append_writes_at_end,
+            write_then_read_back_round_trips,
+            read_at_end_of_file_returns_zero,
+            read_on_closed_fd_is_ebadf,
+            read_into_bad_pointer_is_efault,
+            write_from_bad_pointer_is_efault,
+            write_on_read_only_fd_is_ebadf,
+            writev_gathers_and_readv_scatters,
+            readv_with_too_many_iovecs_is_einval,
+            pwrite_and_pread_do_not_move_file_offset,
+            pread_on_pipe_is_espipe,
+            double_close_is_ebadf,
+            lseek_set_cur_end_compute_offsets,
+            lseek_to_negative_offset_is_einval,
+            lseek_with_bad_whence_is_einval,
+            lseek_on_pipe_is_espipe,
+            seek_past_end_leaves_zero_filled_hole,
+            fstat_reports_size_and_regular_mode,
+            fstat_on_bad_fd_is_ebadf,
+            fstat_into_bad_pointer_is_efault,
+            newfstatat_on_directory_reports_mode_and_nlink,
+            newfstatat_missing_path_is_enoent,
+            newfstatat_empty_path_stats_the_fd,
+            statx_reports_size_and_mode,
+            getdents64_lists_dot_dotdot_and_created_files,
+            getdents64_on_file_is_enotdir,
+            dup_shares_the_file_offset,
+            dup_of_bad_fd_is_ebadf,
+            dup2_replaces_open_target_fd,
+            dup2_onto_itself_returns_the_fd,
+            dup3_onto_itself_is_einval,
+            dup3_with_o_cloexec_sets_fd_cloexec,
+            pipe_round_trips_data,
+            pipe_read_returns_zero_after_write_end_closed,
+            pipe_write_after_read_end_closed_is_epipe,
+            pipe2_with_bad_flags_is_einval,
+            pipe2_into_bad_pointer_is_efault,
+            fcntl_dupfd_returns_fd_at_least_arg,
+            fcntl_setfd_cloexec_round_trips,
+            fcntl_setfl_nonblock_round_trips,
+            fcntl_getfl_reports_access_mode,
+            nonblocking_read_of_empty_pipe_is_eagain,
+            ioctl_tcgets_on_regular_file_is_enotty,
+            ioctl_tcgets_on_console_succeeds_if_it_is_a_tty,
+            mkdirat_existing_is_eexist,
+            mkdirat_in_missing_directory_is_enoent,
+            unlinkat_removes_file,
+            unlinkat_removedir_on_non_empty_is_enotempty,
+            unlinkat_directory_without_removedir_is_eisdir,
+            unlinked_open_file_stays_readable,
+            renameat_moves_file,
+            getcwd_reports_directory_after_chdir,
+            getcwd_with_small_buffer_is_erange,
+            chdir_to_file_is_enotdir,
+            chdir_to_missing_path_is_enoent,
+            poll_reports_pollin_on_readable_pipe,
+            poll_with_zero_timeout_on_empty_pipe_reports_none_ready,
+            poll_reports_pollhup_when_writer_closed,
+            dev_null_reads_eof_and_swallows_writes,
+            dev_zero_reads_zeroes,
+        ],
+    )
+}
+
+/// A file in a fresh scratch directory holding `data`, open with `flags`.
+fn temp_file(data: &[u8], flags: i32) -> (TempDir, i32) {
+    let dir = TempDir::new();
+    let path = dir.file("f", data);
+    let fd = open(&path, flags, 0).unwrap();
+    (dir, fd)
+}
+
+fn lseek(fd: i32, off: i64, whence: i32) -> Result<i64, user_tests::Errno> {
+    sys!(SYS_lseek, fd, off, whence)
+}
+
+fn fstat(fd: i32) -> stat {
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_fstat, fd, &mut st as *mut stat).unwrap();
+    st
+}
+
+fn fd_flags(fd: i32) -> i64 {
+    sys!(SYS_fcntl, fd, F_GETFD).unwrap()
+}
+
+fn open_missing_file_is_enoent() {
+    let dir = TempDir::new();
+    assert_errno!(open(&dir.join("missing"), O_RDONLY, 0), ENOENT);
+}
+
+fn open_bad_path_pointer_is_efault() {
+    assert_errno!(sys!(SYS_openat, AT_FDCWD, 1, O_RDONLY), EFAULT);
+    assert_errno!(sys!(SYS_openat, AT_FDCWD, BAD_PTR, O_RDONLY), EFAULT);
+}
+
+fn open_creat_excl_on_existing_file_is_eexist() {
+    let dir = TempDir::new();
+    let p = dir.file("f", b"");
+    assert_errno!(open(&p, O_CREAT | O_EXCL | O_WRONLY, 0o644), EEXIST);
+}
+
+fn open_directory_flag_on_file_is_enotdir() {
+    let dir = TempDir::new();
+    let p = dir.file("f", b"");
+    assert_errno!(open(&p, O_RDONLY | O_DIRECTORY, 0), ENOTDIR);
+}
+
+fn open_directory_for_writing_is_eisdir() {
+    let dir = TempDir::new();
+    assert_errno!(open(dir.path.to_str().unwrap(), O_WRONLY, 0), EISDIR);
+    assert_errno!(open(dir.path.to_str().unwrap(), O_RDWR, 0), EISDIR);
+}
+
+fn open_returns_lowest_free_fd() {
+    let a = open("/dev/null", O_RDONLY, 0).unwrap();
+    let b = open("/dev/null", O_RDONLY, 0).unwrap();
+    close(a).unwrap();
+    let c = open("/dev/null", O_RDONLY, 0).unwrap();
+    assert_eq!(c, a, "the freed lower fd is reused");
+    close(b).unwrap();
+    close(c).unwrap();
+}
+
+fn openat_resolves_relative_to_dirfd() {
+    let dir = TempDir::new();
+    dir.file("rel", b"via dirfd");
+    let dfd = open(dir.path.to_str().unwrap(), O_RDONLY | O_DIRECTORY, 0).unwrap();
+    let name = cstr("rel");
+    let fd = sys!(SYS_openat, dfd, name.as_ptr(), O_RDONLY).unwrap() as i32;
+    let mut buf = [0u8; 32];
+    let n = read(fd, &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"via dirfd");
+    close(fd).unwrap();
+    close(dfd).unwrap();
+}
+
+fn open_trunc_empties_file() {
+    let dir = TempDir::new();
+    let p = dir.file("f", b"old contents");
+    let fd = open(&p, O_WRONLY | O_TRUNC, 0).unwrap();
+    assert_eq!(fstat(fd).st_size, 0);
+    close(fd).unwrap();
+}
+
+fn open_append_writes_at_end() {
+    let dir = TempDir::new();
+    let p = dir.file("f", b"abc");
+    let fd = open(&p, O_WRONLY | O_APPEND, 0).unwrap();
+    lseek(fd, 0, SEEK_SET).unwrap();
+    write(fd, b"def").unwrap();
+    close(fd).unwrap();
+    assert_eq!(std::fs::read(&p).unwrap(), b"abcdef");
+}
+
+fn write_then_read_back_round_trips() {
+    let dir = TempDir::new();
+    let p = dir.join("f");
+    let fd = open(&p, O_CREAT | O_RDWR | O_EXCL, 0o644).unwrap();
+    assert_eq!(write(fd, b"hello, kernel").unwrap(), 13);
+    assert_eq!(lseek(fd, 0, SEEK_SET).unwrap(), 0);
+    let mut buf = [0u8; 64];
+    assert_eq!(read(fd, &mut buf).unwrap(), 13);
+    assert_eq!(&buf[..13], b"hello, kernel");
+    close(fd).unwrap();
+}
+
+fn read_at_end_of_file_returns_zero() {
+    let (_d, fd) = temp_file(b"xy", O_RDONLY);
+    let mut buf = [0u8; 8];
+    assert_eq!(read(fd, &mut buf).unwrap(), 2);
+    assert_eq!(read(fd, &mut buf).unwrap(), 0);
+    close(fd).unwrap();
+}
+
+fn read_on_closed_fd_is_ebadf() {
+    let fd = open("/dev/zero", O_RDONLY, 0).unwrap();
+    close(fd).unwrap();
+    assert_errno!(read(fd, &mut [0u8; 4]), EBADF);
+    assert_errno!(read(-1, &mut [0u8; 4]), EBADF);
+}
+
+fn read_into_bad_pointer_is_efault() {
+    let (_d, fd) = temp_file(b"some data", O_RDONLY);
+    assert_errno!(sys!(SYS_read, fd, 1, 9), EFAULT);
+    assert_errno!(sys!(SYS_read, fd, BAD_PTR, 9), EFAULT);
+    close(fd).unwrap();
+}
+
+fn write_from_bad_pointer_is_efault() {
+    let (_d, fd) = temp_file(b"", O_WRONLY);
+    assert_errno!(sys!(SYS_write, fd, 1, 9), EFAULT);
+    assert_errno!(sys!(SYS_write, fd, BAD_PTR, 9), EFAULT);
+    close(fd).unwrap();
+}
+
+fn write_on_read_only_fd_is_ebadf() {
+    let (_d, fd) = temp_file(b"", O_RDONLY);
+    assert_errno!(write(fd, b"x"), EBADF);
+    close(fd).unwrap();
+}
+
+fn writev_gathers_and_readv_scatters() {
+    let (_d, fd) = temp_file(b"", O_RDWR);
+    let (a, b) = (b"gather ".as_slice(), b"write".as_slice());
+    let iov = [
+        iovec { iov_base: a.as_ptr() as *mut _, iov_len: a.len() },
+        iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() },
+    ];
+    assert_eq!(sys!(SYS_writev, fd, iov.as_ptr(), 2).unwrap(), 12);
+    lseek(fd, 0, SEEK_SET).unwrap();
+    let (mut x, mut y) = ([0u8; 5], [0u8; 16]);
+    let iov = [
+        iovec { iov_base: x.as_mut_ptr() as *mut _, iov_len: x.len() },
+        iovec { iov_base: y.as_mut_ptr() as *mut _, iov_len: y.len() },
+    ];
+    assert_eq!(sys!(SYS_readv, fd, iov.as_ptr(), 2).unwrap(), 12);
+    assert_eq!(&x, b"gathe");
+    assert_eq!(&y[..7], b"r write");
+    close(fd).unwrap();
+}
+
+fn readv_with_too_many_iovecs_is_einval() {
+    let (_d, fd) = temp_file(b"abc", O_RDONLY);
+    let mut buf = [0u8; 1];
+    let iov = vec![iovec { iov_base: buf.as_mut_ptr() as *mut _, iov_len: 1 }; 1025];
+    assert_errno!(sys!(SYS_readv, fd, iov.as_ptr(), 1025), EINVAL); // IOV_MAX is 1024
+    assert_errno!(sys!(SYS_readv, fd, iov.as_ptr(), -1), EINVAL);
+    close(fd).unwrap();
+}
+
+fn pwrite_and_pread_do_not_move_file_offset() {
+    let (_d, fd) = temp_file(b"0123456789", O_RDWR);
+    lseek(fd, 2, SEEK_SET).unwrap();
+    assert_eq!(sys!(SYS_pwrite64, fd, b"AB".as_ptr(), 2, 5).unwrap(), 2);
+    let mut buf = [0u8; 4];
+    assert_eq!(sys!(SYS_pread64, fd, buf.as_mut_ptr(), 4, 4).unwrap(), 4);
+    assert_eq!(&buf, b"4AB7");
+    assert_eq!(lseek(fd, 0, SEEK_CUR).unwrap(), 2, "offset unchanged");
+    assert_errno!(sys!(SYS_pread64, fd, buf.as_mut_ptr(), 4, -1), EINVAL);
+    close(fd).unwrap();
+}
+
+fn pread_on_pipe_is_espipe() {
+    let (r, w) = pipe(0).unwrap();
+    write(w, b"x").unwrap();
+    let mut buf = [0u8; 1];
+    assert_errno!(sys!(SYS_pread64, r, buf.as_mut_ptr(), 1, 0), ESPIPE);
+    assert_errno!(sys!(SYS_pwrite64, w, buf.as_ptr(), 1, 0), ESPIPE);
+    close(r).unwrap();
+    close(w).unwrap();
+}
+
+fn double_close_is_ebadf() {
+    let fd = open("/dev/null", O_RDONLY, 0).unwrap();
+    close(fd).unwrap();
+    assert_errno!(close(fd), EBADF);
+}
+
+fn lseek_set_cur_end_compute_offsets() {
+    let (_d, fd) = temp_file(b"0123456789", O_RDONLY);
+    assert_eq!(lseek(fd, 3, SEEK_SET).unwrap(), 3);
+    assert_eq!(lseek(fd, 4, SEEK_CUR).unwrap(), 7);
+    assert_eq!(lseek(fd, -2, SEEK_CUR).unwrap(), 5);
+    assert_eq!(lseek(fd, -1, SEEK_END).unwrap(), 9);
+    let mut b = [0u8; 1];
+    read(fd, &mut b).unwrap();
+    assert_eq!(&b, b"9");
+    close(fd).unwrap();
+}
+
+fn lseek_to_negative_offset_is_einval() {
+    let (_d, fd) = temp_file(b"0123", O_RDONLY);
+    assert_errno!(lseek(fd, -1, SEEK_SET), EINVAL);
+    assert_errno!(lseek(fd, -5, SEEK_END), EINVAL);
+    assert_eq!(lseek(fd, 0, SEEK_CUR).unwrap(), 0, "failed seek leaves offset");
+    close(fd).unwrap();
+}
+
+fn lseek_with_bad_whence_is_einval() {
+    let (_d, fd) = temp_file(b"0123", O_RDONLY);
+    assert_errno!(lseek(fd, 0, 77), EINVAL);
+    close(fd).unwrap();
+}
+
+fn lseek_on_pipe_is_espipe() {
+    let (r, w) = pipe(0).unwrap();
+    assert_errno!(lseek(r, 0, SEEK_SET), ESPIPE);
+    close(r).unwrap();
+    close(w).unwrap();
+}
+
+fn seek_past_end_leaves_zero_filled_hole() {
+    let (_d, fd) = temp_file(b"ab", O_RDWR);
+    assert_eq!(lseek(fd, 10, SEEK_SET).unwrap(), 10);
+    let mut b = [0u8; 4];
+    assert_eq!(read(fd, &mut b).unwrap(), 0);
+    write(fd, b"z").unwrap();
+    assert_eq!(fstat(fd).st_size, 11);
+    let mut all = [0xffu8; 11];
+    assert_eq!(sys!(SYS_pread64, fd, all.as_mut_ptr(), 11, 0).unwrap(), 11);
+    assert_eq!(&all, b"ab\0\0\0\0\0\0\0\0z");
+    close(fd).unwrap();
+}
+
+fn fstat_reports_size_and_regular_mode() {
+    let (_d, fd) = temp_file(b"12345", O_RDONLY);
+    let st = fstat(fd);
+    assert_eq!(st.st_size, 5);
+    assert_eq!(st.st_mode & S_IFMT, S_IFREG);
+    assert_eq!(st.st_nlink, 1);
+    close(fd).unwrap();
+}
+
+fn fstat_on_bad_fd_is_ebadf() {
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    assert_errno!(sys!(SYS_fstat, -1, &mut st as *mut stat), EBADF);
+}
+
+fn fstat_into_bad_pointer_is_efault() {
+    let fd = open("/dev/null", O_RDONLY, 0).unwrap();
+    assert_errno!(sys!(SYS_fstat, fd, BAD_PTR), EFAULT);
+    close(fd).unwrap();
+}
+
+fn newfstatat(dirfd: i32, path: &str, flags: i32) -> Result<stat, user_tests::Errno> {
+    let p = cstr(path);
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_newfstatat, dirfd, p.as_ptr(), &mut st as *mut stat, flags)?;
+    Ok(st)
+}
+
+fn newfstatat_on_directory_reports_mode_and_nlink() {
+    let dir = TempDir::new();
+    let d = dir.path.to_str().unwrap();
+    let st = newfstatat(AT_FDCWD, d, 0).unwrap();
+    assert_eq!(st.st_mode & S_IFMT, S_IFDIR);
+    assert_eq!(st.st_nlink, 2, "an empty directory: its name and its `.`");
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    assert_eq!(newfstatat(AT_FDCWD, d, 0).unwrap().st_nlink, 3, "plus the subdirectory's `..`");
+}
+
+fn newfstatat_missing_path_is_enoent() {
+    let dir = TempDir::new();
+    assert_errno!(newfstatat(AT_FDCWD, &dir.join("nope"), 0), ENOENT);
+}
+
+fn newfstatat_empty_path_stats_the_fd() {
+    let (_d, fd) = temp_file(b"123", O_RDONLY);
+    assert_eq!(newfstatat(fd, "", AT_EMPTY_PATH).unwrap().st_size, 3);
+    assert_errno!(newfstatat(fd, "", 0), ENOENT);
+    close(fd).unwrap();
+}
+
+fn statx_reports_size_and_mode() {
+    let dir = TempDir::new();
+    let p = cstr(&dir.file("f", b"1234567"));
+    let mut sx: statx = unsafe { std::mem::zeroed() };
+    sys!(SYS_statx, AT_FDCWD, p.as_ptr(), 0, STATX_BASIC_STATS, &mut sx as *mut statx).unwrap();
+    assert_eq!(sx.stx_mask & (STATX_SIZE | STATX_MODE), STATX_SIZE | STATX_MODE);
+    assert_eq!(sx.stx_size, 7);
+    assert_eq!(sx.stx_mode as u32 & S_IFMT, S_IFREG);
+    assert_eq!(sx.stx_nlink, 1);
+}
+
+/// The names in directory `fd`, read with getdents64 into a small buffer (several calls).
+fn getdents_names(fd: i32) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; 128];
+    loop {
+        let n = sys!(SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()).unwrap() as usize;
+        if n == 0 {
+            return names;
+        }
+        let mut off = 0;
+        while off < n {
+            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            let end = name.iter().position(|&c| c == 0).unwrap();
+            names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+            off += reclen;
+        }
+    }
+}
+
+fn getdents64_lists_dot_dotdot_and_created_files() {
+    let dir = TempDir::new();
+    for i in 0..10 {
+        dir.file(&format!("file-{i}"), b"");
+    }
+    std::fs::create_dir(dir.join("subdir")).unwrap();
+    let fd = open(dir.path.to_str().unwrap(), O_RDONLY | O_DIRECTORY, 0).unwrap();
+    let mut names = getdents_names(fd);
+    names.sort();
+    let mut want: Vec<String> = (0..10).map(|i| format!("file-{i}")).collect();
+    want.extend([".".to_string(), "..".to_string(), "subdir".to_string()]);
+    want.sort();
+    assert_eq!(names, want);
+    close(fd).unwrap();
+}
+
+fn getdents64_on_file_is_enotdir() {
+    let (_d, fd) = temp_file(b"", O_RDONLY);
+    let mut buf = [0u8; 256];
+    assert_errno!(sys!(SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()), ENOTDIR);
+    close(fd).unwrap();
+}
+
+fn dup_shares_the_file_offset() {
+    let (_d, fd) = temp_file(b"abcdef", O_RDONLY);
+    let fd2 = sys!(SYS_dup, fd).unwrap() as i32;
+    assert_ne!(fd2, fd);
+    let mut b = [0u8; 2];
+    read(fd, &mut b).unwrap();
+    read(fd2, &mut b).unwrap();
+    assert_eq!(&b, b"cd", "the duplicate continues where the original stopped");
+    assert_eq!(fd_flags(fd2) & FD_CLOEXEC as i64, 0, "dup clears FD_CLOEXEC");
+    close(fd).unwrap();
+    close(fd2).unwrap();
+}
+
+fn dup_of_bad_fd_is_ebadf() {
+    assert_errno!(sys!(SYS_dup, -1), EBADF);
+    assert_errno!(sys!(SYS_dup2, -1, 100), EBADF);
+}
+
+fn dup2_replaces_open_target_fd() {
+    let (_d, a) = temp_file(b"from a", O_RDONLY);
+    let b = open("/dev/null", O_RDONLY, 0).unwrap();
+    assert_eq!(sys!(SYS_dup2, a, b).unwrap(), b as i64);
+    let mut buf = [0u8; 16];
+    assert_eq!(read(b, &mut buf).unwrap(), 6, "b now refers to a's file");
+    close(a).unwrap();
+    close(b).unwrap();
+}
+
+fn dup2_onto_itself_returns_the_fd() {
+    let fd = open("/dev/null", O_RDONLY, 0).unwrap();
+    assert_eq!(sys!(SYS_dup2, fd, fd).unwrap(), fd as i64);
+    close(fd).unwrap();
+}
+
+fn dup3_onto_itself_is_einval() {
+    let fd = open("/dev/null", O_RDONLY, 0).unwrap();
+    assert_errno!(sys!(SYS_dup3, fd, fd, 0), EINVAL);
+    close(fd).unwrap();
+}
+
+fn dup3_with_o_cloexec_sets_fd_cloexec() {
+    let fd = open("/dev/null", O_RDONLY, 0).unwrap();
+    let target = sys!(SYS_fcntl, fd, F_DUPFD, 200).unwrap() as i32;
+    close(target).unwrap();
+    assert_eq!(sys!(SYS_dup3, fd, target, O_CLOEXEC).unwrap(), target as i64);
+    assert_eq!(fd_flags(target), FD_CLOEXEC as i64);
+    assert_errno!(sys!(SYS_dup3, fd, target, 0x4), EINVAL); // flags other than O_CLOEXEC
+    close(fd).unwrap();
+    close(target).unwrap();
+}
+
+fn pipe_round_trips_data() {
+    let (r, w) = pipe(0).unwrap();
+    assert_eq!(write(w, b"through the pipe").unwrap(), 16);
+    let mut buf = [0u8; 64];
+    assert_eq!(read(r, &mut buf).unwrap(), 16);
+    assert_eq!(&buf[..16], b"through the pipe");
+    close(r).unwrap();
+    close(w).unwrap();
+}
+
+fn pipe_read_returns_zero_after_write_end_closed() {
+    let (r, w) = pipe(0).unwrap();
+    write(w, b"last").unwrap();
+    close(w).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(read(r, &mut buf).unwrap(), 4, "buffered data first");
+    assert_eq!(read(r, &mut buf).unwrap(), 0, "then end of file");
+    close(r).unwrap();
+}
+
+fn pipe_write_after_read_end_closed_is_epipe() {
+    // With SIGPIPE ignored the write fails with EPIPE instead of killing the process.
+    let old = unsafe { signal(SIGPIPE, SIG_IGN) };
+    let (r, w) = pipe(0).unwrap();
+    close(r).unwrap();
+    let result = write(w, b"x");
+    unsafe { signal(SIGPIPE, old) };
+    assert_errno!(result, EPIPE);
+    close(w).unwrap();
+}
+
+fn pipe2_with_bad_flags_is_einval() {
+    let mut fds = [0i32; 2];
+    assert_errno!(sys!(SYS_pipe2, fds.as_mut_ptr(), 0x1), EINVAL);
+}
+
+fn pipe2_into_bad_pointer_is_efault() {
+    assert_errno!(sys!(SYS_pipe2, BAD_PTR, 0), EFAULT);
+}
+
+fn fcntl_dupfd_returns_fd_at_least_arg() {
+    let fd = open("/dev/null", O_RDONLY, 0).unwrap();
+    let d = sys!(SYS_fcntl, fd, F_DUPFD, 100).unwrap();
+    assert!(d >= 100, "F_DUPFD 100 gave {d}");
+    let c = sys!(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 100).unwrap();
+    assert!(c >= 100 && c != d);
+    assert_eq!(fd_flags(c as i32), FD_CLOEXEC as i64);
+    for f in [fd as i64, d, c] {
+        close(f as i32).unwrap();
+    }
+}
+
+fn fcntl_setfd_cloexec_round_trips() {
+    let fd = open("/dev/null", O_RDONLY, 0).unwrap();
+    assert_eq!(fd_flags(fd), 0);
+    sys!(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC).unwrap();
+    assert_eq!(fd_flags(fd), FD_CLOEXEC as i64);
+    sys!(SYS_fcntl, fd, F_SETFD, 0).unwrap();
+    assert_eq!(fd_flags(fd), 0);
+    close(fd).unwrap();
+}
+
+fn fcntl_setfl_nonblock_round_trips() {
+    let (r, w) = pipe(0).unwrap();
+    let fl = sys!(SYS_fcntl, r, F_GETFL).unwrap();
+    assert_eq!(fl & O_NONBLOCK as i64, 0);
+    sys!(SYS_fcntl, r, F_SETFL, fl | O_NONBLOCK as i64).unwrap();
+    assert_ne!(sys!(SYS_fcntl, r, F_GETFL).unwrap() & O_NONBLOCK as i64, 0);
+    close(r).unwrap();
+    close(w).unwrap();
+}
+
+fn fcntl_getfl_reports_access_mode() {
+    let (_d, fd) = temp_file(b"", O_WRONLY | O_APPEND);
+    let fl = sys!(SYS_fcntl, fd, F_GETFL).unwrap() as i32;
+    assert_eq!(fl & O_ACCMODE, O_WRONLY);
+    assert_ne!(fl & O_APPEND, 0);
+    assert_errno!(sys!(SYS_fcntl, fd, 9999), EINVAL);
+    close(fd).unwrap();
+}
+
+fn nonblocking_read_of_empty_pipe_is_eagain() {
+    let (r, w) = pipe(O_NONBLOCK).unwrap();
+    assert_errno!(read(r, &mut [0u8; 4]), EAGAIN);
+    close(r).unwrap();
+    close(w).unwrap();
+}
+
+fn ioctl_tcgets_on_regular_file_is_enotty() {
+    let (_d, fd) = temp_file(b"", O_RDONLY);
+    let mut t: termios = unsafe { std::mem::zeroed() };
+    assert_errno!(sys!(SYS_ioctl, fd, TCGETS, &mut t as *mut termios), ENOTTY);
+    close(fd).unwrap();
+}
+
+/// /dev/console is a terminal on a Linux host and in our kernel; when it cannot be
+/// opened, or is not a terminal (some containers), there is nothing to check.
+fn ioctl_tcgets_on_console_succeeds_if_it_is_a_tty() {
+    let Ok(fd) = open("/dev/console", O_RDWR | O_NOCTTY, 0) else {
+        return;
+    };
+    let st = fstat(fd);
+    let mut t: termios = unsafe { std::mem::zeroed() };
+    match sys!(SYS_ioctl, fd, TCGETS, &mut t as *mut termios) {
+        Ok(r) => {
+            assert_eq!(r, 0);
+            assert_eq!(st.st_mode & S_IFMT, S_IFCHR, "a terminal is a character device");
+            let mut ws: winsize = unsafe { std::mem::zeroed() };
+            sys!(SYS_ioctl, fd, TIOCGWINSZ, &mut ws as *mut winsize).unwrap();
+        }
+        Err(e) => assert_eq!(e, user_tests::Errno(ENOTTY), "TCGETS on /dev/console"),
+    }
+    close(fd).unwrap();
+}
+
+fn mkdirat(path: &str, mode: u32) -> Result<i64, user_tests::Errno> {
+    let p = cstr(path);
+    sys!(SYS_mkdirat, AT_FDCWD, p.as_ptr(), mode)
+}
+
+fn unlinkat(path: &str, flags: i32) -> Result<i64, user_tests::Errno> {
+    let p = cstr(path);
+    sys!(SYS_unlinkat, AT_FDCWD, p.as_ptr(), flags)
+}
+
+fn mkdirat_existing_is_eexist() {
+    let dir = TempDir::new();
+    mkdirat(&dir.join("d"), 0o755).unwrap();
+    assert_errno!(mkdirat(&dir.join("d"), 0o755), EEXIST);
+    dir.file("f", b"");
+    assert_errno!(mkdirat(&dir.join("f"), 0o755), EEXIST);
+}
+
+fn mkdirat_in_missing_directory_is_enoent() {
+    let dir = TempDir::new();
+    assert_errno!(mkdirat(&dir.join("missing/d"), 0o755), ENOENT);
+}
+
+fn unlinkat_removes_file() {
+    let dir = TempDir::new();
+    let p = dir.file("f", b"x");
+    unlinkat(&p, 0).unwrap();
+    assert_errno!(open(&p, O_RDONLY, 0), ENOENT);
+    assert_errno!(unlinkat(&p, 0), ENOENT);
+}
+
+fn unlinkat_removedir_on_non_empty_is_enotempty() {
+    let dir = TempDir::new();
+    mkdirat(&dir.join("d"), 0o755).unwrap();
+    dir.file("d/inner", b"");
+    assert_errno!(unlinkat(&dir.join("d"), AT_REMOVEDIR), ENOTEMPTY);
+    unlinkat(&dir.join("d/inner"), 0).unwrap();
+    unlinkat(&dir.join("d"), AT_REMOVEDIR).unwrap();
+}
+
+fn unlinkat_directory_without_removedir_is_eisdir() {
+    let dir = TempDir::new();
+    mkdirat(&dir.join("d"), 0o755).unwrap();
+    assert_errno!(unlinkat(&dir.join("d"), 0), EISDIR);
+    let f = dir.file("f", b"");
+    assert_errno!(unlinkat(&f, AT_REMOVEDIR), ENOTDIR);
+}
+
+fn unlinked_open_file_stays_readable() {
+    let dir = TempDir::new();
+    let p = dir.file("f", b"still here");
+    let fd = open(&p, O_RDONLY, 0).unwrap();
+    unlinkat(&p, 0).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(read(fd, &mut buf).unwrap(), 10);
+    assert_eq!(fstat(fd).st_nlink, 0);
+    close(fd).unwrap();
+}
+
+fn renameat_moves_file() {
+    let dir = TempDir::new();
+    let (a, b) = (cstr(&dir.file("a", b"moved")), cstr(&dir.join("b")));
+    sys!(SYS_renameat, AT_FDCWD, a.as_ptr(), AT_FDCWD, b.as_ptr()).unwrap();
+    assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"moved");
+    assert_errno!(open(&dir.join("a"), O_RDONLY, 0), ENOENT);
+}
+
+fn getcwd() -> String {
+    let mut buf = [0u8; 4096];
+    let n = sys!(SYS_getcwd, buf.as_mut_ptr(), buf.len()).unwrap() as usize;
+    // The raw call returns the length including the NUL.
+    String::from_utf8(buf[..n - 1].to_vec()).unwrap()
+}
+
+/// Runs `f` with the working directory changed to `dir`, restoring it afterwards.
+fn in_dir(dir: &str, f: impl FnOnce()) {
+    let old = cstr(&getcwd());
+    let d = cstr(dir);
+    sys!(SYS_chdir, d.as_ptr()).unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    sys!(SYS_chdir, old.as_ptr()).unwrap();
+    if let Err(p) = r {
+        std::panic::resume_unwind(p);
+    }
+}
+
+fn getcwd_reports_directory_after_chdir() {
+    let dir = TempDir::new();
+    let d = dir.path.to_str().unwrap().to_string();
+    let canonical = std::fs::canonicalize(&dir.path).unwrap(); // in case /tmp is a link
+    in_dir(&d, || {
+        assert_eq!(getcwd(), canonical.to_str().unwrap());
+        std::fs::write("relative", b"r").unwrap();
+    });
+    assert_eq!(std::fs::read(dir.join("relative")).unwrap(), b"r");
+}
+
+fn getcwd_with_small_buffer_is_erange() {
+    let mut buf = [0u8; 2];
+    assert_errno!(sys!(SYS_getcwd, buf.as_mut_ptr(), buf.len()), ERANGE);
+}
+
+fn chdir_to_file_is_enotdir() {
+    let dir = TempDir::new();
+    let f = cstr(&dir.file("f", b""));
+    assert_errno!(sys!(SYS_chdir, f.as_ptr()), ENOTDIR);
+}
+
+fn chdir_to_missing_path_is_enoent() {
+    let dir = TempDir::new();
+    let p = cstr(&dir.join("missing"));
+    assert_errno!(sys!(SYS_chdir, p.as_ptr()), ENOENT);
+}
+
+fn poll1(fd: i32, events: i16) -> (i64, i16) {
+    let mut p = pollfd { fd, events, revents: 0 };
+    let n = sys!(SYS_poll, &mut p as *mut pollfd, 1, 0).unwrap();
+    (n, p.revents)
+}
+
+fn poll_reports_pollin_on_readable_pipe() {
+    let (r, w) = pipe(0).unwrap();
+    write(w, b"x").unwrap();
+    let (n, revents) = poll1(r, POLLIN);
+    assert_eq!(n, 1);
+    assert_eq!(revents & POLLIN, POLLIN);
+    let (n, revents) = poll1(w, POLLOUT);
+    assert_eq!((n, revents & POLLOUT), (1, POLLOUT), "the write end has room");
+    close(r).unwrap();
+    close(w).unwrap();
+}
+
+fn poll_with_zero_timeout_on_empty_pipe_reports_none_ready() {
+    let (r, w) = pipe(0).unwrap();
+    assert_eq!(poll1(r, POLLIN), (0, 0));
+    close(r).unwrap();
+    close(w).unwrap();
+}
+
+fn poll_reports_pollhup_when_writer_closed() {
+    let (r, w) = pipe(0).unwrap();
+    close(w).unwrap();
+    let (n, revents) = poll1(r, POLLIN);
+    assert_eq!(n, 1);
+    assert_ne!(revents & POLLHUP, 0);
+    close(r).unwrap();
+}
+
+fn dev_null_reads_eof_and_swallows_writes() {
+    let fd = open("/dev/null", O_RDWR, 0).unwrap();
+    assert_eq!(write(fd, b"discarded").unwrap(), 9);
+    assert_eq!(read(fd, &mut [0u8; 8]).unwrap(), 0);
+    assert_eq!(fstat(fd).st_mode & S_IFMT, S_IFCHR);
+    close(fd).unwrap();
+}
+
+fn dev_zero_reads_zeroes() {
+    let fd = open("/dev/zero", O_RDWR, 0).unwrap();
+    let mut buf = [0xaau8; 8192];
+    assert_eq!(read(fd, &mut buf).unwrap(), 8192);
+    assert!(buf.iter().all(|&b| b == 0));
+    assert_eq!(write(fd, b"ignored").unwrap(), 7);
+    close(fd).unwrap();
+}
