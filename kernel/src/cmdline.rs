@@ -3,6 +3,8 @@
 //! - `log=error|warn|info|debug|trace` — console log level (default `info`)
 //! - `ktest` — run every in-kernel test and exit; `ktest=NAME` runs one
 //! - `init=PATH` — the first user program (default `/init` if the initramfs has it)
+//! - `initargs=FILE` — its arguments, NUL-separated, from a file in the initramfs
+//!   (words after ` -- ` on the command line otherwise)
 
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| match w.split_once('=') {

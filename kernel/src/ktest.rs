@@ -10,7 +10,7 @@
 //! (minus heap and kernel page tables, which grow on demand) must be back at
 //! their starting count: a leak fails the test.
 
-use crate::mm::{frame, heap, kernel_map};
+use crate::mm::frame;
 use spin::Mutex;
 
 pub struct KTest {
@@ -24,8 +24,8 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 3] {
-    [crate::cmdline::KTESTS, crate::mm::tests::KTESTS, crate::initramfs::KTESTS]
+fn suites() -> [&'static [KTest]; 4] {
+    [crate::cmdline::KTESTS, crate::mm::tests::KTESTS, crate::initramfs::KTESTS, crate::process::exec::KTESTS]
 }
 
 /// Tests that crash the kernel on purpose; run only by name.
@@ -41,8 +41,7 @@ pub fn current() -> Option<&'static str> {
 }
 
 fn frames_in_use() -> u64 {
-    let s = frame::stats();
-    (s.usable - s.free) - heap::frames() - kernel_map::kernel_table_pages()
+    frame::frames_in_use()
 }
 
 /// Runs the named test, or all when `filter` is empty. Returns (passed, failed).

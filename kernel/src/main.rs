@@ -24,6 +24,7 @@ mod ktest;
 mod logger;
 pub mod process;
 mod random;
+pub mod sync;
 mod syscall;
 pub mod time;
 
@@ -130,8 +131,14 @@ fn print_memory_summary() {
 /// `/init`) and becomes the idle loop. Arguments after `--` go to it.
 fn start_init(boot: &BootInfo) -> ! {
     let path = cmdline::get(&boot.cmdline, "init").unwrap_or("/init");
-    let args: alloc::vec::Vec<&str> =
-        boot.cmdline.split_once(" -- ").map(|(_, a)| a.split_ascii_whitespace().collect()).unwrap_or_default();
+    // Arguments: words after ` -- ` on the command line, or, for arguments
+    // with spaces, `initargs=FILE` naming NUL-separated strings in the initramfs.
+    let args: alloc::vec::Vec<&str> = match cmdline::get(&boot.cmdline, "initargs").and_then(initramfs::find) {
+        Some(e) => {
+            e.data.split(|&b| b == 0).filter(|a| !a.is_empty()).filter_map(|a| core::str::from_utf8(a).ok()).collect()
+        }
+        None => boot.cmdline.split_once(" -- ").map(|(_, a)| a.split_ascii_whitespace().collect()).unwrap_or_default(),
+    };
     if initramfs::find(path).is_none() {
         if cmdline::get(&boot.cmdline, "init").is_none() {
             println!("mshare-kernel: no init program; powering off");

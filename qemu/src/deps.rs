@@ -17,7 +17,7 @@ fn is_root() -> bool {
 }
 
 /// Installs Debian packages, with sudo when not root.
-fn apt_install(packages: &[&str]) -> Result<(), String> {
+pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     eprintln!("xtask: installing Debian packages {} (first use)", packages.join(" "));
     let run = |args: &[&str]| -> Result<(), String> {
@@ -39,6 +39,15 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
     let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
     args.extend_from_slice(packages);
     run(&args)
+}
+
+/// Debian's static busybox: the in-kernel user tests get it as /bin/sh.
+pub fn ensure_busybox() -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from("/bin/busybox");
+    if !path.is_file() {
+        apt_install(&["busybox-static"])?;
+    }
+    Ok(path)
 }
 
 /// QEMU for x86_64 guests.

@@ -8,6 +8,7 @@
 mod deps;
 mod qemu;
 mod test;
+mod user;
 
 use qemu::{QemuConfig, QemuExit};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,8 @@ options:
   --timeout SECS         kill QEMU after SECS (default 60)
   --gdb                  wait for GDB on localhost:1234 (see README)
   --append WORDS         extra kernel command line
-  --file HOST:GUEST      exec: add HOST file to the initramfs as GUEST";
+  --file HOST:GUEST      exec: add HOST file to the initramfs as GUEST
+  --host                 test: only run the user tests directly on the Linux host";
 
 /// Options shared by the commands.
 #[derive(Clone, Debug, Default)]
@@ -41,6 +43,8 @@ pub struct Options {
     pub gdb: bool,
     pub append: Vec<String>,
     pub files: Vec<(PathBuf, String)>,
+    /// test: run the user tests on the Linux host only.
+    pub host_only: bool,
     /// Positional arguments (exec: PATH then the program's arguments).
     pub positional: Vec<String>,
 }
@@ -64,6 +68,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
         match a {
             "--release" => o.release = true,
             "--gdb" => o.gdb = true,
+            "--host" => o.host_only = true,
             "--machine" => o.machine = Some(value(&mut i, a)?),
             "--mem" => o.mem = Some(value(&mut i, a)?),
             "--smp" => o.smp = Some(value(&mut i, a)?.parse().map_err(|_| "--smp needs a number")?),
@@ -130,8 +135,14 @@ pub fn write_initramfs(path: &Path, files: &[(String, u32, Vec<u8>)]) -> Result<
     for d in &dirs {
         w.add_dir(d);
     }
-    for (name, perm, data) in files {
-        w.add_file(name, *perm, data);
+    for (name, mode, data) in files {
+        // `mode` is permissions for a regular file, or a full st_mode (a symlink's
+        // data is its target).
+        if mode & cpio::S_IFMT == 0 {
+            w.add_file(name, *mode, data);
+        } else {
+            w.add(name, *mode, data);
+        }
     }
     std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
     std::fs::write(path, w.finish()).map_err(|e| format!("{}: {e}", path.display()))
@@ -181,26 +192,38 @@ pub fn init_exit_status(output: &str) -> Option<u8> {
     output.lines().find_map(|l| l.strip_prefix("mshare-kernel: init exited with status ")?.trim().parse().ok())
 }
 
-fn cmd_exec(o: &Options) -> Result<ExitCode, String> {
-    let (path, args) = o.positional.split_first().ok_or("exec needs PATH")?;
+/// Prepares a boot that runs the host program `path` with `args` as pid 1:
+/// writes the initramfs `initrd` (the program under its own file name, since
+/// busybox picks its applet from argv[0]; the arguments NUL-separated in a
+/// file, so they may contain spaces; `extra` HOST:GUEST files) and returns
+/// the kernel command line.
+pub fn prepare_exec(path: &str, args: &[String], extra: &[(PathBuf, String)], initrd: &Path) -> Result<String, String> {
     let program = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let mut files = vec![("init".to_string(), 0o755, program)];
-    for (host, guest) in &o.files {
+    let name = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "init".into());
+    let mut files = vec![(name.clone(), 0o755, program)];
+    let mut argv_file = Vec::new();
+    for a in args {
+        argv_file.extend_from_slice(a.as_bytes());
+        argv_file.push(0);
+    }
+    files.push((".xtask/initargs".to_string(), 0o644, argv_file));
+    for (host, guest) in extra {
         let data = std::fs::read(host).map_err(|e| format!("{}: {e}", host.display()))?;
         files.push((guest.clone(), 0o755, data));
     }
+    write_initramfs(initrd, &files)?;
+    Ok(format!("log=warn init=/{name} initargs=/.xtask/initargs"))
+}
+
+fn cmd_exec(o: &Options) -> Result<ExitCode, String> {
+    let (path, args) = o.positional.split_first().ok_or("exec needs PATH")?;
     let initrd = target_dir().join("xtask").join("exec.cpio");
-    write_initramfs(&initrd, &files)?;
+    let cmdline = prepare_exec(path, args, &o.files, &initrd)?;
     let kernel = build_kernel(o.release)?;
     let mut cfg = qemu_config(&kernel, o);
     cfg.initrd = Some(initrd);
     cfg.stdin = true;
-    let mut cmdline = format!("log=warn init=/init {}", cfg.cmdline);
-    if !args.is_empty() {
-        cmdline.push_str(" -- ");
-        cmdline.push_str(&args.join(" "));
-    }
-    cfg.cmdline = cmdline;
+    cfg.cmdline = format!("{cmdline} {}", cfg.cmdline);
     let r = qemu::run(&cfg)?;
     match (r.exit, init_exit_status(&r.output)) {
         (QemuExit::Success, Some(s)) => Ok(ExitCode::from(s)),

@@ -9,7 +9,8 @@
 //! Ends with `N passed, N failed` and a non-zero exit on any failure.
 
 use crate::qemu::{self, QemuConfig, QemuExit};
-use crate::{build_kernel, qemu_config, target_dir, write_initramfs, Options};
+use crate::{build_kernel, qemu_config, target_dir, user, write_initramfs, Options};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -18,6 +19,8 @@ use std::time::Duration;
 struct Tally {
     passed: usize,
     failed: usize,
+    /// Known failures that failed as expected (`user_tests/known_failures.txt`).
+    skipped: usize,
     failures: Vec<String>,
 }
 
@@ -212,23 +215,211 @@ fn smoke(t: &mut Tally, kernel: &Path, o: &Options) {
     }
 }
 
+/// Tests the kernel does not pass yet, one `suite::test` per line (`#` comments).
+/// A listed test that fails counts as skipped; one that passes fails the run,
+/// so the list only shrinks.
+fn known_failures() -> BTreeSet<String> {
+    let path = crate::workspace_root().join("user_tests/known_failures.txt");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn user_tests_on_host(t: &mut Tally, ut: &user::UserTests) -> Vec<String> {
+    println!("== user tests on the Linux host");
+    let results = user::run_on_host(ut);
+    let mut names = Vec::new();
+    for (name, r) in results {
+        t.record(&format!("host: {name}"), r);
+        names.push(name);
+    }
+    names
+}
+
+/// Boots the kernel with /init running every user test program, then
+/// matches each test the host ran against the kernel's verdict.
+fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests, expected: &[String]) {
+    println!("== user tests in the kernel");
+    let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    let mut add = |guest: String, host: &Path| match std::fs::read(host) {
+        Ok(d) => {
+            files.push((guest, 0o755, d));
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: {e}", host.display())),
+    };
+    let mut result = add("init".into(), &ut.init);
+    for (name, path) in ut.tests.iter().chain(&ut.c_programs) {
+        result = result.and(add(format!("tests/{name}"), path));
+    }
+    match crate::deps::ensure_busybox() {
+        Ok(bb) => {
+            result = result.and(add("bin/busybox".into(), &bb));
+            files.push(("bin/sh".into(), cpio::S_IFLNK | 0o777, b"busybox".to_vec()));
+        }
+        Err(e) => result = Err(e),
+    }
+    let initrd = target_dir().join("xtask").join("user_tests.cpio");
+    if let Err(e) = result.and_then(|_| write_initramfs(&initrd, &files)) {
+        return t.record("kernel: user test initramfs", Err(e));
+    }
+    let mut cfg = qemu_config(kernel, o);
+    cfg.initrd = Some(initrd);
+    cfg.cmdline = "log=warn init=/init".into();
+    cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
+    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
+    cfg.echo = false;
+    let run = match qemu::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => return t.record("kernel: user tests boot", Err(e)),
+    };
+    let mut seen: std::collections::BTreeMap<String, Result<(), String>> =
+        user::parse_harness_output(&run.output).into_iter().collect();
+    // C programs report through init's PASS/FAIL lines.
+    for (name, _) in &ut.c_programs {
+        let pass = run.output.lines().any(|l| l == format!("PASS {name}"));
+        let fail = run.output.lines().find(|l| l.starts_with(&format!("FAIL {name}:")));
+        if pass {
+            seen.insert(name.clone(), Ok(()));
+        } else if let Some(l) = fail {
+            seen.insert(name.clone(), Err(l.to_string()));
+        }
+    }
+    let known = known_failures();
+    for name in expected {
+        let r = seen.remove(name).unwrap_or_else(|| Err(format!("did not run (kernel ended with {:?})", run.exit)));
+        match (r, known.contains(name)) {
+            (Ok(()), false) => t.record(&format!("kernel: {name}"), Ok(())),
+            (Err(e), false) => t.record(&format!("kernel: {name}"), Err(e)),
+            (Err(_), true) => {
+                t.skipped += 1;
+                println!("XFAIL kernel: {name}");
+            }
+            (Ok(()), true) => t.record(
+                &format!("kernel: {name}"),
+                Err("passes now: remove it from user_tests/known_failures.txt".into()),
+            ),
+        }
+    }
+    let finished = run.output.lines().any(|l| l.starts_with("init: ") && l.contains(" passed, "));
+    if !finished {
+        let tail: Vec<&str> = run.output.lines().rev().take(40).collect();
+        println!("kernel output (last 40 lines):");
+        for l in tail.iter().rev() {
+            println!("  {l}");
+        }
+    }
+    t.record(
+        "kernel: user test run completes",
+        if finished { Ok(()) } else { Err(format!("kernel ended with {:?}", run.exit)) },
+    );
+    // The kernel counts frames at power-off (`process::leak_check`).
+    let leak_line = run.output.lines().find(|l| l.starts_with("mshare-kernel: frames in use: "));
+    t.record(
+        "kernel: no frame leaked by the whole user test suite",
+        match leak_line {
+            Some(l) if l.ends_with(": no leak") => Ok(()),
+            Some(l) => Err(l.to_string()),
+            None => Err("the kernel printed no frame count".into()),
+        },
+    );
+}
+
+/// What `cargo xtask exec` promises, checked: unmodified static binaries run
+/// as the first program and their output and exit status come back.
+fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    println!("== cargo xtask exec of static Linux binaries");
+    let busybox = crate::deps::ensure_busybox().map(|p| p.to_string_lossy().into_owned());
+    let std_smoke = ut.tests.iter().find(|(n, _)| n == "std_smoke").map(|(_, p)| p.to_string_lossy().into_owned());
+    let fork_many = ut.c_programs.iter().find(|(n, _)| n == "fork_many").map(|(_, p)| p.to_string_lossy().into_owned());
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(&str, Option<String>, Vec<String>, Vec<&str>)> = vec![
+        (
+            "busybox sh -c 'echo hi; ls /'",
+            busybox.ok(),
+            s(&["sh", "-c", "echo hi; ls /"]),
+            vec!["hi\n", "busybox", "dev", "tmp"],
+        ),
+        (
+            "Rust std program (Vec, HashMap, fs, Command, thread, args)",
+            std_smoke,
+            vec![],
+            vec!["std_smoke: 10 passed, 0 failed"],
+        ),
+        (
+            "musl-gcc program forking and reaping 200 children",
+            fork_many,
+            vec![],
+            vec!["fork_many: 200 children reaped"],
+        ),
+    ];
+    for (name, program, args, expect) in cases {
+        let result = (|| {
+            let program = program.ok_or("program not built")?;
+            let initrd = target_dir().join("xtask").join("exec-check.cpio");
+            let cmdline = crate::prepare_exec(&program, &args, &[], &initrd)?;
+            let mut cfg = qemu_config(kernel, o);
+            cfg.initrd = Some(initrd);
+            cfg.cmdline = cmdline;
+            cfg.echo = false;
+            cfg.timeout = Duration::from_secs(120);
+            let r = qemu::run(&cfg)?;
+            let status = crate::init_exit_status(&r.output);
+            let missing: Vec<_> = expect.iter().filter(|e| !r.output.contains(*e)).collect();
+            if r.exit != QemuExit::Success || status != Some(0) || !missing.is_empty() {
+                return Err(format!("exit {:?}, status {status:?}, missing {missing:?}\n{}", r.exit, r.output));
+            }
+            Ok(())
+        })();
+        t.record(&format!("exec: {name}"), result);
+    }
+}
+
 pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     let mut t = Tally::default();
+    if o.host_only {
+        let ut = user::build_user_tests()?;
+        user_tests_on_host(&mut t, &ut);
+        return Ok(finish(&t));
+    }
     host_tests(&mut t);
+    let ut = user::build_user_tests();
+    let expected = match &ut {
+        Ok(ut) => user_tests_on_host(&mut t, ut),
+        Err(e) => {
+            t.record("user tests build", Err(e.clone()));
+            Vec::new()
+        }
+    };
     let kernel = build_kernel(o.release)?;
     let initrd = target_dir().join("xtask").join("ktest.cpio");
     write_initramfs(&initrd, &[("ktest/hello.txt".into(), 0o644, b"hello from the initramfs\n".to_vec())])?;
     ktests(&mut t, &kernel, o, &initrd);
     failure_cases(&mut t, &kernel, o);
     smoke(&mut t, &kernel, o);
+    if let Ok(ut) = &ut {
+        exec_checks(&mut t, &kernel, o, ut);
+        user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
+    }
+    Ok(finish(&t))
+}
+
+fn finish(t: &Tally) -> ExitCode {
     if !t.failures.is_empty() {
         println!("failures:");
         for f in &t.failures {
             println!("  {f}");
         }
     }
-    println!("{} passed, {} failed", t.passed, t.failed);
-    Ok(if t.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!("{} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped);
+    if t.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 #[cfg(test)]

@@ -36,15 +36,7 @@ pub fn build_user_tests() -> Result<UserTests, String> {
     let root = crate::workspace_root();
     let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "user_tests",
-            "--target",
-            TARGET,
-            "--release",
-        ])
+        .args(["build", "--quiet", "--package", "user_tests", "--target", TARGET, "--release"])
         .status()
         .map_err(|e| format!("cargo: {e}"))?;
     if !st.success() {
@@ -87,11 +79,7 @@ pub fn build_user_tests() -> Result<UserTests, String> {
             return Err(format!("{} was not built", p.display()));
         }
     }
-    Ok(UserTests {
-        tests,
-        init,
-        c_programs,
-    })
+    Ok(UserTests { tests, init, c_programs })
 }
 
 /// Runs every family binary and C program directly on the host, returning per-test
@@ -122,11 +110,7 @@ pub fn parse_harness_output(out: &str) -> Vec<(String, Result<(), String>)> {
                 v => {
                     let msg = v.strip_prefix("FAILED")?;
                     let msg = msg.strip_prefix(':').unwrap_or(msg).trim();
-                    Err(if msg.is_empty() {
-                        "failed".to_string()
-                    } else {
-                        msg.to_string()
-                    })
+                    Err(if msg.is_empty() { "failed".to_string() } else { msg.to_string() })
                 }
             };
             Some((name.to_string(), result))
@@ -137,11 +121,7 @@ pub fn parse_harness_output(out: &str) -> Vec<(String, Result<(), String>)> {
 /// The results for one program: its parsed test lines, plus one entry named after the
 /// program when its exit `outcome` says it failed and no test line explains why (a crash,
 /// a hang, a C program's non-zero exit), or when it passed without printing test lines.
-fn binary_results(
-    name: &str,
-    stdout: &str,
-    outcome: Result<(), String>,
-) -> Vec<(String, Result<(), String>)> {
+fn binary_results(name: &str, stdout: &str, outcome: Result<(), String>) -> Vec<(String, Result<(), String>)> {
     let mut results = parse_harness_output(stdout);
     let any_failed = results.iter().any(|(_, r)| r.is_err());
     match outcome {
@@ -175,10 +155,7 @@ fn describe_exit(status: ExitStatus, stderr: &str) -> Result<(), String> {
 /// Runs `path` with no arguments and stdin from /dev/null, collecting stdout and stderr;
 /// kills it after `timeout`. Output is gathered by reader threads and taken as it is
 /// shortly after the program ends, since a leftover grandchild may keep the pipes open.
-fn run_with_timeout(
-    path: &Path,
-    timeout: Duration,
-) -> Result<(String, String, ExitStatus), String> {
+fn run_with_timeout(path: &Path, timeout: Duration) -> Result<(String, String, ExitStatus), String> {
     let mut child = Command::new(path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -239,31 +216,17 @@ fn source_stems(dir: &Path, ext: &str) -> Result<Vec<String>, String> {
 /// musl-gcc from Debian's musl-tools, installed on first use.
 fn ensure_musl_gcc() -> Result<(), String> {
     let have = || {
-        Command::new("sh")
-            .args(["-c", "command -v musl-gcc"])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        Command::new("sh").args(["-c", "command -v musl-gcc"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
     };
     if have() {
         return Ok(());
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     let sudo: &[&str] = if root { &[] } else { &["sudo"] };
     eprintln!("xtask: installing Debian package musl-tools for musl-gcc (first use)");
     for args in [
         &["apt-get", "update", "-qq"][..],
-        &[
-            "apt-get",
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "musl-tools",
-        ][..],
+        &["apt-get", "install", "-y", "-qq", "--no-install-recommends", "musl-tools"][..],
     ] {
         let full: Vec<&str> = sudo.iter().chain(args).copied().collect();
         let st = Command::new(full[0])
@@ -305,10 +268,7 @@ mod tests {
             parse_harness_output(out),
             [
                 ok("fs::open_missing_file_is_enoent"),
-                failed(
-                    "fs::read_on_closed_fd_is_ebadf",
-                    "expected Err(EBADF(9)), got Ok(0) (at x.rs:3)"
-                ),
+                failed("fs::read_on_closed_fd_is_ebadf", "expected Err(EBADF(9)), got Ok(0) (at x.rs:3)"),
             ]
         );
     }
@@ -316,18 +276,12 @@ mod tests {
     #[test]
     fn crlf_line_ends_and_messages_with_separators_are_handled() {
         let out = "test a::b ... ok\r\ntest a::c ... FAILED: left ... right | x\r\n";
-        assert_eq!(
-            parse_harness_output(out),
-            [ok("a::b"), failed("a::c", "left ... right | x")]
-        );
+        assert_eq!(parse_harness_output(out), [ok("a::b"), failed("a::c", "left ... right | x")]);
     }
 
     #[test]
     fn failed_without_message_still_fails() {
-        assert_eq!(
-            parse_harness_output("test a::b ... FAILED\n"),
-            [failed("a::b", "failed")]
-        );
+        assert_eq!(parse_harness_output("test a::b ... FAILED\n"), [failed("a::b", "failed")]);
     }
 
     #[test]
@@ -338,30 +292,19 @@ mod tests {
 
     #[test]
     fn crash_after_passing_tests_adds_a_failing_entry_for_the_binary() {
-        let r = binary_results(
-            "fs",
-            "test fs::a ... ok\n",
-            Err("killed by signal 11".into()),
-        );
+        let r = binary_results("fs", "test fs::a ... ok\n", Err("killed by signal 11".into()));
         assert_eq!(r, [ok("fs::a"), failed("fs", "killed by signal 11")]);
     }
 
     #[test]
     fn failing_exit_explained_by_failed_lines_adds_nothing() {
-        let r = binary_results(
-            "fs",
-            "test fs::a ... FAILED: no\n",
-            Err("exited with status 1".into()),
-        );
+        let r = binary_results("fs", "test fs::a ... FAILED: no\n", Err("exited with status 1".into()));
         assert_eq!(r, [failed("fs::a", "no")]);
     }
 
     #[test]
     fn program_without_test_lines_is_one_entry() {
-        assert_eq!(
-            binary_results("fork_many", "fork_many: 200 children reaped\n", Ok(())),
-            [ok("fork_many")]
-        );
+        assert_eq!(binary_results("fork_many", "fork_many: 200 children reaped\n", Ok(())), [ok("fork_many")]);
         assert_eq!(
             binary_results("fork_many", "", Err("exited with status 1".into())),
             [failed("fork_many", "exited with status 1")]

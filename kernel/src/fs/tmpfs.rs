@@ -110,6 +110,18 @@ impl Inode for TmpfsFile {
     }
 }
 
+/// A directory entry went away: the inode has one link fewer (an open file
+/// stays readable with st_nlink 0; a removed directory has 0 links).
+fn drop_link(node: &Arc<dyn Inode>) {
+    if let Some(f) = node.as_any().downcast_ref::<TmpfsFile>() {
+        let mut m = f.meta.lock();
+        m.nlink = m.nlink.saturating_sub(1);
+        m.ctime = crate::time::realtime();
+    } else if let Some(d) = node.as_any().downcast_ref::<TmpfsDir>() {
+        d.meta.lock().nlink = 0;
+    }
+}
+
 pub struct TmpfsSymlink {
     meta: Metadata,
     target: Vec<u8>,
@@ -130,7 +142,8 @@ impl Inode for TmpfsSymlink {
 pub struct TmpfsDir {
     meta: Mutex<Metadata>,
     entries: Mutex<BTreeMap<String, Arc<dyn Inode>>>,
-    parent: Weak<dyn Inode>,
+    /// `..`; changes when the directory is renamed into another one.
+    parent: Mutex<Weak<dyn Inode>>,
     this: Weak<TmpfsDir>,
 }
 
@@ -141,7 +154,7 @@ impl TmpfsDir {
             TmpfsDir {
                 meta: Mutex::new(new_meta(S_IFDIR | 0o755, 0, 0)),
                 entries: Mutex::new(BTreeMap::new()),
-                parent,
+                parent: Mutex::new(parent),
                 this: w.clone(),
             }
         });
@@ -153,11 +166,28 @@ impl TmpfsDir {
         let d = Arc::new_cyclic(|w: &Weak<TmpfsDir>| TmpfsDir {
             meta: Mutex::new(new_meta(S_IFDIR | (mode & 0o7777), uid, gid)),
             entries: Mutex::new(BTreeMap::new()),
-            parent,
+            parent: Mutex::new(parent),
             this: w.clone(),
         });
         d.meta.lock().nlink = 2;
         d
+    }
+
+    /// Whether `self` is `dir` or lies below it (a directory cannot move into its own subtree).
+    fn is_within(&self, dir: &Arc<TmpfsDir>) -> bool {
+        let mut cur = self.self_arc();
+        for _ in 0..4096 {
+            let Some(d) = cur.as_any().downcast_ref::<TmpfsDir>() else { return false };
+            if core::ptr::eq(d, Arc::as_ptr(dir)) {
+                return true;
+            }
+            let up = d.parent.lock().upgrade();
+            match up {
+                Some(p) if !Arc::ptr_eq(&p, &cur) => cur = p,
+                _ => return false,
+            }
+        }
+        false
     }
 
     fn self_arc(&self) -> Arc<dyn Inode> {
@@ -190,7 +220,7 @@ impl Inode for TmpfsDir {
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
         match name {
             "" | "." => Ok(self.self_arc()),
-            ".." => Ok(self.parent.upgrade().unwrap_or_else(|| self.self_arc())),
+            ".." => Ok(self.parent.lock().upgrade().unwrap_or_else(|| self.self_arc())),
             _ => self.entries.lock().get(name).cloned().ok_or(ENOENT),
         }
     }
@@ -243,7 +273,56 @@ impl Inode for TmpfsDir {
             }
             (false, false) => {}
         }
-        entries.remove(name);
+        if let Some(node) = entries.remove(name) {
+            drop_link(&node);
+        }
+        Ok(())
+    }
+    fn rename(&self, old: &str, new_dir: &Arc<dyn Inode>, new: &str) -> KResult<()> {
+        if matches!(old, "." | "..") || matches!(new, "." | "..") {
+            return Err(EBUSY);
+        }
+        if new.len() > 255 {
+            return Err(ENAMETOOLONG);
+        }
+        let target = new_dir.as_any().downcast_ref::<TmpfsDir>().ok_or(EXDEV)?;
+        let target_arc = target.this.upgrade().ok_or(ENOENT)?;
+        let same_dir = core::ptr::eq(self, target);
+        let node = self.entries.lock().get(old).cloned().ok_or(ENOENT)?;
+        let src_dir = node.as_any().downcast_ref::<TmpfsDir>();
+        if let Some(d) = src_dir {
+            if target.is_within(&d.this.upgrade().ok_or(ENOENT)?) {
+                return Err(EINVAL);
+            }
+        }
+        let existing = target.entries.lock().get(new).cloned();
+        if let Some(e) = &existing {
+            if Arc::ptr_eq(e, &node) {
+                return Ok(());
+            }
+            match (node.metadata().is_dir(), e.metadata().is_dir()) {
+                (true, false) => return Err(ENOTDIR),
+                (false, true) => return Err(EISDIR),
+                (true, true) if e.readdir()?.len() > 2 => return Err(ENOTEMPTY),
+                _ => {}
+            }
+        }
+        self.entries.lock().remove(old);
+        let replaced = target.entries.lock().insert(new.to_string(), node.clone());
+        if let Some(r) = replaced {
+            if r.metadata().is_dir() {
+                target.meta.lock().nlink -= 1;
+            }
+            drop_link(&r);
+        }
+        if let Some(d) = src_dir {
+            let parent: Arc<dyn Inode> = target_arc;
+            *d.parent.lock() = Arc::downgrade(&parent);
+            if !same_dir {
+                self.meta.lock().nlink -= 1;
+                target.meta.lock().nlink += 1;
+            }
+        }
         Ok(())
     }
     fn mount(&self, name: &str, root: Arc<dyn Inode>) -> KResult<()> {
@@ -252,7 +331,7 @@ impl Inode for TmpfsDir {
     }
     fn readdir(&self) -> KResult<Vec<DirEntry>> {
         let me = self.meta.lock().ino;
-        let parent_ino = self.parent.upgrade().map(|p| p.metadata().ino).unwrap_or(me);
+        let parent_ino = self.parent.lock().upgrade().map(|p| p.metadata().ino).unwrap_or(me);
         let mut v = alloc::vec![
             DirEntry { name: ".".to_string(), ino: me, d_type: DT_DIR },
             DirEntry { name: "..".to_string(), ino: parent_ino, d_type: DT_DIR },

@@ -127,6 +127,11 @@ pub trait Inode: Send + Sync + Any {
     fn readdir(&self) -> KResult<Vec<DirEntry>> {
         Err(ENOTDIR)
     }
+    /// Moves entry `old` of this directory to `new` in `new_dir` (replacing
+    /// what is there, as rename(2) does).
+    fn rename(&self, _old: &str, _new_dir: &Arc<dyn Inode>, _new: &str) -> KResult<()> {
+        Err(ENOTDIR)
+    }
     fn readlink(&self) -> KResult<Vec<u8>> {
         Err(EINVAL)
     }

@@ -4,9 +4,9 @@
 
 use super::{align_down, align_up, phys_to_virt, PAGE_SIZE};
 use crate::arch::pvh::{BootInfo, MEMMAP_RAM};
+use crate::sync::IrqMutex as Mutex;
 use arrayvec::ArrayVec;
 use frame_alloc::{FrameAllocator, FrameMeta};
-use spin::Mutex;
 
 static ALLOCATOR: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
 
@@ -176,4 +176,11 @@ pub fn pfn_range() -> (u64, u64) {
     let guard = ALLOCATOR.lock();
     let a = guard.as_ref().expect("frame allocator not initialized");
     (a.base_pfn(), a.end_pfn())
+}
+
+/// Frames in use by everything but the kernel heap and the kernel's own page
+/// tables, which grow on demand and never shrink: the number leak checks compare.
+pub fn frames_in_use() -> u64 {
+    let s = stats();
+    (s.usable - s.free) - super::heap::frames() - super::kernel_map::kernel_table_pages()
 }

@@ -8,12 +8,12 @@
 
 use super::frame::{self, PhysFrame};
 use super::{align_up, kernel_map, HEAP_BASE, HEAP_MAX, PAGE_SIZE};
+use crate::sync::IrqMutex as Mutex;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 use linked_list_allocator::Heap;
 use page_table::PteFlags;
-use spin::Mutex;
 
 const INITIAL_HEAP: u64 = 1 << 20;
 const MIN_GROWTH: u64 = 256 << 10;

@@ -6,9 +6,9 @@ use super::frame::{self, PhysFrame, BOOT_MAPPED_LIMIT};
 use super::{align_down, align_up, kernel_sections, phys_to_virt, KERNEL_VMA, MMIO_BASE, PAGE_SIZE};
 use crate::arch::cpu;
 use crate::arch::pvh::{BootInfo, MEMMAP_RAM};
+use crate::sync::IrqMutex as Mutex;
 use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{MapError, Mapping, PageSize, PageTable, PhysMem, PteFlags, UnmapError};
-use spin::Mutex;
 
 const SIZE_2M: u64 = 2 << 20;
 

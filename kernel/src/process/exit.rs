@@ -2,7 +2,7 @@
 //! kernel/exit.c).
 
 use super::signal::{self, SigInfo};
-use super::task::{Process, TaskState, Tid, TABLES};
+use super::task::{JobReport, Process, TaskState, Tid, TABLES};
 use crate::errno::*;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -28,7 +28,8 @@ pub fn do_exit_group_signal(sig: u32, core: bool) -> ! {
     group_exit(signaled_status(sig, core))
 }
 
-fn group_exit(status: i32) -> ! {
+/// Ends the whole thread group with wait status `status`.
+pub fn group_exit(status: i32) -> ! {
     let t = super::current();
     let p = t.process.clone();
     let others: Vec<_> = {
@@ -93,7 +94,8 @@ fn exit_notify(p: &Arc<Process>, status: i32) {
     if p.pid == 1 {
         let code = if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) };
         crate::println!("mshare-kernel: init exited with status {}", code);
-        crate::power_off(true);
+        let clean = super::leak_check(false);
+        crate::power_off(clean);
     }
     let init = super::task::find_process(1);
     let children: Vec<_> = core::mem::take(&mut *p.children.lock());
@@ -160,8 +162,18 @@ pub enum WaitTarget {
 
 pub struct Reaped {
     pub pid: Tid,
+    /// The wait4 status word.
     pub status: i32,
     pub uid: u32,
+    pub kind: WaitKind,
+}
+
+/// What a wait found: a zombie, or a job-control event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    Exited,
+    Stopped(u32),
+    Continued,
 }
 
 /// Waits for a child matching `target` to become a zombie; reaps it unless
@@ -186,10 +198,30 @@ pub fn do_wait(target: WaitTarget, options: u32) -> KResult<Option<Reaped>> {
             return Some(Err(ECHILD));
         }
         for c in matching {
-            if let Some(info) = *c.exit.lock() {
-                let r = Reaped { pid: c.pid, status: info.status, uid: c.creds.lock().uid };
+            if let Some(info) = c.exit.lock().filter(|_| options & WEXITED != 0) {
+                let r = Reaped { pid: c.pid, status: info.status, uid: c.creds.lock().uid, kind: WaitKind::Exited };
                 if options & WNOWAIT == 0 {
                     release(&me, c.pid);
+                }
+                return Some(Ok(Some(r)));
+            }
+            // Job-control events (wait_task_stopped / wait_task_continued).
+            let mut report = c.job_report.lock();
+            let r = match *report {
+                Some(JobReport::Stopped(sig)) if options & WUNTRACED != 0 => Some(Reaped {
+                    pid: c.pid,
+                    status: ((sig as i32) << 8) | 0x7f,
+                    uid: c.creds.lock().uid,
+                    kind: WaitKind::Stopped(sig),
+                }),
+                Some(JobReport::Continued) if options & WCONTINUED != 0 => {
+                    Some(Reaped { pid: c.pid, status: 0xffff, uid: c.creds.lock().uid, kind: WaitKind::Continued })
+                }
+                _ => None,
+            };
+            if let Some(r) = r {
+                if options & WNOWAIT == 0 {
+                    *report = None;
                 }
                 return Some(Ok(Some(r)));
             }

@@ -132,6 +132,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         sig: super::signal::SigState { blocked, altstack, ..Default::default() },
         fpu,
         fs_base,
+        comm: *parent.comm.lock(),
     });
     let Some(child) = child else {
         unwind_failed_clone(&process, tid, f);

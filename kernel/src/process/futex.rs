@@ -52,7 +52,7 @@ pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>) -> 
     let t = super::current();
     let r = loop {
         if super::signal::signal_pending(&t) {
-            break Err(EINTR);
+            break Err(if deadline.is_some() { EINTR } else { ERESTARTSYS });
         }
         if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
             break Err(ETIMEDOUT);

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod exit;
 pub mod fork;
 pub mod futex;
+pub mod itimer;
 pub mod sched;
 pub mod signal;
 pub mod sleep;
@@ -41,6 +42,7 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
             let mut inner = mm.inner.lock();
             handle_mm_fault(&mut inner, &mm.pt_pages, cr2, access)
         };
+        drop(mm);
         t.process.min_flt.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         let info = match r {
             Ok(()) => return,
@@ -48,8 +50,9 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
             Err(FaultError::AccErr) => signal::SigInfo::fault(signal::SIGSEGV, signal::SEGV_ACCERR, cr2),
             Err(FaultError::Bus) => signal::SigInfo::fault(signal::SIGBUS, signal::BUS_ADRERR, cr2),
             Err(FaultError::Oom) => {
+                // Linux's OOM killer would pick a victim; the faulting process is ours.
                 log::warn!("out of memory: killing pid {} at fault {:#x}", t.process.pid, cr2);
-                exit::do_exit_group_signal(signal::SIGKILL, false);
+                signal::SigInfo::new(signal::SIGKILL, signal::SI_KERNEL)
             }
         };
         signal::force_signal(&t, info);
@@ -62,20 +65,25 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
 /// deliver signals (Linux's `exit_to_user_mode_loop`).
 pub fn exit_to_user_mode(frame: &mut TrapFrame) {
     loop {
+        itimer::check_expired();
         if sched::need_resched() {
             sched::schedule();
         }
-        let t = current();
-        if signal::signal_pending(&t) {
-            signal::do_signal(&t, frame);
-        }
-        // rt_sigsuspend's mask goes back when no handler took it over.
-        {
+        let fatal = {
+            let t = current();
+            let fatal = if signal::signal_pending(&t) { signal::do_signal(&t, frame) } else { None };
+            // rt_sigsuspend's mask goes back when no handler took it over.
             let mut s = t.sig.lock();
             if let Some(m) = s.saved_mask.take() {
                 s.blocked = m;
             }
+            fatal
+        };
+        if let Some(status) = fatal {
+            exit::group_exit(status);
         }
+        // A syscall interrupted by a signal that ran no handler is restarted.
+        signal::restart_syscall(frame, None);
         if !sched::need_resched() {
             break;
         }
@@ -83,6 +91,34 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
 }
 
 const INIT_ENV: [&[u8]; 4] = [b"HOME=/", b"TERM=linux", b"PATH=/bin:/sbin:/usr/bin:/usr/sbin", b"USER=root"];
+
+/// Frames in use before init was created (see `leak_check`).
+static FRAMES_BEFORE_INIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// At power-off: every frame user space took must be back, except what init
+/// itself still holds (its pages, page tables and kernel stack). Prints the
+/// verdict for the runner; false on a leak.
+pub fn leak_check(init_alive: bool) -> bool {
+    let before = FRAMES_BEFORE_INIT.load(core::sync::atomic::Ordering::Relaxed);
+    let now = crate::mm::frame::frames_in_use();
+    let mut held = 1u64 << crate::arch::context::KSTACK_ORDER;
+    if init_alive {
+        if let Some(mm) = current().mm.lock().as_ref() {
+            held += mm.inner.lock().rss + mm.pt_pages.load(core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let others = task::TABLES.lock().tasks.len().saturating_sub(1);
+    let leaked = now as i64 - (before + held) as i64;
+    crate::println!(
+        "mshare-kernel: frames in use: {} before init, {} now, {} held by init, {} other tasks: {}",
+        before,
+        now,
+        held,
+        others,
+        if leaked == 0 { "no leak".into() } else { alloc::format!("LEAK of {} frames", leaked) }
+    );
+    leaked == 0
+}
 
 /// Starts pid 1 from `path` with `args`, stdin/stdout/stderr on the console.
 pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
@@ -97,6 +133,7 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
         );
         files.alloc(f, false, 0, 1024)?;
     }
+    FRAMES_BEFORE_INIT.store(crate::mm::frame::frames_in_use(), core::sync::atomic::Ordering::Relaxed);
     let tid = task::alloc_tid();
     assert_eq!(tid, 1, "init must be pid 1");
     let process =
@@ -111,6 +148,7 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
         sig: Default::default(),
         fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
         fs_base: 0,
+        comm: task::comm_from_path(path.as_bytes()),
     })
     .ok_or(ENOMEM)?;
     let mut argv: Vec<Vec<u8>> = alloc::vec![path.as_bytes().to_vec()];

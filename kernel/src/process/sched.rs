@@ -8,11 +8,11 @@
 
 use super::task::{Task, TaskState};
 use crate::arch::{context, cpu, percpu};
+use crate::sync::IrqMutex as Mutex;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use spin::Mutex;
 
 struct RunQueue {
     queue: VecDeque<Arc<Task>>,
@@ -75,25 +75,14 @@ pub fn add_sleeper(t: Arc<Task>) {
 /// Called from the timer interrupt.
 pub fn timer_tick(_from_user: bool) {
     let now = crate::arch::apic::uptime_ns();
-    let due: Vec<Arc<Task>> = {
-        let mut s = SLEEPERS.lock();
-        let mut due = Vec::new();
-        s.retain(|t| {
-            let at = t.wake_at.load(Ordering::Relaxed);
-            if at == 0 || at <= now {
-                due.push(t.clone());
-                false
-            } else {
-                true
-            }
-        });
-        due
-    };
-    for t in &due {
-        if t.wake_at.load(Ordering::Relaxed) != 0 {
+    // No allocation here: the interrupted code may be in the middle of one.
+    SLEEPERS.lock().retain(|t| {
+        let at = t.wake_at.load(Ordering::Relaxed);
+        if at != 0 && at <= now {
             wake_up(t);
         }
-    }
+        at != 0 && at > now
+    });
     NEED_RESCHED.store(true, Ordering::Relaxed);
 }
 
@@ -199,6 +188,7 @@ pub fn schedule_tail() {
 /// The boot context becomes the idle loop: run tasks, halt when none is runnable.
 pub fn idle_loop() -> ! {
     loop {
+        super::itimer::check_expired();
         cpu::disable_interrupts();
         let empty = RQ.lock().queue.is_empty();
         if empty {

@@ -73,6 +73,8 @@ pub const TRAP_BRKPT: i32 = 1;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
 
 pub const fn sigmask(sig: u32) -> u64 {
     1 << (sig - 1)
@@ -247,9 +249,62 @@ fn ignored(t: &Task, sig: u32) -> bool {
     a.handler == SIG_IGN || (a.handler == SIG_DFL && default_action(sig) == Default_::Ignore)
 }
 
+/// Job-control side effects of generating a signal (Linux's `prepare_signal`):
+/// SIGCONT resumes a stopped process (even if ignored or blocked) and
+/// discards pending stop signals; a stop signal discards a pending SIGCONT.
+fn prepare_signal(p: &Arc<super::task::Process>, sig: u32) {
+    const STOP_MASK: u64 = sigmask(SIGSTOP) | sigmask(SIGTSTP) | sigmask(SIGTTIN) | sigmask(SIGTTOU);
+    let threads = p.threads.lock().clone();
+    if sig == SIGCONT {
+        p.shared_pending.lock().remove(STOP_MASK);
+        for t in &threads {
+            t.sig.lock().pending.remove(STOP_MASK);
+        }
+        if p.stopped.swap(false, core::sync::atomic::Ordering::AcqRel) {
+            *p.job_report.lock() = Some(super::task::JobReport::Continued);
+            p.stop_wait.wake_all();
+            notify_parent_job(p, CLD_CONTINUED, SIGCONT as i32);
+        }
+    } else if STOP_MASK & sigmask(sig) != 0 {
+        p.shared_pending.lock().remove(sigmask(SIGCONT));
+        for t in &threads {
+            t.sig.lock().pending.remove(sigmask(SIGCONT));
+        }
+    }
+}
+
+/// SIGCHLD with CLD_STOPPED/CLD_CONTINUED to the parent, unless it set
+/// SA_NOCLDSTOP; wakes its wait().
+fn notify_parent_job(p: &Arc<super::task::Process>, code: i32, status: i32) {
+    let Some(parent) = p.parent.lock().upgrade() else { return };
+    let nocldstop =
+        parent.threads.lock().first().is_some_and(|t| t.sighand().lock().get(SIGCHLD).flags & SA_NOCLDSTOP != 0);
+    if !nocldstop {
+        let uid = p.creds.lock().uid;
+        send_to_process(&parent, SigInfo::child(code, p.pid, uid, status));
+    }
+    parent.child_wait.wake_all();
+}
+
+/// The default action of a stop signal (Linux's `do_signal_stop`): the
+/// process stops, its parent hears of it, and this thread sleeps until
+/// SIGCONT or SIGKILL.
+fn do_signal_stop(t: &Arc<Task>, sig: u32) {
+    let p = t.process.clone();
+    if !p.stopped.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        *p.job_report.lock() = Some(super::task::JobReport::Stopped(sig));
+        notify_parent_job(&p, CLD_STOPPED, sig as i32);
+    }
+    let _ = p.stop_wait.wait_until(false, || {
+        let killed = t.sig.lock().pending.set & sigmask(SIGKILL) != 0;
+        (!p.stopped.load(core::sync::atomic::Ordering::Acquire) || killed).then_some(())
+    });
+}
+
 /// Queues a signal for one thread and wakes it.
 pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
     let sig = info.signo as u32;
+    prepare_signal(&t.process, sig);
     if ignored(t, sig) {
         return;
     }
@@ -260,6 +315,7 @@ pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
 /// Queues a process-directed signal and wakes a thread that can take it.
 pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
     let sig = info.signo as u32;
+    prepare_signal(p, sig);
     let threads = p.threads.lock().clone();
     let Some(first) = threads.first() else { return };
     if ignored(first, sig) {
@@ -271,6 +327,8 @@ pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
             t.sig.lock().pending.add(info);
             super::sched::wake_up_interruptible(t);
         }
+        // A stopped process must wake to die.
+        p.stop_wait.wake_all();
         return;
     }
     p.shared_pending.lock().add(info);
@@ -370,8 +428,13 @@ fn on_altstack(a: &AltStack, sp: u64) -> bool {
 }
 
 /// Delivers pending signals before returning to user mode (Linux's
-/// `arch_do_signal_or_restart`): default actions run here, a handler gets a frame.
-pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) {
+/// `arch_do_signal_or_restart`): default actions run here, a handler gets a
+/// frame. A fatal signal is returned as the wait status to die with: the
+/// caller exits after dropping its references (a dying task's stack is
+/// never unwound, so anything it still holds would leak).
+#[must_use]
+pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) -> Option<i32> {
+    use super::exit::signaled_status;
     loop {
         let info = {
             let mut s = t.sig.lock();
@@ -380,7 +443,7 @@ pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) {
                 Some(i) => i,
                 None => match t.process.shared_pending.lock().take(blocked) {
                     Some(i) => i,
-                    None => return,
+                    None => return None,
                 },
             }
         };
@@ -390,11 +453,11 @@ pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) {
             match default_action(sig) {
                 Default_::Ignore | Default_::Continue => continue,
                 Default_::Stop => {
-                    crate::log_once!("job-control stop signals are ignored (no stopped state yet)");
+                    do_signal_stop(t, sig);
                     continue;
                 }
-                Default_::Terminate => super::exit::do_exit_group_signal(sig, false),
-                Default_::CoreDump => super::exit::do_exit_group_signal(sig, true),
+                Default_::Terminate => return Some(signaled_status(sig, false)),
+                Default_::CoreDump => return Some(signaled_status(sig, true)),
             }
         }
         if action.handler == SIG_IGN {
@@ -402,13 +465,39 @@ pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) {
         }
         if setup_rt_frame(t, frame, &info, &action).is_err() {
             // The frame could not be written: the process dies with SIGSEGV (`force_sigsegv`).
-            super::exit::do_exit_group_signal(SIGSEGV, true);
+            return Some(signaled_status(SIGSEGV, true));
         }
+        return None;
+    }
+}
+
+/// Decides what an interrupted syscall returns (Linux's `handle_signal` and
+/// `arch_do_signal_or_restart`): with a handler about to run (`action`),
+/// ERESTARTSYS becomes EINTR unless SA_RESTART, ERESTARTNOHAND always
+/// becomes EINTR; with no handler, the syscall is restarted: RIP goes back
+/// over the 2-byte `syscall` and RAX gets the number back (saved in the
+/// error-code slot at entry).
+pub fn restart_syscall(frame: &mut TrapFrame, action: Option<&SigAction>) {
+    if frame.vector != crate::arch::syscall::VECTOR_SYSCALL {
         return;
+    }
+    let err = Errno(-(frame.rax as i64) as i32);
+    let restart = match (err, action) {
+        (ERESTARTSYS, Some(a)) => a.flags & SA_RESTART != 0,
+        (ERESTARTNOHAND, Some(_)) => false,
+        (ERESTARTSYS | ERESTARTNOHAND | ERESTARTNOINTR, _) => true,
+        _ => return,
+    };
+    if restart {
+        frame.rax = frame.error_code;
+        frame.rip -= 2;
+    } else {
+        frame.rax = (-(EINTR.0 as i64)) as u64;
     }
 }
 
 fn setup_rt_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, action: &SigAction) -> KResult<()> {
+    restart_syscall(frame, Some(action));
     let sig = info.signo as u32;
     let mm = t.mm();
     let (_blocked, frame_mask, alt) = {

@@ -5,12 +5,14 @@ use crate::errno::*;
 
 static SLEEP_QUEUE: WaitQueue = WaitQueue::new();
 
-/// Sleeps until `deadline` (ns since boot); EINTR if a signal arrives first.
+/// Sleeps until `deadline` (ns since boot). A signal ends it early with
+/// ERESTARTNOHAND: EINTR when a handler runs, a restart otherwise (the
+/// `ERESTART_RESTARTBLOCK` of nanosleep, without remembering the remaining time).
 pub fn sleep_until(deadline: u64) -> KResult<()> {
     match SLEEP_QUEUE.wait_until_deadline(true, Some(deadline), || None::<()>) {
-        Err(ETIMEDOUT) => Ok(()),
+        Err(ETIMEDOUT) | Ok(()) => Ok(()),
+        Err(ERESTARTSYS) => Err(ERESTARTNOHAND),
         Err(e) => Err(e),
-        Ok(()) => Ok(()),
     }
 }
 

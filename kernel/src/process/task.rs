@@ -64,6 +64,17 @@ pub struct Task {
     pub vfork_done: Mutex<Option<Arc<super::wait_queue::Completion>>>,
     /// Timer deadline (ns since boot) while sleeping with a timeout; 0 if none.
     pub wake_at: AtomicU64,
+    /// The command name (`comm`): the executable's base name, or PR_SET_NAME's.
+    pub comm: Mutex<[u8; 16]>,
+}
+
+/// `comm` from a path: its last component, truncated to 15 bytes.
+pub fn comm_from_path(path: &[u8]) -> [u8; 16] {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let mut c = [0u8; 16];
+    let n = base.len().min(15);
+    c[..n].copy_from_slice(&base[..n]);
+    c
 }
 
 impl Task {
@@ -182,6 +193,21 @@ pub struct Process {
     pub shared_pending: Mutex<SigPending>,
     /// Minor page faults (for getrusage later) and the children's totals.
     pub min_flt: AtomicU64,
+    /// Job control: stopped by SIGSTOP & co. until SIGCONT.
+    pub stopped: core::sync::atomic::AtomicBool,
+    /// A stop or continue not yet reported to wait (WUNTRACED/WCONTINUED).
+    pub job_report: Mutex<Option<JobReport>>,
+    /// Threads of a stopped process sleep here.
+    pub stop_wait: WaitQueue,
+    /// Supplementary group ids (setgroups).
+    pub groups: Mutex<Vec<u32>>,
+}
+
+/// A job-control event for the parent's wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobReport {
+    Stopped(u32),
+    Continued,
 }
 
 impl Process {
@@ -242,6 +268,7 @@ pub struct NewTask {
     pub sig: SigState,
     pub fpu: Box<FpuState>,
     pub fs_base: u64,
+    pub comm: [u8; 16],
 }
 
 /// Builds a task (not yet runnable) and registers it.
@@ -264,6 +291,7 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         robust_list: AtomicU64::new(0),
         vfork_done: Mutex::new(None),
         wake_at: AtomicU64::new(0),
+        comm: Mutex::new(n.comm),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));
     n.process.threads.lock().push(t.clone());
@@ -294,6 +322,10 @@ pub fn new_process(
         exit_signal,
         shared_pending: Mutex::new(SigPending::default()),
         min_flt: AtomicU64::new(0),
+        stopped: core::sync::atomic::AtomicBool::new(false),
+        job_report: Mutex::new(None),
+        stop_wait: WaitQueue::new(),
+        groups: Mutex::new(Vec::new()),
     });
     TABLES.lock().processes.insert(pid, Arc::downgrade(&p));
     p

@@ -3,10 +3,10 @@
 use super::sched;
 use super::task::TaskState;
 use crate::errno::*;
+use crate::sync::IrqMutex as Mutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
-use spin::Mutex;
 
 pub struct WaitQueue {
     waiters: Mutex<Vec<Arc<super::task::Task>>>,
@@ -23,8 +23,9 @@ impl WaitQueue {
         WaitQueue { waiters: Mutex::new(Vec::new()) }
     }
 
-    /// Sleeps until `cond` returns Some. Interruptible waits end with EINTR
-    /// when a signal is pending.
+    /// Sleeps until `cond` returns Some. Interruptible waits end with
+    /// ERESTARTSYS when a signal is pending: the syscall is restarted or fails
+    /// with EINTR depending on the handler's SA_RESTART (see `signal::restart_syscall`).
     pub fn wait_until<R>(&self, interruptible: bool, cond: impl FnMut() -> Option<R>) -> KResult<R> {
         self.wait_until_deadline(interruptible, None, cond)
     }
@@ -42,7 +43,7 @@ impl WaitQueue {
             }
             let t = super::current();
             if interruptible && super::signal::signal_pending(&t) {
-                return Err(EINTR);
+                return Err(ERESTARTSYS);
             }
             if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
                 return Err(ETIMEDOUT);

@@ -946,3 +946,34 @@ pub fn sys_ppoll(a: Args) -> SysResult {
     }
     do_poll(a.u(0), a.usize(1), timeout)
 }
+
+const RENAME_NOREPLACE: u32 = 1;
+const RENAME_EXCHANGE: u32 = 2;
+const RENAME_WHITEOUT: u32 = 4;
+
+pub fn sys_renameat2(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, flags: u32) -> SysResult {
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0
+        || flags & (RENAME_NOREPLACE | RENAME_EXCHANGE) == (RENAME_NOREPLACE | RENAME_EXCHANGE)
+    {
+        return Err(EINVAL);
+    }
+    if flags & (RENAME_EXCHANGE | RENAME_WHITEOUT) != 0 {
+        crate::log_once!("renameat2: RENAME_EXCHANGE and RENAME_WHITEOUT are not supported yet");
+        return Err(EINVAL);
+    }
+    let old = read_path(old_va)?;
+    let new = read_path(new_va)?;
+    let (odir, oname) = lookup_parent(crate::fs::root(), dir_of(olddirfd, &old)?, &old)?;
+    let (ndir, nname) = lookup_parent(crate::fs::root(), dir_of(newdirfd, &new)?, &new)?;
+    if flags & RENAME_NOREPLACE != 0 && ndir.lookup(&nname).is_ok() {
+        return Err(EEXIST);
+    }
+    // A trailing slash demands directories on both sides.
+    if old.last() == Some(&b'/') || new.last() == Some(&b'/') {
+        if !odir.lookup(&oname)?.metadata().is_dir() {
+            return Err(ENOTDIR);
+        }
+    }
+    odir.rename(&oname, &ndir, &nname)?;
+    ok(0)
+}

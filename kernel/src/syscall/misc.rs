@@ -63,7 +63,8 @@ pub fn sys_reboot(a: Args) -> SysResult {
     match a.u32(2) {
         LINUX_REBOOT_CMD_POWER_OFF | LINUX_REBOOT_CMD_HALT | LINUX_REBOOT_CMD_RESTART => {
             crate::println!("mshare-kernel: reboot({:#x}) by pid {}", a.u32(2), current().process.pid);
-            crate::power_off(true)
+            let clean = current().process.pid != 1 || crate::process::leak_check(true);
+            crate::power_off(clean)
         }
         LINUX_REBOOT_CMD_CAD_ON | LINUX_REBOOT_CMD_CAD_OFF => ok(0),
         _ => Err(EINVAL),

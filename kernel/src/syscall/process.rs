@@ -4,7 +4,8 @@ use super::{ok, read_path, read_string_array, read_val, write_val, Args, Ret, Sy
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
 use crate::process::exit::{
-    do_wait, WaitTarget, __WALL, __WCLONE, __WNOTHREAD, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED, WUNTRACED,
+    do_wait, WaitKind, WaitTarget, __WALL, __WCLONE, __WNOTHREAD, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED,
+    WUNTRACED,
 };
 use crate::process::fork::*;
 use crate::process::signal::{NSIG, SIGCHLD};
@@ -181,7 +182,7 @@ pub fn sys_wait4(a: Args) -> SysResult {
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL) != 0 {
         return Err(EINVAL);
     }
-    match do_wait(wait_target(a.i32(0)), options)? {
+    match do_wait(wait_target(a.i32(0)), options | WEXITED)? {
         None => ok(0),
         Some(r) => {
             if a.u(1) != 0 {
@@ -210,15 +211,19 @@ pub fn sys_waitid(a: Args) -> SysResult {
         P_PGID => WaitTarget::Pgid(if id == 0 { current().process.pgid() } else { id }),
         _ => return Err(EINVAL),
     };
-    if options & WEXITED == 0 {
-        // Only stop/continue events requested: none are generated yet.
-        return if options & WNOHANG != 0 { ok(0) } else { Err(ECHILD) };
-    }
+    // waitid spells "report stops" WSTOPPED (= wait4's WUNTRACED); exits are
+    // reported only when WEXITED is asked for.
     let r = do_wait(target, options)?;
     if infop != 0 {
-        use crate::process::signal::{SigInfo, CLD_DUMPED, CLD_EXITED, CLD_KILLED};
+        use crate::process::signal::{
+            SigInfo, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SIGCONT,
+        };
         let info = match &r {
             None => SigInfo { signo: 0, errno: 0, code: 0, _pad: 0, field0: 0, field1: 0, rest: [0; 12] },
+            Some(r) if matches!(r.kind, WaitKind::Stopped(_)) => {
+                SigInfo::child(CLD_STOPPED, r.pid, r.uid, r.status >> 8)
+            }
+            Some(r) if r.kind == WaitKind::Continued => SigInfo::child(CLD_CONTINUED, r.pid, r.uid, SIGCONT as i32),
             Some(r) => {
                 let (code, st) = if r.status & 0x7f == 0 {
                     (CLD_EXITED, (r.status >> 8) & 0xff)
@@ -300,12 +305,22 @@ const PR_GET_NO_NEW_PRIVS: u32 = 39;
 pub fn sys_prctl(a: Args) -> SysResult {
     match a.u32(0) {
         PR_SET_NAME => {
-            let name = crate::mm::usercopy::read_cstr(&crate::process::current_mm(), a.u(1), 4096)?;
-            let _ = name; // comm is not kept yet (no /proc/pid/comm)
+            // Up to 15 bytes are kept (TASK_COMM_LEN 16 with the NUL).
+            let mut buf = [0u8; 16];
+            let mm = crate::process::current_mm();
+            for i in 0..15 {
+                let b: u8 = crate::mm::usercopy::read_val(&mm, a.u(1) + i as u64)?;
+                if b == 0 {
+                    break;
+                }
+                buf[i] = b;
+            }
+            *current().comm.lock() = buf;
             ok(0)
         }
         PR_GET_NAME => {
-            super::copy_to_user(a.u(1), b"task\0")?;
+            let comm = *current().comm.lock();
+            super::copy_to_user(a.u(1), &comm)?;
             ok(0)
         }
         PR_GET_DUMPABLE => ok(1),
@@ -492,23 +507,40 @@ pub fn sys_getresgid(a: Args) -> SysResult {
     ok(0)
 }
 
+/// getgroups(size, list): size 0 asks for the count; a smaller list is EINVAL.
 pub fn sys_getgroups(a: Args) -> SysResult {
-    if a.i32(0) < 0 {
+    let size = a.i32(0);
+    if size < 0 {
         return Err(EINVAL);
     }
-    ok(0) // no supplementary groups
+    let groups = current().process.groups.lock().clone();
+    if size == 0 {
+        return ok(groups.len());
+    }
+    if (size as usize) < groups.len() {
+        return Err(EINVAL);
+    }
+    for (i, g) in groups.iter().enumerate() {
+        write_val(a.u(1) + 4 * i as u64, g)?;
+    }
+    ok(groups.len())
 }
 
 pub fn sys_setgroups(a: Args) -> SysResult {
     if !current().process.creds.lock().capable() {
         return Err(EPERM);
     }
-    if a.usize(0) > 65536 {
+    const NGROUPS_MAX: usize = 65536;
+    let n = a.usize(0);
+    if n > NGROUPS_MAX {
         return Err(EINVAL);
     }
-    if a.usize(0) > 0 {
-        crate::log_once!("setgroups: supplementary groups are not kept yet");
+    let mut groups = alloc::vec::Vec::with_capacity(n);
+    for i in 0..n {
+        groups.push(read_val::<u32>(a.u(1) + 4 * i as u64)?);
     }
+    groups.sort_unstable();
+    *current().process.groups.lock() = groups;
     ok(0)
 }
 

@@ -152,7 +152,7 @@ pub fn sys_pause() -> SysResult {
     static Q: crate::process::wait_queue::WaitQueue = crate::process::wait_queue::WaitQueue::new();
     loop {
         if signal_pending(&t) {
-            return Err(EINTR);
+            return Err(ERESTARTNOHAND);
         }
         Q.sleep_once(&t, true, None);
     }

@@ -107,3 +107,59 @@ pub fn sys_clock_nanosleep(a: Args) -> SysResult {
         sleep_for(t, a.u(3))
     }
 }
+
+const ITIMER_REAL: u32 = 0;
+const ITIMER_VIRTUAL: u32 = 1;
+const ITIMER_PROF: u32 = 2;
+
+fn timeval_ns(tv: [i64; 2]) -> KResult<u64> {
+    if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
+        return Err(EINVAL);
+    }
+    Ok((tv[0] as u64).saturating_mul(1_000_000_000).saturating_add(tv[1] as u64 * 1000))
+}
+
+fn ns_timeval(ns: u64) -> [i64; 2] {
+    [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000 / 1000) as i64]
+}
+
+fn check_which(which: u32) -> KResult<()> {
+    match which {
+        ITIMER_REAL => Ok(()),
+        ITIMER_VIRTUAL | ITIMER_PROF => {
+            crate::log_once!("setitimer: only ITIMER_REAL is implemented (no CPU-time accounting yet)");
+            Err(EINVAL)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+pub fn sys_getitimer(a: Args) -> SysResult {
+    check_which(a.u32(0))?;
+    let (value, interval) = crate::process::itimer::get(&crate::process::current().process);
+    let tv: [[i64; 2]; 2] = [ns_timeval(interval), ns_timeval(value)];
+    write_val(a.u(1), &tv)?;
+    ok(0)
+}
+
+pub fn sys_setitimer(a: Args) -> SysResult {
+    check_which(a.u32(0))?;
+    let (value, interval) = if a.u(1) == 0 {
+        (0, 0)
+    } else {
+        let tv: [[i64; 2]; 2] = read_val(a.u(1))?;
+        (timeval_ns(tv[1])?, timeval_ns(tv[0])?)
+    };
+    let (old_value, old_interval) = crate::process::itimer::set(&crate::process::current().process, value, interval);
+    if a.u(2) != 0 {
+        write_val(a.u(2), &[ns_timeval(old_interval), ns_timeval(old_value)])?;
+    }
+    ok(0)
+}
+
+/// alarm(seconds): the previous alarm's remaining seconds, rounded up (as Linux).
+pub fn sys_alarm(a: Args) -> SysResult {
+    let secs = a.u32(0) as u64;
+    let (old, _) = crate::process::itimer::set(&crate::process::current().process, secs * 1_000_000_000, 0);
+    ok(old.div_ceil(1_000_000_000) as usize)
+}

@@ -30,7 +30,7 @@ fn main() {
     for path in &programs {
         let name = path.file_name().unwrap().to_string_lossy();
         // The program inherits stdout and stderr, so its output streams as it runs.
-        match Command::new(path).status() {
+        match run_with_timeout(path) {
             Ok(s) if s.success() => {
                 passed += 1;
                 println!("PASS {name}");
@@ -58,6 +58,26 @@ fn main() {
         println!("init: power off failed: {}", std::io::Error::last_os_error());
     }
     std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+/// How long one test program may run before init kills it, so that one hang
+/// does not hide the results of the programs after it.
+const PROGRAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn run_with_timeout(path: &Path) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = Command::new(path).spawn()?;
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if start.elapsed() > PROGRAM_TIMEOUT {
+            println!("init: {} still running after {:?}: killing it", path.display(), PROGRAM_TIMEOUT);
+            let _ = child.kill();
+            return child.wait();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// The executable regular files in `dir`, sorted by name.

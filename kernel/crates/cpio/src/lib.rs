@@ -161,6 +161,11 @@ impl Writer {
         self.add(name, S_IFREG | perm, data);
     }
 
+    /// A symbolic link: the target is the entry's data, as `cpio -H newc` stores it.
+    pub fn add_symlink(&mut self, name: &str, target: &str) {
+        self.add(name, S_IFLNK | 0o777, target.as_bytes());
+    }
+
     /// Appends the trailer and returns the archive.
     pub fn finish(mut self) -> Vec<u8> {
         self.add(TRAILER, 0, &[]);
@@ -179,10 +184,13 @@ mod tests {
         w.add_file("bin/init", 0o755, b"\x7fELF...");
         w.add_file("empty", 0o644, b"");
         w.add_file("odd", 0o600, b"abcde");
+        w.add_symlink("bin/sh", "busybox");
         let a = w.finish();
         let entries: Vec<_> = Reader::new(&a).map(|e| e.unwrap()).collect();
         let names: Vec<_> = entries.iter().map(|e| e.name).collect();
-        assert_eq!(names, ["bin", "bin/init", "empty", "odd"]);
+        assert_eq!(names, ["bin", "bin/init", "empty", "odd", "bin/sh"]);
+        assert_eq!(entries[4].mode & S_IFMT, S_IFLNK);
+        assert_eq!(entries[4].data, b"busybox");
         assert_eq!(entries[0].mode & S_IFMT, S_IFDIR);
         assert_eq!(entries[1].data, b"\x7fELF...");
         assert_eq!(entries[1].mode, S_IFREG | 0o755);

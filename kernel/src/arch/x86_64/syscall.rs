@@ -1,7 +1,8 @@
 //! SYSCALL entry. The CPU leaves the user RIP in RCX and RFLAGS in R11 and
 //! masks IF (SFMASK); the stub switches to the task's kernel stack, builds
 //! the same [`TrapFrame`](super::trap::TrapFrame) as an interrupt (vector
-//! `VECTOR_SYSCALL`), calls the kernel's dispatcher and leaves through
+//! `VECTOR_SYSCALL`, the original RAX in the error-code slot so an
+//! interrupted syscall can be restarted), calls the kernel's dispatcher and leaves through
 //! `trap_return` (IRETQ), which restores every register — simpler than
 //! SYSRET and immune to its non-canonical-RCX hazard.
 
@@ -29,7 +30,7 @@ syscall_entry:
     push %r11                   /* user RFLAGS */
     pushq $0x23                 /* user CS */
     push %rcx                   /* user RIP */
-    pushq $0                    /* error code */
+    push %rax                   /* error code slot: the syscall number, for restarts */
     pushq $0x100                /* VECTOR_SYSCALL */
     cld
     push %rax

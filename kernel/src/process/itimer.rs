@@ -1,0 +1,70 @@
+//! ITIMER_REAL and alarm(): a per-process deadline that sends SIGALRM.
+//! Expiry is checked in task context (on the way back to user mode and in
+//! the idle loop, at least once per tick), never in the interrupt handler,
+//! so signal delivery takes its locks the ordinary way.
+
+use super::signal::{self, SigInfo};
+use super::task::Process;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin::Mutex;
+
+/// (deadline ns since boot, interval ns) of each armed process.
+static ARMED: Mutex<Vec<(Arc<Process>, u64, u64)>> = Mutex::new(Vec::new());
+/// Earliest armed deadline (u64::MAX when none), for a cheap check.
+static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn recompute(list: &[(Arc<Process>, u64, u64)]) {
+    NEXT.store(list.iter().map(|e| e.1).min().unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
+/// Current (remaining, interval) of `p`'s timer, in ns; (0, 0) if disarmed.
+pub fn get(p: &Arc<Process>) -> (u64, u64) {
+    let now = crate::time::monotonic_ns();
+    ARMED.lock().iter().find(|e| Arc::ptr_eq(&e.0, p)).map(|e| (e.1.saturating_sub(now).max(1), e.2)).unwrap_or((0, 0))
+}
+
+/// Arms (value > 0) or disarms `p`'s timer; returns the previous setting.
+pub fn set(p: &Arc<Process>, value: u64, interval: u64) -> (u64, u64) {
+    let old = get(p);
+    let mut list = ARMED.lock();
+    list.retain(|e| !Arc::ptr_eq(&e.0, p));
+    if value > 0 {
+        list.push((p.clone(), crate::time::monotonic_ns().saturating_add(value), interval));
+    }
+    recompute(&list);
+    old
+}
+
+/// Sends SIGALRM for every expired timer and re-arms periodic ones.
+pub fn check_expired() {
+    let now = crate::time::monotonic_ns();
+    if now < NEXT.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut fire = Vec::new();
+    {
+        let mut list = ARMED.lock();
+        list.retain_mut(|(p, deadline, interval)| {
+            if p.is_zombie() {
+                return false;
+            }
+            if *deadline > now {
+                return true;
+            }
+            fire.push(p.clone());
+            if *interval == 0 {
+                return false;
+            }
+            while *deadline <= now {
+                *deadline += *interval;
+            }
+            true
+        });
+        recompute(&list);
+    }
+    for p in fire {
+        signal::send_to_process(&p, SigInfo::new(signal::SIGALRM, signal::SI_KERNEL));
+    }
+}
