@@ -41,6 +41,34 @@ pub struct TmpfsFile {
     data: Mutex<Vec<u8>>,
 }
 
+/// Bytes of file data all tmpfs files hold. Like Linux's default tmpfs
+/// size, the total is capped at half of RAM: a user filling tmpfs gets
+/// ENOSPC instead of exhausting the kernel heap (which never shrinks).
+static TMPFS_BYTES: AtomicU64 = AtomicU64::new(0);
+
+fn tmpfs_limit() -> u64 {
+    crate::mm::frame::stats().usable * crate::mm::PAGE_SIZE / 2
+}
+
+/// Reserves `more` bytes of the budget, or ENOSPC.
+fn charge(more: u64) -> KResult<()> {
+    let limit = tmpfs_limit();
+    TMPFS_BYTES
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| used.checked_add(more).filter(|&n| n <= limit))
+        .map(|_| ())
+        .map_err(|_| ENOSPC)
+}
+
+fn uncharge(less: u64) {
+    TMPFS_BYTES.fetch_sub(less, Ordering::Relaxed);
+}
+
+impl Drop for TmpfsFile {
+    fn drop(&mut self) {
+        uncharge(self.data.get_mut().len() as u64);
+    }
+}
+
 impl TmpfsFile {
     pub fn new(mode: u32, uid: u32, gid: u32) -> Arc<Self> {
         Arc::new(TmpfsFile { meta: Mutex::new(new_meta(mode, uid, gid)), data: Mutex::new(Vec::new()) })
@@ -80,7 +108,11 @@ impl Inode for TmpfsFile {
         let mut data = self.data.lock();
         if data.len() < end as usize {
             let more = end as usize - data.len();
-            data.try_reserve(more).map_err(|_| ENOSPC)?;
+            charge(more as u64)?;
+            if data.try_reserve(more).is_err() {
+                uncharge(more as u64);
+                return Err(ENOSPC);
+            }
             data.resize(end as usize, 0);
         }
         data[offset as usize..end as usize].copy_from_slice(buf);
@@ -96,9 +128,18 @@ impl Inode for TmpfsFile {
         let mut data = self.data.lock();
         if size as usize > data.len() {
             let more = size as usize - data.len();
-            data.try_reserve(more).map_err(|_| ENOSPC)?;
+            charge(more as u64)?;
+            if data.try_reserve(more).is_err() {
+                uncharge(more as u64);
+                return Err(ENOSPC);
+            }
+        } else {
+            uncharge((data.len() - size as usize) as u64);
         }
         data.resize(size as usize, 0);
+        if data.capacity() > 2 * data.len() + 4096 {
+            data.shrink_to_fit();
+        }
         drop(data);
         self.touch(size);
         Ok(())

@@ -1,6 +1,6 @@
 //! File syscalls.
 
-use super::{copy_from_user, copy_to_user, ok, read_path, read_val, write_val, Args, SysResult};
+use super::{copy_to_user, ok, read_path, read_val, write_val, Args, SysResult};
 use crate::errno::*;
 use crate::fs::file::*;
 use crate::fs::path::{lookup_from, lookup_parent};
@@ -58,31 +58,68 @@ fn path_string(p: &[u8]) -> String {
     String::from_utf8_lossy(p).into_owned()
 }
 
-pub fn sys_read(a: Args) -> SysResult {
-    let f = get_file(a.i32(0))?;
-    let len = a.usize(2).min(MAX_RW_COUNT);
-    check_user_range(a.u(1), len)?;
+/// Moves up to `len` bytes from `read(buf, done)` to user memory at `va`,
+/// a bounded chunk at a time (no allocation sized by the caller). Stops at a
+/// short read, and after the first chunk for streams (pipes, devices return
+/// what they have). An error after some progress returns the progress.
+fn read_to_user(
+    va: u64,
+    len: usize,
+    stream: bool,
+    mut read: impl FnMut(&mut [u8], u64) -> KResult<usize>,
+) -> KResult<usize> {
+    check_user_range(va, len)?;
     let mm = crate::process::current_mm();
     let mut buf = vec![0u8; len.min(CHUNK)];
     let mut done = 0;
     while done < len {
         let want = (len - done).min(CHUNK);
-        let n = match f.read(&mut buf[..want]) {
+        let n = match read(&mut buf[..want], done as u64) {
             Ok(n) => n,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
-        if n == 0 {
+        if let Err(e) = crate::mm::usercopy::copy_to_user(&mm, va + done as u64, &buf[..n]) {
+            if done == 0 {
+                return Err(e);
+            }
             break;
         }
-        crate::mm::usercopy::copy_to_user(&mm, a.u(1) + done as u64, &buf[..n])?;
         done += n;
-        // Pipes and devices return what they have; regular files keep filling.
-        if n < want || !f.seekable() {
+        if n < want || stream {
             break;
         }
     }
-    ok(done)
+    Ok(done)
+}
+
+/// Moves up to `len` bytes from user memory at `va` to `write(buf, done)`,
+/// chunk by chunk; stops at a short write.
+fn write_from_user(va: u64, len: usize, mut write: impl FnMut(&[u8], u64) -> KResult<usize>) -> KResult<usize> {
+    check_user_range(va, len)?;
+    let mm = crate::process::current_mm();
+    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(CHUNK);
+        if let Err(e) = crate::mm::usercopy::copy_from_user(&mm, va + done as u64, &mut buf[..n]) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        match write(&buf[..n], done as u64) {
+            Ok(w) => {
+                done += w;
+                if w < n {
+                    break;
+                }
+            }
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
 }
 
 /// EFAULT for a range that is not in the user half (Linux's `access_ok`).
@@ -94,36 +131,20 @@ fn check_user_range(va: u64, len: usize) -> KResult<()> {
     Ok(())
 }
 
+pub fn sys_read(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    ok(read_to_user(a.u(1), a.usize(2).min(MAX_RW_COUNT), !f.seekable(), |b, _| f.read(b))?)
+}
+
 pub fn sys_write(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
-    let len = a.usize(2).min(MAX_RW_COUNT);
     if !f.writable() {
         return Err(EBADF);
     }
-    check_user_range(a.u(1), len)?;
-    let mm = crate::process::current_mm();
-    let mut done = 0;
-    let mut buf = vec![0u8; len.min(CHUNK)];
-    while done < len {
-        let n = (len - done).min(CHUNK);
-        if let Err(e) = crate::mm::usercopy::copy_from_user(&mm, a.u(1) + done as u64, &mut buf[..n]) {
-            if done == 0 {
-                return Err(e);
-            }
-            break;
-        }
-        match f.write(&buf[..n]) {
-            Ok(w) => {
-                done += w;
-                if w < n {
-                    break;
-                }
-            }
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        }
-    }
-    ok(done)
+    ok(write_from_user(a.u(1), a.usize(2).min(MAX_RW_COUNT), |b, _| f.write(b))?)
 }
 
 #[repr(C)]
@@ -144,9 +165,6 @@ fn read_iovecs(va: u64, count: usize) -> KResult<Vec<IoVec>> {
     let mut total: u64 = 0;
     for i in 0..count {
         let iov: IoVec = read_val(va + (i * 16) as u64)?;
-        if iov.len > isize::MAX as u64 {
-            return Err(EINVAL);
-        }
         total = total.checked_add(iov.len).ok_or(EINVAL)?;
         if total > isize::MAX as u64 {
             return Err(EINVAL);
@@ -158,18 +176,16 @@ fn read_iovecs(va: u64, count: usize) -> KResult<Vec<IoVec>> {
 
 pub fn sys_readv(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
-    let iovs = read_iovecs(a.u(1), a.usize(2))?;
     let mut done = 0;
-    for iov in iovs {
-        let mut buf = vec![0u8; (iov.len as usize).min(MAX_RW_COUNT)];
-        let n = match f.read(&mut buf) {
+    for iov in read_iovecs(a.u(1), a.usize(2))? {
+        let want = (iov.len as usize).min(MAX_RW_COUNT - done);
+        let n = match read_to_user(iov.base, want, !f.seekable(), |b, _| f.read(b)) {
             Ok(n) => n,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         };
-        copy_to_user(iov.base, &buf[..n])?;
         done += n;
-        if n < buf.len() {
+        if n < want || done >= MAX_RW_COUNT {
             break;
         }
     }
@@ -181,51 +197,46 @@ pub fn sys_writev(a: Args) -> SysResult {
     if !f.writable() {
         return Err(EBADF);
     }
-    let iovs = read_iovecs(a.u(1), a.usize(2))?;
     let mut done = 0;
-    for iov in iovs {
-        let mut buf = vec![0u8; (iov.len as usize).min(MAX_RW_COUNT)];
-        if let Err(e) = copy_from_user(iov.base, &mut buf) {
-            if done == 0 {
-                return Err(e);
-            }
-            break;
-        }
-        match f.write(&buf) {
-            Ok(n) => {
-                done += n;
-                if n < buf.len() {
-                    break;
-                }
-            }
+    for iov in read_iovecs(a.u(1), a.usize(2))? {
+        let want = (iov.len as usize).min(MAX_RW_COUNT - done);
+        let n = match write_from_user(iov.base, want, |b, _| f.write(b)) {
+            Ok(n) => n,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
+        };
+        done += n;
+        if n < want || done >= MAX_RW_COUNT {
+            break;
         }
     }
     ok(done)
 }
 
-pub fn sys_pread64(a: Args) -> SysResult {
-    let f = get_file(a.i32(0))?;
+fn file_offset(a: &Args) -> KResult<u64> {
     let off = a.u(3) as i64;
     if off < 0 {
         return Err(EINVAL);
     }
-    let mut buf = vec![0u8; a.usize(2).min(MAX_RW_COUNT)];
-    let n = f.pread(&mut buf, off as u64)?;
-    copy_to_user(a.u(1), &buf[..n])?;
-    ok(n)
+    Ok(off as u64)
+}
+
+pub fn sys_pread64(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let off = file_offset(&a)?;
+    if !f.seekable() {
+        return Err(ESPIPE);
+    }
+    ok(read_to_user(a.u(1), a.usize(2).min(MAX_RW_COUNT), false, |b, done| f.pread(b, off + done))?)
 }
 
 pub fn sys_pwrite64(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
-    let off = a.u(3) as i64;
-    if off < 0 {
-        return Err(EINVAL);
+    let off = file_offset(&a)?;
+    if !f.seekable() {
+        return Err(ESPIPE);
     }
-    let mut buf = vec![0u8; a.usize(2).min(MAX_RW_COUNT)];
-    copy_from_user(a.u(1), &mut buf)?;
-    ok(f.pwrite(&buf, off as u64)?)
+    ok(write_from_user(a.u(1), a.usize(2).min(MAX_RW_COUNT), |b, done| f.pwrite(b, off + done))?)
 }
 
 pub fn sys_lseek(a: Args) -> SysResult {

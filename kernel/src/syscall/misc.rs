@@ -53,12 +53,13 @@ const LINUX_REBOOT_CMD_POWER_OFF: u32 = 0x4321_fedc;
 const LINUX_REBOOT_CMD_CAD_ON: u32 = 0x89ab_cdef;
 const LINUX_REBOOT_CMD_CAD_OFF: u32 = 0;
 
+/// reboot (kernel/reboot.c): the capability is checked before the magic numbers.
 pub fn sys_reboot(a: Args) -> SysResult {
-    if a.u32(0) != LINUX_REBOOT_MAGIC1 || !LINUX_REBOOT_MAGIC2.contains(&a.u32(1)) {
-        return Err(EINVAL);
-    }
     if !current().process.creds.lock().capable() {
         return Err(EPERM);
+    }
+    if a.u32(0) != LINUX_REBOOT_MAGIC1 || !LINUX_REBOOT_MAGIC2.contains(&a.u32(1)) {
+        return Err(EINVAL);
     }
     match a.u32(2) {
         LINUX_REBOOT_CMD_POWER_OFF | LINUX_REBOOT_CMD_HALT | LINUX_REBOOT_CMD_RESTART => {

@@ -234,21 +234,28 @@ pub fn read_string_array(va: u64) -> KResult<Vec<Vec<u8>>> {
         return Ok(out);
     }
     let mm = crate::process::current_mm();
+    // Strings and pointers together may not exceed the exec stack's argument
+    // space (a quarter of the 8 MiB stack rlimit), checked while reading so a
+    // caller cannot make the kernel buffer more.
+    let limit = elf_loader::arg_space_limit(elf_loader::DEFAULT_STACK_RLIMIT) as usize;
+    let mut total = 0usize;
     for i in 0.. {
         let p: u64 = usercopy::read_val(&mm, va + i * 8)?;
         if p == 0 {
             break;
         }
-        if i >= 0x7fff_ffff {
-            return Err(E2BIG);
-        }
-        out.push(usercopy::read_cstr(&mm, p, elf_loader::MAX_ARG_STRLEN as usize).map_err(|e| {
+        let s = usercopy::read_cstr(&mm, p, elf_loader::MAX_ARG_STRLEN as usize - 1).map_err(|e| {
             if e == ENAMETOOLONG {
                 E2BIG
             } else {
                 e
             }
-        })?);
+        })?;
+        total += 8 + s.len() + 1;
+        if total > limit {
+            return Err(E2BIG);
+        }
+        out.push(s);
     }
     Ok(out)
 }

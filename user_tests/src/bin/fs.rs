@@ -26,6 +26,7 @@ fn main() {
             writev_gathers_and_readv_scatters,
             readv_with_too_many_iovecs_is_einval,
             pwrite_and_pread_do_not_move_file_offset,
+            pread_with_huge_count_reads_what_the_file_has,
             pread_on_pipe_is_espipe,
             double_close_is_ebadf,
             lseek_set_cur_end_compute_offsets,
@@ -256,6 +257,22 @@ fn pwrite_and_pread_do_not_move_file_offset() {
     assert_eq!(&buf, b"4AB7");
     assert_eq!(lseek(fd, 0, SEEK_CUR).unwrap(), 2, "offset unchanged");
     assert_errno!(sys!(SYS_pread64, fd, buf.as_mut_ptr(), 4, -1), EINVAL);
+    close(fd).unwrap();
+}
+
+/// A count far beyond the file (and beyond RAM) reads what the file holds:
+/// the kernel must not try to buffer the count it was given.
+fn pread_with_huge_count_reads_what_the_file_has() {
+    let (_d, fd) = temp_file(b"0123456789", O_RDWR);
+    // A buffer low in the address space, so that buf + count stays a valid
+    // user range (access_ok) wherever the kernel puts its mmap area.
+    let low = 0x1000_0000usize;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+    let buf = sys!(SYS_mmap, low, 4096, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0).unwrap() as *mut u8;
+    assert_eq!(sys!(SYS_pread64, fd, buf, 1usize << 31, 0).unwrap(), 10);
+    assert_eq!(unsafe { std::slice::from_raw_parts(buf, 10) }, b"0123456789");
+    assert_eq!(sys!(SYS_read, fd, buf, 1usize << 31).unwrap(), 10);
+    sys!(SYS_munmap, buf, 4096).unwrap();
     close(fd).unwrap();
 }
 

@@ -32,6 +32,8 @@ fn main() {
             prctl_set_name_round_trips,
             sysinfo_reports_memory_and_uptime,
             unknown_syscall_number_is_enosys,
+            reboot_with_bad_magic_is_einval,
+            reboot_as_non_root_is_eperm_even_with_bad_magic,
         ],
     )
 }
@@ -94,6 +96,20 @@ fn getresuid() -> [u32; 3] {
 }
 
 /// Raw calls: libc's set*id also change every thread's ids, which tests need not.
+/// A wrong magic number is refused before anything happens (safe to run as
+/// root on a real machine: the command is never looked at).
+fn reboot_with_bad_magic_is_einval() {
+    assert_errno!(sys!(SYS_reboot, 0x1234, 0x5678, libc::LINUX_REBOOT_CMD_POWER_OFF, 0), EINVAL);
+}
+
+/// Without CAP_SYS_BOOT, reboot fails with EPERM before the magic is checked.
+fn reboot_as_non_root_is_eperm_even_with_bad_magic() {
+    run_in_child(|| {
+        sys!(SYS_setuid, 1000).unwrap();
+        assert_errno!(sys!(SYS_reboot, 0x1234, 0x5678, libc::LINUX_REBOOT_CMD_POWER_OFF, 0), EPERM);
+    });
+}
+
 fn setuid_to_1000_then_back_to_root_is_eperm() {
     run_in_child(|| {
         sys!(SYS_setgid, 1000).unwrap();
