@@ -17,7 +17,7 @@ fn is_root() -> bool {
 }
 
 /// Installs Debian packages, with sudo when not root.
-pub fn apt_install(packages: &[&str]) -> Result<(), String> {
+fn apt_install(packages: &[&str]) -> Result<(), String> {
     let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
     eprintln!("xtask: installing Debian packages {} (first use)", packages.join(" "));
     let run = |args: &[&str]| -> Result<(), String> {
@@ -41,6 +41,17 @@ pub fn apt_install(packages: &[&str]) -> Result<(), String> {
     run(&args)
 }
 
+/// Makes `command` available, installing Debian's `package` when it is missing.
+pub fn ensure_command(command: &str, package: &str) -> Result<(), String> {
+    if !have(command) {
+        apt_install(&[package])?;
+        if !have(command) {
+            return Err(format!("{command} is still missing after installing {package}"));
+        }
+    }
+    Ok(())
+}
+
 /// Debian's static busybox: the in-kernel user tests get it as /bin/sh.
 pub fn ensure_busybox() -> Result<std::path::PathBuf, String> {
     let path = std::path::PathBuf::from("/bin/busybox");
@@ -52,10 +63,7 @@ pub fn ensure_busybox() -> Result<std::path::PathBuf, String> {
 
 /// QEMU for x86_64 guests.
 pub fn ensure_qemu() -> Result<(), String> {
-    if !have("qemu-system-x86_64") {
-        apt_install(&["qemu-system-x86"])?;
-    }
-    Ok(())
+    ensure_command("qemu-system-x86_64", "qemu-system-x86")
 }
 
 /// The rustup targets the kernel (x86_64-unknown-none) and user programs

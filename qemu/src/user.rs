@@ -215,35 +215,7 @@ fn source_stems(dir: &Path, ext: &str) -> Result<Vec<String>, String> {
 
 /// musl-gcc from Debian's musl-tools, installed on first use.
 fn ensure_musl_gcc() -> Result<(), String> {
-    let have = || {
-        Command::new("sh").args(["-c", "command -v musl-gcc"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
-    };
-    if have() {
-        return Ok(());
-    }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let sudo: &[&str] = if root { &[] } else { &["sudo"] };
-    eprintln!("xtask: installing Debian package musl-tools for musl-gcc (first use)");
-    for args in [
-        &["apt-get", "update", "-qq"][..],
-        &["apt-get", "install", "-y", "-qq", "--no-install-recommends", "musl-tools"][..],
-    ] {
-        let full: Vec<&str> = sudo.iter().chain(args).copied().collect();
-        let st = Command::new(full[0])
-            .args(&full[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("{}: {e}", full[0]))?;
-        if !st.success() {
-            return Err(format!("`{}` failed: {st}", full.join(" ")));
-        }
-    }
-    if have() {
-        Ok(())
-    } else {
-        Err("musl-gcc is still missing after installing musl-tools".into())
-    }
+    crate::deps::ensure_command("musl-gcc", "musl-tools")
 }
 
 #[cfg(test)]

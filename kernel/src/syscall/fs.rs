@@ -174,12 +174,13 @@ fn read_iovecs(va: u64, count: usize) -> KResult<Vec<IoVec>> {
     Ok(v)
 }
 
-pub fn sys_readv(a: Args) -> SysResult {
-    let f = get_file(a.i32(0))?;
+/// readv/writev: `transfer(base, len)` per iovec until a short transfer,
+/// an error after progress, or MAX_RW_COUNT bytes.
+fn vectored(a: &Args, mut transfer: impl FnMut(u64, usize) -> KResult<usize>) -> SysResult {
     let mut done = 0;
     for iov in read_iovecs(a.u(1), a.usize(2))? {
         let want = (iov.len as usize).min(MAX_RW_COUNT - done);
-        let n = match read_to_user(iov.base, want, !f.seekable(), |b, _| f.read(b)) {
+        let n = match transfer(iov.base, want) {
             Ok(n) => n,
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
@@ -192,25 +193,20 @@ pub fn sys_readv(a: Args) -> SysResult {
     ok(done)
 }
 
+pub fn sys_readv(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    vectored(&a, |base, len| read_to_user(base, len, !f.seekable(), |b, _| f.read(b)))
+}
+
 pub fn sys_writev(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
     if !f.writable() {
         return Err(EBADF);
     }
-    let mut done = 0;
-    for iov in read_iovecs(a.u(1), a.usize(2))? {
-        let want = (iov.len as usize).min(MAX_RW_COUNT - done);
-        let n = match write_from_user(iov.base, want, |b, _| f.write(b)) {
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        done += n;
-        if n < want || done >= MAX_RW_COUNT {
-            break;
-        }
-    }
-    ok(done)
+    vectored(&a, |base, len| write_from_user(base, len, |b, _| f.write(b)))
 }
 
 fn file_offset(a: &Args) -> KResult<u64> {

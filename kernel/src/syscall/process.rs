@@ -9,7 +9,7 @@ use crate::process::exit::{
 };
 use crate::process::fork::*;
 use crate::process::signal::{NSIG, SIGCHLD};
-use crate::process::task::{find_process, Rlimit, RLIMIT_NLIMITS};
+use crate::process::task::{find_process, Creds, Rlimit, RLIMIT_NLIMITS};
 use crate::process::{current, sched};
 use core::sync::atomic::Ordering;
 
@@ -360,151 +360,128 @@ pub fn sys_getegid() -> SysResult {
     ok(current().process.creds.lock().egid as usize)
 }
 
-/// setuid (kernel/sys.c `__sys_setuid`): root sets all ids; others may only
-/// set the effective id to the real or saved id.
+/// The four ids of one kind, user or group: real, effective, saved, fs.
+struct Ids<'a> {
+    r: &'a mut u32,
+    e: &'a mut u32,
+    s: &'a mut u32,
+    fs: &'a mut u32,
+}
+
+fn ids(c: &mut Creds, group: bool) -> Ids<'_> {
+    if group {
+        Ids { r: &mut c.gid, e: &mut c.egid, s: &mut c.sgid, fs: &mut c.fsgid }
+    } else {
+        Ids { r: &mut c.uid, e: &mut c.euid, s: &mut c.suid, fs: &mut c.fsuid }
+    }
+}
+
+/// Runs `f` on the ids of the current process with whether it is privileged
+/// (CAP_SETUID/CAP_SETGID: euid 0 here).
+fn with_ids(group: bool, f: impl FnOnce(Ids<'_>, bool) -> KResult<()>) -> SysResult {
+    let t = current();
+    let mut c = t.process.creds.lock();
+    let capable = c.capable();
+    f(ids(&mut c, group), capable)?;
+    ok(0)
+}
+
+/// setuid/setgid (kernel/sys.c `__sys_setuid`): privileged callers set all
+/// ids; others may only set the effective id to the real or saved one.
+fn set_id(id: u32, group: bool) -> SysResult {
+    if id == u32::MAX {
+        return Err(EINVAL);
+    }
+    with_ids(group, |ids, capable| {
+        if capable {
+            *ids.r = id;
+            *ids.s = id;
+        } else if id != *ids.r && id != *ids.s {
+            return Err(EPERM);
+        }
+        *ids.e = id;
+        *ids.fs = id;
+        Ok(())
+    })
+}
+
+/// setresuid/setresgid: -1 keeps a value; unprivileged callers may only use
+/// ids they already have.
+fn set_res(r: u32, e: u32, s: u32, group: bool) -> SysResult {
+    with_ids(group, |ids, capable| {
+        let current = [*ids.r, *ids.e, *ids.s];
+        let allowed = |v: u32| v == u32::MAX || current.contains(&v);
+        if !capable && !(allowed(r) && allowed(e) && allowed(s)) {
+            return Err(EPERM);
+        }
+        for (slot, v) in [(&mut *ids.r, r), (&mut *ids.e, e), (&mut *ids.s, s)] {
+            if v != u32::MAX {
+                *slot = v;
+            }
+        }
+        *ids.fs = *ids.e;
+        Ok(())
+    })
+}
+
+/// setreuid/setregid (`__sys_setreuid`): the saved id follows the new
+/// effective id when the real id is set or the effective id differs from the
+/// old real id.
+fn set_re(r: u32, e: u32, group: bool) -> SysResult {
+    with_ids(group, |ids, capable| {
+        let (old_r, old_e, old_s) = (*ids.r, *ids.e, *ids.s);
+        if r != u32::MAX && !capable && r != old_r && r != old_e {
+            return Err(EPERM);
+        }
+        if e != u32::MAX && !capable && e != old_r && e != old_e && e != old_s {
+            return Err(EPERM);
+        }
+        if r != u32::MAX {
+            *ids.r = r;
+        }
+        if e != u32::MAX {
+            *ids.e = e;
+        }
+        if r != u32::MAX || (e != u32::MAX && e != old_r) {
+            *ids.s = *ids.e;
+        }
+        *ids.fs = *ids.e;
+        Ok(())
+    })
+}
+
+fn get_res(a: &Args, group: bool) -> SysResult {
+    let mut c = *current().process.creds.lock();
+    let ids = ids(&mut c, group);
+    write_val(a.u(0), &*ids.r)?;
+    write_val(a.u(1), &*ids.e)?;
+    write_val(a.u(2), &*ids.s)?;
+    ok(0)
+}
+
 pub fn sys_setuid(a: Args) -> SysResult {
-    let uid = a.u32(0);
-    if uid == u32::MAX {
-        return Err(EINVAL);
-    }
-    let t = current();
-    let mut c = t.process.creds.lock();
-    if c.capable() {
-        c.uid = uid;
-        c.suid = uid;
-    } else if uid != c.uid && uid != c.suid {
-        return Err(EPERM);
-    }
-    c.euid = uid;
-    c.fsuid = uid;
-    ok(0)
+    set_id(a.u32(0), false)
 }
-
 pub fn sys_setgid(a: Args) -> SysResult {
-    let gid = a.u32(0);
-    if gid == u32::MAX {
-        return Err(EINVAL);
-    }
-    let t = current();
-    let mut c = t.process.creds.lock();
-    if c.capable() {
-        c.gid = gid;
-        c.sgid = gid;
-    } else if gid != c.gid && gid != c.sgid {
-        return Err(EPERM);
-    }
-    c.egid = gid;
-    c.fsgid = gid;
-    ok(0)
+    set_id(a.u32(0), true)
 }
-
-/// setresuid: -1 keeps a value; unprivileged callers may only use current ids.
 pub fn sys_setresuid(a: Args) -> SysResult {
-    let (r, e, s) = (a.u32(0), a.u32(1), a.u32(2));
-    let t = current();
-    let mut c = t.process.creds.lock();
-    let allowed = |v: u32| v == u32::MAX || v == c.uid || v == c.euid || v == c.suid;
-    if !c.capable() && !(allowed(r) && allowed(e) && allowed(s)) {
-        return Err(EPERM);
-    }
-    if r != u32::MAX {
-        c.uid = r;
-    }
-    if e != u32::MAX {
-        c.euid = e;
-    }
-    if s != u32::MAX {
-        c.suid = s;
-    }
-    c.fsuid = c.euid;
-    ok(0)
+    set_res(a.u32(0), a.u32(1), a.u32(2), false)
 }
-
 pub fn sys_setresgid(a: Args) -> SysResult {
-    let (r, e, s) = (a.u32(0), a.u32(1), a.u32(2));
-    let t = current();
-    let mut c = t.process.creds.lock();
-    let allowed = |v: u32| v == u32::MAX || v == c.gid || v == c.egid || v == c.sgid;
-    if !c.capable() && !(allowed(r) && allowed(e) && allowed(s)) {
-        return Err(EPERM);
-    }
-    if r != u32::MAX {
-        c.gid = r;
-    }
-    if e != u32::MAX {
-        c.egid = e;
-    }
-    if s != u32::MAX {
-        c.sgid = s;
-    }
-    c.fsgid = c.egid;
-    ok(0)
+    set_res(a.u32(0), a.u32(1), a.u32(2), true)
 }
-
-/// setreuid (`__sys_setreuid`): the saved id follows the new effective id
-/// when the real id is set or the effective id differs from the old real id.
 pub fn sys_setreuid(a: Args) -> SysResult {
-    let (r, e) = (a.u32(0), a.u32(1));
-    let t = current();
-    let mut c = t.process.creds.lock();
-    let old = *c;
-    if r != u32::MAX && !c.capable() && r != old.uid && r != old.euid {
-        return Err(EPERM);
-    }
-    if e != u32::MAX && !c.capable() && e != old.uid && e != old.euid && e != old.suid {
-        return Err(EPERM);
-    }
-    if r != u32::MAX {
-        c.uid = r;
-    }
-    if e != u32::MAX {
-        c.euid = e;
-    }
-    if r != u32::MAX || (e != u32::MAX && e != old.uid) {
-        c.suid = c.euid;
-    }
-    c.fsuid = c.euid;
-    ok(0)
+    set_re(a.u32(0), a.u32(1), false)
 }
-
 pub fn sys_setregid(a: Args) -> SysResult {
-    let (r, e) = (a.u32(0), a.u32(1));
-    let t = current();
-    let mut c = t.process.creds.lock();
-    let old = *c;
-    if r != u32::MAX && !c.capable() && r != old.gid && r != old.egid {
-        return Err(EPERM);
-    }
-    if e != u32::MAX && !c.capable() && e != old.gid && e != old.egid && e != old.sgid {
-        return Err(EPERM);
-    }
-    if r != u32::MAX {
-        c.gid = r;
-    }
-    if e != u32::MAX {
-        c.egid = e;
-    }
-    if r != u32::MAX || (e != u32::MAX && e != old.gid) {
-        c.sgid = c.egid;
-    }
-    c.fsgid = c.egid;
-    ok(0)
+    set_re(a.u32(0), a.u32(1), true)
 }
-
 pub fn sys_getresuid(a: Args) -> SysResult {
-    let c = *current().process.creds.lock();
-    write_val(a.u(0), &c.uid)?;
-    write_val(a.u(1), &c.euid)?;
-    write_val(a.u(2), &c.suid)?;
-    ok(0)
+    get_res(&a, false)
 }
-
 pub fn sys_getresgid(a: Args) -> SysResult {
-    let c = *current().process.creds.lock();
-    write_val(a.u(0), &c.gid)?;
-    write_val(a.u(1), &c.egid)?;
-    write_val(a.u(2), &c.sgid)?;
-    ok(0)
+    get_res(&a, true)
 }
 
 /// getgroups(size, list): size 0 asks for the count; a smaller list is EINVAL.

@@ -1,13 +1,12 @@
 //! SYSCALL entry. The CPU leaves the user RIP in RCX and RFLAGS in R11 and
 //! masks IF (SFMASK); the stub switches to the task's kernel stack, builds
-//! the same [`TrapFrame`](super::trap::TrapFrame) as an interrupt (vector
-//! `VECTOR_SYSCALL`, the original RAX in the error-code slot so an
-//! interrupted syscall can be restarted), calls the kernel's dispatcher and leaves through
-//! `trap_return` (IRETQ), which restores every register — simpler than
-//! SYSRET and immune to its non-canonical-RCX hazard.
+//! the hardware part of the same [`TrapFrame`](super::trap::TrapFrame) as an
+//! interrupt (vector `VECTOR_SYSCALL`, the original RAX in the error-code slot
+//! so an interrupted syscall can be restarted) and joins the common trap path,
+//! which saves the registers, dispatches, and leaves through IRETQ — simpler
+//! than SYSRET and immune to its non-canonical-RCX hazard.
 
 use super::cpu::{rdmsr, wrmsr};
-use super::trap::TrapFrame;
 
 /// Pseudo vector that marks a syscall frame.
 pub const VECTOR_SYSCALL: u64 = 0x100;
@@ -32,38 +31,13 @@ syscall_entry:
     push %rcx                   /* user RIP */
     push %rax                   /* error code slot: the syscall number, for restarts */
     pushq $0x100                /* VECTOR_SYSCALL */
-    cld
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
-    mov %rsp, %rdi
-    call syscall_handler
-    jmp trap_return
+    jmp trap_common_gs_ok       /* the common path saves the rest and calls trap_handler */
     "#,
     options(att_syntax)
 );
 
 extern "C" {
     fn syscall_entry();
-}
-
-#[no_mangle]
-extern "C" fn syscall_handler(frame: &mut TrapFrame) {
-    super::cpu::enable_interrupts();
-    crate::syscall::dispatch(frame);
-    crate::process::exit_to_user_mode(frame);
 }
 
 pub fn init() {

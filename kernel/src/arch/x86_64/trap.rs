@@ -18,9 +18,12 @@ core::arch::global_asm!(
 trap_common:
     /* rsp -> vector, error code, rip, cs, rflags, rsp, ss */
     testb $3, 24(%rsp)
-    jz 1f
+    jz trap_common_gs_ok
     swapgs
-1:  cld
+    /* syscall_entry joins here with its frame built and GS already swapped */
+    .global trap_common_gs_ok
+trap_common_gs_ok:
+    cld
     push %rax
     push %rbx
     push %rcx
@@ -238,6 +241,13 @@ impl fmt::Display for ExceptionReport<'_> {
 
 #[no_mangle]
 extern "C" fn trap_handler(frame: &mut TrapFrame) {
+    if frame.vector == super::syscall::VECTOR_SYSCALL {
+        // Interrupts were masked by SFMASK only to switch stacks safely.
+        cpu::enable_interrupts();
+        crate::syscall::dispatch(frame);
+        crate::process::exit_to_user_mode(frame);
+        return;
+    }
     match frame.vector {
         VECTOR_TIMER => {
             apic::on_timer();
