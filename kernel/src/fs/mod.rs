@@ -7,6 +7,7 @@ pub mod fdtable;
 pub mod file;
 pub mod path;
 pub mod pipe;
+pub mod procfs;
 pub mod tmpfs;
 pub mod vfs;
 
@@ -22,6 +23,10 @@ pub fn root() -> Arc<dyn Inode> {
     ROOT.get().expect("fs not initialized").clone()
 }
 
+pub fn root_weak() -> alloc::sync::Weak<dyn Inode> {
+    Arc::downgrade(ROOT.get().expect("fs not initialized"))
+}
+
 /// Builds the root tmpfs from the initramfs and mounts /dev (and an empty /proc and /tmp).
 pub fn init() -> KResult<()> {
     let root = tmpfs::TmpfsDir::new_root();
@@ -29,13 +34,12 @@ pub fn init() -> KResult<()> {
     if let Some(archive) = crate::initramfs::archive() {
         unpack_initramfs(&root, archive)?;
     }
-    for dir in ["tmp", "proc"] {
-        if root.lookup(dir).is_err() {
-            root.create(dir, vfs::S_IFDIR | 0o777 | if dir == "tmp" { 0o1000 } else { 0 }, 0, 0)?;
-        }
+    if root.lookup("tmp").is_err() {
+        root.create("tmp", vfs::S_IFDIR | 0o1777, 0, 0)?;
     }
     let dev = devfs::new(root.clone());
     root.mount("dev", dev)?;
+    root.mount("proc", procfs::new(&root))?;
     Ok(())
 }
 

@@ -25,6 +25,9 @@ pub const STACK_SIZE: u64 = 8 << 20;
 /// Where top-down mmap searches start: below the stack and its gap (Linux's mmap_base).
 pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);
 
+/// Page-table pages of every user address space (the `PageTables` of /proc/meminfo).
+pub static USER_PT_PAGES: AtomicU64 = AtomicU64::new(0);
+
 /// `PhysMem` for user page tables: frames from the allocator, counted per mm
 /// (VmPTE) so accounting stays exact.
 pub struct UserPhysMem<'a> {
@@ -43,11 +46,13 @@ impl PhysMem for UserPhysMem<'_> {
     fn alloc_table(&mut self) -> Option<u64> {
         let f = frame::alloc_zeroed_frame()?;
         self.pt_pages.fetch_add(1, Ordering::Relaxed);
+        USER_PT_PAGES.fetch_add(1, Ordering::Relaxed);
         Some(f.addr())
     }
 
     fn free_table(&mut self, table: u64) {
         self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+        USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
         frame::free_frames(PhysFrame(table), 0);
     }
 }

@@ -65,7 +65,7 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
     }
     let pa = match &vma.backend {
         Backend::Anonymous => page::alloc_user_page().ok_or(FaultError::Oom)?,
-        Backend::File(inode) => {
+        Backend::File(inode, _) => {
             let offset = vma.pgoff * PAGE_SIZE + (page_va - vma.start);
             let size = inode.metadata().size;
             if offset >= super::align_up(size, PAGE_SIZE) {

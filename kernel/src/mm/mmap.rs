@@ -121,7 +121,8 @@ pub struct MmapRequest {
     pub len: u64,
     pub prot: u32,
     pub flags: u32,
-    pub file: Option<Arc<dyn Inode>>,
+    /// The file and the path it was opened by.
+    pub file: Option<(Arc<dyn Inode>, Arc<str>)>,
     /// The file was opened for writing (MAP_SHARED with PROT_WRITE needs it).
     pub file_writable: bool,
     pub offset: u64,
@@ -163,7 +164,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     let backend = if flags & MAP_ANONYMOUS != 0 {
         Backend::Anonymous
     } else {
-        let f = file.ok_or(EBADF)?;
+        let (f, path) = file.ok_or(EBADF)?;
         let meta = f.metadata();
         if !meta.is_regular() {
             return Err(ENODEV);
@@ -177,7 +178,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             crate::log_once!("mmap: MAP_SHARED file mappings are not supported yet");
             return Err(ENODEV);
         }
-        Backend::File(f)
+        Backend::File(f, path)
     };
     let mut inner = mm.inner.lock();
     let start = if fixed {

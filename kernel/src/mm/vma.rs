@@ -33,8 +33,9 @@ bitflags::bitflags! {
 pub enum Backend {
     /// Zero-filled anonymous memory.
     Anonymous,
-    /// A file; private mappings copy its pages on first touch.
-    File(Arc<dyn Inode>),
+    /// A file (and the path it was opened by, for /proc/pid/maps); private
+    /// mappings copy its pages on first touch.
+    File(Arc<dyn Inode>, Arc<str>),
 }
 
 #[derive(Clone)]
@@ -76,7 +77,7 @@ impl Vma {
             && self.flags == next.flags
             && match (&self.backend, &next.backend) {
                 (Backend::Anonymous, Backend::Anonymous) => true,
-                (Backend::File(a), Backend::File(b)) => {
+                (Backend::File(a, _), Backend::File(b, _)) => {
                     Arc::ptr_eq(a, b) && self.pgoff + (self.end - self.start) / super::PAGE_SIZE == next.pgoff
                 }
                 _ => false,

@@ -107,6 +107,7 @@ pub fn exec_into(
             None => break (inode, data),
         }
     };
+    let exec_path: Arc<str> = alloc::string::String::from_utf8_lossy(&path).into();
     let info = elf_loader::parse(&data).map_err(|e| Errno(e.errno()))?;
     let bias = elf_loader::load_bias(&info);
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
@@ -124,7 +125,7 @@ pub fn exec_into(
                     prot: prot(step.prot),
                     flags: VmFlags::empty(),
                     pgoff: step.file_offset / PAGE_SIZE,
-                    backend: Backend::File(inode.clone()),
+                    backend: Backend::File(inode.clone(), exec_path.clone()),
                 });
             }
             if step.end > step.file_end {

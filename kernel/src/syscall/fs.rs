@@ -984,3 +984,55 @@ pub fn sys_renameat2(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, fla
     odir.rename(&oname, &ndir, &nname)?;
     ok(0)
 }
+
+/// sendfile(out, in, offset*, count): copies through a kernel buffer. With an
+/// offset pointer the input file's position is left alone and the pointer is
+/// advanced instead.
+pub fn sys_sendfile(a: Args) -> SysResult {
+    let (out_fd, in_fd, off_va, count) = (a.i32(0), a.i32(1), a.u(2), a.usize(3).min(MAX_RW_COUNT));
+    let out = get_file(out_fd)?;
+    let inp = get_file(in_fd)?;
+    if !inp.readable() || !out.writable() {
+        return Err(EBADF);
+    }
+    let mut offset = if off_va != 0 {
+        let o: i64 = read_val(off_va)?;
+        if o < 0 {
+            return Err(EINVAL);
+        }
+        Some(o as u64)
+    } else {
+        None
+    };
+    let mut buf = vec![0u8; count.min(CHUNK)];
+    let mut done = 0;
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let r = match offset {
+            Some(o) => inp.pread(&mut buf[..want], o),
+            None => inp.read(&mut buf[..want]),
+        };
+        let n = match r {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let w = match out.write(&buf[..n]) {
+            Ok(w) => w,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += w;
+        if let Some(o) = offset.as_mut() {
+            *o += w as u64;
+        }
+        if w < n || n < want {
+            break;
+        }
+    }
+    if let Some(o) = offset {
+        write_val(off_va, &(o as i64))?;
+    }
+    ok(done)
+}

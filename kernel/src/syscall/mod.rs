@@ -98,6 +98,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         37 => time::sys_alarm(a),
         38 => time::sys_setitimer(a),
         39 => process::sys_getpid(),
+        40 => fs::sys_sendfile(a),
         56 => process::sys_clone(frame, a),
         57 => process::sys_fork(frame),
         58 => process::sys_vfork(frame),

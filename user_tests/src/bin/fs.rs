@@ -77,11 +77,42 @@ fn main() {
             poll_reports_pollhup_when_writer_closed,
             dev_null_reads_eof_and_swallows_writes,
             dev_zero_reads_zeroes,
+            sendfile_copies_and_advances_the_offset,
+            proc_self_links_to_own_pid,
+            proc_self_status_names_the_process,
         ],
     )
 }
 
 /// A file in a fresh scratch directory holding `data`, open with `flags`.
+fn sendfile_copies_and_advances_the_offset() {
+    let (_d1, src) = temp_file(b"0123456789", O_RDONLY);
+    let (_d2, dst) = temp_file(b"", O_RDWR);
+    let mut off: i64 = 3;
+    assert_eq!(sys!(SYS_sendfile, dst, src, &mut off as *mut i64, 4).unwrap(), 4);
+    assert_eq!(off, 7);
+    assert_eq!(lseek(src, 0, SEEK_CUR).unwrap(), 0, "with an offset pointer the file position stays");
+    assert_eq!(sys!(SYS_sendfile, dst, src, 0, 100).unwrap(), 10);
+    let mut buf = [0u8; 16];
+    assert_eq!(sys!(SYS_pread64, dst, buf.as_mut_ptr(), 16, 0).unwrap(), 14);
+    assert_eq!(&buf[..14], b"34560123456789");
+    close(src).unwrap();
+    close(dst).unwrap();
+}
+
+fn proc_self_links_to_own_pid() {
+    let target = std::fs::read_link("/proc/self").unwrap();
+    assert_eq!(target.to_str().unwrap(), std::process::id().to_string());
+}
+
+fn proc_self_status_names_the_process() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
+    assert_eq!(field("Name:").as_deref(), Some("fs"));
+    assert_eq!(field("Pid:"), Some(std::process::id().to_string()));
+    assert!(field("VmRSS:").is_some_and(|v| v.ends_with(" kB")), "{status}");
+}
+
 fn temp_file(data: &[u8], flags: i32) -> (TempDir, i32) {
     let dir = TempDir::new();
     let path = dir.file("f", data);

@@ -1,0 +1,426 @@
+//! /proc: generated files. For now the system-wide `meminfo` and per-process
+//! `cmdline`, `comm`, `stat`, `statm`, `status` and `maps`, plus the `self`
+//! link; the VM issue adds the exact RSS split and smaps.
+//!
+//! Every read regenerates the text and serves the requested slice, as
+//! Linux's seq_file does for small files.
+
+use super::vfs::*;
+use crate::errno::*;
+use crate::mm::address_space::USER_PT_PAGES;
+use crate::mm::vma::{Backend, Prot, VmFlags};
+use crate::process::task::{find_process, Process, TABLES};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+const PROC_DEV: u64 = 0x4;
+/// Inode numbers: per-pid entries get `(pid << 8) | file`, the rest are small.
+const INO_ROOT: u64 = 1;
+const INO_MEMINFO: u64 = 2;
+const INO_SELF: u64 = 3;
+
+fn meta(ino: u64, mode: u32) -> Metadata {
+    let now = crate::time::realtime();
+    Metadata {
+        dev: PROC_DEV,
+        ino,
+        mode,
+        nlink: 1,
+        blksize: 1024,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        ..Default::default()
+    }
+}
+
+pub struct ProcRoot {
+    parent: alloc::sync::Weak<dyn Inode>,
+}
+
+pub fn new(parent: &Arc<dyn Inode>) -> Arc<dyn Inode> {
+    Arc::new(ProcRoot { parent: Arc::downgrade(parent) })
+}
+
+impl Inode for ProcRoot {
+    fn metadata(&self) -> Metadata {
+        let mut m = meta(INO_ROOT, S_IFDIR | 0o555);
+        m.nlink = 2;
+        m
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        match name {
+            "" | "." => Ok(Arc::new(ProcRoot { parent: self.parent.clone() })),
+            ".." => self.parent.upgrade().ok_or(ENOENT),
+            "meminfo" => Ok(Arc::new(ProcFile { kind: FileKind::Meminfo, pid: 0 })),
+            "self" => Ok(Arc::new(SelfLink)),
+            _ => {
+                let pid: u32 = name.parse().map_err(|_| ENOENT)?;
+                find_process(pid).ok_or(ENOENT)?;
+                Ok(Arc::new(PidDir { pid }))
+            }
+        }
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        let mut v = alloc::vec![
+            DirEntry { name: ".".into(), ino: INO_ROOT, d_type: DT_DIR },
+            DirEntry { name: "..".into(), ino: INO_ROOT, d_type: DT_DIR },
+            DirEntry { name: "meminfo".into(), ino: INO_MEMINFO, d_type: DT_REG },
+            DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
+        ];
+        let pids: Vec<u32> =
+            TABLES.lock().processes.iter().filter(|(_, w)| w.strong_count() > 0).map(|(p, _)| *p).collect();
+        for pid in pids {
+            v.push(DirEntry { name: pid.to_string(), ino: (pid as u64) << 8, d_type: DT_DIR });
+        }
+        Ok(v)
+    }
+}
+
+/// `/proc/self`: a link to the reader's pid directory.
+struct SelfLink;
+
+impl Inode for SelfLink {
+    fn metadata(&self) -> Metadata {
+        meta(INO_SELF, S_IFLNK | 0o777)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn readlink(&self) -> KResult<Vec<u8>> {
+        Ok(crate::process::current().process.pid.to_string().into_bytes())
+    }
+}
+
+const PID_FILES: [(&str, FileKind); 6] = [
+    ("cmdline", FileKind::Cmdline),
+    ("comm", FileKind::Comm),
+    ("maps", FileKind::Maps),
+    ("stat", FileKind::Stat),
+    ("statm", FileKind::Statm),
+    ("status", FileKind::Status),
+];
+
+struct PidDir {
+    pid: u32,
+}
+
+impl Inode for PidDir {
+    fn metadata(&self) -> Metadata {
+        let mut m = meta((self.pid as u64) << 8, S_IFDIR | 0o555);
+        m.nlink = 2;
+        m
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        match name {
+            "" | "." => Ok(Arc::new(PidDir { pid: self.pid })),
+            ".." => Ok(Arc::new(ProcRoot { parent: super::root_weak() })),
+            _ => {
+                let kind = PID_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
+                Ok(Arc::new(ProcFile { kind, pid: self.pid }))
+            }
+        }
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        let base = (self.pid as u64) << 8;
+        let mut v = alloc::vec![
+            DirEntry { name: ".".into(), ino: base, d_type: DT_DIR },
+            DirEntry { name: "..".into(), ino: INO_ROOT, d_type: DT_DIR },
+        ];
+        for (i, (name, _)) in PID_FILES.iter().enumerate() {
+            v.push(DirEntry { name: (*name).into(), ino: base + 1 + i as u64, d_type: DT_REG });
+        }
+        Ok(v)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Meminfo,
+    Cmdline,
+    Comm,
+    Maps,
+    Stat,
+    Statm,
+    Status,
+}
+
+struct ProcFile {
+    kind: FileKind,
+    pid: u32,
+}
+
+impl Inode for ProcFile {
+    fn metadata(&self) -> Metadata {
+        let idx = PID_FILES.iter().position(|(_, k)| *k == self.kind).unwrap_or(0) as u64;
+        let ino = if self.kind == FileKind::Meminfo { INO_MEMINFO } else { ((self.pid as u64) << 8) + 1 + idx };
+        meta(ino, S_IFREG | 0o444)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        let text = self.generate()?;
+        let Ok(off) = usize::try_from(offset) else { return Ok(0) };
+        if off >= text.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(text.len() - off);
+        buf[..n].copy_from_slice(&text[off..off + n]);
+        Ok(n)
+    }
+    fn write_at(&self, _offset: u64, _buf: &[u8]) -> KResult<usize> {
+        Err(EACCES)
+    }
+}
+
+impl ProcFile {
+    fn generate(&self) -> KResult<Vec<u8>> {
+        if self.kind == FileKind::Meminfo {
+            return Ok(meminfo().into_bytes());
+        }
+        let p = find_process(self.pid).ok_or(ESRCH)?;
+        Ok(match self.kind {
+            FileKind::Meminfo => unreachable!(),
+            FileKind::Cmdline => {
+                let (mm, _) = mm_of(&p);
+                match mm {
+                    Some(mm) => {
+                        let (s, e) = mm.inner.lock().arg_range;
+                        let mut v = alloc::vec![0u8; (e - s) as usize];
+                        crate::mm::usercopy::copy_from_user(&mm, s, &mut v).map(|_| v).unwrap_or_default()
+                    }
+                    None => Vec::new(),
+                }
+            }
+            FileKind::Comm => {
+                let mut c = comm(&p);
+                c.push('\n');
+                c.into_bytes()
+            }
+            FileKind::Maps => maps(&p).into_bytes(),
+            FileKind::Stat => stat(&p).into_bytes(),
+            FileKind::Statm => {
+                let s = mem_stats(&p);
+                format!("{} {} 0 {} 0 {} 0\n", s.vm_pages, s.rss, s.text_pages, s.data_pages).into_bytes()
+            }
+            FileKind::Status => status(&p).into_bytes(),
+        })
+    }
+}
+
+fn kb(pages: u64) -> u64 {
+    pages * 4
+}
+
+/// `/proc/meminfo`, with Linux's field names and `%8lu kB` layout.
+fn meminfo() -> String {
+    let f = crate::mm::frame::stats();
+    let mut s = String::new();
+    let mut line = |name: &str, v: u64| {
+        let _ = writeln!(s, "{:<16}{:>8} kB", format!("{}:", name), v);
+    };
+    line("MemTotal", kb(f.usable));
+    line("MemFree", kb(f.free));
+    line("MemAvailable", kb(f.free));
+    line("Buffers", 0);
+    line("Cached", 0);
+    line("SwapCached", 0);
+    line("Active", 0);
+    line("Inactive", 0);
+    line("Unevictable", 0);
+    line("Mlocked", 0);
+    line("SwapTotal", 0);
+    line("SwapFree", 0);
+    line("Dirty", 0);
+    line("Writeback", 0);
+    line("AnonPages", kb(crate::mm::page::user_pages()));
+    line("Mapped", 0);
+    line("Shmem", 0);
+    line("KernelStack", 0);
+    line("PageTables", kb(USER_PT_PAGES.load(Ordering::Relaxed)));
+    line("CommitLimit", kb(f.usable));
+    line("Committed_AS", 0);
+    line("VmallocTotal", 0);
+    line("VmallocUsed", 0);
+    line("HugePages_Total", 0);
+    s
+}
+
+fn mm_of(p: &Arc<Process>) -> (Option<Arc<crate::mm::address_space::MmStruct>>, usize) {
+    let threads = p.threads.lock();
+    (threads.first().and_then(|t| t.mm.lock().clone()), threads.len())
+}
+
+fn comm(p: &Arc<Process>) -> String {
+    let c = p.threads.lock().first().map(|t| *t.comm.lock()).unwrap_or_default();
+    let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+    String::from_utf8_lossy(&c[..n]).into_owned()
+}
+
+struct MemStats {
+    vm_pages: u64,
+    rss: u64,
+    pt_pages: u64,
+    text_pages: u64,
+    data_pages: u64,
+    stack_pages: u64,
+}
+
+fn mem_stats(p: &Arc<Process>) -> MemStats {
+    let (mm, _) = mm_of(p);
+    let Some(mm) = mm else {
+        return MemStats { vm_pages: 0, rss: 0, pt_pages: 0, text_pages: 0, data_pages: 0, stack_pages: 0 };
+    };
+    let inner = mm.inner.lock();
+    let mut s = MemStats {
+        vm_pages: 0,
+        rss: inner.rss,
+        pt_pages: mm.pt_pages.load(Ordering::Relaxed),
+        text_pages: 0,
+        data_pages: 0,
+        stack_pages: 0,
+    };
+    for v in inner.vmas.values() {
+        let pages = (v.end - v.start) / 4096;
+        s.vm_pages += pages;
+        if v.flags.contains(VmFlags::STACK) {
+            s.stack_pages += pages;
+        } else if v.prot.contains(Prot::EXEC) {
+            s.text_pages += pages;
+        } else if v.prot.contains(Prot::WRITE) && !v.is_shared() {
+            s.data_pages += pages;
+        }
+    }
+    s
+}
+
+fn state_char(p: &Arc<Process>) -> char {
+    if p.is_zombie() {
+        'Z'
+    } else if p.stopped.load(Ordering::Relaxed) {
+        'T'
+    } else {
+        let threads = p.threads.lock();
+        if threads.iter().any(|t| {
+            matches!(t.state(), crate::process::task::TaskState::Running | crate::process::task::TaskState::Runnable)
+        }) {
+            'R'
+        } else {
+            'S'
+        }
+    }
+}
+
+/// `/proc/pid/stat`: the 52 fields of Linux's `do_task_stat`, with the ones
+/// not tracked yet as 0.
+fn stat(p: &Arc<Process>) -> String {
+    let m = mem_stats(p);
+    let (_, threads) = mm_of(p);
+    let minflt = p.min_flt.load(Ordering::Relaxed);
+    let mut s = format!(
+        "{} ({}) {} {} {} {} 0 -1 0 {} 0 0 0 0 0 0 0 20 0 {} 0 0 {} {}",
+        p.pid,
+        comm(p),
+        state_char(p),
+        p.parent_pid(),
+        p.pgid(),
+        p.sid.load(Ordering::Relaxed),
+        minflt,
+        threads,
+        m.vm_pages * 4096,
+        m.rss
+    );
+    // rsslim .. exit_code: 28 more fields.
+    for _ in 0..28 {
+        s.push_str(" 0");
+    }
+    s.push('\n');
+    s
+}
+
+fn status(p: &Arc<Process>) -> String {
+    let m = mem_stats(p);
+    let (_, threads) = mm_of(p);
+    let c = *p.creds.lock();
+    let state = match state_char(p) {
+        'R' => "R (running)",
+        'Z' => "Z (zombie)",
+        'T' => "T (stopped)",
+        _ => "S (sleeping)",
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "Name:\t{}", comm(p));
+    let _ = writeln!(s, "Umask:\t0022");
+    let _ = writeln!(s, "State:\t{}", state);
+    let _ = writeln!(s, "Tgid:\t{}", p.pid);
+    let _ = writeln!(s, "Pid:\t{}", p.pid);
+    let _ = writeln!(s, "PPid:\t{}", p.parent_pid());
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.uid, c.euid, c.suid, c.fsuid);
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.gid, c.egid, c.sgid, c.fsgid);
+    let _ = writeln!(s, "VmPeak:\t{:>8} kB", kb(m.vm_pages));
+    let _ = writeln!(s, "VmSize:\t{:>8} kB", kb(m.vm_pages));
+    let _ = writeln!(s, "VmLck:\t{:>8} kB", 0);
+    let _ = writeln!(s, "VmHWM:\t{:>8} kB", kb(m.rss));
+    let _ = writeln!(s, "VmRSS:\t{:>8} kB", kb(m.rss));
+    let _ = writeln!(s, "RssAnon:\t{:>8} kB", kb(m.rss));
+    let _ = writeln!(s, "RssFile:\t{:>8} kB", 0);
+    let _ = writeln!(s, "RssShmem:\t{:>8} kB", 0);
+    let _ = writeln!(s, "VmData:\t{:>8} kB", kb(m.data_pages));
+    let _ = writeln!(s, "VmStk:\t{:>8} kB", kb(m.stack_pages));
+    let _ = writeln!(s, "VmExe:\t{:>8} kB", kb(m.text_pages));
+    let _ = writeln!(s, "VmPTE:\t{:>8} kB", kb(m.pt_pages));
+    let _ = writeln!(s, "Threads:\t{}", threads);
+    s
+}
+
+/// `/proc/pid/maps`: `start-end perms offset dev inode path`, as `show_map_vma`.
+fn maps(p: &Arc<Process>) -> String {
+    let (mm, _) = mm_of(p);
+    let Some(mm) = mm else { return String::new() };
+    let inner = mm.inner.lock();
+    let mut s = String::new();
+    for v in inner.vmas.values() {
+        let perms = [
+            if v.prot.contains(Prot::READ) { 'r' } else { '-' },
+            if v.prot.contains(Prot::WRITE) { 'w' } else { '-' },
+            if v.prot.contains(Prot::EXEC) { 'x' } else { '-' },
+            if v.is_shared() { 's' } else { 'p' },
+        ];
+        let perms: String = perms.iter().collect();
+        let (dev, ino, name, off) = match &v.backend {
+            Backend::File(i, path) => {
+                let m = i.metadata();
+                (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, path.to_string(), v.pgoff * 4096)
+            }
+            Backend::Anonymous => {
+                let name = if v.flags.contains(VmFlags::HEAP) {
+                    "[heap]"
+                } else if v.flags.contains(VmFlags::STACK) {
+                    "[stack]"
+                } else {
+                    ""
+                };
+                ("00:00".to_string(), 0, name.to_string(), 0)
+            }
+        };
+        let line = format!("{:08x}-{:08x} {} {:08x} {} {}", v.start, v.end, perms, off, dev, ino);
+        if name.is_empty() {
+            let _ = writeln!(s, "{}", line);
+        } else {
+            let _ = writeln!(s, "{:<73}{}", line, name);
+        }
+    }
+    s
+}
