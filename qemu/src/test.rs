@@ -317,7 +317,7 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
         if finished { Ok(()) } else { Err(format!("kernel ended with {:?}", run.exit)) },
     );
     // The kernel counts frames at power-off (`process::leak_check`).
-    let leak_line = run.output.lines().find(|l| l.starts_with("mshare-kernel: frames in use: "));
+    let leak_line = run.output.lines().find(|l| l.starts_with("mshare-kernel: frames in use"));
     t.record(
         "kernel: no frame leaked by the whole user test suite",
         match leak_line {

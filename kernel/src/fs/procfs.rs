@@ -213,7 +213,8 @@ impl ProcFile {
             FileKind::Stat => stat(&p).into_bytes(),
             FileKind::Statm => {
                 let s = mem_stats(&p);
-                format!("{} {} 0 {} 0 {} 0\n", s.vm_pages, s.rss, s.text_pages, s.data_pages).into_bytes()
+                let shared = s.rss_by_kind[1] + s.rss_by_kind[2];
+                format!("{} {} {} {} 0 {} 0\n", s.vm_pages, s.rss, shared, s.text_pages, s.data_pages).into_bytes()
             }
             FileKind::Status => status(&p).into_bytes(),
         })
@@ -235,7 +236,7 @@ fn meminfo() -> String {
     line("MemFree", kb(f.free));
     line("MemAvailable", kb(f.free));
     line("Buffers", 0);
-    line("Cached", 0);
+    line("Cached", kb(crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed)));
     line("SwapCached", 0);
     line("Active", 0);
     line("Inactive", 0);
@@ -245,9 +246,9 @@ fn meminfo() -> String {
     line("SwapFree", 0);
     line("Dirty", 0);
     line("Writeback", 0);
-    line("AnonPages", kb(crate::mm::page::user_pages()));
+    line("AnonPages", kb(crate::mm::page::user_pages() - crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed)));
     line("Mapped", 0);
-    line("Shmem", 0);
+    line("Shmem", kb(crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed)));
     line("KernelStack", 0);
     line("PageTables", kb(USER_PT_PAGES.load(Ordering::Relaxed)));
     line("CommitLimit", kb(f.usable));
@@ -272,6 +273,8 @@ fn comm(p: &Arc<Process>) -> String {
 struct MemStats {
     vm_pages: u64,
     rss: u64,
+    /// anon, file, shmem
+    rss_by_kind: [u64; 3],
     pt_pages: u64,
     text_pages: u64,
     data_pages: u64,
@@ -281,12 +284,21 @@ struct MemStats {
 fn mem_stats(p: &Arc<Process>) -> MemStats {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else {
-        return MemStats { vm_pages: 0, rss: 0, pt_pages: 0, text_pages: 0, data_pages: 0, stack_pages: 0 };
+        return MemStats {
+            vm_pages: 0,
+            rss: 0,
+            rss_by_kind: [0; 3],
+            pt_pages: 0,
+            text_pages: 0,
+            data_pages: 0,
+            stack_pages: 0,
+        };
     };
     let inner = mm.inner.lock();
     let mut s = MemStats {
         vm_pages: 0,
-        rss: inner.rss,
+        rss: inner.rss_total(),
+        rss_by_kind: inner.rss,
         pt_pages: mm.pt_pages.load(Ordering::Relaxed),
         text_pages: 0,
         data_pages: 0,
@@ -374,9 +386,9 @@ fn status(p: &Arc<Process>) -> String {
     let _ = writeln!(s, "VmLck:\t{:>8} kB", 0);
     let _ = writeln!(s, "VmHWM:\t{:>8} kB", kb(m.rss));
     let _ = writeln!(s, "VmRSS:\t{:>8} kB", kb(m.rss));
-    let _ = writeln!(s, "RssAnon:\t{:>8} kB", kb(m.rss));
-    let _ = writeln!(s, "RssFile:\t{:>8} kB", 0);
-    let _ = writeln!(s, "RssShmem:\t{:>8} kB", 0);
+    let _ = writeln!(s, "RssAnon:\t{:>8} kB", kb(m.rss_by_kind[0]));
+    let _ = writeln!(s, "RssFile:\t{:>8} kB", kb(m.rss_by_kind[1]));
+    let _ = writeln!(s, "RssShmem:\t{:>8} kB", kb(m.rss_by_kind[2]));
     let _ = writeln!(s, "VmData:\t{:>8} kB", kb(m.data_pages));
     let _ = writeln!(s, "VmStk:\t{:>8} kB", kb(m.stack_pages));
     let _ = writeln!(s, "VmExe:\t{:>8} kB", kb(m.text_pages));

@@ -4,6 +4,9 @@
 
 use super::vfs::*;
 use crate::errno::*;
+use crate::mm::page::PageKind;
+use crate::mm::page_cache::{PageCache, SHMEM_PAGES};
+use crate::mm::PAGE_SIZE;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
@@ -36,51 +39,50 @@ fn new_meta(mode: u32, uid: u32, gid: u32) -> Metadata {
     }
 }
 
+/// A tmpfs file: its data lives in a shmem page cache, which mappings share.
 pub struct TmpfsFile {
     meta: Mutex<Metadata>,
-    data: Mutex<Vec<u8>>,
+    cache: PageCache,
 }
 
-/// Bytes of file data all tmpfs files hold. Like Linux's default tmpfs
-/// size, the total is capped at half of RAM: a user filling tmpfs gets
-/// ENOSPC instead of exhausting the kernel heap (which never shrinks).
-static TMPFS_BYTES: AtomicU64 = AtomicU64::new(0);
-
-fn tmpfs_limit() -> u64 {
-    crate::mm::frame::stats().usable * crate::mm::PAGE_SIZE / 2
+/// Like Linux's default tmpfs size, all shmem pages together are capped at
+/// half of RAM: filling tmpfs gives ENOSPC instead of exhausting memory.
+fn shmem_limit_pages() -> u64 {
+    crate::mm::frame::stats().usable / 2
 }
 
-/// Reserves `more` bytes of the budget, or ENOSPC.
-fn charge(more: u64) -> KResult<()> {
-    let limit = tmpfs_limit();
-    TMPFS_BYTES
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| used.checked_add(more).filter(|&n| n <= limit))
-        .map(|_| ())
-        .map_err(|_| ENOSPC)
-}
-
-fn uncharge(less: u64) {
-    TMPFS_BYTES.fetch_sub(less, Ordering::Relaxed);
-}
-
-impl Drop for TmpfsFile {
-    fn drop(&mut self) {
-        uncharge(self.data.get_mut().len() as u64);
+/// The page for `index`, created if absent, within the shmem budget.
+fn cache_page(cache: &PageCache, index: u64) -> KResult<u64> {
+    if let Some(pa) = cache.find(index) {
+        return Ok(pa);
     }
+    if SHMEM_PAGES.load(Ordering::Relaxed) >= shmem_limit_pages() {
+        return Err(ENOSPC);
+    }
+    cache.find_or_create(index).ok_or(ENOSPC)
 }
 
 impl TmpfsFile {
     pub fn new(mode: u32, uid: u32, gid: u32) -> Arc<Self> {
-        Arc::new(TmpfsFile { meta: Mutex::new(new_meta(mode, uid, gid)), data: Mutex::new(Vec::new()) })
+        Arc::new(TmpfsFile { meta: Mutex::new(new_meta(mode, uid, gid)), cache: PageCache::new(PageKind::Shmem) })
     }
 
-    fn touch(&self, size: u64) {
+    fn set_size(&self, size: u64) {
         let mut m = self.meta.lock();
         m.size = size;
-        m.blocks = size.div_ceil(512);
+        m.blocks = self.cache.nr_pages() * (PAGE_SIZE / 512);
         m.mtime = crate::time::realtime();
         m.ctime = m.mtime;
     }
+}
+
+/// An unlinked shmem file of `size` bytes: the backing of MAP_SHARED
+/// anonymous memory (and later SysV segments and memfds), as Linux's
+/// `shmem_file_setup`.
+pub fn new_shmem_file(size: u64) -> Arc<dyn Inode> {
+    let f = TmpfsFile::new(S_IFREG | 0o600, 0, 0);
+    f.meta.lock().size = size;
+    f
 }
 
 impl Inode for TmpfsFile {
@@ -90,58 +92,66 @@ impl Inode for TmpfsFile {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn page_cache(&self) -> Option<&PageCache> {
+        Some(&self.cache)
+    }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
-        let data = self.data.lock();
-        let Ok(off) = usize::try_from(offset) else { return Ok(0) };
-        if off >= data.len() {
+        let size = self.meta.lock().size;
+        if offset >= size {
             return Ok(0);
         }
-        let n = buf.len().min(data.len() - off);
-        buf[..n].copy_from_slice(&data[off..off + n]);
+        let n = (buf.len() as u64).min(size - offset) as usize;
+        let mut done = 0;
+        while done < n {
+            let pos = offset + done as u64;
+            let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
+            let chunk = ((PAGE_SIZE - in_page) as usize).min(n - done);
+            match self.cache.find(index) {
+                Some(pa) => crate::mm::read_phys(pa + in_page, &mut buf[done..done + chunk]),
+                None => buf[done..done + chunk].fill(0),
+            }
+            done += chunk;
+        }
         Ok(n)
     }
     fn write_at(&self, offset: u64, buf: &[u8]) -> KResult<usize> {
         let end = offset.checked_add(buf.len() as u64).ok_or(EFBIG)?;
-        if end > (1 << 40) {
+        if end > MAX_FILE_SIZE {
             return Err(EFBIG);
         }
-        let mut data = self.data.lock();
-        if data.len() < end as usize {
-            let more = end as usize - data.len();
-            charge(more as u64)?;
-            if data.try_reserve(more).is_err() {
-                uncharge(more as u64);
-                return Err(ENOSPC);
-            }
-            data.resize(end as usize, 0);
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
+            let chunk = ((PAGE_SIZE - in_page) as usize).min(buf.len() - done);
+            let pa = match cache_page(&self.cache, index) {
+                Ok(pa) => pa,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            crate::mm::write_phys(pa + in_page, &buf[done..done + chunk]);
+            done += chunk;
         }
-        data[offset as usize..end as usize].copy_from_slice(buf);
-        let len = data.len() as u64;
-        drop(data);
-        self.touch(len);
-        Ok(buf.len())
+        let size = self.meta.lock().size.max(offset + done as u64);
+        self.set_size(size);
+        Ok(done)
     }
+    /// Grows sparsely; shrinking unmaps the pages past the new end from every
+    /// mapping (`truncate_pagecache`), drops them and zeroes the partial tail.
     fn truncate(&self, size: u64) -> KResult<()> {
-        if size > (1 << 40) {
+        if size > MAX_FILE_SIZE {
             return Err(EFBIG);
         }
-        let mut data = self.data.lock();
-        if size as usize > data.len() {
-            let more = size as usize - data.len();
-            charge(more as u64)?;
-            if data.try_reserve(more).is_err() {
-                uncharge(more as u64);
-                return Err(ENOSPC);
+        let old = self.meta.lock().size;
+        if size < old {
+            let first = size.div_ceil(PAGE_SIZE);
+            crate::mm::rmap::unmap_file_pages(self as *const Self as *const (), first, u64::MAX);
+            self.cache.truncate_from(first);
+            if size % PAGE_SIZE != 0 {
+                self.cache.zero_tail(size / PAGE_SIZE, size % PAGE_SIZE);
             }
-        } else {
-            uncharge((data.len() - size as usize) as u64);
         }
-        data.resize(size as usize, 0);
-        if data.capacity() > 2 * data.len() + 4096 {
-            data.shrink_to_fit();
-        }
-        drop(data);
-        self.touch(size);
+        self.set_size(size);
         Ok(())
     }
     fn chmod(&self, mode: u32) -> KResult<()> {
@@ -150,6 +160,10 @@ impl Inode for TmpfsFile {
         Ok(())
     }
 }
+
+/// Largest tmpfs file (Linux's MAX_LFS_FILESIZE is larger; this keeps page
+/// indices and sizes far from overflow).
+const MAX_FILE_SIZE: u64 = 1 << 44;
 
 /// A directory entry went away: the inode has one link fewer (an open file
 /// stays readable with st_nlink 0; a removed directory has 0 links).

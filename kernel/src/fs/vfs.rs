@@ -97,6 +97,10 @@ pub trait Inode: Send + Sync + Any {
     fn truncate(&self, _size: u64) -> KResult<()> {
         Err(EINVAL)
     }
+    /// The page cache mappings of this file share (None: not mappable).
+    fn page_cache(&self) -> Option<&crate::mm::page_cache::PageCache> {
+        None
+    }
     /// Devices and regular files: whether reads/writes would not block.
     fn poll(&self) -> u16 {
         POLLIN | POLLOUT

@@ -63,8 +63,9 @@ pub struct MmInner {
     pub vmas: BTreeMap<u64, Vma>,
     pub start_brk: u64,
     pub brk: u64,
-    /// Resident pages mapped in this mm (anonymous and private file copies).
-    pub rss: u64,
+    /// Resident pages mapped in this mm by kind (`PageKind` as index):
+    /// anon, file, shmem (Linux's MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES).
+    pub rss: [u64; 3],
     /// Argument and environment strings on the initial stack (for /proc later).
     pub arg_range: (u64, u64),
     pub env_range: (u64, u64),
@@ -85,19 +86,21 @@ impl MmStruct {
         let pt_pages = AtomicU64::new(0);
         let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages })?;
         super::kernel_map::copy_kernel_half(pt.root());
-        Some(Arc::new(MmStruct {
+        let mm = Arc::new(MmStruct {
             inner: Mutex::new(MmInner {
                 pt,
                 vmas: BTreeMap::new(),
                 start_brk: 0,
                 brk: 0,
-                rss: 0,
+                rss: [0; 3],
                 arg_range: (0, 0),
                 env_range: (0, 0),
             }),
             pt_pages,
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
-        }))
+        });
+        super::rmap::register(&mm);
+        Some(mm)
     }
 
     pub fn root(&self) -> u64 {
@@ -142,7 +145,7 @@ impl MmStruct {
                         return None;
                     }
                     page::get_page(m.phys);
-                    c.rss += 1;
+                    c.rss[page::kind(m.phys) as usize] += 1;
                 }
                 va += PAGE_SIZE;
             }
@@ -155,6 +158,11 @@ impl MmStruct {
 }
 
 impl MmInner {
+    /// All resident pages (VmRSS).
+    pub fn rss_total(&self) -> u64 {
+        self.rss.iter().sum()
+    }
+
     /// The VMA containing `addr`.
     pub fn find_vma(&self, addr: u64) -> Option<&Vma> {
         self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.contains(addr))
@@ -186,13 +194,12 @@ impl MmInner {
     /// references, and frees emptied tables. The caller flushes the TLB.
     pub fn zap_range(&mut self, pt_pages: &AtomicU64, start: u64, end: u64) {
         let mut mem = UserPhysMem { pt_pages };
-        let mut freed = 0;
+        let rss = &mut self.rss;
         let r = self.pt.unmap_range(&mut mem, start, end, |_, m| {
+            rss[page::kind(m.phys) as usize] -= 1;
             page::put_page(m.phys);
-            freed += 1;
         });
         debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
-        self.rss -= freed;
     }
 }
 

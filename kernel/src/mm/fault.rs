@@ -5,8 +5,9 @@
 #![deny(unsafe_code)]
 
 use super::address_space::{MmInner, UserPhysMem};
+use super::page::{self, PageKind};
 use super::vma::{Backend, Prot, Vma};
-use super::{page, PAGE_SIZE};
+use super::PAGE_SIZE;
 use crate::arch::cpu;
 use core::sync::atomic::AtomicU64;
 use page_table::{PageSize, PteFlags};
@@ -63,37 +64,38 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
         cpu::invlpg(page_va);
         return Ok(());
     }
-    let pa = match &vma.backend {
-        Backend::Anonymous => page::alloc_user_page().ok_or(FaultError::Oom)?,
+    let (pa, writable) = match &vma.backend {
+        Backend::Anonymous => (page::alloc_user_page().ok_or(FaultError::Oom)?, true),
         Backend::File(inode, _) => {
-            let offset = vma.pgoff * PAGE_SIZE + (page_va - vma.start);
-            let size = inode.metadata().size;
-            if offset >= super::align_up(size, PAGE_SIZE) {
+            let index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
+            // A page wholly past the end of the file: SIGBUS (as filemap_fault).
+            if index >= inode.metadata().size.div_ceil(PAGE_SIZE) {
                 return Err(FaultError::Bus);
             }
-            let pa = page::alloc_user_page().ok_or(FaultError::Oom)?;
-            let mut buf = [0u8; 512];
-            let mut done = 0u64;
-            while done < PAGE_SIZE && offset + done < size {
-                let n = inode.read_at(offset + done, &mut buf).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                let n = n.min((PAGE_SIZE - done) as usize);
-                super::write_phys(pa + done, &buf[..n]);
-                done += n as u64;
+            let cache = inode.page_cache().ok_or(FaultError::Bus)?;
+            let cached = cache.find_or_create(index).ok_or(FaultError::Oom)?;
+            if vma.is_shared() {
+                // do_shared_fault: the page cache page itself.
+                page::get_page(cached);
+                (cached, true)
+            } else if access.write {
+                // do_cow_fault: a private copy at once.
+                let copy = page::alloc_user_page().ok_or(FaultError::Oom)?;
+                super::copy_frame(copy, cached);
+                (copy, true)
+            } else {
+                // do_read_fault: the cache page, read-only until written.
+                page::get_page(cached);
+                (cached, false)
             }
-            pa
         }
     };
-    // A private page that is ours alone may be writable at once; shared
-    // file mappings arrive with the page cache (next issue).
-    let flags = MmInner::pte_flags(vma.prot, true);
+    let flags = MmInner::pte_flags(vma.prot, writable);
     if mm.pt.map(&mut mem, page_va, pa, PageSize::Size4K, flags).is_err() {
         page::put_page(pa);
         return Err(FaultError::Oom);
     }
-    mm.rss += 1;
+    mm.rss[page::kind(pa) as usize] += 1;
     Ok(())
 }
 
@@ -102,12 +104,17 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
 fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, old: u64) -> Result<(), FaultError> {
     let mut mem = UserPhysMem { pt_pages };
     let flags = MmInner::pte_flags(vma.prot, true);
-    if vma.is_shared() || page::page_count(old) == 1 {
+    // A shared mapping writes its page in place; a private one reuses an
+    // anonymous page nobody else holds (`wp_page_reuse`), and copies otherwise
+    // (a page cache page is never made private).
+    if vma.is_shared() || (page::kind(old) == PageKind::Anon && page::page_count(old) == 1) {
         mm.pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::Oom)?;
     } else {
         let new = page::alloc_user_page().ok_or(FaultError::Oom)?;
         super::copy_frame(new, old);
         mm.pt.remap(&mut mem, page_va, new, flags).expect("COW page vanished under the mm lock");
+        mm.rss[page::kind(old) as usize] -= 1;
+        mm.rss[PageKind::Anon as usize] += 1;
         page::put_page(old);
     }
     cpu::invlpg(page_va);

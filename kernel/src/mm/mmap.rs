@@ -162,23 +162,32 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         return Err(EINVAL);
     }
     let backend = if flags & MAP_ANONYMOUS != 0 {
-        Backend::Anonymous
+        if shared {
+            // Shared anonymous memory is an unlinked shmem file, so fork
+            // shares its pages and later ones too (Linux's shmem_zero_setup).
+            Backend::File(crate::fs::tmpfs::new_shmem_file(len), "/dev/zero (deleted)".into())
+        } else {
+            Backend::Anonymous
+        }
     } else {
         let (f, path) = file.ok_or(EBADF)?;
         let meta = f.metadata();
-        if !meta.is_regular() {
-            return Err(ENODEV);
-        }
-        if shared {
-            if prot_bits.contains(Prot::WRITE) && !file_writable {
+        if meta.file_type() == crate::fs::vfs::S_IFCHR && meta.rdev == (1 << 8) | 5 {
+            // /dev/zero: private is anonymous memory, shared is shmem.
+            if shared {
+                Backend::File(crate::fs::tmpfs::new_shmem_file(len), "/dev/zero (deleted)".into())
+            } else {
+                Backend::Anonymous
+            }
+        } else {
+            if f.page_cache().is_none() {
+                return Err(ENODEV);
+            }
+            if shared && prot_bits.contains(Prot::WRITE) && !file_writable {
                 return Err(EACCES);
             }
-            // Shared file mappings need the page cache (the VM issue); say so instead of
-            // silently giving private semantics.
-            crate::log_once!("mmap: MAP_SHARED file mappings are not supported yet");
-            return Err(ENODEV);
+            Backend::File(f, path)
         }
-        Backend::File(f, path)
     };
     let mut inner = mm.inner.lock();
     let start = if fixed {
@@ -221,21 +230,11 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         pgoff: offset / PAGE_SIZE,
         backend,
     });
-    // Shared anonymous memory must be the same pages in parent and child
-    // after fork; until shmem backs it (VM issue) the pages are made present
-    // now, so that fork shares rather than copies them.
-    if (shared || flags & MAP_POPULATE != 0) && !prot_bits.is_empty() {
-        let access = super::fault::Access { write: shared && prot_bits.contains(Prot::WRITE), exec: false };
+    if flags & MAP_POPULATE != 0 && !prot_bits.is_empty() {
+        // Fault every page in now; failures are left to the later access, as Linux does.
+        let access = super::fault::Access { write: prot_bits.contains(Prot::WRITE) && shared, exec: false };
         let mut va = start;
-        while va < start + len {
-            if super::fault::handle_mm_fault(&mut inner, &mm.pt_pages, va, access).is_err() {
-                if shared {
-                    inner.unmap_region(&mm.pt_pages, start, start + len);
-                    crate::arch::cpu::flush_tlb_all();
-                    return Err(ENOMEM);
-                }
-                break;
-            }
+        while va < start + len && super::fault::handle_mm_fault(&mut inner, &mm.pt_pages, va, access).is_ok() {
             va += PAGE_SIZE;
         }
     }

@@ -1,46 +1,88 @@
-//! Per-frame reference counts for pages mapped into user address spaces
-//! (Linux's `struct page` `_refcount`, only the part we need so far). A frame
-//! shared copy-on-write after fork, or mapped by several processes, is freed
-//! when the last reference goes (`put_page`).
+//! Per-frame state for pages that user space can map (Linux's `struct page`,
+//! only the parts we need): a reference count and what kind of page it is.
+//! A frame shared copy-on-write after fork, mapped by several processes or
+//! held by a page cache is freed when the last reference goes (`put_page`).
+//! The kind decides which RSS counter a mapping of it moves (anon, file,
+//! shmem), as Linux's `mm_counter`.
 
 use super::frame::{self, PhysFrame};
 use super::PAGE_SIZE;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use spin::Once;
+
+/// What a user-mappable page holds; indexes `MmInner::rss`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PageKind {
+    /// Private memory: anonymous pages and copy-on-write copies (MM_ANONPAGES).
+    Anon = 0,
+    /// Page cache of a regular, non-shmem file (MM_FILEPAGES).
+    File = 1,
+    /// Page cache of tmpfs/shmem (MM_SHMEMPAGES).
+    Shmem = 2,
+}
+
+impl PageKind {
+    fn from_u8(v: u8) -> PageKind {
+        match v {
+            1 => PageKind::File,
+            2 => PageKind::Shmem,
+            _ => PageKind::Anon,
+        }
+    }
+}
 
 struct PageDb {
     base_pfn: u64,
     refs: &'static [AtomicU32],
+    kinds: &'static [AtomicU8],
 }
 
 static PAGES: Once<PageDb> = Once::new();
 
-/// Frames handed to user mappings and not yet freed (for leak checks).
-static USER_PAGES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Frames handed out through `alloc_user_page` and not yet freed (leak checks).
+static USER_PAGES: AtomicU64 = AtomicU64::new(0);
 
-/// Allocates the refcount array over every frame the allocator manages (4 bytes a frame).
+/// Allocates the per-frame arrays over every frame the allocator manages (5 bytes a frame).
 pub fn init() {
     let (base, end) = frame::pfn_range();
-    let mut v = Vec::with_capacity((end - base) as usize);
-    v.resize_with((end - base) as usize, || AtomicU32::new(0));
-    PAGES.call_once(|| PageDb { base_pfn: base, refs: v.leak() });
+    let n = (end - base) as usize;
+    let mut refs = Vec::with_capacity(n);
+    refs.resize_with(n, || AtomicU32::new(0));
+    let mut kinds = Vec::with_capacity(n);
+    kinds.resize_with(n, || AtomicU8::new(0));
+    PAGES.call_once(|| PageDb { base_pfn: base, refs: refs.leak(), kinds: kinds.leak() });
+}
+
+fn index(pa: u64) -> usize {
+    let db = PAGES.get().expect("page db not initialized");
+    (pa / PAGE_SIZE - db.base_pfn) as usize
 }
 
 fn slot(pa: u64) -> &'static AtomicU32 {
-    let db = PAGES.get().expect("page db not initialized");
-    &db.refs[(pa / PAGE_SIZE - db.base_pfn) as usize]
+    &PAGES.get().unwrap().refs[index(pa)]
 }
 
-/// A fresh zeroed frame with one reference, or None when memory is exhausted.
-pub fn alloc_user_page() -> Option<u64> {
+/// A fresh zeroed frame of `kind` with one reference, or None when memory is exhausted.
+pub fn alloc_user_page_of(kind: PageKind) -> Option<u64> {
     let f = frame::alloc_zeroed_frame()?;
     slot(f.addr()).store(1, Ordering::Relaxed);
+    PAGES.get().unwrap().kinds[index(f.addr())].store(kind as u8, Ordering::Relaxed);
     USER_PAGES.fetch_add(1, Ordering::Relaxed);
     Some(f.addr())
 }
 
-/// Takes another reference to a mapped page.
+/// A fresh zeroed anonymous page with one reference.
+pub fn alloc_user_page() -> Option<u64> {
+    alloc_user_page_of(PageKind::Anon)
+}
+
+pub fn kind(pa: u64) -> PageKind {
+    PageKind::from_u8(PAGES.get().unwrap().kinds[index(pa)].load(Ordering::Relaxed))
+}
+
+/// Takes another reference to a page.
 pub fn get_page(pa: u64) {
     let old = slot(pa).fetch_add(1, Ordering::Relaxed);
     debug_assert!(old > 0, "get_page on a free page {:#x}", pa);

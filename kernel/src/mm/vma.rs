@@ -24,6 +24,8 @@ bitflags::bitflags! {
         const STACK = 1 << 2;
         const HEAP = 1 << 3;
         const DONTFORK = 1 << 4;
+        /// mlock: pages stay resident (VM_LOCKED).
+        const LOCKED = 1 << 5;
     }
 }
 

@@ -95,22 +95,29 @@ const INIT_ENV: [&[u8]; 4] = [b"HOME=/", b"TERM=linux", b"PATH=/bin:/sbin:/usr/b
 /// Frames in use before init was created (see `leak_check`).
 static FRAMES_BEFORE_INIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// Frames in use that no file owns: page-cache pages belong to files that
+/// still exist (/tmp leftovers are not leaks), everything else to tasks.
+fn unowned_frames() -> u64 {
+    crate::mm::frame::frames_in_use() - crate::mm::page_cache::SHMEM_PAGES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// At power-off: every frame user space took must be back, except what init
-/// itself still holds (its pages, page tables and kernel stack). Prints the
-/// verdict for the runner; false on a leak.
+/// itself still holds (its private pages, page tables and kernel stack).
+/// Prints the verdict for the runner; false on a leak.
 pub fn leak_check(init_alive: bool) -> bool {
     let before = FRAMES_BEFORE_INIT.load(core::sync::atomic::Ordering::Relaxed);
-    let now = crate::mm::frame::frames_in_use();
+    let now = unowned_frames();
     let mut held = 1u64 << crate::arch::context::KSTACK_ORDER;
     if init_alive {
         if let Some(mm) = current().mm.lock().as_ref() {
-            held += mm.inner.lock().rss + mm.pt_pages.load(core::sync::atomic::Ordering::Relaxed);
+            let anon = mm.inner.lock().rss[crate::mm::page::PageKind::Anon as usize];
+            held += anon + mm.pt_pages.load(core::sync::atomic::Ordering::Relaxed);
         }
     }
     let others = task::TABLES.lock().tasks.len().saturating_sub(1);
     let leaked = now as i64 - (before + held) as i64;
     crate::println!(
-        "mshare-kernel: frames in use: {} before init, {} now, {} held by init, {} other tasks: {}",
+        "mshare-kernel: frames in use (page cache aside): {} before init, {} now, {} held by init, {} other tasks: {}",
         before,
         now,
         held,
@@ -133,7 +140,7 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
         );
         files.alloc(f, false, 0, 1024)?;
     }
-    FRAMES_BEFORE_INIT.store(crate::mm::frame::frames_in_use(), core::sync::atomic::Ordering::Relaxed);
+    FRAMES_BEFORE_INIT.store(unowned_frames(), core::sync::atomic::Ordering::Relaxed);
     let tid = task::alloc_tid();
     assert_eq!(tid, 1, "init must be pid 1");
     let process =

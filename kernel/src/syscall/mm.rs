@@ -32,6 +32,11 @@ pub fn sys_munmap(a: Args) -> SysResult {
     ok(0)
 }
 
+pub fn sys_msync(a: Args) -> SysResult {
+    crate::mm::msync::do_msync(&current_mm(), a.u(0), a.u(1), a.u32(2))?;
+    ok(0)
+}
+
 pub fn sys_mprotect(a: Args) -> SysResult {
     crate::mm::mprotect::do_mprotect(&current_mm(), a.u(0), a.u(1), a.u32(2))?;
     ok(0)

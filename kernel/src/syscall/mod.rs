@@ -89,6 +89,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         21 => fs::sys_access(a),
         22 => fs::sys_pipe2(a.u(0), 0),
         24 => process::sys_sched_yield(),
+        26 => mm::sys_msync(a),
         28 => mm::sys_madvise(a),
         32 => fs::sys_dup(a),
         33 => fs::sys_dup2(a),

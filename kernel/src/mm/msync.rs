@@ -1,0 +1,48 @@
+//! `msync` (Linux's mm/msync.c). tmpfs has nothing to write back, so what is
+//! left is the argument checking and the range rules: a hole in the range is
+//! ENOMEM (after the rest is processed), MS_INVALIDATE on locked memory is
+//! EBUSY.
+#![deny(unsafe_code)]
+
+use super::address_space::MmStruct;
+use super::vma::VmFlags;
+use super::{align_up, PAGE_SIZE};
+use crate::errno::*;
+
+pub const MS_ASYNC: u32 = 1;
+pub const MS_INVALIDATE: u32 = 2;
+pub const MS_SYNC: u32 = 4;
+
+pub fn do_msync(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || start % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+        return Err(EINVAL);
+    }
+    let end = start.checked_add(align_up(len, PAGE_SIZE)).ok_or(ENOMEM)?;
+    if end == start {
+        return Ok(());
+    }
+    let inner = mm.inner.lock();
+    let mut unmapped = false;
+    let mut cur = start;
+    while cur < end {
+        let Some(v) = inner.vmas.range(..end).find(|(_, v)| v.end > cur).map(|(_, v)| v) else {
+            unmapped = true;
+            break;
+        };
+        if v.start > cur {
+            unmapped = true;
+        }
+        if flags & MS_INVALIDATE != 0 && v.flags.contains(VmFlags::LOCKED) {
+            return Err(EBUSY);
+        }
+        cur = v.end;
+    }
+    if unmapped {
+        Err(ENOMEM)
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Reverse mapping for file pages: which address spaces map a file's page.
+//! Linux keeps an interval tree of VMAs per file (`i_mmap`); this kernel
+//! walks every live address space's VMAs, which is simpler and enough until
+//! a benchmark says otherwise. Used when a file shrinks: its pages past the
+//! new end leave every mapping, private copies included, as Linux's
+//! `unmap_mapping_range(.., even_cows = 1)`.
+
+use super::address_space::MmStruct;
+use super::vma::Backend;
+use super::PAGE_SIZE;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use spin::Mutex;
+
+static MMS: Mutex<Vec<Weak<MmStruct>>> = Mutex::new(Vec::new());
+
+/// Registers a new address space.
+pub fn register(mm: &Arc<MmStruct>) {
+    let mut list = MMS.lock();
+    list.retain(|w| w.strong_count() > 0);
+    list.push(Arc::downgrade(mm));
+}
+
+/// Every live address space.
+pub fn all_mms() -> Vec<Arc<MmStruct>> {
+    MMS.lock().iter().filter_map(|w| w.upgrade()).collect()
+}
+
+/// Unmaps file pages [first, end) of the inode at `inode` (its data
+/// pointer) from every address space.
+pub fn unmap_file_pages(inode: *const (), first: u64, end: u64) {
+    for mm in all_mms() {
+        let mut inner = mm.inner.lock();
+        let ranges: Vec<(u64, u64)> = inner
+            .vmas
+            .values()
+            .filter(|v| matches!(&v.backend, Backend::File(i, _) if Arc::as_ptr(i) as *const () == inode))
+            .filter_map(|v| {
+                let pages = (v.end - v.start) / PAGE_SIZE;
+                let (lo, hi) = (v.pgoff.max(first), (v.pgoff + pages).min(end));
+                (lo < hi).then(|| (v.start + (lo - v.pgoff) * PAGE_SIZE, v.start + (hi - v.pgoff) * PAGE_SIZE))
+            })
+            .collect();
+        for (s, e) in ranges {
+            inner.zap_range(&mm.pt_pages, s, e);
+        }
+    }
+    crate::arch::cpu::flush_tlb_all();
+}
