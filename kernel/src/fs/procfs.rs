@@ -100,10 +100,11 @@ impl Inode for SelfLink {
     }
 }
 
-const PID_FILES: [(&str, FileKind); 6] = [
+const PID_FILES: [(&str, FileKind); 7] = [
     ("cmdline", FileKind::Cmdline),
     ("comm", FileKind::Comm),
     ("maps", FileKind::Maps),
+    ("smaps_rollup", FileKind::SmapsRollup),
     ("stat", FileKind::Stat),
     ("statm", FileKind::Statm),
     ("status", FileKind::Status),
@@ -151,6 +152,7 @@ enum FileKind {
     Cmdline,
     Comm,
     Maps,
+    SmapsRollup,
     Stat,
     Statm,
     Status,
@@ -210,6 +212,7 @@ impl ProcFile {
                 c.into_bytes()
             }
             FileKind::Maps => maps(&p).into_bytes(),
+            FileKind::SmapsRollup => smaps_rollup(&p).into_bytes(),
             FileKind::Stat => stat(&p).into_bytes(),
             FileKind::Statm => {
                 let s = mem_stats(&p);
@@ -241,7 +244,7 @@ fn meminfo() -> String {
     line("Active", 0);
     line("Inactive", 0);
     line("Unevictable", 0);
-    line("Mlocked", 0);
+    line("Mlocked", kb(mlocked_pages()));
     line("SwapTotal", 0);
     line("SwapFree", 0);
     line("Dirty", 0);
@@ -275,6 +278,7 @@ struct MemStats {
     rss: u64,
     /// anon, file, shmem
     rss_by_kind: [u64; 3],
+    locked_pages: u64,
     pt_pages: u64,
     text_pages: u64,
     data_pages: u64,
@@ -288,6 +292,7 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
             vm_pages: 0,
             rss: 0,
             rss_by_kind: [0; 3],
+            locked_pages: 0,
             pt_pages: 0,
             text_pages: 0,
             data_pages: 0,
@@ -299,6 +304,7 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
         vm_pages: 0,
         rss: inner.rss_total(),
         rss_by_kind: inner.rss,
+        locked_pages: inner.locked_pages(),
         pt_pages: mm.pt_pages.load(Ordering::Relaxed),
         text_pages: 0,
         data_pages: 0,
@@ -383,7 +389,7 @@ fn status(p: &Arc<Process>) -> String {
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.gid, c.egid, c.sgid, c.fsgid);
     let _ = writeln!(s, "VmPeak:\t{:>8} kB", kb(m.vm_pages));
     let _ = writeln!(s, "VmSize:\t{:>8} kB", kb(m.vm_pages));
-    let _ = writeln!(s, "VmLck:\t{:>8} kB", 0);
+    let _ = writeln!(s, "VmLck:\t{:>8} kB", kb(m.locked_pages));
     let _ = writeln!(s, "VmHWM:\t{:>8} kB", kb(m.rss));
     let _ = writeln!(s, "VmRSS:\t{:>8} kB", kb(m.rss));
     let _ = writeln!(s, "RssAnon:\t{:>8} kB", kb(m.rss_by_kind[0]));
@@ -434,5 +440,88 @@ fn maps(p: &Arc<Process>) -> String {
             let _ = writeln!(s, "{:<73}{}", line, name);
         }
     }
+    s
+}
+
+/// Resident pages of locked VMAs in every address space, each frame once.
+fn mlocked_pages() -> u64 {
+    let mut frames = alloc::collections::BTreeSet::new();
+    for mm in crate::mm::rmap::all_mms() {
+        let inner = mm.inner.lock();
+        let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+        for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {
+            for va in (v.start..v.end).step_by(4096) {
+                if let Some(m) = inner.pt.translate(&mem, va) {
+                    frames.insert(m.phys);
+                }
+            }
+        }
+    }
+    frames.len() as u64
+}
+
+/// `/proc/pid/smaps_rollup`: the sums of smaps over all VMAs. Pss divides
+/// each page by the number of mappings sharing it (its references, less the
+/// page cache's own).
+fn smaps_rollup(p: &Arc<Process>) -> String {
+    let (mm, _) = mm_of(p);
+    let Some(mm) = mm else { return String::new() };
+    let inner = mm.inner.lock();
+    let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+    let (mut rss, mut pss_x1024, mut anon, mut locked) = (0u64, 0u64, 0u64, 0u64);
+    let (mut shared_clean, mut shared_dirty, mut private_clean, mut private_dirty) = (0u64, 0u64, 0u64, 0u64);
+    let mut pss_kind = [0u64; 3];
+    for v in inner.vmas.values() {
+        for va in (v.start..v.end).step_by(4096) {
+            let Some(m) = inner.pt.translate(&mem, va) else { continue };
+            let kind = crate::mm::page::kind(m.phys);
+            let is_anon = kind == crate::mm::page::PageKind::Anon;
+            let users = (crate::mm::page::page_count(m.phys) - if is_anon { 0 } else { 1 }).max(1) as u64;
+            rss += 1;
+            pss_x1024 += 4 * 1024 / users;
+            pss_kind[kind as usize] += 4 * 1024 / users;
+            // Without dirty tracking: anonymous pages count as dirty, file pages as clean.
+            match (users > 1, is_anon) {
+                (true, true) => shared_dirty += 1,
+                (true, false) => shared_clean += 1,
+                (false, true) => private_dirty += 1,
+                (false, false) => private_clean += 1,
+            }
+            if is_anon {
+                anon += 1;
+            }
+            if v.flags.contains(VmFlags::LOCKED) {
+                locked += 1;
+            }
+        }
+    }
+    let (first, last) =
+        (inner.vmas.values().next().map_or(0, |v| v.start), inner.vmas.values().last().map_or(0, |v| v.end));
+    let mut s = format!("{:08x}-{:08x} ---p 00000000 00:00 0{:>27}[rollup]\n", first, last, "");
+    let mut line = |name: &str, kbv: u64| {
+        let _ = writeln!(s, "{:<16}{:>8} kB", format!("{}:", name), kbv);
+    };
+    line("Rss", kb(rss));
+    line("Pss", pss_x1024 / 1024);
+    line("Pss_Dirty", pss_kind[0] / 1024);
+    line("Pss_Anon", pss_kind[0] / 1024);
+    line("Pss_File", pss_kind[1] / 1024);
+    line("Pss_Shmem", pss_kind[2] / 1024);
+    line("Shared_Clean", kb(shared_clean));
+    line("Shared_Dirty", kb(shared_dirty));
+    line("Private_Clean", kb(private_clean));
+    line("Private_Dirty", kb(private_dirty));
+    line("Referenced", kb(rss));
+    line("Anonymous", kb(anon));
+    line("KSM", 0);
+    line("LazyFree", 0);
+    line("AnonHugePages", 0);
+    line("ShmemPmdMapped", 0);
+    line("FilePmdMapped", 0);
+    line("Shared_Hugetlb", 0);
+    line("Private_Hugetlb", 0);
+    line("Swap", 0);
+    line("SwapPss", 0);
+    line("Locked", kb(locked));
     s
 }

@@ -154,6 +154,46 @@ impl Inode for TmpfsFile {
         self.set_size(size);
         Ok(())
     }
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> KResult<()> {
+        const KEEP_SIZE: u32 = 1;
+        const PUNCH_HOLE: u32 = 2;
+        let end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_SIZE).ok_or(EFBIG)?;
+        match mode {
+            0 | KEEP_SIZE => {
+                for index in offset / PAGE_SIZE..end.div_ceil(PAGE_SIZE) {
+                    cache_page(&self.cache, index)?;
+                }
+                let size = self.meta.lock().size;
+                if mode == 0 && end > size {
+                    self.set_size(end);
+                }
+                Ok(())
+            }
+            m if m == PUNCH_HOLE | KEEP_SIZE => {
+                // Whole pages leave the cache and every mapping; partial edges are zeroed.
+                let (first, last) = (offset.div_ceil(PAGE_SIZE), end / PAGE_SIZE);
+                if first < last {
+                    crate::mm::rmap::unmap_file_pages(self as *const Self as *const (), first, last);
+                    self.cache.remove_range(first, last);
+                }
+                let zero = |from: u64, to: u64| {
+                    if from < to {
+                        if let Some(pa) = self.cache.find(from / PAGE_SIZE) {
+                            crate::mm::zero_phys(pa + from % PAGE_SIZE, (to - from) as usize);
+                        }
+                    }
+                };
+                if first <= last {
+                    zero(offset, (first * PAGE_SIZE).min(end));
+                    zero((last * PAGE_SIZE).max(offset), end);
+                } else {
+                    zero(offset, end); // all inside one page
+                }
+                Ok(())
+            }
+            _ => Err(ENOTSUP),
+        }
+    }
     fn chmod(&self, mode: u32) -> KResult<()> {
         let mut m = self.meta.lock();
         m.mode = (m.mode & S_IFMT) | (mode & 0o7777);

@@ -97,6 +97,11 @@ pub trait Inode: Send + Sync + Any {
     fn truncate(&self, _size: u64) -> KResult<()> {
         Err(EINVAL)
     }
+    /// fallocate: reserve (mode 0 or FALLOC_FL_KEEP_SIZE) or punch a hole
+    /// (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) in [offset, offset + len).
+    fn fallocate(&self, _mode: u32, _offset: u64, _len: u64) -> KResult<()> {
+        Err(ENOTSUP)
+    }
     /// The page cache mappings of this file share (None: not mappable).
     fn page_cache(&self) -> Option<&crate::mm::page_cache::PageCache> {
         None

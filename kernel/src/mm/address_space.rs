@@ -69,6 +69,8 @@ pub struct MmInner {
     /// Argument and environment strings on the initial stack (for /proc later).
     pub arg_range: (u64, u64),
     pub env_range: (u64, u64),
+    /// Flags every new VMA gets (mlockall(MCL_FUTURE) sets VM_LOCKED).
+    pub def_flags: super::vma::VmFlags,
 }
 
 pub struct MmStruct {
@@ -95,6 +97,7 @@ impl MmStruct {
                 rss: [0; 3],
                 arg_range: (0, 0),
                 env_range: (0, 0),
+                def_flags: super::vma::VmFlags::empty(),
             }),
             pt_pages,
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
@@ -130,7 +133,10 @@ impl MmStruct {
         let mut pmem = UserPhysMem { pt_pages: &self.pt_pages };
         let mut cmem = UserPhysMem { pt_pages: &child.pt_pages };
         for vma in parent.vmas.values().filter(|v| !v.flags.contains(super::vma::VmFlags::DONTFORK)) {
-            c.vmas.insert(vma.start, vma.clone());
+            // Memory locks are not inherited (mlock(2)).
+            let mut child_vma = vma.clone();
+            child_vma.flags.remove(super::vma::VmFlags::LOCKED | super::vma::VmFlags::LOCKONFAULT);
+            c.vmas.insert(vma.start, child_vma);
             let mut va = vma.start;
             while va < vma.end {
                 if let Some(m) = parent.pt.translate(&pmem, va) {
@@ -158,6 +164,20 @@ impl MmStruct {
 }
 
 impl MmInner {
+    /// Pages in locked VMAs (VmLck).
+    pub fn locked_pages(&self) -> u64 {
+        self.vmas
+            .values()
+            .filter(|v| v.flags.contains(super::vma::VmFlags::LOCKED))
+            .map(|v| (v.end - v.start) / PAGE_SIZE)
+            .sum()
+    }
+
+    /// Pages of all VMAs (VmSize).
+    pub fn total_pages(&self) -> u64 {
+        self.vmas.values().map(|v| (v.end - v.start) / PAGE_SIZE).sum()
+    }
+
     /// All resident pages (VmRSS).
     pub fn rss_total(&self) -> u64 {
         self.rss.iter().sum()

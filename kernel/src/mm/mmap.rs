@@ -190,6 +190,14 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         }
     };
     let mut inner = mm.inner.lock();
+    // Checked before MAP_FIXED unmaps anything.
+    let mut vflags = inner.def_flags;
+    if flags & MAP_LOCKED != 0 {
+        vflags |= VmFlags::LOCKED;
+    }
+    if vflags.contains(VmFlags::LOCKED) && !super::mlock::may_lock(&inner, len / PAGE_SIZE) {
+        return Err(EAGAIN);
+    }
     let start = if fixed {
         let end = addr.checked_add(len).ok_or(ENOMEM)?;
         if end > TASK_SIZE {
@@ -215,7 +223,6 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             inner.find_free_area(len, MMAP_BASE).ok_or(ENOMEM)?
         }
     };
-    let mut vflags = VmFlags::empty();
     if shared {
         vflags |= VmFlags::SHARED;
     }
@@ -230,7 +237,9 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         pgoff: offset / PAGE_SIZE,
         backend,
     });
-    if flags & MAP_POPULATE != 0 && !prot_bits.is_empty() {
+    if vflags.contains(VmFlags::LOCKED) && !vflags.contains(VmFlags::LOCKONFAULT) {
+        super::mlock::populate(&mut inner, mm, start, start + len);
+    } else if flags & MAP_POPULATE != 0 && !prot_bits.is_empty() {
         // Fault every page in now; failures are left to the later access, as Linux does.
         let access = super::fault::Access { write: prot_bits.contains(Prot::WRITE) && shared, exec: false };
         let mut va = start;

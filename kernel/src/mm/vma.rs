@@ -26,6 +26,8 @@ bitflags::bitflags! {
         const DONTFORK = 1 << 4;
         /// mlock: pages stay resident (VM_LOCKED).
         const LOCKED = 1 << 5;
+        /// mlock2(MLOCK_ONFAULT): locked, but only as pages are touched.
+        const LOCKONFAULT = 1 << 6;
     }
 }
 

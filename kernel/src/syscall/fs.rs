@@ -1036,3 +1036,32 @@ pub fn sys_sendfile(a: Args) -> SysResult {
     }
     ok(done)
 }
+
+pub fn sys_fallocate(a: Args) -> SysResult {
+    let (fd, mode, offset, len) = (a.i32(0), a.u32(1), a.u(2) as i64, a.u(3) as i64);
+    const KEEP_SIZE: u32 = 1;
+    const PUNCH_HOLE: u32 = 2;
+    if offset < 0 || len <= 0 {
+        return Err(EINVAL);
+    }
+    if mode & PUNCH_HOLE != 0 && mode & KEEP_SIZE == 0 {
+        return Err(ENOTSUP);
+    }
+    let f = get_file(fd)?;
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let inode = match &f.kind {
+        FileKind::Inode(i) => i.clone(),
+        _ => return Err(ESPIPE),
+    };
+    let m = inode.metadata();
+    if m.is_dir() {
+        return Err(EISDIR);
+    }
+    if !m.is_regular() {
+        return Err(ENODEV);
+    }
+    inode.fallocate(mode, offset as u64, len as u64)?;
+    ok(0)
+}

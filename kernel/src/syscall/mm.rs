@@ -42,38 +42,42 @@ pub fn sys_mprotect(a: Args) -> SysResult {
     ok(0)
 }
 
-const MADV_NORMAL: u32 = 0;
-const MADV_RANDOM: u32 = 1;
-const MADV_SEQUENTIAL: u32 = 2;
-const MADV_WILLNEED: u32 = 3;
-const MADV_DONTNEED: u32 = 4;
-
-/// The advice that only affects performance is accepted; MADV_DONTNEED drops
-/// private pages (they read back as zero or the file's contents). The rest
-/// arrives with the VM issue.
 pub fn sys_madvise(a: Args) -> SysResult {
-    let (start, len, advice) = (a.u(0), a.u(1), a.u32(2));
-    if start % crate::mm::PAGE_SIZE != 0 {
-        return Err(EINVAL);
-    }
-    match advice {
-        MADV_NORMAL | MADV_RANDOM | MADV_SEQUENTIAL | MADV_WILLNEED => ok(0),
-        MADV_DONTNEED => {
-            let mm = current_mm();
-            let end = start.checked_add(crate::mm::align_up(len, crate::mm::PAGE_SIZE)).ok_or(EINVAL)?;
-            let mut inner = mm.inner.lock();
-            let mut cur = start;
-            while cur < end {
-                let v = inner.find_vma(cur).ok_or(ENOMEM)?;
-                cur = v.end;
-            }
-            inner.zap_range(&mm.pt_pages, start, end);
-            crate::arch::cpu::flush_tlb_all();
-            ok(0)
-        }
-        _ => {
-            crate::log_once!("madvise: advice beyond DONTNEED arrives with the VM issue");
-            Err(EINVAL)
-        }
-    }
+    crate::mm::madvise::do_madvise(&current_mm(), a.u(0), a.u(1), a.u32(2))?;
+    ok(0)
+}
+
+pub fn sys_mincore(a: Args) -> SysResult {
+    let v = crate::mm::madvise::do_mincore(&current_mm(), a.u(0), a.u(1))?;
+    super::copy_to_user(a.u(2), &v)?;
+    ok(0)
+}
+
+pub fn sys_mremap(a: Args) -> SysResult {
+    ok(crate::mm::mremap::do_mremap(&current_mm(), a.u(0), a.u(1), a.u(2), a.u32(3), a.u(4))? as usize)
+}
+
+pub fn sys_mlock(a: Args) -> SysResult {
+    crate::mm::mlock::do_mlock(&current_mm(), a.u(0), a.u(1), 0)?;
+    ok(0)
+}
+
+pub fn sys_mlock2(a: Args) -> SysResult {
+    crate::mm::mlock::do_mlock(&current_mm(), a.u(0), a.u(1), a.u32(2))?;
+    ok(0)
+}
+
+pub fn sys_munlock(a: Args) -> SysResult {
+    crate::mm::mlock::do_munlock(&current_mm(), a.u(0), a.u(1))?;
+    ok(0)
+}
+
+pub fn sys_mlockall(a: Args) -> SysResult {
+    crate::mm::mlock::do_mlockall(&current_mm(), a.u32(0))?;
+    ok(0)
+}
+
+pub fn sys_munlockall() -> SysResult {
+    crate::mm::mlock::do_munlockall(&current_mm())?;
+    ok(0)
 }

@@ -1,0 +1,152 @@
+//! `madvise` (Linux's mm/madvise.c, 6.6) and `mincore`.
+#![deny(unsafe_code)]
+
+use super::address_space::{MmStruct, UserPhysMem, TASK_SIZE};
+use super::vma::{Backend, Prot, VmFlags};
+use super::{align_up, PAGE_SIZE};
+use crate::errno::*;
+use alloc::vec::Vec;
+
+pub const MADV_NORMAL: u32 = 0;
+pub const MADV_RANDOM: u32 = 1;
+pub const MADV_SEQUENTIAL: u32 = 2;
+pub const MADV_WILLNEED: u32 = 3;
+pub const MADV_DONTNEED: u32 = 4;
+pub const MADV_FREE: u32 = 8;
+pub const MADV_REMOVE: u32 = 9;
+pub const MADV_DONTFORK: u32 = 10;
+pub const MADV_DOFORK: u32 = 11;
+pub const MADV_MERGEABLE: u32 = 12;
+pub const MADV_UNMERGEABLE: u32 = 13;
+pub const MADV_HUGEPAGE: u32 = 14;
+pub const MADV_NOHUGEPAGE: u32 = 15;
+pub const MADV_DONTDUMP: u32 = 16;
+pub const MADV_DODUMP: u32 = 17;
+pub const MADV_WIPEONFORK: u32 = 18;
+pub const MADV_KEEPONFORK: u32 = 19;
+pub const MADV_COLD: u32 = 20;
+pub const MADV_PAGEOUT: u32 = 21;
+pub const MADV_POPULATE_READ: u32 = 22;
+pub const MADV_POPULATE_WRITE: u32 = 23;
+
+fn known(advice: u32) -> bool {
+    matches!(advice, 0..=4 | 8..=11 | 14..=17 | 20..=23)
+}
+
+pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<()> {
+    if !known(advice) {
+        if matches!(advice, MADV_MERGEABLE | MADV_UNMERGEABLE | MADV_WIPEONFORK | MADV_KEEPONFORK) {
+            crate::log_once!("madvise: KSM and WIPEONFORK are not supported");
+        }
+        return Err(EINVAL);
+    }
+    if start % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let len = align_up(len, PAGE_SIZE);
+    let end = start.checked_add(len).ok_or(EINVAL)?;
+    if end > TASK_SIZE {
+        return Err(ENOMEM);
+    }
+    if start == end {
+        return Ok(());
+    }
+    let mut inner = mm.inner.lock();
+    // The mapped pieces of the range, and whether a hole was found (ENOMEM
+    // after the rest is done, as madvise_walk_vmas).
+    let mut pieces = Vec::new();
+    let mut hole = false;
+    let mut cur = start;
+    for v in inner.vmas.range(..end).map(|(_, v)| v).filter(|v| v.end > start) {
+        if v.start > cur {
+            hole = true;
+        }
+        pieces.push((v.start.max(start), v.end.min(end), v.clone()));
+        cur = v.end;
+    }
+    if cur < end {
+        hole = true;
+    }
+    for (s, e, v) in &pieces {
+        match advice {
+            MADV_DONTNEED | MADV_FREE => {
+                if v.flags.contains(VmFlags::LOCKED)
+                    || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
+                {
+                    return Err(EINVAL);
+                }
+                inner.zap_range(&mm.pt_pages, *s, *e);
+            }
+            MADV_REMOVE => {
+                // Punch a hole in the shared file behind the mapping.
+                let Backend::File(inode, _) = &v.backend else { return Err(EINVAL) };
+                if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
+                    return Err(EINVAL);
+                }
+                let first = v.pgoff + (s - v.start) / PAGE_SIZE;
+                let last = first + (e - s) / PAGE_SIZE;
+                let inode = inode.clone();
+                drop(inner);
+                crate::mm::rmap::unmap_file_pages(alloc::sync::Arc::as_ptr(&inode) as *const (), first, last);
+                if let Some(cache) = inode.page_cache() {
+                    cache.remove_range(first, last);
+                }
+                inner = mm.inner.lock();
+            }
+            MADV_DONTFORK | MADV_DOFORK => {
+                inner.split_at(*s, *e);
+                let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
+                for k in keys {
+                    inner.vmas.get_mut(&k).unwrap().flags.set(VmFlags::DONTFORK, advice == MADV_DONTFORK);
+                }
+                inner.merge_around(*s, *e);
+            }
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                let write = advice == MADV_POPULATE_WRITE;
+                let mut va = *s;
+                while va < *e {
+                    let access = super::fault::Access { write, exec: false };
+                    super::fault::handle_mm_fault(&mut inner, &mm.pt_pages, va, access).map_err(|_| EFAULT)?;
+                    va += PAGE_SIZE;
+                }
+            }
+            // Hints about access patterns, paging and dumps: nothing to do here.
+            _ => {}
+        }
+    }
+    crate::arch::cpu::flush_tlb_all();
+    if hole {
+        Err(ENOMEM)
+    } else {
+        Ok(())
+    }
+}
+
+/// mincore: one byte per page, bit 0 set when the page is resident: mapped
+/// in this address space, or (file mappings) in the file's page cache.
+pub fn do_mincore(mm: &MmStruct, start: u64, len: u64) -> KResult<Vec<u8>> {
+    if start % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let end = start.checked_add(align_up(len, PAGE_SIZE)).ok_or(ENOMEM)?;
+    if end > TASK_SIZE {
+        return Err(ENOMEM);
+    }
+    let inner = mm.inner.lock();
+    let mem = UserPhysMem { pt_pages: &mm.pt_pages };
+    let mut out = Vec::with_capacity(((end - start) / PAGE_SIZE) as usize);
+    let mut va = start;
+    while va < end {
+        let v = inner.find_vma(va).ok_or(ENOMEM)?;
+        let resident = inner.pt.translate(&mem, va).is_some()
+            || match &v.backend {
+                Backend::File(i, _) => {
+                    i.page_cache().is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some())
+                }
+                Backend::Anonymous => false,
+            };
+        out.push(resident as u8);
+        va += PAGE_SIZE;
+    }
+    Ok(out)
+}

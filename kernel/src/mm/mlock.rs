@@ -1,0 +1,174 @@
+//! mlock, mlock2, munlock, mlockall, munlockall (Linux's mm/mlock.c, 6.6),
+//! with RLIMIT_MEMLOCK and CAP_IPC_LOCK. Nothing is ever swapped here, so
+//! locking means: the VMAs carry VM_LOCKED (VmLck counts them), their pages
+//! are faulted in now (unless MLOCK_ONFAULT), and the limit is enforced.
+#![deny(unsafe_code)]
+
+use super::address_space::{MmInner, MmStruct};
+use super::fault::{handle_mm_fault, Access};
+use super::vma::{Prot, VmFlags};
+use super::{align_up, PAGE_SIZE};
+use crate::errno::*;
+use crate::process::task::RLIMIT_MEMLOCK;
+
+pub const MLOCK_ONFAULT: u32 = 1;
+pub const MCL_CURRENT: u32 = 1;
+pub const MCL_FUTURE: u32 = 2;
+pub const MCL_ONFAULT: u32 = 4;
+
+/// (CAP_IPC_LOCK, RLIMIT_MEMLOCK in pages) of the calling process.
+fn lock_rights() -> (bool, u64) {
+    let p = crate::process::current().process.clone();
+    let capable = p.creds.lock().capable();
+    (capable, p.rlimit(RLIMIT_MEMLOCK).cur / PAGE_SIZE)
+}
+
+/// `can_do_mlock`: CAP_IPC_LOCK or a non-zero RLIMIT_MEMLOCK.
+fn can_do_mlock() -> KResult<(bool, u64)> {
+    let (capable, limit) = lock_rights();
+    if !capable && limit == 0 {
+        return Err(EPERM);
+    }
+    Ok((capable, limit))
+}
+
+/// Whether locking `more` pages stays within the limit (mmap uses it too).
+pub fn may_lock(inner: &MmInner, more: u64) -> bool {
+    let (capable, limit) = lock_rights();
+    capable || inner.locked_pages() + more <= limit
+}
+
+/// Faults in every page of [start, end), as `__mm_populate` (write faults for
+/// writable private mappings, so copy-on-write is broken now).
+pub fn populate(inner: &mut MmInner, mm: &MmStruct, start: u64, end: u64) {
+    let mut va = start;
+    while va < end {
+        let Some(v) = inner.find_vma(va) else { break };
+        let (vend, prot) = (v.end.min(end), v.prot);
+        if !prot.is_empty() {
+            let access = Access { write: prot.contains(Prot::WRITE), exec: false };
+            while va < vend {
+                if handle_mm_fault(inner, &mm.pt_pages, va, access).is_err() {
+                    return;
+                }
+                va += PAGE_SIZE;
+            }
+        }
+        va = vend;
+    }
+}
+
+/// The page range of mlock's (start, len): start rounded down, len up.
+fn lock_range(start: u64, len: u64) -> KResult<(u64, u64)> {
+    let len = align_up(len.checked_add(start % PAGE_SIZE).ok_or(ENOMEM)?, PAGE_SIZE);
+    let start = start & !(PAGE_SIZE - 1);
+    let end = start.checked_add(len).ok_or(EINVAL)?;
+    Ok((start, end))
+}
+
+/// Every page of [start, end) must be mapped (ENOMEM otherwise).
+fn check_mapped(inner: &MmInner, start: u64, end: u64) -> KResult<()> {
+    let mut cur = start;
+    while cur < end {
+        cur = inner.find_vma(cur).ok_or(ENOMEM)?.end;
+    }
+    Ok(())
+}
+
+/// Sets or clears the lock flags of [start, end), splitting and merging VMAs.
+fn set_lock_flags(inner: &mut MmInner, start: u64, end: u64, set: VmFlags) {
+    inner.split_at(start, end);
+    let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
+    for k in keys {
+        let v = inner.vmas.get_mut(&k).unwrap();
+        v.flags.remove(VmFlags::LOCKED | VmFlags::LOCKONFAULT);
+        v.flags.insert(set);
+    }
+    inner.merge_around(start, end);
+}
+
+pub fn do_mlock(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> {
+    if flags & !MLOCK_ONFAULT != 0 {
+        return Err(EINVAL);
+    }
+    let (capable, limit) = can_do_mlock()?;
+    let (start, end) = lock_range(start, len)?;
+    if start == end {
+        return Ok(());
+    }
+    let mut inner = mm.inner.lock();
+    // Pages already locked inside the range do not count twice (count_mm_mlocked_page_nr).
+    let already: u64 = inner
+        .vmas
+        .values()
+        .filter(|v| v.flags.contains(VmFlags::LOCKED) && v.start < end && v.end > start)
+        .map(|v| (v.end.min(end) - v.start.max(start)) / PAGE_SIZE)
+        .sum();
+    let locked = inner.locked_pages() - already + (end - start) / PAGE_SIZE;
+    if locked > limit && !capable {
+        return Err(ENOMEM);
+    }
+    check_mapped(&inner, start, end)?;
+    let onfault = flags & MLOCK_ONFAULT != 0;
+    set_lock_flags(
+        &mut inner,
+        start,
+        end,
+        if onfault { VmFlags::LOCKED | VmFlags::LOCKONFAULT } else { VmFlags::LOCKED },
+    );
+    if !onfault {
+        populate(&mut inner, mm, start, end);
+    }
+    Ok(())
+}
+
+pub fn do_munlock(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
+    let (start, end) = lock_range(start, len)?;
+    if start == end {
+        return Ok(());
+    }
+    let mut inner = mm.inner.lock();
+    check_mapped(&inner, start, end)?;
+    set_lock_flags(&mut inner, start, end, VmFlags::empty());
+    Ok(())
+}
+
+pub fn do_mlockall(mm: &MmStruct, flags: u32) -> KResult<()> {
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+        return Err(EINVAL);
+    }
+    let (capable, limit) = can_do_mlock()?;
+    let mut inner = mm.inner.lock();
+    if flags & MCL_CURRENT != 0 && inner.total_pages() > limit && !capable {
+        return Err(ENOMEM);
+    }
+    let lock = if flags & MCL_ONFAULT != 0 { VmFlags::LOCKED | VmFlags::LOCKONFAULT } else { VmFlags::LOCKED };
+    inner.def_flags = if flags & MCL_FUTURE != 0 { lock } else { VmFlags::empty() };
+    if flags & MCL_CURRENT != 0 {
+        let keys: alloc::vec::Vec<u64> = inner.vmas.keys().copied().collect();
+        for k in keys {
+            inner.vmas.get_mut(&k).unwrap().flags.insert(lock);
+        }
+        if flags & MCL_ONFAULT == 0 {
+            let ranges: alloc::vec::Vec<(u64, u64)> = inner.vmas.values().map(|v| (v.start, v.end)).collect();
+            for (s, e) in ranges {
+                populate(&mut inner, mm, s, e);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn do_munlockall(mm: &MmStruct) -> KResult<()> {
+    let mut inner = mm.inner.lock();
+    inner.def_flags = VmFlags::empty();
+    let keys: alloc::vec::Vec<u64> = inner.vmas.keys().copied().collect();
+    for k in keys {
+        inner.vmas.get_mut(&k).unwrap().flags.remove(VmFlags::LOCKED | VmFlags::LOCKONFAULT);
+    }
+    let ranges: alloc::vec::Vec<u64> = inner.vmas.keys().copied().collect();
+    if let (Some(&s), Some(e)) = (ranges.first(), inner.vmas.values().last().map(|v| v.end)) {
+        inner.merge_around(s, e);
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `mremap` (Linux's mm/mremap.c, 6.6): shrink in place, grow in place when
+//! the following range is free, or move (MREMAP_MAYMOVE, MREMAP_FIXED),
+//! optionally leaving the old range mapped but empty (MREMAP_DONTUNMAP).
+//! Moving carries the page-table entries over: the pages themselves stay.
+#![deny(unsafe_code)]
+
+use super::address_space::{MmInner, MmStruct, UserPhysMem, MMAP_BASE, TASK_SIZE};
+use super::{align_up, PAGE_SIZE};
+use crate::errno::*;
+use page_table::PageSize;
+
+pub const MREMAP_MAYMOVE: u32 = 1;
+pub const MREMAP_FIXED: u32 = 2;
+pub const MREMAP_DONTUNMAP: u32 = 4;
+
+pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+        return Err(EINVAL);
+    }
+    if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(EINVAL);
+    }
+    if flags & MREMAP_DONTUNMAP != 0 && old_len != new_len {
+        return Err(EINVAL);
+    }
+    if old % PAGE_SIZE != 0 {
+        return Err(EINVAL);
+    }
+    let old_len = align_up(old_len, PAGE_SIZE);
+    let new_len = align_up(new_len, PAGE_SIZE);
+    if new_len == 0 {
+        return Err(EINVAL);
+    }
+    let mut inner = mm.inner.lock();
+    let vma = inner.find_vma(old).ok_or(EFAULT)?.clone();
+    if old_len == 0 && !vma.is_shared() {
+        // Duplicating a private mapping makes no sense (Linux: EINVAL since 4.16).
+        return Err(EINVAL);
+    }
+    if old.checked_add(old_len).is_none_or(|e| e > vma.end) {
+        return Err(EFAULT);
+    }
+
+    if flags & MREMAP_FIXED != 0 {
+        if new_addr % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        if new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len {
+            return Err(EINVAL);
+        }
+        // The ranges may not overlap.
+        if new_addr < old + old_len.max(1) && old < new_addr + new_len {
+            return Err(EINVAL);
+        }
+        inner.unmap_region(&mm.pt_pages, new_addr, new_addr + new_len);
+        let mut old_len = old_len;
+        if old_len > new_len && flags & MREMAP_DONTUNMAP == 0 {
+            inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
+            old_len = new_len;
+        }
+        move_range(&mut inner, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
+        crate::arch::cpu::flush_tlb_all();
+        return Ok(new_addr);
+    }
+
+    // Shrinking: unmap the tail.
+    if new_len <= old_len && old_len != 0 {
+        if new_len < old_len {
+            inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
+            crate::arch::cpu::flush_tlb_all();
+        }
+        return Ok(old);
+    }
+
+    // Growing in place: the range after the VMA must be free.
+    if old_len != 0 && old + old_len == vma.end {
+        let grow_end = old.checked_add(new_len).ok_or(ENOMEM)?;
+        if grow_end <= TASK_SIZE && !inner.overlaps(vma.end, grow_end) && flags & MREMAP_DONTUNMAP == 0 {
+            inner.vmas.get_mut(&vma.start).unwrap().end = grow_end;
+            inner.merge_around(vma.start, grow_end);
+            return Ok(old);
+        }
+    }
+    if flags & MREMAP_MAYMOVE == 0 {
+        return Err(ENOMEM);
+    }
+    let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
+    move_range(&mut inner, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
+    crate::arch::cpu::flush_tlb_all();
+    Ok(dest)
+}
+
+/// Moves [old, old + old_len) to a free [new, new + new_len): a new VMA with
+/// the old one's attributes (file offset carried along), the page-table
+/// entries carried over. The old VMA goes unless `dont_unmap` (then it stays,
+/// empty). `old_len == 0` duplicates a shared mapping.
+fn move_range(inner: &mut MmInner, mm: &MmStruct, old: u64, old_len: u64, new: u64, new_len: u64, dont_unmap: bool) {
+    if old_len != 0 {
+        inner.split_at(old, old + old_len);
+    }
+    let src = inner.find_vma(old).expect("mremap source vanished").clone();
+    let mut moved = src.clone();
+    moved.start = new;
+    moved.end = new + new_len;
+    moved.pgoff = src.pgoff + (old - src.start) / PAGE_SIZE;
+    if old_len != 0 {
+        let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
+        let mut off = 0;
+        while off < old_len.min(new_len) {
+            if let Ok(m) = inner.pt.unmap(&mut mem, old + off, PageSize::Size4K) {
+                if inner.pt.map(&mut mem, new + off, m.phys, PageSize::Size4K, m.flags).is_err() {
+                    // Out of page-table memory: drop the page (it reads back as zero or
+                    // from the file), as the fault path would on exhaustion.
+                    inner.rss[super::page::kind(m.phys) as usize] -= 1;
+                    super::page::put_page(m.phys);
+                }
+            }
+            off += PAGE_SIZE;
+        }
+    }
+    if old_len != 0 && !dont_unmap {
+        inner.take_vmas(old, old + old_len);
+    }
+    // With MREMAP_DONTUNMAP the old VMA stays, its pages gone with the move:
+    // it refills with zeroes (anonymous) or from the file.
+    inner.insert_vma(moved);
+}
