@@ -418,9 +418,9 @@ fn maps(p: &Arc<Process>) -> String {
         ];
         let perms: String = perms.iter().collect();
         let (dev, ino, name, off) = match &v.backend {
-            Backend::File(i, path) => {
-                let m = i.metadata();
-                (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, path.to_string(), v.pgoff * 4096)
+            Backend::File(f) => {
+                let m = f.metadata();
+                (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, f.path.clone(), v.pgoff * 4096)
             }
             Backend::Anonymous => {
                 let name = if v.flags.contains(VmFlags::HEAP) {

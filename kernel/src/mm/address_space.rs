@@ -136,6 +136,7 @@ impl MmStruct {
             // Memory locks are not inherited (mlock(2)).
             let mut child_vma = vma.clone();
             child_vma.flags.remove(super::vma::VmFlags::LOCKED | super::vma::VmFlags::LOCKONFAULT);
+            child_vma.open();
             c.vmas.insert(vma.start, child_vma);
             let mut va = vma.start;
             while va < vma.end {
@@ -226,6 +227,9 @@ impl MmInner {
 impl Drop for MmStruct {
     fn drop(&mut self) {
         let inner = self.inner.get_mut();
+        for v in inner.vmas.values() {
+            v.close();
+        }
         let mut mem = UserPhysMem { pt_pages: &self.pt_pages };
         inner.pt.clear_user_half(&mut mem, |_, m| page::put_page(m.phys));
         mem.free_table(inner.pt.root());

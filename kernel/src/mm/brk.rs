@@ -27,6 +27,7 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
             flags: VmFlags::HEAP,
             pgoff: 0,
             backend: Backend::Anonymous,
+            ops: None,
         });
     }
     inner.brk = addr;

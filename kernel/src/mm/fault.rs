@@ -66,7 +66,8 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
     }
     let (pa, writable) = match &vma.backend {
         Backend::Anonymous => (page::alloc_user_page().ok_or(FaultError::Oom)?, true),
-        Backend::File(inode, _) => {
+        Backend::File(file) => {
+            let inode = file.inode().ok_or(FaultError::Bus)?;
             let index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
             // A page wholly past the end of the file: SIGBUS (as filemap_fault).
             if index >= inode.metadata().size.div_ceil(PAGE_SIZE) {

@@ -79,7 +79,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
             }
             MADV_REMOVE => {
                 // Punch a hole in the shared file behind the mapping.
-                let Backend::File(inode, _) = &v.backend else { return Err(EINVAL) };
+                let Some(inode) = v.backend.inode() else { return Err(EINVAL) };
                 if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
                     return Err(EINVAL);
                 }
@@ -139,12 +139,10 @@ pub fn do_mincore(mm: &MmStruct, start: u64, len: u64) -> KResult<Vec<u8>> {
     while va < end {
         let v = inner.find_vma(va).ok_or(ENOMEM)?;
         let resident = inner.pt.translate(&mem, va).is_some()
-            || match &v.backend {
-                Backend::File(i, _) => {
-                    i.page_cache().is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some())
-                }
-                Backend::Anonymous => false,
-            };
+            || v.backend
+                .inode()
+                .and_then(|i| i.page_cache())
+                .is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
         out.push(resident as u8);
         va += PAGE_SIZE;
     }

@@ -7,7 +7,7 @@ use super::address_space::{MmInner, MmStruct, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZ
 use super::vma::{Backend, Prot, VmFlags, Vma};
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
-use crate::fs::vfs::Inode;
+use crate::fs::file::File;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -53,15 +53,21 @@ impl MmInner {
                 self.vmas.range(..addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr).map(|v| v.start);
             if let Some(s) = straddling {
                 let high = self.vmas.get_mut(&s).unwrap().split_off(addr);
+                high.open();
                 self.vmas.insert(high.start, high);
             }
         }
     }
 
     /// Removes the VMAs inside [start, end) (boundaries must already be split) and returns them.
+    /// (Their `close` hooks run: they leave the address space.)
     pub fn take_vmas(&mut self, start: u64, end: u64) -> Vec<Vma> {
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
-        keys.into_iter().filter_map(|k| self.vmas.remove(&k)).collect()
+        let taken: Vec<Vma> = keys.into_iter().filter_map(|k| self.vmas.remove(&k)).collect();
+        for v in &taken {
+            v.close();
+        }
+        taken
     }
 
     /// Merges VMAs around [start, end) with their neighbours where compatible (`vma_merge`).
@@ -108,11 +114,23 @@ impl MmInner {
     }
 
     /// Inserts a VMA into a range the caller made free, merging with neighbours.
+    /// (Its `open` hook runs: it enters the address space.)
     pub fn insert_vma(&mut self, vma: Vma) {
         let (s, e) = (vma.start, vma.end);
+        vma.open();
         self.vmas.insert(s, vma);
         self.merge_around(s, e);
     }
+}
+
+/// The unlinked shmem file behind MAP_SHARED anonymous memory (Linux's
+/// `shmem_zero_setup`; maps shows it as "/dev/zero (deleted)").
+fn shmem_zero_file(len: u64) -> Arc<File> {
+    File::new(
+        crate::fs::file::FileKind::Inode(crate::fs::tmpfs::new_shmem_file(len)),
+        crate::fs::file::O_RDWR,
+        "/dev/zero (deleted)".into(),
+    )
 }
 
 /// Arguments of mmap, already taken from registers.
@@ -121,8 +139,8 @@ pub struct MmapRequest {
     pub len: u64,
     pub prot: u32,
     pub flags: u32,
-    /// The file and the path it was opened by.
-    pub file: Option<(Arc<dyn Inode>, Arc<str>)>,
+    /// The open file (mappings hold it, not the descriptor).
+    pub file: Option<Arc<File>>,
     /// The file was opened for writing (MAP_SHARED with PROT_WRITE needs it).
     pub file_writable: bool,
     pub offset: u64,
@@ -165,28 +183,28 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         if shared {
             // Shared anonymous memory is an unlinked shmem file, so fork
             // shares its pages and later ones too (Linux's shmem_zero_setup).
-            Backend::File(crate::fs::tmpfs::new_shmem_file(len), "/dev/zero (deleted)".into())
+            Backend::File(shmem_zero_file(len))
         } else {
             Backend::Anonymous
         }
     } else {
-        let (f, path) = file.ok_or(EBADF)?;
+        let f = file.ok_or(EBADF)?;
         let meta = f.metadata();
         if meta.file_type() == crate::fs::vfs::S_IFCHR && meta.rdev == (1 << 8) | 5 {
             // /dev/zero: private is anonymous memory, shared is shmem.
             if shared {
-                Backend::File(crate::fs::tmpfs::new_shmem_file(len), "/dev/zero (deleted)".into())
+                Backend::File(shmem_zero_file(len))
             } else {
                 Backend::Anonymous
             }
         } else {
-            if f.page_cache().is_none() {
+            if f.inode().and_then(|i| i.page_cache()).is_none() {
                 return Err(ENODEV);
             }
             if shared && prot_bits.contains(Prot::WRITE) && !file_writable {
                 return Err(EACCES);
             }
-            Backend::File(f, path)
+            Backend::File(f)
         }
     };
     let mut inner = mm.inner.lock();
@@ -236,6 +254,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         flags: vflags,
         pgoff: offset / PAGE_SIZE,
         backend,
+        ops: None,
     });
     if vflags.contains(VmFlags::LOCKED) && !vflags.contains(VmFlags::LOCKONFAULT) {
         super::mlock::populate(&mut inner, mm, start, start + len);

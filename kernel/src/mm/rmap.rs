@@ -6,7 +6,6 @@
 //! `unmap_mapping_range(.., even_cows = 1)`.
 
 use super::address_space::MmStruct;
-use super::vma::Backend;
 use super::PAGE_SIZE;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
@@ -34,7 +33,7 @@ pub fn unmap_file_pages(inode: *const (), first: u64, end: u64) {
         let ranges: Vec<(u64, u64)> = inner
             .vmas
             .values()
-            .filter(|v| matches!(&v.backend, Backend::File(i, _) if Arc::as_ptr(i) as *const () == inode))
+            .filter(|v| v.backend.inode().is_some_and(|i| Arc::as_ptr(i) as *const () == inode))
             .filter_map(|v| {
                 let pages = (v.end - v.start) / PAGE_SIZE;
                 let (lo, hi) = (v.pgoff.max(first), (v.pgoff + pages).min(end));

@@ -15,6 +15,7 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     direct_map_covers_all_ram,
     heap_grows_beyond_its_initial_size,
     timer_interrupts_tick,
+    vma_open_close_hooks_track_every_piece,
 ];
 
 pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] =
@@ -186,4 +187,53 @@ fn fault_hang() {
     loop {
         core::hint::spin_loop();
     }
+}
+
+/// Counts the VMAs that refer to an object, as SysV SHM's attach count will.
+struct CountingOps(core::sync::atomic::AtomicI64);
+
+impl super::vma::VmaOps for CountingOps {
+    fn open(&self, _vma: &super::vma::Vma) {
+        self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+    fn close(&self, _vma: &super::vma::Vma) {
+        self.0.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// open/close run for every VMA that comes and goes: split pieces, fork
+/// copies, partial unmaps, mremap moves, and the teardown of an address space.
+fn vma_open_close_hooks_track_every_piece() {
+    use super::vma::{Backend, Prot, VmFlags, Vma};
+    use alloc::sync::Arc;
+    use core::sync::atomic::Ordering::Relaxed;
+    let ops = Arc::new(CountingOps(core::sync::atomic::AtomicI64::new(0)));
+    let count = || ops.0.load(Relaxed);
+    let mm = super::address_space::MmStruct::new().expect("mm");
+    let base = 0x4000_0000;
+    mm.inner.lock().insert_vma(Vma {
+        start: base,
+        end: base + 4 * PAGE_SIZE,
+        prot: Prot::READ | Prot::WRITE,
+        flags: VmFlags::SHARED,
+        pgoff: 0,
+        backend: Backend::Anonymous,
+        ops: Some(ops.clone()),
+    });
+    assert_eq!(count(), 1);
+    super::mprotect::do_mprotect(&mm, base + PAGE_SIZE, PAGE_SIZE, 1).unwrap();
+    assert_eq!(count(), 3, "split into three pieces, never merged back (they have hooks)");
+    let child = mm.fork().expect("fork");
+    assert_eq!(count(), 6);
+    super::munmap::do_munmap(&child, base + PAGE_SIZE, PAGE_SIZE).unwrap();
+    assert_eq!(count(), 5);
+    drop(child);
+    assert_eq!(count(), 3);
+    let moved = super::mremap::do_mremap(&mm, base + 2 * PAGE_SIZE, PAGE_SIZE, 2 * PAGE_SIZE, 1, 0).unwrap();
+    assert_ne!(moved, base + 2 * PAGE_SIZE);
+    // The moved page was split off the 2-page piece (open), left it (close)
+    // and arrived elsewhere (open): pieces [0,1), [1,2), [3,4) and the moved one.
+    assert_eq!(count(), 4);
+    drop(mm);
+    assert_eq!(count(), 0);
 }

@@ -2,6 +2,7 @@
 //! one protection, one set of flags and one backend.
 #![deny(unsafe_code)]
 
+use crate::fs::file::File;
 use crate::fs::vfs::Inode;
 use alloc::sync::Arc;
 
@@ -37,9 +38,28 @@ bitflags::bitflags! {
 pub enum Backend {
     /// Zero-filled anonymous memory.
     Anonymous,
-    /// A file (and the path it was opened by, for /proc/pid/maps); private
-    /// mappings copy its pages on first touch.
-    File(Arc<dyn Inode>, Arc<str>),
+    /// An open file (the mapping holds the `File`, not a descriptor: closing
+    /// the fd keeps the mapping); private mappings copy its pages on write.
+    File(Arc<File>),
+}
+
+impl Backend {
+    /// The inode behind a file mapping.
+    pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
+        match self {
+            Backend::File(f) => f.inode(),
+            Backend::Anonymous => None,
+        }
+    }
+}
+
+/// Lifecycle hooks of the object behind a VMA (Linux's `vm_operations_struct`
+/// open/close): `open` whenever a VMA referring to it comes into existence
+/// (mmap, fork copy, split piece, mremap copy), `close` whenever one goes
+/// (munmap, exit, exec, mremap source). SysV SHM counts attaches with them.
+pub trait VmaOps: Send + Sync {
+    fn open(&self, vma: &Vma);
+    fn close(&self, vma: &Vma);
 }
 
 #[derive(Clone)]
@@ -51,11 +71,26 @@ pub struct Vma {
     /// Offset of `start` in the file, in pages (`vm_pgoff`).
     pub pgoff: u64,
     pub backend: Backend,
+    /// Open/close hooks; VMAs with hooks are never merged (as Linux's
+    /// `is_mergeable_vma` refuses VMAs with a close operation).
+    pub ops: Option<Arc<dyn VmaOps>>,
 }
 
 impl Vma {
     pub fn contains(&self, addr: u64) -> bool {
         self.start <= addr && addr < self.end
+    }
+
+    pub fn open(&self) {
+        if let Some(ops) = &self.ops {
+            ops.open(self);
+        }
+    }
+
+    pub fn close(&self) {
+        if let Some(ops) = &self.ops {
+            ops.close(self);
+        }
     }
 
     pub fn is_shared(&self) -> bool {
@@ -79,9 +114,11 @@ impl Vma {
         self.end == next.start
             && self.prot == next.prot
             && self.flags == next.flags
+            && self.ops.is_none()
+            && next.ops.is_none()
             && match (&self.backend, &next.backend) {
                 (Backend::Anonymous, Backend::Anonymous) => true,
-                (Backend::File(a, _), Backend::File(b, _)) => {
+                (Backend::File(a), Backend::File(b)) => {
                     Arc::ptr_eq(a, b) && self.pgoff + (self.end - self.start) / super::PAGE_SIZE == next.pgoff
                 }
                 _ => false,

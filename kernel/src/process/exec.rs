@@ -107,7 +107,12 @@ pub fn exec_into(
             None => break (inode, data),
         }
     };
-    let exec_path: Arc<str> = alloc::string::String::from_utf8_lossy(&path).into();
+    // The mappings of the image hold the executable open, as Linux's VMAs hold vm_file.
+    let exec_file = crate::fs::file::File::new(
+        crate::fs::file::FileKind::Inode(inode.clone()),
+        crate::fs::file::O_RDONLY,
+        alloc::string::String::from_utf8_lossy(&path).into_owned(),
+    );
     let info = elf_loader::parse(&data).map_err(|e| Errno(e.errno()))?;
     let bias = elf_loader::load_bias(&info);
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
@@ -125,7 +130,8 @@ pub fn exec_into(
                     prot: prot(step.prot),
                     flags: VmFlags::empty(),
                     pgoff: step.file_offset / PAGE_SIZE,
-                    backend: Backend::File(inode.clone(), exec_path.clone()),
+                    backend: Backend::File(exec_file.clone()),
+                    ops: None,
                 });
             }
             if step.end > step.file_end {
@@ -136,6 +142,7 @@ pub fn exec_into(
                     flags: VmFlags::empty(),
                     pgoff: 0,
                     backend: Backend::Anonymous,
+                    ops: None,
                 });
             }
         }
@@ -146,6 +153,7 @@ pub fn exec_into(
             flags: VmFlags::GROWSDOWN | VmFlags::STACK,
             pgoff: 0,
             backend: Backend::Anonymous,
+            ops: None,
         });
         let brk = elf_loader::brk_start(&info, bias);
         inner.start_brk = brk;

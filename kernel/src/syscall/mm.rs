@@ -18,7 +18,8 @@ pub fn sys_mmap(a: Args) -> SysResult {
         if !f.readable() {
             return Err(EACCES);
         }
-        (Some((f.inode().ok_or(ENODEV)?.clone(), f.path.as_str().into())), f.writable())
+        let writable = f.writable();
+        (Some(f), writable)
     };
     let addr = do_mmap(
         &current_mm(),
