@@ -148,7 +148,7 @@ impl MmStruct {
                     }
                     if c.pt.map(&mut cmem, va, m.phys, m.size, flags).is_err() {
                         drop(c);
-                        cpu::flush_tlb_all();
+                        super::tlb::flush_mm(parent.pt.root());
                         return None;
                     }
                     page::get_page(m.phys);
@@ -159,7 +159,7 @@ impl MmStruct {
         }
         drop(c);
         // The parent's writable PTEs just became read-only.
-        cpu::flush_tlb_all();
+        super::tlb::flush_mm(parent.pt.root());
         Some(child)
     }
 }

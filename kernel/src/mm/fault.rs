@@ -8,7 +8,6 @@ use super::address_space::{MmInner, UserPhysMem};
 use super::page::{self, PageKind};
 use super::vma::{Backend, Prot, Vma};
 use super::PAGE_SIZE;
-use crate::arch::cpu;
 use core::sync::atomic::AtomicU64;
 use page_table::{PageSize, PteFlags};
 
@@ -61,7 +60,7 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
             return do_wp_page(mm, pt_pages, &vma, page_va, m.phys);
         }
         // Another path mapped it already, or a stale TLB entry: nothing to do but flush.
-        cpu::invlpg(page_va);
+        super::tlb::flush_page(mm.pt.root(), page_va);
         return Ok(());
     }
     let (pa, writable) = match &vma.backend {
@@ -118,6 +117,6 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
         mm.rss[PageKind::Anon as usize] += 1;
         page::put_page(old);
     }
-    cpu::invlpg(page_va);
+    super::tlb::flush_page(mm.pt.root(), page_va);
     Ok(())
 }

@@ -114,7 +114,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
             _ => {}
         }
     }
-    crate::arch::cpu::flush_tlb_all();
+    super::tlb::flush_range(inner.pt.root(), start, end);
     if hole {
         Err(ENOMEM)
     } else {

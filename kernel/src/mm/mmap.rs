@@ -228,7 +228,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             return Err(EPERM);
         }
         inner.unmap_region(&mm.pt_pages, addr, end);
-        crate::arch::cpu::flush_tlb_all();
+        super::tlb::flush_range(inner.pt.root(), addr, end);
         addr
     } else {
         let hint = addr & !(PAGE_SIZE - 1);

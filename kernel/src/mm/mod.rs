@@ -28,6 +28,7 @@ pub mod page;
 pub mod page_cache;
 pub mod rmap;
 pub mod tests;
+pub mod tlb;
 pub mod usercopy;
 pub mod vma;
 

@@ -54,6 +54,6 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         va += PAGE_SIZE;
     }
     inner.merge_around(start, end);
-    crate::arch::cpu::flush_tlb_all();
+    super::tlb::flush_range(inner.pt.root(), start, end);
     Ok(())
 }

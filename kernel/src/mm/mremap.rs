@@ -59,7 +59,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
             old_len = new_len;
         }
         move_range(&mut inner, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
-        crate::arch::cpu::flush_tlb_all();
+        super::tlb::flush_mm(inner.pt.root());
         return Ok(new_addr);
     }
 
@@ -67,7 +67,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
     if new_len <= old_len && old_len != 0 {
         if new_len < old_len {
             inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
-            crate::arch::cpu::flush_tlb_all();
+            super::tlb::flush_range(inner.pt.root(), old + new_len, old + old_len);
         }
         return Ok(old);
     }
@@ -86,7 +86,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
     }
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
     move_range(&mut inner, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
-    crate::arch::cpu::flush_tlb_all();
+    super::tlb::flush_mm(inner.pt.root());
     Ok(dest)
 }
 

@@ -16,6 +16,6 @@ pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     }
     let mut inner = mm.inner.lock();
     inner.unmap_region(&mm.pt_pages, start, end);
-    crate::arch::cpu::flush_tlb_all();
+    super::tlb::flush_range(inner.pt.root(), start, end);
     Ok(())
 }

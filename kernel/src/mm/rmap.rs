@@ -42,7 +42,7 @@ pub fn unmap_file_pages(inode: *const (), first: u64, end: u64) {
             .collect();
         for (s, e) in ranges {
             inner.zap_range(&mm.pt_pages, s, e);
+            super::tlb::flush_range(inner.pt.root(), s, e);
         }
     }
-    crate::arch::cpu::flush_tlb_all();
 }
