@@ -50,7 +50,10 @@ fn access_allowed(vma: &Vma, access: Access) -> bool {
 /// least the requested access.
 pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access: Access) -> Result<(), FaultError> {
     let page_va = addr & !(PAGE_SIZE - 1);
-    let vma = mm.find_vma(addr).ok_or(FaultError::MapErr)?.clone();
+    let vma = match mm.find_vma(addr) {
+        Some(v) => v.clone(),
+        None => expand_stack(mm, addr)?,
+    };
     if !access_allowed(&vma, access) {
         return Err(FaultError::AccErr);
     }
@@ -119,4 +122,38 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
     }
     super::tlb::flush_page(mm.pt.root(), page_va);
     Ok(())
+}
+
+/// Linux's `stack_guard_gap`: 256 pages kept free below a growing stack.
+const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
+
+/// A fault below a VM_GROWSDOWN VMA grows it down to the faulting page
+/// (`expand_downwards`), unless that comes within the guard gap of the
+/// mapping below, goes under mmap_min_addr, or exceeds RLIMIT_STACK.
+fn expand_stack(mm: &mut MmInner, addr: u64) -> Result<Vma, FaultError> {
+    let (start, above) = mm.vmas.range(addr..).next().map(|(k, v)| (*k, v.clone())).ok_or(FaultError::MapErr)?;
+    if !above.flags.contains(super::vma::VmFlags::GROWSDOWN) {
+        return Err(FaultError::MapErr);
+    }
+    let new_start = addr & !(PAGE_SIZE - 1);
+    if new_start < super::address_space::MMAP_MIN_ADDR {
+        return Err(FaultError::MapErr);
+    }
+    if let Some((_, below)) = mm.vmas.range(..new_start).next_back() {
+        if !below.flags.contains(super::vma::VmFlags::GROWSDOWN)
+            && !below.prot.is_empty()
+            && new_start - below.end < STACK_GUARD_GAP
+        {
+            return Err(FaultError::MapErr);
+        }
+    }
+    let limit = crate::process::current().process.rlimit(crate::process::task::RLIMIT_STACK).cur;
+    if above.end - new_start > limit {
+        return Err(FaultError::MapErr);
+    }
+    let mut grown = mm.vmas.remove(&start).expect("vma just found");
+    // An anonymous stack has no file offset to keep in step.
+    grown.start = new_start;
+    mm.vmas.insert(new_start, grown.clone());
+    Ok(grown)
 }

@@ -17,6 +17,8 @@ use core::sync::atomic::Ordering;
 use elf_loader::{AuxvValues, StackParams};
 
 const BINPRM_BUF_SIZE: usize = 256;
+/// Stack below the arguments at exec (Linux's `stack_expand` in setup_arg_pages).
+const STACK_EXPAND: u64 = 128 * 1024;
 const MAX_INTERP_DEPTH: usize = 4;
 
 fn prot(p: elf_loader::Prot) -> Prot {
@@ -118,59 +120,6 @@ pub fn exec_into(
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);
 
-    let mm = MmStruct::new().ok_or(ENOMEM)?;
-    {
-        let mut inner = mm.inner.lock();
-        for step in &plan {
-            inner.unmap_region(&mm.pt_pages, step.start, step.end);
-            if step.file_end > step.start {
-                inner.insert_vma(Vma {
-                    start: step.start,
-                    end: step.file_end,
-                    prot: prot(step.prot),
-                    flags: VmFlags::empty(),
-                    pgoff: step.file_offset / PAGE_SIZE,
-                    backend: Backend::File(exec_file.clone()),
-                    ops: None,
-                });
-            }
-            if step.end > step.file_end {
-                inner.insert_vma(Vma {
-                    start: step.file_end,
-                    end: step.end,
-                    prot: prot(step.anon_prot),
-                    flags: VmFlags::empty(),
-                    pgoff: 0,
-                    backend: Backend::Anonymous,
-                    ops: None,
-                });
-            }
-        }
-        inner.insert_vma(Vma {
-            start: STACK_TOP - STACK_SIZE,
-            end: STACK_TOP,
-            prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::GROWSDOWN | VmFlags::STACK,
-            pgoff: 0,
-            backend: Backend::Anonymous,
-            ops: None,
-        });
-        let brk = elf_loader::brk_start(&info, bias);
-        inner.start_brk = brk;
-        inner.brk = brk;
-    }
-    // padzero: the file bytes past p_filesz in the last file page read as zero.
-    for step in &plan {
-        let (zs, ze) = step.zero_tail();
-        if ze > zs && step.file_len < step.file_end - step.start {
-            let writable = step.prot.write;
-            let r = crate::mm::usercopy::clear_user(&mm, zs, (ze - zs) as usize);
-            if writable {
-                r?;
-            }
-        }
-    }
-
     let creds = *t.process.creds.lock();
     let auxv = elf_loader::exec_auxv(
         &info,
@@ -206,6 +155,63 @@ pub fn exec_into(
         elf_loader::StackError::AddressOverflow => EFAULT,
         _ => EINVAL,
     })?;
+    let mm = MmStruct::new().ok_or(ENOMEM)?;
+    {
+        let mut inner = mm.inner.lock();
+        for step in &plan {
+            inner.unmap_region(&mm.pt_pages, step.start, step.end);
+            if step.file_end > step.start {
+                inner.insert_vma(Vma {
+                    start: step.start,
+                    end: step.file_end,
+                    prot: prot(step.prot),
+                    flags: VmFlags::empty(),
+                    pgoff: step.file_offset / PAGE_SIZE,
+                    backend: Backend::File(exec_file.clone()),
+                    ops: None,
+                });
+            }
+            if step.end > step.file_end {
+                inner.insert_vma(Vma {
+                    start: step.file_end,
+                    end: step.end,
+                    prot: prot(step.anon_prot),
+                    flags: VmFlags::empty(),
+                    pgoff: 0,
+                    backend: Backend::Anonymous,
+                    ops: None,
+                });
+            }
+        }
+        // The stack starts small and grows on faults below it (VM_GROWSDOWN),
+        // up to RLIMIT_STACK, as Linux's setup_arg_pages leaves it: the
+        // argument pages plus 128 KiB.
+        let stack_start = ((image.sp & !(PAGE_SIZE - 1)) - STACK_EXPAND).max(STACK_TOP - STACK_SIZE);
+        inner.insert_vma(Vma {
+            start: stack_start,
+            end: STACK_TOP,
+            prot: Prot::READ | Prot::WRITE,
+            flags: VmFlags::GROWSDOWN | VmFlags::STACK,
+            pgoff: 0,
+            backend: Backend::Anonymous,
+            ops: None,
+        });
+        let brk = elf_loader::brk_start(&info, bias);
+        inner.start_brk = brk;
+        inner.brk = brk;
+    }
+    // padzero: the file bytes past p_filesz in the last file page read as zero.
+    for step in &plan {
+        let (zs, ze) = step.zero_tail();
+        if ze > zs && step.file_len < step.file_end - step.start {
+            let writable = step.prot.write;
+            let r = crate::mm::usercopy::clear_user(&mm, zs, (ze - zs) as usize);
+            if writable {
+                r?;
+            }
+        }
+    }
+
     crate::mm::usercopy::copy_to_user(&mm, image.sp, &image.bytes)?;
     {
         let mut inner = mm.inner.lock();
