@@ -80,6 +80,15 @@ impl FdTable {
         self.fds.clear();
     }
 
+    /// One past the highest descriptor slot.
+    pub fn len(&self) -> usize {
+        self.fds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0
+    }
+
     pub fn count(&self) -> usize {
         self.fds.iter().filter(|e| e.is_some()).count()
     }

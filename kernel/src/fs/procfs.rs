@@ -127,6 +127,8 @@ impl Inode for PidDir {
         match name {
             "" | "." => Ok(Arc::new(PidDir { pid: self.pid })),
             ".." => Ok(Arc::new(ProcRoot { parent: super::root_weak() })),
+            "exe" => Ok(Arc::new(ExeLink { pid: self.pid })),
+            "fd" => Ok(Arc::new(FdDir { pid: self.pid })),
             _ => {
                 let kind = PID_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
                 Ok(Arc::new(ProcFile { kind, pid: self.pid }))
@@ -142,6 +144,8 @@ impl Inode for PidDir {
         for (i, (name, _)) in PID_FILES.iter().enumerate() {
             v.push(DirEntry { name: (*name).into(), ino: base + 1 + i as u64, d_type: DT_REG });
         }
+        v.push(DirEntry { name: "exe".into(), ino: base + 0x40, d_type: DT_LNK });
+        v.push(DirEntry { name: "fd".into(), ino: base + 0x41, d_type: DT_DIR });
         Ok(v)
     }
 }
@@ -524,4 +528,101 @@ fn smaps_rollup(p: &Arc<Process>) -> String {
     line("SwapPss", 0);
     line("Locked", kb(locked));
     s
+}
+
+/// `/proc/pid/exe`: the executable's path.
+struct ExeLink {
+    pid: u32,
+}
+
+impl Inode for ExeLink {
+    fn metadata(&self) -> Metadata {
+        meta(((self.pid as u64) << 8) + 0x40, S_IFLNK | 0o777)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn readlink(&self) -> KResult<Vec<u8>> {
+        let p = find_process(self.pid).ok_or(ENOENT)?;
+        let (mm, _) = mm_of(&p);
+        let exe = mm.and_then(|mm| mm.inner.lock().exe.clone()).ok_or(ENOENT)?;
+        Ok(exe.into_bytes())
+    }
+}
+
+/// `/proc/pid/fd`: one link per open descriptor, to the path it was opened by
+/// (`pipe:[ino]` for pipes).
+struct FdDir {
+    pid: u32,
+}
+
+impl FdDir {
+    fn table(&self) -> KResult<Arc<spin::Mutex<crate::fs::fdtable::FdTable>>> {
+        let p = find_process(self.pid).ok_or(ENOENT)?;
+        let t = p.threads.lock().first().cloned().ok_or(ENOENT)?;
+        Ok(t.files())
+    }
+}
+
+impl Inode for FdDir {
+    fn metadata(&self) -> Metadata {
+        let mut m = meta(((self.pid as u64) << 8) + 0x41, S_IFDIR | 0o500);
+        m.nlink = 2;
+        m
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        match name {
+            "" | "." => Ok(Arc::new(FdDir { pid: self.pid })),
+            ".." => Ok(Arc::new(PidDir { pid: self.pid })),
+            _ => {
+                let fd: i32 = name.parse().map_err(|_| ENOENT)?;
+                let file = self.table()?.lock().get(fd).map_err(|_| ENOENT)?;
+                Ok(Arc::new(FdLink { target: link_target(&file), ino: ((self.pid as u64) << 20) + fd as u64 }))
+            }
+        }
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        let base = ((self.pid as u64) << 8) + 0x41;
+        let mut v = alloc::vec![
+            DirEntry { name: ".".into(), ino: base, d_type: DT_DIR },
+            DirEntry { name: "..".into(), ino: (self.pid as u64) << 8, d_type: DT_DIR },
+        ];
+        let table = self.table()?;
+        let t = table.lock();
+        for fd in 0..t.len() as i32 {
+            if t.get(fd).is_ok() {
+                v.push(DirEntry { name: fd.to_string(), ino: ((self.pid as u64) << 20) + fd as u64, d_type: DT_LNK });
+            }
+        }
+        Ok(v)
+    }
+}
+
+fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
+    match &f.kind {
+        crate::fs::file::FileKind::PipeRead(p) | crate::fs::file::FileKind::PipeWrite(p) => {
+            format!("pipe:[{}]", p.ino).into_bytes()
+        }
+        crate::fs::file::FileKind::Inode(_) => f.path.clone().into_bytes(),
+    }
+}
+
+struct FdLink {
+    target: Vec<u8>,
+    ino: u64,
+}
+
+impl Inode for FdLink {
+    fn metadata(&self) -> Metadata {
+        meta(self.ino, S_IFLNK | 0o700)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn readlink(&self) -> KResult<Vec<u8>> {
+        Ok(self.target.clone())
+    }
 }

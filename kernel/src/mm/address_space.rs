@@ -69,6 +69,8 @@ pub struct MmInner {
     /// Argument and environment strings on the initial stack (for /proc later).
     pub arg_range: (u64, u64),
     pub env_range: (u64, u64),
+    /// The executable (Linux's `mm->exe_file`), for /proc/pid/exe.
+    pub exe: Option<alloc::string::String>,
     /// Flags every new VMA gets (mlockall(MCL_FUTURE) sets VM_LOCKED).
     pub def_flags: super::vma::VmFlags,
 }
@@ -97,6 +99,7 @@ impl MmStruct {
                 rss: [0; 3],
                 arg_range: (0, 0),
                 env_range: (0, 0),
+                exe: None,
                 def_flags: super::vma::VmFlags::empty(),
             }),
             pt_pages,
@@ -129,6 +132,7 @@ impl MmStruct {
         c.brk = parent.brk;
         c.arg_range = parent.arg_range;
         c.env_range = parent.env_range;
+        c.exe = parent.exe.clone();
         let parent = &mut *parent;
         let mut pmem = UserPhysMem { pt_pages: &self.pt_pages };
         let mut cmem = UserPhysMem { pt_pages: &child.pt_pages };

@@ -216,6 +216,7 @@ pub fn exec_into(
     {
         let mut inner = mm.inner.lock();
         inner.arg_range = (image.argv_start, image.argv_end);
+        inner.exe = Some(exec_file.path.clone());
         inner.env_range = (image.env_start, image.env_end);
     }
 

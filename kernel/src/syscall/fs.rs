@@ -54,8 +54,17 @@ pub fn resolve_at(dirfd: i32, path: &[u8], follow: bool) -> KResult<Arc<dyn Inod
     lookup_from(crate::fs::root(), start, path, follow)
 }
 
-fn path_string(p: &[u8]) -> String {
-    String::from_utf8_lossy(p).into_owned()
+/// The absolute path an open names (for /proc/pid/fd, maps): relative paths
+/// are joined to the cwd or the directory fd's own path, `.` and `..` folded.
+fn absolute_path(dirfd: i32, path: &[u8]) -> String {
+    let base = if path.first() == Some(&b'/') {
+        String::from("/")
+    } else if dirfd == AT_FDCWD {
+        current().fs().lock().cwd_path.clone()
+    } else {
+        get_file(dirfd).map(|f| f.path.clone()).unwrap_or_else(|_| String::from("/"))
+    };
+    join_path(&base, path)
 }
 
 /// Moves up to `len` bytes from `read(buf, done)` to user memory at `va`,
@@ -297,7 +306,11 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
     if flags & O_TRUNC != 0 && m.is_regular() && acc != O_RDONLY {
         inode.truncate(0)?;
     }
-    let f = File::new(FileKind::Inode(inode), flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), path_string(&path));
+    let f = File::new(
+        FileKind::Inode(inode),
+        flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC),
+        absolute_path(dirfd, &path),
+    );
     ok(install(f, flags & O_CLOEXEC != 0)?)
 }
 
