@@ -407,6 +407,19 @@ fn status(p: &Arc<Process>) -> String {
     s
 }
 
+/// One maps line as `show_map_vma` prints it: the fields, one space, then
+/// (if there is a path) padding to column 73 (`seq_pad`) and the path.
+fn maps_line(start: u64, end: u64, perms: &str, off: u64, dev: &str, ino: u64, name: &str) -> String {
+    let mut line = format!("{:08x}-{:08x} {} {:08x} {} {} ", start, end, perms, off, dev, ino);
+    if !name.is_empty() {
+        while line.len() < 73 {
+            line.push(' ');
+        }
+        line.push_str(name);
+    }
+    line
+}
+
 /// `/proc/pid/maps`: `start-end perms offset dev inode path`, as `show_map_vma`.
 fn maps(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
@@ -437,12 +450,7 @@ fn maps(p: &Arc<Process>) -> String {
                 ("00:00".to_string(), 0, name.to_string(), 0)
             }
         };
-        let line = format!("{:08x}-{:08x} {} {:08x} {} {}", v.start, v.end, perms, off, dev, ino);
-        if name.is_empty() {
-            let _ = writeln!(s, "{}", line);
-        } else {
-            let _ = writeln!(s, "{:<73}{}", line, name);
-        }
+        let _ = writeln!(s, "{}", maps_line(v.start, v.end, &perms, off, &dev, ino, &name));
     }
     s
 }
@@ -501,7 +509,8 @@ fn smaps_rollup(p: &Arc<Process>) -> String {
     }
     let (first, last) =
         (inner.vmas.values().next().map_or(0, |v| v.start), inner.vmas.values().last().map_or(0, |v| v.end));
-    let mut s = format!("{:08x}-{:08x} ---p 00000000 00:00 0{:>27}[rollup]\n", first, last, "");
+    let mut s = maps_line(first, last, "---p", 0, "00:00", 0, "[rollup]");
+    s.push('\n');
     let mut line = |name: &str, kbv: u64| {
         let _ = writeln!(s, "{:<16}{:>8} kB", format!("{}:", name), kbv);
     };

@@ -78,10 +78,13 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 inner.zap_range(&mm.pt_pages, *s, *e);
             }
             MADV_REMOVE => {
-                // Punch a hole in the shared file behind the mapping.
+                // Punch a hole in the shared file behind the mapping (madvise_remove).
+                if v.flags.contains(VmFlags::LOCKED) {
+                    return Err(EINVAL);
+                }
                 let Some(inode) = v.backend.inode() else { return Err(EINVAL) };
                 if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
-                    return Err(EINVAL);
+                    return Err(EACCES);
                 }
                 let first = v.pgoff + (s - v.start) / PAGE_SIZE;
                 let last = first + (e - s) / PAGE_SIZE;

@@ -63,8 +63,10 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
         return Ok(new_addr);
     }
 
+    // MREMAP_DONTUNMAP always moves.
+    let dont_unmap = flags & MREMAP_DONTUNMAP != 0;
     // Shrinking: unmap the tail.
-    if new_len <= old_len && old_len != 0 {
+    if new_len <= old_len && old_len != 0 && !dont_unmap {
         if new_len < old_len {
             inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
             super::tlb::flush_range(inner.pt.root(), old + new_len, old + old_len);
@@ -75,7 +77,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
     // Growing in place: the range after the VMA must be free.
     if old_len != 0 && old + old_len == vma.end {
         let grow_end = old.checked_add(new_len).ok_or(ENOMEM)?;
-        if grow_end <= TASK_SIZE && !inner.overlaps(vma.end, grow_end) && flags & MREMAP_DONTUNMAP == 0 {
+        if grow_end <= TASK_SIZE && !inner.overlaps(vma.end, grow_end) && !dont_unmap {
             inner.vmas.get_mut(&vma.start).unwrap().end = grow_end;
             inner.merge_around(vma.start, grow_end);
             return Ok(old);
