@@ -164,7 +164,7 @@ impl File {
             SEEK_END => self.inode().unwrap().metadata().size as i64,
             _ => return Err(EINVAL),
         };
-        let new = base.checked_add(offset).ok_or(EOVERFLOW)?;
+        let new = base.checked_add(offset).ok_or(EINVAL)?;
         if new < 0 {
             return Err(EINVAL);
         }

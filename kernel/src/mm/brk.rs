@@ -9,7 +9,7 @@ use super::{align_up, PAGE_SIZE};
 pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
     let mut inner = mm.inner.lock();
     let old = inner.brk;
-    if addr < inner.start_brk {
+    if addr < inner.start_brk || addr > super::address_space::TASK_SIZE {
         return old;
     }
     let (old_end, new_end) = (align_up(old, PAGE_SIZE), align_up(addr, PAGE_SIZE));

@@ -43,7 +43,11 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     if start % PAGE_SIZE != 0 {
         return Err(EINVAL);
     }
+    let len_in = len;
     let len = align_up(len, PAGE_SIZE);
+    if len_in != 0 && len == 0 {
+        return Err(EINVAL);
+    }
     let end = start.checked_add(len).ok_or(EINVAL)?;
     if end > TASK_SIZE {
         return Err(ENOMEM);
@@ -131,10 +135,11 @@ pub fn do_mincore(mm: &MmStruct, start: u64, len: u64) -> KResult<Vec<u8>> {
     if start % PAGE_SIZE != 0 {
         return Err(EINVAL);
     }
-    let end = start.checked_add(align_up(len, PAGE_SIZE)).ok_or(ENOMEM)?;
-    if end > TASK_SIZE {
+    // access_ok(start, len) on the unrounded length.
+    if start.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
         return Err(ENOMEM);
     }
+    let end = start + align_up(len, PAGE_SIZE);
     let inner = mm.inner.lock();
     let mem = UserPhysMem { pt_pages: &mm.pt_pages };
     let mut out = Vec::with_capacity(((end - start) / PAGE_SIZE) as usize);

@@ -60,7 +60,8 @@ pub fn populate(inner: &mut MmInner, mm: &MmStruct, start: u64, end: u64) {
 
 /// The page range of mlock's (start, len): start rounded down, len up.
 fn lock_range(start: u64, len: u64) -> KResult<(u64, u64)> {
-    let len = align_up(len.checked_add(start % PAGE_SIZE).ok_or(ENOMEM)?, PAGE_SIZE);
+    // PAGE_ALIGN wraps a huge length to 0: an empty range, as in Linux.
+    let len = align_up(len.wrapping_add(start % PAGE_SIZE), PAGE_SIZE);
     let start = start & !(PAGE_SIZE - 1);
     let end = start.checked_add(len).ok_or(EINVAL)?;
     Ok((start, end))

@@ -153,7 +153,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if len == 0 {
         return Err(EINVAL);
     }
-    let len = align_up(len.checked_add(0).ok_or(ENOMEM)?, PAGE_SIZE);
+    let len = align_up(len, PAGE_SIZE);
     if len == 0 || len > TASK_SIZE {
         return Err(ENOMEM);
     }

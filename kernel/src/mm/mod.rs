@@ -48,8 +48,11 @@ pub const fn align_down(x: u64, a: u64) -> u64 {
     x & !(a - 1)
 }
 
+/// Rounds up to a multiple of `a` (a power of two). Wraps to 0 at the top of
+/// the address space, as Linux's PAGE_ALIGN does: callers decide what a
+/// wrapped length means, as their Linux counterparts do.
 pub const fn align_up(x: u64, a: u64) -> u64 {
-    (x + a - 1) & !(a - 1)
+    x.wrapping_add(a - 1) & !(a - 1)
 }
 
 /// Symbols from `linker.ld`; only their addresses are meaningful.

@@ -25,7 +25,7 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         return Ok(());
     }
     let len = align_up(len, PAGE_SIZE);
-    let end = start.checked_add(len).ok_or(ENOMEM)?;
+    let end = start.checked_add(len).filter(|&e| e > start).ok_or(ENOMEM)?;
     if end > TASK_SIZE {
         return Err(ENOMEM);
     }

@@ -20,6 +20,7 @@ pub fn do_msync(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
     if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
         return Err(EINVAL);
     }
+    // A length that wraps when rounded is an empty range (Linux: returns 0).
     let end = start.checked_add(align_up(len, PAGE_SIZE)).ok_or(ENOMEM)?;
     if end == start {
         return Ok(());

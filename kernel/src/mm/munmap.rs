@@ -10,6 +10,9 @@ pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
         return Err(EINVAL);
     }
     let len = align_up(len, PAGE_SIZE);
+    if len == 0 {
+        return Err(EINVAL);
+    }
     let end = start.checked_add(len).ok_or(EINVAL)?;
     if end > TASK_SIZE {
         return Err(EINVAL);

@@ -490,7 +490,7 @@ pub fn restart_syscall(frame: &mut TrapFrame, action: Option<&SigAction>) {
     };
     if restart {
         frame.rax = frame.error_code;
-        frame.rip -= 2;
+        frame.rip = frame.rip.wrapping_sub(2);
     } else {
         frame.rax = (-(EINTR.0 as i64)) as u64;
     }
@@ -509,12 +509,14 @@ fn setup_rt_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, action: 
     let use_alt =
         action.flags & SA_ONSTACK != 0 && alt.flags & SS_DISABLE == 0 && alt.size != 0 && !on_altstack(&alt, sp);
     if use_alt {
-        sp = alt.sp + alt.size;
+        sp = alt.sp.wrapping_add(alt.size);
     } else {
-        sp -= 128; // the red zone
+        sp = sp.wrapping_sub(128); // the red zone
     }
-    let fp_addr = (sp - 512) & !63;
-    let frame_addr = ((fp_addr - core::mem::size_of::<RtSigFrame>() as u64) & !15) - 8;
+    // User stack pointers are arbitrary: wrapping arithmetic, and a frame
+    // address outside the user half fails in the copy (the process dies of SIGSEGV).
+    let fp_addr = sp.wrapping_sub(512) & !63;
+    let frame_addr = (fp_addr.wrapping_sub(core::mem::size_of::<RtSigFrame>() as u64) & !15).wrapping_sub(8);
 
     // The live FPU registers hold this task's user state (the kernel is soft-float).
     let mut fpu = FpuState::initial();
@@ -605,7 +607,7 @@ fn setup_rt_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, action: 
 pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> KResult<()> {
     let t = super::current();
     let mm = t.mm();
-    let addr = frame.rsp - 8;
+    let addr = frame.rsp.wrapping_sub(8);
     let rf: RtSigFrame = read_val(&mm, addr)?;
     let mc = rf.uc.mcontext;
     frame.r8 = mc.r8;

@@ -173,7 +173,7 @@ fn read_iovecs(va: u64, count: usize) -> KResult<Vec<IoVec>> {
     let mut v = Vec::with_capacity(count);
     let mut total: u64 = 0;
     for i in 0..count {
-        let iov: IoVec = read_val(va + (i * 16) as u64)?;
+        let iov: IoVec = read_val(super::uoff(va, (i * 16) as u64)?)?;
         total = total.checked_add(iov.len).ok_or(EINVAL)?;
         if total > isize::MAX as u64 {
             return Err(EINVAL);
@@ -218,9 +218,11 @@ pub fn sys_writev(a: Args) -> SysResult {
     vectored(&a, |base, len| write_from_user(base, len, |b, _| f.write(b)))
 }
 
+/// The offset of pread/pwrite (rw_verify_area): negative, or pos + count
+/// past the largest offset, is EINVAL.
 fn file_offset(a: &Args) -> KResult<u64> {
     let off = a.u(3) as i64;
-    if off < 0 {
+    if off < 0 || off.checked_add(a.usize(2).min(MAX_RW_COUNT) as i64).is_none() {
         return Err(EINVAL);
     }
     Ok(off as u64)
@@ -735,7 +737,7 @@ pub fn sys_getcwd(a: Args) -> SysResult {
         return Err(ERANGE);
     }
     copy_to_user(a.u(0), bytes)?;
-    copy_to_user(a.u(0) + bytes.len() as u64, &[0])?;
+    copy_to_user(super::uoff(a.u(0), bytes.len() as u64)?, &[0])?;
     ok(bytes.len() + 1)
 }
 
@@ -926,7 +928,7 @@ fn do_poll(fds_va: u64, nfds: usize, timeout_ns: Option<u64>) -> SysResult {
     }
     let mut fds = vec![PollFd { fd: 0, events: 0, revents: 0 }; nfds];
     for (i, p) in fds.iter_mut().enumerate() {
-        *p = read_val(fds_va + (i * 8) as u64)?;
+        *p = read_val(super::uoff(fds_va, (i * 8) as u64)?)?;
     }
     let deadline = timeout_ns.map(|t| crate::time::monotonic_ns().saturating_add(t));
     let ready = loop {
@@ -941,7 +943,7 @@ fn do_poll(fds_va: u64, nfds: usize, timeout_ns: Option<u64>) -> SysResult {
         }
     };
     for (i, p) in fds.iter().enumerate() {
-        write_val(fds_va + (i * 8) as u64 + 6, &p.revents)?;
+        write_val(super::uoff(fds_va, (i * 8) as u64 + 6)?, &p.revents)?;
     }
     ok(ready)
 }

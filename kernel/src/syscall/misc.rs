@@ -37,7 +37,7 @@ pub fn sys_getrandom(a: Args) -> SysResult {
     while done < len {
         let n = (len - done).min(chunk.len());
         crate::random::fill(&mut chunk[..n]);
-        if let Err(e) = copy_to_user(buf + done as u64, &chunk[..n]) {
+        if let Err(e) = super::uoff(buf, done as u64).and_then(|va| copy_to_user(va, &chunk[..n])) {
             return if done > 0 { ok(done) } else { Err(e) };
         }
         done += n;

@@ -212,6 +212,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
 
 // ---- helpers shared by the handlers ------------------------------------
 
+/// `va + off` for walking a user array; an address that wraps is EFAULT.
+pub fn uoff(va: u64, off: u64) -> KResult<u64> {
+    va.checked_add(off).ok_or(EFAULT)
+}
+
 pub fn read_val<T: Pod>(va: u64) -> KResult<T> {
     usercopy::read_val(&crate::process::current_mm(), va)
 }
@@ -250,7 +255,7 @@ pub fn read_string_array(va: u64) -> KResult<Vec<Vec<u8>>> {
     let limit = elf_loader::arg_space_limit(elf_loader::DEFAULT_STACK_RLIMIT) as usize;
     let mut total = 0usize;
     for i in 0.. {
-        let p: u64 = usercopy::read_val(&mm, va + i * 8)?;
+        let p: u64 = usercopy::read_val(&mm, uoff(va, i * 8)?)?;
         if p == 0 {
             break;
         }

@@ -95,7 +95,7 @@ pub fn sys_clone3(frame: &TrapFrame, a: Args) -> SysResult {
     if size > raw.len() {
         // Unknown trailing fields must be zero (copy_struct_from_user).
         let mut rest = alloc::vec![0u8; size - raw.len()];
-        super::copy_from_user(a.u(0) + raw.len() as u64, &mut rest)?;
+        super::copy_from_user(super::uoff(a.u(0), raw.len() as u64)?, &mut rest)?;
         if rest.iter().any(|&b| b != 0) {
             return Err(E2BIG);
         }
@@ -135,7 +135,7 @@ pub fn sys_clone3(frame: &TrapFrame, a: Args) -> SysResult {
     let args = CloneArgs {
         flags: c.flags,
         exit_signal: c.exit_signal as u32,
-        stack: if c.stack != 0 { c.stack + c.stack_size } else { 0 },
+        stack: if c.stack != 0 { c.stack.checked_add(c.stack_size).ok_or(EINVAL)? } else { 0 },
         tls: c.tls,
         parent_tid: c.parent_tid,
         child_tid: c.child_tid,
@@ -164,7 +164,7 @@ fn wait_target(pid: i32) -> WaitTarget {
     match pid {
         -1 => WaitTarget::Any,
         0 => WaitTarget::Pgid(current().process.pgid()),
-        p if p < -1 => WaitTarget::Pgid((-p) as u32),
+        p if p < -1 => WaitTarget::Pgid(p.unsigned_abs()),
         p => WaitTarget::Pid(p as u32),
     }
 }
@@ -309,7 +309,7 @@ pub fn sys_prctl(a: Args) -> SysResult {
             let mut buf = [0u8; 16];
             let mm = crate::process::current_mm();
             for i in 0..15 {
-                let b: u8 = crate::mm::usercopy::read_val(&mm, a.u(1) + i as u64)?;
+                let b: u8 = crate::mm::usercopy::read_val(&mm, super::uoff(a.u(1), i as u64)?)?;
                 if b == 0 {
                     break;
                 }
@@ -498,7 +498,7 @@ pub fn sys_getgroups(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     for (i, g) in groups.iter().enumerate() {
-        write_val(a.u(1) + 4 * i as u64, g)?;
+        write_val(super::uoff(a.u(1), 4 * i as u64)?, g)?;
     }
     ok(groups.len())
 }
@@ -514,7 +514,7 @@ pub fn sys_setgroups(a: Args) -> SysResult {
     }
     let mut groups = alloc::vec::Vec::with_capacity(n);
     for i in 0..n {
-        groups.push(read_val::<u32>(a.u(1) + 4 * i as u64)?);
+        groups.push(read_val::<u32>(super::uoff(a.u(1), 4 * i as u64)?)?);
     }
     groups.sort_unstable();
     *current().process.groups.lock() = groups;

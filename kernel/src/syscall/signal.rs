@@ -190,7 +190,7 @@ pub fn sys_kill(a: Args) -> SysResult {
         let pgid = if pid == 0 {
             me.process.pgid()
         } else if pid < -1 {
-            (-pid) as u32
+            pid.unsigned_abs()
         } else {
             0
         };

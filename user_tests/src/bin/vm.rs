@@ -100,6 +100,7 @@ fn main() {
             mincore_unaligned_address_is_einval,
             mincore_unmapped_range_is_enomem,
             mincore_bad_vector_pointer_is_efault,
+            extreme_lengths_and_addresses_fail_cleanly,
             // 7. mlock family.
             mlock_adds_to_vmlck_and_munlock_removes,
             mlock2_onfault_is_accepted_and_counted_in_vmlck,
@@ -1297,6 +1298,67 @@ fn mincore_unmapped_range_is_enomem() {
     assert_errno!(mincore(a + PAGE, PAGE, vec.as_mut_ptr() as usize), ENOMEM);
     assert_errno!(mincore(a, 3 * PAGE, vec.as_mut_ptr() as usize), ENOMEM);
     munmap(a, PAGE).unwrap();
+}
+
+/// Lengths and addresses at the top of the 64-bit range get Linux's answers,
+/// never an overflow inside the kernel. Linux rounds lengths up with a
+/// wrapping PAGE_ALIGN, so a huge length is an empty range to msync and mlock
+/// (success), and EINVAL or ENOMEM elsewhere. Run in a child: a kernel that
+/// mishandles one of these may take the calling process down with it.
+fn extreme_lengths_and_addresses_fail_cleanly() {
+    run_in_child(|| {
+        const TOP: u64 = u64::MAX & !0xfff;
+        let raw = |nr: i64, a: [u64; 6]| -> Result<i64, i32> {
+            let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+            if r == -1 {
+                Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+            } else {
+                Ok(r)
+            }
+        };
+        let a = mmap_anon(PAGE) as u64;
+        let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let anon = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        let mut vec = [0u8; 8];
+        let dir = TempDir::new();
+        let fd = open(&dir.file("f", b"x"), O_RDWR, 0).unwrap() as u64;
+        let cases: [(&str, i64, [u64; 6], Result<i64, i32>); 15] = [
+            ("mmap huge", libc::SYS_mmap, [0, u64::MAX, rw, anon, u64::MAX, 0], Err(libc::ENOMEM)),
+            (
+                "mmap fixed at top",
+                libc::SYS_mmap,
+                [TOP, PAGE as u64, rw, anon | libc::MAP_FIXED as u64, u64::MAX, 0],
+                Err(libc::ENOMEM),
+            ),
+            ("munmap top", libc::SYS_munmap, [TOP, PAGE as u64, 0, 0, 0, 0], Err(libc::EINVAL)),
+            ("munmap huge", libc::SYS_munmap, [a, u64::MAX, 0, 0, 0, 0], Err(libc::EINVAL)),
+            ("mprotect huge", libc::SYS_mprotect, [a, u64::MAX, rw, 0, 0, 0], Err(libc::ENOMEM)),
+            ("mremap huge", libc::SYS_mremap, [a, PAGE as u64, u64::MAX, 1, 0, 0], Err(libc::EINVAL)),
+            ("madvise huge", libc::SYS_madvise, [a, u64::MAX, libc::MADV_DONTNEED as u64, 0, 0, 0], Err(libc::EINVAL)),
+            ("mincore huge", libc::SYS_mincore, [a, u64::MAX, vec.as_mut_ptr() as u64, 0, 0, 0], Err(libc::ENOMEM)),
+            ("msync huge", libc::SYS_msync, [a, u64::MAX, libc::MS_SYNC as u64, 0, 0, 0], Ok(0)),
+            ("mlock huge", libc::SYS_mlock, [a, u64::MAX, 0, 0, 0, 0], Ok(0)),
+            ("read into top", libc::SYS_read, [fd, TOP, 16, 0, 0, 0], Err(libc::EFAULT)),
+            ("ftruncate huge", libc::SYS_ftruncate, [fd, i64::MAX as u64, 0, 0, 0, 0], Err(libc::EFBIG)),
+            ("fallocate past max", libc::SYS_fallocate, [fd, 0, (i64::MAX - 10) as u64, 100, 0, 0], Err(libc::EFBIG)),
+            (
+                "lseek overflow",
+                libc::SYS_lseek,
+                [fd, i64::MAX as u64, libc::SEEK_END as u64, 0, 0, 0],
+                Err(libc::EINVAL),
+            ),
+            ("pwrite at max", libc::SYS_pwrite64, [fd, a, 1, i64::MAX as u64, 0, 0], Err(libc::EINVAL)),
+        ];
+        for (name, nr, args, want) in cases {
+            assert_eq!(raw(nr, args), want, "{name}");
+        }
+        // brk never fails: it returns the unchanged break.
+        let cur = raw(libc::SYS_brk, [0; 6]).unwrap();
+        assert_eq!(raw(libc::SYS_brk, [u64::MAX, 0, 0, 0, 0, 0]), Ok(cur));
+        assert_eq!(raw(libc::SYS_brk, [TOP, 0, 0, 0, 0, 0]), Ok(cur));
+        close(fd as i32).unwrap();
+        munmap(a as usize, PAGE).unwrap();
+    });
 }
 
 fn mincore_bad_vector_pointer_is_efault() {
