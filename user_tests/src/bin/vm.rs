@@ -101,6 +101,7 @@ fn main() {
             mincore_unmapped_range_is_enomem,
             mincore_bad_vector_pointer_is_efault,
             extreme_lengths_and_addresses_fail_cleanly,
+            random_memory_syscalls_leave_the_kernel_standing,
             // 7. mlock family.
             mlock_adds_to_vmlck_and_munlock_removes,
             mlock2_onfault_is_accepted_and_counted_in_vmlck,
@@ -1359,6 +1360,81 @@ fn extreme_lengths_and_addresses_fail_cleanly() {
         close(fd as i32).unwrap();
         munmap(a as usize, PAGE).unwrap();
     });
+}
+
+/// A deterministic storm of memory syscalls with random arguments inside a
+/// 64-page window (and now and then at the extremes), in children that may
+/// well die of their own doing. What is checked is the system: every child
+/// ends with an exit status or a signal, and the parent carries on. In this
+/// kernel the runner's end-of-run frame count also sees what they left.
+fn random_memory_syscalls_leave_the_kernel_standing() {
+    const WINDOW: u64 = 0x2000_0000_0000;
+    const PAGES: u64 = 64;
+    for child in 0..12u64 {
+        let exit = child_exit(move || {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (child * 0x1234_5678_9abc);
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            for _ in 0..300 {
+                let r = next();
+                let addr = if r % 17 == 0 {
+                    next()
+                } else {
+                    WINDOW + (next() % PAGES) * PAGE as u64 + if r % 13 == 0 { 123 } else { 0 }
+                };
+                let len = if r % 19 == 0 {
+                    next()
+                } else {
+                    (next() % (PAGES + 8)) * PAGE as u64 + if r % 11 == 0 { 7 } else { 0 }
+                };
+                let prot = next() % 8;
+                let flags = [libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, libc::MAP_SHARED | libc::MAP_ANONYMOUS]
+                    [(next() % 2) as usize]
+                    | if next() % 2 == 0 { libc::MAP_FIXED } else { 0 };
+                unsafe {
+                    match next() % 10 {
+                        0 | 1 => libc::syscall(libc::SYS_mmap, addr, len, prot, flags, -1, 0),
+                        2 => libc::syscall(libc::SYS_munmap, addr, len),
+                        3 => libc::syscall(libc::SYS_mprotect, addr, len, prot),
+                        4 => libc::syscall(
+                            libc::SYS_mremap,
+                            addr,
+                            len,
+                            (next() % PAGES) * PAGE as u64,
+                            next() % 8,
+                            WINDOW + (next() % PAGES) * PAGE as u64,
+                        ),
+                        5 => libc::syscall(
+                            libc::SYS_madvise,
+                            addr,
+                            len,
+                            [4, 8, 9, 10, 11, 3, 22, 23][(next() % 8) as usize],
+                        ),
+                        6 => libc::syscall(libc::SYS_msync, addr, len, [1, 2, 4, 6][(next() % 4) as usize]),
+                        7 => libc::syscall(libc::SYS_mlock, addr, len.min(16 * PAGE as u64)),
+                        8 => libc::syscall(libc::SYS_munlock, addr, len),
+                        _ => {
+                            // Touch a page of the window: may fault, which is the point.
+                            let p = (WINDOW + (next() % PAGES) * PAGE as u64) as *mut u8;
+                            let mut v = [0u8; 1];
+                            if libc::syscall(libc::SYS_mincore, p as u64 & !(PAGE as u64 - 1), PAGE, v.as_mut_ptr())
+                                == 0
+                            {
+                                libc::syscall(libc::SYS_getpid);
+                            }
+                            0
+                        }
+                    };
+                }
+            }
+            0
+        });
+        assert!(matches!(exit, Exit::Code(0) | Exit::Signal(_)), "child {child}: {exit:?}");
+    }
 }
 
 fn mincore_bad_vector_pointer_is_efault() {
