@@ -4,7 +4,6 @@
 //! Lock order: task → `MmStruct::inner` → kernel page table → frame allocator.
 #![deny(unsafe_code)]
 
-use super::frame::{self, PhysFrame};
 use super::page;
 use super::vma::{Prot, Vma};
 use super::PAGE_SIZE;
@@ -44,16 +43,26 @@ impl PhysMem for UserPhysMem<'_> {
     }
 
     fn alloc_table(&mut self) -> Option<u64> {
-        let f = frame::alloc_zeroed_frame()?;
+        let t = page::alloc_table_page()?;
         self.pt_pages.fetch_add(1, Ordering::Relaxed);
         USER_PT_PAGES.fetch_add(1, Ordering::Relaxed);
-        Some(f.addr())
+        Some(t)
     }
 
+    /// Drops this address space's reference. A table grafted from another
+    /// address space only loses a share; its owner's count and frame stay.
     fn free_table(&mut self, table: u64) {
+        if page::page_count(table) > 1 {
+            page::put_table_page(table);
+            return;
+        }
         self.pt_pages.fetch_sub(1, Ordering::Relaxed);
         USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
-        frame::free_frames(PhysFrame(table), 0);
+        page::put_table_page(table);
+    }
+
+    fn table_is_shared(&self, table: u64) -> bool {
+        page::page_count(table) > 1
     }
 }
 

@@ -82,6 +82,30 @@ pub fn kind(pa: u64) -> PageKind {
     PageKind::from_u8(PAGES.get().unwrap().kinds[index(pa)].load(Ordering::Relaxed))
 }
 
+/// A zeroed frame for a user page table, with one reference (its owner's).
+/// Page-table pages are counted like pages so a table can be shared between
+/// address spaces (mshare): a sharer takes a reference, and only the last
+/// reference frees the frame, so a guest never frees a table it did not allocate.
+pub fn alloc_table_page() -> Option<u64> {
+    let f = frame::alloc_zeroed_frame()?;
+    slot(f.addr()).store(1, Ordering::Relaxed);
+    PAGES.get().unwrap().kinds[index(f.addr())].store(KIND_TABLE, Ordering::Relaxed);
+    Some(f.addr())
+}
+
+/// Drops a reference to a page-table page; true if that freed it.
+pub fn put_table_page(pa: u64) -> bool {
+    let old = slot(pa).fetch_sub(1, Ordering::AcqRel);
+    assert!(old > 0, "put_table_page on a free page {:#x}", pa);
+    if old == 1 {
+        frame::free_frames(PhysFrame(pa), 0);
+    }
+    old == 1
+}
+
+/// The kind byte of page-table pages (not a `PageKind`: they are never mapped).
+const KIND_TABLE: u8 = 3;
+
 /// Takes another reference to a page.
 pub fn get_page(pa: u64) {
     let old = slot(pa).fetch_add(1, Ordering::Relaxed);

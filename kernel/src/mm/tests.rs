@@ -16,6 +16,7 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     heap_grows_beyond_its_initial_size,
     timer_interrupts_tick,
     vma_open_close_hooks_track_every_piece,
+    grafted_page_table_is_shared_and_only_its_owner_frees_it,
 ];
 
 pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] =
@@ -236,4 +237,65 @@ fn vma_open_close_hooks_track_every_piece() {
     assert_eq!(count(), 4);
     drop(mm);
     assert_eq!(count(), 0);
+}
+
+/// The page-table sharing mshare stands on: a guest address space grafts a
+/// host's page-table page; both translate through it; the guest's teardown
+/// drops only its share, never the host's table or pages, and the page-table
+/// page counts charge the table to its owner alone.
+fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
+    use super::address_space::{MmStruct, UserPhysMem};
+    use super::vma::{Backend, Prot, VmFlags, Vma};
+    use core::sync::atomic::Ordering::Relaxed;
+    let host = MmStruct::new().expect("host mm");
+    let base = 0x4000_0000u64;
+    {
+        let mut h = host.inner.lock();
+        h.insert_vma(Vma {
+            start: base,
+            end: base + 8 * PAGE_SIZE,
+            prot: Prot::READ | Prot::WRITE,
+            flags: VmFlags::SHARED,
+            pgoff: 0,
+            backend: Backend::Anonymous,
+            ops: None,
+        });
+        for i in 0..8 {
+            let access = super::fault::Access { write: true, exec: false };
+            super::fault::handle_mm_fault(&mut h, &host.pt_pages, base + i * PAGE_SIZE, access).expect("fault in host");
+        }
+    }
+    let host_tables = host.pt_pages.load(Relaxed);
+    let guest = MmStruct::new().expect("guest mm");
+    let guest_tables = guest.pt_pages.load(Relaxed);
+    let pt = {
+        let h = host.inner.lock();
+        let mem = UserPhysMem { pt_pages: &host.pt_pages };
+        let pml4e = page_table::Pte(mem_read(&mem, h.pt.root(), page_table::table_index(base, 4)));
+        let pdpte = page_table::Pte(mem_read(&mem, pml4e.addr(), page_table::table_index(base, 3)));
+        let pde = page_table::Pte(mem_read(&mem, pdpte.addr(), page_table::table_index(base, 2)));
+        pde.addr()
+    };
+    super::page::get_page(pt); // the guest's share
+    {
+        let mut g = guest.inner.lock();
+        let mut mem = UserPhysMem { pt_pages: &guest.pt_pages };
+        g.pt.graft(&mut mem, base, 1, pt, PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER).expect("graft");
+        let m = g.pt.translate(&mem, base + 3 * PAGE_SIZE).expect("guest sees the host's page");
+        let hm = host.inner.lock().pt.translate(&mem, base + 3 * PAGE_SIZE).unwrap();
+        assert_eq!(m.phys, hm.phys);
+    }
+    // The guest paid for its PDPT and PD, not for the shared PT.
+    assert_eq!(guest.pt_pages.load(Relaxed), guest_tables + 2);
+    assert_eq!(super::page::page_count(pt), 2);
+    drop(guest);
+    assert_eq!(super::page::page_count(pt), 1, "the guest dropped only its share");
+    assert_eq!(host.pt_pages.load(Relaxed), host_tables);
+    let mem = UserPhysMem { pt_pages: &host.pt_pages };
+    assert!(host.inner.lock().pt.translate(&mem, base + 7 * PAGE_SIZE).is_some(), "host mappings intact");
+    drop(host);
+}
+
+fn mem_read(mem: &super::address_space::UserPhysMem<'_>, table: u64, index: usize) -> u64 {
+    page_table::PhysMem::read_pte(mem, table, index)
 }

@@ -103,6 +103,14 @@ pub trait PhysMem {
     fn write_pte(&mut self, table: u64, index: usize, value: u64);
     /// A new zero-filled table frame, or None when memory is exhausted.
     fn alloc_table(&mut self) -> Option<u64>;
+    /// Whether `table` is referenced from more than one place: a table one address space
+    /// grafted from another (mshare's host page tables in a guest). Walks that remove
+    /// mappings never descend into a shared table: they drop their reference to it (clear
+    /// the entry, call `free_table`, which must then only drop a share count) and leave its
+    /// entries to its owner. Default: nothing is shared.
+    fn table_is_shared(&self, _table: u64) -> bool {
+        false
+    }
     /// Called when a table that is no longer referenced by its parent should be released.
     /// The parent entry has already been cleared. The table's contents are unspecified
     /// (`clear_user_half` does not bother zeroing tables it tears down).
@@ -130,6 +138,9 @@ pub enum UnmapError {
     SizeMismatch,
     /// `unmap_range`: a huge leaf lies only partly inside the range (nothing was changed).
     HugePageInTheWay,
+    /// The page lies in a table shared with another address space (`unmap`), or `ungraft`
+    /// found no table at that entry.
+    SharedTable,
 }
 
 /// A leaf mapping. `flags` never contains `HUGE` (`size` says that), so a `Mapping` can be fed
@@ -323,6 +334,10 @@ impl PageTable {
         if leaf.level != size.level() {
             return Err(UnmapError::SizeMismatch);
         }
+        // A leaf in a shared table belongs to the table's owner.
+        if (leaf.level..4).any(|l| mem.table_is_shared(leaf.path[l].0)) {
+            return Err(UnmapError::SharedTable);
+        }
         let (table, idx) = leaf.path[leaf.level];
         mem.write_pte(table, idx, 0);
         let mut level = leaf.level;
@@ -414,6 +429,98 @@ impl PageTable {
         Ok(())
     }
 
+    /// Installs an existing `table` of level `table_level` (1 = a PT covering 2 MiB, 2 = a PD
+    /// covering 1 GiB, 3 = a PDPT covering 512 GiB) as the entry covering `va`, which must be
+    /// aligned to that span: the graft of mshare, where a guest's page table points at its
+    /// host's table. Missing tables above it are allocated (and freed again on failure). The
+    /// caller takes the share reference on `table` before grafting it.
+    pub fn graft(
+        &mut self,
+        mem: &mut impl PhysMem,
+        va: u64,
+        table_level: usize,
+        table: u64,
+        flags: PteFlags,
+    ) -> Result<(), MapError> {
+        if !is_canonical(va) {
+            return Err(MapError::NonCanonical);
+        }
+        if !(1..=3).contains(&table_level) || va & (span(table_level + 1) - 1) != 0 || table & !ADDR_MASK != 0 {
+            return Err(MapError::Misaligned);
+        }
+        let entry_level = table_level + 1;
+        // Walk down to the table holding the entry, allocating what is missing.
+        let mut fresh: [u64; 3] = [0; 3];
+        let mut allocated = 0;
+        let mut parent = self.root;
+        let mut inter = PteFlags::PRESENT | PteFlags::WRITABLE;
+        inter.set(PteFlags::USER, flags.contains(PteFlags::USER));
+        for level in (entry_level + 1..=4).rev() {
+            let idx = table_index(va, level);
+            let e = Pte(mem.read_pte(parent, idx));
+            parent = if e.is_present() {
+                if is_leaf(e, level) {
+                    fresh[..allocated].iter().for_each(|&t| mem.free_table(t));
+                    return Err(MapError::HugePageInTheWay);
+                }
+                e.addr()
+            } else {
+                let Some(t) = mem.alloc_table() else {
+                    fresh[..allocated].iter().for_each(|&t| mem.free_table(t));
+                    return Err(MapError::OutOfMemory);
+                };
+                fresh[allocated] = t;
+                allocated += 1;
+                mem.write_pte(parent, idx, Pte::new(t, inter).0);
+                t
+            };
+        }
+        let idx = table_index(va, entry_level);
+        if Pte(mem.read_pte(parent, idx)).is_present() {
+            // Only possible when nothing was allocated: all the path existed.
+            return Err(MapError::AlreadyMapped);
+        }
+        mem.write_pte(parent, idx, Pte::new(table, flags | PteFlags::PRESENT).0);
+        Ok(())
+    }
+
+    /// Removes the grafted table of level `table_level` at `va` (clears the entry and calls
+    /// `free_table`, which drops the share reference), then frees empty tables above it.
+    /// Returns the table.
+    pub fn ungraft(&mut self, mem: &mut impl PhysMem, va: u64, table_level: usize) -> Result<u64, UnmapError> {
+        if !is_canonical(va) {
+            return Err(UnmapError::NonCanonical);
+        }
+        if !(1..=3).contains(&table_level) || va & (span(table_level + 1) - 1) != 0 {
+            return Err(UnmapError::Misaligned);
+        }
+        let mut path = [(0u64, 0usize); 5];
+        let mut table = self.root;
+        for level in (table_level + 1..=4).rev() {
+            let idx = table_index(va, level);
+            path[level] = (table, idx);
+            let e = Pte(mem.read_pte(table, idx));
+            if !e.is_present() {
+                return Err(UnmapError::NotMapped);
+            }
+            if is_leaf(e, level) {
+                return Err(UnmapError::SizeMismatch);
+            }
+            table = e.addr();
+        }
+        let (parent, idx) = path[table_level + 1];
+        mem.write_pte(parent, idx, 0);
+        mem.free_table(table);
+        let mut level = table_level + 1;
+        while level < 4 && is_empty(mem, path[level].0) {
+            let (up, uidx) = path[level + 1];
+            mem.write_pte(up, uidx, 0);
+            mem.free_table(path[level].0);
+            level += 1;
+        }
+        Ok(table)
+    }
+
     /// Number of table pages reachable from the root, root included (shared kernel-half
     /// tables count too).
     pub fn count_tables(&self, mem: &impl PhysMem) -> usize {
@@ -449,7 +556,9 @@ impl PageTable {
                 if is_leaf(e, level) {
                     on_leaf(va, Mapping::from_leaf(e, level));
                 } else {
-                    teardown(mem, e.addr(), level - 1, va, on_leaf);
+                    if !mem.table_is_shared(e.addr()) {
+                        teardown(mem, e.addr(), level - 1, va, on_leaf);
+                    }
                     mem.free_table(e.addr());
                 }
             }
@@ -458,7 +567,9 @@ impl PageTable {
             let e = Pte(mem.read_pte(self.root, i));
             if e.is_present() {
                 mem.write_pte(self.root, i, 0);
-                teardown(mem, e.addr(), 3, i as u64 * span(4), &mut on_leaf);
+                if !mem.table_is_shared(e.addr()) {
+                    teardown(mem, e.addr(), 3, i as u64 * span(4), &mut on_leaf);
+                }
                 mem.free_table(e.addr());
             }
         }
@@ -489,6 +600,13 @@ fn clear_range(
         if is_leaf(e, level) {
             mem.write_pte(table, i, 0);
             on_leaf(sign_extend(va), Mapping::from_leaf(e, level));
+        } else if mem.table_is_shared(e.addr()) {
+            // Someone else's table: drop our reference when the range covers all of it,
+            // otherwise leave it alone (its owner unmaps inside it).
+            if first <= va && va + span - 1 <= last {
+                mem.write_pte(table, i, 0);
+                mem.free_table(e.addr());
+            }
         } else {
             let (lo, hi) = (first.max(va), last.min(va + span - 1));
             if clear_range(mem, e.addr(), level - 1, va, lo, hi, on_leaf) {

@@ -10,14 +10,20 @@ struct SimMem {
     /// Remaining allocations allowed; None = unlimited.
     limit: Option<usize>,
     reads: Cell<usize>,
+    /// Extra references of shared tables (a table is freed when its last reference goes).
+    shares: HashMap<u64, usize>,
 }
 
 impl SimMem {
     fn new() -> Self {
-        SimMem { tables: HashMap::new(), next: 0x10_0000, limit: None, reads: Cell::new(0) }
+        SimMem { tables: HashMap::new(), next: 0x10_0000, limit: None, reads: Cell::new(0), shares: HashMap::new() }
     }
     fn live(&self) -> usize {
         self.tables.len()
+    }
+    /// Takes another reference to `table` (what a guest does before grafting it).
+    fn share(&mut self, table: u64) {
+        *self.shares.entry(table).or_insert(0) += 1;
     }
 }
 
@@ -39,7 +45,17 @@ impl PhysMem for SimMem {
         Some(t)
     }
     fn free_table(&mut self, table: u64) {
+        if let Some(n) = self.shares.get_mut(&table) {
+            *n -= 1;
+            if *n == 0 {
+                self.shares.remove(&table);
+            }
+            return;
+        }
         self.tables.remove(&table).expect("double free");
+    }
+    fn table_is_shared(&self, table: u64) -> bool {
+        self.shares.contains_key(&table)
     }
 }
 
@@ -412,4 +428,88 @@ fn remap_replaces_frame_and_flags_in_place() {
     assert_eq!(pt.remap(&mut mem, 0x40_0000, 0x9001, ro), Err(UnmapError::Misaligned));
     pt.map(&mut mem, 0x20_0000_0000, 0x40_0000, PageSize::Size2M, ro).unwrap();
     assert_eq!(pt.remap(&mut mem, 0x20_0000_0000, 0x9000, ro), Err(UnmapError::SizeMismatch));
+}
+
+/// A host maps pages; a guest grafts the host's PT (mshare): both see the same leaves.
+fn host_and_guest_sharing_a_pt() -> (SimMem, PageTable, PageTable, u64) {
+    let mut mem = SimMem::new();
+    let mut host = PageTable::new(&mut mem).unwrap();
+    let mut guest = PageTable::new(&mut mem).unwrap();
+    let base = 0x40_0000_0000;
+    for i in 0..4 {
+        host.map(&mut mem, base + i * K4, 0x100_0000 + i * K4, PageSize::Size4K, P | W | U).unwrap();
+    }
+    let pd =
+        Pte(mem.read_pte(Pte(mem.read_pte(host.root(), table_index(base, 4))).addr(), table_index(base, 3))).addr();
+    let pt = Pte(mem.read_pte(pd, table_index(base, 2))).addr();
+    mem.share(pt);
+    guest.graft(&mut mem, base, 1, pt, P | W | U).unwrap();
+    (mem, host, guest, pt)
+}
+
+#[test]
+fn grafted_table_shows_the_hosts_mappings_in_the_guest() {
+    let (mut mem, mut host, guest, _) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    assert_eq!(guest.translate(&mem, base + 2 * K4).map(|m| m.phys), Some(0x100_0000 + 2 * K4));
+    // A later host mapping in the same 2 MiB shows up in the guest with no guest work.
+    host.map(&mut mem, base + 9 * K4, 0x200_0000, PageSize::Size4K, P | U).unwrap();
+    assert_eq!(guest.translate(&mem, base + 9 * K4).map(|m| m.phys), Some(0x200_0000));
+    // Root + PDPT + PD in the guest, the PT is the host's.
+    assert_eq!(guest.count_tables(&mem), 4);
+}
+
+#[test]
+fn graft_rejects_misaligned_and_occupied_slots() {
+    let (mut mem, _host, mut guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    assert_eq!(guest.graft(&mut mem, base + K4, 1, pt, P), Err(MapError::Misaligned));
+    assert_eq!(guest.graft(&mut mem, base, 1, pt, P), Err(MapError::AlreadyMapped));
+    assert_eq!(guest.graft(&mut mem, base, 4, pt, P), Err(MapError::Misaligned));
+}
+
+#[test]
+fn guest_unmap_range_drops_its_reference_and_never_touches_host_leaves() {
+    let (mut mem, host, mut guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let live = mem.live();
+    // Partly covered: left alone.
+    let mut seen = 0;
+    guest.unmap_range(&mut mem, base, base + K4, |_, _| seen += 1).unwrap();
+    assert_eq!(seen, 0);
+    assert!(guest.translate(&mem, base).is_some());
+    // Wholly covered: the guest's entry goes, its own PD and PDPT are freed, the PT lives on.
+    guest.unmap_range(&mut mem, base, base + M2, |_, _| seen += 1).unwrap();
+    assert_eq!(seen, 0, "no leaf of the host was reported to the guest");
+    assert!(guest.translate(&mem, base).is_none());
+    assert_eq!(host.translate(&mem, base + 3 * K4).map(|m| m.phys), Some(0x100_0000 + 3 * K4));
+    assert!(!mem.table_is_shared(pt), "the guest's reference is gone");
+    assert_eq!(mem.live(), live - 2, "guest PD and PDPT freed, not the host's PT");
+    assert_eq!(guest.count_tables(&mem), 1);
+}
+
+#[test]
+fn guest_single_page_unmap_inside_a_shared_table_is_refused() {
+    let (mut mem, host, mut guest, _) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    assert_eq!(guest.unmap(&mut mem, base, PageSize::Size4K), Err(UnmapError::SharedTable));
+    assert!(host.translate(&mem, base).is_some());
+}
+
+#[test]
+fn guest_teardown_and_ungraft_leave_the_hosts_table() {
+    let (mut mem, host, mut guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let mut seen = 0;
+    guest.clear_user_half(&mut mem, |_, _| seen += 1);
+    assert_eq!(seen, 0);
+    assert!(!mem.table_is_shared(pt));
+    assert_eq!(host.translate(&mem, base).map(|m| m.phys), Some(0x100_0000));
+    // Graft again, then ungraft explicitly.
+    mem.share(pt);
+    guest.graft(&mut mem, base, 1, pt, P | W | U).unwrap();
+    assert_eq!(guest.ungraft(&mut mem, base, 1), Ok(pt));
+    assert_eq!(guest.count_tables(&mem), 1, "emptied guest tables above the graft are freed");
+    assert_eq!(guest.ungraft(&mut mem, base, 1), Err(UnmapError::NotMapped));
+    assert!(host.translate(&mem, base).is_some());
 }
