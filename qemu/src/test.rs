@@ -336,7 +336,9 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
     let std_smoke = ut.tests.iter().find(|(n, _)| n == "std_smoke").map(|(_, p)| p.to_string_lossy().into_owned());
     let fork_many = ut.c_programs.iter().find(|(n, _)| n == "fork_many").map(|(_, p)| p.to_string_lossy().into_owned());
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let cases: Vec<(&str, Option<String>, Vec<String>, Vec<&str>)> = vec![
+    // (what, program, arguments, output that must appear)
+    type Case<'a> = (&'a str, Option<String>, Vec<String>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "busybox sh -c 'echo hi; ls /'",
             busybox.ok(),

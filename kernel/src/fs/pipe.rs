@@ -24,6 +24,12 @@ pub struct Pipe {
     pub ino: u64,
 }
 
+impl Default for Pipe {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Pipe {
     pub fn new() -> Pipe {
         Pipe {

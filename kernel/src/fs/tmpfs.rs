@@ -147,7 +147,7 @@ impl Inode for TmpfsFile {
             let first = size.div_ceil(PAGE_SIZE);
             crate::mm::rmap::unmap_file_pages(self as *const Self as *const (), first, u64::MAX);
             self.cache.truncate_from(first);
-            if size % PAGE_SIZE != 0 {
+            if !size.is_multiple_of(PAGE_SIZE) {
                 self.cache.zero_tail(size / PAGE_SIZE, size % PAGE_SIZE);
             }
         }

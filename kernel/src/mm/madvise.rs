@@ -40,7 +40,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
         }
         return Err(EINVAL);
     }
-    if start % PAGE_SIZE != 0 {
+    if !start.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     let len_in = len;
@@ -132,7 +132,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
 /// mincore: one byte per page, bit 0 set when the page is resident: mapped
 /// in this address space, or (file mappings) in the file's page cache.
 pub fn do_mincore(mm: &MmStruct, start: u64, len: u64) -> KResult<Vec<u8>> {
-    if start % PAGE_SIZE != 0 {
+    if !start.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     // access_ok(start, len) on the unrounded length.

@@ -12,7 +12,7 @@ const PROT_GROWSDOWN: u32 = 0x0100_0000;
 const PROT_GROWSUP: u32 = 0x0200_0000;
 
 pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()> {
-    if start % PAGE_SIZE != 0 {
+    if !start.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     if prot & !(7 | PROT_GROWSDOWN | PROT_GROWSUP) != 0

@@ -23,7 +23,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
     if flags & MREMAP_DONTUNMAP != 0 && old_len != new_len {
         return Err(EINVAL);
     }
-    if old % PAGE_SIZE != 0 {
+    if !old.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     let old_len = align_up(old_len, PAGE_SIZE);
@@ -42,7 +42,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
     }
 
     if flags & MREMAP_FIXED != 0 {
-        if new_addr % PAGE_SIZE != 0 {
+        if !new_addr.is_multiple_of(PAGE_SIZE) {
             return Err(EINVAL);
         }
         if new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len {

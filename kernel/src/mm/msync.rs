@@ -14,7 +14,7 @@ pub const MS_INVALIDATE: u32 = 2;
 pub const MS_SYNC: u32 = 4;
 
 pub fn do_msync(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> {
-    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || start % PAGE_SIZE != 0 {
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || !start.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
     if flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {

@@ -6,7 +6,7 @@ use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
 
 pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
-    if start % PAGE_SIZE != 0 || len == 0 {
+    if !start.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(EINVAL);
     }
     let len = align_up(len, PAGE_SIZE);

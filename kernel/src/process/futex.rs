@@ -39,7 +39,7 @@ fn tidy(key: Key) {
 
 /// FUTEX_WAIT: sleeps while `*uaddr == val`, until woken, a signal, or the deadline.
 pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>) -> KResult<usize> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
     // The value check and the enqueue happen without a switch in between

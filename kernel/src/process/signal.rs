@@ -99,6 +99,12 @@ pub struct SigHandlers {
     pub actions: [SigAction; NSIG as usize],
 }
 
+impl Default for SigHandlers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SigHandlers {
     pub fn new() -> SigHandlers {
         SigHandlers { actions: [SigAction::default(); NSIG as usize] }
@@ -441,10 +447,7 @@ pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) -> Option<i32> {
             let blocked = s.blocked;
             match s.pending.take(blocked) {
                 Some(i) => i,
-                None => match t.process.shared_pending.lock().take(blocked) {
-                    Some(i) => i,
-                    None => return None,
-                },
+                None => t.process.shared_pending.lock().take(blocked)?,
             }
         };
         let sig = info.signo as u32;

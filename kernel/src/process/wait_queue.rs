@@ -111,6 +111,12 @@ pub struct Completion {
     wq: WaitQueue,
 }
 
+impl Default for Completion {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Completion {
     pub fn new() -> Completion {
         Completion { done: AtomicBool::new(false), wq: WaitQueue::new() }

@@ -991,10 +991,8 @@ pub fn sys_renameat2(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, fla
         return Err(EEXIST);
     }
     // A trailing slash demands directories on both sides.
-    if old.last() == Some(&b'/') || new.last() == Some(&b'/') {
-        if !odir.lookup(&oname)?.metadata().is_dir() {
-            return Err(ENOTDIR);
-        }
+    if (old.last() == Some(&b'/') || new.last() == Some(&b'/')) && !odir.lookup(&oname)?.metadata().is_dir() {
+        return Err(ENOTDIR);
     }
     odir.rename(&oname, &ndir, &nname)?;
     ok(0)

@@ -179,7 +179,7 @@ pub fn sys_sysinfo(a: Args) -> SysResult {
 /// One CPU: the mask has bit 0. Returns the bytes written, as the raw syscall does.
 pub fn sys_sched_getaffinity(a: Args) -> SysResult {
     let len = a.usize(1);
-    if len < 8 || len % 8 != 0 {
+    if len < 8 || !len.is_multiple_of(8) {
         return Err(EINVAL);
     }
     let pid = a.i32(0);

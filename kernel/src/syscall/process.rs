@@ -51,7 +51,7 @@ pub fn sys_vfork(frame: &TrapFrame) -> SysResult {
 pub fn sys_clone(frame: &TrapFrame, a: Args) -> SysResult {
     let flags = a.u(0) & 0xffff_ffff;
     let exit_signal = (flags & CSIGNAL) as u32;
-    if exit_signal >= NSIG + 1 {
+    if exit_signal > NSIG {
         return Err(EINVAL);
     }
     let args = CloneArgs {
@@ -86,7 +86,7 @@ const CLONE_ARGS_SIZE_VER0: usize = 64;
 
 pub fn sys_clone3(frame: &TrapFrame, a: Args) -> SysResult {
     let size = a.usize(1);
-    if size < CLONE_ARGS_SIZE_VER0 || size > 4096 {
+    if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
         return Err(EINVAL);
     }
     let mut raw = [0u8; 88];
@@ -308,12 +308,12 @@ pub fn sys_prctl(a: Args) -> SysResult {
             // Up to 15 bytes are kept (TASK_COMM_LEN 16 with the NUL).
             let mut buf = [0u8; 16];
             let mm = crate::process::current_mm();
-            for i in 0..15 {
+            for (i, slot) in buf.iter_mut().take(15).enumerate() {
                 let b: u8 = crate::mm::usercopy::read_val(&mm, super::uoff(a.u(1), i as u64)?)?;
                 if b == 0 {
                     break;
                 }
-                buf[i] = b;
+                *slot = b;
             }
             *current().comm.lock() = buf;
             ok(0)
@@ -411,7 +411,7 @@ fn set_res(r: u32, e: u32, s: u32, group: bool) -> SysResult {
     with_ids(group, |ids, capable| {
         let current = [*ids.r, *ids.e, *ids.s];
         let allowed = |v: u32| v == u32::MAX || current.contains(&v);
-        if !capable && !(allowed(r) && allowed(e) && allowed(s)) {
+        if !(capable || allowed(r) && allowed(e) && allowed(s)) {
             return Err(EPERM);
         }
         for (slot, v) in [(&mut *ids.r, r), (&mut *ids.e, e), (&mut *ids.s, s)] {
@@ -627,7 +627,7 @@ pub fn sys_prlimit64(a: Args) -> SysResult {
 
 pub fn sys_getrusage(a: Args) -> SysResult {
     let who = a.i32(0);
-    if !matches!(who, 0 | -1 | 1) {
+    if !matches!(who, -1..=1) {
         return Err(EINVAL);
     }
     let mut ru = [0u64; 18];

@@ -1308,7 +1308,7 @@ fn mincore_unmapped_range_is_enomem() {
 /// mishandles one of these may take the calling process down with it.
 fn extreme_lengths_and_addresses_fail_cleanly() {
     run_in_child(|| {
-        const TOP: u64 = u64::MAX & !0xfff;
+        const TOP: u64 = !0xfff; // the last page of the 64-bit space
         let raw = |nr: i64, a: [u64; 6]| -> Result<i64, i32> {
             let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
             if r == -1 {
@@ -1323,7 +1323,8 @@ fn extreme_lengths_and_addresses_fail_cleanly() {
         let mut vec = [0u8; 8];
         let dir = TempDir::new();
         let fd = open(&dir.file("f", b"x"), O_RDWR, 0).unwrap() as u64;
-        let cases: [(&str, i64, [u64; 6], Result<i64, i32>); 15] = [
+        type Case<'a> = (&'a str, i64, [u64; 6], Result<i64, i32>);
+        let cases: [Case; 15] = [
             ("mmap huge", libc::SYS_mmap, [0, u64::MAX, rw, anon, u64::MAX, 0], Err(libc::ENOMEM)),
             (
                 "mmap fixed at top",

@@ -379,7 +379,7 @@ impl PageTable {
         if !is_canonical(va) {
             return Err(UnmapError::NonCanonical);
         }
-        if va % PAGE_SIZE != 0 || pa % PAGE_SIZE != 0 || pa & !ADDR_MASK != 0 {
+        if !va.is_multiple_of(PAGE_SIZE) || !pa.is_multiple_of(PAGE_SIZE) || pa & !ADDR_MASK != 0 {
             return Err(UnmapError::Misaligned);
         }
         let leaf = self.walk(mem, va).ok_or(UnmapError::NotMapped)?;
