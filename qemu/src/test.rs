@@ -338,7 +338,14 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     // (what, program, arguments, output that must appear)
     type Case<'a> = (&'a str, Option<String>, Vec<String>, Vec<&'a str>);
+    let smoke_script = crate::workspace_root().join("user_tests/scripts/busybox_smoke.sh");
     let cases: Vec<Case> = vec![
+        (
+            "busybox applets in a shell script (files, pipes, archives, jobs, /proc)",
+            busybox.clone().ok(),
+            s(&["sh", "/busybox_smoke.sh"]),
+            vec!["hello\n", "42\n", "40960\n", "timeout status 143", "bg done", "tmpfs ", "done-all"],
+        ),
         (
             "busybox sh -c 'echo hi; ls /'",
             busybox.ok(),
@@ -362,7 +369,8 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
         let result = (|| {
             let program = program.ok_or("program not built")?;
             let initrd = target_dir().join("xtask").join("exec-check.cpio");
-            let cmdline = crate::prepare_exec(&program, &args, &[], &initrd)?;
+            let extra = [(smoke_script.clone(), "busybox_smoke.sh".to_string())];
+            let cmdline = crate::prepare_exec(&program, &args, &extra, &initrd)?;
             let mut cfg = qemu_config(kernel, o);
             cfg.initrd = Some(initrd);
             cfg.cmdline = cmdline;

@@ -206,6 +206,7 @@ impl Inode for Random {
 /// The /dev directory, mounted under `parent`.
 pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     let dir = TmpfsDir::new_child(Arc::downgrade(&parent), 0o755, 0, 0);
+    dir.set_dev(0x6); // its own filesystem, as devtmpfs
     let console: Arc<dyn Inode> = Arc::new(Console { ino: next_ino() });
     let nodes: [(&str, Arc<dyn Inode>); 7] = [
         ("console", console.clone()),

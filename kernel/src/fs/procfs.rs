@@ -23,6 +23,8 @@ const PROC_DEV: u64 = 0x4;
 const INO_ROOT: u64 = 1;
 const INO_MEMINFO: u64 = 2;
 const INO_SELF: u64 = 3;
+const INO_MOUNTS: u64 = 4;
+const INO_UPTIME: u64 = 5;
 
 fn meta(ino: u64, mode: u32) -> Metadata {
     let now = crate::time::realtime();
@@ -61,6 +63,8 @@ impl Inode for ProcRoot {
             "" | "." => Ok(Arc::new(ProcRoot { parent: self.parent.clone() })),
             ".." => self.parent.upgrade().ok_or(ENOENT),
             "meminfo" => Ok(Arc::new(ProcFile { kind: FileKind::Meminfo, pid: 0 })),
+            "mounts" => Ok(Arc::new(ProcFile { kind: FileKind::Mounts, pid: 0 })),
+            "uptime" => Ok(Arc::new(ProcFile { kind: FileKind::Uptime, pid: 0 })),
             "self" => Ok(Arc::new(SelfLink)),
             _ => {
                 let pid: u32 = name.parse().map_err(|_| ENOENT)?;
@@ -74,6 +78,8 @@ impl Inode for ProcRoot {
             DirEntry { name: ".".into(), ino: INO_ROOT, d_type: DT_DIR },
             DirEntry { name: "..".into(), ino: INO_ROOT, d_type: DT_DIR },
             DirEntry { name: "meminfo".into(), ino: INO_MEMINFO, d_type: DT_REG },
+            DirEntry { name: "mounts".into(), ino: INO_MOUNTS, d_type: DT_REG },
+            DirEntry { name: "uptime".into(), ino: INO_UPTIME, d_type: DT_REG },
             DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
         ];
         let pids: Vec<u32> =
@@ -153,6 +159,8 @@ impl Inode for PidDir {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum FileKind {
     Meminfo,
+    Mounts,
+    Uptime,
     Cmdline,
     Comm,
     Maps,
@@ -170,7 +178,12 @@ struct ProcFile {
 impl Inode for ProcFile {
     fn metadata(&self) -> Metadata {
         let idx = PID_FILES.iter().position(|(_, k)| *k == self.kind).unwrap_or(0) as u64;
-        let ino = if self.kind == FileKind::Meminfo { INO_MEMINFO } else { ((self.pid as u64) << 8) + 1 + idx };
+        let ino = match self.kind {
+            FileKind::Meminfo => INO_MEMINFO,
+            FileKind::Mounts => INO_MOUNTS,
+            FileKind::Uptime => INO_UPTIME,
+            _ => ((self.pid as u64) << 8) + 1 + idx,
+        };
         meta(ino, S_IFREG | 0o444)
     }
     fn as_any(&self) -> &dyn Any {
@@ -193,12 +206,22 @@ impl Inode for ProcFile {
 
 impl ProcFile {
     fn generate(&self) -> KResult<Vec<u8>> {
-        if self.kind == FileKind::Meminfo {
-            return Ok(meminfo().into_bytes());
+        match self.kind {
+            FileKind::Meminfo => return Ok(meminfo().into_bytes()),
+            // The mount table is fixed: tmpfs root, /dev, /proc.
+            FileKind::Mounts => {
+                return Ok(b"tmpfs / tmpfs rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\nproc /proc proc rw 0 0\n".to_vec())
+            }
+            FileKind::Uptime => {
+                let ns = crate::time::monotonic_ns();
+                let cs = ns / 10_000_000;
+                return Ok(format!("{}.{:02} {}.{:02}\n", cs / 100, cs % 100, cs / 100, cs % 100).into_bytes());
+            }
+            _ => {}
         }
         let p = find_process(self.pid).ok_or(ESRCH)?;
         Ok(match self.kind {
-            FileKind::Meminfo => unreachable!(),
+            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime => unreachable!(),
             FileKind::Cmdline => {
                 let (mm, _) = mm_of(&p);
                 match mm {

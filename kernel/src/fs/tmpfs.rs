@@ -268,6 +268,12 @@ impl TmpfsDir {
         d
     }
 
+    /// Gives the directory its own device number (another filesystem mounted
+    /// as a tmpfs-style directory, such as /dev).
+    pub fn set_dev(&self, dev: u64) {
+        self.meta.lock().dev = dev;
+    }
+
     /// Whether `self` is `dir` or lies below it (a directory cannot move into its own subtree).
     fn is_within(&self, dir: &Arc<TmpfsDir>) -> bool {
         let mut cur = self.self_arc();

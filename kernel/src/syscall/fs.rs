@@ -1078,3 +1078,66 @@ pub fn sys_fallocate(a: Args) -> SysResult {
     inode.fallocate(mode, offset as u64, len as u64)?;
     ok(0)
 }
+
+/// `struct statfs` (x86_64).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Statfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+const _: () = assert!(core::mem::size_of::<Statfs>() == 120);
+crate::impl_pod!(Statfs);
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// What statfs reports: tmpfs sized like Linux's default (half of RAM), or procfs.
+fn statfs_of(m: &Metadata) -> Statfs {
+    if m.dev == 0x4 {
+        return Statfs {
+            f_type: PROC_SUPER_MAGIC,
+            f_bsize: 4096,
+            f_namelen: 255,
+            f_frsize: 4096,
+            ..Default::default()
+        };
+    }
+    let total = crate::mm::frame::stats().usable / 2;
+    let used = crate::mm::page_cache::SHMEM_PAGES.load(core::sync::atomic::Ordering::Relaxed).min(total);
+    Statfs {
+        f_type: TMPFS_MAGIC,
+        f_bsize: 4096,
+        f_blocks: total,
+        f_bfree: total - used,
+        f_bavail: total - used,
+        f_files: total,
+        f_ffree: total - used,
+        f_namelen: 255,
+        f_frsize: 4096,
+        ..Default::default()
+    }
+}
+
+pub fn sys_statfs(a: Args) -> SysResult {
+    let path = read_path(a.u(0))?;
+    let m = resolve_at(AT_FDCWD, &path, true)?.metadata();
+    write_val(a.u(1), &statfs_of(&m))?;
+    ok(0)
+}
+
+pub fn sys_fstatfs(a: Args) -> SysResult {
+    let m = get_file(a.i32(0))?.metadata();
+    write_val(a.u(1), &statfs_of(&m))?;
+    ok(0)
+}

@@ -158,6 +158,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         150 => mm::sys_munlock(a),
         151 => mm::sys_mlockall(a),
         152 => mm::sys_munlockall(),
+        137 => fs::sys_statfs(a),
+        138 => fs::sys_fstatfs(a),
         157 => process::sys_prctl(a),
         158 => process::sys_arch_prctl(a),
         160 => process::sys_setrlimit(a),
