@@ -194,9 +194,8 @@ impl Inode for TmpfsFile {
             _ => Err(ENOTSUP),
         }
     }
-    fn chmod(&self, mode: u32) -> KResult<()> {
-        let mut m = self.meta.lock();
-        m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
+    fn set_attr(&self, edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {
+        edit(&mut self.meta.lock());
         Ok(())
     }
 }
@@ -443,9 +442,26 @@ impl Inode for TmpfsDir {
         }
         Ok(v)
     }
-    fn chmod(&self, mode: u32) -> KResult<()> {
-        let mut m = self.meta.lock();
-        m.mode = S_IFDIR | (mode & 0o7777);
+    fn set_attr(&self, edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {
+        edit(&mut self.meta.lock());
+        Ok(())
+    }
+    fn link(&self, name: &str, target: &Arc<dyn Inode>) -> KResult<()> {
+        Self::check_name(name)?;
+        let file = target.as_any().downcast_ref::<TmpfsFile>().ok_or(if target.metadata().is_dir() {
+            EPERM
+        } else {
+            EXDEV
+        })?;
+        let mut entries = self.entries.lock();
+        if entries.contains_key(name) {
+            return Err(EEXIST);
+        }
+        let mut m = file.meta.lock();
+        m.nlink += 1;
+        m.ctime = crate::time::realtime();
+        drop(m);
+        entries.insert(name.to_string(), target.clone());
         Ok(())
     }
 }

@@ -144,7 +144,13 @@ pub trait Inode: Send + Sync + Any {
     fn readlink(&self) -> KResult<Vec<u8>> {
         Err(EINVAL)
     }
-    fn chmod(&self, _mode: u32) -> KResult<()> {
+    /// Changes attributes (mode bits, owner, times) in place; the callback
+    /// sees and edits the metadata under the inode's lock.
+    fn set_attr(&self, _edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {
         Err(EPERM)
+    }
+    /// Adds another name for `target` in this directory (a hard link).
+    fn link(&self, _name: &str, _target: &Arc<dyn Inode>) -> KResult<()> {
+        Err(ENOTDIR)
     }
 }

@@ -201,6 +201,8 @@ pub struct Process {
     pub stop_wait: WaitQueue,
     /// Supplementary group ids (setgroups).
     pub groups: Mutex<Vec<u32>>,
+    /// Nice value (-20..19) of setpriority; no scheduler weight yet.
+    pub nice: core::sync::atomic::AtomicI32,
 }
 
 /// A job-control event for the parent's wait.
@@ -326,6 +328,7 @@ pub fn new_process(
         job_report: Mutex::new(None),
         stop_wait: WaitQueue::new(),
         groups: Mutex::new(Vec::new()),
+        nice: core::sync::atomic::AtomicI32::new(0),
     });
     TABLES.lock().processes.insert(pid, Arc::downgrade(&p));
     p

@@ -16,6 +16,7 @@ pub const AT_FDCWD: i32 = -100;
 pub const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
 pub const AT_REMOVEDIR: u32 = 0x200;
 pub const AT_EMPTY_PATH: u32 = 0x1000;
+pub const AT_SYMLINK_FOLLOW: u32 = 0x400;
 pub const AT_EACCESS: u32 = 0x200;
 
 /// Largest single read/write, as Linux's MAX_RW_COUNT.
@@ -847,13 +848,13 @@ pub fn sys_readlinkat(dirfd: i32, path_va: u64, buf: u64, size: usize) -> SysRes
 
 pub fn sys_fchmodat(dirfd: i32, path_va: u64, mode: u32) -> SysResult {
     let path = read_path(path_va)?;
-    resolve_at(dirfd, &path, true)?.chmod(mode)?;
+    chmod(&resolve_at(dirfd, &path, true)?, mode)?;
     ok(0)
 }
 
 pub fn sys_fchmod(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
-    f.inode().ok_or(EBADF)?.chmod(a.u32(1))?;
+    chmod(f.inode().ok_or(EBADF)?, a.u32(1))?;
     ok(0)
 }
 
@@ -1140,4 +1141,222 @@ pub fn sys_fstatfs(a: Args) -> SysResult {
     let m = get_file(a.i32(0))?.metadata();
     write_val(a.u(1), &statfs_of(&m))?;
     ok(0)
+}
+
+/// Only the owner or root may change the mode (`inode_owner_or_capable`).
+fn chmod(inode: &Arc<dyn Inode>, mode: u32) -> KResult<()> {
+    let creds = *current().process.creds.lock();
+    if creds.fsuid != 0 && creds.fsuid != inode.metadata().uid {
+        return Err(EPERM);
+    }
+    inode.set_attr(&mut |m| {
+        m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
+        m.ctime = crate::time::realtime();
+    })
+}
+
+/// chown family (`chown_common`): -1 keeps a value; only root changes the
+/// owner; the owner may change the group to one of its own; set-id bits of a
+/// regular file are cleared.
+fn chown(inode: &Arc<dyn Inode>, uid: u32, gid: u32) -> KResult<()> {
+    let p = current().process.clone();
+    let creds = *p.creds.lock();
+    let m = inode.metadata();
+    if creds.fsuid != 0 {
+        let own_group = gid == u32::MAX || gid == creds.fsgid || p.groups.lock().contains(&gid);
+        if (uid != u32::MAX && uid != m.uid) || creds.fsuid != m.uid || !own_group {
+            return Err(EPERM);
+        }
+    }
+    inode.set_attr(&mut |m| {
+        if uid != u32::MAX {
+            m.uid = uid;
+        }
+        if gid != u32::MAX {
+            m.gid = gid;
+        }
+        if m.is_regular() && (uid != u32::MAX || gid != u32::MAX) {
+            m.mode &= !0o4000;
+            if m.mode & 0o010 != 0 {
+                m.mode &= !0o2000;
+            }
+        }
+        m.ctime = crate::time::realtime();
+    })
+}
+
+pub fn sys_fchownat(dirfd: i32, path_va: u64, uid: u32, gid: u32, flags: u32) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let path = crate::mm::usercopy::read_cstr(&crate::process::current_mm(), path_va, crate::fs::path::PATH_MAX - 1)?;
+    let inode = if path.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 {
+            return Err(ENOENT);
+        }
+        get_file(dirfd)?.inode().ok_or(EBADF)?.clone()
+    } else {
+        resolve_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+    };
+    chown(&inode, uid, gid)?;
+    ok(0)
+}
+
+pub fn sys_fchown(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    chown(f.inode().ok_or(EBADF)?, a.u32(1), a.u32(2))?;
+    ok(0)
+}
+
+const UTIME_NOW: i64 = (1 << 30) - 1;
+const UTIME_OMIT: i64 = (1 << 30) - 2;
+
+/// utimensat: NULL times mean now; UTIME_NOW/UTIME_OMIT per field.
+pub fn sys_utimensat(a: Args) -> SysResult {
+    let (dirfd, path_va, times_va, flags) = (a.i32(0), a.u(1), a.u(2), a.u32(3));
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let now = crate::time::realtime();
+    let times = if times_va == 0 {
+        [[UTIME_NOW, UTIME_NOW]; 2]
+    } else {
+        let t: [[i64; 2]; 2] = read_val(times_va)?;
+        for ts in t {
+            if ts[1] != UTIME_NOW && ts[1] != UTIME_OMIT && !(0..1_000_000_000).contains(&ts[1]) {
+                return Err(EINVAL);
+            }
+        }
+        [[t[0][0], t[0][1]], [t[1][0], t[1][1]]]
+    };
+    let inode = if path_va == 0 {
+        get_file(dirfd)?.inode().ok_or(EBADF)?.clone()
+    } else {
+        let path = read_path(path_va)?;
+        resolve_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+    };
+    let to_ts = |t: [i64; 2]| if t[1] == UTIME_NOW { now } else { Timespec { sec: t[0], nsec: t[1] } };
+    inode.set_attr(&mut |m| {
+        if times[0][1] != UTIME_OMIT {
+            m.atime = to_ts(times[0]);
+        }
+        if times[1][1] != UTIME_OMIT {
+            m.mtime = to_ts(times[1]);
+        }
+        m.ctime = now;
+    })?;
+    ok(0)
+}
+
+pub fn sys_linkat(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, flags: u32) -> SysResult {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let old = read_path(old_va)?;
+    let new = read_path(new_va)?;
+    let target = resolve_at(olddirfd, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    if target.metadata().is_dir() {
+        return Err(EPERM);
+    }
+    let (dir, name) = lookup_parent(crate::fs::root(), dir_of(newdirfd, &new)?, &new)?;
+    dir.link(&name, &target)?;
+    ok(0)
+}
+
+/// select/pselect6 over the poll machinery: fd_set bitmaps in, ready bitmaps out.
+pub fn do_select(nfds: i32, rd: u64, wr: u64, ex: u64, timeout_ns: Option<u64>) -> SysResult {
+    if nfds < 0 || nfds as usize > nofile_limit().max(1024) {
+        return Err(EINVAL);
+    }
+    let n = nfds as usize;
+    let words = n.div_ceil(64);
+    let read_set = |va: u64| -> KResult<Vec<u64>> {
+        let mut v = vec![0u64; words];
+        if va != 0 {
+            for (i, w) in v.iter_mut().enumerate() {
+                *w = read_val(super::uoff(va, 8 * i as u64)?)?;
+            }
+        }
+        Ok(v)
+    };
+    let (r, w, e) = (read_set(rd)?, read_set(wr)?, read_set(ex)?);
+    let bit = |s: &[u64], fd: usize| s[fd / 64] >> (fd % 64) & 1 != 0;
+    let mut fds = Vec::new();
+    for fd in 0..n {
+        let mut events = 0i16;
+        if bit(&r, fd) {
+            events |= (POLLIN) as i16;
+        }
+        if bit(&w, fd) {
+            events |= POLLOUT as i16;
+        }
+        if bit(&e, fd) {
+            events |= POLLPRI as i16;
+        }
+        if events != 0 {
+            fds.push(PollFd { fd: fd as i32, events, revents: 0 });
+        }
+    }
+    let deadline = timeout_ns.map(|t| crate::time::monotonic_ns().saturating_add(t));
+    loop {
+        poll_once(&mut fds);
+        if fds.iter().any(|p| p.revents as u16 & POLLNVAL != 0) {
+            return Err(EBADF);
+        }
+        let ready = fds.iter().filter(|p| p.revents != 0).count();
+        if ready > 0 || deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
+            break;
+        }
+        crate::process::sleep::sleep_ticks(1)?;
+    }
+    let (mut ro, mut wo, mut eo) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
+    let mut count = 0;
+    for p in &fds {
+        let (fd, rev) = (p.fd as usize, p.revents as u16);
+        for (set, mask, out) in
+            [(&r, POLLIN | POLLHUP | POLLERR, &mut ro), (&w, POLLOUT | POLLERR, &mut wo), (&e, POLLPRI, &mut eo)]
+        {
+            if bit(set, fd) && rev & mask != 0 {
+                out[fd / 64] |= 1 << (fd % 64);
+                count += 1;
+            }
+        }
+    }
+    for (va, set) in [(rd, &ro), (wr, &wo), (ex, &eo)] {
+        if va != 0 {
+            for (i, word) in set.iter().enumerate() {
+                write_val(super::uoff(va, 8 * i as u64)?, word)?;
+            }
+        }
+    }
+    ok(count)
+}
+
+pub fn sys_select(a: Args) -> SysResult {
+    let timeout = if a.u(4) == 0 {
+        None
+    } else {
+        let tv: [i64; 2] = read_val(a.u(4))?;
+        if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
+            return Err(EINVAL);
+        }
+        Some((tv[0] as u64).saturating_mul(1_000_000_000).saturating_add(tv[1] as u64 * 1000))
+    };
+    do_select(a.i32(0), a.u(1), a.u(2), a.u(3), timeout)
+}
+
+pub fn sys_pselect6(a: Args) -> SysResult {
+    let timeout = if a.u(4) == 0 {
+        None
+    } else {
+        let ts: [i64; 2] = read_val(a.u(4))?;
+        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+            return Err(EINVAL);
+        }
+        Some((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
+    };
+    if a.u(5) != 0 {
+        crate::log_once!("pselect6: the signal mask argument is ignored");
+    }
+    do_select(a.i32(0), a.u(1), a.u(2), a.u(3), timeout)
 }

@@ -638,3 +638,96 @@ pub fn sys_getrusage(a: Args) -> SysResult {
     write_val(a.u(1), &ru)?;
     ok(0)
 }
+
+/// times(): per-process CPU times are not accounted yet (zeros); the return
+/// value is the clock-tick count since boot (USER_HZ 100), as Linux's.
+pub fn sys_times(a: Args) -> SysResult {
+    if a.u(0) != 0 {
+        write_val(a.u(0), &[0u64; 4])?;
+    }
+    ok((crate::time::monotonic_ns() / 10_000_000) as usize)
+}
+
+const PRIO_PROCESS: u32 = 0;
+const PRIO_PGRP: u32 = 1;
+const PRIO_USER: u32 = 2;
+
+/// The processes a priority call names.
+fn prio_targets(which: u32, who: u32) -> KResult<alloc::vec::Vec<alloc::sync::Arc<crate::process::task::Process>>> {
+    let me = current().process.clone();
+    let all = || {
+        crate::process::task::TABLES
+            .lock()
+            .processes
+            .values()
+            .filter_map(|w| w.upgrade())
+            .filter(|p| !p.is_zombie())
+            .collect::<alloc::vec::Vec<_>>()
+    };
+    let v = match which {
+        PRIO_PROCESS => {
+            alloc::vec![if who == 0 { me } else { find_process(who).filter(|p| !p.is_zombie()).ok_or(ESRCH)? }]
+        }
+        PRIO_PGRP => {
+            let g = if who == 0 { me.pgid() } else { who };
+            all().into_iter().filter(|p| p.pgid() == g).collect()
+        }
+        PRIO_USER => {
+            let u = if who == 0 { me.creds.lock().uid } else { who };
+            all().into_iter().filter(|p| p.creds.lock().uid == u).collect()
+        }
+        _ => return Err(EINVAL),
+    };
+    if v.is_empty() {
+        return Err(ESRCH);
+    }
+    Ok(v)
+}
+
+/// getpriority: the raw syscall returns 20 - nice (1..40), as Linux.
+pub fn sys_getpriority(a: Args) -> SysResult {
+    let best = prio_targets(a.u32(0), a.u32(1))?.iter().map(|p| p.nice.load(Ordering::Relaxed)).min().unwrap();
+    ok((20 - best) as usize)
+}
+
+/// setpriority: nice clamped to -20..19; lowering it needs CAP_SYS_NICE.
+pub fn sys_setpriority(a: Args) -> SysResult {
+    let nice = a.i32(2).clamp(-20, 19);
+    let capable = current().process.creds.lock().capable();
+    for p in prio_targets(a.u32(0), a.u32(1))? {
+        if nice < p.nice.load(Ordering::Relaxed) && !capable {
+            return Err(EACCES);
+        }
+        p.nice.store(nice, Ordering::Relaxed);
+    }
+    ok(0)
+}
+
+/// One CPU: a mask is valid when it contains CPU 0.
+pub fn sys_sched_setaffinity(a: Args) -> SysResult {
+    let pid = a.i32(0);
+    if pid < 0 {
+        return Err(EINVAL);
+    }
+    if pid != 0 && crate::process::task::find_task(pid as u32).is_none() {
+        return Err(ESRCH);
+    }
+    if a.usize(1) == 0 {
+        return Err(EINVAL);
+    }
+    let first: u8 = read_val(a.u(2))?;
+    if first & 1 == 0 {
+        return Err(EINVAL);
+    }
+    ok(0)
+}
+
+pub fn sys_getcpu(a: Args) -> SysResult {
+    if a.u(0) != 0 {
+        write_val(a.u(0), &0u32)?;
+    }
+    if a.u(1) != 0 {
+        write_val(a.u(1), &0u32)?;
+    }
+    ok(0)
+}

@@ -2,7 +2,9 @@
 //! pipes, fcntl, ioctl, poll, and the /dev/null and /dev/zero devices.
 
 use libc::*;
-use user_tests::{assert_errno, close, cstr, open, pipe, read, run_tests, sys, tests, write, TempDir, BAD_PTR};
+use user_tests::{
+    assert_errno, close, cstr, open, pipe, read, run_in_child, run_tests, sys, tests, write, TempDir, BAD_PTR,
+};
 
 fn main() {
     run_tests(
@@ -80,6 +82,13 @@ fn main() {
             sendfile_copies_and_advances_the_offset,
             proc_self_links_to_own_pid,
             proc_self_status_names_the_process,
+            chown_changes_owner_and_clears_setuid,
+            chown_by_non_root_is_eperm,
+            chmod_by_non_owner_is_eperm,
+            utimensat_sets_times_and_omit_keeps_them,
+            hard_link_shares_content_and_counts_links,
+            hard_link_to_directory_is_eperm,
+            select_reports_readable_pipe_and_times_out_on_empty_one,
         ],
     )
 }
@@ -111,6 +120,103 @@ fn proc_self_status_names_the_process() {
     assert_eq!(field("Name:").as_deref(), Some("fs"));
     assert_eq!(field("Pid:"), Some(std::process::id().to_string()));
     assert!(field("VmRSS:").is_some_and(|v| v.ends_with(" kB")), "{status}");
+}
+
+fn chown_changes_owner_and_clears_setuid() {
+    let dir = TempDir::new();
+    let p = cstr(&dir.file("f", b"x"));
+    sys!(SYS_chmod, p.as_ptr(), 0o4755).unwrap();
+    sys!(SYS_chown, p.as_ptr(), 1000, 1001).unwrap();
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_stat, p.as_ptr(), &mut st as *mut libc::stat).unwrap();
+    assert_eq!((st.st_uid, st.st_gid), (1000, 1001));
+    assert_eq!(st.st_mode & 0o7777, 0o755, "chown clears set-user-ID");
+    sys!(SYS_chown, p.as_ptr(), -1i32, -1i32).unwrap();
+    sys!(SYS_stat, p.as_ptr(), &mut st as *mut libc::stat).unwrap();
+    assert_eq!((st.st_uid, st.st_gid), (1000, 1001), "-1 keeps both");
+}
+
+fn chown_by_non_root_is_eperm() {
+    let dir = TempDir::new();
+    let p = cstr(&dir.file("f", b"x"));
+    run_in_child(|| {
+        sys!(SYS_setuid, 1000).unwrap();
+        assert_errno!(sys!(SYS_chown, p.as_ptr(), 1000, 1000), EPERM);
+    });
+}
+
+fn chmod_by_non_owner_is_eperm() {
+    let dir = TempDir::new();
+    let p = cstr(&dir.file("f", b"x"));
+    run_in_child(|| {
+        sys!(SYS_setuid, 1000).unwrap();
+        assert_errno!(sys!(SYS_chmod, p.as_ptr(), 0o777), EPERM);
+    });
+}
+
+fn utimensat_sets_times_and_omit_keeps_them() {
+    let dir = TempDir::new();
+    let p = cstr(&dir.file("f", b"x"));
+    let times = [libc::timespec { tv_sec: 1_000_000, tv_nsec: 5 }, libc::timespec { tv_sec: 2_000_000, tv_nsec: 7 }];
+    sys!(SYS_utimensat, AT_FDCWD, p.as_ptr(), times.as_ptr(), 0).unwrap();
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_stat, p.as_ptr(), &mut st as *mut libc::stat).unwrap();
+    assert_eq!((st.st_atime, st.st_atime_nsec, st.st_mtime, st.st_mtime_nsec), (1_000_000, 5, 2_000_000, 7));
+    let omit =
+        [libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT }, libc::timespec { tv_sec: 3_000_000, tv_nsec: 0 }];
+    sys!(SYS_utimensat, AT_FDCWD, p.as_ptr(), omit.as_ptr(), 0).unwrap();
+    sys!(SYS_stat, p.as_ptr(), &mut st as *mut libc::stat).unwrap();
+    assert_eq!((st.st_atime, st.st_mtime), (1_000_000, 3_000_000));
+    let bad = [libc::timespec { tv_sec: 0, tv_nsec: 2_000_000_000 }, libc::timespec { tv_sec: 0, tv_nsec: 0 }];
+    assert_errno!(sys!(SYS_utimensat, AT_FDCWD, p.as_ptr(), bad.as_ptr(), 0), EINVAL);
+}
+
+fn hard_link_shares_content_and_counts_links() {
+    let dir = TempDir::new();
+    let a = dir.file("a", b"first");
+    let b = format!("{}/b", dir.path.display());
+    sys!(SYS_link, cstr(&a).as_ptr(), cstr(&b).as_ptr()).unwrap();
+    std::fs::write(&b, b"second").unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), b"second");
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_stat, cstr(&a).as_ptr(), &mut st as *mut libc::stat).unwrap();
+    assert_eq!(st.st_nlink, 2);
+    assert_errno!(sys!(SYS_link, cstr(&a).as_ptr(), cstr(&b).as_ptr()), EEXIST);
+    std::fs::remove_file(&a).unwrap();
+    sys!(SYS_stat, cstr(&b).as_ptr(), &mut st as *mut libc::stat).unwrap();
+    assert_eq!(st.st_nlink, 1);
+}
+
+fn hard_link_to_directory_is_eperm() {
+    let dir = TempDir::new();
+    let target = format!("{}/d", dir.path.display());
+    assert_errno!(sys!(SYS_link, cstr(&dir.path.to_string_lossy()).as_ptr(), cstr(&target).as_ptr()), EPERM);
+}
+
+fn select_reports_readable_pipe_and_times_out_on_empty_one() {
+    let (r1, w1) = pipe(0).unwrap();
+    let (r2, w2) = pipe(0).unwrap();
+    write(w1, b"x").unwrap();
+    let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::FD_SET(r1, &mut set);
+        libc::FD_SET(r2, &mut set);
+    }
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let n =
+        sys!(SYS_select, r1.max(r2) + 1, &mut set as *mut libc::fd_set, 0, 0, &mut tv as *mut libc::timeval).unwrap();
+    assert_eq!(n, 1);
+    assert!(unsafe { libc::FD_ISSET(r1, &set) } && !unsafe { libc::FD_ISSET(r2, &set) });
+    let mut empty: libc::fd_set = unsafe { std::mem::zeroed() };
+    unsafe { libc::FD_SET(r2, &mut empty) };
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 20_000 };
+    assert_eq!(
+        sys!(SYS_select, r2 + 1, &mut empty as *mut libc::fd_set, 0, 0, &mut tv as *mut libc::timeval).unwrap(),
+        0
+    );
+    for fd in [r1, w1, r2, w2] {
+        close(fd).unwrap();
+    }
 }
 
 fn temp_file(data: &[u8], flags: i32) -> (TempDir, i32) {

@@ -34,6 +34,11 @@ fn main() {
             unknown_syscall_number_is_enosys,
             reboot_with_bad_magic_is_einval,
             reboot_as_non_root_is_eperm_even_with_bad_magic,
+            setpriority_round_trips_through_getpriority,
+            raising_priority_as_non_root_is_eacces,
+            times_returns_a_growing_tick_count,
+            sched_setaffinity_accepts_the_current_mask,
+            getcpu_reports_a_cpu_in_the_affinity_mask,
         ],
     )
 }
@@ -96,6 +101,50 @@ fn getresuid() -> [u32; 3] {
 }
 
 /// Raw calls: libc's set*id also change every thread's ids, which tests need not.
+fn setpriority_round_trips_through_getpriority() {
+    run_in_child(|| {
+        sys!(SYS_setpriority, libc::PRIO_PROCESS, 0, 7).unwrap();
+        // The raw syscall returns 20 - nice.
+        assert_eq!(sys!(SYS_getpriority, libc::PRIO_PROCESS, 0).unwrap(), 13);
+        sys!(SYS_setpriority, libc::PRIO_PROCESS, 0, 100).unwrap();
+        assert_eq!(sys!(SYS_getpriority, libc::PRIO_PROCESS, 0).unwrap(), 1, "clamped to 19");
+        assert_errno!(sys!(SYS_getpriority, 99, 0), EINVAL);
+    });
+}
+
+fn raising_priority_as_non_root_is_eacces() {
+    run_in_child(|| {
+        sys!(SYS_setpriority, libc::PRIO_PROCESS, 0, 5).unwrap();
+        sys!(SYS_setuid, 1000).unwrap();
+        assert_errno!(sys!(SYS_setpriority, libc::PRIO_PROCESS, 0, 0), EACCES);
+        sys!(SYS_setpriority, libc::PRIO_PROCESS, 0, 10).unwrap();
+    });
+}
+
+fn times_returns_a_growing_tick_count() {
+    let mut t: libc::tms = unsafe { std::mem::zeroed() };
+    let a = sys!(SYS_times, &mut t as *mut libc::tms).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let b = sys!(SYS_times, &mut t as *mut libc::tms).unwrap();
+    assert!(b > a, "{a} then {b}");
+}
+
+fn sched_setaffinity_accepts_the_current_mask() {
+    let mut mask = [0u8; 128];
+    let n = sys!(SYS_sched_getaffinity, 0, mask.len(), mask.as_mut_ptr()).unwrap();
+    sys!(SYS_sched_setaffinity, 0, n, mask.as_ptr()).unwrap();
+    let none = [0u8; 128];
+    assert_errno!(sys!(SYS_sched_setaffinity, 0, 128, none.as_ptr()), EINVAL);
+}
+
+fn getcpu_reports_a_cpu_in_the_affinity_mask() {
+    let mut mask = [0u8; 128];
+    sys!(SYS_sched_getaffinity, 0, mask.len(), mask.as_mut_ptr()).unwrap();
+    let mut cpu = u32::MAX;
+    sys!(SYS_getcpu, &mut cpu as *mut u32, 0, 0).unwrap();
+    assert!(mask[(cpu / 8) as usize] & (1 << (cpu % 8)) != 0, "cpu {cpu}");
+}
+
 /// A wrong magic number is refused before anything happens (safe to run as
 /// root on a real machine: the command is never looked at).
 fn reboot_with_bad_magic_is_einval() {
