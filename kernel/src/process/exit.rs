@@ -23,11 +23,6 @@ pub fn do_exit_group(code: i32) -> ! {
     group_exit(exited_status(code))
 }
 
-/// Death by signal (default action).
-pub fn do_exit_group_signal(sig: u32, core: bool) -> ! {
-    group_exit(signaled_status(sig, core))
-}
-
 /// Ends the whole thread group with wait status `status`.
 pub fn group_exit(status: i32) -> ! {
     let t = super::current();

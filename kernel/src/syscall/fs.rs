@@ -955,19 +955,8 @@ pub fn sys_poll(a: Args) -> SysResult {
 }
 
 pub fn sys_ppoll(a: Args) -> SysResult {
-    let timeout = if a.u(2) == 0 {
-        None
-    } else {
-        let ts: [i64; 2] = read_val(a.u(2))?;
-        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
-            return Err(EINVAL);
-        }
-        Some((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
-    };
-    if a.u(3) != 0 {
-        crate::log_once!("ppoll: the signal mask argument is ignored");
-    }
-    do_poll(a.u(0), a.usize(1), timeout)
+    let timeout = if a.u(2) == 0 { None } else { Some(super::time::read_timespec(a.u(2))?) };
+    super::signal::with_temp_sigmask(a.u(3), a.usize(4), || do_poll(a.u(0), a.usize(1), timeout))
 }
 
 const RENAME_NOREPLACE: u32 = 1;
@@ -1345,18 +1334,14 @@ pub fn sys_select(a: Args) -> SysResult {
     do_select(a.i32(0), a.u(1), a.u(2), a.u(3), timeout)
 }
 
+/// pselect6: the sixth argument points at `{ const sigset_t *ss; size_t ss_len; }`.
 pub fn sys_pselect6(a: Args) -> SysResult {
-    let timeout = if a.u(4) == 0 {
-        None
+    let timeout = if a.u(4) == 0 { None } else { Some(super::time::read_timespec(a.u(4))?) };
+    let (mask_va, mask_len) = if a.u(5) == 0 {
+        (0, 0)
     } else {
-        let ts: [i64; 2] = read_val(a.u(4))?;
-        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
-            return Err(EINVAL);
-        }
-        Some((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
+        let m: [u64; 2] = read_val(a.u(5))?;
+        (m[0], m[1] as usize)
     };
-    if a.u(5) != 0 {
-        crate::log_once!("pselect6: the signal mask argument is ignored");
-    }
-    do_select(a.i32(0), a.u(1), a.u(2), a.u(3), timeout)
+    super::signal::with_temp_sigmask(mask_va, mask_len, || do_select(a.i32(0), a.u(1), a.u(2), a.u(3), timeout))
 }

@@ -79,7 +79,7 @@ pub fn sys_rt_sigprocmask(a: Args) -> SysResult {
 }
 
 pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
-    match sys_rt_sigreturn_inner(frame) {
+    match crate::process::signal::sys_rt_sigreturn(frame) {
         Ok(()) => Ok(Ret::Frame),
         Err(_) => {
             // A corrupt frame: SIGSEGV, as Linux's `signal_fault`.
@@ -88,10 +88,6 @@ pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> SysResult {
             Ok(Ret::Frame)
         }
     }
-}
-
-fn sys_rt_sigreturn_inner(frame: &mut TrapFrame) -> KResult<()> {
-    crate::process::signal::sys_rt_sigreturn(frame)
 }
 
 pub fn sys_rt_sigpending(a: Args) -> SysResult {
@@ -156,6 +152,35 @@ pub fn sys_pause() -> SysResult {
         }
         Q.sleep_once(&t, true, None);
     }
+}
+
+/// Runs `f` with the signal mask temporarily replaced by the one at
+/// `mask_va` (ppoll, pselect6; none when 0). If `f` is interrupted by a
+/// signal, the old mask comes back only after its handler ran (the frame
+/// records it, as for sigsuspend); otherwise at once.
+pub fn with_temp_sigmask(mask_va: u64, size: usize, f: impl FnOnce() -> SysResult) -> SysResult {
+    if mask_va == 0 {
+        return f();
+    }
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    let mask: u64 = read_val(mask_va)?;
+    let t = current();
+    let old = {
+        let mut s = t.sig.lock();
+        let old = s.blocked;
+        s.blocked = mask & !UNBLOCKABLE;
+        old
+    };
+    let r = f();
+    let mut s = t.sig.lock();
+    if matches!(r, Err(ERESTARTNOHAND) | Err(ERESTARTSYS) | Err(EINTR)) {
+        s.saved_mask = Some(old);
+    } else {
+        s.blocked = old;
+    }
+    r
 }
 
 /// Waits for a signal with a temporary mask. The old mask is kept in

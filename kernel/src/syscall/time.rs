@@ -29,7 +29,7 @@ fn write_timespec(va: u64, ns: i64) -> KResult<()> {
 }
 
 /// A user timespec as nanoseconds; EINVAL for a bad one.
-fn read_timespec(va: u64) -> KResult<u64> {
+pub(super) fn read_timespec(va: u64) -> KResult<u64> {
     let ts: [i64; 2] = read_val(va)?;
     if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
         return Err(EINVAL);

@@ -41,6 +41,7 @@ fn main() {
             sigchld_is_delivered_to_parent_when_child_exits,
             sigstop_stops_child_and_sigcont_resumes_it,
             sigsuspend_waits_for_a_signal_and_returns_eintr,
+            ppoll_with_a_sigmask_takes_a_blocked_pending_signal,
             read_interrupted_by_handler_is_eintr,
             sa_restart_restarts_interrupted_read,
             shell_reports_death_by_signal_as_128_plus_signal,
@@ -434,6 +435,25 @@ fn sigsuspend_waits_for_a_signal_and_returns_eintr() {
     assert_errno!(r, EINTR);
     assert_eq!(count(SIGUSR1), 1);
     assert_ne!(mask_after & sigbit(SIGUSR1), 0, "sigsuspend restores the mask");
+}
+
+/// ppoll's mask applies during the wait only: a signal pending but blocked
+/// outside is delivered inside (EINTR, the handler ran), and the old mask is
+/// back afterwards.
+fn ppoll_with_a_sigmask_takes_a_blocked_pending_signal() {
+    count_signal(SIGUSR1, 0);
+    let old = sigprocmask(SIG_BLOCK, sigbit(SIGUSR1)).unwrap();
+    sys!(SYS_kill, getpid(), SIGUSR1).unwrap();
+    assert_eq!(count(SIGUSR1), 0, "blocked: still pending");
+    let during = old & !sigbit(SIGUSR1);
+    let ts = timespec { tv_sec: 5, tv_nsec: 0 };
+    let r = sys!(SYS_ppoll, 0, 0, &ts as *const timespec, &during as *const u64, 8);
+    let mask_after = current_sigmask();
+    sigprocmask(SIG_SETMASK, old).unwrap();
+    default(SIGUSR1);
+    assert_errno!(r, EINTR);
+    assert_eq!(count(SIGUSR1), 1);
+    assert_ne!(mask_after & sigbit(SIGUSR1), 0, "the old mask is back");
 }
 
 /// A child that sends SIGUSR1 to us every 5 ms, `times` times (0: until killed), then
