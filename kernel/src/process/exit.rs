@@ -53,7 +53,8 @@ pub fn do_exit(status: i32) -> ! {
     if ctid != 0 {
         let mm = t.mm();
         if crate::mm::usercopy::write_val(&mm, ctid, &0u32).is_ok() {
-            super::futex::wake(&mm, ctid, 1);
+            // The clear_child_tid wake is a shared futex in Linux (mm_release).
+            super::futex::wake(&mm, ctid, 1, false);
         }
     }
     if let Some(c) = t.vfork_done.lock().take() {

@@ -1,7 +1,9 @@
 //! Futexes (Linux's kernel/futex): wait on a user word while it holds an
-//! expected value; wake by address. Keys are (mm, address): private futexes,
-//! and shared ones between threads of one mm. Cross-process shared futexes
-//! need the page cache's stable keys (VM issue).
+//! expected value; wake by address. Keys follow `get_futex_key`: a private
+//! futex (FUTEX_PRIVATE_FLAG) or a word in private memory is keyed by
+//! (address space, address); a shared futex in a MAP_SHARED file or shmem
+//! mapping by (inode, file offset), so processes mapping the same object
+//! meet whatever addresses they map it at.
 
 use super::wait_queue::WaitQueue;
 use crate::errno::*;
@@ -23,6 +25,20 @@ pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
 
 type Key = (u64, u64);
 
+/// The key of the futex word at `uaddr` (see the module comment).
+fn futex_key(mm: &MmStruct, uaddr: u64, private: bool) -> Key {
+    if !private {
+        let inner = mm.inner.lock();
+        if let Some(v) = inner.find_vma(uaddr).filter(|v| v.is_shared()) {
+            if let Some(inode) = v.backend.inode() {
+                let offset = v.pgoff * crate::mm::PAGE_SIZE + (uaddr - v.start);
+                return (Arc::as_ptr(inode) as *const () as u64, offset);
+            }
+        }
+    }
+    (mm.id, uaddr)
+}
+
 static QUEUES: Mutex<BTreeMap<Key, Arc<WaitQueue>>> = Mutex::new(BTreeMap::new());
 
 fn queue(key: Key) -> Arc<WaitQueue> {
@@ -38,7 +54,7 @@ fn tidy(key: Key) {
 }
 
 /// FUTEX_WAIT: sleeps while `*uaddr == val`, until woken, a signal, or the deadline.
-pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>) -> KResult<usize> {
+pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>, private: bool) -> KResult<usize> {
     if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
@@ -47,7 +63,7 @@ pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>) -> 
     if crate::mm::usercopy::read_val::<u32>(mm, uaddr)? != val {
         return Err(EAGAIN);
     }
-    let key = (mm.id, uaddr);
+    let key = futex_key(mm, uaddr, private);
     let q = queue(key);
     let t = super::current();
     let r = loop {
@@ -67,8 +83,8 @@ pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>) -> 
 }
 
 /// FUTEX_WAKE: wakes up to `n` waiters; returns how many.
-pub fn wake(mm: &MmStruct, uaddr: u64, n: usize) -> usize {
-    let key = (mm.id, uaddr);
+pub fn wake(mm: &MmStruct, uaddr: u64, n: usize, private: bool) -> usize {
+    let key = futex_key(mm, uaddr, private);
     let q = QUEUES.lock().get(&key).cloned();
     let woken = q.map(|q| q.wake_n(n)).unwrap_or(0);
     tidy(key);
@@ -78,7 +94,7 @@ pub fn wake(mm: &MmStruct, uaddr: u64, n: usize) -> usize {
 /// FUTEX_REQUEUE / CMP_REQUEUE: wake `n`, move up to `n2` others to `uaddr2`.
 /// Moving is approximated by waking (waiters re-check and sleep again), which
 /// keeps the semantics (spurious wakeups are allowed) at some cost.
-pub fn requeue(mm: &MmStruct, uaddr: u64, n: usize, n2: usize) -> usize {
-    let woken = wake(mm, uaddr, n);
-    woken + wake(mm, uaddr, n2)
+pub fn requeue(mm: &MmStruct, uaddr: u64, n: usize, n2: usize, private: bool) -> usize {
+    let woken = wake(mm, uaddr, n, private);
+    woken + wake(mm, uaddr, n2, private)
 }

@@ -95,17 +95,18 @@ pub fn sys_futex(a: Args) -> SysResult {
     let (uaddr, op, val, utime, uaddr2, val3) = (a.u(0), a.u32(1), a.u32(2), a.u(3), a.u(4), a.u32(5));
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     let realtime = op & FUTEX_CLOCK_REALTIME != 0;
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
     if realtime && !matches!(cmd, FUTEX_WAIT_BITSET | FUTEX_WAIT) {
         return Err(ENOSYS);
     }
     let mm = current_mm();
     match cmd {
-        FUTEX_WAIT => ok(wait(&mm, uaddr, val, futex_deadline(utime, false, false)?)?),
+        FUTEX_WAIT => ok(wait(&mm, uaddr, val, futex_deadline(utime, false, false)?, private)?),
         FUTEX_WAIT_BITSET => {
             if val3 == 0 {
                 return Err(EINVAL);
             }
-            ok(wait(&mm, uaddr, val, futex_deadline(utime, true, realtime)?)?)
+            ok(wait(&mm, uaddr, val, futex_deadline(utime, true, realtime)?, private)?)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             if cmd == FUTEX_WAKE_BITSET && val3 == 0 {
@@ -114,14 +115,14 @@ pub fn sys_futex(a: Args) -> SysResult {
             if uaddr % 4 != 0 {
                 return Err(EINVAL);
             }
-            ok(wake(&mm, uaddr, val as usize))
+            ok(wake(&mm, uaddr, val as usize, private))
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             if cmd == FUTEX_CMP_REQUEUE && crate::mm::usercopy::read_val::<u32>(&mm, uaddr)? != val3 {
                 return Err(EAGAIN);
             }
             let _ = uaddr2;
-            ok(requeue(&mm, uaddr, val as usize, utime as usize))
+            ok(requeue(&mm, uaddr, val as usize, utime as usize, private))
         }
         _ => {
             crate::log_once!("futex: only WAIT/WAKE(_BITSET)/REQUEUE are implemented");

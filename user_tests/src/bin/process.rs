@@ -54,6 +54,7 @@ fn main() {
             exit_group_from_secondary_thread_ends_process,
             exit_of_secondary_thread_leaves_process_running,
             exit_of_main_thread_leaves_other_threads_running,
+            futex_wakes_a_waiter_in_another_process_through_shared_memory,
         ],
     )
 }
@@ -589,4 +590,42 @@ fn exit_of_main_thread_leaves_other_threads_running() {
     assert_eq!(read_full(r, &mut b).unwrap(), 1, "the surviving thread did not report");
     close(r).unwrap();
     assert_eq!(wait_child(pid), Exit::Code(4));
+}
+
+/// A shared futex in MAP_SHARED memory meets across processes: the key is the
+/// shared object and offset, not the address space (Linux's get_futex_key).
+fn futex_wakes_a_waiter_in_another_process_through_shared_memory() {
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED);
+    let word = page as *mut u32;
+    let pid = fork_child(move || {
+        let five_s = libc::timespec { tv_sec: 5, tv_nsec: 0 };
+        // FUTEX_WAIT without FUTEX_PRIVATE_FLAG: a shared futex.
+        match sys!(libc::SYS_futex, word, libc::FUTEX_WAIT, 0, &five_s as *const libc::timespec, 0, 0) {
+            Ok(0) => 0,
+            Ok(_) => 3,
+            Err(e) => 10 + e.0,
+        }
+    });
+    // Wake until a waiter was there to be woken (the child may not sleep yet).
+    let mut woken = 0;
+    for _ in 0..200 {
+        woken = sys!(libc::SYS_futex, word, libc::FUTEX_WAKE, 1, 0, 0, 0).unwrap();
+        if woken == 1 {
+            break;
+        }
+        sleep_ms(10);
+    }
+    assert_eq!(woken, 1, "the waiter in the other process was never found");
+    assert_eq!(wait_child(pid), Exit::Code(0));
+    unsafe { libc::munmap(page, 4096) };
 }
