@@ -374,8 +374,10 @@ fn stat(p: &Arc<Process>) -> String {
     let m = mem_stats(p);
     let (_, threads) = mm_of(p);
     let minflt = p.min_flt.load(Ordering::Relaxed);
+    let tick = crate::process::task::TICK_NS;
+    let (cpu, kids) = (p.cpu_time(), p.children_cpu_time());
     let mut s = format!(
-        "{} ({}) {} {} {} {} 0 -1 0 {} 0 0 0 0 0 0 0 20 0 {} 0 0 {} {}",
+        "{} ({}) {} {} {} {} 0 -1 0 {} 0 0 0 {} {} {} {} 20 0 {} 0 0 {} {}",
         p.pid,
         comm(p),
         state_char(p),
@@ -383,6 +385,10 @@ fn stat(p: &Arc<Process>) -> String {
         p.pgid(),
         p.sid.load(Ordering::Relaxed),
         minflt,
+        cpu.user / tick,
+        cpu.sys / tick,
+        kids.user / tick,
+        kids.sys / tick,
         threads,
         m.vm_pages * 4096,
         m.rss

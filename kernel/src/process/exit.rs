@@ -61,6 +61,11 @@ pub fn do_exit(status: i32) -> ! {
         c.complete();
     }
     let p = t.process.clone();
+    {
+        let mut dead = p.dead_cpu.lock();
+        dead.0 += t.cpu_ns();
+        dead.1 += t.sys_ticks.load(Ordering::Relaxed);
+    }
     let last = {
         let mut threads = p.threads.lock();
         threads.retain(|o| !Arc::ptr_eq(o, &t));
@@ -132,8 +137,15 @@ fn exit_notify(p: &Arc<Process>, status: i32) {
     parent.child_wait.wake_all();
 }
 
-/// Removes a reaped child from its parent and the process table.
+/// Removes a reaped child from its parent and the process table; its CPU
+/// time joins the parent's children's time.
 fn release(parent: &Arc<Process>, pid: Tid) {
+    if let Some(c) = parent.children.lock().iter().find(|c| c.pid == pid) {
+        let (ns, ticks) = c.reaped_cpu_parts();
+        let mut cc = parent.children_cpu.lock();
+        cc.0 += ns;
+        cc.1 += ticks;
+    }
     parent.children.lock().retain(|c| c.pid != pid);
     TABLES.lock().processes.remove(&pid);
 }

@@ -73,8 +73,13 @@ pub fn add_sleeper(t: Arc<Task>) {
 }
 
 /// Called from the timer interrupt.
-pub fn timer_tick(_from_user: bool) {
+pub fn timer_tick(from_user: bool) {
     let now = crate::arch::apic::uptime_ns();
+    if !from_user {
+        if let Some(t) = RQ.lock().current.as_ref() {
+            t.sys_ticks.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     // No allocation here: the interrupted code may be in the middle of one.
     SLEEPERS.lock().retain(|t| {
         let at = t.wake_at.load(Ordering::Relaxed);
@@ -135,8 +140,11 @@ pub fn schedule() {
             rq.current = next;
             None
         } else {
+            let now = crate::arch::apic::uptime_ns();
             let prev_rsp = match &prev {
                 Some(p) => {
+                    let ran = now.saturating_sub(p.on_cpu_since.load(Ordering::Relaxed));
+                    p.runtime_ns.fetch_add(ran, Ordering::Relaxed);
                     if p.state() != TaskState::Dead {
                         p.fpu.lock().save();
                     }
@@ -146,6 +154,7 @@ pub fn schedule() {
             };
             let next_rsp = match &next {
                 Some(n) => {
+                    n.on_cpu_since.store(now, Ordering::Relaxed);
                     n.set_state(TaskState::Running);
                     switch_in(n);
                     n.saved_rsp.load(Ordering::Relaxed)

@@ -66,6 +66,44 @@ pub struct Task {
     pub wake_at: AtomicU64,
     /// The command name (`comm`): the executable's base name, or PR_SET_NAME's.
     pub comm: Mutex<[u8; 16]>,
+    /// CPU time: ns run before the current stint, when that stint began, and
+    /// timer ticks that found it in the kernel (system time is sampled, as
+    /// Linux's tick-based accounting does).
+    pub runtime_ns: AtomicU64,
+    pub on_cpu_since: AtomicU64,
+    pub sys_ticks: AtomicU64,
+}
+
+/// Nanoseconds per timer tick (and per USER_HZ clock tick: both are 100 Hz).
+pub const TICK_NS: u64 = 10_000_000;
+
+/// CPU time in ns: (user, system).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CpuTime {
+    pub user: u64,
+    pub sys: u64,
+}
+
+impl CpuTime {
+    fn from_parts(total: u64, sys_ticks: u64) -> CpuTime {
+        let sys = (sys_ticks * TICK_NS).min(total);
+        CpuTime { user: total - sys, sys }
+    }
+}
+
+impl Task {
+    /// This thread's CPU time so far, the running stint included.
+    pub fn cpu_ns(&self) -> u64 {
+        let mut t = self.runtime_ns.load(Ordering::Relaxed);
+        if self.state() == TaskState::Running {
+            t += crate::time::monotonic_ns().saturating_sub(self.on_cpu_since.load(Ordering::Relaxed));
+        }
+        t
+    }
+
+    pub fn cpu_time(&self) -> CpuTime {
+        CpuTime::from_parts(self.cpu_ns(), self.sys_ticks.load(Ordering::Relaxed))
+    }
 }
 
 /// `comm` from a path: its last component, truncated to 15 bytes.
@@ -203,6 +241,10 @@ pub struct Process {
     pub groups: Mutex<Vec<u32>>,
     /// Nice value (-20..19) of setpriority; no scheduler weight yet.
     pub nice: core::sync::atomic::AtomicI32,
+    /// CPU time of exited threads (ns, system ticks) and of reaped children
+    /// (their own and their reaped children's), for times/getrusage.
+    pub dead_cpu: Mutex<(u64, u64)>,
+    pub children_cpu: Mutex<(u64, u64)>,
 }
 
 /// A job-control event for the parent's wait.
@@ -224,6 +266,33 @@ impl Process {
     }
     pub fn is_zombie(&self) -> bool {
         self.exit.lock().is_some()
+    }
+
+    /// (ns, system ticks) of every thread, live and exited.
+    fn cpu_parts(&self) -> (u64, u64) {
+        let (mut ns, mut ticks) = *self.dead_cpu.lock();
+        for t in self.threads.lock().iter() {
+            ns += t.cpu_ns();
+            ticks += t.sys_ticks.load(Ordering::Relaxed);
+        }
+        (ns, ticks)
+    }
+
+    pub fn cpu_time(&self) -> CpuTime {
+        let (ns, ticks) = self.cpu_parts();
+        CpuTime::from_parts(ns, ticks)
+    }
+
+    pub fn children_cpu_time(&self) -> CpuTime {
+        let (ns, ticks) = *self.children_cpu.lock();
+        CpuTime::from_parts(ns, ticks)
+    }
+
+    /// What a parent adds to its children's time when it reaps this process.
+    pub fn reaped_cpu_parts(&self) -> (u64, u64) {
+        let (ns, ticks) = self.cpu_parts();
+        let (cns, cticks) = *self.children_cpu.lock();
+        (ns + cns, ticks + cticks)
     }
 }
 
@@ -294,6 +363,9 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         vfork_done: Mutex::new(None),
         wake_at: AtomicU64::new(0),
         comm: Mutex::new(n.comm),
+        runtime_ns: AtomicU64::new(0),
+        on_cpu_since: AtomicU64::new(0),
+        sys_ticks: AtomicU64::new(0),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));
     n.process.threads.lock().push(t.clone());
@@ -329,6 +401,8 @@ pub fn new_process(
         stop_wait: WaitQueue::new(),
         groups: Mutex::new(Vec::new()),
         nice: core::sync::atomic::AtomicI32::new(0),
+        dead_cpu: Mutex::new((0, 0)),
+        children_cpu: Mutex::new((0, 0)),
     });
     TABLES.lock().processes.insert(pid, Arc::downgrade(&p));
     p

@@ -625,27 +625,39 @@ pub fn sys_prlimit64(a: Args) -> SysResult {
     ok(0)
 }
 
+const RUSAGE_SELF: i32 = 0;
+const RUSAGE_CHILDREN: i32 = -1;
+const RUSAGE_THREAD: i32 = 1;
+
+/// getrusage: CPU times (`struct timeval`s) and minor faults.
 pub fn sys_getrusage(a: Args) -> SysResult {
-    let who = a.i32(0);
-    if !matches!(who, -1..=1) {
-        return Err(EINVAL);
-    }
+    let t = current();
+    let (cpu, minflt) = match a.i32(0) {
+        RUSAGE_SELF => (t.process.cpu_time(), t.process.min_flt.load(Ordering::Relaxed)),
+        RUSAGE_CHILDREN => (t.process.children_cpu_time(), 0),
+        RUSAGE_THREAD => (t.cpu_time(), 0),
+        _ => return Err(EINVAL),
+    };
     let mut ru = [0u64; 18];
-    if who == 0 {
-        // ru_minflt is the 9th long (after two timevals and four longs).
-        ru[8] = current().process.min_flt.load(Ordering::Relaxed);
-    }
+    ru[0] = cpu.user / 1_000_000_000;
+    ru[1] = cpu.user % 1_000_000_000 / 1000;
+    ru[2] = cpu.sys / 1_000_000_000;
+    ru[3] = cpu.sys % 1_000_000_000 / 1000;
+    // ru_minflt is the 9th long (after two timevals and four longs).
+    ru[8] = minflt;
     write_val(a.u(1), &ru)?;
     ok(0)
 }
 
-/// times(): per-process CPU times are not accounted yet (zeros); the return
-/// value is the clock-tick count since boot (USER_HZ 100), as Linux's.
+/// times(): CPU times in clock ticks (USER_HZ 100); returns the ticks since boot.
 pub fn sys_times(a: Args) -> SysResult {
     if a.u(0) != 0 {
-        write_val(a.u(0), &[0u64; 4])?;
+        let p = current().process.clone();
+        let (me, kids) = (p.cpu_time(), p.children_cpu_time());
+        let tick = crate::process::task::TICK_NS;
+        write_val(a.u(0), &[me.user / tick, me.sys / tick, kids.user / tick, kids.sys / tick])?;
     }
-    ok((crate::time::monotonic_ns() / 10_000_000) as usize)
+    ok((crate::time::monotonic_ns() / crate::process::task::TICK_NS) as usize)
 }
 
 const PRIO_PROCESS: u32 = 0;

@@ -18,8 +18,11 @@ fn clock_ns(id: u32) -> KResult<i64> {
     match id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE => Ok(realtime_ns()),
         CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => Ok(monotonic_ns() as i64),
-        // No per-task CPU accounting yet: the time since boot bounds it from above.
-        CLOCK_PROCESS_CPUTIME_ID | CLOCK_THREAD_CPUTIME_ID => Ok(monotonic_ns() as i64),
+        CLOCK_PROCESS_CPUTIME_ID => {
+            let t = crate::process::current().process.cpu_time();
+            Ok((t.user + t.sys) as i64)
+        }
+        CLOCK_THREAD_CPUTIME_ID => Ok(crate::process::current().cpu_ns() as i64),
         _ => Err(EINVAL),
     }
 }

@@ -30,6 +30,9 @@ fn main() {
             setitimer_real_delivers_sigalrm,
             std_time_apis_agree_with_the_clocks,
             sched_yield_returns_zero,
+            thread_cputime_does_not_advance_while_sleeping,
+            times_and_getrusage_report_the_cpu_used,
+            reaped_child_cpu_time_counts_for_the_parent,
         ],
     )
 }
@@ -203,4 +206,56 @@ fn std_time_apis_agree_with_the_clocks() {
 
 fn sched_yield_returns_zero() {
     assert_eq!(sys!(SYS_sched_yield), Ok(0));
+}
+
+fn cputime_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    sys!(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec).unwrap();
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Spins until this process has used `ns` of CPU time.
+fn burn_cpu(ns: u64) {
+    let start = cputime_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
+    let mut x = 0u64;
+    while cputime_ns(libc::CLOCK_PROCESS_CPUTIME_ID) - start < ns {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+    }
+}
+
+/// Sleeping is not running: a thread's CPU clock stands still meanwhile
+/// (a semantic check with a wide margin, not a speed measurement).
+fn thread_cputime_does_not_advance_while_sleeping() {
+    let before = cputime_ns(libc::CLOCK_THREAD_CPUTIME_ID);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let used = cputime_ns(libc::CLOCK_THREAD_CPUTIME_ID) - before;
+    assert!(used < 50_000_000, "a 100 ms sleep used {used} ns of CPU");
+}
+
+fn times_and_getrusage_report_the_cpu_used() {
+    burn_cpu(60_000_000);
+    let mut t: libc::tms = unsafe { std::mem::zeroed() };
+    sys!(libc::SYS_times, &mut t as *mut libc::tms).unwrap();
+    assert!(t.tms_utime + t.tms_stime >= 5, "times: {} + {} ticks", t.tms_utime, t.tms_stime);
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    sys!(libc::SYS_getrusage, libc::RUSAGE_SELF, &mut ru as *mut libc::rusage).unwrap();
+    let us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1_000_000 + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    assert!(us >= 50_000, "getrusage: {us} us");
+    assert_errno!(sys!(libc::SYS_getrusage, 7, &mut ru as *mut libc::rusage), libc::EINVAL);
+}
+
+fn reaped_child_cpu_time_counts_for_the_parent() {
+    let mut before: libc::rusage = unsafe { std::mem::zeroed() };
+    sys!(libc::SYS_getrusage, libc::RUSAGE_CHILDREN, &mut before as *mut libc::rusage).unwrap();
+    let pid = fork_child(|| {
+        burn_cpu(60_000_000);
+        0
+    });
+    wait_child(pid);
+    let mut after: libc::rusage = unsafe { std::mem::zeroed() };
+    sys!(libc::SYS_getrusage, libc::RUSAGE_CHILDREN, &mut after as *mut libc::rusage).unwrap();
+    let us = |r: &libc::rusage| {
+        (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1_000_000 + r.ru_utime.tv_usec + r.ru_stime.tv_usec
+    };
+    assert!(us(&after) - us(&before) >= 50_000, "children's time grew by {} us", us(&after) - us(&before));
 }
