@@ -77,6 +77,30 @@ fn parse_shebang(data: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     }
 }
 
+/// Linux's `de_thread`: every other thread of the process exits before the
+/// new image runs, and a non-leader thread takes over the leader's id.
+fn de_thread(t: &Arc<Task>) {
+    let p = t.process.clone();
+    let others: Vec<Arc<Task>> = p.threads.lock().iter().filter(|o| !Arc::ptr_eq(o, t)).cloned().collect();
+    if others.is_empty() {
+        return;
+    }
+    *p.exec_by.lock() = Some(t.tid());
+    for o in &others {
+        // A pending SIGKILL breaks them out of interruptible sleeps; on the way
+        // back to user mode they see exec_by and exit (not the whole group).
+        o.sig.lock().pending.add(super::signal::SigInfo::new(super::signal::SIGKILL, super::signal::SI_KERNEL));
+        super::sched::wake_up_interruptible(o);
+    }
+    p.stop_wait.wake_all();
+    drop(others);
+    let _ = p.thread_exit.wait_until(false, || (p.threads.lock().len() == 1).then_some(()));
+    *p.exec_by.lock() = None;
+    if t.tid() != p.pid {
+        t.become_leader();
+    }
+}
+
 /// Replaces `t`'s program. On success `frame` is the new user entry state;
 /// on error nothing of `t` has changed.
 pub fn exec_into(
@@ -221,15 +245,7 @@ pub fn exec_into(
     }
 
     // Point of no return (Linux's `begin_new_exec`).
-    if t.process.threads.lock().len() > 1 {
-        crate::log_once!("execve from a multithreaded process: other threads are killed, not waited for");
-        for o in t.process.threads.lock().iter().filter(|o| !Arc::ptr_eq(o, t)) {
-            super::signal::send_to_thread(
-                o,
-                super::signal::SigInfo::new(super::signal::SIGKILL, super::signal::SI_KERNEL),
-            );
-        }
-    }
+    de_thread(t);
     let old = t.mm.lock().replace(mm.clone());
     mm.activate();
     drop(old);

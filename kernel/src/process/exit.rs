@@ -71,7 +71,8 @@ pub fn do_exit(status: i32) -> ! {
         threads.retain(|o| !Arc::ptr_eq(o, &t));
         threads.is_empty()
     };
-    TABLES.lock().tasks.remove(&t.tid);
+    TABLES.lock().tasks.remove(&t.tid());
+    p.thread_exit.wake_all();
     // Release what the thread holds; the address space goes with the last user.
     crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root());
     let mm = t.mm.lock().take();

@@ -69,6 +69,15 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
         if sched::need_resched() {
             sched::schedule();
         }
+        // execve in another thread of this process: this one goes (de_thread).
+        let zapped = {
+            let t = current();
+            let by = *t.process.exec_by.lock();
+            by.is_some_and(|tid| tid != t.tid())
+        };
+        if zapped {
+            exit::do_exit(0);
+        }
         let fatal = {
             let t = current();
             let fatal = if signal::signal_pending(&t) { signal::do_signal(&t, frame) } else { None };

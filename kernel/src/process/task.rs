@@ -44,7 +44,9 @@ pub struct FsContext {
 }
 
 pub struct Task {
-    pub tid: Tid,
+    /// The thread id; changes once if a non-leader thread execs (it takes the
+    /// leader's id, as Linux's de_thread).
+    tid: AtomicU32,
     pub process: Arc<Process>,
     pub kstack: KernelStack,
     /// Saved kernel RSP while switched out.
@@ -116,6 +118,19 @@ pub fn comm_from_path(path: &[u8]) -> [u8; 16] {
 }
 
 impl Task {
+    pub fn tid(&self) -> Tid {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    /// Takes over the thread-group leader's id (exec from a non-leader thread).
+    pub fn become_leader(self: &Arc<Self>) {
+        let pid = self.process.pid;
+        let mut tables = TABLES.lock();
+        tables.tasks.remove(&self.tid());
+        self.tid.store(pid, Ordering::Relaxed);
+        tables.tasks.insert(pid, Arc::downgrade(self));
+    }
+
     pub fn state(&self) -> TaskState {
         match self.state.load(Ordering::Acquire) {
             0 => TaskState::Runnable,
@@ -239,6 +254,10 @@ pub struct Process {
     pub stop_wait: WaitQueue,
     /// Supplementary group ids (setgroups).
     pub groups: Mutex<Vec<u32>>,
+    /// The thread running execve while the others are told to go (de_thread).
+    pub exec_by: Mutex<Option<Tid>>,
+    /// Woken whenever a thread of this process exits.
+    pub thread_exit: WaitQueue,
     /// Nice value (-20..19) of setpriority; no scheduler weight yet.
     pub nice: core::sync::atomic::AtomicI32,
     /// CPU time of exited threads (ns, system ticks) and of reaped children
@@ -346,7 +365,7 @@ pub struct NewTask {
 pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
     let kstack = KernelStack::new()?;
     let t = Arc::new(Task {
-        tid: n.tid,
+        tid: AtomicU32::new(n.tid),
         process: n.process.clone(),
         kstack,
         saved_rsp: AtomicU64::new(0),
@@ -400,6 +419,8 @@ pub fn new_process(
         job_report: Mutex::new(None),
         stop_wait: WaitQueue::new(),
         groups: Mutex::new(Vec::new()),
+        exec_by: Mutex::new(None),
+        thread_exit: WaitQueue::new(),
         nice: core::sync::atomic::AtomicI32::new(0),
         dead_cpu: Mutex::new((0, 0)),
         children_cpu: Mutex::new((0, 0)),

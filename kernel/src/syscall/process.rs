@@ -18,7 +18,7 @@ pub fn sys_getpid() -> SysResult {
 }
 
 pub fn sys_gettid() -> SysResult {
-    ok(current().tid as usize)
+    ok(current().tid() as usize)
 }
 
 pub fn sys_getppid() -> SysResult {
@@ -244,7 +244,7 @@ pub fn sys_waitid(a: Args) -> SysResult {
 pub fn sys_set_tid_address(a: Args) -> SysResult {
     let t = current();
     t.clear_child_tid.store(a.u(0), Ordering::Relaxed);
-    ok(t.tid as usize)
+    ok(t.tid() as usize)
 }
 
 pub fn sys_set_robust_list(a: Args) -> SysResult {

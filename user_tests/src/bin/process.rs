@@ -55,6 +55,7 @@ fn main() {
             exit_of_secondary_thread_leaves_process_running,
             exit_of_main_thread_leaves_other_threads_running,
             futex_wakes_a_waiter_in_another_process_through_shared_memory,
+            execve_from_a_secondary_thread_replaces_the_whole_process,
         ],
     )
 }
@@ -63,6 +64,22 @@ fn main() {
 /// Returns the exit status: 0 when what it checks holds, a distinct code otherwise.
 fn child_main(args: &[String]) -> i32 {
     match args[0].as_str() {
+        // exec-from-thread PID: the image runs as PID, alone, as its leader.
+        "exec-from-thread" => {
+            let pid: i32 = args[1].parse().unwrap();
+            let threads = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_string())));
+            if unsafe { getpid() } != pid {
+                2
+            } else if sys!(SYS_gettid).unwrap() as i32 != pid {
+                3
+            } else if threads.as_deref() != Some("1") {
+                4
+            } else {
+                0
+            }
+        }
         // Exactly the arguments and environment execve_passes_argv_and_envp passes.
         "args" => {
             let argv0 = std::env::args().next().unwrap();
@@ -628,4 +645,22 @@ fn futex_wakes_a_waiter_in_another_process_through_shared_memory() {
     assert_eq!(woken, 1, "the waiter in the other process was never found");
     assert_eq!(wait_child(pid), Exit::Code(0));
     unsafe { libc::munmap(page, 4096) };
+}
+
+/// execve in a non-leader thread (Linux's de_thread): the other threads are
+/// gone, the new image runs alone under the process's pid, as its leader.
+fn execve_from_a_secondary_thread_replaces_the_whole_process() {
+    let exit = child_exit(|| {
+        let pid = unsafe { getpid() }.to_string();
+        // A sleeping sibling must be taken down too.
+        std::thread::spawn(|| loop {
+            sleep_ms(1000);
+        });
+        let t = std::thread::spawn(move || {
+            execve(exe_path(), &["exec-from-thread", CHILD_MARKER, "exec-from-thread", &pid], &[]);
+            50
+        });
+        t.join().unwrap_or(51)
+    });
+    assert_eq!(exit, Exit::Code(0));
 }
