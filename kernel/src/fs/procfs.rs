@@ -106,10 +106,12 @@ impl Inode for SelfLink {
     }
 }
 
-const PID_FILES: [(&str, FileKind); 7] = [
+const PID_FILES: [(&str, FileKind); 9] = [
     ("cmdline", FileKind::Cmdline),
     ("comm", FileKind::Comm),
     ("maps", FileKind::Maps),
+    ("pagemap", FileKind::Pagemap),
+    ("smaps", FileKind::Smaps),
     ("smaps_rollup", FileKind::SmapsRollup),
     ("stat", FileKind::Stat),
     ("statm", FileKind::Statm),
@@ -164,6 +166,8 @@ enum FileKind {
     Cmdline,
     Comm,
     Maps,
+    Pagemap,
+    Smaps,
     SmapsRollup,
     Stat,
     Statm,
@@ -190,6 +194,9 @@ impl Inode for ProcFile {
         self
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        if self.kind == FileKind::Pagemap {
+            return pagemap_read(self.pid, offset, buf);
+        }
         let text = self.generate()?;
         let Ok(off) = usize::try_from(offset) else { return Ok(0) };
         if off >= text.len() {
@@ -240,6 +247,8 @@ impl ProcFile {
             }
             FileKind::Maps => maps(&p).into_bytes(),
             FileKind::SmapsRollup => smaps_rollup(&p).into_bytes(),
+            FileKind::Smaps => smaps(&p).into_bytes(),
+            FileKind::Pagemap => unreachable!("pagemap is read by range"),
             FileKind::Stat => stat(&p).into_bytes(),
             FileKind::Statm => {
                 let s = mem_stats(&p);
@@ -449,6 +458,35 @@ fn maps_line(start: u64, end: u64, perms: &str, off: u64, dev: &str, ino: u64, n
     line
 }
 
+/// One VMA as its maps line (`show_map_vma`).
+fn vma_line(v: &crate::mm::vma::Vma) -> String {
+    let perms: String = [
+        if v.prot.contains(Prot::READ) { 'r' } else { '-' },
+        if v.prot.contains(Prot::WRITE) { 'w' } else { '-' },
+        if v.prot.contains(Prot::EXEC) { 'x' } else { '-' },
+        if v.is_shared() { 's' } else { 'p' },
+    ]
+    .iter()
+    .collect();
+    let (dev, ino, name, off) = match &v.backend {
+        Backend::File(f) => {
+            let m = f.metadata();
+            (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, f.path.clone(), v.pgoff * 4096)
+        }
+        Backend::Anonymous => {
+            let name = if v.flags.contains(VmFlags::HEAP) {
+                "[heap]"
+            } else if v.flags.contains(VmFlags::STACK) {
+                "[stack]"
+            } else {
+                ""
+            };
+            ("00:00".to_string(), 0, name.to_string(), 0)
+        }
+    };
+    maps_line(v.start, v.end, &perms, off, &dev, ino, &name)
+}
+
 /// `/proc/pid/maps`: `start-end perms offset dev inode path`, as `show_map_vma`.
 fn maps(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
@@ -456,30 +494,7 @@ fn maps(p: &Arc<Process>) -> String {
     let inner = mm.inner.lock();
     let mut s = String::new();
     for v in inner.vmas.values() {
-        let perms = [
-            if v.prot.contains(Prot::READ) { 'r' } else { '-' },
-            if v.prot.contains(Prot::WRITE) { 'w' } else { '-' },
-            if v.prot.contains(Prot::EXEC) { 'x' } else { '-' },
-            if v.is_shared() { 's' } else { 'p' },
-        ];
-        let perms: String = perms.iter().collect();
-        let (dev, ino, name, off) = match &v.backend {
-            Backend::File(f) => {
-                let m = f.metadata();
-                (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, f.path.clone(), v.pgoff * 4096)
-            }
-            Backend::Anonymous => {
-                let name = if v.flags.contains(VmFlags::HEAP) {
-                    "[heap]"
-                } else if v.flags.contains(VmFlags::STACK) {
-                    "[stack]"
-                } else {
-                    ""
-                };
-                ("00:00".to_string(), 0, name.to_string(), 0)
-            }
-        };
-        let _ = writeln!(s, "{}", maps_line(v.start, v.end, &perms, off, &dev, ino, &name));
+        let _ = writeln!(s, "{}", vma_line(v));
     }
     s
 }
@@ -501,70 +516,141 @@ fn mlocked_pages() -> u64 {
     frames.len() as u64
 }
 
-/// `/proc/pid/smaps_rollup`: the sums of smaps over all VMAs. Pss divides
-/// each page by the number of mappings sharing it (its references, less the
-/// page cache's own).
+/// What smaps counts, per VMA or summed (smaps_rollup). Pss divides each
+/// page by the number of mappings sharing it (its references, less the page
+/// cache's own). Without dirty tracking, anonymous pages count as dirty and
+/// file pages as clean.
+#[derive(Default)]
+struct SmapsStats {
+    rss: u64,
+    pss_x1024: u64,
+    pss_kind: [u64; 3],
+    shared_clean: u64,
+    shared_dirty: u64,
+    private_clean: u64,
+    private_dirty: u64,
+    anon: u64,
+    locked: u64,
+}
+
+impl SmapsStats {
+    fn add_vma(
+        &mut self,
+        inner: &crate::mm::address_space::MmInner,
+        mem: &crate::mm::address_space::UserPhysMem<'_>,
+        v: &crate::mm::vma::Vma,
+    ) {
+        for va in (v.start..v.end).step_by(4096) {
+            let Some(m) = inner.pt.translate(mem, va) else { continue };
+            let kind = crate::mm::page::kind(m.phys);
+            let is_anon = kind == crate::mm::page::PageKind::Anon;
+            let users = (crate::mm::page::page_count(m.phys) - if is_anon { 0 } else { 1 }).max(1) as u64;
+            self.rss += 1;
+            self.pss_x1024 += 4 * 1024 / users;
+            self.pss_kind[kind as usize] += 4 * 1024 / users;
+            match (users > 1, is_anon) {
+                (true, true) => self.shared_dirty += 1,
+                (true, false) => self.shared_clean += 1,
+                (false, true) => self.private_dirty += 1,
+                (false, false) => self.private_clean += 1,
+            }
+            self.anon += is_anon as u64;
+            self.locked += v.flags.contains(VmFlags::LOCKED) as u64;
+        }
+    }
+
+    /// The `Name:  value kB` lines; `rollup` adds Pss_Anon/File/Shmem as Linux's rollup does.
+    fn write(&self, s: &mut String, rollup: bool) {
+        let mut line = |name: &str, kbv: u64| {
+            let _ = writeln!(s, "{:<16}{:>8} kB", format!("{}:", name), kbv);
+        };
+        line("Rss", kb(self.rss));
+        line("Pss", self.pss_x1024 / 1024);
+        line("Pss_Dirty", self.pss_kind[0] / 1024);
+        if rollup {
+            line("Pss_Anon", self.pss_kind[0] / 1024);
+            line("Pss_File", self.pss_kind[1] / 1024);
+            line("Pss_Shmem", self.pss_kind[2] / 1024);
+        }
+        line("Shared_Clean", kb(self.shared_clean));
+        line("Shared_Dirty", kb(self.shared_dirty));
+        line("Private_Clean", kb(self.private_clean));
+        line("Private_Dirty", kb(self.private_dirty));
+        line("Referenced", kb(self.rss));
+        line("Anonymous", kb(self.anon));
+        for name in [
+            "KSM",
+            "LazyFree",
+            "AnonHugePages",
+            "ShmemPmdMapped",
+            "FilePmdMapped",
+            "Shared_Hugetlb",
+            "Private_Hugetlb",
+            "Swap",
+            "SwapPss",
+        ] {
+            line(name, 0);
+        }
+        line("Locked", kb(self.locked));
+    }
+}
+
+/// `/proc/pid/smaps_rollup`: the sums of smaps over all VMAs.
 fn smaps_rollup(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
     let inner = mm.inner.lock();
     let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
-    let (mut rss, mut pss_x1024, mut anon, mut locked) = (0u64, 0u64, 0u64, 0u64);
-    let (mut shared_clean, mut shared_dirty, mut private_clean, mut private_dirty) = (0u64, 0u64, 0u64, 0u64);
-    let mut pss_kind = [0u64; 3];
+    let mut stats = SmapsStats::default();
     for v in inner.vmas.values() {
-        for va in (v.start..v.end).step_by(4096) {
-            let Some(m) = inner.pt.translate(&mem, va) else { continue };
-            let kind = crate::mm::page::kind(m.phys);
-            let is_anon = kind == crate::mm::page::PageKind::Anon;
-            let users = (crate::mm::page::page_count(m.phys) - if is_anon { 0 } else { 1 }).max(1) as u64;
-            rss += 1;
-            pss_x1024 += 4 * 1024 / users;
-            pss_kind[kind as usize] += 4 * 1024 / users;
-            // Without dirty tracking: anonymous pages count as dirty, file pages as clean.
-            match (users > 1, is_anon) {
-                (true, true) => shared_dirty += 1,
-                (true, false) => shared_clean += 1,
-                (false, true) => private_dirty += 1,
-                (false, false) => private_clean += 1,
-            }
-            if is_anon {
-                anon += 1;
-            }
-            if v.flags.contains(VmFlags::LOCKED) {
-                locked += 1;
-            }
-        }
+        stats.add_vma(&inner, &mem, v);
     }
     let (first, last) =
         (inner.vmas.values().next().map_or(0, |v| v.start), inner.vmas.values().last().map_or(0, |v| v.end));
     let mut s = maps_line(first, last, "---p", 0, "00:00", 0, "[rollup]");
     s.push('\n');
-    let mut line = |name: &str, kbv: u64| {
-        let _ = writeln!(s, "{:<16}{:>8} kB", format!("{}:", name), kbv);
-    };
-    line("Rss", kb(rss));
-    line("Pss", pss_x1024 / 1024);
-    line("Pss_Dirty", pss_kind[0] / 1024);
-    line("Pss_Anon", pss_kind[0] / 1024);
-    line("Pss_File", pss_kind[1] / 1024);
-    line("Pss_Shmem", pss_kind[2] / 1024);
-    line("Shared_Clean", kb(shared_clean));
-    line("Shared_Dirty", kb(shared_dirty));
-    line("Private_Clean", kb(private_clean));
-    line("Private_Dirty", kb(private_dirty));
-    line("Referenced", kb(rss));
-    line("Anonymous", kb(anon));
-    line("KSM", 0);
-    line("LazyFree", 0);
-    line("AnonHugePages", 0);
-    line("ShmemPmdMapped", 0);
-    line("FilePmdMapped", 0);
-    line("Shared_Hugetlb", 0);
-    line("Private_Hugetlb", 0);
-    line("Swap", 0);
-    line("SwapPss", 0);
-    line("Locked", kb(locked));
+    stats.write(&mut s, true);
+    s
+}
+
+/// `/proc/pid/smaps`: each maps line followed by its VMA's counts and flags.
+fn smaps(p: &Arc<Process>) -> String {
+    let (mm, _) = mm_of(p);
+    let Some(mm) = mm else { return String::new() };
+    let inner = mm.inner.lock();
+    let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+    let mut s = String::new();
+    for v in inner.vmas.values() {
+        let _ = writeln!(s, "{}", vma_line(v));
+        let _ = writeln!(s, "{:<16}{:>8} kB", "Size:", (v.end - v.start) / 1024);
+        let _ = writeln!(s, "{:<16}{:>8} kB", "KernelPageSize:", 4);
+        let _ = writeln!(s, "{:<16}{:>8} kB", "MMUPageSize:", 4);
+        let mut stats = SmapsStats::default();
+        stats.add_vma(&inner, &mem, v);
+        stats.write(&mut s, false);
+        let _ = writeln!(s, "THPeligible:    0");
+        let mut flags = String::from("VmFlags:");
+        let f = v.flags;
+        for (on, name) in [
+            (v.prot.contains(Prot::READ), "rd"),
+            (v.prot.contains(Prot::WRITE), "wr"),
+            (v.prot.contains(Prot::EXEC), "ex"),
+            (v.is_shared(), "sh"),
+            (true, "mr"),
+            (true, "mw"),
+            (true, "me"),
+            (v.is_shared(), "ms"),
+            (f.contains(VmFlags::GROWSDOWN), "gd"),
+            (f.contains(VmFlags::LOCKED), "lo"),
+            (f.contains(VmFlags::DONTFORK), "dc"),
+        ] {
+            if on {
+                flags.push(' ');
+                flags.push_str(name);
+            }
+        }
+        let _ = writeln!(s, "{} ", flags);
+    }
     s
 }
 
@@ -663,4 +749,45 @@ impl Inode for FdLink {
     fn readlink(&self) -> KResult<Vec<u8>> {
         Ok(self.target.clone())
     }
+}
+
+/// `/proc/pid/pagemap`: 8 bytes per virtual page (Documentation/admin-guide/mm/pagemap.rst):
+/// bit 63 present, bit 61 file page or shared anonymous, bit 56 mapped exclusively,
+/// bits 0-54 the frame number (shown to root only, as with CAP_SYS_ADMIN).
+fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+    if offset % 8 != 0 || buf.len() % 8 != 0 {
+        return Err(EINVAL);
+    }
+    let p = find_process(pid).ok_or(ESRCH)?;
+    let (mm, _) = mm_of(&p);
+    let Some(mm) = mm else { return Ok(0) };
+    let show_pfn = crate::process::current().process.creds.lock().capable();
+    let inner = mm.inner.lock();
+    let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+    let mut n = 0;
+    for chunk in buf.chunks_exact_mut(8) {
+        let va = (offset / 8 + (n / 8) as u64) * 4096;
+        if va >= crate::mm::address_space::TASK_SIZE {
+            break;
+        }
+        let mut entry = 0u64;
+        if let Some(m) = inner.pt.translate(&mem, va) {
+            let kind = crate::mm::page::kind(m.phys);
+            let is_anon = kind == crate::mm::page::PageKind::Anon;
+            entry |= 1 << 63;
+            if !is_anon {
+                entry |= 1 << 61;
+            }
+            let users = crate::mm::page::page_count(m.phys) - if is_anon { 0 } else { 1 };
+            if users <= 1 {
+                entry |= 1 << 56;
+            }
+            if show_pfn {
+                entry |= (m.phys / 4096) & ((1 << 55) - 1);
+            }
+        }
+        chunk.copy_from_slice(&entry.to_le_bytes());
+        n += 8;
+    }
+    Ok(n)
 }

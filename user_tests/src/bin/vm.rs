@@ -122,6 +122,8 @@ fn main() {
             proc_self_statm_format,
             proc_self_stat_format,
             proc_self_smaps_rollup_format,
+            smaps_lists_each_vma_with_its_size_rss_and_flags,
+            pagemap_reports_which_pages_are_present,
             proc_self_maps_format,
             maps_shows_shared_anonymous_mapping_as_deleted_dev_zero,
             // 10. MAP_GROWSDOWN, MAP_FIXED_NOREPLACE.
@@ -1908,4 +1910,62 @@ fn mmap_fixed_noreplace_partly_over_existing_mapping_is_eexist() {
     assert_errno!(mmap(r.page(0) - PAGE, 2 * PAGE, RW, flags, -1, 0), EEXIST);
     assert_page(r.page(0), pat(0), "untouched");
     assert_page(r.page(1), pat(1), "untouched");
+}
+
+/// /proc/self/smaps: the block of one mapping has its size, its resident and
+/// anonymous pages, and its flags.
+fn smaps_lists_each_vma_with_its_size_rss_and_flags() {
+    // Unmapped pages on both sides keep the mapping from merging with a neighbour.
+    let outer = mmap_anon(5 * PAGE);
+    munmap(outer, PAGE).unwrap();
+    munmap(outer + 4 * PAGE, PAGE).unwrap();
+    let a = outer + PAGE;
+    store_byte(a, 1);
+    store_byte(a + 2 * PAGE, 1);
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let is_header = |l: &str| {
+        l.split_whitespace()
+            .next()
+            .and_then(|r| r.split_once('-'))
+            .is_some_and(|(x, y)| u64::from_str_radix(x, 16).is_ok() && u64::from_str_radix(y, 16).is_ok())
+    };
+    let header = format!("{:08x}-{:08x} ", a, a + 3 * PAGE);
+    let block: Vec<&str> =
+        smaps.lines().skip_while(|l| !l.starts_with(&header)).skip(1).take_while(|l| !is_header(l)).collect();
+    let kb = |name: &str| {
+        block
+            .iter()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap())
+    };
+    assert_eq!(kb("Size:"), Some(12), "{block:?}");
+    assert_eq!(kb("Rss:"), Some(8));
+    assert_eq!(kb("Anonymous:"), Some(8));
+    let flags = block.iter().find_map(|l| l.strip_prefix("VmFlags:")).unwrap();
+    assert!(flags.split_whitespace().any(|f| f == "rd") && flags.split_whitespace().any(|f| f == "wr"), "{flags}");
+    munmap(a, 3 * PAGE).unwrap();
+}
+
+/// /proc/self/pagemap: bit 63 (present) for touched pages only; bit 61 (file
+/// or shared anonymous) for a shared mapping, not a private one.
+fn pagemap_reports_which_pages_are_present() {
+    let a = mmap_anon(4 * PAGE);
+    store_byte(a, 1);
+    store_byte(a + 2 * PAGE, 1);
+    let fd = open("/proc/self/pagemap", O_RDONLY, 0).unwrap();
+    let entry = |addr: usize| {
+        let mut e = [0u8; 8];
+        assert_eq!(sys!(SYS_pread64, fd, e.as_mut_ptr(), 8, (addr / PAGE * 8) as i64).unwrap(), 8);
+        u64::from_le_bytes(e)
+    };
+    let present = |e: u64| e >> 63 & 1 == 1;
+    assert!(present(entry(a)) && present(entry(a + 2 * PAGE)));
+    assert!(!present(entry(a + PAGE)) && !present(entry(a + 3 * PAGE)));
+    assert_eq!(entry(a) >> 61 & 1, 0, "private anonymous");
+    let s = mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0).unwrap();
+    store_byte(s, 1);
+    assert_eq!(entry(s) >> 61 & 1, 1, "shared anonymous counts with file pages");
+    close(fd).unwrap();
+    munmap(a, 4 * PAGE).unwrap();
+    munmap(s, PAGE).unwrap();
 }
