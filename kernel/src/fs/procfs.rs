@@ -755,7 +755,7 @@ impl Inode for FdLink {
 /// bit 63 present, bit 61 file page or shared anonymous, bit 56 mapped exclusively,
 /// bits 0-54 the frame number (shown to root only, as with CAP_SYS_ADMIN).
 fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
-    if offset % 8 != 0 || buf.len() % 8 != 0 {
+    if !offset.is_multiple_of(8) || !buf.len().is_multiple_of(8) {
         return Err(EINVAL);
     }
     let p = find_process(pid).ok_or(ESRCH)?;

@@ -70,7 +70,7 @@ fn child_main(args: &[String]) -> i32 {
             let threads = std::fs::read_to_string("/proc/self/status")
                 .ok()
                 .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_string())));
-            if unsafe { getpid() } != pid {
+            if getpid() != pid {
                 2
             } else if sys!(SYS_gettid).unwrap() as i32 != pid {
                 3
@@ -651,7 +651,7 @@ fn futex_wakes_a_waiter_in_another_process_through_shared_memory() {
 /// gone, the new image runs alone under the process's pid, as its leader.
 fn execve_from_a_secondary_thread_replaces_the_whole_process() {
     let exit = child_exit(|| {
-        let pid = unsafe { getpid() }.to_string();
+        let pid = getpid().to_string();
         // A sleeping sibling must be taken down too.
         std::thread::spawn(|| loop {
             sleep_ms(1000);

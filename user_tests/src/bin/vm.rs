@@ -1915,10 +1915,11 @@ fn mmap_fixed_noreplace_partly_over_existing_mapping_is_eexist() {
 /// /proc/self/smaps: the block of one mapping has its size, its resident and
 /// anonymous pages, and its flags.
 fn smaps_lists_each_vma_with_its_size_rss_and_flags() {
-    // Unmapped pages on both sides keep the mapping from merging with a neighbour.
+    // PROT_NONE pages on both sides keep the mapping from merging with a
+    // neighbour, including mappings made later (the smaps text itself).
     let outer = mmap_anon(5 * PAGE);
-    munmap(outer, PAGE).unwrap();
-    munmap(outer + 4 * PAGE, PAGE).unwrap();
+    mprotect(outer, PAGE, PROT_NONE).unwrap();
+    mprotect(outer + 4 * PAGE, PAGE, PROT_NONE).unwrap();
     let a = outer + PAGE;
     store_byte(a, 1);
     store_byte(a + 2 * PAGE, 1);
@@ -1943,7 +1944,7 @@ fn smaps_lists_each_vma_with_its_size_rss_and_flags() {
     assert_eq!(kb("Anonymous:"), Some(8));
     let flags = block.iter().find_map(|l| l.strip_prefix("VmFlags:")).unwrap();
     assert!(flags.split_whitespace().any(|f| f == "rd") && flags.split_whitespace().any(|f| f == "wr"), "{flags}");
-    munmap(a, 3 * PAGE).unwrap();
+    munmap(outer, 5 * PAGE).unwrap();
 }
 
 /// /proc/self/pagemap: bit 63 (present) for touched pages only; bit 61 (file
