@@ -17,6 +17,8 @@ use core::sync::atomic::Ordering;
 use elf_loader::{AuxvValues, StackParams};
 
 const BINPRM_BUF_SIZE: usize = 256;
+/// How much of an executable exec reads to find its headers.
+const HEAD_BYTES: usize = 16 * 1024;
 /// Stack below the arguments at exec (Linux's `stack_expand` in setup_arg_pages).
 const STACK_EXPAND: u64 = 128 * 1024;
 const MAX_INTERP_DEPTH: usize = 4;
@@ -40,8 +42,9 @@ fn open_exec(t: &Task, path: &[u8]) -> KResult<Arc<dyn Inode>> {
     Ok(inode)
 }
 
-fn read_all(inode: &Arc<dyn Inode>) -> KResult<Vec<u8>> {
-    let size = inode.metadata().size as usize;
+/// The first `limit` bytes of the file (all of it if shorter).
+fn read_head(inode: &Arc<dyn Inode>, limit: usize) -> KResult<Vec<u8>> {
+    let size = (inode.metadata().size as usize).min(limit);
     let mut data = Vec::new();
     data.try_reserve_exact(size).map_err(|_| ENOMEM)?;
     data.resize(size, 0);
@@ -115,7 +118,8 @@ pub fn exec_into(
     let mut depth = 0;
     let (inode, data) = loop {
         let inode = open_exec(t, &path)?;
-        let data = read_all(&inode)?;
+        // Only the headers are read (the image is mapped from the page cache).
+        let data = read_head(&inode, HEAD_BYTES)?;
         match parse_shebang(&data) {
             Some((interp, arg)) => {
                 depth += 1;
@@ -139,7 +143,15 @@ pub fn exec_into(
         crate::fs::file::O_RDONLY,
         alloc::string::String::from_utf8_lossy(&path).into_owned(),
     );
-    let info = elf_loader::parse(&data).map_err(|e| Errno(e.errno()))?;
+    let file_size = inode.metadata().size;
+    let info = match elf_loader::parse_head(&data, file_size) {
+        // Program headers past the first bytes (unusual): read the whole file.
+        Err(elf_loader::ElfError::Truncated) if (data.len() as u64) < file_size => {
+            elf_loader::parse(&read_head(&inode, usize::MAX)?)
+        }
+        r => r,
+    }
+    .map_err(|e| Errno(e.errno()))?;
     let bias = elf_loader::load_bias(&info);
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);

@@ -394,7 +394,18 @@ fn check_overlaps(segments: &[Segment]) -> Result<(), ElfError> {
 ///
 /// All arithmetic is checked; no input panics.
 pub fn parse(file: &[u8]) -> Result<ElfInfo, ElfError> {
-    let file_size = file.len() as u64;
+    parse_head(file, file.len() as u64)
+}
+
+/// As [`parse`], from the first bytes of a file of `file_size` bytes: only
+/// the ELF header and the program headers are read, so a kernel need not
+/// copy the whole image (`load_elf_binary` reads just these too). If the
+/// program headers lie beyond `file`, the result is [`ElfError::Truncated`]
+/// even though the file is long enough: read more and call again.
+pub fn parse_head(file: &[u8], file_size: u64) -> Result<ElfInfo, ElfError> {
+    if (file.len() as u64) > file_size {
+        return Err(ElfError::BadHeader);
+    }
     match file.get(..4) {
         Some(m) if m == ELFMAG => {}
         _ => return Err(ElfError::NotElf),

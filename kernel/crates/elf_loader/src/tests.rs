@@ -1175,3 +1175,15 @@ fn build_stack_random_inputs_keep_the_layout() {
         check_stack(&p, &img);
     }
 }
+
+#[test]
+fn parse_head_of_a_prefix_matches_parse_of_the_whole_file() {
+    let file = pie_image();
+    assert!(file.len() > 4096, "the image must be longer than the prefix read");
+    let whole = parse(&file).unwrap();
+    let head = parse_head(&file[..4096.min(file.len())], file.len() as u64).unwrap();
+    assert_eq!(head, whole);
+    // Program headers cut off: Truncated, not a wrong answer.
+    assert_eq!(parse_head(&file[..70], file.len() as u64), Err(ElfError::Truncated));
+    assert_eq!(parse_head(&file, 10), Err(ElfError::BadHeader));
+}
