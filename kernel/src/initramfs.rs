@@ -1,6 +1,6 @@
 //! The initramfs passed with `-initrd` (cpio newc), read in place from the
-//! reserved module range. The VFS of the next issue unpacks it into tmpfs;
-//! for now the kernel can list it and find the first program.
+//! reserved module range: `fs::init` unpacks it into the tmpfs root, and
+//! boot finds the first program and its arguments file here.
 
 use crate::mm::phys_slice;
 

@@ -1,6 +1,6 @@
-//! /proc: generated files. For now the system-wide `meminfo` and per-process
-//! `cmdline`, `comm`, `stat`, `statm`, `status` and `maps`, plus the `self`
-//! link; the VM issue adds the exact RSS split and smaps.
+//! /proc: generated files: `meminfo`, `mounts`, `uptime`, the `self` link,
+//! and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `pagemap`,
+//! `smaps`, `smaps_rollup`, `stat`, `statm`, `status`.
 //!
 //! Every read regenerates the text and serves the requested slice, as
 //! Linux's seq_file does for small files.

@@ -1,6 +1,6 @@
-//! tmpfs: files and directories kept in memory. File data is a byte vector
-//! for now; the VM issue moves it onto the page cache (shmem) so mappings
-//! and SysV segments can share its pages.
+//! tmpfs: files and directories kept in memory. File data lives in a shmem
+//! page cache (`mm/page_cache.rs`), so mappings share its pages and SysV
+//! segments and memfds can be unlinked tmpfs files (`new_shmem_file`).
 
 use super::vfs::*;
 use crate::errno::*;
