@@ -89,6 +89,7 @@ fn main() {
             hard_link_shares_content_and_counts_links,
             hard_link_to_directory_is_eperm,
             select_reports_readable_pipe_and_times_out_on_empty_one,
+            random_file_syscalls_leave_the_kernel_standing,
         ],
     )
 }
@@ -909,4 +910,111 @@ fn dev_zero_reads_zeroes() {
     assert!(buf.iter().all(|&b| b == 0));
     assert_eq!(write(fd, b"ignored").unwrap(), 7);
     close(fd).unwrap();
+}
+
+/// A deterministic storm of file syscalls with random arguments on a handful
+/// of names in a scratch directory: creating, writing, truncating, punching,
+/// mapping, renaming, linking and removing files and directories. Each child
+/// must end normally (errors are fine, crashes are not); in this kernel the
+/// runner's frame count also sees what was left behind.
+fn random_file_syscalls_leave_the_kernel_standing() {
+    const NAMES: [&str; 7] = ["a", "b", "c", "d", "d/e", "d/f", "g/h"];
+    for child in 0..6u64 {
+        let dir = TempDir::new();
+        let base = dir.path.to_string_lossy().into_owned();
+        let pid = user_tests::fork_child(move || {
+            let mut x = 0x2545_f491_4f6c_dd1du64 ^ (child * 0x9e37_79b9);
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut fds: Vec<i32> = Vec::new();
+            let buf = vec![0x5au8; 3 * 4096 + 17];
+            let mut rbuf = vec![0u8; 3 * 4096 + 17];
+            for _ in 0..400 {
+                let name = cstr(&format!("{base}/{}", NAMES[(next() % NAMES.len() as u64) as usize]));
+                let other = cstr(&format!("{base}/{}", NAMES[(next() % NAMES.len() as u64) as usize]));
+                let fd = if fds.is_empty() { -1 } else { fds[(next() % fds.len() as u64) as usize] };
+                let len = (next() % (buf.len() as u64 + 1)) as usize;
+                let off = (next() % 20_000) as i64;
+                unsafe {
+                    match next() % 16 {
+                        0 | 1 => {
+                            let r = libc::open(name.as_ptr(), O_RDWR | O_CREAT, 0o644);
+                            if r >= 0 {
+                                fds.push(r);
+                            }
+                        }
+                        2 => {
+                            libc::write(fd, buf.as_ptr() as *const c_void, len);
+                        }
+                        3 => {
+                            libc::pwrite(fd, buf.as_ptr() as *const c_void, len, off);
+                        }
+                        4 => {
+                            libc::pread(fd, rbuf.as_mut_ptr() as *mut c_void, len, off);
+                        }
+                        5 => {
+                            libc::ftruncate(fd, off);
+                        }
+                        6 => {
+                            libc::fallocate(fd, [0, 1, 3][(next() % 3) as usize], off, len as i64 + 1);
+                        }
+                        7 => {
+                            libc::unlink(name.as_ptr());
+                        }
+                        8 => {
+                            libc::rename(name.as_ptr(), other.as_ptr());
+                        }
+                        9 => {
+                            libc::mkdir(name.as_ptr(), 0o755);
+                        }
+                        10 => {
+                            libc::rmdir(name.as_ptr());
+                        }
+                        11 => {
+                            libc::link(name.as_ptr(), other.as_ptr());
+                        }
+                        12 => {
+                            libc::symlink(name.as_ptr(), other.as_ptr());
+                        }
+                        13 => {
+                            if fd >= 0 {
+                                let m = libc::mmap(
+                                    std::ptr::null_mut(),
+                                    2 * 4096,
+                                    PROT_READ | PROT_WRITE,
+                                    MAP_SHARED,
+                                    fd,
+                                    0,
+                                );
+                                if m != MAP_FAILED {
+                                    // Only the first byte, and only if the file reaches it.
+                                    let mut st: libc::stat = std::mem::zeroed();
+                                    if libc::fstat(fd, &mut st) == 0 && st.st_size > 0 {
+                                        *(m as *mut u8) ^= 1;
+                                    }
+                                    libc::munmap(m, 2 * 4096);
+                                }
+                            }
+                        }
+                        14 => {
+                            if let Some(i) = fds.iter().position(|&f| f == fd) {
+                                libc::close(fds.swap_remove(i));
+                            }
+                        }
+                        _ => {
+                            libc::lseek(fd, off, [SEEK_SET, SEEK_CUR, SEEK_END][(next() % 3) as usize]);
+                        }
+                    }
+                }
+            }
+            0
+        });
+        assert_eq!(user_tests::wait_child(pid), user_tests::Exit::Code(0), "child {child}");
+        // Leave nothing behind for TempDir's cleanup to trip on.
+        let _ = std::fs::remove_dir_all(&dir.path);
+    }
 }
