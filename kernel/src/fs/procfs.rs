@@ -314,6 +314,8 @@ struct MemStats {
     rss: u64,
     /// anon, file, shmem
     rss_by_kind: [u64; 3],
+    rss_peak: u64,
+    vm_peak: u64,
     locked_pages: u64,
     pt_pages: u64,
     text_pages: u64,
@@ -328,6 +330,8 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
             vm_pages: 0,
             rss: 0,
             rss_by_kind: [0; 3],
+            rss_peak: 0,
+            vm_peak: 0,
             locked_pages: 0,
             pt_pages: 0,
             text_pages: 0,
@@ -340,6 +344,8 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
         vm_pages: 0,
         rss: inner.rss_total(),
         rss_by_kind: inner.rss,
+        rss_peak: inner.hiwater_rss,
+        vm_peak: inner.hiwater_vm,
         locked_pages: inner.locked_pages(),
         pt_pages: mm.pt_pages.load(Ordering::Relaxed),
         text_pages: 0,
@@ -429,10 +435,10 @@ fn status(p: &Arc<Process>) -> String {
     let _ = writeln!(s, "PPid:\t{}", p.parent_pid());
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.uid, c.euid, c.suid, c.fsuid);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.gid, c.egid, c.sgid, c.fsgid);
-    let _ = writeln!(s, "VmPeak:\t{:>8} kB", kb(m.vm_pages));
+    let _ = writeln!(s, "VmPeak:\t{:>8} kB", kb(m.vm_peak.max(m.vm_pages)));
     let _ = writeln!(s, "VmSize:\t{:>8} kB", kb(m.vm_pages));
     let _ = writeln!(s, "VmLck:\t{:>8} kB", kb(m.locked_pages));
-    let _ = writeln!(s, "VmHWM:\t{:>8} kB", kb(m.rss));
+    let _ = writeln!(s, "VmHWM:\t{:>8} kB", kb(m.rss_peak.max(m.rss)));
     let _ = writeln!(s, "VmRSS:\t{:>8} kB", kb(m.rss));
     let _ = writeln!(s, "RssAnon:\t{:>8} kB", kb(m.rss_by_kind[0]));
     let _ = writeln!(s, "RssFile:\t{:>8} kB", kb(m.rss_by_kind[1]));

@@ -82,6 +82,9 @@ pub struct MmInner {
     pub exe: Option<alloc::string::String>,
     /// Flags every new VMA gets (mlockall(MCL_FUTURE) sets VM_LOCKED).
     pub def_flags: super::vma::VmFlags,
+    /// Peaks of RSS and of mapped pages (VmHWM, VmPeak).
+    pub hiwater_rss: u64,
+    pub hiwater_vm: u64,
 }
 
 pub struct MmStruct {
@@ -110,6 +113,8 @@ impl MmStruct {
                 env_range: (0, 0),
                 exe: None,
                 def_flags: super::vma::VmFlags::empty(),
+                hiwater_rss: 0,
+                hiwater_vm: 0,
             }),
             pt_pages,
             id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
@@ -170,6 +175,8 @@ impl MmStruct {
                 va += PAGE_SIZE;
             }
         }
+        c.hiwater_rss = c.rss_total();
+        c.hiwater_vm = c.total_pages();
         drop(c);
         // The parent's writable PTEs just became read-only.
         super::tlb::flush_mm(parent.pt.root());
@@ -195,6 +202,16 @@ impl MmInner {
     /// All resident pages (VmRSS).
     pub fn rss_total(&self) -> u64 {
         self.rss.iter().sum()
+    }
+
+    /// Records a new RSS peak (VmHWM) after pages were mapped.
+    pub fn note_rss(&mut self) {
+        self.hiwater_rss = self.hiwater_rss.max(self.rss_total());
+    }
+
+    /// Records a new peak of mapped pages (VmPeak) after the address space grew.
+    pub fn note_vm(&mut self) {
+        self.hiwater_vm = self.hiwater_vm.max(self.total_pages());
     }
 
     /// The VMA containing `addr`.

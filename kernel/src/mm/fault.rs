@@ -99,6 +99,7 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
         return Err(FaultError::Oom);
     }
     mm.rss[page::kind(pa) as usize] += 1;
+    mm.note_rss();
     Ok(())
 }
 
@@ -155,5 +156,6 @@ fn expand_stack(mm: &mut MmInner, addr: u64) -> Result<Vma, FaultError> {
     // An anonymous stack has no file offset to keep in step.
     grown.start = new_start;
     mm.vmas.insert(new_start, grown.clone());
+    mm.note_vm();
     Ok(grown)
 }

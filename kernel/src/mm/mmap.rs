@@ -119,6 +119,7 @@ impl MmInner {
         let (s, e) = (vma.start, vma.end);
         vma.open();
         self.vmas.insert(s, vma);
+        self.note_vm();
         self.merge_around(s, e);
     }
 }

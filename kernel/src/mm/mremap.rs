@@ -79,6 +79,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
         let grow_end = old.checked_add(new_len).ok_or(ENOMEM)?;
         if grow_end <= TASK_SIZE && !inner.overlaps(vma.end, grow_end) && !dont_unmap {
             inner.vmas.get_mut(&vma.start).unwrap().end = grow_end;
+            inner.note_vm();
             inner.merge_around(vma.start, grow_end);
             return Ok(old);
         }

@@ -115,6 +115,7 @@ fn main() {
             mlock_beyond_rlimit_memlock_as_root_succeeds,
             // 8. Accounting.
             touching_anonymous_pages_grows_rss_and_page_tables_and_munmap_restores_them,
+            vmhwm_and_vmpeak_keep_the_peak_after_munmap,
             meminfo_page_tables_tracks_page_table_pages,
             // 9. /proc formats.
             proc_meminfo_format,
@@ -1969,4 +1970,27 @@ fn pagemap_reports_which_pages_are_present() {
     close(fd).unwrap();
     munmap(a, 4 * PAGE).unwrap();
     munmap(s, PAGE).unwrap();
+}
+
+/// VmHWM and VmPeak are peaks: after touching 200 pages (RSS) and mapping
+/// 8 MiB more (size), then unmapping both, the peaks stay that far above the
+/// current VmRSS and VmSize (reading /proc itself takes some memory, hence
+/// the slack). Linux updates its peaks lazily from approximate per-CPU
+/// counters, so there only "peak >= current" is checked; this kernel keeps
+/// them exact.
+fn vmhwm_and_vmpeak_keep_the_peak_after_munmap() {
+    run_in_child(|| {
+        let a = mmap_anon(200 * PAGE);
+        for i in 0..200 {
+            store_byte(a + i * PAGE, 1);
+        }
+        let big = mmap_anon(8 << 20);
+        munmap(a, 200 * PAGE).unwrap();
+        munmap(big, 8 << 20).unwrap();
+        let (hwm, rss) = (status_kb("VmHWM"), status_kb("VmRSS"));
+        let (peak, size) = (status_kb("VmPeak"), status_kb("VmSize"));
+        let (hwm_margin, peak_margin) = if on_our_kernel() { (700, 6 * 1024) } else { (0, 0) };
+        assert!(hwm >= rss + hwm_margin, "VmHWM {hwm} kB, VmRSS {rss} kB");
+        assert!(peak >= size + peak_margin, "VmPeak {peak} kB, VmSize {size} kB");
+    });
 }
