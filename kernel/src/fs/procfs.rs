@@ -435,6 +435,9 @@ fn status(p: &Arc<Process>) -> String {
     let _ = writeln!(s, "PPid:\t{}", p.parent_pid());
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.uid, c.euid, c.suid, c.fsuid);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.gid, c.egid, c.sgid, c.fsgid);
+    // Each supplementary group followed by a space, as Linux prints them.
+    let groups: String = p.groups.lock().iter().map(|g| format!("{g} ")).collect();
+    let _ = writeln!(s, "Groups:\t{}", groups);
     let _ = writeln!(s, "VmPeak:\t{:>8} kB", kb(m.vm_peak.max(m.vm_pages)));
     let _ = writeln!(s, "VmSize:\t{:>8} kB", kb(m.vm_pages));
     let _ = writeln!(s, "VmLck:\t{:>8} kB", kb(m.locked_pages));
@@ -447,7 +450,49 @@ fn status(p: &Arc<Process>) -> String {
     let _ = writeln!(s, "VmStk:\t{:>8} kB", kb(m.stack_pages));
     let _ = writeln!(s, "VmExe:\t{:>8} kB", kb(m.text_pages));
     let _ = writeln!(s, "VmPTE:\t{:>8} kB", kb(m.pt_pages));
+    let _ = writeln!(s, "VmSwap:\t{:>8} kB", 0);
     let _ = writeln!(s, "Threads:\t{}", threads);
+    // Signal sets as `render_sigset_t`: 16 hex digits, signal 1 in the lowest bit.
+    let leader = p.threads.lock().first().cloned();
+    let (pending, blocked) = leader
+        .as_ref()
+        .map(|t| {
+            let sig = t.sig.lock();
+            (sig.pending.set, sig.blocked)
+        })
+        .unwrap_or((0, 0));
+    let (ignored, caught) = leader
+        .as_ref()
+        .map(|t| {
+            let hand = t.sighand();
+            let h = hand.lock();
+            let mut ign = 0u64;
+            let mut cgt = 0u64;
+            for (i, a) in h.actions.iter().enumerate() {
+                match a.handler {
+                    crate::process::signal::SIG_DFL => {}
+                    crate::process::signal::SIG_IGN => ign |= 1 << i,
+                    _ => cgt |= 1 << i,
+                }
+            }
+            (ign, cgt)
+        })
+        .unwrap_or((0, 0));
+    let _ = writeln!(s, "SigPnd:\t{:016x}", pending);
+    let _ = writeln!(s, "ShdPnd:\t{:016x}", p.shared_pending.lock().set);
+    let _ = writeln!(s, "SigBlk:\t{:016x}", blocked);
+    let _ = writeln!(s, "SigIgn:\t{:016x}", ignored);
+    let _ = writeln!(s, "SigCgt:\t{:016x}", caught);
+    // Root holds every capability (no capability sets yet).
+    let caps = if c.euid == 0 { 0x0000_01ff_ffff_ffffu64 } else { 0 };
+    let _ = writeln!(s, "CapInh:\t{:016x}", 0);
+    let _ = writeln!(s, "CapPrm:\t{:016x}", caps);
+    let _ = writeln!(s, "CapEff:\t{:016x}", caps);
+    let _ = writeln!(s, "CapBnd:\t{:016x}", 0x0000_01ff_ffff_ffffu64);
+    let _ = writeln!(s, "CapAmb:\t{:016x}", 0);
+    let _ = writeln!(s, "NoNewPrivs:\t0");
+    let _ = writeln!(s, "Cpus_allowed:\t1");
+    let _ = writeln!(s, "Cpus_allowed_list:\t0");
     s
 }
 
