@@ -42,6 +42,7 @@ fn main() {
             sigstop_stops_child_and_sigcont_resumes_it,
             sigsuspend_waits_for_a_signal_and_returns_eintr,
             ppoll_with_a_sigmask_takes_a_blocked_pending_signal,
+            proc_status_shows_blocked_ignored_and_caught_signals,
             read_interrupted_by_handler_is_eintr,
             sa_restart_restarts_interrupted_read,
             shell_reports_death_by_signal_as_128_plus_signal,
@@ -507,4 +508,22 @@ fn shell_reports_death_by_signal_as_128_plus_signal() {
     let out =
         std::process::Command::new("/bin/sh").args(["-c", "/bin/sh -c 'kill -TERM $$'; echo $?"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "143");
+}
+
+/// /proc/self/status renders the signal sets as hex masks, signal N at bit N-1.
+fn proc_status_shows_blocked_ignored_and_caught_signals() {
+    user_tests::run_in_child(|| {
+        sigprocmask(SIG_BLOCK, sigbit(SIGUSR1)).unwrap();
+        unsafe { signal(SIGUSR2, SIG_IGN) };
+        count_signal(SIGTERM, 0);
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let mask = |name: &str| {
+            let v = status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("no {name}"));
+            u64::from_str_radix(v.trim(), 16).unwrap()
+        };
+        assert_ne!(mask("SigBlk:") & sigbit(SIGUSR1), 0);
+        assert_ne!(mask("SigIgn:") & sigbit(SIGUSR2), 0);
+        assert_ne!(mask("SigCgt:") & sigbit(SIGTERM), 0);
+        assert_eq!(mask("SigCgt:") & sigbit(SIGUSR2), 0);
+    });
 }
