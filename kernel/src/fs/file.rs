@@ -49,6 +49,8 @@ pub struct File {
     pub flags: AtomicU32,
     /// The path it was opened by, for diagnostics.
     pub path: String,
+    /// Whether this description ever took a flock (its drop releases it).
+    pub flocked: core::sync::atomic::AtomicBool,
 }
 
 pub const SEEK_SET: u32 = 0;
@@ -57,7 +59,13 @@ pub const SEEK_END: u32 = 2;
 
 impl File {
     pub fn new(kind: FileKind, flags: u32, path: String) -> Arc<File> {
-        Arc::new(File { kind, offset: Mutex::new(0), flags: AtomicU32::new(flags & !O_CLOEXEC), path })
+        Arc::new(File {
+            kind,
+            offset: Mutex::new(0),
+            flags: AtomicU32::new(flags & !O_CLOEXEC),
+            path,
+            flocked: core::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     pub fn flags(&self) -> u32 {
@@ -215,6 +223,11 @@ impl File {
 
 impl Drop for File {
     fn drop(&mut self) {
+        if self.flocked.load(Ordering::Relaxed) {
+            if let Some(i) = self.inode() {
+                super::flock::release(Arc::as_ptr(i) as *const () as u64, self as *const File as u64);
+            }
+        }
         match &self.kind {
             FileKind::PipeRead(p) => p.close_end(true),
             FileKind::PipeWrite(p) => p.close_end(false),

@@ -5,6 +5,7 @@
 pub mod devfs;
 pub mod fdtable;
 pub mod file;
+pub mod flock;
 pub mod path;
 pub mod pipe;
 pub mod procfs;

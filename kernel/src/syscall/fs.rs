@@ -1345,3 +1345,11 @@ pub fn sys_pselect6(a: Args) -> SysResult {
     };
     super::signal::with_temp_sigmask(mask_va, mask_len, || do_select(a.i32(0), a.u(1), a.u(2), a.u(3), timeout))
 }
+
+pub fn sys_flock(a: Args) -> SysResult {
+    let f = get_file(a.i32(0))?;
+    let inode = f.inode().ok_or(EINVAL)?;
+    f.flocked.store(true, core::sync::atomic::Ordering::Relaxed);
+    crate::fs::flock::flock(Arc::as_ptr(inode) as *const () as u64, Arc::as_ptr(&f) as u64, a.u32(1))?;
+    ok(0)
+}

@@ -112,6 +112,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         62 => signal::sys_kill(a),
         63 => misc::sys_uname(a),
         72 => fs::sys_fcntl(a),
+        73 => fs::sys_flock(a),
         74 | 75 => fs::sys_fsync(a),
         76 => fs::sys_truncate(a),
         77 => fs::sys_ftruncate(a),

@@ -89,6 +89,9 @@ fn main() {
             hard_link_shares_content_and_counts_links,
             hard_link_to_directory_is_eperm,
             select_reports_readable_pipe_and_times_out_on_empty_one,
+            flock_exclusive_excludes_other_descriptions_until_close,
+            flock_shared_locks_coexist_and_dup_shares_the_lock,
+            flock_with_bad_operation_is_einval,
             random_file_syscalls_leave_the_kernel_standing,
         ],
     )
@@ -186,6 +189,51 @@ fn hard_link_shares_content_and_counts_links() {
     std::fs::remove_file(&a).unwrap();
     sys!(SYS_stat, cstr(&b).as_ptr(), &mut st as *mut libc::stat).unwrap();
     assert_eq!(st.st_nlink, 1);
+}
+
+fn flock_exclusive_excludes_other_descriptions_until_close() {
+    let dir = TempDir::new();
+    let path = dir.file("lock", b"");
+    let first = open(&path, O_RDWR, 0).unwrap();
+    let second = open(&path, O_RDONLY, 0).unwrap();
+    sys!(SYS_flock, first, LOCK_EX | LOCK_NB).unwrap();
+    assert_errno!(sys!(SYS_flock, second, LOCK_EX | LOCK_NB), EWOULDBLOCK);
+    assert_errno!(sys!(SYS_flock, second, LOCK_SH | LOCK_NB), EWOULDBLOCK);
+    // Re-locking through the owning description converts instead of conflicting.
+    sys!(SYS_flock, first, LOCK_EX | LOCK_NB).unwrap();
+    close(first).unwrap();
+    sys!(SYS_flock, second, LOCK_EX | LOCK_NB).unwrap();
+    close(second).unwrap();
+}
+
+fn flock_shared_locks_coexist_and_dup_shares_the_lock() {
+    let dir = TempDir::new();
+    let path = dir.file("lock", b"");
+    let a = open(&path, O_RDONLY, 0).unwrap();
+    let b = open(&path, O_RDONLY, 0).unwrap();
+    sys!(SYS_flock, a, LOCK_SH | LOCK_NB).unwrap();
+    sys!(SYS_flock, b, LOCK_SH | LOCK_NB).unwrap();
+    let c = open(&path, O_RDONLY, 0).unwrap();
+    assert_errno!(sys!(SYS_flock, c, LOCK_EX | LOCK_NB), EWOULDBLOCK);
+    sys!(SYS_flock, b, LOCK_UN).unwrap();
+    // A dup refers to the same description, so closing the original keeps the lock.
+    let a2 = sys!(SYS_dup, a).unwrap() as i32;
+    close(a).unwrap();
+    assert_errno!(sys!(SYS_flock, c, LOCK_EX | LOCK_NB), EWOULDBLOCK);
+    close(a2).unwrap();
+    sys!(SYS_flock, c, LOCK_EX | LOCK_NB).unwrap();
+    close(b).unwrap();
+    close(c).unwrap();
+}
+
+fn flock_with_bad_operation_is_einval() {
+    let dir = TempDir::new();
+    let path = dir.file("lock", b"");
+    let fd = open(&path, O_RDONLY, 0).unwrap();
+    assert_errno!(sys!(SYS_flock, fd, 0), EINVAL);
+    assert_errno!(sys!(SYS_flock, fd, LOCK_SH | LOCK_EX), EINVAL);
+    assert_errno!(sys!(SYS_flock, -1, LOCK_SH), EBADF);
+    close(fd).unwrap();
 }
 
 fn hard_link_to_directory_is_eperm() {
