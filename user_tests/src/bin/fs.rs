@@ -3,7 +3,8 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, close, cstr, open, pipe, read, run_in_child, run_tests, sys, tests, write, TempDir, BAD_PTR,
+    assert_errno, close, cstr, fork_child, open, pipe, read, run_in_child, run_tests, sys, tests, wait_child, write,
+    Exit, TempDir, BAD_PTR,
 };
 
 fn main() {
@@ -92,6 +93,7 @@ fn main() {
             flock_exclusive_excludes_other_descriptions_until_close,
             flock_shared_locks_coexist_and_dup_shares_the_lock,
             flock_with_bad_operation_is_einval,
+            flock_blocks_until_the_holder_closes,
             random_file_syscalls_leave_the_kernel_standing,
         ],
     )
@@ -224,6 +226,31 @@ fn flock_shared_locks_coexist_and_dup_shares_the_lock() {
     sys!(SYS_flock, c, LOCK_EX | LOCK_NB).unwrap();
     close(b).unwrap();
     close(c).unwrap();
+}
+
+fn flock_blocks_until_the_holder_closes() {
+    let dir = TempDir::new();
+    let path = dir.file("lock", b"");
+    let held = open(&path, O_RDONLY, 0).unwrap();
+    sys!(SYS_flock, held, LOCK_EX).unwrap();
+    let (r, w) = pipe(0).unwrap();
+    let child = fork_child(|| {
+        let _ = close(held);
+        let mine = open(&path, O_RDONLY, 0).unwrap();
+        sys!(SYS_flock, mine, LOCK_SH).unwrap();
+        write(w, b"L").unwrap();
+        0
+    });
+    close(w).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut pfd = pollfd { fd: r, events: POLLIN, revents: 0 };
+    // The child still waits: the lock is held through `held` (the child closed only its copy).
+    assert_eq!(sys!(SYS_poll, &mut pfd as *mut pollfd, 1, 0).unwrap(), 0);
+    close(held).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(read(r, &mut byte).unwrap(), 1);
+    assert!(matches!(wait_child(child), Exit::Code(0)));
+    close(r).unwrap();
 }
 
 fn flock_with_bad_operation_is_einval() {
