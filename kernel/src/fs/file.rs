@@ -2,6 +2,7 @@
 //! the status flags. Descriptors and mappings hold `Arc<File>`; the last
 //! reference closes it (a pipe end's count drops).
 
+use super::eventfd::EventFd;
 use super::pipe::Pipe;
 use super::vfs::*;
 use crate::errno::*;
@@ -40,6 +41,8 @@ pub enum FileKind {
     Inode(Arc<dyn Inode>),
     PipeRead(Arc<Pipe>),
     PipeWrite(Arc<Pipe>),
+    /// An eventfd counter (an anonymous inode in Linux).
+    EventFd(Arc<EventFd>, u64),
 }
 
 pub struct File {
@@ -106,6 +109,7 @@ impl File {
         match &self.kind {
             FileKind::PipeRead(p) => p.read(buf, self.nonblock()),
             FileKind::PipeWrite(_) => Err(EBADF),
+            FileKind::EventFd(e, _) => e.read(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -125,6 +129,7 @@ impl File {
         match &self.kind {
             FileKind::PipeWrite(p) => p.write(buf, self.nonblock()),
             FileKind::PipeRead(_) => Err(EBADF),
+            FileKind::EventFd(e, _) => e.write(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 let mut off = self.offset.lock();
                 if self.flags() & O_APPEND != 0 {
@@ -162,6 +167,10 @@ impl File {
     }
 
     pub fn seek(&self, offset: i64, whence: u32) -> KResult<u64> {
+        if let FileKind::EventFd(..) = self.kind {
+            // eventfd's fops use noop_llseek: the position stays where it is (0).
+            return Ok(*self.offset.lock());
+        }
         if !self.seekable() {
             return Err(ESPIPE);
         }
@@ -194,6 +203,10 @@ impl File {
                 size: 0,
                 ..Default::default()
             },
+            // anon_inode_mkinode: mode S_IRUSR | S_IWUSR and no file type.
+            FileKind::EventFd(_, ino) => {
+                Metadata { dev: 0xd, ino: *ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
+            }
         }
     }
 
@@ -202,6 +215,7 @@ impl File {
             FileKind::Inode(i) => i.poll(),
             FileKind::PipeRead(p) => p.poll(true),
             FileKind::PipeWrite(p) => p.poll(false),
+            FileKind::EventFd(e, _) => e.poll(),
         }
     }
 
@@ -231,7 +245,7 @@ impl Drop for File {
         match &self.kind {
             FileKind::PipeRead(p) => p.close_end(true),
             FileKind::PipeWrite(p) => p.close_end(false),
-            FileKind::Inode(_) => {}
+            FileKind::Inode(_) | FileKind::EventFd(..) => {}
         }
     }
 }

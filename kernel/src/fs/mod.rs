@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod devfs;
+pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod flock;

@@ -781,6 +781,7 @@ fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
         crate::fs::file::FileKind::PipeRead(p) | crate::fs::file::FileKind::PipeWrite(p) => {
             format!("pipe:[{}]", p.ino).into_bytes()
         }
+        crate::fs::file::FileKind::EventFd(..) => b"anon_inode:[eventfd]".to_vec(),
         crate::fs::file::FileKind::Inode(_) => f.path.clone().into_bytes(),
     }
 }

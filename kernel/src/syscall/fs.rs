@@ -598,6 +598,19 @@ pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
     ok(0)
 }
 
+/// eventfd2(initval, flags) (fs/eventfd.c `do_eventfd`); eventfd(initval) is flags 0.
+pub fn sys_eventfd2(initval: u32, flags: u32) -> SysResult {
+    use crate::fs::eventfd::{EventFd, EFD_SEMAPHORE};
+    if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
+        return Err(EINVAL);
+    }
+    let counter = Arc::new(EventFd::new(initval as u64, flags));
+    let kind = FileKind::EventFd(counter, crate::fs::tmpfs::next_ino());
+    let file = File::new(kind, O_RDWR | (flags & O_NONBLOCK), String::from("anon_inode:[eventfd]"));
+    let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, nofile_limit())?;
+    ok(fd as usize)
+}
+
 const F_DUPFD: u32 = 0;
 const F_GETFD: u32 = 1;
 const F_SETFD: u32 = 2;

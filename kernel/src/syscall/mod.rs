@@ -207,6 +207,8 @@ pub fn dispatch(frame: &mut TrapFrame) {
         285 => fs::sys_fallocate(a),
         292 => fs::sys_dup3(a),
         293 => fs::sys_pipe2(a.u(0), a.u32(1)),
+        284 => fs::sys_eventfd2(a.u32(0), 0),
+        290 => fs::sys_eventfd2(a.u32(0), a.u32(1)),
         302 => process::sys_prlimit64(a),
         309 => process::sys_getcpu(a),
         316 => fs::sys_renameat2(a.i32(0), a.u(1), a.i32(2), a.u(3), a.u32(4)),

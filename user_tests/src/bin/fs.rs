@@ -94,6 +94,14 @@ fn main() {
             flock_shared_locks_coexist_and_dup_shares_the_lock,
             flock_with_bad_operation_is_einval,
             flock_blocks_until_the_holder_closes,
+            eventfd_read_returns_the_sum_of_writes_and_resets_it,
+            eventfd_semaphore_read_takes_one_at_a_time,
+            eventfd_nonblocking_read_at_zero_is_eagain,
+            eventfd_short_buffers_and_all_ones_write_are_einval,
+            eventfd_write_past_the_maximum_is_eagain,
+            eventfd_poll_tracks_the_counter,
+            eventfd2_with_unknown_flags_is_einval,
+            eventfd_blocking_read_wakes_on_write_from_another_process,
             random_file_syscalls_leave_the_kernel_standing,
         ],
     )
@@ -251,6 +259,97 @@ fn flock_blocks_until_the_holder_closes() {
     assert_eq!(read(r, &mut byte).unwrap(), 1);
     assert!(matches!(wait_child(child), Exit::Code(0)));
     close(r).unwrap();
+}
+
+fn eventfd_read_u64(fd: i32) -> Result<u64, user_tests::Errno> {
+    let mut v = [0u8; 8];
+    assert_eq!(read(fd, &mut v)?, 8);
+    Ok(u64::from_ne_bytes(v))
+}
+
+fn eventfd_write_u64(fd: i32, v: u64) -> Result<usize, user_tests::Errno> {
+    write(fd, &v.to_ne_bytes())
+}
+
+fn eventfd_read_returns_the_sum_of_writes_and_resets_it() {
+    let fd = sys!(SYS_eventfd2, 5, EFD_CLOEXEC).unwrap() as i32;
+    assert_eq!(sys!(SYS_fcntl, fd, F_GETFD).unwrap(), FD_CLOEXEC as i64);
+    assert_eq!(sys!(SYS_fcntl, fd, F_GETFL).unwrap() & O_ACCMODE as i64, O_RDWR as i64);
+    eventfd_write_u64(fd, 3).unwrap();
+    eventfd_write_u64(fd, 4).unwrap();
+    assert_eq!(eventfd_read_u64(fd).unwrap(), 12);
+    // Linux's eventfd uses noop_llseek: lseek succeeds and reports 0; pread has no position.
+    assert_eq!(sys!(SYS_lseek, fd, 100, SEEK_SET).unwrap(), 0);
+    let mut v = [0u8; 8];
+    assert_errno!(sys!(SYS_pread64, fd, v.as_mut_ptr(), 8, 0), ESPIPE);
+    close(fd).unwrap();
+}
+
+fn eventfd_semaphore_read_takes_one_at_a_time() {
+    let fd = sys!(SYS_eventfd2, 2, EFD_SEMAPHORE | EFD_NONBLOCK).unwrap() as i32;
+    assert_eq!(eventfd_read_u64(fd).unwrap(), 1);
+    assert_eq!(eventfd_read_u64(fd).unwrap(), 1);
+    assert_errno!(eventfd_read_u64(fd), EAGAIN);
+    close(fd).unwrap();
+}
+
+fn eventfd_nonblocking_read_at_zero_is_eagain() {
+    let fd = sys!(SYS_eventfd2, 0, EFD_NONBLOCK).unwrap() as i32;
+    assert_errno!(eventfd_read_u64(fd), EAGAIN);
+    close(fd).unwrap();
+}
+
+fn eventfd_short_buffers_and_all_ones_write_are_einval() {
+    let fd = sys!(SYS_eventfd2, 1, EFD_NONBLOCK).unwrap() as i32;
+    let mut small = [0u8; 4];
+    assert_errno!(read(fd, &mut small), EINVAL);
+    assert_errno!(write(fd, &[1, 0, 0, 0]), EINVAL);
+    assert_errno!(eventfd_write_u64(fd, u64::MAX), EINVAL);
+    // A longer buffer is fine: eight bytes move.
+    let mut big = [0u8; 16];
+    assert_eq!(read(fd, &mut big).unwrap(), 8);
+    assert_eq!(u64::from_ne_bytes(big[..8].try_into().unwrap()), 1);
+    close(fd).unwrap();
+}
+
+fn eventfd_write_past_the_maximum_is_eagain() {
+    let fd = sys!(SYS_eventfd2, 0, EFD_NONBLOCK).unwrap() as i32;
+    eventfd_write_u64(fd, u64::MAX - 1).unwrap();
+    assert_errno!(eventfd_write_u64(fd, 1), EAGAIN);
+    eventfd_write_u64(fd, 0).unwrap();
+    assert_eq!(eventfd_read_u64(fd).unwrap(), u64::MAX - 1);
+    close(fd).unwrap();
+}
+
+fn eventfd_poll_tracks_the_counter() {
+    let fd = sys!(SYS_eventfd2, 0, 0).unwrap() as i32;
+    let mut pfd = pollfd { fd, events: POLLIN | POLLOUT, revents: 0 };
+    assert_eq!(sys!(SYS_poll, &mut pfd as *mut pollfd, 1, 0).unwrap(), 1);
+    assert_eq!(pfd.revents, POLLOUT);
+    eventfd_write_u64(fd, u64::MAX - 1).unwrap();
+    sys!(SYS_poll, &mut pfd as *mut pollfd, 1, 0).unwrap();
+    assert_eq!(pfd.revents, POLLIN);
+    eventfd_read_u64(fd).unwrap();
+    sys!(SYS_poll, &mut pfd as *mut pollfd, 1, 0).unwrap();
+    assert_eq!(pfd.revents, POLLOUT);
+    close(fd).unwrap();
+}
+
+fn eventfd2_with_unknown_flags_is_einval() {
+    assert_errno!(sys!(SYS_eventfd2, 0, O_APPEND), EINVAL);
+    assert_errno!(sys!(SYS_eventfd2, 0, 2), EINVAL);
+}
+
+fn eventfd_blocking_read_wakes_on_write_from_another_process() {
+    let fd = sys!(SYS_eventfd2, 0, 0).unwrap() as i32;
+    let child = fork_child(|| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        eventfd_write_u64(fd, 42).unwrap();
+        0
+    });
+    assert_eq!(eventfd_read_u64(fd).unwrap(), 42);
+    assert!(matches!(wait_child(child), Exit::Code(0)));
+    close(fd).unwrap();
 }
 
 fn flock_with_bad_operation_is_einval() {
