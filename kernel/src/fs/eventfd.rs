@@ -16,11 +16,18 @@ pub struct EventFd {
     semaphore: bool,
     /// Woken on every change: readers wait for a non-zero count, writers for room.
     changed: WaitQueue,
+    /// Its anonymous inode's number, for fstat.
+    pub ino: u64,
 }
 
 impl EventFd {
     pub fn new(initval: u64, flags: u32) -> EventFd {
-        EventFd { count: Mutex::new(initval), semaphore: flags & EFD_SEMAPHORE != 0, changed: WaitQueue::new() }
+        EventFd {
+            count: Mutex::new(initval),
+            semaphore: flags & EFD_SEMAPHORE != 0,
+            changed: WaitQueue::new(),
+            ino: super::tmpfs::next_ino(),
+        }
     }
 
     /// `eventfd_read`: an 8-byte value out, or EINVAL for a shorter buffer.

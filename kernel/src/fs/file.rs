@@ -9,7 +9,7 @@ use crate::errno::*;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 
 pub const O_ACCMODE: u32 = 0o3;
@@ -42,7 +42,7 @@ pub enum FileKind {
     PipeRead(Arc<Pipe>),
     PipeWrite(Arc<Pipe>),
     /// An eventfd counter (an anonymous inode in Linux).
-    EventFd(Arc<EventFd>, u64),
+    EventFd(EventFd),
 }
 
 pub struct File {
@@ -52,8 +52,9 @@ pub struct File {
     pub flags: AtomicU32,
     /// The path it was opened by, for diagnostics.
     pub path: String,
-    /// Whether this description ever took a flock (its drop releases it).
-    pub flocked: core::sync::atomic::AtomicBool,
+    /// Whether this description ever took a flock (its drop releases it);
+    /// spares every other close a look at the global lock table.
+    pub flocked: AtomicBool,
 }
 
 pub const SEEK_SET: u32 = 0;
@@ -67,7 +68,7 @@ impl File {
             offset: Mutex::new(0),
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             path,
-            flocked: core::sync::atomic::AtomicBool::new(false),
+            flocked: AtomicBool::new(false),
         })
     }
 
@@ -109,7 +110,7 @@ impl File {
         match &self.kind {
             FileKind::PipeRead(p) => p.read(buf, self.nonblock()),
             FileKind::PipeWrite(_) => Err(EBADF),
-            FileKind::EventFd(e, _) => e.read(buf, self.nonblock()),
+            FileKind::EventFd(e) => e.read(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -129,7 +130,7 @@ impl File {
         match &self.kind {
             FileKind::PipeWrite(p) => p.write(buf, self.nonblock()),
             FileKind::PipeRead(_) => Err(EBADF),
-            FileKind::EventFd(e, _) => e.write(buf, self.nonblock()),
+            FileKind::EventFd(e) => e.write(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 let mut off = self.offset.lock();
                 if self.flags() & O_APPEND != 0 {
@@ -204,8 +205,8 @@ impl File {
                 ..Default::default()
             },
             // anon_inode_mkinode: mode S_IRUSR | S_IWUSR and no file type.
-            FileKind::EventFd(_, ino) => {
-                Metadata { dev: 0xd, ino: *ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
+            FileKind::EventFd(e) => {
+                Metadata { dev: 0xd, ino: e.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
             }
         }
     }
@@ -215,7 +216,7 @@ impl File {
             FileKind::Inode(i) => i.poll(),
             FileKind::PipeRead(p) => p.poll(true),
             FileKind::PipeWrite(p) => p.poll(false),
-            FileKind::EventFd(e, _) => e.poll(),
+            FileKind::EventFd(e) => e.poll(),
         }
     }
 
@@ -237,11 +238,7 @@ impl File {
 
 impl Drop for File {
     fn drop(&mut self) {
-        if self.flocked.load(Ordering::Relaxed) {
-            if let Some(i) = self.inode() {
-                super::flock::release(Arc::as_ptr(i) as *const () as u64, self as *const File as u64);
-            }
-        }
+        super::flock::release(self);
         match &self.kind {
             FileKind::PipeRead(p) => p.close_end(true),
             FileKind::PipeWrite(p) => p.close_end(false),

@@ -2,10 +2,13 @@
 //! shared or exclusive locks owned by an open file description, so dup'd and
 //! inherited descriptors share them and the last close releases them.
 
+use super::file::File;
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use spin::Mutex;
 
 pub const LOCK_SH: u32 = 1;
@@ -17,12 +20,20 @@ pub const LOCK_UN: u32 = 8;
 static LOCKS: Mutex<BTreeMap<u64, Vec<(u64, bool)>>> = Mutex::new(BTreeMap::new());
 static WAITERS: WaitQueue = WaitQueue::new();
 
-/// Drops `file`'s lock on `inode`, if any; true if it had one.
-pub fn release(inode: u64, file: u64) -> bool {
+/// The lock table's keys for `file`: its inode (the file keeps the `Arc`
+/// alive, so the address is stable while any lock exists) and the open file
+/// description itself.
+fn keys(file: &File) -> KResult<(u64, u64)> {
+    let inode = file.inode().ok_or(EINVAL)?;
+    Ok((Arc::as_ptr(inode) as *const () as u64, file as *const File as u64))
+}
+
+/// Drops the lock `description` holds on `inode`, if any, and wakes waiters.
+fn unlock(inode: u64, description: u64) {
     let mut locks = LOCKS.lock();
-    let Some(holders) = locks.get_mut(&inode) else { return false };
+    let Some(holders) = locks.get_mut(&inode) else { return };
     let before = holders.len();
-    holders.retain(|(f, _)| *f != file);
+    holders.retain(|(d, _)| *d != description);
     let had = holders.len() != before;
     if holders.is_empty() {
         locks.remove(&inode);
@@ -31,30 +42,40 @@ pub fn release(inode: u64, file: u64) -> bool {
     if had {
         WAITERS.wake_all();
     }
-    had
 }
 
-/// flock on the description `file` of `inode`. A conversion drops the old
+/// The last close of `file` (Linux's `locks_remove_flock` from `__fput`).
+pub fn release(file: &File) {
+    if file.flocked.load(Ordering::Relaxed) {
+        if let Ok((inode, description)) = keys(file) {
+            unlock(inode, description);
+        }
+    }
+}
+
+/// flock(2) on the open file description `file`. A conversion drops the old
 /// lock first, as Linux does (it is not atomic).
-pub fn flock(inode: u64, file: u64, op: u32) -> KResult<()> {
+pub fn flock(file: &File, op: u32) -> KResult<()> {
+    let (inode, description) = keys(file)?;
     let nonblock = op & LOCK_NB != 0;
     let exclusive = match op & !LOCK_NB {
         LOCK_SH => false,
         LOCK_EX => true,
         LOCK_UN => {
-            release(inode, file);
+            unlock(inode, description);
             return Ok(());
         }
         _ => return Err(EINVAL),
     };
-    release(inode, file);
+    unlock(inode, description);
     WAITERS.wait_until(true, || {
         let mut locks = LOCKS.lock();
         let holders = locks.entry(inode).or_default();
         if holders.iter().any(|&(_, ex)| ex || exclusive) {
             return nonblock.then_some(Err(EAGAIN));
         }
-        holders.push((file, exclusive));
+        holders.push((description, exclusive));
+        file.flocked.store(true, Ordering::Relaxed);
         Some(Ok(()))
     })?
 }

@@ -604,8 +604,7 @@ pub fn sys_eventfd2(initval: u32, flags: u32) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
         return Err(EINVAL);
     }
-    let counter = Arc::new(EventFd::new(initval as u64, flags));
-    let kind = FileKind::EventFd(counter, crate::fs::tmpfs::next_ino());
+    let kind = FileKind::EventFd(EventFd::new(initval as u64, flags));
     let file = File::new(kind, O_RDWR | (flags & O_NONBLOCK), String::from("anon_inode:[eventfd]"));
     let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, nofile_limit())?;
     ok(fd as usize)
@@ -1361,8 +1360,6 @@ pub fn sys_pselect6(a: Args) -> SysResult {
 
 pub fn sys_flock(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
-    let inode = f.inode().ok_or(EINVAL)?;
-    f.flocked.store(true, core::sync::atomic::Ordering::Relaxed);
-    crate::fs::flock::flock(Arc::as_ptr(inode) as *const () as u64, Arc::as_ptr(&f) as u64, a.u32(1))?;
+    crate::fs::flock::flock(&f, a.u32(1))?;
     ok(0)
 }
