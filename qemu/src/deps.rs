@@ -41,6 +41,23 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
     run(&args)
 }
 
+/// Refreshes Debian's package lists (`apt-get update`), with sudo when not root.
+pub fn apt_update() -> Result<(), String> {
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let mut full: Vec<&str> = sudo.to_vec();
+    full.extend_from_slice(&["apt-get", "update", "-qq"]);
+    let st = Command::new(full[0])
+        .args(&full[1..])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: {e}", full[0]))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed: {st}", full.join(" ")))
+    }
+}
+
 /// Makes `command` available, installing Debian's `package` when it is missing.
 pub fn ensure_command(command: &str, package: &str) -> Result<(), String> {
     if !have(command) {
@@ -57,6 +74,18 @@ pub fn ensure_busybox() -> Result<std::path::PathBuf, String> {
     let path = std::path::PathBuf::from("/bin/busybox");
     if !path.is_file() {
         apt_install(&["busybox-static"])?;
+    }
+    Ok(path)
+}
+
+/// Debian's DejaVu Sans: the font the charts (plot.rs) are drawn with.
+pub fn ensure_font() -> Result<std::path::PathBuf, String> {
+    let path = std::path::PathBuf::from("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    if !path.is_file() {
+        apt_install(&["fonts-dejavu-core"])?;
+        if !path.is_file() {
+            return Err(format!("fonts-dejavu-core installed, but {} is missing", path.display()));
+        }
     }
     Ok(path)
 }

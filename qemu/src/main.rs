@@ -1,11 +1,15 @@
 //! `cargo xtask`: the project's runner (see README.md).
 //!
-//! - `cargo xtask run`: boot the kernel and run its main job
+//! - `cargo xtask run`: the default benchmark on our kernel (see `bench.rs`)
+//! - `cargo xtask bench`: the benchmarks, with `--linux` side by side with Linux
 //! - `cargo xtask test`: host unit tests, then the in-QEMU suites; ends with `N passed, N failed`
 //! - `cargo xtask exec PATH [ARGS...]`: boot with a static Linux ELF as the first program
 //! - `cargo xtask build`: build the kernel only
 
+mod bench;
 mod deps;
+mod linux;
+mod plot;
 mod qemu;
 mod test;
 mod user;
@@ -17,7 +21,8 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: cargo xtask <command> [options]
 commands:
-  run                    boot the kernel and run its main job
+  run                    the default benchmark on our kernel: its table, CSV and plots
+  bench                  the benchmarks (see benches/README.md)
   test                   host unit tests, then in-kernel and runner suites
   exec PATH [ARGS...]    boot with the static ELF at PATH as /init
   build                  build the kernel
@@ -30,7 +35,14 @@ options:
   --gdb                  wait for GDB on localhost:1234 (see README)
   --append WORDS         extra kernel command line
   --file HOST:GUEST      exec: add HOST file to the initramfs as GUEST
-  --host                 test: only run the user tests directly on the Linux host";
+  --host                 test: only run the user tests directly on the Linux host
+  --quick                bench: the small set (seconds)
+  --linux                bench: also run every benchmark on Linux (Debian 12's cloud kernel)
+  --only NAME            bench: only the suites or cases whose name contains NAME
+  --runs K               bench: boots per case (default 3; 1 with --quick and for run)
+  --uncapped             bench: also the cases the full set leaves out (1 GiB x 1024)
+  --jobs J               bench: boots at a time (default: host cores / --smp)
+  --out DIR              bench, run: where results go (default target/bench, target/bench/run)";
 
 /// Options shared by the commands.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +57,20 @@ pub struct Options {
     pub files: Vec<(PathBuf, String)>,
     /// test: run the user tests on the Linux host only.
     pub host_only: bool,
+    /// bench: the small set.
+    pub quick: bool,
+    /// bench: Linux too.
+    pub linux: bool,
+    /// bench: only suites or cases whose name contains this.
+    pub only: Option<String>,
+    /// bench: runs per case.
+    pub runs: Option<u32>,
+    /// bench: keep the cases the full set leaves out for time.
+    pub uncapped: bool,
+    /// bench: boots at a time.
+    pub jobs: Option<usize>,
+    /// bench: the output directory.
+    pub out: Option<PathBuf>,
     /// Positional arguments (exec: PATH then the program's arguments).
     pub positional: Vec<String>,
 }
@@ -69,6 +95,13 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--release" => o.release = true,
             "--gdb" => o.gdb = true,
             "--host" => o.host_only = true,
+            "--quick" => o.quick = true,
+            "--linux" => o.linux = true,
+            "--uncapped" => o.uncapped = true,
+            "--only" => o.only = Some(value(&mut i, a)?),
+            "--runs" => o.runs = Some(value(&mut i, a)?.parse().map_err(|_| "--runs needs a number")?),
+            "--jobs" => o.jobs = Some(value(&mut i, a)?.parse().map_err(|_| "--jobs needs a number")?),
+            "--out" => o.out = Some(PathBuf::from(value(&mut i, a)?)),
             "--machine" => o.machine = Some(value(&mut i, a)?),
             "--mem" => o.mem = Some(value(&mut i, a)?),
             "--smp" => o.smp = Some(value(&mut i, a)?.parse().map_err(|_| "--smp needs a number")?),
@@ -170,34 +203,6 @@ pub fn qemu_config(kernel: &Path, o: &Options) -> QemuConfig {
     cfg
 }
 
-/// The project's main job. For now: boot and run the user-space smoke
-/// program (Rust std: collections, files, processes, threads) as pid 1; the
-/// kernel prints its memory summary at boot and its frame count at the end.
-/// (The mshare benchmark takes this place when it exists.)
-fn cmd_run(o: &Options) -> Result<ExitCode, String> {
-    let kernel = build_kernel(o.release)?;
-    let ut = user::build_user_tests()?;
-    let smoke = ut.tests.iter().find(|(n, _)| n == "std_smoke").map(|(_, p)| p.to_string_lossy().into_owned());
-    let smoke = smoke.ok_or("the std_smoke program was not built")?;
-    let initrd = target_dir().join("xtask").join("run.cpio");
-    let cmdline = prepare_exec(&smoke, &[], &o.files, &initrd)?;
-    let mut cfg = qemu_config(&kernel, o);
-    cfg.initrd = Some(initrd);
-    cfg.cmdline = format!("{} {}", cmdline.replace("log=warn", "log=info"), cfg.cmdline);
-    let r = qemu::run(&cfg)?;
-    if let Some(t) = r.first_line {
-        eprintln!(
-            "xtask: first console line {} ms after QEMU started; run took {} ms",
-            t.as_millis(),
-            r.elapsed.as_millis()
-        );
-    }
-    match (r.exit, init_exit_status(&r.output)) {
-        (QemuExit::Success, Some(0)) => Ok(ExitCode::SUCCESS),
-        (e, status) => Err(format!("kernel run ended with {e:?}, program status {status:?}")),
-    }
-}
-
 /// Parses the kernel's `mshare-kernel: init exited with status N` line.
 pub fn init_exit_status(output: &str) -> Option<u8> {
     output.lines().find_map(|l| l.strip_prefix("mshare-kernel: init exited with status ")?.trim().parse().ok())
@@ -260,7 +265,8 @@ fn main() -> ExitCode {
             println!("{}", p.display());
             ExitCode::SUCCESS
         }),
-        "run" => cmd_run(&opts),
+        "run" => bench::cmd_run(&opts),
+        "bench" => bench::cmd_bench(&opts),
         "test" => test::cmd_test(&opts),
         "exec" => cmd_exec(&opts),
         "help" | "--help" | "-h" => {

@@ -19,6 +19,8 @@ pub struct QemuConfig {
     pub gdb: bool,
     /// Echo the console to our stdout as it arrives.
     pub echo: bool,
+    /// Without `echo`: echo only the lines for which this is true.
+    pub echo_filter: Option<fn(&str) -> bool>,
     /// Give QEMU our stdin (for `exec`); otherwise /dev/null.
     pub stdin: bool,
 }
@@ -35,6 +37,7 @@ impl QemuConfig {
             timeout: Duration::from_secs(60),
             gdb: false,
             echo: true,
+            echo_filter: None,
             stdin: false,
         }
     }
@@ -102,6 +105,7 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
     let mut stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel::<(Instant, String)>();
     let echo = cfg.echo;
+    let echo_filter = cfg.echo_filter;
     let reader = std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
         let mut buf = Vec::new();
@@ -111,7 +115,7 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf).replace('\r', "");
-                    if echo {
+                    if echo || echo_filter.is_some_and(|f| f(&line)) {
                         print!("{line}");
                     }
                     let _ = tx.send((Instant::now(), line));

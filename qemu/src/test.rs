@@ -414,7 +414,62 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         exec_checks(&mut t, &kernel, o, ut);
         user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
     }
+    bench_quick(&mut t, o);
     Ok(finish(&t))
+}
+
+/// `cargo xtask bench --quick` on our kernel: every boot must succeed and the CSVs must
+/// have their schema and consistent figures (no timing is asserted).
+fn bench_quick(t: &mut Tally, o: &Options) {
+    println!("== cargo xtask bench --quick (our kernel)");
+    let mut bo = o.clone();
+    bo.quick = true;
+    bo.linux = false;
+    let plan = crate::bench::plan(&bo, false);
+    let out = target_dir().join("bench").join("quick");
+    let _ = std::fs::remove_dir_all(&out);
+    match crate::bench::run_plan(&plan, &bo, &out) {
+        Ok(outcome) => {
+            for f in &outcome.failures {
+                t.record(&format!("bench: {f}"), Err("boot failed".into()));
+            }
+            t.record(
+                "bench: every quick case and vm_micro ran",
+                if outcome.failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{} boots failed", outcome.failures.len()))
+                },
+            );
+        }
+        Err(e) => return t.record("bench: quick run", Err(e)),
+    }
+    let pt = std::fs::read_to_string(out.join("pt_sharing.csv")).unwrap_or_default();
+    let problems = crate::bench::check_pt_csv(&pt);
+    let rows = pt.lines().count().saturating_sub(1);
+    let expected = plan.pt.iter().map(|c| c.runs as usize).sum::<usize>();
+    t.record(
+        "bench: pt_sharing.csv has its schema, a row per case and consistent figures",
+        if !problems.is_empty() {
+            Err(problems.join("; "))
+        } else if rows != expected {
+            Err(format!("{rows} rows, expected {expected}"))
+        } else {
+            Ok(())
+        },
+    );
+    let micro = std::fs::read_to_string(out.join("vm_micro.csv")).unwrap_or_default();
+    t.record("bench: vm_micro.csv has its schema and every benchmark", crate::bench::check_micro_csv(&micro));
+    let plots = ["pt_bytes_16M", "cycles_16M_read", "cycles_16M_write"];
+    let missing: Vec<String> = plots
+        .iter()
+        .flat_map(|p| [format!("{p}.svg"), format!("{p}.png")])
+        .filter(|f| std::fs::metadata(out.join(f)).map_or(true, |m| m.len() == 0))
+        .collect();
+    t.record(
+        "bench: the plots are drawn",
+        if missing.is_empty() { Ok(()) } else { Err(format!("missing {missing:?}")) },
+    );
 }
 
 fn finish(t: &Tally) -> ExitCode {

@@ -1,4 +1,5 @@
-//! /proc: generated files: `meminfo`, `mounts`, `uptime`, the `self` link,
+//! /proc: generated files: `meminfo`, `mounts`, `uptime`, `sys/vm/stat_refresh`, the
+//! `self` link,
 //! and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `pagemap`,
 //! `smaps`, `smaps_rollup`, `stat`, `statm`, `status`.
 //!
@@ -25,6 +26,9 @@ const INO_MEMINFO: u64 = 2;
 const INO_SELF: u64 = 3;
 const INO_MOUNTS: u64 = 4;
 const INO_UPTIME: u64 = 5;
+const INO_SYS: u64 = 6;
+const INO_SYS_VM: u64 = 7;
+const INO_STAT_REFRESH: u64 = 8;
 
 fn meta(ino: u64, mode: u32) -> Metadata {
     let now = crate::time::realtime();
@@ -66,6 +70,7 @@ impl Inode for ProcRoot {
             "mounts" => Ok(Arc::new(ProcFile { kind: FileKind::Mounts, pid: 0 })),
             "uptime" => Ok(Arc::new(ProcFile { kind: FileKind::Uptime, pid: 0 })),
             "self" => Ok(Arc::new(SelfLink)),
+            "sys" => Ok(Arc::new(SysctlDir { vm: false })),
             _ => {
                 let pid: u32 = name.parse().map_err(|_| ENOENT)?;
                 find_process(pid).ok_or(ENOENT)?;
@@ -81,6 +86,7 @@ impl Inode for ProcRoot {
             DirEntry { name: "mounts".into(), ino: INO_MOUNTS, d_type: DT_REG },
             DirEntry { name: "uptime".into(), ino: INO_UPTIME, d_type: DT_REG },
             DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
+            DirEntry { name: "sys".into(), ino: INO_SYS, d_type: DT_DIR },
         ];
         let pids: Vec<u32> =
             TABLES.lock().processes.iter().filter(|(_, w)| w.strong_count() > 0).map(|(p, _)| *p).collect();
@@ -88,6 +94,70 @@ impl Inode for ProcRoot {
             v.push(DirEntry { name: pid.to_string(), ino: (pid as u64) << 8, d_type: DT_DIR });
         }
         Ok(v)
+    }
+}
+
+/// `/proc/sys` (`vm: false`) and `/proc/sys/vm` (`vm: true`), kernel/sysctl.c: only the
+/// entries this kernel has.
+struct SysctlDir {
+    vm: bool,
+}
+
+impl Inode for SysctlDir {
+    fn metadata(&self) -> Metadata {
+        let mut m = meta(if self.vm { INO_SYS_VM } else { INO_SYS }, S_IFDIR | 0o555);
+        m.nlink = 2;
+        m
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        match (self.vm, name) {
+            (_, "" | ".") => Ok(Arc::new(SysctlDir { vm: self.vm })),
+            (false, "..") => Ok(Arc::new(ProcRoot { parent: super::root_weak() })),
+            (false, "vm") | (true, "..") => Ok(Arc::new(SysctlDir { vm: !self.vm })),
+            (true, "stat_refresh") => Ok(Arc::new(StatRefresh)),
+            _ => Err(ENOENT),
+        }
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        let (me, parent) = if self.vm { (INO_SYS_VM, INO_SYS) } else { (INO_SYS, INO_ROOT) };
+        let child = if self.vm {
+            DirEntry { name: "stat_refresh".into(), ino: INO_STAT_REFRESH, d_type: DT_REG }
+        } else {
+            DirEntry { name: "vm".into(), ino: INO_SYS_VM, d_type: DT_DIR }
+        };
+        Ok(alloc::vec![
+            DirEntry { name: ".".into(), ino: me, d_type: DT_DIR },
+            DirEntry { name: "..".into(), ino: parent, d_type: DT_DIR },
+            child,
+        ])
+    }
+}
+
+/// `/proc/sys/vm/stat_refresh` (mm/vmstat.c `vmstat_refresh`): a write folds Linux's
+/// per-CPU counter deltas into the global figures of /proc/meminfo. Ours are exact at
+/// every moment, so a write has nothing to do; a read gives nothing, as on Linux.
+struct StatRefresh;
+
+impl Inode for StatRefresh {
+    fn metadata(&self) -> Metadata {
+        meta(INO_STAT_REFRESH, S_IFREG | 0o600)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> KResult<usize> {
+        Ok(0)
+    }
+    fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
+        Ok(buf.len())
+    }
+    /// O_TRUNC on open (`echo 1 > stat_refresh`) is accepted and changes nothing, as
+    /// proc_sys_setattr does.
+    fn truncate(&self, _size: u64) -> KResult<()> {
+        Ok(())
     }
 }
 

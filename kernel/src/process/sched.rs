@@ -72,6 +72,12 @@ pub fn add_sleeper(t: Arc<Task>) {
     irq_off(|| SLEEPERS.lock().push(t));
 }
 
+/// Withdraws the current task's deadline sleep once it has woken (for whatever reason):
+/// the list must not keep a task, and so its kernel stack, alive after it has exited.
+pub fn remove_sleeper(t: &Arc<Task>) {
+    irq_off(|| SLEEPERS.lock().retain(|s| !Arc::ptr_eq(s, t)));
+}
+
 /// Called from the timer interrupt.
 pub fn timer_tick(from_user: bool) {
     let now = crate::arch::apic::uptime_ns();

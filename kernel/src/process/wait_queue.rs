@@ -65,6 +65,9 @@ impl WaitQueue {
         });
         sched::schedule();
         t.wake_at.store(0, Ordering::Relaxed);
+        if deadline.is_some() {
+            sched::remove_sleeper(t);
+        }
         crate::arch::cpu::without_interrupts(|| {
             let mut w = self.waiters.lock();
             let before = w.len();

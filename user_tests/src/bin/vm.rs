@@ -117,6 +117,7 @@ fn main() {
             touching_anonymous_pages_grows_rss_and_page_tables_and_munmap_restores_them,
             vmhwm_and_vmpeak_keep_the_peak_after_munmap,
             meminfo_page_tables_tracks_page_table_pages,
+            stat_refresh_takes_a_write_from_root_and_reads_empty,
             // 9. /proc formats.
             proc_meminfo_format,
             proc_self_status_format,
@@ -1666,6 +1667,20 @@ fn meminfo_page_tables_tracks_page_table_pages() {
     } else {
         assert!(during.page_tables >= during.pte, "PageTables counts at least ours: {msg}");
     }
+}
+
+/// /proc/sys/vm/stat_refresh: root-only (0600), a write succeeds (Linux folds its
+/// per-CPU counters into /proc/meminfo), a read returns nothing.
+fn stat_refresh_takes_a_write_from_root_and_reads_empty() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = "/proc/sys/vm/stat_refresh";
+    let mode = std::fs::metadata(path).expect("stat of stat_refresh").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    std::fs::write(path, "1").expect("write to stat_refresh");
+    let mut f = std::fs::File::open(path).expect("open of stat_refresh");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).expect("read of stat_refresh");
+    assert_eq!(text, "");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,582 @@
+//! `vm_micro`: microbenchmarks of page faults, memory-mapping calls, fork, tmpfs I/O and
+//! pipes, in the manner of lmbench and will-it-scale. The same static binary runs on our
+//! kernel and on Linux; the runner (`qemu/src/bench.rs`) compares their rates.
+//!
+//! ```text
+//! vm_micro [--quick] [--runs K] [--only NAME[,NAME...]]
+//! ```
+//!
+//! Each benchmark does a fixed number of operations (fewer with `--quick`, the sizes in the
+//! names stay the same) K times (default 3). Only the operation is timed, with
+//! CLOCK_MONOTONIC; set-up such as populating a region happens outside the timed part.
+//! The benchmarks, with their nearest relatives in lmbench and will-it-scale (wis):
+//!
+//! | name                   | one op                                      | relative                              |
+//! |------------------------|---------------------------------------------|---------------------------------------|
+//! | `anon_fault`           | write fault on a fresh private anon page    | wis page_fault1                       |
+//! | `mmap_touch_munmap_4k` | mmap 4 KiB anon + write one byte + munmap   | lmbench lat_mmap, wis mmap1           |
+//! | `fork_exit_wait`       | fork + child `_exit(0)` + waitpid           | lmbench lat_proc fork                 |
+//! | `fork_exit_wait_256m`  | the same with 256 MiB of written anon       | lat_proc fork of a big process        |
+//! | `shared_anon_fault`    | write fault on a fresh shared anon page     | wis page_fault3                       |
+//! | `file_read_fault`      | read fault on a cached tmpfs file page      | lmbench lat_pagefault                 |
+//! | `mprotect_1m`          | mprotect of a written 1 MiB region          | (none)                                |
+//! | `munmap_256m`          | munmap of 256 MiB of written anon           | wis mmap1, with the pages written     |
+//! | `mremap_64m`           | mremap (move) of 64 MiB of written anon     | (none)                                |
+//! | `tmpfs_write_1m`       | pwrite of 1 MiB at offset 0 of a tmpfs file | wis pwrite1 (1 MiB, not 4 KiB)        |
+//! | `tmpfs_read_1m`        | pread of 1 MiB at offset 0 of a tmpfs file  | lmbench bw_file_rd, wis pread1        |
+//! | `pipe_pingpong`        | 1-byte round trip between two processes     | lmbench lat_pipe, wis context_switch1 |
+//!
+//! Output, on stdout: first `@bench vm_micro_info kernel=... quick=0|1 runs=K`, then for
+//! every benchmark and every run i in 0..K one line
+//!
+//! ```text
+//! @bench vm_micro name=NAME run=I ops=N ns=ELAPSED_NS ops_per_s=X
+//! ```
+//!
+//! where `ns` is the timed part and `ops_per_s` = ops / (ns / 1e9) with one decimal. Any
+//! unexpected failure prints `vm_micro: NAME: WHAT: ERROR` on stderr and exits with
+//! status 1; bad arguments exit with status 2.
+
+use benches::{arg_value, emit, kernel_release, now_ns};
+use std::ffi::CString;
+use std::io::Error;
+use std::ptr::{null_mut, read_volatile, write_volatile};
+
+const PAGE: usize = 4096;
+const MIB: usize = 1 << 20;
+
+/// One benchmark: its name, its function and its iteration counts (full, quick). What an
+/// iteration is depends on the benchmark (see each function). Under QEMU TCG with K=3 the
+/// full set takes about 40 s on Linux and 30 s on our kernel, the quick set about 5 s and
+/// 3 s, most of it writing the 256 MiB regions (set-up, which `--quick` cannot shrink).
+struct Bench {
+    name: &'static str,
+    run: fn(&Ctx),
+    iters: u64,
+    quick_iters: u64,
+}
+
+const BENCHES: &[Bench] = &[
+    Bench { name: "anon_fault", run: anon_fault, iters: 8, quick_iters: 1 },
+    Bench { name: "mmap_touch_munmap_4k", run: mmap_touch_munmap_4k, iters: 20_000, quick_iters: 300 },
+    Bench { name: "fork_exit_wait", run: fork_exit_wait, iters: 500, quick_iters: 20 },
+    Bench { name: "fork_exit_wait_256m", run: fork_exit_wait_256m, iters: 50, quick_iters: 2 },
+    Bench { name: "shared_anon_fault", run: shared_anon_fault, iters: 8, quick_iters: 1 },
+    Bench { name: "file_read_fault", run: file_read_fault, iters: 32, quick_iters: 1 },
+    Bench { name: "mprotect_1m", run: mprotect_1m, iters: 10_000, quick_iters: 200 },
+    Bench { name: "munmap_256m", run: munmap_256m, iters: 2, quick_iters: 1 },
+    Bench { name: "mremap_64m", run: mremap_64m, iters: 200, quick_iters: 10 },
+    Bench { name: "tmpfs_write_1m", run: tmpfs_write_1m, iters: 500, quick_iters: 10 },
+    Bench { name: "tmpfs_read_1m", run: tmpfs_read_1m, iters: 500, quick_iters: 10 },
+    Bench { name: "pipe_pingpong", run: pipe_pingpong, iters: 20_000, quick_iters: 300 },
+];
+
+/// What a benchmark function gets: its name (for error messages), the iteration count of
+/// one run and the number of runs.
+struct Ctx {
+    name: &'static str,
+    iters: u64,
+    runs: u32,
+}
+
+impl Ctx {
+    /// Reports a failed system call (with errno) and exits with status 1.
+    fn fail(&self, what: &str) -> ! {
+        let err = Error::last_os_error();
+        self.fail_with(what, &err.to_string())
+    }
+
+    /// Reports a failure with its own explanation and exits with status 1.
+    fn fail_with(&self, what: &str, detail: &str) -> ! {
+        eprintln!("vm_micro: {}: {what}: {detail}", self.name);
+        remove_tmp_file();
+        std::process::exit(1);
+    }
+
+    /// Fails unless a system call's return value `r` is 0 or more.
+    fn check(&self, r: impl Into<i64>, what: &str) -> i64 {
+        let r = r.into();
+        if r < 0 {
+            self.fail(what);
+        }
+        r
+    }
+
+    /// Does the K runs: `one_run(iters)` returns (ops, timed ns) and is printed.
+    fn measure(&self, mut one_run: impl FnMut(u64) -> (u64, u64)) {
+        for run in 0..self.runs {
+            let (ops, ns) = one_run(self.iters);
+            let ns = ns.max(1);
+            let rate = format!("{:.1}", ops as f64 * 1e9 / ns as f64);
+            emit("vm_micro", &[("name", &self.name), ("run", &run), ("ops", &ops), ("ns", &ns), ("ops_per_s", &rate)]);
+        }
+    }
+
+    /// mmap with the given protection and flags; fails on MAP_FAILED and, when `addr` is
+    /// given with MAP_FIXED, on any other address.
+    fn map(&self, addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, what: &str) -> *mut u8 {
+        // SAFETY: a new mapping; callers pass MAP_FIXED only over ranges they own and no
+        // longer use.
+        let p = unsafe { libc::mmap(addr.cast(), len, prot, flags, fd, 0) };
+        if p == libc::MAP_FAILED {
+            self.fail(what);
+        }
+        if flags & libc::MAP_FIXED != 0 && p.cast() != addr {
+            self.fail_with(what, &format!("mapped at {p:p}, not {addr:p}"));
+        }
+        p.cast()
+    }
+
+    /// A private (or `shared`) anonymous read-write mapping of `len` bytes.
+    fn map_anon(&self, len: usize, shared: bool, what: &str) -> *mut u8 {
+        let kind = if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+        self.map(null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, kind | libc::MAP_ANONYMOUS, -1, what)
+    }
+
+    fn unmap(&self, p: *mut u8, len: usize, what: &str) {
+        // SAFETY: callers pass a mapping of their own that nothing refers to any more.
+        self.check(unsafe { libc::munmap(p.cast(), len) }, what);
+    }
+
+    /// fork; the child `_exit(0)`s at once, the parent waits for it and checks its status.
+    fn fork_wait(&self) {
+        // SAFETY: the process is single-threaded; the child only calls _exit.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => self.fail("fork"),
+            // SAFETY: leave at once, running no handlers of the parent.
+            0 => unsafe { libc::_exit(0) },
+            _ => self.wait_child(pid),
+        }
+    }
+
+    /// Waits for child `pid` and fails unless it exited with status 0.
+    fn wait_child(&self, pid: libc::pid_t) {
+        let mut status = 0;
+        // SAFETY: `pid` is our own child; `status` is a valid int to write.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r != pid {
+            self.fail("waitpid");
+        }
+        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            self.fail_with("child", &format!("wait status {status:#x}"));
+        }
+    }
+}
+
+/// Writes one byte to every page of `p..p+len`.
+fn touch_write(p: *mut u8, len: usize) {
+    for off in (0..len).step_by(PAGE) {
+        // SAFETY: callers pass a writable mapping of `len` bytes.
+        unsafe { write_volatile(p.add(off), 1) };
+    }
+}
+
+/// Reads one byte of every page of `p..p+len`; returns their sum, for a check.
+fn touch_read(p: *const u8, len: usize) -> u64 {
+    let mut sum = 0;
+    for off in (0..len).step_by(PAGE) {
+        // SAFETY: callers pass a readable mapping of `len` bytes.
+        sum += u64::from(unsafe { read_volatile(p.add(off)) });
+    }
+    sum
+}
+
+/// Times `f`, returning its result and the nanoseconds it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let t0 = now_ns();
+    let r = f();
+    (r, now_ns() - t0)
+}
+
+/// The one scratch file of the benchmarks that need one (they run one after another).
+fn tmp_path() -> CString {
+    CString::new(format!("/tmp/vm_micro.{}", std::process::id())).unwrap()
+}
+
+/// Unlinks the scratch file, if any (on failure, so that no file stays behind).
+fn remove_tmp_file() {
+    // SAFETY: a valid path; ENOENT is fine.
+    unsafe { libc::unlink(tmp_path().as_ptr()) };
+}
+
+/// A scratch file in /tmp (a tmpfs on both kernels) of `len` bytes written with write(2),
+/// so that every page is in the page cache; closed and unlinked on drop.
+struct TmpFile<'a> {
+    ctx: &'a Ctx,
+    fd: i32,
+}
+
+impl<'a> TmpFile<'a> {
+    fn create(ctx: &'a Ctx, len: usize) -> TmpFile<'a> {
+        let tmp = CString::new("/tmp").unwrap();
+        // SAFETY: a valid path. Our kernel's root may lack /tmp: make it like Linux's.
+        if unsafe { libc::mkdir(tmp.as_ptr(), 0o1777) } == 0 {
+            // SAFETY: a valid path; mkdir applied the umask, chmod sets the sticky bit too.
+            ctx.check(unsafe { libc::chmod(tmp.as_ptr(), 0o1777) }, "chmod /tmp");
+        } else if Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+            ctx.fail("mkdir /tmp");
+        }
+        let path = tmp_path();
+        // SAFETY: a valid path.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) };
+        let file = TmpFile { ctx, fd: ctx.check(fd, "open of the scratch file") as i32 };
+        let buf = vec![0x5au8; MIB];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(buf.len());
+            // SAFETY: `buf` holds at least `n` readable bytes; `fd` is our own.
+            let w = ctx.check(unsafe { libc::write(fd, buf.as_ptr().cast(), n) } as i64, "write of the scratch file");
+            if w == 0 {
+                ctx.fail_with("write of the scratch file", "wrote 0 bytes");
+            }
+            done += w as usize;
+        }
+        file
+    }
+}
+
+impl Drop for TmpFile<'_> {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptor, closed once.
+        self.ctx.check(unsafe { libc::close(self.fd) }, "close of the scratch file");
+        // SAFETY: a valid path.
+        self.ctx.check(unsafe { libc::unlink(tmp_path().as_ptr()) }, "unlink of the scratch file");
+    }
+}
+
+/// Write faults on fresh pages of a `MAP_SHARED` or `MAP_PRIVATE` anonymous 16 MiB region;
+/// an iteration maps the region (untimed), writes one byte per page (timed) and unmaps it
+/// (untimed). ops = pages.
+fn anon_fault_common(ctx: &Ctx, shared: bool) {
+    const LEN: usize = 16 * MIB;
+    ctx.measure(|iters| {
+        let mut ns = 0;
+        for _ in 0..iters {
+            let p = ctx.map_anon(LEN, shared, "mmap 16 MiB");
+            ns += timed(|| touch_write(p, LEN)).1;
+            ctx.unmap(p, LEN, "munmap 16 MiB");
+        }
+        (iters * (LEN / PAGE) as u64, ns)
+    });
+}
+
+fn anon_fault(ctx: &Ctx) {
+    anon_fault_common(ctx, false);
+}
+
+fn shared_anon_fault(ctx: &Ctx) {
+    anon_fault_common(ctx, true);
+}
+
+/// An iteration maps 4 KiB of private anonymous memory, writes one byte and unmaps it,
+/// all timed. ops = iterations.
+fn mmap_touch_munmap_4k(ctx: &Ctx) {
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                let p = ctx.map_anon(PAGE, false, "mmap 4 KiB");
+                touch_write(p, PAGE);
+                ctx.unmap(p, PAGE, "munmap 4 KiB");
+            }
+        });
+        (iters, ns)
+    });
+}
+
+/// An iteration forks a child that `_exit(0)`s and waits for it. ops = iterations.
+fn fork_exit_wait(ctx: &Ctx) {
+    ctx.measure(|iters| (iters, timed(|| (0..iters).for_each(|_| ctx.fork_wait())).1));
+}
+
+/// Like `fork_exit_wait`, with 256 MiB of private anonymous memory written beforehand
+/// (once, untimed, shared by the runs), so that fork copies and exit tears down its page
+/// tables. ops = iterations.
+fn fork_exit_wait_256m(ctx: &Ctx) {
+    const LEN: usize = 256 * MIB;
+    let p = ctx.map_anon(LEN, false, "mmap 256 MiB");
+    touch_write(p, LEN);
+    ctx.measure(|iters| (iters, timed(|| (0..iters).for_each(|_| ctx.fork_wait())).1));
+    ctx.unmap(p, LEN, "munmap 256 MiB");
+}
+
+/// Read faults on a 16 MiB tmpfs file whose pages are all in the page cache (written once,
+/// untimed, shared by the runs). An iteration maps the file PROT_READ/MAP_SHARED
+/// (untimed), reads one byte per page (timed: only the reads, not mmap or munmap) and
+/// unmaps it (untimed). ops = pages.
+fn file_read_fault(ctx: &Ctx) {
+    const LEN: usize = 16 * MIB;
+    let file = TmpFile::create(ctx, LEN);
+    ctx.measure(|iters| {
+        let mut ns = 0;
+        for _ in 0..iters {
+            let p = ctx.map(null_mut(), LEN, libc::PROT_READ, libc::MAP_SHARED, file.fd, "mmap of the file");
+            let (sum, t) = timed(|| touch_read(p, LEN));
+            ns += t;
+            if sum != 0x5a * (LEN / PAGE) as u64 {
+                ctx.fail_with("read of the mapped file", &format!("byte sum {sum:#x}, wrong contents"));
+            }
+            ctx.unmap(p, LEN, "munmap of the file");
+        }
+        (iters * (LEN / PAGE) as u64, ns)
+    });
+    drop(file);
+}
+
+/// A 1 MiB private anonymous region, written once (untimed); an iteration mprotects it
+/// PROT_READ, then PROT_READ|PROT_WRITE. ops = mprotect calls (2 per iteration).
+fn mprotect_1m(ctx: &Ctx) {
+    const LEN: usize = MIB;
+    let p = ctx.map_anon(LEN, false, "mmap 1 MiB");
+    touch_write(p, LEN);
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: our own mapping; nothing touches it while it is read-only.
+                ctx.check(unsafe { libc::mprotect(p.cast(), LEN, libc::PROT_READ) }, "mprotect PROT_READ");
+                // SAFETY: as above.
+                let rw = unsafe { libc::mprotect(p.cast(), LEN, libc::PROT_READ | libc::PROT_WRITE) };
+                ctx.check(rw, "mprotect PROT_READ|PROT_WRITE");
+            }
+        });
+        (2 * iters, ns)
+    });
+    ctx.unmap(p, LEN, "munmap 1 MiB");
+}
+
+/// An iteration maps 256 MiB of private anonymous memory and writes every page
+/// (untimed), then unmaps it (timed). ops = munmap calls.
+fn munmap_256m(ctx: &Ctx) {
+    const LEN: usize = 256 * MIB;
+    ctx.measure(|iters| {
+        let mut ns = 0;
+        for _ in 0..iters {
+            let p = ctx.map_anon(LEN, false, "mmap 256 MiB");
+            touch_write(p, LEN);
+            ns += timed(|| ctx.unmap(p, LEN, "munmap 256 MiB")).1;
+        }
+        (iters, ns)
+    });
+}
+
+/// Moves 64 MiB of written private anonymous memory back and forth between two 2 MiB
+/// aligned places A and B with mremap(MREMAP_MAYMOVE|MREMAP_FIXED); aligned so that the
+/// result does not depend on where mmap happens to place them (Linux moves whole
+/// page-table pages when source and destination are aligned alike). The region is
+/// written once (untimed); B is reserved with a PROT_NONE mapping, which the first move
+/// replaces. An iteration moves A to B and B back to A; after each run B is reserved again
+/// (untimed) so that nothing else is mapped there. ops = mremap calls (2 per iteration).
+fn mremap_64m(ctx: &Ctx) {
+    const LEN: usize = 64 * MIB;
+    const ALIGN: usize = 2 * MIB;
+    let reserve_len = 2 * LEN + ALIGN;
+    let r =
+        ctx.map(null_mut(), reserve_len, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, "mmap reserve");
+    let a = (r as usize).next_multiple_of(ALIGN) as *mut u8;
+    // SAFETY: `a` and `b` lie within the reservation of 2 * LEN + ALIGN bytes.
+    let (b, end) = unsafe { (a.add(LEN), r.add(reserve_len)) };
+    if a != r {
+        ctx.unmap(r, a as usize - r as usize, "munmap of the reserve head");
+    }
+    // SAFETY: as above.
+    let tail = unsafe { b.add(LEN) };
+    if tail != end {
+        ctx.unmap(tail, end as usize - tail as usize, "munmap of the reserve tail");
+    }
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let fixed = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
+    ctx.map(a, LEN, rw, fixed, -1, "mmap 64 MiB at A");
+    touch_write(a, LEN);
+    let mremap = |from: *mut u8, to: *mut u8, what: &str| {
+        let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
+        // SAFETY: `from` is our mapping of LEN bytes, `to` our own reserved (or vacated)
+        // range of LEN bytes, which MREMAP_FIXED replaces.
+        let q = unsafe { libc::mremap(from.cast(), LEN, LEN, flags, to) };
+        if q == libc::MAP_FAILED {
+            ctx.fail(what);
+        }
+        if q.cast() != to {
+            ctx.fail_with(what, &format!("moved to {q:p}, not {to:p}"));
+        }
+    };
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                mremap(a, b, "mremap A to B");
+                mremap(b, a, "mremap B to A");
+            }
+        });
+        ctx.map(b, LEN, libc::PROT_NONE, fixed, -1, "mmap PROT_NONE at B");
+        (2 * iters, ns)
+    });
+    if touch_read(a, LEN) != (LEN / PAGE) as u64 {
+        ctx.fail_with("read after the moves", "wrong contents");
+    }
+    ctx.unmap(a, 2 * LEN, "munmap of A and B");
+}
+
+/// A 1 MiB tmpfs file, written once (untimed); an iteration pwrites 1 MiB at offset 0,
+/// overwriting pages already in the page cache. ops = writes.
+fn tmpfs_write_1m(ctx: &Ctx) {
+    let file = TmpFile::create(ctx, MIB);
+    let buf = vec![0xa5u8; MIB];
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: `buf` holds MIB readable bytes; the descriptor is ours.
+                let n = unsafe { libc::pwrite(file.fd, buf.as_ptr().cast(), MIB, 0) };
+                if ctx.check(n as i64, "pwrite 1 MiB") != MIB as i64 {
+                    ctx.fail_with("pwrite 1 MiB", &format!("short write of {n} bytes"));
+                }
+            }
+        });
+        (iters, ns)
+    });
+    drop(file);
+}
+
+/// A 1 MiB tmpfs file, written once (untimed); an iteration preads 1 MiB at offset 0.
+/// ops = reads.
+fn tmpfs_read_1m(ctx: &Ctx) {
+    let file = TmpFile::create(ctx, MIB);
+    let mut buf = vec![0u8; MIB];
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: `buf` holds MIB writable bytes; the descriptor is ours.
+                let n = unsafe { libc::pread(file.fd, buf.as_mut_ptr().cast(), MIB, 0) };
+                if ctx.check(n as i64, "pread 1 MiB") != MIB as i64 {
+                    ctx.fail_with("pread 1 MiB", &format!("short read of {n} bytes"));
+                }
+            }
+        });
+        (iters, ns)
+    });
+    if buf.iter().any(|&b| b != 0x5a) {
+        ctx.fail_with("pread 1 MiB", "wrong contents");
+    }
+    drop(file);
+}
+
+/// A child (forked once, untimed, serving all runs) echoes bytes from one pipe into
+/// another; an iteration writes one byte to it and reads it back. ops = round trips.
+fn pipe_pingpong(ctx: &Ctx) {
+    let (mut to_child, mut to_parent) = ([0i32; 2], [0i32; 2]);
+    // SAFETY: the arrays are valid for two descriptors each.
+    ctx.check(unsafe { libc::pipe(to_child.as_mut_ptr()) }, "pipe");
+    // SAFETY: as above.
+    ctx.check(unsafe { libc::pipe(to_parent.as_mut_ptr()) }, "pipe");
+    // SAFETY: the process is single-threaded; the child runs `echo` and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        ctx.fail("fork");
+    }
+    if pid == 0 {
+        // SAFETY: the child's copies of the ends it does not use.
+        unsafe {
+            libc::close(to_child[1]);
+            libc::close(to_parent[0]);
+        }
+        echo(ctx, to_child[0], to_parent[1]);
+    }
+    // SAFETY: the parent's copies of the ends it does not use.
+    unsafe {
+        libc::close(to_child[0]);
+        libc::close(to_parent[1]);
+    }
+    let (tx, rx) = (to_child[1], to_parent[0]);
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            let mut byte = 0u8;
+            for _ in 0..iters {
+                // SAFETY: `byte` is one valid byte to read and to write; the descriptors
+                // are ours.
+                let (w, r) = unsafe {
+                    (libc::write(tx, (&raw const byte).cast(), 1), libc::read(rx, (&raw mut byte).cast(), 1))
+                };
+                if w != 1 {
+                    ctx.fail("write to the pipe");
+                }
+                match r {
+                    1 => byte = byte.wrapping_add(1),
+                    0 => ctx.fail_with("read from the pipe", "end of file: the child is gone"),
+                    _ => ctx.fail("read from the pipe"),
+                }
+            }
+        });
+        (iters, ns)
+    });
+    // SAFETY: our own descriptors; closing the write end ends the child's loop.
+    unsafe {
+        libc::close(tx);
+        libc::close(rx);
+    }
+    ctx.wait_child(pid);
+}
+
+/// The child of `pipe_pingpong`: echoes every byte until end of file, then `_exit(0)`;
+/// on a failure it reports and `_exit(1)`s (the parent then fails too).
+fn echo(ctx: &Ctx, rx: i32, tx: i32) -> ! {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: `byte` is one valid byte to read into; the descriptor is ours.
+        let r = unsafe { libc::read(rx, (&raw mut byte).cast(), 1) };
+        if r == 0 {
+            // SAFETY: leave without running the parent's handlers.
+            unsafe { libc::_exit(0) };
+        }
+        // SAFETY: `byte` is one valid byte to write from; the descriptor is ours.
+        if r != 1 || unsafe { libc::write(tx, (&raw const byte).cast(), 1) } != 1 {
+            eprintln!("vm_micro: {}: child's pipe read or write: {}", ctx.name, Error::last_os_error());
+            // SAFETY: leave without running the parent's handlers.
+            unsafe { libc::_exit(1) };
+        }
+    }
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("vm_micro: {msg}");
+    eprintln!("usage: vm_micro [--quick] [--runs K] [--only NAME[,NAME...]]");
+    let names: Vec<&str> = BENCHES.iter().map(|b| b.name).collect();
+    eprintln!("benchmarks: {}", names.join(" "));
+    std::process::exit(2);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--quick" => {}
+            "--runs" | "--only" => i += 1,
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+        i += 1;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs = match arg_value(&args, "--runs") {
+        Some(k) => k.parse::<u32>().ok().filter(|&k| k > 0).unwrap_or_else(|| usage("--runs needs a positive count")),
+        None if args.iter().any(|a| a == "--runs") => usage("--runs needs a value"),
+        None => 3,
+    };
+    let only: Option<Vec<String>> = match arg_value(&args, "--only") {
+        Some(list) => Some(list.split(',').map(str::to_string).collect()),
+        None if args.iter().any(|a| a == "--only") => usage("--only needs a value"),
+        None => None,
+    };
+    if let Some(names) = &only {
+        for n in names {
+            if !BENCHES.iter().any(|b| b.name == n) {
+                usage(&format!("no benchmark {n:?}"));
+            }
+        }
+    }
+    emit("vm_micro_info", &[("kernel", &kernel_release()), ("quick", &u8::from(quick)), ("runs", &runs)]);
+    for b in BENCHES {
+        if only.as_ref().is_some_and(|names| !names.iter().any(|n| n == b.name)) {
+            continue;
+        }
+        let ctx = Ctx { name: b.name, iters: if quick { b.quick_iters } else { b.iters }, runs };
+        (b.run)(&ctx);
+    }
+}

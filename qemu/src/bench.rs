@@ -1,0 +1,1120 @@
+//! `cargo xtask bench`: the benchmarks of `benches/`, on our kernel and (with `--linux`)
+//! on Debian's Linux in the same QEMU, each benchmark case in a boot of its own.
+//!
+//! A boot's initramfs holds `/bench_init` (its /init on both kernels), the benchmark
+//! programs and `/bench/plan`, the command to run. The programs print `@bench SUITE
+//! key=value ...` lines; this module turns them into `pt_sharing.csv` and `vm_micro.csv`
+//! (with JSON beside each), plots and a Markdown summary in the output directory
+//! (`target/bench/` unless `--out DIR`). A boot that fails is reported with its reason
+//! and console log; the rows already measured are kept and the command exits non-zero.
+
+use crate::qemu::{self, QemuConfig, QemuExit};
+use crate::{build_kernel, target_dir, write_initramfs, Options};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+const PAGE: u64 = 4096;
+
+/// The kernels a run compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KernelKind {
+    Ours,
+    Linux,
+}
+
+impl KernelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Ours => "ours",
+            KernelKind::Linux => "linux",
+        }
+    }
+}
+
+/// One `pt_sharing` case: a boot runs it once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PtCase {
+    pub backing: &'static str,
+    pub access: &'static str,
+    pub size: u64,
+    pub procs: u32,
+    /// How many boots (runs) measure this case.
+    pub runs: u32,
+}
+
+impl PtCase {
+    fn pages(&self) -> u64 {
+        self.size / PAGE
+    }
+
+    fn describe(&self) -> String {
+        format!("pt_sharing {} {} {} N={}", self.backing, self.access, fmt_size(self.size), self.procs)
+    }
+}
+
+/// What one `bench` invocation measures.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub pt: Vec<PtCase>,
+    /// Run `vm_micro` (with `--quick` when the plan is quick), `micro_runs` times in one boot.
+    pub micro: bool,
+    pub micro_runs: u32,
+    pub quick: bool,
+    pub kernels: Vec<KernelKind>,
+    pub mem: String,
+    pub smp: u32,
+    pub machine: String,
+    /// Boots at a time (QEMU under TCG uses one host core per guest CPU).
+    pub jobs: usize,
+}
+
+/// The process counts of the full set.
+pub const FULL_PROCS: [u32; 6] = [1, 4, 16, 64, 256, 1024];
+/// A case touching more than this (processes x region) runs once instead of `--runs`
+/// times: its counts do not vary, and its time is long enough to be steady.
+pub const ONE_RUN_ABOVE: u64 = 16 * GIB;
+/// The full set leaves out cases touching more than this (1 GiB x 1024 processes: about
+/// a quarter of an hour per kernel and access under TCG, and 6 GiB of guest memory);
+/// `--uncapped` keeps them.
+pub const CAP_TOUCHED: u64 = 256 * GIB;
+
+/// Guest memory for a plan: the largest case's region and page tables, with room.
+fn memory_for(cases: &[PtCase]) -> String {
+    let need = cases.iter().map(|c| c.size + c.procs as u64 * (c.size / 512 + 256 * 1024)).max().unwrap_or(0);
+    let gib = ((need as f64 * 1.5) / GIB as f64 + 0.5).ceil().max(1.0);
+    format!("{gib}G")
+}
+
+/// Builds the plan from the options: `--quick` (seconds, for CI), the default set for
+/// `cargo xtask run`, or the full set; `--only` keeps the suites or cases whose name
+/// contains it.
+pub fn plan(o: &Options, for_run: bool) -> Plan {
+    let runs = o.runs.unwrap_or(if o.quick || for_run { 1 } else { 3 });
+    let mut pt = Vec::new();
+    let (sizes, procs, micro): (&[u64], &[u32], bool) = if o.quick {
+        (&[16 * MIB], &[1, 4], true)
+    } else if for_run {
+        (&[64 * MIB], &[1, 4, 16, 64], false)
+    } else {
+        (&[256 * MIB, GIB], &FULL_PROCS, true)
+    };
+    for &size in sizes {
+        for backing in ["anon", "tmpfs"] {
+            for access in ["read", "write"] {
+                if for_run && (backing, access) != ("anon", "write") && (backing, access) != ("tmpfs", "read") {
+                    continue;
+                }
+                for &n in procs {
+                    if n as u64 * size > CAP_TOUCHED && !o.uncapped {
+                        continue;
+                    }
+                    let case_runs = if n as u64 * size > ONE_RUN_ABOVE { 1 } else { runs };
+                    pt.push(PtCase { backing, access, size, procs: n, runs: case_runs });
+                }
+            }
+        }
+    }
+    let only = o.only.clone().unwrap_or_default();
+    let micro = micro && (only.is_empty() || "vm_micro".contains(&only) || only.contains("vm_micro"));
+    if !only.is_empty() {
+        pt.retain(|c| c.describe().contains(&only) || only == "pt_sharing");
+    }
+    let mut kernels = vec![KernelKind::Ours];
+    if o.linux {
+        kernels.push(KernelKind::Linux);
+    }
+    let mem = o.mem.clone().unwrap_or_else(|| memory_for(&pt));
+    Plan {
+        pt,
+        micro,
+        micro_runs: runs.max(if o.quick { 1 } else { 3 }),
+        quick: o.quick,
+        kernels,
+        mem,
+        smp: o.smp.unwrap_or(1),
+        machine: o.machine.clone().unwrap_or_else(|| "microvm".into()),
+        jobs: o.jobs.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / o.smp.unwrap_or(1).max(1) as usize).max(1)
+        }),
+    }
+}
+
+/// One boot to make.
+#[derive(Clone, Debug)]
+struct Job {
+    kernel: KernelKind,
+    /// The command line of `/bench/plan`.
+    command: String,
+    what: String,
+    /// Relative cost, for the estimate of time left.
+    weight: f64,
+    timeout: Duration,
+}
+
+/// The boots of a plan: vm_micro first, then each pt_sharing case, the kernels in turn
+/// for each, so that a run cut short still compares them.
+fn jobs(plan: &Plan) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    if plan.micro {
+        for &kernel in &plan.kernels {
+            let quick = if plan.quick { " --quick" } else { "" };
+            jobs.push(Job {
+                kernel,
+                command: format!("/vm_micro --runs {}{quick}", plan.micro_runs),
+                what: "vm_micro".into(),
+                weight: if plan.quick { 200_000.0 } else { 40_000_000.0 },
+                timeout: Duration::from_secs(if plan.quick { 120 } else { 900 }),
+            });
+        }
+    }
+    for c in &plan.pt {
+        for _ in 0..c.runs {
+            for &kernel in &plan.kernels {
+                let touched = c.pages() * c.procs as u64;
+                jobs.push(Job {
+                    kernel,
+                    command: format!(
+                        "/pt_sharing --backing {} --access {} --size {} --procs {}",
+                        c.backing, c.access, c.size, c.procs
+                    ),
+                    what: c.describe(),
+                    weight: touched as f64 + 500_000.0,
+                    // 50 us per page touched is 20 times what either kernel needs under TCG.
+                    timeout: Duration::from_secs(60 + touched / 20_000),
+                });
+            }
+        }
+    }
+    jobs
+}
+
+/// A parsed `@bench SUITE k=v ...` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub suite: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+pub fn parse_records(console: &str) -> Vec<Record> {
+    console
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim_end().strip_prefix("@bench ")?;
+            let mut words = rest.split(' ');
+            let suite = words.next()?.to_string();
+            let fields = words.filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Some(Record { suite, fields })
+        })
+        .collect()
+}
+
+/// The columns of `pt_sharing.csv`, in order (documented in benches/README.md).
+pub const PT_COLUMNS: [&str; 22] = [
+    "kernel",
+    "backing",
+    "sharing",
+    "access",
+    "region_bytes",
+    "procs",
+    "pt_bytes_total",
+    "pt_bytes_per_proc",
+    "rss_bytes_per_proc",
+    "faults_first_proc",
+    "faults_per_later_proc",
+    "cycles_first_proc",
+    "cycles_per_later_proc",
+    "rss_shmem_bytes_per_proc",
+    "fork_cycles",
+    "teardown_cycles",
+    "tsc_hz",
+    "run",
+    "kernel_release",
+    "machine",
+    "mem",
+    "smp",
+];
+
+/// The columns of `vm_micro.csv`.
+pub const MICRO_COLUMNS: [&str; 6] = ["kernel", "name", "ops_per_s", "min", "max", "runs"];
+
+/// A CSV row as column -> value.
+pub type Row = BTreeMap<String, String>;
+
+/// Everything measured so far.
+#[derive(Default)]
+struct Results {
+    pt: Vec<Row>,
+    /// (kernel, name) -> ops/s of each run.
+    micro: BTreeMap<(String, String), Vec<f64>>,
+    failures: Vec<String>,
+    /// The Linux package booted, e.g. `linux-image-6.1.0-48-cloud-amd64 6.1.172-1`.
+    linux_package: Option<String>,
+    /// kernel -> (release, command line).
+    kernels: BTreeMap<String, (String, String)>,
+}
+
+/// What a worker hands back for one boot.
+struct Boot {
+    index: usize,
+    run: qemu::QemuRun,
+    cmdline: String,
+    timeout: Duration,
+}
+
+/// Boots job `index` (each worker has its own initramfs file).
+#[allow(clippy::too_many_arguments)]
+fn boot(
+    plan: &Plan,
+    o: &Options,
+    programs: &[(String, PathBuf)],
+    kernels: &(PathBuf, Option<crate::linux::LinuxKernel>),
+    job: &Job,
+    index: usize,
+    worker: usize,
+    logs: &Path,
+) -> Result<Boot, String> {
+    let initrd = target_dir().join("xtask").join(format!("bench-{worker}.cpio"));
+    write_bench_initramfs(&initrd, programs, &job.command)?;
+    let (kernel_path, cmdline) = match job.kernel {
+        KernelKind::Ours => (kernels.0.clone(), "log=warn init=/bench_init".to_string()),
+        KernelKind::Linux => {
+            let l = kernels.1.as_ref().expect("Linux was fetched for this plan");
+            (l.vmlinuz.clone(), crate::linux::cmdline(&plan.machine))
+        }
+    };
+    let mut cfg = QemuConfig::new(&kernel_path);
+    cfg.initrd = Some(initrd);
+    cfg.cmdline = [cmdline.as_str(), &o.append.join(" ")].join(" ").trim().to_string();
+    cfg.machine = plan.machine.clone();
+    cfg.mem = plan.mem.clone();
+    cfg.smp = plan.smp;
+    cfg.timeout = o.timeout.map(Duration::from_secs).unwrap_or(job.timeout);
+    cfg.echo = false;
+    cfg.echo_filter = Some(is_error_line);
+    let run = qemu::run(&cfg)?;
+    let log = logs.join(format!("{:03}-{}.log", index + 1, job.kernel.name()));
+    let _ = std::fs::write(&log, format!("# {}\n# {:?}\n{}", job.command, qemu::command(&cfg), run.output));
+    Ok(Boot { index, run, cmdline: cfg.cmdline, timeout: cfg.timeout })
+}
+
+/// Runs the benchmarks of `plan` (`jobs` boots at a time), writing the results to `out`.
+pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, String> {
+    let started = Instant::now();
+    let programs = build_programs()?;
+    let ours = build_kernel(true)?;
+    let linux = if plan.kernels.contains(&KernelKind::Linux) { Some(crate::linux::ensure_linux()?) } else { None };
+    let jobs = jobs(plan);
+    let total_weight: f64 = jobs.iter().map(|j| j.weight).sum();
+    let logs = out.join("logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+    let mut res =
+        Results { linux_package: linux.as_ref().map(|l| format!("{} {}", l.package, l.version)), ..Default::default() };
+    let kernels = (ours, linux);
+    let workers = plan.jobs.clamp(1, jobs.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<Result<Boot, String>>();
+    let mut runs_seen: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut done_weight = 0.0;
+    let mut fatal = None;
+    std::thread::scope(|scope| {
+        for worker in 0..workers {
+            let (tx, next, jobs, kernels, programs, logs) = (tx.clone(), &next, &jobs, &kernels, &programs, &logs);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                eprintln!(
+                    "xtask bench [{}/{}] {} on {}: started at {}",
+                    i + 1,
+                    jobs.len(),
+                    job.what,
+                    job.kernel.name(),
+                    fmt_duration(started.elapsed())
+                );
+                let r = boot(plan, o, programs, kernels, job, i, worker, logs);
+                let failed = r.is_err();
+                if tx.send(r).is_err() || failed {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            let b = match r {
+                Ok(b) => b,
+                Err(e) => {
+                    // A runner error (QEMU cannot start, a file cannot be written): stop.
+                    next.store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                    fatal = Some(e);
+                    continue;
+                }
+            };
+            let job = &jobs[b.index];
+            done_weight += job.weight;
+            let elapsed = started.elapsed();
+            let left = fmt_duration(elapsed.mul_f64((total_weight - done_weight) / done_weight));
+            eprintln!(
+                "xtask bench [{}/{}] {} on {}: boot took {}; {} elapsed, about {left} left",
+                b.index + 1,
+                jobs.len(),
+                job.what,
+                job.kernel.name(),
+                fmt_duration(b.run.elapsed),
+                fmt_duration(elapsed)
+            );
+            record(&mut res, plan, job, &b, &mut runs_seen, &logs);
+            if let Err(e) = write_outputs(&res, plan, out) {
+                fatal = Some(e);
+            }
+        }
+    });
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let summary = summary(&res);
+    eprintln!("xtask bench: {} boots in {}; results in {}", jobs.len(), fmt_duration(started.elapsed()), out.display());
+    print!("{summary}");
+    Ok(BenchOutcome { failures: res.failures })
+}
+
+/// Takes one boot's records into the results, and its failure if it failed.
+fn record(
+    res: &mut Results,
+    plan: &Plan,
+    job: &Job,
+    b: &Boot,
+    runs_seen: &mut BTreeMap<(String, String), u32>,
+    logs: &Path,
+) {
+    let run = &b.run;
+    let log = logs.join(format!("{:03}-{}.log", b.index + 1, job.kernel.name()));
+    let records = parse_records(&run.output);
+    let release =
+        records.iter().find(|r| r.suite == "init").and_then(|r| r.fields.get("kernel").cloned()).unwrap_or_default();
+    res.kernels.entry(job.kernel.name().to_string()).or_insert((release.clone(), b.cmdline.clone()));
+    let expected_suite = if job.what == "vm_micro" { "vm_micro" } else { "pt_sharing" };
+    let measured = records.iter().filter(|r| r.suite == expected_suite).count();
+    let program_ok =
+        records.iter().any(|r| r.suite == "exit" && r.fields.get("status").map(String::as_str) == Some("0"));
+    let verdict = match run.exit {
+        QemuExit::Success if program_ok && measured > 0 => Ok(()),
+        QemuExit::Success | QemuExit::Failed if !program_ok => Err("the benchmark program failed".to_string()),
+        QemuExit::Success => Err("no result line".to_string()),
+        QemuExit::Failed => Err("the kernel reported a failure (panic or leak)".to_string()),
+        QemuExit::Timeout => Err(format!("QEMU timed out after {} s", b.timeout.as_secs())),
+        QemuExit::Other(s) => Err(format!("QEMU ended with status {s}")),
+    };
+    for r in records.iter().filter(|r| r.suite == "pt_sharing") {
+        let n = runs_seen.entry((job.kernel.name().to_string(), job.what.clone())).or_insert(0);
+        *n += 1;
+        let mut row: Row = r.fields.clone();
+        row.insert("kernel_release".into(), release.clone());
+        row.insert("kernel".into(), job.kernel.name().into());
+        row.insert("run".into(), n.to_string());
+        row.insert("machine".into(), plan.machine.clone());
+        row.insert("mem".into(), plan.mem.clone());
+        row.insert("smp".into(), plan.smp.to_string());
+        print_pt_row(&row);
+        res.pt.push(row);
+    }
+    for r in records.iter().filter(|r| r.suite == "vm_micro") {
+        let (Some(name), Some(ops)) = (r.fields.get("name"), r.fields.get("ops_per_s").and_then(|v| v.parse().ok()))
+        else {
+            continue;
+        };
+        res.micro.entry((job.kernel.name().to_string(), name.clone())).or_default().push(ops);
+    }
+    if job.what == "vm_micro" && measured > 0 {
+        print_micro(res, job.kernel.name());
+    }
+    if let Err(why) = verdict {
+        let msg = format!("{} on {}: {why} (console log {})", job.what, job.kernel.name(), log.display());
+        eprintln!("xtask bench: FAILED {msg}");
+        for l in run.output.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+            eprintln!("    | {l}");
+        }
+        res.failures.push(msg);
+    }
+}
+
+pub struct BenchOutcome {
+    pub failures: Vec<String>,
+}
+
+/// Console lines worth showing while a benchmark boot runs quietly.
+fn is_error_line(l: &str) -> bool {
+    ["pt_sharing:", "vm_micro:", "bench_init:", "panicked", "PANIC", "Kernel panic", "LEAK"]
+        .iter()
+        .any(|p| l.contains(p))
+        && !l.starts_with("bench_init: kernel command line")
+}
+
+/// The benchmark programs, built for musl: name -> path.
+fn build_programs() -> Result<Vec<(String, PathBuf)>, String> {
+    crate::deps::ensure_rust_targets()?;
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(crate::workspace_root())
+        .args(["build", "--quiet", "--release", "--package", "benches", "--target", "x86_64-unknown-linux-musl"])
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !st.success() {
+        return Err("benches build failed".into());
+    }
+    let dir = target_dir().join("x86_64-unknown-linux-musl").join("release");
+    let programs: Vec<(String, PathBuf)> =
+        ["bench_init", "pt_sharing", "vm_micro"].iter().map(|n| (n.to_string(), dir.join(n))).collect();
+    for (_, p) in &programs {
+        if !p.is_file() {
+            return Err(format!("{} was not built", p.display()));
+        }
+    }
+    Ok(programs)
+}
+
+fn write_bench_initramfs(path: &Path, programs: &[(String, PathBuf)], command: &str) -> Result<(), String> {
+    let mut files = Vec::new();
+    for (name, p) in programs {
+        files.push((name.clone(), 0o755, std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?));
+    }
+    files.push(("bench/plan".into(), 0o644, format!("{command}\n").into_bytes()));
+    for dir in ["proc", "dev", "tmp"] {
+        files.push((dir.into(), cpio::S_IFDIR | 0o755, Vec::new()));
+    }
+    write_initramfs(path, &files)
+}
+
+fn print_pt_row(r: &Row) {
+    let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("-");
+    let bytes = |k: &str| g(k).parse::<f64>().map(fmt_bytes).unwrap_or_else(|_| "-".into());
+    eprintln!(
+        "    {} {} {} {} N={}: page tables {} per process, {} total; RSS {} per process; faults {} first, {} later; \
+         cycles {} first, {} later",
+        g("kernel"),
+        g("backing"),
+        g("access"),
+        bytes("region_bytes"),
+        g("procs"),
+        bytes("pt_bytes_per_proc"),
+        bytes("pt_bytes_total"),
+        bytes("rss_bytes_per_proc"),
+        g("faults_first_proc"),
+        g("faults_per_later_proc"),
+        g("cycles_first_proc"),
+        g("cycles_per_later_proc"),
+    );
+}
+
+fn print_micro(res: &Results, kernel: &str) {
+    for ((k, name), v) in &res.micro {
+        if k == kernel {
+            eprintln!("    {kernel} {name}: {:.0} ops/s (median of {})", median(v), v.len());
+        }
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn json_value(s: &str) -> String {
+    if !s.is_empty() && s.parse::<f64>().is_ok_and(f64::is_finite) && !s.starts_with('+') {
+        s.to_string()
+    } else if s.is_empty() || s == "-" {
+        "null".to_string()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// CSV text (header, then rows) and the same rows as a JSON array of objects.
+pub fn table_text(columns: &[&str], rows: &[Row]) -> (String, String) {
+    let mut csv = columns.join(",");
+    csv.push('\n');
+    let mut json = String::from("[\n");
+    for (i, r) in rows.iter().enumerate() {
+        let cell = |c: &&str| r.get(*c).cloned().unwrap_or_default();
+        csv.push_str(&columns.iter().map(|c| csv_field(&cell(c))).collect::<Vec<_>>().join(","));
+        csv.push('\n');
+        let fields: Vec<String> = columns.iter().map(|c| format!("\"{c}\": {}", json_value(&cell(c)))).collect();
+        let _ = writeln!(json, "  {{{}}}{}", fields.join(", "), if i + 1 < rows.len() { "," } else { "" });
+    }
+    json.push_str("]\n");
+    (csv, json)
+}
+
+fn micro_rows(res: &Results) -> Vec<Row> {
+    res.micro
+        .iter()
+        .map(|((kernel, name), v)| {
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut r = Row::new();
+            r.insert("kernel".into(), kernel.clone());
+            r.insert("name".into(), name.clone());
+            r.insert("ops_per_s".into(), format!("{:.1}", median(v)));
+            r.insert("min".into(), format!("{min:.1}"));
+            r.insert("max".into(), format!("{max:.1}"));
+            r.insert("runs".into(), v.len().to_string());
+            r
+        })
+        .collect()
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes the CSVs, JSONs, plots and summary (again after every boot, so that a failed
+/// run keeps what it measured).
+fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
+    let (csv, json) = table_text(&PT_COLUMNS, &res.pt);
+    write_file(&out.join("pt_sharing.csv"), &csv)?;
+    write_file(&out.join("pt_sharing.json"), &json)?;
+    if plan.micro {
+        let (csv, json) = table_text(&MICRO_COLUMNS, &micro_rows(res));
+        write_file(&out.join("vm_micro.csv"), &csv)?;
+        write_file(&out.join("vm_micro.json"), &json)?;
+    }
+    let mut meta = String::new();
+    let _ = writeln!(meta, "{{");
+    let _ = writeln!(meta, "  \"machine\": {},", json_value(&plan.machine));
+    let _ = writeln!(meta, "  \"mem\": {},", json_value(&plan.mem));
+    let _ = writeln!(meta, "  \"smp\": {},", plan.smp);
+    let _ = writeln!(meta, "  \"host_cpu\": {},", json_value(&host_cpu()));
+    let _ = writeln!(meta, "  \"qemu\": {},", json_value(&qemu_version()));
+    let kernels: Vec<String> = res
+        .kernels
+        .iter()
+        .map(|(k, (rel, cmd))| {
+            format!("\"{k}\": {{\"release\": {}, \"cmdline\": {}}}", json_value(rel), json_value(cmd))
+        })
+        .collect();
+    let _ = writeln!(meta, "  \"kernels\": {{{}}},", kernels.join(", "));
+    let _ = writeln!(meta, "  \"linux_package\": {},", json_value(res.linux_package.as_deref().unwrap_or("")));
+    let failures: Vec<String> = res.failures.iter().map(|f| json_value(f)).collect();
+    let _ = writeln!(meta, "  \"failures\": [{}]", failures.join(", "));
+    let _ = writeln!(meta, "}}");
+    write_file(&out.join("run.json"), &meta)?;
+    write_file(&out.join("summary.md"), &summary(res))?;
+    plots(out, &res.pt, &micro_rows(res))
+}
+
+/// The charts: page-table bytes and attach+touch cycles against N (one chart per region
+/// size; series per kernel, sharing mode and backing), and vm_micro's ratios ours/Linux.
+fn plots(out: &Path, pt: &[Row], micro: &[Row]) -> Result<(), String> {
+    use crate::plot::{line_chart, ratio_bars, Series};
+    let totals = case_medians(pt, "pt_bytes_total");
+    let firsts = case_medians(pt, "cycles_first_proc");
+    let laters = case_medians(pt, "cycles_per_later_proc");
+    let mut sizes: Vec<u64> = totals.keys().map(|k| k.4).collect();
+    sizes.sort();
+    sizes.dedup();
+    for size in sizes {
+        let series_of = |access: &str, value: &dyn Fn(&CaseKey) -> Option<f64>| {
+            let mut by_label: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+            for k in totals.keys().filter(|k| k.4 == size && k.3 == access) {
+                if let Some(v) = value(k) {
+                    by_label.entry(format!("{} {} {}", k.0, k.2, k.1)).or_default().push((k.5 as f64, v));
+                }
+            }
+            by_label
+                .into_iter()
+                .map(|(label, mut points)| {
+                    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Series { label, points }
+                })
+                .collect::<Vec<_>>()
+        };
+        let label = fmt_size(size);
+        let shown = fmt_bytes(size as f64);
+        let series = series_of("write", &|k| totals.get(k).copied());
+        if !series.is_empty() {
+            line_chart(
+                &out.join(format!("pt_bytes_{label}")),
+                &format!("Page tables of N processes mapping {shown} shared (written)"),
+                "processes (N)",
+                "PageTables delta (bytes)",
+                &series,
+                true,
+                true,
+                crate::plot::fmt_bytes,
+            )?;
+        }
+        for access in ["read", "write"] {
+            let mean = |k: &CaseKey| {
+                let first = firsts.get(k).copied()?;
+                let n = k.5 as f64;
+                let later = laters.get(k).copied().unwrap_or(first);
+                Some((first + (n - 1.0) * later) / n)
+            };
+            let series = series_of(access, &mean);
+            if !series.is_empty() {
+                line_chart(
+                    &out.join(format!("cycles_{label}_{access}")),
+                    &format!("Attach + {access} every page of {shown}, mean per process"),
+                    "processes (N)",
+                    "TSC cycles per process",
+                    &series,
+                    true,
+                    true,
+                    crate::plot::fmt_count,
+                )?;
+            }
+        }
+    }
+    let ratios: Vec<(String, f64)> = micro
+        .iter()
+        .filter(|r| r.get("kernel").map(String::as_str) == Some("ours"))
+        .filter_map(|r| {
+            let name = r.get("name")?;
+            let linux = micro
+                .iter()
+                .find(|l| l.get("kernel").map(String::as_str) == Some("linux") && l.get("name") == Some(name))?;
+            let (o, l) = (num(r, "ops_per_s")?, num(linux, "ops_per_s")?);
+            (l > 0.0).then(|| (name.clone(), o / l))
+        })
+        .collect();
+    if !ratios.is_empty() {
+        ratio_bars(&out.join("vm_micro_ratio"), "vm_micro: ours / Linux (ops/s, median)", "ratio", &ratios, 1.0)?;
+    }
+    Ok(())
+}
+
+fn host_cpu() -> String {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1).map(|s| s.trim().to_string()))
+        .unwrap_or_default()
+}
+
+fn qemu_version() -> String {
+    Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+fn num(r: &Row, k: &str) -> Option<f64> {
+    r.get(k)?.parse().ok()
+}
+
+/// A case: kernel, backing, sharing, access, region bytes, processes.
+pub type CaseKey = (String, String, String, String, u64, u64);
+
+/// Medians of a numeric column over the rows of each case (kernel, backing, sharing,
+/// access, region, procs).
+pub fn case_medians(rows: &[Row], column: &str) -> BTreeMap<CaseKey, f64> {
+    let mut groups: BTreeMap<_, Vec<f64>> = BTreeMap::new();
+    for r in rows {
+        let key = (
+            r.get("kernel").cloned().unwrap_or_default(),
+            r.get("backing").cloned().unwrap_or_default(),
+            r.get("sharing").cloned().unwrap_or_default(),
+            r.get("access").cloned().unwrap_or_default(),
+            num(r, "region_bytes").unwrap_or(0.0) as u64,
+            num(r, "procs").unwrap_or(0.0) as u64,
+        );
+        if let Some(v) = num(r, column) {
+            groups.entry(key).or_default().push(v);
+        }
+    }
+    groups.into_iter().map(|(k, v)| (k, median(&v))).collect()
+}
+
+/// The Markdown summary: the pt_sharing table (medians per case, ours beside Linux with
+/// the ratio) and the vm_micro table.
+fn summary(res: &Results) -> String {
+    let mut s = String::new();
+    let cols = [
+        ("pt_bytes_per_proc", "page tables / proc", fmt_bytes as fn(f64) -> String),
+        ("pt_bytes_total", "page tables total", fmt_bytes),
+        ("rss_shmem_bytes_per_proc", "RssShmem / proc", fmt_bytes),
+        ("faults_first_proc", "faults, first", fmt_num),
+        ("faults_per_later_proc", "faults, later", fmt_num),
+        ("cycles_first_proc", "cycles, first", fmt_num),
+        ("cycles_per_later_proc", "cycles, later", fmt_num),
+        ("fork_cycles", "fork cycles", fmt_num),
+    ];
+    let medians: Vec<_> = cols.iter().map(|(c, _, _)| case_medians(&res.pt, c)).collect();
+    let mut cases: Vec<_> =
+        medians[0].keys().map(|(_, b, sh, a, size, n)| (b.clone(), sh.clone(), a.clone(), *size, *n)).collect();
+    cases.sort_by(|x, y| {
+        (x.0.clone(), x.1.clone(), x.2.clone(), x.3, x.4).cmp(&(y.0.clone(), y.1.clone(), y.2.clone(), y.3, y.4))
+    });
+    cases.dedup();
+    if !cases.is_empty() {
+        let _ = writeln!(s, "## pt_sharing (medians; `ours / linux` where both ran)\n");
+        let _ = write!(s, "| backing | sharing | access | region | N |");
+        for (_, title, _) in &cols {
+            let _ = write!(s, " {title} |");
+        }
+        let _ = writeln!(s, "\n|{}", "---|".repeat(5 + cols.len()));
+        for (b, sh, a, size, n) in &cases {
+            let _ = write!(s, "| {b} | {sh} | {a} | {} | {n} |", fmt_bytes(*size as f64));
+            for (i, (_, _, f)) in cols.iter().enumerate() {
+                let get =
+                    |k: &str| medians[i].get(&(k.to_string(), b.clone(), sh.clone(), a.clone(), *size, *n)).copied();
+                let cell = match (get("ours"), get("linux")) {
+                    (Some(o), Some(l)) if l > 0.0 => format!("{} / {} ({:.2}x)", f(o), f(l), o / l),
+                    (Some(o), Some(l)) => format!("{} / {}", f(o), f(l)),
+                    (Some(o), None) => f(o),
+                    (None, Some(l)) => format!("- / {}", f(l)),
+                    (None, None) => "-".into(),
+                };
+                let _ = write!(s, " {cell} |");
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(s);
+    }
+    let micro = micro_rows(res);
+    if !micro.is_empty() {
+        let _ = writeln!(s, "## vm_micro (ops/s, median [min, max] of the runs; ratio ours / linux)\n");
+        let _ = writeln!(s, "| benchmark | ours | linux | ratio |\n|---|---|---|---|");
+        let mut names: Vec<&String> = micro.iter().filter_map(|r| r.get("name")).collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let find = |k: &str| {
+                micro.iter().find(|r| r.get("kernel").map(String::as_str) == Some(k) && r.get("name") == Some(name))
+            };
+            let cell = |r: Option<&Row>| {
+                r.map(|r| {
+                    format!(
+                        "{} [{}, {}]",
+                        fmt_num(num(r, "ops_per_s").unwrap_or(0.0)),
+                        fmt_num(num(r, "min").unwrap_or(0.0)),
+                        fmt_num(num(r, "max").unwrap_or(0.0))
+                    )
+                })
+                .unwrap_or_else(|| "-".into())
+            };
+            let (o, l) = (find("ours"), find("linux"));
+            let ratio = match (o.and_then(|r| num(r, "ops_per_s")), l.and_then(|r| num(r, "ops_per_s"))) {
+                (Some(o), Some(l)) if l > 0.0 => format!("{:.2}", o / l),
+                _ => "-".into(),
+            };
+            let _ = writeln!(s, "| {name} | {} | {} | {ratio} |", cell(o), cell(l));
+        }
+        let _ = writeln!(s);
+    }
+    if !res.failures.is_empty() {
+        let _ = writeln!(s, "## Failed boots\n");
+        for f in &res.failures {
+            let _ = writeln!(s, "- {f}");
+        }
+    }
+    s
+}
+
+pub fn fmt_bytes(v: f64) -> String {
+    crate::plot::fmt_bytes(v)
+}
+
+pub fn fmt_num(v: f64) -> String {
+    crate::plot::fmt_count(v)
+}
+
+fn fmt_size(bytes: u64) -> String {
+    if bytes >= GIB && bytes.is_multiple_of(GIB) {
+        format!("{}G", bytes / GIB)
+    } else if bytes.is_multiple_of(MIB) {
+        format!("{}M", bytes / MIB)
+    } else {
+        format!("{bytes}")
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Checks a `pt_sharing.csv` (text): the header is [`PT_COLUMNS`], every row has every
+/// column, numbers parse, and the figures are consistent with what the benchmark did:
+/// each process needs at least the PTE pages that map the region, touched every page
+/// (RssShmem), and took at least one fault per 16 pages (Linux's largest fault-around).
+/// Returns the problems found.
+pub fn check_pt_csv(text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    if header != PT_COLUMNS {
+        problems.push(format!("header is {header:?}, expected {PT_COLUMNS:?}"));
+        return problems;
+    }
+    let mut rows = 0;
+    for (i, line) in lines.enumerate() {
+        rows += 1;
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != PT_COLUMNS.len() {
+            problems.push(format!("row {}: {} cells, expected {}", i + 1, cells.len(), PT_COLUMNS.len()));
+            continue;
+        }
+        let row: BTreeMap<&str, &str> = PT_COLUMNS.iter().copied().zip(cells.iter().copied()).collect();
+        let n = |k: &str| -> Option<u64> { row[k].parse().ok() };
+        let mut bad = |what: String| problems.push(format!("row {}: {what}", i + 1));
+        for k in &PT_COLUMNS[4..18] {
+            let later = *k == "faults_per_later_proc" || *k == "cycles_per_later_proc";
+            if n(k).is_none() && !(later && row[k] == "-" && row["procs"] == "1") {
+                bad(format!("{k} is not a number: {:?}", row[k]));
+            }
+        }
+        let (Some(region), Some(procs)) = (n("region_bytes"), n("procs")) else { continue };
+        let pages = region / PAGE;
+        let pte_bytes = pages.div_ceil(512) * PAGE;
+        if !["ours", "linux"].contains(&row["kernel"]) {
+            bad(format!("kernel {:?}", row["kernel"]));
+        }
+        if !["anon", "tmpfs"].contains(&row["backing"]) || !["read", "write"].contains(&row["access"]) {
+            bad(format!("backing {:?} access {:?}", row["backing"], row["access"]));
+        }
+        if row["sharing"] == "none" {
+            if n("pt_bytes_per_proc").unwrap_or(0) < pte_bytes {
+                bad(format!(
+                    "pt_bytes_per_proc {} < {pte_bytes}, the PTE pages that map the region",
+                    row["pt_bytes_per_proc"]
+                ));
+            }
+            if n("pt_bytes_total").unwrap_or(0) < procs * pte_bytes {
+                bad(format!("pt_bytes_total {} < {} processes x {pte_bytes}", row["pt_bytes_total"], procs));
+            }
+        }
+        if n("rss_shmem_bytes_per_proc").unwrap_or(0) < region {
+            bad(format!("rss_shmem_bytes_per_proc {} < region {region}", row["rss_shmem_bytes_per_proc"]));
+        }
+        if n("rss_bytes_per_proc").unwrap_or(0) < n("rss_shmem_bytes_per_proc").unwrap_or(0) {
+            bad("rss_bytes_per_proc < rss_shmem_bytes_per_proc".into());
+        }
+        let min_faults = pages / 16;
+        if n("faults_first_proc").unwrap_or(0) < min_faults {
+            bad(format!("faults_first_proc {} < {min_faults} (pages / 16)", row["faults_first_proc"]));
+        }
+        if procs > 1 && row["sharing"] == "none" && n("faults_per_later_proc").unwrap_or(0) < min_faults {
+            bad(format!("faults_per_later_proc {} < {min_faults} (pages / 16)", row["faults_per_later_proc"]));
+        }
+        if n("cycles_first_proc").unwrap_or(0) == 0 || n("tsc_hz").unwrap_or(0) == 0 {
+            bad("cycles_first_proc or tsc_hz is zero".into());
+        }
+    }
+    if rows == 0 {
+        problems.push("no rows".into());
+    }
+    problems
+}
+
+/// The benchmarks of `vm_micro`, as it names them.
+pub const MICRO_NAMES: [&str; 12] = [
+    "anon_fault",
+    "mmap_touch_munmap_4k",
+    "fork_exit_wait",
+    "fork_exit_wait_256m",
+    "shared_anon_fault",
+    "file_read_fault",
+    "mprotect_1m",
+    "munmap_256m",
+    "mremap_64m",
+    "tmpfs_write_1m",
+    "tmpfs_read_1m",
+    "pipe_pingpong",
+];
+
+/// Checks a `vm_micro.csv`: the header, every benchmark of [`MICRO_NAMES`] for each
+/// kernel present, positive rates with min <= median <= max.
+pub fn check_micro_csv(text: &str) -> Result<(), String> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    if header != MICRO_COLUMNS {
+        return Err(format!("header is {header:?}, expected {MICRO_COLUMNS:?}"));
+    }
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in lines {
+        let c: Vec<&str> = line.split(',').collect();
+        if c.len() != MICRO_COLUMNS.len() {
+            return Err(format!("row {line:?} has {} cells", c.len()));
+        }
+        let f = |i: usize| c[i].parse::<f64>().map_err(|_| format!("{:?} is not a number in {line:?}", c[i]));
+        let (median, min, max, runs) = (f(2)?, f(3)?, f(4)?, f(5)?);
+        if !(median > 0.0 && min <= median && median <= max && runs >= 1.0) {
+            return Err(format!("inconsistent row {line:?}"));
+        }
+        seen.entry(c[0].to_string()).or_default().push(c[1].to_string());
+    }
+    if seen.is_empty() {
+        return Err("no rows".into());
+    }
+    for (kernel, names) in seen {
+        let missing: Vec<&str> = MICRO_NAMES.iter().copied().filter(|n| !names.iter().any(|m| m == n)).collect();
+        if !missing.is_empty() {
+            return Err(format!("{kernel}: no figures for {missing:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench`.
+pub fn cmd_bench(o: &Options) -> Result<ExitCode, String> {
+    let plan = plan(o, false);
+    let out = o.out.clone().unwrap_or_else(|| target_dir().join("bench"));
+    let outcome = run_plan(&plan, o, &out)?;
+    finish(outcome)
+}
+
+/// `cargo xtask run`: the default benchmark on our kernel.
+pub fn cmd_run(o: &Options) -> Result<ExitCode, String> {
+    let plan = plan(o, true);
+    let out = o.out.clone().unwrap_or_else(|| target_dir().join("bench").join("run"));
+    let outcome = run_plan(&plan, o, &out)?;
+    finish(outcome)
+}
+
+fn finish(outcome: BenchOutcome) -> Result<ExitCode, String> {
+    if outcome.failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for f in &outcome.failures {
+            eprintln!("xtask bench: failed: {f}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str]) -> Options {
+        crate::parse_options(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn records_are_parsed_and_other_lines_ignored() {
+        let console =
+            "[ 0.1] boot\n@bench pt_sharing kernel=x procs=4 region_bytes=4096\r\nnoise\n@bench exit status=0\n";
+        let r = parse_records(console);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].suite, "pt_sharing");
+        assert_eq!(r[0].fields["procs"], "4");
+        assert_eq!(r[1].fields["status"], "0");
+    }
+
+    #[test]
+    fn quick_plan_is_small_and_full_plan_caps_the_largest_cases() {
+        let quick = plan(&opts(&["--quick"]), false);
+        assert!(quick.pt.iter().all(|c| c.size <= 16 * MIB && c.procs <= 4 && c.runs == 1));
+        assert!(quick.micro);
+        let full = plan(&opts(&["--linux"]), false);
+        assert_eq!(full.kernels, [KernelKind::Ours, KernelKind::Linux]);
+        assert!(!full.pt.iter().any(|c| c.size == GIB && c.procs == 1024), "capped");
+        let big = full.pt.iter().find(|c| c.size == GIB && c.procs == 256).unwrap();
+        assert_eq!(big.runs, 1);
+        assert!(full.pt.iter().any(|c| c.size == 256 * MIB && c.procs == 1024));
+        assert!(full.pt.iter().any(|c| c.size == 256 * MIB && c.procs == 16 && c.runs == 3));
+        assert_eq!(full.mem, "3G");
+        let uncapped = plan(&opts(&["--uncapped"]), false);
+        assert!(uncapped.pt.iter().any(|c| c.size == GIB && c.procs == 1024));
+        assert_eq!(uncapped.mem, "6G");
+    }
+
+    #[test]
+    fn only_keeps_matching_cases() {
+        let p = plan(&opts(&["--quick", "--only", "tmpfs"]), false);
+        assert!(!p.pt.is_empty() && p.pt.iter().all(|c| c.backing == "tmpfs"));
+        assert!(!p.micro);
+        let p = plan(&opts(&["--quick", "--only", "vm_micro"]), false);
+        assert!(p.pt.is_empty() && p.micro);
+    }
+
+    fn good_row() -> Row {
+        let mut r = Row::new();
+        for (k, v) in [
+            ("kernel", "ours"),
+            ("backing", "anon"),
+            ("sharing", "none"),
+            ("access", "write"),
+            ("region_bytes", "16777216"),
+            ("procs", "4"),
+            ("pt_bytes_total", "300000"),
+            ("pt_bytes_per_proc", "40960"),
+            ("rss_bytes_per_proc", "17825792"),
+            ("faults_first_proc", "4096"),
+            ("faults_per_later_proc", "4096"),
+            ("cycles_first_proc", "1000"),
+            ("cycles_per_later_proc", "900"),
+            ("rss_shmem_bytes_per_proc", "16781312"),
+            ("fork_cycles", "5"),
+            ("teardown_cycles", "5"),
+            ("tsc_hz", "2600000000"),
+            ("run", "1"),
+            ("kernel_release", "Linux-6.6.0-mshare"),
+            ("machine", "microvm"),
+            ("mem", "1G"),
+            ("smp", "1"),
+        ] {
+            r.insert(k.into(), v.into());
+        }
+        r
+    }
+
+    #[test]
+    fn a_consistent_csv_passes_the_check() {
+        let (csv, json) = table_text(&PT_COLUMNS, &[good_row()]);
+        assert_eq!(check_pt_csv(&csv), Vec::<String>::new());
+        assert!(json.contains("\"pt_bytes_per_proc\": 40960"));
+        assert!(json.contains("\"kernel\": \"ours\""));
+    }
+
+    #[test]
+    fn too_few_page_table_bytes_or_faults_fail_the_check() {
+        let mut r = good_row();
+        r.insert("pt_bytes_per_proc".into(), "4096".into());
+        r.insert("faults_per_later_proc".into(), "10".into());
+        let (csv, _) = table_text(&PT_COLUMNS, &[r]);
+        let problems = check_pt_csv(&csv);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn a_wrong_header_or_missing_cell_fails_the_check() {
+        assert!(!check_pt_csv("kernel,backing\nours,anon\n").is_empty());
+        let (csv, _) = table_text(&PT_COLUMNS, &[good_row()]);
+        let cut = csv.trim_end().rsplit_once(',').unwrap().0.to_string();
+        assert!(!check_pt_csv(&cut).is_empty());
+        let header_only = format!("{}\n", PT_COLUMNS.join(","));
+        assert_eq!(check_pt_csv(&header_only), ["no rows"]);
+    }
+
+    #[test]
+    fn medians_of_even_and_odd_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}
