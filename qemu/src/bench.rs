@@ -99,7 +99,7 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
     let (sizes, procs, micro): (&[u64], &[u32], bool) = if o.quick {
         (&[16 * MIB], &[1, 4], true)
     } else if for_run {
-        (&[64 * MIB], &[1, 4, 16, 64], false)
+        (&[256 * MIB], &[1, 4, 16, 64], false)
     } else {
         (&[256 * MIB, GIB], &FULL_PROCS, true)
     };
@@ -128,7 +128,8 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
     if o.linux {
         kernels.push(KernelKind::Linux);
     }
-    let mem = o.mem.clone().unwrap_or_else(|| memory_for(&pt));
+    // `run` fits the runner's default memory (512 MiB); the full set sizes its own.
+    let mem = o.mem.clone().unwrap_or_else(|| if for_run { "512M".into() } else { memory_for(&pt) });
     Plan {
         pt,
         micro,
@@ -377,7 +378,7 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
     if let Some(e) = fatal {
         return Err(e);
     }
-    let summary = summary(&res);
+    let summary = summary(&res.pt, &micro_rows(&res), &res.failures);
     eprintln!("xtask bench: {} boots in {}; results in {}", jobs.len(), fmt_duration(started.elapsed()), out.display());
     print!("{summary}");
     Ok(BenchOutcome { failures: res.failures })
@@ -615,7 +616,7 @@ fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
     let _ = writeln!(meta, "  \"failures\": [{}]", failures.join(", "));
     let _ = writeln!(meta, "}}");
     write_file(&out.join("run.json"), &meta)?;
-    write_file(&out.join("summary.md"), &summary(res))?;
+    write_file(&out.join("summary.md"), &summary(&res.pt, &micro_rows(res), &res.failures))?;
     plots(out, &res.pt, &micro_rows(res))
 }
 
@@ -744,8 +745,8 @@ pub fn case_medians(rows: &[Row], column: &str) -> BTreeMap<CaseKey, f64> {
 
 /// The Markdown summary: the pt_sharing table (medians per case, ours beside Linux with
 /// the ratio) and the vm_micro table.
-fn summary(res: &Results) -> String {
-    let mut s = String::new();
+fn summary(pt: &[Row], micro: &[Row], failures: &[String]) -> String {
+    let mut s = headlines(pt, micro);
     let cols = [
         ("pt_bytes_per_proc", "page tables / proc", fmt_bytes as fn(f64) -> String),
         ("pt_bytes_total", "page tables total", fmt_bytes),
@@ -756,7 +757,7 @@ fn summary(res: &Results) -> String {
         ("cycles_per_later_proc", "cycles, later", fmt_num),
         ("fork_cycles", "fork cycles", fmt_num),
     ];
-    let medians: Vec<_> = cols.iter().map(|(c, _, _)| case_medians(&res.pt, c)).collect();
+    let medians: Vec<_> = cols.iter().map(|(c, _, _)| case_medians(pt, c)).collect();
     let mut cases: Vec<_> =
         medians[0].keys().map(|(_, b, sh, a, size, n)| (b.clone(), sh.clone(), a.clone(), *size, *n)).collect();
     cases.sort_by(|x, y| {
@@ -788,7 +789,6 @@ fn summary(res: &Results) -> String {
         }
         let _ = writeln!(s);
     }
-    let micro = micro_rows(res);
     if !micro.is_empty() {
         let _ = writeln!(s, "## vm_micro (ops/s, median [min, max] of the runs; ratio ours / linux)\n");
         let _ = writeln!(s, "| benchmark | ours | linux | ratio |\n|---|---|---|---|");
@@ -819,12 +819,107 @@ fn summary(res: &Results) -> String {
         }
         let _ = writeln!(s);
     }
-    if !res.failures.is_empty() {
+    if !failures.is_empty() {
         let _ = writeln!(s, "## Failed boots\n");
-        for f in &res.failures {
+        for f in failures {
             let _ = writeln!(s, "- {f}");
         }
     }
+    s
+}
+
+/// (name, ours / Linux) of each vm_micro benchmark both kernels ran.
+fn micro_ratios(micro: &[Row]) -> Vec<(String, f64)> {
+    let find = |kernel: &str, name: &String| {
+        micro.iter().find(|r| r.get("kernel").map(String::as_str) == Some(kernel) && r.get("name") == Some(name))
+    };
+    micro
+        .iter()
+        .filter(|r| r.get("kernel").map(String::as_str) == Some("ours"))
+        .filter_map(|r| {
+            let name = r.get("name")?;
+            let (o, l) = (num(r, "ops_per_s")?, num(find("linux", name)?, "ops_per_s")?);
+            (l > 0.0).then(|| (name.clone(), o / l))
+        })
+        .collect()
+}
+
+/// The headline ratios ours / Linux: how far apart the per-process page-table bytes and
+/// RssShmem are (they should be equal without sharing), the largest case's page tables,
+/// later processes' attach+touch time, and the vm_micro ratios.
+pub fn headlines(pt: &[Row], micro: &[Row]) -> String {
+    let mut s = String::new();
+    let ratios = |column: &str| -> Vec<(CaseKey, f64)> {
+        let m = case_medians(pt, column);
+        m.iter()
+            .filter(|(k, _)| k.0 == "ours" && k.2 == "none")
+            .filter_map(|(k, &o)| {
+                let mut lk = k.clone();
+                lk.0 = "linux".into();
+                let l = *m.get(&lk)?;
+                (l > 0.0).then(|| (k.clone(), o / l))
+            })
+            .collect()
+    };
+    let spread = |v: &[(CaseKey, f64)]| {
+        let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, r)| (lo.min(*r), hi.max(*r)));
+        format!("{lo:.3}x to {hi:.3}x over {} cases", v.len())
+    };
+    let pt_ratio = ratios("pt_bytes_per_proc");
+    if pt_ratio.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "## Headlines (ours / Linux, medians, without sharing)\n");
+    let _ = writeln!(s, "- page-table bytes per process: {}", spread(&pt_ratio));
+    let rss = ratios("rss_shmem_bytes_per_proc");
+    let off: Vec<String> = rss
+        .iter()
+        .filter(|(_, r)| (r - 1.0).abs() > 0.01)
+        .map(|(k, r)| format!("{} {} {} N={} {r:.3}x", k.1, k.3, fmt_bytes(k.4 as f64), k.5))
+        .collect();
+    let _ = writeln!(
+        s,
+        "- RssShmem per process: {}; beyond 1%: {}",
+        spread(&rss),
+        if off.is_empty() { "none".into() } else { off.join(", ") }
+    );
+    let totals = case_medians(pt, "pt_bytes_total");
+    if let Some((k, l)) = totals.iter().filter(|(k, _)| k.0 == "linux" && k.2 == "none").max_by_key(|(k, _)| k.4 * k.5)
+    {
+        let mut ok = k.clone();
+        ok.0 = "ours".into();
+        let o = totals.get(&ok).copied().unwrap_or(f64::NAN);
+        let _ = writeln!(
+            s,
+            "- largest case ({} {} {} x {} processes): page tables {} on Linux, {} on ours",
+            k.1,
+            k.3,
+            fmt_bytes(k.4 as f64),
+            k.5,
+            fmt_bytes(*l),
+            fmt_bytes(o)
+        );
+    }
+    let later = ratios("cycles_per_later_proc");
+    if !later.is_empty() {
+        let _ =
+            writeln!(s, "- attach+touch cycles of each later process (below 1: ours takes fewer): {}", spread(&later));
+        for (k, r) in later.iter().filter(|(k, _)| Some(k.5) == later.iter().map(|(k, _)| k.5).max()) {
+            let _ = writeln!(s, "  - {} {} {} N={}: {r:.2}x", k.1, k.3, fmt_bytes(k.4 as f64), k.5);
+        }
+    }
+    let micro_ratios = micro_ratios(micro);
+    if !micro_ratios.is_empty() {
+        let geo = (micro_ratios.iter().map(|(_, r)| r.ln()).sum::<f64>() / micro_ratios.len() as f64).exp();
+        let below: Vec<String> =
+            micro_ratios.iter().filter(|(_, r)| *r < 1.0).map(|(n, r)| format!("{n} {r:.2}x")).collect();
+        let _ = writeln!(
+            s,
+            "- vm_micro ops/s: geometric mean {geo:.2}x; below Linux: {}",
+            if below.is_empty() { "none".into() } else { below.join(", ") }
+        );
+    }
+    let _ = writeln!(s);
     s
 }
 
@@ -979,10 +1074,32 @@ pub fn check_micro_csv(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads a CSV written by [`table_text`] back into rows.
+pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    Ok(lines.map(|l| header.iter().map(|h| h.to_string()).zip(l.split(',').map(str::to_string)).collect()).collect())
+}
+
+/// `cargo xtask bench --replot`: the summary and plots again from the CSVs in `out`.
+fn replot(out: &Path) -> Result<ExitCode, String> {
+    let pt = read_csv(&out.join("pt_sharing.csv"))?;
+    let micro = read_csv(&out.join("vm_micro.csv")).unwrap_or_default();
+    let summary = summary(&pt, &micro, &[]);
+    write_file(&out.join("summary.md"), &summary)?;
+    plots(out, &pt, &micro)?;
+    print!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `cargo xtask bench`.
 pub fn cmd_bench(o: &Options) -> Result<ExitCode, String> {
     let plan = plan(o, false);
     let out = o.out.clone().unwrap_or_else(|| target_dir().join("bench"));
+    if o.replot {
+        return replot(&out);
+    }
     let outcome = run_plan(&plan, o, &out)?;
     finish(outcome)
 }
@@ -1109,6 +1226,29 @@ mod tests {
         assert!(!check_pt_csv(&cut).is_empty());
         let header_only = format!("{}\n", PT_COLUMNS.join(","));
         assert_eq!(check_pt_csv(&header_only), ["no rows"]);
+    }
+
+    #[test]
+    fn csv_rows_read_back_as_written() {
+        let (csv, _) = table_text(&PT_COLUMNS, &[good_row()]);
+        let path = std::env::temp_dir().join(format!("xtask-bench-{}.csv", std::process::id()));
+        std::fs::write(&path, csv).unwrap();
+        let rows = read_csv(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(rows, [good_row()]);
+    }
+
+    #[test]
+    fn headlines_compare_ours_with_linux_per_case() {
+        let ours = good_row();
+        let mut linux = good_row();
+        linux.insert("kernel".into(), "linux".into());
+        linux.insert("pt_bytes_per_proc".into(), "20480".into());
+        linux.insert("rss_shmem_bytes_per_proc".into(), "16781312".into());
+        let h = headlines(&[ours, linux], &[]);
+        assert!(h.contains("page-table bytes per process: 2.000x to 2.000x over 1 cases"), "{h}");
+        assert!(h.contains("beyond 1%: none"), "{h}");
+        assert!(headlines(&[good_row()], &[]).is_empty(), "nothing to compare without Linux");
     }
 
     #[test]

@@ -16,38 +16,14 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Installs Debian packages, with sudo when not root.
-fn apt_install(packages: &[&str]) -> Result<(), String> {
-    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
-    eprintln!("xtask: installing Debian packages {} (first use)", packages.join(" "));
-    let run = |args: &[&str]| -> Result<(), String> {
-        let mut full: Vec<&str> = sudo.to_vec();
-        full.extend_from_slice(args);
-        let st = Command::new(full[0])
-            .args(&full[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("{}: {e}", full[0]))?;
-        if st.success() {
-            Ok(())
-        } else {
-            Err(format!("`{}` failed: {st}", full.join(" ")))
-        }
-    };
-    run(&["apt-get", "update", "-qq"])?;
-    let mut args = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
-    args.extend_from_slice(packages);
-    run(&args)
-}
-
-/// Refreshes Debian's package lists (`apt-get update`), with sudo when not root.
-pub fn apt_update() -> Result<(), String> {
-    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
-    let mut full: Vec<&str> = sudo.to_vec();
-    full.extend_from_slice(&["apt-get", "update", "-qq"]);
+/// Runs `apt-get ARGS`, with sudo when not root.
+fn apt_get(args: &[&str]) -> Result<(), String> {
+    let mut full: Vec<&str> = if is_root() { vec![] } else { vec!["sudo"] };
+    full.push("apt-get");
+    full.extend_from_slice(args);
     let st = Command::new(full[0])
         .args(&full[1..])
+        .env("DEBIAN_FRONTEND", "noninteractive")
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("{}: {e}", full[0]))?;
@@ -56,6 +32,20 @@ pub fn apt_update() -> Result<(), String> {
     } else {
         Err(format!("`{}` failed: {st}", full.join(" ")))
     }
+}
+
+/// Refreshes Debian's package lists.
+pub fn apt_update() -> Result<(), String> {
+    apt_get(&["update", "-qq"])
+}
+
+/// Installs Debian packages (after refreshing the package lists).
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    eprintln!("xtask: installing Debian packages {} (first use)", packages.join(" "));
+    apt_update()?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    apt_get(&args)
 }
 
 /// Makes `command` available, installing Debian's `package` when it is missing.

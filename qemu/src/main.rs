@@ -41,6 +41,7 @@ options:
   --only NAME            bench: only the suites or cases whose name contains NAME
   --runs K               bench: boots per case (default 3; 1 with --quick and for run)
   --uncapped             bench: also the cases the full set leaves out (1 GiB x 1024)
+  --replot               bench: only redraw summary.md and the plots from the CSVs in --out
   --jobs J               bench: boots at a time (default: host cores / --smp)
   --out DIR              bench, run: where results go (default target/bench, target/bench/run)";
 
@@ -65,6 +66,8 @@ pub struct Options {
     pub only: Option<String>,
     /// bench: runs per case.
     pub runs: Option<u32>,
+    /// bench: redraw the summary and plots from the CSVs in the output directory.
+    pub replot: bool,
     /// bench: keep the cases the full set leaves out for time.
     pub uncapped: bool,
     /// bench: boots at a time.
@@ -98,6 +101,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--quick" => o.quick = true,
             "--linux" => o.linux = true,
             "--uncapped" => o.uncapped = true,
+            "--replot" => o.replot = true,
             "--only" => o.only = Some(value(&mut i, a)?),
             "--runs" => o.runs = Some(value(&mut i, a)?.parse().map_err(|_| "--runs needs a number")?),
             "--jobs" => o.jobs = Some(value(&mut i, a)?.parse().map_err(|_| "--jobs needs a number")?),
