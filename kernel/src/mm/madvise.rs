@@ -129,30 +129,50 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     }
 }
 
-/// mincore: one byte per page, bit 0 set when the page is resident: mapped
-/// in this address space, or (file mappings) in the file's page cache.
-pub fn do_mincore(mm: &MmStruct, start: u64, len: u64) -> KResult<Vec<u8>> {
+/// mincore's checks of its range: `start` page-aligned (EINVAL), `[start, start + len)`
+/// within user space (access_ok on the unrounded length, ENOMEM); the number of pages.
+pub fn mincore_pages(start: u64, len: u64) -> KResult<u64> {
     if !start.is_multiple_of(PAGE_SIZE) {
         return Err(EINVAL);
     }
-    // access_ok(start, len) on the unrounded length.
     if start.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
         return Err(ENOMEM);
     }
-    let end = start + align_up(len, PAGE_SIZE);
-    let inner = mm.inner.lock();
-    let mem = UserPhysMem { pt_pages: &mm.pt_pages };
-    let mut out = Vec::with_capacity(((end - start) / PAGE_SIZE) as usize);
+    Ok(len.div_ceil(PAGE_SIZE))
+}
+
+/// mincore (mm/mincore.c): one byte per page of `[start, start + len)`, bit 0 set when the
+/// page is resident (mapped in this address space, or for file mappings in the file's page
+/// cache), handed to `emit`
+/// a chunk at a time, as Linux copies each chunk (at most one page of vector, within one
+/// VMA) before it looks at the next: a user length never sizes a kernel allocation, and the
+/// part before an unmapped page is written before the ENOMEM.
+/// `start` and the page count come from [`mincore_pages`].
+pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[u8]) -> KResult<()>) -> KResult<()> {
+    const CHUNK_PAGES: u64 = PAGE_SIZE;
+    let end = start + pages * PAGE_SIZE;
     let mut va = start;
+    let mut out = Vec::with_capacity(CHUNK_PAGES as usize);
     while va < end {
-        let v = inner.find_vma(va).ok_or(ENOMEM)?;
-        let resident = inner.pt.translate(&mem, va).is_some()
-            || v.backend
-                .inode()
-                .and_then(|i| i.page_cache())
-                .is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
-        out.push(resident as u8);
-        va += PAGE_SIZE;
+        if crate::process::signal::fatal_signal_pending(&crate::process::current()) {
+            return Err(EINTR);
+        }
+        crate::process::sched::cond_resched();
+        out.clear();
+        {
+            let inner = mm.inner.lock();
+            let mem = UserPhysMem { pt_pages: &mm.pt_pages };
+            let v = inner.find_vma(va).ok_or(ENOMEM)?;
+            let chunk_end = end.min(v.end).min(va + CHUNK_PAGES * PAGE_SIZE);
+            let cache = v.backend.inode().and_then(|i| i.page_cache());
+            while va < chunk_end {
+                let resident = inner.pt.translate(&mem, va).is_some()
+                    || cache.is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
+                out.push(resident as u8);
+                va += PAGE_SIZE;
+            }
+        }
+        emit(&out)?;
     }
-    Ok(out)
+    Ok(())
 }

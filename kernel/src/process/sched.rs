@@ -97,6 +97,14 @@ pub fn timer_tick(from_user: bool) {
     NEED_RESCHED.store(true, Ordering::Relaxed);
 }
 
+/// Gives up the CPU if the time slice is used (Linux's `cond_resched`): for kernel loops
+/// whose length a user controls, at a point where they hold no lock.
+pub fn cond_resched() {
+    if need_resched() {
+        schedule();
+    }
+}
+
 pub fn need_resched() -> bool {
     NEED_RESCHED.load(Ordering::Relaxed)
 }

@@ -224,6 +224,13 @@ pub fn signal_pending(t: &Task) -> bool {
     (s.pending.set | shared) & !(s.blocked & !UNBLOCKABLE) != 0
 }
 
+/// A SIGKILL is pending (Linux's `fatal_signal_pending`): a loop whose length a user
+/// controls stops with EINTR, the task dies on its way out.
+pub fn fatal_signal_pending(t: &Task) -> bool {
+    let own = t.sig.lock().pending.set;
+    (own | t.process.shared_pending.lock().set) & sigmask(SIGKILL) != 0
+}
+
 /// Default action of a signal.
 #[derive(PartialEq, Eq)]
 enum Default_ {

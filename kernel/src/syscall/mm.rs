@@ -49,8 +49,17 @@ pub fn sys_madvise(a: Args) -> SysResult {
 }
 
 pub fn sys_mincore(a: Args) -> SysResult {
-    let v = crate::mm::madvise::do_mincore(&current_mm(), a.u(0), a.u(1))?;
-    super::copy_to_user(a.u(2), &v)?;
+    let pages = crate::mm::madvise::mincore_pages(a.u(0), a.u(1))?;
+    // access_ok(vec, pages), before any page is looked at.
+    let mut vec = a.u(2);
+    if vec.checked_add(pages).is_none_or(|e| e > crate::mm::address_space::TASK_SIZE) {
+        return Err(EFAULT);
+    }
+    crate::mm::madvise::do_mincore(&current_mm(), a.u(0), pages, |chunk| {
+        super::copy_to_user(vec, chunk)?;
+        vec = vec.wrapping_add(chunk.len() as u64);
+        Ok(())
+    })?;
     ok(0)
 }
 

@@ -100,6 +100,9 @@ fn main() {
             mincore_unaligned_address_is_einval,
             mincore_unmapped_range_is_enomem,
             mincore_bad_vector_pointer_is_efault,
+            mincore_over_the_whole_user_half_is_enomem,
+            mincore_vector_too_long_for_user_space_is_efault,
+            mincore_writes_the_mapped_part_before_enomem,
             extreme_lengths_and_addresses_fail_cleanly,
             random_memory_syscalls_leave_the_kernel_standing,
             // 7. mlock family.
@@ -1302,6 +1305,33 @@ fn mincore_unmapped_range_is_enomem() {
     let mut vec = [0u8; 3];
     assert_errno!(mincore(a + PAGE, PAGE, vec.as_mut_ptr() as usize), ENOMEM);
     assert_errno!(mincore(a, 3 * PAGE, vec.as_mut_ptr() as usize), ENOMEM);
+    munmap(a, PAGE).unwrap();
+}
+
+/// A length covering the whole user half (from address 0, never mapped) is ENOMEM when
+/// its vector (one byte per page, 32 GiB here) lies within user space: the kernel must
+/// not size anything by it. The vector is never written, so its address need not be
+/// mapped.
+fn mincore_over_the_whole_user_half_is_enomem() {
+    assert_errno!(mincore(0, 0x7fff_ffff_f000, 0x10000), ENOMEM);
+}
+
+/// A vector that would run past the end of user space is EFAULT, checked before any page.
+fn mincore_vector_too_long_for_user_space_is_efault() {
+    let mut vec = [0u8; 8];
+    assert_errno!(mincore(0, 0x7fff_ffff_f000, vec.as_mut_ptr() as usize), EFAULT);
+}
+
+/// Linux fills the vector a VMA at a time: the bytes for the mapped part before a hole
+/// are written, then the hole gives ENOMEM.
+fn mincore_writes_the_mapped_part_before_enomem() {
+    let a = mmap_anon(3 * PAGE);
+    store_byte(a, 1);
+    munmap(a + PAGE, 2 * PAGE).unwrap();
+    let mut vec = [0xffu8; 3];
+    assert_errno!(mincore(a, 3 * PAGE, vec.as_mut_ptr() as usize), ENOMEM);
+    assert_eq!(vec[0], 1, "the mapped, touched page's byte: {vec:?}");
+    assert_eq!(vec[1..], [0xff, 0xff], "nothing written for the hole: {vec:?}");
     munmap(a, PAGE).unwrap();
 }
 
