@@ -115,6 +115,9 @@ impl File {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
                 }
+                if !self.seekable() {
+                    return self.stream_io(|off| i.read_at(off, buf));
+                }
                 let mut off = self.offset.lock();
                 let n = i.read_at(*off, buf)?;
                 *off += n as u64;
@@ -132,6 +135,9 @@ impl File {
             FileKind::PipeRead(_) => Err(EBADF),
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
             FileKind::Inode(i) => {
+                if !self.seekable() {
+                    return self.stream_io(|off| i.write_at(off, buf));
+                }
                 let mut off = self.offset.lock();
                 if self.flags() & O_APPEND != 0 {
                     *off = i.metadata().size;
@@ -141,6 +147,17 @@ impl File {
                 Ok(n)
             }
         }
+    }
+
+    /// read or write on a file without a meaningful position (a character device such as
+    /// the console): the call may sleep, so the position lock is not held across it (a
+    /// spinning writer of the same description would stop the whole CPU); Linux takes
+    /// f_pos_lock only for regular files and directories (FMODE_ATOMIC_POS).
+    fn stream_io(&self, io: impl FnOnce(u64) -> KResult<usize>) -> KResult<usize> {
+        let off = *self.offset.lock();
+        let n = io(off)?;
+        *self.offset.lock() += n as u64;
+        Ok(n)
     }
 
     pub fn pread(&self, buf: &mut [u8], offset: u64) -> KResult<usize> {

@@ -11,6 +11,7 @@ fn main() {
     run_tests(
         "fs",
         tests![
+            write_to_a_description_another_process_is_reading_does_not_block,
             open_missing_file_is_enoent,
             open_bad_path_pointer_is_efault,
             open_creat_excl_on_existing_file_is_eexist,
@@ -413,6 +414,24 @@ fn fstat(fd: i32) -> stat {
 
 fn fd_flags(fd: i32) -> i64 {
     sys!(SYS_fcntl, fd, F_GETFD).unwrap()
+}
+
+/// A process sleeping in read(2) on stdout (the console, inside the kernel) does not stop
+/// another process writing to the same open file description: the read holds no lock while
+/// it sleeps. On a host where stdout is a pipe the read fails at once (EBADF) and the write
+/// goes through all the same.
+fn write_to_a_description_another_process_is_reading_does_not_block() {
+    let child = fork_child(|| {
+        let mut buf = [0u8; 16];
+        let _ = read(1, &mut buf);
+        0
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(write(1, b"\n"), Ok(1));
+    // SAFETY: our own child.
+    unsafe { kill(child, SIGKILL) };
+    let exit = wait_child(child);
+    assert!(matches!(exit, Exit::Code(0) | Exit::Signal(SIGKILL)), "{exit:?}");
 }
 
 fn open_missing_file_is_enoent() {
