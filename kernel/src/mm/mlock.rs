@@ -16,26 +16,27 @@ pub const MCL_CURRENT: u32 = 1;
 pub const MCL_FUTURE: u32 = 2;
 pub const MCL_ONFAULT: u32 = 4;
 
-/// (CAP_IPC_LOCK, RLIMIT_MEMLOCK in pages) of the calling process.
+/// (CAP_IPC_LOCK, RLIMIT_MEMLOCK in bytes) of the calling process.
 fn lock_rights() -> (bool, u64) {
     let p = crate::process::current().process.clone();
     let capable = p.creds.lock().capable();
-    (capable, p.rlimit(RLIMIT_MEMLOCK).cur / PAGE_SIZE)
+    (capable, p.rlimit(RLIMIT_MEMLOCK).cur)
 }
 
-/// `can_do_mlock`: CAP_IPC_LOCK or a non-zero RLIMIT_MEMLOCK.
+/// `can_do_mlock`: CAP_IPC_LOCK or a non-zero RLIMIT_MEMLOCK (in bytes: a limit of 1 to
+/// 4095 permits locking, and then locks no page); the limit in pages.
 fn can_do_mlock() -> KResult<(bool, u64)> {
     let (capable, limit) = lock_rights();
     if !capable && limit == 0 {
         return Err(EPERM);
     }
-    Ok((capable, limit))
+    Ok((capable, limit / PAGE_SIZE))
 }
 
 /// Whether locking `more` pages stays within the limit (mmap uses it too).
 pub fn may_lock(inner: &MmInner, more: u64) -> bool {
     let (capable, limit) = lock_rights();
-    capable || inner.locked_pages() + more <= limit
+    capable || inner.locked_pages() + more <= limit / PAGE_SIZE
 }
 
 /// Faults in every page of [start, end), as `__mm_populate` (write faults for

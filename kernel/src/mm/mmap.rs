@@ -190,6 +190,10 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         }
     } else {
         let f = file.ok_or(EBADF)?;
+        // After the length and type checks, as do_mmap's switch on the type.
+        if !f.readable() {
+            return Err(EACCES);
+        }
         let meta = f.metadata();
         if meta.file_type() == crate::fs::vfs::S_IFCHR && meta.rdev == (1 << 8) | 5 {
             // /dev/zero: private is anonymous memory, shared is shmem.

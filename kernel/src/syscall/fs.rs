@@ -689,7 +689,8 @@ pub fn sys_ioctl(a: Args) -> SysResult {
             ok(0)
         }
         FIONREAD => match &f.kind {
-            FileKind::PipeRead(p) => {
+            // Either end: both share the pipe's buffer (pipe_ioctl).
+            FileKind::PipeRead(p) | FileKind::PipeWrite(p) => {
                 write_val(a.u(2), &(p.available() as i32))?;
                 ok(0)
             }

@@ -15,9 +15,6 @@ pub fn sys_mmap(a: Args) -> SysResult {
         (None, false)
     } else {
         let f = super::fs::get_file(a.i32(4))?;
-        if !f.readable() {
-            return Err(EACCES);
-        }
         let writable = f.writable();
         (Some(f), writable)
     };

@@ -182,6 +182,10 @@ pub fn sys_wait4(a: Args) -> SysResult {
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL) != 0 {
         return Err(EINVAL);
     }
+    // -INT_MIN does not exist (kernel_wait4).
+    if a.i32(0) == i32::MIN {
+        return Err(ESRCH);
+    }
     match do_wait(wait_target(a.i32(0)), options | WEXITED)? {
         None => ok(0),
         Some(r) => {

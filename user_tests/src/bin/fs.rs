@@ -12,6 +12,7 @@ fn main() {
         "fs",
         tests![
             write_to_a_description_another_process_is_reading_does_not_block,
+            fionread_works_on_both_ends_of_a_pipe,
             open_missing_file_is_enoent,
             open_bad_path_pointer_is_efault,
             open_creat_excl_on_existing_file_is_eexist,
@@ -432,6 +433,19 @@ fn write_to_a_description_another_process_is_reading_does_not_block() {
     unsafe { kill(child, SIGKILL) };
     let exit = wait_child(child);
     assert!(matches!(exit, Exit::Code(0) | Exit::Signal(SIGKILL)), "{exit:?}");
+}
+
+/// FIONREAD counts the bytes buffered in a pipe through either end.
+fn fionread_works_on_both_ends_of_a_pipe() {
+    let (r, w) = pipe(0).unwrap();
+    write(w, b"hello").unwrap();
+    for fd in [r, w] {
+        let mut n: i32 = -1;
+        sys!(SYS_ioctl, fd, FIONREAD, &mut n as *mut i32).unwrap();
+        assert_eq!(n, 5, "fd {fd}");
+    }
+    close(r).unwrap();
+    close(w).unwrap();
 }
 
 fn open_missing_file_is_enoent() {

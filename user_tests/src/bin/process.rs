@@ -33,6 +33,7 @@ fn main() {
             wait_status_of_child_killed_by_sigsegv_is_signal_11,
             wait4_any_child_returns_its_pid,
             wait4_with_bad_options_is_einval,
+            wait4_for_pid_int_min_is_esrch,
             waitid_reports_pid_status_and_cld_exited,
             waitid_reports_cld_killed_with_signal,
             wnohang_on_running_child_returns_zero,
@@ -388,6 +389,12 @@ fn wait4_any_child_returns_its_pid() {
     let pid = fork_child(|| 0);
     let mut status = 0;
     assert_eq!(sys!(SYS_wait4, -1, &mut status as *mut i32, 0, 0).unwrap(), pid as i64);
+}
+
+/// wait4(INT_MIN): the negated pid would overflow, so Linux answers ESRCH.
+fn wait4_for_pid_int_min_is_esrch() {
+    let mut status = 0;
+    assert_errno!(sys!(SYS_wait4, i32::MIN, &mut status as *mut i32, 0, 0), ESRCH);
 }
 
 fn wait4_with_bad_options_is_einval() {

@@ -114,6 +114,7 @@ fn main() {
             mlockall_bad_flags_is_einval,
             mlock_beyond_rlimit_memlock_without_capability_is_enomem,
             mlock_with_zero_rlimit_memlock_without_capability_is_eperm,
+            mlock_with_rlimit_memlock_below_a_page_without_capability_is_enomem,
             mlock_within_rlimit_memlock_without_capability_succeeds,
             mlock_beyond_rlimit_memlock_as_root_succeeds,
             // 8. Accounting.
@@ -135,6 +136,7 @@ fn main() {
             map_growsdown_mapping_grows_when_touched_below_its_start,
             map_growsdown_mapping_does_not_grow_within_guard_gap_of_mapping_below,
             mmap_fixed_noreplace_partly_over_existing_mapping_is_eexist,
+            mmap_checks_length_and_type_before_the_file_access_mode,
         ],
     )
 }
@@ -1584,6 +1586,15 @@ fn mlock_with_zero_rlimit_memlock_without_capability_is_eperm() {
     });
 }
 
+/// An RLIMIT_MEMLOCK of 1 to 4095 bytes permits locking but locks no page: ENOMEM.
+fn mlock_with_rlimit_memlock_below_a_page_without_capability_is_enomem() {
+    run_in_child(|| {
+        let a = mmap_anon(PAGE);
+        drop_to_unprivileged_with_memlock(4095);
+        assert_errno!(mlock(a, PAGE), ENOMEM);
+    });
+}
+
 fn mlock_within_rlimit_memlock_without_capability_succeeds() {
     run_in_child(|| {
         let a = mmap_anon(16 * PAGE);
@@ -1947,6 +1958,17 @@ fn map_growsdown_mapping_does_not_grow_within_guard_gap_of_mapping_below() {
     assert_eq!(grows, Ok(g));
     assert_eq!(faults, (Fault::SegvMaperr, Fault::SegvMaperr), "just below, 64 pages below");
     assert_eq!(in_map, Some(g), "not grown");
+}
+
+/// mmap checks a zero length and a missing or bogus mapping type (EINVAL) before it
+/// compares the protection with the file's open mode (EACCES).
+fn mmap_checks_length_and_type_before_the_file_access_mode() {
+    let dir = TempDir::new();
+    let fd = open(&dir.file("f", &[0u8; PAGE]), O_WRONLY, 0).unwrap();
+    assert_errno!(mmap(0, 0, PROT_READ, MAP_SHARED, fd, 0), EINVAL);
+    assert_errno!(mmap(0, PAGE, PROT_READ, 0, fd, 0), EINVAL);
+    assert_errno!(mmap(0, PAGE, PROT_READ, MAP_SHARED, fd, 0), EACCES);
+    close(fd).unwrap();
 }
 
 fn mmap_fixed_noreplace_partly_over_existing_mapping_is_eexist() {
