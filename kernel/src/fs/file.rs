@@ -8,7 +8,6 @@ use super::vfs::*;
 use crate::errno::*;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::Mutex;
 
@@ -241,13 +240,12 @@ impl File {
     /// `fill` accepts; the position advances past the accepted ones.
     pub fn getdents(&self, mut fill: impl FnMut(&DirEntry, u64) -> bool) -> KResult<()> {
         let i = self.inode().ok_or(ENOTDIR)?;
-        let entries: Vec<DirEntry> = i.readdir()?;
         let mut off = self.offset.lock();
-        while (*off as usize) < entries.len() {
-            if !fill(&entries[*off as usize], *off + 1) {
+        for (pos, e) in i.readdir_from(*off)? {
+            if !fill(&e, pos + 1) {
                 break;
             }
-            *off += 1;
+            *off = pos + 1;
         }
         Ok(())
     }

@@ -233,9 +233,50 @@ impl Inode for TmpfsSymlink {
     }
 }
 
+/// A directory's entries by name, each with a position for getdents that stays put while
+/// other entries come and go (Linux's `simple_offset`, which shmem uses since 6.6): a
+/// listing that deletes as it goes (`rm -rf`) sees every entry once.
+#[derive(Default)]
+struct Entries {
+    by_name: BTreeMap<String, (u64, Arc<dyn Inode>)>,
+    by_pos: BTreeMap<u64, String>,
+    /// The next position; 0 and 1 are `.` and `..`.
+    next: u64,
+}
+
+impl Entries {
+    fn get(&self, name: &str) -> Option<&Arc<dyn Inode>> {
+        self.by_name.get(name).map(|(_, n)| n)
+    }
+    fn contains_key(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+    /// Adds `name` at a new position (last), returning what it replaced.
+    fn insert(&mut self, name: String, node: Arc<dyn Inode>) -> Option<Arc<dyn Inode>> {
+        let old = self.remove(&name);
+        let pos = self.next.max(2);
+        self.next = pos + 1;
+        self.by_pos.insert(pos, name.clone());
+        self.by_name.insert(name, (pos, node));
+        old
+    }
+    fn remove(&mut self, name: &str) -> Option<Arc<dyn Inode>> {
+        let (pos, node) = self.by_name.remove(name)?;
+        self.by_pos.remove(&pos);
+        Some(node)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&String, &Arc<dyn Inode>)> {
+        self.by_name.iter().map(|(name, (_, n))| (name, n))
+    }
+    /// (position, name, node) of the entries at or after `pos`, in position order.
+    fn at_or_after(&self, pos: u64) -> impl Iterator<Item = (u64, &String, &Arc<dyn Inode>)> {
+        self.by_pos.range(pos..).map(|(p, name)| (*p, name, &self.by_name[name].1))
+    }
+}
+
 pub struct TmpfsDir {
     meta: Mutex<Metadata>,
-    entries: Mutex<BTreeMap<String, Arc<dyn Inode>>>,
+    entries: Mutex<Entries>,
     /// `..`; changes when the directory is renamed into another one.
     parent: Mutex<Weak<dyn Inode>>,
     this: Weak<TmpfsDir>,
@@ -247,7 +288,7 @@ impl TmpfsDir {
             let parent: Weak<dyn Inode> = w.clone();
             TmpfsDir {
                 meta: Mutex::new(new_meta(S_IFDIR | 0o755, 0, 0)),
-                entries: Mutex::new(BTreeMap::new()),
+                entries: Mutex::new(Entries::default()),
                 parent: Mutex::new(parent),
                 this: w.clone(),
             }
@@ -259,7 +300,7 @@ impl TmpfsDir {
     pub fn new_child(parent: Weak<dyn Inode>, mode: u32, uid: u32, gid: u32) -> Arc<TmpfsDir> {
         let d = Arc::new_cyclic(|w: &Weak<TmpfsDir>| TmpfsDir {
             meta: Mutex::new(new_meta(S_IFDIR | (mode & 0o7777), uid, gid)),
-            entries: Mutex::new(BTreeMap::new()),
+            entries: Mutex::new(Entries::default()),
             parent: Mutex::new(parent),
             this: w.clone(),
         });
@@ -428,6 +469,16 @@ impl Inode for TmpfsDir {
     fn mount(&self, name: &str, root: Arc<dyn Inode>) -> KResult<()> {
         self.entries.lock().insert(name.to_string(), root);
         Ok(())
+    }
+    fn readdir_from(&self, pos: u64) -> KResult<Vec<(u64, DirEntry)>> {
+        let mut v: Vec<(u64, DirEntry)> =
+            self.readdir()?.into_iter().take(2).enumerate().map(|(i, e)| (i as u64, e)).collect();
+        v.retain(|(p, _)| *p >= pos);
+        for (p, name, node) in self.entries.lock().at_or_after(pos) {
+            let m = node.metadata();
+            v.push((p, DirEntry { name: name.clone(), ino: m.ino, d_type: m.d_type() }));
+        }
+        Ok(v)
     }
     fn readdir(&self) -> KResult<Vec<DirEntry>> {
         let me = self.meta.lock().ino;

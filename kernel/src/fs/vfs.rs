@@ -136,6 +136,13 @@ pub trait Inode: Send + Sync + Any {
     fn readdir(&self) -> KResult<Vec<DirEntry>> {
         Err(ENOTDIR)
     }
+    /// getdents: the entries at or after position `pos`, each with its position. The
+    /// default numbers `readdir`'s list; a directory whose entries keep their positions
+    /// while others are added and removed (tmpfs) overrides it.
+    fn readdir_from(&self, pos: u64) -> KResult<Vec<(u64, DirEntry)>> {
+        let start = usize::try_from(pos).unwrap_or(usize::MAX);
+        Ok(self.readdir()?.into_iter().enumerate().skip(start).map(|(i, e)| (i as u64, e)).collect())
+    }
     /// Moves entry `old` of this directory to `new` in `new_dir` (replacing
     /// what is there, as rename(2) does).
     fn rename(&self, _old: &str, _new_dir: &Arc<dyn Inode>, _new: &str) -> KResult<()> {

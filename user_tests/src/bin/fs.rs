@@ -13,6 +13,7 @@ fn main() {
         tests![
             write_to_a_description_another_process_is_reading_does_not_block,
             fionread_works_on_both_ends_of_a_pipe,
+            deleting_entries_while_listing_a_directory_visits_every_entry,
             open_missing_file_is_enoent,
             open_bad_path_pointer_is_efault,
             open_creat_excl_on_existing_file_is_eexist,
@@ -446,6 +447,24 @@ fn fionread_works_on_both_ends_of_a_pipe() {
     }
     close(r).unwrap();
     close(w).unwrap();
+}
+
+/// `rm -rf`: one open directory, each entry unlinked as getdents64 returns it; every
+/// entry must come up once, so the directory ends empty (positions stay put under removal).
+fn deleting_entries_while_listing_a_directory_visits_every_entry() {
+    let dir = TempDir::new();
+    let sub = dir.path.join("d");
+    std::fs::create_dir(&sub).unwrap();
+    for i in 0..1000 {
+        std::fs::write(sub.join(format!("f{i:04}")), b"").unwrap();
+    }
+    let mut seen = 0;
+    for e in std::fs::read_dir(&sub).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+        seen += 1;
+    }
+    let left = std::fs::read_dir(&sub).unwrap().count();
+    assert_eq!((seen, left), (1000, 0));
 }
 
 fn open_missing_file_is_enoent() {
