@@ -1,7 +1,7 @@
 //! /proc: generated files: `meminfo`, `mounts`, `uptime`, `sys/vm/stat_refresh`, the
-//! `self` link,
-//! and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `pagemap`,
-//! `smaps`, `smaps_rollup`, `stat`, `statm`, `status`.
+//! `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `pagemap`,
+//! `smaps`, `smaps_rollup`, `stat`, `statm`, `status` (the leader thread's state and name),
+//! and `task/TID/{comm,stat,status}` per thread.
 //!
 //! Every read regenerates the text and serves the requested slice, as
 //! Linux's seq_file does for small files.
@@ -10,7 +10,7 @@ use super::vfs::*;
 use crate::errno::*;
 use crate::mm::address_space::USER_PT_PAGES;
 use crate::mm::vma::{Backend, Prot, VmFlags};
-use crate::process::task::{find_process, Process, TABLES};
+use crate::process::task::{find_process, Process, Task, TABLES};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -29,6 +29,8 @@ const INO_UPTIME: u64 = 5;
 const INO_SYS: u64 = 6;
 const INO_SYS_VM: u64 = 7;
 const INO_STAT_REFRESH: u64 = 8;
+/// Set in the inode numbers of `task/` directories and the files in them.
+const TASK_INO: u64 = 1 << 40;
 
 fn meta(ino: u64, mode: u32) -> Metadata {
     let now = crate::time::realtime();
@@ -66,9 +68,9 @@ impl Inode for ProcRoot {
         match name {
             "" | "." => Ok(Arc::new(ProcRoot { parent: self.parent.clone() })),
             ".." => self.parent.upgrade().ok_or(ENOENT),
-            "meminfo" => Ok(Arc::new(ProcFile { kind: FileKind::Meminfo, pid: 0 })),
-            "mounts" => Ok(Arc::new(ProcFile { kind: FileKind::Mounts, pid: 0 })),
-            "uptime" => Ok(Arc::new(ProcFile { kind: FileKind::Uptime, pid: 0 })),
+            "meminfo" => Ok(Arc::new(ProcFile { kind: FileKind::Meminfo, pid: 0, tid: 0 })),
+            "mounts" => Ok(Arc::new(ProcFile { kind: FileKind::Mounts, pid: 0, tid: 0 })),
+            "uptime" => Ok(Arc::new(ProcFile { kind: FileKind::Uptime, pid: 0, tid: 0 })),
             "self" => Ok(Arc::new(SelfLink)),
             "sys" => Ok(Arc::new(SysctlDir { vm: false })),
             _ => {
@@ -207,9 +209,10 @@ impl Inode for PidDir {
             ".." => Ok(Arc::new(ProcRoot { parent: super::root_weak() })),
             "exe" => Ok(Arc::new(ExeLink { pid: self.pid })),
             "fd" => Ok(Arc::new(FdDir { pid: self.pid })),
+            "task" => Ok(Arc::new(TaskDir { pid: self.pid, tid: 0 })),
             _ => {
                 let kind = PID_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
-                Ok(Arc::new(ProcFile { kind, pid: self.pid }))
+                Ok(Arc::new(ProcFile { kind, pid: self.pid, tid: 0 }))
             }
         }
     }
@@ -224,6 +227,67 @@ impl Inode for PidDir {
         }
         v.push(DirEntry { name: "exe".into(), ino: base + 0x40, d_type: DT_LNK });
         v.push(DirEntry { name: "fd".into(), ino: base + 0x41, d_type: DT_DIR });
+        v.push(DirEntry { name: "task".into(), ino: TASK_INO | base, d_type: DT_DIR });
+        Ok(v)
+    }
+}
+
+/// The files of `/proc/pid/task/tid/`.
+const TASK_FILES: [(&str, FileKind); 3] =
+    [("comm", FileKind::Comm), ("stat", FileKind::Stat), ("status", FileKind::Status)];
+
+/// `/proc/pid/task` (`tid` 0): a directory per thread; `/proc/pid/task/tid`: that
+/// thread's `comm`, `stat` and `status`.
+struct TaskDir {
+    pid: u32,
+    tid: u32,
+}
+
+impl Inode for TaskDir {
+    fn metadata(&self) -> Metadata {
+        let mut m = meta(TASK_INO | ((self.tid.max(self.pid) as u64) << 8) | (self.tid != 0) as u64, S_IFDIR | 0o555);
+        m.nlink = 2;
+        m
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        let p = find_process(self.pid).ok_or(ENOENT)?;
+        match (self.tid, name) {
+            (_, "" | ".") => Ok(Arc::new(TaskDir { pid: self.pid, tid: self.tid })),
+            (0, "..") => Ok(Arc::new(PidDir { pid: self.pid })),
+            (_, "..") => Ok(Arc::new(TaskDir { pid: self.pid, tid: 0 })),
+            (0, _) => {
+                let tid: u32 = name.parse().map_err(|_| ENOENT)?;
+                thread_of(&p, tid).ok_or(ENOENT)?;
+                Ok(Arc::new(TaskDir { pid: self.pid, tid }))
+            }
+            (tid, _) => {
+                let kind = TASK_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
+                Ok(Arc::new(ProcFile { kind, pid: self.pid, tid }))
+            }
+        }
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        let p = find_process(self.pid).ok_or(ENOENT)?;
+        let me = self.metadata().ino;
+        let mut v = alloc::vec![
+            DirEntry { name: ".".into(), ino: me, d_type: DT_DIR },
+            DirEntry { name: "..".into(), ino: me, d_type: DT_DIR },
+        ];
+        if self.tid == 0 {
+            let mut tids: Vec<u32> = p.threads.lock().iter().map(|t| t.tid()).collect();
+            tids.sort_unstable();
+            for tid in tids {
+                v.push(DirEntry { name: tid.to_string(), ino: TASK_INO | ((tid as u64) << 8) | 1, d_type: DT_DIR });
+            }
+        } else {
+            for (name, kind) in TASK_FILES {
+                let ino = ProcFile { kind, pid: self.pid, tid: self.tid }.metadata().ino;
+                v.push(DirEntry { name: name.into(), ino, d_type: DT_REG });
+            }
+        }
         Ok(v)
     }
 }
@@ -247,6 +311,8 @@ enum FileKind {
 struct ProcFile {
     kind: FileKind,
     pid: u32,
+    /// A thread's own view (`/proc/pid/task/tid/...`), or 0 for the process's.
+    tid: u32,
 }
 
 impl Inode for ProcFile {
@@ -256,6 +322,7 @@ impl Inode for ProcFile {
             FileKind::Meminfo => INO_MEMINFO,
             FileKind::Mounts => INO_MOUNTS,
             FileKind::Uptime => INO_UPTIME,
+            _ if self.tid != 0 => TASK_INO | (((self.tid as u64) << 8) + 1 + idx),
             _ => ((self.pid as u64) << 8) + 1 + idx,
         };
         meta(ino, S_IFREG | 0o444)
@@ -297,6 +364,10 @@ impl ProcFile {
             _ => {}
         }
         let p = find_process(self.pid).ok_or(ESRCH)?;
+        // The thread whose state, name and id the file shows: the one asked for, or the
+        // thread group leader (None once the leader has exited: a zombie, as Linux shows it).
+        let task = if self.tid != 0 { Some(thread_of(&p, self.tid).ok_or(ESRCH)?) } else { thread_of(&p, p.pid) };
+        let task = task.as_ref();
         Ok(match self.kind {
             FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime => unreachable!(),
             FileKind::Cmdline => {
@@ -311,7 +382,7 @@ impl ProcFile {
                 }
             }
             FileKind::Comm => {
-                let mut c = comm(&p);
+                let mut c = comm(&p, task);
                 c.push('\n');
                 c.into_bytes()
             }
@@ -319,13 +390,13 @@ impl ProcFile {
             FileKind::SmapsRollup => smaps_rollup(&p).into_bytes(),
             FileKind::Smaps => smaps(&p).into_bytes(),
             FileKind::Pagemap => unreachable!("pagemap is read by range"),
-            FileKind::Stat => stat(&p).into_bytes(),
+            FileKind::Stat => stat(&p, task, self.tid).into_bytes(),
             FileKind::Statm => {
                 let s = mem_stats(&p);
                 let shared = s.rss_by_kind[1] + s.rss_by_kind[2];
                 format!("{} {} {} {} 0 {} 0\n", s.vm_pages, s.rss, shared, s.text_pages, s.data_pages).into_bytes()
             }
-            FileKind::Status => status(&p).into_bytes(),
+            FileKind::Status => status(&p, task, self.tid).into_bytes(),
         })
     }
 }
@@ -373,8 +444,17 @@ fn mm_of(p: &Arc<Process>) -> (Option<Arc<crate::mm::address_space::MmStruct>>, 
     (threads.first().and_then(|t| t.mm.lock().clone()), threads.len())
 }
 
-fn comm(p: &Arc<Process>) -> String {
-    let c = p.threads.lock().first().map(|t| *t.comm.lock()).unwrap_or_default();
+/// The thread `tid` of `p`, if it is alive.
+fn thread_of(p: &Arc<Process>, tid: u32) -> Option<Arc<Task>> {
+    p.threads.lock().iter().find(|t| t.tid() == tid).cloned()
+}
+
+/// The name of `task`, or of the first live thread when the leader is gone.
+fn comm(p: &Arc<Process>, task: Option<&Arc<Task>>) -> String {
+    let c = match task {
+        Some(t) => *t.comm.lock(),
+        None => p.threads.lock().first().map(|t| *t.comm.lock()).unwrap_or_default(),
+    };
     let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
     String::from_utf8_lossy(&c[..n]).into_owned()
 }
@@ -436,26 +516,28 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
     s
 }
 
-fn state_char(p: &Arc<Process>) -> char {
+/// The state letter of one thread, as Linux's `get_task_state`: a process shows its
+/// leader's (`task` None: the leader has exited and is a zombie until the group ends).
+fn state_char(p: &Arc<Process>, task: Option<&Arc<Task>>) -> char {
+    use crate::process::task::TaskState;
     if p.is_zombie() {
-        'Z'
-    } else if p.stopped.load(Ordering::Relaxed) {
-        'T'
-    } else {
-        let threads = p.threads.lock();
-        if threads.iter().any(|t| {
-            matches!(t.state(), crate::process::task::TaskState::Running | crate::process::task::TaskState::Runnable)
-        }) {
-            'R'
-        } else {
-            'S'
-        }
+        return 'Z';
+    }
+    let Some(t) = task else { return 'Z' };
+    if p.stopped.load(Ordering::Relaxed) {
+        return 'T';
+    }
+    match t.state() {
+        TaskState::Running | TaskState::Runnable => 'R',
+        TaskState::Interruptible => 'S',
+        TaskState::Uninterruptible => 'D',
+        TaskState::Dead => 'Z',
     }
 }
 
 /// `/proc/pid/stat`: the 52 fields of Linux's `do_task_stat`, with the ones
 /// not tracked yet as 0.
-fn stat(p: &Arc<Process>) -> String {
+fn stat(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
     let m = mem_stats(p);
     let (_, threads) = mm_of(p);
     let minflt = p.min_flt.load(Ordering::Relaxed);
@@ -463,9 +545,9 @@ fn stat(p: &Arc<Process>) -> String {
     let (cpu, kids) = (p.cpu_time(), p.children_cpu_time());
     let mut s = format!(
         "{} ({}) {} {} {} {} 0 -1 0 {} 0 0 0 {} {} {} {} 20 0 {} 0 0 {} {}",
-        p.pid,
-        comm(p),
-        state_char(p),
+        if tid != 0 { tid } else { p.pid },
+        comm(p, task),
+        state_char(p, task),
         p.parent_pid(),
         p.pgid(),
         p.sid.load(Ordering::Relaxed),
@@ -486,22 +568,23 @@ fn stat(p: &Arc<Process>) -> String {
     s
 }
 
-fn status(p: &Arc<Process>) -> String {
+fn status(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
     let m = mem_stats(p);
     let (_, threads) = mm_of(p);
     let c = *p.creds.lock();
-    let state = match state_char(p) {
+    let state = match state_char(p, task) {
         'R' => "R (running)",
+        'D' => "D (disk sleep)",
         'Z' => "Z (zombie)",
         'T' => "T (stopped)",
         _ => "S (sleeping)",
     };
     let mut s = String::new();
-    let _ = writeln!(s, "Name:\t{}", comm(p));
+    let _ = writeln!(s, "Name:\t{}", comm(p, task));
     let _ = writeln!(s, "Umask:\t0022");
     let _ = writeln!(s, "State:\t{}", state);
     let _ = writeln!(s, "Tgid:\t{}", p.pid);
-    let _ = writeln!(s, "Pid:\t{}", p.pid);
+    let _ = writeln!(s, "Pid:\t{}", if tid != 0 { tid } else { p.pid });
     let _ = writeln!(s, "PPid:\t{}", p.parent_pid());
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.uid, c.euid, c.suid, c.fsuid);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.gid, c.egid, c.sgid, c.fsgid);

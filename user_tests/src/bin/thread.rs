@@ -15,6 +15,8 @@ fn main() {
     run_tests(
         "thread",
         tests![
+            proc_pid_stat_shows_the_leaders_state_not_another_threads,
+            proc_pid_task_has_each_threads_stat_status_and_comm,
             spawn_join_returns_the_result,
             many_threads_increment_an_atomic_counter,
             mutex_protects_a_shared_counter,
@@ -50,6 +52,63 @@ fn gettid() -> i64 {
 
 fn futex(word: &AtomicU32, op: i32, val: u32, timeout: *const timespec) -> Result<i64, Errno> {
     sys!(SYS_futex, word.as_ptr(), op, val, timeout, 0, 0)
+}
+
+/// The state letter (third field) of a /proc stat line.
+fn stat_state(path: &str) -> char {
+    let text = std::fs::read_to_string(path).unwrap();
+    let after = &text[text.rfind(')').expect("comm in stat") + 2..];
+    after.chars().next().unwrap()
+}
+
+/// /proc/PID/stat shows the thread group leader's own state: while the main thread sleeps
+/// in join, a running second thread reads `S`, not its own `R`.
+fn proc_pid_stat_shows_the_leaders_state_not_another_threads() {
+    let pid = std::process::id();
+    let reader = thread::spawn(move || {
+        let path = format!("/proc/{pid}/stat");
+        let deadline = monotonic_ns() + 5_000_000_000;
+        loop {
+            let s = stat_state(&path);
+            if s == 'S' || monotonic_ns() > deadline {
+                return s;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    });
+    assert_eq!(reader.join().unwrap(), 'S');
+}
+
+/// /proc/PID/task lists every thread; task/TID/{stat,status,comm} describe that thread
+/// (its id in stat's first field and in status's Pid, its own name).
+fn proc_pid_task_has_each_threads_stat_status_and_comm() {
+    let pid = std::process::id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let t = thread::Builder::new()
+        .name("ut-worker".into())
+        .spawn(move || {
+            // SAFETY: gettid has no arguments.
+            tx.send(unsafe { libc::syscall(libc::SYS_gettid) } as u32).unwrap();
+            done_rx.recv().unwrap();
+        })
+        .unwrap();
+    let tid = rx.recv().unwrap();
+    let mut listed: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, [pid, tid]);
+    let dir = format!("/proc/{pid}/task/{tid}");
+    let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap();
+    assert!(stat.starts_with(&format!("{tid} (ut-worker) ")), "{stat}");
+    let status = std::fs::read_to_string(format!("{dir}/status")).unwrap();
+    assert!(status.contains(&format!("\nPid:\t{tid}\n")), "{status}");
+    assert!(status.contains(&format!("\nTgid:\t{pid}\n")), "{status}");
+    assert_eq!(std::fs::read_to_string(format!("{dir}/comm")).unwrap(), "ut-worker\n");
+    done_tx.send(()).unwrap();
+    t.join().unwrap();
 }
 
 fn spawn_join_returns_the_result() {
