@@ -2,7 +2,7 @@
 //! shared or exclusive locks owned by an open file description, so dup'd and
 //! inherited descriptors share them and the last close releases them.
 
-use super::file::File;
+use super::file::{File, FileKind, O_PATH};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
 use alloc::collections::BTreeMap;
@@ -20,12 +20,20 @@ pub const LOCK_UN: u32 = 8;
 static LOCKS: Mutex<BTreeMap<u64, Vec<(u64, bool)>>> = Mutex::new(BTreeMap::new());
 static WAITERS: WaitQueue = WaitQueue::new();
 
+/// Key of the inode every eventfd shares (Linux's single anonymous inode): flocks on
+/// two eventfds conflict, as they do there.
+const ANON_INODE: u64 = 1;
+
 /// The lock table's keys for `file`: its inode (the file keeps the `Arc`
-/// alive, so the address is stable while any lock exists) and the open file
-/// description itself.
+/// alive, so the address is stable while any lock exists; a pipe's two ends
+/// share one) and the open file description itself.
 fn keys(file: &File) -> KResult<(u64, u64)> {
-    let inode = file.inode().ok_or(EINVAL)?;
-    Ok((Arc::as_ptr(inode) as *const () as u64, file as *const File as u64))
+    let inode = match &file.kind {
+        FileKind::Inode(i) => Arc::as_ptr(i) as *const () as u64,
+        FileKind::PipeRead(p) | FileKind::PipeWrite(p) => Arc::as_ptr(p) as u64,
+        FileKind::EventFd(_) => ANON_INODE,
+    };
+    Ok((inode, file as *const File as u64))
 }
 
 /// Drops the lock `description` holds on `inode`, if any, and wakes waiters.
@@ -56,6 +64,10 @@ pub fn release(file: &File) {
 /// flock(2) on the open file description `file`. A conversion drops the old
 /// lock first, as Linux does (it is not atomic).
 pub fn flock(file: &File, op: u32) -> KResult<()> {
+    // fdget: an O_PATH descriptor is no file to lock.
+    if file.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
     let (inode, description) = keys(file)?;
     let nonblock = op & LOCK_NB != 0;
     let exclusive = match op & !LOCK_NB {

@@ -14,6 +14,8 @@ fn main() {
             write_to_a_description_another_process_is_reading_does_not_block,
             fionread_works_on_both_ends_of_a_pipe,
             deleting_entries_while_listing_a_directory_visits_every_entry,
+            flock_on_an_o_path_descriptor_is_ebadf,
+            flock_locks_a_pipe_and_its_other_end_conflicts,
             open_missing_file_is_enoent,
             open_bad_path_pointer_is_efault,
             open_creat_excl_on_existing_file_is_eexist,
@@ -465,6 +467,26 @@ fn deleting_entries_while_listing_a_directory_visits_every_entry() {
     }
     let left = std::fs::read_dir(&sub).unwrap().count();
     assert_eq!((seen, left), (1000, 0));
+}
+
+/// flock needs a real open file: an O_PATH descriptor is EBADF.
+fn flock_on_an_o_path_descriptor_is_ebadf() {
+    let dir = TempDir::new();
+    let fd = open(&dir.file("f", b""), O_PATH, 0).unwrap();
+    assert_errno!(sys!(SYS_flock, fd, LOCK_EX), EBADF);
+    close(fd).unwrap();
+}
+
+/// A pipe can be flocked; both ends are one inode, so the other end's description
+/// conflicts.
+fn flock_locks_a_pipe_and_its_other_end_conflicts() {
+    let (r, w) = pipe(0).unwrap();
+    sys!(SYS_flock, r, LOCK_EX).unwrap();
+    assert_errno!(sys!(SYS_flock, w, LOCK_EX | LOCK_NB), EAGAIN);
+    sys!(SYS_flock, r, LOCK_UN).unwrap();
+    sys!(SYS_flock, w, LOCK_EX | LOCK_NB).unwrap();
+    close(r).unwrap();
+    close(w).unwrap();
 }
 
 fn open_missing_file_is_enoent() {
