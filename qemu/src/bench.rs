@@ -8,6 +8,7 @@
 //! (`target/bench/` unless `--out DIR`). A boot that fails is reported with its reason
 //! and console log; the rows already measured are kept and the command exits non-zero.
 
+use crate::plot::{fmt_bytes, fmt_count};
 use crate::qemu::{self, QemuConfig, QemuExit};
 use crate::{build_kernel, target_dir, write_initramfs, Options};
 use std::collections::BTreeMap;
@@ -258,12 +259,17 @@ struct Results {
     linux_package: Option<String>,
     /// kernel -> (release, command line).
     kernels: BTreeMap<String, (String, String)>,
+    /// The host's CPU model and QEMU's version line, read once per run.
+    host_cpu: String,
+    qemu: String,
 }
 
 /// What a worker hands back for one boot.
 struct Boot {
     index: usize,
     run: qemu::QemuRun,
+    /// Where its console log went.
+    log: PathBuf,
     cmdline: String,
     timeout: Duration,
 }
@@ -301,7 +307,7 @@ fn boot(
     let run = qemu::run(&cfg)?;
     let log = logs.join(format!("{:03}-{}.log", index + 1, job.kernel.name()));
     let _ = std::fs::write(&log, format!("# {}\n# {:?}\n{}", job.command, qemu::command(&cfg), run.output));
-    Ok(Boot { index, run, cmdline: cfg.cmdline, timeout: cfg.timeout })
+    Ok(Boot { index, run, log, cmdline: cfg.cmdline, timeout: cfg.timeout })
 }
 
 /// Runs the benchmarks of `plan` (`jobs` boots at a time), writing the results to `out`.
@@ -315,8 +321,12 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
     let logs = out.join("logs");
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-    let mut res =
-        Results { linux_package: linux.as_ref().map(|l| format!("{} {}", l.package, l.version)), ..Default::default() };
+    let mut res = Results {
+        linux_package: linux.as_ref().map(|l| format!("{} {}", l.package, l.version)),
+        host_cpu: host_cpu(),
+        qemu: qemu_version(),
+        ..Default::default()
+    };
     let kernels = (ours, linux);
     let workers = plan.jobs.clamp(1, jobs.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -369,32 +379,25 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
                 fmt_duration(b.run.elapsed),
                 fmt_duration(elapsed)
             );
-            record(&mut res, plan, job, &b, &mut runs_seen, &logs);
+            record(&mut res, plan, job, &b, &mut runs_seen);
             if let Err(e) = write_outputs(&res, plan, out) {
                 fatal = Some(e);
             }
         }
     });
+    let report = write_report(&res, out);
     if let Some(e) = fatal {
         return Err(e);
     }
-    let summary = summary(&res.pt, &micro_rows(&res), &res.failures);
+    let summary = report?;
     eprintln!("xtask bench: {} boots in {}; results in {}", jobs.len(), fmt_duration(started.elapsed()), out.display());
     print!("{summary}");
     Ok(BenchOutcome { failures: res.failures })
 }
 
 /// Takes one boot's records into the results, and its failure if it failed.
-fn record(
-    res: &mut Results,
-    plan: &Plan,
-    job: &Job,
-    b: &Boot,
-    runs_seen: &mut BTreeMap<(String, String), u32>,
-    logs: &Path,
-) {
+fn record(res: &mut Results, plan: &Plan, job: &Job, b: &Boot, runs_seen: &mut BTreeMap<(String, String), u32>) {
     let run = &b.run;
-    let log = logs.join(format!("{:03}-{}.log", b.index + 1, job.kernel.name()));
     let records = parse_records(&run.output);
     let release =
         records.iter().find(|r| r.suite == "init").and_then(|r| r.fields.get("kernel").cloned()).unwrap_or_default();
@@ -435,7 +438,7 @@ fn record(
         print_micro(res, job.kernel.name());
     }
     if let Err(why) = verdict {
-        let msg = format!("{} on {}: {why} (console log {})", job.what, job.kernel.name(), log.display());
+        let msg = format!("{} on {}: {why} (console log {})", job.what, job.kernel.name(), b.log.display());
         eprintln!("xtask bench: FAILED {msg}");
         for l in run.output.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
             eprintln!("    | {l}");
@@ -585,8 +588,8 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Writes the CSVs, JSONs, plots and summary (again after every boot, so that a failed
-/// run keeps what it measured).
+/// Writes the CSVs, JSONs and run.json (again after every boot, so that a run cut short
+/// keeps what it measured).
 fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
     let (csv, json) = table_text(&PT_COLUMNS, &res.pt);
     write_file(&out.join("pt_sharing.csv"), &csv)?;
@@ -601,8 +604,8 @@ fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
     let _ = writeln!(meta, "  \"machine\": {},", json_value(&plan.machine));
     let _ = writeln!(meta, "  \"mem\": {},", json_value(&plan.mem));
     let _ = writeln!(meta, "  \"smp\": {},", plan.smp);
-    let _ = writeln!(meta, "  \"host_cpu\": {},", json_value(&host_cpu()));
-    let _ = writeln!(meta, "  \"qemu\": {},", json_value(&qemu_version()));
+    let _ = writeln!(meta, "  \"host_cpu\": {},", json_value(&res.host_cpu));
+    let _ = writeln!(meta, "  \"qemu\": {},", json_value(&res.qemu));
     let kernels: Vec<String> = res
         .kernels
         .iter()
@@ -615,9 +618,16 @@ fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
     let failures: Vec<String> = res.failures.iter().map(|f| json_value(f)).collect();
     let _ = writeln!(meta, "  \"failures\": [{}]", failures.join(", "));
     let _ = writeln!(meta, "}}");
-    write_file(&out.join("run.json"), &meta)?;
-    write_file(&out.join("summary.md"), &summary(&res.pt, &micro_rows(res), &res.failures))?;
-    plots(out, &res.pt, &micro_rows(res))
+    write_file(&out.join("run.json"), &meta)
+}
+
+/// Writes `summary.md` and the plots (once, at the end of a run); returns the summary.
+fn write_report(res: &Results, out: &Path) -> Result<String, String> {
+    let micro = micro_rows(res);
+    let summary = summary(&res.pt, &micro, &res.failures);
+    write_file(&out.join("summary.md"), &summary)?;
+    plots(out, &res.pt, &micro)?;
+    Ok(summary)
 }
 
 /// The charts: page-table bytes and attach+touch cycles against N (one chart per region
@@ -658,7 +668,7 @@ fn plots(out: &Path, pt: &[Row], micro: &[Row]) -> Result<(), String> {
                 &series,
                 true,
                 true,
-                crate::plot::fmt_bytes,
+                fmt_bytes,
             )?;
         }
         for access in ["read", "write"] {
@@ -678,23 +688,12 @@ fn plots(out: &Path, pt: &[Row], micro: &[Row]) -> Result<(), String> {
                     &series,
                     true,
                     true,
-                    crate::plot::fmt_count,
+                    fmt_count,
                 )?;
             }
         }
     }
-    let ratios: Vec<(String, f64)> = micro
-        .iter()
-        .filter(|r| r.get("kernel").map(String::as_str) == Some("ours"))
-        .filter_map(|r| {
-            let name = r.get("name")?;
-            let linux = micro
-                .iter()
-                .find(|l| l.get("kernel").map(String::as_str) == Some("linux") && l.get("name") == Some(name))?;
-            let (o, l) = (num(r, "ops_per_s")?, num(linux, "ops_per_s")?);
-            (l > 0.0).then(|| (name.clone(), o / l))
-        })
-        .collect();
+    let ratios = micro_ratios(micro);
     if !ratios.is_empty() {
         ratio_bars(&out.join("vm_micro_ratio"), "vm_micro: ours / Linux (ops/s, median)", "ratio", &ratios, 1.0)?;
     }
@@ -751,11 +750,11 @@ fn summary(pt: &[Row], micro: &[Row], failures: &[String]) -> String {
         ("pt_bytes_per_proc", "page tables / proc", fmt_bytes as fn(f64) -> String),
         ("pt_bytes_total", "page tables total", fmt_bytes),
         ("rss_shmem_bytes_per_proc", "RssShmem / proc", fmt_bytes),
-        ("faults_first_proc", "faults, first", fmt_num),
-        ("faults_per_later_proc", "faults, later", fmt_num),
-        ("cycles_first_proc", "cycles, first", fmt_num),
-        ("cycles_per_later_proc", "cycles, later", fmt_num),
-        ("fork_cycles", "fork cycles", fmt_num),
+        ("faults_first_proc", "faults, first", fmt_count),
+        ("faults_per_later_proc", "faults, later", fmt_count),
+        ("cycles_first_proc", "cycles, first", fmt_count),
+        ("cycles_per_later_proc", "cycles, later", fmt_count),
+        ("fork_cycles", "fork cycles", fmt_count),
     ];
     let medians: Vec<_> = cols.iter().map(|(c, _, _)| case_medians(pt, c)).collect();
     let mut cases: Vec<_> =
@@ -803,9 +802,9 @@ fn summary(pt: &[Row], micro: &[Row], failures: &[String]) -> String {
                 r.map(|r| {
                     format!(
                         "{} [{}, {}]",
-                        fmt_num(num(r, "ops_per_s").unwrap_or(0.0)),
-                        fmt_num(num(r, "min").unwrap_or(0.0)),
-                        fmt_num(num(r, "max").unwrap_or(0.0))
+                        fmt_count(num(r, "ops_per_s").unwrap_or(0.0)),
+                        fmt_count(num(r, "min").unwrap_or(0.0)),
+                        fmt_count(num(r, "max").unwrap_or(0.0))
                     )
                 })
                 .unwrap_or_else(|| "-".into())
@@ -921,14 +920,6 @@ pub fn headlines(pt: &[Row], micro: &[Row]) -> String {
     }
     let _ = writeln!(s);
     s
-}
-
-pub fn fmt_bytes(v: f64) -> String {
-    crate::plot::fmt_bytes(v)
-}
-
-pub fn fmt_num(v: f64) -> String {
-    crate::plot::fmt_count(v)
 }
 
 fn fmt_size(bytes: u64) -> String {

@@ -27,13 +27,13 @@ const ANON_INODE: u64 = 1;
 /// The lock table's keys for `file`: its inode (the file keeps the `Arc`
 /// alive, so the address is stable while any lock exists; a pipe's two ends
 /// share one) and the open file description itself.
-fn keys(file: &File) -> KResult<(u64, u64)> {
+fn keys(file: &File) -> (u64, u64) {
     let inode = match &file.kind {
         FileKind::Inode(i) => Arc::as_ptr(i) as *const () as u64,
         FileKind::PipeRead(p) | FileKind::PipeWrite(p) => Arc::as_ptr(p) as u64,
         FileKind::EventFd(_) => ANON_INODE,
     };
-    Ok((inode, file as *const File as u64))
+    (inode, file as *const File as u64)
 }
 
 /// Drops the lock `description` holds on `inode`, if any, and wakes waiters.
@@ -55,9 +55,8 @@ fn unlock(inode: u64, description: u64) {
 /// The last close of `file` (Linux's `locks_remove_flock` from `__fput`).
 pub fn release(file: &File) {
     if file.flocked.load(Ordering::Relaxed) {
-        if let Ok((inode, description)) = keys(file) {
-            unlock(inode, description);
-        }
+        let (inode, description) = keys(file);
+        unlock(inode, description);
     }
 }
 
@@ -68,7 +67,7 @@ pub fn flock(file: &File, op: u32) -> KResult<()> {
     if file.flags() & O_PATH != 0 {
         return Err(EBADF);
     }
-    let (inode, description) = keys(file)?;
+    let (inode, description) = keys(file);
     let nonblock = op & LOCK_NB != 0;
     let exclusive = match op & !LOCK_NB {
         LOCK_SH => false,

@@ -274,6 +274,12 @@ impl Entries {
     }
 }
 
+/// The getdents record of entry `name`.
+fn dir_entry(name: &str, node: &Arc<dyn Inode>) -> DirEntry {
+    let m = node.metadata();
+    DirEntry { name: name.to_string(), ino: m.ino, d_type: m.d_type() }
+}
+
 pub struct TmpfsDir {
     meta: Mutex<Metadata>,
     entries: Mutex<Entries>,
@@ -283,6 +289,16 @@ pub struct TmpfsDir {
 }
 
 impl TmpfsDir {
+    /// `.` and `..`, positions 0 and 1 of a listing.
+    fn dot_entries(&self) -> [DirEntry; 2] {
+        let me = self.meta.lock().ino;
+        let parent_ino = self.parent.lock().upgrade().map(|p| p.metadata().ino).unwrap_or(me);
+        [
+            DirEntry { name: ".".to_string(), ino: me, d_type: DT_DIR },
+            DirEntry { name: "..".to_string(), ino: parent_ino, d_type: DT_DIR },
+        ]
+    }
+
     pub fn new_root() -> Arc<dyn Inode> {
         let d: Arc<TmpfsDir> = Arc::new_cyclic(|w: &Weak<TmpfsDir>| {
             let parent: Weak<dyn Inode> = w.clone();
@@ -471,26 +487,14 @@ impl Inode for TmpfsDir {
         Ok(())
     }
     fn readdir_from(&self, pos: u64) -> KResult<Vec<(u64, DirEntry)>> {
-        let mut v: Vec<(u64, DirEntry)> =
-            self.readdir()?.into_iter().take(2).enumerate().map(|(i, e)| (i as u64, e)).collect();
+        let mut v: Vec<(u64, DirEntry)> = self.dot_entries().into_iter().zip(0..).map(|(e, p)| (p, e)).collect();
         v.retain(|(p, _)| *p >= pos);
-        for (p, name, node) in self.entries.lock().at_or_after(pos) {
-            let m = node.metadata();
-            v.push((p, DirEntry { name: name.clone(), ino: m.ino, d_type: m.d_type() }));
-        }
+        v.extend(self.entries.lock().at_or_after(pos).map(|(p, name, node)| (p, dir_entry(name, node))));
         Ok(v)
     }
     fn readdir(&self) -> KResult<Vec<DirEntry>> {
-        let me = self.meta.lock().ino;
-        let parent_ino = self.parent.lock().upgrade().map(|p| p.metadata().ino).unwrap_or(me);
-        let mut v = alloc::vec![
-            DirEntry { name: ".".to_string(), ino: me, d_type: DT_DIR },
-            DirEntry { name: "..".to_string(), ino: parent_ino, d_type: DT_DIR },
-        ];
-        for (name, node) in self.entries.lock().iter() {
-            let m = node.metadata();
-            v.push(DirEntry { name: name.clone(), ino: m.ino, d_type: m.d_type() });
-        }
+        let mut v = Vec::from(self.dot_entries());
+        v.extend(self.entries.lock().iter().map(|(name, node)| dir_entry(name, node)));
         Ok(v)
     }
     fn set_attr(&self, edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {
