@@ -530,7 +530,7 @@ fn state_char(p: &Arc<Process>, task: Option<&Arc<Task>>) -> char {
     match t.state() {
         TaskState::Running | TaskState::Runnable => 'R',
         TaskState::Interruptible => 'S',
-        TaskState::Uninterruptible => 'D',
+        TaskState::Uninterruptible | TaskState::Killable => 'D',
         TaskState::Dead => 'Z',
     }
 }
@@ -710,10 +710,10 @@ fn mlocked_pages() -> u64 {
         let inner = mm.inner.lock();
         let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
         for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {
-            for va in (v.start..v.end).step_by(4096) {
-                if let Some(m) = inner.pt.translate(&mem, va) {
-                    frames.insert(m.phys);
-                }
+            let mut va = v.start;
+            while let Some((at, m)) = inner.pt.next_mapped(&mem, va, v.end) {
+                frames.insert(m.phys);
+                va = at + 4096;
             }
         }
     }
@@ -744,8 +744,9 @@ impl SmapsStats {
         mem: &crate::mm::address_space::UserPhysMem<'_>,
         v: &crate::mm::vma::Vma,
     ) {
-        for va in (v.start..v.end).step_by(4096) {
-            let Some(m) = inner.pt.translate(mem, va) else { continue };
+        let mut va = v.start;
+        while let Some((at, m)) = inner.pt.next_mapped(mem, va, v.end) {
+            va = at + 4096;
             let kind = crate::mm::page::kind(m.phys);
             let is_anon = kind == crate::mm::page::PageKind::Anon;
             let users = (crate::mm::page::page_count(m.phys) - if is_anon { 0 } else { 1 }).max(1) as u64;
@@ -847,6 +848,7 @@ fn smaps(p: &Arc<Process>) -> String {
             (f.contains(VmFlags::GROWSDOWN), "gd"),
             (f.contains(VmFlags::LOCKED), "lo"),
             (f.contains(VmFlags::DONTFORK), "dc"),
+            (f.contains(VmFlags::NORESERVE), "nr"),
         ] {
             if on {
                 flags.push(' ');

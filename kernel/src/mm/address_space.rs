@@ -157,22 +157,20 @@ impl MmStruct {
             child_vma.open();
             c.vmas.insert(vma.start, child_vma);
             let mut va = vma.start;
-            while va < vma.end {
-                if let Some(m) = parent.pt.translate(&pmem, va) {
-                    let mut flags = m.flags;
-                    if !vma.is_shared() && flags.contains(PteFlags::WRITABLE) {
-                        flags.remove(PteFlags::WRITABLE);
-                        let _ = parent.pt.protect(&mut pmem, va, flags);
-                    }
-                    if c.pt.map(&mut cmem, va, m.phys, m.size, flags).is_err() {
-                        drop(c);
-                        super::tlb::flush_mm(parent.pt.root());
-                        return None;
-                    }
-                    page::get_page(m.phys);
-                    c.rss[page::kind(m.phys) as usize] += 1;
+            while let Some((at, m)) = parent.pt.next_mapped(&pmem, va, vma.end) {
+                let mut flags = m.flags;
+                if !vma.is_shared() && flags.contains(PteFlags::WRITABLE) {
+                    flags.remove(PteFlags::WRITABLE);
+                    let _ = parent.pt.protect(&mut pmem, at, flags);
                 }
-                va += PAGE_SIZE;
+                if c.pt.map(&mut cmem, at, m.phys, m.size, flags).is_err() {
+                    drop(c);
+                    super::tlb::flush_mm(parent.pt.root());
+                    return None;
+                }
+                page::get_page(m.phys);
+                c.rss[page::kind(m.phys) as usize] += 1;
+                va = at + PAGE_SIZE;
             }
         }
         c.hiwater_rss = c.rss_total();

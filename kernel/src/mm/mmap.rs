@@ -252,6 +252,9 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if flags & MAP_GROWSDOWN != 0 {
         vflags |= VmFlags::GROWSDOWN;
     }
+    if flags & MAP_NORESERVE != 0 {
+        vflags |= VmFlags::NORESERVE;
+    }
     inner.insert_vma(Vma {
         start,
         end: start + len,

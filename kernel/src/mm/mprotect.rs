@@ -44,14 +44,12 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     let inner = &mut *inner;
     let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
     let mut va = start;
-    while va < end {
-        if let Some(m) = inner.pt.translate(&mem, va) {
-            // Writability is only ever removed here; adding PROT_WRITE lets the
-            // next write fault decide (copy-on-write or reuse).
-            let keep_writable = m.flags.contains(PteFlags::WRITABLE);
-            let _ = inner.pt.protect(&mut mem, va, MmInner::pte_flags(new_prot, keep_writable));
-        }
-        va += PAGE_SIZE;
+    while let Some((at, m)) = inner.pt.next_mapped(&mem, va, end) {
+        // Writability is only ever removed here; adding PROT_WRITE lets the
+        // next write fault decide (copy-on-write or reuse).
+        let keep_writable = m.flags.contains(PteFlags::WRITABLE);
+        let _ = inner.pt.protect(&mut mem, at, MmInner::pte_flags(new_prot, keep_writable));
+        va = at + PAGE_SIZE;
     }
     inner.merge_around(start, end);
     super::tlb::flush_range(inner.pt.root(), start, end);

@@ -108,17 +108,18 @@ fn move_range(inner: &mut MmInner, mm: &MmStruct, old: u64, old_len: u64, new: u
     moved.pgoff = src.pgoff + (old - src.start) / PAGE_SIZE;
     if old_len != 0 {
         let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
-        let mut off = 0;
-        while off < old_len.min(new_len) {
-            if let Ok(m) = inner.pt.unmap(&mut mem, old + off, PageSize::Size4K) {
-                if inner.pt.map(&mut mem, new + off, m.phys, PageSize::Size4K, m.flags).is_err() {
+        let mut va = old;
+        let old_end = old + old_len.min(new_len);
+        while let Some((at, _)) = inner.pt.next_mapped(&mem, va, old_end) {
+            if let Ok(m) = inner.pt.unmap(&mut mem, at, PageSize::Size4K) {
+                if inner.pt.map(&mut mem, new + (at - old), m.phys, PageSize::Size4K, m.flags).is_err() {
                     // Out of page-table memory: drop the page (it reads back as zero or
                     // from the file), as the fault path would on exhaustion.
                     inner.rss[super::page::kind(m.phys) as usize] -= 1;
                     super::page::put_page(m.phys);
                 }
             }
-            off += PAGE_SIZE;
+            va = at + PAGE_SIZE;
         }
     }
     if old_len != 0 && !dont_unmap {

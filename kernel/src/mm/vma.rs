@@ -29,6 +29,9 @@ bitflags::bitflags! {
         const LOCKED = 1 << 5;
         /// mlock2(MLOCK_ONFAULT): locked, but only as pages are touched.
         const LOCKONFAULT = 1 << 6;
+        /// MAP_NORESERVE: no commit accounting; like every flag, it keeps the VMA
+        /// from merging with neighbours that lack it (VM_NORESERVE).
+        const NORESERVE = 1 << 7;
     }
 }
 

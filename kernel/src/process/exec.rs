@@ -81,27 +81,30 @@ fn parse_shebang(data: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
 }
 
 /// Linux's `de_thread`: every other thread of the process exits before the
-/// new image runs, and a non-leader thread takes over the leader's id.
-fn de_thread(t: &Arc<Task>) {
+/// new image runs, and a non-leader thread takes over the leader's id. A
+/// fatal signal while waiting for them fails with EINTR (the process is dying).
+fn de_thread(t: &Arc<Task>) -> KResult<()> {
     let p = t.process.clone();
     let others: Vec<Arc<Task>> = p.threads.lock().iter().filter(|o| !Arc::ptr_eq(o, t)).cloned().collect();
     if others.is_empty() {
-        return;
+        return Ok(());
     }
     *p.exec_by.lock() = Some(t.tid());
     for o in &others {
         // A pending SIGKILL breaks them out of interruptible sleeps; on the way
         // back to user mode they see exec_by and exit (not the whole group).
         o.sig.lock().pending.add(super::signal::SigInfo::new(super::signal::SIGKILL, super::signal::SI_KERNEL));
-        super::sched::wake_up_interruptible(o);
+        super::sched::signal_wake_up(o, true);
     }
     p.stop_wait.wake_all();
     drop(others);
-    let _ = p.thread_exit.wait_until(false, || (p.threads.lock().len() == 1).then_some(()));
+    let r = p.thread_exit.wait_until_killable(|| (p.threads.lock().len() == 1).then_some(()));
     *p.exec_by.lock() = None;
+    r?;
     if t.tid() != p.pid {
         t.become_leader();
     }
+    Ok(())
 }
 
 /// Replaces `t`'s program. On success `frame` is the new user entry state;
@@ -256,8 +259,9 @@ pub fn exec_into(
         inner.env_range = (image.env_start, image.env_end);
     }
 
-    // Point of no return (Linux's `begin_new_exec`).
-    de_thread(t);
+    // Point of no return (Linux's `begin_new_exec`), unless a fatal signal
+    // ends the wait for the other threads: the dying process keeps its image.
+    de_thread(t)?;
     let old = t.mm.lock().replace(mm.clone());
     mm.activate();
     drop(old);

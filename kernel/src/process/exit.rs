@@ -18,13 +18,10 @@ pub const fn signaled_status(sig: u32, core: bool) -> i32 {
     sig as i32 | if core { 0x80 } else { 0 }
 }
 
-/// exit_group with a plain exit code.
-pub fn do_exit_group(code: i32) -> ! {
-    group_exit(exited_status(code))
-}
-
-/// Ends the whole thread group with wait status `status`.
-pub fn group_exit(status: i32) -> ! {
+/// Ends the whole thread group with wait status `status` (or the status an
+/// earlier exit_group or fatal signal gave it). Only `exit_to_user_mode` calls it
+/// (and `do_exit`): the task's stack then holds nothing but the trap frame.
+pub(super) fn group_exit(status: i32) -> ! {
     let t = super::current();
     let p = t.process.clone();
     let others: Vec<_> = {
@@ -37,7 +34,7 @@ pub fn group_exit(status: i32) -> ! {
     drop(t);
     for o in &others {
         o.sig.lock().pending.add(SigInfo::new(signal::SIGKILL, signal::SI_KERNEL));
-        super::sched::wake_up_interruptible(o);
+        super::sched::signal_wake_up(o, true);
     }
     drop(others);
     drop(p);
@@ -46,7 +43,8 @@ pub fn group_exit(status: i32) -> ! {
 
 /// Ends the current thread (the `exit` syscall, or a thread of a dying group).
 /// The last thread of a process turns it into a zombie and tells the parent.
-pub fn do_exit(status: i32) -> ! {
+/// Called only from `exit_to_user_mode`, where the stack below holds no references.
+pub(super) fn do_exit(status: i32) -> ! {
     let t = super::current();
     // CLONE_CHILD_CLEARTID / set_tid_address: zero the word and wake a joiner.
     let ctid = t.clear_child_tid.swap(0, Ordering::Relaxed);

@@ -161,7 +161,9 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     });
     super::sched::add_task(child);
     if let Some(c) = vfork {
-        c.wait();
+        // A fatal signal ends the wait; the parent dies on its way out and the child runs on
+        // (Linux's `wait_for_vfork_done`).
+        let _ = c.wait_killable();
     }
     Ok(tid)
 }

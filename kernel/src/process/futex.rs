@@ -73,7 +73,7 @@ pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>, pri
         if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
             break Err(ETIMEDOUT);
         }
-        if q.sleep_once(&t, true, deadline) {
+        if q.sleep_once(&t, super::task::TaskState::Interruptible, deadline) {
             break Ok(0);
         }
     };

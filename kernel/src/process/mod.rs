@@ -65,6 +65,21 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
 /// deliver signals (Linux's `exit_to_user_mode_loop`).
 pub fn exit_to_user_mode(frame: &mut TrapFrame) {
     loop {
+        // The only place a task exits: every syscall has returned, so whatever it
+        // held has been dropped. An exit_group or fatal signal (`kill_group`) sets the
+        // group's status and comes before any handler of another pending signal.
+        let (own, group) = {
+            let t = current();
+            let own = t.exit_status.lock().take();
+            let group = *t.process.group_exit.lock();
+            (own, group)
+        };
+        if let Some(status) = group {
+            exit::group_exit(status);
+        }
+        if let Some(status) = own {
+            exit::do_exit(status);
+        }
         itimer::check_expired();
         if sched::need_resched() {
             sched::schedule();

@@ -40,11 +40,10 @@ pub fn current() -> Option<Arc<Task>> {
     irq_off(|| RQ.lock().current.clone())
 }
 
-/// Makes a sleeping task runnable (an interruptible sleeper only if `signal`).
-pub fn wake_up(t: &Arc<Task>) -> bool {
+/// Makes `t` runnable if it sleeps in one of `states`; true if it did.
+fn wake_up_state(t: &Arc<Task>, states: &[TaskState]) -> bool {
     irq_off(|| {
-        let woke = t.transition(TaskState::Interruptible, TaskState::Runnable)
-            || t.transition(TaskState::Uninterruptible, TaskState::Runnable);
+        let woke = states.iter().any(|&s| t.transition(s, TaskState::Runnable));
         if woke {
             RQ.lock().queue.push_back(t.clone());
         }
@@ -52,13 +51,17 @@ pub fn wake_up(t: &Arc<Task>) -> bool {
     })
 }
 
-/// Wakes `t` if it sleeps interruptibly (signal delivery).
-pub fn wake_up_interruptible(t: &Arc<Task>) {
-    irq_off(|| {
-        if t.transition(TaskState::Interruptible, TaskState::Runnable) {
-            RQ.lock().queue.push_back(t.clone());
-        }
-    })
+/// Makes a sleeping task runnable, however it sleeps (the event it waited for happened).
+pub fn wake_up(t: &Arc<Task>) -> bool {
+    wake_up_state(t, &[TaskState::Interruptible, TaskState::Uninterruptible, TaskState::Killable])
+}
+
+/// Wakes `t` for a new signal (Linux's `signal_wake_up`): an interruptible sleeper always,
+/// a killable one if the signal is `fatal`.
+pub fn signal_wake_up(t: &Arc<Task>, fatal: bool) {
+    let states: &[TaskState] =
+        if fatal { &[TaskState::Interruptible, TaskState::Killable] } else { &[TaskState::Interruptible] };
+    wake_up_state(t, states);
 }
 
 /// Queues a new task.

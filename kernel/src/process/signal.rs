@@ -308,10 +308,37 @@ fn do_signal_stop(t: &Arc<Task>, sig: u32) {
         *p.job_report.lock() = Some(super::task::JobReport::Stopped(sig));
         notify_parent_job(&p, CLD_STOPPED, sig as i32);
     }
-    let _ = p.stop_wait.wait_until(false, || {
-        let killed = t.sig.lock().pending.set & sigmask(SIGKILL) != 0;
-        (!p.stopped.load(core::sync::atomic::Ordering::Acquire) || killed).then_some(())
-    });
+    let _ = p.stop_wait.wait_until_killable(|| (!p.stopped.load(core::sync::atomic::Ordering::Acquire)).then_some(()));
+}
+
+/// Whether `sig`, taken by a thread that does not block it, ends the whole process at once
+/// (Linux's `sig_fatal` less the core-dumping signals): SIGKILL, or no handler and a default
+/// action of terminating, unless the process is stopped (then only SIGKILL acts at once; the
+/// other stays pending until SIGCONT, as Linux's `wants_signal` skips stopped threads).
+fn kills_group(t: &Task, sig: u32) -> bool {
+    sig == SIGKILL
+        || (default_action(sig) == Default_::Terminate
+            && t.sighand().lock().get(sig).handler == SIG_DFL
+            && !t.process.stopped.load(core::sync::atomic::Ordering::Acquire))
+}
+
+/// The fatal branch of Linux's `complete_signal`: the group's exit status becomes `sig`'s,
+/// and every thread gets SIGKILL and wakes, from killable sleeps too, so that each returns
+/// from its syscall and exits on the way out.
+pub fn kill_group(p: &Arc<super::task::Process>, status: i32) {
+    {
+        let mut g = p.group_exit.lock();
+        if g.is_none() {
+            *g = Some(status);
+        }
+    }
+    let threads = p.threads.lock().clone();
+    for t in &threads {
+        t.sig.lock().pending.add(SigInfo::new(SIGKILL, SI_KERNEL));
+        super::sched::signal_wake_up(t, true);
+    }
+    // A stopped process must wake to die.
+    p.stop_wait.wake_all();
 }
 
 /// Queues a signal for one thread and wakes it.
@@ -322,7 +349,11 @@ pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
         return;
     }
     t.sig.lock().pending.add(info);
-    super::sched::wake_up_interruptible(t);
+    if t.sig.lock().blocked & sigmask(sig) == 0 && kills_group(t, sig) {
+        kill_group(&t.process, super::exit::signaled_status(sig, false));
+    } else {
+        super::sched::signal_wake_up(t, false);
+    }
 }
 
 /// Queues a process-directed signal and wakes a thread that can take it.
@@ -334,19 +365,14 @@ pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
     if ignored(first, sig) {
         return;
     }
-    if sig == SIGKILL {
-        // Every thread dies: make it pending for each.
-        for t in &threads {
-            t.sig.lock().pending.add(info);
-            super::sched::wake_up_interruptible(t);
-        }
-        // A stopped process must wake to die.
-        p.stop_wait.wake_all();
+    let wants = |t: &&Arc<Task>| sig == SIGKILL || t.sig.lock().blocked & sigmask(sig) == 0;
+    let target = threads.iter().find(wants);
+    if target.is_some_and(|t| kills_group(t, sig)) {
+        kill_group(p, super::exit::signaled_status(sig, false));
         return;
     }
     p.shared_pending.lock().add(info);
-    let target = threads.iter().find(|t| t.sig.lock().blocked & sigmask(sig) == 0).unwrap_or(first);
-    super::sched::wake_up_interruptible(target);
+    super::sched::signal_wake_up(target.unwrap_or(first), false);
 }
 
 /// A signal the kernel raises for the current thread (SIGPIPE on a broken pipe).

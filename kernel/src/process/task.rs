@@ -33,6 +33,8 @@ pub enum TaskState {
     Uninterruptible = 3,
     /// Exited; its stack is freed when the last reference goes.
     Dead = 4,
+    /// Sleeping; the event or a fatal signal wakes it (Linux's TASK_KILLABLE).
+    Killable = 5,
 }
 
 /// Working directory and umask (CLONE_FS shares them).
@@ -64,6 +66,9 @@ pub struct Task {
     pub robust_list: AtomicU64,
     /// The vfork parent waits here until this task execs or exits.
     pub vfork_done: Mutex<Option<Arc<super::wait_queue::Completion>>>,
+    /// Set by the `exit` syscall: the wait status this thread ends with in
+    /// `exit_to_user_mode`, after the syscall has returned and dropped what it held.
+    pub exit_status: Mutex<Option<i32>>,
     /// Timer deadline (ns since boot) while sleeping with a timeout; 0 if none.
     pub wake_at: AtomicU64,
     /// The command name (`comm`): the executable's base name, or PR_SET_NAME's.
@@ -137,6 +142,7 @@ impl Task {
             1 => TaskState::Running,
             2 => TaskState::Interruptible,
             3 => TaskState::Uninterruptible,
+            5 => TaskState::Killable,
             _ => TaskState::Dead,
         }
     }
@@ -380,6 +386,7 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
         vfork_done: Mutex::new(None),
+        exit_status: Mutex::new(None),
         wake_at: AtomicU64::new(0),
         comm: Mutex::new(n.comm),
         runtime_ns: AtomicU64::new(0),

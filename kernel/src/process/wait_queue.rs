@@ -26,6 +26,8 @@ impl WaitQueue {
     /// Sleeps until `cond` returns Some. Interruptible waits end with
     /// ERESTARTSYS when a signal is pending: the syscall is restarted or fails
     /// with EINTR depending on the handler's SA_RESTART (see `signal::restart_syscall`).
+    /// An uninterruptible wait ignores even SIGKILL: keep it for waits that end by
+    /// themselves, soon (the watchdog reports one that lasts).
     pub fn wait_until<R>(&self, interruptible: bool, cond: impl FnMut() -> Option<R>) -> KResult<R> {
         self.wait_until_deadline(interruptible, None, cond)
     }
@@ -35,28 +37,43 @@ impl WaitQueue {
         &self,
         interruptible: bool,
         deadline: Option<u64>,
-        mut cond: impl FnMut() -> Option<R>,
+        cond: impl FnMut() -> Option<R>,
     ) -> KResult<R> {
+        let state = if interruptible { TaskState::Interruptible } else { TaskState::Uninterruptible };
+        self.wait_event(state, deadline, cond)
+    }
+
+    /// Sleeps until `cond` returns Some or a fatal signal arrives (Linux's
+    /// `wait_event_killable`): then EINTR, which the syscall returns on its way
+    /// out to the exit in `exit_to_user_mode`, so everything it holds is dropped.
+    pub fn wait_until_killable<R>(&self, cond: impl FnMut() -> Option<R>) -> KResult<R> {
+        self.wait_event(TaskState::Killable, None, cond)
+    }
+
+    fn wait_event<R>(&self, state: TaskState, deadline: Option<u64>, mut cond: impl FnMut() -> Option<R>) -> KResult<R> {
         loop {
             if let Some(r) = cond() {
                 return Ok(r);
             }
             let t = super::current();
-            if interruptible && super::signal::signal_pending(&t) {
-                return Err(ERESTARTSYS);
+            match state {
+                TaskState::Interruptible if super::signal::signal_pending(&t) => return Err(ERESTARTSYS),
+                TaskState::Killable if super::signal::fatal_signal_pending(&t) => return Err(EINTR),
+                _ => {}
             }
             if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
                 return Err(ETIMEDOUT);
             }
-            self.sleep_once(&t, interruptible, deadline);
+            self.sleep_once(&t, state, deadline);
         }
     }
 
-    /// Puts `t` (the current task) to sleep on this queue once. Returns true
-    /// if a wake on this queue ended the sleep (not a signal or the deadline).
-    pub fn sleep_once(&self, t: &Arc<super::task::Task>, interruptible: bool, deadline: Option<u64>) -> bool {
+    /// Puts `t` (the current task) to sleep on this queue once, in `state`
+    /// (Interruptible, Killable or Uninterruptible). Returns true if a wake on
+    /// this queue ended the sleep (not a signal or the deadline).
+    pub fn sleep_once(&self, t: &Arc<super::task::Task>, state: TaskState, deadline: Option<u64>) -> bool {
         crate::arch::cpu::without_interrupts(|| {
-            t.set_state(if interruptible { TaskState::Interruptible } else { TaskState::Uninterruptible });
+            t.set_state(state);
             self.waiters.lock().push(t.clone());
             if let Some(d) = deadline {
                 t.wake_at.store(d.max(1), Ordering::Relaxed);
@@ -128,7 +145,8 @@ impl Completion {
         self.done.store(true, Ordering::Release);
         self.wq.wake_all();
     }
-    pub fn wait(&self) {
-        let _ = self.wq.wait_until(false, || self.done.load(Ordering::Acquire).then_some(()));
+    /// Waits for `complete`, or a fatal signal (EINTR).
+    pub fn wait_killable(&self) -> KResult<()> {
+        self.wq.wait_until_killable(|| self.done.load(Ordering::Acquire).then_some(()))
     }
 }

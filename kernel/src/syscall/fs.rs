@@ -72,6 +72,14 @@ fn absolute_path(dirfd: i32, path: &[u8]) -> String {
 /// a bounded chunk at a time (no allocation sized by the caller). Stops at a
 /// short read, and after the first chunk for streams (pipes, devices return
 /// what they have). An error after some progress returns the progress.
+/// Between two chunks of a copy whose length a user chose: give up the CPU if the
+/// slice is used, and stop if the task is being killed (it dies on its way out;
+/// Linux's copy loops check `fatal_signal_pending` the same way).
+fn next_chunk() -> bool {
+    crate::process::sched::cond_resched();
+    !crate::process::signal::fatal_signal_pending(&current())
+}
+
 fn read_to_user(
     va: u64,
     len: usize,
@@ -96,7 +104,7 @@ fn read_to_user(
             break;
         }
         done += n;
-        if n < want || stream {
+        if n < want || stream || !next_chunk() {
             break;
         }
     }
@@ -121,7 +129,7 @@ fn write_from_user(va: u64, len: usize, mut write: impl FnMut(&[u8], u64) -> KRe
         match write(&buf[..n], done as u64) {
             Ok(w) => {
                 done += w;
-                if w < n {
+                if w < n || !next_chunk() {
                     break;
                 }
             }
@@ -1043,7 +1051,7 @@ pub fn sys_sendfile(a: Args) -> SysResult {
         if let Some(o) = offset.as_mut() {
             *o += w as u64;
         }
-        if w < n || n < want {
+        if w < n || n < want || !next_chunk() {
             break;
         }
     }

@@ -152,12 +152,18 @@ pub fn sys_execve(frame: &mut TrapFrame, a: Args) -> SysResult {
     Ok(Ret::Frame)
 }
 
+/// The thread ends in `exit_to_user_mode`, once this syscall has unwound.
 pub fn sys_exit(a: Args) -> SysResult {
-    crate::process::exit::do_exit(crate::process::exit::exited_status(a.i32(0)))
+    *current().exit_status.lock() = Some(crate::process::exit::exited_status(a.i32(0)));
+    ok(0)
 }
 
+/// Every thread of the process gets SIGKILL; each, this one included, ends in
+/// `exit_to_user_mode` with the group's status.
 pub fn sys_exit_group(a: Args) -> SysResult {
-    crate::process::exit::do_exit_group(a.i32(0))
+    let p = current().process.clone();
+    crate::process::signal::kill_group(&p, crate::process::exit::exited_status(a.i32(0)));
+    ok(0)
 }
 
 fn wait_target(pid: i32) -> WaitTarget {

@@ -150,7 +150,7 @@ pub fn sys_pause() -> SysResult {
         if signal_pending(&t) {
             return Err(ERESTARTNOHAND);
         }
-        Q.sleep_once(&t, true, None);
+        Q.sleep_once(&t, crate::process::task::TaskState::Interruptible, None);
     }
 }
 

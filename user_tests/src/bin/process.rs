@@ -23,6 +23,8 @@ fn main() {
             fork_reports_pids_consistently,
             vfork_suspends_parent_until_child_exits,
             vfork_parent_resumes_when_child_execs,
+            vfork_parent_waiting_for_its_child_dies_of_sigkill,
+            vfork_parent_waiting_for_its_child_dies_of_sigterm_without_handler,
             clone_with_only_sigchld_behaves_like_fork,
             clone_thread_without_sighand_is_einval,
             clone3_with_exit_signal_sigchld_behaves_like_fork,
@@ -257,6 +259,59 @@ fn vfork_suspends_parent_until_child_exits() {
     assert_eq!(unsafe { std::ptr::read_volatile(&flag) }, 1);
     assert!(elapsed >= 30_000_000, "resumed after {elapsed} ns, before the child's exit");
     assert_eq!(wait_child(pid as i32), Exit::Code(7));
+}
+
+/// The raw vfork system call whose child pauses forever; returns the child's pid.
+fn vfork_pause_forever() -> i64 {
+    let ret: i64;
+    unsafe {
+        asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "3:",
+            "mov eax, {pause}",
+            "syscall",
+            "jmp 3b",
+            "2:",
+            pause = const SYS_pause,
+            inlateout("rax") SYS_vfork => ret,
+            out("rcx") _, out("r11") _,
+        );
+    }
+    ret
+}
+
+/// The one-letter state of `pid` in /proc/PID/stat.
+fn proc_state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+}
+
+/// A process blocked in vfork until its child execs or exits, and a signal `sig` sent
+/// to it: how it ends. Its child (which never ends by itself) is killed afterwards
+/// through the process group they share.
+fn kill_vfork_parent(sig: i32) -> Exit {
+    let parent = fork_child(|| {
+        unsafe { setpgid(0, 0) };
+        vfork_pause_forever();
+        0
+    });
+    // Linux shows the vfork wait as D (killable, not interruptible).
+    assert!(wait_until(10_000, || proc_state(parent) == Some('D')), "parent never blocked in vfork");
+    unsafe { libc::kill(parent, sig) };
+    let how = wait_child(parent);
+    unsafe { libc::kill(-parent, SIGKILL) };
+    how
+}
+
+fn vfork_parent_waiting_for_its_child_dies_of_sigkill() {
+    assert_eq!(kill_vfork_parent(SIGKILL), Exit::Signal(SIGKILL));
+}
+
+fn vfork_parent_waiting_for_its_child_dies_of_sigterm_without_handler() {
+    // A signal whose default action kills ends killable waits too (Linux's complete_signal).
+    assert_eq!(kill_vfork_parent(SIGTERM), Exit::Signal(SIGTERM));
 }
 
 /// The raw vfork system call whose child immediately execs `path` (exit 127 on failure).

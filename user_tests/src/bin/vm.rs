@@ -105,6 +105,10 @@ fn main() {
             mincore_writes_the_mapped_part_before_enomem,
             extreme_lengths_and_addresses_fail_cleanly,
             random_memory_syscalls_leave_the_kernel_standing,
+            mprotect_of_a_huge_sparse_mapping_costs_only_its_pages,
+            fork_with_a_huge_sparse_mapping_costs_only_its_pages,
+            mremap_of_a_huge_sparse_mapping_costs_only_its_pages,
+            smaps_of_a_huge_sparse_mapping_costs_only_its_pages,
             // 7. mlock family.
             mlock_adds_to_vmlck_and_munlock_removes,
             mlock2_onfault_is_accepted_and_counted_in_vmlck,
@@ -1308,6 +1312,53 @@ fn mincore_unmapped_range_is_enomem() {
     assert_errno!(mincore(a + PAGE, PAGE, vec.as_mut_ptr() as usize), ENOMEM);
     assert_errno!(mincore(a, 3 * PAGE, vec.as_mut_ptr() as usize), ENOMEM);
     munmap(a, PAGE).unwrap();
+}
+
+/// 8 TiB of address space, one VMA, with two pages touched (first and last): the range
+/// operations below must cost what is mapped, not the length (a page-by-page walk takes
+/// 2^31 steps and never finishes here).
+const HUGE: usize = 8 << 40;
+
+fn huge_sparse_mapping() -> usize {
+    let a = mmap(0, HUGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0).unwrap();
+    for page in [a, a + HUGE - PAGE] {
+        fill_page(page, 0x5a);
+    }
+    a
+}
+
+fn mprotect_of_a_huge_sparse_mapping_costs_only_its_pages() {
+    let a = huge_sparse_mapping();
+    mprotect(a, HUGE, PROT_READ).unwrap();
+    assert_page(a + HUGE - PAGE, 0x5a, "last page after mprotect");
+    munmap(a, HUGE).unwrap();
+}
+
+fn fork_with_a_huge_sparse_mapping_costs_only_its_pages() {
+    let a = huge_sparse_mapping();
+    let how = child_exit(|| (load_byte(a + HUGE - PAGE) == 0x5a) as i32);
+    assert_eq!(how, Exit::Code(1));
+    munmap(a, HUGE).unwrap();
+}
+
+fn mremap_of_a_huge_sparse_mapping_costs_only_its_pages() {
+    let a = huge_sparse_mapping();
+    let dst = mmap(0, HUGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0).unwrap();
+    let c = mremap(a, HUGE, HUGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst).unwrap();
+    assert_eq!(c, dst);
+    assert_page(c + HUGE - PAGE, 0x5a, "last page after two moves");
+    munmap(c, HUGE).unwrap();
+}
+
+fn smaps_of_a_huge_sparse_mapping_costs_only_its_pages() {
+    let a = huge_sparse_mapping();
+    let smaps = read_proc(c"/proc/self/smaps");
+    // Its own VMA: MAP_NORESERVE keeps it from merging with other anonymous memory.
+    let head = format!("{:x}-{:x} ", a, a + HUGE);
+    let entry = smaps.split(&head).nth(1).expect("mapping missing from smaps");
+    let flags = entry.lines().find(|l| l.starts_with("VmFlags:")).expect("VmFlags line");
+    assert!(flags.split_whitespace().any(|f| f == "nr"), "no nr in {flags}");
+    munmap(a, HUGE).unwrap();
 }
 
 /// A length covering the whole user half (from address 0, never mapped) is ENOMEM when

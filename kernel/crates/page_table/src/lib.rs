@@ -356,6 +356,32 @@ impl PageTable {
         self.walk(mem, va).map(|l| Mapping::from_leaf(l.pte, l.level))
     }
 
+    /// The first mapped leaf at or after `va` and below `end`: its address (`va` itself if
+    /// that is mapped, else the start of the leaf) and mapping. Absent subtrees are skipped
+    /// with one read each, so walking a huge, sparsely populated range costs what is mapped
+    /// in it, not its length (Linux's range walks skip `pXd_none` entries the same way).
+    pub fn next_mapped(&self, mem: &impl PhysMem, mut va: u64, end: u64) -> Option<(u64, Mapping)> {
+        'outer: while va < end && is_canonical(va) {
+            let mut table = self.root;
+            for level in (1..=4).rev() {
+                let pte = Pte(mem.read_pte(table, table_index(va, level)));
+                if !pte.is_present() {
+                    // Nothing below this entry: go on at the next one.
+                    match (va & !(span(level) - 1)).checked_add(span(level)) {
+                        Some(next) => va = next,
+                        None => return None,
+                    }
+                    continue 'outer;
+                }
+                if is_leaf(pte, level) {
+                    return Some((va, Mapping::from_leaf(pte, level)));
+                }
+                table = pte.addr();
+            }
+        }
+        None
+    }
+
     /// Replace the flags of the leaf covering `va` (any address inside it). PRESENT is always
     /// kept (a non-present entry with a frame would leak it), HUGE follows the leaf's size.
     /// Returns the old flags (without HUGE), including hardware-set ACCESSED/DIRTY.

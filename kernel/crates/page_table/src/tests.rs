@@ -513,3 +513,41 @@ fn guest_teardown_and_ungraft_leave_the_hosts_table() {
     assert_eq!(guest.ungraft(&mut mem, base, 1), Err(UnmapError::NotMapped));
     assert!(host.translate(&mem, base).is_some());
 }
+
+#[test]
+fn next_mapped_finds_each_leaf_in_order() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x5000, 0x1000, PageSize::Size4K, P).unwrap();
+    pt.map(&mut mem, 0x40_0000, 0x60_0000, PageSize::Size2M, P).unwrap();
+    pt.map(&mut mem, 0x7f_0000_3000, 0x2000, PageSize::Size4K, P).unwrap();
+    let mut found = Vec::new();
+    let mut va = 0;
+    while let Some((at, m)) = pt.next_mapped(&mem, va, 1 << 47) {
+        found.push((at, m.phys));
+        va = at + m.size.bytes();
+    }
+    assert_eq!(found, [(0x5000, 0x1000), (0x40_0000, 0x60_0000), (0x7f_0000_3000, 0x2000)]);
+}
+
+#[test]
+fn next_mapped_stops_at_end_and_inside_a_leaf_returns_va() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x40_0000, 0x60_0000, PageSize::Size2M, P).unwrap();
+    pt.map(&mut mem, 0x80_0000, 0x2000, PageSize::Size4K, P).unwrap();
+    assert_eq!(pt.next_mapped(&mem, 0x40_1000, 1 << 47).map(|(va, _)| va), Some(0x40_1000));
+    assert_eq!(pt.next_mapped(&mem, 0x60_0000, 0x80_0000), None);
+    assert_eq!(pt.next_mapped(&mem, 0x60_0000, 0x80_1000).map(|(va, _)| va), Some(0x80_0000));
+}
+
+#[test]
+fn next_mapped_over_the_whole_user_half_reads_few_entries() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x7fff_ffff_f000, 0x1000, PageSize::Size4K, P).unwrap();
+    mem.reads.set(0);
+    let (va, _) = pt.next_mapped(&mem, 0, 1 << 47).unwrap();
+    assert_eq!(va, 0x7fff_ffff_f000);
+    // Each absent entry costs one walk from the root: at most 512 per level times 4 reads,
+    // where a page-by-page walk would make 2^35 probes.
+    assert!(mem.reads.get() <= 4 * 4 * 512, "{} reads", mem.reads.get());
+    assert_eq!(pt.next_mapped(&mem, va + K4, 1 << 47), None);
+}
