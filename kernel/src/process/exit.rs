@@ -19,24 +19,13 @@ pub const fn signaled_status(sig: u32, core: bool) -> i32 {
 }
 
 /// Ends the whole thread group with wait status `status` (or the status an
-/// earlier exit_group or fatal signal gave it). Only `exit_to_user_mode` calls it
-/// (and `do_exit`): the task's stack then holds nothing but the trap frame.
+/// earlier exit_group or fatal signal gave it): a fatal signal taken by this
+/// thread that `kill_group` had not already spread to the others (a core-dumping
+/// one). Only `exit_to_user_mode` calls it: the task's stack then holds nothing
+/// but the trap frame.
 pub(super) fn group_exit(status: i32) -> ! {
-    let t = super::current();
-    let p = t.process.clone();
-    let others: Vec<_> = {
-        let mut g = p.group_exit.lock();
-        if g.is_none() {
-            *g = Some(status);
-        }
-        p.threads.lock().iter().filter(|o| !Arc::ptr_eq(o, &t)).cloned().collect()
-    };
-    drop(t);
-    for o in &others {
-        o.sig.lock().pending.add(SigInfo::new(signal::SIGKILL, signal::SI_KERNEL));
-        super::sched::signal_wake_up(o, true);
-    }
-    drop(others);
+    let p = super::current().process.clone();
+    signal::kill_group(&p, status);
     drop(p);
     do_exit(status)
 }

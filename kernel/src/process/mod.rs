@@ -66,18 +66,16 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
 pub fn exit_to_user_mode(frame: &mut TrapFrame) {
     loop {
         // The only place a task exits: every syscall has returned, so whatever it
-        // held has been dropped. An exit_group or fatal signal (`kill_group`) sets the
-        // group's status and comes before any handler of another pending signal.
-        let (own, group) = {
+        // held has been dropped. An exit_group or fatal signal (`kill_group`) has set
+        // the group's status and killed every thread; that comes before any handler
+        // of another pending signal.
+        let exiting = {
             let t = current();
             let own = t.exit_status.lock().take();
             let group = *t.process.group_exit.lock();
-            (own, group)
+            group.or(own)
         };
-        if let Some(status) = group {
-            exit::group_exit(status);
-        }
-        if let Some(status) = own {
+        if let Some(status) = exiting {
             exit::do_exit(status);
         }
         itimer::check_expired();

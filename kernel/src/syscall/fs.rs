@@ -68,10 +68,6 @@ fn absolute_path(dirfd: i32, path: &[u8]) -> String {
     join_path(&base, path)
 }
 
-/// Moves up to `len` bytes from `read(buf, done)` to user memory at `va`,
-/// a bounded chunk at a time (no allocation sized by the caller). Stops at a
-/// short read, and after the first chunk for streams (pipes, devices return
-/// what they have). An error after some progress returns the progress.
 /// Between two chunks of a copy whose length a user chose: give up the CPU if the
 /// slice is used, and stop if the task is being killed (it dies on its way out;
 /// Linux's copy loops check `fatal_signal_pending` the same way).
@@ -80,6 +76,10 @@ fn next_chunk() -> bool {
     !crate::process::signal::fatal_signal_pending(&current())
 }
 
+/// Moves up to `len` bytes from `read(buf, done)` to user memory at `va`,
+/// a bounded chunk at a time (no allocation sized by the caller). Stops at a
+/// short read, and after the first chunk for streams (pipes, devices return
+/// what they have). An error after some progress returns the progress.
 fn read_to_user(
     va: u64,
     len: usize,
