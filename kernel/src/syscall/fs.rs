@@ -658,6 +658,10 @@ pub fn sys_fcntl(a: Args) -> SysResult {
         F_SETFL => {
             let f = files.lock().get(fd)?;
             let old = f.flags();
+            // Turning O_NOATIME on or off needs the owner or CAP_FOWNER, as opening with it.
+            if (old ^ a.u32(2)) & O_NOATIME != 0 && !inode_owner_or_capable(&cred(), &f.metadata()) {
+                return Err(EPERM);
+            }
             f.flags.store((old & !SETFL_MASK) | (a.u32(2) & SETFL_MASK), core::sync::atomic::Ordering::Relaxed);
             ok(0)
         }

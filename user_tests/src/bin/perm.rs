@@ -60,6 +60,8 @@ fn main() {
         let code = match args.first().map(String::as_str) {
             Some("euid") => sys!(SYS_geteuid).unwrap() as i32,
             Some("permitted") => (capget().1 != 0) as i32,
+            // Run although execve should have failed.
+            Some("unexpected") => 3,
             _ => 0,
         };
         std::process::exit(code);
@@ -86,6 +88,7 @@ fn main() {
             cap_dac_override_and_cap_dac_read_search_let_root_open_any_file,
             opening_a_directory_for_reading_needs_read_permission,
             o_noatime_needs_the_owner_or_cap_fowner,
+            setting_o_noatime_with_fcntl_needs_the_owner_or_cap_fowner,
             truncate_needs_write_permission,
             exec_needs_execute_permission,
             root_needs_an_execute_bit_to_exec,
@@ -585,6 +588,21 @@ fn o_noatime_needs_the_owner_or_cap_fowner() {
     }
 }
 
+fn setting_o_noatime_with_fcntl_needs_the_owner_or_cap_fowner() {
+    let cases: &[(Who, Option<i32>)] =
+        &[(Owner, None), (Other, Some(EPERM)), (Root, None), (RootWithout(&[CAP_FOWNER]), Some(EPERM))];
+    for &(who, expect) in cases {
+        let t = TempDir::new();
+        let f = file_as(&t.join("f"), OWNER, 0o644);
+        expect_as(who, expect, "F_SETFL O_NOATIME on OWNER's file", || {
+            let fd = open(&f, O_RDONLY, 0).map_err(|e| e.0)?;
+            let r = outcome(sys!(SYS_fcntl, fd, F_SETFL, O_NOATIME));
+            close(fd).unwrap();
+            r
+        });
+    }
+}
+
 fn truncate_needs_write_permission() {
     let cases: &[(u32, Who, Option<i32>)] = &[
         (0o600, Owner, None),
@@ -607,11 +625,11 @@ fn truncate_needs_write_permission() {
 // ---------------------------------------------------------------------------------------
 
 /// Runs the program at `path` as `who` and checks it ran (exit 0) or execve failed
-/// with `expect`.
+/// with `expect` (a program that runs then exits with 3).
 #[track_caller]
 fn expect_exec(who: Who, path: &str, expect: Option<i32>, case: &str) {
     as_who(who, || {
-        let e = run_prog(path, "exit0");
+        let e = run_prog(path, if expect.is_some() { "unexpected" } else { "exit0" });
         assert_eq!(Some(e.0), expect, "{case} as {who:?}: execve failed with {e}");
     });
 }
@@ -640,7 +658,7 @@ fn root_needs_an_execute_bit_to_exec() {
         (0o100, Root, None),
         (0o001, Root, None),
         (0o666, Root, Some(EACCES)),
-        (0o001, RootWithout(&[CAP_DAC_OVERRIDE]), Some(EACCES)),
+        (0o100, RootWithout(&[CAP_DAC_OVERRIDE]), Some(EACCES)),
     ];
     for &(mode, who, expect) in cases {
         let t = TempDir::new();
@@ -660,7 +678,7 @@ fn exec_of_a_file_open_for_writing_is_etxtbsy() {
     let p = prog_as(&t.join("prog"), 0, 0o755);
     as_who(Root, || {
         let fd = open(&p, O_WRONLY, 0).expect("open for writing");
-        assert_eq!(run_prog(&p, "exit0"), Errno(ETXTBSY));
+        assert_eq!(run_prog(&p, "unexpected"), Errno(ETXTBSY));
         close(fd).unwrap();
     });
 }
