@@ -121,6 +121,7 @@ fn main() {
             setgroups_needs_cap_setgid,
             supplementary_groups_are_inherited_by_fork,
             capbset_drop_removes_a_capability_from_the_bounding_set,
+            signalling_another_users_process_needs_cap_kill,
         ],
     );
 }
@@ -994,4 +995,37 @@ fn capbset_drop_removes_a_capability_from_the_bounding_set() {
         sys!(SYS_prctl, PR_CAPBSET_DROP, CAP_CHOWN).expect("PR_CAPBSET_DROP");
         assert_eq!(sys!(SYS_prctl, PR_CAPBSET_READ, CAP_CHOWN), Ok(0));
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals
+// ---------------------------------------------------------------------------------------
+
+fn signalling_another_users_process_needs_cap_kill() {
+    // A process of OTHER's, in another session (so SIGCONT gets no exemption).
+    let (r, w) = user_tests::pipe(O_CLOEXEC).unwrap();
+    let target = fork_child(|| {
+        sys!(SYS_setsid).unwrap();
+        set_ids(OTHER, OTHER, &[]);
+        user_tests::write(w, b"x").unwrap();
+        loop {
+            unsafe { pause() };
+        }
+    });
+    close(w).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(user_tests::read(r, &mut b), Ok(1), "the target did not start");
+    close(r).unwrap();
+    let cases: &[(Who, i32, Option<i32>)] = &[
+        (Other, 0, None),
+        (Member, 0, Some(EPERM)),
+        (Member, SIGCONT, Some(EPERM)),
+        (Root, 0, None),
+        (RootWithout(&[CAP_KILL]), 0, Some(EPERM)),
+    ];
+    for &(who, sig, expect) in cases {
+        expect_as(who, expect, &format!("kill(OTHER's process, {sig})"), || outcome(sys!(SYS_kill, target, sig)));
+    }
+    sys!(SYS_kill, target, SIGKILL).unwrap();
+    assert_eq!(wait_child(target), Exit::Signal(SIGKILL));
 }
