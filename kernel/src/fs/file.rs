@@ -1,11 +1,13 @@
 //! Open files (Linux's `struct file`): an inode or a pipe end, the offset and
 //! the status flags. Descriptors and mappings hold `Arc<File>`; the last
-//! reference closes it (a pipe end's count drops).
+//! reference closes it (a pipe end's count drops). Regular files open for writing
+//! are counted per inode (Linux's `i_writecount`): exec refuses them (ETXTBSY).
 
 use super::eventfd::EventFd;
 use super::pipe::Pipe;
 use super::vfs::*;
 use crate::errno::*;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -54,6 +56,17 @@ pub struct File {
     /// Whether this description ever took a flock (its drop releases it);
     /// spares every other close a look at the global lock table.
     pub flocked: AtomicBool,
+    /// The (dev, ino) whose writer count this open file holds (`get_write_access`).
+    writer_of: Option<(u64, u64)>,
+}
+
+/// Open files with write access, per (dev, ino) of a regular file.
+static WRITERS: Mutex<BTreeMap<(u64, u64), usize>> = Mutex::new(BTreeMap::new());
+
+/// Whether some open file can write the regular file `m` describes (exec's
+/// `deny_write_access` fails with ETXTBSY then).
+pub fn open_for_writing(m: &Metadata) -> bool {
+    WRITERS.lock().contains_key(&(m.dev, m.ino))
 }
 
 pub const SEEK_SET: u32 = 0;
@@ -62,12 +75,23 @@ pub const SEEK_END: u32 = 2;
 
 impl File {
     pub fn new(kind: FileKind, flags: u32, path: String) -> Arc<File> {
+        let writer_of = match &kind {
+            FileKind::Inode(i) if flags & O_PATH == 0 && flags & O_ACCMODE != O_RDONLY => {
+                let m = i.metadata();
+                m.is_regular().then_some((m.dev, m.ino))
+            }
+            _ => None,
+        };
+        if let Some(key) = writer_of {
+            *WRITERS.lock().entry(key).or_insert(0) += 1;
+        }
         Arc::new(File {
             kind,
             offset: Mutex::new(0),
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             path,
             flocked: AtomicBool::new(false),
+            writer_of,
         })
     }
 
@@ -254,6 +278,15 @@ impl File {
 impl Drop for File {
     fn drop(&mut self) {
         super::flock::release(self);
+        if let Some(key) = self.writer_of {
+            let mut writers = WRITERS.lock();
+            if let Some(n) = writers.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    writers.remove(&key);
+                }
+            }
+        }
         match &self.kind {
             FileKind::PipeRead(p) => p.close_end(true),
             FileKind::PipeWrite(p) => p.close_end(false),

@@ -7,6 +7,7 @@ pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod flock;
+pub mod namei;
 pub mod path;
 pub mod pipe;
 pub mod procfs;
@@ -47,6 +48,7 @@ pub fn init() -> KResult<()> {
 
 fn unpack_initramfs(root: &Arc<dyn Inode>, archive: &[u8]) -> KResult<()> {
     let mut files = 0;
+    let cred = crate::process::cred::Creds::root();
     for entry in cpio::Reader::new(archive) {
         let e = entry.map_err(|e| {
             log::error!("initramfs: {:?}", e);
@@ -59,7 +61,7 @@ fn unpack_initramfs(root: &Arc<dyn Inode>, archive: &[u8]) -> KResult<()> {
             Some((p, n)) => (p, n),
             None => ("", e.name),
         };
-        let parent = path::lookup_from(root.clone(), root.clone(), parent_path.as_bytes(), true)?;
+        let parent = path::lookup_from(&cred, root.clone(), root.clone(), parent_path.as_bytes(), true)?;
         let kind = e.mode & cpio::S_IFMT;
         let node = match parent.lookup(name) {
             Ok(n) => n,

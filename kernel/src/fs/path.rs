@@ -1,8 +1,11 @@
 //! Path resolution (Linux's `path_lookupat`/`link_path_walk`): components,
-//! `.` and `..`, symlinks (at most 40), trailing slashes.
+//! `.` and `..`, symlinks (at most 40), trailing slashes, and search permission
+//! on every directory passed through (`may_lookup`) for the given credentials.
 
+use super::namei::may_lookup;
 use super::vfs::Inode;
 use crate::errno::*;
+use crate::process::cred::Creds;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -15,12 +18,19 @@ fn as_str(b: &[u8]) -> KResult<&str> {
 
 /// Resolves `path` from `start` (or `root` when absolute). `follow` decides
 /// whether a final symlink is followed.
-pub fn lookup_from(root: Arc<dyn Inode>, start: Arc<dyn Inode>, path: &[u8], follow: bool) -> KResult<Arc<dyn Inode>> {
+pub fn lookup_from(
+    cred: &Creds,
+    root: Arc<dyn Inode>,
+    start: Arc<dyn Inode>,
+    path: &[u8],
+    follow: bool,
+) -> KResult<Arc<dyn Inode>> {
     let mut budget = MAX_SYMLINKS;
-    walk(&root, start, path, follow, &mut budget)
+    walk(cred, &root, start, path, follow, &mut budget)
 }
 
 fn walk(
+    cred: &Creds,
     root: &Arc<dyn Inode>,
     start: Arc<dyn Inode>,
     path: &[u8],
@@ -38,6 +48,7 @@ fn walk(
         if !cur.metadata().is_dir() {
             return Err(ENOTDIR);
         }
+        may_lookup(cred, &cur)?;
         if comp.len() > 255 {
             return Err(ENAMETOOLONG);
         }
@@ -49,7 +60,7 @@ fn walk(
             }
             *budget -= 1;
             let target = next.readlink()?;
-            cur = walk(root, cur, &target, true, budget)?;
+            cur = walk(cred, root, cur, &target, true, budget)?;
         } else {
             cur = next;
         }
@@ -62,7 +73,9 @@ fn walk(
 
 /// Splits `path` into its parent directory (resolved) and final component.
 /// A path ending in `/`, `.` or `..`, or the root itself, has no final name.
+/// The parent must be searchable, as for any component looked up in it.
 pub fn lookup_parent(
+    cred: &Creds,
     root: Arc<dyn Inode>,
     start: Arc<dyn Inode>,
     path: &[u8],
@@ -82,9 +95,12 @@ pub fn lookup_parent(
         Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
         None => (&b""[..], trimmed),
     };
-    let parent = if dir.is_empty() { start } else { lookup_from(root.clone(), start, dir, true)? };
+    let parent = if dir.is_empty() { start } else { lookup_from(cred, root.clone(), start, dir, true)? };
     if !parent.metadata().is_dir() {
         return Err(ENOTDIR);
+    }
+    if !name.is_empty() {
+        may_lookup(cred, &parent)?;
     }
     let name = as_str(name)?;
     if name.len() > 255 {

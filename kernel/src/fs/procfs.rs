@@ -571,7 +571,7 @@ fn stat(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
 fn status(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
     let m = mem_stats(p);
     let (_, threads) = mm_of(p);
-    let c = *p.creds.lock();
+    let c = p.creds.lock().clone();
     let state = match state_char(p, task) {
         'R' => "R (running)",
         'D' => "D (disk sleep)",
@@ -589,7 +589,7 @@ fn status(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", c.uid, c.euid, c.suid, c.fsuid);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", c.gid, c.egid, c.sgid, c.fsgid);
     // Each supplementary group followed by a space, as Linux prints them.
-    let groups: String = p.groups.lock().iter().map(|g| format!("{g} ")).collect();
+    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
     let _ = writeln!(s, "Groups:\t{}", groups);
     let _ = writeln!(s, "VmPeak:\t{:>8} kB", kb(m.vm_peak.max(m.vm_pages)));
     let _ = writeln!(s, "VmSize:\t{:>8} kB", kb(m.vm_pages));
@@ -636,12 +636,10 @@ fn status(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
     let _ = writeln!(s, "SigBlk:\t{:016x}", blocked);
     let _ = writeln!(s, "SigIgn:\t{:016x}", ignored);
     let _ = writeln!(s, "SigCgt:\t{:016x}", caught);
-    // Root holds every capability (no capability sets yet).
-    let caps = if c.euid == 0 { 0x0000_01ff_ffff_ffffu64 } else { 0 };
-    let _ = writeln!(s, "CapInh:\t{:016x}", 0);
-    let _ = writeln!(s, "CapPrm:\t{:016x}", caps);
-    let _ = writeln!(s, "CapEff:\t{:016x}", caps);
-    let _ = writeln!(s, "CapBnd:\t{:016x}", 0x0000_01ff_ffff_ffffu64);
+    let _ = writeln!(s, "CapInh:\t{:016x}", c.cap_inheritable);
+    let _ = writeln!(s, "CapPrm:\t{:016x}", c.cap_permitted);
+    let _ = writeln!(s, "CapEff:\t{:016x}", c.cap_effective);
+    let _ = writeln!(s, "CapBnd:\t{:016x}", c.cap_bset);
     let _ = writeln!(s, "CapAmb:\t{:016x}", 0);
     let _ = writeln!(s, "NoNewPrivs:\t0");
     let _ = writeln!(s, "Cpus_allowed:\t1");
@@ -898,6 +896,12 @@ impl Inode for FdDir {
     fn metadata(&self) -> Metadata {
         let mut m = meta(((self.pid as u64) << 8) + 0x41, S_IFDIR | 0o500);
         m.nlink = 2;
+        // Owned by the process's effective ids, so it may list its own descriptors
+        // (`task_dump_owner`).
+        if let Some(p) = crate::process::task::find_process(self.pid) {
+            let c = p.creds.lock();
+            (m.uid, m.gid) = (c.euid, c.egid);
+        }
         m
     }
     fn as_any(&self) -> &dyn Any {
@@ -968,7 +972,7 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let p = find_process(pid).ok_or(ESRCH)?;
     let (mm, _) = mm_of(&p);
     let Some(mm) = mm else { return Ok(0) };
-    let show_pfn = crate::process::current().process.creds.lock().capable();
+    let show_pfn = crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN);
     let inner = mm.inner.lock();
     let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
     let mut n = 0;

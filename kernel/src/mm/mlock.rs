@@ -19,7 +19,7 @@ pub const MCL_ONFAULT: u32 = 4;
 /// (CAP_IPC_LOCK, RLIMIT_MEMLOCK in bytes) of the calling process.
 fn lock_rights() -> (bool, u64) {
     let p = crate::process::current().process.clone();
-    let capable = p.creds.lock().capable();
+    let capable = p.creds.lock().capable(crate::process::cred::CAP_IPC_LOCK);
     (capable, p.rlimit(RLIMIT_MEMLOCK).cur)
 }
 

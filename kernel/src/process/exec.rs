@@ -1,12 +1,15 @@
 //! execve (Linux's fs/exec.c and fs/binfmt_elf.c `load_elf_binary`): a new
 //! address space from a static ELF (or a `#!` script's interpreter), the
-//! initial stack, and the resets exec implies.
+//! initial stack, the resets exec implies, and the new credentials (set-user-ID
+//! and set-group-ID files, the capability sets).
 
+use super::cred::Creds;
 use super::task::Task;
 use crate::arch::context::FpuState;
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
-use crate::fs::vfs::Inode;
+use crate::fs::namei::{may_open, MAY_EXEC};
+use crate::fs::vfs::{Inode, Metadata};
 use crate::mm::address_space::{MmStruct, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Backend, Prot, VmFlags, Vma};
 use crate::mm::PAGE_SIZE;
@@ -31,15 +34,44 @@ fn prot(p: elf_loader::Prot) -> Prot {
     r
 }
 
-/// Resolves `path` for exec: a regular file with an execute bit.
+/// Resolves and checks `path` for exec (`do_open_execat`): execute permission
+/// (`may_open` with MAY_EXEC; root needs some execute bit), a regular file
+/// (EACCES), and no open file writing it (`deny_write_access`: ETXTBSY).
 fn open_exec(t: &Task, path: &[u8]) -> KResult<Arc<dyn Inode>> {
+    let cred = t.process.creds.lock().clone();
     let cwd = t.fs().lock().cwd.clone();
-    let inode = crate::fs::path::lookup_from(crate::fs::root(), cwd, path, true)?;
+    let inode = crate::fs::path::lookup_from(&cred, crate::fs::root(), cwd, path, true)?;
     let m = inode.metadata();
-    if !m.is_regular() || m.mode & 0o111 == 0 {
+    may_open(&cred, &m, MAY_EXEC, 0)?;
+    if !m.is_regular() {
         return Err(EACCES);
     }
+    if crate::fs::file::open_for_writing(&m) {
+        return Err(ETXTBSY);
+    }
     Ok(inode)
+}
+
+/// The credentials the new program runs with (`bprm_fill_uid`, then
+/// `cap_bprm_creds_from_file`): a set-user-ID file's owner as effective uid, a
+/// set-group-ID (and group-executable) file's group as effective gid, saved and
+/// fs ids following; then the capability sets for the new ids. Returns them and
+/// whether the effective ids differ from the old real ones (AT_SECURE).
+fn exec_creds(old: &Creds, file: &Metadata) -> (Creds, bool) {
+    let mut c = old.clone();
+    if file.mode & 0o4000 != 0 {
+        c.euid = file.uid;
+    }
+    if file.mode & 0o2010 == 0o2010 {
+        c.egid = file.gid;
+    }
+    c.suid = c.euid;
+    c.fsuid = c.euid;
+    c.sgid = c.egid;
+    c.fsgid = c.egid;
+    c.exec_caps();
+    let secure = c.euid != old.uid || c.egid != old.gid;
+    (c, secure)
 }
 
 /// The first `limit` bytes of the file (all of it if shorter).
@@ -159,7 +191,7 @@ pub fn exec_into(
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);
 
-    let creds = *t.process.creds.lock();
+    let (creds, secure) = exec_creds(&t.process.creds.lock(), &inode.metadata());
     let auxv = elf_loader::exec_auxv(
         &info,
         bias,
@@ -173,7 +205,7 @@ pub fn exec_into(
             euid: creds.euid as u64,
             gid: creds.gid as u64,
             egid: creds.egid as u64,
-            secure: false,
+            secure,
         },
     );
     let mut random = [0u8; 16];
@@ -262,6 +294,7 @@ pub fn exec_into(
     // Point of no return (Linux's `begin_new_exec`), unless a fatal signal
     // ends the wait for the other threads: the dying process keeps its image.
     de_thread(t)?;
+    *t.process.creds.lock() = creds;
     let old = t.mm.lock().replace(mm.clone());
     mm.activate();
     drop(old);

@@ -104,7 +104,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         let p = task::new_process(
             tid,
             real_parent.clone(),
-            *pp.creds.lock(),
+            pp.creds.lock().clone(),
             *pp.rlimits.lock(),
             pp.pgid(),
             pp.sid.load(Ordering::Relaxed),

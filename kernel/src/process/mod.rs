@@ -1,6 +1,7 @@
 //! Processes and threads: tasks, the scheduler, fork/exec/exit/wait,
 //! signals, futexes.
 
+pub mod cred;
 pub mod exec;
 pub mod exit;
 pub mod fork;
@@ -152,7 +153,7 @@ pub fn leak_check(init_alive: bool) -> bool {
 /// Starts pid 1 from `path` with `args`, stdin/stdout/stderr on the console.
 pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
     let root = crate::fs::root();
-    let console = crate::fs::path::lookup_from(root.clone(), root.clone(), b"/dev/console", true)?;
+    let console = crate::fs::path::lookup_from(&Creds::root(), root.clone(), root.clone(), b"/dev/console", true)?;
     let mut files = crate::fs::fdtable::FdTable::new();
     for _ in 0..3 {
         let f = crate::fs::file::File::new(
@@ -166,7 +167,7 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
     let tid = task::alloc_tid();
     assert_eq!(tid, 1, "init must be pid 1");
     let process =
-        task::new_process(tid, alloc::sync::Weak::new(), Creds::ROOT, task::default_rlimits(), 1, 1, signal::SIGCHLD);
+        task::new_process(tid, alloc::sync::Weak::new(), Creds::root(), task::default_rlimits(), 1, 1, signal::SIGCHLD);
     let t = task::create_task(NewTask {
         tid,
         process,

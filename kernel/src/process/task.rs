@@ -173,25 +173,7 @@ impl Task {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct Creds {
-    pub uid: u32,
-    pub euid: u32,
-    pub suid: u32,
-    pub fsuid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub sgid: u32,
-    pub fsgid: u32,
-}
-
-impl Creds {
-    pub const ROOT: Creds = Creds { uid: 0, euid: 0, suid: 0, fsuid: 0, gid: 0, egid: 0, sgid: 0, fsgid: 0 };
-    /// Root's capabilities go with euid 0 (no capability sets yet).
-    pub fn capable(&self) -> bool {
-        self.euid == 0
-    }
-}
+pub use super::cred::Creds;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
@@ -258,8 +240,6 @@ pub struct Process {
     pub job_report: Mutex<Option<JobReport>>,
     /// Threads of a stopped process sleep here.
     pub stop_wait: WaitQueue,
-    /// Supplementary group ids (setgroups).
-    pub groups: Mutex<Vec<u32>>,
     /// The thread running execve while the others are told to go (de_thread).
     pub exec_by: Mutex<Option<Tid>>,
     /// Woken whenever a thread of this process exits.
@@ -425,7 +405,6 @@ pub fn new_process(
         stopped: core::sync::atomic::AtomicBool::new(false),
         job_report: Mutex::new(None),
         stop_wait: WaitQueue::new(),
-        groups: Mutex::new(Vec::new()),
         exec_by: Mutex::new(None),
         thread_exit: WaitQueue::new(),
         nice: core::sync::atomic::AtomicI32::new(0),

@@ -3,8 +3,10 @@
 use super::{copy_to_user, ok, read_path, read_val, write_val, Args, SysResult};
 use crate::errno::*;
 use crate::fs::file::*;
+use crate::fs::namei::*;
 use crate::fs::path::{lookup_from, lookup_parent};
 use crate::fs::vfs::*;
+use crate::process::cred::{Creds, CAP_CHOWN, CAP_FSETID};
 use crate::process::current;
 use crate::process::task::RLIMIT_NOFILE;
 use alloc::string::String;
@@ -50,9 +52,38 @@ fn dir_of(dirfd: i32, path: &[u8]) -> KResult<Arc<dyn Inode>> {
     Ok(i)
 }
 
+/// The caller's credentials, for permission checks.
+fn cred() -> Creds {
+    current().process.creds.lock().clone()
+}
+
 pub fn resolve_at(dirfd: i32, path: &[u8], follow: bool) -> KResult<Arc<dyn Inode>> {
+    resolve_at_as(&cred(), dirfd, path, follow)
+}
+
+/// resolve_at with the permission checks of `cred`.
+fn resolve_at_as(cred: &Creds, dirfd: i32, path: &[u8], follow: bool) -> KResult<Arc<dyn Inode>> {
     let start = dir_of(dirfd, path)?;
-    lookup_from(crate::fs::root(), start, path, follow)
+    lookup_from(cred, crate::fs::root(), start, path, follow)
+}
+
+/// The parent directory and final name of `path` (from `dirfd`), searched with `cred`.
+fn parent_at(cred: &Creds, dirfd: i32, path: &[u8]) -> KResult<(Arc<dyn Inode>, String)> {
+    lookup_parent(cred, crate::fs::root(), dir_of(dirfd, path)?, path)
+}
+
+/// A new entry `name` in `dir` (`filename_create` then `may_create`): an existing
+/// name (or `.`/`..`) is EEXIST, then the directory must be writable and searchable.
+fn may_create_entry(cred: &Creds, dir: &Arc<dyn Inode>, name: &str) -> KResult<()> {
+    if name.is_empty() || name == "." || name == ".." || dir.lookup(name).is_ok() {
+        return Err(EEXIST);
+    }
+    may_create(cred, dir)
+}
+
+fn same_inode(a: &Arc<dyn Inode>, b: &Arc<dyn Inode>) -> bool {
+    let (a, b) = (a.metadata(), b.metadata());
+    a.dev == b.dev && a.ino == b.ino
 }
 
 /// The absolute path an open names (for /proc/pid/fd, maps): relative paths
@@ -279,9 +310,11 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
         return Err(ENOTSUP);
     }
     let t = current();
+    let cred = cred();
     let start = dir_of(dirfd, &path)?;
     let follow = flags & O_NOFOLLOW == 0;
-    let inode = match lookup_from(crate::fs::root(), start.clone(), &path, follow) {
+    let mut created = false;
+    let inode = match lookup_from(&cred, crate::fs::root(), start.clone(), &path, follow) {
         Ok(i) => {
             if flags & (O_CREAT | O_EXCL) == (O_CREAT | O_EXCL) {
                 return Err(EEXIST);
@@ -289,13 +322,14 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
             i
         }
         Err(ENOENT) if flags & O_CREAT != 0 => {
-            let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
+            let (dir, name) = lookup_parent(&cred, crate::fs::root(), start, &path)?;
             if path.last() == Some(&b'/') {
                 return Err(EISDIR);
             }
+            may_create(&cred, &dir)?;
             let umask = t.fs().lock().umask;
-            let creds = *t.process.creds.lock();
-            dir.create(&name, S_IFREG | (mode & 0o7777 & !umask), creds.fsuid, creds.fsgid)?
+            created = true;
+            dir.create(&name, S_IFREG | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid)?
         }
         Err(e) => return Err(e),
     };
@@ -306,16 +340,19 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
     if flags & O_DIRECTORY != 0 && !m.is_dir() {
         return Err(ENOTDIR);
     }
-    let acc = flags & O_ACCMODE;
-    if m.is_dir() && (acc != O_RDONLY || flags & O_CREAT != 0 && flags & O_DIRECTORY == 0) {
+    if m.is_dir() && flags & O_CREAT != 0 && flags & O_DIRECTORY == 0 {
         return Err(EISDIR);
     }
-    if acc == 3 {
+    if flags & O_ACCMODE == 3 {
         return Err(EINVAL);
     }
-    check_access(&m, acc)?;
-    if flags & O_TRUNC != 0 && m.is_regular() && acc != O_RDONLY {
-        inode.truncate(0)?;
+    // A file this open created is not checked against its new mode (FMODE_CREATED);
+    // O_PATH descriptors grant no access and need none.
+    if !created && flags & O_PATH == 0 {
+        may_open(&cred, &m, open_acc_mode(flags), flags)?;
+        if flags & O_TRUNC != 0 && m.is_regular() {
+            inode.truncate(0)?;
+        }
     }
     let f = File::new(
         FileKind::Inode(inode),
@@ -323,31 +360,6 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
         absolute_path(dirfd, &path),
     );
     ok(install(f, flags & O_CLOEXEC != 0)?)
-}
-
-/// Permission check for opening with access mode `acc` (root bypasses, as
-/// CAP_DAC_OVERRIDE does, except execute which needs some x bit).
-fn check_access(m: &Metadata, acc: u32) -> KResult<()> {
-    let creds = *current().process.creds.lock();
-    if creds.fsuid == 0 {
-        return Ok(());
-    }
-    let bits = if creds.fsuid == m.uid {
-        (m.mode >> 6) & 7
-    } else if creds.fsgid == m.gid {
-        (m.mode >> 3) & 7
-    } else {
-        m.mode & 7
-    };
-    let need = match acc {
-        O_RDONLY => 4,
-        O_WRONLY => 2,
-        _ => 6,
-    };
-    if bits & need != need {
-        return Err(EACCES);
-    }
-    Ok(())
 }
 
 pub fn sys_close(a: Args) -> SysResult {
@@ -654,6 +666,10 @@ pub fn sys_fcntl(a: Args) -> SysResult {
         F_SETFL => {
             let f = files.lock().get(fd)?;
             let old = f.flags();
+            // Turning O_NOATIME on or off needs the owner or CAP_FOWNER, as opening with it.
+            if (old ^ a.u32(2)) & O_NOATIME != 0 && !inode_owner_or_capable(&cred(), &f.metadata()) {
+                return Err(EPERM);
+            }
             f.flags.store((old & !SETFL_MASK) | (a.u32(2) & SETFL_MASK), core::sync::atomic::Ordering::Relaxed);
             ok(0)
         }
@@ -742,12 +758,16 @@ pub fn sys_truncate(a: Args) -> SysResult {
     if len < 0 {
         return Err(EINVAL);
     }
-    let i = resolve_at(AT_FDCWD, &path, true)?;
+    let cred = cred();
+    let i = resolve_at_as(&cred, AT_FDCWD, &path, true)?;
     let m = i.metadata();
     if m.is_dir() {
         return Err(EISDIR);
     }
-    check_access(&m, O_WRONLY)?;
+    if !m.is_regular() {
+        return Err(EINVAL);
+    }
+    generic_permission(&cred, &m, MAY_WRITE)?;
     i.truncate(len as u64)?;
     ok(0)
 }
@@ -786,10 +806,12 @@ fn join_path(base: &str, rel: &[u8]) -> String {
 
 pub fn sys_chdir(a: Args) -> SysResult {
     let path = read_path(a.u(0))?;
-    let i = resolve_at(AT_FDCWD, &path, true)?;
+    let cred = cred();
+    let i = resolve_at_as(&cred, AT_FDCWD, &path, true)?;
     if !i.metadata().is_dir() {
         return Err(ENOTDIR);
     }
+    inode_permission(&cred, &i, MAY_EXEC)?;
     let fs = current().fs();
     let mut fs = fs.lock();
     fs.cwd_path = join_path(&fs.cwd_path, &path);
@@ -803,6 +825,7 @@ pub fn sys_fchdir(a: Args) -> SysResult {
     if !i.metadata().is_dir() {
         return Err(ENOTDIR);
     }
+    inode_permission(&cred(), &i, MAY_EXEC)?;
     let fs = current().fs();
     let mut fs = fs.lock();
     fs.cwd_path = join_path("/", f.path.as_bytes());
@@ -813,14 +836,11 @@ pub fn sys_fchdir(a: Args) -> SysResult {
 pub fn sys_mkdirat(dirfd: i32, path_va: u64, mode: u32) -> SysResult {
     let path = read_path(path_va)?;
     let t = current();
-    let start = dir_of(dirfd, &path)?;
-    let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
-    if name == "." || name == ".." || dir.lookup(&name).is_ok() {
-        return Err(EEXIST);
-    }
+    let cred = cred();
+    let (dir, name) = parent_at(&cred, dirfd, &path)?;
+    may_create_entry(&cred, &dir, &name)?;
     let umask = t.fs().lock().umask;
-    let creds = *t.process.creds.lock();
-    dir.create(&name, S_IFDIR | (mode & 0o7777 & !umask), creds.fsuid, creds.fsgid)?;
+    dir.create(&name, S_IFDIR | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid)?;
     ok(0)
 }
 
@@ -829,9 +849,10 @@ pub fn sys_unlinkat(dirfd: i32, path_va: u64, flags: u32) -> SysResult {
         return Err(EINVAL);
     }
     let path = read_path(path_va)?;
-    let start = dir_of(dirfd, &path)?;
-    let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
-    if flags & AT_REMOVEDIR != 0 {
+    let cred = cred();
+    let (dir, name) = parent_at(&cred, dirfd, &path)?;
+    let rmdir = flags & AT_REMOVEDIR != 0;
+    if rmdir {
         match name.as_str() {
             "." => return Err(EINVAL),
             ".." => return Err(ENOTEMPTY),
@@ -842,15 +863,20 @@ pub fn sys_unlinkat(dirfd: i32, path_va: u64, flags: u32) -> SysResult {
         let target = dir.lookup(&name)?;
         return Err(if target.metadata().is_dir() { EISDIR } else { ENOTDIR });
     }
-    dir.unlink(&name, flags & AT_REMOVEDIR != 0)?;
+    if !name.is_empty() {
+        let victim = dir.lookup(&name)?;
+        may_delete(&cred, &dir, &victim.metadata(), rmdir)?;
+    }
+    dir.unlink(&name, rmdir)?;
     ok(0)
 }
 
 pub fn sys_symlinkat(target_va: u64, dirfd: i32, path_va: u64) -> SysResult {
     let target = read_path(target_va)?;
     let path = read_path(path_va)?;
-    let start = dir_of(dirfd, &path)?;
-    let (dir, name) = lookup_parent(crate::fs::root(), start, &path)?;
+    let cred = cred();
+    let (dir, name) = parent_at(&cred, dirfd, &path)?;
+    may_create_entry(&cred, &dir, &name)?;
     dir.symlink(&name, &target)?;
     ok(0)
 }
@@ -896,20 +922,11 @@ pub fn sys_faccessat(dirfd: i32, path_va: u64, mode: u32, flags: u32) -> SysResu
         return Err(EINVAL);
     }
     let path = read_path(path_va)?;
-    let m = resolve_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?.metadata();
-    let creds = *current().process.creds.lock();
-    let uid = if flags & AT_EACCESS != 0 { creds.euid } else { creds.uid };
-    if uid == 0 {
-        // Root: everything but execute of a file with no x bit at all.
-        if mode & 1 != 0 && !m.is_dir() && m.mode & 0o111 == 0 {
-            return Err(EACCES);
-        }
-        return ok(0);
-    }
-    let bits = if uid == m.uid { (m.mode >> 6) & 7 } else { m.mode & 7 };
-    if bits & mode != mode {
-        return Err(EACCES);
-    }
+    // access() checks for the real ids (the whole walk included); AT_EACCESS for
+    // the caller's own (fs) ids.
+    let cred = if flags & AT_EACCESS != 0 { cred() } else { cred().access_override() };
+    let inode = resolve_at_as(&cred, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    inode_permission(&cred, &inode, mode)?;
     ok(0)
 }
 
@@ -996,8 +1013,9 @@ pub fn sys_renameat2(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, fla
     }
     let old = read_path(old_va)?;
     let new = read_path(new_va)?;
-    let (odir, oname) = lookup_parent(crate::fs::root(), dir_of(olddirfd, &old)?, &old)?;
-    let (ndir, nname) = lookup_parent(crate::fs::root(), dir_of(newdirfd, &new)?, &new)?;
+    let cred = cred();
+    let (odir, oname) = parent_at(&cred, olddirfd, &old)?;
+    let (ndir, nname) = parent_at(&cred, newdirfd, &new)?;
     if flags & RENAME_NOREPLACE != 0 && ndir.lookup(&nname).is_ok() {
         return Err(EEXIST);
     }
@@ -1005,8 +1023,34 @@ pub fn sys_renameat2(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, fla
     if (old.last() == Some(&b'/') || new.last() == Some(&b'/')) && !odir.lookup(&oname)?.metadata().is_dir() {
         return Err(ENOTDIR);
     }
+    let plain = |n: &str| !n.is_empty() && n != "." && n != "..";
+    if plain(&oname) && plain(&nname) {
+        may_rename(&cred, &odir, &oname, &ndir, &nname)?;
+    }
     odir.rename(&oname, &ndir, &nname)?;
     ok(0)
+}
+
+/// vfs_rename's permission checks: removing the source from its directory,
+/// creating or replacing the target in its directory, and write permission on a
+/// directory that moves to another parent (its `..` changes). Two names of one
+/// inode need none: the rename does nothing.
+fn may_rename(cred: &Creds, odir: &Arc<dyn Inode>, oname: &str, ndir: &Arc<dyn Inode>, nname: &str) -> KResult<()> {
+    let source = odir.lookup(oname)?;
+    let target = ndir.lookup(nname).ok();
+    if target.as_ref().is_some_and(|t| same_inode(t, &source)) {
+        return Ok(());
+    }
+    let sm = source.metadata();
+    may_delete(cred, odir, &sm, sm.is_dir())?;
+    match &target {
+        None => may_create(cred, ndir)?,
+        Some(t) => may_delete(cred, ndir, &t.metadata(), sm.is_dir())?,
+    }
+    if sm.is_dir() && !same_inode(odir, ndir) {
+        inode_permission(cred, &source, MAY_WRITE)?;
+    }
+    Ok(())
 }
 
 /// sendfile(out, in, offset*, count): copies through a kernel buffer. With an
@@ -1153,30 +1197,58 @@ pub fn sys_fstatfs(a: Args) -> SysResult {
     ok(0)
 }
 
-/// Only the owner or root may change the mode (`inode_owner_or_capable`).
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
+const S_IXGRP: u32 = 0o010;
+
+/// Whether the caller may keep S_ISGID on a file of group `gid`
+/// (`in_group_or_capable`): a member of the group, or CAP_FSETID.
+fn in_group_or_capable(cred: &Creds, gid: u32) -> bool {
+    cred.in_group_p(gid) || cred.capable(CAP_FSETID)
+}
+
+/// chmod (`chmod_common`, `setattr_prepare`): the owner or CAP_FOWNER (else
+/// EPERM); S_ISGID is dropped when the caller may not keep it.
 fn chmod(inode: &Arc<dyn Inode>, mode: u32) -> KResult<()> {
-    let creds = *current().process.creds.lock();
-    if creds.fsuid != 0 && creds.fsuid != inode.metadata().uid {
+    let cred = cred();
+    let m = inode.metadata();
+    if !inode_owner_or_capable(&cred, &m) {
         return Err(EPERM);
     }
+    let mut mode = mode & 0o7777;
+    if !in_group_or_capable(&cred, m.gid) {
+        mode &= !S_ISGID;
+    }
     inode.set_attr(&mut |m| {
-        m.mode = (m.mode & S_IFMT) | (mode & 0o7777);
+        m.mode = (m.mode & S_IFMT) | mode;
         m.ctime = crate::time::realtime();
     })
 }
 
-/// chown family (`chown_common`): -1 keeps a value; only root changes the
-/// owner; the owner may change the group to one of its own; set-id bits of a
-/// regular file are cleared.
+/// chown family (`chown_common`, `chown_ok`, `chgrp_ok`): -1 keeps a value; only
+/// CAP_CHOWN gives a file away; its owner may set the group to one it is in (or
+/// leave it); a non-directory loses S_ISUID, and S_ISGID when group-executable or
+/// when the caller may not keep it, a mode change that needs the owner or
+/// CAP_FOWNER.
 fn chown(inode: &Arc<dyn Inode>, uid: u32, gid: u32) -> KResult<()> {
-    let p = current().process.clone();
-    let creds = *p.creds.lock();
+    let cred = cred();
     let m = inode.metadata();
-    if creds.fsuid != 0 {
-        let own_group = gid == u32::MAX || gid == creds.fsgid || p.groups.lock().contains(&gid);
-        if (uid != u32::MAX && uid != m.uid) || creds.fsuid != m.uid || !own_group {
-            return Err(EPERM);
+    let owner = cred.fsuid == m.uid;
+    if uid != u32::MAX && !(owner && uid == m.uid) && !cred.capable(CAP_CHOWN) {
+        return Err(EPERM);
+    }
+    if gid != u32::MAX && !(owner && (gid == m.gid || cred.in_group_p(gid))) && !cred.capable(CAP_CHOWN) {
+        return Err(EPERM);
+    }
+    let mut kill = 0;
+    if !m.is_dir() {
+        kill |= m.mode & S_ISUID;
+        if m.mode & S_IXGRP != 0 || !in_group_or_capable(&cred, m.gid) {
+            kill |= m.mode & S_ISGID;
         }
+    }
+    if kill != 0 && !inode_owner_or_capable(&cred, &m) {
+        return Err(EPERM);
     }
     inode.set_attr(&mut |m| {
         if uid != u32::MAX {
@@ -1185,12 +1257,7 @@ fn chown(inode: &Arc<dyn Inode>, uid: u32, gid: u32) -> KResult<()> {
         if gid != u32::MAX {
             m.gid = gid;
         }
-        if m.is_regular() && (uid != u32::MAX || gid != u32::MAX) {
-            m.mode &= !0o4000;
-            if m.mode & 0o010 != 0 {
-                m.mode &= !0o2000;
-            }
-        }
+        m.mode &= !kill;
         m.ctime = crate::time::realtime();
     })
 }
@@ -1245,6 +1312,18 @@ pub fn sys_utimensat(a: Args) -> SysResult {
         let path = read_path(path_va)?;
         resolve_at(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
     };
+    // Setting explicit times needs the owner or CAP_FOWNER (EPERM); setting both
+    // to now is also open to whoever may write the file (`may_setattr`).
+    let cred = cred();
+    let m = inode.metadata();
+    let explicit = times.iter().any(|t| t[1] != UTIME_NOW && t[1] != UTIME_OMIT);
+    let touch = times.iter().all(|t| t[1] == UTIME_NOW);
+    if (explicit || touch) && !inode_owner_or_capable(&cred, &m) {
+        if explicit {
+            return Err(EPERM);
+        }
+        generic_permission(&cred, &m, MAY_WRITE)?;
+    }
     let to_ts = |t: [i64; 2]| if t[1] == UTIME_NOW { now } else { Timespec { sec: t[0], nsec: t[1] } };
     inode.set_attr(&mut |m| {
         if times[0][1] != UTIME_OMIT {
@@ -1264,11 +1343,13 @@ pub fn sys_linkat(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, flags:
     }
     let old = read_path(old_va)?;
     let new = read_path(new_va)?;
-    let target = resolve_at(olddirfd, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    let cred = cred();
+    let target = resolve_at_as(&cred, olddirfd, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    let (dir, name) = parent_at(&cred, newdirfd, &new)?;
+    may_create_entry(&cred, &dir, &name)?;
     if target.metadata().is_dir() {
         return Err(EPERM);
     }
-    let (dir, name) = lookup_parent(crate::fs::root(), dir_of(newdirfd, &new)?, &new)?;
     dir.link(&name, &target)?;
     ok(0)
 }

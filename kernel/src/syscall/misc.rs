@@ -55,7 +55,7 @@ const LINUX_REBOOT_CMD_CAD_OFF: u32 = 0;
 
 /// reboot (kernel/reboot.c): the capability is checked before the magic numbers.
 pub fn sys_reboot(a: Args) -> SysResult {
-    if !current().process.creds.lock().capable() {
+    if !current().process.creds.lock().capable(crate::process::cred::CAP_SYS_BOOT) {
         return Err(EPERM);
     }
     if a.u32(0) != LINUX_REBOOT_MAGIC1 || !LINUX_REBOOT_MAGIC2.contains(&a.u32(1)) {

@@ -3,6 +3,9 @@
 use super::{ok, read_path, read_string_array, read_val, write_val, Args, Ret, SysResult};
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
+use crate::process::cred::{
+    KernelCap, CAP_FULL_SET, CAP_LAST_CAP, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_NICE, CAP_SYS_RESOURCE,
+};
 use crate::process::exit::{
     do_wait, WaitKind, WaitTarget, __WALL, __WCLONE, __WNOTHREAD, WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WSTOPPED,
     WUNTRACED,
@@ -305,8 +308,12 @@ const PR_SET_PDEATHSIG: u32 = 1;
 const PR_GET_PDEATHSIG: u32 = 2;
 const PR_GET_DUMPABLE: u32 = 3;
 const PR_SET_DUMPABLE: u32 = 4;
+const PR_GET_KEEPCAPS: u32 = 7;
+const PR_SET_KEEPCAPS: u32 = 8;
 const PR_SET_NAME: u32 = 15;
 const PR_GET_NAME: u32 = 16;
+const PR_CAPBSET_READ: u32 = 23;
+const PR_CAPBSET_DROP: u32 = 24;
 const PR_SET_CHILD_SUBREAPER: u32 = 36;
 const PR_GET_CHILD_SUBREAPER: u32 = 37;
 const PR_SET_NO_NEW_PRIVS: u32 = 38;
@@ -331,6 +338,32 @@ pub fn sys_prctl(a: Args) -> SysResult {
         PR_GET_NAME => {
             let comm = *current().comm.lock();
             super::copy_to_user(a.u(1), &comm)?;
+            ok(0)
+        }
+        PR_GET_KEEPCAPS => ok(current().process.creds.lock().keep_caps as usize),
+        PR_SET_KEEPCAPS => {
+            if a.u(1) > 1 {
+                return Err(EINVAL);
+            }
+            current().process.creds.lock().keep_caps = a.u(1) == 1;
+            ok(0)
+        }
+        PR_CAPBSET_READ => {
+            if a.u(1) > CAP_LAST_CAP as u64 {
+                return Err(EINVAL);
+            }
+            ok((current().process.creds.lock().cap_bset >> a.u(1) & 1) as usize)
+        }
+        PR_CAPBSET_DROP => {
+            let t = current();
+            let mut c = t.process.creds.lock();
+            if !c.capable(CAP_SETPCAP) {
+                return Err(EPERM);
+            }
+            if a.u(1) > CAP_LAST_CAP as u64 {
+                return Err(EINVAL);
+            }
+            c.cap_bset &= !(1 << a.u(1));
             ok(0)
         }
         PR_GET_DUMPABLE => ok(1),
@@ -386,14 +419,56 @@ fn ids(c: &mut Creds, group: bool) -> Ids<'_> {
     }
 }
 
-/// Runs `f` on the ids of the current process with whether it is privileged
-/// (CAP_SETUID/CAP_SETGID: euid 0 here).
+/// The capability that lifts the rules on changing user (CAP_SETUID) or group
+/// (CAP_SETGID) ids.
+fn setid_cap(group: bool) -> u32 {
+    if group {
+        CAP_SETGID
+    } else {
+        CAP_SETUID
+    }
+}
+
+/// Runs `f` on the ids of the current process with whether it is privileged;
+/// a change of user ids then adjusts the capability sets (`cap_task_fix_setuid`).
 fn with_ids(group: bool, f: impl FnOnce(Ids<'_>, bool) -> KResult<()>) -> SysResult {
     let t = current();
     let mut c = t.process.creds.lock();
-    let capable = c.capable();
+    let old = c.clone();
+    let capable = c.capable(setid_cap(group));
     f(ids(&mut c, group), capable)?;
+    if !group {
+        c.fix_setuid(&old);
+    }
     ok(0)
+}
+
+/// setfsuid/setfsgid (`__sys_setfsuid`): the fs id may become the real,
+/// effective, saved or current fs id, or anything with CAP_SETUID/CAP_SETGID; an
+/// invalid or refused id changes nothing. Returns the previous fs id; an fsuid
+/// change moves the filesystem capabilities with it.
+fn set_fs_id(id: u32, group: bool) -> SysResult {
+    let t = current();
+    let mut c = t.process.creds.lock();
+    let capable = c.capable(setid_cap(group));
+    let ids = ids(&mut c, group);
+    let prev = *ids.fs;
+    let allowed = id == *ids.r || id == *ids.e || id == *ids.s || capable;
+    if id == u32::MAX || id == prev || !allowed {
+        return ok(prev as usize);
+    }
+    *ids.fs = id;
+    if !group {
+        c.fix_setfsuid(prev);
+    }
+    ok(prev as usize)
+}
+
+pub fn sys_setfsuid(a: Args) -> SysResult {
+    set_fs_id(a.u32(0), false)
+}
+pub fn sys_setfsgid(a: Args) -> SysResult {
+    set_fs_id(a.u32(0), true)
 }
 
 /// setuid/setgid (kernel/sys.c `__sys_setuid`): privileged callers set all
@@ -461,7 +536,7 @@ fn set_re(r: u32, e: u32, group: bool) -> SysResult {
 }
 
 fn get_res(a: &Args, group: bool) -> SysResult {
-    let mut c = *current().process.creds.lock();
+    let mut c = current().process.creds.lock().clone();
     let ids = ids(&mut c, group);
     write_val(a.u(0), &*ids.r)?;
     write_val(a.u(1), &*ids.e)?;
@@ -500,7 +575,7 @@ pub fn sys_getgroups(a: Args) -> SysResult {
     if size < 0 {
         return Err(EINVAL);
     }
-    let groups = current().process.groups.lock().clone();
+    let groups = current().process.creds.lock().groups.clone();
     if size == 0 {
         return ok(groups.len());
     }
@@ -514,7 +589,7 @@ pub fn sys_getgroups(a: Args) -> SysResult {
 }
 
 pub fn sys_setgroups(a: Args) -> SysResult {
-    if !current().process.creds.lock().capable() {
+    if !current().process.creds.lock().capable(CAP_SETGID) {
         return Err(EPERM);
     }
     const NGROUPS_MAX: usize = 65536;
@@ -527,7 +602,92 @@ pub fn sys_setgroups(a: Args) -> SysResult {
         groups.push(read_val::<u32>(super::uoff(a.u(1), 4 * i as u64)?)?);
     }
     groups.sort_unstable();
-    *current().process.groups.lock() = groups;
+    current().process.creds.lock().groups = alloc::sync::Arc::new(groups);
+    ok(0)
+}
+
+// ---- capabilities (kernel/capability.c) ---------------------------------------
+
+const LINUX_CAPABILITY_VERSION_1: u32 = 0x1998_0330;
+const LINUX_CAPABILITY_VERSION_2: u32 = 0x2007_1026;
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// One 32-bit slice of the three sets (`struct __user_cap_data_struct`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+crate::impl_pod!(CapData);
+
+/// The header's version (`cap_validate_magic`): how many CapData slices the
+/// caller passes (1 for version 1, 2 for versions 2 and 3); an unknown version
+/// is EINVAL, with the kernel's preferred version written back.
+fn cap_validate_magic(header: u64) -> KResult<usize> {
+    match read_val::<u32>(header)? {
+        LINUX_CAPABILITY_VERSION_1 => Ok(1),
+        LINUX_CAPABILITY_VERSION_2 | LINUX_CAPABILITY_VERSION_3 => Ok(2),
+        _ => {
+            write_val(header, &LINUX_CAPABILITY_VERSION_3)?;
+            Err(EINVAL)
+        }
+    }
+}
+
+/// capget(header, data): the sets of the thread `header.pid` names (0: the
+/// caller). A NULL data pointer only probes the version (0 even when the
+/// version was wrong).
+pub fn sys_capget(a: Args) -> SysResult {
+    let (header, data) = (a.u(0), a.u(1));
+    let words = match cap_validate_magic(header) {
+        Err(EINVAL) if data == 0 => return ok(0),
+        r => r?,
+    };
+    if data == 0 {
+        return ok(0);
+    }
+    let pid: i32 = read_val(super::uoff(header, 4)?)?;
+    if pid < 0 {
+        return Err(EINVAL);
+    }
+    let t = current();
+    let c = if pid == 0 || pid as u32 == t.tid() {
+        t.process.creds.lock().clone()
+    } else {
+        crate::process::task::find_task(pid as u32).ok_or(ESRCH)?.process.creds.lock().clone()
+    };
+    for i in 0..words {
+        let slice = |set: KernelCap| (set >> (32 * i)) as u32;
+        let d = CapData {
+            effective: slice(c.cap_effective),
+            permitted: slice(c.cap_permitted),
+            inheritable: slice(c.cap_inheritable),
+        };
+        write_val(super::uoff(data, 12 * i as u64)?, &d)?;
+    }
+    ok(0)
+}
+
+/// capset(header, data): only the calling thread's own sets (another pid is
+/// EPERM), under `cap_capset`'s rules.
+pub fn sys_capset(a: Args) -> SysResult {
+    let (header, data) = (a.u(0), a.u(1));
+    let words = cap_validate_magic(header)?;
+    let pid: i32 = read_val(super::uoff(header, 4)?)?;
+    let t = current();
+    if pid != 0 && pid as u32 != t.tid() {
+        return Err(EPERM);
+    }
+    let (mut e, mut p, mut i): (KernelCap, KernelCap, KernelCap) = (0, 0, 0);
+    for w in 0..words {
+        let d: CapData = read_val(super::uoff(data, 12 * w as u64)?)?;
+        e |= (d.effective as u64) << (32 * w);
+        p |= (d.permitted as u64) << (32 * w);
+        i |= (d.inheritable as u64) << (32 * w);
+    }
+    t.process.creds.lock().capset(e & CAP_FULL_SET, p & CAP_FULL_SET, i & CAP_FULL_SET)?;
     ok(0)
 }
 
@@ -601,7 +761,7 @@ fn set_limit(p: &crate::process::task::Process, r: usize, new: Rlimit) -> KResul
         return Err(EPERM);
     }
     let mut lim = p.rlimits.lock();
-    if new.max > lim[r].max && !p.creds.lock().capable() {
+    if new.max > lim[r].max && !p.creds.lock().capable(CAP_SYS_RESOURCE) {
         return Err(EPERM);
     }
     lim[r] = new;
@@ -715,7 +875,7 @@ pub fn sys_getpriority(a: Args) -> SysResult {
 /// setpriority: nice clamped to -20..19; lowering it needs CAP_SYS_NICE.
 pub fn sys_setpriority(a: Args) -> SysResult {
     let nice = a.i32(2).clamp(-20, 19);
-    let capable = current().process.creds.lock().capable();
+    let capable = current().process.creds.lock().capable(CAP_SYS_NICE);
     for p in prio_targets(a.u32(0), a.u32(1))? {
         if nice < p.nice.load(Ordering::Relaxed) && !capable {
             return Err(EACCES);

@@ -5,7 +5,7 @@ use crate::arch::trap::TrapFrame;
 use crate::errno::*;
 use crate::process::current;
 use crate::process::signal::*;
-use crate::process::task::{find_process, find_task, TABLES};
+use crate::process::task::{find_process, find_task, Process, TABLES};
 use alloc::vec::Vec;
 
 fn check_sig(sig: u32) -> KResult<()> {
@@ -201,7 +201,28 @@ pub fn sys_rt_sigsuspend(a: Args) -> SysResult {
     sys_pause()
 }
 
-/// kill(pid, sig): one process, a group, or everyone we may signal.
+/// Whether the caller may send `sig` to process `p` (`check_kill_permission`,
+/// `kill_ok_by_cred`): its own process; a process whose real or saved uid is the
+/// caller's real or effective uid; SIGCONT within the caller's session; anything
+/// with CAP_KILL.
+fn may_signal(me: &Process, p: &Process, sig: u32) -> bool {
+    if core::ptr::eq(me, p) {
+        return true;
+    }
+    let c = me.creds.lock().clone();
+    let (uid, suid) = {
+        let t = p.creds.lock();
+        (t.uid, t.suid)
+    };
+    let same_user = [c.uid, c.euid].iter().any(|&u| u == uid || u == suid);
+    let same_session =
+        p.sid.load(core::sync::atomic::Ordering::Relaxed) == me.sid.load(core::sync::atomic::Ordering::Relaxed);
+    same_user || c.capable(crate::process::cred::CAP_KILL) || sig == SIGCONT && same_session
+}
+
+/// kill(pid, sig): one process, a group, or everyone we may signal. A group
+/// signal succeeds if some member may be signalled (else EPERM); kill(-1)
+/// skips those it may not signal.
 pub fn sys_kill(a: Args) -> SysResult {
     let (pid, sig) = (a.i32(0), a.u32(1));
     if sig > NSIG {
@@ -230,8 +251,12 @@ pub fn sys_kill(a: Args) -> SysResult {
         }
         v
     };
+    let allowed: Vec<_> = targets.iter().filter(|p| may_signal(&me.process, p, sig)).collect();
+    if allowed.is_empty() && pid != -1 {
+        return Err(EPERM);
+    }
     if sig != 0 {
-        for p in &targets {
+        for p in allowed {
             send_to_process(p, info);
         }
     }
@@ -248,8 +273,11 @@ pub fn sys_tgkill(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     let t = find_task(tid as u32).filter(|t| t.process.pid == tgid as u32).ok_or(ESRCH)?;
+    let me = current();
+    if !may_signal(&me.process, &t.process, sig) {
+        return Err(EPERM);
+    }
     if sig != 0 {
-        let me = current();
         send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, me.process.creds.lock().uid));
     }
     ok(0)
@@ -261,8 +289,11 @@ pub fn sys_tkill(a: Args) -> SysResult {
         return Err(EINVAL);
     }
     let t = find_task(tid as u32).ok_or(ESRCH)?;
+    let me = current();
+    if !may_signal(&me.process, &t.process, sig) {
+        return Err(EPERM);
+    }
     if sig != 0 {
-        let me = current();
         send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, me.process.creds.lock().uid));
     }
     ok(0)
