@@ -24,8 +24,14 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 4] {
-    [crate::cmdline::KTESTS, crate::mm::tests::KTESTS, crate::initramfs::KTESTS, crate::process::exec::KTESTS]
+fn suites() -> [&'static [KTest]; 5] {
+    [
+        crate::cmdline::KTESTS,
+        crate::mm::tests::KTESTS,
+        crate::initramfs::KTESTS,
+        crate::process::exec::KTESTS,
+        crate::syscall::trace::KTESTS,
+    ]
 }
 
 /// Tests that crash the kernel on purpose; run only by name.

@@ -168,5 +168,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
     };
     backtrace::print(rbp);
+    // Once only: a panic inside the dump must still end the run.
+    static DUMPED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if !DUMPED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        syscall::dump_tasks();
+    }
     exit_qemu(QemuExitCode::Failed)
 }

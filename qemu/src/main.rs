@@ -3,11 +3,13 @@
 //! - `cargo xtask run`: the default benchmark on our kernel (see `bench.rs`)
 //! - `cargo xtask bench`: the benchmarks, with `--linux` side by side with Linux
 //! - `cargo xtask test`: host unit tests, then the in-QEMU suites; ends with `N passed, N failed`
+//! - `cargo xtask fuzz`: the system call fuzzer in the kernel (see `fuzz.rs`)
 //! - `cargo xtask exec PATH [ARGS...]`: boot with a static Linux ELF as the first program
 //! - `cargo xtask build`: build the kernel only
 
 mod bench;
 mod deps;
+mod fuzz;
 mod linux;
 mod plot;
 mod qemu;
@@ -24,6 +26,7 @@ commands:
   run                    the default benchmark on our kernel: its table, CSV and plots
   bench                  the benchmarks (see benches/README.md)
   test                   host unit tests, then in-kernel and runner suites
+  fuzz                   the system call fuzzer in the kernel (see docs/reliability.md)
   exec PATH [ARGS...]    boot with the static ELF at PATH as /init
   build                  build the kernel
 options:
@@ -43,7 +46,9 @@ options:
   --uncapped             bench: also the cases the full set leaves out (1 GiB x 1024)
   --replot               bench: only redraw summary.md and the plots from the CSVs in --out
   --jobs J               bench: boots at a time (default: host cores / --smp)
-  --out DIR              bench, run: where results go (default target/bench, target/bench/run)";
+  --out DIR              bench, run: where results go (default target/bench, target/bench/run)
+  --seconds S            fuzz: how long to fuzz (default 60)
+  --seed X               fuzz: the seed, decimal or 0x hex (default 1)";
 
 /// Options shared by the commands.
 #[derive(Clone, Debug, Default)]
@@ -74,6 +79,10 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// bench: the output directory.
     pub out: Option<PathBuf>,
+    /// fuzz: seconds of fuzzing.
+    pub seconds: Option<u64>,
+    /// fuzz: the seed.
+    pub seed: Option<u64>,
     /// Positional arguments (exec: PATH then the program's arguments).
     pub positional: Vec<String>,
 }
@@ -106,6 +115,8 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--runs" => o.runs = Some(value(&mut i, a)?.parse().map_err(|_| "--runs needs a number")?),
             "--jobs" => o.jobs = Some(value(&mut i, a)?.parse().map_err(|_| "--jobs needs a number")?),
             "--out" => o.out = Some(PathBuf::from(value(&mut i, a)?)),
+            "--seconds" => o.seconds = Some(value(&mut i, a)?.parse().map_err(|_| "--seconds needs a number")?),
+            "--seed" => o.seed = Some(fuzz::parse_seed(&value(&mut i, a)?).ok_or("--seed needs a number")?),
             "--machine" => o.machine = Some(value(&mut i, a)?),
             "--mem" => o.mem = Some(value(&mut i, a)?),
             "--smp" => o.smp = Some(value(&mut i, a)?.parse().map_err(|_| "--smp needs a number")?),
@@ -273,6 +284,7 @@ fn main() -> ExitCode {
         "bench" => bench::cmd_bench(&opts),
         "test" => test::cmd_test(&opts),
         "exec" => cmd_exec(&opts),
+        "fuzz" => fuzz::cmd_fuzz(&opts),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

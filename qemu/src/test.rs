@@ -413,9 +413,28 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     if let Ok(ut) = &ut {
         exec_checks(&mut t, &kernel, o, ut);
         user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
+        fuzz_check(&mut t, &kernel, o, ut);
     }
     bench_quick(&mut t, o);
     Ok(finish(&t))
+}
+
+/// The system call fuzzer for a minute with a fixed seed: no panic, hang, leak,
+/// unkillable process or worker killed by a fault signal.
+fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    const SECONDS: u64 = 60;
+    const SEED: u64 = 0x5eed;
+    println!("== system call fuzzer, {SECONDS} s, seed {SEED:#x}");
+    let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false).and_then(|out| {
+        if let Some(s) = &out.summary {
+            println!("{s}");
+        }
+        out.verdict.map_err(|why| {
+            println!("{}", crate::fuzz::failure_tail(&out.output));
+            format!("{why} (reproduce: cargo xtask fuzz --seconds {SECONDS} --seed {SEED:#x})")
+        })
+    });
+    t.record("fuzz: a minute of random system calls leaves no panic, hang or leak", result);
 }
 
 /// `cargo xtask bench --quick` on our kernel: every boot must succeed and the CSVs must

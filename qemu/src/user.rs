@@ -19,11 +19,16 @@ pub struct UserTests {
     pub tests: Vec<(String, PathBuf)>,
     /// The /init that runs every program in /tests inside the kernel.
     pub init: PathBuf,
+    /// The system call fuzzer (`cargo xtask fuzz`), not a test family.
+    pub fuzz: PathBuf,
     /// (name, path) of each static C program, sorted by name.
     pub c_programs: Vec<(String, PathBuf)>,
 }
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Programs in `user_tests/src/bin` that are not test families.
+const NOT_TESTS: [&str; 2] = ["init", "fuzz"];
 
 /// How long one program may run on the host (the whole suite takes seconds).
 const HOST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,12 +51,13 @@ pub fn build_user_tests() -> Result<UserTests, String> {
     let src = root.join("user_tests");
     let mut tests = Vec::new();
     for name in source_stems(&src.join("src/bin"), "rs")? {
-        if name != "init" {
+        if !NOT_TESTS.contains(&name.as_str()) {
             let path = bin_dir.join(&name);
             tests.push((name, path));
         }
     }
     let init = bin_dir.join("init");
+    let fuzz = bin_dir.join("fuzz");
     let mut c_programs = Vec::new();
     let c_sources = source_stems(&src.join("c"), "c")?;
     if !c_sources.is_empty() {
@@ -74,12 +80,12 @@ pub fn build_user_tests() -> Result<UserTests, String> {
         }
     }
     let built = tests.iter().chain(&c_programs).map(|(_, p)| p);
-    for p in built.chain([&init]) {
+    for p in built.chain([&init, &fuzz]) {
         if !p.is_file() {
             return Err(format!("{} was not built", p.display()));
         }
     }
-    Ok(UserTests { tests, init, c_programs })
+    Ok(UserTests { tests, init, fuzz, c_programs })
 }
 
 /// Runs every family binary and C program directly on the host, returning per-test

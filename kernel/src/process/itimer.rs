@@ -57,9 +57,10 @@ pub fn check_expired() {
             if *interval == 0 {
                 return false;
             }
-            while *deadline <= now {
-                *deadline += *interval;
-            }
+            // The next expiry after `now`, computed rather than stepped to: the
+            // interval may be 1 us or near u64::MAX (past it, the timer never fires).
+            let missed = (now - *deadline) / *interval + 1;
+            *deadline = deadline.saturating_add(missed.saturating_mul(*interval));
             true
         });
         recompute(&list);

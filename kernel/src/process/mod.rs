@@ -147,6 +147,9 @@ pub fn leak_check(init_alive: bool) -> bool {
         others,
         if leaked == 0 { "no leak".into() } else { alloc::format!("LEAK of {} frames", leaked) }
     );
+    if leaked != 0 {
+        crate::syscall::dump_tasks();
+    }
     leaked == 0
 }
 

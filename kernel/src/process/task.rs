@@ -79,6 +79,8 @@ pub struct Task {
     pub runtime_ns: AtomicU64,
     pub on_cpu_since: AtomicU64,
     pub sys_ticks: AtomicU64,
+    /// The last system calls, for `syscall::dump_tasks`.
+    pub syscalls: crate::syscall::trace::SyscallRing,
 }
 
 /// Nanoseconds per timer tick (and per USER_HZ clock tick: both are 100 Hz).
@@ -372,6 +374,7 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         runtime_ns: AtomicU64::new(0),
         on_cpu_since: AtomicU64::new(0),
         sys_ticks: AtomicU64::new(0),
+        syscalls: Default::default(),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));
     n.process.threads.lock().push(t.clone());

@@ -8,6 +8,9 @@ mod mm;
 mod process;
 mod signal;
 mod time;
+pub mod trace;
+
+pub use trace::dump_tasks;
 
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
@@ -64,6 +67,9 @@ fn log_unimplemented(nr: u64) {
 pub fn dispatch(frame: &mut TrapFrame) {
     let nr = frame.rax;
     let a = Args::from_frame(frame);
+    // The task is looked up twice rather than held: a call that exits never
+    // returns here, and a held reference would never be dropped.
+    let seq = crate::process::current().syscalls.enter(nr, &a.0);
     let r = match nr {
         0 => fs::sys_read(a),
         1 => fs::sys_write(a),
@@ -231,6 +237,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Ok(Ret::Frame) => {}
         Err(e) => frame.rax = (-(e.0 as i64)) as u64,
     }
+    crate::process::current().syscalls.leave(seq, frame.rax);
 }
 
 // ---- helpers shared by the handlers ------------------------------------

@@ -28,6 +28,7 @@ fn main() {
             clock_nanosleep_to_past_deadline_returns_at_once,
             clock_nanosleep_with_invalid_clock_is_einval,
             setitimer_real_delivers_sigalrm,
+            setitimer_with_a_huge_interval_fires_once_and_rearms_far_ahead,
             std_time_apis_agree_with_the_clocks,
             sched_yield_returns_zero,
             thread_cputime_does_not_advance_while_sleeping,
@@ -193,6 +194,31 @@ fn setitimer_real_delivers_sigalrm() {
     assert!(cur.it_value.tv_sec == 0 && cur.it_value.tv_usec > 0, "getitimer: {} us left", cur.it_value.tv_usec);
     assert!(fired, "no SIGALRM");
     assert!(elapsed >= 20_000_000, "fired after {elapsed} ns");
+}
+
+fn setitimer_with_a_huge_interval_fires_once_and_rearms_far_ahead() {
+    ALARMS.store(0, SeqCst);
+    set_handler(SIGALRM, handler(count_alarm), SA_RESTART, &[]).unwrap();
+    // An interval past what the clock can count: the next expiry is as far as it goes.
+    let new = itimerval {
+        it_interval: timeval { tv_sec: i64::MAX / 2, tv_usec: 0 },
+        it_value: timeval { tv_sec: 0, tv_usec: 1000 },
+    };
+    let start = monotonic_ns();
+    sys!(SYS_setitimer, ITIMER_REAL, &new as *const itimerval, std::ptr::null_mut::<itimerval>()).unwrap();
+    let fired = user_tests::wait_until(5000, || ALARMS.load(SeqCst) > 0);
+    user_tests::sleep_ms(20);
+    let elapsed = monotonic_ns() - start;
+    let mut cur: itimerval = unsafe { std::mem::zeroed() };
+    sys!(SYS_getitimer, ITIMER_REAL, &mut cur as *mut itimerval).unwrap();
+    setitimer(0);
+    set_handler(SIGALRM, SIG_DFL, 0, &[]).unwrap();
+    assert!(fired, "no SIGALRM");
+    assert_eq!(ALARMS.load(SeqCst), 1, "SIGALRMs");
+    assert!(cur.it_value.tv_sec > 1_000_000_000, "next expiry in {} s", cur.it_value.tv_sec);
+    // A liveness bound, not a speed one: re-arming must not walk the clock, which takes
+    // as long as the system has been up.
+    assert!(elapsed < 1_000_000_000, "a 1 ms timer and a 20 ms sleep took {elapsed} ns");
 }
 
 fn std_time_apis_agree_with_the_clocks() {
