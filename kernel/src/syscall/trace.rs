@@ -105,6 +105,7 @@ pub fn dump_tasks() {
             TaskState::Running => "running",
             TaskState::Interruptible => "sleeping",
             TaskState::Uninterruptible => "sleeping (uninterruptible)",
+            TaskState::Killable => "sleeping (killable)",
             TaskState::Dead => "dead",
         };
         let comm = t.comm.try_lock().map(|c| *c).unwrap_or(*b"(comm locked)\0\0\0");

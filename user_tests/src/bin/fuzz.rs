@@ -446,12 +446,6 @@ const CALLS: &[Call] = calls! {
     439 faccessat2 [DirFd, Path, Flags(7), Flags(AT_FLAGS)] None;
 };
 
-/// CLONE_VFORK, masked out of clones whose child fuzzes: such a child may stop itself,
-/// and the kernel's vfork wait is not yet killable (Linux's `wait_for_vfork_done` is), so
-/// its parent would outlive SIGKILL. CLONE_VM children, which exit at once, keep it.
-/// Becomes 0 when the kernel's vfork wait takes SIGKILL.
-const CLONE_VFORK_FOR_FUZZING_CHILDREN: u64 = 0x4000;
-
 /// Numbers the kernel does not implement, for the ENOSYS path.
 const UNIMPLEMENTED: &[u64] = &[
     29,
@@ -1040,10 +1034,7 @@ impl<'a> Fuzzer<'a> {
                     | 0x100_0000
                     | 0x200_0000
                     | 0x8000;
-                let mut flags = (self.rng.next() & safe) & !0x80000 | libc::SIGCHLD as u64;
-                if flags & 0x100 == 0 {
-                    flags &= !CLONE_VFORK_FOR_FUZZING_CHILDREN;
-                }
+                let flags = (self.rng.next() & safe) & !0x80000 | libc::SIGCHLD as u64;
                 // A child running the fuzzer's code needs the parent's stack (a copy).
                 let stack = if flags & 0x100 != 0 { CHILD_STACK + CHILD_STACK_LEN } else { 0 };
                 a = [flags, stack, self.buf(), self.buf(), 0, 0];
@@ -1115,10 +1106,7 @@ impl<'a> Fuzzer<'a> {
             | 0x100_0000
             | 0x200_0000
             | 0x8000;
-        let mut flags = self.rng.next() & safe & !0x80000;
-        if flags & 0x100 == 0 {
-            flags &= !CLONE_VFORK_FOR_FUZZING_CHILDREN;
-        }
+        let flags = self.rng.next() & safe & !0x80000;
         let exit_signal = self.rng.pick(&[libc::SIGCHLD as u64, 0, 65, 10]);
         // Only a CLONE_VM child (which exits at once) may have a stack of its own.
         let (stack, size) = if flags & 0x100 != 0 { (CHILD_STACK, CHILD_STACK_LEN) } else { (0, 0) };
