@@ -119,6 +119,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
             pp.sid.load(Ordering::Relaxed),
             a.exit_signal,
         );
+        p.dumpable.store(pp.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         if let Some(rp) = real_parent.upgrade() {
             rp.children.lock().push(p.clone());
         }

@@ -347,7 +347,7 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
     // A file this open created is not checked against its new mode (FMODE_CREATED);
     // O_PATH descriptors grant no access and need none.
     if !created && flags & O_PATH == 0 {
-        may_open(&cred, &m, open_acc_mode(flags), flags)?;
+        may_open(&cred, &inode, open_acc_mode(flags), flags)?;
         if flags & O_TRUNC != 0 && m.is_regular() {
             inode.truncate(0)?;
         }
