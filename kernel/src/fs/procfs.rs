@@ -920,8 +920,13 @@ impl Inode for FdDir {
     }
     /// `proc_fd_permission`: the mode bits, or any thread of the process itself.
     fn permission(&self, c: &crate::process::cred::Creds, mask: u32) -> KResult<()> {
-        super::namei::generic_permission(c, &self.metadata(), mask)
-            .or_else(|e| if crate::process::current().process.pid == self.pid { Ok(()) } else { Err(e) })
+        super::namei::generic_permission(c, &self.metadata(), mask).or_else(|e| {
+            if crate::process::current().process.pid == self.pid {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -933,7 +938,11 @@ impl Inode for FdDir {
             _ => {
                 let fd: i32 = name.parse().map_err(|_| ENOENT)?;
                 let file = self.table()?.lock().get(fd).map_err(|_| ENOENT)?;
-                Ok(Arc::new(FdLink { target: link_target(&file), ino: ((self.pid as u64) << 20) + fd as u64, pid: self.pid }))
+                Ok(Arc::new(FdLink {
+                    target: link_target(&file),
+                    ino: ((self.pid as u64) << 20) + fd as u64,
+                    pid: self.pid,
+                }))
             }
         }
     }

@@ -145,9 +145,7 @@ fn will_become_orphaned_pgrp(pgid: Tid, ignored: Option<&Arc<Process>>) -> bool 
             return true;
         }
         let Some(parent) = p.parent.lock().upgrade() else { return true };
-        parent.pid == 1
-            || parent.pgid() == pgid
-            || parent.sid.load(Ordering::Relaxed) != p.sid.load(Ordering::Relaxed)
+        parent.pid == 1 || parent.pgid() == pgid || parent.sid.load(Ordering::Relaxed) != p.sid.load(Ordering::Relaxed)
     })
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 use user_tests::{
-    assert_errno, current_sigmask, fork_child, handler, monotonic_ns, run_in_child, run_tests, set_handler, sigbit, sigprocmask,
-    sys, tests, wait_child, wait_until, Errno, Exit,
+    assert_errno, current_sigmask, fork_child, handler, monotonic_ns, run_in_child, run_tests, set_handler, sigbit,
+    sigprocmask, sys, tests, wait_child, wait_until, Errno, Exit,
 };
 
 fn main() {
@@ -428,9 +428,6 @@ fn a_process_ending_while_its_threads_spawn_threads_ends_cleanly() {
             unsafe { libc::kill(pid, SIGKILL) };
         }
         let exit = wait_child(pid);
-        assert!(
-            exit == Exit::Code(0) || (round % 3 == 2 && exit == Exit::Signal(SIGKILL)),
-            "round {round}: {exit:?}"
-        );
+        assert!(exit == Exit::Code(0) || (round % 3 == 2 && exit == Exit::Signal(SIGKILL)), "round {round}: {exit:?}");
     }
 }
