@@ -21,6 +21,7 @@ pub mod errno;
 pub mod fs;
 mod initramfs;
 mod ktest;
+pub mod leak;
 mod logger;
 pub mod process;
 mod random;

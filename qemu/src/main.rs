@@ -10,6 +10,7 @@
 mod bench;
 mod deps;
 mod fuzz;
+mod leak;
 mod linux;
 mod plot;
 mod qemu;

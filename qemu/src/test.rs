@@ -165,6 +165,13 @@ const FAILURE_CASES: &[FailureCase] = &[
         timeout: 5,
     },
     FailureCase {
+        name: "an open file leaked before the end of the run fails the leak check",
+        cmdline: "ktest=fault_leaked_file",
+        expect_exit: QemuExit::Failed,
+        must_contain: &["mshare-kernel: open files at start 0, now 1: LEAK of 1", "mshare-kernel: leak check: "],
+        timeout: 60,
+    },
+    FailureCase {
         name: "an unknown ktest name fails the run",
         cmdline: "ktest=no_such_test",
         expect_exit: QemuExit::Failed,
@@ -316,15 +323,11 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
         "kernel: user test run completes",
         if finished { Ok(()) } else { Err(format!("kernel ended with {:?}", run.exit)) },
     );
-    // The kernel counts frames at power-off (`process::leak_check`).
-    let leak_line = run.output.lines().find(|l| l.starts_with("mshare-kernel: frames in use"));
+    // After init, every process is reaped and the kernel compares each resource with its
+    // figure before init (`kernel/src/leak.rs`).
     t.record(
-        "kernel: no frame leaked by the whole user test suite",
-        match leak_line {
-            Some(l) if l.ends_with(": no leak") => Ok(()),
-            Some(l) => Err(l.to_string()),
-            None => Err("the kernel printed no frame count".into()),
-        },
+        "kernel: the whole user test suite leaks no frame, heap byte, file, inode, VMA, page table or task",
+        crate::leak::verdict(&run.output),
     );
 }
 
@@ -382,7 +385,7 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
             if r.exit != QemuExit::Success || status != Some(0) || !missing.is_empty() {
                 return Err(format!("exit {:?}, status {status:?}, missing {missing:?}\n{}", r.exit, r.output));
             }
-            Ok(())
+            crate::leak::verdict(&r.output).map_err(|e| format!("{e}\n{}", r.output))
         })();
         t.record(&format!("exec: {name}"), result);
     }

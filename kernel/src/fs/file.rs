@@ -58,6 +58,7 @@ pub struct File {
     pub flocked: AtomicBool,
     /// The (dev, ino) whose writer count this open file holds (`get_write_access`).
     writer_of: Option<(u64, u64)>,
+    _live: crate::leak::Live,
 }
 
 /// Open files with write access, per (dev, ino) of a regular file.
@@ -92,6 +93,7 @@ impl File {
             path,
             flocked: AtomicBool::new(false),
             writer_of,
+            _live: crate::leak::FILES.live(),
         })
     }
 
@@ -292,5 +294,13 @@ impl Drop for File {
             FileKind::PipeWrite(p) => p.close_end(false),
             FileKind::Inode(_) | FileKind::EventFd(..) => {}
         }
+    }
+}
+
+/// Frees the writer table's nodes once it is empty (`leak`'s shrinkers).
+pub fn shrink() {
+    let mut w = WRITERS.lock();
+    if w.is_empty() {
+        *w = BTreeMap::new();
     }
 }

@@ -256,6 +256,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         vflags |= VmFlags::NORESERVE;
     }
     inner.insert_vma(Vma {
+        live: crate::leak::VMAS.live(),
         start,
         end: start + len,
         prot: prot_bits,

@@ -215,6 +215,7 @@ pub fn schedule_tail() {
 pub fn idle_loop() -> ! {
     loop {
         super::itimer::check_expired();
+        crate::leak::idle_check();
         cpu::disable_interrupts();
         let empty = RQ.lock().queue.is_empty();
         if empty {
@@ -227,4 +228,12 @@ pub fn idle_loop() -> ! {
 
 pub fn runnable_count() -> usize {
     irq_off(|| RQ.lock().queue.len())
+}
+
+/// Gives back the run queue's and the sleeper list's spare capacity (`leak`'s shrinkers).
+pub fn shrink() {
+    irq_off(|| {
+        RQ.lock().queue.shrink_to_fit();
+        SLEEPERS.lock().shrink_to_fit();
+    });
 }

@@ -50,7 +50,12 @@ impl WaitQueue {
         self.wait_event(TaskState::Killable, None, cond)
     }
 
-    fn wait_event<R>(&self, state: TaskState, deadline: Option<u64>, mut cond: impl FnMut() -> Option<R>) -> KResult<R> {
+    fn wait_event<R>(
+        &self,
+        state: TaskState,
+        deadline: Option<u64>,
+        mut cond: impl FnMut() -> Option<R>,
+    ) -> KResult<R> {
         loop {
             if let Some(r) = cond() {
                 return Ok(r);
@@ -118,6 +123,11 @@ impl WaitQueue {
             }
         }
         woken
+    }
+
+    /// Gives back the waiter list's spare capacity.
+    pub fn shrink(&self) {
+        crate::arch::cpu::without_interrupts(|| self.waiters.lock().shrink_to_fit());
     }
 
     pub fn is_empty(&self) -> bool {
