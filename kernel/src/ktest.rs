@@ -37,7 +37,7 @@ fn suites() -> [&'static [KTest]; 6] {
 
 /// Tests that crash the kernel on purpose; run only by name.
 fn fault_tests() -> impl Iterator<Item = &'static KTest> {
-    crate::mm::tests::FAULT_TESTS.iter().chain(crate::leak::FAULT_TESTS)
+    crate::mm::tests::FAULT_TESTS.iter().chain(crate::watchdog::FAULT_TESTS).chain(crate::leak::FAULT_TESTS)
 }
 
 static CURRENT: Mutex<Option<&'static str>> = Mutex::new(None);
@@ -65,6 +65,7 @@ pub fn run(filter: &str) -> (usize, usize) {
         found = true;
         *CURRENT.lock() = Some(t.name);
         let before = frames_in_use();
+        crate::watchdog::touch();
         (t.func)();
         let after = frames_in_use();
         if after != before {

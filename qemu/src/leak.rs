@@ -3,6 +3,14 @@
 //! `mshare-kernel: leak check: N resources, no leak`) and the watchdog
 //! (`mshare-kernel: WATCHDOG: ...`, `kernel/src/watchdog.rs`).
 
+/// The kernel's per-resource lines and summary, for the log of a passing run.
+pub fn lines(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("mshare-kernel: ") && (l.contains(" at start ") || l.contains("leak check: ")))
+        .collect()
+}
+
 /// Ok if the console shows a complete, clean leak check and no watchdog report.
 pub fn verdict(output: &str) -> Result<(), String> {
     if let Some(l) = output.lines().find(|l| l.starts_with("mshare-kernel: WATCHDOG: ")) {

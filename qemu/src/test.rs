@@ -165,6 +165,30 @@ const FAILURE_CASES: &[FailureCase] = &[
         timeout: 5,
     },
     FailureCase {
+        name: "a kernel loop that never schedules is reported by the soft-lockup watchdog",
+        cmdline: "ktest=fault_soft_lockup watchdog_thresh=2",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "mshare-kernel: WATCHDOG: soft lockup: CPU 0 stuck in kernel mode for ",
+            "(interrupted)",
+            "backtrace:",
+            "---- tasks and their last system calls",
+        ],
+        timeout: 60,
+    },
+    FailureCase {
+        name: "a task asleep uninterruptibly for good is reported by the hung-task watchdog",
+        cmdline: "ktest=fault_hung_task hung_task_timeout_secs=2",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "mshare-kernel: WATCHDOG: hung task: pid 1 tid 1 (hung_task) in an uninterruptible sleep for ",
+            "(switched out)",
+            "backtrace:",
+            "sleeping (uninterruptible) comm \"hung_task\"",
+        ],
+        timeout: 60,
+    },
+    FailureCase {
         name: "an open file leaked before the end of the run fails the leak check",
         cmdline: "ktest=fault_leaked_file",
         expect_exit: QemuExit::Failed,
@@ -325,6 +349,9 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
     );
     // After init, every process is reaped and the kernel compares each resource with its
     // figure before init (`kernel/src/leak.rs`).
+    for l in crate::leak::lines(&run.output) {
+        println!("{l}");
+    }
     t.record(
         "kernel: the whole user test suite leaks no frame, heap byte, file, inode, VMA, page table or task",
         crate::leak::verdict(&run.output),
@@ -431,6 +458,9 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
     let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false).and_then(|out| {
         if let Some(s) = &out.summary {
             println!("{s}");
+        }
+        for l in crate::leak::lines(&out.output) {
+            println!("{l}");
         }
         out.verdict.map_err(|why| {
             println!("{}", crate::fuzz::failure_tail(&out.output));

@@ -128,6 +128,7 @@ fn switch_in(next: &Task) {
 pub fn schedule() {
     let was_enabled = cpu::interrupts_enabled();
     cpu::disable_interrupts();
+    crate::watchdog::touch();
     let switch = {
         let mut rq = RQ.lock();
         NEED_RESCHED.store(false, Ordering::Relaxed);
@@ -214,6 +215,7 @@ pub fn schedule_tail() {
 /// The boot context becomes the idle loop: run tasks, halt when none is runnable.
 pub fn idle_loop() -> ! {
     loop {
+        crate::watchdog::touch();
         super::itimer::check_expired();
         crate::leak::idle_check();
         cpu::disable_interrupts();

@@ -81,6 +81,8 @@ pub struct Task {
     pub sys_ticks: AtomicU64,
     /// The last system calls, for `syscall::dump_tasks`.
     pub syscalls: crate::syscall::trace::SyscallRing,
+    /// When the current sleep began (ns since boot), for the hung-task watchdog.
+    pub sleep_since: AtomicU64,
     _live: crate::leak::Live,
 }
 
@@ -377,6 +379,7 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         on_cpu_since: AtomicU64::new(0),
         sys_ticks: AtomicU64::new(0),
         syscalls: Default::default(),
+        sleep_since: AtomicU64::new(0),
         _live: crate::leak::TASKS.live(),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));
