@@ -7,7 +7,10 @@
 pub fn lines(output: &str) -> Vec<&str> {
     output
         .lines()
-        .filter(|l| l.starts_with("mshare-kernel: ") && (l.contains(" at start ") || l.contains("leak check: ")))
+        .filter(|l| {
+            l.starts_with("mshare-kernel: ")
+                && (l.contains(" at start ") || l.contains("leak check: ") || l.ends_with(" left behind"))
+        })
         .collect()
 }
 

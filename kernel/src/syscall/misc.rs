@@ -41,6 +41,14 @@ pub fn sys_getrandom(a: Args) -> SysResult {
             return if done > 0 { ok(done) } else { Err(e) };
         }
         done += n;
+        // As Linux's get_random_bytes_user: every page, a pending signal ends the call
+        // with what was written, and the CPU goes to others if the slice is used.
+        if done < len && done.is_multiple_of(crate::mm::PAGE_SIZE as usize) {
+            if crate::process::signal::signal_pending(&current()) {
+                break;
+            }
+            crate::process::sched::cond_resched();
+        }
     }
     ok(done)
 }
