@@ -205,6 +205,7 @@ pub fn idle_check() {
         }
         return;
     }
+    crate::watchdog::print_margins();
     let removed = crate::fs::tmpfs::remove_created_since_boot();
     crate::println!("mshare-kernel: removed {} files and directories the tests left behind", removed);
     let now = Snapshot::take();
@@ -216,8 +217,11 @@ pub fn idle_check() {
     crate::power_off(clean)
 }
 
-pub(crate) const KTESTS: &[crate::ktest::KTest] =
-    crate::ktests![leak_check_names_a_leaked_file_vma_and_task, leak_check_is_clean_once_they_are_dropped];
+pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
+    leak_check_names_a_leaked_file_vma_and_task,
+    leak_check_is_clean_once_they_are_dropped,
+    files_left_in_tmp_are_removed_at_shutdown_and_their_memory_returns,
+];
 
 /// A file, a VMA (and a split piece of it) and a task with its process, alive.
 fn make_objects() -> (alloc::sync::Arc<crate::fs::file::File>, alloc::vec::Vec<crate::mm::vma::Vma>, KtestTask) {
@@ -296,6 +300,24 @@ fn leak_check_is_clean_once_they_are_dropped() {
     drop(make_objects());
     let now = Snapshot::take();
     assert_eq!(before.leaks(&now), alloc::vec::Vec::<&str>::new());
+}
+
+fn files_left_in_tmp_are_removed_at_shutdown_and_their_memory_returns() {
+    use crate::fs::vfs::{S_IFDIR, S_IFREG};
+    let before = Snapshot::take();
+    crate::fs::tmpfs::mark_boot();
+    let tmp = crate::fs::root().lookup("tmp").expect("no /tmp");
+    let file = tmp.create("left-behind", S_IFREG | 0o644, 0, 0).expect("create");
+    assert_eq!(file.write_at(0, &[7u8; 5000]), Ok(5000));
+    let dir = tmp.create("left-behind-dir", S_IFDIR | 0o755, 0, 0).expect("mkdir");
+    dir.create("inside", S_IFREG | 0o644, 0, 0).expect("create inside");
+    drop((file, dir));
+    let leaks = before.leaks(&Snapshot::take());
+    assert!(leaks.contains(&"inodes") && leaks.contains(&"heap bytes in use"), "{:?}", leaks);
+    drop(leaks);
+    assert_eq!(crate::fs::tmpfs::remove_created_since_boot(), 2);
+    drop(tmp);
+    assert_eq!(before.leaks(&Snapshot::take()), alloc::vec::Vec::<&str>::new());
 }
 
 /// Deliberate failure, run only by name: an open file is leaked after the

@@ -28,7 +28,7 @@ mod random;
 pub mod sync;
 mod syscall;
 pub mod time;
-mod watchdog;
+pub mod watchdog;
 
 use arch::exit::{exit_qemu, QemuExitCode};
 use arch::pvh::BootInfo;

@@ -38,6 +38,10 @@ static TICKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static NEXT_SCAN: AtomicU64 = AtomicU64::new(0);
 /// One report only: the first one ends the run.
 static FIRED: AtomicBool = AtomicBool::new(false);
+/// The longest stretch a tick found without scheduling, and the longest watched sleep
+/// a scan found (ns): how close a run came to the bounds.
+static MAX_STALL: AtomicU64 = AtomicU64::new(0);
+static MAX_SLEEP: AtomicU64 = AtomicU64::new(0);
 
 /// The CPU running this code (one CPU today).
 fn cpu() -> usize {
@@ -72,8 +76,12 @@ pub fn tick(frame: &TrapFrame) {
     let soft = SOFTLOCKUP_NS.load(Ordering::Relaxed);
     if frame.from_user() || TOUCHED[me].load(Ordering::Relaxed) == 0 {
         TOUCHED[me].store(now, Ordering::Relaxed);
-    } else if soft != 0 && now - TOUCHED[me].load(Ordering::Relaxed) > soft {
-        soft_lockup(me, now, frame);
+    } else {
+        let stall = now.saturating_sub(TOUCHED[me].load(Ordering::Relaxed));
+        MAX_STALL.fetch_max(stall, Ordering::Relaxed);
+        if soft != 0 && stall > soft {
+            soft_lockup(me, now, frame);
+        }
     }
     for (cpu, t) in TICKED.iter().enumerate() {
         let last = t.load(Ordering::Relaxed);
@@ -86,6 +94,17 @@ pub fn tick(frame: &TrapFrame) {
         NEXT_SCAN.store(now + NS, Ordering::Relaxed);
         check_hung_tasks(now);
     }
+}
+
+/// Prints how close the run came to the bounds (at shutdown, for the record).
+pub fn print_margins() {
+    crate::println!(
+        "mshare-kernel: watchdog: longest kernel stretch without scheduling {} ms, longest uninterruptible or killable sleep seen {} ms (bounds {} s, {} s)",
+        MAX_STALL.load(Ordering::Relaxed) / 1_000_000,
+        MAX_SLEEP.load(Ordering::Relaxed) / 1_000_000,
+        SOFTLOCKUP_NS.load(Ordering::Relaxed) / NS,
+        HUNG_TASK_NS.load(Ordering::Relaxed) / NS
+    );
 }
 
 /// Prints the report's first line, once.
@@ -162,10 +181,12 @@ fn check_hung_tasks(now: u64) {
         let Some(tables) = crate::process::task::TABLES.try_lock() else { return };
         tables.tasks.values().filter_map(|w| w.upgrade()).find(|t| {
             let since = t.sleep_since.load(Ordering::Relaxed);
-            watched(t.state())
-                && !t.process.stopped.load(Ordering::Relaxed)
-                && since != 0
-                && now.saturating_sub(since) > bound
+            let asleep = now.saturating_sub(since);
+            let counted = watched(t.state()) && !t.process.stopped.load(Ordering::Relaxed) && since != 0;
+            if counted {
+                MAX_SLEEP.fetch_max(asleep, Ordering::Relaxed);
+            }
+            counted && asleep > bound
         })
     };
     let Some(t) = hung else { return };

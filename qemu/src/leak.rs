@@ -9,7 +9,10 @@ pub fn lines(output: &str) -> Vec<&str> {
         .lines()
         .filter(|l| {
             l.starts_with("mshare-kernel: ")
-                && (l.contains(" at start ") || l.contains("leak check: ") || l.ends_with(" left behind"))
+                && (l.contains(" at start ")
+                    || l.contains("leak check: ")
+                    || l.ends_with(" left behind")
+                    || l.starts_with("mshare-kernel: watchdog: "))
         })
         .collect()
 }
