@@ -6,8 +6,8 @@
 //! the rest can be compared.
 //!
 //! Before init is created the kernel records a baseline: frames in use (page
-//! cache aside), heap bytes in use and every counter below. When init has
-//! exited and every other process has been killed and reaped (`shutdown`),
+//! cache aside), page-cache pages, heap bytes in use and every counter below. When init has
+//! exited and every other process has been killed and reaped (`begin_shutdown`),
 //! the idle loop removes the files the tests left behind, shrinks the
 //! kernel's tables to their boot size, and compares again: each figure must
 //! be back at its baseline. One line per resource
@@ -103,6 +103,7 @@ const SHRINKERS: &[fn()] = &[
 #[derive(Clone, Copy, Default)]
 pub struct Snapshot {
     pub frames: u64,
+    pub cache_pages: u64,
     pub heap_bytes: u64,
     pub counts: [i64; MAX_COUNTERS],
 }
@@ -118,13 +119,19 @@ impl Snapshot {
         for (c, k) in counts.iter_mut().zip(COUNTERS) {
             *c = k.get();
         }
-        Snapshot { frames: crate::process::unowned_frames(), heap_bytes: crate::mm::heap::stats().used_bytes, counts }
+        Snapshot {
+            frames: crate::process::unowned_frames(),
+            cache_pages: crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed),
+            heap_bytes: crate::mm::heap::stats().used_bytes,
+            counts,
+        }
     }
 
     /// (name, start, now) of every figure.
     pub fn compare(&self, now: &Snapshot) -> alloc::vec::Vec<(&'static str, i64, i64)> {
         let fixed = [
             ("frames in use (page cache aside)", self.frames as i64, now.frames as i64),
+            ("page-cache pages", self.cache_pages as i64, now.cache_pages as i64),
             ("heap bytes in use", self.heap_bytes as i64, now.heap_bytes as i64),
         ];
         let counted = COUNTERS.iter().enumerate().map(|(i, c)| (c.name, self.counts[i], now.counts[i]));
@@ -313,7 +320,9 @@ fn files_left_in_tmp_are_removed_at_shutdown_and_their_memory_returns() {
     dir.create("inside", S_IFREG | 0o644, 0, 0).expect("create inside");
     drop((file, dir));
     let leaks = before.leaks(&Snapshot::take());
-    assert!(leaks.contains(&"inodes") && leaks.contains(&"heap bytes in use"), "{:?}", leaks);
+    for name in ["inodes", "page-cache pages", "heap bytes in use"] {
+        assert!(leaks.contains(&name), "{} not reported: {:?}", name, leaks);
+    }
     drop(leaks);
     assert_eq!(crate::fs::tmpfs::remove_created_since_boot(), 2);
     drop(tmp);

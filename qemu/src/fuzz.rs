@@ -82,6 +82,9 @@ pub fn cmd_fuzz(o: &Options) -> Result<ExitCode, String> {
             if let Some(s) = out.summary {
                 println!("xtask: {s}");
             }
+            for l in crate::leak::lines(&out.output) {
+                println!("xtask: {l}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => {

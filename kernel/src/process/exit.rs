@@ -77,8 +77,9 @@ pub(super) fn do_exit(status: i32) -> ! {
     unreachable!("a dead task was scheduled");
 }
 
-/// The process is a zombie now: reparent its children to init, record the
-/// status, signal and wake the parent (or reap at once if it ignores SIGCHLD).
+/// The process is a zombie now: reparent its children to init (orphan them once
+/// init has exited), record the status, signal and wake the parent (or reap at
+/// once if it ignores SIGCHLD).
 fn exit_notify(p: &Arc<Process>, status: i32) {
     let children: Vec<_> = core::mem::take(&mut *p.children.lock());
     if p.pid == 1 {
@@ -91,19 +92,19 @@ fn exit_notify(p: &Arc<Process>, status: i32) {
         crate::leak::begin_shutdown();
         return;
     }
-    let init = super::task::find_process(1);
-    if init.is_none() {
-        orphan(children);
-    } else if let Some(init) = &init {
-        let mut zombies = false;
-        for c in children {
-            *c.parent.lock() = Arc::downgrade(init);
-            zombies |= c.is_zombie();
-            init.children.lock().push(c);
+    match super::task::find_process(1) {
+        Some(init) => {
+            let mut zombies = false;
+            for c in children {
+                *c.parent.lock() = Arc::downgrade(&init);
+                zombies |= c.is_zombie();
+                init.children.lock().push(c);
+            }
+            if zombies {
+                init.child_wait.wake_all();
+            }
         }
-        if zombies {
-            init.child_wait.wake_all();
-        }
+        None => orphan(children),
     }
     *p.exit.lock() = Some(super::task::ExitInfo { status });
     let Some(parent) = p.parent.lock().upgrade() else {
