@@ -377,6 +377,12 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
             vec!["hello\n", "42\n", "40960\n", "timeout status 143", "bg done", "tmpfs ", "done-all"],
         ),
         (
+            "an init that exits with children still running: they are killed and reaped before the leak check",
+            busybox.clone().ok(),
+            s(&["sh", "-c", "sleep 1000 & sleep 1000 & (sleep 1000 &) ; echo started"]),
+            vec!["started\n"],
+        ),
+        (
             "busybox sh -c 'echo hi; ls /'",
             busybox.ok(),
             s(&["sh", "-c", "echo hi; ls /"]),
