@@ -70,6 +70,15 @@ pub fn open_for_writing(m: &Metadata) -> bool {
     WRITERS.lock().contains_key(&(m.dev, m.ino))
 }
 
+/// Linux's `OPEN_FMODE`: access mode 3 opens for neither reading nor writing.
+fn fmode_read(flags: u32) -> bool {
+    matches!(flags & O_ACCMODE, O_RDONLY | O_RDWR)
+}
+
+fn fmode_write(flags: u32) -> bool {
+    matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR)
+}
+
 pub const SEEK_SET: u32 = 0;
 pub const SEEK_CUR: u32 = 1;
 pub const SEEK_END: u32 = 2;
@@ -77,7 +86,7 @@ pub const SEEK_END: u32 = 2;
 impl File {
     pub fn new(kind: FileKind, flags: u32, path: String) -> Arc<File> {
         let writer_of = match &kind {
-            FileKind::Inode(i) if flags & O_PATH == 0 && flags & O_ACCMODE != O_RDONLY => {
+            FileKind::Inode(i) if flags & O_PATH == 0 && fmode_write(flags) => {
                 let m = i.metadata();
                 m.is_regular().then_some((m.dev, m.ino))
             }
@@ -102,11 +111,11 @@ impl File {
     }
 
     pub fn readable(&self) -> bool {
-        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_WRONLY
+        self.flags() & O_PATH == 0 && fmode_read(self.flags())
     }
 
     pub fn writable(&self) -> bool {
-        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_RDONLY
+        self.flags() & O_PATH == 0 && fmode_write(self.flags())
     }
 
     fn nonblock(&self) -> bool {

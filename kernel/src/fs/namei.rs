@@ -61,9 +61,10 @@ pub fn generic_permission(c: &Creds, m: &Metadata, mask: u32) -> KResult<()> {
     Err(EACCES)
 }
 
-/// `inode_permission`: every filesystem here uses the generic mode-bit check.
+/// `inode_permission`: the inode's own `permission` (the generic mode-bit check unless
+/// the filesystem has another).
 pub fn inode_permission(c: &Creds, inode: &Arc<dyn Inode>, mask: u32) -> KResult<()> {
-    generic_permission(c, &inode.metadata(), mask)
+    inode.permission(c, mask)
 }
 
 /// Search permission on a directory a path walk passes through (`may_lookup`).
@@ -119,14 +120,15 @@ pub fn open_acc_mode(flags: u32) -> u32 {
 /// Opening an existing inode with `acc_mode` (`may_open`): symlinks are ELOOP,
 /// directories are not writable (EISDIR) nor executable, devices and FIFOs are
 /// not executable; then the mode bits; O_NOATIME only for the owner or CAP_FOWNER.
-pub fn may_open(c: &Creds, m: &Metadata, acc_mode: u32, flags: u32) -> KResult<()> {
+pub fn may_open(c: &Creds, inode: &Arc<dyn Inode>, acc_mode: u32, flags: u32) -> KResult<()> {
+    let m = &inode.metadata();
     match m.file_type() {
         S_IFLNK => return Err(ELOOP),
         S_IFDIR if acc_mode & MAY_WRITE != 0 => return Err(EISDIR),
         S_IFDIR | S_IFBLK | S_IFCHR | S_IFIFO | S_IFSOCK if acc_mode & MAY_EXEC != 0 => return Err(EACCES),
         _ => {}
     }
-    generic_permission(c, m, acc_mode)?;
+    inode_permission(c, inode, acc_mode)?;
     if flags & O_NOATIME != 0 && !inode_owner_or_capable(c, m) {
         return Err(EPERM);
     }

@@ -11,7 +11,7 @@ use crate::errno::*;
 use crate::leak::Live;
 use crate::mm::address_space::USER_PT_PAGES;
 use crate::mm::vma::{Backend, Prot, VmFlags};
-use crate::process::task::{find_process, Process, Task, TABLES};
+use crate::process::task::{find_process, Process, Task, SUID_DUMP_USER, TABLES};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -51,6 +51,21 @@ fn meta(ino: u64, mode: u32) -> Metadata {
         ctime: now,
         ..Default::default()
     }
+}
+
+/// Who owns a `/proc/pid` entry of `mode` (Linux's `task_dump_owner`): the process's
+/// effective ids; but an entry other than the world-readable directories belongs to root
+/// while the process is not dumpable (after a change of ids, or exec of a set-user-ID or
+/// unreadable program).
+fn task_dump_owner(pid: u32, mut m: Metadata) -> Metadata {
+    let Some(p) = find_process(pid) else { return m };
+    let c = p.creds.lock();
+    (m.uid, m.gid) = (c.euid, c.egid);
+    let public_dir = m.mode == S_IFDIR | 0o555;
+    if !public_dir && p.dumpable.load(core::sync::atomic::Ordering::Relaxed) != SUID_DUMP_USER {
+        (m.uid, m.gid) = (0, 0);
+    }
+    m
 }
 
 pub struct ProcRoot {
@@ -211,7 +226,7 @@ impl Inode for PidDir {
     fn metadata(&self) -> Metadata {
         let mut m = meta((self.pid as u64) << 8, S_IFDIR | 0o555);
         m.nlink = 2;
-        m
+        task_dump_owner(self.pid, m)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -261,7 +276,7 @@ impl Inode for TaskDir {
     fn metadata(&self) -> Metadata {
         let mut m = meta(TASK_INO | ((self.tid.max(self.pid) as u64) << 8) | (self.tid != 0) as u64, S_IFDIR | 0o555);
         m.nlink = 2;
-        m
+        task_dump_owner(self.pid, m)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -340,7 +355,12 @@ impl Inode for ProcFile {
             _ if self.tid != 0 => TASK_INO | (((self.tid as u64) << 8) + 1 + idx),
             _ => ((self.pid as u64) << 8) + 1 + idx,
         };
-        meta(ino, S_IFREG | 0o444)
+        match self.kind {
+            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime => meta(ino, S_IFREG | 0o444),
+            FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
+            FileKind::Comm => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
+            _ => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o444)),
+        }
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -881,7 +901,7 @@ struct ExeLink {
 
 impl Inode for ExeLink {
     fn metadata(&self) -> Metadata {
-        meta(((self.pid as u64) << 8) + 0x40, S_IFLNK | 0o777)
+        task_dump_owner(self.pid, meta(((self.pid as u64) << 8) + 0x40, S_IFLNK | 0o777))
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -913,13 +933,12 @@ impl Inode for FdDir {
     fn metadata(&self) -> Metadata {
         let mut m = meta(((self.pid as u64) << 8) + 0x41, S_IFDIR | 0o500);
         m.nlink = 2;
-        // Owned by the process's effective ids, so it may list its own descriptors
-        // (`task_dump_owner`).
-        if let Some(p) = crate::process::task::find_process(self.pid) {
-            let c = p.creds.lock();
-            (m.uid, m.gid) = (c.euid, c.egid);
-        }
-        m
+        task_dump_owner(self.pid, m)
+    }
+    /// `proc_fd_permission`: the mode bits, or any thread of the process itself.
+    fn permission(&self, c: &crate::process::cred::Creds, mask: u32) -> KResult<()> {
+        super::namei::generic_permission(c, &self.metadata(), mask)
+            .or_else(|e| if crate::process::current().process.pid == self.pid { Ok(()) } else { Err(e) })
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -935,6 +954,7 @@ impl Inode for FdDir {
                     _live: live(),
                     target: link_target(&file),
                     ino: ((self.pid as u64) << 20) + fd as u64,
+                    pid: self.pid,
                 }))
             }
         }
@@ -970,11 +990,12 @@ struct FdLink {
     _live: Live,
     target: Vec<u8>,
     ino: u64,
+    pid: u32,
 }
 
 impl Inode for FdLink {
     fn metadata(&self) -> Metadata {
-        meta(self.ino, S_IFLNK | 0o700)
+        task_dump_owner(self.pid, meta(self.ino, S_IFLNK | 0o700))
     }
     fn as_any(&self) -> &dyn Any {
         self

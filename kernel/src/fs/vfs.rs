@@ -86,6 +86,12 @@ pub trait Inode: Send + Sync + Any {
     fn metadata(&self) -> Metadata;
     fn as_any(&self) -> &dyn Any;
 
+    /// May `c` access this inode with `mask` (MAY_READ, MAY_WRITE, MAY_EXEC)? Linux's
+    /// `inode_operations.permission`; most inodes use the mode bits.
+    fn permission(&self, c: &crate::process::cred::Creds, mask: u32) -> KResult<()> {
+        super::namei::generic_permission(c, &self.metadata(), mask)
+    }
+
     /// Reads at `offset`; devices ignore the offset. `nonblock` is the open
     /// file's O_NONBLOCK.
     fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> KResult<usize> {

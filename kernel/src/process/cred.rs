@@ -130,6 +130,12 @@ impl Creds {
         }
     }
 
+    /// Whether replacing `old` by `self` makes the process non-dumpable (`commit_creds`):
+    /// any change of the effective or fs ids.
+    pub fn changes_dumpability(&self, old: &Creds) -> bool {
+        self.euid != old.euid || self.egid != old.egid || self.fsuid != old.fsuid || self.fsgid != old.fsgid
+    }
+
     /// The effective set after an fsuid change from `old_fsuid` (LSM_SETID_FS):
     /// leaving 0 drops the filesystem capabilities, returning to 0 raises them
     /// from the permitted set.

@@ -4,11 +4,11 @@
 //! and set-group-ID files, the capability sets).
 
 use super::cred::Creds;
-use super::task::Task;
+use super::task::{Task, SUID_DUMP_DISABLE, SUID_DUMP_USER};
 use crate::arch::context::FpuState;
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
-use crate::fs::namei::{may_open, MAY_EXEC};
+use crate::fs::namei::{inode_permission, may_open, MAY_EXEC, MAY_READ};
 use crate::fs::vfs::{Inode, Metadata};
 use crate::mm::address_space::{MmStruct, STACK_SIZE, STACK_TOP};
 use crate::mm::vma::{Backend, Prot, VmFlags, Vma};
@@ -42,7 +42,7 @@ fn open_exec(t: &Task, path: &[u8]) -> KResult<Arc<dyn Inode>> {
     let cwd = t.fs().lock().cwd.clone();
     let inode = crate::fs::path::lookup_from(&cred, crate::fs::root(), cwd, path, true)?;
     let m = inode.metadata();
-    may_open(&cred, &m, MAY_EXEC, 0)?;
+    may_open(&cred, &inode, MAY_EXEC, 0)?;
     if !m.is_regular() {
         return Err(EACCES);
     }
@@ -191,6 +191,10 @@ pub fn exec_into(
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);
 
+    let readable = {
+        let c = t.process.creds.lock();
+        inode_permission(&c, &inode, MAY_READ).is_ok()
+    };
     let (creds, secure) = exec_creds(&t.process.creds.lock(), &inode.metadata());
     let auxv = elf_loader::exec_auxv(
         &info,
@@ -297,6 +301,10 @@ pub fn exec_into(
     // Point of no return (Linux's `begin_new_exec`), unless a fatal signal
     // ends the wait for the other threads: the dying process keeps its image.
     de_thread(t)?;
+    // Dumpable again unless the new ids differ from the real ones or the caller could not
+    // read the program (begin_new_exec, would_dump).
+    let dumpable = creds.euid == creds.uid && creds.egid == creds.gid && readable;
+    t.process.dumpable.store(if dumpable { SUID_DUMP_USER } else { SUID_DUMP_DISABLE }, Ordering::Relaxed);
     *t.process.creds.lock() = creds;
     let old = t.mm.lock().replace(mm.clone());
     mm.activate();

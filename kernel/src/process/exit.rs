@@ -98,6 +98,9 @@ fn exit_notify(p: &Arc<Process>, status: i32) {
             for c in children {
                 *c.parent.lock() = Arc::downgrade(&init);
                 zombies |= c.is_zombie();
+                if !c.is_zombie() {
+                    kill_orphaned_pgrp(&c, Some(p));
+                }
                 init.children.lock().push(c);
             }
             if zombies {
@@ -106,6 +109,7 @@ fn exit_notify(p: &Arc<Process>, status: i32) {
         }
         None => orphan(children),
     }
+    kill_orphaned_pgrp(p, None);
     *p.exit.lock() = Some(super::task::ExitInfo { status });
     let Some(parent) = p.parent.lock().upgrade() else {
         // An orphan after init's exit: nobody will wait for it.
@@ -144,6 +148,61 @@ fn orphan(children: Vec<Arc<Process>>) {
             TABLES.lock().processes.remove(&c.pid);
         } else {
             *c.parent.lock() = alloc::sync::Weak::new();
+        }
+    }
+}
+
+/// Members of process group `pgid`, zombies included.
+fn pgrp_members(pgid: Tid) -> Vec<Arc<Process>> {
+    let tables = TABLES.lock();
+    tables.processes.values().filter_map(|w| w.upgrade()).filter(|p| p.pgid() == pgid).collect()
+}
+
+/// Whether process group `pgid` is orphaned once `ignored` is gone (Linux's
+/// `will_become_orphaned_pgrp`): no live member has a parent in another group of the same
+/// session, which is what lets a shell continue a stopped job. A parent that is init
+/// connects nothing.
+fn will_become_orphaned_pgrp(pgid: Tid, ignored: Option<&Arc<Process>>) -> bool {
+    pgrp_members(pgid).iter().all(|p| {
+        if ignored.is_some_and(|i| Arc::ptr_eq(i, p)) || p.is_zombie() {
+            return true;
+        }
+        let Some(parent) = p.parent.lock().upgrade() else { return true };
+        parent.pid == 1
+            || parent.pgid() == pgid
+            || parent.sid.load(Ordering::Relaxed) != p.sid.load(Ordering::Relaxed)
+    })
+}
+
+/// Linux's `is_current_pgrp_orphaned`: a stop signal from the terminal family (SIGTSTP,
+/// SIGTTIN, SIGTTOU) is discarded there, since nobody could ever continue the job.
+pub fn is_pgrp_orphaned(p: &Process) -> bool {
+    will_become_orphaned_pgrp(p.pgid(), None)
+}
+
+/// Linux's `kill_orphaned_pgrp`: when `p`'s group becomes orphaned (because `p` exits,
+/// `parent` None, or because `p`'s parent `parent` exited) and it has a stopped member,
+/// every member gets SIGHUP then SIGCONT, so a stopped job does not wait forever.
+fn kill_orphaned_pgrp(p: &Arc<Process>, parent: Option<&Arc<Process>>) {
+    let (ignored, parent) = match parent {
+        None => (Some(p), p.parent.lock().upgrade()),
+        Some(parent) => (None, Some(parent.clone())),
+    };
+    let Some(parent) = parent else { return };
+    let pgid = p.pgid();
+    if parent.pgid() == pgid || parent.sid.load(Ordering::Relaxed) != p.sid.load(Ordering::Relaxed) {
+        return;
+    }
+    if !will_become_orphaned_pgrp(pgid, ignored) {
+        return;
+    }
+    let members: Vec<_> = pgrp_members(pgid).into_iter().filter(|m| !m.is_zombie()).collect();
+    if !members.iter().any(|m| m.stopped.load(Ordering::Acquire)) {
+        return;
+    }
+    for sig in [signal::SIGHUP, signal::SIGCONT] {
+        for m in &members {
+            signal::send_to_process(m, SigInfo::new(sig, signal::SI_KERNEL));
         }
     }
 }

@@ -83,6 +83,15 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     }
 
     let parent = super::current();
+    // A dying caller makes nothing (Linux: copy_process's fatal_signal_pending check); the
+    // error never reaches user space, the caller exits on its way out. A child that still
+    // slips in meets the group's exit in its first exit_to_user_mode.
+    if super::signal::fatal_signal_pending(&parent)
+        || parent.process.group_exit.lock().is_some()
+        || parent.exit_status.lock().is_some()
+    {
+        return Err(ERESTARTNOINTR);
+    }
     let mm = if f & CLONE_VM != 0 { parent.mm() } else { parent.mm().fork().ok_or(ENOMEM)? };
     let files = if f & CLONE_FILES != 0 { parent.files() } else { Arc::new(Mutex::new(parent.files().lock().clone())) };
     let fs = if f & CLONE_FS != 0 { parent.fs() } else { Arc::new(Mutex::new(parent.fs().lock().clone())) };
@@ -110,6 +119,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
             pp.sid.load(Ordering::Relaxed),
             a.exit_signal,
         );
+        p.dumpable.store(pp.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
         if let Some(rp) = real_parent.upgrade() {
             rp.children.lock().push(p.clone());
         }

@@ -503,7 +503,10 @@ pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) -> Option<i32> {
             match default_action(sig) {
                 Default_::Ignore | Default_::Continue => continue,
                 Default_::Stop => {
-                    do_signal_stop(t, sig);
+                    // Only SIGSTOP stops a job that nobody could continue.
+                    if sig == SIGSTOP || !super::exit::is_pgrp_orphaned(&t.process) {
+                        do_signal_stop(t, sig);
+                    }
                     continue;
                 }
                 Default_::Terminate => return Some(signaled_status(sig, false)),

@@ -241,6 +241,10 @@ pub struct Process {
     pub min_flt: AtomicU64,
     /// Job control: stopped by SIGSTOP & co. until SIGCONT.
     pub stopped: core::sync::atomic::AtomicBool,
+    /// Linux's `mm->flags` dumpability (SUID_DUMP_DISABLE 0 or SUID_DUMP_USER 1): who owns
+    /// `/proc/pid` (the process's effective ids, or root) and what PR_GET_DUMPABLE says.
+    /// Cleared by a change of effective or fs ids; exec sets it again.
+    pub dumpable: core::sync::atomic::AtomicU8,
     /// A stop or continue not yet reported to wait (WUNTRACED/WCONTINUED).
     pub job_report: Mutex<Option<JobReport>>,
     /// Threads of a stopped process sleep here.
@@ -387,6 +391,9 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
     Some(t)
 }
 
+pub const SUID_DUMP_DISABLE: u8 = 0;
+pub const SUID_DUMP_USER: u8 = 1;
+
 pub fn new_process(
     pid: Tid,
     parent: Weak<Process>,
@@ -412,6 +419,7 @@ pub fn new_process(
         shared_pending: Mutex::new(SigPending::default()),
         min_flt: AtomicU64::new(0),
         stopped: core::sync::atomic::AtomicBool::new(false),
+        dumpable: core::sync::atomic::AtomicU8::new(SUID_DUMP_USER),
         job_report: Mutex::new(None),
         stop_wait: WaitQueue::new(),
         exec_by: Mutex::new(None),

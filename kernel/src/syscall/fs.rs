@@ -334,8 +334,9 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
         Err(e) => return Err(e),
     };
     let m = inode.metadata();
-    if m.file_type() == S_IFLNK {
-        return Err(ELOOP); // O_NOFOLLOW on a symlink
+    // Reached only with O_NOFOLLOW: O_PATH then refers to the link itself.
+    if m.file_type() == S_IFLNK && flags & O_PATH == 0 {
+        return Err(ELOOP);
     }
     if flags & O_DIRECTORY != 0 && !m.is_dir() {
         return Err(ENOTDIR);
@@ -343,13 +344,10 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
     if m.is_dir() && flags & O_CREAT != 0 && flags & O_DIRECTORY == 0 {
         return Err(EISDIR);
     }
-    if flags & O_ACCMODE == 3 {
-        return Err(EINVAL);
-    }
     // A file this open created is not checked against its new mode (FMODE_CREATED);
     // O_PATH descriptors grant no access and need none.
     if !created && flags & O_PATH == 0 {
-        may_open(&cred, &m, open_acc_mode(flags), flags)?;
+        may_open(&cred, &inode, open_acc_mode(flags), flags)?;
         if flags & O_TRUNC != 0 && m.is_regular() {
             inode.truncate(0)?;
         }
@@ -852,21 +850,23 @@ pub fn sys_unlinkat(dirfd: i32, path_va: u64, flags: u32) -> SysResult {
     let cred = cred();
     let (dir, name) = parent_at(&cred, dirfd, &path)?;
     let rmdir = flags & AT_REMOVEDIR != 0;
+    // A final ".", ".." or "/" is refused by name (do_rmdir's and do_unlinkat's last_type).
     if rmdir {
         match name.as_str() {
+            "" => return Err(EBUSY),
             "." => return Err(EINVAL),
             ".." => return Err(ENOTEMPTY),
             _ => {}
         }
+    } else if matches!(name.as_str(), "" | "." | "..") {
+        return Err(EISDIR);
     } else if path.last() == Some(&b'/') {
         // unlink("dir/") names a directory
         let target = dir.lookup(&name)?;
         return Err(if target.metadata().is_dir() { EISDIR } else { ENOTDIR });
     }
-    if !name.is_empty() {
-        let victim = dir.lookup(&name)?;
-        may_delete(&cred, &dir, &victim.metadata(), rmdir)?;
-    }
+    let victim = dir.lookup(&name)?;
+    may_delete(&cred, &dir, &victim.metadata(), rmdir)?;
     dir.unlink(&name, rmdir)?;
     ok(0)
 }
@@ -1016,6 +1016,14 @@ pub fn sys_renameat2(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, fla
     let cred = cred();
     let (odir, oname) = parent_at(&cred, olddirfd, &old)?;
     let (ndir, nname) = parent_at(&cred, newdirfd, &new)?;
+    // A final ".", ".." or "/" is refused by name first (do_renameat2's LAST_NORM checks).
+    let plain = |n: &str| !n.is_empty() && n != "." && n != "..";
+    if !plain(&oname) {
+        return Err(EBUSY);
+    }
+    if !plain(&nname) {
+        return Err(if flags & RENAME_NOREPLACE != 0 { EEXIST } else { EBUSY });
+    }
     if flags & RENAME_NOREPLACE != 0 && ndir.lookup(&nname).is_ok() {
         return Err(EEXIST);
     }
@@ -1023,10 +1031,7 @@ pub fn sys_renameat2(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, fla
     if (old.last() == Some(&b'/') || new.last() == Some(&b'/')) && !odir.lookup(&oname)?.metadata().is_dir() {
         return Err(ENOTDIR);
     }
-    let plain = |n: &str| !n.is_empty() && n != "." && n != "..";
-    if plain(&oname) && plain(&nname) {
-        may_rename(&cred, &odir, &oname, &ndir, &nname)?;
-    }
+    may_rename(&cred, &odir, &oname, &ndir, &nname)?;
     odir.rename(&oname, &ndir, &nname)?;
     ok(0)
 }

@@ -12,7 +12,7 @@ use crate::process::exit::{
 };
 use crate::process::fork::*;
 use crate::process::signal::{NSIG, SIGCHLD};
-use crate::process::task::{find_process, Creds, Rlimit, RLIMIT_NLIMITS};
+use crate::process::task::{find_process, Creds, Rlimit, RLIMIT_NLIMITS, SUID_DUMP_DISABLE, SUID_DUMP_USER};
 use crate::process::{current, sched};
 use core::sync::atomic::Ordering;
 
@@ -340,6 +340,16 @@ pub fn sys_prctl(a: Args) -> SysResult {
             super::copy_to_user(a.u(1), &comm)?;
             ok(0)
         }
+        PR_GET_DUMPABLE => ok(current().process.dumpable.load(Ordering::Relaxed) as usize),
+        PR_SET_DUMPABLE => {
+            let v = match a.u(1) {
+                0 => SUID_DUMP_DISABLE,
+                1 => SUID_DUMP_USER,
+                _ => return Err(EINVAL),
+            };
+            current().process.dumpable.store(v, Ordering::Relaxed);
+            ok(0)
+        }
         PR_GET_KEEPCAPS => ok(current().process.creds.lock().keep_caps as usize),
         PR_SET_KEEPCAPS => {
             if a.u(1) > 1 {
@@ -365,14 +375,6 @@ pub fn sys_prctl(a: Args) -> SysResult {
             }
             c.cap_bset &= !(1 << a.u(1));
             ok(0)
-        }
-        PR_GET_DUMPABLE => ok(1),
-        PR_SET_DUMPABLE => {
-            if a.u(1) <= 1 {
-                ok(0)
-            } else {
-                Err(EINVAL)
-            }
         }
         PR_GET_PDEATHSIG => {
             write_val(a.u(1), &0i32)?;
@@ -440,6 +442,9 @@ fn with_ids(group: bool, f: impl FnOnce(Ids<'_>, bool) -> KResult<()>) -> SysRes
     if !group {
         c.fix_setuid(&old);
     }
+    if c.changes_dumpability(&old) {
+        t.process.dumpable.store(SUID_DUMP_DISABLE, Ordering::Relaxed);
+    }
     ok(0)
 }
 
@@ -461,6 +466,7 @@ fn set_fs_id(id: u32, group: bool) -> SysResult {
     if !group {
         c.fix_setfsuid(prev);
     }
+    t.process.dumpable.store(SUID_DUMP_DISABLE, Ordering::Relaxed);
     ok(prev as usize)
 }
 

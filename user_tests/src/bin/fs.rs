@@ -21,6 +21,10 @@ fn main() {
             open_creat_excl_on_existing_file_is_eexist,
             open_directory_flag_on_file_is_enotdir,
             open_directory_for_writing_is_eisdir,
+            open_with_access_mode_3_allows_neither_read_nor_write,
+            open_of_a_symlink_with_o_path_and_o_nofollow_refers_to_the_link,
+            open_of_a_symlink_with_o_nofollow_alone_is_eloop,
+            removing_or_renaming_dot_and_dotdot_has_linux_errnos,
             open_returns_lowest_free_fd,
             openat_resolves_relative_to_dirfd,
             open_trunc_empties_file,
@@ -515,6 +519,69 @@ fn open_directory_for_writing_is_eisdir() {
     let dir = TempDir::new();
     assert_errno!(open(dir.path.to_str().unwrap(), O_WRONLY, 0), EISDIR);
     assert_errno!(open(dir.path.to_str().unwrap(), O_RDWR, 0), EISDIR);
+}
+
+/// Access mode 3 (O_WRONLY | O_RDWR) opens a file, after checks for both read and write,
+/// with neither read nor write allowed on the descriptor; a directory is EISDIR.
+fn open_with_access_mode_3_allows_neither_read_nor_write() {
+    let dir = TempDir::new();
+    let fd = open(&dir.file("f", b"data"), 3, 0).unwrap();
+    assert_eq!(sys!(SYS_fcntl, fd, F_GETFL).unwrap() as i32 & O_ACCMODE, 3);
+    let mut b = [0u8; 4];
+    assert_errno!(read(fd, &mut b), EBADF);
+    assert_errno!(write(fd, b"x"), EBADF);
+    close(fd).unwrap();
+    assert_errno!(open(dir.path.to_str().unwrap(), 3, 0), EISDIR);
+}
+
+/// O_PATH | O_NOFOLLOW on a symlink gives a descriptor of the link itself.
+fn open_of_a_symlink_with_o_path_and_o_nofollow_refers_to_the_link() {
+    let dir = TempDir::new();
+    let target = dir.file("target", b"");
+    let link = dir.join("link");
+    symlink(&target, &link);
+    let fd = open(&link, O_PATH | O_NOFOLLOW, 0).unwrap();
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_fstat, fd, &mut st as *mut stat).unwrap();
+    assert_eq!(st.st_mode & S_IFMT, S_IFLNK);
+    close(fd).unwrap();
+    assert_errno!(open(&link, O_PATH | O_NOFOLLOW | O_DIRECTORY, 0), ENOTDIR);
+}
+
+/// Without O_PATH, O_NOFOLLOW refuses a final symlink.
+fn open_of_a_symlink_with_o_nofollow_alone_is_eloop() {
+    let dir = TempDir::new();
+    let target = dir.file("target", b"");
+    let link = dir.join("link");
+    symlink(&target, &link);
+    assert_errno!(open(&link, O_RDONLY | O_NOFOLLOW, 0), ELOOP);
+}
+
+/// A final "." or ".." is refused by name, before any other check: unlink EISDIR, rmdir
+/// EINVAL for "." and ENOTEMPTY for "..", rename EBUSY either way, mkdir EEXIST, and "/"
+/// is EBUSY to rmdir and rename.
+fn removing_or_renaming_dot_and_dotdot_has_linux_errnos() {
+    let dir = TempDir::new();
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let at = |name: &str| cstr(&format!("{sub}/{name}"));
+    let (dot, dotdot, other) = (at("."), at(".."), at("x"));
+    assert_errno!(sys!(SYS_unlinkat, AT_FDCWD, dot.as_ptr(), 0), EISDIR);
+    assert_errno!(sys!(SYS_unlinkat, AT_FDCWD, dotdot.as_ptr(), 0), EISDIR);
+    assert_errno!(sys!(SYS_unlinkat, AT_FDCWD, dot.as_ptr(), AT_REMOVEDIR), EINVAL);
+    assert_errno!(sys!(SYS_unlinkat, AT_FDCWD, dotdot.as_ptr(), AT_REMOVEDIR), ENOTEMPTY);
+    assert_errno!(sys!(SYS_renameat, AT_FDCWD, dot.as_ptr(), AT_FDCWD, other.as_ptr()), EBUSY);
+    assert_errno!(sys!(SYS_renameat, AT_FDCWD, dotdot.as_ptr(), AT_FDCWD, other.as_ptr()), EBUSY);
+    assert_errno!(sys!(SYS_renameat, AT_FDCWD, other.as_ptr(), AT_FDCWD, dot.as_ptr()), EBUSY);
+    assert_errno!(sys!(SYS_mkdirat, AT_FDCWD, dot.as_ptr(), 0o755), EEXIST);
+    let root = cstr("/");
+    assert_errno!(sys!(SYS_unlinkat, AT_FDCWD, root.as_ptr(), AT_REMOVEDIR), EBUSY);
+    assert_errno!(sys!(SYS_renameat, AT_FDCWD, root.as_ptr(), AT_FDCWD, other.as_ptr()), EBUSY);
+}
+
+fn symlink(target: &str, link: &str) {
+    let (t, l) = (cstr(target), cstr(link));
+    sys!(SYS_symlinkat, t.as_ptr(), AT_FDCWD, l.as_ptr()).unwrap();
 }
 
 fn open_returns_lowest_free_fd() {

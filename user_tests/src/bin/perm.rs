@@ -60,6 +60,7 @@ fn main() {
         let code = match args.first().map(String::as_str) {
             Some("euid") => sys!(SYS_geteuid).unwrap() as i32,
             Some("permitted") => (capget().1 != 0) as i32,
+            Some("dumpable") => sys!(SYS_prctl, PR_GET_DUMPABLE).unwrap() as i32,
             // Run although execve should have failed.
             Some("unexpected") => 3,
             _ => 0,
@@ -69,6 +70,11 @@ fn main() {
     run_tests(
         "perm",
         tests![
+            changing_ids_makes_a_process_non_dumpable_and_its_proc_files_roots,
+            pr_set_dumpable_gives_proc_files_back_to_the_effective_ids,
+            a_process_lists_its_own_proc_fd_even_when_not_dumpable,
+            pr_set_dumpable_takes_only_0_or_1,
+            exec_makes_a_process_dumpable_unless_it_cannot_read_the_program,
             lookup_needs_search_permission_on_each_directory,
             root_searches_any_directory_with_cap_dac_read_search_or_cap_dac_override,
             group_permission_comes_from_the_primary_or_a_supplementary_group,
@@ -345,6 +351,80 @@ fn lookup_needs_search_permission_on_each_directory() {
         file_as(&format!("{d}/f"), OWNER, 0o644);
         chmod_path(&d, mode);
         expect_as(who, expect, &format!("stat d/f, d {mode:o}"), || stat_path(&format!("{d}/f")));
+    }
+}
+
+/// Owner (uid, gid) of `path`, following symlinks.
+fn owner(path: &str) -> (u32, u32) {
+    let p = cstr(path);
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_newfstatat, AT_FDCWD, p.as_ptr(), &mut st as *mut stat, 0).unwrap();
+    (st.st_uid, st.st_gid)
+}
+
+fn dumpable() -> i64 {
+    sys!(SYS_prctl, PR_GET_DUMPABLE).unwrap()
+}
+
+/// A change of effective ids makes the process non-dumpable: its /proc files (and fd
+/// directory) belong to root, while /proc/pid itself keeps the effective ids.
+fn changing_ids_makes_a_process_non_dumpable_and_its_proc_files_roots() {
+    run_in_child(|| {
+        assert_eq!(dumpable(), 1);
+        become_(Owner);
+        assert_eq!(dumpable(), 0);
+        assert_eq!(owner("/proc/self"), (OWNER, OWNER));
+        assert_eq!(owner("/proc/self/status"), (0, 0));
+        assert_eq!(owner("/proc/self/fd"), (0, 0));
+    });
+}
+
+/// PR_SET_DUMPABLE 1 gives /proc/pid's files back to the effective ids.
+fn pr_set_dumpable_gives_proc_files_back_to_the_effective_ids() {
+    run_in_child(|| {
+        become_(Owner);
+        sys!(SYS_prctl, PR_SET_DUMPABLE, 1).unwrap();
+        assert_eq!(dumpable(), 1);
+        assert_eq!(owner("/proc/self/status"), (OWNER, OWNER));
+        assert_eq!(owner("/proc/self/fd"), (OWNER, OWNER));
+    });
+}
+
+/// /proc/self/fd is root's 0500 directory in a non-dumpable process, yet the process may
+/// list its own descriptors; another user's process may not.
+fn a_process_lists_its_own_proc_fd_even_when_not_dumpable() {
+    let parent = std::process::id();
+    as_who(Owner, || {
+        assert_eq!(dumpable(), 0);
+        let fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY, 0).expect("open own /proc/self/fd");
+        close(fd).unwrap();
+        assert_errno!(open(&format!("/proc/{parent}/fd"), O_RDONLY | O_DIRECTORY, 0), EACCES);
+    });
+}
+
+fn pr_set_dumpable_takes_only_0_or_1() {
+    run_in_child(|| {
+        assert_errno!(sys!(SYS_prctl, PR_SET_DUMPABLE, 2), EINVAL);
+        sys!(SYS_prctl, PR_SET_DUMPABLE, 0).unwrap();
+        assert_eq!(dumpable(), 0);
+        sys!(SYS_prctl, PR_SET_DUMPABLE, 1).unwrap();
+        assert_eq!(dumpable(), 1);
+    });
+}
+
+/// exec makes a non-dumpable process dumpable again, unless the caller could not read the
+/// program (an execute-only file).
+fn exec_makes_a_process_dumpable_unless_it_cannot_read_the_program() {
+    let t = TempDir::new();
+    let readable = prog_as(&t.join("readable"), 0, 0o755);
+    let exec_only = prog_as(&t.join("exec_only"), 0, 0o711);
+    for (prog, want) in [(&readable, 1), (&exec_only, 0)] {
+        let pid = fork_child(|| {
+            become_(Owner);
+            run_prog(prog, "dumpable");
+            99
+        });
+        assert_eq!(wait_child(pid), Exit::Code(want), "{prog}");
     }
 }
 

@@ -40,6 +40,9 @@ fn main() {
             sigsegv_from_null_read_has_si_addr_zero_and_segv_maperr,
             sigchld_is_delivered_to_parent_when_child_exits,
             sigstop_stops_child_and_sigcont_resumes_it,
+            sigtstp_stops_a_group_whose_parent_is_outside_it,
+            sigtstp_in_an_orphaned_process_group_is_discarded,
+            orphaning_a_group_with_a_stopped_member_sends_it_sighup_and_sigcont,
             sigsuspend_waits_for_a_signal_and_returns_eintr,
             ppoll_with_a_sigmask_takes_a_blocked_pending_signal,
             proc_status_shows_blocked_ignored_and_caught_signals,
@@ -419,6 +422,77 @@ fn sigstop_stops_child_and_sigcont_resumes_it() {
     assert!(WIFCONTINUED(status), "status {status:#x}");
     sys!(SYS_kill, pid, SIGKILL).unwrap();
     assert_eq!(wait_child(pid), Exit::Signal(SIGKILL));
+}
+
+/// In its own group of the parent's session, a child's SIGTSTP stops it: the parent, in
+/// another group, could continue it.
+fn sigtstp_stops_a_group_whose_parent_is_outside_it() {
+    let pid = fork_child(|| {
+        sys!(SYS_setpgid, 0, 0).unwrap();
+        raise(SIGTSTP);
+        7
+    });
+    let status = wait4_status(pid, WUNTRACED);
+    assert!(WIFSTOPPED(status) && WSTOPSIG(status) == SIGTSTP, "status {status:#x}");
+    sys!(SYS_kill, pid, SIGCONT).unwrap();
+    assert_eq!(wait_child(pid), Exit::Code(7));
+}
+
+/// After setsid the child's group is orphaned (its parent is in another session), so a
+/// SIGTSTP with the default action is discarded: the child runs on and exits.
+fn sigtstp_in_an_orphaned_process_group_is_discarded() {
+    let pid = fork_child(|| {
+        sys!(SYS_setsid).unwrap();
+        raise(SIGTSTP);
+        7
+    });
+    let status = wait4_status(pid, WUNTRACED);
+    if WIFSTOPPED(status) {
+        sys!(SYS_kill, pid, SIGKILL).unwrap();
+        wait_child(pid);
+        panic!("stopped by SIGTSTP in an orphaned group");
+    }
+    assert_eq!(Exit::from_status(status), Exit::Code(7));
+}
+
+static HUP_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn write_h(_: c_int) {
+    let _ = write(HUP_FD.load(SeqCst), b"H");
+}
+
+/// A child leads its own group and has a stopped child in it; when the leader exits, the
+/// group is orphaned with a stopped member, which gets SIGHUP (its handler runs) and
+/// SIGCONT (it resumes and exits).
+fn orphaning_a_group_with_a_stopped_member_sends_it_sighup_and_sigcont() {
+    let (r, w) = pipe(O_CLOEXEC).unwrap();
+    let leader = fork_child(|| {
+        sys!(SYS_setpgid, 0, 0).unwrap();
+        let member = fork_child(|| {
+            HUP_FD.store(w, SeqCst);
+            set_handler(SIGHUP, handler(write_h), 0, &[]).unwrap();
+            sys!(SYS_kill, getpid(), SIGSTOP).unwrap();
+            0
+        });
+        write(w, &member.to_ne_bytes()).unwrap();
+        let status = wait4_status(member, WUNTRACED);
+        assert!(WIFSTOPPED(status), "status {status:#x}");
+        0
+    });
+    close(w).unwrap();
+    assert_eq!(wait_child(leader), Exit::Code(0));
+    let mut pid = [0u8; 4];
+    assert_eq!(read(r, &mut pid).unwrap(), 4);
+    let member = i32::from_ne_bytes(pid);
+    let mut pfd = pollfd { fd: r, events: POLLIN, revents: 0 };
+    let ready = sys!(SYS_poll, &mut pfd as *mut pollfd, 1, 10_000).unwrap();
+    let mut got = [0u8; 1];
+    let n = if ready == 1 { read(r, &mut got).unwrap() } else { 0 };
+    close(r).unwrap();
+    if n == 0 {
+        sys!(SYS_kill, member, SIGKILL).unwrap();
+    }
+    assert_eq!(&got[..n], b"H", "no SIGHUP handler ran in the orphaned member");
 }
 
 fn sigsuspend_waits_for_a_signal_and_returns_eintr() {

@@ -33,6 +33,7 @@ switch_context:
     .global task_first_entry
 task_first_entry:
     /* rsp points at the new task's TrapFrame */
+    mov %rsp, %rdi
     call task_started
     jmp trap_return
     "#,
@@ -44,9 +45,16 @@ extern "C" {
     fn task_first_entry();
 }
 
+/// A new task's first code (Linux's `ret_from_fork`): it finishes the switch, then takes the
+/// same way out as every syscall, so a task born into a dying process or with a signal
+/// already pending exits or takes it before its first user instruction.
 #[no_mangle]
-extern "C" fn task_started() {
+extern "C" fn task_started(frame: *mut TrapFrame) {
     crate::process::sched::schedule_tail();
+    // SAFETY: `task_first_entry` passes its RSP, which points at the TrapFrame that
+    // `prepare_new_task` wrote at the top of this task's own stack; nothing else refers to it.
+    let frame = unsafe { &mut *frame };
+    crate::process::exit_to_user_mode(frame);
 }
 
 /// Switches from the running context (its RSP is stored into `*save_rsp`) to
