@@ -5,6 +5,8 @@
 //! - `init=PATH` — the first user program (default `/init` if the initramfs has it)
 //! - `initargs=FILE` — its arguments, NUL-separated, from a file in the initramfs
 //!   (words after ` -- ` on the command line otherwise)
+//! - `watchdog_thresh=S`, `hung_task_timeout_secs=S` — the watchdog's bounds in
+//!   seconds (default 20; 0 disables), see `watchdog.rs`
 
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| match w.split_once('=') {

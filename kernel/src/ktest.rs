@@ -24,19 +24,20 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 5] {
+fn suites() -> [&'static [KTest]; 6] {
     [
         crate::cmdline::KTESTS,
         crate::mm::tests::KTESTS,
         crate::initramfs::KTESTS,
         crate::process::exec::KTESTS,
         crate::syscall::trace::KTESTS,
+        crate::leak::KTESTS,
     ]
 }
 
 /// Tests that crash the kernel on purpose; run only by name.
-fn fault_tests() -> &'static [KTest] {
-    crate::mm::tests::FAULT_TESTS
+fn fault_tests() -> impl Iterator<Item = &'static KTest> {
+    crate::mm::tests::FAULT_TESTS.iter().chain(crate::watchdog::FAULT_TESTS).chain(crate::leak::FAULT_TESTS)
 }
 
 static CURRENT: Mutex<Option<&'static str>> = Mutex::new(None);
@@ -56,7 +57,7 @@ pub fn run(filter: &str) -> (usize, usize) {
     let mut failed = 0;
     let mut found = false;
     let all = suites();
-    let candidates = all.iter().flat_map(|s| s.iter()).chain(fault_tests().iter().filter(|_| !filter.is_empty()));
+    let candidates = all.iter().flat_map(|s| s.iter()).chain(fault_tests().filter(|_| !filter.is_empty()));
     for t in candidates {
         if !filter.is_empty() && t.name != filter {
             continue;
@@ -64,6 +65,7 @@ pub fn run(filter: &str) -> (usize, usize) {
         found = true;
         *CURRENT.lock() = Some(t.name);
         let before = frames_in_use();
+        crate::watchdog::touch();
         (t.func)();
         let after = frames_in_use();
         if after != before {

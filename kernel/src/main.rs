@@ -21,12 +21,14 @@ pub mod errno;
 pub mod fs;
 mod initramfs;
 mod ktest;
+pub mod leak;
 mod logger;
 pub mod process;
 mod random;
 pub mod sync;
 mod syscall;
 pub mod time;
+pub mod watchdog;
 
 use arch::exit::{exit_qemu, QemuExitCode};
 use arch::pvh::BootInfo;
@@ -73,6 +75,7 @@ pub fn kernel_main(start_info: u64) -> ! {
         }
     };
     logger::init(cmdline::log_level(&boot.cmdline));
+    watchdog::init(&boot.cmdline);
     log::info!("mshare-kernel {} booting, cmdline {:?}", env!("CARGO_PKG_VERSION"), boot.cmdline.as_str());
 
     gdt::init();
@@ -96,6 +99,7 @@ pub fn kernel_main(start_info: u64) -> ! {
         exit_qemu(QemuExitCode::Failed);
     }
 
+    watchdog::touch();
     if let Some(filter) = cmdline::get(&boot.cmdline, "ktest") {
         let (_, failed) = ktest::run(filter);
         exit_qemu(if failed == 0 { QemuExitCode::Success } else { QemuExitCode::Failed });

@@ -406,7 +406,9 @@ fn record(res: &mut Results, plan: &Plan, job: &Job, b: &Boot, runs_seen: &mut B
     let measured = records.iter().filter(|r| r.suite == expected_suite).count();
     let program_ok =
         records.iter().any(|r| r.suite == "exit" && r.fields.get("status").map(String::as_str) == Some("0"));
+    let leak_ok = job.kernel != KernelKind::Ours || crate::leak::verdict(&run.output).is_ok();
     let verdict = match run.exit {
+        QemuExit::Success if !leak_ok => Err(crate::leak::verdict(&run.output).unwrap_err()),
         QemuExit::Success if program_ok && measured > 0 => Ok(()),
         QemuExit::Success | QemuExit::Failed if !program_ok => Err("the benchmark program failed".to_string()),
         QemuExit::Success => Err("no result line".to_string()),

@@ -44,15 +44,15 @@ pub fn run(kernel: &Path, fuzz: &Path, o: &Options, seconds: u64, seed: u64, ech
     }
     let r = qemu::run(&cfg)?;
     let summary = r.output.lines().rev().find(|l| l.starts_with("fuzz: done: ") || l.starts_with("fuzz: FAILED: "));
-    let leak = r.output.lines().find(|l| l.starts_with("mshare-kernel: frames in use"));
+    let leak = crate::leak::verdict(&r.output);
     let verdict = match (r.exit, summary, leak) {
         (QemuExit::Timeout, ..) => Err(format!("the kernel hung: QEMU killed after {} s", seconds + MARGIN)),
         (_, _, _) if r.output.contains("KERNEL PANIC") => Err("kernel panic".into()),
         (_, Some(s), _) if s.starts_with("fuzz: FAILED: ") => Err(s.to_string()),
+        (_, _, Err(e)) if e.contains("WATCHDOG") => Err(e),
         (_, None, _) => Err(format!("the fuzzer did not finish (kernel ended with {:?})", r.exit)),
-        (_, _, Some(l)) if !l.ends_with(": no leak") => Err(l.to_string()),
-        (_, _, None) => Err("the kernel printed no frame count".into()),
-        (QemuExit::Success, Some(_), Some(_)) => Ok(()),
+        (_, _, Err(e)) => Err(e),
+        (QemuExit::Success, Some(_), Ok(())) => Ok(()),
         (exit, ..) => Err(format!("kernel ended with {exit:?}")),
     };
     Ok(Outcome { verdict, summary: summary.map(str::to_string), output: r.output })
@@ -81,6 +81,9 @@ pub fn cmd_fuzz(o: &Options) -> Result<ExitCode, String> {
             println!("xtask: fuzz passed (seed {seed:#x}, {seconds} s): no panic, hang or leak");
             if let Some(s) = out.summary {
                 println!("xtask: {s}");
+            }
+            for l in crate::leak::lines(&out.output) {
+                println!("xtask: {l}");
             }
             Ok(ExitCode::SUCCESS)
         }

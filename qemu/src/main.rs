@@ -10,6 +10,7 @@
 mod bench;
 mod deps;
 mod fuzz;
+mod leak;
 mod linux;
 mod plot;
 mod qemu;
@@ -258,6 +259,9 @@ fn cmd_exec(o: &Options) -> Result<ExitCode, String> {
     let r = qemu::run(&cfg)?;
     match (r.exit, init_exit_status(&r.output)) {
         (QemuExit::Success, Some(s)) => Ok(ExitCode::from(s)),
+        (_, Some(_)) if leak::verdict(&r.output).is_err() => {
+            Err(format!("the program ran, then the kernel failed: {}", leak::verdict(&r.output).unwrap_err()))
+        }
         (exit, _) => Err(format!("the program did not run to completion: kernel ended with {exit:?}")),
     }
 }

@@ -165,6 +165,37 @@ const FAILURE_CASES: &[FailureCase] = &[
         timeout: 5,
     },
     FailureCase {
+        name: "a kernel loop that never schedules is reported by the soft-lockup watchdog",
+        cmdline: "ktest=fault_soft_lockup watchdog_thresh=2",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "mshare-kernel: WATCHDOG: soft lockup: CPU 0 stuck in kernel mode for ",
+            "(interrupted)",
+            "backtrace:",
+            "---- tasks and their last system calls",
+        ],
+        timeout: 60,
+    },
+    FailureCase {
+        name: "a task asleep uninterruptibly for good is reported by the hung-task watchdog",
+        cmdline: "ktest=fault_hung_task hung_task_timeout_secs=2",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "mshare-kernel: WATCHDOG: hung task: pid 1 tid 1 (hung_task) in an uninterruptible sleep for ",
+            "(switched out)",
+            "backtrace:",
+            "sleeping (uninterruptible) comm \"hung_task\"",
+        ],
+        timeout: 60,
+    },
+    FailureCase {
+        name: "an open file leaked before the end of the run fails the leak check",
+        cmdline: "ktest=fault_leaked_file",
+        expect_exit: QemuExit::Failed,
+        must_contain: &["mshare-kernel: open files at start 0, now 1: LEAK of 1", "mshare-kernel: leak check: "],
+        timeout: 60,
+    },
+    FailureCase {
         name: "an unknown ktest name fails the run",
         cmdline: "ktest=no_such_test",
         expect_exit: QemuExit::Failed,
@@ -316,15 +347,14 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
         "kernel: user test run completes",
         if finished { Ok(()) } else { Err(format!("kernel ended with {:?}", run.exit)) },
     );
-    // The kernel counts frames at power-off (`process::leak_check`).
-    let leak_line = run.output.lines().find(|l| l.starts_with("mshare-kernel: frames in use"));
+    // After init, every process is reaped and the kernel compares each resource with its
+    // figure before init (`kernel/src/leak.rs`).
+    for l in crate::leak::lines(&run.output) {
+        println!("{l}");
+    }
     t.record(
-        "kernel: no frame leaked by the whole user test suite",
-        match leak_line {
-            Some(l) if l.ends_with(": no leak") => Ok(()),
-            Some(l) => Err(l.to_string()),
-            None => Err("the kernel printed no frame count".into()),
-        },
+        "kernel: the whole user test suite leaks no frame, heap byte, file, inode, VMA, page table or task",
+        crate::leak::verdict(&run.output),
     );
 }
 
@@ -345,6 +375,12 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
             busybox.clone().ok(),
             s(&["sh", "/busybox_smoke.sh"]),
             vec!["hello\n", "42\n", "40960\n", "timeout status 143", "bg done", "tmpfs ", "done-all"],
+        ),
+        (
+            "an init that exits with children still running: they are killed and reaped before the leak check",
+            busybox.clone().ok(),
+            s(&["sh", "-c", "sleep 1000 & sleep 1000 & (sleep 1000 &) ; echo started"]),
+            vec!["started\n"],
         ),
         (
             "busybox sh -c 'echo hi; ls /'",
@@ -382,7 +418,7 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
             if r.exit != QemuExit::Success || status != Some(0) || !missing.is_empty() {
                 return Err(format!("exit {:?}, status {status:?}, missing {missing:?}\n{}", r.exit, r.output));
             }
-            Ok(())
+            crate::leak::verdict(&r.output).map_err(|e| format!("{e}\n{}", r.output))
         })();
         t.record(&format!("exec: {name}"), result);
     }
@@ -428,6 +464,9 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
     let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false).and_then(|out| {
         if let Some(s) = &out.summary {
             println!("{s}");
+        }
+        for l in crate::leak::lines(&out.output) {
+            println!("{l}");
         }
         out.verdict.map_err(|why| {
             println!("{}", crate::fuzz::failure_tail(&out.output));

@@ -20,6 +20,7 @@ fn dev_meta(ino: u64, major: u64, minor: u64, mode: u32) -> Metadata {
 
 /// The serial console (`/dev/console`, `/dev/tty`, `/dev/ttyS0`).
 pub struct Console {
+    _live: crate::leak::Live,
     ino: u64,
 }
 
@@ -142,6 +143,7 @@ impl Inode for Console {
 
 /// `/dev/null`: reads end at once, writes vanish.
 pub struct Null {
+    _live: crate::leak::Live,
     ino: u64,
 }
 
@@ -162,6 +164,7 @@ impl Inode for Null {
 
 /// `/dev/zero`: endless zeroes; writes vanish.
 pub struct Zero {
+    _live: crate::leak::Live,
     ino: u64,
 }
 
@@ -183,6 +186,7 @@ impl Inode for Zero {
 
 /// `/dev/urandom` and `/dev/random` (the same generator as getrandom).
 pub struct Random {
+    _live: crate::leak::Live,
     ino: u64,
     minor: u64,
 }
@@ -207,15 +211,15 @@ impl Inode for Random {
 pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     let dir = TmpfsDir::new_child(Arc::downgrade(&parent), 0o755, 0, 0);
     dir.set_dev(0x6); // its own filesystem, as devtmpfs
-    let console: Arc<dyn Inode> = Arc::new(Console { ino: next_ino() });
+    let console: Arc<dyn Inode> = Arc::new(Console { _live: crate::leak::INODES.live(), ino: next_ino() });
     let nodes: [(&str, Arc<dyn Inode>); 7] = [
         ("console", console.clone()),
         ("tty", console.clone()),
         ("ttyS0", console),
-        ("null", Arc::new(Null { ino: next_ino() })),
-        ("zero", Arc::new(Zero { ino: next_ino() })),
-        ("urandom", Arc::new(Random { ino: next_ino(), minor: 9 })),
-        ("random", Arc::new(Random { ino: next_ino(), minor: 8 })),
+        ("null", Arc::new(Null { _live: crate::leak::INODES.live(), ino: next_ino() })),
+        ("zero", Arc::new(Zero { _live: crate::leak::INODES.live(), ino: next_ino() })),
+        ("urandom", Arc::new(Random { _live: crate::leak::INODES.live(), ino: next_ino(), minor: 9 })),
+        ("random", Arc::new(Random { _live: crate::leak::INODES.live(), ino: next_ino(), minor: 8 })),
     ];
     for (name, node) in nodes {
         dir.mount(name, node).expect("devfs entry");

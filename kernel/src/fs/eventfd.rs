@@ -12,6 +12,7 @@ pub const EFD_SEMAPHORE: u32 = 1;
 const MAX_COUNT: u64 = u64::MAX - 1;
 
 pub struct EventFd {
+    _live: crate::leak::Live,
     count: Mutex<u64>,
     semaphore: bool,
     /// Woken on every change: readers wait for a non-zero count, writers for room.
@@ -23,6 +24,7 @@ pub struct EventFd {
 impl EventFd {
     pub fn new(initval: u64, flags: u32) -> EventFd {
         EventFd {
+            _live: crate::leak::INODES.live(),
             count: Mutex::new(initval),
             semaphore: flags & EFD_SEMAPHORE != 0,
             changed: WaitQueue::new(),

@@ -58,6 +58,7 @@ pub struct File {
     pub flocked: AtomicBool,
     /// The (dev, ino) whose writer count this open file holds (`get_write_access`).
     writer_of: Option<(u64, u64)>,
+    _live: crate::leak::Live,
 }
 
 /// Open files with write access, per (dev, ino) of a regular file.
@@ -101,6 +102,7 @@ impl File {
             path,
             flocked: AtomicBool::new(false),
             writer_of,
+            _live: crate::leak::FILES.live(),
         })
     }
 
@@ -301,5 +303,13 @@ impl Drop for File {
             FileKind::PipeWrite(p) => p.close_end(false),
             FileKind::Inode(_) | FileKind::EventFd(..) => {}
         }
+    }
+}
+
+/// Frees the writer table's nodes once it is empty (`leak`'s shrinkers).
+pub fn shrink() {
+    let mut w = WRITERS.lock();
+    if w.is_empty() {
+        *w = BTreeMap::new();
     }
 }

@@ -90,3 +90,13 @@ pub fn flock(file: &File, op: u32) -> KResult<()> {
         Some(Ok(()))
     })?
 }
+
+/// Frees the lock table's nodes once it is empty and the waiters' spare capacity
+/// (`leak`'s shrinkers).
+pub fn shrink() {
+    let mut l = LOCKS.lock();
+    if l.is_empty() {
+        *l = BTreeMap::new();
+    }
+    WAITERS.shrink();
+}

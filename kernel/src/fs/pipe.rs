@@ -18,6 +18,7 @@ pub struct PipeInner {
 }
 
 pub struct Pipe {
+    _live: crate::leak::Live,
     pub inner: Mutex<PipeInner>,
     readable: WaitQueue,
     writable: WaitQueue,
@@ -33,6 +34,7 @@ impl Default for Pipe {
 impl Pipe {
     pub fn new() -> Pipe {
         Pipe {
+            _live: crate::leak::INODES.live(),
             inner: Mutex::new(PipeInner { buf: VecDeque::new(), readers: 1, writers: 1 }),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),

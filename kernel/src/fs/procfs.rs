@@ -8,6 +8,7 @@
 
 use super::vfs::*;
 use crate::errno::*;
+use crate::leak::Live;
 use crate::mm::address_space::USER_PT_PAGES;
 use crate::mm::vma::{Backend, Prot, VmFlags};
 use crate::process::task::{find_process, Process, Task, SUID_DUMP_USER, TABLES};
@@ -18,6 +19,11 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
+
+/// Counts a procfs inode in `leak::INODES` while it exists.
+fn live() -> Live {
+    crate::leak::INODES.live()
+}
 
 const PROC_DEV: u64 = 0x4;
 /// Inode numbers: per-pid entries get `(pid << 8) | file`, the rest are small.
@@ -63,11 +69,12 @@ fn task_dump_owner(pid: u32, mut m: Metadata) -> Metadata {
 }
 
 pub struct ProcRoot {
+    _live: Live,
     parent: alloc::sync::Weak<dyn Inode>,
 }
 
 pub fn new(parent: &Arc<dyn Inode>) -> Arc<dyn Inode> {
-    Arc::new(ProcRoot { parent: Arc::downgrade(parent) })
+    Arc::new(ProcRoot { _live: live(), parent: Arc::downgrade(parent) })
 }
 
 impl Inode for ProcRoot {
@@ -81,17 +88,17 @@ impl Inode for ProcRoot {
     }
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
         match name {
-            "" | "." => Ok(Arc::new(ProcRoot { parent: self.parent.clone() })),
+            "" | "." => Ok(Arc::new(ProcRoot { _live: live(), parent: self.parent.clone() })),
             ".." => self.parent.upgrade().ok_or(ENOENT),
-            "meminfo" => Ok(Arc::new(ProcFile { kind: FileKind::Meminfo, pid: 0, tid: 0 })),
-            "mounts" => Ok(Arc::new(ProcFile { kind: FileKind::Mounts, pid: 0, tid: 0 })),
-            "uptime" => Ok(Arc::new(ProcFile { kind: FileKind::Uptime, pid: 0, tid: 0 })),
-            "self" => Ok(Arc::new(SelfLink)),
-            "sys" => Ok(Arc::new(SysctlDir { vm: false })),
+            "meminfo" => Ok(Arc::new(ProcFile { _live: live(), kind: FileKind::Meminfo, pid: 0, tid: 0 })),
+            "mounts" => Ok(Arc::new(ProcFile { _live: live(), kind: FileKind::Mounts, pid: 0, tid: 0 })),
+            "uptime" => Ok(Arc::new(ProcFile { _live: live(), kind: FileKind::Uptime, pid: 0, tid: 0 })),
+            "self" => Ok(Arc::new(SelfLink { _live: live() })),
+            "sys" => Ok(Arc::new(SysctlDir { _live: live(), vm: false })),
             _ => {
                 let pid: u32 = name.parse().map_err(|_| ENOENT)?;
                 find_process(pid).ok_or(ENOENT)?;
-                Ok(Arc::new(PidDir { pid }))
+                Ok(Arc::new(PidDir { _live: live(), pid }))
             }
         }
     }
@@ -117,6 +124,7 @@ impl Inode for ProcRoot {
 /// `/proc/sys` (`vm: false`) and `/proc/sys/vm` (`vm: true`), kernel/sysctl.c: only the
 /// entries this kernel has.
 struct SysctlDir {
+    _live: Live,
     vm: bool,
 }
 
@@ -131,10 +139,10 @@ impl Inode for SysctlDir {
     }
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
         match (self.vm, name) {
-            (_, "" | ".") => Ok(Arc::new(SysctlDir { vm: self.vm })),
-            (false, "..") => Ok(Arc::new(ProcRoot { parent: super::root_weak() })),
-            (false, "vm") | (true, "..") => Ok(Arc::new(SysctlDir { vm: !self.vm })),
-            (true, "stat_refresh") => Ok(Arc::new(StatRefresh)),
+            (_, "" | ".") => Ok(Arc::new(SysctlDir { _live: live(), vm: self.vm })),
+            (false, "..") => Ok(Arc::new(ProcRoot { _live: live(), parent: super::root_weak() })),
+            (false, "vm") | (true, "..") => Ok(Arc::new(SysctlDir { _live: live(), vm: !self.vm })),
+            (true, "stat_refresh") => Ok(Arc::new(StatRefresh { _live: live() })),
             _ => Err(ENOENT),
         }
     }
@@ -156,7 +164,9 @@ impl Inode for SysctlDir {
 /// `/proc/sys/vm/stat_refresh` (mm/vmstat.c `vmstat_refresh`): a write folds Linux's
 /// per-CPU counter deltas into the global figures of /proc/meminfo. Ours are exact at
 /// every moment, so a write has nothing to do; a read gives nothing, as on Linux.
-struct StatRefresh;
+struct StatRefresh {
+    _live: Live,
+}
 
 impl Inode for StatRefresh {
     fn metadata(&self) -> Metadata {
@@ -179,7 +189,9 @@ impl Inode for StatRefresh {
 }
 
 /// `/proc/self`: a link to the reader's pid directory.
-struct SelfLink;
+struct SelfLink {
+    _live: Live,
+}
 
 impl Inode for SelfLink {
     fn metadata(&self) -> Metadata {
@@ -206,6 +218,7 @@ const PID_FILES: [(&str, FileKind); 9] = [
 ];
 
 struct PidDir {
+    _live: Live,
     pid: u32,
 }
 
@@ -220,14 +233,14 @@ impl Inode for PidDir {
     }
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
         match name {
-            "" | "." => Ok(Arc::new(PidDir { pid: self.pid })),
-            ".." => Ok(Arc::new(ProcRoot { parent: super::root_weak() })),
-            "exe" => Ok(Arc::new(ExeLink { pid: self.pid })),
-            "fd" => Ok(Arc::new(FdDir { pid: self.pid })),
-            "task" => Ok(Arc::new(TaskDir { pid: self.pid, tid: 0 })),
+            "" | "." => Ok(Arc::new(PidDir { _live: live(), pid: self.pid })),
+            ".." => Ok(Arc::new(ProcRoot { _live: live(), parent: super::root_weak() })),
+            "exe" => Ok(Arc::new(ExeLink { _live: live(), pid: self.pid })),
+            "fd" => Ok(Arc::new(FdDir { _live: live(), pid: self.pid })),
+            "task" => Ok(Arc::new(TaskDir { _live: live(), pid: self.pid, tid: 0 })),
             _ => {
                 let kind = PID_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
-                Ok(Arc::new(ProcFile { kind, pid: self.pid, tid: 0 }))
+                Ok(Arc::new(ProcFile { _live: live(), kind, pid: self.pid, tid: 0 }))
             }
         }
     }
@@ -254,6 +267,7 @@ const TASK_FILES: [(&str, FileKind); 3] =
 /// `/proc/pid/task` (`tid` 0): a directory per thread; `/proc/pid/task/tid`: that
 /// thread's `comm`, `stat` and `status`.
 struct TaskDir {
+    _live: Live,
     pid: u32,
     tid: u32,
 }
@@ -270,17 +284,17 @@ impl Inode for TaskDir {
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
         let p = find_process(self.pid).ok_or(ENOENT)?;
         match (self.tid, name) {
-            (_, "" | ".") => Ok(Arc::new(TaskDir { pid: self.pid, tid: self.tid })),
-            (0, "..") => Ok(Arc::new(PidDir { pid: self.pid })),
-            (_, "..") => Ok(Arc::new(TaskDir { pid: self.pid, tid: 0 })),
+            (_, "" | ".") => Ok(Arc::new(TaskDir { _live: live(), pid: self.pid, tid: self.tid })),
+            (0, "..") => Ok(Arc::new(PidDir { _live: live(), pid: self.pid })),
+            (_, "..") => Ok(Arc::new(TaskDir { _live: live(), pid: self.pid, tid: 0 })),
             (0, _) => {
                 let tid: u32 = name.parse().map_err(|_| ENOENT)?;
                 thread_of(&p, tid).ok_or(ENOENT)?;
-                Ok(Arc::new(TaskDir { pid: self.pid, tid }))
+                Ok(Arc::new(TaskDir { _live: live(), pid: self.pid, tid }))
             }
             (tid, _) => {
                 let kind = TASK_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
-                Ok(Arc::new(ProcFile { kind, pid: self.pid, tid }))
+                Ok(Arc::new(ProcFile { _live: live(), kind, pid: self.pid, tid }))
             }
         }
     }
@@ -299,7 +313,7 @@ impl Inode for TaskDir {
             }
         } else {
             for (name, kind) in TASK_FILES {
-                let ino = ProcFile { kind, pid: self.pid, tid: self.tid }.metadata().ino;
+                let ino = ProcFile { _live: live(), kind, pid: self.pid, tid: self.tid }.metadata().ino;
                 v.push(DirEntry { name: name.into(), ino, d_type: DT_REG });
             }
         }
@@ -324,6 +338,7 @@ enum FileKind {
 }
 
 struct ProcFile {
+    _live: Live,
     kind: FileKind,
     pid: u32,
     /// A thread's own view (`/proc/pid/task/tid/...`), or 0 for the process's.
@@ -880,6 +895,7 @@ fn smaps(p: &Arc<Process>) -> String {
 
 /// `/proc/pid/exe`: the executable's path.
 struct ExeLink {
+    _live: Live,
     pid: u32,
 }
 
@@ -901,6 +917,7 @@ impl Inode for ExeLink {
 /// `/proc/pid/fd`: one link per open descriptor, to the path it was opened by
 /// (`pipe:[ino]` for pipes).
 struct FdDir {
+    _live: Live,
     pid: u32,
 }
 
@@ -933,12 +950,13 @@ impl Inode for FdDir {
     }
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
         match name {
-            "" | "." => Ok(Arc::new(FdDir { pid: self.pid })),
-            ".." => Ok(Arc::new(PidDir { pid: self.pid })),
+            "" | "." => Ok(Arc::new(FdDir { _live: live(), pid: self.pid })),
+            ".." => Ok(Arc::new(PidDir { _live: live(), pid: self.pid })),
             _ => {
                 let fd: i32 = name.parse().map_err(|_| ENOENT)?;
                 let file = self.table()?.lock().get(fd).map_err(|_| ENOENT)?;
                 Ok(Arc::new(FdLink {
+                    _live: live(),
                     target: link_target(&file),
                     ino: ((self.pid as u64) << 20) + fd as u64,
                     pid: self.pid,
@@ -974,6 +992,7 @@ fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
 }
 
 struct FdLink {
+    _live: Live,
     target: Vec<u8>,
     ino: u64,
     pid: u32,

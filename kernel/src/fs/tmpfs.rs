@@ -41,6 +41,7 @@ fn new_meta(mode: u32, uid: u32, gid: u32) -> Metadata {
 
 /// A tmpfs file: its data lives in a shmem page cache, which mappings share.
 pub struct TmpfsFile {
+    _live: crate::leak::Live,
     meta: Mutex<Metadata>,
     cache: PageCache,
 }
@@ -64,7 +65,11 @@ fn cache_page(cache: &PageCache, index: u64) -> KResult<u64> {
 
 impl TmpfsFile {
     pub fn new(mode: u32, uid: u32, gid: u32) -> Arc<Self> {
-        Arc::new(TmpfsFile { meta: Mutex::new(new_meta(mode, uid, gid)), cache: PageCache::new(PageKind::Shmem) })
+        Arc::new(TmpfsFile {
+            _live: crate::leak::INODES.live(),
+            meta: Mutex::new(new_meta(mode, uid, gid)),
+            cache: PageCache::new(PageKind::Shmem),
+        })
     }
 
     fn set_size(&self, size: u64) {
@@ -217,6 +222,7 @@ fn drop_link(node: &Arc<dyn Inode>) {
 }
 
 pub struct TmpfsSymlink {
+    _live: crate::leak::Live,
     meta: Metadata,
     target: Vec<u8>,
 }
@@ -281,6 +287,7 @@ fn dir_entry(name: &str, node: &Arc<dyn Inode>) -> DirEntry {
 }
 
 pub struct TmpfsDir {
+    _live: crate::leak::Live,
     meta: Mutex<Metadata>,
     entries: Mutex<Entries>,
     /// `..`; changes when the directory is renamed into another one.
@@ -303,6 +310,7 @@ impl TmpfsDir {
         let d: Arc<TmpfsDir> = Arc::new_cyclic(|w: &Weak<TmpfsDir>| {
             let parent: Weak<dyn Inode> = w.clone();
             TmpfsDir {
+                _live: crate::leak::INODES.live(),
                 meta: Mutex::new(new_meta(S_IFDIR | 0o755, 0, 0)),
                 entries: Mutex::new(Entries::default()),
                 parent: Mutex::new(parent),
@@ -315,6 +323,7 @@ impl TmpfsDir {
 
     pub fn new_child(parent: Weak<dyn Inode>, mode: u32, uid: u32, gid: u32) -> Arc<TmpfsDir> {
         let d = Arc::new_cyclic(|w: &Weak<TmpfsDir>| TmpfsDir {
+            _live: crate::leak::INODES.live(),
             meta: Mutex::new(new_meta(S_IFDIR | (mode & 0o7777), uid, gid)),
             entries: Mutex::new(Entries::default()),
             parent: Mutex::new(parent),
@@ -406,7 +415,10 @@ impl Inode for TmpfsDir {
         }
         let mut meta = new_meta(S_IFLNK | 0o777, 0, 0);
         meta.size = target.len() as u64;
-        entries.insert(name.to_string(), Arc::new(TmpfsSymlink { meta, target: target.to_vec() }));
+        entries.insert(
+            name.to_string(),
+            Arc::new(TmpfsSymlink { _live: crate::leak::INODES.live(), meta, target: target.to_vec() }),
+        );
         Ok(())
     }
     fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
@@ -519,4 +531,42 @@ impl Inode for TmpfsDir {
         entries.insert(name.to_string(), target.clone());
         Ok(())
     }
+}
+
+/// The first inode number given out after the leak check's baseline.
+static BOOT_INO: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Marks the inodes that exist now as the boot tree (`remove_created_since_boot`).
+pub fn mark_boot() {
+    BOOT_INO.store(NEXT_INO.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// Unlinks every tmpfs entry whose inode was made after `mark_boot`, subtrees
+/// whole, and frees the tables of directories left empty: at power-off, so
+/// that the leak check can compare the rest with the boot figures. Returns the
+/// number of entries removed.
+pub fn remove_created_since_boot() -> usize {
+    remove_new_entries(&super::root())
+}
+
+fn remove_new_entries(node: &Arc<dyn Inode>) -> usize {
+    let Some(dir) = node.as_any().downcast_ref::<TmpfsDir>() else { return 0 };
+    let boot = BOOT_INO.load(Ordering::Relaxed);
+    let children: Vec<(String, Arc<dyn Inode>)> =
+        dir.entries.lock().iter().map(|(n, i)| (n.clone(), i.clone())).collect();
+    let mut removed = 0;
+    for (name, child) in children {
+        let m = child.metadata();
+        if m.dev == TMPFS_DEV && m.ino >= boot {
+            dir.entries.lock().remove(&name);
+            removed += 1;
+        } else {
+            removed += remove_new_entries(&child);
+        }
+    }
+    let mut e = dir.entries.lock();
+    if e.by_name.is_empty() {
+        *e = Entries { next: e.next, ..Default::default() };
+    }
+    removed
 }

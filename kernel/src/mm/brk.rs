@@ -21,6 +21,7 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
             return old;
         }
         inner.insert_vma(Vma {
+            live: crate::leak::VMAS.live(),
             start: old_end,
             end: new_end,
             prot: Prot::READ | Prot::WRITE,

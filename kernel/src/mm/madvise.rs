@@ -109,12 +109,14 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 inner.merge_around(*s, *e);
             }
             MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
-                let write = advice == MADV_POPULATE_WRITE;
-                let mut va = *s;
-                while va < *e {
-                    let access = super::fault::Access { write, exec: false };
-                    super::fault::handle_mm_fault(&mut inner, &mm.pt_pages, va, access).map_err(|_| EFAULT)?;
-                    va += PAGE_SIZE;
+                let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
+                drop(inner);
+                let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
+                inner = mm.inner.lock();
+                match r {
+                    Ok(()) => {}
+                    Err(super::mlock::PopulateStop::Fault) => return Err(EFAULT),
+                    Err(super::mlock::PopulateStop::Killed) => return Err(EINTR),
                 }
             }
             // Hints about access patterns, paging and dumps: nothing to do here.

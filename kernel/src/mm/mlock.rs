@@ -39,23 +39,68 @@ pub fn may_lock(inner: &MmInner, more: u64) -> bool {
     capable || inner.locked_pages() + more <= limit / PAGE_SIZE
 }
 
-/// Faults in every page of [start, end), as `__mm_populate` (write faults for
-/// writable private mappings, so copy-on-write is broken now).
-pub fn populate(inner: &mut MmInner, mm: &MmStruct, start: u64, end: u64) {
+/// Pages `populate_range` faults in under one hold of the mm lock.
+const POPULATE_BATCH: u64 = 256;
+
+/// Why `populate_range` stopped early.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PopulateStop {
+    /// A page outside every VMA, or a fault that failed.
+    Fault,
+    /// The task is being killed.
+    Killed,
+}
+
+/// Faults in every page of [start, end) with the access `access_of` picks for its VMA
+/// (None skips the VMA), as Linux's `__get_user_pages`: every `POPULATE_BATCH` pages it
+/// drops the mm lock, gives up the CPU if the slice is used (`cond_resched`) and stops
+/// for a fatal signal, so a user-sized range neither holds the CPU nor outlives a kill.
+/// The caller must not hold `mm.inner`; VMAs are looked up again after every pause.
+pub fn populate_range(
+    mm: &MmStruct,
+    start: u64,
+    end: u64,
+    access_of: impl Fn(&super::vma::Vma) -> Option<Access>,
+) -> Result<(), PopulateStop> {
     let mut va = start;
     while va < end {
-        let Some(v) = inner.find_vma(va) else { break };
-        let (vend, prot) = (v.end.min(end), v.prot);
-        if !prot.is_empty() {
-            let access = Access { write: prot.contains(Prot::WRITE), exec: false };
-            while va < vend {
-                if handle_mm_fault(inner, &mm.pt_pages, va, access).is_err() {
-                    return;
+        {
+            let mut inner = mm.inner.lock();
+            let mut budget = POPULATE_BATCH;
+            while va < end && budget > 0 {
+                let v = inner.find_vma(va).ok_or(PopulateStop::Fault)?;
+                let vend = v.end.min(end);
+                let Some(access) = access_of(v) else {
+                    va = vend;
+                    continue;
+                };
+                while va < vend && budget > 0 {
+                    handle_mm_fault(&mut inner, &mm.pt_pages, va, access).map_err(|_| PopulateStop::Fault)?;
+                    va += PAGE_SIZE;
+                    budget -= 1;
                 }
-                va += PAGE_SIZE;
             }
         }
-        va = vend;
+        if va < end {
+            if crate::process::signal::fatal_signal_pending(&crate::process::current()) {
+                return Err(PopulateStop::Killed);
+            }
+            crate::process::sched::cond_resched();
+        }
+    }
+    Ok(())
+}
+
+/// Faults in the pages of [start, end) that mlock locks, as `__mm_populate` (write
+/// faults for writable private mappings, so copy-on-write is broken now; PROT_NONE
+/// VMAs are skipped). A failed fault is left to the later access, as Linux does; a
+/// fatal signal is EINTR. The caller must not hold `mm.inner`.
+pub fn populate(mm: &MmStruct, start: u64, end: u64) -> KResult<()> {
+    let access =
+        |v: &super::vma::Vma| (!v.prot.is_empty()).then(|| Access { write: v.prot.contains(Prot::WRITE), exec: false });
+    match populate_range(mm, start, end, access) {
+        Err(PopulateStop::Killed) => Err(EINTR),
+        Ok(()) | Err(PopulateStop::Fault) => Ok(()),
     }
 }
 
@@ -118,8 +163,9 @@ pub fn do_mlock(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
         end,
         if onfault { VmFlags::LOCKED | VmFlags::LOCKONFAULT } else { VmFlags::LOCKED },
     );
+    drop(inner);
     if !onfault {
-        populate(&mut inner, mm, start, end);
+        populate(mm, start, end)?;
     }
     Ok(())
 }
@@ -153,8 +199,9 @@ pub fn do_mlockall(mm: &MmStruct, flags: u32) -> KResult<()> {
         }
         if flags & MCL_ONFAULT == 0 {
             let ranges: alloc::vec::Vec<(u64, u64)> = inner.vmas.values().map(|v| (v.start, v.end)).collect();
+            drop(inner);
             for (s, e) in ranges {
-                populate(&mut inner, mm, s, e);
+                populate(mm, s, e)?;
             }
         }
     }

@@ -256,6 +256,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         vflags |= VmFlags::NORESERVE;
     }
     inner.insert_vma(Vma {
+        live: crate::leak::VMAS.live(),
         start,
         end: start + len,
         prot: prot_bits,
@@ -264,15 +265,14 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         backend,
         ops: None,
     });
+    drop(inner);
+    // Failures (and a kill) are left to the later access and the way out, as Linux's
+    // `mm_populate` ignores them: the mapping exists.
     if vflags.contains(VmFlags::LOCKED) && !vflags.contains(VmFlags::LOCKONFAULT) {
-        super::mlock::populate(&mut inner, mm, start, start + len);
+        let _ = super::mlock::populate(mm, start, start + len);
     } else if flags & MAP_POPULATE != 0 && !prot_bits.is_empty() {
-        // Fault every page in now; failures are left to the later access, as Linux does.
         let access = super::fault::Access { write: prot_bits.contains(Prot::WRITE) && shared, exec: false };
-        let mut va = start;
-        while va < start + len && super::fault::handle_mm_fault(&mut inner, &mm.pt_pages, va, access).is_ok() {
-            va += PAGE_SIZE;
-        }
+        let _ = super::mlock::populate_range(mm, start, start + len, |_| Some(access));
     }
     Ok(start)
 }

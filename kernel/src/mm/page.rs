@@ -90,6 +90,7 @@ pub fn alloc_table_page() -> Option<u64> {
     let f = frame::alloc_zeroed_frame()?;
     slot(f.addr()).store(1, Ordering::Relaxed);
     PAGES.get().unwrap().kinds[index(f.addr())].store(KIND_TABLE, Ordering::Relaxed);
+    crate::leak::PT_PAGES.inc();
     Some(f.addr())
 }
 
@@ -99,6 +100,7 @@ pub fn put_table_page(pa: u64) -> bool {
     assert!(old > 0, "put_table_page on a free page {:#x}", pa);
     if old == 1 {
         frame::free_frames(PhysFrame(pa), 0);
+        crate::leak::PT_PAGES.dec();
     }
     old == 1
 }

@@ -46,3 +46,10 @@ pub fn unmap_file_pages(inode: *const (), first: u64, end: u64) {
         }
     }
 }
+
+/// Forgets dead address spaces and gives back the list's spare capacity (`leak`'s shrinkers).
+pub fn shrink() {
+    let mut list = MMS.lock();
+    list.retain(|w| w.strong_count() > 0);
+    list.shrink_to_fit();
+}

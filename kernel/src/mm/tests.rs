@@ -213,6 +213,7 @@ fn vma_open_close_hooks_track_every_piece() {
     let mm = super::address_space::MmStruct::new().expect("mm");
     let base = 0x4000_0000;
     mm.inner.lock().insert_vma(Vma {
+        live: crate::leak::VMAS.live(),
         start: base,
         end: base + 4 * PAGE_SIZE,
         prot: Prot::READ | Prot::WRITE,
@@ -252,6 +253,7 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     {
         let mut h = host.inner.lock();
         h.insert_vma(Vma {
+            live: crate::leak::VMAS.live(),
             start: base,
             end: base + 8 * PAGE_SIZE,
             prot: Prot::READ | Prot::WRITE,

@@ -77,6 +77,8 @@ pub struct Vma {
     /// Open/close hooks; VMAs with hooks are never merged (as Linux's
     /// `is_mergeable_vma` refuses VMAs with a close operation).
     pub ops: Option<Arc<dyn VmaOps>>,
+    /// Counts this VMA in `leak::VMAS` (a clone or split piece is another).
+    pub live: crate::leak::Live,
 }
 
 impl Vma {

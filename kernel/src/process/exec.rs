@@ -237,6 +237,7 @@ pub fn exec_into(
             inner.unmap_region(&mm.pt_pages, step.start, step.end);
             if step.file_end > step.start {
                 inner.insert_vma(Vma {
+                    live: crate::leak::VMAS.live(),
                     start: step.start,
                     end: step.file_end,
                     prot: prot(step.prot),
@@ -248,6 +249,7 @@ pub fn exec_into(
             }
             if step.end > step.file_end {
                 inner.insert_vma(Vma {
+                    live: crate::leak::VMAS.live(),
                     start: step.file_end,
                     end: step.end,
                     prot: prot(step.anon_prot),
@@ -263,6 +265,7 @@ pub fn exec_into(
         // argument pages plus 128 KiB.
         let stack_start = ((image.sp & !(PAGE_SIZE - 1)) - STACK_EXPAND).max(STACK_TOP - STACK_SIZE);
         inner.insert_vma(Vma {
+            live: crate::leak::VMAS.live(),
             start: stack_start,
             end: STACK_TOP,
             prot: Prot::READ | Prot::WRITE,

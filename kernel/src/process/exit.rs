@@ -77,34 +77,45 @@ pub(super) fn do_exit(status: i32) -> ! {
     unreachable!("a dead task was scheduled");
 }
 
-/// The process is a zombie now: reparent its children to init, record the
-/// status, signal and wake the parent (or reap at once if it ignores SIGCHLD).
+/// The process is a zombie now: reparent its children to init (orphan them once
+/// init has exited), record the status, signal and wake the parent (or reap at
+/// once if it ignores SIGCHLD).
 fn exit_notify(p: &Arc<Process>, status: i32) {
+    let children: Vec<_> = core::mem::take(&mut *p.children.lock());
     if p.pid == 1 {
         let code = if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) };
         crate::println!("mshare-kernel: init exited with status {}", code);
-        let clean = super::leak_check(false);
-        crate::power_off(clean);
+        // Nobody reaps init. Everything else is killed and, once all are gone, the
+        // idle loop checks for leaks and powers off.
+        orphan(children);
+        TABLES.lock().processes.remove(&p.pid);
+        crate::leak::begin_shutdown();
+        return;
     }
-    let init = super::task::find_process(1);
-    let children: Vec<_> = core::mem::take(&mut *p.children.lock());
-    if let Some(init) = &init {
-        let mut zombies = false;
-        for c in children {
-            *c.parent.lock() = Arc::downgrade(init);
-            zombies |= c.is_zombie();
-            if !c.is_zombie() {
-                kill_orphaned_pgrp(&c, Some(p));
+    match super::task::find_process(1) {
+        Some(init) => {
+            let mut zombies = false;
+            for c in children {
+                *c.parent.lock() = Arc::downgrade(&init);
+                zombies |= c.is_zombie();
+                if !c.is_zombie() {
+                    kill_orphaned_pgrp(&c, Some(p));
+                }
+                init.children.lock().push(c);
             }
-            init.children.lock().push(c);
+            if zombies {
+                init.child_wait.wake_all();
+            }
         }
-        if zombies {
-            init.child_wait.wake_all();
-        }
+        None => orphan(children),
     }
     kill_orphaned_pgrp(p, None);
     *p.exit.lock() = Some(super::task::ExitInfo { status });
-    let Some(parent) = p.parent.lock().upgrade() else { return };
+    let Some(parent) = p.parent.lock().upgrade() else {
+        // An orphan after init's exit: nobody will wait for it.
+        TABLES.lock().processes.remove(&p.pid);
+        return;
+    };
     let uid = p.creds.lock().uid;
     let (code, si_status) = if status & 0x7f == 0 {
         (signal::CLD_EXITED, (status >> 8) & 0xff)
@@ -127,6 +138,18 @@ fn exit_notify(p: &Arc<Process>, status: i32) {
         release(&parent, p.pid);
     }
     parent.child_wait.wake_all();
+}
+
+/// Children left after init has exited: zombies leave the process table now,
+/// the others lose their parent and leave it when they exit.
+fn orphan(children: Vec<Arc<Process>>) {
+    for c in children {
+        if c.is_zombie() {
+            TABLES.lock().processes.remove(&c.pid);
+        } else {
+            *c.parent.lock() = alloc::sync::Weak::new();
+        }
+    }
 }
 
 /// Members of process group `pgid`, zombies included.

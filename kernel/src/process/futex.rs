@@ -98,3 +98,11 @@ pub fn requeue(mm: &MmStruct, uaddr: u64, n: usize, n2: usize, private: bool) ->
     let woken = wake(mm, uaddr, n, private);
     woken + wake(mm, uaddr, n2, private)
 }
+
+/// Frees the queue table's nodes once it is empty (`leak`'s shrinkers).
+pub fn shrink() {
+    let mut q = QUEUES.lock();
+    if q.is_empty() {
+        *q = BTreeMap::new();
+    }
+}

@@ -115,46 +115,15 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
 
 const INIT_ENV: [&[u8]; 4] = [b"HOME=/", b"TERM=linux", b"PATH=/bin:/sbin:/usr/bin:/usr/sbin", b"USER=root"];
 
-/// Frames in use before init was created (see `leak_check`).
-static FRAMES_BEFORE_INIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
 /// Frames in use that no file owns: page-cache pages belong to files that
 /// still exist (/tmp leftovers are not leaks), everything else to tasks.
-fn unowned_frames() -> u64 {
+pub(crate) fn unowned_frames() -> u64 {
     crate::mm::frame::frames_in_use() - crate::mm::page_cache::SHMEM_PAGES.load(core::sync::atomic::Ordering::Relaxed)
-}
-
-/// At power-off: every frame user space took must be back, except what init
-/// itself still holds (its private pages, page tables and kernel stack).
-/// Prints the verdict for the runner; false on a leak.
-pub fn leak_check(init_alive: bool) -> bool {
-    let before = FRAMES_BEFORE_INIT.load(core::sync::atomic::Ordering::Relaxed);
-    let now = unowned_frames();
-    let mut held = 1u64 << crate::arch::context::KSTACK_ORDER;
-    if init_alive {
-        if let Some(mm) = current().mm.lock().as_ref() {
-            let anon = mm.inner.lock().rss[crate::mm::page::PageKind::Anon as usize];
-            held += anon + mm.pt_pages.load(core::sync::atomic::Ordering::Relaxed);
-        }
-    }
-    let others = task::TABLES.lock().tasks.len().saturating_sub(1);
-    let leaked = now as i64 - (before + held) as i64;
-    crate::println!(
-        "mshare-kernel: frames in use (page cache aside): {} before init, {} now, {} held by init, {} other tasks: {}",
-        before,
-        now,
-        held,
-        others,
-        if leaked == 0 { "no leak".into() } else { alloc::format!("LEAK of {} frames", leaked) }
-    );
-    if leaked != 0 {
-        crate::syscall::dump_tasks();
-    }
-    leaked == 0
 }
 
 /// Starts pid 1 from `path` with `args`, stdin/stdout/stderr on the console.
 pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
+    crate::leak::record_baseline();
     let root = crate::fs::root();
     let console = crate::fs::path::lookup_from(&Creds::root(), root.clone(), root.clone(), b"/dev/console", true)?;
     let mut files = crate::fs::fdtable::FdTable::new();
@@ -166,7 +135,6 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
         );
         files.alloc(f, false, 0, 1024)?;
     }
-    FRAMES_BEFORE_INIT.store(unowned_frames(), core::sync::atomic::Ordering::Relaxed);
     let tid = task::alloc_tid();
     assert_eq!(tid, 1, "init must be pid 1");
     let process =

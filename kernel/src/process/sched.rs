@@ -128,6 +128,7 @@ fn switch_in(next: &Task) {
 pub fn schedule() {
     let was_enabled = cpu::interrupts_enabled();
     cpu::disable_interrupts();
+    crate::watchdog::touch();
     let switch = {
         let mut rq = RQ.lock();
         NEED_RESCHED.store(false, Ordering::Relaxed);
@@ -214,7 +215,9 @@ pub fn schedule_tail() {
 /// The boot context becomes the idle loop: run tasks, halt when none is runnable.
 pub fn idle_loop() -> ! {
     loop {
+        crate::watchdog::touch();
         super::itimer::check_expired();
+        crate::leak::idle_check();
         cpu::disable_interrupts();
         let empty = RQ.lock().queue.is_empty();
         if empty {
@@ -227,4 +230,12 @@ pub fn idle_loop() -> ! {
 
 pub fn runnable_count() -> usize {
     irq_off(|| RQ.lock().queue.len())
+}
+
+/// Gives back the run queue's and the sleeper list's spare capacity (`leak`'s shrinkers).
+pub fn shrink() {
+    irq_off(|| {
+        RQ.lock().queue.shrink_to_fit();
+        SLEEPERS.lock().shrink_to_fit();
+    });
 }

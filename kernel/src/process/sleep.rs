@@ -19,3 +19,9 @@ pub fn sleep_until(deadline: u64) -> KResult<()> {
 pub fn sleep_ticks(ticks: u64) -> KResult<()> {
     sleep_until(crate::arch::apic::uptime_ns() + ticks * 1_000_000_000 / crate::arch::apic::TICK_HZ)
 }
+
+/// Gives back the sleep queue's spare capacity (`leak`'s shrinkers).
+pub fn shrink() {
+    SLEEP_QUEUE.shrink();
+    crate::syscall::shrink_pause_queue();
+}

@@ -81,6 +81,9 @@ pub struct Task {
     pub sys_ticks: AtomicU64,
     /// The last system calls, for `syscall::dump_tasks`.
     pub syscalls: crate::syscall::trace::SyscallRing,
+    /// When the current sleep began (ns since boot), for the hung-task watchdog.
+    pub sleep_since: AtomicU64,
+    _live: crate::leak::Live,
 }
 
 /// Nanoseconds per timer tick (and per USER_HZ clock tick: both are 100 Hz).
@@ -256,6 +259,7 @@ pub struct Process {
     /// (their own and their reaped children's), for times/getrusage.
     pub dead_cpu: Mutex<(u64, u64)>,
     pub children_cpu: Mutex<(u64, u64)>,
+    _live: crate::leak::Live,
 }
 
 /// A job-control event for the parent's wait.
@@ -379,6 +383,8 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         on_cpu_since: AtomicU64::new(0),
         sys_ticks: AtomicU64::new(0),
         syscalls: Default::default(),
+        sleep_since: AtomicU64::new(0),
+        _live: crate::leak::TASKS.live(),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));
     n.process.threads.lock().push(t.clone());
@@ -421,7 +427,25 @@ pub fn new_process(
         nice: core::sync::atomic::AtomicI32::new(0),
         dead_cpu: Mutex::new((0, 0)),
         children_cpu: Mutex::new((0, 0)),
+        _live: crate::leak::PROCESSES.live(),
     });
     TABLES.lock().processes.insert(pid, Arc::downgrade(&p));
     p
+}
+
+/// Frees the task and process tables' nodes once they are empty (`leak`'s shrinkers).
+pub fn shrink() {
+    let mut t = TABLES.lock();
+    if t.tasks.is_empty() {
+        t.tasks = BTreeMap::new();
+    }
+    if t.processes.is_empty() {
+        t.processes = BTreeMap::new();
+    }
+}
+
+/// (tasks, processes) in the tables.
+pub fn live_counts() -> (usize, usize) {
+    let t = TABLES.lock();
+    (t.tasks.len(), t.processes.len())
 }

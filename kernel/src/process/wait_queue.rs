@@ -78,6 +78,7 @@ impl WaitQueue {
     /// this queue ended the sleep (not a signal or the deadline).
     pub fn sleep_once(&self, t: &Arc<super::task::Task>, state: TaskState, deadline: Option<u64>) -> bool {
         crate::arch::cpu::without_interrupts(|| {
+            t.sleep_since.store(crate::arch::apic::uptime_ns(), Ordering::Relaxed);
             t.set_state(state);
             self.waiters.lock().push(t.clone());
             if let Some(d) = deadline {
@@ -123,6 +124,11 @@ impl WaitQueue {
             }
         }
         woken
+    }
+
+    /// Gives back the waiter list's spare capacity.
+    pub fn shrink(&self) {
+        crate::arch::cpu::without_interrupts(|| self.waiters.lock().shrink_to_fit());
     }
 
     pub fn is_empty(&self) -> bool {

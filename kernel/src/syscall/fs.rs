@@ -235,7 +235,7 @@ fn vectored(a: &Args, mut transfer: impl FnMut(u64, usize) -> KResult<usize>) ->
             Err(_) => break,
         };
         done += n;
-        if n < want || done >= MAX_RW_COUNT {
+        if n < want || done >= MAX_RW_COUNT || !next_chunk() {
             break;
         }
     }

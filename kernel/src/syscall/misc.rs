@@ -41,6 +41,14 @@ pub fn sys_getrandom(a: Args) -> SysResult {
             return if done > 0 { ok(done) } else { Err(e) };
         }
         done += n;
+        // As Linux's get_random_bytes_user: every page, a pending signal ends the call
+        // with what was written, and the CPU goes to others if the slice is used.
+        if done < len && done.is_multiple_of(crate::mm::PAGE_SIZE as usize) {
+            if crate::process::signal::signal_pending(&current()) {
+                break;
+            }
+            crate::process::sched::cond_resched();
+        }
     }
     ok(done)
 }
@@ -63,9 +71,15 @@ pub fn sys_reboot(a: Args) -> SysResult {
     }
     match a.u32(2) {
         LINUX_REBOOT_CMD_POWER_OFF | LINUX_REBOOT_CMD_HALT | LINUX_REBOOT_CMD_RESTART => {
-            crate::println!("mshare-kernel: reboot({:#x}) by pid {}", a.u32(2), current().process.pid);
-            let clean = current().process.pid != 1 || crate::process::leak_check(true);
-            crate::power_off(clean)
+            let p = current().process.clone();
+            crate::println!("mshare-kernel: reboot({:#x}) by pid {}", a.u32(2), p.pid);
+            if p.pid != 1 {
+                crate::power_off(true);
+            }
+            // Init exits on its way out of this call; the rest of the system is then
+            // killed, reaped and checked for leaks before the power goes (`leak`).
+            crate::process::signal::kill_group(&p, crate::process::exit::exited_status(0));
+            ok(0)
         }
         LINUX_REBOOT_CMD_CAD_ON | LINUX_REBOOT_CMD_CAD_OFF => ok(0),
         _ => Err(EINVAL),

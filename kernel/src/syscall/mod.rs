@@ -12,6 +12,11 @@ pub mod trace;
 
 pub use trace::dump_tasks;
 
+/// Gives back pause()'s queue's spare capacity (`leak`'s shrinkers).
+pub fn shrink_pause_queue() {
+    signal::PAUSE_QUEUE.shrink();
+}
+
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
 use crate::mm::usercopy::{self, Pod};

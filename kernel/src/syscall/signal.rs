@@ -143,14 +143,16 @@ pub fn sys_sigaltstack(a: Args) -> SysResult {
     ok(0)
 }
 
+/// Where pause() sleeps; only signals wake it.
+pub(super) static PAUSE_QUEUE: crate::process::wait_queue::WaitQueue = crate::process::wait_queue::WaitQueue::new();
+
 pub fn sys_pause() -> SysResult {
     let t = current();
-    static Q: crate::process::wait_queue::WaitQueue = crate::process::wait_queue::WaitQueue::new();
     loop {
         if signal_pending(&t) {
             return Err(ERESTARTNOHAND);
         }
-        Q.sleep_once(&t, crate::process::task::TaskState::Interruptible, None);
+        PAUSE_QUEUE.sleep_once(&t, crate::process::task::TaskState::Interruptible, None);
     }
 }
 

@@ -5,7 +5,10 @@
 //! process keeps running as root with its own limits.
 
 use libc::*;
-use user_tests::{assert_errno, close, open, run_in_child, run_tests, sys, tests, Errno, BAD_PTR};
+use user_tests::{
+    assert_errno, close, fork_child, handler, mmap, open, pipe, read, read_full, run_in_child, run_tests, set_handler,
+    sys, tests, wait_child, write, Errno, Exit, BAD_PTR,
+};
 
 fn main() {
     run_tests(
@@ -17,6 +20,7 @@ fn main() {
             getrandom_with_grnd_nonblock_succeeds,
             getrandom_with_bad_flags_is_einval,
             getrandom_into_bad_pointer_is_efault,
+            a_huge_getrandom_lets_others_run_and_ends_early_for_a_signal,
             ids_of_root_are_zero,
             setuid_to_1000_then_back_to_root_is_eperm,
             effective_uid_can_be_regained_from_saved_uid,
@@ -85,6 +89,46 @@ fn getrandom_with_bad_flags_is_einval() {
 
 fn getrandom_into_bad_pointer_is_efault() {
     assert_errno!(sys!(SYS_getrandom, BAD_PTR, 16, 0), EFAULT);
+}
+
+extern "C" fn ignore_signal(_: c_int) {}
+
+/// getrandom into 256 MiB takes long enough for another process to run and signal the
+/// caller: the call must leave the CPU to others as it goes and end early with the bytes
+/// written so far (Linux looks for a signal every page), not hold the CPU to the end.
+fn a_huge_getrandom_lets_others_run_and_ends_early_for_a_signal() {
+    const LEN: usize = 256 << 20;
+    let (r, w) = pipe(0).unwrap();
+    let pid = fork_child(|| {
+        set_handler(SIGUSR1, handler(ignore_signal), 0, &[]).unwrap();
+        let buf = mmap(0, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0).unwrap();
+        write(w, b"r").unwrap();
+        let n = sys!(SYS_getrandom, buf, LEN, 0).unwrap();
+        write(w, &n.to_ne_bytes()).unwrap();
+        0
+    });
+    close(w).unwrap();
+    let mut ready = [0u8; 1];
+    assert_eq!(read_full(r, &mut ready), Ok(1));
+    // A signal every 5 ms until the child reports what getrandom returned.
+    let mut result = [0u8; 8];
+    let mut got = 0;
+    while got < result.len() {
+        sys!(SYS_kill, pid, SIGUSR1).unwrap();
+        let mut p = pollfd { fd: r, events: POLLIN, revents: 0 };
+        if sys!(SYS_poll, &mut p as *mut pollfd, 1, 5).unwrap() == 1 {
+            let n = read(r, &mut result[got..]).unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+    }
+    close(r).unwrap();
+    assert_eq!(wait_child(pid), Exit::Code(0));
+    assert_eq!(got, result.len(), "the child did not report");
+    let n = i64::from_ne_bytes(result) as usize;
+    assert!(n > 0 && n < LEN, "getrandom wrote {n} of {LEN} bytes despite a signal every 5 ms");
 }
 
 fn ids_of_root_are_zero() {

@@ -253,6 +253,7 @@ extern "C" fn trap_handler(frame: &mut TrapFrame) {
             apic::on_timer();
             apic::eoi();
             crate::process::sched::timer_tick(frame.from_user());
+            crate::watchdog::tick(frame);
         }
         VECTOR_SPURIOUS => {}
         v if v < 32 => {
