@@ -32,6 +32,7 @@ const CAP_SETGID: u32 = 6;
 const CAP_SETUID: u32 = 7;
 const CAP_SETPCAP: u32 = 8;
 const CAP_LINUX_IMMUTABLE: u32 = 9;
+const CAP_SYS_RESOURCE: u32 = 24;
 const CAP_MKNOD: u32 = 27;
 const CAP_MAC_OVERRIDE: u32 = 32;
 
@@ -122,6 +123,7 @@ fn main() {
             supplementary_groups_are_inherited_by_fork,
             capbset_drop_removes_a_capability_from_the_bounding_set,
             signalling_another_users_process_needs_cap_kill,
+            raising_a_hard_limit_needs_cap_sys_resource,
         ],
     );
 }
@@ -1028,4 +1030,28 @@ fn signalling_another_users_process_needs_cap_kill() {
     }
     sys!(SYS_kill, target, SIGKILL).unwrap();
     assert_eq!(wait_child(target), Exit::Signal(SIGKILL));
+}
+
+// ---------------------------------------------------------------------------------------
+// Resource limits
+// ---------------------------------------------------------------------------------------
+
+/// Anyone may lower a hard limit; raising it needs CAP_SYS_RESOURCE. Root has it unless it
+/// is dropped, or withheld from the bounding set (a container may run the tests as root
+/// without it, and then root gets EPERM as well).
+fn raising_a_hard_limit_needs_cap_sys_resource() {
+    let root_has_it = capget().0 & bits(&[CAP_SYS_RESOURCE]) != 0;
+    let cases: &[(Who, Option<i32>)] = &[
+        (Root, if root_has_it { None } else { Some(EPERM) }),
+        (RootWithout(&[CAP_SYS_RESOURCE]), Some(EPERM)),
+        (Other, Some(EPERM)),
+    ];
+    for &(who, expect) in cases {
+        expect_as(who, expect, "raising RLIMIT_NOFILE's hard limit from 128 to 256", || {
+            let lower = rlimit { rlim_cur: 64, rlim_max: 128 };
+            sys!(SYS_setrlimit, RLIMIT_NOFILE, &lower as *const rlimit).expect("lowering a hard limit");
+            let raise = rlimit { rlim_cur: 64, rlim_max: 256 };
+            outcome(sys!(SYS_setrlimit, RLIMIT_NOFILE, &raise as *const rlimit))
+        });
+    }
 }
