@@ -124,6 +124,7 @@ fn main() {
             capbset_drop_removes_a_capability_from_the_bounding_set,
             signalling_another_users_process_needs_cap_kill,
             raising_a_hard_limit_needs_cap_sys_resource,
+            rlimit_nofile_stops_at_nr_open_even_with_cap_sys_resource,
         ],
     );
 }
@@ -1054,4 +1055,22 @@ fn raising_a_hard_limit_needs_cap_sys_resource() {
             outcome(sys!(SYS_setrlimit, RLIMIT_NOFILE, &raise as *const rlimit))
         });
     }
+}
+
+/// RLIMIT_NOFILE's hard limit may not pass `fs.nr_open` (2^20 unless changed), whatever the
+/// capabilities: Linux checks that before CAP_SYS_RESOURCE.
+fn rlimit_nofile_stops_at_nr_open_even_with_cap_sys_resource() {
+    let nr_open: u64 =
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20);
+    let root_has_it = capget().0 & bits(&[CAP_SYS_RESOURCE]) != 0;
+    let set = |max: u64| {
+        let r = rlimit { rlim_cur: 64, rlim_max: max };
+        outcome(sys!(SYS_setrlimit, RLIMIT_NOFILE, &r as *const rlimit))
+    };
+    as_who(Root, || {
+        set(1024).expect("lowering a hard limit");
+        assert_eq!(set(nr_open + 1), Err(EPERM), "a hard limit past nr_open {nr_open}");
+        let want = if root_has_it { Ok(()) } else { Err(EPERM) };
+        assert_eq!(set(nr_open), want, "a hard limit of nr_open {nr_open}, CAP_SYS_RESOURCE: {root_has_it}");
+    });
 }
