@@ -292,7 +292,7 @@ fn boot(
         KernelKind::Ours => (kernels.0.clone(), "log=warn init=/bench_init".to_string()),
         KernelKind::Linux => {
             let l = kernels.1.as_ref().expect("Linux was fetched for this plan");
-            (l.vmlinuz.clone(), crate::linux::cmdline(&plan.machine))
+            (l.vmlinuz.clone(), crate::linux::cmdline(&plan.machine, "/bench_init"))
         }
     };
     let mut cfg = QemuConfig::new(&kernel_path);

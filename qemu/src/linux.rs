@@ -111,10 +111,11 @@ pub fn host_tsc_khz() -> Option<u64> {
     Some((mhz * 1000.0).round() as u64)
 }
 
-/// Linux's command line for a benchmark boot (see benches/README.md for why each word).
-pub fn cmdline(machine: &str) -> String {
-    let mut c = String::from(
-        "console=ttyS0 quiet panic=-1 rdinit=/bench_init transparent_hugepage=never no5lvl tsc=reliable mitigations=off",
+/// Linux's command line for a boot whose /init is the initramfs program `init` (a benchmark
+/// boot's `/bench_init`, a test boot's `/init`; see benches/README.md for why each word).
+pub fn cmdline(machine: &str, init: &str) -> String {
+    let mut c = format!(
+        "console=ttyS0 quiet panic=-1 rdinit={init} transparent_hugepage=never no5lvl tsc=reliable mitigations=off",
     );
     if machine == "microvm" {
         if let Some(khz) = host_tsc_khz() {
@@ -142,7 +143,7 @@ mod tests {
 
     #[test]
     fn linux_command_line_has_the_comparison_words() {
-        let c = cmdline("q35");
+        let c = cmdline("q35", "/bench_init");
         for w in ["transparent_hugepage=never", "no5lvl", "tsc=reliable", "mitigations=off", "rdinit=/bench_init"] {
             assert!(c.split(' ').any(|x| x == w), "{w} missing from {c}");
         }

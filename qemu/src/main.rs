@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask run`: the default benchmark on our kernel (see `bench.rs`)
 //! - `cargo xtask bench`: the benchmarks, with `--linux` side by side with Linux
-//! - `cargo xtask test`: host unit tests, then the in-QEMU suites; ends with `N passed, N failed`
+//! - `cargo xtask test`: host unit tests, then the in-QEMU suites (our kernel's, and the user
+//!   tests on Debian's Linux in the same QEMU); ends with `N passed, N failed, N skipped`
 //! - `cargo xtask fuzz`: the system call fuzzer in the kernel (see `fuzz.rs`)
 //! - `cargo xtask exec PATH [ARGS...]`: boot with a static Linux ELF as the first program
 //! - `cargo xtask build`: build the kernel only
@@ -26,7 +27,8 @@ const USAGE: &str = "usage: cargo xtask <command> [options]
 commands:
   run                    the default benchmark on our kernel: its table, CSV and plots
   bench                  the benchmarks (see benches/README.md)
-  test                   host unit tests, then in-kernel and runner suites
+  test                   host unit tests, then in-kernel and runner suites, and the user
+                         tests on Debian 12's Linux in the same QEMU (the oracle as root)
   fuzz                   the system call fuzzer in the kernel (see docs/reliability.md)
   exec PATH [ARGS...]    boot with the static ELF at PATH as /init
   build                  build the kernel
@@ -40,6 +42,8 @@ options:
   --append WORDS         extra kernel command line
   --file HOST:GUEST      exec: add HOST file to the initramfs as GUEST
   --host                 test: only run the user tests directly on the Linux host
+  --linux-guest          test: only the user tests on the host, in our kernel and on Debian 12's
+                         Linux in the same QEMU (root with every capability), compared
   --quick                bench: the small set (seconds)
   --linux                bench: also run every benchmark on Linux (Debian 12's cloud kernel)
   --only NAME            bench: only the suites or cases whose name contains NAME
@@ -64,6 +68,8 @@ pub struct Options {
     pub files: Vec<(PathBuf, String)>,
     /// test: run the user tests on the Linux host only.
     pub host_only: bool,
+    /// test: the user tests on the host, in our kernel and on the Linux guest only.
+    pub linux_guest: bool,
     /// bench: the small set.
     pub quick: bool,
     /// bench: Linux too.
@@ -108,6 +114,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--release" => o.release = true,
             "--gdb" => o.gdb = true,
             "--host" => o.host_only = true,
+            "--linux-guest" => o.linux_guest = true,
             "--quick" => o.quick = true,
             "--linux" => o.linux = true,
             "--uncapped" => o.uncapped = true,

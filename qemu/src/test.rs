@@ -4,13 +4,15 @@
 //! 2. in-kernel tests (`ktest`) on `-M microvm` and `-M q35`;
 //! 3. runner checks: the kernel boots and prints its memory summary, and
 //!    deliberate failures (null write, stack overflow, panic, hang) are
-//!    reported the right way and fail the run — never a silent pass.
+//!    reported the right way and fail the run — never a silent pass;
+//! 4. the user tests on the Linux host, in the kernel and on the Linux guest
+//!    (Debian's Linux in the same QEMU), with the verdicts compared.
 //!
 //! Ends with `N passed, N failed` and a non-zero exit on any failure.
 
 use crate::qemu::{self, QemuConfig, QemuExit};
 use crate::{build_kernel, qemu_config, target_dir, user, write_initramfs, Options};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -246,17 +248,26 @@ fn smoke(t: &mut Tally, kernel: &Path, o: &Options) {
     }
 }
 
-/// Tests the kernel does not pass yet, one `suite::test` per line (`#` comments).
-/// A listed test that fails counts as skipped; one that passes fails the run,
-/// so the list only shrinks.
-fn known_failures() -> BTreeSet<String> {
-    let path = crate::workspace_root().join("user_tests/known_failures.txt");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split('#').next().unwrap().trim().to_string())
-        .filter(|l| !l.is_empty())
+/// A list of tests in `user_tests/`, one `suite::test` per line, with what follows a `#`
+/// on that line as its reason (a line that is only a comment lists nothing).
+pub fn parse_test_list(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, reason) = l.split_once('#').unwrap_or((l, ""));
+            let name = name.trim();
+            (!name.is_empty()).then(|| (name.to_string(), reason.trim().to_string()))
+        })
         .collect()
+}
+
+fn read_test_list(file: &str) -> BTreeMap<String, String> {
+    parse_test_list(&std::fs::read_to_string(crate::workspace_root().join("user_tests").join(file)).unwrap_or_default())
+}
+
+/// Tests the kernel does not pass yet (`user_tests/known_failures.txt`). A listed test that
+/// fails counts as skipped; one that passes fails the run, so the list only shrinks.
+fn known_failures() -> BTreeSet<String> {
+    read_test_list("known_failures.txt").into_keys().collect()
 }
 
 fn user_tests_on_host(t: &mut Tally, ut: &user::UserTests) -> Vec<String> {
@@ -270,10 +281,9 @@ fn user_tests_on_host(t: &mut Tally, ut: &user::UserTests) -> Vec<String> {
     names
 }
 
-/// Boots the kernel with /init running every user test program, then
-/// matches each test the host ran against the kernel's verdict.
-fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests, expected: &[String]) {
-    println!("== user tests in the kernel");
+/// Writes the initramfs of a user test boot: /init, every test program in /tests, and
+/// busybox as /bin/sh.
+fn user_test_initramfs(ut: &user::UserTests, initrd: &Path) -> Result<(), String> {
     let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
     let mut add = |guest: String, host: &Path| match std::fs::read(host) {
         Ok(d) => {
@@ -282,20 +292,60 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
         }
         Err(e) => Err(format!("{}: {e}", host.display())),
     };
-    let mut result = add("init".into(), &ut.init);
+    add("init".into(), &ut.init)?;
     for (name, path) in ut.tests.iter().chain(&ut.c_programs) {
-        result = result.and(add(format!("tests/{name}"), path));
+        add(format!("tests/{name}"), path)?;
     }
-    match crate::deps::ensure_busybox() {
-        Ok(bb) => {
-            result = result.and(add("bin/busybox".into(), &bb));
-            files.push(("bin/sh".into(), cpio::S_IFLNK | 0o777, b"busybox".to_vec()));
+    let bb = crate::deps::ensure_busybox()?;
+    add("bin/busybox".into(), &bb)?;
+    files.push(("bin/sh".into(), cpio::S_IFLNK | 0o777, b"busybox".to_vec()));
+    write_initramfs(initrd, &files)
+}
+
+/// Each test's verdict in the console output of a user test boot: the family binaries'
+/// `test ...` lines, and init's PASS/FAIL lines for the C programs.
+fn user_test_verdicts(output: &str, ut: &user::UserTests) -> BTreeMap<String, Result<(), String>> {
+    let mut seen: BTreeMap<String, Result<(), String>> = user::parse_harness_output(output).into_iter().collect();
+    for (name, _) in &ut.c_programs {
+        let pass = output.lines().any(|l| l == format!("PASS {name}"));
+        let fail = output.lines().find(|l| l.starts_with(&format!("FAIL {name}:")));
+        if pass {
+            seen.insert(name.clone(), Ok(()));
+        } else if let Some(l) = fail {
+            seen.insert(name.clone(), Err(l.to_string()));
         }
-        Err(e) => result = Err(e),
     }
+    seen
+}
+
+/// Whether init printed its summary, i.e. every program ran; if not, prints the end of the
+/// console.
+fn user_test_run_finished(output: &str, who: &str) -> bool {
+    let finished = output.lines().any(|l| l.starts_with("init: ") && l.contains(" passed, "));
+    if !finished {
+        let tail: Vec<&str> = output.lines().rev().take(40).collect();
+        println!("{who} output (last 40 lines):");
+        for l in tail.iter().rev() {
+            println!("  {l}");
+        }
+    }
+    finished
+}
+
+/// Boots the kernel with /init running every user test program, then matches each test
+/// the host ran against the kernel's verdict. Returns the kernel's verdicts.
+fn user_tests_in_kernel(
+    t: &mut Tally,
+    kernel: &Path,
+    o: &Options,
+    ut: &user::UserTests,
+    expected: &[String],
+) -> BTreeMap<String, Result<(), String>> {
+    println!("== user tests in the kernel");
     let initrd = target_dir().join("xtask").join("user_tests.cpio");
-    if let Err(e) = result.and_then(|_| write_initramfs(&initrd, &files)) {
-        return t.record("kernel: user test initramfs", Err(e));
+    if let Err(e) = user_test_initramfs(ut, &initrd) {
+        t.record("kernel: user test initramfs", Err(e));
+        return BTreeMap::new();
     }
     let mut cfg = qemu_config(kernel, o);
     cfg.initrd = Some(initrd);
@@ -305,20 +355,13 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
     cfg.echo = false;
     let run = match qemu::run(&cfg) {
         Ok(r) => r,
-        Err(e) => return t.record("kernel: user tests boot", Err(e)),
-    };
-    let mut seen: std::collections::BTreeMap<String, Result<(), String>> =
-        user::parse_harness_output(&run.output).into_iter().collect();
-    // C programs report through init's PASS/FAIL lines.
-    for (name, _) in &ut.c_programs {
-        let pass = run.output.lines().any(|l| l == format!("PASS {name}"));
-        let fail = run.output.lines().find(|l| l.starts_with(&format!("FAIL {name}:")));
-        if pass {
-            seen.insert(name.clone(), Ok(()));
-        } else if let Some(l) = fail {
-            seen.insert(name.clone(), Err(l.to_string()));
+        Err(e) => {
+            t.record("kernel: user tests boot", Err(e));
+            return BTreeMap::new();
         }
-    }
+    };
+    let verdicts = user_test_verdicts(&run.output, ut);
+    let mut seen = verdicts.clone();
     let known = known_failures();
     for name in expected {
         let r = seen.remove(name).unwrap_or_else(|| Err(format!("did not run (kernel ended with {:?})", run.exit)));
@@ -335,14 +378,7 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
             ),
         }
     }
-    let finished = run.output.lines().any(|l| l.starts_with("init: ") && l.contains(" passed, "));
-    if !finished {
-        let tail: Vec<&str> = run.output.lines().rev().take(40).collect();
-        println!("kernel output (last 40 lines):");
-        for l in tail.iter().rev() {
-            println!("  {l}");
-        }
-    }
+    let finished = user_test_run_finished(&run.output, "kernel");
     t.record(
         "kernel: user test run completes",
         if finished { Ok(()) } else { Err(format!("kernel ended with {:?}", run.exit)) },
@@ -356,6 +392,110 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
         "kernel: the whole user test suite leaks no frame, heap byte, file, inode, VMA, page table or task",
         crate::leak::verdict(&run.output),
     );
+    verdicts
+}
+
+/// Boots Debian's Linux (the benchmark's oracle, `linux.rs`) in the same QEMU machine with
+/// the user test initramfs: the oracle as root with every capability, which the host may
+/// not have. Each test the host ran must pass there, except those listed with their reason
+/// in `user_tests/linux_guest_differences.txt` (counted as skipped when they fail; one that
+/// passes fails the run, so the list only shrinks). Then reports every test whose verdict
+/// differs between our kernel (`kernel`, when it ran) and the guest.
+fn user_tests_on_linux_guest(
+    t: &mut Tally,
+    o: &Options,
+    ut: &user::UserTests,
+    expected: &[String],
+    kernel: &BTreeMap<String, Result<(), String>>,
+) {
+    println!("== user tests on the Linux guest");
+    let linux = match crate::linux::ensure_linux() {
+        Ok(l) => l,
+        Err(e) => return t.record("linux-guest: fetch Debian's kernel", Err(e)),
+    };
+    let initrd = target_dir().join("xtask").join("user_tests_linux.cpio");
+    if let Err(e) = user_test_initramfs(ut, &initrd) {
+        return t.record("linux-guest: user test initramfs", Err(e));
+    }
+    let mut cfg = QemuConfig::new(&linux.vmlinuz);
+    cfg.machine = o.machine.clone().unwrap_or(cfg.machine);
+    cfg.cmdline = [crate::linux::cmdline(&cfg.machine, "/init"), o.append.join(" ")].join(" ").trim().to_string();
+    cfg.initrd = Some(initrd);
+    cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
+    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
+    cfg.echo = false;
+    let run = match qemu::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => return t.record("linux-guest: boot", Err(e)),
+    };
+    println!(
+        "linux-guest: {} {} booted, user tests took {:.0} s",
+        linux.package,
+        linux.version,
+        run.elapsed.as_secs_f64()
+    );
+    if let Some(l) = run.output.lines().find(|l| l.starts_with("init: kernel ")) {
+        println!("linux-guest: {l}");
+    }
+    let log = target_dir().join("xtask").join("linux-guest.log");
+    let _ = std::fs::write(&log, &run.output);
+    println!("linux-guest: console log in {}", log.display());
+    let guest = user_test_verdicts(&run.output, ut);
+    let differences = read_test_list("linux_guest_differences.txt");
+    let unexplained: Vec<&String> = differences.iter().filter(|(_, why)| why.is_empty()).map(|(n, _)| n).collect();
+    if !unexplained.is_empty() {
+        t.record(
+            "linux-guest: every known difference has its reason",
+            Err(format!("add `# reason` to {unexplained:?} in user_tests/linux_guest_differences.txt")),
+        );
+    }
+    for name in expected {
+        let r =
+            guest.get(name).cloned().unwrap_or_else(|| Err(format!("did not run (Linux ended with {:?})", run.exit)));
+        let label = format!("linux-guest: {name}");
+        match (r, differences.get(name)) {
+            (Ok(()), None) => t.record(&label, Ok(())),
+            (Err(e), None) => t.record(&label, Err(e)),
+            (Err(e), Some(reason)) => {
+                t.skipped += 1;
+                println!("XFAIL {label}: {e} (known difference: {reason})");
+            }
+            (Ok(()), Some(_)) => {
+                t.record(&label, Err("passes now: remove it from user_tests/linux_guest_differences.txt".into()))
+            }
+        }
+    }
+    let finished = user_test_run_finished(&run.output, "Linux guest");
+    t.record(
+        "linux-guest: user test run completes",
+        if finished { Ok(()) } else { Err(format!("Linux ended with {:?}", run.exit)) },
+    );
+    if kernel.is_empty() {
+        return;
+    }
+    let differ = verdict_differences(kernel, &guest, expected.iter());
+    println!("== our kernel vs the Linux guest: {} tests differ", differ.len());
+    for line in &differ {
+        println!("DIFFER {line}");
+    }
+}
+
+/// One line per test whose verdict differs between our kernel and the Linux guest (a test
+/// missing from a run counts as failed there).
+pub fn verdict_differences<'a>(
+    kernel: &BTreeMap<String, Result<(), String>>,
+    guest: &BTreeMap<String, Result<(), String>>,
+    names: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let verdict = |m: &BTreeMap<String, Result<(), String>>, n: &str| match m.get(n) {
+        Some(Ok(())) => "passes".to_string(),
+        Some(Err(e)) => format!("fails ({e})"),
+        None => "did not run".to_string(),
+    };
+    names
+        .filter(|n| kernel.get(*n).is_some_and(|r| r.is_ok()) != guest.get(*n).is_some_and(|r| r.is_ok()))
+        .map(|n| format!("{n}: our kernel {}, the Linux guest {}", verdict(kernel, n), verdict(guest, n)))
+        .collect()
 }
 
 /// What `cargo xtask exec` promises, checked: unmodified static binaries run
@@ -431,6 +571,14 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         user_tests_on_host(&mut t, &ut);
         return Ok(finish(&t));
     }
+    if o.linux_guest {
+        let ut = user::build_user_tests()?;
+        let expected = user_tests_on_host(&mut t, &ut);
+        let kernel = build_kernel(o.release)?;
+        let verdicts = user_tests_in_kernel(&mut t, &kernel, o, &ut, &expected);
+        user_tests_on_linux_guest(&mut t, o, &ut, &expected, &verdicts);
+        return Ok(finish(&t));
+    }
     host_tests(&mut t);
     let ut = user::build_user_tests();
     let expected = match &ut {
@@ -448,7 +596,8 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     smoke(&mut t, &kernel, o);
     if let Ok(ut) = &ut {
         exec_checks(&mut t, &kernel, o, ut);
-        user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
+        let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
+        user_tests_on_linux_guest(&mut t, o, ut, &expected, &verdicts);
         fuzz_check(&mut t, &kernel, o, ut);
     }
     bench_quick(&mut t, o);
@@ -557,6 +706,32 @@ mod tests {
         let (p, f, names) = parse_cargo_test(out);
         assert_eq!((p, f), (7, 1));
         assert_eq!(names, ["b::c"]);
+    }
+
+    #[test]
+    fn test_lists_keep_each_name_with_its_reason_and_skip_comment_lines() {
+        let list = parse_test_list("# header\n\nvm::a  # 6.1 differs\nfs::b\n  # indented comment\n");
+        let want: BTreeMap<String, String> =
+            [("vm::a".to_string(), "6.1 differs".to_string()), ("fs::b".to_string(), String::new())].into();
+        assert_eq!(list, want);
+    }
+
+    #[test]
+    fn verdicts_that_differ_between_the_kernels_are_listed() {
+        let map = |v: &[(&str, bool)]| -> BTreeMap<String, Result<(), String>> {
+            v.iter().map(|&(n, ok)| (n.to_string(), if ok { Ok(()) } else { Err("why".to_string()) })).collect()
+        };
+        let ours = map(&[("a", true), ("b", false), ("c", true), ("d", true), ("e", false)]);
+        let guest = map(&[("a", true), ("b", true), ("c", false)]);
+        let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).into();
+        assert_eq!(
+            verdict_differences(&ours, &guest, names.iter()),
+            [
+                "b: our kernel fails (why), the Linux guest passes",
+                "c: our kernel passes, the Linux guest fails (why)",
+                "d: our kernel passes, the Linux guest did not run",
+            ]
+        );
     }
 
     #[test]

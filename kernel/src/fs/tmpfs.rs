@@ -205,9 +205,10 @@ impl Inode for TmpfsFile {
     }
 }
 
-/// Largest tmpfs file (Linux's MAX_LFS_FILESIZE is larger; this keeps page
-/// indices and sizes far from overflow).
-const MAX_FILE_SIZE: u64 = 1 << 44;
+/// Largest tmpfs file: Linux's MAX_LFS_FILESIZE (`s_maxbytes` of its tmpfs), so a sparse
+/// file may be as large as an `off_t` allows; page indices (a `BTreeMap` key) stay far
+/// below 2^64.
+const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 /// A directory entry went away: the inode has one link fewer (an open file
 /// stays readable with st_nlink 0; a removed directory has 0 links).

@@ -2,7 +2,17 @@
 //! streaming its output, and reports `PASS name` or `FAIL name: why` for each, then
 //! `init: N passed, N failed`; then powers off.
 //!
-//! `init DIR` runs the programs in DIR instead (for trying it on a Linux host). It powers
+//! The same binary is /init of the Linux guest (`cargo xtask test --linux-guest`), booted with
+//! only an initramfs: as pid 1 it first mounts what our kernel provides built in (devtmpfs on
+//! /dev, re-opening /dev/console as stdio; proc on /proc; tmpfs on /tmp and /dev/shm). On our
+//! kernel these already exist and the mounts fail harmlessly. It powers off through QEMU's
+//! `isa-debug-exit` port where the kernel grants it with ioperm (Linux: 0x10 if every program
+//! passed, 0x11 otherwise), else through reboot(2), whose power-off in our kernel also runs
+//! its leak check.
+//!
+//! `init DIR` runs the programs in DIR instead (for trying it on a Linux host; as pid 1 the
+//! arguments are ignored, since Linux passes init the command-line words it does not know,
+//! such as `no5lvl`). It powers
 //! off only as pid 1: on a host, reboot() from a process with CAP_SYS_BOOT in a pid
 //! namespace would end that namespace's init, so elsewhere it just exits, with status 0
 //! if all passed and 1 otherwise.
@@ -13,7 +23,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "/tests".to_string());
+    let pid1 = std::process::id() == 1;
+    let dir = std::env::args().nth(1).filter(|_| !pid1).unwrap_or_else(|| "/tests".to_string());
+    if pid1 {
+        prepare_machine();
+    }
+    println!("init: {}", describe_machine());
     if !Path::new("/tmp").is_dir() {
         match std::fs::create_dir("/tmp") {
             Ok(()) => {
@@ -53,11 +68,79 @@ fn main() {
     }
     println!("init: {passed} passed, {failed} failed");
     unsafe { libc::sync() };
-    if std::process::id() == 1 {
-        unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
-        println!("init: power off failed: {}", std::io::Error::last_os_error());
+    if pid1 {
+        power_off(failed == 0);
     }
     std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+/// The kernel release and this process's effective capabilities, so that a run's log shows
+/// which oracle (or which kernel) it is and with what privileges the tests ran.
+fn describe_machine() -> String {
+    // SAFETY: uname fills the zeroed struct it is given.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    let release = if unsafe { libc::uname(&mut u) } == 0 {
+        // SAFETY: uname NUL-terminates the release.
+        unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy().into_owned()
+    } else {
+        "unknown".into()
+    };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).map(str::trim).unwrap_or("unknown");
+    format!("kernel {release}, uid {}, effective capabilities {cap_eff}", unsafe { libc::getuid() })
+}
+
+fn mount(source: &str, target: &str, fstype: &str) -> bool {
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let (source, target, fstype) = (c(source), c(target), c(fstype));
+    // SAFETY: the strings are NUL-terminated and live across the call; no mount data.
+    unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) == 0 }
+}
+
+/// Mounts what the tests expect where the kernel does not provide it built in (see the
+/// file's header); every failure is ignored, since on our kernel each one is expected.
+fn prepare_machine() {
+    for dir in ["/dev", "/proc", "/tmp"] {
+        let _ = std::fs::create_dir(dir);
+    }
+    if !Path::new("/dev/null").exists() && mount("devtmpfs", "/dev", "devtmpfs") {
+        let console = std::ffi::CString::new("/dev/console").unwrap();
+        // SAFETY: a valid path; the descriptors are this process's own.
+        unsafe {
+            let fd = libc::open(console.as_ptr(), libc::O_RDWR);
+            if fd >= 0 {
+                for target in 0..3 {
+                    libc::dup2(fd, target);
+                }
+                if fd > 2 {
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+    if !Path::new("/proc/self").exists() {
+        mount("proc", "/proc", "proc");
+    }
+    if mount("tmpfs", "/tmp", "tmpfs") {
+        let _ = std::fs::set_permissions("/tmp", std::fs::Permissions::from_mode(0o1777));
+    }
+    let _ = std::fs::create_dir("/dev/shm");
+    mount("tmpfs", "/dev/shm", "tmpfs");
+}
+
+/// Leaves QEMU through isa-debug-exit (port 0xf4) where ioperm grants it (Linux), else
+/// through reboot(2).
+fn power_off(ok: bool) {
+    // SAFETY: ioperm only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(0xf4, 4, 1) } == 0 {
+        let value: u32 = if ok { 0x10 } else { 0x11 };
+        // SAFETY: port 0xf4 is QEMU's isa-debug-exit device (the runner always adds it);
+        // writing it ends the virtual machine.
+        unsafe { core::arch::asm!("out dx, eax", in("dx") 0xf4u16, in("eax") value) };
+    }
+    // SAFETY: power-off as pid 1; nothing runs after it.
+    unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
+    println!("init: power off failed: {}", std::io::Error::last_os_error());
 }
 
 /// How long one test program may run before init kills it, so that one hang

@@ -32,6 +32,7 @@ const CAP_SETGID: u32 = 6;
 const CAP_SETUID: u32 = 7;
 const CAP_SETPCAP: u32 = 8;
 const CAP_LINUX_IMMUTABLE: u32 = 9;
+const CAP_SYS_RESOURCE: u32 = 24;
 const CAP_MKNOD: u32 = 27;
 const CAP_MAC_OVERRIDE: u32 = 32;
 
@@ -128,6 +129,8 @@ fn main() {
             supplementary_groups_are_inherited_by_fork,
             capbset_drop_removes_a_capability_from_the_bounding_set,
             signalling_another_users_process_needs_cap_kill,
+            raising_a_hard_limit_needs_cap_sys_resource,
+            rlimit_nofile_stops_at_nr_open_even_with_cap_sys_resource,
         ],
     );
 }
@@ -1108,4 +1111,46 @@ fn signalling_another_users_process_needs_cap_kill() {
     }
     sys!(SYS_kill, target, SIGKILL).unwrap();
     assert_eq!(wait_child(target), Exit::Signal(SIGKILL));
+}
+
+// ---------------------------------------------------------------------------------------
+// Resource limits
+// ---------------------------------------------------------------------------------------
+
+/// Anyone may lower a hard limit; raising it needs CAP_SYS_RESOURCE. Root has it unless it
+/// is dropped, or withheld from the bounding set (a container may run the tests as root
+/// without it, and then root gets EPERM as well).
+fn raising_a_hard_limit_needs_cap_sys_resource() {
+    let root_has_it = capget().0 & bits(&[CAP_SYS_RESOURCE]) != 0;
+    let cases: &[(Who, Option<i32>)] = &[
+        (Root, if root_has_it { None } else { Some(EPERM) }),
+        (RootWithout(&[CAP_SYS_RESOURCE]), Some(EPERM)),
+        (Other, Some(EPERM)),
+    ];
+    for &(who, expect) in cases {
+        expect_as(who, expect, "raising RLIMIT_NOFILE's hard limit from 128 to 256", || {
+            let lower = rlimit { rlim_cur: 64, rlim_max: 128 };
+            sys!(SYS_setrlimit, RLIMIT_NOFILE, &lower as *const rlimit).expect("lowering a hard limit");
+            let raise = rlimit { rlim_cur: 64, rlim_max: 256 };
+            outcome(sys!(SYS_setrlimit, RLIMIT_NOFILE, &raise as *const rlimit))
+        });
+    }
+}
+
+/// RLIMIT_NOFILE's hard limit may not pass `fs.nr_open` (2^20 unless changed), whatever the
+/// capabilities: Linux checks that before CAP_SYS_RESOURCE.
+fn rlimit_nofile_stops_at_nr_open_even_with_cap_sys_resource() {
+    let nr_open: u64 =
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20);
+    let root_has_it = capget().0 & bits(&[CAP_SYS_RESOURCE]) != 0;
+    let set = |max: u64| {
+        let r = rlimit { rlim_cur: 64, rlim_max: max };
+        outcome(sys!(SYS_setrlimit, RLIMIT_NOFILE, &r as *const rlimit))
+    };
+    as_who(Root, || {
+        set(1024).expect("lowering a hard limit");
+        assert_eq!(set(nr_open + 1), Err(EPERM), "a hard limit past nr_open {nr_open}");
+        let want = if root_has_it { Ok(()) } else { Err(EPERM) };
+        assert_eq!(set(nr_open), want, "a hard limit of nr_open {nr_open}, CAP_SYS_RESOURCE: {root_has_it}");
+    });
 }

@@ -1391,7 +1391,9 @@ fn mincore_writes_the_mapped_part_before_enomem() {
 /// Lengths and addresses at the top of the 64-bit range get Linux's answers,
 /// never an overflow inside the kernel. Linux rounds lengths up with a
 /// wrapping PAGE_ALIGN, so a huge length is an empty range to msync and mlock
-/// (success), and EINVAL or ENOMEM elsewhere. Run in a child: a kernel that
+/// (success), and EINVAL or ENOMEM elsewhere. Growing a file to the largest `off_t` is
+/// EFBIG on most filesystems (ext4's limit is 16 TiB) but succeeds on tmpfs, whose limit
+/// is that `off_t` (MAX_LFS_FILESIZE). Run in a child: a kernel that
 /// mishandles one of these may take the calling process down with it.
 fn extreme_lengths_and_addresses_fail_cleanly() {
     run_in_child(|| {
@@ -1410,6 +1412,10 @@ fn extreme_lengths_and_addresses_fail_cleanly() {
         let mut vec = [0u8; 8];
         let dir = TempDir::new();
         let fd = open(&dir.file("f", b"x"), O_RDWR, 0).unwrap() as u64;
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::fstatfs(fd as i32, &mut fs) }, 0, "fstatfs");
+        let on_tmpfs = fs.f_type as i64 == libc::TMPFS_MAGIC;
+        let grow_to_max = if on_tmpfs { Ok(0) } else { Err(libc::EFBIG) };
         type Case<'a> = (&'a str, i64, [u64; 6], Result<i64, i32>);
         let cases: [Case; 15] = [
             ("mmap huge", libc::SYS_mmap, [0, u64::MAX, rw, anon, u64::MAX, 0], Err(libc::ENOMEM)),
@@ -1428,7 +1434,7 @@ fn extreme_lengths_and_addresses_fail_cleanly() {
             ("msync huge", libc::SYS_msync, [a, u64::MAX, libc::MS_SYNC as u64, 0, 0, 0], Ok(0)),
             ("mlock huge", libc::SYS_mlock, [a, u64::MAX, 0, 0, 0, 0], Ok(0)),
             ("read into top", libc::SYS_read, [fd, TOP, 16, 0, 0, 0], Err(libc::EFAULT)),
-            ("ftruncate huge", libc::SYS_ftruncate, [fd, i64::MAX as u64, 0, 0, 0, 0], Err(libc::EFBIG)),
+            ("ftruncate huge", libc::SYS_ftruncate, [fd, i64::MAX as u64, 0, 0, 0, 0], grow_to_max),
             ("fallocate past max", libc::SYS_fallocate, [fd, 0, (i64::MAX - 10) as u64, 100, 0, 0], Err(libc::EFBIG)),
             (
                 "lseek overflow",
@@ -1722,9 +1728,10 @@ fn accounting_buffer() -> Vec<u8> {
 }
 
 /// On our kernel the counts are exact: 300 pages of RSS (all anonymous) and 3 page-table
-/// pages (PDPT, PD, PT), all given back by munmap. Linux counts RSS in per-CPU batches
-/// and may keep or share page tables differently, so on Linux only the direction is
-/// checked.
+/// pages (PDPT, PD, PT), all given back by munmap. Linux counts RSS in batches (6.1: each
+/// thread caches up to 64 faults' worth before adding them to the mm's counters; 6.2 on:
+/// per-CPU counters) and may keep or share page tables differently, so on Linux only the
+/// direction is checked, within 64 pages.
 fn touching_anonymous_pages_grows_rss_and_page_tables_and_munmap_restores_them() {
     let mut buf = accounting_buffer();
     let (before, during, after) = touch_fresh_region(&mut buf);
@@ -1738,7 +1745,7 @@ fn touching_anonymous_pages_grows_rss_and_page_tables_and_munmap_restores_them()
         assert_eq!(after.anon, before.anon, "RssAnon after munmap: {msg}");
         assert_eq!(after.pte, before.pte, "VmPTE after munmap: {msg}");
     } else {
-        let slack = 16 * 4;
+        let slack = 64 * 4;
         assert!(during.rss + slack >= before.rss + n_kb, "VmRSS: {msg}");
         assert!(during.anon + slack >= before.anon + n_kb, "RssAnon: {msg}");
         assert!(during.pte >= before.pte + 4, "VmPTE: {msg}");
