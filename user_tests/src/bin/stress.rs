@@ -1,0 +1,255 @@
+//! Stress and out-of-memory: a thousand processes forking, mapping, touching and exiting;
+//! a program that allocates until memory runs out is killed (Linux's OOM killer,
+//! mm/oom_kill.c) while the others go on with their memory intact; oom_score_adj.
+
+use libc::*;
+use std::ffi::CStr;
+use user_tests::{
+    assert_errno, close, fork_child, mmap_anon, open, pipe, read, run_in_child, run_tests, sleep_ms, sys, tests,
+    wait_child, write, Errno, Exit, PAGE,
+};
+
+fn main() {
+    run_tests(
+        "stress",
+        tests![
+            a_thousand_children_map_touch_unmap_and_exit_with_their_own_status,
+            memory_hog_is_oom_killed_and_a_bystander_keeps_its_memory,
+            oom_score_adj_reads_back_what_was_written,
+            oom_score_adj_of_minus_1000_with_cap_sys_resource_reads_back,
+            oom_score_adj_out_of_range_is_einval,
+            lowering_oom_score_adj_without_cap_sys_resource_is_eacces,
+        ],
+    );
+}
+
+/// Whether we run on our kernel (its release names it) rather than on Linux.
+fn on_our_kernel() -> bool {
+    let mut u: utsname = unsafe { std::mem::zeroed() };
+    sys!(SYS_uname, &mut u as *mut utsname).unwrap();
+    let release = unsafe { CStr::from_ptr(u.release.as_ptr()) };
+    release.to_string_lossy().contains("mshare")
+}
+
+/// Fills each page of [addr, addr + pages * PAGE) with a byte derived from `seed` and
+/// the page's index.
+fn fill(addr: usize, pages: usize, seed: u8) {
+    for i in 0..pages {
+        let b = seed.wrapping_add(i as u8).wrapping_mul(31) | 1;
+        unsafe { std::ptr::write_bytes((addr + i * PAGE) as *mut u8, b, PAGE) };
+    }
+}
+
+/// Whether every byte of the pages still holds what `fill` wrote with `seed`.
+fn intact(addr: usize, pages: usize, seed: u8) -> bool {
+    (0..pages).all(|i| {
+        let b = seed.wrapping_add(i as u8).wrapping_mul(31) | 1;
+        let page = unsafe { std::slice::from_raw_parts((addr + i * PAGE) as *const u8, PAGE) };
+        page.iter().all(|&x| x == b)
+    })
+}
+
+const CHILDREN: usize = 1024;
+const AT_ONCE: usize = 16;
+
+/// One stress child: maps 1..=32 pages, fills, checks and unmaps them; every fourth
+/// forks a grandchild that does the same in its copy-on-write copy; exits with a
+/// status derived from its index.
+fn stress_child(i: usize) -> i32 {
+    let pages = 1 + i % 32;
+    let a = mmap_anon(pages * PAGE);
+    fill(a, pages, i as u8);
+    if i % 4 == 0 {
+        let g = fork_child(|| {
+            fill(a, pages, !(i as u8));
+            if intact(a, pages, !(i as u8)) {
+                0
+            } else {
+                1
+            }
+        });
+        if wait_child(g) != Exit::Code(0) {
+            return 200;
+        }
+    }
+    if !intact(a, pages, i as u8) {
+        return 201;
+    }
+    sys!(SYS_munmap, a, pages * PAGE).unwrap();
+    (i % 199) as i32
+}
+
+fn a_thousand_children_map_touch_unmap_and_exit_with_their_own_status() {
+    let mut live = std::collections::HashMap::new();
+    let mut wrong = Vec::new();
+    let reap = |live: &mut std::collections::HashMap<i32, usize>, wrong: &mut Vec<String>| {
+        let mut status = 0;
+        let pid = sys!(SYS_wait4, -1, &mut status as *mut i32, 0, 0).expect("wait4") as i32;
+        let i = live.remove(&pid).expect("wait4 returned a pid we did not fork");
+        let got = Exit::from_status(status);
+        if got != Exit::Code((i % 199) as i32) {
+            wrong.push(format!("child {i}: {got:?}"));
+        }
+    };
+    for i in 0..CHILDREN {
+        if live.len() == AT_ONCE {
+            reap(&mut live, &mut wrong);
+        }
+        let pid = fork_child(|| stress_child(i));
+        live.insert(pid, i);
+    }
+    while !live.is_empty() {
+        reap(&mut live, &mut wrong);
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {CHILDREN} children ended wrongly: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_errno!(sys!(SYS_wait4, -1, 0, WNOHANG, 0), ECHILD);
+}
+
+/// The bystander's working set, in pages.
+const BYSTANDER_PAGES: usize = 64;
+
+/// Maps and fills a small working set, reports on `ready`, then checks it every few
+/// milliseconds until `stop` is readable; at the end it must still be intact and fresh
+/// memory must be allocatable. Exit 0 when all held.
+fn bystander(ready: i32, stop: i32) -> i32 {
+    let a = mmap_anon(BYSTANDER_PAGES * PAGE);
+    fill(a, BYSTANDER_PAGES, 0x5a);
+    write(ready, b"r").unwrap();
+    sys!(SYS_fcntl, stop, F_SETFL, O_NONBLOCK).unwrap();
+    let mut buf = [0u8; 1];
+    loop {
+        if !intact(a, BYSTANDER_PAGES, 0x5a) {
+            return 2;
+        }
+        match read(stop, &mut buf) {
+            Ok(_) => break,
+            Err(Errno(EAGAIN)) => sleep_ms(5),
+            Err(_) => return 3,
+        }
+    }
+    let b = mmap_anon(256 * PAGE);
+    fill(b, 256, 0x33);
+    if intact(a, BYSTANDER_PAGES, 0x5a) && intact(b, 256, 0x33) {
+        0
+    } else {
+        4
+    }
+}
+
+/// Maps and touches memory 4 MiB at a time, forever; 3 if a mapping is refused.
+fn hog() -> i32 {
+    const CHUNK: usize = 4 << 20;
+    loop {
+        let Ok(a) = user_tests::mmap(0, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) else {
+            return 3;
+        };
+        for off in (0..CHUNK).step_by(PAGE) {
+            unsafe { *((a + off) as *mut u8) = 1 };
+        }
+    }
+}
+
+/// Runs only in our kernel, whose memory is the QEMU guest's: on the host the hog would
+/// take the host's memory (and a limit such as RLIMIT_AS makes mmap fail instead of
+/// invoking the OOM killer, so there is nothing to check there).
+fn memory_hog_is_oom_killed_and_a_bystander_keeps_its_memory() {
+    if !on_our_kernel() {
+        return;
+    }
+    let (ready_r, ready_w) = pipe(O_CLOEXEC).unwrap();
+    let (stop_r, stop_w) = pipe(O_CLOEXEC).unwrap();
+    let by = fork_child(|| bystander(ready_w, stop_r));
+    let mut b = [0u8; 1];
+    assert_eq!(read(ready_r, &mut b), Ok(1), "the bystander did not start");
+    let h = fork_child(hog);
+    assert_eq!(wait_child(h), Exit::Signal(SIGKILL), "the hog must die of SIGKILL");
+    write(stop_w, b"s").unwrap();
+    assert_eq!(wait_child(by), Exit::Code(0), "the bystander must survive with its memory intact");
+    for fd in [ready_r, ready_w, stop_r, stop_w] {
+        close(fd).unwrap();
+    }
+}
+
+fn read_oom_score_adj() -> String {
+    let fd = open("/proc/self/oom_score_adj", O_RDONLY, 0).unwrap();
+    let mut buf = [0u8; 32];
+    let n = read(fd, &mut buf).unwrap();
+    close(fd).unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn write_oom_score_adj(text: &str) -> Result<usize, Errno> {
+    let fd = open("/proc/self/oom_score_adj", O_WRONLY, 0).unwrap();
+    let r = write(fd, text.as_bytes());
+    close(fd).unwrap();
+    r
+}
+
+/// Whether the calling thread has CAP_SYS_RESOURCE in its effective set (a container's
+/// root may not: the tests that need it check nothing there).
+fn has_cap_sys_resource() -> bool {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    let mut h = Header { version: 0x2008_0522, pid: 0 };
+    let mut d = [[0u32; 3]; 2];
+    sys!(SYS_capget, &mut h as *mut Header, d.as_mut_ptr()).expect("capget");
+    d[0][0] & (1 << CAP_SYS_RESOURCE) != 0
+}
+
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Raising needs no privilege.
+fn oom_score_adj_reads_back_what_was_written() {
+    run_in_child(|| {
+        write_oom_score_adj("500\n").unwrap();
+        assert_eq!(read_oom_score_adj(), "500\n");
+        write_oom_score_adj("1000").unwrap();
+        assert_eq!(read_oom_score_adj(), "1000\n");
+    });
+}
+
+fn oom_score_adj_of_minus_1000_with_cap_sys_resource_reads_back() {
+    if !has_cap_sys_resource() {
+        return;
+    }
+    run_in_child(|| {
+        write_oom_score_adj("-1000").unwrap();
+        assert_eq!(read_oom_score_adj(), "-1000\n");
+    });
+}
+
+fn oom_score_adj_out_of_range_is_einval() {
+    run_in_child(|| {
+        assert_errno!(write_oom_score_adj("1001"), EINVAL);
+        assert_errno!(write_oom_score_adj("-1001"), EINVAL);
+        assert_errno!(write_oom_score_adj("many"), EINVAL);
+    });
+}
+
+/// Below the value a privileged writer last set (Linux's `oom_score_adj_min`); the file
+/// is opened before the ids change, as the check is made at write time.
+fn lowering_oom_score_adj_without_cap_sys_resource_is_eacces() {
+    if !has_cap_sys_resource() {
+        return;
+    }
+    run_in_child(|| {
+        write_oom_score_adj("500").unwrap();
+        let fd = open("/proc/self/oom_score_adj", O_WRONLY, 0).unwrap();
+        sys!(SYS_setresgid, 65534, 65534, 65534).unwrap();
+        sys!(SYS_setresuid, 65534, 65534, 65534).unwrap();
+        assert_errno!(write(fd, b"100"), EACCES);
+        write(fd, b"600").unwrap();
+        assert_eq!(read_oom_score_adj(), "600\n");
+        write(fd, b"550").unwrap();
+        assert_eq!(read_oom_score_adj(), "550\n");
+        close(fd).unwrap();
+    });
+}
