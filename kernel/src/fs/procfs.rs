@@ -336,6 +336,9 @@ impl Inode for ProcFile {
         self
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        if matches!(self.kind, FileKind::Maps | FileKind::Smaps | FileKind::SmapsRollup | FileKind::Pagemap) {
+            may_read_mm_of(self.pid)?;
+        }
         if self.kind == FileKind::Pagemap {
             return pagemap_read(self.pid, offset, buf);
         }
@@ -354,6 +357,24 @@ impl Inode for ProcFile {
         }
         write_oom_score_adj(self.pid, buf)?;
         Ok(buf.len())
+    }
+}
+
+/// The check Linux makes when maps, smaps, smaps_rollup and pagemap are opened
+/// (`proc_mem_open` → `mm_access` with PTRACE_MODE_READ_FSCREDS), made here at each
+/// read: another process's memory layout and page frames are the caller's to see only
+/// if it may ptrace that process.
+fn may_read_mm_of(pid: u32) -> KResult<()> {
+    let me = crate::process::current();
+    if me.process.pid == pid {
+        return Ok(());
+    }
+    let p = find_process(pid).ok_or(ESRCH)?;
+    let target = p.creds.lock().clone();
+    if me.process.creds.lock().ptrace_may_access(&target) {
+        Ok(())
+    } else {
+        Err(EACCES)
     }
 }
 
