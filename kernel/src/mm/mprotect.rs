@@ -40,6 +40,7 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         }
         cur = v.end;
     }
+    inner.check_split(start, end)?;
     inner.split_at(start, end);
     let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
     for k in keys {

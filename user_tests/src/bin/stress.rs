@@ -19,6 +19,7 @@ fn main() {
             oom_score_adj_of_minus_1000_with_cap_sys_resource_reads_back,
             oom_score_adj_out_of_range_is_einval,
             lowering_oom_score_adj_without_cap_sys_resource_is_eacces,
+            splitting_mappings_past_max_map_count_is_enomem,
         ],
     );
 }
@@ -251,5 +252,31 @@ fn lowering_oom_score_adj_without_cap_sys_resource_is_eacces() {
         write(fd, b"550").unwrap();
         assert_eq!(read_oom_score_adj(), "550\n");
         close(fd).unwrap();
+    });
+}
+
+/// Linux's default `vm.max_map_count`.
+const MAX_MAP_COUNT: usize = 65530;
+
+/// Each mprotect of every other page of one mapping adds two mappings, until the
+/// address space holds `MAX_MAP_COUNT`: then ENOMEM, and the mapping can still go.
+fn splitting_mappings_past_max_map_count_is_enomem() {
+    run_in_child(|| {
+        let pages = MAX_MAP_COUNT + 1000;
+        let a = user_tests::mmap(0, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0).unwrap();
+        let mut failed_at = None;
+        for i in 0..pages / 2 {
+            if let Err(e) = sys!(SYS_mprotect, a + (2 * i + 1) * PAGE, PAGE, PROT_READ) {
+                assert_eq!(e, Errno(ENOMEM), "mprotect {i}");
+                failed_at = Some(i);
+                break;
+            }
+        }
+        let i = failed_at.expect("no limit on the number of mappings");
+        // The process had a few dozen mappings of its own before.
+        assert!((MAX_MAP_COUNT / 2 - 100..=MAX_MAP_COUNT / 2).contains(&i), "ENOMEM after {i} splits");
+        sys!(SYS_munmap, a, pages * PAGE).unwrap();
+        let b = mmap_anon(PAGE);
+        sys!(SYS_munmap, b, PAGE).unwrap();
     });
 }
