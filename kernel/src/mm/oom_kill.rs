@@ -7,8 +7,14 @@
 //! any process already dying) still holds its address space no second one is
 //! chosen: the caller waits for that one instead.
 //!
-//! Called only where the caller holds no lock (the user page-fault path, clone):
-//! it takes the task tables, each candidate's locks, and sleeps.
+//! The kernel's own allocations (heap growth above all: pipe buffers, VMAs, files)
+//! may take the reserve; on entry to the next system call, when free frames are
+//! below the watermark, the OOM killer refills it (`refill_reserve`), as Linux's
+//! kernel allocations would invoke it on reaching the min watermark.
+//!
+//! Called only where the caller holds no lock (system call entry, the user
+//! page-fault path, clone): it takes the task tables, each candidate's locks, and
+//! sleeps.
 #![deny(unsafe_code)]
 
 use super::address_space::MmStruct;
@@ -183,6 +189,26 @@ pub fn pagefault_out_of_memory() -> bool {
             true
         }
         OomOutcome::NoVictim => false,
+    }
+}
+
+/// On entry to a system call (no lock held): while kernel allocations have taken
+/// frames from the reserve, kill processes until it is whole again, so that one
+/// system call's kernel allocations always find it (an infallible heap allocation
+/// that found no frame would panic). Stops when nothing can be killed.
+pub fn refill_reserve() {
+    let below_min = || {
+        let s = super::frame::stats();
+        s.free < super::frame::min_free_frames()
+    };
+    for _ in 0..MAX_RETRIES {
+        if !below_min() {
+            return;
+        }
+        match out_of_memory() {
+            OomOutcome::Victim(mm) => wait_for_victim(mm),
+            OomOutcome::CurrentDying | OomOutcome::NoVictim => return,
+        }
     }
 }
 

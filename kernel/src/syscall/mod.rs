@@ -70,6 +70,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
     // The task is looked up twice rather than held: a call that exits never
     // returns here, and a held reference would never be dropped.
     let seq = crate::process::current().syscalls.enter(nr, &a.0);
+    crate::mm::oom_kill::refill_reserve();
     let r = match nr {
         0 => fs::sys_read(a),
         1 => fs::sys_write(a),

@@ -15,6 +15,7 @@ fn main() {
         tests![
             a_thousand_children_map_touch_unmap_and_exit_with_their_own_status,
             memory_hog_is_oom_killed_and_a_bystander_keeps_its_memory,
+            pipe_buffers_filled_when_memory_is_exhausted_make_the_oom_killer_free_memory,
             oom_score_adj_reads_back_what_was_written,
             oom_score_adj_of_minus_1000_with_cap_sys_resource_reads_back,
             oom_score_adj_out_of_range_is_einval,
@@ -174,6 +175,62 @@ fn memory_hog_is_oom_killed_and_a_bystander_keeps_its_memory() {
     for fd in [ready_r, ready_w, stop_r, stop_w] {
         close(fd).unwrap();
     }
+}
+
+fn mem_free_kb() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = text.lines().find(|l| l.starts_with("MemFree:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+const PIPES: usize = 400;
+
+/// Kernel memory a process grows (pipe buffers, 25 MiB) while another holds all user
+/// memory up to just above the kernel's reserve: the kernel neither panics nor fails the
+/// writes; the OOM killer takes the holder. In our kernel only (see above).
+fn pipe_buffers_filled_when_memory_is_exhausted_make_the_oom_killer_free_memory() {
+    if !on_our_kernel() {
+        return;
+    }
+    // Everything the writer touches is touched before memory runs out: a page fault of
+    // its own would invoke the OOM killer by the fault path instead.
+    let data = vec![7u8; 65536];
+    let mut fds = std::hint::black_box([0i32; 2 * PIPES]);
+    let (ready_r, ready_w) = pipe(O_CLOEXEC).unwrap();
+    let holder = fork_child(|| {
+        const CHUNK: usize = 1 << 20;
+        while mem_free_kb() > 12 << 10 {
+            let a = mmap_anon(CHUNK);
+            for off in (0..CHUNK).step_by(PAGE) {
+                unsafe { *((a + off) as *mut u8) = 1 };
+            }
+        }
+        write(ready_w, b"r").unwrap();
+        loop {
+            unsafe { pause() };
+        }
+    });
+    close(ready_w).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(read(ready_r, &mut b), Ok(1), "the holder did not fill memory");
+    close(ready_r).unwrap();
+    let mut failed = None;
+    let mut opened = 0;
+    for i in 0..PIPES {
+        let (r, w) = pipe(O_CLOEXEC | O_NONBLOCK).unwrap();
+        (fds[2 * i], fds[2 * i + 1]) = (r, w);
+        opened += 2;
+        if let Err(e) = write(w, &data) {
+            failed = Some((i, e));
+            break;
+        }
+    }
+    for &fd in &fds[..opened] {
+        close(fd).unwrap();
+    }
+    let _ = sys!(SYS_kill, holder, SIGKILL);
+    assert_eq!(wait_child(holder), Exit::Signal(SIGKILL));
+    assert_eq!(failed, None, "a pipe write failed");
 }
 
 fn read_oom_score_adj() -> String {
