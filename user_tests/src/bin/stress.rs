@@ -16,6 +16,8 @@ fn main() {
             a_thousand_children_map_touch_unmap_and_exit_with_their_own_status,
             memory_hog_is_oom_killed_and_a_bystander_keeps_its_memory,
             pipe_buffers_filled_when_memory_is_exhausted_make_the_oom_killer_free_memory,
+            oom_killer_takes_a_small_process_with_oom_score_adj_1000_before_a_larger_one,
+            oom_killer_spares_a_larger_process_with_oom_score_adj_minus_1000,
             oom_score_adj_reads_back_what_was_written,
             oom_score_adj_of_minus_1000_with_cap_sys_resource_reads_back,
             oom_score_adj_out_of_range_is_einval,
@@ -40,6 +42,16 @@ fn fill(addr: usize, pages: usize, seed: u8) {
         let b = seed.wrapping_add(i as u8).wrapping_mul(31) | 1;
         unsafe { std::ptr::write_bytes((addr + i * PAGE) as *mut u8, b, PAGE) };
     }
+}
+
+/// Whether three words of each page (first, middle, last) still hold what `fill` wrote
+/// with `seed`: for hundreds of MiB, where checking every byte takes seconds under TCG.
+fn intact_sampled(addr: usize, pages: usize, seed: u8) -> bool {
+    (0..pages).all(|i| {
+        let b = seed.wrapping_add(i as u8).wrapping_mul(31) | 1;
+        let word = u64::from_ne_bytes([b; 8]);
+        [0, PAGE / 2, PAGE - 8].iter().all(|&off| unsafe { *((addr + i * PAGE + off) as *const u64) } == word)
+    })
 }
 
 /// Whether every byte of the pages still holds what `fill` wrote with `seed`.
@@ -231,6 +243,74 @@ fn pipe_buffers_filled_when_memory_is_exhausted_make_the_oom_killer_free_memory(
     let _ = sys!(SYS_kill, holder, SIGKILL);
     assert_eq!(wait_child(holder), Exit::Signal(SIGKILL));
     assert_eq!(failed, None, "a pipe write failed");
+}
+
+/// oom_score_adj 1000 adds all of memory to a process's badness: a 16 MiB process that
+/// set it goes before the hog, which is killed only when it runs out again. In our
+/// kernel only (see above).
+fn oom_killer_takes_a_small_process_with_oom_score_adj_1000_before_a_larger_one() {
+    if !on_our_kernel() {
+        return;
+    }
+    let (ready_r, ready_w) = pipe(O_CLOEXEC).unwrap();
+    let small = fork_child(|| {
+        write_oom_score_adj("1000").unwrap();
+        let a = mmap_anon(16 << 20);
+        fill(a, (16 << 20) / PAGE, 1);
+        write(ready_w, b"r").unwrap();
+        loop {
+            unsafe { pause() };
+        }
+    });
+    close(ready_w).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(read(ready_r, &mut b), Ok(1), "the small process did not start");
+    close(ready_r).unwrap();
+    let h = fork_child(hog);
+    assert_eq!(wait_child(h), Exit::Signal(SIGKILL), "the hog must die of SIGKILL");
+    let mut status = 0;
+    let reaped = sys!(SYS_wait4, small, &mut status as *mut i32, WNOHANG, 0).unwrap();
+    if reaped == 0 {
+        let _ = sys!(SYS_kill, small, SIGKILL);
+        wait_child(small);
+        panic!("the process with oom_score_adj 1000 was still alive after the hog was killed");
+    }
+    assert_eq!(Exit::from_status(status), Exit::Signal(SIGKILL));
+}
+
+/// oom_score_adj -1000 exempts a process: one holding 512 MiB survives a hog that is
+/// killed at a smaller size, its memory intact. In our kernel only (see above), as root
+/// (setting -1000 needs CAP_SYS_RESOURCE).
+fn oom_killer_spares_a_larger_process_with_oom_score_adj_minus_1000() {
+    if !on_our_kernel() || !has_cap_sys_resource() {
+        return;
+    }
+    const PAGES: usize = (512 << 20) / PAGE;
+    let (ready_r, ready_w) = pipe(O_CLOEXEC).unwrap();
+    let (stop_r, stop_w) = pipe(O_CLOEXEC).unwrap();
+    let exempt = fork_child(|| {
+        write_oom_score_adj("-1000").unwrap();
+        let a = mmap_anon(PAGES * PAGE);
+        fill(a, PAGES, 9);
+        write(ready_w, b"r").unwrap();
+        let mut b = [0u8; 1];
+        let _ = read(stop_r, &mut b);
+        if intact_sampled(a, PAGES, 9) {
+            0
+        } else {
+            2
+        }
+    });
+    close(ready_w).unwrap();
+    close(stop_r).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(read(ready_r, &mut b), Ok(1), "the exempt process did not start");
+    close(ready_r).unwrap();
+    let h = fork_child(hog);
+    assert_eq!(wait_child(h), Exit::Signal(SIGKILL), "the hog must die of SIGKILL");
+    write(stop_w, b"s").unwrap();
+    close(stop_w).unwrap();
+    assert_eq!(wait_child(exempt), Exit::Code(0), "the exempt process must survive with its memory");
 }
 
 fn read_oom_score_adj() -> String {
