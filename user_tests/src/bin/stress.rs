@@ -189,10 +189,15 @@ fn memory_hog_is_oom_killed_and_a_bystander_keeps_its_memory() {
     }
 }
 
-fn mem_free_kb() -> u64 {
+/// A /proc/meminfo field, in kB.
+fn meminfo_kb(field: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let line = text.lines().find(|l| l.starts_with("MemFree:")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(field)).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn mem_free_kb() -> u64 {
+    meminfo_kb("MemFree:")
 }
 
 const PIPES: usize = 400;
@@ -278,24 +283,24 @@ fn oom_killer_takes_a_small_process_with_oom_score_adj_1000_before_a_larger_one(
     assert_eq!(Exit::from_status(status), Exit::Signal(SIGKILL));
 }
 
-/// oom_score_adj -1000 exempts a process: one holding 512 MiB survives a hog that is
-/// killed at a smaller size, its memory intact. In our kernel only (see above), as root
-/// (setting -1000 needs CAP_SYS_RESOURCE).
+/// oom_score_adj -1000 exempts a process: one holding half of memory survives a hog that
+/// is killed at a smaller size, its memory intact. In our kernel only (see above), as
+/// root (setting -1000 needs CAP_SYS_RESOURCE).
 fn oom_killer_spares_a_larger_process_with_oom_score_adj_minus_1000() {
     if !on_our_kernel() || !has_cap_sys_resource() {
         return;
     }
-    const PAGES: usize = (512 << 20) / PAGE;
+    let pages = (meminfo_kb("MemTotal:") as usize * 1024 / 2) / PAGE;
     let (ready_r, ready_w) = pipe(O_CLOEXEC).unwrap();
     let (stop_r, stop_w) = pipe(O_CLOEXEC).unwrap();
     let exempt = fork_child(|| {
         write_oom_score_adj("-1000").unwrap();
-        let a = mmap_anon(PAGES * PAGE);
-        fill(a, PAGES, 9);
+        let a = mmap_anon(pages * PAGE);
+        fill(a, pages, 9);
         write(ready_w, b"r").unwrap();
         let mut b = [0u8; 1];
         let _ = read(stop_r, &mut b);
-        if intact_sampled(a, PAGES, 9) {
+        if intact_sampled(a, pages, 9) {
             0
         } else {
             2
