@@ -73,7 +73,7 @@ fn stress_child(i: usize) -> i32 {
     let pages = 1 + i % 32;
     let a = mmap_anon(pages * PAGE);
     fill(a, pages, i as u8);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         let g = fork_child(|| {
             fill(a, pages, !(i as u8));
             if intact(a, pages, !(i as u8)) {
