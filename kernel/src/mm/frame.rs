@@ -72,6 +72,14 @@ fn isqrt(n: u64) -> u64 {
     lo
 }
 
+/// How many times `alloc_frames_above_min` refused, ever: a system call compares it
+/// before and after to learn that its ENOMEM came from the watermark.
+static REFUSED_ABOVE_MIN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+pub fn refused_above_min() -> u64 {
+    REFUSED_ABOVE_MIN.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Frames only the kernel's own allocations may take (the min watermark).
 pub fn min_free_frames() -> u64 {
     MIN_FREE.load(core::sync::atomic::Ordering::Relaxed)
@@ -181,6 +189,7 @@ pub fn alloc_frames_above_min(order: usize) -> Option<PhysFrame> {
     let mut guard = ALLOCATOR.lock();
     let alloc = guard.as_mut()?;
     if alloc.free_frames() < min_free_frames() + (1 << order) {
+        REFUSED_ABOVE_MIN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         return None;
     }
     alloc.alloc(order).ok().map(|pfn| PhysFrame(pfn * PAGE_SIZE))

@@ -12,9 +12,14 @@
 //! below the watermark, the OOM killer refills it (`refill_reserve`), as Linux's
 //! kernel allocations would invoke it on reaching the min watermark.
 //!
-//! Called only where the caller holds no lock (system call entry, the user
-//! page-fault path, clone): it takes the task tables, each candidate's locks, and
-//! sleeps.
+//! A read or write whose process allocation was refused (a copy faulting user
+//! memory in, a page cache page) fails with ENOMEM before doing anything; the
+//! dispatcher then calls the OOM killer and runs the call again
+//! (`out_of_memory_after_refusal`).
+//!
+//! Called only where the caller holds no lock (system call entry and exit, the
+//! user page-fault path, clone): it takes the task tables, each candidate's locks,
+//! and sleeps.
 #![deny(unsafe_code)]
 
 use super::address_space::MmStruct;
@@ -209,6 +214,23 @@ pub fn refill_reserve() {
             OomOutcome::Victim(mm) => wait_for_victim(mm),
             OomOutcome::CurrentDying | OomOutcome::NoVictim => return,
         }
+    }
+}
+
+/// After a system call failed with ENOMEM (no lock held): if a process allocation was
+/// refused at the watermark since the call began (`frame::refused_above_min` moved
+/// past `since`) and memory is still that low, kill a process and wait for its
+/// memory; true if the call should run again.
+pub fn out_of_memory_after_refusal(since: u64) -> bool {
+    if super::frame::refused_above_min() == since || !at_min_watermark() {
+        return false;
+    }
+    match out_of_memory() {
+        OomOutcome::Victim(mm) => {
+            wait_for_victim(mm);
+            true
+        }
+        OomOutcome::CurrentDying | OomOutcome::NoVictim => false,
     }
 }
 

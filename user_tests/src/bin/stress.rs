@@ -18,6 +18,7 @@ fn main() {
             pipe_buffers_filled_when_memory_is_exhausted_make_the_oom_killer_free_memory,
             oom_killer_takes_a_small_process_with_oom_score_adj_1000_before_a_larger_one,
             oom_killer_spares_a_larger_process_with_oom_score_adj_minus_1000,
+            read_into_untouched_memory_when_memory_is_exhausted_succeeds_after_an_oom_kill,
             oom_score_adj_reads_back_what_was_written,
             oom_score_adj_of_minus_1000_with_cap_sys_resource_reads_back,
             oom_score_adj_out_of_range_is_einval,
@@ -316,6 +317,68 @@ fn oom_killer_spares_a_larger_process_with_oom_score_adj_minus_1000() {
     write(stop_w, b"s").unwrap();
     close(stop_w).unwrap();
     assert_eq!(wait_child(exempt), Exit::Code(0), "the exempt process must survive with its memory");
+}
+
+/// Forks a child that sets `adj`, then maps and touches memory 1 MiB at a time until
+/// MemFree is below `free_kb` (or `mib` MiB, if given), reports, and waits to be killed.
+fn hold_memory(adj: &'static str, free_kb: u64, mib: Option<usize>) -> i32 {
+    let (ready_r, ready_w) = pipe(O_CLOEXEC).unwrap();
+    let pid = fork_child(|| {
+        write_oom_score_adj(adj).unwrap();
+        let mut held = 0;
+        while mem_free_kb() > free_kb && mib.is_none_or(|m| held < m) {
+            fill(mmap_anon(1 << 20), 256, 3);
+            held += 1;
+        }
+        write(ready_w, b"r").unwrap();
+        loop {
+            unsafe { pause() };
+        }
+    });
+    close(ready_w).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(read(ready_r, &mut b), Ok(1), "the memory holder did not start");
+    close(ready_r).unwrap();
+    pid
+}
+
+/// A system call whose copy to user memory finds only the kernel's reserve (here read
+/// of /dev/zero into 8 MiB never touched, with 6 MiB free) has the OOM killer free
+/// memory, as the page-fault path does, and then completes. In our kernel only (see
+/// above), as root (the holder of the rest sets oom_score_adj -1000).
+fn read_into_untouched_memory_when_memory_is_exhausted_succeeds_after_an_oom_kill() {
+    if !on_our_kernel() || !has_cap_sys_resource() {
+        return;
+    }
+    const LEN: usize = 8 << 20;
+    let zero = open("/dev/zero", O_RDONLY, 0).unwrap();
+    let buf = mmap_anon(LEN);
+    let victim = hold_memory("1000", 0, Some(16));
+    let holder = hold_memory("-1000", 6 << 10, None);
+    // /dev/zero may return less than asked: read until the buffer is full or a call fails.
+    let mut done = 0;
+    let r = loop {
+        match sys!(SYS_read, zero, buf + done, LEN - done) {
+            Ok(n) if n > 0 && done + (n as usize) < LEN => done += n as usize,
+            Ok(n) => break Ok(done as i64 + n),
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = sys!(SYS_kill, holder, SIGKILL);
+    wait_child(holder);
+    let mut status = 0;
+    let reaped = sys!(SYS_wait4, victim, &mut status as *mut i32, WNOHANG, 0).unwrap();
+    if reaped == 0 {
+        let _ = sys!(SYS_kill, victim, SIGKILL);
+        wait_child(victim);
+    }
+    close(zero).unwrap();
+    sys!(SYS_munmap, buf, LEN).unwrap();
+    assert_eq!(r, Ok(LEN as i64), "read into untouched memory");
+    assert!(
+        reaped != 0 && Exit::from_status(status) == Exit::Signal(SIGKILL),
+        "the oom_score_adj 1000 process must have been killed"
+    );
 }
 
 fn read_oom_score_adj() -> String {
