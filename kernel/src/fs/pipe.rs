@@ -80,6 +80,10 @@ impl Pipe {
                     return nonblock.then_some(Err(EAGAIN));
                 }
                 let n = room.min(left);
+                // The buffer is kernel heap a process grows: a failed growth is ENOMEM, not a panic.
+                if p.buf.try_reserve(n).is_err() {
+                    return Some(Err(ENOMEM));
+                }
                 p.buf.extend(&data[written..written + n]);
                 Some(Ok(n))
             });

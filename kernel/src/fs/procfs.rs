@@ -1,6 +1,7 @@
 //! /proc: generated files: `meminfo`, `mounts`, `uptime`, `sys/vm/stat_refresh`, the
-//! `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `pagemap`,
-//! `smaps`, `smaps_rollup`, `stat`, `statm`, `status` (the leader thread's state and name),
+//! `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `oom_score`,
+//! `oom_score_adj` (writable), `pagemap`, `smaps`, `smaps_rollup`, `stat`, `statm`,
+//! `status` (the leader thread's state and name),
 //! and `task/TID/{comm,stat,status}` per thread.
 //!
 //! Every read regenerates the text and serves the requested slice, as
@@ -205,10 +206,12 @@ impl Inode for SelfLink {
     }
 }
 
-const PID_FILES: [(&str, FileKind); 9] = [
+const PID_FILES: [(&str, FileKind); 11] = [
     ("cmdline", FileKind::Cmdline),
     ("comm", FileKind::Comm),
     ("maps", FileKind::Maps),
+    ("oom_score", FileKind::OomScore),
+    ("oom_score_adj", FileKind::OomScoreAdj),
     ("pagemap", FileKind::Pagemap),
     ("smaps", FileKind::Smaps),
     ("smaps_rollup", FileKind::SmapsRollup),
@@ -329,6 +332,8 @@ enum FileKind {
     Cmdline,
     Comm,
     Maps,
+    OomScore,
+    OomScoreAdj,
     Pagemap,
     Smaps,
     SmapsRollup,
@@ -358,7 +363,7 @@ impl Inode for ProcFile {
         match self.kind {
             FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime => meta(ino, S_IFREG | 0o444),
             FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
-            FileKind::Comm => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
+            FileKind::Comm | FileKind::OomScoreAdj => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
             _ => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o444)),
         }
     }
@@ -366,6 +371,9 @@ impl Inode for ProcFile {
         self
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
+        if matches!(self.kind, FileKind::Maps | FileKind::Smaps | FileKind::SmapsRollup | FileKind::Pagemap) {
+            may_read_mm_of(self.pid)?;
+        }
         if self.kind == FileKind::Pagemap {
             return pagemap_read(self.pid, offset, buf);
         }
@@ -378,9 +386,56 @@ impl Inode for ProcFile {
         buf[..n].copy_from_slice(&text[off..off + n]);
         Ok(n)
     }
-    fn write_at(&self, _offset: u64, _buf: &[u8]) -> KResult<usize> {
+    fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
+        if self.kind != FileKind::OomScoreAdj {
+            return Err(EACCES);
+        }
+        write_oom_score_adj(self.pid, buf)?;
+        Ok(buf.len())
+    }
+}
+
+/// The check Linux makes when maps, smaps, smaps_rollup and pagemap are opened
+/// (`proc_mem_open` → `mm_access` with PTRACE_MODE_READ_FSCREDS), made here at each
+/// read: another process's memory layout and page frames are the caller's to see only
+/// if it may ptrace that process.
+fn may_read_mm_of(pid: u32) -> KResult<()> {
+    let me = crate::process::current();
+    if me.process.pid == pid {
+        return Ok(());
+    }
+    let p = find_process(pid).ok_or(ESRCH)?;
+    let target = p.creds.lock().clone();
+    if me.process.creds.lock().ptrace_may_access(&target) {
+        Ok(())
+    } else {
         Err(EACCES)
     }
+}
+
+/// A write to /proc/PID/oom_score_adj (fs/proc/base.c `oom_score_adj_write`): a
+/// decimal in -1000..=1000. Going below the last value a CAP_SYS_RESOURCE writer set
+/// (`oom_score_adj_min`), or changing another user's process, needs CAP_SYS_RESOURCE.
+fn write_oom_score_adj(pid: u32, buf: &[u8]) -> KResult<()> {
+    let text = core::str::from_utf8(buf).map_err(|_| EINVAL)?;
+    let adj: i32 = text.trim().parse().map_err(|_| EINVAL)?;
+    let lo = crate::mm::oom_kill::OOM_SCORE_ADJ_MIN;
+    if !(lo..=crate::mm::oom_kill::OOM_SCORE_ADJ_MAX).contains(&adj) {
+        return Err(EINVAL);
+    }
+    let p = find_process(pid).ok_or(ESRCH)?;
+    let me = crate::process::current();
+    let creds = me.process.creds.lock().clone();
+    let privileged = creds.capable(crate::process::cred::CAP_SYS_RESOURCE);
+    let same_user = creds.euid == p.creds.lock().uid;
+    if !privileged && (!same_user || adj < p.oom_score_adj_min.load(Ordering::Relaxed)) {
+        return Err(EACCES);
+    }
+    p.oom_score_adj.store(adj, Ordering::Relaxed);
+    if privileged {
+        p.oom_score_adj_min.store(adj, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 impl ProcFile {
@@ -432,6 +487,8 @@ impl ProcFile {
                 format!("{} {} {} {} 0 {} 0\n", s.vm_pages, s.rss, shared, s.text_pages, s.data_pages).into_bytes()
             }
             FileKind::Status => status(&p, task, self.tid).into_bytes(),
+            FileKind::OomScoreAdj => format!("{}\n", p.oom_score_adj.load(Ordering::Relaxed)).into_bytes(),
+            FileKind::OomScore => format!("{}\n", crate::mm::oom_kill::oom_score(&p)).into_bytes(),
         })
     }
 }

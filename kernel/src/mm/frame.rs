@@ -1,6 +1,12 @@
 //! The global physical frame allocator: the `frame_alloc` buddy allocator
 //! over the PVH memory map, its metadata placed in the first free RAM that
 //! fits. Lock order: this lock is the innermost (nothing is taken under it).
+//!
+//! Like Linux's zone watermarks (mm/page_alloc.c), a reserve of `min_free_frames`
+//! is kept for the kernel's own allocations (heap growth, kernel page tables):
+//! allocations made on behalf of a process (its pages, page tables and kernel
+//! stacks, which killing it gives back) stop at the reserve and leave the rest
+//! to the OOM killer (`mm/oom_kill.rs`).
 
 use super::{align_down, align_up, phys_to_virt, PAGE_SIZE};
 use crate::arch::pvh::{BootInfo, MEMMAP_RAM};
@@ -40,6 +46,44 @@ pub struct FrameStats {
 }
 
 static RAM_BYTES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The min watermark in frames (see `set_min_free`).
+static MIN_FREE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Linux's `min_free_kbytes` (`calculate_min_free_kbytes`): sqrt(16 × managed KiB),
+/// clamped to 128 KiB..256 MiB; 2.8 MiB for 512 MiB of RAM, 4 MiB for 1 GiB.
+fn set_min_free(alloc: &FrameAllocator<'_>) {
+    let kbytes = alloc.usable_frames() * (PAGE_SIZE / 1024);
+    let min_kbytes = isqrt(kbytes * 16).clamp(128, 256 << 10);
+    MIN_FREE.store(min_kbytes / (PAGE_SIZE / 1024), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The integer square root (Linux's `int_sqrt`), by bisection.
+fn isqrt(n: u64) -> u64 {
+    let (mut lo, mut hi) = (0u64, 1u64 << 32);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if mid * mid <= n {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// How many times `alloc_frames_above_min` refused, ever: a system call compares it
+/// before and after to learn that its ENOMEM came from the watermark.
+static REFUSED_ABOVE_MIN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+pub fn refused_above_min() -> u64 {
+    REFUSED_ABOVE_MIN.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Frames only the kernel's own allocations may take (the min watermark).
+pub fn min_free_frames() -> u64 {
+    MIN_FREE.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 type Ranges = ArrayVec<(u64, u64), 128>;
 
@@ -112,6 +156,7 @@ pub fn init(boot: &BootInfo) {
         meta_bytes >> 10,
         meta_at
     );
+    set_min_free(&alloc);
     *ALLOCATOR.lock() = Some(alloc);
 }
 
@@ -123,6 +168,7 @@ pub fn add_high_memory() {
     for (s, e) in high.drain(..) {
         alloc.add_free_range(s / PAGE_SIZE, e / PAGE_SIZE);
     }
+    set_min_free(alloc);
 }
 
 /// Allocates 2^order contiguous frames, optionally all below `limit` (physical).
@@ -136,9 +182,29 @@ pub fn alloc_frames(order: usize, limit: Option<u64>) -> Option<PhysFrame> {
     r.ok().map(|pfn| PhysFrame(pfn * PAGE_SIZE))
 }
 
+/// Allocates 2^order contiguous frames for a process (its pages, page tables,
+/// kernel stacks) unless that would leave fewer than `min_free_frames` free:
+/// None then is the caller's cue for the OOM killer (`oom_kill::out_of_memory`).
+pub fn alloc_frames_above_min(order: usize) -> Option<PhysFrame> {
+    let mut guard = ALLOCATOR.lock();
+    let alloc = guard.as_mut()?;
+    if alloc.free_frames() < min_free_frames() + (1 << order) {
+        REFUSED_ABOVE_MIN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        return None;
+    }
+    alloc.alloc(order).ok().map(|pfn| PhysFrame(pfn * PAGE_SIZE))
+}
+
 /// Allocates one frame and fills it with zeroes.
 pub fn alloc_zeroed_frame() -> Option<PhysFrame> {
     let f = alloc_frames(0, None)?;
+    zero_frame(f);
+    Some(f)
+}
+
+/// Allocates one frame for a process above the min watermark and fills it with zeroes.
+pub fn alloc_zeroed_frame_above_min() -> Option<PhysFrame> {
+    let f = alloc_frames_above_min(0)?;
     zero_frame(f);
     Some(f)
 }

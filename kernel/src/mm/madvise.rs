@@ -101,6 +101,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 inner = mm.inner.lock();
             }
             MADV_DONTFORK | MADV_DOFORK => {
+                inner.check_split(*s, *e)?;
                 inner.split_at(*s, *e);
                 let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
                 for k in keys {

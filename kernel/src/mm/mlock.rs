@@ -156,6 +156,7 @@ pub fn do_mlock(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
         return Err(ENOMEM);
     }
     check_mapped(&inner, start, end)?;
+    inner.check_split(start, end)?;
     let onfault = flags & MLOCK_ONFAULT != 0;
     set_lock_flags(
         &mut inner,
@@ -177,6 +178,7 @@ pub fn do_munlock(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     }
     let mut inner = mm.inner.lock();
     check_mapped(&inner, start, end)?;
+    inner.check_split(start, end)?;
     set_lock_flags(&mut inner, start, end, VmFlags::empty());
     Ok(())
 }

@@ -45,7 +45,23 @@ const LEGACY_MAP_MASK: u32 = MAP_SHARED
     | MAP_HUGETLB
     | MAP_FIXED_NOREPLACE;
 
+/// The most VMAs one address space may hold (Linux's `sysctl_max_map_count`,
+/// DEFAULT_MAX_MAP_COUNT): VMAs are kernel memory a process could otherwise grow
+/// without bound, out of the OOM killer's reach.
+pub const MAX_MAP_COUNT: usize = 65530;
+
 impl MmInner {
+    /// ENOMEM if making VMA boundaries at `start` and `end` would take the address
+    /// space past `MAX_MAP_COUNT` (`split_vma`'s check), checked before any change.
+    pub fn check_split(&self, start: u64, end: u64) -> KResult<()> {
+        let straddled = |addr: u64| self.vmas.range(..addr).next_back().is_some_and(|(_, v)| v.end > addr);
+        let splits = [start, end].iter().filter(|&&a| straddled(a)).count();
+        if self.vmas.len() + splits > MAX_MAP_COUNT {
+            return Err(ENOMEM);
+        }
+        Ok(())
+    }
+
     /// Makes VMA boundaries fall at `start` and `end` (splitting VMAs that straddle them).
     pub fn split_at(&mut self, start: u64, end: u64) {
         for addr in [start, end] {
@@ -221,6 +237,9 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if vflags.contains(VmFlags::LOCKED) && !super::mlock::may_lock(&inner, len / PAGE_SIZE) {
         return Err(EAGAIN);
     }
+    if inner.vmas.len() >= MAX_MAP_COUNT {
+        return Err(ENOMEM);
+    }
     let start = if fixed {
         let end = addr.checked_add(len).ok_or(ENOMEM)?;
         if end > TASK_SIZE {
@@ -232,6 +251,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         if addr < MMAP_MIN_ADDR {
             return Err(EPERM);
         }
+        inner.check_split(addr, end)?;
         inner.unmap_region(&mm.pt_pages, addr, end);
         super::tlb::flush_range(inner.pt.root(), addr, end);
         addr

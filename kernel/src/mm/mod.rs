@@ -24,6 +24,7 @@ pub mod mprotect;
 pub mod mremap;
 pub mod msync;
 pub mod munmap;
+pub mod oom_kill;
 pub mod page;
 pub mod page_cache;
 pub mod rmap;

@@ -30,12 +30,17 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         return Err(ENOMEM);
     }
     let mut inner = mm.inner.lock();
-    // Every page of the range must be mapped (ENOMEM otherwise), checked before any change.
+    // Every page of the range must be mapped (ENOMEM otherwise) and may take the new
+    // protection (EACCES otherwise), checked before any change.
     let mut cur = start;
     while cur < end {
         let v = inner.find_vma(cur).ok_or(ENOMEM)?;
+        if new_prot.contains(Prot::WRITE) && !v.may_write() {
+            return Err(EACCES);
+        }
         cur = v.end;
     }
+    inner.check_split(start, end)?;
     inner.split_at(start, end);
     let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
     for k in keys {

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 use super::address_space::{MmInner, MmStruct, UserPhysMem, MMAP_BASE, TASK_SIZE};
+use super::mmap::MAX_MAP_COUNT;
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
 use page_table::PageSize;
@@ -52,6 +53,10 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
         if new_addr < old + old_len.max(1) && old < new_addr + new_len {
             return Err(EINVAL);
         }
+        // move_vma's check: a move may leave up to three more VMAs.
+        if inner.vmas.len() >= MAX_MAP_COUNT - 3 {
+            return Err(ENOMEM);
+        }
         inner.unmap_region(&mm.pt_pages, new_addr, new_addr + new_len);
         let mut old_len = old_len;
         if old_len > new_len && flags & MREMAP_DONTUNMAP == 0 {
@@ -85,6 +90,9 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
         }
     }
     if flags & MREMAP_MAYMOVE == 0 {
+        return Err(ENOMEM);
+    }
+    if inner.vmas.len() >= MAX_MAP_COUNT - 3 {
         return Err(ENOMEM);
     }
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;

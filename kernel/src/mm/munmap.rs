@@ -18,6 +18,7 @@ pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
         return Err(EINVAL);
     }
     let mut inner = mm.inner.lock();
+    inner.check_split(start, end)?;
     inner.unmap_region(&mm.pt_pages, start, end);
     super::tlb::flush_range(inner.pt.root(), start, end);
     Ok(())

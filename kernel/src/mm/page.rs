@@ -64,9 +64,10 @@ fn slot(pa: u64) -> &'static AtomicU32 {
     &PAGES.get().unwrap().refs[index(pa)]
 }
 
-/// A fresh zeroed frame of `kind` with one reference, or None when memory is exhausted.
+/// A fresh zeroed frame of `kind` with one reference, or None when only the
+/// kernel's reserve is left (the caller's cue for the OOM killer).
 pub fn alloc_user_page_of(kind: PageKind) -> Option<u64> {
-    let f = frame::alloc_zeroed_frame()?;
+    let f = frame::alloc_zeroed_frame_above_min()?;
     slot(f.addr()).store(1, Ordering::Relaxed);
     PAGES.get().unwrap().kinds[index(f.addr())].store(kind as u8, Ordering::Relaxed);
     USER_PAGES.fetch_add(1, Ordering::Relaxed);
@@ -86,8 +87,10 @@ pub fn kind(pa: u64) -> PageKind {
 /// Page-table pages are counted like pages so a table can be shared between
 /// address spaces (mshare): a sharer takes a reference, and only the last
 /// reference frees the frame, so a guest never frees a table it did not allocate.
+/// Taken above the min watermark, as user pages: page tables are the process's
+/// memory too (they count in its OOM badness) and must not drain the kernel's reserve.
 pub fn alloc_table_page() -> Option<u64> {
-    let f = frame::alloc_zeroed_frame()?;
+    let f = frame::alloc_zeroed_frame_above_min()?;
     slot(f.addr()).store(1, Ordering::Relaxed);
     PAGES.get().unwrap().kinds[index(f.addr())].store(KIND_TABLE, Ordering::Relaxed);
     crate::leak::PT_PAGES.inc();

@@ -10,6 +10,7 @@ use page_table::PteFlags;
 pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     frames_are_distinct_writable_and_returned,
     frame_exhaustion_is_an_error_and_everything_comes_back,
+    process_allocations_stop_at_the_min_watermark_and_kernel_ones_go_below,
     kernel_mapping_is_seen_by_the_mmu_and_unmap_frees_tables,
     kernel_image_is_mapped_w_xor_x_with_a_stack_guard,
     direct_map_covers_all_ram,
@@ -71,6 +72,27 @@ fn frame_exhaustion_is_an_error_and_everything_comes_back() {
     }
     let left = frame::stats().free;
     assert!(left < free_before / 8, "allocator kept {} of {} frames back", left, free_before);
+    for (f, order) in held {
+        frame::free_frames(f, order);
+    }
+    assert_eq!(frame::stats().free, free_before);
+}
+
+fn process_allocations_stop_at_the_min_watermark_and_kernel_ones_go_below() {
+    let mut held: Vec<(PhysFrame, usize)> = Vec::with_capacity(1 << 16);
+    let free_before = frame::stats().free;
+    let min = frame::min_free_frames();
+    assert!(min >= 32 && min < free_before / 16, "min watermark {} of {} free frames", min, free_before);
+    for order in (0..=9).rev() {
+        while let Some(f) = frame::alloc_frames_above_min(order) {
+            assert!(held.len() < held.capacity(), "more blocks than the test can hold");
+            held.push((f, order));
+        }
+    }
+    assert_eq!(frame::stats().free, min, "process allocations must leave exactly the reserve");
+    let kernel = frame::alloc_frames(0, None).expect("the kernel may take the reserve");
+    assert_eq!(frame::stats().free, min - 1);
+    frame::free_frames(kernel, 0);
     for (f, order) in held {
         frame::free_frames(f, order);
     }

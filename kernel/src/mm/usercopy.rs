@@ -92,6 +92,22 @@ pub fn copy_to_user(mm: &MmStruct, va: u64, data: &[u8]) -> KResult<()> {
     for_each_chunk(mm, va, data.len(), Access::WRITE, |pa, off, n| super::write_phys(pa, &data[off..off + n]))
 }
 
+/// Makes as much of [va, va + len) present and writable as it can, from the start
+/// (Linux's `fault_in_writeable`), so that a copy after bytes were taken from a file
+/// or pipe cannot fail and lose them: the bytes made ready, or the error of the first
+/// page when not even that one could be.
+pub fn fault_in_writeable(mm: &MmStruct, va: u64, len: usize) -> KResult<usize> {
+    let end = va.checked_add(len as u64).ok_or(EFAULT)?;
+    let mut cur = va;
+    while cur < end {
+        if let Err(e) = user_phys(mm, cur, Access::WRITE) {
+            return if cur == va { Err(e) } else { Ok((cur - va) as usize) };
+        }
+        cur = (cur & !(PAGE_SIZE - 1)) + PAGE_SIZE;
+    }
+    Ok(len)
+}
+
 pub fn clear_user(mm: &MmStruct, va: u64, len: usize) -> KResult<()> {
     for_each_chunk(mm, va, len, Access::WRITE, |pa, _, n| super::zero_phys(pa, n))
 }

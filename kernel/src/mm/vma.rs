@@ -102,6 +102,16 @@ impl Vma {
         self.flags.contains(VmFlags::SHARED)
     }
 
+    /// Whether PROT_WRITE may ever be given to this VMA (Linux's VM_MAYWRITE): not
+    /// to a shared mapping of a file opened without write access, whose writes would
+    /// reach the file.
+    pub fn may_write(&self) -> bool {
+        match &self.backend {
+            Backend::File(f) if self.is_shared() => f.writable(),
+            _ => true,
+        }
+    }
+
     /// Splits at `addr` (page aligned, strictly inside): self keeps the low part,
     /// the high part is returned with its file offset adjusted.
     pub fn split_off(&mut self, addr: u64) -> Vma {

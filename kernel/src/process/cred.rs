@@ -20,6 +20,7 @@ pub const CAP_SETUID: u32 = 7;
 pub const CAP_SETPCAP: u32 = 8;
 pub const CAP_LINUX_IMMUTABLE: u32 = 9;
 pub const CAP_IPC_LOCK: u32 = 14;
+pub const CAP_SYS_PTRACE: u32 = 19;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_SYS_BOOT: u32 = 22;
 pub const CAP_SYS_NICE: u32 = 23;
@@ -94,6 +95,15 @@ impl Creds {
     /// Whether capability `cap` is in the effective set (`capable`, `ns_capable`).
     pub fn capable(&self, cap: u32) -> bool {
         self.cap_effective & bit(cap) != 0
+    }
+
+    /// Whether these credentials may look into the memory of a process with `target`'s
+    /// (`__ptrace_may_access` with PTRACE_MODE_FSCREDS, kernel/ptrace.c): the fs ids
+    /// equal all three of its uids and gids, or CAP_SYS_PTRACE.
+    pub fn ptrace_may_access(&self, target: &Creds) -> bool {
+        let uids = [target.uid, target.euid, target.suid];
+        let gids = [target.gid, target.egid, target.sgid];
+        (uids.iter().all(|&u| u == self.fsuid) && gids.iter().all(|&g| g == self.fsgid)) || self.capable(CAP_SYS_PTRACE)
     }
 
     /// Whether `gid` is the fsgid or a supplementary group (`in_group_p`).

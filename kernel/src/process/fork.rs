@@ -92,7 +92,11 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     {
         return Err(ERESTARTNOINTR);
     }
-    let mm = if f & CLONE_VM != 0 { parent.mm() } else { parent.mm().fork().ok_or(ENOMEM)? };
+    let mm = if f & CLONE_VM != 0 {
+        parent.mm()
+    } else {
+        crate::mm::oom_kill::retry_after_oom(|| parent.mm().fork()).ok_or(ENOMEM)?
+    };
     let files = if f & CLONE_FILES != 0 { parent.files() } else { Arc::new(Mutex::new(parent.files().lock().clone())) };
     let fs = if f & CLONE_FS != 0 { parent.fs() } else { Arc::new(Mutex::new(parent.fs().lock().clone())) };
     let sighand = if f & CLONE_SIGHAND != 0 {
@@ -123,6 +127,8 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         if let Some(rp) = real_parent.upgrade() {
             rp.children.lock().push(p.clone());
         }
+        p.oom_score_adj.store(pp.oom_score_adj.load(Ordering::Relaxed), Ordering::Relaxed);
+        p.oom_score_adj_min.store(pp.oom_score_adj_min.load(Ordering::Relaxed), Ordering::Relaxed);
         p
     };
     // The child starts from the parent's current FPU registers.

@@ -51,8 +51,12 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
             Err(FaultError::AccErr) => signal::SigInfo::fault(signal::SIGSEGV, signal::SEGV_ACCERR, cr2),
             Err(FaultError::Bus) => signal::SigInfo::fault(signal::SIGBUS, signal::BUS_ADRERR, cr2),
             Err(FaultError::Oom) => {
-                // Linux's OOM killer would pick a victim; the faulting process is ours.
-                log::warn!("out of memory: killing pid {} at fault {:#x}", t.process.pid, cr2);
+                // The OOM killer frees memory (or the faulting process is the one dying,
+                // and exits on its way out); the fault is then taken again.
+                if crate::mm::oom_kill::pagefault_out_of_memory() {
+                    return;
+                }
+                log::error!("Out of memory and no killable process: killing pid {} at fault {:#x}", t.process.pid, cr2);
                 signal::SigInfo::new(signal::SIGKILL, signal::SI_KERNEL)
             }
         };

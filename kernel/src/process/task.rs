@@ -255,6 +255,11 @@ pub struct Process {
     pub thread_exit: WaitQueue,
     /// Nice value (-20..19) of setpriority; no scheduler weight yet.
     pub nice: core::sync::atomic::AtomicI32,
+    /// /proc/PID/oom_score_adj (-1000..1000): shifts the OOM killer's badness; -1000 exempts.
+    pub oom_score_adj: core::sync::atomic::AtomicI32,
+    /// The floor an unprivileged write of oom_score_adj may not go below: the last
+    /// value a CAP_SYS_RESOURCE writer set.
+    pub oom_score_adj_min: core::sync::atomic::AtomicI32,
     /// CPU time of exited threads (ns, system ticks) and of reaped children
     /// (their own and their reaped children's), for times/getrusage.
     pub dead_cpu: Mutex<(u64, u64)>,
@@ -425,6 +430,8 @@ pub fn new_process(
         exec_by: Mutex::new(None),
         thread_exit: WaitQueue::new(),
         nice: core::sync::atomic::AtomicI32::new(0),
+        oom_score_adj: core::sync::atomic::AtomicI32::new(0),
+        oom_score_adj_min: core::sync::atomic::AtomicI32::new(0),
         dead_cpu: Mutex::new((0, 0)),
         children_cpu: Mutex::new((0, 0)),
         _live: crate::leak::PROCESSES.live(),

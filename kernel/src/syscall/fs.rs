@@ -122,7 +122,13 @@ fn read_to_user(
     let mut buf = vec![0u8; len.min(CHUNK)];
     let mut done = 0;
     while done < len {
-        let want = (len - done).min(CHUNK);
+        // The destination first, as far as it goes: a copy failing after the file gave
+        // its bytes would lose them.
+        let want = match crate::mm::usercopy::fault_in_writeable(&mm, va + done as u64, (len - done).min(CHUNK)) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
         let n = match read(&mut buf[..want], done as u64) {
             Ok(n) => n,
             Err(e) if done == 0 => return Err(e),

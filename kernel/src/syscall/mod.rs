@@ -75,7 +75,33 @@ pub fn dispatch(frame: &mut TrapFrame) {
     // The task is looked up twice rather than held: a call that exits never
     // returns here, and a held reference would never be dropped.
     let seq = crate::process::current().syscalls.enter(nr, &a.0);
-    let r = match nr {
+    crate::mm::oom_kill::refill_reserve();
+    let refused = crate::mm::frame::refused_above_min();
+    let mut r = call(nr, a, frame);
+    // ENOMEM because a process allocation found only the reserve (a page faulted in
+    // by a copy, a page cache page): the OOM killer frees memory and the call runs
+    // again, as Linux's allocation would block in the OOM killer and then succeed.
+    if matches!(r, Err(e) if e == ENOMEM)
+        && RERUN_AFTER_OOM.contains(&nr)
+        && crate::mm::oom_kill::out_of_memory_after_refusal(refused)
+    {
+        r = call(nr, a, frame);
+    }
+    match r {
+        Ok(Ret::Value(v)) => frame.rax = v as u64,
+        Ok(Ret::Frame) => {}
+        Err(e) => frame.rax = (-(e.0 as i64)) as u64,
+    }
+    crate::process::current().syscalls.leave(seq, frame.rax);
+}
+
+/// Calls whose ENOMEM leaves nothing done, so they may run again: read, write, pread64,
+/// pwrite64, readv, writev (the destination is faulted in before a byte is taken,
+/// `read_to_user`; the source is copied before a byte is written).
+const RERUN_AFTER_OOM: [u64; 6] = [0, 1, 17, 18, 19, 20];
+
+fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
+    match nr {
         0 => fs::sys_read(a),
         1 => fs::sys_write(a),
         2 => fs::sys_open(a),
@@ -236,13 +262,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             log_unimplemented(nr);
             Err(ENOSYS)
         }
-    };
-    match r {
-        Ok(Ret::Value(v)) => frame.rax = v as u64,
-        Ok(Ret::Frame) => {}
-        Err(e) => frame.rax = (-(e.0 as i64)) as u64,
     }
-    crate::process::current().syscalls.leave(seq, frame.rax);
 }
 
 // ---- helpers shared by the handlers ------------------------------------

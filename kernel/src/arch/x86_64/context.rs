@@ -134,8 +134,10 @@ pub const KSTACK_ORDER: usize = 3;
 pub const KSTACK_SIZE: u64 = 4096 << KSTACK_ORDER;
 
 impl KernelStack {
+    /// A task's stack, taken above the min watermark: a process making threads
+    /// must not drain the reserve the kernel's own allocations rely on.
     pub fn new() -> Option<KernelStack> {
-        crate::mm::frame::alloc_frames(KSTACK_ORDER, None).map(|base| KernelStack { base })
+        crate::mm::frame::alloc_frames_above_min(KSTACK_ORDER).map(|base| KernelStack { base })
     }
 
     pub fn top(&self) -> u64 {
