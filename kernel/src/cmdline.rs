@@ -5,6 +5,9 @@
 //! - `init=PATH` — the first user program (default `/init` if the initramfs has it)
 //! - `initargs=FILE` — its arguments, NUL-separated, from a file in the initramfs
 //!   (words after ` -- ` on the command line otherwise)
+//! - `fail_page_alloc=SPEC`, `failslab=SPEC` — allocation-failure injection
+//!   once init runs; SPEC is `P%` or `every:K` with optional `,seed=X`,
+//!   `,after=N`, `,times=N` (`mm/fail.rs`)
 
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| match w.split_once('=') {

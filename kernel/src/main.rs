@@ -73,6 +73,7 @@ pub fn kernel_main(start_info: u64) -> ! {
         }
     };
     logger::init(cmdline::log_level(&boot.cmdline));
+    mm::fail::init(&boot.cmdline);
     log::info!("mshare-kernel {} booting, cmdline {:?}", env!("CARGO_PKG_VERSION"), boot.cmdline.as_str());
 
     gdt::init();
@@ -151,6 +152,7 @@ fn start_init(boot: &BootInfo) -> ! {
         println!("mshare-kernel: cannot start {}: error {}", path, e.0);
         exit_qemu(QemuExitCode::Failed);
     }
+    mm::fail::arm();
     process::sched::idle_loop()
 }
 

@@ -78,6 +78,10 @@ impl Pipe {
                     return nonblock.then_some(Err(EAGAIN));
                 }
                 let n = room.min(left);
+                // Linux's pipe_write fails with ENOMEM when it cannot get a buffer page.
+                if crate::mm::fail::fallible(|| p.buf.try_reserve(n)).is_err() {
+                    return Some(Err(ENOMEM));
+                }
                 p.buf.extend(&data[written..written + n]);
                 Some(Ok(n))
             });

@@ -387,6 +387,8 @@ impl Inode for TmpfsDir {
         if entries.contains_key(name) {
             return Err(EEXIST);
         }
+        // The new inode (shmem_get_inode): ENOSPC when it cannot be had.
+        crate::mm::fail::slab_may_fail().map_err(|_| ENOSPC)?;
         let node: Arc<dyn Inode> = match mode & S_IFMT {
             S_IFDIR => {
                 self.meta.lock().nlink += 1;

@@ -126,7 +126,18 @@ pub fn add_high_memory() {
 }
 
 /// Allocates 2^order contiguous frames, optionally all below `limit` (physical).
+/// May fail by injection (`fail_page_alloc=`, see `mm/fail.rs`).
 pub fn alloc_frames(order: usize, limit: Option<u64>) -> Option<PhysFrame> {
+    if super::fail::should_fail_alloc_page() {
+        return None;
+    }
+    alloc_frames_nofail(order, limit)
+}
+
+/// `alloc_frames` exempt from failure injection (Linux's `__GFP_NOFAIL`): for
+/// the heap's growth and the kernel's page tables, whose users cannot fail.
+/// Real exhaustion still returns None.
+pub fn alloc_frames_nofail(order: usize, limit: Option<u64>) -> Option<PhysFrame> {
     let mut guard = ALLOCATOR.lock();
     let alloc = guard.as_mut()?;
     let r = match limit {

@@ -221,6 +221,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if vflags.contains(VmFlags::LOCKED) && !super::mlock::may_lock(&inner, len / PAGE_SIZE) {
         return Err(EAGAIN);
     }
+    // The new VMA (Linux's vm_area_alloc), before MAP_FIXED changes anything.
+    super::fail::slab_may_fail()?;
     let start = if fixed {
         let end = addr.checked_add(len).ok_or(ENOMEM)?;
         if end > TASK_SIZE {

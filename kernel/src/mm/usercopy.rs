@@ -126,12 +126,14 @@ pub fn read_cstr(mm: &MmStruct, va: u64, max: usize) -> KResult<Vec<u8>> {
         let n = n.min(buf.len());
         copy_from_user(mm, cur, &mut buf[..n])?;
         if let Some(z) = buf[..n].iter().position(|&b| b == 0) {
+            super::fail::try_reserve(&mut out, z)?;
             out.extend_from_slice(&buf[..z]);
             if out.len() > max {
                 return Err(ENAMETOOLONG);
             }
             return Ok(out);
         }
+        super::fail::try_reserve(&mut out, n)?;
         out.extend_from_slice(&buf[..n]);
         if out.len() > max {
             return Err(ENAMETOOLONG);

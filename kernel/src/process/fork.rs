@@ -84,7 +84,13 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
 
     let parent = super::current();
     let mm = if f & CLONE_VM != 0 { parent.mm() } else { parent.mm().fork().ok_or(ENOMEM)? };
-    let files = if f & CLONE_FILES != 0 { parent.files() } else { Arc::new(Mutex::new(parent.files().lock().clone())) };
+    let files = if f & CLONE_FILES != 0 {
+        parent.files()
+    } else {
+        // Linux's dup_fd: the copied table is an allocation that can fail.
+        crate::mm::fail::slab_may_fail()?;
+        Arc::new(Mutex::new(parent.files().lock().clone()))
+    };
     let fs = if f & CLONE_FS != 0 { parent.fs() } else { Arc::new(Mutex::new(parent.fs().lock().clone())) };
     let sighand = if f & CLONE_SIGHAND != 0 {
         parent.sighand()

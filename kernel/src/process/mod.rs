@@ -128,6 +128,7 @@ fn unowned_frames() -> u64 {
 /// itself still holds (its private pages, page tables and kernel stack).
 /// Prints the verdict for the runner; false on a leak.
 pub fn leak_check(init_alive: bool) -> bool {
+    crate::mm::fail::report();
     let before = FRAMES_BEFORE_INIT.load(core::sync::atomic::Ordering::Relaxed);
     let now = unowned_frames();
     let mut held = 1u64 << crate::arch::context::KSTACK_ORDER;
