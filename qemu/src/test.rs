@@ -243,6 +243,16 @@ fn user_tests_on_host(t: &mut Tally, ut: &user::UserTests) -> Vec<String> {
 /// matches each test the host ran against the kernel's verdict.
 fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests, expected: &[String]) {
     println!("== user tests in the kernel");
+    let run = match boot_user_suite(kernel, o, ut, "") {
+        Ok(r) => r,
+        Err(e) => return t.record("kernel: user tests boot", Err(e)),
+    };
+    check_user_suite(t, &run, ut, expected);
+}
+
+/// Boots the kernel with /init running every user test program (`extra` added to the
+/// kernel command line) and returns the console.
+pub fn boot_user_suite(kernel: &Path, o: &Options, ut: &user::UserTests, extra: &str) -> Result<qemu::QemuRun, String> {
     let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
     let mut add = |guest: String, host: &Path| match std::fs::read(host) {
         Ok(d) => {
@@ -263,19 +273,18 @@ fn user_tests_in_kernel(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
         Err(e) => result = Err(e),
     }
     let initrd = target_dir().join("xtask").join("user_tests.cpio");
-    if let Err(e) = result.and_then(|_| write_initramfs(&initrd, &files)) {
-        return t.record("kernel: user test initramfs", Err(e));
-    }
+    result.and_then(|_| write_initramfs(&initrd, &files)).map_err(|e| format!("user test initramfs: {e}"))?;
     let mut cfg = qemu_config(kernel, o);
     cfg.initrd = Some(initrd);
-    cfg.cmdline = "log=warn init=/init".into();
+    cfg.cmdline = format!("log=warn init=/init {extra}");
     cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
     cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     cfg.echo = false;
-    let run = match qemu::run(&cfg) {
-        Ok(r) => r,
-        Err(e) => return t.record("kernel: user tests boot", Err(e)),
-    };
+    qemu::run(&cfg)
+}
+
+/// Matches each test the host ran against the kernel's verdict in `run`.
+fn check_user_suite(t: &mut Tally, run: &qemu::QemuRun, ut: &user::UserTests, expected: &[String]) {
     let mut seen: std::collections::BTreeMap<String, Result<(), String>> =
         user::parse_harness_output(&run.output).into_iter().collect();
     // C programs report through init's PASS/FAIL lines.
@@ -414,6 +423,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         exec_checks(&mut t, &kernel, o, ut);
         user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
         fuzz_check(&mut t, &kernel, o, ut);
+        inject_check(&mut t, &kernel, o, ut);
     }
     bench_quick(&mut t, o);
     Ok(finish(&t))
@@ -425,7 +435,7 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
     const SECONDS: u64 = 60;
     const SEED: u64 = 0x5eed;
     println!("== system call fuzzer, {SECONDS} s, seed {SEED:#x}");
-    let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false).and_then(|out| {
+    let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false, &[]).and_then(|out| {
         if let Some(s) = &out.summary {
             println!("{s}");
         }
@@ -435,6 +445,24 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
         })
     });
     t.record("fuzz: a minute of random system calls leaves no panic, hang or leak", result);
+}
+
+/// Allocation-failure injection at 1% (frames and heap): the user suite once, then 20 s
+/// of the fuzzer. Tests may fail; the kernel must not panic, hang or leak.
+fn inject_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    const SPEC: &str = "1%,seed=1";
+    const SECONDS: u64 = 20;
+    println!("== allocation-failure injection ({SPEC})");
+    let r = crate::inject::run_suite(kernel, ut, o, SPEC, "inject-suite-ci.log");
+    if let Ok(line) = &r {
+        println!("{line}");
+    }
+    t.record("inject: the user suite under 1% allocation failures: no panic, hang or leak", r.map(|_| ()));
+    let r = crate::inject::run_fuzz(kernel, &ut.fuzz, o, SPEC, SECONDS, crate::fuzz::DEFAULT_SEED);
+    if let Ok(line) = &r {
+        println!("{line}");
+    }
+    t.record("inject: 20 s of fuzzing under 1% allocation failures: no panic, hang or leak", r.map(|_| ()));
 }
 
 /// `cargo xtask bench --quick` on our kernel: every boot must succeed and the CSVs must
