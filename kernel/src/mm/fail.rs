@@ -336,6 +336,7 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     heap_injection_fails_only_fallible_allocations,
     page_fault_without_memory_is_oom_and_the_fault_succeeds_later,
     address_space_fork_fails_cleanly_at_every_allocation,
+    mprotect_and_munmap_that_cannot_split_fail_with_enomem_and_change_nothing,
 ];
 
 fn fail_specs_parse_as_documented() {
@@ -472,4 +473,34 @@ fn address_space_fork_fails_cleanly_at_every_allocation() {
     }
     assert!(failures >= 4, "root, PDPT, PD and two page tables: {} failure points", failures);
     assert_eq!(mm.inner.lock().rss_total(), 16, "the parent keeps its pages");
+}
+
+fn mprotect_and_munmap_that_cannot_split_fail_with_enomem_and_change_nothing() {
+    use super::fault::{handle_mm_fault, Access};
+    let base = 0x4000_0000;
+    let mm = anon_mm(base, 4);
+    {
+        let mut inner = mm.inner.lock();
+        for i in 0..4 {
+            handle_mm_fault(&mut inner, &mm.pt_pages, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
+        }
+    }
+    let middle = base + super::PAGE_SIZE;
+    let ((p, u, whole), _, slab) = with_injection(Spec::OFF, Spec::every(1, 0), || {
+        (
+            super::mprotect::do_mprotect(&mm, middle, super::PAGE_SIZE, 1),
+            super::munmap::do_munmap(&mm, middle, super::PAGE_SIZE),
+            // Covering the whole VMA splits nothing, so nothing can fail.
+            super::mprotect::do_mprotect(&mm, base, 4 * super::PAGE_SIZE, 3),
+        )
+    });
+    assert_eq!((p, u, whole, slab), (Err(ENOMEM), Err(ENOMEM), Ok(()), 2));
+    {
+        let inner = mm.inner.lock();
+        assert_eq!(inner.vmas.len(), 1, "no VMA was split");
+        assert_eq!(inner.rss_total(), 4, "no page was unmapped");
+    }
+    super::munmap::do_munmap(&mm, middle, super::PAGE_SIZE).expect("munmap outside the window");
+    let inner = mm.inner.lock();
+    assert_eq!((inner.vmas.len(), inner.rss_total()), (2, 3));
 }

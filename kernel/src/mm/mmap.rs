@@ -47,6 +47,11 @@ const LEGACY_MAP_MASK: u32 = MAP_SHARED
 
 impl MmInner {
     /// Makes VMA boundaries fall at `start` and `end` (splitting VMAs that straddle them).
+    /// Whether `split_at(start, end)` cuts a VMA, and so needs a new one.
+    pub fn splits(&self, start: u64, end: u64) -> bool {
+        [start, end].into_iter().any(|addr| self.vmas.range(..addr).next_back().is_some_and(|(_, v)| v.end > addr))
+    }
+
     pub fn split_at(&mut self, start: u64, end: u64) {
         for addr in [start, end] {
             let straddling =
