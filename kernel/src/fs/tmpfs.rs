@@ -59,7 +59,8 @@ fn cache_page(cache: &PageCache, index: u64) -> KResult<u64> {
     if SHMEM_PAGES.load(Ordering::Relaxed) >= shmem_limit_pages() {
         return Err(ENOSPC);
     }
-    cache.find_or_create(index).ok_or(ENOSPC)
+    // Past the budget is ENOSPC; no page to be had is ENOMEM (shmem_alloc_and_add_folio).
+    cache.find_or_create(index).ok_or(ENOMEM)
 }
 
 impl TmpfsFile {

@@ -337,6 +337,7 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     page_fault_without_memory_is_oom_and_the_fault_succeeds_later,
     address_space_fork_fails_cleanly_at_every_allocation,
     mprotect_and_munmap_that_cannot_split_fail_with_enomem_and_change_nothing,
+    mremap_move_without_page_tables_fails_with_enomem_and_keeps_every_page,
 ];
 
 fn fail_specs_parse_as_documented() {
@@ -503,4 +504,41 @@ fn mprotect_and_munmap_that_cannot_split_fail_with_enomem_and_change_nothing() {
     super::munmap::do_munmap(&mm, middle, super::PAGE_SIZE).expect("munmap outside the window");
     let inner = mm.inner.lock();
     assert_eq!((inner.vmas.len(), inner.rss_total()), (2, 3));
+}
+
+fn mremap_move_without_page_tables_fails_with_enomem_and_keeps_every_page() {
+    use super::address_space::UserPhysMem;
+    use super::fault::{handle_mm_fault, Access};
+    use super::mremap::{do_mremap, MREMAP_FIXED, MREMAP_MAYMOVE};
+    let (base, pages, to) = (0x4000_0000, 8, 0x80_0000_0000);
+    let mm = anon_mm(base, pages);
+    {
+        let mut inner = mm.inner.lock();
+        for i in 0..pages {
+            handle_mm_fault(&mut inner, &mm.pt_pages, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
+        }
+    }
+    let len = pages * super::PAGE_SIZE;
+    let mapped = |at: u64| {
+        let inner = mm.inner.lock();
+        let mem = UserPhysMem { pt_pages: &mm.pt_pages };
+        (0..pages).filter(|i| inner.pt.translate(&mem, at + i * super::PAGE_SIZE).is_some()).count() as u64
+    };
+    let mut failures = 0;
+    for after in 0.. {
+        let (r, page, _) = with_injection(Spec::every(1, after), Spec::OFF, || {
+            do_mremap(&mm, base, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to)
+        });
+        if r.is_ok() {
+            assert_eq!(page, 0);
+            break;
+        }
+        failures += 1;
+        assert_eq!(r, Err(ENOMEM));
+        assert_eq!((mapped(base), mapped(to)), (pages, 0), "a failed move at allocation {} moved pages", after);
+        assert_eq!(mm.inner.lock().rss_total(), pages);
+    }
+    assert!(failures >= 3, "PDPT, PD and page table at the destination: {} failure points", failures);
+    assert_eq!((mapped(base), mapped(to)), (0, pages));
+    assert_eq!(mm.inner.lock().rss_total(), pages);
 }
