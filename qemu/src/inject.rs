@@ -8,6 +8,7 @@
 
 use crate::qemu::{QemuExit, QemuRun};
 use crate::{build_kernel, user, Options};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -62,10 +63,24 @@ pub fn spec_for_run(spec: &str, i: u32) -> String {
     }
 }
 
-/// One boot of the user suite under `spec`; Ok with the summary line.
-pub fn run_suite(kernel: &Path, ut: &user::UserTests, o: &Options, spec: &str, log: &str) -> Result<String, String> {
+/// The names of the tests a console reports (passed or failed).
+pub fn tests_run(output: &str) -> BTreeSet<String> {
+    crate::user::parse_harness_output(output).into_iter().map(|(name, _)| name).collect()
+}
+
+/// One boot of the user suite under `spec`; Ok with the summary line. The names of
+/// the tests that ran go into `ran`.
+pub fn run_suite(
+    kernel: &Path,
+    ut: &user::UserTests,
+    o: &Options,
+    spec: &str,
+    log: &str,
+    ran: &mut BTreeSet<String>,
+) -> Result<String, String> {
     let r = crate::test::boot_user_suite(kernel, o, ut, &cmdline(spec))?;
     save_console(log, &r.output);
+    ran.extend(tests_run(&r.output));
     match suite_verdict(&r) {
         Ok(summary) => {
             let tests = r.output.lines().filter(|l| l.starts_with("test ") && l.contains(" ... ")).count();
@@ -85,16 +100,20 @@ pub fn cmd_inject(o: &Options, spec: &str) -> Result<ExitCode, String> {
     let ut = user::build_user_tests()?;
     let kernel = build_kernel(o.release)?;
     let mut failed = false;
+    let mut ran = BTreeSet::new();
     for i in 0..runs {
         let spec = spec_for_run(spec, i);
         println!("== the user test suite with {}", cmdline(&spec));
-        match run_suite(&kernel, &ut, o, &spec, &format!("inject-suite-{}.log", i + 1)) {
+        match run_suite(&kernel, &ut, o, &spec, &format!("inject-suite-{}.log", i + 1), &mut ran) {
             Ok(line) => println!("inject: PASS user suite ({spec}): no panic, hang or leak; {line}"),
             Err(why) => {
                 failed = true;
                 println!("inject: FAIL user suite ({spec}): {why}");
             }
         }
+    }
+    if runs > 0 {
+        println!("inject: {} distinct harness tests ran in {runs} boots", ran.len());
     }
     let spec = &spec_for_run(spec, 0);
     let words = cmdline(spec);

@@ -453,7 +453,7 @@ fn inject_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests)
     const SPEC: &str = "1%,seed=1";
     const SECONDS: u64 = 20;
     println!("== allocation-failure injection ({SPEC})");
-    let r = crate::inject::run_suite(kernel, ut, o, SPEC, "inject-suite-ci.log");
+    let r = crate::inject::run_suite(kernel, ut, o, SPEC, "inject-suite-ci.log", &mut Default::default());
     if let Ok(line) = &r {
         println!("{line}");
     }

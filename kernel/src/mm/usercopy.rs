@@ -36,11 +36,10 @@ macro_rules! impl_pod {
     )* };
 }
 
-fn fault_errno(e: FaultError) -> Errno {
-    match e {
-        FaultError::Oom => ENOMEM,
-        _ => EFAULT,
-    }
+/// Every unresolved fault is EFAULT, out of memory included: a kernel-mode fault
+/// that gets VM_FAULT_OOM takes the uaccess fixup (Linux's `do_user_addr_fault`).
+fn fault_errno(_: FaultError) -> Errno {
+    EFAULT
 }
 
 /// Physical address of `va` in `mm`, faulted in for `access`.

@@ -54,6 +54,7 @@ fn main() {
     println!("init: {passed} passed, {failed} failed");
     unsafe { libc::sync() };
     if std::process::id() == 1 {
+        kill_leftovers();
         unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
         println!("init: power off failed: {}", std::io::Error::last_os_error());
     }
@@ -93,6 +94,17 @@ fn programs(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// As pid 1 before powering off, as an init system does: SIGKILL to every process left
+/// (a test killed mid-way, e.g. by allocation-failure injection, can leave a child that
+/// waits forever) and reap them all, so the kernel's leak check sees only its own state.
+fn kill_leftovers() {
+    let left = unsafe { libc::kill(-1, libc::SIGKILL) } == 0;
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) } > 0 {}
+    if left {
+        println!("init: killed the processes left over");
+    }
 }
 
 /// As pid 1, init inherits orphaned processes (e.g. a test's grandchildren): reap the
