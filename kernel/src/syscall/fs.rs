@@ -628,6 +628,8 @@ pub fn sys_eventfd2(initval: u32, flags: u32) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
         return Err(EINVAL);
     }
+    // The eventfd context (kmalloc in do_eventfd): ENOMEM when it cannot be had.
+    crate::mm::fail::slab_may_fail()?;
     let kind = FileKind::EventFd(EventFd::new(initval as u64, flags));
     let file = File::new(kind, O_RDWR | (flags & O_NONBLOCK), String::from("anon_inode:[eventfd]"));
     let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, nofile_limit())?;
