@@ -7,6 +7,9 @@
 //!   (words after ` -- ` on the command line otherwise)
 //! - `watchdog_thresh=S`, `hung_task_timeout_secs=S` — the watchdog's bounds in
 //!   seconds (default 20; 0 disables), see `watchdog.rs`
+//! - `fail_page_alloc=SPEC`, `failslab=SPEC` — allocation-failure injection
+//!   once init runs; SPEC is `P%` or `every:K` with optional `,seed=X`,
+//!   `,after=N`, `,times=N` (`mm/fail.rs`)
 
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| match w.split_once('=') {

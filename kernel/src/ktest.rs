@@ -24,10 +24,11 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 6] {
+fn suites() -> [&'static [KTest]; 7] {
     [
         crate::cmdline::KTESTS,
         crate::mm::tests::KTESTS,
+        crate::mm::fail::KTESTS,
         crate::initramfs::KTESTS,
         crate::process::exec::KTESTS,
         crate::syscall::trace::KTESTS,

@@ -213,6 +213,7 @@ pub fn idle_check() {
         return;
     }
     crate::watchdog::print_margins();
+    crate::mm::fail::report();
     let removed = crate::fs::tmpfs::remove_created_since_boot();
     crate::println!("mshare-kernel: removed {} files and directories the tests left behind", removed);
     let now = Snapshot::take();

@@ -76,6 +76,7 @@ pub fn kernel_main(start_info: u64) -> ! {
     };
     logger::init(cmdline::log_level(&boot.cmdline));
     watchdog::init(&boot.cmdline);
+    mm::fail::init(&boot.cmdline);
     log::info!("mshare-kernel {} booting, cmdline {:?}", env!("CARGO_PKG_VERSION"), boot.cmdline.as_str());
 
     gdt::init();
@@ -155,6 +156,7 @@ fn start_init(boot: &BootInfo) -> ! {
         println!("mshare-kernel: cannot start {}: error {}", path, e.0);
         exit_qemu(QemuExitCode::Failed);
     }
+    mm::fail::arm();
     process::sched::idle_loop()
 }
 

@@ -28,9 +28,18 @@ pub struct Outcome {
 }
 
 /// Runs the fuzzer in the kernel for `seconds` with `seed`; `echo` forwards the
-/// supervisor's lines (progress, reports) as they come.
-pub fn run(kernel: &Path, fuzz: &Path, o: &Options, seconds: u64, seed: u64, echo: bool) -> Result<Outcome, String> {
-    let args = ["--seconds".to_string(), seconds.to_string(), "--seed".to_string(), format!("{seed:#x}")];
+/// supervisor's lines (progress, reports) as they come; `extra` goes to the fuzzer.
+pub fn run(
+    kernel: &Path,
+    fuzz: &Path,
+    o: &Options,
+    seconds: u64,
+    seed: u64,
+    echo: bool,
+    extra: &[&str],
+) -> Result<Outcome, String> {
+    let mut args = vec!["--seconds".to_string(), seconds.to_string(), "--seed".to_string(), format!("{seed:#x}")];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let initrd = target_dir().join("xtask").join("fuzz.cpio");
     let cmdline = crate::prepare_exec(&fuzz.to_string_lossy(), &args, &[], &initrd)?;
     let mut cfg = qemu_config(kernel, o);
@@ -75,7 +84,7 @@ pub fn cmd_fuzz(o: &Options) -> Result<ExitCode, String> {
     let ut = crate::user::build_user_tests()?;
     let kernel = build_kernel(o.release)?;
     println!("xtask: fuzzing for {seconds} s with seed {seed:#x}");
-    let out = run(&kernel, &ut.fuzz, o, seconds, seed, true)?;
+    let out = run(&kernel, &ut.fuzz, o, seconds, seed, true, &[])?;
     match out.verdict {
         Ok(()) => {
             println!("xtask: fuzz passed (seed {seed:#x}, {seconds} s): no panic, hang or leak");

@@ -11,6 +11,7 @@
 mod bench;
 mod deps;
 mod fuzz;
+mod inject;
 mod leak;
 mod linux;
 mod plot;
@@ -53,7 +54,10 @@ options:
   --jobs J               bench: boots at a time (default: host cores / --smp)
   --out DIR              bench, run: where results go (default target/bench, target/bench/run)
   --seconds S            fuzz: how long to fuzz (default 60)
-  --seed X               fuzz: the seed, decimal or 0x hex (default 1)";
+  --seed X               fuzz: the seed, decimal or 0x hex (default 1)
+  --inject SPEC          test: only the user suite (--runs boots) and --seconds of fuzzing
+                         (default 60) with allocation-failure injection,
+                         SPEC = P% or every:K[,seed=X,after=N,times=N] (docs/reliability.md)";
 
 /// Options shared by the commands.
 #[derive(Clone, Debug, Default)]
@@ -90,6 +94,8 @@ pub struct Options {
     pub seconds: Option<u64>,
     /// fuzz: the seed.
     pub seed: Option<u64>,
+    /// test: allocation-failure injection spec (`--inject`).
+    pub inject: Option<String>,
     /// Positional arguments (exec: PATH then the program's arguments).
     pub positional: Vec<String>,
 }
@@ -124,6 +130,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--jobs" => o.jobs = Some(value(&mut i, a)?.parse().map_err(|_| "--jobs needs a number")?),
             "--out" => o.out = Some(PathBuf::from(value(&mut i, a)?)),
             "--seconds" => o.seconds = Some(value(&mut i, a)?.parse().map_err(|_| "--seconds needs a number")?),
+            "--inject" => o.inject = Some(value(&mut i, a)?),
             "--seed" => o.seed = Some(fuzz::parse_seed(&value(&mut i, a)?).ok_or("--seed needs a number")?),
             "--machine" => o.machine = Some(value(&mut i, a)?),
             "--mem" => o.mem = Some(value(&mut i, a)?),
@@ -293,7 +300,10 @@ fn main() -> ExitCode {
         }),
         "run" => bench::cmd_run(&opts),
         "bench" => bench::cmd_bench(&opts),
-        "test" => test::cmd_test(&opts),
+        "test" => match &opts.inject {
+            Some(spec) => inject::cmd_inject(&opts, spec),
+            None => test::cmd_test(&opts),
+        },
         "exec" => cmd_exec(&opts),
         "fuzz" => fuzz::cmd_fuzz(&opts),
         "help" | "--help" | "-h" => {

@@ -302,6 +302,20 @@ fn user_test_initramfs(ut: &user::UserTests, initrd: &Path) -> Result<(), String
     write_initramfs(initrd, &files)
 }
 
+/// Boots the kernel with /init running every user test program (`extra` added to the
+/// kernel command line) and returns the console.
+pub fn boot_user_suite(kernel: &Path, o: &Options, ut: &user::UserTests, extra: &str) -> Result<qemu::QemuRun, String> {
+    let initrd = target_dir().join("xtask").join("user_tests.cpio");
+    user_test_initramfs(ut, &initrd).map_err(|e| format!("user test initramfs: {e}"))?;
+    let mut cfg = qemu_config(kernel, o);
+    cfg.initrd = Some(initrd);
+    cfg.cmdline = format!("log=warn init=/init {extra}");
+    cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
+    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
+    cfg.echo = false;
+    qemu::run(&cfg)
+}
+
 /// Each test's verdict in the console output of a user test boot: the family binaries'
 /// `test ...` lines, and init's PASS/FAIL lines for the C programs.
 fn user_test_verdicts(output: &str, ut: &user::UserTests) -> BTreeMap<String, Result<(), String>> {
@@ -342,18 +356,7 @@ fn user_tests_in_kernel(
     expected: &[String],
 ) -> BTreeMap<String, Result<(), String>> {
     println!("== user tests in the kernel");
-    let initrd = target_dir().join("xtask").join("user_tests.cpio");
-    if let Err(e) = user_test_initramfs(ut, &initrd) {
-        t.record("kernel: user test initramfs", Err(e));
-        return BTreeMap::new();
-    }
-    let mut cfg = qemu_config(kernel, o);
-    cfg.initrd = Some(initrd);
-    cfg.cmdline = "log=warn init=/init".into();
-    cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
-    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
-    cfg.echo = false;
-    let run = match qemu::run(&cfg) {
+    let run = match boot_user_suite(kernel, o, ut, "") {
         Ok(r) => r,
         Err(e) => {
             t.record("kernel: user tests boot", Err(e));
@@ -599,6 +602,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
         user_tests_on_linux_guest(&mut t, o, ut, &expected, &verdicts);
         fuzz_check(&mut t, &kernel, o, ut);
+        inject_check(&mut t, &kernel, o, ut);
     }
     bench_quick(&mut t, o);
     Ok(finish(&t))
@@ -610,7 +614,7 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
     const SECONDS: u64 = 60;
     const SEED: u64 = 0x5eed;
     println!("== system call fuzzer, {SECONDS} s, seed {SEED:#x}");
-    let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false).and_then(|out| {
+    let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false, &[]).and_then(|out| {
         if let Some(s) = &out.summary {
             println!("{s}");
         }
@@ -623,6 +627,24 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
         })
     });
     t.record("fuzz: a minute of random system calls leaves no panic, hang or leak", result);
+}
+
+/// Allocation-failure injection at 1% (frames and heap): the user suite once, then 20 s
+/// of the fuzzer. Tests may fail; the kernel must not panic, hang or leak.
+fn inject_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    const SPEC: &str = "1%,seed=1";
+    const SECONDS: u64 = 20;
+    println!("== allocation-failure injection ({SPEC})");
+    let r = crate::inject::run_suite(kernel, ut, o, SPEC, "inject-suite-ci.log", &mut Default::default());
+    if let Ok(line) = &r {
+        println!("{line}");
+    }
+    t.record("inject: the user suite under 1% allocation failures: no panic, hang or leak", r.map(|_| ()));
+    let r = crate::inject::run_fuzz(kernel, &ut.fuzz, o, SPEC, SECONDS, crate::fuzz::DEFAULT_SEED);
+    if let Ok(line) = &r {
+        println!("{line}");
+    }
+    t.record("inject: 20 s of fuzzing under 1% allocation failures: no panic, hang or leak", r.map(|_| ()));
 }
 
 /// `cargo xtask bench --quick` on our kernel: every boot must succeed and the CSVs must

@@ -44,6 +44,9 @@ impl FdTable {
             return Err(EMFILE);
         }
         if fd >= self.fds.len() {
+            // Linux's expand_files: a bigger table is an allocation that can fail.
+            let more = fd + 1 - self.fds.len();
+            crate::mm::fail::try_reserve(&mut self.fds, more)?;
             self.fds.resize(fd + 1, None);
         }
         self.fds[fd] = Some(FdEntry { file, cloexec });
@@ -57,6 +60,8 @@ impl FdTable {
             return Err(EBADF);
         }
         if i >= self.fds.len() {
+            let more = i + 1 - self.fds.len();
+            crate::mm::fail::try_reserve(&mut self.fds, more)?;
             self.fds.resize(i + 1, None);
         }
         Ok(self.fds[i].replace(FdEntry { file, cloexec }))

@@ -80,8 +80,9 @@ impl Pipe {
                     return nonblock.then_some(Err(EAGAIN));
                 }
                 let n = room.min(left);
-                // The buffer is kernel heap a process grows: a failed growth is ENOMEM, not a panic.
-                if p.buf.try_reserve(n).is_err() {
+                // Linux's pipe_write fails with ENOMEM when it cannot get a buffer page; the
+                // buffer is kernel heap a process grows, so a failed growth is ENOMEM, not a panic.
+                if crate::mm::fail::fallible(|| p.buf.try_reserve(n)).is_err() {
                     return Some(Err(ENOMEM));
                 }
                 p.buf.extend(&data[written..written + n]);

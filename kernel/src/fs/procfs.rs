@@ -465,7 +465,7 @@ impl ProcFile {
                 match mm {
                     Some(mm) => {
                         let (s, e) = mm.inner.lock().arg_range;
-                        let mut v = alloc::vec![0u8; (e - s) as usize];
+                        let mut v = crate::mm::fail::try_vec_filled(0u8, (e - s) as usize)?;
                         crate::mm::usercopy::copy_from_user(&mm, s, &mut v).map(|_| v).unwrap_or_default()
                     }
                     None => Vec::new(),

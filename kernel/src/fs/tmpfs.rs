@@ -60,7 +60,8 @@ fn cache_page(cache: &PageCache, index: u64) -> KResult<u64> {
     if SHMEM_PAGES.load(Ordering::Relaxed) >= shmem_limit_pages() {
         return Err(ENOSPC);
     }
-    cache.find_or_create(index).ok_or(ENOSPC)
+    // Past the budget is ENOSPC; no page to be had is ENOMEM (shmem_alloc_and_add_folio).
+    cache.find_or_create(index).ok_or(ENOMEM)
 }
 
 impl TmpfsFile {
@@ -397,6 +398,8 @@ impl Inode for TmpfsDir {
         if entries.contains_key(name) {
             return Err(EEXIST);
         }
+        // The new inode (shmem_get_inode): ENOSPC when it cannot be had.
+        crate::mm::fail::slab_may_fail().map_err(|_| ENOSPC)?;
         let node: Arc<dyn Inode> = match mode & S_IFMT {
             S_IFDIR => {
                 self.meta.lock().nlink += 1;

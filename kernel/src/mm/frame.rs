@@ -172,7 +172,18 @@ pub fn add_high_memory() {
 }
 
 /// Allocates 2^order contiguous frames, optionally all below `limit` (physical).
+/// May fail by injection (`fail_page_alloc=`, see `mm/fail.rs`).
 pub fn alloc_frames(order: usize, limit: Option<u64>) -> Option<PhysFrame> {
+    if super::fail::should_fail_alloc_page() {
+        return None;
+    }
+    alloc_frames_nofail(order, limit)
+}
+
+/// `alloc_frames` exempt from failure injection (Linux's `__GFP_NOFAIL`): for
+/// the heap's growth and the kernel's page tables, whose users cannot fail.
+/// Real exhaustion still returns None.
+pub fn alloc_frames_nofail(order: usize, limit: Option<u64>) -> Option<PhysFrame> {
     let mut guard = ALLOCATOR.lock();
     let alloc = guard.as_mut()?;
     let r = match limit {
@@ -186,6 +197,9 @@ pub fn alloc_frames(order: usize, limit: Option<u64>) -> Option<PhysFrame> {
 /// kernel stacks) unless that would leave fewer than `min_free_frames` free:
 /// None then is the caller's cue for the OOM killer (`oom_kill::out_of_memory`).
 pub fn alloc_frames_above_min(order: usize) -> Option<PhysFrame> {
+    if super::fail::should_fail_alloc_page() {
+        return None;
+    }
     let mut guard = ALLOCATOR.lock();
     let alloc = guard.as_mut()?;
     if alloc.free_frames() < min_free_frames() + (1 << order) {

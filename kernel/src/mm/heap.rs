@@ -33,7 +33,7 @@ fn map_more(top: u64, bytes: u64) -> bool {
     let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::NO_EXECUTE;
     let mut va = top;
     while va < top + bytes {
-        let ok = match frame::alloc_frames(0, None) {
+        let ok = match frame::alloc_frames_nofail(0, None) {
             Some(f) => {
                 if kernel_map::map_kernel_page(va, f.addr(), flags).is_ok() {
                     true
@@ -68,6 +68,10 @@ pub fn init() {
 
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // Only allocations inside `fail::fallible` can see a failure and may be failed.
+        if super::fail::should_failslab() {
+            return core::ptr::null_mut();
+        }
         let mut heap = self.heap.lock();
         if let Ok(p) = heap.allocate_first_fit(layout) {
             return p.as_ptr();

@@ -48,7 +48,7 @@ impl PhysMem for KernelPhysMem {
     }
 
     fn alloc_table(&mut self) -> Option<u64> {
-        let f = frame::alloc_frames(0, self.limit)?;
+        let f = frame::alloc_frames_nofail(0, self.limit)?;
         frame::zero_frame(f);
         KERNEL_TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
         Some(f.addr())

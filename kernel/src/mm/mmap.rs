@@ -54,12 +54,20 @@ impl MmInner {
     /// ENOMEM if making VMA boundaries at `start` and `end` would take the address
     /// space past `MAX_MAP_COUNT` (`split_vma`'s check), checked before any change.
     pub fn check_split(&self, start: u64, end: u64) -> KResult<()> {
-        let straddled = |addr: u64| self.vmas.range(..addr).next_back().is_some_and(|(_, v)| v.end > addr);
-        let splits = [start, end].iter().filter(|&&a| straddled(a)).count();
+        let splits = [start, end].into_iter().filter(|&a| self.straddled(a)).count();
         if self.vmas.len() + splits > MAX_MAP_COUNT {
             return Err(ENOMEM);
         }
         Ok(())
+    }
+
+    /// Whether `split_at(start, end)` cuts a VMA, and so needs a new one.
+    pub fn splits(&self, start: u64, end: u64) -> bool {
+        [start, end].into_iter().any(|addr| self.straddled(addr))
+    }
+
+    fn straddled(&self, addr: u64) -> bool {
+        self.vmas.range(..addr).next_back().is_some_and(|(_, v)| v.end > addr)
     }
 
     /// Makes VMA boundaries fall at `start` and `end` (splitting VMAs that straddle them).
@@ -240,6 +248,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if inner.vmas.len() >= MAX_MAP_COUNT {
         return Err(ENOMEM);
     }
+    // The new VMA (Linux's vm_area_alloc), before MAP_FIXED changes anything.
+    super::fail::slab_may_fail()?;
     let start = if fixed {
         let end = addr.checked_add(len).ok_or(ENOMEM)?;
         if end > TASK_SIZE {

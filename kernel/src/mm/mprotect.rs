@@ -41,6 +41,10 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         cur = v.end;
     }
     inner.check_split(start, end)?;
+    // Cutting a VMA needs a new one (Linux's split_vma → vm_area_dup), which can fail.
+    if inner.splits(start, end) {
+        super::fail::slab_may_fail()?;
+    }
     inner.split_at(start, end);
     let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
     for k in keys {

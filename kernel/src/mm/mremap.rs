@@ -63,9 +63,9 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
             inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
             old_len = new_len;
         }
-        move_range(&mut inner, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
+        let r = move_range(&mut inner, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
         super::tlb::flush_mm(inner.pt.root());
-        return Ok(new_addr);
+        return r.map(|_| new_addr);
     }
 
     // MREMAP_DONTUNMAP always moves.
@@ -96,16 +96,28 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
         return Err(ENOMEM);
     }
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
-    move_range(&mut inner, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
+    let r = move_range(&mut inner, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
     super::tlb::flush_mm(inner.pt.root());
-    Ok(dest)
+    r.map(|_| dest)
 }
 
 /// Moves [old, old + old_len) to a free [new, new + new_len): a new VMA with
 /// the old one's attributes (file offset carried along), the page-table
 /// entries carried over. The old VMA goes unless `dont_unmap` (then it stays,
-/// empty). `old_len == 0` duplicates a shared mapping.
-fn move_range(inner: &mut MmInner, mm: &MmStruct, old: u64, old_len: u64, new: u64, new_len: u64, dont_unmap: bool) {
+/// empty). `old_len == 0` duplicates a shared mapping. Out of memory (the new
+/// VMA, page tables at the destination) is ENOMEM with the pages left where
+/// they were, as Linux's `move_vma` moves the entries back.
+fn move_range(
+    inner: &mut MmInner,
+    mm: &MmStruct,
+    old: u64,
+    old_len: u64,
+    new: u64,
+    new_len: u64,
+    dont_unmap: bool,
+) -> KResult<()> {
+    // The new VMA (Linux's copy_vma).
+    super::fail::slab_may_fail()?;
     if old_len != 0 {
         inner.split_at(old, old + old_len);
     }
@@ -116,17 +128,25 @@ fn move_range(inner: &mut MmInner, mm: &MmStruct, old: u64, old_len: u64, new: u
     moved.pgoff = src.pgoff + (old - src.start) / PAGE_SIZE;
     if old_len != 0 {
         let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
-        let mut va = old;
         let old_end = old + old_len.min(new_len);
-        while let Some((at, _)) = inner.pt.next_mapped(&mem, va, old_end) {
-            if let Ok(m) = inner.pt.unmap(&mut mem, at, PageSize::Size4K) {
-                if inner.pt.map(&mut mem, new + (at - old), m.phys, PageSize::Size4K, m.flags).is_err() {
-                    // Out of page-table memory: drop the page (it reads back as zero or
-                    // from the file), as the fault path would on exhaustion.
-                    inner.rss[super::page::kind(m.phys) as usize] -= 1;
-                    super::page::put_page(m.phys);
+        // First every entry is copied to the destination (which may need page tables),
+        // then the sources are cleared (which needs no memory): a failed copy is undone
+        // and nothing has moved.
+        let mut va = old;
+        while let Some((at, m)) = inner.pt.next_mapped(&mem, va, old_end) {
+            if inner.pt.map(&mut mem, new + (at - old), m.phys, PageSize::Size4K, m.flags).is_err() {
+                let mut back = old;
+                while let Some((done, _)) = inner.pt.next_mapped(&mem, back, at) {
+                    let _ = inner.pt.unmap(&mut mem, new + (done - old), PageSize::Size4K);
+                    back = done + PAGE_SIZE;
                 }
+                return Err(ENOMEM);
             }
+            va = at + PAGE_SIZE;
+        }
+        let mut va = old;
+        while let Some((at, _)) = inner.pt.next_mapped(&mem, va, old_end) {
+            let _ = inner.pt.unmap(&mut mem, at, PageSize::Size4K);
             va = at + PAGE_SIZE;
         }
     }
@@ -136,4 +156,5 @@ fn move_range(inner: &mut MmInner, mm: &MmStruct, old: u64, old_len: u64, new: u
     // With MREMAP_DONTUNMAP the old VMA stays, its pages gone with the move:
     // it refills with zeroes (anonymous) or from the file.
     inner.insert_vma(moved);
+    Ok(())
 }

@@ -19,6 +19,10 @@ pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     }
     let mut inner = mm.inner.lock();
     inner.check_split(start, end)?;
+    // Cutting a VMA needs a new one (Linux's split_vma → vm_area_dup), which can fail.
+    if inner.splits(start, end) {
+        super::fail::slab_may_fail()?;
+    }
     inner.unmap_region(&mm.pt_pages, start, end);
     super::tlb::flush_range(inner.pt.root(), start, end);
     Ok(())

@@ -185,8 +185,12 @@ fn wait_for_victim(mm: Weak<MmStruct>) {
 
 /// Linux's `pagefault_out_of_memory`, for a user page fault whose allocation failed:
 /// true if the fault should simply be retried (memory was freed, or the current
-/// process is the one dying), false if nothing could be killed.
+/// process is the one dying), false if nothing could be killed or memory was not
+/// short (an injected failure, `mm/fail.rs`): the faulting task is then killed.
 pub fn pagefault_out_of_memory() -> bool {
+    if !at_min_watermark() {
+        return false;
+    }
     match out_of_memory() {
         OomOutcome::CurrentDying => true,
         OomOutcome::Victim(mm) => {

@@ -36,11 +36,10 @@ macro_rules! impl_pod {
     )* };
 }
 
-fn fault_errno(e: FaultError) -> Errno {
-    match e {
-        FaultError::Oom => ENOMEM,
-        _ => EFAULT,
-    }
+/// Every unresolved fault is EFAULT, out of memory included: a kernel-mode fault
+/// that gets VM_FAULT_OOM takes the uaccess fixup (Linux's `do_user_addr_fault`).
+fn fault_errno(_: FaultError) -> Errno {
+    EFAULT
 }
 
 /// Physical address of `va` in `mm`, faulted in for `access`.
@@ -142,12 +141,14 @@ pub fn read_cstr(mm: &MmStruct, va: u64, max: usize) -> KResult<Vec<u8>> {
         let n = n.min(buf.len());
         copy_from_user(mm, cur, &mut buf[..n])?;
         if let Some(z) = buf[..n].iter().position(|&b| b == 0) {
+            super::fail::try_reserve(&mut out, z)?;
             out.extend_from_slice(&buf[..z]);
             if out.len() > max {
                 return Err(ENAMETOOLONG);
             }
             return Ok(out);
         }
+        super::fail::try_reserve(&mut out, n)?;
         out.extend_from_slice(&buf[..n]);
         if out.len() > max {
             return Err(ENAMETOOLONG);

@@ -97,7 +97,13 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     } else {
         crate::mm::oom_kill::retry_after_oom(|| parent.mm().fork()).ok_or(ENOMEM)?
     };
-    let files = if f & CLONE_FILES != 0 { parent.files() } else { Arc::new(Mutex::new(parent.files().lock().clone())) };
+    let files = if f & CLONE_FILES != 0 {
+        parent.files()
+    } else {
+        // Linux's dup_fd: the copied table is an allocation that can fail.
+        crate::mm::fail::slab_may_fail()?;
+        Arc::new(Mutex::new(parent.files().lock().clone()))
+    };
     let fs = if f & CLONE_FS != 0 { parent.fs() } else { Arc::new(Mutex::new(parent.fs().lock().clone())) };
     let sighand = if f & CLONE_SIGHAND != 0 {
         parent.sighand()

@@ -56,7 +56,7 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
                 if crate::mm::oom_kill::pagefault_out_of_memory() {
                     return;
                 }
-                log::error!("Out of memory and no killable process: killing pid {} at fault {:#x}", t.process.pid, cr2);
+                log::error!("Out of memory: no victim freed a page, killing pid {} at fault {:#x}", t.process.pid, cr2);
                 signal::SigInfo::new(signal::SIGKILL, signal::SI_KERNEL)
             }
         };

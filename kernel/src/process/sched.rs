@@ -114,6 +114,7 @@ pub fn need_resched() -> bool {
 
 /// Loads the next task's address space, TLS base and kernel stack.
 fn switch_in(next: &Task) {
+    crate::mm::fail::switch_to_task(Some(next.process.pid));
     match next.mm.lock().as_ref() {
         Some(mm) => mm.activate(),
         None => crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root()),
@@ -178,6 +179,7 @@ pub fn schedule() {
                     n.saved_rsp.load(Ordering::Relaxed)
                 }
                 None => {
+                    crate::mm::fail::switch_to_task(None);
                     crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root());
                     IDLE_RSP.load(Ordering::Relaxed)
                 }

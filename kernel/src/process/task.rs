@@ -364,6 +364,8 @@ pub struct NewTask {
 
 /// Builds a task (not yet runnable) and registers it.
 pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
+    // The task itself (Linux's dup_task_struct), then its stack: either can fail.
+    crate::mm::fail::slab_may_fail().ok()?;
     let kstack = KernelStack::new()?;
     let t = Arc::new(Task {
         tid: AtomicU32::new(n.tid),

@@ -11,7 +11,6 @@ use crate::process::current;
 use crate::process::task::RLIMIT_NOFILE;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 pub const AT_FDCWD: i32 = -100;
@@ -119,7 +118,7 @@ fn read_to_user(
 ) -> KResult<usize> {
     check_user_range(va, len)?;
     let mm = crate::process::current_mm();
-    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut buf = crate::mm::fail::try_vec_filled(0u8, len.min(CHUNK))?;
     let mut done = 0;
     while done < len {
         // The destination first, as far as it goes: a copy failing after the file gave
@@ -153,7 +152,7 @@ fn read_to_user(
 fn write_from_user(va: u64, len: usize, mut write: impl FnMut(&[u8], u64) -> KResult<usize>) -> KResult<usize> {
     check_user_range(va, len)?;
     let mm = crate::process::current_mm();
-    let mut buf = vec![0u8; len.min(CHUNK)];
+    let mut buf = crate::mm::fail::try_vec_filled(0u8, len.min(CHUNK))?;
     let mut done = 0;
     while done < len {
         let n = (len - done).min(CHUNK);
@@ -216,7 +215,7 @@ fn read_iovecs(va: u64, count: usize) -> KResult<Vec<IoVec>> {
     if count > UIO_MAXIOV {
         return Err(EINVAL);
     }
-    let mut v = Vec::with_capacity(count);
+    let mut v = crate::mm::fail::try_vec_with_capacity(count)?;
     let mut total: u64 = 0;
     for i in 0..count {
         let iov: IoVec = read_val(super::uoff(va, (i * 16) as u64)?)?;
@@ -315,6 +314,9 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
         crate::log_once!("open: O_TMPFILE is not supported yet");
         return Err(ENOTSUP);
     }
+    // The file object comes first (Linux's alloc_empty_file in path_openat): a failure
+    // leaves nothing created.
+    crate::mm::fail::slab_may_fail()?;
     let t = current();
     let cred = cred();
     let start = dir_of(dirfd, &path)?;
@@ -596,6 +598,8 @@ pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK | O_DIRECT) != 0 {
         return Err(EINVAL);
     }
+    // Linux's create_pipe_files fails with ENFILE when it cannot get the pipe's inode.
+    crate::mm::fail::slab_may_fail().map_err(|_| ENFILE)?;
     let pipe = Arc::new(crate::fs::pipe::Pipe::new());
     let status = flags & O_NONBLOCK;
     let r = File::new(FileKind::PipeRead(pipe.clone()), O_RDONLY | status, String::from("pipe:"));
@@ -628,6 +632,8 @@ pub fn sys_eventfd2(initval: u32, flags: u32) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
         return Err(EINVAL);
     }
+    // The eventfd context (kmalloc in do_eventfd): ENOMEM when it cannot be had.
+    crate::mm::fail::slab_may_fail()?;
     let kind = FileKind::EventFd(EventFd::new(initval as u64, flags));
     let file = File::new(kind, O_RDWR | (flags & O_NONBLOCK), String::from("anon_inode:[eventfd]"));
     let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, nofile_limit())?;
@@ -971,7 +977,7 @@ fn do_poll(fds_va: u64, nfds: usize, timeout_ns: Option<u64>) -> SysResult {
     if nfds > nofile_limit().max(1024) {
         return Err(EINVAL);
     }
-    let mut fds = vec![PollFd { fd: 0, events: 0, revents: 0 }; nfds];
+    let mut fds = crate::mm::fail::try_vec_filled(PollFd { fd: 0, events: 0, revents: 0 }, nfds)?;
     for (i, p) in fds.iter_mut().enumerate() {
         *p = read_val(super::uoff(fds_va, (i * 8) as u64)?)?;
     }
@@ -1083,7 +1089,7 @@ pub fn sys_sendfile(a: Args) -> SysResult {
     } else {
         None
     };
-    let mut buf = vec![0u8; count.min(CHUNK)];
+    let mut buf = crate::mm::fail::try_vec_filled(0u8, count.min(CHUNK))?;
     let mut done = 0;
     while done < count {
         let want = (count - done).min(CHUNK);
@@ -1373,7 +1379,7 @@ pub fn do_select(nfds: i32, rd: u64, wr: u64, ex: u64, timeout_ns: Option<u64>) 
     let n = nfds as usize;
     let words = n.div_ceil(64);
     let read_set = |va: u64| -> KResult<Vec<u64>> {
-        let mut v = vec![0u64; words];
+        let mut v = crate::mm::fail::try_vec_filled(0u64, words)?;
         if va != 0 {
             for (i, w) in v.iter_mut().enumerate() {
                 *w = read_val(super::uoff(va, 8 * i as u64)?)?;
@@ -1396,6 +1402,7 @@ pub fn do_select(nfds: i32, rd: u64, wr: u64, ex: u64, timeout_ns: Option<u64>) 
             events |= POLLPRI as i16;
         }
         if events != 0 {
+            crate::mm::fail::try_reserve(&mut fds, 1)?;
             fds.push(PollFd { fd: fd as i32, events, revents: 0 });
         }
     }
@@ -1411,7 +1418,8 @@ pub fn do_select(nfds: i32, rd: u64, wr: u64, ex: u64, timeout_ns: Option<u64>) 
         }
         crate::process::sleep::sleep_ticks(1)?;
     }
-    let (mut ro, mut wo, mut eo) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
+    let filled = || crate::mm::fail::try_vec_filled(0u64, words);
+    let (mut ro, mut wo, mut eo) = (filled()?, filled()?, filled()?);
     let mut count = 0;
     for p in &fds {
         let (fd, rev) = (p.fd as usize, p.revents as u16);

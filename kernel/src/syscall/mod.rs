@@ -325,6 +325,7 @@ pub fn read_string_array(va: u64) -> KResult<Vec<Vec<u8>>> {
         if total > limit {
             return Err(E2BIG);
         }
+        crate::mm::fail::try_reserve(&mut out, 1)?;
         out.push(s);
     }
     Ok(out)

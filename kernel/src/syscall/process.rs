@@ -97,7 +97,7 @@ pub fn sys_clone3(frame: &TrapFrame, a: Args) -> SysResult {
     super::copy_from_user(a.u(0), &mut raw[..n])?;
     if size > raw.len() {
         // Unknown trailing fields must be zero (copy_struct_from_user).
-        let mut rest = alloc::vec![0u8; size - raw.len()];
+        let mut rest = crate::mm::fail::try_vec_filled(0u8, size - raw.len())?;
         super::copy_from_user(super::uoff(a.u(0), raw.len() as u64)?, &mut rest)?;
         if rest.iter().any(|&b| b != 0) {
             return Err(E2BIG);
@@ -603,7 +603,7 @@ pub fn sys_setgroups(a: Args) -> SysResult {
     if n > NGROUPS_MAX {
         return Err(EINVAL);
     }
-    let mut groups = alloc::vec::Vec::with_capacity(n);
+    let mut groups = crate::mm::fail::try_vec_with_capacity(n)?;
     for i in 0..n {
         groups.push(read_val::<u32>(super::uoff(a.u(1), 4 * i as u64)?)?);
     }

@@ -5,12 +5,15 @@
 //! its own mappings, child pids, futex words). Seeded and reproducible: each worker's
 //! calls follow from the seed alone (results may differ with scheduling).
 //!
-//! `fuzz [--seconds S] [--seed X] [--workers K]`. The supervisor (run as root, as /init
+//! `fuzz [--seconds S] [--seed X] [--workers K] [--injection 1]`. The supervisor (run as root, as /init
 //! in the kernel) makes a scratch directory, forks K workers that drop to uid/gid 65534
 //! in their own session, and watches them through a MAP_SHARED page per worker (a
 //! progress counter and the last calls). A worker without progress for `STUCK` is killed
 //! and restarted with a derived seed; one killed by a signal the fuzzer never sends
-//! (SIGSEGV, SIGBUS, ...) is reported with its last calls. Every `PROGRESS` it prints
+//! (SIGSEGV, SIGBUS, ...) is reported with its last calls. With `--injection 1` (the
+//! kernel injects allocation failures) deaths by SIGABRT (a Rust program aborts when its
+//! allocator gets ENOMEM) and SIGSEGV (Linux's `force_sigsegv` when a signal frame cannot
+//! be written) are counted as `deaths under injection`, not as failures. Every `PROGRESS` it prints
 //! `fuzz: T s, N syscalls (R/s), P processes, ...`. After S seconds it kills everything,
 //! reaps, removes the scratch directory, prints `fuzz: done ...` (or `fuzz: FAILED ...`)
 //! and, as pid 1, powers off, so the kernel's leak check runs.
@@ -1277,6 +1280,10 @@ const SCRATCH_DIR: &str = "/tmp/fuzz";
 /// Signals the fuzzer never sends: a worker killed by one found a bug.
 const FAULT_SIGNALS: &[i32] =
     &[libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT, libc::SIGSYS, libc::SIGTRAP];
+/// Of those, the ones a failed allocation explains when the kernel injects failures.
+const INJECTION_SIGNALS: &[i32] = &[libc::SIGABRT, libc::SIGSEGV];
+/// `--injection 1`: the kernel injects allocation failures.
+static INJECTION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 struct Slot {
     pid: i32,
@@ -1297,6 +1304,8 @@ struct Stats {
     unexpected: u64,
     unkillable: u64,
     orphans: u64,
+    /// Deaths by `INJECTION_SIGNALS` under `--injection`.
+    injection_deaths: u64,
 }
 
 fn parse_args() -> (u64, u64, usize) {
@@ -1312,8 +1321,9 @@ fn parse_args() -> (u64, u64, usize) {
             ("--seconds", Some(v)) => seconds = v,
             ("--seed", Some(v)) => seed = v,
             ("--workers", Some(v)) => workers = v.clamp(1, 64) as usize,
+            ("--injection", Some(v)) => INJECTION.store(v != 0, Ordering::Relaxed),
             (a, _) => {
-                eprintln!("fuzz: bad argument {a}; usage: fuzz [--seconds S] [--seed X] [--workers K]");
+                eprintln!("fuzz: bad argument {a}; usage: fuzz [--seconds S] [--seed X] [--workers K] [--injection 1]");
                 std::process::exit(2);
             }
         }
@@ -1499,6 +1509,9 @@ fn main() {
         stats.unexpected,
         stats.unkillable
     );
+    if INJECTION.load(Ordering::Relaxed) {
+        println!("fuzz: {} worker deaths by SIGABRT or SIGSEGV under injection", stats.injection_deaths);
+    }
     if init {
         unsafe { libc::sync() };
         unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
@@ -1530,7 +1543,9 @@ fn reap(slots: &mut [Slot], pages: &[&WorkerPage], stats: &mut Stats, total_base
             continue;
         };
         let sig = if libc::WIFSIGNALED(status) { libc::WTERMSIG(status) } else { 0 };
-        if FAULT_SIGNALS.contains(&sig) {
+        if INJECTION.load(Ordering::Relaxed) && INJECTION_SIGNALS.contains(&sig) {
+            stats.injection_deaths += 1;
+        } else if FAULT_SIGNALS.contains(&sig) {
             stats.unexpected += 1;
             println!("fuzz: BUG?: worker {k} (pid {r}) killed by signal {sig}; its last calls:");
             pages[k].print_log(&format!("fuzz:   w{k}"), LOG_LEN);

@@ -69,6 +69,7 @@ fn main() {
     println!("init: {passed} passed, {failed} failed");
     unsafe { libc::sync() };
     if pid1 {
+        kill_leftovers();
         power_off(failed == 0);
     }
     std::process::exit(if failed == 0 { 0 } else { 1 });
@@ -176,6 +177,17 @@ fn programs(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
+}
+
+/// As pid 1 before powering off, as an init system does: SIGKILL to every process left
+/// (a test killed mid-way, e.g. by allocation-failure injection, can leave a child that
+/// waits forever) and reap them all, so the kernel's leak check sees only its own state.
+fn kill_leftovers() {
+    let left = unsafe { libc::kill(-1, libc::SIGKILL) } == 0;
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) } > 0 {}
+    if left {
+        println!("init: killed the processes left over");
+    }
 }
 
 /// As pid 1, init inherits orphaned processes (e.g. a test's grandchildren): reap the
