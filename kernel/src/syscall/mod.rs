@@ -78,10 +78,11 @@ pub fn dispatch(frame: &mut TrapFrame) {
     crate::mm::oom_kill::refill_reserve();
     let refused = crate::mm::frame::refused_above_min();
     let mut r = call(nr, a, frame);
-    // ENOMEM because a process allocation found only the reserve (a page faulted in
-    // by a copy, a page cache page): the OOM killer frees memory and the call runs
-    // again, as Linux's allocation would block in the OOM killer and then succeed.
-    if matches!(r, Err(e) if e == ENOMEM)
+    // Failed because a process allocation found only the reserve (ENOMEM from a page
+    // cache page, EFAULT from a copy whose fault got no page): the OOM killer frees
+    // memory and the call runs again, as Linux's allocation would block in the OOM
+    // killer and then succeed.
+    if matches!(r, Err(e) if e == ENOMEM || e == EFAULT)
         && RERUN_AFTER_OOM.contains(&nr)
         && crate::mm::oom_kill::out_of_memory_after_refusal(refused)
     {
@@ -95,7 +96,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
     crate::process::current().syscalls.leave(seq, frame.rax);
 }
 
-/// Calls whose ENOMEM leaves nothing done, so they may run again: read, write, pread64,
+/// Calls whose ENOMEM or EFAULT leaves nothing done, so they may run again: read, write, pread64,
 /// pwrite64, readv, writev (the destination is faulted in before a byte is taken,
 /// `read_to_user`; the source is copied before a byte is written).
 const RERUN_AFTER_OOM: [u64; 6] = [0, 1, 17, 18, 19, 20];
