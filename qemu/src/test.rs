@@ -507,7 +507,8 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
     println!("== cargo xtask exec of static Linux binaries");
     let busybox = crate::deps::ensure_busybox().map(|p| p.to_string_lossy().into_owned());
     let std_smoke = ut.tests.iter().find(|(n, _)| n == "std_smoke").map(|(_, p)| p.to_string_lossy().into_owned());
-    let c_program = |name: &str| ut.c_programs.iter().find(|(n, _)| n == name).map(|(_, p)| p.to_string_lossy().into_owned());
+    let c_program =
+        |name: &str| ut.c_programs.iter().find(|(n, _)| n == name).map(|(_, p)| p.to_string_lossy().into_owned());
     let fork_many = c_program("fork_many");
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     // (what, program, arguments, output that must appear)

@@ -20,17 +20,29 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
         if new_end > super::address_space::MMAP_BASE || inner.overlaps(old_end, new_end) {
             return old;
         }
+        // mlockall(MCL_FUTURE) locks the new heap too, within RLIMIT_MEMLOCK
+        // (do_brk_flags's mm->def_flags and mlock_future_check).
+        let locked = inner.def_flags;
+        if locked.contains(VmFlags::LOCKED) && !super::mlock::may_lock(&inner, (new_end - old_end) / PAGE_SIZE) {
+            return old;
+        }
         inner.insert_vma(Vma {
             live: crate::leak::VMAS.live(),
             start: old_end,
             end: new_end,
             prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::HEAP,
+            flags: VmFlags::HEAP | locked,
             pgoff: 0,
             backend: Backend::Anonymous,
             ops: None,
         });
     }
     inner.brk = addr;
+    let populate = inner.def_flags.contains(VmFlags::LOCKED) && !inner.def_flags.contains(VmFlags::LOCKONFAULT);
+    drop(inner);
+    if populate && new_end > old_end {
+        // Failures are left to the later access, as Linux's mm_populate.
+        let _ = super::mlock::populate(mm, old_end, new_end);
+    }
     addr
 }

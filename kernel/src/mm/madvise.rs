@@ -71,60 +71,68 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     if cur < end {
         hole = true;
     }
-    for (s, e, v) in &pieces {
-        match advice {
-            MADV_DONTNEED | MADV_FREE => {
-                if v.flags.contains(VmFlags::LOCKED)
-                    || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
-                {
-                    return Err(EINVAL);
+    // Pieces zapped before a later one fails stay zapped, as Linux's: the flush below
+    // runs on every path, so no stale translation outlives the call.
+    let r: KResult<()> = 'walk: {
+        for (s, e, v) in &pieces {
+            match advice {
+                MADV_DONTNEED | MADV_FREE => {
+                    if v.flags.contains(VmFlags::LOCKED)
+                        || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
+                    {
+                        break 'walk Err(EINVAL);
+                    }
+                    inner.zap_range(&mm.pt_pages, *s, *e);
                 }
-                inner.zap_range(&mm.pt_pages, *s, *e);
+                MADV_REMOVE => {
+                    // Punch a hole in the shared file behind the mapping (madvise_remove).
+                    if v.flags.contains(VmFlags::LOCKED) {
+                        break 'walk Err(EINVAL);
+                    }
+                    let Some(inode) = v.backend.inode() else { break 'walk Err(EINVAL) };
+                    if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
+                        break 'walk Err(EACCES);
+                    }
+                    let first = v.pgoff + (s - v.start) / PAGE_SIZE;
+                    let last = first + (e - s) / PAGE_SIZE;
+                    let inode = inode.clone();
+                    drop(inner);
+                    crate::mm::rmap::unmap_file_pages(alloc::sync::Arc::as_ptr(&inode) as *const (), first, last);
+                    if let Some(cache) = inode.page_cache() {
+                        cache.remove_range(first, last);
+                    }
+                    inner = mm.inner.lock();
+                }
+                MADV_DONTFORK | MADV_DOFORK => {
+                    if let Err(e) = inner.check_split(*s, *e) {
+                        break 'walk Err(e);
+                    }
+                    inner.split_at(*s, *e);
+                    let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
+                    for k in keys {
+                        inner.vmas.get_mut(&k).unwrap().flags.set(VmFlags::DONTFORK, advice == MADV_DONTFORK);
+                    }
+                    inner.merge_around(*s, *e);
+                }
+                MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                    let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
+                    drop(inner);
+                    let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
+                    inner = mm.inner.lock();
+                    match r {
+                        Ok(()) => {}
+                        Err(super::mlock::PopulateStop::Fault) => break 'walk Err(EFAULT),
+                        Err(super::mlock::PopulateStop::Killed) => break 'walk Err(EINTR),
+                    }
+                }
+                // Hints about access patterns, paging and dumps: nothing to do here.
+                _ => {}
             }
-            MADV_REMOVE => {
-                // Punch a hole in the shared file behind the mapping (madvise_remove).
-                if v.flags.contains(VmFlags::LOCKED) {
-                    return Err(EINVAL);
-                }
-                let Some(inode) = v.backend.inode() else { return Err(EINVAL) };
-                if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
-                    return Err(EACCES);
-                }
-                let first = v.pgoff + (s - v.start) / PAGE_SIZE;
-                let last = first + (e - s) / PAGE_SIZE;
-                let inode = inode.clone();
-                drop(inner);
-                crate::mm::rmap::unmap_file_pages(alloc::sync::Arc::as_ptr(&inode) as *const (), first, last);
-                if let Some(cache) = inode.page_cache() {
-                    cache.remove_range(first, last);
-                }
-                inner = mm.inner.lock();
-            }
-            MADV_DONTFORK | MADV_DOFORK => {
-                inner.check_split(*s, *e)?;
-                inner.split_at(*s, *e);
-                let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
-                for k in keys {
-                    inner.vmas.get_mut(&k).unwrap().flags.set(VmFlags::DONTFORK, advice == MADV_DONTFORK);
-                }
-                inner.merge_around(*s, *e);
-            }
-            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
-                let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
-                drop(inner);
-                let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
-                inner = mm.inner.lock();
-                match r {
-                    Ok(()) => {}
-                    Err(super::mlock::PopulateStop::Fault) => return Err(EFAULT),
-                    Err(super::mlock::PopulateStop::Killed) => return Err(EINTR),
-                }
-            }
-            // Hints about access patterns, paging and dumps: nothing to do here.
-            _ => {}
         }
-    }
+        Ok(())
+    };
     super::tlb::flush_range(inner.pt.root(), start, end);
+    r?;
     if hole {
         Err(ENOMEM)
     } else {

@@ -39,6 +39,14 @@ pub fn may_lock(inner: &MmInner, more: u64) -> bool {
     capable || inner.locked_pages() + more <= limit / PAGE_SIZE
 }
 
+/// How populating faults a VMA's pages in (Linux's `populate_vma_page_range`): for
+/// writing only in a private writable mapping (its private copies, as the first write
+/// would make them); shared mappings are read so that nothing is dirtied; an
+/// inaccessible VMA is skipped.
+pub fn populate_access(v: &super::vma::Vma) -> Option<Access> {
+    (!v.prot.is_empty()).then(|| Access { write: v.prot.contains(Prot::WRITE) && !v.is_shared(), exec: false })
+}
+
 /// Pages `populate_range` faults in under one hold of the mm lock.
 const POPULATE_BATCH: u64 = 256;
 
@@ -96,9 +104,7 @@ pub fn populate_range(
 /// VMAs are skipped). A failed fault is left to the later access, as Linux does; a
 /// fatal signal is EINTR. The caller must not hold `mm.inner`.
 pub fn populate(mm: &MmStruct, start: u64, end: u64) -> KResult<()> {
-    let access =
-        |v: &super::vma::Vma| (!v.prot.is_empty()).then(|| Access { write: v.prot.contains(Prot::WRITE), exec: false });
-    match populate_range(mm, start, end, access) {
+    match populate_range(mm, start, end, populate_access) {
         Err(PopulateStop::Killed) => Err(EINTR),
         Ok(()) | Err(PopulateStop::Fault) => Ok(()),
     }

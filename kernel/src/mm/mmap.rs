@@ -300,9 +300,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     // `mm_populate` ignores them: the mapping exists.
     if vflags.contains(VmFlags::LOCKED) && !vflags.contains(VmFlags::LOCKONFAULT) {
         let _ = super::mlock::populate(mm, start, start + len);
-    } else if flags & MAP_POPULATE != 0 && !prot_bits.is_empty() {
-        let access = super::fault::Access { write: prot_bits.contains(Prot::WRITE) && shared, exec: false };
-        let _ = super::mlock::populate_range(mm, start, start + len, |_| Some(access));
+    } else if flags & MAP_POPULATE != 0 {
+        let _ = super::mlock::populate_range(mm, start, start + len, super::mlock::populate_access);
     }
     Ok(start)
 }
