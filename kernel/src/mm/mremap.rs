@@ -6,6 +6,7 @@
 
 use super::address_space::{MmInner, MmStruct, UserPhysMem, MMAP_BASE, TASK_SIZE};
 use super::mmap::MAX_MAP_COUNT;
+use super::vma::VmFlags;
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
 use page_table::PageSize;
@@ -15,6 +16,25 @@ pub const MREMAP_FIXED: u32 = 2;
 pub const MREMAP_DONTUNMAP: u32 = 4;
 
 pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
+    let (addr, populate) = resize(mm, old, old_len, new_len, flags, new_addr)?;
+    if let Some((start, end)) = populate {
+        // A locked mapping's new part is faulted in (mm_populate; failures are left to
+        // the later access).
+        let _ = super::mlock::populate(mm, start, end);
+    }
+    Ok(addr)
+}
+
+/// The resize or move; Ok with the new address and, for a locked mapping that grew, the
+/// range to populate.
+fn resize(
+    mm: &MmStruct,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u32,
+    new_addr: u64,
+) -> KResult<(u64, Option<(u64, u64)>)> {
     if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
         return Err(EINVAL);
     }
@@ -41,6 +61,12 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
     if old.checked_add(old_len).is_none_or(|e| e > vma.end) {
         return Err(EFAULT);
     }
+    // Growing a locked mapping stays within RLIMIT_MEMLOCK (vma_to_resize).
+    let locked = vma.flags.contains(VmFlags::LOCKED) && new_len > old_len;
+    if locked && !super::mlock::may_lock(&inner, (new_len - old_len) / PAGE_SIZE) {
+        return Err(EAGAIN);
+    }
+    let grown = |at: u64| (locked && !vma.flags.contains(VmFlags::LOCKONFAULT)).then_some((at + old_len, at + new_len));
 
     if flags & MREMAP_FIXED != 0 {
         if !new_addr.is_multiple_of(PAGE_SIZE) {
@@ -65,7 +91,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
         }
         let r = move_range(&mut inner, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
         super::tlb::flush_mm(inner.pt.root());
-        return r.map(|_| new_addr);
+        return r.map(|_| (new_addr, grown(new_addr)));
     }
 
     // MREMAP_DONTUNMAP always moves.
@@ -76,7 +102,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
             inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
             super::tlb::flush_range(inner.pt.root(), old + new_len, old + old_len);
         }
-        return Ok(old);
+        return Ok((old, None));
     }
 
     // Growing in place: the range after the VMA must be free.
@@ -86,7 +112,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
             inner.vmas.get_mut(&vma.start).unwrap().end = grow_end;
             inner.note_vm();
             inner.merge_around(vma.start, grow_end);
-            return Ok(old);
+            return Ok((old, grown(old)));
         }
     }
     if flags & MREMAP_MAYMOVE == 0 {
@@ -98,7 +124,7 @@ pub fn do_mremap(mm: &MmStruct, old: u64, old_len: u64, new_len: u64, flags: u32
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
     let r = move_range(&mut inner, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
     super::tlb::flush_mm(inner.pt.root());
-    r.map(|_| dest)
+    r.map(|_| (dest, grown(dest)))
 }
 
 /// Moves [old, old + old_len) to a free [new, new + new_len): a new VMA with

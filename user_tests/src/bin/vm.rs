@@ -86,6 +86,8 @@ fn main() {
             madvise_dontneed_on_shared_file_mapping_keeps_data,
             madvise_dontneed_failing_on_a_locked_piece_has_zapped_the_pieces_before_it,
             brk_growth_after_mlockall_future_is_locked,
+            mremap_growth_of_a_locked_mapping_is_populated,
+            mremap_growth_of_a_locked_mapping_past_rlimit_memlock_is_eagain,
             map_populate_of_a_private_writable_file_mapping_makes_private_copies,
             madvise_dontneed_on_shared_anonymous_mapping_keeps_data,
             madvise_dontneed_on_private_file_mapping_reverts_to_file_contents,
@@ -1202,6 +1204,29 @@ fn brk_growth_after_mlockall_future_is_locked() {
             status_kb("VmLck"),
             before
         );
+    });
+}
+
+/// A locked mapping that mremap grows (moving it) has its new pages faulted in.
+fn mremap_growth_of_a_locked_mapping_is_populated() {
+    let a = mmap_anon(4 * PAGE);
+    mlock(a, 4 * PAGE).unwrap();
+    let b = mremap(a, 4 * PAGE, 16 * PAGE, MREMAP_MAYMOVE, 0).unwrap();
+    let mut vec = [0u8; 16];
+    mincore(b, 16 * PAGE, vec.as_mut_ptr() as usize).unwrap();
+    assert!(vec.iter().all(|v| v & 1 == 1), "resident: {vec:?}");
+    munmap(b, 16 * PAGE).unwrap();
+}
+
+/// Growing a locked mapping past RLIMIT_MEMLOCK (without CAP_IPC_LOCK) is EAGAIN and
+/// leaves it as it was.
+fn mremap_growth_of_a_locked_mapping_past_rlimit_memlock_is_eagain() {
+    run_in_child(|| {
+        drop_to_unprivileged_with_memlock(8 * PAGE as u64);
+        let a = mmap_anon(4 * PAGE);
+        mlock(a, 4 * PAGE).unwrap();
+        assert_errno!(mremap(a, 4 * PAGE, 16 * PAGE, MREMAP_MAYMOVE, 0), EAGAIN);
+        assert_eq!(status_kb("VmLck"), 4 * PAGE as u64 / 1024);
     });
 }
 
