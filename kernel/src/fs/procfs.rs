@@ -939,6 +939,7 @@ fn smaps(p: &Arc<Process>) -> String {
             (f.contains(VmFlags::LOCKED), "lo"),
             (f.contains(VmFlags::DONTFORK), "dc"),
             (f.contains(VmFlags::NORESERVE), "nr"),
+            (f.contains(VmFlags::WIPEONFORK), "wf"),
         ] {
             if on {
                 flags.push(' ');

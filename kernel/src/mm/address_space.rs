@@ -135,7 +135,8 @@ impl MmStruct {
         }
     }
 
-    /// Linux's `dup_mmap`: the child gets every VMA (but VM_DONTFORK ones);
+    /// Linux's `dup_mmap`: the child gets every VMA (but VM_DONTFORK ones, and
+    /// VM_WIPEONFORK ones empty);
     /// private writable pages become copy-on-write in both, shared pages are
     /// shared. Fails with None on memory exhaustion (the partial child is dropped).
     pub fn fork(&self) -> Option<Arc<MmStruct>> {
@@ -156,6 +157,9 @@ impl MmStruct {
             child_vma.flags.remove(super::vma::VmFlags::LOCKED | super::vma::VmFlags::LOCKONFAULT);
             child_vma.open();
             c.vmas.insert(vma.start, child_vma);
+            if vma.flags.contains(super::vma::VmFlags::WIPEONFORK) {
+                continue;
+            }
             let mut va = vma.start;
             while let Some((at, m)) = parent.pt.next_mapped(&pmem, va, vma.end) {
                 let mut flags = m.flags;

@@ -30,13 +30,13 @@ pub const MADV_POPULATE_READ: u32 = 22;
 pub const MADV_POPULATE_WRITE: u32 = 23;
 
 fn known(advice: u32) -> bool {
-    matches!(advice, 0..=4 | 8..=11 | 14..=17 | 20..=23)
+    matches!(advice, 0..=4 | 8..=11 | 14..=23)
 }
 
 pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<()> {
     if !known(advice) {
-        if matches!(advice, MADV_MERGEABLE | MADV_UNMERGEABLE | MADV_WIPEONFORK | MADV_KEEPONFORK) {
-            crate::log_once!("madvise: KSM and WIPEONFORK are not supported");
+        if matches!(advice, MADV_MERGEABLE | MADV_UNMERGEABLE) {
+            crate::log_once!("madvise: KSM is not supported");
         }
         return Err(EINVAL);
     }
@@ -103,14 +103,22 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                     }
                     inner = mm.inner.lock();
                 }
-                MADV_DONTFORK | MADV_DOFORK => {
+                MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
+                    // Only private anonymous memory can be wiped in a child.
+                    if advice == MADV_WIPEONFORK && (v.is_shared() || !matches!(v.backend, Backend::Anonymous)) {
+                        break 'walk Err(EINVAL);
+                    }
                     if let Err(e) = inner.check_split(*s, *e) {
                         break 'walk Err(e);
                     }
                     inner.split_at(*s, *e);
+                    let (flag, on) = match advice {
+                        MADV_DONTFORK | MADV_DOFORK => (VmFlags::DONTFORK, advice == MADV_DONTFORK),
+                        _ => (VmFlags::WIPEONFORK, advice == MADV_WIPEONFORK),
+                    };
                     let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
                     for k in keys {
-                        inner.vmas.get_mut(&k).unwrap().flags.set(VmFlags::DONTFORK, advice == MADV_DONTFORK);
+                        inner.vmas.get_mut(&k).unwrap().flags.set(flag, on);
                     }
                     inner.merge_around(*s, *e);
                 }

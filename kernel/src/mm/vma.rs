@@ -32,6 +32,8 @@ bitflags::bitflags! {
         /// MAP_NORESERVE: no commit accounting; like every flag, it keeps the VMA
         /// from merging with neighbours that lack it (VM_NORESERVE).
         const NORESERVE = 1 << 7;
+        /// MADV_WIPEONFORK: a child gets the mapping empty (zero-filled), not a copy.
+        const WIPEONFORK = 1 << 8;
     }
 }
 

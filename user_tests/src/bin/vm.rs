@@ -74,6 +74,9 @@ fn main() {
             shared_anonymous_pages_touched_before_fork_are_shared_both_ways,
             shared_anonymous_pages_first_touched_after_fork_are_shared_both_ways,
             madvise_dontfork_range_is_not_mapped_in_child,
+            madvise_wipeonfork_gives_the_child_zeroed_memory,
+            madvise_keeponfork_makes_the_child_copy_again,
+            madvise_wipeonfork_on_shared_or_file_memory_is_einval,
             madvise_dofork_makes_range_inherited_again,
             // 4. msync.
             msync_sync_and_async_together_is_einval,
@@ -1114,6 +1117,35 @@ fn madvise_dontfork_range_is_not_mapped_in_child() {
     assert_eq!(fault_in_child(r.page(0), false), Fault::SegvMaperr, "not in the child");
     assert_eq!(fault_in_child(r.page(1), false), Fault::None, "the rest is inherited");
     assert_page(r.page(0), pat(0), "still mapped in the parent");
+}
+
+/// MADV_WIPEONFORK: the child has the range, zero-filled; the parent keeps its data and
+/// the rest of the mapping is copied as usual.
+fn madvise_wipeonfork_gives_the_child_zeroed_memory() {
+    let r = Region::new(Kind::PrivateAnon, 2);
+    madvise(r.page(0), PAGE, MADV_WIPEONFORK).unwrap();
+    assert_eq!(child_exit(|| load_byte(r.page(0) + 9) as i32), Exit::Code(0), "wiped in the child");
+    assert_eq!(child_exit(|| load_byte(r.page(1) + 9) as i32), Exit::Code(pat(1) as i32), "copied");
+    assert_page(r.page(0), pat(0), "the parent keeps its data");
+}
+
+fn madvise_keeponfork_makes_the_child_copy_again() {
+    let r = Region::new(Kind::PrivateAnon, 1);
+    madvise(r.addr, PAGE, MADV_WIPEONFORK).unwrap();
+    madvise(r.addr, PAGE, MADV_KEEPONFORK).unwrap();
+    assert_eq!(child_exit(|| load_byte(r.addr + 9) as i32), Exit::Code(pat(0) as i32));
+}
+
+/// Only private anonymous memory can be wiped on fork.
+fn madvise_wipeonfork_on_shared_or_file_memory_is_einval() {
+    let shared = Region::new(Kind::SharedAnon, 1);
+    assert_errno!(madvise(shared.addr, PAGE, MADV_WIPEONFORK), EINVAL);
+    let dir = TempDir::new();
+    let fd = pattern_file(&dir, 1);
+    let a = mmap(0, PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+    assert_errno!(madvise(a, PAGE, MADV_WIPEONFORK), EINVAL);
+    munmap(a, PAGE).unwrap();
+    close(fd).unwrap();
 }
 
 fn madvise_dofork_makes_range_inherited_again() {
