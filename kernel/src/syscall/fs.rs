@@ -748,6 +748,24 @@ pub fn sys_fsync(a: Args) -> SysResult {
     ok(0)
 }
 
+/// fadvise64 (Linux's mm/fadvise.c): a file descriptor that is not a pipe, a length that
+/// is not negative, a known advice. Every file here lives in memory with no backing
+/// device, where Linux's `generic_fadvise` does nothing either.
+pub fn sys_fadvise64(a: Args) -> SysResult {
+    const POSIX_FADV_NOREUSE: i32 = 5;
+    let f = get_file(a.i32(0))?;
+    if f.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    if matches!(f.kind, FileKind::PipeRead(_) | FileKind::PipeWrite(_)) {
+        return Err(ESPIPE);
+    }
+    if (a.u(2) as i64) < 0 || !(0..=POSIX_FADV_NOREUSE).contains(&a.i32(3)) {
+        return Err(EINVAL);
+    }
+    ok(0)
+}
+
 pub fn sys_ftruncate(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
     let len = a.u(1) as i64;

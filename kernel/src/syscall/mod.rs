@@ -224,6 +224,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         204 => misc::sys_sched_getaffinity(a),
         217 => fs::sys_getdents64(a),
         218 => process::sys_set_tid_address(a),
+        221 => fs::sys_fadvise64(a),
         228 => time::sys_clock_gettime(a),
         229 => time::sys_clock_getres(a),
         230 => time::sys_clock_nanosleep(a),

@@ -22,6 +22,8 @@ fn main() {
             open_directory_flag_on_file_is_enotdir,
             open_directory_for_writing_is_eisdir,
             open_with_access_mode_3_allows_neither_read_nor_write,
+            fadvise_accepts_every_advice_and_keeps_the_data,
+            fadvise_checks_the_descriptor_the_length_and_the_advice,
             open_of_a_symlink_with_o_path_and_o_nofollow_refers_to_the_link,
             open_of_a_symlink_with_o_nofollow_alone_is_eloop,
             removing_or_renaming_dot_and_dotdot_has_linux_errnos,
@@ -532,6 +534,43 @@ fn open_with_access_mode_3_allows_neither_read_nor_write() {
     assert_errno!(write(fd, b"x"), EBADF);
     close(fd).unwrap();
     assert_errno!(open(dir.path.to_str().unwrap(), 3, 0), EISDIR);
+}
+
+fn fadvise(fd: i32, off: i64, len: i64, advice: i32) -> Result<i64, user_tests::Errno> {
+    sys!(SYS_fadvise64, fd, off, len, advice)
+}
+
+/// Every POSIX_FADV_* advice (NORMAL..NOREUSE) is accepted; none loses data.
+fn fadvise_accepts_every_advice_and_keeps_the_data() {
+    let dir = TempDir::new();
+    let fd = open(&dir.file("f", b"data"), O_RDONLY, 0).unwrap();
+    for advice in 0..=5 {
+        assert_eq!(fadvise(fd, 0, 0, advice), Ok(0), "advice {advice}");
+    }
+    let mut b = [0u8; 4];
+    assert_eq!(sys!(SYS_pread64, fd, b.as_mut_ptr(), 4, 0), Ok(4));
+    assert_eq!(&b, b"data");
+    close(fd).unwrap();
+}
+
+/// fadvise: a bad or O_PATH descriptor is EBADF, a pipe ESPIPE, a negative length or
+/// an unknown advice EINVAL.
+fn fadvise_checks_the_descriptor_the_length_and_the_advice() {
+    let dir = TempDir::new();
+    let path = dir.file("f", b"data");
+    let fd = open(&path, O_RDONLY, 0).unwrap();
+    assert_errno!(fadvise(-1, 0, 0, 0), EBADF);
+    assert_errno!(fadvise(fd, 0, -1, 0), EINVAL);
+    assert_errno!(fadvise(fd, 0, 0, 6), EINVAL);
+    assert_errno!(fadvise(fd, 0, 0, -1), EINVAL);
+    close(fd).unwrap();
+    let opath = open(&path, O_PATH, 0).unwrap();
+    assert_errno!(fadvise(opath, 0, 0, 0), EBADF);
+    close(opath).unwrap();
+    let (r, w) = pipe(0).unwrap();
+    assert_errno!(fadvise(r, 0, 0, 0), ESPIPE);
+    close(r).unwrap();
+    close(w).unwrap();
 }
 
 /// O_PATH | O_NOFOLLOW on a symlink gives a descriptor of the link itself.

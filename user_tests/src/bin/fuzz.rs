@@ -413,6 +413,7 @@ const CALLS: &[Call] = calls! {
     204 sched_getaffinity [Pid, Len, Buf] None;
     217 getdents64 [Fd, Buf, Len] None;
     218 set_tid_address [Buf] None;
+    221 fadvise64 [Fd, Offset, Len, Below(8)] None;
     228 clock_gettime [OneOf(&[0, 1, 2, 3, 4, 5, 6, 7, 11, 100, (-2i64) as u64]), Buf] None;
     229 clock_getres [OneOf(&[0, 1, 2, 3, 4, 5, 6, 7, 11, 100]), Buf] None;
     230 clock_nanosleep [OneOf(&[0, 1, 7, 100]), Flags(1), Timespec, Buf] None;
