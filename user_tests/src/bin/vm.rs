@@ -87,6 +87,7 @@ fn main() {
             msync_zero_length_is_ok,
             // 5. madvise.
             madvise_dontneed_on_shared_file_mapping_keeps_data,
+            punching_a_hole_keeps_a_private_mappings_copies,
             madvise_dontneed_failing_on_a_locked_piece_has_zapped_the_pieces_before_it,
             brk_growth_after_mlockall_future_is_locked,
             mremap_growth_of_a_locked_mapping_is_populated,
@@ -1276,6 +1277,23 @@ fn map_populate_of_a_private_writable_file_mapping_makes_private_copies() {
     assert!(after >= before + want, "RssAnon {before} kB before, {after} kB after populating {N} pages");
     assert_page(a + 7 * PAGE, pat(7), "the copies hold the file's data");
     munmap(a, N * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// A hole punched in a file leaves a private mapping's copy-on-write copies alone and
+/// takes only the file's pages it still mapped (Linux's unmap_mapping_range without
+/// even_cows): the written page keeps the write, the read-only page reads the hole.
+fn punching_a_hole_keeps_a_private_mappings_copies() {
+    let dir = TempDir::new();
+    let fd = pattern_file(&dir, 2);
+    let a = mmap(0, 2 * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+    store_byte(a + 5, 0x77);
+    assert_eq!(load_byte(a + PAGE + 5), pat(1));
+    sys!(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 2 * PAGE).unwrap();
+    assert_eq!(load_byte(a + 5), 0x77, "the private copy survives");
+    assert_eq!(load_byte(a + 6), pat(0), "all of it");
+    assert_eq!(load_byte(a + PAGE + 5), 0, "the file's page is gone: the hole reads zero");
+    munmap(a, 2 * PAGE).unwrap();
     close(fd).unwrap();
 }
 
