@@ -930,9 +930,11 @@ fn smaps(p: &Arc<Process>) -> String {
             (v.prot.contains(Prot::READ), "rd"),
             (v.prot.contains(Prot::WRITE), "wr"),
             (v.prot.contains(Prot::EXEC), "ex"),
-            (v.is_shared(), "sh"),
+            // A shared mapping of a file opened read-only loses VM_SHARED and VM_MAYWRITE
+            // (do_mmap) but keeps VM_MAYSHARE.
+            (v.is_shared() && v.may_write(), "sh"),
             (true, "mr"),
-            (true, "mw"),
+            (v.may_write(), "mw"),
             (true, "me"),
             (v.is_shared(), "ms"),
             (f.contains(VmFlags::GROWSDOWN), "gd"),

@@ -87,6 +87,7 @@ fn main() {
             msync_zero_length_is_ok,
             // 5. madvise.
             madvise_dontneed_on_shared_file_mapping_keeps_data,
+            smaps_of_a_shared_mapping_of_a_read_only_fd_shows_neither_sh_nor_mw,
             punching_a_hole_keeps_a_private_mappings_copies,
             madvise_dontneed_failing_on_a_locked_piece_has_zapped_the_pieces_before_it,
             brk_growth_after_mlockall_future_is_locked,
@@ -2197,6 +2198,31 @@ fn smaps_lists_each_vma_with_its_size_rss_and_flags() {
     let flags = block.iter().find_map(|l| l.strip_prefix("VmFlags:")).unwrap();
     assert!(flags.split_whitespace().any(|f| f == "rd") && flags.split_whitespace().any(|f| f == "wr"), "{flags}");
     munmap(outer, 5 * PAGE).unwrap();
+}
+
+/// A MAP_SHARED mapping of a file opened O_RDONLY can never be written: smaps shows
+/// "ms" (may share) but neither "sh" nor "mw", as Linux's do_mmap clears VM_SHARED and
+/// VM_MAYWRITE for it.
+fn smaps_of_a_shared_mapping_of_a_read_only_fd_shows_neither_sh_nor_mw() {
+    let dir = TempDir::new();
+    let path = dir.file("f", &vec![1u8; PAGE]);
+    let fd = open(&path, O_RDONLY, 0).unwrap();
+    let a = mmap(0, PAGE, PROT_READ, MAP_SHARED, fd, 0).unwrap();
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let header = format!("{:08x}-{:08x} ", a, a + PAGE);
+    let flags = smaps
+        .lines()
+        .skip_while(|l| !l.starts_with(&header))
+        .find_map(|l| l.strip_prefix("VmFlags:"))
+        .expect("the mapping's VmFlags")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    assert!(has("rd") && has("mr") && has("ms"), "{flags:?}");
+    assert!(!has("sh") && !has("mw"), "{flags:?}");
+    munmap(a, PAGE).unwrap();
+    close(fd).unwrap();
 }
 
 /// /proc/self/pagemap: bit 63 (present) for touched pages only; bit 61 (file
