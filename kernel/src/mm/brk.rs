@@ -38,7 +38,7 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
         });
     }
     inner.brk = addr;
-    let populate = inner.def_flags.contains(VmFlags::LOCKED) && !inner.def_flags.contains(VmFlags::LOCKONFAULT);
+    let populate = inner.def_flags.populates_locked();
     drop(inner);
     if populate && new_end > old_end {
         // Failures are left to the later access, as Linux's mm_populate.

@@ -298,7 +298,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     drop(inner);
     // Failures (and a kill) are left to the later access and the way out, as Linux's
     // `mm_populate` ignores them: the mapping exists.
-    if vflags.contains(VmFlags::LOCKED) && !vflags.contains(VmFlags::LOCKONFAULT) {
+    if vflags.populates_locked() {
         let _ = super::mlock::populate(mm, start, start + len);
     } else if flags & MAP_POPULATE != 0 {
         let _ = super::mlock::populate_range(mm, start, start + len, super::mlock::populate_access);

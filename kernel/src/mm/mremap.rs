@@ -66,7 +66,7 @@ fn resize(
     if locked && !super::mlock::may_lock(&inner, (new_len - old_len) / PAGE_SIZE) {
         return Err(EAGAIN);
     }
-    let grown = |at: u64| (locked && !vma.flags.contains(VmFlags::LOCKONFAULT)).then_some((at + old_len, at + new_len));
+    let grown = |at: u64| (locked && vma.flags.populates_locked()).then_some((at + old_len, at + new_len));
 
     if flags & MREMAP_FIXED != 0 {
         if !new_addr.is_multiple_of(PAGE_SIZE) {

@@ -26,9 +26,8 @@ use super::address_space::MmStruct;
 use super::page::PageKind;
 use super::PAGE_SIZE;
 use crate::process::signal::{self, SigInfo};
-use crate::process::task::{Process, TABLES};
+use crate::process::task::{all_processes, Process};
 use alloc::sync::{Arc, Weak};
-use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 /// `oom_score_adj` that exempts a process (OOM_SCORE_ADJ_MIN).
@@ -84,11 +83,6 @@ pub fn oom_score(p: &Process) -> i64 {
         Some(badness) => (1000 + badness * 1000 / totalpages) * 2 / 3,
         None => 0,
     }
-}
-
-/// Every live process, in pid order.
-fn all_processes() -> Vec<Arc<Process>> {
-    TABLES.lock().processes.values().filter_map(Weak::upgrade).collect()
 }
 
 enum Selected {

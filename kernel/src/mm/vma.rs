@@ -37,6 +37,14 @@ bitflags::bitflags! {
     }
 }
 
+impl VmFlags {
+    /// Locked with every page faulted in at once (VM_LOCKED without VM_LOCKONFAULT): what
+    /// mmap, brk and mremap populate.
+    pub fn populates_locked(self) -> bool {
+        self.contains(Self::LOCKED) && !self.contains(Self::LOCKONFAULT)
+    }
+}
+
 /// Where a VMA's pages come from. One enum per VMA instead of flags, as in
 /// Starry; the mshare window joins it with the mshare issue.
 #[derive(Clone)]

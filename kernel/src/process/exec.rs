@@ -191,11 +191,10 @@ pub fn exec_into(
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);
 
-    let readable = {
+    let (readable, (creds, secure)) = {
         let c = t.process.creds.lock();
-        inode_permission(&c, &inode, MAY_READ).is_ok()
+        (inode_permission(&c, &inode, MAY_READ).is_ok(), exec_creds(&c, &inode.metadata()))
     };
-    let (creds, secure) = exec_creds(&t.process.creds.lock(), &inode.metadata());
     let auxv = elf_loader::exec_auxv(
         &info,
         bias,

@@ -154,8 +154,7 @@ fn orphan(children: Vec<Arc<Process>>) {
 
 /// Members of process group `pgid`, zombies included.
 fn pgrp_members(pgid: Tid) -> Vec<Arc<Process>> {
-    let tables = TABLES.lock();
-    tables.processes.values().filter_map(|w| w.upgrade()).filter(|p| p.pgid() == pgid).collect()
+    super::task::all_processes().into_iter().filter(|p| p.pgid() == pgid).collect()
 }
 
 /// Whether process group `pgid` is orphaned once `ignored` is gone (Linux's

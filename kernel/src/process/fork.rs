@@ -86,10 +86,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     // A dying caller makes nothing (Linux: copy_process's fatal_signal_pending check); the
     // error never reaches user space, the caller exits on its way out. A child that still
     // slips in meets the group's exit in its first exit_to_user_mode.
-    if super::signal::fatal_signal_pending(&parent)
-        || parent.process.group_exit.lock().is_some()
-        || parent.exit_status.lock().is_some()
-    {
+    if super::signal::fatal_signal_pending(&parent) || parent.process.group_exit.lock().is_some() {
         return Err(ERESTARTNOINTR);
     }
     let mm = if f & CLONE_VM != 0 {

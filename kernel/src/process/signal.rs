@@ -356,21 +356,14 @@ pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
     }
 }
 
-/// Queues a process-directed signal and wakes a thread that can take it.
 /// SIGKILL to every process but init (init has exited: the system goes down).
 pub fn kill_all_but_init() {
-    let all: alloc::vec::Vec<_> = super::task::TABLES
-        .lock()
-        .processes
-        .iter()
-        .filter(|(&pid, _)| pid != 1)
-        .filter_map(|(_, w)| w.upgrade())
-        .collect();
-    for p in &all {
+    for p in super::task::all_processes().iter().filter(|p| p.pid != 1) {
         kill_group(p, super::exit::signaled_status(SIGKILL, false));
     }
 }
 
+/// Queues a process-directed signal and wakes a thread that can take it.
 pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
     let sig = info.signo as u32;
     prepare_signal(p, sig);

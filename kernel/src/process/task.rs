@@ -326,6 +326,12 @@ pub struct Tables {
 pub static TABLES: Mutex<Tables> =
     Mutex::new(Tables { tasks: BTreeMap::new(), processes: BTreeMap::new(), next_tid: 1 });
 
+/// Every process in the table (zombies included), in pid order: a snapshot taken
+/// under the table lock, for walks that then lock each process.
+pub fn all_processes() -> Vec<Arc<Process>> {
+    TABLES.lock().processes.values().filter_map(Weak::upgrade).collect()
+}
+
 /// A free id (Linux reuses pids cyclically; so do we, below PID_MAX).
 pub fn alloc_tid() -> Tid {
     const PID_MAX: Tid = 4_194_304;

@@ -843,15 +843,8 @@ const PRIO_USER: u32 = 2;
 /// The processes a priority call names.
 fn prio_targets(which: u32, who: u32) -> KResult<alloc::vec::Vec<alloc::sync::Arc<crate::process::task::Process>>> {
     let me = current().process.clone();
-    let all = || {
-        crate::process::task::TABLES
-            .lock()
-            .processes
-            .values()
-            .filter_map(|w| w.upgrade())
-            .filter(|p| !p.is_zombie())
-            .collect::<alloc::vec::Vec<_>>()
-    };
+    let all =
+        || crate::process::task::all_processes().into_iter().filter(|p| !p.is_zombie()).collect::<alloc::vec::Vec<_>>();
     let v = match which {
         PRIO_PROCESS => {
             alloc::vec![if who == 0 { me } else { find_process(who).filter(|p| !p.is_zombie()).ok_or(ESRCH)? }]

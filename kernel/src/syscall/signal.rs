@@ -5,7 +5,7 @@ use crate::arch::trap::TrapFrame;
 use crate::errno::*;
 use crate::process::current;
 use crate::process::signal::*;
-use crate::process::task::{find_process, find_task, Process, TABLES};
+use crate::process::task::{find_process, find_task, Process};
 use alloc::vec::Vec;
 
 fn check_sig(sig: u32) -> KResult<()> {
@@ -242,8 +242,7 @@ pub fn sys_kill(a: Args) -> SysResult {
         } else {
             0
         };
-        let all: Vec<_> = TABLES.lock().processes.values().filter_map(|w| w.upgrade()).collect();
-        let v: Vec<_> = all
+        let v: Vec<_> = crate::process::task::all_processes()
             .into_iter()
             .filter(|p| !p.is_zombie())
             .filter(|p| if pid == -1 { p.pid != 1 && p.pid != me.process.pid } else { p.pgid() == pgid })
