@@ -230,6 +230,10 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             if f.inode().and_then(|i| i.page_cache()).is_none() {
                 return Err(ENODEV);
             }
+            // `file_mmap_ok`: the mapping must end within MAX_LFS_FILESIZE.
+            if offset + len > i64::MAX as u64 {
+                return Err(EOVERFLOW);
+            }
             if shared && prot_bits.contains(Prot::WRITE) && !file_writable {
                 return Err(EACCES);
             }
@@ -300,7 +304,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     // `mm_populate` ignores them: the mapping exists.
     if vflags.populates_locked() {
         let _ = super::mlock::populate(mm, start, start + len);
-    } else if flags & MAP_POPULATE != 0 {
+    } else if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
         let _ = super::mlock::populate_range(mm, start, start + len, super::mlock::populate_access);
     }
     Ok(start)

@@ -28,6 +28,7 @@ pub mod munmap;
 pub mod oom_kill;
 pub mod page;
 pub mod page_cache;
+pub mod remap_file_pages;
 pub mod rmap;
 pub mod tests;
 pub mod tlb;

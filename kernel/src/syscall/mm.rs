@@ -64,6 +64,11 @@ pub fn sys_mremap(a: Args) -> SysResult {
     ok(crate::mm::mremap::do_mremap(&current_mm(), a.u(0), a.u(1), a.u(2), a.u32(3), a.u(4))? as usize)
 }
 
+pub fn sys_remap_file_pages(a: Args) -> SysResult {
+    crate::mm::remap_file_pages::do_remap_file_pages(&current_mm(), a.u(0), a.u(1), a.u(2), a.u(3), a.u(4))?;
+    ok(0)
+}
+
 pub fn sys_mlock(a: Args) -> SysResult {
     crate::mm::mlock::do_mlock(&current_mm(), a.u(0), a.u(1), 0)?;
     ok(0)

@@ -411,6 +411,7 @@ const CALLS: &[Call] = calls! {
     202 futex [Futex, OneOf(&[0, 1, 3, 4, 5, 9, 10, 128, 129, 137, 138, 256, 393, 20]), Below(4), Timespec, Futex, Struct] None;
     203 sched_setaffinity [Pid, Len, Struct] None;
     204 sched_getaffinity [Pid, Len, Buf] None;
+    216 remap_file_pages [OneOf(&[0, 0, 0, 1]), OneOf(&[0, 1, 3, 15, 1 << 40, 1 << 52, u64::MAX])] MemRange;
     217 getdents64 [Fd, Buf, Len] None;
     218 set_tid_address [Buf] None;
     221 fadvise64 [Fd, Offset, Len, Below(8)] None;

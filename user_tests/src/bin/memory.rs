@@ -38,6 +38,21 @@ fn main() {
             madvise_dontneed_zero_fills_private_anonymous_pages,
             null_dereference_in_child_is_signal_11,
             main_thread_stack_grows_on_demand,
+            remap_file_pages_shows_file_page_3_at_page_0,
+            remap_file_pages_splits_the_maps_line,
+            remap_file_pages_faults_the_range_in_unless_map_nonblock,
+            remap_file_pages_rounds_start_and_size_down_to_pages,
+            remap_file_pages_spans_back_to_back_vmas_of_one_open_file,
+            remap_file_pages_of_shared_anonymous_memory_remaps_its_pages,
+            remap_file_pages_ignores_flags_other_than_map_nonblock,
+            remap_file_pages_with_a_protection_is_einval,
+            remap_file_pages_of_an_empty_or_wrapping_range_is_einval,
+            remap_file_pages_with_a_wrapping_pgoff_is_einval,
+            remap_file_pages_past_the_largest_file_offset_is_eoverflow,
+            remap_file_pages_of_a_private_unmapped_or_read_only_range_is_einval,
+            remap_file_pages_across_a_hole_another_file_or_another_protection_is_einval,
+            mmap_populate_with_map_nonblock_faults_nothing_in,
+            mmap_of_a_file_past_the_largest_file_offset_is_eoverflow,
         ],
     )
 }
@@ -324,4 +339,273 @@ fn recurse(depth: usize) -> u8 {
 fn main_thread_stack_grows_on_demand() {
     let pid = fork_child(|| (recurse(32) == (1..=32u32).sum::<u32>() as u8) as i32);
     assert_eq!(wait_child(pid), Exit::Code(1));
+}
+
+fn remap_file_pages(addr: usize, size: usize, prot: i32, pgoff: usize, flags: i32) -> Result<i64, user_tests::Errno> {
+    sys!(SYS_remap_file_pages, addr, size, prot, pgoff, flags)
+}
+
+/// A file of `pages` pages, page `i` filled with `b'A' + i`, open read-write.
+fn lettered_file(dir: &TempDir, pages: usize) -> i32 {
+    let data: Vec<u8> = (0..pages).flat_map(|i| [b'A' + i as u8; PAGE]).collect();
+    open(&dir.file("f", &data), O_RDWR, 0).unwrap()
+}
+
+/// The first byte of each of `pages` pages at `a`.
+fn letters(a: usize, pages: usize) -> Vec<u8> {
+    (0..pages).map(|i| load_byte(a + i * PAGE)).collect()
+}
+
+/// Whether /proc/self/pagemap shows the page at `addr` present (bit 63).
+fn page_present(addr: usize) -> bool {
+    let fd = open("/proc/self/pagemap", O_RDONLY, 0).unwrap();
+    let mut e = [0u8; 8];
+    assert_eq!(sys!(SYS_pread64, fd, e.as_mut_ptr(), 8, (addr / PAGE * 8) as i64).unwrap(), 8);
+    close(fd).unwrap();
+    u64::from_le_bytes(e) >> 63 == 1
+}
+
+/// The /proc/self/maps lines of the VMAs inside [start, end), without the path: `start-end
+/// perms offset`.
+fn maps_between(start: usize, end: usize) -> Vec<String> {
+    // One buffer, allocated before the first read: growing it would change the maps
+    // between two reads.
+    let mut buf = vec![0u8; 1 << 20];
+    let fd = open("/proc/self/maps", O_RDONLY, 0).unwrap();
+    let mut len = 0;
+    while let n @ 1.. = user_tests::read(fd, &mut buf[len..]).unwrap() {
+        len += n;
+    }
+    close(fd).unwrap();
+    String::from_utf8_lossy(&buf[..len])
+        .lines()
+        .filter(|l| {
+            let (s, e) = l.split_once(' ').unwrap().0.split_once('-').unwrap();
+            let (s, e) = (usize::from_str_radix(s, 16).unwrap(), usize::from_str_radix(e, 16).unwrap());
+            start <= s && e <= end
+        })
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// remap_file_pages maps another page of the file at a page of a shared mapping: the
+/// first page then shows (and writes) file page 3, the others keep theirs.
+fn remap_file_pages_shows_file_page_3_at_page_0() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_eq!(remap_file_pages(a, PAGE, 0, 3, 0), Ok(0));
+    assert_eq!(letters(a, 4), b"DBCD");
+    store_byte(a + 1, b'x');
+    let mut b = [0u8; 2];
+    assert_eq!(sys!(SYS_pread64, fd, b.as_mut_ptr(), 2, 3 * PAGE as i64), Ok(2));
+    assert_eq!(&b, b"Dx");
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// The emulation makes a VMA of the remapped range, as Linux's do_mmap: maps shows the
+/// first page at offset 0x3000, the rest as before.
+fn remap_file_pages_splits_the_maps_line() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_eq!(maps_between(a, a + 4 * PAGE), [format!("{:08x}-{:08x} rw-s 00000000", a, a + 4 * PAGE)]);
+    remap_file_pages(a, PAGE, 0, 3, 0).unwrap();
+    assert_eq!(
+        maps_between(a, a + 4 * PAGE),
+        [
+            format!("{:08x}-{:08x} rw-s 00003000", a, a + PAGE),
+            format!("{:08x}-{:08x} rw-s 00001000", a + PAGE, a + 4 * PAGE),
+        ]
+    );
+    // Remapping the page back to its own offset merges the VMAs again.
+    remap_file_pages(a, PAGE, 0, 0, 0).unwrap();
+    assert_eq!(maps_between(a, a + 4 * PAGE), [format!("{:08x}-{:08x} rw-s 00000000", a, a + 4 * PAGE)]);
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// The new mapping is made with MAP_POPULATE: its pages are present at once, unless the
+/// caller passed MAP_NONBLOCK.
+fn remap_file_pages_faults_the_range_in_unless_map_nonblock() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert!(!page_present(a) && !page_present(a + 2 * PAGE));
+    remap_file_pages(a, PAGE, 0, 3, 0).unwrap();
+    assert!(page_present(a));
+    remap_file_pages(a + 2 * PAGE, PAGE, 0, 1, MAP_NONBLOCK).unwrap();
+    assert!(!page_present(a + 2 * PAGE));
+    assert_eq!(load_byte(a + 2 * PAGE), b'B');
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// Start and size are rounded down to whole pages: one page and a bit from one byte in
+/// remaps just the first page.
+fn remap_file_pages_rounds_start_and_size_down_to_pages() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_eq!(remap_file_pages(a + 5, PAGE + 100, 0, 3, 0), Ok(0));
+    assert_eq!(letters(a, 4), b"DBCD");
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// The range may cover several VMAs if they follow each other and map the same open
+/// file with the same flags.
+fn remap_file_pages_spans_back_to_back_vmas_of_one_open_file() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 8);
+    let a = mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    mmap(a + PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 5 * PAGE as i64).unwrap();
+    assert_eq!(letters(a, 2), b"AF");
+    assert_eq!(remap_file_pages(a, 2 * PAGE, 0, 6, 0), Ok(0));
+    assert_eq!(letters(a, 2), b"GH");
+    munmap(a, 2 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// Shared anonymous memory is a shmem file: its pages can be remapped too.
+fn remap_file_pages_of_shared_anonymous_memory_remaps_its_pages() {
+    let a = mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0).unwrap();
+    store_byte(a + PAGE, b'z');
+    assert_eq!(remap_file_pages(a, PAGE, 0, 1, 0), Ok(0));
+    assert_eq!(load_byte(a), b'z');
+    munmap(a, 2 * PAGE).unwrap();
+}
+
+/// Flags other than MAP_NONBLOCK are dropped, not refused (`flags &= MAP_NONBLOCK`).
+fn remap_file_pages_ignores_flags_other_than_map_nonblock() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_eq!(remap_file_pages(a, PAGE, 0, 2, MAP_PRIVATE | MAP_ANONYMOUS | 0x1234), Ok(0));
+    assert_eq!(letters(a, 2), b"CB");
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// The mapping keeps its own protection: any `prot` but 0 is EINVAL.
+fn remap_file_pages_with_a_protection_is_einval() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_errno!(remap_file_pages(a, PAGE, PROT_READ, 3, 0), EINVAL);
+    assert_eq!(letters(a, 1), b"A");
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// A size that rounds down to nothing, or a range that wraps around the address space, is
+/// EINVAL.
+fn remap_file_pages_of_an_empty_or_wrapping_range_is_einval() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_errno!(remap_file_pages(a, 0, 0, 3, 0), EINVAL);
+    assert_errno!(remap_file_pages(a, 100, 0, 3, 0), EINVAL);
+    assert_errno!(remap_file_pages(a, PAGE.wrapping_neg(), 0, 3, 0), EINVAL);
+    assert_eq!(letters(a, 1), b"A");
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// A page offset that wraps when the range's pages are added is EINVAL.
+fn remap_file_pages_with_a_wrapping_pgoff_is_einval() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_errno!(remap_file_pages(a, PAGE, 0, usize::MAX, 0), EINVAL);
+    assert_errno!(remap_file_pages(a, 2 * PAGE, 0, usize::MAX - 1, 0), EINVAL);
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// An offset past MAX_LFS_FILESIZE is do_mmap's EOVERFLOW; one below it maps (to pages
+/// past the end of the file).
+fn remap_file_pages_past_the_largest_file_offset_is_eoverflow() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    assert_errno!(remap_file_pages(a, PAGE, 0, 1 << 52, 0), EOVERFLOW);
+    assert_errno!(remap_file_pages(a, PAGE, 0, 1 << 51, 0), EOVERFLOW);
+    assert_eq!(letters(a, 1), b"A");
+    assert_eq!(remap_file_pages(a, PAGE, 0, 1 << 40, 0), Ok(0));
+    assert_eq!(maps_between(a, a + PAGE), [format!("{:08x}-{:08x} rw-s 10000000000000", a, a + PAGE)]);
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// Only a shared mapping (VM_SHARED) can be remapped: not a private file mapping, private
+/// anonymous memory, an unmapped address, nor a shared mapping of a file opened read-only
+/// (which has no VM_SHARED).
+fn remap_file_pages_of_a_private_unmapped_or_read_only_range_is_einval() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 4);
+    let p = mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0).unwrap();
+    assert_errno!(remap_file_pages(p, PAGE, 0, 1, 0), EINVAL);
+    let anon = mmap_anon(2 * PAGE);
+    assert_errno!(remap_file_pages(anon, PAGE, 0, 1, 0), EINVAL);
+    munmap(anon, 2 * PAGE).unwrap();
+    assert_errno!(remap_file_pages(anon, PAGE, 0, 1, 0), EINVAL);
+    let ro = open(&dir.join("f"), O_RDONLY, 0).unwrap();
+    let r = mmap(0, 2 * PAGE, PROT_READ, MAP_SHARED, ro, 0).unwrap();
+    assert_errno!(remap_file_pages(r, PAGE, 0, 1, 0), EINVAL);
+    assert_eq!(letters(p, 1), b"A");
+    assert_eq!(letters(r, 1), b"A");
+    munmap(p, 2 * PAGE).unwrap();
+    munmap(r, 2 * PAGE).unwrap();
+    close(ro).unwrap();
+    close(fd).unwrap();
+}
+
+/// A range running past its VMA must continue in VMAs of the same open file with the same
+/// flags and protection, with no hole: otherwise EINVAL, and nothing changes.
+fn remap_file_pages_across_a_hole_another_file_or_another_protection_is_einval() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 8);
+    let a = mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    munmap(a + 2 * PAGE, PAGE).unwrap();
+    assert_errno!(remap_file_pages(a, 4 * PAGE, 0, 4, 0), EINVAL);
+    let fd2 = open(&dir.join("f"), O_RDWR, 0).unwrap();
+    mmap(a + 2 * PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd2, 2 * PAGE as i64).unwrap();
+    assert_errno!(remap_file_pages(a, 4 * PAGE, 0, 4, 0), EINVAL);
+    mmap(a + 2 * PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 2 * PAGE as i64).unwrap();
+    mprotect(a + 3 * PAGE, PAGE, PROT_READ).unwrap();
+    assert_errno!(remap_file_pages(a, 4 * PAGE, 0, 4, 0), EINVAL);
+    assert_errno!(remap_file_pages(a, 5 * PAGE, 0, 4, 0), EINVAL);
+    assert_eq!(letters(a, 4), b"ABCD");
+    munmap(a, 4 * PAGE).unwrap();
+    close(fd2).unwrap();
+    close(fd).unwrap();
+}
+
+/// MAP_POPULATE faults a mapping in, but not together with MAP_NONBLOCK (do_mmap populates
+/// only when `flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE`).
+fn mmap_populate_with_map_nonblock_faults_nothing_in() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 2);
+    let a = mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0).unwrap();
+    assert!(page_present(a) && page_present(a + PAGE));
+    let b = mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE | MAP_NONBLOCK, fd, 0).unwrap();
+    assert!(!page_present(b) && !page_present(b + PAGE));
+    munmap(a, 2 * PAGE).unwrap();
+    munmap(b, 2 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// A file mapping must end within MAX_LFS_FILESIZE (`file_mmap_ok`): EOVERFLOW past it,
+/// even where offset plus length does not wrap; the last page below it maps.
+fn mmap_of_a_file_past_the_largest_file_offset_is_eoverflow() {
+    let dir = TempDir::new();
+    let fd = lettered_file(&dir, 1);
+    let top = (i64::MAX as usize + 1 - 2 * PAGE) as i64;
+    assert_errno!(mmap(0, 2 * PAGE, PROT_READ, MAP_SHARED, fd, top), EOVERFLOW);
+    assert_errno!(mmap(0, PAGE, PROT_READ, MAP_SHARED, fd, i64::MIN), EOVERFLOW);
+    let a = mmap(0, PAGE, PROT_READ, MAP_SHARED, fd, top).unwrap();
+    munmap(a, PAGE).unwrap();
+    close(fd).unwrap();
 }
