@@ -33,15 +33,18 @@ pub const O_NOATIME: u32 = 0o1000000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 pub const O_SYNC: u32 = 0o4010000;
 pub const O_PATH: u32 = 0o10000000;
-pub const O_TMPFILE: u32 = 0o20200000;
+/// O_TMPFILE's own bit; O_TMPFILE is it with O_DIRECTORY.
+pub const __O_TMPFILE: u32 = 0o20000000;
+pub const O_TMPFILE: u32 = __O_TMPFILE | O_DIRECTORY;
 
 /// Flags F_SETFL may change.
 pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
 
 pub enum FileKind {
     Inode(Arc<dyn Inode>),
-    PipeRead(Arc<Pipe>),
-    PipeWrite(Arc<Pipe>),
+    /// A pipe, opened for reading, writing or both (the access mode says which, as
+    /// Linux's f_mode does for pipe_read and pipe_write).
+    Pipe(Arc<Pipe>),
     /// An eventfd counter (an anonymous inode in Linux).
     EventFd(EventFd),
 }
@@ -122,6 +125,15 @@ impl File {
         self.flags() & O_NONBLOCK != 0
     }
 
+    /// The path /proc shows for it (Linux's `d_path`): the path it was opened by, with
+    /// " (deleted)" once the inode has no name left.
+    pub fn display_path(&self) -> String {
+        match &self.kind {
+            FileKind::Inode(i) if i.metadata().nlink == 0 => alloc::format!("{} (deleted)", self.path),
+            _ => self.path.clone(),
+        }
+    }
+
     pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
         match &self.kind {
             FileKind::Inode(i) => Some(i),
@@ -142,8 +154,7 @@ impl File {
             return Err(EBADF);
         }
         match &self.kind {
-            FileKind::PipeRead(p) => p.read(buf, self.nonblock()),
-            FileKind::PipeWrite(_) => Err(EBADF),
+            FileKind::Pipe(p) => p.read(buf, self.nonblock()),
             FileKind::EventFd(e) => e.read(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
@@ -165,8 +176,7 @@ impl File {
             return Err(EBADF);
         }
         match &self.kind {
-            FileKind::PipeWrite(p) => p.write(buf, self.nonblock()),
-            FileKind::PipeRead(_) => Err(EBADF),
+            FileKind::Pipe(p) => p.write(buf, self.nonblock()),
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if !self.seekable() {
@@ -244,17 +254,7 @@ impl File {
     pub fn metadata(&self) -> Metadata {
         match &self.kind {
             FileKind::Inode(i) => i.metadata(),
-            FileKind::PipeRead(p) | FileKind::PipeWrite(p) => Metadata {
-                dev: 0xc,
-                ino: p.ino,
-                mode: S_IFIFO | 0o600,
-                nlink: 1,
-                uid: 0,
-                gid: 0,
-                blksize: 4096,
-                size: 0,
-                ..Default::default()
-            },
+            FileKind::Pipe(p) => p.metadata(),
             // anon_inode_mkinode: mode S_IRUSR | S_IWUSR and no file type.
             FileKind::EventFd(e) => {
                 Metadata { dev: 0xd, ino: e.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
@@ -265,8 +265,7 @@ impl File {
     pub fn poll(&self) -> u16 {
         match &self.kind {
             FileKind::Inode(i) => i.poll(),
-            FileKind::PipeRead(p) => p.poll(true),
-            FileKind::PipeWrite(p) => p.poll(false),
+            FileKind::Pipe(p) => p.poll(fmode_read(self.flags()), fmode_write(self.flags())),
             FileKind::EventFd(e) => e.poll(),
         }
     }
@@ -298,10 +297,8 @@ impl Drop for File {
                 }
             }
         }
-        match &self.kind {
-            FileKind::PipeRead(p) => p.close_end(true),
-            FileKind::PipeWrite(p) => p.close_end(false),
-            FileKind::Inode(_) | FileKind::EventFd(..) => {}
+        if let FileKind::Pipe(p) = &self.kind {
+            p.close_ends(fmode_read(self.flags()), fmode_write(self.flags()));
         }
     }
 }
@@ -311,5 +308,49 @@ pub fn shrink() {
     let mut w = WRITERS.lock();
     if w.is_empty() {
         *w = BTreeMap::new();
+    }
+}
+
+/// The inode an open file refers to (Linux's `file_inode`), where a walk through
+/// /proc/PID/fd/N lands: a filesystem inode itself; for a pipe or an eventfd, which have
+/// no inode of their own here, a `PseudoInode` standing for Linux's pipefs or anonymous
+/// inode.
+pub fn file_inode(f: &File) -> Arc<dyn Inode> {
+    match &f.kind {
+        FileKind::Inode(i) => i.clone(),
+        FileKind::Pipe(p) => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
+        FileKind::EventFd(_) => Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() }),
+    }
+}
+
+fn live_inode() -> crate::leak::Live {
+    crate::leak::INODES.live()
+}
+
+/// A pipe's or an anonymous file's inode as a walk finds it: stat shows its metadata;
+/// open makes another open file of the pipe, or fails as an anonymous inode's does.
+pub struct PseudoInode {
+    meta: Metadata,
+    pipe: Option<Arc<Pipe>>,
+    _live: crate::leak::Live,
+}
+
+impl PseudoInode {
+    /// The open file an open of this inode with `flags` makes (`do_dentry_open`): a pipe
+    /// opens as `fifo_open` does for pipefs, either end or both; an anonymous inode (an
+    /// eventfd) has no open (`no_open`: ENXIO).
+    pub fn open_kind(&self, flags: u32) -> KResult<FileKind> {
+        let pipe = self.pipe.as_ref().ok_or(ENXIO)?;
+        pipe.open_ends(fmode_read(flags), fmode_write(flags));
+        Ok(FileKind::Pipe(pipe.clone()))
+    }
+}
+
+impl Inode for PseudoInode {
+    fn metadata(&self) -> Metadata {
+        self.meta.clone()
+    }
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
     }
 }

@@ -1,7 +1,9 @@
 //! Path resolution (Linux's `path_lookupat`/`link_path_walk`): components,
-//! `.` and `..`, symlinks (at most 40), trailing slashes, and search permission
-//! on every directory passed through (`may_lookup`) for the given credentials.
+//! `.` and `..`, symlinks (at most 40), magic links (`nd_jump_link`: /proc/PID/fd/N
+//! lands on the open file's inode), trailing slashes, and search permission on every
+//! directory passed through (`may_lookup`) for the given credentials.
 
+use super::file::{file_inode, File};
 use super::namei::may_lookup;
 use super::vfs::Inode;
 use crate::errno::*;
@@ -25,8 +27,22 @@ pub fn lookup_from(
     path: &[u8],
     follow: bool,
 ) -> KResult<Arc<dyn Inode>> {
+    lookup_jumping(cred, root, start, path, follow).map(|(inode, _)| inode)
+}
+
+/// `lookup_from`, also giving the open file whose magic link the walk ended on (open
+/// makes a new open file of that one, with its path).
+pub fn lookup_jumping(
+    cred: &Creds,
+    root: Arc<dyn Inode>,
+    start: Arc<dyn Inode>,
+    path: &[u8],
+    follow: bool,
+) -> KResult<(Arc<dyn Inode>, Option<Arc<File>>)> {
     let mut budget = MAX_SYMLINKS;
-    walk(cred, &root, start, path, follow, &mut budget)
+    let mut jumped = None;
+    let inode = walk(cred, &root, start, path, follow, &mut budget, &mut jumped)?;
+    Ok((inode, jumped))
 }
 
 fn walk(
@@ -36,6 +52,7 @@ fn walk(
     path: &[u8],
     follow: bool,
     budget: &mut usize,
+    jumped: &mut Option<Arc<File>>,
 ) -> KResult<Arc<dyn Inode>> {
     if path.len() >= PATH_MAX {
         return Err(ENAMETOOLONG);
@@ -54,13 +71,20 @@ fn walk(
         }
         // `..` at the root stays at the root.
         let next = if *comp == b".." && Arc::ptr_eq(&cur, root) { cur.clone() } else { cur.lookup(as_str(comp)?)? };
+        *jumped = None;
         if next.metadata().file_type() == super::vfs::S_IFLNK && (!last || follow || trailing_slash) {
             if *budget == 0 {
                 return Err(ELOOP);
             }
             *budget -= 1;
-            let target = next.readlink()?;
-            cur = walk(cred, root, cur, &target, true, budget)?;
+            if let Some(file) = next.jump_link() {
+                let file = file?;
+                cur = file_inode(&*file);
+                *jumped = Some(file);
+            } else {
+                let target = next.readlink()?;
+                cur = walk(cred, root, cur, &target, true, budget, jumped)?;
+            }
         } else {
             cur = next;
         }

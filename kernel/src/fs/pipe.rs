@@ -1,7 +1,7 @@
 //! Pipes (Linux's fs/pipe.c): a 64 KiB ring, blocking and non-blocking
 //! ends, EOF when every writer is gone, EPIPE+SIGPIPE when every reader is.
 
-use super::vfs::{POLLERR, POLLHUP, POLLIN, POLLOUT};
+use super::vfs::{Metadata, POLLERR, POLLHUP, POLLIN, POLLOUT, S_IFIFO};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
 use alloc::collections::VecDeque;
@@ -23,23 +23,44 @@ pub struct Pipe {
     readable: WaitQueue,
     writable: WaitQueue,
     pub ino: u64,
-}
-
-impl Default for Pipe {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The creator's fsuid and fsgid: the owner of the pipe's inode (`get_pipe_inode`).
+    owner: (u32, u32),
 }
 
 impl Pipe {
-    pub fn new() -> Pipe {
+    /// A pipe with one reader and one writer (pipe2's two ends), owned by `uid`, `gid`.
+    pub fn new(uid: u32, gid: u32) -> Pipe {
         Pipe {
             _live: crate::leak::INODES.live(),
             inner: Mutex::new(PipeInner { buf: VecDeque::new(), readers: 1, writers: 1 }),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),
             ino: super::tmpfs::next_ino(),
+            owner: (uid, gid),
         }
+    }
+
+    /// The pipe's inode as stat shows it: pipefs, mode 0600 FIFO, its creator's.
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            dev: 0xc,
+            ino: self.ino,
+            mode: S_IFIFO | 0o600,
+            nlink: 1,
+            uid: self.owner.0,
+            gid: self.owner.1,
+            blksize: 4096,
+            ..Default::default()
+        }
+    }
+
+    /// Another open of the pipe (through /proc/PID/fd/N) for reading, writing or both:
+    /// `fifo_open` for a pipefs inode, which counts the new ends and never waits for a
+    /// partner.
+    pub fn open_ends(&self, read: bool, write: bool) {
+        let mut p = self.inner.lock();
+        p.readers += read as usize;
+        p.writers += write as usize;
     }
 
     pub fn read(&self, out: &mut [u8], nonblock: bool) -> KResult<usize> {
@@ -103,22 +124,24 @@ impl Pipe {
         Ok(written)
     }
 
-    pub fn poll(&self, read_end: bool) -> u16 {
+    /// `pipe_poll` for an open file that reads (`read`), writes (`write`) or both.
+    pub fn poll(&self, read: bool, write: bool) -> u16 {
         let p = self.inner.lock();
-        if read_end {
-            (if p.buf.is_empty() { 0 } else { POLLIN }) | if p.writers == 0 { POLLHUP } else { 0 }
-        } else {
-            (if p.buf.len() < PIPE_SIZE { POLLOUT } else { 0 }) | if p.readers == 0 { POLLERR } else { 0 }
+        let mut mask = 0;
+        if read {
+            mask |= (if p.buf.is_empty() { 0 } else { POLLIN }) | if p.writers == 0 { POLLHUP } else { 0 };
         }
+        if write {
+            mask |= (if p.buf.len() < PIPE_SIZE { POLLOUT } else { 0 }) | if p.readers == 0 { POLLERR } else { 0 };
+        }
+        mask
     }
 
-    pub fn close_end(&self, read_end: bool) {
+    /// The last reference to an open file of the pipe went: its ends close.
+    pub fn close_ends(&self, read: bool, write: bool) {
         let mut p = self.inner.lock();
-        if read_end {
-            p.readers -= 1;
-        } else {
-            p.writers -= 1;
-        }
+        p.readers -= read as usize;
+        p.writers -= write as usize;
         drop(p);
         self.readable.wake_all();
         self.writable.wake_all();

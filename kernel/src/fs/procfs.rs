@@ -974,8 +974,7 @@ impl Inode for ExeLink {
     }
 }
 
-/// `/proc/pid/fd`: one link per open descriptor, to the path it was opened by
-/// (`pipe:[ino]` for pipes).
+/// `/proc/pid/fd`: one magic link per open descriptor (`FdLink`).
 struct FdDir {
     _live: Live,
     pid: u32,
@@ -983,10 +982,15 @@ struct FdDir {
 
 impl FdDir {
     fn table(&self) -> KResult<Arc<spin::Mutex<crate::fs::fdtable::FdTable>>> {
-        let p = find_process(self.pid).ok_or(ENOENT)?;
-        let t = p.threads.lock().first().cloned().ok_or(ENOENT)?;
-        Ok(t.files())
+        fd_table(self.pid)
     }
+}
+
+/// The descriptor table of process `pid` (its first thread's).
+fn fd_table(pid: u32) -> KResult<Arc<spin::Mutex<crate::fs::fdtable::FdTable>>> {
+    let p = find_process(pid).ok_or(ENOENT)?;
+    let t = p.threads.lock().first().cloned().ok_or(ENOENT)?;
+    Ok(t.files())
 }
 
 impl Inode for FdDir {
@@ -1014,13 +1018,8 @@ impl Inode for FdDir {
             ".." => Ok(Arc::new(PidDir { _live: live(), pid: self.pid })),
             _ => {
                 let fd: i32 = name.parse().map_err(|_| ENOENT)?;
-                let file = self.table()?.lock().get(fd).map_err(|_| ENOENT)?;
-                Ok(Arc::new(FdLink {
-                    _live: live(),
-                    target: link_target(&file),
-                    ino: ((self.pid as u64) << 20) + fd as u64,
-                    pid: self.pid,
-                }))
+                self.table()?.lock().get(fd).map_err(|_| ENOENT)?;
+                Ok(Arc::new(FdLink { _live: live(), pid: self.pid, fd }))
             }
         }
     }
@@ -1043,30 +1042,59 @@ impl Inode for FdDir {
 
 fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
     match &f.kind {
-        crate::fs::file::FileKind::PipeRead(p) | crate::fs::file::FileKind::PipeWrite(p) => {
-            format!("pipe:[{}]", p.ino).into_bytes()
-        }
+        crate::fs::file::FileKind::Pipe(p) => format!("pipe:[{}]", p.ino).into_bytes(),
         crate::fs::file::FileKind::EventFd(..) => b"anon_inode:[eventfd]".to_vec(),
-        crate::fs::file::FileKind::Inode(_) => f.path.clone().into_bytes(),
+        crate::fs::file::FileKind::Inode(_) => f.display_path().into_bytes(),
     }
 }
 
+/// `/proc/pid/fd/N`, a magic link (fs/proc/fd.c): readlink gives the file's path, and a
+/// walk that follows it lands on the open file itself (`proc_fd_link`), so open reaches
+/// files that have no name any more. The descriptor is looked up at each use, as Linux
+/// revalidates the dentry.
 struct FdLink {
     _live: Live,
-    target: Vec<u8>,
-    ino: u64,
     pid: u32,
+    fd: i32,
+}
+
+impl FdLink {
+    fn file(&self) -> KResult<Arc<crate::fs::file::File>> {
+        let f = fd_table(self.pid)?.lock().get(self.fd).map_err(|_| ENOENT)?;
+        Ok(f)
+    }
+
+    /// `proc_fd_access_allowed`: the file behind another process's descriptor is the
+    /// caller's only if it may ptrace that process.
+    fn accessible_file(&self) -> KResult<Arc<crate::fs::file::File>> {
+        may_read_mm_of(self.pid).map_err(|e| if e == ESRCH { ENOENT } else { e })?;
+        self.file()
+    }
 }
 
 impl Inode for FdLink {
+    /// `tid_fd_update_inode`: r-x for an fd open for reading, -wx for writing (none for
+    /// O_PATH or access mode 3); size 64.
     fn metadata(&self) -> Metadata {
-        task_dump_owner(self.pid, meta(self.ino, S_IFLNK | 0o700))
+        let flags = self.file().map_or(0, |f| if f.flags() & crate::fs::file::O_PATH != 0 { 3 } else { f.flags() });
+        let mode = match flags & crate::fs::file::O_ACCMODE {
+            crate::fs::file::O_RDONLY => 0o500,
+            crate::fs::file::O_WRONLY => 0o300,
+            crate::fs::file::O_RDWR => 0o700,
+            _ => 0,
+        };
+        let mut m = meta(((self.pid as u64) << 20) + self.fd as u64, S_IFLNK | mode);
+        m.size = 64;
+        task_dump_owner(self.pid, m)
     }
     fn as_any(&self) -> &dyn Any {
         self
     }
     fn readlink(&self) -> KResult<Vec<u8>> {
-        Ok(self.target.clone())
+        Ok(link_target(&*self.accessible_file()?))
+    }
+    fn jump_link(&self) -> Option<KResult<Arc<crate::fs::file::File>>> {
+        Some(self.accessible_file())
     }
 }
 

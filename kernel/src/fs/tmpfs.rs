@@ -12,7 +12,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(2);
@@ -44,6 +44,9 @@ pub struct TmpfsFile {
     _live: crate::leak::Live,
     meta: Mutex<Metadata>,
     cache: PageCache,
+    /// An O_TMPFILE file opened without O_EXCL, not yet linked (Linux's I_LINKABLE):
+    /// linkat may give it a name although it has no link.
+    linkable: AtomicBool,
 }
 
 /// Like Linux's default tmpfs size, all shmem pages together are capped at
@@ -70,6 +73,7 @@ impl TmpfsFile {
             _live: crate::leak::INODES.live(),
             meta: Mutex::new(new_meta(mode, uid, gid)),
             cache: PageCache::new(PageKind::Shmem),
+            linkable: AtomicBool::new(false),
         })
     }
 
@@ -517,6 +521,16 @@ impl Inode for TmpfsDir {
         edit(&mut self.meta.lock());
         Ok(())
     }
+    /// `shmem_tmpfile`: a file with no link (st_nlink 0), freed with its last open file
+    /// unless linkat names it.
+    fn tmpfile(&self, mode: u32, uid: u32, gid: u32, linkable: bool) -> KResult<Arc<dyn Inode>> {
+        // The new inode (shmem_get_inode): ENOSPC when it cannot be had.
+        crate::mm::fail::slab_may_fail().map_err(|_| ENOSPC)?;
+        let f = TmpfsFile::new(S_IFREG | (mode & 0o7777), uid, gid);
+        f.meta.lock().nlink = 0;
+        f.linkable.store(linkable, Ordering::Relaxed);
+        Ok(f)
+    }
     fn link(&self, name: &str, target: &Arc<dyn Inode>) -> KResult<()> {
         Self::check_name(name)?;
         let file = target.as_any().downcast_ref::<TmpfsFile>().ok_or(if target.metadata().is_dir() {
@@ -529,6 +543,11 @@ impl Inode for TmpfsDir {
             return Err(EEXIST);
         }
         let mut m = file.meta.lock();
+        // vfs_link: a file without links gets a name only if it is an O_TMPFILE one
+        // that may be linked, once.
+        if m.nlink == 0 && !file.linkable.swap(false, Ordering::Relaxed) {
+            return Err(ENOENT);
+        }
         m.nlink += 1;
         m.ctime = crate::time::realtime();
         drop(m);

@@ -157,6 +157,17 @@ pub trait Inode: Send + Sync + Any {
     fn readlink(&self) -> KResult<Vec<u8>> {
         Err(EINVAL)
     }
+    /// A magic link (Linux's `get_link` that calls `nd_jump_link`, /proc/PID/fd/N): a walk
+    /// that follows it lands on the open file it names, not on `readlink`'s text. None
+    /// for an ordinary symlink.
+    fn jump_link(&self) -> Option<KResult<Arc<super::file::File>>> {
+        None
+    }
+    /// open(dir, O_TMPFILE) (`inode_operations.tmpfile`): a regular file with no name in
+    /// this directory's filesystem; `linkable` (no O_EXCL) lets linkat give it one.
+    fn tmpfile(&self, _mode: u32, _uid: u32, _gid: u32, _linkable: bool) -> KResult<Arc<dyn Inode>> {
+        Err(ENOTSUP)
+    }
     /// Changes attributes (mode bits, owner, times) in place; the callback
     /// sees and edits the metadata under the inode's lock.
     fn set_attr(&self, _edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {

@@ -4,9 +4,9 @@ use super::{copy_to_user, ok, read_path, read_val, write_val, Args, SysResult};
 use crate::errno::*;
 use crate::fs::file::*;
 use crate::fs::namei::*;
-use crate::fs::path::{lookup_from, lookup_parent};
+use crate::fs::path::{lookup_from, lookup_jumping, lookup_parent};
 use crate::fs::vfs::*;
-use crate::process::cred::{Creds, CAP_CHOWN, CAP_FSETID};
+use crate::process::cred::{Creds, CAP_CHOWN, CAP_DAC_READ_SEARCH, CAP_FSETID};
 use crate::process::current;
 use crate::process::task::RLIMIT_NOFILE;
 use alloc::string::String;
@@ -309,25 +309,32 @@ pub fn sys_creat(a: Args) -> SysResult {
 }
 
 fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
-    let path = read_path(path_va)?;
-    if flags & O_TMPFILE == O_TMPFILE {
-        crate::log_once!("open: O_TMPFILE is not supported yet");
-        return Err(ENOTSUP);
+    // build_open_flags, before the path is read: O_TMPFILE comes with O_DIRECTORY,
+    // without O_CREAT or O_PATH, and writes.
+    let tmpfile = flags & __O_TMPFILE != 0;
+    if tmpfile
+        && (flags & (O_TMPFILE | O_CREAT) != O_TMPFILE || open_acc_mode(flags) & MAY_WRITE == 0 || flags & O_PATH != 0)
+    {
+        return Err(EINVAL);
     }
+    let path = read_path(path_va)?;
     // The file object comes first (Linux's alloc_empty_file in path_openat): a failure
     // leaves nothing created.
     crate::mm::fail::slab_may_fail()?;
     let t = current();
     let cred = cred();
     let start = dir_of(dirfd, &path)?;
+    if tmpfile {
+        return do_tmpfile(&cred, start, dirfd, &path, flags, mode);
+    }
     let follow = flags & O_NOFOLLOW == 0;
     let mut created = false;
-    let inode = match lookup_from(&cred, crate::fs::root(), start.clone(), &path, follow) {
-        Ok(i) => {
+    let (inode, jumped) = match lookup_jumping(&cred, crate::fs::root(), start.clone(), &path, follow) {
+        Ok(found) => {
             if flags & (O_CREAT | O_EXCL) == (O_CREAT | O_EXCL) {
                 return Err(EEXIST);
             }
-            i
+            found
         }
         Err(ENOENT) if flags & O_CREAT != 0 => {
             let (dir, name) = lookup_parent(&cred, crate::fs::root(), start, &path)?;
@@ -337,7 +344,7 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
             may_create(&cred, &dir)?;
             let umask = t.fs().lock().umask;
             created = true;
-            dir.create(&name, S_IFREG | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid)?
+            (dir.create(&name, S_IFREG | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid)?, None)
         }
         Err(e) => return Err(e),
     };
@@ -360,11 +367,33 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
             inode.truncate(0)?;
         }
     }
-    let f = File::new(
-        FileKind::Inode(inode),
-        flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC),
-        absolute_path(dirfd, &path),
-    );
+    // Through a magic link the new open file has the old one's path.
+    let path = match &jumped {
+        Some(f) => f.path.clone(),
+        None => absolute_path(dirfd, &path),
+    };
+    let kind = match inode.as_any().downcast_ref::<PseudoInode>() {
+        Some(pseudo) if flags & O_PATH == 0 => pseudo.open_kind(flags)?,
+        _ => FileKind::Inode(inode),
+    };
+    let f = File::new(kind, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), path);
+    ok(install(f, flags & O_CLOEXEC != 0)?)
+}
+
+/// open(dir, O_TMPFILE) (Linux's `do_tmpfile`, `vfs_tmpfile`): a regular file with no
+/// name in directory `path`, which must be writable and searchable; its path is
+/// "DIR/#INO" (d_tmpfile's name), shown with " (deleted)" until linkat names it.
+fn do_tmpfile(cred: &Creds, start: Arc<dyn Inode>, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> SysResult {
+    let dir = lookup_from(cred, crate::fs::root(), start, path, flags & O_NOFOLLOW == 0)?;
+    if !dir.metadata().is_dir() {
+        return Err(ENOTDIR);
+    }
+    inode_permission(cred, &dir, MAY_WRITE | MAY_EXEC)?;
+    let umask = current().fs().lock().umask;
+    let linkable = flags & O_EXCL == 0;
+    let inode = dir.tmpfile(S_IFREG | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid, linkable)?;
+    let name = alloc::format!("{}/#{}", absolute_path(dirfd, path).trim_end_matches('/'), inode.metadata().ino);
+    let f = File::new(FileKind::Inode(inode), flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), name);
     ok(install(f, flags & O_CLOEXEC != 0)?)
 }
 
@@ -600,10 +629,11 @@ pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
     }
     // Linux's create_pipe_files fails with ENFILE when it cannot get the pipe's inode.
     crate::mm::fail::slab_may_fail().map_err(|_| ENFILE)?;
-    let pipe = Arc::new(crate::fs::pipe::Pipe::new());
+    let c = cred();
+    let pipe = Arc::new(crate::fs::pipe::Pipe::new(c.fsuid, c.fsgid));
     let status = flags & O_NONBLOCK;
-    let r = File::new(FileKind::PipeRead(pipe.clone()), O_RDONLY | status, String::from("pipe:"));
-    let w = File::new(FileKind::PipeWrite(pipe), O_WRONLY | status, String::from("pipe:"));
+    let r = File::new(FileKind::Pipe(pipe.clone()), O_RDONLY | status, String::from("pipe:"));
+    let w = File::new(FileKind::Pipe(pipe), O_WRONLY | status, String::from("pipe:"));
     let cloexec = flags & O_CLOEXEC != 0;
     let limit = nofile_limit();
     let files = current().files();
@@ -686,7 +716,7 @@ pub fn sys_fcntl(a: Args) -> SysResult {
         F_GETPIPE_SZ => {
             let f = files.lock().get(fd)?;
             match f.kind {
-                FileKind::PipeRead(_) | FileKind::PipeWrite(_) => ok(crate::fs::pipe::PIPE_SIZE),
+                FileKind::Pipe(_) => ok(crate::fs::pipe::PIPE_SIZE),
                 _ => Err(EBADF),
             }
         }
@@ -724,7 +754,7 @@ pub fn sys_ioctl(a: Args) -> SysResult {
         }
         FIONREAD => match &f.kind {
             // Either end: both share the pipe's buffer (pipe_ioctl).
-            FileKind::PipeRead(p) | FileKind::PipeWrite(p) => {
+            FileKind::Pipe(p) => {
                 write_val(a.u(2), &(p.available() as i32))?;
                 ok(0)
             }
@@ -757,7 +787,7 @@ pub fn sys_fadvise64(a: Args) -> SysResult {
     if f.flags() & O_PATH != 0 {
         return Err(EBADF);
     }
-    if matches!(f.kind, FileKind::PipeRead(_) | FileKind::PipeWrite(_)) {
+    if matches!(f.kind, FileKind::Pipe(_)) {
         return Err(ESPIPE);
     }
     if (a.u(2) as i64) < 0 || !(0..=POSIX_FADV_NOREUSE).contains(&a.i32(3)) {
@@ -1376,10 +1406,24 @@ pub fn sys_linkat(olddirfd: i32, old_va: u64, newdirfd: i32, new_va: u64, flags:
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
-    let old = read_path(old_va)?;
-    let new = read_path(new_va)?;
     let cred = cred();
-    let target = resolve_at_as(&cred, olddirfd, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    let old = crate::mm::usercopy::read_cstr(&crate::process::current_mm(), old_va, crate::fs::path::PATH_MAX - 1)?;
+    let new = read_path(new_va)?;
+    // AT_EMPTY_PATH links the descriptor's own file, for CAP_DAC_READ_SEARCH only (a
+    // descriptor passed in must not give its file a name); otherwise an empty path is
+    // ENOENT.
+    let target = if old.is_empty() {
+        if flags & AT_EMPTY_PATH == 0 || !cred.capable(CAP_DAC_READ_SEARCH) {
+            return Err(ENOENT);
+        }
+        if olddirfd == AT_FDCWD {
+            current().fs().lock().cwd.clone()
+        } else {
+            crate::fs::file::file_inode(&*get_file(olddirfd)?)
+        }
+    } else {
+        resolve_at_as(&cred, olddirfd, &old, flags & AT_SYMLINK_FOLLOW != 0)?
+    };
     let (dir, name) = parent_at(&cred, newdirfd, &new)?;
     may_create_entry(&cred, &dir, &name)?;
     if target.metadata().is_dir() {

@@ -114,6 +114,22 @@ fn main() {
             eventfd2_with_unknown_flags_is_einval,
             eventfd_blocking_read_wakes_on_write_from_another_process,
             random_file_syscalls_leave_the_kernel_standing,
+            proc_fd_link_open_makes_a_new_description_of_the_same_file,
+            proc_fd_link_open_takes_the_requested_access_mode_and_flags,
+            proc_fd_link_open_checks_the_inode_permissions_not_the_fd_mode,
+            proc_fd_link_of_an_unlinked_file_reads_deleted_and_still_opens,
+            proc_fd_link_lstat_mode_follows_the_fd_access_mode,
+            proc_fd_link_stat_follows_to_the_file,
+            proc_fd_link_of_a_directory_fd_resolves_names_below_it,
+            proc_fd_link_of_a_pipe_opens_that_pipe,
+            proc_fd_link_of_a_pipe_never_waits_for_the_other_end,
+            proc_fd_link_of_a_pipe_opened_read_write_is_both_ends,
+            pipe_belongs_to_its_creator_who_may_reopen_it,
+            proc_fd_link_of_an_eventfd_is_enxio,
+            o_tmpfile_makes_an_unnamed_file_shown_as_dir_hash_ino_deleted,
+            o_tmpfile_file_is_linked_in_through_proc_fd_or_at_empty_path,
+            linkat_gives_no_name_to_an_unlinked_or_o_excl_tmpfile_file,
+            o_tmpfile_needs_write_access_a_directory_and_no_o_creat,
         ],
     )
 }
@@ -1370,4 +1386,313 @@ fn random_file_syscalls_leave_the_kernel_standing() {
         // Leave nothing behind for TempDir's cleanup to trip on.
         let _ = std::fs::remove_dir_all(&dir.path);
     }
+}
+
+fn readlink(path: &str) -> Result<String, user_tests::Errno> {
+    let p = cstr(path);
+    let mut buf = [0u8; 512];
+    let n = sys!(SYS_readlink, p.as_ptr(), buf.as_mut_ptr(), buf.len())? as usize;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+fn stat_path(path: &str, follow: bool) -> Result<stat, user_tests::Errno> {
+    let p = cstr(path);
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
+    sys!(SYS_newfstatat, AT_FDCWD, p.as_ptr(), &mut st as *mut stat, flags)?;
+    Ok(st)
+}
+
+fn fd_link(fd: i32) -> String {
+    format!("/proc/self/fd/{fd}")
+}
+
+/// open of /proc/self/fd/N opens the file N refers to (Linux's magic link, nd_jump_link):
+/// the same inode, a new open file description with its own offset, and /proc shows
+/// the file's own path for it.
+fn proc_fd_link_open_makes_a_new_description_of_the_same_file() {
+    let dir = TempDir::new();
+    let path = dir.file("f", b"hello world");
+    let fd = open(&path, O_RDONLY, 0).unwrap();
+    let mut buf = [0u8; 6];
+    assert_eq!(read(fd, &mut buf), Ok(6));
+    let again = open(&fd_link(fd), O_RDONLY, 0).unwrap();
+    let (a, b) = (fstat(fd), fstat(again));
+    assert_eq!((a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
+    let mut buf = [0u8; 5];
+    assert_eq!(read(again, &mut buf), Ok(5));
+    assert_eq!(&buf, b"hello", "the new description starts at offset 0");
+    assert_eq!(lseek(fd, 0, SEEK_CUR), Ok(6), "the old one keeps its offset");
+    assert_eq!(readlink(&fd_link(again)).unwrap(), path);
+    close(again).unwrap();
+    close(fd).unwrap();
+}
+
+/// The new open has the access mode and flags it asks for, whatever the old descriptor's:
+/// a read-only descriptor's file (its name gone) is reopened for appending writes, and
+/// truncated.
+fn proc_fd_link_open_takes_the_requested_access_mode_and_flags() {
+    let dir = TempDir::new();
+    let path = dir.file("f", b"abc");
+    let fd = open(&path, O_RDONLY, 0).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let w = open(&fd_link(fd), O_WRONLY | O_APPEND, 0).unwrap();
+    assert_eq!(sys!(SYS_fcntl, w, F_GETFL).unwrap() as i32 & (O_ACCMODE | O_APPEND), O_WRONLY | O_APPEND);
+    assert_eq!(write(w, b"de"), Ok(2));
+    assert_errno!(read(w, &mut [0u8; 1]), EBADF);
+    let mut buf = [0u8; 8];
+    assert_eq!(read(fd, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"abcde");
+    let t = open(&fd_link(fd), O_WRONLY | O_TRUNC, 0).unwrap();
+    assert_eq!(fstat(fd).st_size, 0, "O_TRUNC through the link truncates the file");
+    close(t).unwrap();
+    close(w).unwrap();
+    close(fd).unwrap();
+}
+
+/// The access a reopen asks for is checked against the inode's mode bits (as any open),
+/// not against the old descriptor: a read-only descriptor of a 0600 file (unlinked)
+/// reopens for writing; after chmod 0400 it does not, even through a read-write
+/// descriptor.
+fn proc_fd_link_open_checks_the_inode_permissions_not_the_fd_mode() {
+    let dir = TempDir::new();
+    let path = dir.file("f", b"x");
+    let p = cstr(&path);
+    sys!(SYS_chown, p.as_ptr(), 1000, 1000).unwrap();
+    sys!(SYS_chmod, p.as_ptr(), 0o600).unwrap();
+    let ro = open(&path, O_RDONLY, 0).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    run_in_child(|| {
+        sys!(SYS_setuid, 1000).unwrap();
+        let rw = open(&fd_link(ro), O_RDWR, 0).unwrap();
+        sys!(SYS_fchmod, rw, 0o400).unwrap();
+        assert_errno!(open(&fd_link(rw), O_RDWR, 0), EACCES);
+        assert_errno!(open(&fd_link(rw), O_WRONLY, 0), EACCES);
+        let again = open(&fd_link(rw), O_RDONLY, 0).unwrap();
+        for fd in [again, rw] {
+            close(fd).unwrap();
+        }
+    });
+    close(ro).unwrap();
+}
+
+/// A file whose name was removed is still reached through the link, which reads
+/// "PATH (deleted)".
+fn proc_fd_link_of_an_unlinked_file_reads_deleted_and_still_opens() {
+    let dir = TempDir::new();
+    let path = dir.file("f", b"still here");
+    let fd = open(&path, O_RDONLY, 0).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(readlink(&fd_link(fd)).unwrap(), format!("{path} (deleted)"));
+    let rw = open(&fd_link(fd), O_RDWR, 0).unwrap();
+    assert_eq!(fstat(rw).st_nlink, 0);
+    assert_eq!(write(rw, b"S"), Ok(1));
+    let mut buf = [0u8; 10];
+    assert_eq!(read(fd, &mut buf), Ok(10));
+    assert_eq!(&buf, b"Still here");
+    close(rw).unwrap();
+    close(fd).unwrap();
+}
+
+/// lstat shows the link itself: mode lr-x for a read-only descriptor, l-wx write-only,
+/// lrwx read-write, no bits for O_PATH; size 64, as proc_fd's inodes.
+fn proc_fd_link_lstat_mode_follows_the_fd_access_mode() {
+    let dir = TempDir::new();
+    let path = dir.file("f", b"x");
+    for (flags, mode) in [(O_RDONLY, 0o500), (O_WRONLY, 0o300), (O_RDWR, 0o700), (O_PATH, 0)] {
+        let fd = open(&path, flags, 0).unwrap();
+        let st = stat_path(&fd_link(fd), false).unwrap();
+        assert_eq!((st.st_mode, st.st_size), (S_IFLNK | mode, 64), "flags {flags:o}");
+        close(fd).unwrap();
+    }
+}
+
+/// stat follows the link to the file: its inode, mode and size.
+fn proc_fd_link_stat_follows_to_the_file() {
+    let (_d, fd) = temp_file(b"12345", O_RDONLY);
+    let (st, f) = (stat_path(&fd_link(fd), true).unwrap(), fstat(fd));
+    assert_eq!((st.st_dev, st.st_ino, st.st_mode, st.st_size), (f.st_dev, f.st_ino, f.st_mode, 5));
+    let (r, w) = pipe(0).unwrap();
+    let (st, f) = (stat_path(&fd_link(w), true).unwrap(), fstat(r));
+    assert_eq!((st.st_ino, st.st_mode & S_IFMT), (f.st_ino, S_IFIFO));
+    for fd in [fd, r, w] {
+        close(fd).unwrap();
+    }
+}
+
+/// A walk continues below the directory a descriptor refers to, wherever it has moved.
+fn proc_fd_link_of_a_directory_fd_resolves_names_below_it() {
+    let dir = TempDir::new();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/inner"), b"found").unwrap();
+    let d = open(&dir.join("sub"), O_RDONLY | O_DIRECTORY, 0).unwrap();
+    std::fs::rename(dir.join("sub"), dir.join("moved")).unwrap();
+    let fd = open(&format!("{}/inner", fd_link(d)), O_RDONLY, 0).unwrap();
+    let mut buf = [0u8; 5];
+    assert_eq!(read(fd, &mut buf), Ok(5));
+    assert_eq!(&buf, b"found");
+    assert_errno!(open(&format!("{}/missing", fd_link(d)), O_RDONLY, 0), ENOENT);
+    close(fd).unwrap();
+    close(d).unwrap();
+}
+
+/// Opening a pipe's link opens that pipe, either end as asked (Linux's fifo_open): bytes
+/// written through a reopened write end come out of the original read end, and the other
+/// way round.
+fn proc_fd_link_of_a_pipe_opens_that_pipe() {
+    let (r, w) = pipe(0).unwrap();
+    let w2 = open(&fd_link(r), O_WRONLY, 0).unwrap();
+    assert_eq!(write(w2, b"ab"), Ok(2));
+    let mut buf = [0u8; 2];
+    assert_eq!(read(r, &mut buf), Ok(2));
+    assert_eq!(&buf, b"ab");
+    let r2 = open(&fd_link(w), O_RDONLY | O_NONBLOCK, 0).unwrap();
+    assert_eq!(fstat(r2).st_ino, fstat(r).st_ino);
+    assert_errno!(read(r2, &mut buf), EAGAIN);
+    assert_eq!(write(w, b"cd"), Ok(2));
+    assert_eq!(read(r2, &mut buf), Ok(2));
+    assert_eq!(&buf, b"cd");
+    assert_eq!(readlink(&fd_link(r2)).unwrap(), readlink(&fd_link(r)).unwrap());
+    for fd in [r, w, w2, r2] {
+        close(fd).unwrap();
+    }
+}
+
+/// Unlike a FIFO's, a pipe's open never waits for the other end (fifo_open skips
+/// wait_for_partner for pipefs): a writer without readers opens and gets EPIPE, a reader
+/// without writers opens and reads end of file.
+fn proc_fd_link_of_a_pipe_never_waits_for_the_other_end() {
+    let (r, w) = pipe(0).unwrap();
+    close(r).unwrap();
+    let w2 = open(&fd_link(w), O_WRONLY, 0).unwrap();
+    assert_errno!(write(w2, b"x"), EPIPE);
+    close(w2).unwrap();
+    close(w).unwrap();
+    let (r, w) = pipe(0).unwrap();
+    close(w).unwrap();
+    let r2 = open(&fd_link(r), O_RDONLY, 0).unwrap();
+    assert_eq!(read(r2, &mut [0u8; 1]), Ok(0));
+    close(r2).unwrap();
+    close(r).unwrap();
+}
+
+/// A read-write open of a pipe is a reader and a writer at once: it keeps a pipe whose
+/// read end was closed writable, and reads back what it wrote; poll sees both sides.
+fn proc_fd_link_of_a_pipe_opened_read_write_is_both_ends() {
+    let (r, w) = pipe(0).unwrap();
+    close(r).unwrap();
+    let rw = open(&fd_link(w), O_RDWR, 0).unwrap();
+    assert_eq!(write(w, b"x"), Ok(1));
+    let mut buf = [0u8; 1];
+    assert_eq!(read(rw, &mut buf), Ok(1));
+    assert_eq!(&buf, b"x");
+    assert_eq!(write(rw, b"y"), Ok(1));
+    let mut pfd = pollfd { fd: rw, events: POLLIN | POLLOUT, revents: 0 };
+    assert_eq!(sys!(SYS_poll, &mut pfd as *mut pollfd, 1, 0), Ok(1));
+    assert_eq!(pfd.revents, POLLIN | POLLOUT);
+    close(rw).unwrap();
+    close(w).unwrap();
+}
+
+/// A pipe's inode belongs to its creator's fsuid and fsgid (mode 0600), so an unprivileged
+/// creator may reopen it through /proc/self/fd.
+fn pipe_belongs_to_its_creator_who_may_reopen_it() {
+    run_in_child(|| {
+        sys!(SYS_setgid, 1001).unwrap();
+        sys!(SYS_setuid, 1000).unwrap();
+        let (r, w) = pipe(0).unwrap();
+        let st = fstat(r);
+        assert_eq!((st.st_uid, st.st_gid, st.st_mode), (1000, 1001, S_IFIFO | 0o600));
+        let w2 = open(&fd_link(r), O_WRONLY, 0).unwrap();
+        assert_eq!(write(w2, b"z"), Ok(1));
+        for fd in [r, w, w2] {
+            close(fd).unwrap();
+        }
+    });
+}
+
+/// An eventfd's inode (an anonymous inode) has no open: ENXIO.
+fn proc_fd_link_of_an_eventfd_is_enxio() {
+    let e = sys!(SYS_eventfd2, 0, 0).unwrap() as i32;
+    assert_eq!(readlink(&fd_link(e)).unwrap(), "anon_inode:[eventfd]");
+    assert_errno!(open(&fd_link(e), O_RDWR, 0), ENXIO);
+    assert_errno!(open(&fd_link(e), O_RDONLY, 0), ENXIO);
+    close(e).unwrap();
+}
+
+fn linkat(old: &str, new: &str, flags: i32) -> Result<i64, user_tests::Errno> {
+    let (o, n) = (cstr(old), cstr(new));
+    sys!(SYS_linkat, AT_FDCWD, o.as_ptr(), AT_FDCWD, n.as_ptr(), flags)
+}
+
+/// open(dir, O_TMPFILE) makes a file with no name (st_nlink 0); its link reads
+/// "DIR/#INO (deleted)" (d_tmpfile's name) and reopens it.
+fn o_tmpfile_makes_an_unnamed_file_shown_as_dir_hash_ino_deleted() {
+    let dir = TempDir::new();
+    let d = dir.path.to_str().unwrap();
+    let fd = open(d, O_TMPFILE | O_RDWR, 0o640).unwrap();
+    let st = fstat(fd);
+    assert_eq!((st.st_mode, st.st_nlink, st.st_size), (S_IFREG | 0o640 & !umask_now(), 0, 0));
+    assert_eq!(readlink(&fd_link(fd)).unwrap(), format!("{d}/#{} (deleted)", st.st_ino));
+    assert_eq!(write(fd, b"tmp"), Ok(3));
+    let again = open(&fd_link(fd), O_RDONLY, 0).unwrap();
+    let mut buf = [0u8; 3];
+    assert_eq!(read(again, &mut buf), Ok(3));
+    assert_eq!(&buf, b"tmp");
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "the directory stays empty");
+    close(again).unwrap();
+    close(fd).unwrap();
+}
+
+fn umask_now() -> u32 {
+    let old = sys!(SYS_umask, 0o22).unwrap() as u32;
+    sys!(SYS_umask, old).unwrap();
+    old
+}
+
+/// An O_TMPFILE file gets a name with linkat, from its /proc/self/fd link with
+/// AT_SYMLINK_FOLLOW or from the descriptor with AT_EMPTY_PATH (root has
+/// CAP_DAC_READ_SEARCH).
+fn o_tmpfile_file_is_linked_in_through_proc_fd_or_at_empty_path() {
+    let dir = TempDir::new();
+    let d = dir.path.to_str().unwrap();
+    let fd = open(d, O_TMPFILE | O_WRONLY, 0o600).unwrap();
+    assert_eq!(write(fd, b"named"), Ok(5));
+    assert_eq!(linkat(&fd_link(fd), &dir.join("a"), AT_SYMLINK_FOLLOW), Ok(0));
+    assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"named");
+    assert_eq!(fstat(fd).st_nlink, 1);
+    let fd2 = open(d, O_TMPFILE | O_RDWR, 0o600).unwrap();
+    let (e, n) = (cstr(""), cstr(&dir.join("b")));
+    assert_eq!(sys!(SYS_linkat, fd2, e.as_ptr(), AT_FDCWD, n.as_ptr(), AT_EMPTY_PATH), Ok(0));
+    assert_eq!(stat_path(&dir.join("b"), true).unwrap().st_ino, fstat(fd2).st_ino);
+    assert_errno!(sys!(SYS_linkat, fd2, e.as_ptr(), AT_FDCWD, n.as_ptr(), 0), ENOENT);
+    close(fd2).unwrap();
+    close(fd).unwrap();
+}
+
+/// linkat gives no name to a file without links unless O_TMPFILE made it linkable
+/// (vfs_link, I_LINKABLE): not to an O_TMPFILE | O_EXCL file, nor to a file whose last
+/// name was removed: ENOENT.
+fn linkat_gives_no_name_to_an_unlinked_or_o_excl_tmpfile_file() {
+    let dir = TempDir::new();
+    let fd = open(dir.path.to_str().unwrap(), O_TMPFILE | O_RDWR | O_EXCL, 0o600).unwrap();
+    assert_errno!(linkat(&fd_link(fd), &dir.join("a"), AT_SYMLINK_FOLLOW), ENOENT);
+    close(fd).unwrap();
+    let path = dir.file("f", b"x");
+    let fd = open(&path, O_RDONLY, 0).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_errno!(linkat(&fd_link(fd), &dir.join("g"), AT_SYMLINK_FOLLOW), ENOENT);
+    close(fd).unwrap();
+}
+
+/// O_TMPFILE needs write access (EINVAL), no O_CREAT (EINVAL), an existing directory
+/// (ENOENT, ENOTDIR) and a filesystem that has it (/proc: EOPNOTSUPP).
+fn o_tmpfile_needs_write_access_a_directory_and_no_o_creat() {
+    let dir = TempDir::new();
+    let d = dir.path.to_str().unwrap();
+    assert_errno!(open(d, O_TMPFILE | O_RDONLY, 0o600), EINVAL);
+    assert_errno!(open(d, O_TMPFILE | O_RDWR | O_CREAT, 0o600), EINVAL);
+    assert_errno!(open(&dir.join("missing"), O_TMPFILE | O_RDWR, 0o600), ENOENT);
+    assert_errno!(open(&dir.file("f", b""), O_TMPFILE | O_RDWR, 0o600), ENOTDIR);
+    assert_errno!(open("/proc", O_TMPFILE | O_RDWR, 0o600), EOPNOTSUPP);
 }
