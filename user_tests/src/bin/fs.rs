@@ -126,6 +126,7 @@ fn main() {
             proc_fd_link_of_a_pipe_opened_read_write_is_both_ends,
             pipe_belongs_to_its_creator_who_may_reopen_it,
             proc_fd_link_of_an_eventfd_is_enxio,
+            proc_fd_link_of_another_users_process_needs_ptrace_access,
             o_tmpfile_makes_an_unnamed_file_shown_as_dir_hash_ino_deleted,
             o_tmpfile_file_is_linked_in_through_proc_fd_or_at_empty_path,
             linkat_gives_no_name_to_an_unlinked_or_o_excl_tmpfile_file,
@@ -1618,6 +1619,42 @@ fn proc_fd_link_of_an_eventfd_is_enxio() {
     assert_errno!(open(&fd_link(e), O_RDWR, 0), ENXIO);
     assert_errno!(open(&fd_link(e), O_RDONLY, 0), ENXIO);
     close(e).unwrap();
+}
+
+/// Reading or following another process's fd link needs ptrace access to that process
+/// (proc_fd_access_allowed): root without CAP_SYS_PTRACE may search the fd directory of
+/// another user's process (CAP_DAC_READ_SEARCH) but gets EACCES from its links.
+fn proc_fd_link_of_another_users_process_needs_ptrace_access() {
+    const CAP_SYS_PTRACE: u32 = 19;
+    let (r, w) = pipe(0).unwrap();
+    let (ready_r, ready_w) = pipe(0).unwrap();
+    let pid = fork_child(|| {
+        close(w).unwrap();
+        sys!(SYS_setresuid, 1000, 1000, 1000).unwrap();
+        write(ready_w, b"!").unwrap();
+        let _ = read(r, &mut [0u8; 1]);
+        0
+    });
+    close(ready_w).unwrap();
+    assert_eq!(read(ready_r, &mut [0u8; 1]), Ok(1));
+    let link = format!("/proc/{pid}/fd/{r}");
+    assert!(readlink(&link).unwrap().starts_with("pipe:["), "root reads it");
+    run_in_child(|| {
+        #[repr(C)]
+        struct Header(u32, i32);
+        let mut h = Header(0x2008_0522, 0);
+        let mut d = [0u32; 6];
+        sys!(SYS_capget, &mut h as *mut Header, d.as_mut_ptr()).unwrap();
+        d[0] &= !(1 << CAP_SYS_PTRACE);
+        sys!(SYS_capset, &mut h as *mut Header, d.as_ptr()).unwrap();
+        assert!(std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok());
+        assert_errno!(readlink(&link), EACCES);
+        assert_errno!(open(&link, O_RDONLY, 0), EACCES);
+    });
+    for fd in [w, r, ready_r] {
+        close(fd).unwrap();
+    }
+    assert_eq!(wait_child(pid), Exit::Code(0));
 }
 
 fn linkat(old: &str, new: &str, flags: i32) -> Result<i64, user_tests::Errno> {
