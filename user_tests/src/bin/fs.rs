@@ -3,11 +3,15 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, close, cstr, fork_child, open, pipe, read, run_in_child, run_tests, sys, tests, wait_child, write,
-    Exit, TempDir, BAD_PTR,
+    assert_errno, child_args, child_exit, close, cstr, exe_path, execve, fork_child, open, pipe, read, run_in_child,
+    run_tests, sys, tests, wait_child, write, Exit, TempDir, BAD_PTR, CHILD_MARKER,
 };
 
 fn main() {
+    if child_args().is_some() {
+        // This binary run through /proc/self/fd by an exec test.
+        std::process::exit(42);
+    }
     run_tests(
         "fs",
         tests![
@@ -127,6 +131,7 @@ fn main() {
             pipe_belongs_to_its_creator_who_may_reopen_it,
             proc_fd_link_of_an_eventfd_is_enxio,
             proc_fd_link_of_another_users_process_needs_ptrace_access,
+            execve_of_a_proc_fd_link_runs_the_unlinked_program,
             o_tmpfile_makes_an_unnamed_file_shown_as_dir_hash_ino_deleted,
             o_tmpfile_file_is_linked_in_through_proc_fd_or_at_empty_path,
             linkat_gives_no_name_to_an_unlinked_or_o_excl_tmpfile_file,
@@ -1655,6 +1660,20 @@ fn proc_fd_link_of_another_users_process_needs_ptrace_access() {
         close(fd).unwrap();
     }
     assert_eq!(wait_child(pid), Exit::Code(0));
+}
+
+/// execve of /proc/self/fd/N runs the program N refers to, with no name left (as
+/// fexecve does).
+fn execve_of_a_proc_fd_link_runs_the_unlinked_program() {
+    let dir = TempDir::new();
+    let copy = dir.join("prog");
+    std::fs::copy(exe_path().to_str().unwrap(), &copy).unwrap();
+    let fd = open(&copy, O_RDONLY, 0).unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    let link = fd_link(fd);
+    let exit = child_exit(|| execve(&cstr(&link), &["prog", CHILD_MARKER], &[]).0);
+    assert_eq!(exit, Exit::Code(42));
+    close(fd).unwrap();
 }
 
 fn linkat(old: &str, new: &str, flags: i32) -> Result<i64, user_tests::Errno> {
