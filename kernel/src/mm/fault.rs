@@ -10,7 +10,7 @@ use super::page::{self, PageKind};
 use super::vma::{Backend, Prot, Vma};
 use super::PAGE_SIZE;
 use core::sync::atomic::AtomicU64;
-use page_table::{PageSize, PteFlags};
+use page_table::{MapError, PageSize, PteFlags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access {
@@ -153,11 +153,11 @@ const PMD_SIZE: u64 = 2 << 20;
 /// the pages of the window around `page_va` that the page cache already holds
 /// (never allocating or reading one), as a read fault on each would: the cache
 /// page itself, writable in a shared writable mapping, read-only in a private
-/// one. The window is `FAULT_AROUND_PAGES` pages from the aligned window's
-/// start (or the VMA's start if later), cut at the VMA's end, at the end of
-/// the page table and at the end of the file. Present entries are left alone,
-/// and so is the faulting page, which the caller maps. A failure (no page
-/// table) only ends the window early: the fault itself decides.
+/// one, counted in RSS. The window is `FAULT_AROUND_PAGES` pages from the
+/// aligned window's start (or the VMA's start if later), cut at the VMA's end,
+/// at the end of the page table and at the end of the file. Present entries are
+/// left alone, and so is the faulting page, which the caller maps. A failure (no
+/// page table) only ends the window early: the fault itself decides.
 fn do_fault_around(
     mm: &mut MmInner,
     pt_pages: &AtomicU64,
@@ -169,23 +169,31 @@ fn do_fault_around(
     let start = (page_va & !(FAULT_AROUND_PAGES * PAGE_SIZE - 1)).max(vma.start);
     let table_end = (start & !(PMD_SIZE - 1)) + PMD_SIZE;
     let end = (start + FAULT_AROUND_PAGES * PAGE_SIZE).min(vma.end).min(table_end);
-    let mem = UserPhysMem { pt_pages };
-    let mut va = start;
-    while va < end {
-        let index = vma.pgoff + (va - vma.start) / PAGE_SIZE;
-        if index >= max_index {
-            break;
+    let first = vma.pgoff + (start - vma.start) / PAGE_SIZE;
+    let last = (first + (end - start) / PAGE_SIZE).min(max_index);
+    let fault_index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
+    let flags = MmInner::pte_flags(vma.prot, vma.is_shared());
+    let mut mem = UserPhysMem { pt_pages };
+    let (pt, rss) = (&mut mm.pt, &mut mm.rss);
+    cache.for_each_in(first, last, |index, pa| {
+        if index == fault_index {
+            return true;
         }
-        if va != page_va && mm.pt.translate(&mem, va).is_none() {
-            if let Some(pa) = cache.find(index) {
+        let va = start + (index - first) * PAGE_SIZE;
+        match pt.map(&mut mem, va, pa, PageSize::Size4K, flags) {
+            Ok(()) => {
                 page::get_page(pa);
-                if set_pte(mm, pt_pages, vma, va, pa, vma.is_shared()).is_err() {
-                    return;
+                page::page_add_rmap(pa);
+                if let Some(kind) = page::mm_counter(pa) {
+                    rss[kind as usize] += 1;
                 }
+                true
             }
+            Err(MapError::AlreadyMapped) => true,
+            Err(_) => false,
         }
-        va += PAGE_SIZE;
-    }
+    });
+    mm.note_rss();
 }
 
 /// Write to a present, write-protected page of a writable VMA: copy-on-write.
