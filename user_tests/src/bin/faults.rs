@@ -45,6 +45,8 @@ fn main() {
             map_populate_of_writable_private_anonymous_memory_maps_real_pages,
             pss_of_shared_anonymous_pages_mapped_by_parent_and_child_is_half_their_rss,
             pss_of_a_private_file_page_mapped_by_one_process_is_its_rss,
+            pss_of_private_anonymous_pages_shared_copy_on_write_with_a_child_is_half,
+            pss_of_a_file_page_mapped_twice_in_one_process_is_half_in_each_mapping,
             smaps_locked_counts_a_shared_page_by_its_share,
             smaps_rss_sums_to_vmrss,
         ],
@@ -607,6 +609,46 @@ fn pss_of_a_private_file_page_mapped_by_one_process_is_its_rss() {
     assert_eq!(load_byte(a), 1);
     assert_eq!(rss_pss(a), (4, 4));
     assert_eq!(pagemap(a, 1)[0] & (PM_FILE | PM_MMAP_EXCLUSIVE), PM_FILE | PM_MMAP_EXCLUSIVE);
+    sys!(SYS_munmap, a, PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// Private anonymous pages written before a fork are shared copy-on-write while the
+/// child lives: half in the parent's Pss and not exclusive in pagemap; once the child is
+/// gone they are the parent's alone again.
+fn pss_of_private_anonymous_pages_shared_copy_on_write_with_a_child_is_half() {
+    const N: usize = 8;
+    let area = Area::new(N * PAGE, PAGE);
+    let a = map_fixed(area.at, N * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for i in 0..N {
+        store_byte(a + i * PAGE, 1);
+    }
+    let exit = while_child_lives(
+        || store_byte(a, 2), // the child's copy of page 0 leaves the parent's page its own
+        || {
+            assert_eq!(rss_pss(a), ((N * 4) as u64, (4 + (N - 1) * 2) as u64));
+            let entries = pagemap(a, N);
+            assert_eq!(entries[0] & PM_MMAP_EXCLUSIVE, PM_MMAP_EXCLUSIVE, "page 0: {entries:x?}");
+            assert!(entries[1..].iter().all(|e| e & PM_MMAP_EXCLUSIVE == 0), "pages 1..: {entries:x?}");
+        },
+    );
+    assert_eq!(exit, Exit::Code(0));
+    assert_eq!(rss_pss(a), ((N * 4) as u64, (N * 4) as u64), "the child is gone");
+}
+
+/// Pss divides a page among the page-table entries that map it, not among processes: a
+/// file page mapped by two mappings of one process counts half in each.
+fn pss_of_a_file_page_mapped_twice_in_one_process_is_half_in_each_mapping() {
+    let dir = ShmDir::new();
+    let fd = cached_file(&dir, 1);
+    let a = mmap(0, PAGE, R, MAP_SHARED, fd, 0).unwrap();
+    let b = mmap(0, PAGE, R, MAP_SHARED, fd, 0).unwrap();
+    assert_eq!((load_byte(a), load_byte(b)), (1, 1));
+    assert_eq!((rss_pss(a), rss_pss(b)), ((4, 2), (4, 2)));
+    assert_eq!(pagemap(a, 1)[0] & PM_MMAP_EXCLUSIVE, 0);
+    sys!(SYS_munmap, b, PAGE).unwrap();
+    assert_eq!(rss_pss(a), (4, 4));
+    assert_eq!(pagemap(a, 1)[0] & PM_MMAP_EXCLUSIVE, PM_MMAP_EXCLUSIVE);
     sys!(SYS_munmap, a, PAGE).unwrap();
     close(fd).unwrap();
 }
