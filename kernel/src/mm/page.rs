@@ -70,7 +70,9 @@ pub fn init() {
     let mut kinds = Vec::with_capacity(n);
     kinds.resize_with(n, || AtomicU8::new(0));
     PAGES.call_once(|| PageDb { base_pfn: base, refs: refs.leak(), maps: maps.leak(), kinds: kinds.leak() });
-    let zero = frame::alloc_zeroed_frame().expect("no frame for the zero page at boot");
+    // Exempt from failure injection: the kernel cannot run without it.
+    let zero = frame::alloc_frames_nofail(0, None).expect("no frame for the zero page at boot");
+    frame::zero_frame(zero);
     slot(zero.addr()).store(1, Ordering::Relaxed);
     ZERO_PAGE.store(zero.addr(), Ordering::Relaxed);
 }
