@@ -802,7 +802,10 @@ fn mlocked_pages() -> u64 {
         for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {
             let mut va = v.start;
             while let Some((at, m)) = inner.pt.next_mapped(&mem, va, v.end) {
-                frames.insert(m.phys);
+                // The zero page is never mlocked (it is no process's memory).
+                if !crate::mm::page::is_zero_page(m.phys) {
+                    frames.insert(m.phys);
+                }
                 va = at + 4096;
             }
         }
@@ -810,21 +813,29 @@ fn mlocked_pages() -> u64 {
     frames.len() as u64
 }
 
-/// What smaps counts, per VMA or summed (smaps_rollup). Pss divides each
-/// page by the number of mappings sharing it (its references, less the page
-/// cache's own). Without dirty tracking, anonymous pages count as dirty and
-/// file pages as clean.
+/// Linux's PSS_SHIFT: Pss is summed in bytes << 12, so a page shared by N
+/// mappings adds exactly (PAGE_SIZE << 12) / N.
+const PSS_SHIFT: u32 = 12;
+
+/// What smaps counts, per VMA or summed (smaps_rollup), as Linux's
+/// `smaps_account`: each page mapped here (the zero page is nobody's and
+/// counts nowhere) adds to Rss, and to Pss its size divided by the number of
+/// page-table entries mapping it (its map count, not its references: the page
+/// cache's own does not count); a page mapped once is private, else shared.
+/// Without dirty tracking, anonymous pages count as dirty and file pages as
+/// clean.
 #[derive(Default)]
 struct SmapsStats {
     rss: u64,
-    pss_x1024: u64,
+    pss: u64,
     pss_kind: [u64; 3],
+    pss_dirty: u64,
+    pss_locked: u64,
     shared_clean: u64,
     shared_dirty: u64,
     private_clean: u64,
     private_dirty: u64,
     anon: u64,
-    locked: u64,
 }
 
 impl SmapsStats {
@@ -834,23 +845,31 @@ impl SmapsStats {
         mem: &crate::mm::address_space::UserPhysMem<'_>,
         v: &crate::mm::vma::Vma,
     ) {
+        use crate::mm::page;
+        let locked = v.flags.contains(VmFlags::LOCKED);
         let mut va = v.start;
         while let Some((at, m)) = inner.pt.next_mapped(mem, va, v.end) {
             va = at + 4096;
-            let kind = crate::mm::page::kind(m.phys);
-            let is_anon = kind == crate::mm::page::PageKind::Anon;
-            let users = (crate::mm::page::page_count(m.phys) - if is_anon { 0 } else { 1 }).max(1) as u64;
+            let Some(kind) = page::mm_counter(m.phys) else { continue };
+            let is_anon = kind == page::PageKind::Anon;
+            let mapcount = page::page_mapcount(m.phys).max(1) as u64;
+            let pss = (4096u64 << PSS_SHIFT) / mapcount;
             self.rss += 1;
-            self.pss_x1024 += 4 * 1024 / users;
-            self.pss_kind[kind as usize] += 4 * 1024 / users;
-            match (users > 1, is_anon) {
+            self.pss += pss;
+            self.pss_kind[kind as usize] += pss;
+            if is_anon {
+                self.pss_dirty += pss;
+            }
+            if locked {
+                self.pss_locked += pss;
+            }
+            match (mapcount > 1, is_anon) {
                 (true, true) => self.shared_dirty += 1,
                 (true, false) => self.shared_clean += 1,
                 (false, true) => self.private_dirty += 1,
                 (false, false) => self.private_clean += 1,
             }
             self.anon += is_anon as u64;
-            self.locked += v.flags.contains(VmFlags::LOCKED) as u64;
         }
     }
 
@@ -859,13 +878,15 @@ impl SmapsStats {
         let mut line = |name: &str, kbv: u64| {
             let _ = writeln!(s, "{:<16}{:>8} kB", format!("{}:", name), kbv);
         };
+        // Pss figures are bytes << PSS_SHIFT, printed in kB.
+        let pss_kb = |v: u64| v >> PSS_SHIFT >> 10;
         line("Rss", kb(self.rss));
-        line("Pss", self.pss_x1024 / 1024);
-        line("Pss_Dirty", self.pss_kind[0] / 1024);
+        line("Pss", pss_kb(self.pss));
+        line("Pss_Dirty", pss_kb(self.pss_dirty));
         if rollup {
-            line("Pss_Anon", self.pss_kind[0] / 1024);
-            line("Pss_File", self.pss_kind[1] / 1024);
-            line("Pss_Shmem", self.pss_kind[2] / 1024);
+            line("Pss_Anon", pss_kb(self.pss_kind[0]));
+            line("Pss_File", pss_kb(self.pss_kind[1]));
+            line("Pss_Shmem", pss_kb(self.pss_kind[2]));
         }
         line("Shared_Clean", kb(self.shared_clean));
         line("Shared_Dirty", kb(self.shared_dirty));
@@ -886,7 +907,7 @@ impl SmapsStats {
         ] {
             line(name, 0);
         }
-        line("Locked", kb(self.locked));
+        line("Locked", pss_kb(self.pss_locked));
     }
 }
 
@@ -1119,15 +1140,15 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
         }
         let mut entry = 0u64;
         if let Some(m) = inner.pt.translate(&mem, va) {
-            let kind = crate::mm::page::kind(m.phys);
-            let is_anon = kind == crate::mm::page::PageKind::Anon;
             entry |= 1 << 63;
-            if !is_anon {
-                entry |= 1 << 61;
-            }
-            let users = crate::mm::page::page_count(m.phys) - if is_anon { 0 } else { 1 };
-            if users <= 1 {
-                entry |= 1 << 56;
+            // The zero page is present but no process's page: neither file nor exclusive.
+            if let Some(kind) = crate::mm::page::mm_counter(m.phys) {
+                if kind != crate::mm::page::PageKind::Anon {
+                    entry |= 1 << 61;
+                }
+                if crate::mm::page::page_mapcount(m.phys) == 1 {
+                    entry |= 1 << 56;
+                }
             }
             if show_pfn {
                 entry |= (m.phys / 4096) & ((1 << 55) - 1);

@@ -173,7 +173,10 @@ impl MmStruct {
                     return None;
                 }
                 page::get_page(m.phys);
-                c.rss[page::kind(m.phys) as usize] += 1;
+                page::page_add_rmap(m.phys);
+                if let Some(kind) = page::mm_counter(m.phys) {
+                    c.rss[kind as usize] += 1;
+                }
                 va = at + PAGE_SIZE;
             }
         }
@@ -249,7 +252,10 @@ impl MmInner {
         let mut mem = UserPhysMem { pt_pages };
         let rss = &mut self.rss;
         let r = self.pt.unmap_range(&mut mem, start, end, |_, m| {
-            rss[page::kind(m.phys) as usize] -= 1;
+            if let Some(kind) = page::mm_counter(m.phys) {
+                rss[kind as usize] -= 1;
+            }
+            page::page_remove_rmap(m.phys);
             page::put_page(m.phys);
         });
         debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
@@ -263,7 +269,10 @@ impl Drop for MmStruct {
             v.close();
         }
         let mut mem = UserPhysMem { pt_pages: &self.pt_pages };
-        inner.pt.clear_user_half(&mut mem, |_, m| page::put_page(m.phys));
+        inner.pt.clear_user_half(&mut mem, |_, m| {
+            page::page_remove_rmap(m.phys);
+            page::put_page(m.phys);
+        });
         mem.free_table(inner.pt.root());
     }
 }

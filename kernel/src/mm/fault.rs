@@ -1,6 +1,7 @@
 //! The page-fault path (Linux's `handle_mm_fault`, mm/memory.c, 6.6):
 //! find the VMA, check the access against it, then by backend fill the page
-//! (`do_anonymous_page`, `do_read_fault`/`do_cow_fault` for private files)
+//! (`do_anonymous_page` with the shared zero page for reads,
+//! `do_read_fault` with `do_fault_around`, `do_cow_fault`, `do_shared_fault`)
 //! or break copy-on-write (`do_wp_page`).
 #![deny(unsafe_code)]
 
@@ -9,7 +10,7 @@ use super::page::{self, PageKind};
 use super::vma::{Backend, Prot, Vma};
 use super::PAGE_SIZE;
 use core::sync::atomic::AtomicU64;
-use page_table::{PageSize, PteFlags};
+use page_table::{MapError, PageSize, PteFlags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Access {
@@ -57,7 +58,7 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
     if !access_allowed(&vma, access) {
         return Err(FaultError::AccErr);
     }
-    let mut mem = UserPhysMem { pt_pages };
+    let mem = UserPhysMem { pt_pages };
     if let Some(m) = mm.pt.translate(&mem, page_va) {
         if access.write && !m.flags.contains(PteFlags::WRITABLE) {
             return do_wp_page(mm, pt_pages, &vma, page_va, m.phys);
@@ -66,41 +67,133 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
         super::tlb::flush_page(mm.pt.root(), page_va);
         return Ok(());
     }
-    let (pa, writable) = match &vma.backend {
-        Backend::Anonymous => (page::alloc_user_page().ok_or(FaultError::Oom)?, true),
+    match &vma.backend {
+        Backend::Anonymous => do_anonymous_page(mm, pt_pages, &vma, page_va, access),
         Backend::File(file) => {
             let inode = file.inode().ok_or(FaultError::Bus)?;
             let index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
             // A page wholly past the end of the file: SIGBUS (as filemap_fault).
-            if index >= inode.metadata().size.div_ceil(PAGE_SIZE) {
+            let max_index = inode.metadata().size.div_ceil(PAGE_SIZE);
+            if index >= max_index {
                 return Err(FaultError::Bus);
             }
             let cache = inode.page_cache().ok_or(FaultError::Bus)?;
+            if !access.write {
+                // do_read_fault: first map what the cache already holds around the address.
+                do_fault_around(mm, pt_pages, &vma, cache, max_index, page_va);
+            }
             let cached = cache.find_or_create(index).ok_or(FaultError::Oom)?;
             if vma.is_shared() {
                 // do_shared_fault: the page cache page itself.
                 page::get_page(cached);
-                (cached, true)
+                set_pte(mm, pt_pages, &vma, page_va, cached, true)
             } else if access.write {
                 // do_cow_fault: a private copy at once.
                 let copy = page::alloc_user_page().ok_or(FaultError::Oom)?;
                 super::copy_frame(copy, cached);
-                (copy, true)
+                set_pte(mm, pt_pages, &vma, page_va, copy, true)
             } else {
                 // do_read_fault: the cache page, read-only until written.
                 page::get_page(cached);
-                (cached, false)
+                set_pte(mm, pt_pages, &vma, page_va, cached, false)
             }
         }
-    };
+    }
+}
+
+/// Maps `pa`, whose reference the caller took for this entry, at `page_va`
+/// (Linux's `do_set_pte`): the page gains a mapping and its RSS counter a page.
+/// On failure (no page table) the reference is dropped.
+fn set_pte(
+    mm: &mut MmInner,
+    pt_pages: &AtomicU64,
+    vma: &Vma,
+    page_va: u64,
+    pa: u64,
+    writable: bool,
+) -> Result<(), FaultError> {
+    let mut mem = UserPhysMem { pt_pages };
     let flags = MmInner::pte_flags(vma.prot, writable);
     if mm.pt.map(&mut mem, page_va, pa, PageSize::Size4K, flags).is_err() {
         page::put_page(pa);
         return Err(FaultError::Oom);
     }
-    mm.rss[page::kind(pa) as usize] += 1;
-    mm.note_rss();
+    page::page_add_rmap(pa);
+    if let Some(kind) = page::mm_counter(pa) {
+        mm.rss[kind as usize] += 1;
+        mm.note_rss();
+    }
     Ok(())
+}
+
+/// A fault on an empty entry of anonymous memory (Linux's `do_anonymous_page`):
+/// a read of private memory maps the shared zero page read-only (no page is
+/// allocated and no RSS counted; the first write replaces it, `do_wp_page`),
+/// anything else a fresh zeroed page.
+fn do_anonymous_page(
+    mm: &mut MmInner,
+    pt_pages: &AtomicU64,
+    vma: &Vma,
+    page_va: u64,
+    access: Access,
+) -> Result<(), FaultError> {
+    if !access.write && !vma.is_shared() {
+        return set_pte(mm, pt_pages, vma, page_va, page::zero_page(), false);
+    }
+    let pa = page::alloc_user_page().ok_or(FaultError::Oom)?;
+    set_pte(mm, pt_pages, vma, page_va, pa, true)
+}
+
+/// Linux's `fault_around_bytes` (64 KiB) in pages.
+const FAULT_AROUND_PAGES: u64 = 16;
+/// The span one page table maps (Linux's PMD_SIZE).
+const PMD_SIZE: u64 = 2 << 20;
+
+/// Linux's `do_fault_around` with `filemap_map_pages`: on a read fault, maps
+/// the pages of the window around `page_va` that the page cache already holds
+/// (never allocating or reading one), as a read fault on each would: the cache
+/// page itself, writable in a shared writable mapping, read-only in a private
+/// one, counted in RSS. The window is `FAULT_AROUND_PAGES` pages from the
+/// aligned window's start (or the VMA's start if later), cut at the VMA's end,
+/// at the end of the page table and at the end of the file. Present entries are
+/// left alone, and so is the faulting page, which the caller maps. A failure (no
+/// page table) only ends the window early: the fault itself decides.
+fn do_fault_around(
+    mm: &mut MmInner,
+    pt_pages: &AtomicU64,
+    vma: &Vma,
+    cache: &super::page_cache::PageCache,
+    max_index: u64,
+    page_va: u64,
+) {
+    let start = (page_va & !(FAULT_AROUND_PAGES * PAGE_SIZE - 1)).max(vma.start);
+    let table_end = (start & !(PMD_SIZE - 1)) + PMD_SIZE;
+    let end = (start + FAULT_AROUND_PAGES * PAGE_SIZE).min(vma.end).min(table_end);
+    let first = vma.pgoff + (start - vma.start) / PAGE_SIZE;
+    let last = (first + (end - start) / PAGE_SIZE).min(max_index);
+    let fault_index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
+    let flags = MmInner::pte_flags(vma.prot, vma.is_shared());
+    let mut mem = UserPhysMem { pt_pages };
+    let (pt, rss) = (&mut mm.pt, &mut mm.rss);
+    cache.for_each_in(first, last, |index, pa| {
+        if index == fault_index {
+            return true;
+        }
+        let va = start + (index - first) * PAGE_SIZE;
+        match pt.map(&mut mem, va, pa, PageSize::Size4K, flags) {
+            Ok(()) => {
+                page::get_page(pa);
+                page::page_add_rmap(pa);
+                if let Some(kind) = page::mm_counter(pa) {
+                    rss[kind as usize] += 1;
+                }
+                true
+            }
+            Err(MapError::AlreadyMapped) => true,
+            Err(_) => false,
+        }
+    });
+    mm.note_rss();
 }
 
 /// Write to a present, write-protected page of a writable VMA: copy-on-write.
@@ -111,14 +204,24 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
     // A shared mapping writes its page in place; a private one reuses an
     // anonymous page nobody else holds (`wp_page_reuse`), and copies otherwise
     // (a page cache page is never made private).
-    if vma.is_shared() || (page::kind(old) == PageKind::Anon && page::page_count(old) == 1) {
+    // The zero page is never written: it is replaced by a fresh zeroed page
+    // (`wp_page_copy` allocates one without copying).
+    let zero = page::is_zero_page(old);
+    if !zero && (vma.is_shared() || (page::kind(old) == PageKind::Anon && page::page_count(old) == 1)) {
         mm.pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::Oom)?;
     } else {
         let new = page::alloc_user_page().ok_or(FaultError::Oom)?;
-        super::copy_frame(new, old);
+        if !zero {
+            super::copy_frame(new, old);
+        }
         mm.pt.remap(&mut mem, page_va, new, flags).expect("COW page vanished under the mm lock");
-        mm.rss[page::kind(old) as usize] -= 1;
+        page::page_add_rmap(new);
+        page::page_remove_rmap(old);
+        if let Some(kind) = page::mm_counter(old) {
+            mm.rss[kind as usize] -= 1;
+        }
         mm.rss[PageKind::Anon as usize] += 1;
+        mm.note_rss();
         page::put_page(old);
     }
     super::tlb::flush_page(mm.pt.root(), page_va);

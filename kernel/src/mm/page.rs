@@ -1,9 +1,19 @@
 //! Per-frame state for pages that user space can map (Linux's `struct page`,
-//! only the parts we need): a reference count and what kind of page it is.
-//! A frame shared copy-on-write after fork, mapped by several processes or
-//! held by a page cache is freed when the last reference goes (`put_page`).
-//! The kind decides which RSS counter a mapping of it moves (anon, file,
-//! shmem), as Linux's `mm_counter`.
+//! only the parts we need): a reference count, a map count and what kind of
+//! page it is. A frame shared copy-on-write after fork, mapped by several
+//! processes or held by a page cache is freed when the last reference goes
+//! (`put_page`). The map count is the number of page-table entries that map
+//! the frame (Linux's `_mapcount`, mm/rmap.c): smaps divides a page among
+//! them (Pss), and pagemap calls a page with one mapping exclusive. The kind
+//! decides which RSS counter a mapping of it moves (anon, file, shmem), as
+//! Linux's `mm_counter`.
+//!
+//! The shared zero page (Linux's `ZERO_PAGE`/`my_zero_pfn`, mm/memory.c):
+//! one zero-filled frame, allocated at boot and never freed, that read faults
+//! on private anonymous memory map read-only. It is nobody's memory: taking
+//! or dropping a reference or a mapping of it does nothing, and no RSS
+//! counter moves for it (`mm_counter` is None), so every path that copies or
+//! drops entries (fork, zap, mremap) handles it without knowing it.
 
 use super::frame::{self, PhysFrame};
 use super::PAGE_SIZE;
@@ -36,23 +46,45 @@ impl PageKind {
 struct PageDb {
     base_pfn: u64,
     refs: &'static [AtomicU32],
+    maps: &'static [AtomicU32],
     kinds: &'static [AtomicU8],
 }
 
 static PAGES: Once<PageDb> = Once::new();
 
+/// The physical address of the shared zero page (set once by `init`).
+static ZERO_PAGE: AtomicU64 = AtomicU64::new(0);
+
 /// Frames handed out through `alloc_user_page` and not yet freed (leak checks).
 static USER_PAGES: AtomicU64 = AtomicU64::new(0);
 
-/// Allocates the per-frame arrays over every frame the allocator manages (5 bytes a frame).
+/// Allocates the per-frame arrays over every frame the allocator manages (9 bytes a
+/// frame) and the shared zero page.
 pub fn init() {
     let (base, end) = frame::pfn_range();
     let n = (end - base) as usize;
     let mut refs = Vec::with_capacity(n);
     refs.resize_with(n, || AtomicU32::new(0));
+    let mut maps = Vec::with_capacity(n);
+    maps.resize_with(n, || AtomicU32::new(0));
     let mut kinds = Vec::with_capacity(n);
     kinds.resize_with(n, || AtomicU8::new(0));
-    PAGES.call_once(|| PageDb { base_pfn: base, refs: refs.leak(), kinds: kinds.leak() });
+    PAGES.call_once(|| PageDb { base_pfn: base, refs: refs.leak(), maps: maps.leak(), kinds: kinds.leak() });
+    // Exempt from failure injection: the kernel cannot run without it.
+    let zero = frame::alloc_frames_nofail(0, None).expect("no frame for the zero page at boot");
+    frame::zero_frame(zero);
+    slot(zero.addr()).store(1, Ordering::Relaxed);
+    ZERO_PAGE.store(zero.addr(), Ordering::Relaxed);
+}
+
+/// The shared zero page.
+pub fn zero_page() -> u64 {
+    ZERO_PAGE.load(Ordering::Relaxed)
+}
+
+/// Whether `pa` is the shared zero page (Linux's `is_zero_pfn`).
+pub fn is_zero_page(pa: u64) -> bool {
+    pa == zero_page()
 }
 
 fn index(pa: u64) -> usize {
@@ -69,6 +101,7 @@ fn slot(pa: u64) -> &'static AtomicU32 {
 pub fn alloc_user_page_of(kind: PageKind) -> Option<u64> {
     let f = frame::alloc_zeroed_frame_above_min()?;
     slot(f.addr()).store(1, Ordering::Relaxed);
+    map_slot(f.addr()).store(0, Ordering::Relaxed);
     PAGES.get().unwrap().kinds[index(f.addr())].store(kind as u8, Ordering::Relaxed);
     USER_PAGES.fetch_add(1, Ordering::Relaxed);
     Some(f.addr())
@@ -81,6 +114,12 @@ pub fn alloc_user_page() -> Option<u64> {
 
 pub fn kind(pa: u64) -> PageKind {
     PageKind::from_u8(PAGES.get().unwrap().kinds[index(pa)].load(Ordering::Relaxed))
+}
+
+/// The RSS counter a mapping of `pa` moves (Linux's `mm_counter`); None for the
+/// zero page, which no counter includes.
+pub fn mm_counter(pa: u64) -> Option<PageKind> {
+    (!is_zero_page(pa)).then(|| kind(pa))
 }
 
 /// A zeroed frame for a user page table, with one reference (its owner's).
@@ -111,17 +150,24 @@ pub fn put_table_page(pa: u64) -> bool {
 /// The kind byte of page-table pages (not a `PageKind`: they are never mapped).
 const KIND_TABLE: u8 = 3;
 
-/// Takes another reference to a page.
+/// Takes another reference to a page (none for the zero page).
 pub fn get_page(pa: u64) {
+    if is_zero_page(pa) {
+        return;
+    }
     let old = slot(pa).fetch_add(1, Ordering::Relaxed);
     debug_assert!(old > 0, "get_page on a free page {:#x}", pa);
 }
 
-/// Drops a reference; the frame is freed with the last one.
+/// Drops a reference; the frame is freed with the last one. The zero page is never freed.
 pub fn put_page(pa: u64) {
+    if is_zero_page(pa) {
+        return;
+    }
     let old = slot(pa).fetch_sub(1, Ordering::AcqRel);
     assert!(old > 0, "put_page on a free page {:#x}", pa);
     if old == 1 {
+        debug_assert!(page_mapcount(pa) == 0, "put_page freed a mapped page {:#x}", pa);
         USER_PAGES.fetch_sub(1, Ordering::Relaxed);
         frame::free_frames(PhysFrame(pa), 0);
     }
@@ -129,6 +175,32 @@ pub fn put_page(pa: u64) {
 
 pub fn page_count(pa: u64) -> u32 {
     slot(pa).load(Ordering::Relaxed)
+}
+
+fn map_slot(pa: u64) -> &'static AtomicU32 {
+    &PAGES.get().unwrap().maps[index(pa)]
+}
+
+/// A new page-table entry maps `pa` (Linux's `page_add_*_rmap` and
+/// `page_dup_*_rmap`); the caller holds a reference for it.
+pub fn page_add_rmap(pa: u64) {
+    if !is_zero_page(pa) {
+        map_slot(pa).fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A page-table entry mapping `pa` is gone (Linux's `page_remove_rmap`); its
+/// reference is dropped separately (`put_page`), after the TLB flush.
+pub fn page_remove_rmap(pa: u64) {
+    if !is_zero_page(pa) {
+        let old = map_slot(pa).fetch_sub(1, Ordering::Relaxed);
+        debug_assert!(old > 0, "page_remove_rmap on an unmapped page {:#x}", pa);
+    }
+}
+
+/// The number of page-table entries mapping `pa` (Linux's `page_mapcount`).
+pub fn page_mapcount(pa: u64) -> u32 {
+    map_slot(pa).load(Ordering::Relaxed)
 }
 
 pub fn user_pages() -> u64 {

@@ -31,6 +31,20 @@ impl PageCache {
         self.pages.lock().get(&index).copied()
     }
 
+    /// Calls `f(index, frame)` for each cached page in [first, end), in order, under
+    /// the cache's lock, until `f` returns false (no reference taken: `f` takes one
+    /// for a page it keeps). Fault-around maps a window of pages with one lookup.
+    pub fn for_each_in(&self, first: u64, end: u64, mut f: impl FnMut(u64, u64) -> bool) {
+        if first >= end {
+            return;
+        }
+        for (&index, &pa) in self.pages.lock().range(first..end) {
+            if !f(index, pa) {
+                break;
+            }
+        }
+    }
+
     /// The frame for page `index`, created zero-filled if absent (a hole in
     /// a tmpfs file reads as zeroes). None when memory is exhausted.
     pub fn find_or_create(&self, index: u64) -> Option<u64> {
