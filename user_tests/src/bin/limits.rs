@@ -38,10 +38,13 @@ fn main() {
             committed_as_counts_shared_anonymous_memory,
             committed_as_charges_mprotect_to_writable,
             committed_as_counts_tmpfs_pages_while_cached,
+            committed_as_counts_brk_growth,
+            committed_as_counts_mremap_growth,
             commit_limit_is_overcommit_ratio_of_ram_plus_swap,
             heuristic_overcommit_refuses_one_mapping_larger_than_ram,
             always_overcommit_allows_a_mapping_larger_than_ram,
             strict_overcommit_refuses_past_commit_limit_even_with_noreserve,
+            strict_overcommit_refuses_a_fork_whose_copy_would_pass_commit_limit,
             map_hugetlb_without_huge_pages_is_enomem,
             mapped_counts_each_mapped_file_page_once,
         ],
@@ -478,6 +481,74 @@ fn committed_as_charges_mprotect_to_writable() {
     });
 }
 
+/// `act` must move Committed_AS by `expected_kb` (measured around it, retried against a
+/// busy host); `setup` and `undo` run before and after each attempt.
+fn assert_committed_change<T>(expected_kb: i64, setup: impl Fn() -> T, act: impl Fn(&T), undo: impl Fn(T)) {
+    let mut last = 0;
+    for _ in 0..20 {
+        let state = setup();
+        let before = meminfo_kb("Committed_AS");
+        act(&state);
+        last = meminfo_kb("Committed_AS") - before;
+        undo(state);
+        if (last - expected_kb).abs() <= TOLERANCE_KB {
+            return;
+        }
+    }
+    panic!("Committed_AS moved by {last} kB (expected {expected_kb})");
+}
+
+/// The heap is charged as brk grows it and uncharged as it shrinks.
+fn committed_as_counts_brk_growth() {
+    run_in_child(|| {
+        let cur = sys!(SYS_brk, 0).unwrap() as usize;
+        // Page-aligned start and end, so the charge is exactly the growth.
+        let base = (cur + PAGE - 1) & !(PAGE - 1);
+        sys!(SYS_brk, base).unwrap();
+        assert_committed_change(
+            BIG_KB,
+            || (),
+            |_| assert_eq!(sys!(SYS_brk, base + BIG).unwrap() as usize, base + BIG),
+            |_| {
+                sys!(SYS_brk, base).unwrap();
+            },
+        );
+        assert_committed_change(
+            -BIG_KB,
+            || assert_eq!(sys!(SYS_brk, base + BIG).unwrap() as usize, base + BIG),
+            |_| {
+                sys!(SYS_brk, base).unwrap();
+            },
+            |_| (),
+        );
+    });
+}
+
+/// mremap growth of a charged mapping is charged, in place or moved.
+fn committed_as_counts_mremap_growth() {
+    for flags in [0, MREMAP_MAYMOVE] {
+        assert_committed_change(
+            BIG_KB / 2,
+            || {
+                let a = anon(BIG, PROT_READ | PROT_WRITE, 0).unwrap();
+                // Room above for growth in place (flags 0), or a neighbour forcing a move.
+                munmap(a + BIG / 2, BIG / 2);
+                if flags != 0 {
+                    mmap(a + BIG / 2, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0).unwrap();
+                }
+                (a, std::cell::Cell::new(a))
+            },
+            |(a, at)| at.set(sys!(SYS_mremap, *a, BIG / 2, BIG, flags).unwrap() as usize),
+            |(a, at)| {
+                munmap(at.get(), BIG);
+                if flags != 0 {
+                    munmap(a + BIG / 2, PAGE);
+                }
+            },
+        );
+    }
+}
+
 /// A directory on tmpfs: /dev/shm where there is one (a Linux host), else /tmp.
 fn tmpfs_dir() -> String {
     const TMPFS_MAGIC: u64 = 0x0102_1994;
@@ -566,6 +637,33 @@ fn strict_overcommit_refuses_past_commit_limit_even_with_noreserve() {
         assert_errno!(shared, ENOMEM);
         read_only.expect("a read-only private mapping is not charged");
         small.expect("a small mapping within the limit");
+    });
+}
+
+/// fork charges the child's copies of the charged mappings (dup_mmap): under strict
+/// overcommit a process holding most of what is left cannot fork.
+fn strict_overcommit_refuses_a_fork_whose_copy_would_pass_commit_limit() {
+    run_in_child(|| {
+        let restore = Knob::set("vm/overcommit_memory", "2");
+        let room = (meminfo_kb("CommitLimit") - meminfo_kb("Committed_AS")).max(0) as usize * 1024;
+        let big = (room / 4 * 3) & !(PAGE - 1);
+        let a = anon(big, PROT_READ | PROT_WRITE, 0);
+        let forked = a.as_ref().ok().map(|_| {
+            let pid = unsafe { fork() };
+            if pid == 0 {
+                unsafe { _exit(0) };
+            }
+            if pid > 0 {
+                assert_eq!(wait_child(pid), Exit::Code(0));
+                Ok(pid)
+            } else {
+                Err(user_tests::errno())
+            }
+        });
+        drop(restore);
+        let a = a.expect("a mapping of three quarters of the room");
+        munmap(a, big);
+        assert_eq!(forked, Some(Err(user_tests::Errno(ENOMEM))), "fork with three quarters of the room committed");
     });
 }
 
