@@ -14,8 +14,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{PageTable, PhysMem, PteFlags};
 use spin::Mutex;
 
-/// Lowest address user mappings may use (Linux's default `vm.mmap_min_addr`).
-pub const MMAP_MIN_ADDR: u64 = 0x10000;
 /// End of the user half (`TASK_SIZE` on x86_64 with 4-level paging).
 pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// Top of the initial stack (no randomization: deterministic runs).
