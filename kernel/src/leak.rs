@@ -32,6 +32,10 @@ impl Counter {
     pub fn inc(&self) {
         self.live.fetch_add(1, Ordering::Relaxed);
     }
+    /// Adds `n` (negative: takes away), for figures counted in bulk.
+    pub fn add(&self, n: i64) {
+        self.live.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn dec(&self) {
         self.live.fetch_sub(1, Ordering::Relaxed);
     }
@@ -83,6 +87,7 @@ counters! {
     PT_PAGES: "page-table pages",
     TASKS: "tasks",
     PROCESSES: "processes",
+    COMMITTED: "committed pages",
 }
 
 /// Tables that grow with use and keep their capacity (Linux's shrinkers):

@@ -87,6 +87,8 @@ pub fn kernel_main(start_info: u64) -> ! {
     mm::frame::add_high_memory();
     mm::heap::init();
     mm::page::init();
+    mm::commit::init();
+    fs::proc_sysctl::init();
     arch::percpu::init();
     arch::syscall::init();
     random::init();

@@ -10,6 +10,7 @@ pub mod flock;
 pub mod namei;
 pub mod path;
 pub mod pipe;
+pub mod proc_sysctl;
 pub mod procfs;
 pub mod tmpfs;
 pub mod vfs;

@@ -1,4 +1,4 @@
-//! /proc: generated files: `meminfo`, `mounts`, `uptime`, `sys/vm/stat_refresh`, the
+//! /proc: generated files: `meminfo`, `mounts`, `uptime`, `sys/` (`proc_sysctl.rs`), the
 //! `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `oom_score`,
 //! `oom_score_adj` (writable), `pagemap`, `smaps`, `smaps_rollup`, `stat`, `statm`,
 //! `status` (the leader thread's state and name),
@@ -33,9 +33,6 @@ const INO_MEMINFO: u64 = 2;
 const INO_SELF: u64 = 3;
 const INO_MOUNTS: u64 = 4;
 const INO_UPTIME: u64 = 5;
-const INO_SYS: u64 = 6;
-const INO_SYS_VM: u64 = 7;
-const INO_STAT_REFRESH: u64 = 8;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
@@ -95,7 +92,7 @@ impl Inode for ProcRoot {
             "mounts" => Ok(Arc::new(ProcFile { _live: live(), kind: FileKind::Mounts, pid: 0, tid: 0 })),
             "uptime" => Ok(Arc::new(ProcFile { _live: live(), kind: FileKind::Uptime, pid: 0, tid: 0 })),
             "self" => Ok(Arc::new(SelfLink { _live: live() })),
-            "sys" => Ok(Arc::new(SysctlDir { _live: live(), vm: false })),
+            "sys" => Ok(super::proc_sysctl::new_root()),
             _ => {
                 let pid: u32 = name.parse().map_err(|_| ENOENT)?;
                 find_process(pid).ok_or(ENOENT)?;
@@ -111,7 +108,7 @@ impl Inode for ProcRoot {
             DirEntry { name: "mounts".into(), ino: INO_MOUNTS, d_type: DT_REG },
             DirEntry { name: "uptime".into(), ino: INO_UPTIME, d_type: DT_REG },
             DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
-            DirEntry { name: "sys".into(), ino: INO_SYS, d_type: DT_DIR },
+            DirEntry { name: "sys".into(), ino: super::proc_sysctl::ROOT_INO, d_type: DT_DIR },
         ];
         let pids: Vec<u32> =
             TABLES.lock().processes.iter().filter(|(_, w)| w.strong_count() > 0).map(|(p, _)| *p).collect();
@@ -122,71 +119,9 @@ impl Inode for ProcRoot {
     }
 }
 
-/// `/proc/sys` (`vm: false`) and `/proc/sys/vm` (`vm: true`), kernel/sysctl.c: only the
-/// entries this kernel has.
-struct SysctlDir {
-    _live: Live,
-    vm: bool,
-}
-
-impl Inode for SysctlDir {
-    fn metadata(&self) -> Metadata {
-        let mut m = meta(if self.vm { INO_SYS_VM } else { INO_SYS }, S_IFDIR | 0o555);
-        m.nlink = 2;
-        m
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
-        match (self.vm, name) {
-            (_, "" | ".") => Ok(Arc::new(SysctlDir { _live: live(), vm: self.vm })),
-            (false, "..") => Ok(Arc::new(ProcRoot { _live: live(), parent: super::root_weak() })),
-            (false, "vm") | (true, "..") => Ok(Arc::new(SysctlDir { _live: live(), vm: !self.vm })),
-            (true, "stat_refresh") => Ok(Arc::new(StatRefresh { _live: live() })),
-            _ => Err(ENOENT),
-        }
-    }
-    fn readdir(&self) -> KResult<Vec<DirEntry>> {
-        let (me, parent) = if self.vm { (INO_SYS_VM, INO_SYS) } else { (INO_SYS, INO_ROOT) };
-        let child = if self.vm {
-            DirEntry { name: "stat_refresh".into(), ino: INO_STAT_REFRESH, d_type: DT_REG }
-        } else {
-            DirEntry { name: "vm".into(), ino: INO_SYS_VM, d_type: DT_DIR }
-        };
-        Ok(alloc::vec![
-            DirEntry { name: ".".into(), ino: me, d_type: DT_DIR },
-            DirEntry { name: "..".into(), ino: parent, d_type: DT_DIR },
-            child,
-        ])
-    }
-}
-
-/// `/proc/sys/vm/stat_refresh` (mm/vmstat.c `vmstat_refresh`): a write folds Linux's
-/// per-CPU counter deltas into the global figures of /proc/meminfo. Ours are exact at
-/// every moment, so a write has nothing to do; a read gives nothing, as on Linux.
-struct StatRefresh {
-    _live: Live,
-}
-
-impl Inode for StatRefresh {
-    fn metadata(&self) -> Metadata {
-        meta(INO_STAT_REFRESH, S_IFREG | 0o600)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> KResult<usize> {
-        Ok(0)
-    }
-    fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
-        Ok(buf.len())
-    }
-    /// O_TRUNC on open (`echo 1 > stat_refresh`) is accepted and changes nothing, as
-    /// proc_sys_setattr does.
-    fn truncate(&self, _size: u64) -> KResult<()> {
-        Ok(())
-    }
+/// A new inode of /proc itself (`..` of /proc/sys).
+pub(super) fn proc_root() -> Arc<dyn Inode> {
+    Arc::new(ProcRoot { _live: live(), parent: super::root_weak() })
 }
 
 /// `/proc/self`: a link to the reader's pid directory.
@@ -519,15 +454,20 @@ fn meminfo() -> String {
     line("Dirty", 0);
     line("Writeback", 0);
     line("AnonPages", kb(crate::mm::page::user_pages() - crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed)));
-    line("Mapped", 0);
+    line("Mapped", kb(mapped_file_pages()));
     line("Shmem", kb(crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed)));
     line("KernelStack", 0);
     line("PageTables", kb(USER_PT_PAGES.load(Ordering::Relaxed)));
-    line("CommitLimit", kb(f.usable));
-    line("Committed_AS", 0);
+    line("CommitLimit", kb(crate::mm::commit::vm_commit_limit()));
+    line("Committed_AS", kb(crate::mm::commit::vm_memory_committed()));
     line("VmallocTotal", 0);
     line("VmallocUsed", 0);
-    line("HugePages_Total", 0);
+    // No huge page pool (vm.nr_hugepages 0): hugetlb_report_meminfo's lines.
+    for name in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
+        let _ = writeln!(s, "{:<16}{:>6}", format!("{}:", name), 0);
+    }
+    let _ = writeln!(s, "Hugepagesize:       2048 kB");
+    let _ = writeln!(s, "Hugetlb:               0 kB");
     s
 }
 
@@ -791,6 +731,26 @@ fn maps(p: &Arc<Process>) -> String {
         let _ = writeln!(s, "{}", vma_line(v));
     }
     s
+}
+
+/// File and shmem pages mapped into some page table, each frame once (Linux's
+/// NR_FILE_MAPPED, which a page joins at its first mapping and leaves at its last).
+fn mapped_file_pages() -> u64 {
+    let mut frames = alloc::collections::BTreeSet::new();
+    for mm in crate::mm::rmap::all_mms() {
+        let inner = mm.inner.lock();
+        let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+        for v in inner.vmas.values().filter(|v| matches!(v.backend, Backend::File(_))) {
+            let mut va = v.start;
+            while let Some((at, m)) = inner.pt.next_mapped(&mem, va, v.end) {
+                if crate::mm::page::kind(m.phys) != crate::mm::page::PageKind::Anon {
+                    frames.insert(m.phys);
+                }
+                va = at + 4096;
+            }
+        }
+    }
+    frames.len() as u64
 }
 
 /// Resident pages of locked VMAs in every address space, each frame once.

@@ -47,6 +47,9 @@ pub struct TmpfsFile {
     /// An O_TMPFILE file opened without O_EXCL, not yet linked (Linux's I_LINKABLE):
     /// linkat may give it a name although it has no link.
     linkable: AtomicBool,
+    /// Shared anonymous memory's commit charge for its whole size, given back with the
+    /// inode (`shmem_acct_size`, `shmem_unacct_size`).
+    _charge: Option<crate::mm::commit::ShmemCharge>,
 }
 
 /// Like Linux's default tmpfs size, all shmem pages together are capped at
@@ -72,8 +75,9 @@ impl TmpfsFile {
         Arc::new(TmpfsFile {
             _live: crate::leak::INODES.live(),
             meta: Mutex::new(new_meta(mode, uid, gid)),
-            cache: PageCache::new(PageKind::Shmem),
+            cache: PageCache::new(PageKind::Shmem, true),
             linkable: AtomicBool::new(false),
+            _charge: None,
         })
     }
 
@@ -88,9 +92,16 @@ impl TmpfsFile {
 
 /// An unlinked shmem file of `size` bytes: the backing of MAP_SHARED
 /// anonymous memory (and later SysV segments and memfds), as Linux's
-/// `shmem_file_setup`.
-pub fn new_shmem_file(size: u64) -> Arc<dyn Inode> {
-    let f = TmpfsFile::new(S_IFREG | 0o600, 0, 0);
+/// `shmem_file_setup`, holding `charge` while it exists; without one its pages are
+/// charged one by one as they are created.
+pub fn new_shmem_file(size: u64, charge: Option<crate::mm::commit::ShmemCharge>) -> Arc<dyn Inode> {
+    let f = Arc::new(TmpfsFile {
+        _live: crate::leak::INODES.live(),
+        meta: Mutex::new(new_meta(S_IFREG | 0o600, 0, 0)),
+        cache: PageCache::new(PageKind::Shmem, charge.is_none()),
+        linkable: AtomicBool::new(false),
+        _charge: charge,
+    });
     f.meta.lock().size = size;
     f
 }

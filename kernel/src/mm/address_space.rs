@@ -14,8 +14,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{PageTable, PhysMem, PteFlags};
 use spin::Mutex;
 
-/// Lowest address user mappings may use (Linux's default `vm.mmap_min_addr`).
-pub const MMAP_MIN_ADDR: u64 = 0x10000;
 /// End of the user half (`TASK_SIZE` on x86_64 with 4-level paging).
 pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// Top of the initial stack (no randomization: deterministic runs).
@@ -151,11 +149,31 @@ impl MmStruct {
         let parent = &mut *parent;
         let mut pmem = UserPhysMem { pt_pages: &self.pt_pages };
         let mut cmem = UserPhysMem { pt_pages: &child.pt_pages };
-        for vma in parent.vmas.values().filter(|v| !v.flags.contains(super::vma::VmFlags::DONTFORK)) {
+        // The child's VM_ACCOUNT VMAs are charged anew, each checked against the
+        // overcommit policy with the ones before it counted (dup_mmap's
+        // security_vm_enough_memory_mm): the policy can refuse the fork. The trial
+        // charges go; the child's VMAs are charged as they are copied.
+        let copied = || parent.vmas.values().filter(|v| !v.flags.contains(super::vma::VmFlags::DONTFORK));
+        let mut trial = 0i64;
+        for v in copied() {
+            let pages = v.flags.committed(v.pages());
+            if pages == 0 {
+                continue;
+            }
+            if super::commit::vm_enough_memory(parent, pages).is_err() {
+                super::commit::vm_acct_memory(-trial);
+                return None;
+            }
+            super::commit::vm_acct_memory(pages as i64);
+            trial += pages as i64;
+        }
+        super::commit::vm_acct_memory(-trial);
+        for vma in copied() {
             // Memory locks are not inherited (mlock(2)).
             let mut child_vma = vma.clone();
             child_vma.flags.remove(super::vma::VmFlags::LOCKED | super::vma::VmFlags::LOCKONFAULT);
             child_vma.open();
+            super::commit::vm_acct_memory(child_vma.flags.committed(child_vma.pages()) as i64);
             c.vmas.insert(vma.start, child_vma);
             if vma.flags.contains(super::vma::VmFlags::WIPEONFORK) {
                 continue;
@@ -267,6 +285,7 @@ impl Drop for MmStruct {
         let inner = self.inner.get_mut();
         for v in inner.vmas.values() {
             v.close();
+            super::commit::vm_acct_memory(-(v.flags.committed(v.pages()) as i64));
         }
         let mut mem = UserPhysMem { pt_pages: &self.pt_pages };
         inner.pt.clear_user_half(&mut mem, |_, m| {

@@ -1,5 +1,6 @@
-//! `brk` (Linux's `sys_brk`): grows or shrinks the heap VMA; on failure the
-//! old break is returned, which is how user space learns of it.
+//! `brk` (Linux's `sys_brk` and `do_brk_flags`): grows or shrinks the heap VMA; on
+//! failure (the gap, RLIMIT_AS, the VMA limit, overcommit) the old break is returned,
+//! which is how user space learns of it.
 #![deny(unsafe_code)]
 
 use super::address_space::MmStruct;
@@ -26,12 +27,21 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
         if locked.contains(VmFlags::LOCKED) && !super::mlock::may_lock(&inner, (new_end - old_end) / PAGE_SIZE) {
             return old;
         }
+        // do_brk_flags: RLIMIT_AS, the VMA limit, then the overcommit policy; the heap is
+        // always charged (VM_ACCOUNT).
+        let pages = (new_end - old_end) / PAGE_SIZE;
+        if !super::commit::may_expand_vm(&inner, pages)
+            || inner.vmas.len() > super::commit::max_map_count()
+            || super::commit::vm_enough_memory(&inner, pages).is_err()
+        {
+            return old;
+        }
         inner.insert_vma(Vma {
             live: crate::leak::VMAS.live(),
             start: old_end,
             end: new_end,
             prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::HEAP | locked,
+            flags: VmFlags::HEAP | VmFlags::ACCOUNT | locked,
             pgoff: 0,
             backend: Backend::Anonymous,
             ops: None,

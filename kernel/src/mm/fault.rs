@@ -233,14 +233,15 @@ const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
 
 /// A fault below a VM_GROWSDOWN VMA grows it down to the faulting page
 /// (`expand_downwards`), unless that comes within the guard gap of the
-/// mapping below, goes under mmap_min_addr, or exceeds RLIMIT_STACK.
+/// mapping below, goes under mmap_min_addr, exceeds RLIMIT_AS or RLIMIT_STACK, or
+/// strict overcommit refuses the pages.
 fn expand_stack(mm: &mut MmInner, addr: u64) -> Result<Vma, FaultError> {
     let (start, above) = mm.vmas.range(addr..).next().map(|(k, v)| (*k, v.clone())).ok_or(FaultError::MapErr)?;
     if !above.flags.contains(super::vma::VmFlags::GROWSDOWN) {
         return Err(FaultError::MapErr);
     }
     let new_start = addr & !(PAGE_SIZE - 1);
-    if new_start < super::address_space::MMAP_MIN_ADDR {
+    if new_start < super::commit::mmap_min_addr() {
         return Err(FaultError::MapErr);
     }
     if let Some((_, below)) = mm.vmas.range(..new_start).next_back() {
@@ -251,10 +252,21 @@ fn expand_stack(mm: &mut MmInner, addr: u64) -> Result<Vma, FaultError> {
             return Err(FaultError::MapErr);
         }
     }
+    // acct_stack_growth: RLIMIT_AS, RLIMIT_STACK, then the overcommit policy for the
+    // pages a charged (VM_ACCOUNT) stack gains.
+    let grow = (start - new_start) / PAGE_SIZE;
+    if !super::commit::may_expand_vm(mm, grow) {
+        return Err(FaultError::MapErr);
+    }
     let limit = crate::process::current().process.rlimit(crate::process::task::RLIMIT_STACK).cur;
     if above.end - new_start > limit {
         return Err(FaultError::MapErr);
     }
+    let charge = above.flags.committed(grow);
+    if charge > 0 && super::commit::vm_enough_memory(mm, charge).is_err() {
+        return Err(FaultError::MapErr);
+    }
+    super::commit::vm_acct_memory(charge as i64);
     let mut grown = mm.vmas.remove(&start).expect("vma just found");
     // An anonymous stack has no file offset to keep in step.
     grown.start = new_start;

@@ -3,7 +3,8 @@
 //! finding a free range top-down.
 #![deny(unsafe_code)]
 
-use super::address_space::{MmInner, MmStruct, MMAP_BASE, MMAP_MIN_ADDR, TASK_SIZE};
+use super::address_space::{MmInner, MmStruct, MMAP_BASE, TASK_SIZE};
+use super::commit::{max_map_count, mmap_min_addr};
 use super::vma::{Backend, Prot, VmFlags, Vma};
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
@@ -28,6 +29,9 @@ pub const MAP_STACK: u32 = 0x20000;
 pub const MAP_HUGETLB: u32 = 0x40000;
 pub const MAP_SYNC: u32 = 0x80000;
 pub const MAP_FIXED_NOREPLACE: u32 = 0x100000;
+/// MAP_HUGETLB's page size, as log2 in bits 26..32 (0: the default huge page size).
+const MAP_HUGE_SHIFT: u32 = 26;
+const MAP_HUGE_MASK: u32 = 0x3f;
 
 /// Flags MAP_SHARED_VALIDATE accepts (LEGACY_MAP_MASK plus MAP_SYNC for DAX files only).
 const LEGACY_MAP_MASK: u32 = MAP_SHARED
@@ -45,17 +49,12 @@ const LEGACY_MAP_MASK: u32 = MAP_SHARED
     | MAP_HUGETLB
     | MAP_FIXED_NOREPLACE;
 
-/// The most VMAs one address space may hold (Linux's `sysctl_max_map_count`,
-/// DEFAULT_MAX_MAP_COUNT): VMAs are kernel memory a process could otherwise grow
-/// without bound, out of the OOM killer's reach.
-pub const MAX_MAP_COUNT: usize = 65530;
-
 impl MmInner {
     /// ENOMEM if making VMA boundaries at `start` and `end` would take the address
     /// space past `MAX_MAP_COUNT` (`split_vma`'s check), checked before any change.
     pub fn check_split(&self, start: u64, end: u64) -> KResult<()> {
         let splits = [start, end].into_iter().filter(|&a| self.straddled(a)).count();
-        if self.vmas.len() + splits > MAX_MAP_COUNT {
+        if self.vmas.len() + splits > max_map_count() {
             return Err(ENOMEM);
         }
         Ok(())
@@ -84,12 +83,13 @@ impl MmInner {
     }
 
     /// Removes the VMAs inside [start, end) (boundaries must already be split) and returns them.
-    /// (Their `close` hooks run: they leave the address space.)
+    /// (Their `close` hooks run and their commit charge goes: they leave the address space.)
     pub fn take_vmas(&mut self, start: u64, end: u64) -> Vec<Vma> {
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(k, _)| *k).collect();
         let taken: Vec<Vma> = keys.into_iter().filter_map(|k| self.vmas.remove(&k)).collect();
         for v in &taken {
             v.close();
+            super::commit::vm_acct_memory(-(v.flags.committed(v.pages()) as i64));
         }
         taken
     }
@@ -126,7 +126,14 @@ impl MmInner {
             }
             top = top.min(v.start);
         }
-        (top >= MMAP_MIN_ADDR + len).then(|| top - len)
+        let low = mmap_min_addr().max(PAGE_SIZE);
+        (top >= low.saturating_add(len)).then(|| top - len)
+    }
+
+    /// Pages of the VMAs within [start, end) (`count_vma_pages_range`).
+    pub fn pages_in(&self, start: u64, end: u64) -> u64 {
+        let first = self.vmas.range(..start).next_back().map_or(start, |(k, _)| *k);
+        self.vmas.range(first..end).map(|(_, v)| (v.end.min(end).saturating_sub(v.start.max(start))) / PAGE_SIZE).sum()
     }
 
     /// Unmaps [start, end): splits, removes VMAs and their pages. The caller flushes the TLB.
@@ -138,10 +145,12 @@ impl MmInner {
     }
 
     /// Inserts a VMA into a range the caller made free, merging with neighbours.
-    /// (Its `open` hook runs: it enters the address space.)
+    /// (Its `open` hook runs and a VM_ACCOUNT VMA is charged: it enters the address
+    /// space; the caller made the overcommit check.)
     pub fn insert_vma(&mut self, vma: Vma) {
         let (s, e) = (vma.start, vma.end);
         vma.open();
+        super::commit::vm_acct_memory(vma.flags.committed(vma.pages()) as i64);
         self.vmas.insert(s, vma);
         self.note_vm();
         self.merge_around(s, e);
@@ -150,9 +159,9 @@ impl MmInner {
 
 /// The unlinked shmem file behind MAP_SHARED anonymous memory (Linux's
 /// `shmem_zero_setup`; maps shows it as "/dev/zero (deleted)").
-fn shmem_zero_file(len: u64) -> Arc<File> {
+fn shmem_zero_file(len: u64, charge: Option<super::commit::ShmemCharge>) -> Arc<File> {
     File::new(
-        crate::fs::file::FileKind::Inode(crate::fs::tmpfs::new_shmem_file(len)),
+        crate::fs::file::FileKind::Inode(crate::fs::tmpfs::new_shmem_file(len, charge)),
         crate::fs::file::O_RDWR,
         "/dev/zero (deleted)".into(),
     )
@@ -171,10 +180,19 @@ pub struct MmapRequest {
     pub offset: u64,
 }
 
-/// Linux's `do_mmap`: validates, picks the address, replaces what MAP_FIXED
-/// covers, inserts the VMA. Pages come later, on fault (or now with MAP_POPULATE).
+/// Linux's `do_mmap` and `mmap_region`: validates, picks the address, checks RLIMIT_AS,
+/// replaces what MAP_FIXED covers, charges committed memory, inserts the VMA. Pages come
+/// later, on fault (or now with MAP_POPULATE).
 pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     let MmapRequest { addr, len, prot, flags, file, file_writable, offset } = req;
+    if flags & MAP_HUGETLB != 0 {
+        // ksys_mmap_pgoff: only hugetlbfs files and anonymous memory of a known huge page
+        // size (2 MiB) take MAP_HUGETLB.
+        let log = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+        if flags & MAP_ANONYMOUS == 0 || (log != 0 && log != 21) {
+            return Err(EINVAL);
+        }
+    }
     if len == 0 {
         return Err(EINVAL);
     }
@@ -204,14 +222,11 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if fixed && addr % PAGE_SIZE != 0 {
         return Err(EINVAL);
     }
-    let backend = if flags & MAP_ANONYMOUS != 0 {
-        if shared {
-            // Shared anonymous memory is an unlinked shmem file, so fork
-            // shares its pages and later ones too (Linux's shmem_zero_setup).
-            Backend::File(shmem_zero_file(len))
-        } else {
-            Backend::Anonymous
-        }
+    // Shared anonymous memory (and a shared mapping of /dev/zero) is an unlinked shmem
+    // file, so fork shares its pages and later ones too (Linux's shmem_zero_setup); it
+    // is made once the checks have passed.
+    let (file, shmem_anon) = if flags & MAP_ANONYMOUS != 0 {
+        (None, shared)
     } else {
         let f = file.ok_or(EBADF)?;
         // After the length and type checks, as do_mmap's switch on the type.
@@ -221,11 +236,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         let meta = f.metadata();
         if meta.file_type() == crate::fs::vfs::S_IFCHR && meta.rdev == (1 << 8) | 5 {
             // /dev/zero: private is anonymous memory, shared is shmem.
-            if shared {
-                Backend::File(shmem_zero_file(len))
-            } else {
-                Backend::Anonymous
-            }
+            (None, shared)
         } else {
             if f.inode().and_then(|i| i.page_cache()).is_none() {
                 return Err(ENODEV);
@@ -237,7 +248,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             if shared && prot_bits.contains(Prot::WRITE) && !file_writable {
                 return Err(EACCES);
             }
-            Backend::File(f)
+            (Some(f), false)
         }
     };
     let mut inner = mm.inner.lock();
@@ -249,7 +260,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if vflags.contains(VmFlags::LOCKED) && !super::mlock::may_lock(&inner, len / PAGE_SIZE) {
         return Err(EAGAIN);
     }
-    if inner.vmas.len() >= MAX_MAP_COUNT {
+    // One more than the limit may exist after this mmap (do_mmap's `>`).
+    if inner.vmas.len() > max_map_count() {
         return Err(ENOMEM);
     }
     // The new VMA (Linux's vm_area_alloc), before MAP_FIXED changes anything.
@@ -259,19 +271,18 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         if end > TASK_SIZE {
             return Err(ENOMEM);
         }
+        // Below vm.mmap_min_addr only with CAP_SYS_RAWIO (cap_mmap_addr), checked as
+        // get_unmapped_area returns, before MAP_FIXED_NOREPLACE's test.
+        if addr < mmap_min_addr() && !super::commit::capable(crate::process::cred::CAP_SYS_RAWIO) {
+            return Err(EPERM);
+        }
         if flags & MAP_FIXED_NOREPLACE != 0 && inner.overlaps(addr, end) {
             return Err(EEXIST);
         }
-        if addr < MMAP_MIN_ADDR {
-            return Err(EPERM);
-        }
-        inner.check_split(addr, end)?;
-        inner.unmap_region(&mm.pt_pages, addr, end);
-        super::tlb::flush_range(inner.pt.root(), addr, end);
         addr
     } else {
         let hint = addr & !(PAGE_SIZE - 1);
-        if hint >= MMAP_MIN_ADDR
+        if hint >= mmap_min_addr()
             && hint.checked_add(len).is_some_and(|e| e <= TASK_SIZE)
             && !inner.overlaps(hint, hint + len)
         {
@@ -280,15 +291,52 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             inner.find_free_area(len, MMAP_BASE).ok_or(ENOMEM)?
         }
     };
+    // mmap_region: RLIMIT_AS, counting what MAP_FIXED replaces as freed.
+    let replaced = if fixed { inner.pages_in(start, start + len) } else { 0 };
+    if !super::commit::may_expand_vm(&inner, len / PAGE_SIZE - replaced) {
+        return Err(ENOMEM);
+    }
+    if fixed {
+        inner.check_split(start, start + len)?;
+        inner.unmap_region(&mm.pt_pages, start, start + len);
+        super::tlb::flush_range(inner.pt.root(), start, start + len);
+    }
+    if flags & MAP_HUGETLB != 0 {
+        // No huge pages are reserved (vm.nr_hugepages is 0): hugetlb_reserve_pages fails.
+        return Err(ENOMEM);
+    }
     if shared {
         vflags |= VmFlags::SHARED;
     }
     if flags & MAP_GROWSDOWN != 0 {
         vflags |= VmFlags::GROWSDOWN;
     }
-    if flags & MAP_NORESERVE != 0 {
+    // MAP_NORESERVE is honoured only where overcommit is allowed.
+    if flags & MAP_NORESERVE != 0
+        && super::commit::OVERCOMMIT_MEMORY.load(core::sync::atomic::Ordering::Relaxed)
+            != super::commit::OVERCOMMIT_NEVER
+    {
         vflags |= VmFlags::NORESERVE;
     }
+    // Refused after MAP_FIXED has unmapped, as mmap_region does.
+    if super::commit::accountable_mapping(prot_bits, vflags) {
+        super::commit::vm_enough_memory(&inner, len / PAGE_SIZE)?;
+        vflags |= VmFlags::ACCOUNT;
+    }
+    let backend = match file {
+        Some(f) => Backend::File(f),
+        None if shmem_anon => {
+            // shmem_acct_size: the object is charged for its whole size unless
+            // VM_NORESERVE.
+            let charge = if vflags.contains(VmFlags::NORESERVE) {
+                None
+            } else {
+                Some(super::commit::ShmemCharge::new(&inner, len / PAGE_SIZE)?)
+            };
+            Backend::File(shmem_zero_file(len, charge))
+        }
+        None => Backend::Anonymous,
+    };
     inner.insert_vma(Vma {
         live: crate::leak::VMAS.live(),
         start,

@@ -13,6 +13,7 @@
 
 pub mod address_space;
 pub mod brk;
+pub mod commit;
 pub mod fail;
 pub mod fault;
 pub mod frame;

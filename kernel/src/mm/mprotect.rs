@@ -3,13 +3,20 @@
 #![deny(unsafe_code)]
 
 use super::address_space::{MmInner, MmStruct, UserPhysMem, TASK_SIZE};
-use super::vma::Prot;
+use super::vma::{Prot, VmFlags, Vma};
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
 use page_table::PteFlags;
 
 const PROT_GROWSDOWN: u32 = 0x0100_0000;
 const PROT_GROWSUP: u32 = 0x0200_0000;
+
+/// Whether `v` given `new_prot` becomes a charged private writable mapping.
+fn becomes_accountable(v: &Vma, new_prot: Prot) -> bool {
+    new_prot.contains(Prot::WRITE)
+        && !v.prot.contains(Prot::WRITE)
+        && !v.flags.intersects(VmFlags::ACCOUNT | VmFlags::SHARED | VmFlags::NORESERVE)
+}
 
 pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()> {
     if !start.is_multiple_of(PAGE_SIZE) {
@@ -32,15 +39,24 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     let mut inner = mm.inner.lock();
     // Every page of the range must be mapped (ENOMEM otherwise) and may take the new
     // protection (EACCES otherwise), checked before any change.
+    // A private mapping made writable is charged to committed memory (mprotect_fixup);
+    // made read-only again it stays charged.
     let mut cur = start;
+    let mut charge = 0;
     while cur < end {
         let v = inner.find_vma(cur).ok_or(ENOMEM)?;
         if new_prot.contains(Prot::WRITE) && !v.may_write() {
             return Err(EACCES);
         }
+        if becomes_accountable(v, new_prot) {
+            charge += (v.end.min(end) - cur) / PAGE_SIZE;
+        }
         cur = v.end;
     }
     inner.check_split(start, end)?;
+    if charge > 0 {
+        super::commit::vm_enough_memory(&inner, charge)?;
+    }
     // Cutting a VMA needs a new one (Linux's split_vma → vm_area_dup), which can fail.
     if inner.splits(start, end) {
         super::fail::slab_may_fail()?;
@@ -48,7 +64,12 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     inner.split_at(start, end);
     let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
     for k in keys {
-        inner.vmas.get_mut(&k).unwrap().prot = new_prot;
+        let v = inner.vmas.get_mut(&k).unwrap();
+        if becomes_accountable(v, new_prot) {
+            v.flags |= VmFlags::ACCOUNT;
+            super::commit::vm_acct_memory(v.pages() as i64);
+        }
+        v.prot = new_prot;
     }
     let inner = &mut *inner;
     let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };

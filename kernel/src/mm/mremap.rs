@@ -5,7 +5,7 @@
 #![deny(unsafe_code)]
 
 use super::address_space::{MmInner, MmStruct, UserPhysMem, MMAP_BASE, TASK_SIZE};
-use super::mmap::MAX_MAP_COUNT;
+use super::commit::{max_map_count, may_expand_vm, vm_enough_memory};
 use super::vma::VmFlags;
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
@@ -66,7 +66,22 @@ fn resize(
     if locked && !super::mlock::may_lock(&inner, (new_len - old_len) / PAGE_SIZE) {
         return Err(EAGAIN);
     }
+    // vma_to_resize: RLIMIT_AS for the growth.
+    if new_len > old_len && !may_expand_vm(&inner, (new_len - old_len) / PAGE_SIZE) {
+        return Err(ENOMEM);
+    }
     let grown = |at: u64| (locked && vma.flags.populates_locked()).then_some((at + old_len, at + new_len));
+    // move_vma's commit check, in pages: the growth, or the whole new range when the old
+    // one stays (MREMAP_DONTUNMAP). The moved VMA is charged as it is inserted and the
+    // old one uncharged as it goes.
+    let account = vma.flags.contains(VmFlags::ACCOUNT);
+    let move_charge = |old_len: u64| {
+        if flags & MREMAP_DONTUNMAP != 0 {
+            new_len / PAGE_SIZE
+        } else {
+            new_len.saturating_sub(old_len) / PAGE_SIZE
+        }
+    };
 
     if flags & MREMAP_FIXED != 0 {
         if !new_addr.is_multiple_of(PAGE_SIZE) {
@@ -75,13 +90,20 @@ fn resize(
         if new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len {
             return Err(EINVAL);
         }
+        // mremap_to: the range left behind by MREMAP_DONTUNMAP counts against RLIMIT_AS.
+        if flags & MREMAP_DONTUNMAP != 0 && !may_expand_vm(&inner, old_len / PAGE_SIZE) {
+            return Err(ENOMEM);
+        }
         // The ranges may not overlap.
         if new_addr < old + old_len.max(1) && old < new_addr + new_len {
             return Err(EINVAL);
         }
         // move_vma's check: a move may leave up to three more VMAs.
-        if inner.vmas.len() >= MAX_MAP_COUNT - 3 {
+        if inner.vmas.len() >= max_map_count().saturating_sub(3) {
             return Err(ENOMEM);
+        }
+        if account {
+            vm_enough_memory(&inner, move_charge(old_len))?;
         }
         inner.unmap_region(&mm.pt_pages, new_addr, new_addr + new_len);
         let mut old_len = old_len;
@@ -109,6 +131,11 @@ fn resize(
     if old_len != 0 && old + old_len == vma.end {
         let grow_end = old.checked_add(new_len).ok_or(ENOMEM)?;
         if grow_end <= TASK_SIZE && !inner.overlaps(vma.end, grow_end) && !dont_unmap {
+            let pages = (new_len - old_len) / PAGE_SIZE;
+            if account {
+                vm_enough_memory(&inner, pages)?;
+                super::commit::vm_acct_memory(pages as i64);
+            }
             inner.vmas.get_mut(&vma.start).unwrap().end = grow_end;
             inner.note_vm();
             inner.merge_around(vma.start, grow_end);
@@ -118,8 +145,11 @@ fn resize(
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(ENOMEM);
     }
-    if inner.vmas.len() >= MAX_MAP_COUNT - 3 {
+    if inner.vmas.len() >= max_map_count().saturating_sub(3) {
         return Err(ENOMEM);
+    }
+    if account {
+        vm_enough_memory(&inner, move_charge(old_len))?;
     }
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
     let r = move_range(&mut inner, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);

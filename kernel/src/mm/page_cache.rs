@@ -15,11 +15,15 @@ pub static SHMEM_PAGES: AtomicU64 = AtomicU64::new(0);
 pub struct PageCache {
     pages: Mutex<BTreeMap<u64, u64>>,
     kind: PageKind,
+    /// Each page is charged to committed memory while cached: the pages of a shmem
+    /// object not charged for its whole size (Linux's VM_NORESERVE shmem inodes, as
+    /// every tmpfs file, and `shmem_acct_block`).
+    per_page_commit: bool,
 }
 
 impl PageCache {
-    pub const fn new(kind: PageKind) -> PageCache {
-        PageCache { pages: Mutex::new(BTreeMap::new()), kind }
+    pub const fn new(kind: PageKind, per_page_commit: bool) -> PageCache {
+        PageCache { pages: Mutex::new(BTreeMap::new()), kind, per_page_commit }
     }
 
     pub fn kind(&self) -> PageKind {
@@ -57,6 +61,9 @@ impl PageCache {
         if self.kind == PageKind::Shmem {
             SHMEM_PAGES.fetch_add(1, Ordering::Relaxed);
         }
+        if self.per_page_commit {
+            super::commit::vm_acct_memory(1);
+        }
         Some(pa)
     }
 
@@ -88,6 +95,9 @@ impl PageCache {
     fn release(&self, pa: u64) {
         if self.kind == PageKind::Shmem {
             SHMEM_PAGES.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.per_page_commit {
+            super::commit::vm_acct_memory(-1);
         }
         page::put_page(pa);
     }

@@ -34,10 +34,21 @@ bitflags::bitflags! {
         const NORESERVE = 1 << 7;
         /// MADV_WIPEONFORK: a child gets the mapping empty (zero-filled), not a copy.
         const WIPEONFORK = 1 << 8;
+        /// The VMA's pages are charged to committed memory (VM_ACCOUNT, `mm/commit.rs`).
+        const ACCOUNT = 1 << 9;
     }
 }
 
 impl VmFlags {
+    /// Charged pages of a VMA of `pages` pages with these flags.
+    pub fn committed(self, pages: u64) -> u64 {
+        if self.contains(Self::ACCOUNT) {
+            pages
+        } else {
+            0
+        }
+    }
+
     /// Locked with every page faulted in at once (VM_LOCKED without VM_LOCKONFAULT): what
     /// mmap, brk and mremap populate.
     pub fn populates_locked(self) -> bool {
@@ -92,6 +103,10 @@ pub struct Vma {
 }
 
 impl Vma {
+    pub fn pages(&self) -> u64 {
+        (self.end - self.start) / super::PAGE_SIZE
+    }
+
     pub fn contains(&self, addr: u64) -> bool {
         self.start <= addr && addr < self.end
     }

@@ -34,6 +34,16 @@ fn prot(p: elf_loader::Prot) -> Prot {
     r
 }
 
+/// The flags of an ELF segment's VMA: writable private segments are charged to
+/// committed memory (`vm_mmap` and `vm_brk_flags` make them VM_ACCOUNT).
+fn accountable(p: Prot) -> VmFlags {
+    if crate::mm::commit::accountable_mapping(p, VmFlags::empty()) {
+        VmFlags::ACCOUNT
+    } else {
+        VmFlags::empty()
+    }
+}
+
 /// Resolves and checks `path` for exec (`do_open_execat`): execute permission
 /// (`may_open` with MAY_EXEC; root needs some execute bit), a regular file
 /// (EACCES), and no open file writing it (`deny_write_access`: ETXTBSY).
@@ -240,7 +250,7 @@ pub fn exec_into(
                     start: step.start,
                     end: step.file_end,
                     prot: prot(step.prot),
-                    flags: VmFlags::empty(),
+                    flags: accountable(prot(step.prot)),
                     pgoff: step.file_offset / PAGE_SIZE,
                     backend: Backend::File(exec_file.clone()),
                     ops: None,
@@ -252,7 +262,7 @@ pub fn exec_into(
                     start: step.file_end,
                     end: step.end,
                     prot: prot(step.anon_prot),
-                    flags: VmFlags::empty(),
+                    flags: accountable(prot(step.anon_prot)),
                     pgoff: 0,
                     backend: Backend::Anonymous,
                     ops: None,
@@ -268,7 +278,7 @@ pub fn exec_into(
             start: stack_start,
             end: STACK_TOP,
             prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::GROWSDOWN | VmFlags::STACK,
+            flags: VmFlags::GROWSDOWN | VmFlags::STACK | VmFlags::ACCOUNT,
             pgoff: 0,
             backend: Backend::Anonymous,
             ops: None,

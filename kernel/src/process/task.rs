@@ -191,6 +191,7 @@ crate::impl_pod!(Rlimit);
 pub const RLIM_INFINITY: u64 = u64::MAX;
 pub const RLIMIT_NLIMITS: usize = 16;
 pub const RLIMIT_STACK: usize = 3;
+pub const RLIMIT_AS: usize = 9;
 pub const RLIMIT_NOFILE: usize = 7;
 pub const RLIMIT_MEMLOCK: usize = 8;
 pub const RLIMIT_NPROC: usize = 6;
@@ -332,13 +333,25 @@ pub fn all_processes() -> Vec<Arc<Process>> {
     TABLES.lock().processes.values().filter_map(Weak::upgrade).collect()
 }
 
-/// A free id (Linux reuses pids cyclically; so do we, below PID_MAX).
+/// `kernel.pid_max`: ids are handed out below it (PID_MAX_DEFAULT).
+pub static PID_MAX: AtomicU32 = AtomicU32::new(32768);
+/// Ids below it are left to early processes once the ids have wrapped (RESERVED_PIDS).
+const RESERVED_PIDS: Tid = 300;
+
+/// A free id (Linux's `alloc_pid`: cyclically below `kernel.pid_max`, from
+/// RESERVED_PIDS after the first wrap). Should every id below pid_max be taken, ids
+/// above it are used rather than failing the caller.
 pub fn alloc_tid() -> Tid {
-    const PID_MAX: Tid = 4_194_304;
+    let pid_max = PID_MAX.load(Ordering::Relaxed);
     let mut t = TABLES.lock();
+    let mut tries: Tid = 0;
     loop {
-        let id = t.next_tid;
-        t.next_tid = if id + 1 >= PID_MAX { 2 } else { id + 1 };
+        let mut id = t.next_tid;
+        if id >= pid_max && tries < pid_max {
+            id = RESERVED_PIDS;
+        }
+        tries = tries.saturating_add(1);
+        t.next_tid = if id + 1 >= pid_max && tries < pid_max { RESERVED_PIDS } else { id + 1 };
         if !t.tasks.contains_key(&id) && !t.processes.contains_key(&id) {
             // Reserve it so no concurrent allocation hands it out twice.
             t.tasks.insert(id, Weak::new());

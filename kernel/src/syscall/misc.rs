@@ -11,9 +11,13 @@ fn field(s: &[u8]) -> [u8; 65] {
     f
 }
 
+/// The system name and release uname gives (and /proc/sys/kernel/{ostype,osrelease}).
+pub const UTS_SYSNAME: &[u8] = b"Linux";
+pub const UTS_RELEASE: &[u8] = b"6.6.0-mshare";
+
 pub fn sys_uname(a: Args) -> SysResult {
     let mut buf = [0u8; 65 * 6];
-    let fields: [&[u8]; 6] = [b"Linux", b"mshare", b"6.6.0-mshare", b"#1 SMP mshare-kernel", b"x86_64", b"(none)"];
+    let fields: [&[u8]; 6] = [UTS_SYSNAME, b"mshare", UTS_RELEASE, b"#1 SMP mshare-kernel", b"x86_64", b"(none)"];
     for (i, f) in fields.iter().enumerate() {
         buf[i * 65..(i + 1) * 65].copy_from_slice(&field(f));
     }

@@ -3,7 +3,7 @@
 //! An unimplemented syscall returns ENOSYS and is logged once.
 
 mod fs;
-mod misc;
+pub mod misc;
 mod mm;
 mod process;
 mod signal;

@@ -652,6 +652,12 @@ const RO_PATHS: &[&str] = &[
     "/proc/meminfo",
     "/proc/mounts",
     "/proc/uptime",
+    // Knobs the fuzzer (uid 65534) can read but never write: sysctl writes need root.
+    "/proc/sys",
+    "/proc/sys/vm/overcommit_memory",
+    "/proc/sys/vm/max_map_count",
+    "/proc/sys/kernel/pid_max",
+    "/proc/sys/kernel/ostype",
     "/dev",
     "/dev/null",
     "/dev/zero",
