@@ -67,6 +67,17 @@ pub fn run_tests(suite: &str, tests: &[(&str, fn())]) -> ! {
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }
 
+/// The variable `init` sets for the test programs it runs in a VM booted for the tests
+/// (our kernel and the Linux guest).
+pub const SCRATCH_MACHINE_ENV: &str = "USER_TESTS_SCRATCH_MACHINE";
+
+/// Whether this is a VM booted only for the tests, where a test may change system-wide
+/// settings (sysctl knobs). On the Linux host such a change would reach every other
+/// process on it, so tests that need one leave it out there.
+pub fn on_scratch_machine() -> bool {
+    std::env::var_os(SCRATCH_MACHINE_ENV).is_some()
+}
+
 /// `tests![a, b]` is `&[("a", a), ("b", b)]` for [`run_tests`]: each test is named after
 /// its function.
 #[macro_export]

@@ -149,7 +149,7 @@ fn power_off(ok: bool) {
 const PROGRAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 fn run_with_timeout(path: &Path) -> std::io::Result<std::process::ExitStatus> {
-    let mut child = Command::new(path).spawn()?;
+    let mut child = Command::new(path).env(user_tests::SCRATCH_MACHINE_ENV, "1").spawn()?;
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
