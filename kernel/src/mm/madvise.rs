@@ -71,27 +71,28 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     if cur < end {
         hole = true;
     }
-    // Pieces zapped before a later one fails stay zapped, as Linux's: the flush below
-    // runs on every path, so no stale translation outlives the call.
-    let r: KResult<()> = 'walk: {
+    // Pieces zapped before a later one fails stay zapped, as Linux's; the gather flushes
+    // them, then frees their pages, on every way out (its drop), errors included.
+    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    {
         for (s, e, v) in &pieces {
             match advice {
                 MADV_DONTNEED | MADV_FREE => {
                     if v.flags.contains(VmFlags::LOCKED)
                         || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
                     {
-                        break 'walk Err(EINVAL);
+                        return Err(EINVAL);
                     }
-                    inner.zap_range(&mm.pt_pages, *s, *e);
+                    inner.zap_range(&tlb, &mm.pt_pages, *s, *e);
                 }
                 MADV_REMOVE => {
                     // Punch a hole in the shared file behind the mapping (madvise_remove).
                     if v.flags.contains(VmFlags::LOCKED) {
-                        break 'walk Err(EINVAL);
+                        return Err(EINVAL);
                     }
-                    let Some(inode) = v.backend.inode() else { break 'walk Err(EINVAL) };
+                    let Some(inode) = v.backend.inode() else { return Err(EINVAL) };
                     if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
-                        break 'walk Err(EACCES);
+                        return Err(EACCES);
                     }
                     let first = v.pgoff + (s - v.start) / PAGE_SIZE;
                     let last = first + (e - s) / PAGE_SIZE;
@@ -111,10 +112,10 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
                     // Only private anonymous memory can be wiped in a child.
                     if advice == MADV_WIPEONFORK && (v.is_shared() || !matches!(v.backend, Backend::Anonymous)) {
-                        break 'walk Err(EINVAL);
+                        return Err(EINVAL);
                     }
                     if let Err(e) = inner.check_split(*s, *e) {
-                        break 'walk Err(e);
+                        return Err(e);
                     }
                     inner.split_at(*s, *e);
                     let (flag, on) = match advice {
@@ -134,18 +135,16 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                     inner = mm.inner.lock();
                     match r {
                         Ok(()) => {}
-                        Err(super::mlock::PopulateStop::Fault) => break 'walk Err(EFAULT),
-                        Err(super::mlock::PopulateStop::Killed) => break 'walk Err(EINTR),
+                        Err(super::mlock::PopulateStop::Fault) => return Err(EFAULT),
+                        Err(super::mlock::PopulateStop::Killed) => return Err(EINTR),
                     }
                 }
                 // Hints about access patterns, paging and dumps: nothing to do here.
                 _ => {}
             }
         }
-        Ok(())
-    };
-    super::tlb::flush_range(inner.pt.root(), start, end);
-    r?;
+    }
+    tlb.finish();
     if hole {
         Err(ENOMEM)
     } else {

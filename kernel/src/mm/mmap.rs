@@ -108,7 +108,9 @@ impl MmInner {
             };
             if mergeable {
                 let vb = self.vmas.remove(&b).unwrap();
-                self.vmas.get_mut(&a).unwrap().end = vb.end;
+                let va = self.vmas.get_mut(&a).unwrap();
+                va.end = vb.end;
+                va.flags |= vb.flags & VmFlags::ANON_VMA;
                 keys.remove(i + 1);
             } else {
                 i += 1;
@@ -129,11 +131,18 @@ impl MmInner {
         (top >= MMAP_MIN_ADDR + len).then(|| top - len)
     }
 
-    /// Unmaps [start, end): splits, removes VMAs and their pages. The caller flushes the TLB.
-    pub fn unmap_region(&mut self, pt_pages: &core::sync::atomic::AtomicU64, start: u64, end: u64) {
+    /// Unmaps [start, end): splits, removes VMAs and their pages (Linux's `unmap_region`);
+    /// `tlb` flushes, then frees the pages and tables.
+    pub fn unmap_region(
+        &mut self,
+        tlb: &super::tlb::MmuGather,
+        pt_pages: &core::sync::atomic::AtomicU64,
+        start: u64,
+        end: u64,
+    ) {
         self.split_at(start, end);
         for v in self.take_vmas(start, end) {
-            self.zap_range(pt_pages, v.start, v.end);
+            self.zap_range(tlb, pt_pages, v.start, v.end);
         }
     }
 
@@ -262,8 +271,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             return Err(EPERM);
         }
         inner.check_split(addr, end)?;
-        inner.unmap_region(&mm.pt_pages, addr, end);
-        super::tlb::flush_range(inner.pt.root(), addr, end);
+        let tlb = super::tlb::MmuGather::new(inner.pt.root());
+        inner.unmap_region(&tlb, &mm.pt_pages, addr, end);
         addr
     } else {
         let hint = addr & !(PAGE_SIZE - 1);

@@ -644,5 +644,8 @@ fn clear_range(
     is_empty(mem, table)
 }
 
+mod cursor;
+pub use cursor::{Cursor, USER_END};
+
 #[cfg(test)]
 mod tests;
