@@ -188,11 +188,19 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
             let v = inner.find_vma(va).ok_or(ENOMEM)?;
             let chunk_end = end.min(v.end).min(va + CHUNK_PAGES * PAGE_SIZE);
             let cache = v.backend.inode().and_then(|i| i.page_cache());
+            let chunk_start = va;
             while va < chunk_end {
-                let resident = inner.pt.translate(&mem, va).is_some()
-                    || cache.is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
-                out.push(resident as u8);
+                let cached = cache.is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
+                out.push(cached as u8);
                 va += PAGE_SIZE;
+            }
+            // Mapped pages, a table at a time.
+            let mut cursor = inner.pt.cursor(chunk_start, chunk_end);
+            while let Some((at, _)) = cursor.next(&mem) {
+                // User pages are 4 KiB: none starts before the chunk.
+                if at >= chunk_start {
+                    out[((at - chunk_start) / PAGE_SIZE) as usize] = 1;
+                }
             }
         }
         emit(&out)?;
