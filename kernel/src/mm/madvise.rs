@@ -74,74 +74,67 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     // Pieces zapped before a later one fails stay zapped, as Linux's; the gather flushes
     // them, then frees their pages, on every way out (its drop), errors included.
     let tlb = super::tlb::MmuGather::new(inner.pt.root());
-    {
-        for (s, e, v) in &pieces {
-            match advice {
-                MADV_DONTNEED | MADV_FREE => {
-                    if v.flags.contains(VmFlags::LOCKED)
-                        || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
-                    {
-                        return Err(EINVAL);
-                    }
-                    inner.zap_range(&tlb, &mm.pt_pages, *s, *e);
+    for (s, e, v) in &pieces {
+        match advice {
+            MADV_DONTNEED | MADV_FREE => {
+                if v.flags.contains(VmFlags::LOCKED)
+                    || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
+                {
+                    return Err(EINVAL);
                 }
-                MADV_REMOVE => {
-                    // Punch a hole in the shared file behind the mapping (madvise_remove).
-                    if v.flags.contains(VmFlags::LOCKED) {
-                        return Err(EINVAL);
-                    }
-                    let Some(inode) = v.backend.inode() else { return Err(EINVAL) };
-                    if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
-                        return Err(EACCES);
-                    }
-                    let first = v.pgoff + (s - v.start) / PAGE_SIZE;
-                    let last = first + (e - s) / PAGE_SIZE;
-                    let inode = inode.clone();
-                    drop(inner);
-                    crate::mm::rmap::unmap_file_pages(
-                        alloc::sync::Arc::as_ptr(&inode) as *const (),
-                        first,
-                        last,
-                        false,
-                    );
-                    if let Some(cache) = inode.page_cache() {
-                        cache.remove_range(first, last);
-                    }
-                    inner = mm.inner.lock();
-                }
-                MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
-                    // Only private anonymous memory can be wiped in a child.
-                    if advice == MADV_WIPEONFORK && (v.is_shared() || !matches!(v.backend, Backend::Anonymous)) {
-                        return Err(EINVAL);
-                    }
-                    if let Err(e) = inner.check_split(*s, *e) {
-                        return Err(e);
-                    }
-                    inner.split_at(*s, *e);
-                    let (flag, on) = match advice {
-                        MADV_DONTFORK | MADV_DOFORK => (VmFlags::DONTFORK, advice == MADV_DONTFORK),
-                        _ => (VmFlags::WIPEONFORK, advice == MADV_WIPEONFORK),
-                    };
-                    let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
-                    for k in keys {
-                        inner.vmas.get_mut(&k).unwrap().flags.set(flag, on);
-                    }
-                    inner.merge_around(*s, *e);
-                }
-                MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
-                    let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
-                    drop(inner);
-                    let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
-                    inner = mm.inner.lock();
-                    match r {
-                        Ok(()) => {}
-                        Err(super::mlock::PopulateStop::Fault) => return Err(EFAULT),
-                        Err(super::mlock::PopulateStop::Killed) => return Err(EINTR),
-                    }
-                }
-                // Hints about access patterns, paging and dumps: nothing to do here.
-                _ => {}
+                inner.zap_range(&tlb, &mm.pt_pages, *s, *e);
             }
+            MADV_REMOVE => {
+                // Punch a hole in the shared file behind the mapping (madvise_remove).
+                if v.flags.contains(VmFlags::LOCKED) {
+                    return Err(EINVAL);
+                }
+                let Some(inode) = v.backend.inode() else { return Err(EINVAL) };
+                if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
+                    return Err(EACCES);
+                }
+                let first = v.pgoff + (s - v.start) / PAGE_SIZE;
+                let last = first + (e - s) / PAGE_SIZE;
+                let inode = inode.clone();
+                drop(inner);
+                crate::mm::rmap::unmap_file_pages(alloc::sync::Arc::as_ptr(&inode) as *const (), first, last, false);
+                if let Some(cache) = inode.page_cache() {
+                    cache.remove_range(first, last);
+                }
+                inner = mm.inner.lock();
+            }
+            MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
+                // Only private anonymous memory can be wiped in a child.
+                if advice == MADV_WIPEONFORK && (v.is_shared() || !matches!(v.backend, Backend::Anonymous)) {
+                    return Err(EINVAL);
+                }
+                if let Err(e) = inner.check_split(*s, *e) {
+                    return Err(e);
+                }
+                inner.split_at(*s, *e);
+                let (flag, on) = match advice {
+                    MADV_DONTFORK | MADV_DOFORK => (VmFlags::DONTFORK, advice == MADV_DONTFORK),
+                    _ => (VmFlags::WIPEONFORK, advice == MADV_WIPEONFORK),
+                };
+                let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
+                for k in keys {
+                    inner.vmas.get_mut(&k).unwrap().flags.set(flag, on);
+                }
+                inner.merge_around(*s, *e);
+            }
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
+                drop(inner);
+                let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
+                inner = mm.inner.lock();
+                match r {
+                    Ok(()) => {}
+                    Err(super::mlock::PopulateStop::Fault) => return Err(EFAULT),
+                    Err(super::mlock::PopulateStop::Killed) => return Err(EINTR),
+                }
+            }
+            // Hints about access patterns, paging and dumps: nothing to do here.
+            _ => {}
         }
     }
     tlb.finish();
