@@ -1019,11 +1019,12 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
 }
 
 /// The benchmarks of `vm_micro`, as it names them.
-pub const MICRO_NAMES: [&str; 12] = [
+pub const MICRO_NAMES: [&str; 13] = [
     "anon_fault",
     "mmap_touch_munmap_4k",
     "fork_exit_wait",
     "fork_exit_wait_256m",
+    "fork_exit_wait_16g",
     "shared_anon_fault",
     "file_read_fault",
     "mprotect_1m",

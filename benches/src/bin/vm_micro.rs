@@ -17,6 +17,7 @@
 //! | `mmap_touch_munmap_4k` | mmap 4 KiB anon + write one byte + munmap   | lmbench lat_mmap, wis mmap1           |
 //! | `fork_exit_wait`       | fork + child `_exit(0)` + waitpid           | lmbench lat_proc fork                 |
 //! | `fork_exit_wait_256m`  | the same with 256 MiB of written anon       | lat_proc fork of a big process        |
+//! | `fork_exit_wait_16g`   | the same with 16 GiB MAP_NORESERVE, 1 page written | lat_proc fork of a sparse process |
 //! | `shared_anon_fault`    | write fault on a fresh shared anon page     | wis page_fault3                       |
 //! | `file_read_fault`      | read fault on a cached tmpfs file page      | lmbench lat_pagefault                 |
 //! | `mprotect_1m`          | mprotect of a written 1 MiB region          | (none)                                |
@@ -61,6 +62,7 @@ const BENCHES: &[Bench] = &[
     Bench { name: "mmap_touch_munmap_4k", run: mmap_touch_munmap_4k, iters: 20_000, quick_iters: 300 },
     Bench { name: "fork_exit_wait", run: fork_exit_wait, iters: 500, quick_iters: 20 },
     Bench { name: "fork_exit_wait_256m", run: fork_exit_wait_256m, iters: 50, quick_iters: 2 },
+    Bench { name: "fork_exit_wait_16g", run: fork_exit_wait_16g, iters: 200, quick_iters: 10 },
     Bench { name: "shared_anon_fault", run: shared_anon_fault, iters: 8, quick_iters: 1 },
     Bench { name: "file_read_fault", run: file_read_fault, iters: 32, quick_iters: 1 },
     Bench { name: "mprotect_1m", run: mprotect_1m, iters: 10_000, quick_iters: 200 },
@@ -298,6 +300,19 @@ fn fork_exit_wait_256m(ctx: &Ctx) {
     touch_write(p, LEN);
     ctx.measure(|iters| (iters, timed(|| (0..iters).for_each(|_| ctx.fork_wait())).1));
     ctx.unmap(p, LEN, "munmap 256 MiB");
+}
+
+/// Like `fork_exit_wait`, with 16 GiB of private anonymous memory mapped MAP_NORESERVE
+/// and one page of it written: fork and exit must cost what is mapped, not the length of
+/// the address space (a walk that visits every 4 KiB of it would take seconds).
+/// ops = iterations.
+fn fork_exit_wait_16g(ctx: &Ctx) {
+    const LEN: usize = 16 << 30;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    let p = ctx.map(null_mut(), LEN, libc::PROT_READ | libc::PROT_WRITE, flags, -1, "mmap 16 GiB");
+    touch_write(p, PAGE);
+    ctx.measure(|iters| (iters, timed(|| (0..iters).for_each(|_| ctx.fork_wait())).1));
+    ctx.unmap(p, LEN, "munmap 16 GiB");
 }
 
 /// Read faults on a 16 MiB tmpfs file whose pages are all in the page cache (written once,

@@ -741,12 +741,11 @@ fn mapped_file_pages() -> u64 {
         let inner = mm.inner.lock();
         let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
         for v in inner.vmas.values().filter(|v| matches!(v.backend, Backend::File(_))) {
-            let mut va = v.start;
-            while let Some((at, m)) = inner.pt.next_mapped(&mem, va, v.end) {
+            let mut cursor = inner.pt.cursor(v.start, v.end);
+            while let Some((_, m)) = cursor.next(&mem) {
                 if crate::mm::page::kind(m.phys) != crate::mm::page::PageKind::Anon {
                     frames.insert(m.phys);
                 }
-                va = at + 4096;
             }
         }
     }
@@ -760,13 +759,12 @@ fn mlocked_pages() -> u64 {
         let inner = mm.inner.lock();
         let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
         for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {
-            let mut va = v.start;
-            while let Some((at, m)) = inner.pt.next_mapped(&mem, va, v.end) {
+            let mut cursor = inner.pt.cursor(v.start, v.end);
+            while let Some((_, m)) = cursor.next(&mem) {
                 // The zero page is never mlocked (it is no process's memory).
                 if !crate::mm::page::is_zero_page(m.phys) {
                     frames.insert(m.phys);
                 }
-                va = at + 4096;
             }
         }
     }
@@ -807,9 +805,8 @@ impl SmapsStats {
     ) {
         use crate::mm::page;
         let locked = v.flags.contains(VmFlags::LOCKED);
-        let mut va = v.start;
-        while let Some((at, m)) = inner.pt.next_mapped(mem, va, v.end) {
-            va = at + 4096;
+        let mut cursor = inner.pt.cursor(v.start, v.end);
+        while let Some((_, m)) = cursor.next(mem) {
             let Some(kind) = page::mm_counter(m.phys) else { continue };
             let is_anon = kind == page::PageKind::Anon;
             let mapcount = page::page_mapcount(m.phys).max(1) as u64;
@@ -1092,14 +1089,24 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let show_pfn = crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN);
     let inner = mm.inner.lock();
     let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
-    let mut n = 0;
-    for chunk in buf.chunks_exact_mut(8) {
-        let va = (offset / 8 + (n / 8) as u64) * 4096;
-        if va >= crate::mm::address_space::TASK_SIZE {
-            break;
+    // The pages of the range below TASK_SIZE, all absent at first; then a walk of the
+    // range's tables fills in the present ones.
+    let first = offset / 8;
+    let pages = (buf.len() as u64 / 8).min((crate::mm::address_space::TASK_SIZE / 4096).saturating_sub(first));
+    if pages == 0 {
+        return Ok(0);
+    }
+    let n = pages as usize * 8;
+    buf[..n].fill(0);
+    let start = first * 4096;
+    let mut cursor = inner.pt.cursor(start, start + pages * 4096);
+    while let Some((at, m)) = cursor.next(&mem) {
+        // User pages are 4 KiB: none starts before the range.
+        if at < start {
+            continue;
         }
         let mut entry = 0u64;
-        if let Some(m) = inner.pt.translate(&mem, va) {
+        {
             entry |= 1 << 63;
             // The zero page is present but no process's page: neither file nor exclusive.
             if let Some(kind) = crate::mm::page::mm_counter(m.phys) {
@@ -1114,8 +1121,8 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
                 entry |= (m.phys / 4096) & ((1 << 55) - 1);
             }
         }
-        chunk.copy_from_slice(&entry.to_le_bytes());
-        n += 8;
+        let i = ((at - start) / 4096) as usize * 8;
+        buf[i..i + 8].copy_from_slice(&entry.to_le_bytes());
     }
     Ok(n)
 }

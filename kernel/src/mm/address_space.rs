@@ -64,6 +64,39 @@ impl PhysMem for UserPhysMem<'_> {
     }
 }
 
+/// `UserPhysMem` for walks that unmap under an `MmuGather`: a table unlinked from its
+/// parent is uncharged at once, and its frame given back after the gather's flush.
+pub struct GatherPhysMem<'a> {
+    pub pt_pages: &'a AtomicU64,
+    pub tlb: &'a super::tlb::MmuGather,
+}
+
+impl PhysMem for GatherPhysMem<'_> {
+    fn read_pte(&self, table: u64, index: usize) -> u64 {
+        super::kernel_map::read_pte(table, index)
+    }
+
+    fn write_pte(&mut self, table: u64, index: usize, value: u64) {
+        super::kernel_map::write_pte(table, index, value)
+    }
+
+    fn alloc_table(&mut self) -> Option<u64> {
+        UserPhysMem { pt_pages: self.pt_pages }.alloc_table()
+    }
+
+    fn free_table(&mut self, table: u64) {
+        if page::page_count(table) == 1 {
+            self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+            USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.tlb.remove_table(table);
+    }
+
+    fn table_is_shared(&self, table: u64) -> bool {
+        page::page_count(table) > 1
+    }
+}
+
 pub struct MmInner {
     pub pt: PageTable,
     /// VMAs keyed by start address; never overlapping.
@@ -134,13 +167,16 @@ impl MmStruct {
     }
 
     /// Linux's `dup_mmap`: the child gets every VMA (but VM_DONTFORK ones, and
-    /// VM_WIPEONFORK ones empty);
-    /// private writable pages become copy-on-write in both, shared pages are
-    /// shared. Fails with None on memory exhaustion (the partial child is dropped).
+    /// VM_WIPEONFORK ones empty); private writable pages become copy-on-write in both,
+    /// shared pages are shared. Entries are copied only for VMAs that hold private
+    /// anonymous pages (`vma_needs_copy`): the child faults the others in from their
+    /// file or shmem object, as Linux's does. Fails with None on memory exhaustion (the
+    /// partial child is dropped).
     pub fn fork(&self) -> Option<Arc<MmStruct>> {
         let child = MmStruct::new()?;
         let mut parent = self.inner.lock();
-        let mut c = child.inner.lock();
+        let mut cg = child.inner.lock();
+        let c = &mut *cg;
         c.start_brk = parent.start_brk;
         c.brk = parent.brk;
         c.arg_range = parent.arg_range;
@@ -168,43 +204,63 @@ impl MmStruct {
             trial += pages as i64;
         }
         super::commit::vm_acct_memory(-trial);
+        // The parent's writable entries become read-only: flushed on every path below.
+        let tlb = super::tlb::MmuGather::new(parent.pt.root());
+        let mut ok = true;
         for vma in copied() {
             // Memory locks are not inherited (mlock(2)).
             let mut child_vma = vma.clone();
             child_vma.flags.remove(super::vma::VmFlags::LOCKED | super::vma::VmFlags::LOCKONFAULT);
+            if vma.flags.contains(super::vma::VmFlags::WIPEONFORK) {
+                child_vma.flags.remove(super::vma::VmFlags::ANON_VMA);
+            }
             child_vma.open();
             super::commit::vm_acct_memory(child_vma.flags.committed(child_vma.pages()) as i64);
             c.vmas.insert(vma.start, child_vma);
-            if vma.flags.contains(super::vma::VmFlags::WIPEONFORK) {
+            if !vma_needs_copy(vma) {
                 continue;
             }
-            let mut va = vma.start;
-            while let Some((at, m)) = parent.pt.next_mapped(&pmem, va, vma.end) {
-                let mut flags = m.flags;
-                if !vma.is_shared() && flags.contains(PteFlags::WRITABLE) {
-                    flags.remove(PteFlags::WRITABLE);
-                    let _ = parent.pt.protect(&mut pmem, at, flags);
-                }
-                if c.pt.map(&mut cmem, at, m.phys, m.size, flags).is_err() {
-                    drop(c);
-                    super::tlb::flush_mm(parent.pt.root());
-                    return None;
-                }
-                page::get_page(m.phys);
-                page::page_add_rmap(m.phys);
-                if let Some(kind) = page::mm_counter(m.phys) {
-                    c.rss[kind as usize] += 1;
-                }
-                va = at + PAGE_SIZE;
+            let cow = !vma.is_shared();
+            let rss = &mut c.rss;
+            let r = parent.pt.copy_range(
+                &mut pmem,
+                &mut c.pt,
+                &mut cmem,
+                vma.start,
+                vma.end,
+                |_, _| cow,
+                |_, m| {
+                    page::get_page(m.phys);
+                    page::page_add_rmap(m.phys);
+                    if let Some(kind) = page::mm_counter(m.phys) {
+                        rss[kind as usize] += 1;
+                    }
+                },
+            );
+            if cow {
+                tlb.flush_range(vma.start, vma.end);
             }
+            if r.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        tlb.finish();
+        if !ok {
+            return None;
         }
         c.hiwater_rss = c.rss_total();
         c.hiwater_vm = c.total_pages();
-        drop(c);
-        // The parent's writable PTEs just became read-only.
-        super::tlb::flush_mm(parent.pt.root());
+        drop(cg);
         Some(child)
     }
+}
+
+/// Linux's `vma_needs_copy` (mm/memory.c): fork copies the page-table entries of a VMA
+/// only if it holds private anonymous pages; VM_WIPEONFORK gives the child nothing.
+fn vma_needs_copy(vma: &Vma) -> bool {
+    use super::vma::VmFlags;
+    vma.flags.contains(VmFlags::ANON_VMA) && !vma.flags.contains(VmFlags::WIPEONFORK)
 }
 
 impl MmInner {
@@ -264,18 +320,19 @@ impl MmInner {
         f
     }
 
-    /// Unmaps the pages of [start, end) from the page table, dropping page
-    /// references, and frees emptied tables. The caller flushes the TLB.
-    pub fn zap_range(&mut self, pt_pages: &AtomicU64, start: u64, end: u64) {
-        let mut mem = UserPhysMem { pt_pages };
+    /// Unmaps the pages of [start, end) from the page table (Linux's `zap_page_range`):
+    /// the pages and the tables emptied go to `tlb`, which drops them after its flush.
+    pub fn zap_range(&mut self, tlb: &super::tlb::MmuGather, pt_pages: &AtomicU64, start: u64, end: u64) {
+        let mut mem = GatherPhysMem { pt_pages, tlb };
         let rss = &mut self.rss;
-        let r = self.pt.unmap_range(&mut mem, start, end, |_, m| {
+        let r = self.pt.unmap_range(&mut mem, start, end, |va, m| {
             if let Some(kind) = page::mm_counter(m.phys) {
                 rss[kind as usize] -= 1;
             }
             page::page_remove_rmap(m.phys);
-            page::put_page(m.phys);
+            tlb.remove_page(va, m.phys);
         });
+        tlb.flush_range(start, end);
         debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
     }
 }
@@ -287,11 +344,16 @@ impl Drop for MmStruct {
             v.close();
             super::commit::vm_acct_memory(-(v.flags.committed(v.pages()) as i64));
         }
-        let mut mem = UserPhysMem { pt_pages: &self.pt_pages };
-        inner.pt.clear_user_half(&mut mem, |_, m| {
-            page::page_remove_rmap(m.phys);
-            page::put_page(m.phys);
-        });
-        mem.free_table(inner.pt.root());
+        let root = inner.pt.root();
+        {
+            // exit_mmap: everything goes, flushed first if this address space is loaded.
+            let tlb = super::tlb::MmuGather::new_fullmm(root);
+            let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, tlb: &tlb };
+            inner.pt.clear_user_half(&mut mem, |va, m| {
+                page::page_remove_rmap(m.phys);
+                tlb.remove_page(va, m.phys);
+            });
+        }
+        UserPhysMem { pt_pages: &self.pt_pages }.free_table(root);
     }
 }

@@ -15,8 +15,8 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
     }
     let (old_end, new_end) = (align_up(old, PAGE_SIZE), align_up(addr, PAGE_SIZE));
     if new_end < old_end {
-        inner.unmap_region(&mm.pt_pages, new_end, old_end);
-        super::tlb::flush_range(inner.pt.root(), new_end, old_end);
+        let tlb = super::tlb::MmuGather::new(inner.pt.root());
+        inner.unmap_region(&tlb, &mm.pt_pages, new_end, old_end);
     } else if new_end > old_end {
         if new_end > super::address_space::MMAP_BASE || inner.overlaps(old_end, new_end) {
             return old;

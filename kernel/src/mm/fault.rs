@@ -91,6 +91,7 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
                 // do_cow_fault: a private copy at once.
                 let copy = page::alloc_user_page().ok_or(FaultError::Oom)?;
                 super::copy_frame(copy, cached);
+                anon_vma_prepare(mm, vma.start);
                 set_pte(mm, pt_pages, &vma, page_va, copy, true)
             } else {
                 // do_read_fault: the cache page, read-only until written.
@@ -141,6 +142,7 @@ fn do_anonymous_page(
         return set_pte(mm, pt_pages, vma, page_va, page::zero_page(), false);
     }
     let pa = page::alloc_user_page().ok_or(FaultError::Oom)?;
+    anon_vma_prepare(mm, vma.start);
     set_pte(mm, pt_pages, vma, page_va, pa, true)
 }
 
@@ -214,6 +216,7 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
         if !zero {
             super::copy_frame(new, old);
         }
+        anon_vma_prepare(mm, vma.start);
         mm.pt.remap(&mut mem, page_va, new, flags).expect("COW page vanished under the mm lock");
         page::page_add_rmap(new);
         page::page_remove_rmap(old);
@@ -226,6 +229,14 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
     }
     super::tlb::flush_page(mm.pt.root(), page_va);
     Ok(())
+}
+
+/// Marks the VMA starting at `start` as holding private anonymous pages (Linux's
+/// `anon_vma_prepare`), so that fork copies its entries.
+fn anon_vma_prepare(mm: &mut MmInner, start: u64) {
+    if let Some(v) = mm.vmas.get_mut(&start) {
+        v.flags.insert(super::vma::VmFlags::ANON_VMA);
+    }
 }
 
 /// Linux's `stack_guard_gap`: 256 pages kept free below a growing stack.

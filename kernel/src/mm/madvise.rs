@@ -71,81 +71,73 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     if cur < end {
         hole = true;
     }
-    // Pieces zapped before a later one fails stay zapped, as Linux's: the flush below
-    // runs on every path, so no stale translation outlives the call.
-    let r: KResult<()> = 'walk: {
-        for (s, e, v) in &pieces {
-            match advice {
-                MADV_DONTNEED | MADV_FREE => {
-                    if v.flags.contains(VmFlags::LOCKED)
-                        || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
-                    {
-                        break 'walk Err(EINVAL);
-                    }
-                    inner.zap_range(&mm.pt_pages, *s, *e);
+    // Pieces zapped before a later one fails stay zapped, as Linux's; the gather flushes
+    // them, then frees their pages, on every way out (its drop), errors included.
+    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    for (s, e, v) in &pieces {
+        match advice {
+            MADV_DONTNEED | MADV_FREE => {
+                if v.flags.contains(VmFlags::LOCKED)
+                    || (advice == MADV_FREE && !matches!(v.backend, Backend::Anonymous))
+                {
+                    return Err(EINVAL);
                 }
-                MADV_REMOVE => {
-                    // Punch a hole in the shared file behind the mapping (madvise_remove).
-                    if v.flags.contains(VmFlags::LOCKED) {
-                        break 'walk Err(EINVAL);
-                    }
-                    let Some(inode) = v.backend.inode() else { break 'walk Err(EINVAL) };
-                    if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
-                        break 'walk Err(EACCES);
-                    }
-                    let first = v.pgoff + (s - v.start) / PAGE_SIZE;
-                    let last = first + (e - s) / PAGE_SIZE;
-                    let inode = inode.clone();
-                    drop(inner);
-                    crate::mm::rmap::unmap_file_pages(
-                        alloc::sync::Arc::as_ptr(&inode) as *const (),
-                        first,
-                        last,
-                        false,
-                    );
-                    if let Some(cache) = inode.page_cache() {
-                        cache.remove_range(first, last);
-                    }
-                    inner = mm.inner.lock();
-                }
-                MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
-                    // Only private anonymous memory can be wiped in a child.
-                    if advice == MADV_WIPEONFORK && (v.is_shared() || !matches!(v.backend, Backend::Anonymous)) {
-                        break 'walk Err(EINVAL);
-                    }
-                    if let Err(e) = inner.check_split(*s, *e) {
-                        break 'walk Err(e);
-                    }
-                    inner.split_at(*s, *e);
-                    let (flag, on) = match advice {
-                        MADV_DONTFORK | MADV_DOFORK => (VmFlags::DONTFORK, advice == MADV_DONTFORK),
-                        _ => (VmFlags::WIPEONFORK, advice == MADV_WIPEONFORK),
-                    };
-                    let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
-                    for k in keys {
-                        inner.vmas.get_mut(&k).unwrap().flags.set(flag, on);
-                    }
-                    inner.merge_around(*s, *e);
-                }
-                MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
-                    let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
-                    drop(inner);
-                    let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
-                    inner = mm.inner.lock();
-                    match r {
-                        Ok(()) => {}
-                        Err(super::mlock::PopulateStop::Fault) => break 'walk Err(EFAULT),
-                        Err(super::mlock::PopulateStop::Killed) => break 'walk Err(EINTR),
-                    }
-                }
-                // Hints about access patterns, paging and dumps: nothing to do here.
-                _ => {}
+                inner.zap_range(&tlb, &mm.pt_pages, *s, *e);
             }
+            MADV_REMOVE => {
+                // Punch a hole in the shared file behind the mapping (madvise_remove).
+                if v.flags.contains(VmFlags::LOCKED) {
+                    return Err(EINVAL);
+                }
+                let Some(inode) = v.backend.inode() else { return Err(EINVAL) };
+                if !v.is_shared() || !v.prot.contains(Prot::WRITE) {
+                    return Err(EACCES);
+                }
+                let first = v.pgoff + (s - v.start) / PAGE_SIZE;
+                let last = first + (e - s) / PAGE_SIZE;
+                let inode = inode.clone();
+                drop(inner);
+                crate::mm::rmap::unmap_file_pages(alloc::sync::Arc::as_ptr(&inode) as *const (), first, last, false);
+                if let Some(cache) = inode.page_cache() {
+                    cache.remove_range(first, last);
+                }
+                inner = mm.inner.lock();
+            }
+            MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
+                // Only private anonymous memory can be wiped in a child.
+                if advice == MADV_WIPEONFORK && (v.is_shared() || !matches!(v.backend, Backend::Anonymous)) {
+                    return Err(EINVAL);
+                }
+                if let Err(e) = inner.check_split(*s, *e) {
+                    return Err(e);
+                }
+                inner.split_at(*s, *e);
+                let (flag, on) = match advice {
+                    MADV_DONTFORK | MADV_DOFORK => (VmFlags::DONTFORK, advice == MADV_DONTFORK),
+                    _ => (VmFlags::WIPEONFORK, advice == MADV_WIPEONFORK),
+                };
+                let keys: Vec<u64> = inner.vmas.range(*s..*e).map(|(k, _)| *k).collect();
+                for k in keys {
+                    inner.vmas.get_mut(&k).unwrap().flags.set(flag, on);
+                }
+                inner.merge_around(*s, *e);
+            }
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
+                drop(inner);
+                let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
+                inner = mm.inner.lock();
+                match r {
+                    Ok(()) => {}
+                    Err(super::mlock::PopulateStop::Fault) => return Err(EFAULT),
+                    Err(super::mlock::PopulateStop::Killed) => return Err(EINTR),
+                }
+            }
+            // Hints about access patterns, paging and dumps: nothing to do here.
+            _ => {}
         }
-        Ok(())
-    };
-    super::tlb::flush_range(inner.pt.root(), start, end);
-    r?;
+    }
+    tlb.finish();
     if hole {
         Err(ENOMEM)
     } else {
@@ -189,11 +181,19 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
             let v = inner.find_vma(va).ok_or(ENOMEM)?;
             let chunk_end = end.min(v.end).min(va + CHUNK_PAGES * PAGE_SIZE);
             let cache = v.backend.inode().and_then(|i| i.page_cache());
+            let chunk_start = va;
             while va < chunk_end {
-                let resident = inner.pt.translate(&mem, va).is_some()
-                    || cache.is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
-                out.push(resident as u8);
+                let cached = cache.is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
+                out.push(cached as u8);
                 va += PAGE_SIZE;
+            }
+            // Mapped pages, a table at a time.
+            let mut cursor = inner.pt.cursor(chunk_start, chunk_end);
+            while let Some((at, _)) = cursor.next(&mem) {
+                // User pages are 4 KiB: none starts before the chunk.
+                if at >= chunk_start {
+                    out[((at - chunk_start) / PAGE_SIZE) as usize] = 1;
+                }
             }
         }
         emit(&out)?;

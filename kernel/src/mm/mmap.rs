@@ -108,7 +108,9 @@ impl MmInner {
             };
             if mergeable {
                 let vb = self.vmas.remove(&b).unwrap();
-                self.vmas.get_mut(&a).unwrap().end = vb.end;
+                let va = self.vmas.get_mut(&a).unwrap();
+                va.end = vb.end;
+                va.flags |= vb.flags & VmFlags::ANON_VMA;
                 keys.remove(i + 1);
             } else {
                 i += 1;
@@ -136,11 +138,18 @@ impl MmInner {
         self.vmas.range(first..end).map(|(_, v)| (v.end.min(end).saturating_sub(v.start.max(start))) / PAGE_SIZE).sum()
     }
 
-    /// Unmaps [start, end): splits, removes VMAs and their pages. The caller flushes the TLB.
-    pub fn unmap_region(&mut self, pt_pages: &core::sync::atomic::AtomicU64, start: u64, end: u64) {
+    /// Unmaps [start, end): splits, removes VMAs and their pages (Linux's `unmap_region`);
+    /// `tlb` flushes, then frees the pages and tables.
+    pub fn unmap_region(
+        &mut self,
+        tlb: &super::tlb::MmuGather,
+        pt_pages: &core::sync::atomic::AtomicU64,
+        start: u64,
+        end: u64,
+    ) {
         self.split_at(start, end);
         for v in self.take_vmas(start, end) {
-            self.zap_range(pt_pages, v.start, v.end);
+            self.zap_range(tlb, pt_pages, v.start, v.end);
         }
     }
 
@@ -298,8 +307,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     }
     if fixed {
         inner.check_split(start, start + len)?;
-        inner.unmap_region(&mm.pt_pages, start, start + len);
-        super::tlb::flush_range(inner.pt.root(), start, start + len);
+        let tlb = super::tlb::MmuGather::new(inner.pt.root());
+        inner.unmap_region(&tlb, &mm.pt_pages, start, start + len);
     }
     if flags & MAP_HUGETLB != 0 {
         // No huge pages are reserved (vm.nr_hugepages is 0): hugetlb_reserve_pages fails.

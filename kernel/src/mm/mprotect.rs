@@ -73,15 +73,14 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     }
     let inner = &mut *inner;
     let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
-    let mut va = start;
-    while let Some((at, m)) = inner.pt.next_mapped(&mem, va, end) {
-        // Writability is only ever removed here; adding PROT_WRITE lets the
-        // next write fault decide (copy-on-write or reuse).
-        let keep_writable = m.flags.contains(PteFlags::WRITABLE);
-        let _ = inner.pt.protect(&mut mem, at, MmInner::pte_flags(new_prot, keep_writable));
-        va = at + PAGE_SIZE;
-    }
+    // Linux's change_protection, a PTE table at a time. Writability is only ever removed
+    // here; adding PROT_WRITE lets the next write fault decide (copy-on-write or reuse).
+    let changed = inner.pt.protect_range(&mut mem, start, end, |_, m| {
+        Some(MmInner::pte_flags(new_prot, m.flags.contains(PteFlags::WRITABLE)))
+    });
     inner.merge_around(start, end);
-    super::tlb::flush_range(inner.pt.root(), start, end);
+    if changed > 0 {
+        super::tlb::MmuGather::new(inner.pt.root()).flush_range(start, end);
+    }
     Ok(())
 }

@@ -4,12 +4,11 @@
 //! Moving carries the page-table entries over: the pages themselves stay.
 #![deny(unsafe_code)]
 
-use super::address_space::{MmInner, MmStruct, UserPhysMem, MMAP_BASE, TASK_SIZE};
+use super::address_space::{GatherPhysMem, MmInner, MmStruct, MMAP_BASE, TASK_SIZE};
 use super::commit::{max_map_count, may_expand_vm, vm_enough_memory};
 use super::vma::VmFlags;
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
-use page_table::PageSize;
 
 pub const MREMAP_MAYMOVE: u32 = 1;
 pub const MREMAP_FIXED: u32 = 2;
@@ -105,14 +104,14 @@ fn resize(
         if account {
             vm_enough_memory(&inner, move_charge(old_len))?;
         }
-        inner.unmap_region(&mm.pt_pages, new_addr, new_addr + new_len);
+        let tlb = super::tlb::MmuGather::new(inner.pt.root());
+        inner.unmap_region(&tlb, &mm.pt_pages, new_addr, new_addr + new_len);
         let mut old_len = old_len;
         if old_len > new_len && flags & MREMAP_DONTUNMAP == 0 {
-            inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
+            inner.unmap_region(&tlb, &mm.pt_pages, old + new_len, old + old_len);
             old_len = new_len;
         }
-        let r = move_range(&mut inner, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
-        super::tlb::flush_mm(inner.pt.root());
+        let r = move_range(&mut inner, &tlb, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
         return r.map(|_| (new_addr, grown(new_addr)));
     }
 
@@ -121,8 +120,8 @@ fn resize(
     // Shrinking: unmap the tail.
     if new_len <= old_len && old_len != 0 && !dont_unmap {
         if new_len < old_len {
-            inner.unmap_region(&mm.pt_pages, old + new_len, old + old_len);
-            super::tlb::flush_range(inner.pt.root(), old + new_len, old + old_len);
+            let tlb = super::tlb::MmuGather::new(inner.pt.root());
+            inner.unmap_region(&tlb, &mm.pt_pages, old + new_len, old + old_len);
         }
         return Ok((old, None));
     }
@@ -152,8 +151,8 @@ fn resize(
         vm_enough_memory(&inner, move_charge(old_len))?;
     }
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
-    let r = move_range(&mut inner, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
-    super::tlb::flush_mm(inner.pt.root());
+    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    let r = move_range(&mut inner, &tlb, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
     r.map(|_| (dest, grown(dest)))
 }
 
@@ -163,8 +162,10 @@ fn resize(
 /// empty). `old_len == 0` duplicates a shared mapping. Out of memory (the new
 /// VMA, page tables at the destination) is ENOMEM with the pages left where
 /// they were, as Linux's `move_vma` moves the entries back.
+#[allow(clippy::too_many_arguments)]
 fn move_range(
     inner: &mut MmInner,
+    tlb: &super::tlb::MmuGather,
     mm: &MmStruct,
     old: u64,
     old_len: u64,
@@ -183,28 +184,13 @@ fn move_range(
     moved.end = new + new_len;
     moved.pgoff = src.pgoff + (old - src.start) / PAGE_SIZE;
     if old_len != 0 {
-        let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
-        let old_end = old + old_len.min(new_len);
-        // First every entry is copied to the destination (which may need page tables),
-        // then the sources are cleared (which needs no memory): a failed copy is undone
-        // and nothing has moved.
-        let mut va = old;
-        while let Some((at, m)) = inner.pt.next_mapped(&mem, va, old_end) {
-            if inner.pt.map(&mut mem, new + (at - old), m.phys, PageSize::Size4K, m.flags).is_err() {
-                let mut back = old;
-                while let Some((done, _)) = inner.pt.next_mapped(&mem, back, at) {
-                    let _ = inner.pt.unmap(&mut mem, new + (done - old), PageSize::Size4K);
-                    back = done + PAGE_SIZE;
-                }
-                return Err(ENOMEM);
-            }
-            va = at + PAGE_SIZE;
-        }
-        let mut va = old;
-        while let Some((at, _)) = inner.pt.next_mapped(&mem, va, old_end) {
-            let _ = inner.pt.unmap(&mut mem, at, PageSize::Size4K);
-            va = at + PAGE_SIZE;
-        }
+        // Linux's move_page_tables: whole PTE tables where both sides are 2 MiB-aligned,
+        // entries elsewhere; a failure (page tables for the destination) puts everything
+        // back, and nothing has moved. The tables the source emptied go through `tlb`.
+        let moved_len = old_len.min(new_len);
+        let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, tlb };
+        inner.pt.move_range(&mut mem, old, new, moved_len).map_err(|_| ENOMEM)?;
+        tlb.flush_range(old, old + moved_len);
     }
     if old_len != 0 && !dont_unmap {
         inner.take_vmas(old, old + old_len);

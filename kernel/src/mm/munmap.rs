@@ -23,7 +23,7 @@ pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     if inner.splits(start, end) {
         super::fail::slab_may_fail()?;
     }
-    inner.unmap_region(&mm.pt_pages, start, end);
-    super::tlb::flush_range(inner.pt.root(), start, end);
+    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    inner.unmap_region(&tlb, &mm.pt_pages, start, end);
     Ok(())
 }

@@ -45,25 +45,24 @@ pub fn unmap_file_pages(inode: *const (), first: u64, end: u64, even_cows: bool)
                     .then(|| (v.start + (lo - v.pgoff) * PAGE_SIZE, v.start + (hi - v.pgoff) * PAGE_SIZE, keep_cows))
             })
             .collect();
+        let tlb = super::tlb::MmuGather::new(inner.pt.root());
         for (s, e, keep_cows) in ranges {
             if keep_cows {
                 // Only the entries that still map the file's pages.
                 let mut file_pages = Vec::new();
                 let mem = super::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
-                let mut va = s;
-                while let Some((at, m)) = inner.pt.next_mapped(&mem, va, e) {
+                let mut cursor = inner.pt.cursor(s, e);
+                while let Some((at, m)) = cursor.next(&mem) {
                     if super::page::kind(m.phys) != super::page::PageKind::Anon {
                         file_pages.push(at);
                     }
-                    va = at + PAGE_SIZE;
                 }
                 for at in file_pages {
-                    inner.zap_range(&mm.pt_pages, at, at + PAGE_SIZE);
+                    inner.zap_range(&tlb, &mm.pt_pages, at, at + PAGE_SIZE);
                 }
             } else {
-                inner.zap_range(&mm.pt_pages, s, e);
+                inner.zap_range(&tlb, &mm.pt_pages, s, e);
             }
-            super::tlb::flush_range(inner.pt.root(), s, e);
         }
     }
 }

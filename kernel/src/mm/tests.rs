@@ -18,6 +18,7 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     timer_interrupts_tick,
     vma_open_close_hooks_track_every_piece,
     grafted_page_table_is_shared_and_only_its_owner_frees_it,
+    mmu_gather_frees_pages_and_tables_only_after_its_flush,
 ];
 
 pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] =
@@ -322,4 +323,48 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
 
 fn mem_read(mem: &super::address_space::UserPhysMem<'_>, table: u64, index: usize) -> u64 {
     page_table::PhysMem::read_pte(mem, table, index)
+}
+
+/// An unmap under an `MmuGather` takes the pages and the emptied page-table pages out of the
+/// address space and its counters at once, but they stay allocated until the gather's
+/// flush; after `finish` they are free.
+fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
+    use super::address_space::{MmStruct, UserPhysMem};
+    use super::fault::{handle_mm_fault, Access};
+    use super::page;
+    use super::vma::{Backend, Prot, VmFlags, Vma};
+    use core::sync::atomic::Ordering::Relaxed;
+    let base = 0x4000_0000;
+    let mm = MmStruct::new().expect("mm");
+    mm.inner.lock().insert_vma(Vma {
+        live: crate::leak::VMAS.live(),
+        start: base,
+        end: base + 2 * PAGE_SIZE,
+        prot: Prot::READ | Prot::WRITE,
+        flags: VmFlags::empty(),
+        pgoff: 0,
+        backend: Backend::Anonymous,
+        ops: None,
+    });
+    let mut inner = mm.inner.lock();
+    let tables_before = mm.pt_pages.load(Relaxed);
+    for i in 0..2 {
+        handle_mm_fault(&mut inner, &mm.pt_pages, base + i * PAGE_SIZE, Access::WRITE).expect("fault");
+    }
+    let mem = UserPhysMem { pt_pages: &mm.pt_pages };
+    let pages: Vec<u64> = (0..2).map(|i| inner.pt.translate(&mem, base + i * PAGE_SIZE).unwrap().phys).collect();
+    let pt = mem_read(&mem, mem_read(&mem, mem_read(&mem, inner.pt.root(), 0) & !0xfff, 1) & !0xfff, 0) & !0xfff;
+    let user_pages = page::user_pages();
+    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    inner.zap_range(&tlb, &mm.pt_pages, base, base + 2 * PAGE_SIZE);
+    assert!(inner.pt.translate(&mem, base).is_none());
+    assert_eq!(inner.rss_total(), 0);
+    assert_eq!(mm.pt_pages.load(Relaxed), tables_before, "the emptied tables are uncharged at once");
+    assert!(pages.iter().all(|&p| page::page_count(p) == 1), "pages held until the flush");
+    assert_eq!(page::page_count(pt), 1, "the PTE table is held until the flush");
+    assert_eq!(page::user_pages(), user_pages);
+    tlb.finish();
+    assert_eq!(page::user_pages(), user_pages - 2, "freed after the flush");
+    assert!(pages.iter().all(|&p| page::page_count(p) == 0));
+    drop(inner);
 }

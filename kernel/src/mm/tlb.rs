@@ -1,17 +1,19 @@
 //! TLB invalidation after page-table changes (Linux's `flush_tlb_page`,
 //! `flush_tlb_range`, `flush_tlb_mm`), addressed by the page-table root of
 //! the address space changed, which need not be the running one (truncate
-//! and mshare change other address spaces).
+//! and mshare change other address spaces), and the batch that orders
+//! flushes before frees (Linux's mm/mmu_gather.c, `MmuGather`).
 //!
 //! One CPU for now: an address space that is not loaded has nothing cached
 //! (loading CR3 drops non-global entries), so only the loaded one needs
 //! `invlpg` or a CR3 reload. With SMP these become shootdown IPIs to the CPUs
 //! that have the address space loaded. Frames freed by an operation must not
-//! be reused before its flush: on one CPU nothing else runs in between.
+//! be reused before its flush: `MmuGather` holds them until then.
 #![deny(unsafe_code)]
 
 use super::PAGE_SIZE;
 use crate::arch::cpu;
+use core::cell::RefCell;
 
 /// Above this many pages a range flush reloads CR3 instead of `invlpg`s.
 const INVLPG_MAX: u64 = 32;
@@ -44,5 +46,136 @@ pub fn flush_range(root: u64, start: u64, end: u64) {
 pub fn flush_mm(root: u64) {
     if loaded(root) {
         cpu::flush_tlb_all();
+    }
+}
+
+/// Pages one batch holds before it flushes and frees them (Linux's `MAX_GATHER_BATCH`,
+/// smaller: the batch lives on the kernel stack).
+const GATHER_PAGES: usize = 128;
+/// Page-table pages one batch holds (Linux's `MAX_TABLE_BATCH`).
+const GATHER_TABLES: usize = 32;
+
+/// What an operation unmapped or downgraded and has not flushed yet.
+struct Batch {
+    /// The range of translations to flush (`start >= end`: none yet).
+    start: u64,
+    end: u64,
+    /// Flush the whole address space instead of the range.
+    full: bool,
+    pages: [u64; GATHER_PAGES],
+    nr_pages: usize,
+    tables: [u64; GATHER_TABLES],
+    nr_tables: usize,
+}
+
+/// Linux's `struct mmu_gather` (mm/mmu_gather.c, include/asm-generic/tlb.h): an
+/// operation that removes or downgrades translations of an address space records here
+/// the range to flush and the pages and page-table pages it takes out, and the gather
+/// flushes first and frees after, so no CPU can reach a freed frame through a stale
+/// translation. The batch flushes and frees early when it fills (`tlb_flush_mmu`), and
+/// at the end (`finish`, or when dropped: every path, errors included, ends with the
+/// flush). The address space is named by its root; with SMP the flush becomes a
+/// shootdown to the CPUs that have it loaded, decided here.
+pub struct MmuGather {
+    root: u64,
+    batch: RefCell<Batch>,
+}
+
+impl MmuGather {
+    /// `tlb_gather_mmu`: a batch for the address space whose page-table root is `root`.
+    pub fn new(root: u64) -> MmuGather {
+        MmuGather {
+            root,
+            batch: RefCell::new(Batch {
+                start: u64::MAX,
+                end: 0,
+                full: false,
+                pages: [0; GATHER_PAGES],
+                nr_pages: 0,
+                tables: [0; GATHER_TABLES],
+                nr_tables: 0,
+            }),
+        }
+    }
+
+    /// `tlb_gather_mmu_fullmm`: the address space is being torn down; the flush, if it
+    /// is loaded at all, is of everything.
+    pub fn new_fullmm(root: u64) -> MmuGather {
+        let g = MmuGather::new(root);
+        g.batch.borrow_mut().full = true;
+        g
+    }
+
+    /// Records that translations of [start, end) changed (an entry was cleared or lost
+    /// write permission): they are flushed before anything gathered is freed.
+    pub fn flush_range(&self, start: u64, end: u64) {
+        let mut b = self.batch.borrow_mut();
+        b.start = b.start.min(start);
+        b.end = b.end.max(end);
+    }
+
+    /// `tlb_remove_page`: the entry for `va` mapping `page` was cleared; the page's
+    /// reference is dropped after the flush.
+    pub fn remove_page(&self, va: u64, page: u64) {
+        self.flush_range(va, va + PAGE_SIZE);
+        let full = {
+            let mut b = self.batch.borrow_mut();
+            let n = b.nr_pages;
+            b.pages[n] = page;
+            b.nr_pages += 1;
+            b.nr_pages == GATHER_PAGES
+        };
+        if full {
+            self.flush_mmu();
+        }
+    }
+
+    /// `tlb_remove_table`: a page-table page unlinked from its parent; its reference is
+    /// dropped after the flush (the CPU's paging-structure caches may still walk it).
+    pub fn remove_table(&self, table: u64) {
+        let full = {
+            let mut b = self.batch.borrow_mut();
+            let n = b.nr_tables;
+            b.tables[n] = table;
+            b.nr_tables += 1;
+            b.nr_tables == GATHER_TABLES
+        };
+        if full {
+            self.flush_mmu();
+        }
+    }
+
+    /// `tlb_flush_mmu`: flushes what was recorded, then frees what was gathered.
+    pub fn flush_mmu(&self) {
+        let mut b = self.batch.borrow_mut();
+        // `invlpg` also drops the paging-structure caches, so a range flush covers the
+        // tables freed under it too.
+        if b.full || (b.nr_tables > 0 && b.start >= b.end) {
+            flush_mm(self.root);
+        } else if b.start < b.end {
+            flush_range(self.root, b.start, b.end);
+        }
+        b.start = u64::MAX;
+        b.end = 0;
+        let Batch { pages, nr_pages, tables, nr_tables, .. } = &mut *b;
+        for &p in &pages[..*nr_pages] {
+            super::page::put_page(p);
+        }
+        for &t in &tables[..*nr_tables] {
+            super::page::put_table_page(t);
+        }
+        *nr_pages = 0;
+        *nr_tables = 0;
+    }
+
+    /// `tlb_finish_mmu`: the last flush and frees of the operation.
+    pub fn finish(self) {
+        // Drop does it.
+    }
+}
+
+impl Drop for MmuGather {
+    fn drop(&mut self) {
+        self.flush_mmu();
     }
 }

@@ -36,6 +36,11 @@ bitflags::bitflags! {
         const WIPEONFORK = 1 << 8;
         /// The VMA's pages are charged to committed memory (VM_ACCOUNT, `mm/commit.rs`).
         const ACCOUNT = 1 << 9;
+        /// Private anonymous pages were made in this VMA (Linux's `vma->anon_vma`, which
+        /// the first one prepares): fork must copy its page-table entries
+        /// (`vma_needs_copy`). It stays after those pages go, is inherited by split
+        /// pieces and children, and does not keep VMAs from merging.
+        const ANON_VMA = 1 << 10;
     }
 }
 
@@ -153,7 +158,7 @@ impl Vma {
     pub fn can_merge(&self, next: &Vma) -> bool {
         self.end == next.start
             && self.prot == next.prot
-            && self.flags == next.flags
+            && self.flags - VmFlags::ANON_VMA == next.flags - VmFlags::ANON_VMA
             && self.ops.is_none()
             && next.ops.is_none()
             && match (&self.backend, &next.backend) {

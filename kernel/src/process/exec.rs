@@ -243,7 +243,8 @@ pub fn exec_into(
     {
         let mut inner = mm.inner.lock();
         for step in &plan {
-            inner.unmap_region(&mm.pt_pages, step.start, step.end);
+            let tlb = crate::mm::tlb::MmuGather::new(inner.pt.root());
+            inner.unmap_region(&tlb, &mm.pt_pages, step.start, step.end);
             if step.file_end > step.start {
                 inner.insert_vma(Vma {
                     live: crate::leak::VMAS.live(),

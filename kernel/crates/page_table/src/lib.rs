@@ -6,9 +6,13 @@
 //! to [`PhysMem::free_table`], which may keep share counts (tables grafted between address
 //! spaces by mshare).
 //!
-//! TLB invalidation is the caller's job: after `unmap`, `unmap_range`, `protect` or
-//! `clear_user_half`, stale translations (and paging-structure caches for freed tables) must be
-//! flushed before the frames or freed tables are reused.
+//! Range operations (a cursor that skips absent subtrees, fork's copy, protection changes and
+//! moves a PTE table at a time) are in `cursor.rs`.
+//!
+//! TLB invalidation is the caller's job: after `unmap`, `unmap_range`, `protect`,
+//! `protect_range`, `copy_range` (write protection), `move_range` or `clear_user_half`, stale
+//! translations (and paging-structure caches for freed tables) must be flushed before the
+//! frames or freed tables are reused.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -643,6 +647,9 @@ fn clear_range(
     }
     is_empty(mem, table)
 }
+
+mod cursor;
+pub use cursor::{Cursor, USER_END};
 
 #[cfg(test)]
 mod tests;

@@ -551,3 +551,6 @@ fn next_mapped_over_the_whole_user_half_reads_few_entries() {
     assert!(mem.reads.get() <= 4 * 4 * 512, "{} reads", mem.reads.get());
     assert_eq!(pt.next_mapped(&mem, va + K4, 1 << 47), None);
 }
+
+#[cfg(test)]
+mod cursor_tests;
