@@ -191,7 +191,7 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
             let cache = v.backend.inode().and_then(|i| i.page_cache());
             while va < chunk_end {
                 let resident = inner.pt.translate(&mem, va).is_some()
-                    || cache.is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
+                    || cache.is_some_and(|c| c.contains(v.pgoff + (va - v.start) / PAGE_SIZE));
                 out.push(resident as u8);
                 va += PAGE_SIZE;
             }
