@@ -4,7 +4,7 @@
 
 use super::vfs::*;
 use crate::errno::*;
-use crate::mm::page::PageKind;
+use crate::mm::page::{Page, PageKind};
 use crate::mm::page_cache::{PageCache, SHMEM_PAGES};
 use crate::mm::PAGE_SIZE;
 use alloc::collections::BTreeMap;
@@ -58,10 +58,11 @@ fn shmem_limit_pages() -> u64 {
     crate::mm::frame::stats().usable / 2
 }
 
-/// The page for `index`, created if absent, within the shmem budget.
-fn cache_page(cache: &PageCache, index: u64) -> KResult<u64> {
-    if let Some(pa) = cache.find(index) {
-        return Ok(pa);
+/// The page for `index`, created if absent, within the shmem budget; the caller
+/// holds a reference to it (Linux's `shmem_get_folio`).
+fn cache_page(cache: &PageCache, index: u64) -> KResult<Page> {
+    if let Some(page) = cache.find(index) {
+        return Ok(page);
     }
     if SHMEM_PAGES.load(Ordering::Relaxed) >= shmem_limit_pages() {
         return Err(ENOSPC);
@@ -127,8 +128,9 @@ impl Inode for TmpfsFile {
             let pos = offset + done as u64;
             let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
             let chunk = ((PAGE_SIZE - in_page) as usize).min(n - done);
+            // The page stays ours across the copy even if a truncation drops it from the cache.
             match self.cache.find(index) {
-                Some(pa) => crate::mm::read_phys(pa + in_page, &mut buf[done..done + chunk]),
+                Some(page) => page.read(in_page as usize, &mut buf[done..done + chunk]),
                 None => buf[done..done + chunk].fill(0),
             }
             done += chunk;
@@ -145,31 +147,40 @@ impl Inode for TmpfsFile {
             let pos = offset + done as u64;
             let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
             let chunk = ((PAGE_SIZE - in_page) as usize).min(buf.len() - done);
-            let pa = match cache_page(&self.cache, index) {
-                Ok(pa) => pa,
+            let page = match cache_page(&self.cache, index) {
+                Ok(page) => page,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
-            crate::mm::write_phys(pa + in_page, &buf[done..done + chunk]);
+            page.write(in_page as usize, &buf[done..done + chunk]);
             done += chunk;
         }
         let size = self.meta.lock().size.max(offset + done as u64);
         self.set_size(size);
         Ok(done)
     }
-    /// Grows sparsely; shrinking unmaps the pages past the new end from every
-    /// mapping (`truncate_pagecache`), drops them and zeroes the partial tail.
+    /// Grows sparsely. Shrinking is Linux's `truncate_setsize`: the new size
+    /// first, then `truncate_pagecache`: the pages past it leave every mapping
+    /// (private copies included), leave the cache, and the partial tail is
+    /// zeroed. A fault reads the size under its mm lock and the unmap takes
+    /// that lock after the size changed, so a fault racing with the truncation
+    /// either mapped its page before the unmap (which removes it) or sees the
+    /// new size and is SIGBUS: no mapping past the end survives, and no page
+    /// past it is created again in the cache.
     fn truncate(&self, size: u64) -> KResult<()> {
         if size > MAX_FILE_SIZE {
             return Err(EFBIG);
         }
-        let old = self.meta.lock().size;
+        let old = {
+            let mut m = self.meta.lock();
+            core::mem::replace(&mut m.size, size)
+        };
         if size < old {
             let first = size.div_ceil(PAGE_SIZE);
             crate::mm::rmap::unmap_file_pages(self as *const Self as *const (), first, u64::MAX, true);
             self.cache.truncate_from(first);
             if !size.is_multiple_of(PAGE_SIZE) {
-                self.cache.zero_tail(size / PAGE_SIZE, size % PAGE_SIZE);
+                self.cache.zero_range(size / PAGE_SIZE, (size % PAGE_SIZE) as usize, PAGE_SIZE as usize);
             }
         }
         self.set_size(size);
@@ -199,9 +210,8 @@ impl Inode for TmpfsFile {
                 }
                 let zero = |from: u64, to: u64| {
                     if from < to {
-                        if let Some(pa) = self.cache.find(from / PAGE_SIZE) {
-                            crate::mm::zero_phys(pa + from % PAGE_SIZE, (to - from) as usize);
-                        }
+                        let at = (from % PAGE_SIZE) as usize;
+                        self.cache.zero_range(from / PAGE_SIZE, at, at + (to - from) as usize);
                     }
                 };
                 if first <= last {

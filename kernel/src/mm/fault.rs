@@ -6,7 +6,7 @@
 #![deny(unsafe_code)]
 
 use super::address_space::{MmInner, UserPhysMem};
-use super::page::{self, PageKind};
+use super::page::{self, Page, PageKind};
 use super::vma::{Backend, Prot, Vma};
 use super::PAGE_SIZE;
 use core::sync::atomic::AtomicU64;
@@ -82,21 +82,22 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
                 // do_read_fault: first map what the cache already holds around the address.
                 do_fault_around(mm, pt_pages, &vma, cache, max_index, page_va);
             }
+            // The size was read under the mm lock, which a truncation takes (to unmap)
+            // only after it has set the new size: either this fault maps the page before
+            // that unmap, which then removes it, or it saw the new size and is SIGBUS.
             let cached = cache.find_or_create(index).ok_or(FaultError::Oom)?;
             if vma.is_shared() {
                 // do_shared_fault: the page cache page itself.
-                page::get_page(cached);
-                set_pte(mm, pt_pages, &vma, page_va, cached, true)
+                set_pte(mm, pt_pages, &vma, page_va, cached.into_raw(), true)
             } else if access.write {
                 // do_cow_fault: a private copy at once.
-                let copy = page::alloc_user_page().ok_or(FaultError::Oom)?;
-                super::copy_frame(copy, cached);
+                let copy = Page::alloc(PageKind::Anon).ok_or(FaultError::Oom)?;
+                copy.copy_from(&cached);
                 anon_vma_prepare(mm, vma.start);
-                set_pte(mm, pt_pages, &vma, page_va, copy, true)
+                set_pte(mm, pt_pages, &vma, page_va, copy.into_raw(), true)
             } else {
                 // do_read_fault: the cache page, read-only until written.
-                page::get_page(cached);
-                set_pte(mm, pt_pages, &vma, page_va, cached, false)
+                set_pte(mm, pt_pages, &vma, page_va, cached.into_raw(), false)
             }
         }
     }
@@ -177,14 +178,15 @@ fn do_fault_around(
     let flags = MmInner::pte_flags(vma.prot, vma.is_shared());
     let mut mem = UserPhysMem { pt_pages };
     let (pt, rss) = (&mut mm.pt, &mut mm.rss);
-    cache.for_each_in(first, last, |index, pa| {
+    cache.for_each_in(first, last, |index, cached| {
         if index == fault_index {
             return true;
         }
         let va = start + (index - first) * PAGE_SIZE;
-        match pt.map(&mut mem, va, pa, PageSize::Size4K, flags) {
+        match pt.map(&mut mem, va, cached.phys(), PageSize::Size4K, flags) {
             Ok(()) => {
-                page::get_page(pa);
+                // The entry's reference, taken under the cache's lock.
+                let pa = cached.clone().into_raw();
                 page::page_add_rmap(pa);
                 if let Some(kind) = page::mm_counter(pa) {
                     rss[kind as usize] += 1;

@@ -183,7 +183,7 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
             let cache = v.backend.inode().and_then(|i| i.page_cache());
             let chunk_start = va;
             while va < chunk_end {
-                let cached = cache.is_some_and(|c| c.find(v.pgoff + (va - v.start) / PAGE_SIZE).is_some());
+                let cached = cache.is_some_and(|c| c.contains(v.pgoff + (va - v.start) / PAGE_SIZE));
                 out.push(cached as u8);
                 va += PAGE_SIZE;
             }

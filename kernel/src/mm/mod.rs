@@ -115,8 +115,11 @@ pub fn read_stack_frame(rbp: u64) -> (u64, u64) {
     unsafe { (core::ptr::read_volatile(rbp as *const u64), core::ptr::read_volatile((rbp + 8) as *const u64)) }
 }
 
+// The byte copies below take physical addresses and stay private to `mm`: code
+// outside reaches a page's contents through its counted handle (`page::Page`).
+
 /// Copies bytes into physical memory at `pa` (within one frame the caller owns).
-pub fn write_phys(pa: u64, data: &[u8]) {
+fn write_phys(pa: u64, data: &[u8]) {
     assert!(pa % PAGE_SIZE + data.len() as u64 <= PAGE_SIZE, "write_phys crosses a frame");
     // SAFETY: the range lies inside one frame of RAM (checked above) that the caller owns
     // through a page reference; the direct map covers all RAM.
@@ -124,21 +127,21 @@ pub fn write_phys(pa: u64, data: &[u8]) {
 }
 
 /// Copies bytes out of physical memory at `pa` (within one frame).
-pub fn read_phys(pa: u64, out: &mut [u8]) {
+fn read_phys(pa: u64, out: &mut [u8]) {
     assert!(pa % PAGE_SIZE + out.len() as u64 <= PAGE_SIZE, "read_phys crosses a frame");
     // SAFETY: as for write_phys.
     unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out.as_mut_ptr(), out.len()) }
 }
 
 /// Fills `len` bytes at `pa` (within one frame) with zeroes.
-pub fn zero_phys(pa: u64, len: usize) {
+fn zero_phys(pa: u64, len: usize) {
     assert!(pa % PAGE_SIZE + len as u64 <= PAGE_SIZE, "zero_phys crosses a frame");
     // SAFETY: as for write_phys.
     unsafe { core::ptr::write_bytes(phys_to_virt(pa) as *mut u8, 0, len) }
 }
 
 /// Copies one whole frame (copy-on-write).
-pub fn copy_frame(dst: u64, src: u64) {
+fn copy_frame(dst: u64, src: u64) {
     // SAFETY: both are whole frames of RAM the caller holds references to; they differ.
     unsafe {
         core::ptr::copy_nonoverlapping(phys_to_virt(src) as *const u8, phys_to_virt(dst) as *mut u8, PAGE_SIZE as usize)

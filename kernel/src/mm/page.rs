@@ -206,3 +206,88 @@ pub fn page_mapcount(pa: u64) -> u32 {
 pub fn user_pages() -> u64 {
     USER_PAGES.load(Ordering::Relaxed)
 }
+
+/// One counted reference to a user-mappable page (as Asterinas' `Frame`, Linux's
+/// `get_page`/`put_page` pair made a value): the frame cannot be freed while the
+/// handle lives, so a copy through it never touches a frame that a concurrent
+/// truncation, unmap or reclaim gave back. Cloning takes another reference, dropping
+/// puts it. Code outside `mm` reaches a page's contents only through these methods,
+/// never by its physical address. The zero page's handles count nothing, as its
+/// references never do.
+pub struct Page {
+    pa: u64,
+}
+
+impl Page {
+    /// A fresh zeroed page of `kind` (None when only the kernel's reserve is left).
+    pub fn alloc(kind: PageKind) -> Option<Page> {
+        alloc_user_page_of(kind).map(|pa| Page { pa })
+    }
+
+    /// Takes another reference to the page at `pa`, which the caller knows to be
+    /// alive (it is mapped under a page-table lock the caller holds, or held by a
+    /// page cache under its lock).
+    pub(super) fn get(pa: u64) -> Page {
+        get_page(pa);
+        Page { pa }
+    }
+
+    /// Gives the reference up as a raw address, for a page-table entry that keeps
+    /// it until `page_remove_rmap` and `put_page` at unmap.
+    pub(super) fn into_raw(self) -> u64 {
+        let pa = self.pa;
+        core::mem::forget(self);
+        pa
+    }
+
+    /// The physical address, for page-table code inside `mm`; the handle keeps
+    /// the frame alive only as long as it lives.
+    pub(super) fn phys(&self) -> u64 {
+        self.pa
+    }
+
+    /// Copies bytes of the page from `offset` into `out` (within the page).
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        super::read_phys(self.pa + offset as u64, out)
+    }
+
+    /// Copies `data` into the page at `offset` (within the page).
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(!is_zero_page(self.pa), "write to the zero page");
+        super::write_phys(self.pa + offset as u64, data)
+    }
+
+    /// Zeroes `len` bytes of the page from `offset` (within the page).
+    pub fn zero(&self, offset: usize, len: usize) {
+        assert!(!is_zero_page(self.pa), "write to the zero page");
+        super::zero_phys(self.pa + offset as u64, len)
+    }
+
+    /// Copies the whole of `src` into this page (copy-on-write).
+    pub fn copy_from(&self, src: &Page) {
+        assert!(!is_zero_page(self.pa) && self.pa != src.pa, "bad page copy");
+        super::copy_frame(self.pa, src.pa)
+    }
+
+    /// References to the page, this handle's included (tests, debugging).
+    pub fn count(&self) -> u32 {
+        page_count(self.pa)
+    }
+
+    /// Whether two handles name the same page.
+    pub fn same(&self, other: &Page) -> bool {
+        self.pa == other.pa
+    }
+}
+
+impl Clone for Page {
+    fn clone(&self) -> Page {
+        Page::get(self.pa)
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        put_page(self.pa);
+    }
+}

@@ -1,11 +1,15 @@
-//! The page cache of one inode (Linux's `address_space` i_pages): file
-//! pages indexed by page offset, each holding one reference of its frame.
-//! Mappings take their own references, so a page truncated away stays valid
-//! for whoever still maps it until they unmap it.
+//! The page cache of one inode (Linux's `address_space` i_pages, mm/filemap.c):
+//! file pages indexed by page offset, each held by the cache through a `Page`
+//! handle (one reference). Lookups hand out a `Page` whose reference is taken
+//! under the cache's lock (Linux's `filemap_get_folio` takes it under the RCU
+//! walk), so a page removed from the cache by a truncation or a hole punch at
+//! any moment stays valid for whoever is copying through it or mapping it until
+//! they drop it. Mappings keep their own references, so a page truncated away
+//! stays valid for whoever still maps it until they unmap it.
 
-use super::page::{self, PageKind};
-use super::PAGE_SIZE;
+use super::page::{Page, PageKind};
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
@@ -13,7 +17,7 @@ use spin::Mutex;
 pub static SHMEM_PAGES: AtomicU64 = AtomicU64::new(0);
 
 pub struct PageCache {
-    pages: Mutex<BTreeMap<u64, u64>>,
+    pages: Mutex<BTreeMap<u64, Page>>,
     kind: PageKind,
     /// Each page is charged to committed memory while cached: the pages of a shmem
     /// object not charged for its whole size (Linux's VM_NORESERVE shmem inodes, as
@@ -30,83 +34,91 @@ impl PageCache {
         self.kind
     }
 
-    /// The frame caching page `index`, if present (no reference taken).
-    pub fn find(&self, index: u64) -> Option<u64> {
-        self.pages.lock().get(&index).copied()
+    /// The page caching `index`, if present, with a reference of its own
+    /// (Linux's `filemap_get_folio`).
+    pub fn find(&self, index: u64) -> Option<Page> {
+        self.pages.lock().get(&index).cloned()
     }
 
-    /// Calls `f(index, frame)` for each cached page in [first, end), in order, under
-    /// the cache's lock, until `f` returns false (no reference taken: `f` takes one
-    /// for a page it keeps). Fault-around maps a window of pages with one lookup.
-    pub fn for_each_in(&self, first: u64, end: u64, mut f: impl FnMut(u64, u64) -> bool) {
+    /// Whether page `index` is cached (no reference taken: mincore's question).
+    pub fn contains(&self, index: u64) -> bool {
+        self.pages.lock().contains_key(&index)
+    }
+
+    /// Calls `f(index, page)` for each cached page in [first, end), in order, under
+    /// the cache's lock, until `f` returns false. `f` borrows the cache's handle and
+    /// clones it for a page it keeps. Fault-around maps a window of pages with one
+    /// lookup (Linux's `filemap_map_pages`).
+    pub fn for_each_in(&self, first: u64, end: u64, mut f: impl FnMut(u64, &Page) -> bool) {
         if first >= end {
             return;
         }
-        for (&index, &pa) in self.pages.lock().range(first..end) {
-            if !f(index, pa) {
+        for (&index, page) in self.pages.lock().range(first..end) {
+            if !f(index, page) {
                 break;
             }
         }
     }
 
-    /// The frame for page `index`, created zero-filled if absent (a hole in
-    /// a tmpfs file reads as zeroes). None when memory is exhausted.
-    pub fn find_or_create(&self, index: u64) -> Option<u64> {
+    /// The page for `index`, created zero-filled if absent (a hole in a tmpfs
+    /// file reads as zeroes), with a reference of its own taken under the
+    /// cache's lock (Linux's `__filemap_get_folio(FGP_CREAT)`). None when memory
+    /// is exhausted.
+    pub fn find_or_create(&self, index: u64) -> Option<Page> {
         let mut pages = self.pages.lock();
-        if let Some(&pa) = pages.get(&index) {
-            return Some(pa);
+        if let Some(page) = pages.get(&index) {
+            return Some(page.clone());
         }
-        let pa = page::alloc_user_page_of(self.kind)?;
-        pages.insert(index, pa);
+        let page = Page::alloc(self.kind)?;
+        pages.insert(index, page.clone());
         if self.kind == PageKind::Shmem {
             SHMEM_PAGES.fetch_add(1, Ordering::Relaxed);
         }
         if self.per_page_commit {
             super::commit::vm_acct_memory(1);
         }
-        Some(pa)
+        Some(page)
     }
 
     /// Drops every page at or after `first` (truncate_inode_pages_range);
     /// returns how many were dropped.
     pub fn truncate_from(&self, first: u64) -> u64 {
         let dropped = self.pages.lock().split_off(&first);
-        let n = dropped.len() as u64;
-        for (_, pa) in dropped {
-            self.release(pa);
-        }
-        n
+        self.release(dropped.into_values())
     }
 
     /// Drops the pages in [first, end) (hole punching, MADV_REMOVE).
     pub fn remove_range(&self, first: u64, end: u64) -> u64 {
-        let victims: alloc::vec::Vec<(u64, u64)> = {
+        let victims: Vec<Page> = {
             let mut pages = self.pages.lock();
-            let keys: alloc::vec::Vec<u64> = pages.range(first..end).map(|(k, _)| *k).collect();
-            keys.into_iter().filter_map(|k| pages.remove(&k).map(|pa| (k, pa))).collect()
+            let keys: Vec<u64> = pages.range(first..end).map(|(k, _)| *k).collect();
+            keys.into_iter().filter_map(|k| pages.remove(&k)).collect()
         };
-        let n = victims.len() as u64;
-        for (_, pa) in victims {
-            self.release(pa);
+        self.release(victims.into_iter())
+    }
+
+    /// Drops the cache's references to pages taken out of it, outside its lock
+    /// (the last reference frees the frame); returns how many there were.
+    fn release(&self, pages: impl Iterator<Item = Page>) -> u64 {
+        let mut n = 0;
+        for page in pages {
+            if self.kind == PageKind::Shmem {
+                SHMEM_PAGES.fetch_sub(1, Ordering::Relaxed);
+            }
+            if self.per_page_commit {
+                super::commit::vm_acct_memory(-1);
+            }
+            drop(page);
+            n += 1;
         }
         n
     }
 
-    fn release(&self, pa: u64) {
-        if self.kind == PageKind::Shmem {
-            SHMEM_PAGES.fetch_sub(1, Ordering::Relaxed);
-        }
-        if self.per_page_commit {
-            super::commit::vm_acct_memory(-1);
-        }
-        page::put_page(pa);
-    }
-
-    /// Zeroes bytes [from, PAGE_SIZE) of page `index` if it is cached (the
-    /// partial last page after a shrinking truncate).
-    pub fn zero_tail(&self, index: u64, from: u64) {
-        if let Some(pa) = self.find(index) {
-            super::zero_phys(pa + from, (PAGE_SIZE - from) as usize);
+    /// Zeroes bytes [from, to) of page `index` if it is cached (the partial last
+    /// page after a shrinking truncate, the partial edges of a punched hole).
+    pub fn zero_range(&self, index: u64, from: usize, to: usize) {
+        if let Some(page) = self.find(index) {
+            page.zero(from, to - from);
         }
     }
 
@@ -118,8 +130,6 @@ impl PageCache {
 impl Drop for PageCache {
     fn drop(&mut self) {
         let pages = core::mem::take(self.pages.get_mut());
-        for (_, pa) in pages {
-            self.release(pa);
-        }
+        self.release(pages.into_values());
     }
 }

@@ -19,6 +19,8 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     vma_open_close_hooks_track_every_piece,
     grafted_page_table_is_shared_and_only_its_owner_frees_it,
     mmu_gather_frees_pages_and_tables_only_after_its_flush,
+    page_cache_lookup_holds_its_page_after_removal_until_dropped,
+    tmpfs_truncate_sets_the_size_and_leaves_held_pages_to_their_holders,
 ];
 
 pub(crate) const FAULT_TESTS: &[crate::ktest::KTest] =
@@ -367,4 +369,67 @@ fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
     assert_eq!(page::user_pages(), user_pages - 2, "freed after the flush");
     assert!(pages.iter().all(|&p| page::page_count(p) == 0));
     drop(inner);
+}
+
+/// The page cache hands out pages with a reference taken under its lock: a page
+/// removed from the cache (truncation, hole punch) stays allocated, with its
+/// contents, for whoever holds a handle, and is freed when the last one drops.
+fn page_cache_lookup_holds_its_page_after_removal_until_dropped() {
+    use super::page::{user_pages, PageKind};
+    use super::page_cache::PageCache;
+    let (frames, pages) = (frame::frames_in_use(), user_pages());
+    let cache = PageCache::new(PageKind::File, false);
+    let created = cache.find_or_create(3).expect("page");
+    assert_eq!(created.count(), 2, "the cache's reference and the caller's");
+    created.write(100, b"still here");
+    let found = cache.find(3).expect("cached");
+    assert!(found.same(&created));
+    assert_eq!(found.count(), 3);
+    assert!(cache.find(4).is_none() && cache.contains(3) && !cache.contains(4));
+    assert_eq!(cache.truncate_from(0), 1);
+    assert!(cache.find(3).is_none());
+    assert_eq!(found.count(), 2, "only the handles are left");
+    drop(created);
+    assert_eq!(user_pages(), pages + 1, "a held page outlives its removal");
+    let mut buf = [0u8; 10];
+    found.read(100, &mut buf);
+    assert_eq!(&buf, b"still here");
+    drop(found);
+    assert_eq!(user_pages(), pages, "the last handle freed it");
+    let kept = cache.find_or_create(7).expect("page");
+    assert_eq!(cache.remove_range(0, 8), 1);
+    assert_eq!(kept.count(), 1);
+    drop(kept);
+    drop(cache);
+    assert_eq!((frame::frames_in_use(), user_pages()), (frames, pages));
+}
+
+/// A shrinking tmpfs truncate publishes the new size, drops the cache's pages past
+/// it and zeroes the tail of the last page, while a reader holding a dropped page
+/// (a copy in progress) keeps its frame until it lets go; nothing past the end is
+/// left in the cache.
+fn tmpfs_truncate_sets_the_size_and_leaves_held_pages_to_their_holders() {
+    let frames = frame::frames_in_use();
+    let file = crate::fs::tmpfs::new_shmem_file(0, None);
+    let data = alloc::vec![0x5au8; 3 * PAGE_SIZE as usize];
+    assert_eq!(file.write_at(0, &data).unwrap(), data.len());
+    let cache = file.page_cache().expect("tmpfs has a page cache");
+    assert_eq!(cache.nr_pages(), 3);
+    let held = cache.find(2).expect("page 2");
+    file.truncate(PAGE_SIZE + 10).unwrap();
+    assert_eq!(file.metadata().size, PAGE_SIZE + 10);
+    assert_eq!(cache.nr_pages(), 2, "pages wholly past the end are gone");
+    assert_eq!(held.count(), 1, "the reader's reference alone keeps the page");
+    let mut buf = [0u8; 4];
+    held.read(0, &mut buf);
+    assert_eq!(buf, [0x5a; 4], "its contents untouched while held");
+    drop(held);
+    let mut tail = [0xffu8; 16];
+    assert_eq!(file.read_at(PAGE_SIZE, &mut tail).unwrap(), 10);
+    assert_eq!(tail[..10], [0x5a; 10]);
+    file.truncate(2 * PAGE_SIZE).unwrap();
+    assert_eq!(file.read_at(PAGE_SIZE + 10, &mut tail).unwrap(), 16);
+    assert_eq!(tail, [0; 16], "the truncated tail reads as zeroes after growing again");
+    drop(file);
+    assert_eq!(frame::frames_in_use(), frames);
 }

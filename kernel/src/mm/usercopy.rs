@@ -7,6 +7,7 @@
 
 use super::address_space::{MmStruct, TASK_SIZE};
 use super::fault::{handle_mm_fault, Access, FaultError};
+use super::page::Page;
 use super::PAGE_SIZE;
 use crate::errno::*;
 use alloc::vec::Vec;
@@ -42,8 +43,12 @@ fn fault_errno(_: FaultError) -> Errno {
     EFAULT
 }
 
-/// Physical address of `va` in `mm`, faulted in for `access`.
-fn user_phys(mm: &MmStruct, va: u64, access: Access) -> KResult<u64> {
+/// The page mapping `va` in `mm`, faulted in for `access`, with a reference taken
+/// under the mm lock (Linux's `get_user_pages`): the copy through it runs after the
+/// lock is dropped, and an unmap or truncation meanwhile cannot free the frame under
+/// it (the bytes land in, or come from, the page the address named when it was
+/// looked up, as on Linux).
+fn user_page(mm: &MmStruct, va: u64, access: Access) -> KResult<Page> {
     if va >= TASK_SIZE {
         return Err(EFAULT);
     }
@@ -53,7 +58,8 @@ fn user_phys(mm: &MmStruct, va: u64, access: Access) -> KResult<u64> {
         if let Some(m) = inner.pt.translate(&mem, va) {
             let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
             if ok {
-                return Ok(m.phys + (va & (m.size.bytes() - 1)));
+                let pa = m.phys + (va & (m.size.bytes() - 1));
+                return Ok(Page::get(pa & !(PAGE_SIZE - 1)));
             }
         }
         handle_mm_fault(&mut inner, &mm.pt_pages, va, access).map_err(fault_errno)?;
@@ -61,13 +67,14 @@ fn user_phys(mm: &MmStruct, va: u64, access: Access) -> KResult<u64> {
     Err(EFAULT)
 }
 
-/// Walks [va, va + len) page by page, calling `f(pa, offset_in_buffer, len)`.
+/// Walks [va, va + len) page by page, calling `f(page, offset_in_page,
+/// offset_in_buffer, len)` with a reference to each page held across the call.
 fn for_each_chunk(
     mm: &MmStruct,
     va: u64,
     len: usize,
     access: Access,
-    mut f: impl FnMut(u64, usize, usize),
+    mut f: impl FnMut(&Page, usize, usize, usize),
 ) -> KResult<()> {
     let end = va.checked_add(len as u64).ok_or(EFAULT)?;
     if end > TASK_SIZE {
@@ -76,19 +83,19 @@ fn for_each_chunk(
     let mut cur = va;
     while cur < end {
         let n = (PAGE_SIZE - cur % PAGE_SIZE).min(end - cur) as usize;
-        let pa = user_phys(mm, cur, access)?;
-        f(pa, (cur - va) as usize, n);
+        let page = user_page(mm, cur, access)?;
+        f(&page, (cur % PAGE_SIZE) as usize, (cur - va) as usize, n);
         cur += n as u64;
     }
     Ok(())
 }
 
 pub fn copy_from_user(mm: &MmStruct, va: u64, out: &mut [u8]) -> KResult<()> {
-    for_each_chunk(mm, va, out.len(), Access::READ, |pa, off, n| super::read_phys(pa, &mut out[off..off + n]))
+    for_each_chunk(mm, va, out.len(), Access::READ, |page, at, off, n| page.read(at, &mut out[off..off + n]))
 }
 
 pub fn copy_to_user(mm: &MmStruct, va: u64, data: &[u8]) -> KResult<()> {
-    for_each_chunk(mm, va, data.len(), Access::WRITE, |pa, off, n| super::write_phys(pa, &data[off..off + n]))
+    for_each_chunk(mm, va, data.len(), Access::WRITE, |page, at, off, n| page.write(at, &data[off..off + n]))
 }
 
 /// Makes as much of [va, va + len) present and writable as it can, from the start
@@ -99,7 +106,7 @@ pub fn fault_in_writeable(mm: &MmStruct, va: u64, len: usize) -> KResult<usize> 
     let end = va.checked_add(len as u64).ok_or(EFAULT)?;
     let mut cur = va;
     while cur < end {
-        if let Err(e) = user_phys(mm, cur, Access::WRITE) {
+        if let Err(e) = user_page(mm, cur, Access::WRITE) {
             return if cur == va { Err(e) } else { Ok((cur - va) as usize) };
         }
         cur = (cur & !(PAGE_SIZE - 1)) + PAGE_SIZE;
@@ -108,7 +115,7 @@ pub fn fault_in_writeable(mm: &MmStruct, va: u64, len: usize) -> KResult<usize> 
 }
 
 pub fn clear_user(mm: &MmStruct, va: u64, len: usize) -> KResult<()> {
-    for_each_chunk(mm, va, len, Access::WRITE, |pa, _, n| super::zero_phys(pa, n))
+    for_each_chunk(mm, va, len, Access::WRITE, |page, at, _, n| page.zero(at, n))
 }
 
 pub fn read_val<T: Pod>(mm: &MmStruct, va: u64) -> KResult<T> {
