@@ -24,11 +24,24 @@ pub const STACK_SIZE: u64 = 8 << 20;
 /// Where top-down mmap searches start: below the stack and its gap (Linux's mmap_base).
 pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);
 
-/// Page-table pages of every user address space (the `PageTables` of /proc/meminfo).
+/// PTE and PMD tables of every user address space (the `PageTables` of /proc/meminfo,
+/// Linux 6.1's NR_PAGETABLE: its PUD and PGD pages are not counted).
 pub static USER_PT_PAGES: AtomicU64 = AtomicU64::new(0);
 
+/// Whether a table of `level` (1 = PT .. 4 = PML4) counts in an mm's VmPTE (Linux's
+/// `mm_pgtables_bytes`: PTE, PMD and PUD tables, never the PGD).
+fn counts_in_vmpte(level: usize) -> bool {
+    level <= 3
+}
+
+/// Whether a table of `level` counts in `PageTables` (`pgtable_pte_page_ctor` and
+/// `pgtable_pmd_page_ctor` account NR_PAGETABLE in 6.1; PUD pages are plain pages).
+fn counts_in_page_tables(level: usize) -> bool {
+    level <= 2
+}
+
 /// `PhysMem` for user page tables: frames from the allocator, counted per mm
-/// (VmPTE) so accounting stays exact.
+/// (VmPTE) and globally (PageTables) by level so accounting stays exact.
 pub struct UserPhysMem<'a> {
     pub pt_pages: &'a AtomicU64,
 }
@@ -42,22 +55,30 @@ impl PhysMem for UserPhysMem<'_> {
         super::kernel_map::write_pte(table, index, value)
     }
 
-    fn alloc_table(&mut self) -> Option<u64> {
+    fn alloc_table(&mut self, level: usize) -> Option<u64> {
         let t = page::alloc_table_page()?;
-        self.pt_pages.fetch_add(1, Ordering::Relaxed);
-        USER_PT_PAGES.fetch_add(1, Ordering::Relaxed);
+        if counts_in_vmpte(level) {
+            self.pt_pages.fetch_add(1, Ordering::Relaxed);
+        }
+        if counts_in_page_tables(level) {
+            USER_PT_PAGES.fetch_add(1, Ordering::Relaxed);
+        }
         Some(t)
     }
 
     /// Drops this address space's reference. A table grafted from another
     /// address space only loses a share; its owner's count and frame stay.
-    fn free_table(&mut self, table: u64) {
+    fn free_table(&mut self, table: u64, level: usize) {
         if page::page_count(table) > 1 {
             page::put_table_page(table);
             return;
         }
-        self.pt_pages.fetch_sub(1, Ordering::Relaxed);
-        USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+        if counts_in_vmpte(level) {
+            self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+        }
+        if counts_in_page_tables(level) {
+            USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+        }
         page::put_table_page(table);
     }
 
@@ -89,7 +110,7 @@ pub struct MmInner {
 
 pub struct MmStruct {
     pub inner: Mutex<MmInner>,
-    /// Page-table pages of this mm (root included).
+    /// Page-table pages of this mm counted in VmPTE: PTE, PMD and PUD tables (not the root).
     pub pt_pages: AtomicU64,
     pub id: u64,
 }
@@ -264,6 +285,6 @@ impl Drop for MmStruct {
         }
         let mut mem = UserPhysMem { pt_pages: &self.pt_pages };
         inner.pt.clear_user_half(&mut mem, |_, m| page::put_page(m.phys));
-        mem.free_table(inner.pt.root());
+        mem.free_table(inner.pt.root(), 4);
     }
 }
