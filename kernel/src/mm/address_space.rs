@@ -8,7 +8,6 @@ use super::page;
 use super::vma::{Prot, Vma};
 use super::PAGE_SIZE;
 use crate::arch::cpu;
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{PageTable, PhysMem, PteFlags};
@@ -90,7 +89,7 @@ impl PhysMem for UserPhysMem<'_> {
 pub struct MmInner {
     pub pt: PageTable,
     /// VMAs keyed by start address; never overlapping.
-    pub vmas: BTreeMap<u64, Vma>,
+    pub vmas: super::vma_tree::VmaTree,
     pub start_brk: u64,
     pub brk: u64,
     /// Resident pages mapped in this mm by kind (`PageKind` as index):
@@ -126,7 +125,7 @@ impl MmStruct {
         let mm = Arc::new(MmStruct {
             inner: Mutex::new(MmInner {
                 pt,
-                vmas: BTreeMap::new(),
+                vmas: super::vma_tree::VmaTree::new(),
                 start_brk: 0,
                 brk: 0,
                 rss: [0; 3],
@@ -210,16 +209,12 @@ impl MmStruct {
 impl MmInner {
     /// Pages in locked VMAs (VmLck).
     pub fn locked_pages(&self) -> u64 {
-        self.vmas
-            .values()
-            .filter(|v| v.flags.contains(super::vma::VmFlags::LOCKED))
-            .map(|v| (v.end - v.start) / PAGE_SIZE)
-            .sum()
+        self.vmas.locked_pages()
     }
 
     /// Pages of all VMAs (VmSize).
     pub fn total_pages(&self) -> u64 {
-        self.vmas.values().map(|v| (v.end - v.start) / PAGE_SIZE).sum()
+        self.vmas.total_pages()
     }
 
     /// All resident pages (VmRSS).

@@ -133,7 +133,7 @@ fn set_lock_flags(inner: &mut MmInner, start: u64, end: u64, set: VmFlags) {
     inner.split_at(start, end);
     let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
     for k in keys {
-        let v = inner.vmas.get_mut(&k).unwrap();
+        let mut v = inner.vmas.get_mut(&k).unwrap();
         v.flags.remove(VmFlags::LOCKED | VmFlags::LOCKONFAULT);
         v.flags.insert(set);
     }

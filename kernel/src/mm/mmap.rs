@@ -55,7 +55,9 @@ impl MmInner {
     /// space past `MAX_MAP_COUNT` (`split_vma`'s check), checked before any change.
     pub fn check_split(&self, start: u64, end: u64) -> KResult<()> {
         let splits = [start, end].into_iter().filter(|&a| self.straddled(a)).count();
-        if self.vmas.len() + splits > MAX_MAP_COUNT {
+        // Only a split is refused: mmap may leave the count one past the limit, and a
+        // whole VMA must still unmap then.
+        if splits > 0 && self.vmas.len() + splits > MAX_MAP_COUNT {
             return Err(ENOMEM);
         }
         Ok(())
@@ -117,16 +119,21 @@ impl MmInner {
     }
 
     /// The highest free range of `len` bytes below `below` (top-down, like
-    /// `arch_get_unmapped_area_topdown`).
+    /// `arch_get_unmapped_area_topdown`): the gap under `below` itself, then the highest gap
+    /// between two VMAs that fits (found through the gap index, not by walking), then the
+    /// space under the lowest VMA down to `MMAP_MIN_ADDR`.
     pub fn find_free_area(&self, len: u64, below: u64) -> Option<u64> {
-        let mut top = below;
-        for (_, v) in self.vmas.range(..below).rev() {
-            if v.end <= top && top - v.end >= len {
-                return Some(top - len);
-            }
-            top = top.min(v.start);
+        let Some((_, top)) = self.vmas.range(..below).next_back() else {
+            return (below >= MMAP_MIN_ADDR + len).then(|| below - len);
+        };
+        if top.end <= below && below - top.end >= len {
+            return Some(below - len);
         }
-        (top >= MMAP_MIN_ADDR + len).then(|| top - len)
+        if let Some(end) = self.vmas.highest_gap_end(len, top.start) {
+            return Some(end - len);
+        }
+        let lowest = self.vmas.values().next().map_or(below, |v| v.start);
+        (lowest >= MMAP_MIN_ADDR + len).then(|| lowest - len)
     }
 
     /// Unmaps [start, end): splits, removes VMAs and their pages. The caller flushes the TLB.
@@ -245,7 +252,9 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if vflags.contains(VmFlags::LOCKED) && !super::mlock::may_lock(&inner, len / PAGE_SIZE) {
         return Err(EAGAIN);
     }
-    if inner.vmas.len() >= MAX_MAP_COUNT {
+    // As do_mmap: refused only past the limit, so the last mapping may take the count one
+    // over it (splits, checked with `>=`, cannot).
+    if inner.vmas.len() > MAX_MAP_COUNT {
         return Err(ENOMEM);
     }
     // The new VMA (Linux's vm_area_alloc), before MAP_FIXED changes anything.

@@ -1,0 +1,159 @@
+//! The VMAs of one address space (Linux's maple tree `mm->mm_mt` with what `vma_link`,
+//! `vma_unlink` and `vm_stat_account` keep beside it): VMAs by start address, the free gaps
+//! between them searchable by size (`vm_unmapped_area`'s gap tracking), and the counters
+//! `total_vm` and `locked_vm`, all updated on each change so that no operation walks every
+//! VMA. Every change goes through `insert`, `remove` or the `VmaMut` handle of `get_mut`.
+#![deny(unsafe_code)]
+
+use super::vma::{VmFlags, Vma};
+use super::PAGE_SIZE;
+use alloc::collections::btree_map::{self, BTreeMap};
+use augmented_tree::GapTree;
+use core::ops::{Deref, DerefMut, Index, RangeBounds};
+
+#[derive(Default)]
+pub struct VmaTree {
+    map: BTreeMap<u64, Vma>,
+    /// The same ranges, summarised by the largest gap between neighbours.
+    gaps: GapTree,
+    /// Pages of all VMAs (Linux's `total_vm`, VmSize).
+    total_pages: u64,
+    /// Pages of VM_LOCKED VMAs (`locked_vm`, VmLck).
+    locked_pages: u64,
+}
+
+fn pages(v: &Vma) -> u64 {
+    (v.end - v.start) / PAGE_SIZE
+}
+
+fn locked(v: &Vma) -> u64 {
+    if v.flags.contains(VmFlags::LOCKED) {
+        pages(v)
+    } else {
+        0
+    }
+}
+
+impl VmaTree {
+    pub fn new() -> Self {
+        VmaTree::default()
+    }
+
+    /// Number of VMAs (`map_count`).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn total_pages(&self) -> u64 {
+        self.total_pages
+    }
+
+    pub fn locked_pages(&self) -> u64 {
+        self.locked_pages
+    }
+
+    pub fn get(&self, start: &u64) -> Option<&Vma> {
+        self.map.get(start)
+    }
+
+    pub fn range<R: RangeBounds<u64>>(&self, range: R) -> btree_map::Range<'_, u64, Vma> {
+        self.map.range(range)
+    }
+
+    pub fn values(&self) -> btree_map::Values<'_, u64, Vma> {
+        self.map.values()
+    }
+
+    pub fn keys(&self) -> btree_map::Keys<'_, u64, Vma> {
+        self.map.keys()
+    }
+
+    /// Adds `vma` (keyed by its start; the caller made its range free).
+    pub fn insert(&mut self, start: u64, vma: Vma) {
+        debug_assert_eq!(start, vma.start);
+        self.total_pages += pages(&vma);
+        self.locked_pages += locked(&vma);
+        self.gaps.insert(vma.start, vma.end);
+        let old = self.map.insert(start, vma);
+        assert!(old.is_none(), "two VMAs at {start:#x}");
+    }
+
+    pub fn remove(&mut self, start: &u64) -> Option<Vma> {
+        let vma = self.map.remove(start)?;
+        self.total_pages -= pages(&vma);
+        self.locked_pages -= locked(&vma);
+        self.gaps.remove(vma.start);
+        Some(vma)
+    }
+
+    /// The VMA at `start`, to change in place; the counters and the gap index follow when
+    /// the handle is dropped. Its start must stay (remove and insert to move it).
+    pub fn get_mut(&mut self, start: &u64) -> Option<VmaMut<'_>> {
+        let v = self.map.get(start)?;
+        let (start, end, locked) = (v.start, v.end, locked(v));
+        Some(VmaMut { tree: self, start, end, locked })
+    }
+
+    /// The end of the highest gap of at least `len` bytes between two VMAs, the upper of
+    /// which starts at or below `bound` (`vm_unmapped_area`'s top-down search).
+    pub fn highest_gap_end(&self, len: u64, bound: u64) -> Option<u64> {
+        self.gaps.highest_gap_end(len, bound)
+    }
+
+    /// Recounts what the tree keeps incrementally; true if all agree (a consistency check
+    /// for the /proc files, which walk every VMA anyway).
+    pub fn counters_consistent(&self) -> bool {
+        let total: u64 = self.map.values().map(pages).sum();
+        let lck: u64 = self.map.values().map(locked).sum();
+        let mut same_ranges = self.gaps.len() == self.map.len();
+        let mut it = self.map.values();
+        self.gaps.for_each(|s, e| same_ranges &= it.next().is_some_and(|v| (v.start, v.end) == (*s, *e)));
+        total == self.total_pages && lck == self.locked_pages && same_ranges
+    }
+}
+
+impl Index<&u64> for VmaTree {
+    type Output = Vma;
+    fn index(&self, start: &u64) -> &Vma {
+        &self.map[start]
+    }
+}
+
+/// A VMA being changed in place (its end, protection, flags or offset).
+pub struct VmaMut<'a> {
+    tree: &'a mut VmaTree,
+    start: u64,
+    end: u64,
+    locked: u64,
+}
+
+impl Deref for VmaMut<'_> {
+    type Target = Vma;
+    fn deref(&self) -> &Vma {
+        &self.tree.map[&self.start]
+    }
+}
+
+impl DerefMut for VmaMut<'_> {
+    fn deref_mut(&mut self) -> &mut Vma {
+        self.tree.map.get_mut(&self.start).expect("the VMA being changed")
+    }
+}
+
+impl Drop for VmaMut<'_> {
+    fn drop(&mut self) {
+        let v = &self.tree.map[&self.start];
+        assert_eq!(v.start, self.start, "a VMA's start changed in place");
+        let (end, now_locked) = (v.end, locked(v));
+        let tree = &mut *self.tree;
+        tree.total_pages = tree.total_pages + (end - self.start) / PAGE_SIZE - (self.end - self.start) / PAGE_SIZE;
+        tree.locked_pages = tree.locked_pages + now_locked - self.locked;
+        if end != self.end {
+            tree.gaps.set_end(self.start, end);
+        }
+    }
+}
