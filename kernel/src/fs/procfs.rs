@@ -832,7 +832,12 @@ fn maps(p: &Arc<Process>) -> String {
 /// Resident pages of locked VMAs in every address space, each frame once.
 fn mlocked_pages() -> u64 {
     let mut frames = alloc::collections::BTreeSet::new();
-    for mm in crate::mm::rmap::all_mms() {
+    let mut seen = alloc::collections::BTreeSet::new();
+    for p in crate::process::task::all_processes() {
+        let (Some(mm), _) = mm_of(&p) else { continue };
+        if !seen.insert(mm.id) {
+            continue;
+        }
         let inner = mm.inner.lock();
         let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
         for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {

@@ -122,10 +122,11 @@ impl MmStruct {
         let pt_pages = AtomicU64::new(0);
         let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages })?;
         super::kernel_map::copy_kernel_half(pt.root());
-        let mm = Arc::new(MmStruct {
+        let id = NEXT_MM_ID.fetch_add(1, Ordering::Relaxed);
+        let mm = Arc::new_cyclic(|me| MmStruct {
             inner: Mutex::new(MmInner {
                 pt,
-                vmas: super::vma_tree::VmaTree::new(),
+                vmas: super::vma_tree::VmaTree::new(me.clone(), id),
                 start_brk: 0,
                 brk: 0,
                 rss: [0; 3],
@@ -137,9 +138,8 @@ impl MmStruct {
                 hiwater_vm: 0,
             }),
             pt_pages,
-            id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
+            id,
         });
-        super::rmap::register(&mm);
         Some(mm)
     }
 

@@ -97,13 +97,8 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                     let last = first + (e - s) / PAGE_SIZE;
                     let inode = inode.clone();
                     drop(inner);
-                    crate::mm::rmap::unmap_file_pages(
-                        alloc::sync::Arc::as_ptr(&inode) as *const (),
-                        first,
-                        last,
-                        false,
-                    );
                     if let Some(cache) = inode.page_cache() {
+                        crate::mm::rmap::unmap_file_pages(cache, first, last, false);
                         cache.remove_range(first, last);
                     }
                     inner = mm.inner.lock();

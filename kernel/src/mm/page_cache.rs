@@ -15,11 +15,14 @@ pub static SHMEM_PAGES: AtomicU64 = AtomicU64::new(0);
 pub struct PageCache {
     pages: Mutex<BTreeMap<u64, u64>>,
     kind: PageKind,
+    /// The VMAs of every address space that map this file, by file range (Linux's
+    /// `i_mmap`; `rmap.rs`).
+    pub i_mmap: Mutex<augmented_tree::IntervalTree<super::rmap::MapKey>>,
 }
 
 impl PageCache {
     pub const fn new(kind: PageKind) -> PageCache {
-        PageCache { pages: Mutex::new(BTreeMap::new()), kind }
+        PageCache { pages: Mutex::new(BTreeMap::new()), kind, i_mmap: Mutex::new(augmented_tree::IntervalTree::new()) }
     }
 
     pub fn kind(&self) -> PageKind {

@@ -1,18 +1,27 @@
 //! The VMAs of one address space (Linux's maple tree `mm->mm_mt` with what `vma_link`,
 //! `vma_unlink` and `vm_stat_account` keep beside it): VMAs by start address, the free gaps
-//! between them searchable by size (`vm_unmapped_area`'s gap tracking), and the counters
-//! `total_vm` and `locked_vm`, all updated on each change so that no operation walks every
-//! VMA. Every change goes through `insert`, `remove` or the `VmaMut` handle of `get_mut`.
+//! between them searchable by size (`vm_unmapped_area`'s gap tracking), the counters
+//! `total_vm` and `locked_vm`, and each file VMA's entry in its file's `i_mmap` (see
+//! `rmap.rs`), all updated on each change so that no operation walks every VMA. Every
+//! change goes through `insert`, `remove` or the `VmaMut` handle of `get_mut`.
+//!
+//! Lock order: `MmStruct::inner` → a file's `i_mmap`.
 #![deny(unsafe_code)]
 
+use super::address_space::MmStruct;
+use super::page_cache::PageCache;
+use super::rmap::MapKey;
 use super::vma::{VmFlags, Vma};
 use super::PAGE_SIZE;
 use alloc::collections::btree_map::{self, BTreeMap};
+use alloc::sync::Weak;
 use augmented_tree::GapTree;
 use core::ops::{Deref, DerefMut, Index, RangeBounds};
 
-#[derive(Default)]
 pub struct VmaTree {
+    /// The address space these VMAs belong to, as the files' reverse maps name it.
+    owner: Weak<MmStruct>,
+    owner_id: u64,
     map: BTreeMap<u64, Vma>,
     /// The same ranges, summarised by the largest gap between neighbours.
     gaps: GapTree,
@@ -34,9 +43,34 @@ fn locked(v: &Vma) -> u64 {
     }
 }
 
+/// The page cache a file VMA maps (whose `i_mmap` lists it).
+fn cache_of(v: &Vma) -> Option<&PageCache> {
+    v.backend.inode().and_then(|i| i.page_cache())
+}
+
 impl VmaTree {
-    pub fn new() -> Self {
-        VmaTree::default()
+    /// The VMAs of the address space `owner` (numbered `owner_id`).
+    pub fn new(owner: Weak<MmStruct>, owner_id: u64) -> Self {
+        VmaTree { owner, owner_id, map: BTreeMap::new(), gaps: GapTree::new(), total_pages: 0, locked_pages: 0 }
+    }
+
+    fn map_key(&self, start: u64, pgoff: u64) -> MapKey {
+        MapKey { pgoff, mm_id: self.owner_id, vma_start: start, mm: self.owner.clone() }
+    }
+
+    /// Enters a file VMA in its file's reverse map (`vma_interval_tree_insert`).
+    fn link_file(&self, v: &Vma) {
+        if let Some(cache) = cache_of(v) {
+            cache.i_mmap.lock().insert(self.map_key(v.start, v.pgoff), v.pgoff + pages(v));
+        }
+    }
+
+    /// Takes a file VMA's entry (made when it started at `start` with offset `pgoff`) out.
+    fn unlink_file(&self, v: &Vma, start: u64, pgoff: u64) {
+        if let Some(cache) = cache_of(v) {
+            let gone = cache.i_mmap.lock().remove(&self.map_key(start, pgoff));
+            debug_assert!(gone.is_some(), "a file VMA missing from its i_mmap");
+        }
     }
 
     /// Number of VMAs (`map_count`).
@@ -78,6 +112,7 @@ impl VmaTree {
         self.total_pages += pages(&vma);
         self.locked_pages += locked(&vma);
         self.gaps.insert(vma.start, vma.end);
+        self.link_file(&vma);
         let old = self.map.insert(start, vma);
         assert!(old.is_none(), "two VMAs at {start:#x}");
     }
@@ -87,6 +122,7 @@ impl VmaTree {
         self.total_pages -= pages(&vma);
         self.locked_pages -= locked(&vma);
         self.gaps.remove(vma.start);
+        self.unlink_file(&vma, vma.start, vma.pgoff);
         Some(vma)
     }
 
@@ -94,8 +130,8 @@ impl VmaTree {
     /// the handle is dropped. Its start must stay (remove and insert to move it).
     pub fn get_mut(&mut self, start: &u64) -> Option<VmaMut<'_>> {
         let v = self.map.get(start)?;
-        let (start, end, locked) = (v.start, v.end, locked(v));
-        Some(VmaMut { tree: self, start, end, locked })
+        let (start, end, locked, pgoff) = (v.start, v.end, locked(v), v.pgoff);
+        Some(VmaMut { tree: self, start, end, locked, pgoff })
     }
 
     /// The end of the highest gap of at least `len` bytes between two VMAs, the upper of
@@ -129,6 +165,7 @@ pub struct VmaMut<'a> {
     start: u64,
     end: u64,
     locked: u64,
+    pgoff: u64,
 }
 
 impl Deref for VmaMut<'_> {
@@ -154,6 +191,20 @@ impl Drop for VmaMut<'_> {
         tree.locked_pages = tree.locked_pages + now_locked - self.locked;
         if end != self.end {
             tree.gaps.set_end(self.start, end);
+        }
+        let v = &tree.map[&self.start];
+        if (end, v.pgoff) != (self.end, self.pgoff) && cache_of(v).is_some() {
+            tree.unlink_file(v, self.start, self.pgoff);
+            tree.link_file(v);
+        }
+    }
+}
+
+impl Drop for VmaTree {
+    /// The address space is gone: its VMAs leave their files' reverse maps.
+    fn drop(&mut self) {
+        for v in self.map.values() {
+            self.unlink_file(v, v.start, v.pgoff);
         }
     }
 }
