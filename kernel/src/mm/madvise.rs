@@ -61,7 +61,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     let mut pieces = Vec::new();
     let mut hole = false;
     let mut cur = start;
-    for v in inner.vmas.range(..end).map(|(_, v)| v).filter(|v| v.end > start) {
+    for v in inner.vmas.overlapping(start, end) {
         if v.start > cur {
             hole = true;
         }

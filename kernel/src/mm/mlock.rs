@@ -153,8 +153,8 @@ pub fn do_mlock(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
     // Pages already locked inside the range do not count twice (count_mm_mlocked_page_nr).
     let already: u64 = inner
         .vmas
-        .values()
-        .filter(|v| v.flags.contains(VmFlags::LOCKED) && v.start < end && v.end > start)
+        .overlapping(start, end)
+        .filter(|v| v.flags.contains(VmFlags::LOCKED))
         .map(|v| (v.end.min(end) - v.start.max(start)) / PAGE_SIZE)
         .sum();
     let locked = inner.locked_pages() - already + (end - start) / PAGE_SIZE;

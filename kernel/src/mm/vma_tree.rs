@@ -98,6 +98,14 @@ impl VmaTree {
         self.map.range(range)
     }
 
+    /// The VMAs that intersect [start, end), in order: the one containing `start`, if
+    /// any, then those starting inside (found from the tree, never by walking from the
+    /// lowest VMA).
+    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> {
+        let first = self.map.range(..start).next_back().map(|(_, v)| v).filter(|v| v.end > start);
+        first.into_iter().chain(self.map.range(start.min(end)..end).map(|(_, v)| v))
+    }
+
     pub fn values(&self) -> btree_map::Values<'_, u64, Vma> {
         self.map.values()
     }
