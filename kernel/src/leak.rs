@@ -99,7 +99,6 @@ const SHRINKERS: &[fn()] = &[
     crate::process::itimer::shrink,
     crate::process::futex::shrink,
     crate::process::sleep::shrink,
-    crate::mm::rmap::shrink,
     crate::fs::file::shrink,
     crate::fs::flock::shrink,
 ];

@@ -1019,7 +1019,7 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
 }
 
 /// The benchmarks of `vm_micro`, as it names them.
-pub const MICRO_NAMES: [&str; 13] = [
+pub const MICRO_NAMES: [&str; 14] = [
     "anon_fault",
     "mmap_touch_munmap_4k",
     "fork_exit_wait",
@@ -1033,6 +1033,7 @@ pub const MICRO_NAMES: [&str; 13] = [
     "tmpfs_write_1m",
     "tmpfs_read_1m",
     "pipe_pingpong",
+    "mmap_munmap_60k",
 ];
 
 /// Checks a `vm_micro.csv`: the header, every benchmark of [`MICRO_NAMES`] for each

@@ -26,6 +26,7 @@
 //! | `tmpfs_write_1m`       | pwrite of 1 MiB at offset 0 of a tmpfs file | wis pwrite1 (1 MiB, not 4 KiB)        |
 //! | `tmpfs_read_1m`        | pread of 1 MiB at offset 0 of a tmpfs file  | lmbench bw_file_rd, wis pread1        |
 //! | `pipe_pingpong`        | 1-byte round trip between two processes     | lmbench lat_pipe, wis context_switch1 |
+//! | `mmap_munmap_60k`      | mmap + munmap of 4 KiB with 60,000 VMAs     | wis mmap1 in a crowded address space  |
 //!
 //! Output, on stdout: first `@bench vm_micro_info kernel=... quick=0|1 runs=K`, then for
 //! every benchmark and every run i in 0..K one line
@@ -71,6 +72,7 @@ const BENCHES: &[Bench] = &[
     Bench { name: "tmpfs_write_1m", run: tmpfs_write_1m, iters: 500, quick_iters: 10 },
     Bench { name: "tmpfs_read_1m", run: tmpfs_read_1m, iters: 500, quick_iters: 10 },
     Bench { name: "pipe_pingpong", run: pipe_pingpong, iters: 20_000, quick_iters: 300 },
+    Bench { name: "mmap_munmap_60k", run: mmap_munmap_60k, iters: 20_000, quick_iters: 300 },
 ];
 
 /// What a benchmark function gets: its name (for error messages), the iteration count of
@@ -284,6 +286,34 @@ fn mmap_touch_munmap_4k(ctx: &Ctx) {
         });
         (iters, ns)
     });
+}
+
+/// VMAs made before `mmap_munmap_60k` is timed (below `vm.max_map_count`, 65530).
+const CROWD: usize = 60_000;
+
+/// 60,000 one-page private anonymous mappings are made first (untimed, shared by the runs;
+/// protections alternate so that no two merge); an iteration maps 4 KiB of private
+/// anonymous memory and unmaps it, timed: the cost of finding a free range, inserting and
+/// removing a VMA among many (Linux: the maple tree). ops = iterations.
+fn mmap_munmap_60k(ctx: &Ctx) {
+    let crowd: Vec<*mut u8> = (0..CROWD)
+        .map(|i| {
+            let prot = if i % 2 == 0 { libc::PROT_READ } else { libc::PROT_NONE };
+            ctx.map(null_mut(), PAGE, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, "mmap of the crowd")
+        })
+        .collect();
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                let p = ctx.map_anon(PAGE, false, "mmap 4 KiB");
+                ctx.unmap(p, PAGE, "munmap 4 KiB");
+            }
+        });
+        (iters, ns)
+    });
+    for p in crowd.into_iter().rev() {
+        ctx.unmap(p, PAGE, "munmap of the crowd");
+    }
 }
 
 /// An iteration forks a child that `_exit(0)`s and waits for it. ops = iterations.

@@ -177,7 +177,7 @@ impl Inode for TmpfsFile {
         };
         if size < old {
             let first = size.div_ceil(PAGE_SIZE);
-            crate::mm::rmap::unmap_file_pages(self as *const Self as *const (), first, u64::MAX, true);
+            crate::mm::rmap::unmap_file_pages(&self.cache, first, u64::MAX, true);
             self.cache.truncate_from(first);
             if !size.is_multiple_of(PAGE_SIZE) {
                 self.cache.zero_range(size / PAGE_SIZE, (size % PAGE_SIZE) as usize, PAGE_SIZE as usize);
@@ -205,7 +205,7 @@ impl Inode for TmpfsFile {
                 // Whole pages leave the cache and every mapping; partial edges are zeroed.
                 let (first, last) = (offset.div_ceil(PAGE_SIZE), end / PAGE_SIZE);
                 if first < last {
-                    crate::mm::rmap::unmap_file_pages(self as *const Self as *const (), first, last, false);
+                    crate::mm::rmap::unmap_file_pages(&self.cache, first, last, false);
                     self.cache.remove_range(first, last);
                 }
                 let zero = |from: u64, to: u64| {

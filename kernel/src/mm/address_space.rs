@@ -6,9 +6,7 @@
 
 use super::page;
 use super::vma::{Prot, Vma};
-use super::PAGE_SIZE;
 use crate::arch::cpu;
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{PageTable, PhysMem, PteFlags};
@@ -22,11 +20,24 @@ pub const STACK_SIZE: u64 = 8 << 20;
 /// Where top-down mmap searches start: below the stack and its gap (Linux's mmap_base).
 pub const MMAP_BASE: u64 = STACK_TOP - STACK_SIZE - (128 << 20);
 
-/// Page-table pages of every user address space (the `PageTables` of /proc/meminfo).
+/// PTE and PMD tables of every user address space (the `PageTables` of /proc/meminfo,
+/// Linux 6.1's NR_PAGETABLE: its PUD and PGD pages are not counted).
 pub static USER_PT_PAGES: AtomicU64 = AtomicU64::new(0);
 
+/// Whether a table of `level` (1 = PT .. 4 = PML4) counts in an mm's VmPTE (Linux's
+/// `mm_pgtables_bytes`: PTE, PMD and PUD tables, never the PGD).
+fn counts_in_vmpte(level: usize) -> bool {
+    level <= 3
+}
+
+/// Whether a table of `level` counts in `PageTables` (`pgtable_pte_page_ctor` and
+/// `pgtable_pmd_page_ctor` account NR_PAGETABLE in 6.1; PUD pages are plain pages).
+fn counts_in_page_tables(level: usize) -> bool {
+    level <= 2
+}
+
 /// `PhysMem` for user page tables: frames from the allocator, counted per mm
-/// (VmPTE) so accounting stays exact.
+/// (VmPTE) and globally (PageTables) by level so accounting stays exact.
 pub struct UserPhysMem<'a> {
     pub pt_pages: &'a AtomicU64,
 }
@@ -40,22 +51,30 @@ impl PhysMem for UserPhysMem<'_> {
         super::kernel_map::write_pte(table, index, value)
     }
 
-    fn alloc_table(&mut self) -> Option<u64> {
+    fn alloc_table(&mut self, level: usize) -> Option<u64> {
         let t = page::alloc_table_page()?;
-        self.pt_pages.fetch_add(1, Ordering::Relaxed);
-        USER_PT_PAGES.fetch_add(1, Ordering::Relaxed);
+        if counts_in_vmpte(level) {
+            self.pt_pages.fetch_add(1, Ordering::Relaxed);
+        }
+        if counts_in_page_tables(level) {
+            USER_PT_PAGES.fetch_add(1, Ordering::Relaxed);
+        }
         Some(t)
     }
 
     /// Drops this address space's reference. A table grafted from another
     /// address space only loses a share; its owner's count and frame stay.
-    fn free_table(&mut self, table: u64) {
+    fn free_table(&mut self, table: u64, level: usize) {
         if page::page_count(table) > 1 {
             page::put_table_page(table);
             return;
         }
-        self.pt_pages.fetch_sub(1, Ordering::Relaxed);
-        USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+        if counts_in_vmpte(level) {
+            self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+        }
+        if counts_in_page_tables(level) {
+            USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+        }
         page::put_table_page(table);
     }
 
@@ -80,14 +99,18 @@ impl PhysMem for GatherPhysMem<'_> {
         super::kernel_map::write_pte(table, index, value)
     }
 
-    fn alloc_table(&mut self) -> Option<u64> {
-        UserPhysMem { pt_pages: self.pt_pages }.alloc_table()
+    fn alloc_table(&mut self, level: usize) -> Option<u64> {
+        UserPhysMem { pt_pages: self.pt_pages }.alloc_table(level)
     }
 
-    fn free_table(&mut self, table: u64) {
+    fn free_table(&mut self, table: u64, level: usize) {
         if page::page_count(table) == 1 {
-            self.pt_pages.fetch_sub(1, Ordering::Relaxed);
-            USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+            if counts_in_vmpte(level) {
+                self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+            }
+            if counts_in_page_tables(level) {
+                USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         self.tlb.remove_table(table);
     }
@@ -100,7 +123,7 @@ impl PhysMem for GatherPhysMem<'_> {
 pub struct MmInner {
     pub pt: PageTable,
     /// VMAs keyed by start address; never overlapping.
-    pub vmas: BTreeMap<u64, Vma>,
+    pub vmas: super::vma_tree::VmaTree,
     pub start_brk: u64,
     pub brk: u64,
     /// Resident pages mapped in this mm by kind (`PageKind` as index):
@@ -120,7 +143,7 @@ pub struct MmInner {
 
 pub struct MmStruct {
     pub inner: Mutex<MmInner>,
-    /// Page-table pages of this mm (root included).
+    /// Page-table pages of this mm counted in VmPTE: PTE, PMD and PUD tables (not the root).
     pub pt_pages: AtomicU64,
     pub id: u64,
 }
@@ -133,10 +156,11 @@ impl MmStruct {
         let pt_pages = AtomicU64::new(0);
         let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages })?;
         super::kernel_map::copy_kernel_half(pt.root());
-        let mm = Arc::new(MmStruct {
+        let id = NEXT_MM_ID.fetch_add(1, Ordering::Relaxed);
+        let mm = Arc::new_cyclic(|me| MmStruct {
             inner: Mutex::new(MmInner {
                 pt,
-                vmas: BTreeMap::new(),
+                vmas: super::vma_tree::VmaTree::new(me.clone(), id),
                 start_brk: 0,
                 brk: 0,
                 rss: [0; 3],
@@ -148,9 +172,8 @@ impl MmStruct {
                 hiwater_vm: 0,
             }),
             pt_pages,
-            id: NEXT_MM_ID.fetch_add(1, Ordering::Relaxed),
+            id,
         });
-        super::rmap::register(&mm);
         Some(mm)
     }
 
@@ -266,16 +289,12 @@ fn vma_needs_copy(vma: &Vma) -> bool {
 impl MmInner {
     /// Pages in locked VMAs (VmLck).
     pub fn locked_pages(&self) -> u64 {
-        self.vmas
-            .values()
-            .filter(|v| v.flags.contains(super::vma::VmFlags::LOCKED))
-            .map(|v| (v.end - v.start) / PAGE_SIZE)
-            .sum()
+        self.vmas.locked_pages()
     }
 
     /// Pages of all VMAs (VmSize).
     pub fn total_pages(&self) -> u64 {
-        self.vmas.values().map(|v| (v.end - v.start) / PAGE_SIZE).sum()
+        self.vmas.total_pages()
     }
 
     /// All resident pages (VmRSS).
@@ -354,6 +373,6 @@ impl Drop for MmStruct {
                 tlb.remove_page(va, m.phys);
             });
         }
-        UserPhysMem { pt_pages: &self.pt_pages }.free_table(root);
+        UserPhysMem { pt_pages: &self.pt_pages }.free_table(root, 4);
     }
 }

@@ -236,7 +236,7 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
 /// Marks the VMA starting at `start` as holding private anonymous pages (Linux's
 /// `anon_vma_prepare`), so that fork copies its entries.
 fn anon_vma_prepare(mm: &mut MmInner, start: u64) {
-    if let Some(v) = mm.vmas.get_mut(&start) {
+    if let Some(mut v) = mm.vmas.get_mut(&start) {
         v.flags.insert(super::vma::VmFlags::ANON_VMA);
     }
 }

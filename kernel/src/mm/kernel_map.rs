@@ -47,14 +47,14 @@ impl PhysMem for KernelPhysMem {
         write_pte(table, index, value)
     }
 
-    fn alloc_table(&mut self) -> Option<u64> {
+    fn alloc_table(&mut self, _level: usize) -> Option<u64> {
         let f = frame::alloc_frames_nofail(0, self.limit)?;
         frame::zero_frame(f);
         KERNEL_TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
         Some(f.addr())
     }
 
-    fn free_table(&mut self, table: u64) {
+    fn free_table(&mut self, table: u64, _level: usize) {
         KERNEL_TABLE_PAGES.fetch_sub(1, Ordering::Relaxed);
         frame::free_frames(PhysFrame(table), 0);
     }
@@ -80,7 +80,7 @@ pub fn init(boot: &BootInfo) {
     // One PDPT per kernel-half PML4 slot, so that every address space that
     // copies slots 256..512 sees later kernel mappings (heap growth, MMIO).
     for slot in 256..512 {
-        let pdpt = mem.alloc_table().expect("no memory for kernel PDPTs");
+        let pdpt = mem.alloc_table(3).expect("no memory for kernel PDPTs");
         mem.write_pte(pt.root(), slot, pdpt | (PteFlags::PRESENT | PteFlags::WRITABLE).bits());
     }
 

@@ -61,7 +61,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     let mut pieces = Vec::new();
     let mut hole = false;
     let mut cur = start;
-    for v in inner.vmas.range(..end).map(|(_, v)| v).filter(|v| v.end > start) {
+    for v in inner.vmas.overlapping(start, end) {
         if v.start > cur {
             hole = true;
         }
@@ -97,8 +97,8 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 let last = first + (e - s) / PAGE_SIZE;
                 let inode = inode.clone();
                 drop(inner);
-                crate::mm::rmap::unmap_file_pages(alloc::sync::Arc::as_ptr(&inode) as *const (), first, last, false);
                 if let Some(cache) = inode.page_cache() {
+                    crate::mm::rmap::unmap_file_pages(cache, first, last, false);
                     cache.remove_range(first, last);
                 }
                 inner = mm.inner.lock();

@@ -133,7 +133,7 @@ fn set_lock_flags(inner: &mut MmInner, start: u64, end: u64, set: VmFlags) {
     inner.split_at(start, end);
     let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
     for k in keys {
-        let v = inner.vmas.get_mut(&k).unwrap();
+        let mut v = inner.vmas.get_mut(&k).unwrap();
         v.flags.remove(VmFlags::LOCKED | VmFlags::LOCKONFAULT);
         v.flags.insert(set);
     }
@@ -153,8 +153,8 @@ pub fn do_mlock(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
     // Pages already locked inside the range do not count twice (count_mm_mlocked_page_nr).
     let already: u64 = inner
         .vmas
-        .values()
-        .filter(|v| v.flags.contains(VmFlags::LOCKED) && v.start < end && v.end > start)
+        .overlapping(start, end)
+        .filter(|v| v.flags.contains(VmFlags::LOCKED))
         .map(|v| (v.end.min(end) - v.start.max(start)) / PAGE_SIZE)
         .sum();
     let locked = inner.locked_pages() - already + (end - start) / PAGE_SIZE;

@@ -54,7 +54,9 @@ impl MmInner {
     /// space past `MAX_MAP_COUNT` (`split_vma`'s check), checked before any change.
     pub fn check_split(&self, start: u64, end: u64) -> KResult<()> {
         let splits = [start, end].into_iter().filter(|&a| self.straddled(a)).count();
-        if self.vmas.len() + splits > max_map_count() {
+        // Only a split is refused: mmap may leave the count one past the limit, and a
+        // whole VMA must still unmap then.
+        if splits > 0 && self.vmas.len() + splits > max_map_count() {
             return Err(ENOMEM);
         }
         Ok(())
@@ -108,7 +110,7 @@ impl MmInner {
             };
             if mergeable {
                 let vb = self.vmas.remove(&b).unwrap();
-                let va = self.vmas.get_mut(&a).unwrap();
+                let mut va = self.vmas.get_mut(&a).unwrap();
                 va.end = vb.end;
                 va.flags |= vb.flags & VmFlags::ANON_VMA;
                 keys.remove(i + 1);
@@ -119,17 +121,22 @@ impl MmInner {
     }
 
     /// The highest free range of `len` bytes below `below` (top-down, like
-    /// `arch_get_unmapped_area_topdown`).
+    /// `arch_get_unmapped_area_topdown`): the gap under `below` itself, then the highest gap
+    /// between two VMAs that fits (found through the gap index, not by walking), then the
+    /// space under the lowest VMA down to `vm.mmap_min_addr`.
     pub fn find_free_area(&self, len: u64, below: u64) -> Option<u64> {
-        let mut top = below;
-        for (_, v) in self.vmas.range(..below).rev() {
-            if v.end <= top && top - v.end >= len {
-                return Some(top - len);
-            }
-            top = top.min(v.start);
-        }
         let low = mmap_min_addr().max(PAGE_SIZE);
-        (top >= low.saturating_add(len)).then(|| top - len)
+        let Some((_, top)) = self.vmas.range(..below).next_back() else {
+            return (below >= low.saturating_add(len)).then(|| below - len);
+        };
+        if top.end <= below && below - top.end >= len {
+            return Some(below - len);
+        }
+        if let Some(end) = self.vmas.highest_gap_end(len, top.start) {
+            return Some(end - len);
+        }
+        let lowest = self.vmas.values().next().map_or(below, |v| v.start);
+        (lowest >= low.saturating_add(len)).then(|| lowest - len)
     }
 
     /// Pages of the VMAs within [start, end) (`count_vma_pages_range`).

@@ -35,6 +35,7 @@ pub mod tests;
 pub mod tlb;
 pub mod usercopy;
 pub mod vma;
+pub mod vma_tree;
 
 pub const PAGE_SIZE: u64 = 4096;
 pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;

@@ -64,8 +64,8 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     inner.split_at(start, end);
     let keys: alloc::vec::Vec<u64> = inner.vmas.range(start..end).map(|(k, _)| *k).collect();
     for k in keys {
-        let v = inner.vmas.get_mut(&k).unwrap();
-        if becomes_accountable(v, new_prot) {
+        let mut v = inner.vmas.get_mut(&k).unwrap();
+        if becomes_accountable(&v, new_prot) {
             v.flags |= VmFlags::ACCOUNT;
             super::commit::vm_acct_memory(v.pages() as i64);
         }

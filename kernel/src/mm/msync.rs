@@ -28,11 +28,7 @@ pub fn do_msync(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
     let inner = mm.inner.lock();
     let mut unmapped = false;
     let mut cur = start;
-    while cur < end {
-        let Some(v) = inner.vmas.range(..end).find(|(_, v)| v.end > cur).map(|(_, v)| v) else {
-            unmapped = true;
-            break;
-        };
+    for v in inner.vmas.overlapping(start, end) {
         if v.start > cur {
             unmapped = true;
         }
@@ -40,6 +36,9 @@ pub fn do_msync(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
             return Err(EBUSY);
         }
         cur = v.end;
+    }
+    if cur < end {
+        unmapped = true;
     }
     if unmapped {
         Err(ENOMEM)

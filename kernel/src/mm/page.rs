@@ -184,8 +184,8 @@ fn map_slot(pa: u64) -> &'static AtomicU32 {
 /// A new page-table entry maps `pa` (Linux's `page_add_*_rmap` and
 /// `page_dup_*_rmap`); the caller holds a reference for it.
 pub fn page_add_rmap(pa: u64) {
-    if !is_zero_page(pa) {
-        map_slot(pa).fetch_add(1, Ordering::Relaxed);
+    if !is_zero_page(pa) && map_slot(pa).fetch_add(1, Ordering::Relaxed) == 0 && kind(pa) != PageKind::Anon {
+        FILE_MAPPED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -195,7 +195,19 @@ pub fn page_remove_rmap(pa: u64) {
     if !is_zero_page(pa) {
         let old = map_slot(pa).fetch_sub(1, Ordering::Relaxed);
         debug_assert!(old > 0, "page_remove_rmap on an unmapped page {:#x}", pa);
+        if old == 1 && kind(pa) != PageKind::Anon {
+            FILE_MAPPED.fetch_sub(1, Ordering::Relaxed);
+        }
     }
+}
+
+/// File and shmem pages mapped by at least one page-table entry (Linux's
+/// NR_FILE_MAPPED, which a page joins at its first mapping and leaves at its last:
+/// the `Mapped` of /proc/meminfo).
+static FILE_MAPPED: AtomicU64 = AtomicU64::new(0);
+
+pub fn file_mapped_pages() -> u64 {
+    FILE_MAPPED.load(Ordering::Relaxed)
 }
 
 /// The number of page-table entries mapping `pa` (Linux's `page_mapcount`).

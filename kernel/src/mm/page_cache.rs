@@ -23,11 +23,19 @@ pub struct PageCache {
     /// object not charged for its whole size (Linux's VM_NORESERVE shmem inodes, as
     /// every tmpfs file, and `shmem_acct_block`).
     per_page_commit: bool,
+    /// The VMAs of every address space that map this file, by file range (Linux's
+    /// `i_mmap`; `rmap.rs`).
+    pub i_mmap: Mutex<augmented_tree::IntervalTree<super::rmap::MapKey>>,
 }
 
 impl PageCache {
     pub const fn new(kind: PageKind, per_page_commit: bool) -> PageCache {
-        PageCache { pages: Mutex::new(BTreeMap::new()), kind, per_page_commit }
+        PageCache {
+            pages: Mutex::new(BTreeMap::new()),
+            kind,
+            per_page_commit,
+            i_mmap: Mutex::new(augmented_tree::IntervalTree::new()),
+        }
     }
 
     pub fn kind(&self) -> PageKind {

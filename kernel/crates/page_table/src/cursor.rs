@@ -104,7 +104,7 @@ impl PageTable {
             let idx = table_index(va, l);
             let e = Pte(mem.read_pte(table, idx));
             table = if !e.is_present() {
-                let t = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
+                let t = mem.alloc_table(l - 1).ok_or(MapError::OutOfMemory)?;
                 mem.write_pte(table, idx, Pte::new(t, PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER).0);
                 t
             } else if is_leaf(e, l) {

@@ -105,8 +105,11 @@ impl PageSize {
 pub trait PhysMem {
     fn read_pte(&self, table: u64, index: usize) -> u64;
     fn write_pte(&mut self, table: u64, index: usize, value: u64);
-    /// A new zero-filled table frame, or None when memory is exhausted.
-    fn alloc_table(&mut self) -> Option<u64>;
+    /// A new zero-filled table frame of `level` (4 = the root PML4, 3 = PDPT, 2 = PD,
+    /// 1 = PT), or None when memory is exhausted. The level lets an implementation account
+    /// tables as Linux does (its `mm_pgtables_bytes` counts PUD, PMD and PTE tables, never
+    /// the PGD).
+    fn alloc_table(&mut self, level: usize) -> Option<u64>;
     /// Whether `table` is referenced from more than one place: a table one address space
     /// grafted from another (mshare's host page tables in a guest). Walks that remove
     /// mappings never descend into a shared table: they drop their reference to it (clear
@@ -115,10 +118,11 @@ pub trait PhysMem {
     fn table_is_shared(&self, _table: u64) -> bool {
         false
     }
-    /// Called when a table that is no longer referenced by its parent should be released.
-    /// The parent entry has already been cleared. The table's contents are unspecified
-    /// (`clear_user_half` does not bother zeroing tables it tears down).
-    fn free_table(&mut self, table: u64);
+    /// Called when a table of `level` (as in `alloc_table`) that is no longer referenced by
+    /// its parent should be released. The parent entry has already been cleared. The table's
+    /// contents are unspecified (`clear_user_half` does not bother zeroing tables it tears
+    /// down).
+    fn free_table(&mut self, table: u64, level: usize);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +217,7 @@ pub struct PageTable {
 impl PageTable {
     /// Allocates an empty root (PML4). The caller copies in kernel-half entries if needed.
     pub fn new(mem: &mut impl PhysMem) -> Option<Self> {
-        mem.alloc_table().map(Self::from_root)
+        mem.alloc_table(4).map(Self::from_root)
     }
 
     pub fn from_root(root: u64) -> Self {
@@ -288,12 +292,14 @@ impl PageTable {
             return Err(MapError::AlreadyMapped);
         }
 
+        // fresh[i] is the table of level `leaf_level + missing - 1 - i` (highest first).
+        let fresh_level = |i: usize| leaf_level + missing - 1 - i;
         let mut fresh = [0u64; 3];
         for i in 0..missing {
-            match mem.alloc_table() {
+            match mem.alloc_table(fresh_level(i)) {
                 Some(t) => fresh[i] = t,
                 None => {
-                    fresh[..i].iter().for_each(|&t| mem.free_table(t));
+                    (0..i).for_each(|j| mem.free_table(fresh[j], fresh_level(j)));
                     return Err(MapError::OutOfMemory);
                 }
             }
@@ -348,7 +354,7 @@ impl PageTable {
         while level < 4 && is_empty(mem, leaf.path[level].0) {
             let (parent, pidx) = leaf.path[level + 1];
             mem.write_pte(parent, pidx, 0);
-            mem.free_table(leaf.path[level].0);
+            mem.free_table(leaf.path[level].0, level);
             level += 1;
         }
         Ok(Mapping::from_leaf(leaf.pte, leaf.level))
@@ -490,13 +496,14 @@ impl PageTable {
             let e = Pte(mem.read_pte(parent, idx));
             parent = if e.is_present() {
                 if is_leaf(e, level) {
-                    fresh[..allocated].iter().for_each(|&t| mem.free_table(t));
+                    (0..allocated).for_each(|j| mem.free_table(fresh[j], level + allocated - 1 - j));
                     return Err(MapError::HugePageInTheWay);
                 }
                 e.addr()
             } else {
-                let Some(t) = mem.alloc_table() else {
-                    fresh[..allocated].iter().for_each(|&t| mem.free_table(t));
+                // fresh[..allocated] are tables of levels level + allocated - 1 down to level.
+                let Some(t) = mem.alloc_table(level - 1) else {
+                    (0..allocated).for_each(|j| mem.free_table(fresh[j], level + allocated - 1 - j));
                     return Err(MapError::OutOfMemory);
                 };
                 fresh[allocated] = t;
@@ -540,12 +547,12 @@ impl PageTable {
         }
         let (parent, idx) = path[table_level + 1];
         mem.write_pte(parent, idx, 0);
-        mem.free_table(table);
+        mem.free_table(table, table_level);
         let mut level = table_level + 1;
         while level < 4 && is_empty(mem, path[level].0) {
             let (up, uidx) = path[level + 1];
             mem.write_pte(up, uidx, 0);
-            mem.free_table(path[level].0);
+            mem.free_table(path[level].0, level);
             level += 1;
         }
         Ok(table)
@@ -589,7 +596,7 @@ impl PageTable {
                     if !mem.table_is_shared(e.addr()) {
                         teardown(mem, e.addr(), level - 1, va, on_leaf);
                     }
-                    mem.free_table(e.addr());
+                    mem.free_table(e.addr(), level - 1);
                 }
             }
         }
@@ -600,7 +607,7 @@ impl PageTable {
                 if !mem.table_is_shared(e.addr()) {
                     teardown(mem, e.addr(), 3, i as u64 * span(4), &mut on_leaf);
                 }
-                mem.free_table(e.addr());
+                mem.free_table(e.addr(), 3);
             }
         }
     }
@@ -635,13 +642,13 @@ fn clear_range(
             // otherwise leave it alone (its owner unmaps inside it).
             if first <= va && va + span - 1 <= last {
                 mem.write_pte(table, i, 0);
-                mem.free_table(e.addr());
+                mem.free_table(e.addr(), level - 1);
             }
         } else {
             let (lo, hi) = (first.max(va), last.min(va + span - 1));
             if clear_range(mem, e.addr(), level - 1, va, lo, hi, on_leaf) {
                 mem.write_pte(table, i, 0);
-                mem.free_table(e.addr());
+                mem.free_table(e.addr(), level - 1);
             }
         }
     }

@@ -12,14 +12,27 @@ struct SimMem {
     reads: Cell<usize>,
     /// Extra references of shared tables (a table is freed when its last reference goes).
     shares: HashMap<u64, usize>,
+    /// The level each live table was allocated for; `free_table` must name the same one.
+    levels: HashMap<u64, usize>,
 }
 
 impl SimMem {
     fn new() -> Self {
-        SimMem { tables: HashMap::new(), next: 0x10_0000, limit: None, reads: Cell::new(0), shares: HashMap::new() }
+        SimMem {
+            tables: HashMap::new(),
+            next: 0x10_0000,
+            limit: None,
+            reads: Cell::new(0),
+            shares: HashMap::new(),
+            levels: HashMap::new(),
+        }
     }
     fn live(&self) -> usize {
         self.tables.len()
+    }
+    /// Live tables of `level`.
+    fn live_at(&self, level: usize) -> usize {
+        self.levels.values().filter(|&&l| l == level).count()
     }
     /// Takes another reference to `table` (what a guest does before grafting it).
     fn share(&mut self, table: u64) {
@@ -35,16 +48,21 @@ impl PhysMem for SimMem {
     fn write_pte(&mut self, table: u64, index: usize, value: u64) {
         self.tables.get_mut(&table).expect("write to a dead table")[index] = value;
     }
-    fn alloc_table(&mut self) -> Option<u64> {
+    fn alloc_table(&mut self, level: usize) -> Option<u64> {
+        assert!((1..=4).contains(&level), "table level {level}");
         if let Some(n) = &mut self.limit {
             *n = n.checked_sub(1)?;
         }
         let t = self.next;
         self.next += PAGE_SIZE;
         self.tables.insert(t, Box::new([0; ENTRIES]));
+        self.levels.insert(t, level);
         Some(t)
     }
-    fn free_table(&mut self, table: u64) {
+    fn free_table(&mut self, table: u64, level: usize) {
+        if let Some(&l) = self.levels.get(&table) {
+            assert_eq!(l, level, "table {table:#x} freed with another level than allocated");
+        }
         if let Some(n) = self.shares.get_mut(&table) {
             *n -= 1;
             if *n == 0 {
@@ -53,6 +71,7 @@ impl PhysMem for SimMem {
             return;
         }
         self.tables.remove(&table).expect("double free");
+        self.levels.remove(&table);
     }
     fn table_is_shared(&self, table: u64) -> bool {
         self.shares.contains_key(&table)
@@ -550,6 +569,41 @@ fn next_mapped_over_the_whole_user_half_reads_few_entries() {
     // where a page-by-page walk would make 2^35 probes.
     assert!(mem.reads.get() <= 4 * 4 * 512, "{} reads", mem.reads.get());
     assert_eq!(pt.next_mapped(&mem, va + K4, 1 << 47), None);
+}
+
+#[test]
+fn tables_are_allocated_and_freed_with_their_level() {
+    let (mut mem, mut pt) = setup();
+    assert_eq!((mem.live_at(4), mem.live_at(3), mem.live_at(2), mem.live_at(1)), (1, 0, 0, 0));
+    pt.map(&mut mem, 0x40_0000_1000, 0x20_3000, PageSize::Size4K, P | W | U).unwrap();
+    assert_eq!((mem.live_at(4), mem.live_at(3), mem.live_at(2), mem.live_at(1)), (1, 1, 1, 1));
+    // A 2 MiB leaf in another 512 GiB slot needs a PDPT and a PD, no PT.
+    pt.map(&mut mem, 0x80_0000_0000, 0x40_0000, PageSize::Size2M, P | W | U).unwrap();
+    assert_eq!((mem.live_at(3), mem.live_at(2), mem.live_at(1)), (2, 2, 1));
+    // A failed allocation gives back what it took, each with its level (SimMem checks).
+    mem.limit = Some(2);
+    assert_eq!(pt.map(&mut mem, 0x100_0000_0000, 0x1000, PageSize::Size4K, P | U), Err(MapError::OutOfMemory));
+    mem.limit = None;
+    assert_eq!((mem.live_at(3), mem.live_at(2), mem.live_at(1)), (2, 2, 1));
+    pt.unmap(&mut mem, 0x40_0000_1000, PageSize::Size4K).unwrap();
+    assert_eq!((mem.live_at(3), mem.live_at(2), mem.live_at(1)), (1, 1, 0));
+    pt.unmap_range(&mut mem, 0x80_0000_0000, 0x80_0020_0000, |_, _| {}).unwrap();
+    assert_eq!((mem.live_at(4), mem.live_at(3), mem.live_at(2), mem.live_at(1)), (1, 0, 0, 0));
+    // A grafted PT: the guest allocates its PDPT and PD, the PT stays the host's.
+    let mut host = PageTable::new(&mut mem).unwrap();
+    host.map(&mut mem, 0x40_0000_0000, 0x5000, PageSize::Size4K, P | U).unwrap();
+    let host_pt = {
+        let pdpt = Pte(mem.read_pte(host.root(), table_index(0x40_0000_0000, 4))).addr();
+        let pd = Pte(mem.read_pte(pdpt, table_index(0x40_0000_0000, 3))).addr();
+        Pte(mem.read_pte(pd, table_index(0x40_0000_0000, 2))).addr()
+    };
+    mem.share(host_pt);
+    pt.graft(&mut mem, 0x40_0000_0000, 1, host_pt, P | W | U).unwrap();
+    assert_eq!((mem.live_at(4), mem.live_at(3), mem.live_at(2), mem.live_at(1)), (2, 2, 2, 1));
+    pt.ungraft(&mut mem, 0x40_0000_0000, 1).unwrap();
+    pt.clear_user_half(&mut mem, |_, _| {});
+    host.clear_user_half(&mut mem, |_, _| {});
+    assert_eq!((mem.live_at(4), mem.live_at(3), mem.live_at(2), mem.live_at(1)), (2, 0, 0, 0));
 }
 
 #[cfg(test)]

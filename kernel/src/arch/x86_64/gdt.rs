@@ -77,10 +77,12 @@ pub fn selectors() -> &'static Selectors {
 /// Sets the stack the CPU switches to on an interrupt or exception from user
 /// mode (TSS.RSP0): the top of the current task's kernel stack.
 pub fn set_kernel_stack(top: u64) {
-    // SAFETY: a single aligned u64 store into the TSS; the CPU reads it only on a privilege
-    // change, which cannot happen on this CPU while kernel code runs here.
+    // SAFETY: a single u64 store into the TSS; the CPU reads it only on a privilege change,
+    // which cannot happen on this CPU while kernel code runs here. The TSS is packed (4-byte
+    // aligned), so RSP0 is 8-byte aligned only when the linker happens to place the static
+    // at 4 mod 8: the store is an unaligned one (write_volatile requires alignment).
     unsafe {
         let tss = core::ptr::addr_of_mut!(TSS);
-        core::ptr::write_volatile(core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]), VirtAddr::new(top));
+        core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]).write_unaligned(VirtAddr::new(top));
     }
 }
