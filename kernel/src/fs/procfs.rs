@@ -779,7 +779,7 @@ fn mlocked_pages() -> u64 {
             continue;
         }
         let inner = mm.inner.lock();
-        let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+        let mem = mm.phys_mem();
         for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {
             let mut cursor = inner.pt.cursor(v.start, v.end);
             while let Some((_, m)) = cursor.next(&mem) {
@@ -895,7 +895,7 @@ fn smaps_rollup(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
     let inner = mm.inner.lock();
-    let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+    let mem = mm.phys_mem();
     let mut stats = SmapsStats::default();
     for v in inner.vmas.values() {
         stats.add_vma(&inner, &mem, v);
@@ -913,7 +913,7 @@ fn smaps(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
     let inner = mm.inner.lock();
-    let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+    let mem = mm.phys_mem();
     let mut s = String::new();
     for v in inner.vmas.values() {
         let _ = writeln!(s, "{}", vma_line(v));
@@ -1110,7 +1110,7 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let Some(mm) = mm else { return Ok(0) };
     let show_pfn = crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN);
     let inner = mm.inner.lock();
-    let mem = crate::mm::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+    let mem = mm.phys_mem();
     // The pages of the range below TASK_SIZE, all absent at first; then a walk of the
     // range's tables fills in the present ones.
     let first = offset / 8;

@@ -4,7 +4,7 @@
 //! Lock order: task → `MmStruct::inner` → kernel page table → frame allocator.
 #![deny(unsafe_code)]
 
-use super::page;
+use super::page::{self, PtOwner};
 use super::vma::{Prot, Vma};
 use crate::arch::cpu;
 use alloc::sync::Arc;
@@ -36,10 +36,37 @@ fn counts_in_page_tables(level: usize) -> bool {
     level <= 2
 }
 
-/// `PhysMem` for user page tables: frames from the allocator, counted per mm
-/// (VmPTE) and globally (PageTables) by level so accounting stays exact.
+/// Uncharges a table of `level` that `owner`'s walk unlinks, if it is `owner`'s: a
+/// table is charged to its owner alone, for as long as the owner links it.
+fn uncharge_table(table: u64, level: usize, owner: PtOwner, pt_pages: &AtomicU64) {
+    if !page::table_owned_by(table, owner) {
+        return;
+    }
+    if counts_in_vmpte(level) {
+        pt_pages.fetch_sub(1, Ordering::Relaxed);
+    }
+    if counts_in_page_tables(level) {
+        USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether `table` is grafted from another owner than `owner`.
+fn is_graft(table: u64, owner: PtOwner) -> bool {
+    !page::table_owned_by(table, owner)
+}
+
+/// Whether `owner`'s `table` is grafted by others too: they hold references to it.
+fn is_grafted(table: u64, owner: PtOwner) -> bool {
+    page::page_count(table) > 1 && page::table_owned_by(table, owner)
+}
+
+/// `PhysMem` for the page tables of one user address space (`owner`): frames from the
+/// allocator, owned by and charged to it, per mm (VmPTE) and globally (PageTables) by
+/// level so accounting stays exact. Tables of other owners are grafts: the walks only
+/// drop references to them.
 pub struct UserPhysMem<'a> {
     pub pt_pages: &'a AtomicU64,
+    pub owner: PtOwner,
 }
 
 impl PhysMem for UserPhysMem<'_> {
@@ -52,7 +79,7 @@ impl PhysMem for UserPhysMem<'_> {
     }
 
     fn alloc_table(&mut self, level: usize) -> Option<u64> {
-        let t = page::alloc_table_page()?;
+        let t = page::alloc_table_page(self.owner)?;
         if counts_in_vmpte(level) {
             self.pt_pages.fetch_add(1, Ordering::Relaxed);
         }
@@ -62,31 +89,30 @@ impl PhysMem for UserPhysMem<'_> {
         Some(t)
     }
 
-    /// Drops this address space's reference. A table grafted from another
-    /// address space only loses a share; its owner's count and frame stay.
+    /// Drops this address space's reference. A graft only loses that reference; its
+    /// owner's charge and frame stay. An own table is uncharged even if guests still
+    /// hold it (they keep the frame, never the charge).
     fn free_table(&mut self, table: u64, level: usize) {
-        if page::page_count(table) > 1 {
-            page::put_table_page(table);
-            return;
-        }
-        if counts_in_vmpte(level) {
-            self.pt_pages.fetch_sub(1, Ordering::Relaxed);
-        }
-        if counts_in_page_tables(level) {
-            USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
-        }
+        uncharge_table(table, level, self.owner, self.pt_pages);
         page::put_table_page(table);
     }
 
-    fn table_is_shared(&self, table: u64) -> bool {
-        page::page_count(table) > 1
+    fn is_graft(&self, table: u64) -> bool {
+        is_graft(table, self.owner)
+    }
+
+    fn is_grafted(&self, table: u64) -> bool {
+        is_grafted(table, self.owner)
     }
 }
 
-/// `UserPhysMem` for walks that unmap under an `MmuGather`: a table unlinked from its
-/// parent is uncharged at once, and its frame given back after the gather's flush.
+/// `UserPhysMem` for walks that unmap or downgrade under an `MmuGather`: a table
+/// unlinked from its parent is uncharged at once, and its frame given back after the
+/// gather's flush. A write into a table others graft tells the gather, whose flush then
+/// covers the address spaces grafting it.
 pub struct GatherPhysMem<'a> {
     pub pt_pages: &'a AtomicU64,
+    pub owner: PtOwner,
     pub tlb: &'a super::tlb::MmuGather,
 }
 
@@ -96,32 +122,54 @@ impl PhysMem for GatherPhysMem<'_> {
     }
 
     fn write_pte(&mut self, table: u64, index: usize, value: u64) {
+        if is_grafted(table, self.owner) {
+            self.tlb.shared_table(table);
+        }
         super::kernel_map::write_pte(table, index, value)
     }
 
     fn alloc_table(&mut self, level: usize) -> Option<u64> {
-        UserPhysMem { pt_pages: self.pt_pages }.alloc_table(level)
+        UserPhysMem { pt_pages: self.pt_pages, owner: self.owner }.alloc_table(level)
     }
 
     fn free_table(&mut self, table: u64, level: usize) {
-        if page::page_count(table) == 1 {
-            if counts_in_vmpte(level) {
-                self.pt_pages.fetch_sub(1, Ordering::Relaxed);
-            }
-            if counts_in_page_tables(level) {
-                USER_PT_PAGES.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
+        uncharge_table(table, level, self.owner, self.pt_pages);
         self.tlb.remove_table(table);
     }
 
-    fn table_is_shared(&self, table: u64) -> bool {
-        page::page_count(table) > 1
+    fn is_graft(&self, table: u64) -> bool {
+        is_graft(table, self.owner)
+    }
+
+    fn is_grafted(&self, table: u64) -> bool {
+        is_grafted(table, self.owner)
+    }
+}
+
+/// A table of another owner this address space grafted (mshare): the entry covering `va`
+/// at level `level + 1` points at `table`, a table of `level` (1 = PT .. 3 = PDPT) that
+/// `owner` allocated. This address space holds one reference to it and pays no VmPTE for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Graft {
+    pub va: u64,
+    pub level: usize,
+    pub table: u64,
+    pub owner: PtOwner,
+}
+
+impl Graft {
+    /// The first address past what the graft covers.
+    pub fn end(&self) -> u64 {
+        self.va + (1u64 << (12 + 9 * self.level))
     }
 }
 
 pub struct MmInner {
     pub pt: PageTable,
+    /// The owner of the tables this address space allocates (`MmStruct::id`).
+    pub owner: PtOwner,
+    /// The tables of other owners grafted into `pt`, by address.
+    pub grafts: alloc::vec::Vec<Graft>,
     /// VMAs keyed by start address; never overlapping.
     pub vmas: super::vma_tree::VmaTree,
     pub start_brk: u64,
@@ -154,12 +202,15 @@ impl MmStruct {
     /// An empty address space whose kernel half is the kernel's.
     pub fn new() -> Option<Arc<MmStruct>> {
         let pt_pages = AtomicU64::new(0);
-        let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages })?;
-        super::kernel_map::copy_kernel_half(pt.root());
         let id = NEXT_MM_ID.fetch_add(1, Ordering::Relaxed);
+        let owner = PtOwner::Mm(id);
+        let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages, owner })?;
+        super::kernel_map::copy_kernel_half(pt.root());
         let mm = Arc::new_cyclic(|me| MmStruct {
             inner: Mutex::new(MmInner {
                 pt,
+                owner,
+                grafts: alloc::vec::Vec::new(),
                 vmas: super::vma_tree::VmaTree::new(me.clone(), id),
                 start_brk: 0,
                 brk: 0,
@@ -179,6 +230,16 @@ impl MmStruct {
 
     pub fn root(&self) -> u64 {
         self.inner.lock().pt.root()
+    }
+
+    /// The owner of this address space's page tables.
+    pub fn owner(&self) -> PtOwner {
+        PtOwner::Mm(self.id)
+    }
+
+    /// `PhysMem` for walks of this address space's page tables.
+    pub fn phys_mem(&self) -> UserPhysMem<'_> {
+        UserPhysMem { pt_pages: &self.pt_pages, owner: self.owner() }
     }
 
     /// Makes this the address space of the CPU.
@@ -206,8 +267,8 @@ impl MmStruct {
         c.env_range = parent.env_range;
         c.exe = parent.exe.clone();
         let parent = &mut *parent;
-        let mut pmem = UserPhysMem { pt_pages: &self.pt_pages };
-        let mut cmem = UserPhysMem { pt_pages: &child.pt_pages };
+        let mut pmem = self.phys_mem();
+        let mut cmem = child.phys_mem();
         // The child's VM_ACCOUNT VMAs are charged anew, each checked against the
         // overcommit policy with the ones before it counted (dup_mmap's
         // security_vm_enough_memory_mm): the policy can refuse the fork. The trial
@@ -341,8 +402,10 @@ impl MmInner {
 
     /// Unmaps the pages of [start, end) from the page table (Linux's `zap_page_range`):
     /// the pages and the tables emptied go to `tlb`, which drops them after its flush.
+    /// Grafts the range covers whole are dropped; inside a graft nothing changes (its
+    /// owner's entries).
     pub fn zap_range(&mut self, tlb: &super::tlb::MmuGather, pt_pages: &AtomicU64, start: u64, end: u64) {
-        let mut mem = GatherPhysMem { pt_pages, tlb };
+        let mut mem = GatherPhysMem { pt_pages, owner: self.owner, tlb };
         let rss = &mut self.rss;
         let r = self.pt.unmap_range(&mut mem, start, end, |va, m| {
             if let Some(kind) = page::mm_counter(m.phys) {
@@ -353,6 +416,49 @@ impl MmInner {
         });
         tlb.flush_range(start, end);
         debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
+        self.grafts.retain(|g| !(start <= g.va && g.end() <= end));
+    }
+
+    /// Grafts `table`, a table of `level` (1 = PT .. 3 = PDPT) of another owner, as the
+    /// entry covering `va` (aligned to the table's span): Linux's mshare links a host's
+    /// tables into a guest this way. Takes this address space's reference to the table and
+    /// records the graft. Tables allocated above it are this address space's own.
+    pub fn graft_table(
+        &mut self,
+        pt_pages: &AtomicU64,
+        va: u64,
+        level: usize,
+        table: u64,
+        flags: PteFlags,
+    ) -> Result<(), page_table::MapError> {
+        if !is_graft(table, self.owner) {
+            return Err(page_table::MapError::AlreadyMapped);
+        }
+        let owner = match page::table_owner(table) {
+            Some(o) => o,
+            None => return Err(page_table::MapError::Misaligned),
+        };
+        page::get_page(table);
+        let mut mem = UserPhysMem { pt_pages, owner: self.owner };
+        if let Err(e) = self.pt.graft(&mut mem, va, level, table, flags) {
+            page::put_table_page(table);
+            return Err(e);
+        }
+        self.grafts.push(Graft { va, level, table, owner });
+        Ok(())
+    }
+
+    /// Removes the graft at `va` (Linux's mshare unlinking a host's table from a guest):
+    /// the entry goes, the reference is dropped after `tlb`'s flush, and emptied tables
+    /// above it are freed.
+    pub fn ungraft_table(&mut self, tlb: &super::tlb::MmuGather, pt_pages: &AtomicU64, va: u64) -> Option<Graft> {
+        let i = self.grafts.iter().position(|g| g.va == va)?;
+        let g = self.grafts.remove(i);
+        let mut mem = GatherPhysMem { pt_pages, owner: self.owner, tlb };
+        let r = self.pt.ungraft(&mut mem, g.va, g.level);
+        debug_assert_eq!(r, Ok(g.table), "a recorded graft is in the page table");
+        tlb.flush_range(g.va, g.end());
+        Some(g)
     }
 }
 
@@ -366,13 +472,19 @@ impl Drop for MmStruct {
         let root = inner.pt.root();
         {
             // exit_mmap: everything goes, flushed first if this address space is loaded.
+            // Grafts lose this address space's reference; tables of its own others graft
+            // are emptied for them and stay until their last graft goes.
             let tlb = super::tlb::MmuGather::new_fullmm(root);
-            let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, tlb: &tlb };
+            while let Some(g) = inner.grafts.last() {
+                let va = g.va;
+                inner.ungraft_table(&tlb, &self.pt_pages, va);
+            }
+            let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner: inner.owner, tlb: &tlb };
             inner.pt.clear_user_half(&mut mem, |va, m| {
                 page::page_remove_rmap(m.phys);
                 tlb.remove_page(va, m.phys);
             });
         }
-        UserPhysMem { pt_pages: &self.pt_pages }.free_table(root, 4);
+        self.phys_mem().free_table(root, 4);
     }
 }

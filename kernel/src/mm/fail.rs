@@ -508,7 +508,6 @@ fn mprotect_and_munmap_that_cannot_split_fail_with_enomem_and_change_nothing() {
 }
 
 fn mremap_move_without_page_tables_fails_with_enomem_and_keeps_every_page() {
-    use super::address_space::UserPhysMem;
     use super::fault::{handle_mm_fault, Access};
     use super::mremap::{do_mremap, MREMAP_FIXED, MREMAP_MAYMOVE};
     let (base, pages, to) = (0x4000_0000, 8, 0x80_0000_0000);
@@ -522,7 +521,7 @@ fn mremap_move_without_page_tables_fails_with_enomem_and_keeps_every_page() {
     let len = pages * super::PAGE_SIZE;
     let mapped = |at: u64| {
         let inner = mm.inner.lock();
-        let mem = UserPhysMem { pt_pages: &mm.pt_pages };
+        let mem = mm.phys_mem();
         (0..pages).filter(|i| inner.pt.translate(&mem, at + i * super::PAGE_SIZE).is_some()).count() as u64
     };
     let mut failures = 0;

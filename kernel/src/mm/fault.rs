@@ -58,7 +58,7 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
     if !access_allowed(&vma, access) {
         return Err(FaultError::AccErr);
     }
-    let mem = UserPhysMem { pt_pages };
+    let mem = UserPhysMem { pt_pages, owner: mm.owner };
     if let Some(m) = mm.pt.translate(&mem, page_va) {
         if access.write && !m.flags.contains(PteFlags::WRITABLE) {
             return do_wp_page(mm, pt_pages, &vma, page_va, m.phys);
@@ -114,7 +114,7 @@ fn set_pte(
     pa: u64,
     writable: bool,
 ) -> Result<(), FaultError> {
-    let mut mem = UserPhysMem { pt_pages };
+    let mut mem = UserPhysMem { pt_pages, owner: mm.owner };
     let flags = MmInner::pte_flags(vma.prot, writable);
     if mm.pt.map(&mut mem, page_va, pa, PageSize::Size4K, flags).is_err() {
         page::put_page(pa);
@@ -176,7 +176,7 @@ fn do_fault_around(
     let last = (first + (end - start) / PAGE_SIZE).min(max_index);
     let fault_index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
     let flags = MmInner::pte_flags(vma.prot, vma.is_shared());
-    let mut mem = UserPhysMem { pt_pages };
+    let mut mem = UserPhysMem { pt_pages, owner: mm.owner };
     let (pt, rss) = (&mut mm.pt, &mut mm.rss);
     cache.for_each_in(first, last, |index, cached| {
         if index == fault_index {
@@ -203,7 +203,7 @@ fn do_fault_around(
 /// Write to a present, write-protected page of a writable VMA: copy-on-write.
 /// Reuses the page when this mapping holds the only reference (`wp_page_reuse`).
 fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, old: u64) -> Result<(), FaultError> {
-    let mut mem = UserPhysMem { pt_pages };
+    let mut mem = UserPhysMem { pt_pages, owner: mm.owner };
     let flags = MmInner::pte_flags(vma.prot, true);
     // A shared mapping writes its page in place; a private one reuses an
     // anonymous page nobody else holds (`wp_page_reuse`), and copies otherwise

@@ -1,7 +1,7 @@
 //! `madvise` (Linux's mm/madvise.c, 6.6) and `mincore`.
 #![deny(unsafe_code)]
 
-use super::address_space::{MmStruct, UserPhysMem, TASK_SIZE};
+use super::address_space::{MmStruct, TASK_SIZE};
 use super::vma::{Backend, Prot, VmFlags};
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
@@ -177,7 +177,7 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
         out.clear();
         {
             let inner = mm.inner.lock();
-            let mem = UserPhysMem { pt_pages: &mm.pt_pages };
+            let mem = mm.phys_mem();
             let v = inner.find_vma(va).ok_or(ENOMEM)?;
             let chunk_end = end.min(v.end).min(va + CHUNK_PAGES * PAGE_SIZE);
             let cache = v.backend.inode().and_then(|i| i.page_cache());

@@ -2,7 +2,7 @@
 //! page-aligned range fully covered by VMAs, splitting and re-merging.
 #![deny(unsafe_code)]
 
-use super::address_space::{MmInner, MmStruct, UserPhysMem, TASK_SIZE};
+use super::address_space::{GatherPhysMem, MmInner, MmStruct, TASK_SIZE};
 use super::vma::{Prot, VmFlags, Vma};
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
@@ -54,6 +54,11 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         cur = v.end;
     }
     inner.check_split(start, end)?;
+    // A graft in the range holds its owner's entries, which no mprotect of a guest edits
+    // (no system call makes grafts yet; mshare will say what a guest may do).
+    if inner.grafts.iter().any(|g| g.va < end && start < g.end()) {
+        return Err(EINVAL);
+    }
     if charge > 0 {
         super::commit::vm_enough_memory(&inner, charge)?;
     }
@@ -72,15 +77,22 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         v.prot = new_prot;
     }
     let inner = &mut *inner;
-    let mut mem = UserPhysMem { pt_pages: &mm.pt_pages };
     // Linux's change_protection, a PTE table at a time. Writability is only ever removed
     // here; adding PROT_WRITE lets the next write fault decide (copy-on-write or reuse).
+    // The gather flushes this address space, and those grafting a table that changed.
+    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, owner: inner.owner, tlb: &tlb };
     let changed = inner.pt.protect_range(&mut mem, start, end, |_, m| {
         Some(MmInner::pte_flags(new_prot, m.flags.contains(PteFlags::WRITABLE)))
     });
     inner.merge_around(start, end);
-    if changed > 0 {
-        super::tlb::MmuGather::new(inner.pt.root()).flush_range(start, end);
+    match changed {
+        Ok(0) => Ok(()),
+        Ok(_) => {
+            tlb.flush_range(start, end);
+            Ok(())
+        }
+        // Refused above, before any change.
+        Err(_) => Err(EINVAL),
     }
-    Ok(())
 }

@@ -188,8 +188,12 @@ fn move_range(
         // entries elsewhere; a failure (page tables for the destination) puts everything
         // back, and nothing has moved. The tables the source emptied go through `tlb`.
         let moved_len = old_len.min(new_len);
-        let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, tlb };
-        inner.pt.move_range(&mut mem, old, new, moved_len).map_err(|_| ENOMEM)?;
+        let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, owner: mm.owner(), tlb };
+        inner.pt.move_range(&mut mem, old, new, moved_len).map_err(|e| match e {
+            // Only the owner of a graft moves its entries.
+            page_table::MapError::Graft => EINVAL,
+            _ => ENOMEM,
+        })?;
         tlb.flush_range(old, old + moved_len);
     }
     if old_len != 0 && !dont_unmap {

@@ -6,7 +6,9 @@
 //! the frame (Linux's `_mapcount`, mm/rmap.c): smaps divides a page among
 //! them (Pss), and pagemap calls a page with one mapping exclusive. The kind
 //! decides which RSS counter a mapping of it moves (anon, file, shmem), as
-//! Linux's `mm_counter`.
+//! Linux's `mm_counter`. A page-table page keeps its owner (`PtOwner`, the address
+//! space that allocated it) where a page keeps its map count, as Linux's `struct page`
+//! keeps `pt_mm` in a union.
 //!
 //! The shared zero page (Linux's `ZERO_PAGE`/`my_zero_pfn`, mm/memory.c):
 //! one zero-filled frame, allocated at boot and never freed, that read faults
@@ -122,18 +124,53 @@ pub fn mm_counter(pa: u64) -> Option<PageKind> {
     (!is_zero_page(pa)).then(|| kind(pa))
 }
 
-/// A zeroed frame for a user page table, with one reference (its owner's).
+/// Who owns a user page-table page: the one that allocated it, edits its entries and is
+/// charged for it (VmPTE, PageTables). Others may graft the table (mshare) and then hold a
+/// reference, but never edit or pay for it. An id, not a pointer, so that a table can outlive
+/// its owner while grafted, and so that owners other than address spaces (an mshare region's
+/// or a file's shared tables) fit in later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtOwner {
+    /// An address space, by `MmStruct::id`.
+    Mm(u64),
+}
+
+impl PtOwner {
+    /// The owner as the page metadata keeps it (in the map-count slot, which page-table
+    /// pages do not use, as Linux's `struct page` keeps `pt_mm` in a union).
+    fn encode(self) -> u32 {
+        match self {
+            // Ids wrap after 2^31 address spaces; two live owners would have to be that far
+            // apart to be confused.
+            PtOwner::Mm(id) => (id as u32) & 0x7fff_ffff,
+        }
+    }
+}
+
+/// A zeroed frame for a user page table of `owner`, with one reference (the owner's).
 /// Page-table pages are counted like pages so a table can be shared between
-/// address spaces (mshare): a sharer takes a reference, and only the last
+/// address spaces (mshare): a guest that grafts it takes a reference, and only the last
 /// reference frees the frame, so a guest never frees a table it did not allocate.
 /// Taken above the min watermark, as user pages: page tables are the process's
 /// memory too (they count in its OOM badness) and must not drain the kernel's reserve.
-pub fn alloc_table_page() -> Option<u64> {
+pub fn alloc_table_page(owner: PtOwner) -> Option<u64> {
     let f = frame::alloc_zeroed_frame_above_min()?;
     slot(f.addr()).store(1, Ordering::Relaxed);
+    map_slot(f.addr()).store(owner.encode(), Ordering::Relaxed);
     PAGES.get().unwrap().kinds[index(f.addr())].store(KIND_TABLE, Ordering::Relaxed);
     crate::leak::PT_PAGES.inc();
     Some(f.addr())
+}
+
+/// The owner of the page-table page `pa`; None if `pa` is not one.
+pub fn table_owner(pa: u64) -> Option<PtOwner> {
+    (PAGES.get().unwrap().kinds[index(pa)].load(Ordering::Relaxed) == KIND_TABLE)
+        .then(|| PtOwner::Mm(map_slot(pa).load(Ordering::Relaxed) as u64))
+}
+
+/// Whether the page-table page `pa` belongs to `owner`.
+pub fn table_owned_by(pa: u64, owner: PtOwner) -> bool {
+    map_slot(pa).load(Ordering::Relaxed) == owner.encode()
 }
 
 /// Drops a reference to a page-table page; true if that freed it.

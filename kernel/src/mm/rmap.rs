@@ -91,7 +91,7 @@ pub fn unmap_file_pages(cache: &PageCache, first: u64, end: u64, even_cows: bool
         if !even_cows && !v.is_shared() {
             // Only the entries that still map the file's pages.
             let mut file_pages = Vec::new();
-            let mem = super::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+            let mem = mm.phys_mem();
             let mut cursor = inner.pt.cursor(s, e);
             while let Some((at, m)) = cursor.next(&mem) {
                 if super::page::kind(m.phys) != super::page::PageKind::Anon {

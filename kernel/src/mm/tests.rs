@@ -18,6 +18,8 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     timer_interrupts_tick,
     vma_open_close_hooks_track_every_piece,
     grafted_page_table_is_shared_and_only_its_owner_frees_it,
+    owner_munmap_inside_a_grafted_table_unmaps_its_pages_for_every_grafter,
+    owner_dying_first_leaves_grafters_an_empty_table_until_they_go,
     mmu_gather_frees_pages_and_tables_only_after_its_flush,
     page_cache_lookup_holds_its_page_after_removal_until_dropped,
     tmpfs_truncate_sets_the_size_and_leaves_held_pages_to_their_holders,
@@ -265,16 +267,14 @@ fn vma_open_close_hooks_track_every_piece() {
     assert_eq!(count(), 0);
 }
 
-/// The page-table sharing mshare stands on: a guest address space grafts a
-/// host's page-table page; both translate through it; the guest's teardown
-/// drops only its share, never the host's table or pages, and the page-table
-/// page counts charge the table to its owner alone.
-fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
-    use super::address_space::{MmStruct, UserPhysMem};
+/// A host address space with 8 private anonymous pages faulted in at `base`, whose PTE table
+/// a guest address space then grafts; returns (host, guest, the PTE table).
+fn host_with_a_pte_table_grafted_into_a_guest(
+    base: u64,
+) -> (alloc::sync::Arc<super::address_space::MmStruct>, alloc::sync::Arc<super::address_space::MmStruct>, u64) {
+    use super::address_space::MmStruct;
     use super::vma::{Backend, Prot, VmFlags, Vma};
-    use core::sync::atomic::Ordering::Relaxed;
     let host = MmStruct::new().expect("host mm");
-    let base = 0x4000_0000u64;
     {
         let mut h = host.inner.lock();
         h.insert_vma(Vma {
@@ -282,7 +282,7 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
             start: base,
             end: base + 8 * PAGE_SIZE,
             prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::SHARED,
+            flags: VmFlags::empty(),
             pgoff: 0,
             backend: Backend::Anonymous,
             ops: None,
@@ -292,25 +292,38 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
             super::fault::handle_mm_fault(&mut h, &host.pt_pages, base + i * PAGE_SIZE, access).expect("fault in host");
         }
     }
-    let host_tables = host.pt_pages.load(Relaxed);
-    let guest = MmStruct::new().expect("guest mm");
-    let guest_tables = guest.pt_pages.load(Relaxed);
     let pt = {
         let h = host.inner.lock();
-        let mem = UserPhysMem { pt_pages: &host.pt_pages };
+        let mem = host.phys_mem();
         let pml4e = page_table::Pte(mem_read(&mem, h.pt.root(), page_table::table_index(base, 4)));
         let pdpte = page_table::Pte(mem_read(&mem, pml4e.addr(), page_table::table_index(base, 3)));
         let pde = page_table::Pte(mem_read(&mem, pdpte.addr(), page_table::table_index(base, 2)));
         pde.addr()
     };
-    super::page::get_page(pt); // the guest's share
+    let guest = MmStruct::new().expect("guest mm");
+    let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER;
+    guest.inner.lock().graft_table(&guest.pt_pages, base, 1, pt, flags).expect("graft");
+    (host, guest, pt)
+}
+
+/// The page-table sharing mshare stands on: a guest address space grafts a
+/// host's page-table page; both translate through it; the guest's teardown
+/// drops only its reference, never the host's table or pages, and the page-table
+/// page counts charge the table to its owner alone.
+fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
+    use super::address_space::MmStruct;
+    use core::sync::atomic::Ordering::Relaxed;
+    let base = 0x4000_0000u64;
+    let guest_tables = MmStruct::new().expect("mm").pt_pages.load(Relaxed);
+    let (host, guest, pt) = host_with_a_pte_table_grafted_into_a_guest(base);
+    let host_tables = host.pt_pages.load(Relaxed);
     {
-        let mut g = guest.inner.lock();
-        let mut mem = UserPhysMem { pt_pages: &guest.pt_pages };
-        g.pt.graft(&mut mem, base, 1, pt, PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER).expect("graft");
-        let m = g.pt.translate(&mem, base + 3 * PAGE_SIZE).expect("guest sees the host's page");
-        let hm = host.inner.lock().pt.translate(&mem, base + 3 * PAGE_SIZE).unwrap();
+        let g = guest.inner.lock();
+        let m = g.pt.translate(&guest.phys_mem(), base + 3 * PAGE_SIZE).expect("guest sees the host's page");
+        let hm = host.inner.lock().pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
         assert_eq!(m.phys, hm.phys);
+        assert_eq!(g.grafts.len(), 1, "the guest records its graft");
+        assert_eq!(g.grafts[0].owner, host.owner());
     }
     // The guest paid for its PDPT and PD, not for the shared PT.
     assert_eq!(guest.pt_pages.load(Relaxed), guest_tables + 2);
@@ -318,9 +331,60 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     drop(guest);
     assert_eq!(super::page::page_count(pt), 1, "the guest dropped only its share");
     assert_eq!(host.pt_pages.load(Relaxed), host_tables);
-    let mem = UserPhysMem { pt_pages: &host.pt_pages };
+    let mem = host.phys_mem();
     assert!(host.inner.lock().pt.translate(&mem, base + 7 * PAGE_SIZE).is_some(), "host mappings intact");
     drop(host);
+}
+
+/// The owner of a grafted PTE table unmaps part of it (munmap): its entries go in the
+/// guest too, the host's RSS drops and the pages are freed; the table stays while grafted.
+fn owner_munmap_inside_a_grafted_table_unmaps_its_pages_for_every_grafter() {
+    use super::page;
+    use core::sync::atomic::Ordering::Relaxed;
+    let base = 0x4000_0000u64;
+    let (host, guest, pt) = host_with_a_pte_table_grafted_into_a_guest(base);
+    let (user_pages, host_tables) = (page::user_pages(), host.pt_pages.load(Relaxed));
+    assert_eq!(host.inner.lock().rss_total(), 8);
+    super::munmap::do_munmap(&host, base, 4 * PAGE_SIZE).expect("munmap");
+    {
+        let h = host.inner.lock();
+        let g = guest.inner.lock();
+        let (hmem, gmem) = (host.phys_mem(), guest.phys_mem());
+        assert!(h.pt.translate(&hmem, base).is_none(), "the owner's unmap clears its entries");
+        assert!(g.pt.translate(&gmem, base + 3 * PAGE_SIZE).is_none(), "and the guest sees it");
+        assert!(g.pt.translate(&gmem, base + 4 * PAGE_SIZE).is_some());
+        assert_eq!(h.rss_total(), 4);
+    }
+    assert_eq!(page::user_pages(), user_pages - 4, "the unmapped pages are freed");
+    // Emptied by its owner, the table stays (linked and charged) while the guest holds it.
+    super::munmap::do_munmap(&host, base + 4 * PAGE_SIZE, 4 * PAGE_SIZE).expect("munmap");
+    assert_eq!(host.inner.lock().rss_total(), 0);
+    assert_eq!(page::page_count(pt), 2);
+    assert_eq!(host.pt_pages.load(Relaxed), host_tables);
+    drop(guest);
+    assert_eq!(page::page_count(pt), 1);
+    drop(host);
+}
+
+/// The owner of a grafted table dies first: its teardown empties the table for the
+/// guest, which keeps it until its own teardown, where it is freed.
+fn owner_dying_first_leaves_grafters_an_empty_table_until_they_go() {
+    use super::page;
+    let base = 0x4000_0000u64;
+    let (host, guest, pt) = host_with_a_pte_table_grafted_into_a_guest(base);
+    let (user_pages, frames) = (page::user_pages(), frame::frames_in_use());
+    drop(host);
+    assert_eq!(page::user_pages(), user_pages - 8, "the owner's pages went with it");
+    assert_eq!(page::page_count(pt), 1, "the guest's reference keeps the table");
+    {
+        let g = guest.inner.lock();
+        let mem = guest.phys_mem();
+        assert!((0..8).all(|i| g.pt.translate(&mem, base + i * PAGE_SIZE).is_none()));
+    }
+    let frames_after_host = frame::frames_in_use();
+    assert!(frames_after_host < frames);
+    drop(guest);
+    assert!(frame::frames_in_use() < frames_after_host, "the table went with the last graft");
 }
 
 fn mem_read(mem: &super::address_space::UserPhysMem<'_>, table: u64, index: usize) -> u64 {
@@ -331,7 +395,7 @@ fn mem_read(mem: &super::address_space::UserPhysMem<'_>, table: u64, index: usiz
 /// address space and its counters at once, but they stay allocated until the gather's
 /// flush; after `finish` they are free.
 fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
-    use super::address_space::{MmStruct, UserPhysMem};
+    use super::address_space::MmStruct;
     use super::fault::{handle_mm_fault, Access};
     use super::page;
     use super::vma::{Backend, Prot, VmFlags, Vma};
@@ -353,7 +417,7 @@ fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
     for i in 0..2 {
         handle_mm_fault(&mut inner, &mm.pt_pages, base + i * PAGE_SIZE, Access::WRITE).expect("fault");
     }
-    let mem = UserPhysMem { pt_pages: &mm.pt_pages };
+    let mem = mm.phys_mem();
     let pages: Vec<u64> = (0..2).map(|i| inner.pt.translate(&mem, base + i * PAGE_SIZE).unwrap().phys).collect();
     let pt = mem_read(&mem, mem_read(&mem, mem_read(&mem, inner.pt.root(), 0) & !0xfff, 1) & !0xfff, 0) & !0xfff;
     let user_pages = page::user_pages();

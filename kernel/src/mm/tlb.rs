@@ -29,9 +29,13 @@ pub fn flush_page(root: u64, va: u64) {
 }
 
 pub fn flush_range(root: u64, start: u64, end: u64) {
-    if !loaded(root) {
-        return;
+    if loaded(root) {
+        flush_range_here(start, end);
     }
+}
+
+/// Drops this CPU's translations of [start, end), whichever address space is loaded.
+fn flush_range_here(start: u64, end: u64) {
     if (end.saturating_sub(start)) / PAGE_SIZE > INVLPG_MAX {
         cpu::flush_tlb_all();
     } else {
@@ -62,6 +66,8 @@ struct Batch {
     end: u64,
     /// Flush the whole address space instead of the range.
     full: bool,
+    /// An entry of a table other address spaces graft changed: they must flush too.
+    shared: bool,
     pages: [u64; GATHER_PAGES],
     nr_pages: usize,
     tables: [u64; GATHER_TABLES],
@@ -90,6 +96,7 @@ impl MmuGather {
                 start: u64::MAX,
                 end: 0,
                 full: false,
+                shared: false,
                 pages: [0; GATHER_PAGES],
                 nr_pages: 0,
                 tables: [0; GATHER_TABLES],
@@ -112,6 +119,15 @@ impl MmuGather {
         let mut b = self.batch.borrow_mut();
         b.start = b.start.min(start);
         b.end = b.end.max(end);
+    }
+
+    /// An entry of `table`, grafted by other address spaces (mshare), changed: the flush
+    /// covers them as well as this one. One CPU: only the loaded address space can hold
+    /// translations, so the flush is done on this CPU whichever is loaded, this one or a
+    /// guest. With SMP, the CPUs to shoot down are those with a grafting address space
+    /// loaded, found from `table` (its grafts).
+    pub fn shared_table(&self, _table: u64) {
+        self.batch.borrow_mut().shared = true;
     }
 
     /// `tlb_remove_page`: the entry for `va` mapping `page` was cleared; the page's
@@ -150,10 +166,12 @@ impl MmuGather {
         let mut b = self.batch.borrow_mut();
         // `invlpg` also drops the paging-structure caches, so a range flush covers the
         // tables freed under it too.
-        if b.full || (b.nr_tables > 0 && b.start >= b.end) {
-            flush_mm(self.root);
-        } else if b.start < b.end {
-            flush_range(self.root, b.start, b.end);
+        // A guest grafting a changed table may be the loaded address space instead of ours.
+        let here = loaded(self.root) || b.shared;
+        if here && (b.full || (b.nr_tables > 0 && b.start >= b.end)) {
+            cpu::flush_tlb_all();
+        } else if here && b.start < b.end {
+            flush_range_here(b.start, b.end);
         }
         b.start = u64::MAX;
         b.end = 0;

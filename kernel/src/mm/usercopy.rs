@@ -54,7 +54,7 @@ fn user_page(mm: &MmStruct, va: u64, access: Access) -> KResult<Page> {
     }
     let mut inner = mm.inner.lock();
     for _ in 0..2 {
-        let mem = super::address_space::UserPhysMem { pt_pages: &mm.pt_pages };
+        let mem = mm.phys_mem();
         if let Some(m) = inner.pt.translate(&mem, va) {
             let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
             if ok {

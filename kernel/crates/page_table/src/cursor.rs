@@ -10,8 +10,9 @@
 //! [`PageTable::move_range`] (`move_page_tables`, moving whole PTE tables as
 //! `move_normal_pmd` where source and destination are 2 MiB-aligned).
 //!
-//! Walks never descend into a table shared with another address space
-//! ([`PhysMem::table_is_shared`]): its entries belong to its owner.
+//! The cursor skips grafts ([`PhysMem::is_graft`]): their entries belong to their owner. The
+//! operations that write refuse a range with a graft in it ([`PageTable::graft_in`]) before
+//! changing anything.
 
 use super::*;
 
@@ -35,7 +36,7 @@ pub struct Cursor {
 impl Cursor {
     /// The first present leaf at or after the cursor and below its end: the leaf's first
     /// address (which is below the cursor's start for a large leaf straddling it) and
-    /// mapping. Absent entries and shared tables are skipped whole.
+    /// mapping. Absent entries and grafts are skipped whole.
     pub fn next(&mut self, mem: &impl PhysMem) -> Option<(u64, Mapping)> {
         self.cur = None;
         while self.va < self.end {
@@ -46,7 +47,7 @@ impl Cursor {
             let idx = table_index(self.va, level);
             let e = Pte(mem.read_pte(table, idx));
             let base = self.va & !(span(level) - 1);
-            if !e.is_present() || (!is_leaf(e, level) && mem.table_is_shared(e.addr())) {
+            if !e.is_present() || (!is_leaf(e, level) && mem.is_graft(e.addr())) {
                 self.va = base + span(level);
                 continue;
             }
@@ -94,6 +95,29 @@ impl PageTable {
         }
     }
 
+    /// Whether a graft ([`PhysMem::is_graft`]) lies in `[start, end)` of the user half. Reads
+    /// only the entries of tables above the PTE level that the range covers (absent subtrees
+    /// cost one read), so it costs about one read per 2 MiB mapped.
+    pub fn graft_in(&self, mem: &impl PhysMem, start: u64, end: u64) -> bool {
+        fn scan(mem: &impl PhysMem, table: u64, level: usize, base: u64, first: u64, last: u64) -> bool {
+            let span = span(level);
+            let (i0, i1) = (((first - base) / span) as usize, ((last - base) / span) as usize);
+            (i0..=i1).any(|i| {
+                let e = Pte(mem.read_pte(table, i));
+                if !e.is_present() || is_leaf(e, level) {
+                    return false;
+                }
+                if mem.is_graft(e.addr()) {
+                    return true;
+                }
+                let va = base + i as u64 * span;
+                level > 2 && scan(mem, e.addr(), level - 1, va, first.max(va), last.min(va + span - 1))
+            })
+        }
+        let (start, end) = (start.min(USER_END), end.min(USER_END));
+        start < end && scan(mem, self.root, 4, 0, start & !(PAGE_SIZE - 1), end - 1)
+    }
+
     /// The table at `level` (1 = the PTE table, 2 = the PMD table) covering `va`, allocating
     /// what is missing on the way (intermediate entries PRESENT|WRITABLE|USER, as `map`
     /// makes them for user pages). On failure, tables allocated here stay linked, empty: a
@@ -127,7 +151,8 @@ impl PageTable {
     /// flushes this table's TLB). `on_copy(va, mapping)` follows each entry copied (with the
     /// flags `dst` got), so a failure (`OutOfMemory` for a destination table, or a slot
     /// already taken in `dst`) leaves exactly the reported entries in `dst`. Larger leaves are
-    /// copied with `map`.
+    /// copied with `map`. A range with a graft in either table is refused (`MapError::Graft`)
+    /// before anything is copied: whether and how a graft is inherited is its owner's policy.
     #[allow(clippy::too_many_arguments)]
     pub fn copy_range(
         &mut self,
@@ -139,6 +164,9 @@ impl PageTable {
         mut cow: impl FnMut(u64, Mapping) -> bool,
         mut on_copy: impl FnMut(u64, Mapping),
     ) -> Result<(), MapError> {
+        if self.graft_in(mem, start, end) || dst.graft_in(dst_mem, start, end) {
+            return Err(MapError::Graft);
+        }
         let mut cursor = self.cursor(start, end);
         // The destination PTE table of the 2 MiB the last entry lay in.
         let mut dst_pt: Option<(u64, u64)> = None;
@@ -178,14 +206,18 @@ impl PageTable {
 
     /// Linux's `change_protection` for `[start, end)` of the user half: `f(va, mapping)`
     /// gives each present leaf its new flags, or None to leave it. Returns how many leaves
-    /// changed. The caller flushes the TLB.
+    /// changed; a range with a graft in it is refused (`SharedTable`) with nothing changed.
+    /// The caller flushes the TLB.
     pub fn protect_range(
         &mut self,
         mem: &mut impl PhysMem,
         start: u64,
         end: u64,
         mut f: impl FnMut(u64, Mapping) -> Option<PteFlags>,
-    ) -> usize {
+    ) -> Result<usize, UnmapError> {
+        if self.graft_in(mem, start, end) {
+            return Err(UnmapError::SharedTable);
+        }
         let mut cursor = self.cursor(start, end);
         let mut changed = 0;
         while let Some((va, m)) = cursor.next(mem) {
@@ -196,7 +228,7 @@ impl PageTable {
                 }
             }
         }
-        changed
+        Ok(changed)
     }
 
     /// Linux's `move_page_tables`: the entries of `[old, old + len)` move to
@@ -207,7 +239,9 @@ impl PageTable {
     /// source leaves empty are freed at the end. On failure (`OutOfMemory` for a destination
     /// table, `HugePageInTheWay` for a large leaf) every entry goes back where it was, which
     /// takes no memory (no source table is freed before the end), and the error is
-    /// returned. The caller flushes the TLB of both ranges.
+    /// returned. A graft in either range is refused (`MapError::Graft`) before anything
+    /// moves. A PTE table grafted elsewhere moves entry by entry, never whole: its guests
+    /// keep it at its place. The caller flushes the TLB of both ranges.
     pub fn move_range(&mut self, mem: &mut impl PhysMem, old: u64, new: u64, len: u64) -> Result<(), MapError> {
         if (old | new | len) & (PAGE_SIZE - 1) != 0 {
             return Err(MapError::Misaligned);
@@ -215,6 +249,9 @@ impl PageTable {
         let (old_end, new_end) = (old.checked_add(len), new.checked_add(len));
         if old_end.is_none_or(|e| e > USER_END) || new_end.is_none_or(|e| e > USER_END) {
             return Err(MapError::NonCanonical);
+        }
+        if self.graft_in(mem, old, old + len) || self.graft_in(mem, new, new + len) {
+            return Err(MapError::Graft);
         }
         let noop = |_, _| unreachable!("no entry is left in a vacated range");
         match self.move_entries(mem, old, new, len) {
@@ -248,7 +285,7 @@ impl PageTable {
                 }
             };
             let e = Pte(mem.read_pte(pd, idx));
-            if e.is_present() && !is_leaf(e, 2) && !mem.table_is_shared(e.addr()) {
+            if e.is_present() && !is_leaf(e, 2) && !mem.is_graft(e.addr()) && !mem.is_grafted(e.addr()) {
                 let to = chunk - old + new;
                 let dst_pd = self.table_for(mem, to, 2)?;
                 let didx = table_index(to, 2);
@@ -291,7 +328,7 @@ impl PageTable {
         let mut table = self.root;
         for l in [4, 3] {
             let e = Pte(mem.read_pte(table, table_index(va, l)));
-            if !e.is_present() || is_leaf(e, l) || mem.table_is_shared(e.addr()) {
+            if !e.is_present() || is_leaf(e, l) || mem.is_graft(e.addr()) {
                 return Err((va & !(span(l) - 1)) + span(l));
             }
             table = e.addr();

@@ -6,6 +6,19 @@
 //! to [`PhysMem::free_table`], which may keep share counts (tables grafted between address
 //! spaces by mshare).
 //!
+//! Page-table ownership (Linux's mshare, where a host's tables are grafted into guests): every
+//! table has one owner, the address space (or later shared-table object) that allocated it.
+//! A walk is made on behalf of one owner, and [`PhysMem`] tells it which tables are someone
+//! else's ([`PhysMem::is_graft`]) and which of its own are grafted elsewhere
+//! ([`PhysMem::is_grafted`]). A walk never descends into a graft to edit it: removal walks drop
+//! their reference to a graft when their range covers all of it (`unmap_range`,
+//! `clear_user_half`, `ungraft`) and leave it otherwise; `map`, `protect`, `remap`, `unmap`,
+//! `copy_range`, `protect_range` and `move_range` refuse a range that lies in one, before
+//! changing anything. The owner edits its own tables normally while they are grafted, but never
+//! frees one a guest still holds: a grafted table emptied by its owner stays linked (guests keep
+//! seeing later mappings in it), and the owner's teardown clears its entries before dropping its
+//! reference, so the guests keep a valid, empty table until they ungraft it.
+//!
 //! Range operations (a cursor that skips absent subtrees, fork's copy, protection changes and
 //! moves a PTE table at a time) are in `cursor.rs`.
 //!
@@ -110,12 +123,21 @@ pub trait PhysMem {
     /// tables as Linux does (its `mm_pgtables_bytes` counts PUD, PMD and PTE tables, never
     /// the PGD).
     fn alloc_table(&mut self, level: usize) -> Option<u64>;
-    /// Whether `table` is referenced from more than one place: a table one address space
-    /// grafted from another (mshare's host page tables in a guest). Walks that remove
-    /// mappings never descend into a shared table: they drop their reference to it (clear
-    /// the entry, call `free_table`, which must then only drop a share count) and leave its
-    /// entries to its owner. Default: nothing is shared.
-    fn table_is_shared(&self, _table: u64) -> bool {
+    /// Whether `table` (below the root) belongs to another owner than the one this walk is
+    /// made for: a table grafted from another address space (mshare's host page tables in a
+    /// guest). Walks never edit inside a graft: removal walks drop their reference to it
+    /// (clear the entry, call `free_table`, which must then only drop that reference) and
+    /// leave its entries to its owner; the other operations refuse it. Default: every table
+    /// is the walker's own.
+    fn is_graft(&self, _table: u64) -> bool {
+        false
+    }
+    /// Whether `table`, one of the walker's own, is grafted by other address spaces too. Its
+    /// owner edits it normally but must not free it while grafted: an emptied grafted table
+    /// stays linked, and teardown clears its entries before dropping the owner's reference.
+    /// Writes into it change translations other address spaces use, which their TLBs must
+    /// lose too (the implementation's `write_pte` can note that). Default: nothing is grafted.
+    fn is_grafted(&self, _table: u64) -> bool {
         false
     }
     /// Called when a table of `level` (as in `alloc_table`) that is no longer referenced by
@@ -135,6 +157,9 @@ pub enum MapError {
     NonCanonical,
     /// A larger leaf covers `va`, so the table the new leaf needs cannot exist.
     HugePageInTheWay,
+    /// The slot lies in a table grafted from another owner ([`PhysMem::is_graft`]): only its
+    /// owner writes there.
+    Graft,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,8 +171,8 @@ pub enum UnmapError {
     SizeMismatch,
     /// `unmap_range`: a huge leaf lies only partly inside the range (nothing was changed).
     HugePageInTheWay,
-    /// The page lies in a table shared with another address space (`unmap`), or `ungraft`
-    /// found no table at that entry.
+    /// The page lies in a table grafted from another owner (`unmap`, `protect`, `remap`,
+    /// `protect_range`): only its owner edits there.
     SharedTable,
 }
 
@@ -208,6 +233,13 @@ struct Leaf {
     level: usize,
     /// `path[l]` = (table, index) at level `l`, valid for `level..=4`.
     path: [(u64, usize); 5],
+}
+
+impl Leaf {
+    /// Whether a table on the way to the leaf (below the root) is a graft.
+    fn in_graft(&self, mem: &impl PhysMem) -> bool {
+        (self.level..4).any(|l| mem.is_graft(self.path[l].0))
+    }
 }
 
 pub struct PageTable {
@@ -286,6 +318,9 @@ impl PageTable {
             if is_leaf(e, level) {
                 return Err(MapError::HugePageInTheWay);
             }
+            if mem.is_graft(e.addr()) {
+                return Err(MapError::Graft);
+            }
             table = e.addr();
         }
         if missing == 0 && Pte(mem.read_pte(table, table_index(va, leaf_level))).is_present() {
@@ -344,14 +379,14 @@ impl PageTable {
         if leaf.level != size.level() {
             return Err(UnmapError::SizeMismatch);
         }
-        // A leaf in a shared table belongs to the table's owner.
-        if (leaf.level..4).any(|l| mem.table_is_shared(leaf.path[l].0)) {
+        // A leaf in a graft belongs to the graft's owner.
+        if leaf.in_graft(mem) {
             return Err(UnmapError::SharedTable);
         }
         let (table, idx) = leaf.path[leaf.level];
         mem.write_pte(table, idx, 0);
         let mut level = leaf.level;
-        while level < 4 && is_empty(mem, leaf.path[level].0) {
+        while level < 4 && !mem.is_grafted(leaf.path[level].0) && is_empty(mem, leaf.path[level].0) {
             let (parent, pidx) = leaf.path[level + 1];
             mem.write_pte(parent, pidx, 0);
             mem.free_table(leaf.path[level].0, level);
@@ -400,6 +435,9 @@ impl PageTable {
             return Err(UnmapError::NonCanonical);
         }
         let leaf = self.walk(mem, va).ok_or(UnmapError::NotMapped)?;
+        if leaf.in_graft(mem) {
+            return Err(UnmapError::SharedTable);
+        }
         let mut new = flags | PteFlags::PRESENT;
         new.set(PteFlags::HUGE, leaf.level > 1);
         let (table, idx) = leaf.path[leaf.level];
@@ -421,6 +459,9 @@ impl PageTable {
         let leaf = self.walk(mem, va).ok_or(UnmapError::NotMapped)?;
         if leaf.level != 1 {
             return Err(UnmapError::SizeMismatch);
+        }
+        if leaf.in_graft(mem) {
+            return Err(UnmapError::SharedTable);
         }
         let (table, idx) = leaf.path[1];
         mem.write_pte(table, idx, Pte::new(pa, (flags | PteFlags::PRESENT) - PteFlags::HUGE).0);
@@ -575,7 +616,9 @@ impl PageTable {
     /// `on_leaf` for each leaf, and clear those root entries. Entries 256..512 (kernel half,
     /// typically shared between all address spaces) are not touched. The root stays (the
     /// caller frees it). Used when an address space dies, so tables being torn down are not
-    /// zeroed entry by entry, only released.
+    /// zeroed entry by entry, only released. Grafts only lose this address space's reference;
+    /// an own table grafted elsewhere has its entries cleared (after `on_leaf`) before its
+    /// reference goes, so its guests keep a valid, empty table.
     pub fn clear_user_half(&mut self, mem: &mut impl PhysMem, mut on_leaf: impl FnMut(u64, Mapping)) {
         fn teardown(
             mem: &mut impl PhysMem,
@@ -584,16 +627,20 @@ impl PageTable {
             base: u64,
             on_leaf: &mut dyn FnMut(u64, Mapping),
         ) {
+            let grafted = mem.is_grafted(table);
             for i in 0..ENTRIES {
                 let e = Pte(mem.read_pte(table, i));
                 let va = base + i as u64 * span(level);
                 if !e.is_present() {
                     continue;
                 }
+                if grafted {
+                    mem.write_pte(table, i, 0);
+                }
                 if is_leaf(e, level) {
                     on_leaf(va, Mapping::from_leaf(e, level));
                 } else {
-                    if !mem.table_is_shared(e.addr()) {
+                    if !mem.is_graft(e.addr()) {
                         teardown(mem, e.addr(), level - 1, va, on_leaf);
                     }
                     mem.free_table(e.addr(), level - 1);
@@ -604,7 +651,7 @@ impl PageTable {
             let e = Pte(mem.read_pte(self.root, i));
             if e.is_present() {
                 mem.write_pte(self.root, i, 0);
-                if !mem.table_is_shared(e.addr()) {
+                if !mem.is_graft(e.addr()) {
                     teardown(mem, e.addr(), 3, i as u64 * span(4), &mut on_leaf);
                 }
                 mem.free_table(e.addr(), 3);
@@ -615,7 +662,8 @@ impl PageTable {
 
 /// Clears leaves of `table` (at `level`, covering 48-bit addresses from `base`) that lie in
 /// `[first, last]` (inclusive, 48-bit, inside this table's span); frees child tables that become
-/// empty. Returns whether `table` is now empty. Huge leaves are assumed fully inside (checked
+/// empty, unless they are grafted elsewhere (those stay linked, empty). Returns whether `table`
+/// is now empty. Huge leaves are assumed fully inside (checked
 /// by the caller).
 fn clear_range(
     mem: &mut impl PhysMem,
@@ -637,7 +685,7 @@ fn clear_range(
         if is_leaf(e, level) {
             mem.write_pte(table, i, 0);
             on_leaf(sign_extend(va), Mapping::from_leaf(e, level));
-        } else if mem.table_is_shared(e.addr()) {
+        } else if mem.is_graft(e.addr()) {
             // Someone else's table: drop our reference when the range covers all of it,
             // otherwise leave it alone (its owner unmaps inside it).
             if first <= va && va + span - 1 <= last {
@@ -646,7 +694,7 @@ fn clear_range(
             }
         } else {
             let (lo, hi) = (first.max(va), last.min(va + span - 1));
-            if clear_range(mem, e.addr(), level - 1, va, lo, hi, on_leaf) {
+            if clear_range(mem, e.addr(), level - 1, va, lo, hi, on_leaf) && !mem.is_grafted(e.addr()) {
                 mem.write_pte(table, i, 0);
                 mem.free_table(e.addr(), level - 1);
             }

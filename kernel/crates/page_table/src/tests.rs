@@ -2,18 +2,29 @@ use super::*;
 use std::cell::Cell;
 use std::collections::HashMap;
 
+/// The owners tests use: HOST allocates the tables a GUEST grafts.
+const HOST: u32 = 0;
+const GUEST: u32 = 1;
+
 /// Physical memory simulated by a map of live tables. Accessing a freed or never-allocated
-/// table panics, so use-after-free and double free show up as test failures.
+/// table panics, so use-after-free and double free show up as test failures. Each table
+/// records its owner (whoever was walking when it was allocated) and its references (one for
+/// its owner, one per graft); walks are made for `walker` ([`SimMem::by`]).
 struct SimMem {
     tables: HashMap<u64, Box<[u64; ENTRIES]>>,
     next: u64,
     /// Remaining allocations allowed; None = unlimited.
     limit: Option<usize>,
     reads: Cell<usize>,
-    /// Extra references of shared tables (a table is freed when its last reference goes).
+    /// Extra references of grafted tables (a table is freed when its last reference goes).
     shares: HashMap<u64, usize>,
     /// The level each live table was allocated for; `free_table` must name the same one.
     levels: HashMap<u64, usize>,
+    owners: HashMap<u64, u32>,
+    /// The owner the next walks are made for.
+    walker: u32,
+    /// Tables really freed, in order (each at most once).
+    freed: Vec<u64>,
 }
 
 impl SimMem {
@@ -25,6 +36,9 @@ impl SimMem {
             reads: Cell::new(0),
             shares: HashMap::new(),
             levels: HashMap::new(),
+            owners: HashMap::new(),
+            walker: HOST,
+            freed: Vec::new(),
         }
     }
     fn live(&self) -> usize {
@@ -38,6 +52,15 @@ impl SimMem {
     fn share(&mut self, table: u64) {
         *self.shares.entry(table).or_insert(0) += 1;
     }
+    /// Whether `table` is referenced by grafts.
+    fn is_shared(&self, table: u64) -> bool {
+        self.shares.contains_key(&table)
+    }
+    /// This memory, walked for `owner`.
+    fn by(&mut self, owner: u32) -> &mut Self {
+        self.walker = owner;
+        self
+    }
 }
 
 impl PhysMem for SimMem {
@@ -46,6 +69,9 @@ impl PhysMem for SimMem {
         self.tables.get(&table).expect("read from a dead table")[index]
     }
     fn write_pte(&mut self, table: u64, index: usize, value: u64) {
+        if self.owners.get(&table).is_some_and(|&o| o != self.walker) {
+            panic!("table {table:#x} written by a walk for another owner than its own");
+        }
         self.tables.get_mut(&table).expect("write to a dead table")[index] = value;
     }
     fn alloc_table(&mut self, level: usize) -> Option<u64> {
@@ -57,6 +83,7 @@ impl PhysMem for SimMem {
         self.next += PAGE_SIZE;
         self.tables.insert(t, Box::new([0; ENTRIES]));
         self.levels.insert(t, level);
+        self.owners.insert(t, self.walker);
         Some(t)
     }
     fn free_table(&mut self, table: u64, level: usize) {
@@ -72,9 +99,14 @@ impl PhysMem for SimMem {
         }
         self.tables.remove(&table).expect("double free");
         self.levels.remove(&table);
+        self.owners.remove(&table);
+        self.freed.push(table);
     }
-    fn table_is_shared(&self, table: u64) -> bool {
-        self.shares.contains_key(&table)
+    fn is_graft(&self, table: u64) -> bool {
+        self.owners.get(&table).is_some_and(|&o| o != self.walker)
+    }
+    fn is_grafted(&self, table: u64) -> bool {
+        self.is_shared(table) && !self.is_graft(table)
     }
 }
 
@@ -449,11 +481,13 @@ fn remap_replaces_frame_and_flags_in_place() {
     assert_eq!(pt.remap(&mut mem, 0x20_0000_0000, 0x9000, ro), Err(UnmapError::SizeMismatch));
 }
 
-/// A host maps pages; a guest grafts the host's PT (mshare): both see the same leaves.
+/// A host maps pages; a guest grafts the host's PT (mshare): both see the same leaves. The
+/// memory is left walked for the guest.
 fn host_and_guest_sharing_a_pt() -> (SimMem, PageTable, PageTable, u64) {
     let mut mem = SimMem::new();
     let mut host = PageTable::new(&mut mem).unwrap();
-    let mut guest = PageTable::new(&mut mem).unwrap();
+    let mut guest = PageTable::new(mem.by(GUEST)).unwrap();
+    mem.by(HOST);
     let base = 0x40_0000_0000;
     for i in 0..4 {
         host.map(&mut mem, base + i * K4, 0x100_0000 + i * K4, PageSize::Size4K, P | W | U).unwrap();
@@ -462,7 +496,7 @@ fn host_and_guest_sharing_a_pt() -> (SimMem, PageTable, PageTable, u64) {
         Pte(mem.read_pte(Pte(mem.read_pte(host.root(), table_index(base, 4))).addr(), table_index(base, 3))).addr();
     let pt = Pte(mem.read_pte(pd, table_index(base, 2))).addr();
     mem.share(pt);
-    guest.graft(&mut mem, base, 1, pt, P | W | U).unwrap();
+    guest.graft(mem.by(GUEST), base, 1, pt, P | W | U).unwrap();
     (mem, host, guest, pt)
 }
 
@@ -472,7 +506,7 @@ fn grafted_table_shows_the_hosts_mappings_in_the_guest() {
     let base = 0x40_0000_0000;
     assert_eq!(guest.translate(&mem, base + 2 * K4).map(|m| m.phys), Some(0x100_0000 + 2 * K4));
     // A later host mapping in the same 2 MiB shows up in the guest with no guest work.
-    host.map(&mut mem, base + 9 * K4, 0x200_0000, PageSize::Size4K, P | U).unwrap();
+    host.map(mem.by(HOST), base + 9 * K4, 0x200_0000, PageSize::Size4K, P | U).unwrap();
     assert_eq!(guest.translate(&mem, base + 9 * K4).map(|m| m.phys), Some(0x200_0000));
     // Root + PDPT + PD in the guest, the PT is the host's.
     assert_eq!(guest.count_tables(&mem), 4);
@@ -502,7 +536,7 @@ fn guest_unmap_range_drops_its_reference_and_never_touches_host_leaves() {
     assert_eq!(seen, 0, "no leaf of the host was reported to the guest");
     assert!(guest.translate(&mem, base).is_none());
     assert_eq!(host.translate(&mem, base + 3 * K4).map(|m| m.phys), Some(0x100_0000 + 3 * K4));
-    assert!(!mem.table_is_shared(pt), "the guest's reference is gone");
+    assert!(!mem.is_shared(pt), "the guest's reference is gone");
     assert_eq!(mem.live(), live - 2, "guest PD and PDPT freed, not the host's PT");
     assert_eq!(guest.count_tables(&mem), 1);
 }
@@ -522,7 +556,7 @@ fn guest_teardown_and_ungraft_leave_the_hosts_table() {
     let mut seen = 0;
     guest.clear_user_half(&mut mem, |_, _| seen += 1);
     assert_eq!(seen, 0);
-    assert!(!mem.table_is_shared(pt));
+    assert!(!mem.is_shared(pt));
     assert_eq!(host.translate(&mem, base).map(|m| m.phys), Some(0x100_0000));
     // Graft again, then ungraft explicitly.
     mem.share(pt);
@@ -608,3 +642,118 @@ fn tables_are_allocated_and_freed_with_their_level() {
 
 #[cfg(test)]
 mod cursor_tests;
+
+#[test]
+fn owner_unmap_inside_a_grafted_table_clears_entries_and_keeps_the_table() {
+    let (mut mem, mut host, guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let mut seen = Vec::new();
+    host.unmap_range(mem.by(HOST), base, base + 2 * K4, |va, m| seen.push((va, m.phys))).unwrap();
+    assert_eq!(seen, [(base, 0x100_0000), (base + K4, 0x100_0000 + K4)]);
+    assert!(guest.translate(&mem, base).is_none(), "the guest sees the owner's unmap");
+    assert!(guest.translate(&mem, base + 2 * K4).is_some());
+    // A single-page unmap too, and emptying the table keeps it: the guest still holds it.
+    host.unmap(&mut mem, base + 2 * K4, PageSize::Size4K).unwrap();
+    host.unmap_range(&mut mem, base, base + M2, |va, m| seen.push((va, m.phys))).unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(mem.tables.contains_key(&pt) && mem.is_shared(pt), "an emptied grafted table stays");
+    assert!((0..ENTRIES).all(|i| mem.read_pte(pt, i) == 0));
+    // It stays linked in the owner: a new mapping there shows up in the guest.
+    host.map(&mut mem, base + 5 * K4, 0x300_0000, PageSize::Size4K, P | U).unwrap();
+    assert_eq!(guest.translate(&mem, base + 5 * K4).map(|m| m.phys), Some(0x300_0000));
+    assert_eq!(host.count_tables(&mem), 4);
+}
+
+#[test]
+fn owner_protect_inside_a_grafted_table_is_seen_by_the_guest() {
+    let (mut mem, mut host, guest, _) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    host.protect(mem.by(HOST), base, P | U).unwrap();
+    assert_eq!(guest.translate(&mem, base).unwrap().flags, P | U);
+    let n = host.protect_range(&mut mem, base + K4, base + 4 * K4, |_, _| Some(P | U | PteFlags::NO_EXECUTE));
+    assert_eq!(n, Ok(3));
+    assert_eq!(guest.translate(&mem, base + 3 * K4).unwrap().flags, P | U | PteFlags::NO_EXECUTE);
+    host.remap(&mut mem, base + 2 * K4, 0x700_0000, P | U).unwrap();
+    assert_eq!(guest.translate(&mem, base + 2 * K4).map(|m| m.phys), Some(0x700_0000));
+}
+
+#[test]
+fn owner_dying_first_leaves_the_guest_a_valid_empty_table_freed_once_at_its_ungraft() {
+    let (mut mem, mut host, mut guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let mut seen = 0;
+    host.clear_user_half(mem.by(HOST), |_, _| seen += 1);
+    assert_eq!(seen, 4, "the owner's teardown reports every leaf of its grafted table");
+    assert!(mem.tables.contains_key(&pt), "the guest's reference keeps the table");
+    assert!((0..ENTRIES).all(|i| mem.read_pte(pt, i) == 0), "no entry points at a page the owner freed");
+    assert!(guest.translate(&mem, base).is_none());
+    assert!(!mem.freed.contains(&pt));
+    assert_eq!(guest.ungraft(mem.by(GUEST), base, 1), Ok(pt));
+    assert_eq!(mem.freed.iter().filter(|&&t| t == pt).count(), 1, "freed exactly once, at the last graft");
+    guest.clear_user_half(&mut mem, |_, _| seen += 1);
+    assert_eq!(seen, 4);
+    assert_eq!(mem.live(), 2, "the two roots");
+}
+
+#[test]
+fn guest_dying_first_leaves_the_owners_tables_and_pages() {
+    let (mut mem, host, mut guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let host_tables = host.count_tables(&mem);
+    let mut seen = 0;
+    guest.clear_user_half(&mut mem, |_, _| seen += 1);
+    assert_eq!(seen, 0, "the guest reports none of the owner's pages");
+    assert!(!mem.is_shared(pt));
+    assert_eq!(host.count_tables(&mem), host_tables);
+    let phys: Vec<_> = (0..4).map(|i| host.translate(&mem, base + i * K4).map(|m| m.phys)).collect();
+    assert_eq!(phys, (0..4).map(|i| Some(0x100_0000 + i * K4)).collect::<Vec<_>>());
+    assert!(!mem.freed.contains(&pt));
+}
+
+#[test]
+fn guest_partial_unmap_inside_a_graft_leaves_the_host_entries() {
+    let (mut mem, host, mut guest, _) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let mut seen = 0;
+    guest.unmap_range(&mut mem, base + K4, base + 3 * K4, |_, _| seen += 1).unwrap();
+    assert_eq!(seen, 0);
+    assert_eq!(guest.unmap(&mut mem, base + K4, PageSize::Size4K), Err(UnmapError::SharedTable));
+    for i in 0..4 {
+        assert!(host.translate(&mem, base + i * K4).is_some());
+        assert!(guest.translate(&mem, base + i * K4).is_some());
+    }
+}
+
+#[test]
+fn map_protect_and_remap_into_a_graft_are_refused_and_change_nothing() {
+    let (mut mem, host, mut guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let before: Vec<u64> = (0..ENTRIES).map(|i| mem.read_pte(pt, i)).collect();
+    let live = mem.live();
+    assert_eq!(guest.map(&mut mem, base + 8 * K4, 0x5000, PageSize::Size4K, P | U), Err(MapError::Graft));
+    assert_eq!(guest.protect(&mut mem, base, P | U), Err(UnmapError::SharedTable));
+    assert_eq!(guest.remap(&mut mem, base, 0x5000, P | U), Err(UnmapError::SharedTable));
+    assert_eq!(guest.protect_range(&mut mem, 0, USER_END, |_, _| Some(P)), Err(UnmapError::SharedTable));
+    assert_eq!(guest.move_range(&mut mem, base, base + G1, 4 * K4), Err(MapError::Graft));
+    assert_eq!(guest.move_range(&mut mem, base + G1, base, 4 * K4), Err(MapError::Graft));
+    let mut child_mem = SimMem::new();
+    let mut child = PageTable::new(&mut child_mem).unwrap();
+    let copy = guest.copy_range(&mut mem, &mut child, &mut child_mem, base, base + M2, |_, _| true, |_, _| {});
+    assert_eq!(copy, Err(MapError::Graft));
+    assert_eq!(child.count_tables(&child_mem), 1);
+    assert_eq!((0..ENTRIES).map(|i| mem.read_pte(pt, i)).collect::<Vec<_>>(), before);
+    assert_eq!(mem.live(), live);
+    assert!(host.translate(&mem, base).unwrap().flags.contains(W));
+}
+
+#[test]
+fn owner_move_out_of_a_grafted_pte_table_moves_entries_and_keeps_the_table() {
+    let (mut mem, mut host, guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    // 2 MiB-aligned on both sides: a table of its own would move whole; a grafted one does not.
+    host.move_range(mem.by(HOST), base, base + G1, M2).unwrap();
+    assert_eq!(host.translate(&mem, base + G1 + K4).map(|m| m.phys), Some(0x100_0000 + K4));
+    assert!(guest.translate(&mem, base + K4).is_none(), "the guest sees the pages leave");
+    assert!(mem.tables.contains_key(&pt) && mem.is_shared(pt), "the grafted table stays in place");
+    assert_eq!(guest.translate(&mem, base + G1), None);
+}
