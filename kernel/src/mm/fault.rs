@@ -210,16 +210,21 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
     // (a page cache page is never made private).
     // The zero page is never written: it is replaced by a fresh zeroed page
     // (`wp_page_copy` allocates one without copying).
+    // A page in a graft (another owner's table, mshare) is its owner's to change: the
+    // write fails (`protect`/`remap` refuse it) until mshare says what a guest may do.
     let zero = page::is_zero_page(old);
     if !zero && (vma.is_shared() || (page::kind(old) == PageKind::Anon && page::page_count(old) == 1)) {
-        mm.pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::Oom)?;
+        mm.pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::AccErr)?;
     } else {
         let new = page::alloc_user_page().ok_or(FaultError::Oom)?;
         if !zero {
             super::copy_frame(new, old);
         }
+        if mm.pt.remap(&mut mem, page_va, new, flags).is_err() {
+            page::put_page(new);
+            return Err(FaultError::AccErr);
+        }
         anon_vma_prepare(mm, vma.start);
-        mm.pt.remap(&mut mem, page_va, new, flags).expect("COW page vanished under the mm lock");
         page::page_add_rmap(new);
         page::page_remove_rmap(old);
         if let Some(kind) = page::mm_counter(old) {

@@ -20,6 +20,7 @@ pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     grafted_page_table_is_shared_and_only_its_owner_frees_it,
     owner_munmap_inside_a_grafted_table_unmaps_its_pages_for_every_grafter,
     owner_dying_first_leaves_grafters_an_empty_table_until_they_go,
+    guest_write_fault_on_a_write_protected_page_in_a_graft_fails_and_changes_nothing,
     mmu_gather_frees_pages_and_tables_only_after_its_flush,
     page_cache_lookup_holds_its_page_after_removal_until_dropped,
     tmpfs_truncate_sets_the_size_and_leaves_held_pages_to_their_holders,
@@ -385,6 +386,40 @@ fn owner_dying_first_leaves_grafters_an_empty_table_until_they_go() {
     assert!(frames_after_host < frames);
     drop(guest);
     assert!(frame::frames_in_use() < frames_after_host, "the table went with the last graft");
+}
+
+/// A guest's write fault on a page its graft maps read-only would have to change the
+/// owner's entry (reuse or copy-on-write): it fails with an access error (no panic, no
+/// OOM path) and the owner's entry and page stay as they were.
+fn guest_write_fault_on_a_write_protected_page_in_a_graft_fails_and_changes_nothing() {
+    use super::fault::{handle_mm_fault, Access, FaultError};
+    use super::vma::{Backend, Prot, VmFlags, Vma};
+    let base = 0x4000_0000u64;
+    let (host, guest, _) = host_with_a_pte_table_grafted_into_a_guest(base);
+    super::mprotect::do_mprotect(&host, base, 8 * PAGE_SIZE, 1).expect("mprotect PROT_READ");
+    let before = host.inner.lock().pt.translate(&host.phys_mem(), base).expect("mapped");
+    assert!(!before.flags.contains(PteFlags::WRITABLE));
+    let user_pages = super::page::user_pages();
+    {
+        let mut g = guest.inner.lock();
+        g.insert_vma(Vma {
+            live: crate::leak::VMAS.live(),
+            start: base,
+            end: base + 8 * PAGE_SIZE,
+            prot: Prot::READ | Prot::WRITE,
+            flags: VmFlags::empty(),
+            pgoff: 0,
+            backend: Backend::Anonymous,
+            ops: None,
+        });
+        let r = handle_mm_fault(&mut g, &guest.pt_pages, base, Access::WRITE);
+        assert!(matches!(r, Err(FaultError::AccErr)), "the owner's entry is not the guest's to change");
+        assert_eq!(g.rss_total(), 0);
+    }
+    assert_eq!(host.inner.lock().pt.translate(&host.phys_mem(), base), Some(before));
+    assert_eq!(super::page::user_pages(), user_pages, "no page was copied");
+    drop(guest);
+    drop(host);
 }
 
 fn mem_read(mem: &super::address_space::UserPhysMem<'_>, table: u64, index: usize) -> u64 {
