@@ -313,6 +313,7 @@ fn boot(
 /// Runs the benchmarks of `plan` (`jobs` boots at a time), writing the results to `out`.
 pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, String> {
     let started = Instant::now();
+    crate::deps::ensure_qemu()?;
     let programs = build_programs()?;
     let ours = build_kernel(true)?;
     let linux = if plan.kernels.contains(&KernelKind::Linux) { Some(crate::linux::ensure_linux()?) } else { None };

@@ -3,6 +3,11 @@
 //! CI machine gets everything from here, nothing by hand.
 
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// Held across each check-then-install: the benchmark boots several guests from threads at
+/// once, and two `apt-get`s at a time fail on dpkg's lock.
+static APT: Mutex<()> = Mutex::new(());
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -50,6 +55,7 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
 
 /// Makes `command` available, installing Debian's `package` when it is missing.
 pub fn ensure_command(command: &str, package: &str) -> Result<(), String> {
+    let _apt = APT.lock().unwrap_or_else(|e| e.into_inner());
     if !have(command) {
         apt_install(&[package])?;
         if !have(command) {
@@ -62,6 +68,7 @@ pub fn ensure_command(command: &str, package: &str) -> Result<(), String> {
 /// Debian's static busybox: the in-kernel user tests get it as /bin/sh.
 pub fn ensure_busybox() -> Result<std::path::PathBuf, String> {
     let path = std::path::PathBuf::from("/bin/busybox");
+    let _apt = APT.lock().unwrap_or_else(|e| e.into_inner());
     if !path.is_file() {
         apt_install(&["busybox-static"])?;
     }
@@ -71,6 +78,7 @@ pub fn ensure_busybox() -> Result<std::path::PathBuf, String> {
 /// Debian's DejaVu Sans: the font the charts (plot.rs) are drawn with.
 pub fn ensure_font() -> Result<std::path::PathBuf, String> {
     let path = std::path::PathBuf::from("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");
+    let _apt = APT.lock().unwrap_or_else(|e| e.into_inner());
     if !path.is_file() {
         apt_install(&["fonts-dejavu-core"])?;
         if !path.is_file() {
