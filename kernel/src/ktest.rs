@@ -24,7 +24,7 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 7] {
+fn suites() -> [&'static [KTest]; 8] {
     [
         crate::cmdline::KTESTS,
         crate::mm::tests::KTESTS,
@@ -33,6 +33,7 @@ fn suites() -> [&'static [KTest]; 7] {
         crate::process::exec::KTESTS,
         crate::syscall::trace::KTESTS,
         crate::leak::KTESTS,
+        crate::arch::smp::tests::KTESTS,
     ]
 }
 

@@ -28,7 +28,22 @@ impl<T> IrqMutex<T> {
         if was_enabled {
             cpu::disable_interrupts();
         }
-        IrqMutexGuard { guard: Some(self.inner.lock()), enable_on_drop: was_enabled }
+        IrqMutexGuard { guard: Some(self.spin()), enable_on_drop: was_enabled }
+    }
+
+    /// Spins for the lock with interrupts masked, running this CPU's cross-CPU call
+    /// requests meanwhile: the holder may be waiting for this CPU to acknowledge one
+    /// (a TLB shootdown under the kernel page-table lock), and no IPI gets in.
+    fn spin(&self) -> MutexGuard<'_, T> {
+        loop {
+            if let Some(g) = self.inner.try_lock() {
+                return g;
+            }
+            while self.inner.is_locked() {
+                crate::arch::smp::flush_smp_call_function_queue();
+                core::hint::spin_loop();
+            }
+        }
     }
 
     /// For panic and fault reports only: the lock if it is free now.

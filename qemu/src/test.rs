@@ -120,7 +120,17 @@ fn ktests(t: &mut Tally, kernel: &Path, o: &Options, initrd: &Path) {
             }
         };
         t.record(&format!("{machine}: ktest run completes"), verdict);
+        let online = cpus_online(&r.output);
+        t.record(
+            &format!("{machine}: every CPU of -smp {} came online", cfg.smp),
+            if online == Some(cfg.smp) { Ok(()) } else { Err(format!("the kernel reported {online:?} CPUs online")) },
+        );
     }
+}
+
+/// The kernel's `smp: N CPUs online` boot line.
+pub fn cpus_online(output: &str) -> Option<u32> {
+    output.lines().find_map(|l| l.strip_prefix("smp: ")?.strip_suffix(" CPUs online")?.trim().parse().ok())
 }
 
 /// A boot that must fail in a specific, reported way.
@@ -425,6 +435,8 @@ fn user_tests_on_linux_guest(
     cfg.cmdline = [crate::linux::cmdline(&cfg.machine, "/init"), o.append.join(" ")].join(" ").trim().to_string();
     cfg.initrd = Some(initrd);
     cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
+    // The oracle runs with as many CPUs as our kernel.
+    cfg.smp = o.smp.unwrap_or(1);
     cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     cfg.echo = false;
     let run = match qemu::run(&cfg) {
@@ -727,6 +739,13 @@ fn finish(t: &Tally) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpus_online_line_is_read() {
+        assert_eq!(cpus_online("x\nsmp: 4 CPUs online\nmemory: ...\n"), Some(4));
+        assert_eq!(cpus_online("smp: CPU 1 (APIC id 1) online\n"), None);
+        assert_eq!(cpus_online("no line\n"), None);
+    }
 
     #[test]
     fn cargo_test_summaries_are_summed() {

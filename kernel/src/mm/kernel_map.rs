@@ -158,10 +158,11 @@ pub fn map_kernel_page(va: u64, pa: u64, flags: PteFlags) -> Result<(), MapError
     with_kernel_pt(|pt, mem| pt.map(mem, va, pa, PageSize::Size4K, flags | PteFlags::GLOBAL))
 }
 
-/// Unmaps one 4 KiB kernel page and flushes it from this CPU's TLB.
+/// Unmaps one 4 KiB kernel page and flushes it from every CPU's TLB (a shootdown that
+/// returns once all have), so the caller may free the frame.
 pub fn unmap_kernel_page(va: u64) -> Result<Mapping, UnmapError> {
     let r = with_kernel_pt(|pt, mem| pt.unmap(mem, va, PageSize::Size4K));
-    cpu::invlpg(va);
+    crate::arch::smp::flush_tlb_kernel_range(va, va + PAGE_SIZE);
     r
 }
 
