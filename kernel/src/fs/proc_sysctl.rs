@@ -142,18 +142,7 @@ impl Inode for SysctlInode {
     fn metadata(&self) -> Metadata {
         let n = self.node();
         let kind = if n.knob == Knob::Dir { S_IFDIR } else { S_IFREG };
-        let now = crate::time::realtime();
-        Metadata {
-            dev: 0x4,
-            ino: Self::ino(self.idx),
-            mode: kind | n.mode,
-            nlink: 1,
-            blksize: 1024,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            ..Default::default()
-        }
+        super::procfs::meta(Self::ino(self.idx), kind | n.mode)
     }
     fn as_any(&self) -> &dyn Any {
         self
