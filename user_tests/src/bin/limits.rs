@@ -11,8 +11,8 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, child_exit, close, fork_child, load_byte, mmap, open, read, run_in_child, run_tests, store_byte, sys,
-    tests, wait_child, write, Exit, TempDir, PAGE,
+    assert_errno, child_exit, close, fork_child, load_byte, meminfo_kb, mmap, open, read, read_proc_in, run_in_child,
+    run_tests, store_byte, sys, tests, wait_child, write, Exit, TempDir, PAGE,
 };
 
 fn main() {
@@ -58,34 +58,6 @@ const TOLERANCE_KB: i64 = 512;
 
 fn munmap(addr: usize, len: usize) {
     sys!(SYS_munmap, addr, len).unwrap();
-}
-
-/// The whole of a small /proc or /proc/sys file, read without allocating on the way
-/// (an allocation could move the figures being measured).
-fn read_small(path: &str, buf: &mut [u8]) -> usize {
-    let fd = open(path, O_RDONLY, 0).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    let mut n = 0;
-    loop {
-        let r = read(fd, &mut buf[n..]).unwrap();
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    close(fd).unwrap();
-    n
-}
-
-fn meminfo_kb(field: &str) -> i64 {
-    let mut buf = [0u8; 4096];
-    let n = read_small("/proc/meminfo", &mut buf);
-    let text = std::str::from_utf8(&buf[..n]).unwrap();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
-            return rest.trim().trim_end_matches("kB").trim().parse().unwrap();
-        }
-    }
-    panic!("no {field} in /proc/meminfo")
 }
 
 fn knob_path(name: &str) -> String {
@@ -135,11 +107,11 @@ impl Drop for Knob {
 fn assert_meminfo_delta(field: &str, expected_kb: i64, f: impl Fn() -> (usize, usize)) {
     let mut last = (0, 0);
     for _ in 0..20 {
-        let before = meminfo_kb(field);
+        let before = meminfo_kb(field) as i64;
         let (a, len) = f();
-        let during = meminfo_kb(field);
+        let during = meminfo_kb(field) as i64;
         munmap(a, len);
-        let after = meminfo_kb(field);
+        let after = meminfo_kb(field) as i64;
         last = (during - before, after - before);
         if (last.0 - expected_kb).abs() <= TOLERANCE_KB && last.1.abs() <= TOLERANCE_KB {
             return;
@@ -305,10 +277,7 @@ fn proc_sys_write_with_or_without_newline_takes_effect() {
 /// Lines of /proc/self/maps that are VMAs ([vsyscall] is not one), read without
 /// allocating (an allocation could add a mapping).
 fn map_count() -> usize {
-    let mut buf = [0u8; 64 * 1024];
-    let n = read_small("/proc/self/maps", &mut buf);
-    let text = std::str::from_utf8(&buf[..n]).unwrap();
-    text.lines().filter(|l| !l.contains("[vsyscall]")).count()
+    read_proc_in(c"/proc/self/maps", &mut [0u8; 64 * 1024]).lines().filter(|l| !l.contains("[vsyscall]")).count()
 }
 
 /// mmap refuses once the address space holds more VMAs than vm.max_map_count: do_mmap
@@ -455,9 +424,9 @@ fn committed_as_counts_private_writable_mappings() {
     let mut last = 0;
     for _ in 0..20 {
         let a = anon(BIG, PROT_READ | PROT_WRITE, 0).unwrap();
-        let before = meminfo_kb("Committed_AS");
+        let before = meminfo_kb("Committed_AS") as i64;
         munmap(a, BIG / 4);
-        last = meminfo_kb("Committed_AS") - before;
+        last = meminfo_kb("Committed_AS") as i64 - before;
         munmap(a + BIG / 4, BIG - BIG / 4);
         if (last + BIG_KB / 4).abs() <= TOLERANCE_KB {
             return;
@@ -495,9 +464,9 @@ fn assert_committed_change<T>(expected_kb: i64, setup: impl Fn() -> T, act: impl
     let mut last = 0;
     for _ in 0..20 {
         let state = setup();
-        let before = meminfo_kb("Committed_AS");
+        let before = meminfo_kb("Committed_AS") as i64;
         act(&state);
-        last = meminfo_kb("Committed_AS") - before;
+        last = meminfo_kb("Committed_AS") as i64 - before;
         undo(state);
         if (last - expected_kb).abs() <= TOLERANCE_KB {
             return;
@@ -577,13 +546,13 @@ fn committed_as_counts_tmpfs_pages_while_cached() {
     let data = vec![1u8; BIG];
     let mut last = (0, 0);
     for _ in 0..20 {
-        let before = meminfo_kb("Committed_AS");
+        let before = meminfo_kb("Committed_AS") as i64;
         let fd = open(&path, O_RDWR | O_CREAT | O_TRUNC, 0o600).unwrap();
         assert_eq!(write(fd, &data).unwrap(), BIG);
         close(fd).unwrap();
-        let during = meminfo_kb("Committed_AS");
+        let during = meminfo_kb("Committed_AS") as i64;
         sys!(SYS_unlink, user_tests::cstr(&path).as_ptr()).unwrap();
-        let after = meminfo_kb("Committed_AS");
+        let after = meminfo_kb("Committed_AS") as i64;
         last = (during - before, after - before);
         if (last.0 - BIG_KB).abs() <= TOLERANCE_KB && last.1.abs() <= TOLERANCE_KB {
             return;
@@ -596,11 +565,11 @@ fn committed_as_counts_tmpfs_pages_while_cached() {
 fn commit_limit_is_overcommit_ratio_of_ram_plus_swap() {
     let kbytes: u64 = read_knob("vm/overcommit_kbytes").trim().parse().unwrap();
     let ratio: u64 = read_knob("vm/overcommit_ratio").trim().parse().unwrap();
-    let ram_pages = meminfo_kb("MemTotal") as u64 / 4;
-    let huge_pages = meminfo_kb("HugePages_Total") as u64 * meminfo_kb("Hugepagesize") as u64 / 4;
+    let ram_pages = meminfo_kb("MemTotal") / 4;
+    let huge_pages = meminfo_kb("HugePages_Total") * meminfo_kb("Hugepagesize") / 4;
     let allowed = if kbytes != 0 { kbytes / 4 } else { (ram_pages - huge_pages) * ratio / 100 };
-    let swap_pages = meminfo_kb("SwapTotal") as u64 / 4;
-    assert_eq!(meminfo_kb("CommitLimit") as u64, (allowed + swap_pages) * 4);
+    let swap_pages = meminfo_kb("SwapTotal") / 4;
+    assert_eq!(meminfo_kb("CommitLimit"), (allowed + swap_pages) * 4);
 }
 
 fn ram_and_swap() -> usize {
@@ -632,7 +601,7 @@ fn always_overcommit_allows_a_mapping_larger_than_ram() {
 fn strict_overcommit_refuses_past_commit_limit_even_with_noreserve() {
     run_in_child(|| {
         let Some(restore) = Knob::set("vm/overcommit_memory", "2") else { return };
-        let room = (meminfo_kb("CommitLimit") - meminfo_kb("Committed_AS")).max(0) as usize * 1024;
+        let room = meminfo_kb("CommitLimit").saturating_sub(meminfo_kb("Committed_AS")) as usize * 1024;
         let over = room + 64 * MIB;
         let plain = anon(over, PROT_READ | PROT_WRITE, 0);
         let noreserve = anon(over, PROT_READ | PROT_WRITE, MAP_NORESERVE);
@@ -653,7 +622,7 @@ fn strict_overcommit_refuses_past_commit_limit_even_with_noreserve() {
 fn strict_overcommit_refuses_a_fork_whose_copy_would_pass_commit_limit() {
     run_in_child(|| {
         let Some(restore) = Knob::set("vm/overcommit_memory", "2") else { return };
-        let room = (meminfo_kb("CommitLimit") - meminfo_kb("Committed_AS")).max(0) as usize * 1024;
+        let room = meminfo_kb("CommitLimit").saturating_sub(meminfo_kb("Committed_AS")) as usize * 1024;
         let big = (room / 4 * 3) & !(PAGE - 1);
         let a = anon(big, PROT_READ | PROT_WRITE, 0);
         let forked = a.as_ref().ok().map(|_| {
