@@ -47,6 +47,9 @@ fn main() {
             strict_overcommit_refuses_past_commit_limit_even_with_noreserve,
             strict_overcommit_refuses_a_fork_whose_copy_would_pass_commit_limit,
             map_hugetlb_without_huge_pages_is_enomem,
+            map_hugetlb_noreserve_without_huge_pages_maps_and_a_touch_is_sigbus,
+            map_hugetlb_takes_whole_huge_pages_at_aligned_addresses,
+            map_hugetlb_noreserve_is_not_charged_to_committed_as,
             mapped_counts_each_mapped_file_page_once,
         ],
     )
@@ -658,6 +661,59 @@ fn map_hugetlb_without_huge_pages_is_enomem() {
     let fd = open(&dir.file("f", &vec![0u8; PAGE]), O_RDWR, 0).unwrap();
     assert_errno!(mmap(0, PAGE, PROT_READ, MAP_SHARED | MAP_HUGETLB, fd, 0), EINVAL);
     close(fd).unwrap();
+}
+
+const HPAGE: usize = 2 * MIB;
+
+/// With MAP_NORESERVE nothing is reserved, so mmap succeeds without huge pages; the
+/// first touch, read or write, finds no page to allocate (hugetlb_no_page): SIGBUS.
+fn map_hugetlb_noreserve_without_huge_pages_maps_and_a_touch_is_sigbus() {
+    assert_eq!(meminfo_kb("HugePages_Total"), 0, "the test needs no reserved huge pages");
+    for shared in [false, true] {
+        let kind = if shared { MAP_SHARED } else { MAP_PRIVATE };
+        let a = mmap(0, HPAGE, PROT_READ | PROT_WRITE, kind | MAP_ANONYMOUS | MAP_HUGETLB | MAP_NORESERVE, -1, 0)
+            .unwrap_or_else(|e| panic!("shared {shared}: {e}"));
+        assert_eq!(child_exit(|| load_byte(a + PAGE) as i32), Exit::Signal(SIGBUS), "read, shared {shared}");
+        assert_eq!(
+            child_exit(|| {
+                store_byte(a, 1);
+                0
+            }),
+            Exit::Signal(SIGBUS),
+            "write, shared {shared}"
+        );
+        munmap(a, HPAGE);
+    }
+}
+
+/// A hugetlb mapping is whole huge pages: a 4 KiB request maps 2 MiB at a 2 MiB-aligned
+/// address (a hint is rounded up to one), and MAP_FIXED at an address that is not
+/// aligned is EINVAL.
+fn map_hugetlb_takes_whole_huge_pages_at_aligned_addresses() {
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_NORESERVE;
+    let a = mmap(0, PAGE, PROT_READ | PROT_WRITE, flags, -1, 0).unwrap();
+    assert_eq!(a % HPAGE, 0, "{a:#x}");
+    let maps = read_proc_in(c"/proc/self/maps", &mut [0u8; 64 * 1024]).to_owned();
+    let line = maps.lines().find(|l| l.starts_with(&format!("{a:x}-"))).unwrap_or_else(|| panic!("{a:#x} in\n{maps}"));
+    assert!(line.starts_with(&format!("{a:x}-{:x} ", a + HPAGE)), "{line}");
+    munmap(a, HPAGE);
+    // A free range with room for two huge pages; a hint just past the first huge page
+    // boundary in it gives the next boundary up.
+    let room = anon(4 * HPAGE, PROT_NONE, MAP_NORESERVE).unwrap();
+    munmap(room, 4 * HPAGE);
+    let hint = room.next_multiple_of(HPAGE) + PAGE;
+    assert_eq!(mmap(hint, HPAGE, PROT_READ, flags, -1, 0), Ok(hint - PAGE + HPAGE));
+    munmap(hint - PAGE + HPAGE, HPAGE);
+    assert_errno!(mmap(hint, HPAGE, PROT_READ, flags | MAP_FIXED, -1, 0), EINVAL);
+}
+
+/// Hugetlb memory is never charged to committed memory (accountable_mapping leaves
+/// hugetlb files out, and MAP_NORESERVE reserves no huge pages).
+fn map_hugetlb_noreserve_is_not_charged_to_committed_as() {
+    assert_meminfo_delta("Committed_AS", 0, || {
+        let a = anon(64 * MIB, PROT_READ | PROT_WRITE, MAP_HUGETLB | MAP_NORESERVE).unwrap();
+        (a, 64 * MIB)
+    });
 }
 
 /// Mapped counts file pages mapped into some page table, each page once however many
