@@ -378,6 +378,22 @@ impl Exit {
     }
 }
 
+/// clone/vfork (system call `nr` with arguments `a`) whose child exits at once with status
+/// 0 without touching memory, so it may share the parent's address space and stack
+/// (CLONE_VM, CLONE_VFORK, CLONE_THREAD). Returns the parent's result: the child's id, or
+/// `-errno`.
+pub fn raw_clone_exiting_child(nr: u64, a: [u64; 6]) -> i64 {
+    let r: i64;
+    // SAFETY: the child runs only the instructions after the first `syscall`, which use
+    // registers alone, and exits (the thread, for CLONE_THREAD) with status 0.
+    unsafe {
+        std::arch::asm!("syscall", "test rax, rax", "jnz 2f", "mov eax, 60", "xor edi, edi", "syscall", "ud2", "2:",
+             inlateout("rax") nr as i64 => r, inlateout("rdi") a[0] => _, in("rsi") a[1], in("rdx") a[2],
+             in("r10") a[3], in("r8") a[4], in("r9") a[5], lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    r
+}
+
 /// Forks; the child runs `f` and `_exit`s with its result (101 if it panics, after
 /// writing the panic message to stderr). Returns the child's pid.
 pub fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {

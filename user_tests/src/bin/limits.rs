@@ -11,8 +11,8 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, child_exit, close, fork_child, load_byte, meminfo_kb, mmap, open, read, read_proc_in, run_in_child,
-    run_tests, store_byte, sys, tests, wait_child, write, Exit, TempDir, PAGE,
+    assert_errno, child_exit, close, fork_child, load_byte, meminfo_kb, mmap, open, raw_clone_exiting_child, read,
+    read_proc_in, run_in_child, run_tests, store_byte, sys, tests, wait_child, write, Exit, TempDir, PAGE,
 };
 
 fn main() {
@@ -30,6 +30,9 @@ fn main() {
             max_map_count_bounds_the_number_of_mappings,
             mmap_fixed_below_mmap_min_addr_needs_cap_sys_rawio,
             pid_max_bounds_new_pids,
+            fork_is_eagain_once_the_tasks_reach_threads_max,
+            a_new_thread_is_eagain_once_the_tasks_reach_threads_max,
+            an_exited_child_holds_its_place_under_threads_max_until_reaped,
             rlimit_as_refuses_mmap_past_it,
             rlimit_as_refuses_mremap_growth_past_it,
             rlimit_as_keeps_the_old_break,
@@ -353,6 +356,88 @@ fn pid_max_bounds_new_pids() {
         let Some(_restore) = Knob::set("kernel/pid_max", "350") else { return };
         let next = fork_pid();
         assert!((300..350).contains(&next), "pid {next} with pid_max 350");
+    });
+}
+
+/// A fork (raw, its child exits at once): the child's pid, or `-errno`.
+fn raw_fork() -> i64 {
+    raw_clone_exiting_child(SYS_fork as u64, [0; 6])
+}
+
+/// Whether a fork succeeds now; its child is reaped.
+fn fork_succeeds() -> bool {
+    let r = raw_fork();
+    if r > 0 {
+        assert_eq!(wait_child(r as i32), Exit::Code(0));
+    }
+    r > 0
+}
+
+/// copy_process refuses a new task once the tasks in the system reach kernel.threads-max
+/// (`nr_threads >= max_threads`), for root too: at 1 a fork is EAGAIN; with the old value
+/// back it works again.
+fn fork_is_eagain_once_the_tasks_reach_threads_max() {
+    run_in_child(|| {
+        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let r = raw_fork();
+        drop(restore);
+        if r > 0 {
+            wait_child(r as i32);
+        }
+        assert_eq!(r, -(EAGAIN as i64), "fork with threads-max 1");
+        assert!(fork_succeeds(), "fork with threads-max back at its old value");
+    });
+}
+
+/// A thread is a task as a process is: clone(CLONE_THREAD) is EAGAIN too.
+fn a_new_thread_is_eagain_once_the_tasks_reach_threads_max() {
+    let flags = (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM) as u64;
+    run_in_child(|| {
+        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let r = raw_clone_exiting_child(SYS_clone as u64, [flags, 0, 0, 0, 0, 0]);
+        drop(restore);
+        assert_eq!(r, -(EAGAIN as i64), "clone(CLONE_THREAD) with threads-max 1");
+        assert!(raw_clone_exiting_child(SYS_clone as u64, [flags, 0, 0, 0, 0, 0]) > 0, "with the old value back");
+    });
+}
+
+/// The limit is reached when the tasks equal it, and an exited child that is not yet
+/// reaped (a zombie) still counts: Linux releases its task only at the reap. The tasks
+/// are counted by finding the least threads-max at which a fork succeeds; other tasks
+/// that come or go meanwhile (a Linux kernel thread) make an attempt start over.
+fn an_exited_child_holds_its_place_under_threads_max_until_reaped() {
+    run_in_child(|| {
+        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let old: u32 = restore.old.trim().parse().unwrap();
+        let set = |v: u32| write_knob("kernel/threads-max", &v.to_string()).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            // The least limit with room for one more task: the tasks now, plus one.
+            let (mut fails, mut works) = (1, old);
+            while works - fails > 1 {
+                let mid = fails + (works - fails) / 2;
+                set(mid);
+                if fork_succeeds() {
+                    works = mid;
+                } else {
+                    fails = mid;
+                }
+            }
+            set(works);
+            let zombie = raw_fork();
+            assert!(zombie > 0, "fork with threads-max {works}: {zombie}");
+            // Wait for its exit without reaping it.
+            let mut info: siginfo_t = unsafe { std::mem::zeroed() };
+            sys!(SYS_waitid, P_PID, zombie, &mut info as *mut siginfo_t, WEXITED | WNOWAIT, 0).unwrap();
+            let with_zombie = fork_succeeds();
+            assert_eq!(wait_child(zombie as i32), Exit::Code(0));
+            let after_reap = fork_succeeds();
+            if !with_zombie && after_reap {
+                return;
+            }
+            seen.push((works, with_zombie, after_reap));
+        }
+        panic!("(limit, fork with the zombie, fork after the reap) never (_, false, true): {seen:?}");
     });
 }
 
