@@ -36,7 +36,9 @@ const INO_UPTIME: u64 = 5;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
-fn meta(ino: u64, mode: u32) -> Metadata {
+/// The metadata of a /proc inode (also /proc/sys's): every one on the proc device, owned by
+/// root unless its caller says otherwise, with the time of the call.
+pub(super) fn meta(ino: u64, mode: u32) -> Metadata {
     let now = crate::time::realtime();
     Metadata {
         dev: PROC_DEV,

@@ -7,7 +7,7 @@
 
 use super::address_space::{MmInner, UserPhysMem};
 use super::page::{self, Page, PageKind};
-use super::vma::{Backend, Prot, Vma};
+use super::vma::{Backend, Prot, VmFlags, Vma};
 use super::PAGE_SIZE;
 use core::sync::atomic::AtomicU64;
 use page_table::{MapError, PageSize, PteFlags};
@@ -57,6 +57,11 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
     };
     if !access_allowed(&vma, access) {
         return Err(FaultError::AccErr);
+    }
+    if vma.flags.contains(VmFlags::HUGETLB) {
+        // hugetlb_no_page: no huge page to allocate (the pool is empty, and a VMA without
+        // a reservation may not take one anyway): SIGBUS.
+        return Err(FaultError::Bus);
     }
     let mem = UserPhysMem { pt_pages, owner: mm.owner };
     if let Some(m) = mm.pt.translate(&mem, page_va) {

@@ -472,6 +472,18 @@ pub fn shrink() {
     }
 }
 
+/// Whether Linux's `nr_threads`, the tasks in the system, is at least `limit`. A zombie
+/// process (all its threads gone, not yet reaped) counts as the one task Linux keeps for
+/// it until the reap. The zombies are counted only when they could make the difference.
+pub fn nr_threads_at_least(limit: usize) -> bool {
+    let (tasks, processes) = live_counts();
+    if tasks >= limit || tasks + processes < limit {
+        return tasks >= limit;
+    }
+    let zombies = all_processes().iter().filter(|p| p.threads.lock().is_empty()).count();
+    tasks + zombies >= limit
+}
+
 /// (tasks, processes) in the tables.
 pub fn live_counts() -> (usize, usize) {
     let t = TABLES.lock();
