@@ -513,20 +513,19 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
     };
     let kernels = (ours, linux);
     let workers = plan.jobs.clamp(1, jobs.len().max(1));
-    let cpus = CpuPool::new(plan.cpu_budget);
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = Dispatcher::new(plan.cpu_budget);
+    let smp_of = |i: usize| jobs.get(i).map(|j| j.smp);
     let (tx, rx) = std::sync::mpsc::channel::<Result<Boot, String>>();
     let mut runs_seen: BTreeMap<(String, String), u32> = BTreeMap::new();
     let mut done_weight = 0.0;
     let mut fatal = None;
     std::thread::scope(|scope| {
         for worker in 0..workers {
-            let (tx, next, jobs, kernels, programs, logs, cpus) =
-                (tx.clone(), &next, &jobs, &kernels, &programs, &logs, &cpus);
+            let (tx, next, jobs, kernels, programs, logs, smp_of) =
+                (tx.clone(), &next, &jobs, &kernels, &programs, &logs, &smp_of);
             scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
-                cpus.take(job.smp);
+                let Some(i) = next.take(smp_of) else { break };
+                let job = &jobs[i];
                 eprintln!(
                     "xtask bench [{}/{}] {} on {}: started at {}",
                     i + 1,
@@ -536,7 +535,7 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
                     fmt_duration(started.elapsed())
                 );
                 let r = boot(plan, o, programs, kernels, job, i, worker, logs);
-                cpus.give(job.smp);
+                next.done(job.smp);
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
                     break;
@@ -549,7 +548,7 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
                 Ok(b) => b,
                 Err(e) => {
                     // A runner error (QEMU cannot start, a file cannot be written): stop.
-                    next.store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                    next.stop();
                     fatal = Some(e);
                     continue;
                 }
@@ -583,31 +582,46 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
     Ok(BenchOutcome { failures: res.failures })
 }
 
-/// The guest CPUs of the boots running at once: a boot takes its CPUs before it starts,
-/// waiting while they would exceed the budget (unless nothing runs: a boot larger than
-/// the budget runs alone), and gives them back when it ends.
-struct CpuPool {
+/// Hands the boots to the workers in order, each with its guest CPUs: the next boot
+/// starts when its CPUs and those of the boots running fit the budget (or nothing runs: a
+/// boot larger than the budget runs alone). Boots start in the plan's order, so a large
+/// boot is never overtaken by the small ones after it.
+struct Dispatcher {
     budget: u32,
-    used: std::sync::Mutex<u32>,
-    freed: std::sync::Condvar,
+    /// The index of the next boot, and the CPUs of the boots running.
+    state: std::sync::Mutex<(usize, u32)>,
+    changed: std::sync::Condvar,
 }
 
-impl CpuPool {
-    fn new(budget: u32) -> CpuPool {
-        CpuPool { budget, used: std::sync::Mutex::new(0), freed: std::sync::Condvar::new() }
+impl Dispatcher {
+    fn new(budget: u32) -> Dispatcher {
+        Dispatcher { budget, state: std::sync::Mutex::new((0, 0)), changed: std::sync::Condvar::new() }
     }
 
-    fn take(&self, n: u32) {
-        let mut used = self.used.lock().unwrap();
-        while *used > 0 && *used + n > self.budget {
-            used = self.freed.wait(used).unwrap();
+    /// The next boot's index once its CPUs (`smp_of(index)`) fit; None when no boot is left.
+    fn take(&self, smp_of: &dyn Fn(usize) -> Option<u32>) -> Option<usize> {
+        let mut st = self.state.lock().unwrap();
+        loop {
+            let (next, used) = *st;
+            let n = smp_of(next)?;
+            if used == 0 || used + n <= self.budget {
+                *st = (next + 1, used + n);
+                return Some(next);
+            }
+            st = self.changed.wait(st).unwrap();
         }
-        *used += n;
     }
 
-    fn give(&self, n: u32) {
-        *self.used.lock().unwrap() -= n;
-        self.freed.notify_all();
+    /// A boot of `n` CPUs has ended.
+    fn done(&self, n: u32) {
+        self.state.lock().unwrap().1 -= n;
+        self.changed.notify_all();
+    }
+
+    /// No boot starts any more.
+    fn stop(&self) {
+        self.state.lock().unwrap().0 = usize::MAX;
+        self.changed.notify_all();
     }
 }
 
@@ -1784,24 +1798,28 @@ mod tests {
     }
 
     #[test]
-    fn a_boot_waits_until_its_cpus_fit_the_budget() {
-        let pool = CpuPool::new(2);
-        pool.take(1);
-        let started = std::sync::atomic::AtomicBool::new(false);
+    fn boots_start_in_order_when_their_cpus_fit_the_budget() {
+        let smp = [1, 2, 1, 4];
+        let smp_of = |i: usize| smp.get(i).copied();
+        let d = Dispatcher::new(2);
+        assert_eq!(d.take(&smp_of), Some(0));
+        let second = std::sync::Mutex::new(None);
         std::thread::scope(|s| {
-            s.spawn(|| {
-                pool.take(2);
-                started.store(true, std::sync::atomic::Ordering::SeqCst);
-                pool.give(2);
-            });
+            s.spawn(|| *second.lock().unwrap() = Some(d.take(&smp_of)));
             std::thread::sleep(Duration::from_millis(100));
-            assert!(!started.load(std::sync::atomic::Ordering::SeqCst), "2 more CPUs do not fit beside 1");
-            pool.give(1);
+            assert_eq!(*second.lock().unwrap(), None, "2 more CPUs do not fit beside 1");
+            d.done(1);
         });
-        assert!(started.load(std::sync::atomic::Ordering::SeqCst));
-        pool.take(4);
-        pool.give(4);
-        assert_eq!(*pool.used.lock().unwrap(), 0, "a boot larger than the budget runs alone");
+        assert_eq!(*second.lock().unwrap(), Some(Some(1)), "boot 1 next, not boot 2 that would fit");
+        d.done(2);
+        assert_eq!(d.take(&smp_of), Some(2));
+        d.done(1);
+        assert_eq!(d.take(&smp_of), Some(3), "a boot larger than the budget runs alone");
+        d.done(4);
+        assert_eq!(d.take(&smp_of), None);
+        let d = Dispatcher::new(2);
+        d.stop();
+        assert_eq!(d.take(&smp_of), None, "nothing starts after a stop");
     }
 
     fn scale_fields(test: &str, ipis: Option<(u32, u32, u32)>) -> BTreeMap<String, String> {
