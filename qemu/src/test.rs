@@ -709,7 +709,20 @@ fn bench_quick(t: &mut Tally, o: &Options) {
     );
     let micro = std::fs::read_to_string(out.join("vm_micro.csv")).unwrap_or_default();
     t.record("bench: vm_micro.csv has its schema and every benchmark", crate::bench::check_micro_csv(&micro));
-    let plots = ["pt_bytes_16M", "cycles_16M_read", "cycles_16M_write"];
+    let scale = std::fs::read_to_string(out.join("will_it_scale.csv")).unwrap_or_default();
+    let problems = crate::bench::check_scale_csv(&scale);
+    let rows = scale.lines().count().saturating_sub(1);
+    t.record(
+        "bench: will_it_scale.csv has its schema, a row per quick case and consistent figures",
+        if !problems.is_empty() {
+            Err(problems.join("; "))
+        } else if rows != plan.scale.len() {
+            Err(format!("{rows} rows, expected {}", plan.scale.len()))
+        } else {
+            Ok(())
+        },
+    );
+    let plots = ["pt_bytes_16M", "cycles_16M_read", "cycles_16M_write", "scale_page_fault1", "scale_futex1"];
     let missing: Vec<String> = plots
         .iter()
         .flat_map(|p| [format!("{p}.svg"), format!("{p}.png")])
