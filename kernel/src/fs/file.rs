@@ -7,11 +7,11 @@ use super::eventfd::EventFd;
 use super::pipe::Pipe;
 use super::vfs::*;
 use crate::errno::*;
+use crate::sync::SpinLock as Mutex;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use spin::Mutex;
 
 pub const O_ACCMODE: u32 = 0o3;
 pub const O_RDONLY: u32 = 0;
@@ -51,7 +51,7 @@ pub enum FileKind {
 
 pub struct File {
     pub kind: FileKind,
-    pub offset: Mutex<u64>,
+    pub offset: Mutex<u64, crate::sync::order::FileOffset>,
     /// Access mode and status flags (O_APPEND, O_NONBLOCK, ...), without O_CLOEXEC.
     pub flags: AtomicU32,
     /// The path it was opened by, for diagnostics.
@@ -65,7 +65,7 @@ pub struct File {
 }
 
 /// Open files with write access, per (dev, ino) of a regular file.
-static WRITERS: Mutex<BTreeMap<(u64, u64), usize>> = Mutex::new(BTreeMap::new());
+static WRITERS: Mutex<BTreeMap<(u64, u64), usize>, crate::sync::order::Writers> = Mutex::new(BTreeMap::new());
 
 /// Whether some open file can write the regular file `m` describes (exec's
 /// `deny_write_access` fails with ETXTBSY then).

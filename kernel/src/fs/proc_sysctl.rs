@@ -16,13 +16,13 @@ use crate::leak::Live;
 use crate::mm::commit;
 use crate::process::cred::{Creds, CAP_SYS_ADMIN, CAP_SYS_RAWIO};
 use crate::process::fork;
+use crate::sync::SpinLock as Mutex;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Mutex;
 
 /// What a knob is and where its value lives.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,7 @@ const NODES: &[Node] = &[
 pub const ROOT_INO: u64 = 0x100;
 
 /// `kernel.core_pattern` (CORENAME_MAX_SIZE bytes with its NUL).
-static CORE_PATTERN: Mutex<String> = Mutex::new(String::new());
+static CORE_PATTERN: Mutex<String, crate::sync::order::CorePattern> = Mutex::new(String::new());
 const CORENAME_MAX_SIZE: usize = 128;
 /// `kernel.tainted`: the taint flags (TAINT_FLAGS_COUNT of them); writes only add.
 static TAINTED: AtomicU64 = AtomicU64::new(0);

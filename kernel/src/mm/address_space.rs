@@ -7,10 +7,10 @@
 use super::page::{self, PtOwner};
 use super::vma::{Prot, Vma};
 use crate::arch::cpu;
+use crate::sync::SpinLock as Mutex;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{PageTable, PhysMem, PteFlags};
-use spin::Mutex;
 
 /// End of the user half (`TASK_SIZE` on x86_64 with 4-level paging).
 pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
@@ -78,6 +78,14 @@ impl PhysMem for UserPhysMem<'_> {
         super::kernel_map::write_pte(table, index, value)
     }
 
+    fn xchg_pte(&mut self, table: u64, index: usize, value: u64) -> u64 {
+        super::kernel_map::xchg_pte(table, index, value)
+    }
+
+    fn cmpxchg_pte(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+        super::kernel_map::cmpxchg_pte(table, index, old, new)
+    }
+
     fn alloc_table(&mut self, level: usize) -> Option<u64> {
         let t = page::alloc_table_page(self.owner)?;
         if counts_in_vmpte(level) {
@@ -126,6 +134,20 @@ impl PhysMem for GatherPhysMem<'_> {
             self.tlb.shared_table(table);
         }
         super::kernel_map::write_pte(table, index, value)
+    }
+
+    fn xchg_pte(&mut self, table: u64, index: usize, value: u64) -> u64 {
+        if is_grafted(table, self.owner) {
+            self.tlb.shared_table(table);
+        }
+        super::kernel_map::xchg_pte(table, index, value)
+    }
+
+    fn cmpxchg_pte(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+        if is_grafted(table, self.owner) {
+            self.tlb.shared_table(table);
+        }
+        super::kernel_map::cmpxchg_pte(table, index, old, new)
     }
 
     fn alloc_table(&mut self, level: usize) -> Option<u64> {
@@ -190,7 +212,7 @@ pub struct MmInner {
 }
 
 pub struct MmStruct {
-    pub inner: Mutex<MmInner>,
+    pub inner: Mutex<MmInner, crate::sync::order::MmInner>,
     /// Page-table pages of this mm counted in VmPTE: PTE, PMD and PUD tables (not the root).
     pub pt_pages: AtomicU64,
     pub id: u64,
@@ -259,7 +281,9 @@ impl MmStruct {
     pub fn fork(&self) -> Option<Arc<MmStruct>> {
         let child = MmStruct::new()?;
         let mut parent = self.inner.lock();
-        let mut cg = child.inner.lock();
+        // The child's, nested under the parent's (Linux's SINGLE_DEPTH_NESTING): nobody
+        // else can reach it yet.
+        let mut cg = child.inner.lock_nested(1);
         let c = &mut *cg;
         c.start_brk = parent.start_brk;
         c.brk = parent.brk;

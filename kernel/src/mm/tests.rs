@@ -331,7 +331,7 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     {
         let g = guest.inner.lock();
         let m = g.pt.translate(&guest.phys_mem(), base + 3 * PAGE_SIZE).expect("guest sees the host's page");
-        let hm = host.inner.lock().pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
+        let hm = host.inner.lock_nested(1).pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
         assert_eq!(m.phys, hm.phys);
         assert_eq!(g.grafts.len(), 1, "the guest records its graft");
         assert_eq!(g.grafts[0].owner, host.owner());
@@ -359,7 +359,7 @@ fn owner_munmap_inside_a_grafted_table_unmaps_its_pages_for_every_grafter() {
     super::munmap::do_munmap(&host, base, 4 * PAGE_SIZE).expect("munmap");
     {
         let h = host.inner.lock();
-        let g = guest.inner.lock();
+        let g = guest.inner.lock_nested(1);
         let (hmem, gmem) = (host.phys_mem(), guest.phys_mem());
         assert!(h.pt.translate(&hmem, base).is_none(), "the owner's unmap clears its entries");
         assert!(g.pt.translate(&gmem, base + 3 * PAGE_SIZE).is_none(), "and the guest sees it");

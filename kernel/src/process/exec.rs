@@ -323,12 +323,12 @@ pub fn exec_into(
         let files = t.files();
         let mut table = files.lock().clone();
         table.close_on_exec();
-        *t.files.lock() = Arc::new(spin::Mutex::new(table));
+        *t.files.lock() = Arc::new(crate::sync::SpinLock::new(table));
     }
     {
         let mut h = t.sighand().lock().clone();
         h.reset_for_exec();
-        *t.sighand.lock() = Arc::new(spin::Mutex::new(h));
+        *t.sighand.lock() = Arc::new(crate::sync::SpinLock::new(h));
     }
     t.sig.lock().altstack = Default::default();
     *t.comm.lock() = super::task::comm_from_path(&execfn);

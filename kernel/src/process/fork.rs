@@ -6,10 +6,10 @@ use super::wait_queue::Completion;
 use crate::arch::context::FpuState;
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
+use crate::sync::SpinLock as Mutex;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, Ordering};
-use spin::Mutex;
 
 pub const CSIGNAL: u64 = 0xff;
 pub const CLONE_VM: u64 = 0x100;

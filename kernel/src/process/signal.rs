@@ -94,6 +94,9 @@ pub struct SigAction {
 }
 crate::impl_pod!(SigAction);
 
+/// Signal handlers as tasks share them (CLONE_SIGHAND).
+pub type SigHandlersLock = crate::sync::SpinLock<SigHandlers, crate::sync::order::SigHandlers>;
+
 #[derive(Clone)]
 pub struct SigHandlers {
     pub actions: [SigAction; NSIG as usize],

@@ -147,12 +147,9 @@ pub fn sys_sigaltstack(a: Args) -> SysResult {
 pub(super) static PAUSE_QUEUE: crate::process::wait_queue::WaitQueue = crate::process::wait_queue::WaitQueue::new();
 
 pub fn sys_pause() -> SysResult {
-    let t = current();
-    loop {
-        if signal_pending(&t) {
-            return Err(ERESTARTNOHAND);
-        }
-        PAUSE_QUEUE.sleep_once(&t, crate::process::task::TaskState::Interruptible, None);
+    // Only a signal ends the wait (ERESTARTSYS from the queue), and pause never restarts.
+    match PAUSE_QUEUE.wait_until(true, || None::<()>) {
+        Ok(()) | Err(_) => Err(ERESTARTNOHAND),
     }
 }
 
