@@ -766,6 +766,9 @@ fn run_cow_rounds(skip_fork: bool, max_rounds: u64, budget: Duration) -> (u64, V
             // sends both views back; it allocates nothing and calls only raw system calls.
             Some(fork_child(|| {
                 let first = read_view(page, workers);
+                // Only the parent holds the write end of `go`: if it dies, the read ends.
+                let _ = close(go_w);
+                let _ = close(res_r);
                 let mut go = [0u8; 1];
                 let _ = read_full(go_r, &mut go);
                 let view = ChildView { first, second: read_view(page, workers) };
@@ -948,7 +951,8 @@ fn fork_mmap_mprotect_and_thread_storms_on_every_cpu_finish_intact() {
                         .map_err(|e| format!("mmap: {e}"))?;
                     word(region + PAGE, 0).store(0, Ordering::Relaxed);
                     let mut i = 0u64;
-                    while Instant::now() < deadline {
+                    // At least one round each, however busy the CPUs are.
+                    while i == 0 || Instant::now() < deadline {
                         match kind {
                             0 => storm_fork(region, i)?,
                             1 => storm_mmap(i)?,
