@@ -38,13 +38,17 @@ static EXE: OnceLock<CString> = OnceLock::new();
 /// 0 if all passed, 1 otherwise. If `argv[1]` is given, only tests whose name contains it
 /// run.
 pub fn run_tests(suite: &str, tests: &[(&str, fn())]) -> ! {
+    run_tests_matching(suite, tests, std::env::args().nth(1).as_deref())
+}
+
+/// [`run_tests`] with the filter given: only tests whose name contains `filter` run.
+pub fn run_tests_matching(suite: &str, tests: &[(&str, fn())], filter: Option<&str>) -> ! {
     let _ = SUITE.set(suite.to_string());
     exe_path(); // resolve argv[0] before any test changes the working directory
     install_quiet_panic_hook();
-    let filter = std::env::args().nth(1);
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+        if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
         *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = None;
