@@ -67,6 +67,9 @@ pub(super) fn do_exit(status: i32) -> ! {
     let files = core::mem::take(&mut *t.files.lock());
     drop(files);
     if last {
+        // Linux's do_exit cancels the group's ITIMER_REAL when its last thread goes:
+        // the armed list would otherwise hold the zombie until the deadline passed.
+        super::itimer::set(&p, 0, 0);
         let status = p.group_exit.lock().unwrap_or(status);
         exit_notify(&p, status);
     }
