@@ -1348,6 +1348,35 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// The rows of a benchmark CSV whose header must be `columns`: how many lines follow the
+/// header, and each row of the right width as (1-based row number, column -> cell). A
+/// wrong header (then None) or a row of the wrong width is added to `problems`.
+#[allow(clippy::type_complexity)]
+fn csv_rows<'a>(
+    text: &'a str,
+    columns: &[&'static str],
+    problems: &mut Vec<String>,
+) -> Option<(usize, Vec<(usize, BTreeMap<&'static str, &'a str>)>)> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    if header != columns {
+        problems.push(format!("header is {header:?}, expected {columns:?}"));
+        return None;
+    }
+    let mut count = 0;
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        count += 1;
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != columns.len() {
+            problems.push(format!("row {}: {} cells, expected {}", i + 1, cells.len(), columns.len()));
+            continue;
+        }
+        rows.push((i + 1, columns.iter().copied().zip(cells).collect()));
+    }
+    Some((count, rows))
+}
+
 /// Checks a `pt_sharing.csv` (text): the header is [`PT_COLUMNS`], every row has every
 /// column, numbers parse, and the figures are consistent with what the benchmark did:
 /// each process needs at least the PTE pages that map the region, touched every page
@@ -1355,23 +1384,12 @@ fn fmt_duration(d: Duration) -> String {
 /// Returns the problems found.
 pub fn check_pt_csv(text: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    if header != PT_COLUMNS {
-        problems.push(format!("header is {header:?}, expected {PT_COLUMNS:?}"));
+    let Some((rows, lines)) = csv_rows(text, &PT_COLUMNS, &mut problems) else {
         return problems;
-    }
-    let mut rows = 0;
-    for (i, line) in lines.enumerate() {
-        rows += 1;
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() != PT_COLUMNS.len() {
-            problems.push(format!("row {}: {} cells, expected {}", i + 1, cells.len(), PT_COLUMNS.len()));
-            continue;
-        }
-        let row: BTreeMap<&str, &str> = PT_COLUMNS.iter().copied().zip(cells.iter().copied()).collect();
+    };
+    for (i, row) in lines {
         let n = |k: &str| -> Option<u64> { row[k].parse().ok() };
-        let mut bad = |what: String| problems.push(format!("row {}: {what}", i + 1));
+        let mut bad = |what: String| problems.push(format!("row {i}: {what}"));
         for k in &PT_COLUMNS[4..18] {
             let later = *k == "faults_per_later_proc" || *k == "cycles_per_later_proc";
             if n(k).is_none() && !(later && row[k] == "-" && row["procs"] == "1") {
@@ -1480,22 +1498,12 @@ pub fn check_micro_csv(text: &str) -> Result<(), String> {
 /// Returns the problems found.
 pub fn check_scale_csv(text: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    if header != SCALE_COLUMNS {
-        return vec![format!("header is {header:?}, expected {SCALE_COLUMNS:?}")];
-    }
-    let mut rows = 0;
-    for (i, line) in lines.enumerate() {
-        rows += 1;
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() != SCALE_COLUMNS.len() {
-            problems.push(format!("row {}: {} cells, expected {}", i + 1, cells.len(), SCALE_COLUMNS.len()));
-            continue;
-        }
-        let row: BTreeMap<&str, &str> = SCALE_COLUMNS.iter().copied().zip(cells.iter().copied()).collect();
+    let Some((rows, lines)) = csv_rows(text, &SCALE_COLUMNS, &mut problems) else {
+        return problems;
+    };
+    for (i, row) in lines {
         let n = |k: &str| -> Option<f64> { row[k].parse().ok().filter(|v: &f64| v.is_finite()) };
-        let mut bad = |what: String| problems.push(format!("row {}: {what}", i + 1));
+        let mut bad = |what: String| problems.push(format!("row {i}: {what}"));
         let numeric = [
             "tasks",
             "run",
