@@ -10,6 +10,8 @@
 //! - `fail_page_alloc=SPEC`, `failslab=SPEC` — allocation-failure injection
 //!   once init runs; SPEC is `P%` or `every:K` with optional `,seed=X`,
 //!   `,after=N`, `,times=N` (`mm/fail.rs`)
+//! - `tlb_shootdown=off` — a debug switch: user TLB flushes stay on the CPU that
+//!   makes them, other CPUs keep stale translations (`mm/tlb.rs`)
 
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| match w.split_once('=') {

@@ -24,7 +24,7 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 9] {
+fn suites() -> [&'static [KTest]; 10] {
     [
         crate::cmdline::KTESTS,
         crate::mm::tests::KTESTS,
@@ -34,6 +34,7 @@ fn suites() -> [&'static [KTest]; 9] {
         crate::syscall::trace::KTESTS,
         crate::leak::KTESTS,
         crate::arch::smp::tests::KTESTS,
+        crate::mm::tlb::tests::KTESTS,
         crate::sync::lockdep::KTESTS,
     ]
 }

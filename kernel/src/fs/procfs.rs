@@ -1,7 +1,8 @@
-//! /proc: generated files: `meminfo`, `mounts`, `uptime`, `sys/` (`proc_sysctl.rs`), the
-//! `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `oom_score`,
-//! `oom_score_adj` (writable), `pagemap`, `smaps`, `smaps_rollup`, `stat`, `statm`,
-//! `status` (the leader thread's state and name),
+//! /proc: generated files: `interrupts`, `meminfo`, `mounts`, `uptime`, `sys/`
+//! (`proc_sysctl.rs`), the `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`,
+//! `maps`, `oom_score`, `oom_score_adj` (writable), `pagemap`, `smaps`, `smaps_rollup`,
+//! `stat`, `statm`, `status` (the leader thread's state and name), `tlb` (this kernel's:
+//! the TLB flushes of the address space, which Linux does not count per process),
 //! and `task/TID/{comm,stat,status}` per thread.
 //!
 //! Every read regenerates the text and serves the requested slice, as
@@ -33,6 +34,7 @@ const INO_MEMINFO: u64 = 2;
 const INO_SELF: u64 = 3;
 const INO_MOUNTS: u64 = 4;
 const INO_UPTIME: u64 = 5;
+const INO_INTERRUPTS: u64 = 6;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
@@ -111,6 +113,13 @@ impl Inode for ProcRoot {
                 tid: 0,
                 text: Default::default(),
             })),
+            "interrupts" => Ok(Arc::new(ProcFile {
+                _live: live(),
+                kind: FileKind::Interrupts,
+                pid: 0,
+                tid: 0,
+                text: Default::default(),
+            })),
             "self" => Ok(Arc::new(SelfLink { _live: live() })),
             "sys" => Ok(super::proc_sysctl::new_root()),
             _ => {
@@ -127,6 +136,7 @@ impl Inode for ProcRoot {
             DirEntry { name: "meminfo".into(), ino: INO_MEMINFO, d_type: DT_REG },
             DirEntry { name: "mounts".into(), ino: INO_MOUNTS, d_type: DT_REG },
             DirEntry { name: "uptime".into(), ino: INO_UPTIME, d_type: DT_REG },
+            DirEntry { name: "interrupts".into(), ino: INO_INTERRUPTS, d_type: DT_REG },
             DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
             DirEntry { name: "sys".into(), ino: super::proc_sysctl::ROOT_INO, d_type: DT_DIR },
         ];
@@ -161,7 +171,7 @@ impl Inode for SelfLink {
     }
 }
 
-const PID_FILES: [(&str, FileKind); 11] = [
+const PID_FILES: [(&str, FileKind); 12] = [
     ("cmdline", FileKind::Cmdline),
     ("comm", FileKind::Comm),
     ("maps", FileKind::Maps),
@@ -173,6 +183,7 @@ const PID_FILES: [(&str, FileKind); 11] = [
     ("stat", FileKind::Stat),
     ("statm", FileKind::Statm),
     ("status", FileKind::Status),
+    ("tlb", FileKind::Tlb),
 ];
 
 struct PidDir {
@@ -286,6 +297,7 @@ enum FileKind {
     Meminfo,
     Mounts,
     Uptime,
+    Interrupts,
     Cmdline,
     Comm,
     Maps,
@@ -297,6 +309,7 @@ enum FileKind {
     Stat,
     Statm,
     Status,
+    Tlb,
 }
 
 struct ProcFile {
@@ -318,11 +331,14 @@ impl Inode for ProcFile {
             FileKind::Meminfo => INO_MEMINFO,
             FileKind::Mounts => INO_MOUNTS,
             FileKind::Uptime => INO_UPTIME,
+            FileKind::Interrupts => INO_INTERRUPTS,
             _ if self.tid != 0 => TASK_INO | (((self.tid as u64) << 8) + 1 + idx),
             _ => ((self.pid as u64) << 8) + 1 + idx,
         };
         match self.kind {
-            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime => meta(ino, S_IFREG | 0o444),
+            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime | FileKind::Interrupts => {
+                meta(ino, S_IFREG | 0o444)
+            }
             FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
             FileKind::Comm | FileKind::OomScoreAdj => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
             _ => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o444)),
@@ -424,6 +440,7 @@ impl ProcFile {
                 let cs = ns / 10_000_000;
                 return Ok(format!("{}.{:02} {}.{:02}\n", cs / 100, cs % 100, cs / 100, cs % 100).into_bytes());
             }
+            FileKind::Interrupts => return Ok(interrupts().into_bytes()),
             _ => {}
         }
         let p = find_process(self.pid).ok_or(ESRCH)?;
@@ -432,7 +449,7 @@ impl ProcFile {
         let task = if self.tid != 0 { Some(thread_of(&p, self.tid).ok_or(ESRCH)?) } else { thread_of(&p, p.pid) };
         let task = task.as_ref();
         Ok(match self.kind {
-            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime => unreachable!(),
+            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime | FileKind::Interrupts => unreachable!(),
             FileKind::Cmdline => {
                 let (mm, _) = mm_of(&p);
                 match mm {
@@ -462,8 +479,46 @@ impl ProcFile {
             FileKind::Status => status(&p, task, self.tid).into_bytes(),
             FileKind::OomScoreAdj => format!("{}\n", p.oom_score_adj.load(Ordering::Relaxed)).into_bytes(),
             FileKind::OomScore => format!("{}\n", crate::mm::oom_kill::oom_score(&p)).into_bytes(),
+            FileKind::Tlb => {
+                let (mm, _) = mm_of(&p);
+                let (ipis, pages, ranges, full) = mm.map_or((0, 0, 0, 0), |mm| mm.tlb.get());
+                format!(
+                    "tlb_shootdowns_received: {}\ntlb_pages_flushed: {}\ntlb_ranges_flushed: {}\ntlb_full_flushes: {}\n",
+                    ipis, pages, ranges, full
+                )
+                .into_bytes()
+            }
         })
     }
+}
+
+/// `/proc/interrupts` as Linux's x86 `show_interrupts` and `arch_show_interrupts`: a
+/// header of one `CPUn` column per online CPU, then the rows this kernel counts, each
+/// with one count per online CPU and Linux's description: `LOC` (LAPIC timer ticks),
+/// `RES`, `CAL` and `TLB` (IPIs received, `percpu::IpiKind`). No device-interrupt rows:
+/// the kernel polls its devices.
+fn interrupts() -> String {
+    use crate::arch::percpu::{self, IpiKind};
+    let cpus: Vec<usize> = percpu::cpu_online_mask().iter().collect();
+    // Linux's width of the label column: 3 characters at least (`prec`), then ": ".
+    let mut s = format!("{:width$}", "", width = 3 + 8);
+    for c in &cpus {
+        let _ = write!(s, "CPU{:<8}", c);
+    }
+    s.push('\n');
+    let mut row = |label: &str, desc: &str, count: &dyn Fn(&percpu::PerCpu) -> u64| {
+        let _ = write!(s, "{:>3}: ", label);
+        for &c in &cpus {
+            let _ = write!(s, "{:10} ", count(percpu::cpu(c)));
+        }
+        let _ = writeln!(s, "  {}", desc);
+    };
+    row("LOC", "Local timer interrupts", &|p| p.ticks.load(Ordering::Relaxed));
+    for kind in IpiKind::ALL {
+        let (label, desc) = kind.proc_row();
+        row(label, desc, &|p| p.ipi_count(kind));
+    }
+    s
 }
 
 fn kb(pages: u64) -> u64 {

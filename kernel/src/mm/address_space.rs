@@ -216,6 +216,9 @@ pub struct MmStruct {
     /// Page-table pages of this mm counted in VmPTE: PTE, PMD and PUD tables (not the root).
     pub pt_pages: AtomicU64,
     pub id: u64,
+    /// The TLB flushes of this address space, counted by the CPUs that carry them out
+    /// while they have it loaded (`mm::tlb`; shown in /proc/PID/tlb).
+    pub tlb: crate::arch::percpu::TlbCounters,
 }
 
 static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
@@ -246,6 +249,7 @@ impl MmStruct {
             }),
             pt_pages,
             id,
+            tlb: crate::arch::percpu::TlbCounters::new(),
         });
         Some(mm)
     }
@@ -264,12 +268,19 @@ impl MmStruct {
         UserPhysMem { pt_pages: &self.pt_pages, owner: self.owner() }
     }
 
-    /// Makes this the address space of the CPU.
+    /// Makes this the address space of the CPU (Linux's `switch_mm`): the CPU joins the
+    /// address space's CPU mask (`cpumask`) until it loads another root.
     pub fn activate(&self) {
         let root = self.root();
         if cpu::read_cr3() & !0xfff != root {
-            super::kernel_map::switch_address_space(root);
+            super::tlb::switch_mm(root, Some(&self.tlb));
         }
+    }
+
+    /// The CPUs that may cache this address space's translations (Linux's `mm_cpumask`):
+    /// those that have its root loaded (`tlb::mm_cpumask`).
+    pub fn cpumask(&self) -> crate::arch::percpu::CpuMask {
+        super::tlb::mm_cpumask(self.root())
     }
 
     /// Linux's `dup_mmap`: the child gets every VMA (but VM_DONTFORK ones, and

@@ -68,8 +68,9 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
         if access.write && !m.flags.contains(PteFlags::WRITABLE) {
             return do_wp_page(mm, pt_pages, &vma, page_va, m.phys);
         }
-        // Another path mapped it already, or a stale TLB entry: nothing to do but flush.
-        super::tlb::flush_page(mm.pt.root(), page_va);
+        // Another path mapped it already, or a stale TLB entry of this CPU: nothing to do
+        // but drop that entry here (other CPUs fix theirs on their own faults).
+        super::tlb::flush_spurious_fault(mm.pt.root(), page_va);
         return Ok(());
     }
     match &vma.backend {
@@ -220,6 +221,9 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
     let zero = page::is_zero_page(old);
     if !zero && (vma.is_shared() || (page::kind(old) == PageKind::Anon && page::page_count(old) == 1)) {
         mm.pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::AccErr)?;
+        // Write permission added: other CPUs' read-only entries only cost them a
+        // spurious fault (Linux's `wp_page_reuse` flushes nothing remote either).
+        super::tlb::flush_spurious_fault(mm.pt.root(), page_va);
     } else {
         let new = page::alloc_user_page().ok_or(FaultError::Oom)?;
         if !zero {
@@ -237,9 +241,11 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
         }
         mm.rss[PageKind::Anon as usize] += 1;
         mm.note_rss();
+        // Every CPU's translation to the old page goes before the page may be freed
+        // (Linux's `ptep_clear_flush`).
+        super::tlb::flush_page(mm.pt.root(), page_va);
         page::put_page(old);
     }
-    super::tlb::flush_page(mm.pt.root(), page_va);
     Ok(())
 }
 

@@ -212,8 +212,15 @@ pub fn copy_kernel_half(root: u64) {
     }
 }
 
-/// Loads CR3 with a root built by `copy_kernel_half` (or the kernel's).
+/// Loads CR3 with the kernel's root (or a user root without TLB counters), keeping the
+/// CPU masks of `tlb` true.
 pub fn switch_address_space(root: u64) {
+    super::tlb::switch_mm(root, None)
+}
+
+/// Loads CR3 with a root built by `copy_kernel_half` (or the kernel's); only
+/// `tlb::switch_mm` calls it, which records what the CPU has loaded.
+pub(super) fn load_cr3(root: u64) {
     // SAFETY: every root this kernel builds maps the kernel half identically, so the running
     // code, stack and data stay mapped.
     unsafe { cpu::write_cr3(root) }

@@ -1,56 +1,221 @@
 //! TLB invalidation after page-table changes (Linux's `flush_tlb_page`,
-//! `flush_tlb_range`, `flush_tlb_mm`), addressed by the page-table root of
-//! the address space changed, which need not be the running one (truncate
-//! and mshare change other address spaces), and the batch that orders
+//! `flush_tlb_range`, `flush_tlb_mm`, arch/x86/mm/tlb.c's `flush_tlb_mm_range`,
+//! `native_flush_tlb_multi`, `flush_tlb_func` and `switch_mm_irqs_off`), addressed by
+//! the page-table root of the address space changed, which need not be the running one
+//! (truncate and mshare change other address spaces), and the batch that orders
 //! flushes before frees (Linux's mm/mmu_gather.c, `MmuGather`).
 //!
-//! One CPU for now: an address space that is not loaded has nothing cached
-//! (loading CR3 drops non-global entries), so only the loaded one needs
-//! `invlpg` or a CR3 reload. With SMP these become shootdown IPIs to the CPUs
-//! that have the address space loaded. Frames freed by an operation must not
-//! be reused before its flush: `MmuGather` holds them until then.
+//! **Which CPUs may cache an address space** (Linux's `mm_cpumask`). No PCIDs and no lazy
+//! TLB: loading CR3 drops every non-global translation, so a CPU holds translations of
+//! exactly the address space whose root it has loaded. Every CR3 load goes through
+//! [`switch_mm`] (from `MmStruct::activate` and `kernel_map::switch_address_space`; the
+//! idle loop and exit load the kernel's root), which records the root in the CPU's
+//! `PerCpu::loaded_root`; while it switches away from a root it also keeps that one in
+//! `switching_from` until the new CR3 is in. [`mm_cpumask`] is then the CPUs whose
+//! `loaded_root` or `switching_from` is the root. The race between a CPU loading a root
+//! and another changing an entry of it is closed as Linux's: the loader sets its slot,
+//! then a full barrier, then writes CR3 (and only then can its TLB fill); the changer
+//! stores the entry, then a full barrier, then reads the slots. Either the changer sees
+//! the slot and flushes that CPU, or the loader's walks come after the store and see the
+//! new entry. A CPU leaving a root clears `switching_from` only after its CR3 write, so
+//! it is flushed until its stale translations are gone.
+//!
+//! **Shootdown.** A flush of an address space runs on this CPU if it has the root loaded,
+//! and sends every other CPU of the mask one request per operation (a call function
+//! over the call-function IPI, `smp::smp_call_function_many`), carrying the range
+//! (`invlpg` of each page up to [`INVLPG_MAX`] pages, else a full flush), and waits
+//! until every target carried it out; only then does `MmuGather` free pages and tables.
+//! A target that switched away meanwhile has nothing to flush (its CR3 load did it).
+//! An entry of a table other address spaces graft (mshare) may be cached by any CPU
+//! with a grafting address space loaded: that flush goes to every online CPU. Waiting
+//! is deadlock-free because every spin that may run with interrupts masked (the
+//! caller's wait for acknowledgements, and the lock spins of `sync`) runs this CPU's
+//! call requests meanwhile, and the flush function takes no lock: a flush issued under
+//! the address space's lock is carried out by a target spinning on that same lock.
+//!
+//! `tlb_shootdown=off` on the command line (a debug switch for the negative control of
+//! the stale-translation tests) leaves other CPUs unflushed: only this CPU flushes.
+//!
+//! **Counters** (`PerCpu::tlb` per CPU, `MmStruct::tlb` per address space, shown in
+//! `/proc/interrupts` and `/proc/PID/tlb`): each flush is counted by the CPU that
+//! carries it out, into its own counters and those of the address space it has loaded
+//! (the one flushed): requests carried out for another CPU (`ipis`), pages flushed one
+//! by one, range flushes and full flushes. The sender counts the requests it sends
+//! (`IpiKind::TlbShootdown`, one per target CPU per operation).
 #![deny(unsafe_code)]
 
 use super::PAGE_SIZE;
-use crate::arch::cpu;
+use crate::arch::percpu::{self, CpuMask, IpiKind, TlbCounters};
+use crate::arch::{cpu, smp};
 use arrayvec::ArrayVec;
 use core::cell::RefCell;
+use core::sync::atomic::{fence, AtomicBool, Ordering};
 
-/// Above this many pages a range flush reloads CR3 instead of `invlpg`s.
-const INVLPG_MAX: u64 = 32;
+/// Above this many pages a range flush reloads CR3 instead of `invlpg`s (Linux's
+/// `tlb_single_page_flush_ceiling` is 33).
+pub const INVLPG_MAX: u64 = 32;
 
-fn loaded(root: u64) -> bool {
-    cpu::read_cr3() & !0xfff == root
-}
+/// Whether other CPUs are shot down (`tlb_shootdown=off` clears it).
+static SHOOTDOWN: AtomicBool = AtomicBool::new(true);
 
-pub fn flush_page(root: u64, va: u64) {
-    if loaded(root) {
-        cpu::invlpg(va);
+/// The line printed when the command line turns shootdowns off (the runner greps it).
+pub const SHOOTDOWN_OFF_LINE: &str = "mshare-kernel: tlb_shootdown=off: TLB shootdowns disabled";
+
+/// Reads `tlb_shootdown=off` from the command line.
+pub fn init(cmdline: &str) {
+    if crate::cmdline::get(cmdline, "tlb_shootdown") == Some("off") {
+        SHOOTDOWN.store(false, Ordering::SeqCst);
+        crate::println!("{}", SHOOTDOWN_OFF_LINE);
     }
 }
 
-pub fn flush_range(root: u64, start: u64, end: u64) {
-    if loaded(root) {
-        flush_range_here(start, end);
-    }
+/// Turns remote shootdowns on or off; returns the previous setting (for the tests of the
+/// switch itself).
+pub fn set_shootdown(on: bool) -> bool {
+    SHOOTDOWN.swap(on, Ordering::SeqCst)
 }
 
-/// Drops this CPU's translations of [start, end), whichever address space is loaded.
-fn flush_range_here(start: u64, end: u64) {
-    if (end.saturating_sub(start)) / PAGE_SIZE > INVLPG_MAX {
+/// Linux's `switch_mm_irqs_off`: loads `root` into this CPU's CR3, keeping the CPU masks
+/// true (see the header for the order). `counters` are the address space's, into which
+/// this CPU counts its flushes while `root` stays loaded (None for the kernel's root);
+/// they must outlive the time `root` is loaded here (an address space is never freed
+/// while a CPU has it loaded).
+pub fn switch_mm(root: u64, counters: Option<&TlbCounters>) {
+    cpu::without_interrupts(|| {
+        let pc = percpu::this_cpu();
+        let old = pc.loaded_root.load(Ordering::Relaxed);
+        pc.switching_from.store(old, Ordering::SeqCst);
+        // A full barrier (xchg) between the mask update and the CR3 write.
+        pc.loaded_root.store(root, Ordering::SeqCst);
+        pc.loaded_mm_tlb.store(counters.map_or(0, |c| c as *const TlbCounters as usize), Ordering::Relaxed);
+        super::kernel_map::load_cr3(root);
+        pc.switching_from.store(0, Ordering::SeqCst);
+    })
+}
+
+/// The CPUs that may cache translations of the address space with root `root` (Linux's
+/// `mm_cpumask`). The caller changed the entries first and then issued a full barrier.
+pub fn mm_cpumask(root: u64) -> CpuMask {
+    let mut mask = CpuMask::empty();
+    for c in percpu::cpu_online_mask().iter() {
+        let pc = percpu::cpu(c);
+        // `loaded_root` before `switching_from`: a CPU between the two stores is seen in one.
+        if pc.loaded_root.load(Ordering::SeqCst) == root || pc.switching_from.load(Ordering::SeqCst) == root {
+            mask.set(c);
+        }
+    }
+    mask
+}
+
+/// One flush request (Linux's `struct flush_tlb_info`).
+struct FlushInfo {
+    /// The address space to flush; 0: whichever user address space a CPU has loaded (a
+    /// grafted table changed).
+    root: u64,
+    start: u64,
+    end: u64,
+    full: bool,
+}
+
+/// This CPU's address-space counters, if the loaded address space is `root`'s (or any
+/// user address space's, for `root` 0).
+fn loaded_mm_counters(pc: &percpu::PerCpu) -> Option<&TlbCounters> {
+    let p = pc.loaded_mm_tlb.load(Ordering::Relaxed);
+    if p == 0 {
+        return None;
+    }
+    // SAFETY: `switch_mm` stored the address of the loaded address space's counters, on
+    // this CPU, with interrupts masked; that address space lives at least until this CPU
+    // loads another root, which cannot happen while this CPU runs this flush.
+    #[allow(unsafe_code)]
+    let counters = unsafe { &*(p as *const TlbCounters) };
+    Some(counters)
+}
+
+/// Linux's `flush_tlb_func`: carries out `info` on this CPU, if it has the address space
+/// loaded; `remote` when for another CPU.
+fn flush_here(info: &FlushInfo, remote: bool) {
+    let pc = percpu::this_cpu();
+    let loaded = pc.loaded_root.load(Ordering::Relaxed);
+    if info.root != 0 && loaded != info.root {
+        // Switched away since the sender read the mask: the CR3 load flushed it.
+        return;
+    }
+    let mm = loaded_mm_counters(pc);
+    let count = |f: fn(&TlbCounters) -> &core::sync::atomic::AtomicU64, n: u64| {
+        f(&pc.tlb).fetch_add(n, Ordering::Relaxed);
+        if let Some(m) = mm {
+            f(m).fetch_add(n, Ordering::Relaxed);
+        }
+    };
+    if remote {
+        count(|c| &c.ipis, 1);
+    }
+    let pages = info.end.saturating_sub(info.start) / PAGE_SIZE;
+    if info.full || pages > INVLPG_MAX {
         cpu::flush_tlb_all();
+        count(|c| &c.full, 1);
     } else {
-        let mut va = start;
-        while va < end {
+        let mut va = info.start;
+        while va < info.end {
             cpu::invlpg(va);
             va += PAGE_SIZE;
         }
+        count(|c| &c.pages, pages);
+        count(|c| &c.ranges, 1);
     }
 }
 
+/// The call function of a shootdown request, on a target CPU.
+fn flush_tlb_func(arg: usize) {
+    percpu::this_cpu().note_ipi_received(IpiKind::TlbShootdown);
+    // SAFETY: `arg` is the address of a `FlushInfo` on the stack of the sender, which
+    // waits until every target has returned from here.
+    #[allow(unsafe_code)]
+    let info = unsafe { &*(arg as *const FlushInfo) };
+    flush_here(info, true);
+}
+
+/// Linux's `flush_tlb_mm_range`: flushes [start, end) (everything if `full`) of the
+/// address space with root `root` on every CPU that may cache it (every online CPU if
+/// `shared`: a grafted table changed), and returns when all have. Call after the entries
+/// changed and before what they mapped is freed.
+fn flush_tlb_mm_range(root: u64, start: u64, end: u64, full: bool, shared: bool) {
+    // The entry stores before the mask read (the header's race).
+    fence(Ordering::SeqCst);
+    let mask = if shared { percpu::cpu_online_mask() } else { mm_cpumask(root) };
+    let me = percpu::cpu_id();
+    let info = FlushInfo { root: if shared { 0 } else { root }, start, end, full };
+    if mask.contains(me) {
+        flush_here(&info, false);
+    }
+    let mut targets = mask;
+    targets.clear(me);
+    if targets.is_empty() || !SHOOTDOWN.load(Ordering::Relaxed) {
+        return;
+    }
+    percpu::this_cpu().note_ipi_sent(IpiKind::TlbShootdown, targets.count() as u64);
+    smp::smp_call_function_many(targets, flush_tlb_func, &info as *const FlushInfo as usize);
+}
+
+/// A user entry mapping `va` changed: flushes it wherever the address space is loaded.
+pub fn flush_page(root: u64, va: u64) {
+    flush_tlb_mm_range(root, va, va + PAGE_SIZE, false, false);
+}
+
+pub fn flush_range(root: u64, start: u64, end: u64) {
+    flush_tlb_mm_range(root, start, end, false, false);
+}
+
 pub fn flush_mm(root: u64) {
-    if loaded(root) {
-        cpu::flush_tlb_all();
+    flush_tlb_mm_range(root, 0, 0, true, false);
+}
+
+/// Linux's `flush_tlb_fix_spurious_fault`: a fault found the entry already as the access
+/// needs (another CPU filled or upgraded it); only this CPU's stale entry for `va` goes.
+pub fn flush_spurious_fault(root: u64, va: u64) {
+    if percpu::this_cpu().loaded_root.load(Ordering::Relaxed) == root {
+        cpu::invlpg(va);
     }
 }
 
@@ -81,8 +246,8 @@ struct Batch {
 /// flushes first and frees after, so no CPU can reach a freed frame through a stale
 /// translation. The batch flushes and frees early when it fills (`tlb_flush_mmu`), and
 /// at the end (`finish`, or when dropped: every path, errors included, ends with the
-/// flush). The address space is named by its root; with SMP the flush becomes a
-/// shootdown to the CPUs that have it loaded, decided here.
+/// flush). The address space is named by its root; the flush is a shootdown of every
+/// CPU that has it loaded (`mm_cpumask`).
 pub struct MmuGather {
     root: u64,
     batch: RefCell<Batch>,
@@ -104,8 +269,9 @@ impl MmuGather {
         }
     }
 
-    /// `tlb_gather_mmu_fullmm`: the address space is being torn down; the flush, if it
-    /// is loaded at all, is of everything.
+    /// `tlb_gather_mmu_fullmm`: the address space is being torn down; the flush, on the
+    /// CPUs that still have it loaded (none, once its last task switched away), is of
+    /// everything.
     pub fn new_fullmm(root: u64) -> MmuGather {
         let g = MmuGather::new(root);
         g.batch.borrow_mut().full = true;
@@ -121,10 +287,9 @@ impl MmuGather {
     }
 
     /// An entry of `table`, grafted by other address spaces (mshare), changed: the flush
-    /// covers them as well as this one. One CPU: only the loaded address space can hold
-    /// translations, so the flush is done on this CPU whichever is loaded, this one or a
-    /// guest. With SMP, the CPUs to shoot down are those with a grafting address space
-    /// loaded, found from `table` (its grafts).
+    /// covers them as well as this one. Which CPUs have a grafting address space loaded
+    /// is not tracked per table: the flush goes to every online CPU, each flushing the
+    /// range in whichever user address space it has loaded.
     pub fn shared_table(&self, _table: u64) {
         self.batch.borrow_mut().shared = true;
     }
@@ -157,17 +322,15 @@ impl MmuGather {
         }
     }
 
-    /// `tlb_flush_mmu`: flushes what was recorded, then frees what was gathered.
+    /// `tlb_flush_mmu`: flushes what was recorded on every CPU that may cache it, waits
+    /// for all, then frees what was gathered.
     pub fn flush_mmu(&self) {
         let mut b = self.batch.borrow_mut();
         // `invlpg` also drops the paging-structure caches, so a range flush covers the
-        // tables freed under it too.
-        // A guest grafting a changed table may be the loaded address space instead of ours.
-        let here = loaded(self.root) || b.shared;
-        if here && (b.full || (!b.tables.is_empty() && b.start >= b.end)) {
-            cpu::flush_tlb_all();
-        } else if here && b.start < b.end {
-            flush_range_here(b.start, b.end);
+        // tables freed under it too; tables freed with no range need a full flush.
+        let full = b.full || (!b.tables.is_empty() && b.start >= b.end);
+        if full || b.start < b.end {
+            flush_tlb_mm_range(self.root, b.start, b.end, full, b.shared);
         }
         b.start = u64::MAX;
         b.end = 0;
@@ -191,3 +354,5 @@ impl Drop for MmuGather {
         self.flush_mmu();
     }
 }
+
+pub mod tests;

@@ -36,9 +36,20 @@ pub struct PerCpu {
     apic_id: AtomicU32,
     /// Timer interrupts this CPU has taken.
     pub ticks: AtomicU64,
-    /// Inter-processor interrupts this CPU has sent and received.
-    pub ipi_sent: AtomicU64,
-    pub ipi_received: AtomicU64,
+    /// Inter-processor interrupts this CPU has sent and received, by kind (`IpiKind` as
+    /// index; /proc/interrupts shows the received ones, as Linux's `irq_stat`).
+    ipi_sent: [AtomicU64; IPI_KINDS],
+    ipi_received: [AtomicU64; IPI_KINDS],
+    /// The page-table root this CPU has loaded in CR3, and while it switches away from a
+    /// root, that root (0 otherwise): together they make every address space's CPU mask
+    /// (`mm::tlb`, which alone writes them, on the CPU itself).
+    pub loaded_root: AtomicU64,
+    pub switching_from: AtomicU64,
+    /// The address of the loaded address space's `TlbCounters` (0: none), which this CPU
+    /// counts its flushes of that address space into; read by this CPU only.
+    pub loaded_mm_tlb: AtomicUsize,
+    /// The TLB flushes of user address spaces this CPU carried out.
+    pub tlb: TlbCounters,
     /// The newest kernel TLB-flush generation this CPU has carried out
     /// (`smp::flush_tlb_kernel_range`).
     pub tlb_flush_gen: AtomicU64,
@@ -54,8 +65,12 @@ impl PerCpu {
             cpu: AtomicU32::new(cpu),
             apic_id: AtomicU32::new(0),
             ticks: AtomicU64::new(0),
-            ipi_sent: AtomicU64::new(0),
-            ipi_received: AtomicU64::new(0),
+            ipi_sent: [const { AtomicU64::new(0) }; IPI_KINDS],
+            ipi_received: [const { AtomicU64::new(0) }; IPI_KINDS],
+            loaded_root: AtomicU64::new(0),
+            switching_from: AtomicU64::new(0),
+            loaded_mm_tlb: AtomicUsize::new(0),
+            tlb: TlbCounters::new(),
             tlb_flush_gen: AtomicU64::new(0),
             sched: AtomicUsize::new(0),
         }
@@ -68,6 +83,89 @@ impl PerCpu {
 
     pub fn apic_id(&self) -> u32 {
         self.apic_id.load(Ordering::Relaxed)
+    }
+
+    /// IPIs of `kind` this CPU has received (its column of the row in /proc/interrupts).
+    pub fn ipi_count(&self, kind: IpiKind) -> u64 {
+        self.ipi_received[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// IPIs of `kind` this CPU has sent.
+    pub fn ipi_sent(&self, kind: IpiKind) -> u64 {
+        self.ipi_sent[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts one IPI of `kind` received (by its handler, on this CPU).
+    pub fn note_ipi_received(&self, kind: IpiKind) {
+        self.ipi_received[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` IPIs of `kind` sent (by the sender, on its CPU).
+    pub fn note_ipi_sent(&self, kind: IpiKind, n: u64) {
+        self.ipi_sent[kind as usize].fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The kinds of inter-processor interrupt, as Linux's rows of /proc/interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpiKind {
+    /// `RES`: a reschedule IPI (the scheduler's, to make another CPU pick a task).
+    Reschedule = 0,
+    /// `CAL`: a call-function IPI (vector 0xfc); TLB shootdowns ride on these too, as on
+    /// Linux 6.1, so each remote shootdown also counts here when it took an interrupt.
+    CallFunction = 1,
+    /// `TLB`: a request to flush a user address space: counted by the sender per target
+    /// CPU and by the target when it carries the request out (Linux's `irq_tlb_count`).
+    TlbShootdown = 2,
+}
+
+pub const IPI_KINDS: usize = 3;
+
+impl IpiKind {
+    pub const ALL: [IpiKind; IPI_KINDS] = [IpiKind::Reschedule, IpiKind::CallFunction, IpiKind::TlbShootdown];
+
+    /// The row of /proc/interrupts and its description (Linux's `arch_show_interrupts`).
+    pub fn proc_row(self) -> (&'static str, &'static str) {
+        match self {
+            IpiKind::Reschedule => ("RES", "Rescheduling interrupts"),
+            IpiKind::CallFunction => ("CAL", "Function call interrupts"),
+            IpiKind::TlbShootdown => ("TLB", "TLB shootdowns"),
+        }
+    }
+}
+
+/// Counts of TLB flushes of user address spaces, kept per CPU (`PerCpu::tlb`) and per
+/// address space (`MmStruct::tlb`): shootdown requests carried out for another CPU, pages
+/// flushed one by one (`invlpg`), range flushes done that way, and full flushes (CR3
+/// reloads). Linux counts the like in /proc/vmstat (`nr_tlb_remote_flush_received`,
+/// `nr_tlb_local_flush_one`, `nr_tlb_local_flush_all`), for the whole machine only.
+pub struct TlbCounters {
+    pub ipis: AtomicU64,
+    pub pages: AtomicU64,
+    pub ranges: AtomicU64,
+    pub full: AtomicU64,
+}
+
+impl TlbCounters {
+    pub const fn new() -> TlbCounters {
+        TlbCounters {
+            ipis: AtomicU64::new(0),
+            pages: AtomicU64::new(0),
+            ranges: AtomicU64::new(0),
+            full: AtomicU64::new(0),
+        }
+    }
+
+    /// (ipis, pages, ranges, full).
+    pub fn get(&self) -> (u64, u64, u64, u64) {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (l(&self.ipis), l(&self.pages), l(&self.ranges), l(&self.full))
+    }
+}
+
+impl Default for TlbCounters {
+    fn default() -> TlbCounters {
+        TlbCounters::new()
     }
 }
 

@@ -35,7 +35,7 @@
 //! every online CPU and returns only when all have done it; each CPU records the newest
 //! flush generation it carried out (`PerCpu::tlb_flush_gen`).
 
-use super::percpu::{self, CpuMask, MAX_CPUS};
+use super::percpu::{self, CpuMask, IpiKind, MAX_CPUS};
 use super::{apic, cpu, gdt, trap};
 use crate::mm::frame::{self, PhysFrame, BOOT_MAPPED_LIMIT};
 use crate::mm::{kernel_map, phys_to_virt, PAGE_SIZE};
@@ -360,6 +360,16 @@ static IDLE_ARG: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_C
 /// running this CPU's call requests meanwhile. For tests, until the scheduler runs tasks
 /// on every CPU. False if `cpu` is not an online secondary CPU or already has a job.
 pub fn run_on_idle(cpu: usize, f: fn(usize), arg: usize) -> bool {
+    if !start_on_idle(cpu, f, arg) {
+        return false;
+    }
+    wait_on_idle(cpu);
+    true
+}
+
+/// Posts `f(arg)` to secondary CPU `cpu`'s idle loop, as [`run_on_idle`], but returns at
+/// once: several CPUs can then run jobs at the same time. [`wait_on_idle`] waits for it.
+pub fn start_on_idle(cpu: usize, f: fn(usize), arg: usize) -> bool {
     if cpu == 0 || cpu >= MAX_CPUS || !percpu::cpu_online_mask().contains(cpu) || cpu == percpu::cpu_id() {
         return false;
     }
@@ -369,11 +379,16 @@ pub fn run_on_idle(cpu: usize, f: fn(usize), arg: usize) -> bool {
     }
     // Wakes its halt; the loop looks at the job after every interrupt.
     let _ = smp_call_function_single(cpu, |_| {}, 0);
-    while IDLE_JOB[cpu].load(Ordering::Acquire) != 0 {
+    true
+}
+
+/// Waits until CPU `cpu`'s idle loop has finished its job, running this CPU's call
+/// requests meanwhile.
+pub fn wait_on_idle(cpu: usize) {
+    while cpu < MAX_CPUS && IDLE_JOB[cpu].load(Ordering::Acquire) != 0 {
         flush_smp_call_function_queue();
         core::hint::spin_loop();
     }
-    true
 }
 
 /// One request in a CPU's call queue (Linux's `call_single_data`).
@@ -424,13 +439,13 @@ pub fn flush_smp_call_function_queue() {
 
 /// The call-function IPI's handler.
 pub fn call_function_interrupt() {
-    percpu::this_cpu().ipi_received.fetch_add(1, Ordering::Relaxed);
+    percpu::this_cpu().note_ipi_received(IpiKind::CallFunction);
     flush_smp_call_function_queue();
 }
 
 /// The call-function IPI to `cpu`.
 fn send_call_ipi(cpu: usize) {
-    percpu::this_cpu().ipi_sent.fetch_add(1, Ordering::Relaxed);
+    percpu::this_cpu().note_ipi_sent(IpiKind::CallFunction, 1);
     apic::send_ipi(percpu::cpu(cpu).apic_id(), trap::VECTOR_CALL_FUNCTION as u8);
 }
 

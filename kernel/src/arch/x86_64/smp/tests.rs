@@ -4,7 +4,7 @@
 //! call), and a boot with `-smp N` must show N CPUs: the runner checks the `smp: N CPUs
 //! online` line against its `--smp`.
 
-use super::super::percpu::{self, MAX_CPUS};
+use super::super::percpu::{self, IpiKind, MAX_CPUS};
 use super::super::{acpi, apic, cpu};
 use super::*;
 use crate::ktests;
@@ -87,17 +87,17 @@ fn call_function_runs_once_on_every_other_cpu() {
     for h in &HITS {
         h.store(0, Ordering::SeqCst);
     }
-    let received: [u64; MAX_CPUS] = core::array::from_fn(|c| percpu::cpu(c).ipi_received.load(Ordering::SeqCst));
-    let sent = percpu::this_cpu().ipi_sent.load(Ordering::SeqCst);
+    let received: [u64; MAX_CPUS] = core::array::from_fn(|c| percpu::cpu(c).ipi_count(IpiKind::CallFunction));
+    let sent = percpu::this_cpu().ipi_sent(IpiKind::CallFunction);
     smp_call_function_many(online, count_hit, 0x5eed);
     // Acknowledged means done: every hit is visible as soon as the call returns.
     for c in online.iter() {
         assert_eq!(HITS[c].load(Ordering::SeqCst), if c == 0 { 0 } else { 1 }, "CPU {}", c);
         if c != 0 {
-            assert!(percpu::cpu(c).ipi_received.load(Ordering::SeqCst) > received[c], "CPU {} got no IPI", c);
+            assert!(percpu::cpu(c).ipi_count(IpiKind::CallFunction) > received[c], "CPU {} got no IPI", c);
         }
     }
-    assert_eq!(percpu::this_cpu().ipi_sent.load(Ordering::SeqCst) - sent, online.count() as u64 - 1);
+    assert_eq!(percpu::this_cpu().ipi_sent(IpiKind::CallFunction) - sent, online.count() as u64 - 1);
     assert_eq!(smp_call_function_single(MAX_CPUS - 1, count_hit, 0x5eed).is_err(), !online.contains(MAX_CPUS - 1));
 }
 
