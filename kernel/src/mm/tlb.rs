@@ -117,8 +117,7 @@ struct FlushInfo {
     full: bool,
 }
 
-/// This CPU's address-space counters, if the loaded address space is `root`'s (or any
-/// user address space's, for `root` 0).
+/// The counters of the address space this CPU has loaded (None for the kernel's root).
 fn loaded_mm_counters(pc: &percpu::PerCpu) -> Option<&TlbCounters> {
     let p = pc.loaded_mm_tlb.load(Ordering::Relaxed);
     if p == 0 {

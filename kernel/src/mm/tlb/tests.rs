@@ -3,7 +3,8 @@
 //! translation when another CPU unmaps the page; with the debug switch off it keeps it
 //! (the negative control); a shootdown sends one request to each other CPU with the
 //! address space loaded and none when only this CPU has it; the CPU mask follows the
-//! CPUs' CR3 loads. With one CPU online the tests that need a second one return at once.
+//! CPUs' CR3 loads; a shootdown issued under a lock, with interrupts masked, completes
+//! while its target spins on that lock with interrupts masked. With one CPU online the tests that need a second one return at once.
 #![allow(unsafe_code)]
 
 use super::*;
@@ -20,6 +21,7 @@ pub const KTESTS: &[crate::ktest::KTest] = crate::ktests![
     munmap_sends_one_shootdown_to_each_other_cpu_with_the_mm_loaded,
     munmap_sends_no_shootdown_when_the_mm_is_loaded_only_here,
     cpu_mask_follows_each_cpus_loaded_root,
+    shootdown_under_a_lock_the_target_spins_on_with_interrupts_masked_completes,
 ];
 
 /// A user address the tests map one page at.
@@ -236,4 +238,53 @@ fn cpu_mask_follows_each_cpus_loaded_root() {
         assert!(a.cpumask().is_empty());
     }
     drop((a, b));
+}
+
+/// A lock this CPU holds while it shoots down a CPU that spins on it with interrupts
+/// masked (a test lock, of the lock checker's test class).
+static HELD: crate::sync::SpinLock<(), crate::sync::order::KtestOuter> = crate::sync::SpinLock::new(());
+static SPINNING: AtomicBool = AtomicBool::new(false);
+
+/// On another CPU: loads the address space, caches `VA`, then spins for `HELD` with
+/// interrupts masked (no IPI gets in: only the lock spin's own call-queue runs answer).
+fn hold_mm_then_spin_on_the_lock(_: usize) {
+    // SAFETY: as in `hold_mm_and_read`.
+    let mm = unsafe { &*(MM.load(Ordering::SeqCst) as *const MmStruct) };
+    let me = percpu::cpu_id();
+    mm.activate();
+    FIRST[me].store(read_va(), Ordering::SeqCst);
+    READY[me].store(true, Ordering::SeqCst);
+    cpu::without_interrupts(|| {
+        SPINNING.store(true, Ordering::SeqCst);
+        drop(HELD.lock());
+    });
+    kernel_map::switch_address_space(kernel_map::kernel_root());
+}
+
+/// This CPU holds a lock and has interrupts masked; the other CPU, with the address
+/// space loaded, spins on that lock with interrupts masked too. The shootdown still
+/// completes (the spin runs the flush request) and the other CPU carried it out.
+fn shootdown_under_a_lock_the_target_spins_on_with_interrupts_masked_completes() {
+    let Some(cpu) = other_cpu() else { return };
+    let mm = MmStruct::new().expect("mm");
+    map_page(&mm, OLD);
+    let root = mm.root();
+    MM.store(Arc::as_ptr(&mm) as usize, Ordering::SeqCst);
+    READY[cpu].store(false, Ordering::SeqCst);
+    SPINNING.store(false, Ordering::SeqCst);
+    let guard = HELD.lock();
+    assert!(smp::start_on_idle(cpu, hold_mm_then_spin_on_the_lock, 0));
+    while !(READY[cpu].load(Ordering::SeqCst) && SPINNING.load(Ordering::SeqCst)) {
+        smp::flush_smp_call_function_queue();
+        core::hint::spin_loop();
+    }
+    crate::arch::apic::udelay(2000);
+    let received = percpu::cpu(cpu).ipi_count(IpiKind::TlbShootdown);
+    cpu::without_interrupts(|| flush_range(root, VA, VA + PAGE_SIZE));
+    assert_eq!(percpu::cpu(cpu).ipi_count(IpiKind::TlbShootdown) - received, 1, "CPU {} flushed", cpu);
+    drop(guard);
+    smp::wait_on_idle(cpu);
+    MM.store(0, Ordering::SeqCst);
+    assert!(mm.cpumask().is_empty());
+    drop(mm);
 }
