@@ -3,7 +3,13 @@
 //! which can grow the heap and take the frame allocator and kernel page-table
 //! locks — must be one, or an interrupt arriving while its holder runs would
 //! spin forever on one CPU.
+//!
+//! `rwsem`: the sleeping reader-writer semaphore (Linux's `rw_semaphore`).
 #![deny(unsafe_code)]
+
+pub mod rwsem;
+
+pub use rwsem::RwSem;
 
 use crate::arch::cpu;
 use core::ops::{Deref, DerefMut};
