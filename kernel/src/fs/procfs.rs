@@ -435,7 +435,7 @@ impl ProcFile {
                 let (mm, _) = mm_of(&p);
                 match mm {
                     Some(mm) => {
-                        let (s, e) = mm.inner.lock().arg_range;
+                        let (s, e) = mm.mmap_lock.read().arg_range;
                         let mut v = crate::mm::fail::try_vec_filled(0u8, (e - s) as usize)?;
                         crate::mm::usercopy::copy_from_user(&mm, s, &mut v).map(|_| v).unwrap_or_default()
                     }
@@ -557,13 +557,14 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
             stack_pages: 0,
         };
     };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
     debug_assert!(inner.vmas.counters_consistent(), "VmSize, VmLck or the gap index drifted from the VMAs");
+    let rss_by_kind = mm.rss();
     let mut s = MemStats {
         vm_pages: inner.total_pages(),
-        rss: inner.rss_total(),
-        rss_by_kind: inner.rss,
-        rss_peak: inner.hiwater_rss,
+        rss: rss_by_kind.iter().sum(),
+        rss_by_kind,
+        rss_peak: mm.hiwater_rss(),
         vm_peak: inner.hiwater_vm,
         locked_pages: inner.locked_pages(),
         pt_pages: mm.pt_pages.load(Ordering::Relaxed),
@@ -761,7 +762,7 @@ fn vma_line(v: &crate::mm::vma::Vma) -> String {
 fn maps(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
     let mut s = String::new();
     for v in inner.vmas.values() {
         let _ = writeln!(s, "{}", vma_line(v));
@@ -778,10 +779,11 @@ fn mlocked_pages() -> u64 {
         if !seen.insert(mm.id) {
             continue;
         }
-        let inner = mm.inner.lock();
+        let inner = mm.mmap_lock.read();
+        let pt = mm.page_table_lock.lock();
         let mem = mm.phys_mem();
         for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {
-            let mut cursor = inner.pt.cursor(v.start, v.end);
+            let mut cursor = pt.pt.cursor(v.start, v.end);
             while let Some((_, m)) = cursor.next(&mem) {
                 // The zero page is never mlocked (it is no process's memory).
                 if !crate::mm::page::is_zero_page(m.phys) {
@@ -821,13 +823,13 @@ struct SmapsStats {
 impl SmapsStats {
     fn add_vma(
         &mut self,
-        inner: &crate::mm::address_space::MmInner,
+        pt: &page_table::PageTable,
         mem: &crate::mm::address_space::UserPhysMem<'_>,
         v: &crate::mm::vma::Vma,
     ) {
         use crate::mm::page;
         let locked = v.flags.contains(VmFlags::LOCKED);
-        let mut cursor = inner.pt.cursor(v.start, v.end);
+        let mut cursor = pt.cursor(v.start, v.end);
         while let Some((_, m)) = cursor.next(mem) {
             let Some(kind) = page::mm_counter(m.phys) else { continue };
             let is_anon = kind == page::PageKind::Anon;
@@ -894,11 +896,12 @@ impl SmapsStats {
 fn smaps_rollup(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
+    let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     let mut stats = SmapsStats::default();
     for v in inner.vmas.values() {
-        stats.add_vma(&inner, &mem, v);
+        stats.add_vma(&pt.pt, &mem, v);
     }
     let (first, last) =
         (inner.vmas.values().next().map_or(0, |v| v.start), inner.vmas.values().last().map_or(0, |v| v.end));
@@ -912,7 +915,8 @@ fn smaps_rollup(p: &Arc<Process>) -> String {
 fn smaps(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
+    let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     let mut s = String::new();
     for v in inner.vmas.values() {
@@ -921,7 +925,7 @@ fn smaps(p: &Arc<Process>) -> String {
         let _ = writeln!(s, "{:<16}{:>8} kB", "KernelPageSize:", 4);
         let _ = writeln!(s, "{:<16}{:>8} kB", "MMUPageSize:", 4);
         let mut stats = SmapsStats::default();
-        stats.add_vma(&inner, &mem, v);
+        stats.add_vma(&pt.pt, &mem, v);
         stats.write(&mut s, false);
         let _ = writeln!(s, "THPeligible:    0");
         let mut flags = String::from("VmFlags:");
@@ -969,7 +973,7 @@ impl Inode for ExeLink {
     fn readlink(&self) -> KResult<Vec<u8>> {
         let p = find_process(self.pid).ok_or(ENOENT)?;
         let (mm, _) = mm_of(&p);
-        let exe = mm.and_then(|mm| mm.inner.lock().exe.clone()).ok_or(ENOENT)?;
+        let exe = mm.and_then(|mm| mm.mmap_lock.read().exe.clone()).ok_or(ENOENT)?;
         Ok(exe.into_bytes())
     }
 }
@@ -1109,7 +1113,8 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let (mm, _) = mm_of(&p);
     let Some(mm) = mm else { return Ok(0) };
     let show_pfn = crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN);
-    let inner = mm.inner.lock();
+    let _inner = mm.mmap_lock.read();
+    let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     // The pages of the range below TASK_SIZE, all absent at first; then a walk of the
     // range's tables fills in the present ones.
@@ -1121,7 +1126,7 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let n = pages as usize * 8;
     buf[..n].fill(0);
     let start = first * 4096;
-    let mut cursor = inner.pt.cursor(start, start + pages * 4096);
+    let mut cursor = pt.pt.cursor(start, start + pages * 4096);
     while let Some((at, m)) = cursor.next(&mem) {
         // User pages are 4 KiB: none starts before the range.
         if at < start {

@@ -240,7 +240,7 @@ fn vma_open_close_hooks_track_every_piece() {
     let count = || ops.0.load(Relaxed);
     let mm = super::address_space::MmStruct::new().expect("mm");
     let base = 0x4000_0000;
-    mm.inner.lock().insert_vma(Vma {
+    mm.mmap_lock.write().insert_vma(Vma {
         live: crate::leak::VMAS.live(),
         start: base,
         end: base + 4 * PAGE_SIZE,
@@ -277,7 +277,7 @@ fn host_with_a_pte_table_grafted_into_a_guest(
     use super::vma::{Backend, Prot, VmFlags, Vma};
     let host = MmStruct::new().expect("host mm");
     {
-        let mut h = host.inner.lock();
+        let mut h = host.mmap_lock.write();
         h.insert_vma(Vma {
             live: crate::leak::VMAS.live(),
             start: base,
@@ -290,20 +290,19 @@ fn host_with_a_pte_table_grafted_into_a_guest(
         });
         for i in 0..8 {
             let access = super::fault::Access { write: true, exec: false };
-            super::fault::handle_mm_fault(&mut h, &host.pt_pages, base + i * PAGE_SIZE, access).expect("fault in host");
+            super::fault::fault_exclusive(&host, &mut h, base + i * PAGE_SIZE, access).expect("fault in host");
         }
     }
     let pt = {
-        let h = host.inner.lock();
         let mem = host.phys_mem();
-        let pml4e = page_table::Pte(mem_read(&mem, h.pt.root(), page_table::table_index(base, 4)));
+        let pml4e = page_table::Pte(mem_read(&mem, host.root(), page_table::table_index(base, 4)));
         let pdpte = page_table::Pte(mem_read(&mem, pml4e.addr(), page_table::table_index(base, 3)));
         let pde = page_table::Pte(mem_read(&mem, pdpte.addr(), page_table::table_index(base, 2)));
         pde.addr()
     };
     let guest = MmStruct::new().expect("guest mm");
     let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER;
-    guest.inner.lock().graft_table(&guest.pt_pages, base, 1, pt, flags).expect("graft");
+    guest.graft_table(base, 1, pt, flags).expect("graft");
     (host, guest, pt)
 }
 
@@ -319,9 +318,9 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     let (host, guest, pt) = host_with_a_pte_table_grafted_into_a_guest(base);
     let host_tables = host.pt_pages.load(Relaxed);
     {
-        let g = guest.inner.lock();
+        let g = guest.page_table_lock.lock();
         let m = g.pt.translate(&guest.phys_mem(), base + 3 * PAGE_SIZE).expect("guest sees the host's page");
-        let hm = host.inner.lock().pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
+        let hm = host.page_table_lock.lock().pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
         assert_eq!(m.phys, hm.phys);
         assert_eq!(g.grafts.len(), 1, "the guest records its graft");
         assert_eq!(g.grafts[0].owner, host.owner());
@@ -333,7 +332,7 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     assert_eq!(super::page::page_count(pt), 1, "the guest dropped only its share");
     assert_eq!(host.pt_pages.load(Relaxed), host_tables);
     let mem = host.phys_mem();
-    assert!(host.inner.lock().pt.translate(&mem, base + 7 * PAGE_SIZE).is_some(), "host mappings intact");
+    assert!(host.page_table_lock.lock().pt.translate(&mem, base + 7 * PAGE_SIZE).is_some(), "host mappings intact");
     drop(host);
 }
 
@@ -345,21 +344,21 @@ fn owner_munmap_inside_a_grafted_table_unmaps_its_pages_for_every_grafter() {
     let base = 0x4000_0000u64;
     let (host, guest, pt) = host_with_a_pte_table_grafted_into_a_guest(base);
     let (user_pages, host_tables) = (page::user_pages(), host.pt_pages.load(Relaxed));
-    assert_eq!(host.inner.lock().rss_total(), 8);
+    assert_eq!(host.rss_total(), 8);
     super::munmap::do_munmap(&host, base, 4 * PAGE_SIZE).expect("munmap");
     {
-        let h = host.inner.lock();
-        let g = guest.inner.lock();
+        let h = host.page_table_lock.lock();
+        let g = guest.page_table_lock.lock();
         let (hmem, gmem) = (host.phys_mem(), guest.phys_mem());
         assert!(h.pt.translate(&hmem, base).is_none(), "the owner's unmap clears its entries");
         assert!(g.pt.translate(&gmem, base + 3 * PAGE_SIZE).is_none(), "and the guest sees it");
         assert!(g.pt.translate(&gmem, base + 4 * PAGE_SIZE).is_some());
-        assert_eq!(h.rss_total(), 4);
+        assert_eq!(host.rss_total(), 4);
     }
     assert_eq!(page::user_pages(), user_pages - 4, "the unmapped pages are freed");
     // Emptied by its owner, the table stays (linked and charged) while the guest holds it.
     super::munmap::do_munmap(&host, base + 4 * PAGE_SIZE, 4 * PAGE_SIZE).expect("munmap");
-    assert_eq!(host.inner.lock().rss_total(), 0);
+    assert_eq!(host.rss_total(), 0);
     assert_eq!(page::page_count(pt), 2);
     assert_eq!(host.pt_pages.load(Relaxed), host_tables);
     drop(guest);
@@ -378,7 +377,7 @@ fn owner_dying_first_leaves_grafters_an_empty_table_until_they_go() {
     assert_eq!(page::user_pages(), user_pages - 8, "the owner's pages went with it");
     assert_eq!(page::page_count(pt), 1, "the guest's reference keeps the table");
     {
-        let g = guest.inner.lock();
+        let g = guest.page_table_lock.lock();
         let mem = guest.phys_mem();
         assert!((0..8).all(|i| g.pt.translate(&mem, base + i * PAGE_SIZE).is_none()));
     }
@@ -392,16 +391,16 @@ fn owner_dying_first_leaves_grafters_an_empty_table_until_they_go() {
 /// owner's entry (reuse or copy-on-write): it fails with an access error (no panic, no
 /// OOM path) and the owner's entry and page stay as they were.
 fn guest_write_fault_on_a_write_protected_page_in_a_graft_fails_and_changes_nothing() {
-    use super::fault::{handle_mm_fault, Access, FaultError};
+    use super::fault::{fault_exclusive, Access, FaultError};
     use super::vma::{Backend, Prot, VmFlags, Vma};
     let base = 0x4000_0000u64;
     let (host, guest, _) = host_with_a_pte_table_grafted_into_a_guest(base);
     super::mprotect::do_mprotect(&host, base, 8 * PAGE_SIZE, 1).expect("mprotect PROT_READ");
-    let before = host.inner.lock().pt.translate(&host.phys_mem(), base).expect("mapped");
+    let before = host.page_table_lock.lock().pt.translate(&host.phys_mem(), base).expect("mapped");
     assert!(!before.flags.contains(PteFlags::WRITABLE));
     let user_pages = super::page::user_pages();
     {
-        let mut g = guest.inner.lock();
+        let mut g = guest.mmap_lock.write();
         g.insert_vma(Vma {
             live: crate::leak::VMAS.live(),
             start: base,
@@ -412,11 +411,11 @@ fn guest_write_fault_on_a_write_protected_page_in_a_graft_fails_and_changes_noth
             backend: Backend::Anonymous,
             ops: None,
         });
-        let r = handle_mm_fault(&mut g, &guest.pt_pages, base, Access::WRITE);
+        let r = fault_exclusive(&guest, &mut g, base, Access::WRITE);
         assert!(matches!(r, Err(FaultError::AccErr)), "the owner's entry is not the guest's to change");
-        assert_eq!(g.rss_total(), 0);
+        assert_eq!(guest.rss_total(), 0);
     }
-    assert_eq!(host.inner.lock().pt.translate(&host.phys_mem(), base), Some(before));
+    assert_eq!(host.page_table_lock.lock().pt.translate(&host.phys_mem(), base), Some(before));
     assert_eq!(super::page::user_pages(), user_pages, "no page was copied");
     drop(guest);
     drop(host);
@@ -431,13 +430,13 @@ fn mem_read(mem: &super::address_space::UserPhysMem<'_>, table: u64, index: usiz
 /// flush; after `finish` they are free.
 fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
     use super::address_space::MmStruct;
-    use super::fault::{handle_mm_fault, Access};
+    use super::fault::{fault_exclusive, Access};
     use super::page;
     use super::vma::{Backend, Prot, VmFlags, Vma};
     use core::sync::atomic::Ordering::Relaxed;
     let base = 0x4000_0000;
     let mm = MmStruct::new().expect("mm");
-    mm.inner.lock().insert_vma(Vma {
+    mm.mmap_lock.write().insert_vma(Vma {
         live: crate::leak::VMAS.live(),
         start: base,
         end: base + 2 * PAGE_SIZE,
@@ -447,19 +446,20 @@ fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
         backend: Backend::Anonymous,
         ops: None,
     });
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write();
     let tables_before = mm.pt_pages.load(Relaxed);
     for i in 0..2 {
-        handle_mm_fault(&mut inner, &mm.pt_pages, base + i * PAGE_SIZE, Access::WRITE).expect("fault");
+        fault_exclusive(&mm, &mut inner, base + i * PAGE_SIZE, Access::WRITE).expect("fault");
     }
     let mem = mm.phys_mem();
-    let pages: Vec<u64> = (0..2).map(|i| inner.pt.translate(&mem, base + i * PAGE_SIZE).unwrap().phys).collect();
-    let pt = mem_read(&mem, mem_read(&mem, mem_read(&mem, inner.pt.root(), 0) & !0xfff, 1) & !0xfff, 0) & !0xfff;
+    let translate = |va| mm.page_table_lock.lock().pt.translate(&mem, va);
+    let pages: Vec<u64> = (0..2).map(|i| translate(base + i * PAGE_SIZE).unwrap().phys).collect();
+    let pt = mem_read(&mem, mem_read(&mem, mem_read(&mem, mm.root(), 0) & !0xfff, 1) & !0xfff, 0) & !0xfff;
     let user_pages = page::user_pages();
-    let tlb = super::tlb::MmuGather::new(inner.pt.root());
-    inner.zap_range(&tlb, &mm.pt_pages, base, base + 2 * PAGE_SIZE);
-    assert!(inner.pt.translate(&mem, base).is_none());
-    assert_eq!(inner.rss_total(), 0);
+    let tlb = super::tlb::MmuGather::new(mm.root());
+    mm.zap_range(&tlb, base, base + 2 * PAGE_SIZE);
+    assert!(translate(base).is_none());
+    assert_eq!(mm.rss_total(), 0);
     assert_eq!(mm.pt_pages.load(Relaxed), tables_before, "the emptied tables are uncharged at once");
     assert!(pages.iter().all(|&p| page::page_count(p) == 1), "pages held until the flush");
     assert_eq!(page::page_count(pt), 1, "the PTE table is held until the flush");

@@ -241,10 +241,10 @@ pub fn exec_into(
     })?;
     let mm = MmStruct::new().ok_or(ENOMEM)?;
     {
-        let mut inner = mm.inner.lock();
+        let mut inner = mm.mmap_lock.write();
         for step in &plan {
-            let tlb = crate::mm::tlb::MmuGather::new(inner.pt.root());
-            inner.unmap_region(&tlb, &mm.pt_pages, step.start, step.end);
+            let tlb = crate::mm::tlb::MmuGather::new(mm.root());
+            inner.unmap_region(&tlb, &mm, step.start, step.end);
             if step.file_end > step.start {
                 inner.insert_vma(Vma {
                     live: crate::leak::VMAS.live(),
@@ -302,7 +302,7 @@ pub fn exec_into(
 
     crate::mm::usercopy::copy_to_user(&mm, image.sp, &image.bytes)?;
     {
-        let mut inner = mm.inner.lock();
+        let mut inner = mm.mmap_lock.write();
         inner.arg_range = (image.argv_start, image.argv_end);
         inner.exe = Some(exec_file.path.clone());
         inner.env_range = (image.env_start, image.env_end);

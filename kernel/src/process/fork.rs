@@ -92,7 +92,13 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     let mm = if f & CLONE_VM != 0 {
         parent.mm()
     } else {
-        crate::mm::oom_kill::retry_after_oom(|| parent.mm().fork()).ok_or(ENOMEM)?
+        // Out of memory retries after the OOM killer; a kill while waiting for the
+        // parent's mmap_lock is EINTR.
+        let r = crate::mm::oom_kill::retry_after_oom(|| match parent.mm().fork() {
+            Err(e) if e == ENOMEM => None,
+            r => Some(r),
+        });
+        r.ok_or(ENOMEM)??
     };
     let files = if f & CLONE_FILES != 0 {
         parent.files()
