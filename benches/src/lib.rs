@@ -109,6 +109,19 @@ pub fn kernel_release() -> String {
     format!("{}-{}", field(&u.sysname), field(&u.release)).replace(char::is_whitespace, "_")
 }
 
+/// The rows of `/proc/interrupts` (Linux's format: a label such as `CAL:`, one count per
+/// online CPU, then a description) as label -> the sum of the counts over the CPUs. Rows
+/// with no count (none such in Linux's file) are left out.
+pub fn irq_row_sums(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (label, rest) = l.split_once(':')?;
+            let counts: Vec<u64> = rest.split_whitespace().map_while(|w| w.parse().ok()).collect();
+            (!counts.is_empty()).then(|| (label.trim().to_string(), counts.iter().sum()))
+        })
+        .collect()
+}
+
 /// Parses `--name value` style arguments: the value after `name`, if present.
 pub fn arg_value(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
@@ -136,6 +149,23 @@ mod tests {
         assert_eq!(proc_kb(t, "VmRSS"), Some(1024 * 1024));
         assert_eq!(proc_kb(t, "RssShmem"), Some(0));
         assert_eq!(proc_kb(t, "VmSwap"), None);
+    }
+
+    #[test]
+    fn interrupt_rows_are_summed_over_cpus() {
+        let t = "           CPU0       CPU1       \n  4:        120          0   IO-APIC   4-edge      ttyS0\n\
+                 NMI:          0          0   Non-maskable interrupts\n\
+                 RES:         17         25   Rescheduling interrupts\n\
+                 CAL:        300        211   Function call interrupts\n\
+                 TLB:         40         38   TLB shootdowns\n\
+                 ERR:          0\n";
+        let m = irq_row_sums(t);
+        assert_eq!(m["RES"], 42);
+        assert_eq!(m["CAL"], 511);
+        assert_eq!(m["TLB"], 78);
+        assert_eq!(m["4"], 120);
+        assert_eq!(m["ERR"], 0);
+        assert!(!m.contains_key("CPU0"));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! their starting count: a leak fails the test.
 
 use crate::mm::frame;
-use spin::Mutex;
+use crate::sync::SpinLock as Mutex;
 
 pub struct KTest {
     pub name: &'static str,
@@ -24,7 +24,7 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 8] {
+fn suites() -> [&'static [KTest]; 10] {
     [
         crate::cmdline::KTESTS,
         crate::sync::rwsem::KTESTS,
@@ -34,15 +34,21 @@ fn suites() -> [&'static [KTest]; 8] {
         crate::process::exec::KTESTS,
         crate::syscall::trace::KTESTS,
         crate::leak::KTESTS,
+        crate::arch::smp::tests::KTESTS,
+        crate::sync::lockdep::KTESTS,
     ]
 }
 
 /// Tests that crash the kernel on purpose; run only by name.
 fn fault_tests() -> impl Iterator<Item = &'static KTest> {
-    crate::mm::tests::FAULT_TESTS.iter().chain(crate::watchdog::FAULT_TESTS).chain(crate::leak::FAULT_TESTS)
+    crate::mm::tests::FAULT_TESTS
+        .iter()
+        .chain(crate::watchdog::FAULT_TESTS)
+        .chain(crate::leak::FAULT_TESTS)
+        .chain(crate::sync::lockdep::FAULT_TESTS)
 }
 
-static CURRENT: Mutex<Option<&'static str>> = Mutex::new(None);
+static CURRENT: Mutex<Option<&'static str>, crate::sync::order::KtestCurrent> = Mutex::new(None);
 
 /// The test running now, for the panic handler's `FAILED` line.
 pub fn current() -> Option<&'static str> {

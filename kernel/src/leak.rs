@@ -148,7 +148,8 @@ impl Snapshot {
     }
 }
 
-static BASELINE: spin::Mutex<Option<Snapshot>> = spin::Mutex::new(None);
+static BASELINE: crate::sync::SpinLock<Option<Snapshot>, crate::sync::order::LeakBaseline> =
+    crate::sync::SpinLock::new(None);
 
 /// Records the starting figures (before init exists).
 pub fn record_baseline() {
@@ -259,8 +260,8 @@ struct KtestTask(alloc::sync::Arc<crate::process::task::Task>);
 impl KtestTask {
     fn new() -> KtestTask {
         use crate::process::task::{self, FsContext, NewTask};
+        use crate::sync::SpinLock as Mutex;
         use alloc::sync::Arc;
-        use spin::Mutex;
         let tid = task::alloc_tid();
         let process =
             task::new_process(tid, alloc::sync::Weak::new(), task::Creds::root(), task::default_rlimits(), tid, tid, 0);

@@ -65,6 +65,8 @@ pub fn boot_info() -> &'static BootInfo {
 
 /// The first Rust code, called by the boot trampoline (`arch::x86_64::boot`).
 pub fn kernel_main(start_info: u64) -> ! {
+    // GS first: `percpu::cpu_id()` works from here on (locks may use it).
+    arch::percpu::init_cpu(0);
     apic::mark_boot();
     serial::init();
     let boot = match pvh::parse(start_info) {
@@ -75,6 +77,8 @@ pub fn kernel_main(start_info: u64) -> ! {
         }
     };
     logger::init(cmdline::log_level(&boot.cmdline));
+    // While the boot page tables still map the firmware's tables.
+    arch::acpi::init(boot.rsdp);
     watchdog::init(&boot.cmdline);
     mm::fail::init(&boot.cmdline);
     log::info!("mshare-kernel {} booting, cmdline {:?}", env!("CARGO_PKG_VERSION"), boot.cmdline.as_str());
@@ -89,13 +93,13 @@ pub fn kernel_main(start_info: u64) -> ! {
     mm::page::init();
     mm::commit::init();
     fs::proc_sysctl::init();
-    arch::percpu::init();
     arch::syscall::init();
     random::init();
     time::init();
     let lapic = mm::kernel_map::map_mmio(apic::lapic_phys_base(), 4096);
     apic::init(lapic);
     cpu::enable_interrupts();
+    arch::smp::boot_secondary_cpus(boot);
     print_memory_summary();
     if let Err(e) = fs::init() {
         println!("mshare-kernel: cannot build the root filesystem: {:?}", e);

@@ -2,9 +2,9 @@
 //! xoshiro256** seeded from RDRAND when the CPU has it, else the TSC.
 //! Not a cryptographic generator; enough for tests and stack canaries here.
 
-use spin::Mutex;
+use crate::sync::SpinLock as Mutex;
 
-static STATE: Mutex<[u64; 4]> = Mutex::new([0; 4]);
+static STATE: Mutex<[u64; 4], crate::sync::order::Random> = Mutex::new([0; 4]);
 
 fn splitmix(x: &mut u64) -> u64 {
     *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -236,8 +236,8 @@ extern "C" fn sleep_uninterruptibly_forever() -> ! {
 /// while the boot context becomes the idle loop.
 fn fault_hung_task() {
     use crate::process::task::{self, FsContext, NewTask};
+    use crate::sync::SpinLock as Mutex;
     use alloc::sync::Arc;
-    use spin::Mutex;
     let root = crate::fs::root();
     let tid = task::alloc_tid();
     let process = task::new_process(

@@ -2,11 +2,17 @@
 //! on Debian's Linux in the same QEMU, each benchmark case in a boot of its own.
 //!
 //! A boot's initramfs holds `/bench_init` (its /init on both kernels), the benchmark
-//! programs and `/bench/plan`, the command to run. The programs print `@bench SUITE
-//! key=value ...` lines; this module turns them into `pt_sharing.csv` and `vm_micro.csv`
-//! (with JSON beside each), plots and a Markdown summary in the output directory
-//! (`target/bench/` unless `--out DIR`). A boot that fails is reported with its reason
-//! and console log; the rows already measured are kept and the command exits non-zero.
+//! programs and `/bench/plan`, the commands to run. The programs print `@bench SUITE
+//! key=value ...` lines; this module turns them into `pt_sharing.csv`, `vm_micro.csv` and
+//! `will_it_scale.csv` (with JSON beside each), plots and a Markdown summary in the output
+//! directory (`target/bench/` unless `--out DIR`). A boot that fails is reported with its
+//! reason and console log; the rows already measured are kept and the command exits
+//! non-zero.
+//!
+//! Boots run in parallel, each QEMU under TCG keeping one host core busy per guest CPU: a
+//! boot starts only when its CPUs and those of the boots already running fit the host's
+//! cores (or nothing else runs; a boot with more CPUs than the host has runs alone, and
+//! its rows are marked oversubscribed).
 
 use crate::plot::{fmt_bytes, fmt_count};
 use crate::qemu::{self, QemuConfig, QemuExit};
@@ -58,10 +64,51 @@ impl PtCase {
     }
 }
 
+/// One `will_it_scale` case (plan group `scale`): a test, as threads or processes, with
+/// `tasks` tasks in a guest of as many CPUs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleCase {
+    pub test: &'static str,
+    pub mode: &'static str,
+    pub tasks: u32,
+}
+
+impl ScaleCase {
+    fn describe(&self) -> String {
+        format!("scale {} {} T={}", self.test, self.mode, self.tasks)
+    }
+
+    /// The program's command line: `runs` windows of `seconds` after a warm-up of half a
+    /// window, over regions of `size` bytes.
+    fn command(&self, seconds: f64, runs: u32, size: u64) -> String {
+        format!(
+            "/will_it_scale --test {} --mode {} --tasks {} --seconds {seconds} --runs {runs} --size {size}",
+            self.test, self.mode, self.tasks
+        )
+    }
+}
+
+/// The tests of `will_it_scale`, as it names them.
+pub const SCALE_TESTS: [&str; 6] = ["page_fault1", "page_fault2", "mmap1", "mmap2", "futex1", "futex2"];
+pub const SCALE_MODES: [&str; 2] = ["threads", "processes"];
+/// Task counts (and guest CPUs) of the full set and of `--quick`.
+pub const SCALE_TASKS: [u32; 3] = [1, 2, 4];
+pub const QUICK_SCALE_TASKS: [u32; 2] = [1, 2];
+/// The region of each task (will-it-scale's MEMSIZE), and the quick set's.
+pub const SCALE_SIZE: u64 = 128 * MIB;
+pub const QUICK_SCALE_SIZE: u64 = 4 * MIB;
+/// Seconds per measured window, full and quick.
+pub const SCALE_SECONDS: f64 = 1.0;
+pub const QUICK_SCALE_SECONDS: f64 = 0.1;
+
 /// What one `bench` invocation measures.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub pt: Vec<PtCase>,
+    /// `will_it_scale` cases; each boots with `tasks` CPUs whatever `smp` says. The full
+    /// set boots each case once and measures `micro_runs` windows in it; `--quick` boots
+    /// once per task count and runs every test and mode in that boot, one short window each.
+    pub scale: Vec<ScaleCase>,
     /// Run `vm_micro` (with `--quick` when the plan is quick), `micro_runs` times in one boot.
     pub micro: bool,
     pub micro_runs: u32,
@@ -72,6 +119,10 @@ pub struct Plan {
     pub machine: String,
     /// Boots at a time (QEMU under TCG uses one host core per guest CPU).
     pub jobs: usize,
+    /// Guest CPUs of the boots running at once, at most (a boot needing more runs alone).
+    pub cpu_budget: u32,
+    /// The host's cores, recorded in run.json: a boot with more CPUs oversubscribes them.
+    pub host_cores: u32,
 }
 
 /// The process counts of the full set.
@@ -84,9 +135,12 @@ pub const ONE_RUN_ABOVE: u64 = 16 * GIB;
 /// `--uncapped` keeps them.
 pub const CAP_TOUCHED: u64 = 256 * GIB;
 
-/// Guest memory for a plan: the largest case's region and page tables, with room.
-fn memory_for(cases: &[PtCase]) -> String {
-    let need = cases.iter().map(|c| c.size + c.procs as u64 * (c.size / 512 + 256 * 1024)).max().unwrap_or(0);
+/// Guest memory for a plan: the largest case's region and page tables, with room
+/// (a `page_fault2` task holds its file's pages and as many private copies).
+fn memory_for(cases: &[PtCase], scale: &[ScaleCase], scale_size: u64) -> String {
+    let pt = cases.iter().map(|c| c.size + c.procs as u64 * (c.size / 512 + 256 * 1024));
+    let scale = scale.iter().map(|c| 2 * c.tasks as u64 * scale_size + 256 * MIB);
+    let need = pt.chain(scale).max().unwrap_or(0);
     let gib = ((need as f64 * 1.5) / GIB as f64 + 0.5).ceil().max(1.0);
     format!("{gib}G")
 }
@@ -120,30 +174,45 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
             }
         }
     }
+    let mut scale = Vec::new();
+    if !for_run {
+        for test in SCALE_TESTS {
+            for mode in SCALE_MODES {
+                for &tasks in if o.quick { &QUICK_SCALE_TASKS[..] } else { &SCALE_TASKS[..] } {
+                    scale.push(ScaleCase { test, mode, tasks });
+                }
+            }
+        }
+    }
     let only = o.only.clone().unwrap_or_default();
     let micro = micro && (only.is_empty() || "vm_micro".contains(&only) || only.contains("vm_micro"));
     if !only.is_empty() {
         pt.retain(|c| c.describe().contains(&only) || only == "pt_sharing");
+        scale.retain(|c| c.describe().contains(&only));
     }
+    let scale_size = if o.quick { QUICK_SCALE_SIZE } else { SCALE_SIZE };
     let mut kernels = vec![KernelKind::Ours];
     if o.linux {
         kernels.push(KernelKind::Linux);
     }
     // `run` fits the runner's default memory (512 MiB); the full set sizes its own.
-    let mem = o.mem.clone().unwrap_or_else(|| if for_run { "512M".into() } else { memory_for(&pt) });
+    let mem =
+        o.mem.clone().unwrap_or_else(|| if for_run { "512M".into() } else { memory_for(&pt, &scale, scale_size) });
+    let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let smp = o.smp.unwrap_or(1).max(1);
     Plan {
         pt,
+        scale,
         micro,
         micro_runs: runs.max(if o.quick { 1 } else { 3 }),
         quick: o.quick,
         kernels,
         mem,
-        smp: o.smp.unwrap_or(1),
+        smp,
         machine: o.machine.clone().unwrap_or_else(|| "microvm".into()),
-        jobs: o.jobs.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores / o.smp.unwrap_or(1).max(1) as usize).max(1)
-        }),
+        jobs: o.jobs.unwrap_or((host_cores / smp) as usize).max(1),
+        cpu_budget: o.jobs.map_or(host_cores, |j| j as u32 * smp).max(1),
+        host_cores,
     }
 }
 
@@ -151,16 +220,22 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
 #[derive(Clone, Debug)]
 struct Job {
     kernel: KernelKind,
-    /// The command line of `/bench/plan`.
+    /// The lines of `/bench/plan`, one command each.
     command: String,
+    /// The `@bench` suite its results come as, and how many such lines a good boot prints.
+    suite: &'static str,
+    expected: usize,
     what: String,
+    /// The guest's CPUs.
+    smp: u32,
     /// Relative cost, for the estimate of time left.
     weight: f64,
     timeout: Duration,
 }
 
-/// The boots of a plan: vm_micro first, then each pt_sharing case, the kernels in turn
-/// for each, so that a run cut short still compares them.
+/// The boots of a plan: vm_micro first, then the will_it_scale cases, then each
+/// pt_sharing case, the kernels in turn for each, so that a run cut short still compares
+/// them.
 fn jobs(plan: &Plan) -> Vec<Job> {
     let mut jobs = Vec::new();
     if plan.micro {
@@ -169,10 +244,53 @@ fn jobs(plan: &Plan) -> Vec<Job> {
             jobs.push(Job {
                 kernel,
                 command: format!("/vm_micro --runs {}{quick}", plan.micro_runs),
+                suite: "vm_micro",
+                expected: 1,
                 what: "vm_micro".into(),
+                smp: plan.smp,
                 weight: if plan.quick { 200_000.0 } else { 40_000_000.0 },
                 timeout: Duration::from_secs(if plan.quick { 120 } else { 900 }),
             });
+        }
+    }
+    if plan.quick {
+        // One boot per task count runs every quick case, one short window each.
+        let mut counts: Vec<u32> = plan.scale.iter().map(|c| c.tasks).collect();
+        counts.sort();
+        counts.dedup();
+        for tasks in counts {
+            let cases: Vec<&ScaleCase> = plan.scale.iter().filter(|c| c.tasks == tasks).collect();
+            let lines: Vec<String> =
+                cases.iter().map(|c| c.command(QUICK_SCALE_SECONDS, 1, QUICK_SCALE_SIZE)).collect();
+            for &kernel in &plan.kernels {
+                jobs.push(Job {
+                    kernel,
+                    command: lines.join("\n"),
+                    suite: "will_it_scale",
+                    expected: cases.len(),
+                    what: format!("scale T={tasks} ({} cases)", cases.len()),
+                    smp: tasks,
+                    weight: 100_000.0 * cases.len() as f64,
+                    timeout: Duration::from_secs(120),
+                });
+            }
+        }
+    } else {
+        for c in &plan.scale {
+            for &kernel in &plan.kernels {
+                let runs = plan.micro_runs;
+                jobs.push(Job {
+                    kernel,
+                    command: c.command(SCALE_SECONDS, runs, SCALE_SIZE),
+                    suite: "will_it_scale",
+                    expected: runs as usize,
+                    what: c.describe(),
+                    smp: c.tasks,
+                    // A boot, the tasks' set-up and (runs + 1/2) windows; most of it the boot.
+                    weight: 2_000_000.0 * c.tasks as f64,
+                    timeout: Duration::from_secs(240 + 60 * c.tasks as u64),
+                });
+            }
         }
     }
     for c in &plan.pt {
@@ -185,7 +303,10 @@ fn jobs(plan: &Plan) -> Vec<Job> {
                         "/pt_sharing --backing {} --access {} --size {} --procs {}",
                         c.backing, c.access, c.size, c.procs
                     ),
+                    suite: "pt_sharing",
+                    expected: 1,
                     what: c.describe(),
+                    smp: plan.smp,
                     weight: touched as f64 + 500_000.0,
                     // 50 us per page touched is 20 times what either kernel needs under TCG.
                     timeout: Duration::from_secs(60 + touched / 20_000),
@@ -242,6 +363,66 @@ pub const PT_COLUMNS: [&str; 22] = [
     "smp",
 ];
 
+/// The columns of `will_it_scale.csv`, in order (documented in benches/README.md).
+pub const SCALE_COLUMNS: [&str; 25] = [
+    "kernel",
+    "test",
+    "mode",
+    "tasks",
+    "run",
+    "ops",
+    "ns",
+    "ops_per_s",
+    "per_task_ops_per_s",
+    "per_task_min",
+    "per_task_max",
+    "faults",
+    "faults_per_op",
+    "ipi_resched",
+    "ipi_call",
+    "ipi_tlb",
+    "ipis",
+    "ipis_per_op",
+    "cpus",
+    "smp",
+    "host_cores",
+    "oversubscribed",
+    "kernel_release",
+    "machine",
+    "mem",
+];
+
+/// A will_it_scale.csv row from a `@bench will_it_scale` line of a boot of `kernel` with
+/// `smp` CPUs: the program's fields, and what follows from them (per-task mean, faults and
+/// IPIs per operation; `ipis` is RES + CAL, `n/a` unless the kernel has both rows).
+fn scale_row(fields: &BTreeMap<String, String>, kernel: KernelKind, smp: u32, plan: &Plan) -> Row {
+    let mut row: Row = fields
+        .iter()
+        .filter(|(k, _)| SCALE_COLUMNS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let n = |k: &str| fields.get(k).and_then(|v| v.parse::<f64>().ok());
+    let ops = n("ops").unwrap_or(0.0);
+    let per_op = |v: Option<f64>| match v {
+        Some(v) if ops > 0.0 => format!("{:.4}", v / ops),
+        _ => "n/a".into(),
+    };
+    if let (Some(rate), Some(tasks)) = (n("ops_per_s"), n("tasks")) {
+        row.insert("per_task_ops_per_s".into(), format!("{:.1}", rate / tasks.max(1.0)));
+    }
+    row.insert("faults_per_op".into(), per_op(n("faults")));
+    let ipis = n("ipi_resched").zip(n("ipi_call")).map(|(r, c)| r + c);
+    row.insert("ipis".into(), ipis.map_or("n/a".into(), |v| format!("{v}")));
+    row.insert("ipis_per_op".into(), per_op(ipis));
+    row.insert("kernel".into(), kernel.name().into());
+    row.insert("smp".into(), smp.to_string());
+    row.insert("host_cores".into(), plan.host_cores.to_string());
+    row.insert("oversubscribed".into(), u8::from(smp > plan.host_cores).to_string());
+    row.insert("machine".into(), plan.machine.clone());
+    row.insert("mem".into(), plan.mem.clone());
+    row
+}
+
 /// The columns of `vm_micro.csv`.
 pub const MICRO_COLUMNS: [&str; 6] = ["kernel", "name", "ops_per_s", "min", "max", "runs"];
 
@@ -252,6 +433,8 @@ pub type Row = BTreeMap<String, String>;
 #[derive(Default)]
 struct Results {
     pt: Vec<Row>,
+    /// will_it_scale.csv rows, one per measured window.
+    scale: Vec<Row>,
     /// (kernel, name) -> ops/s of each run.
     micro: BTreeMap<(String, String), Vec<f64>>,
     failures: Vec<String>,
@@ -300,7 +483,7 @@ fn boot(
     cfg.cmdline = [cmdline.as_str(), &o.append.join(" ")].join(" ").trim().to_string();
     cfg.machine = plan.machine.clone();
     cfg.mem = plan.mem.clone();
-    cfg.smp = plan.smp;
+    cfg.smp = job.smp;
     cfg.timeout = o.timeout.map(Duration::from_secs).unwrap_or(job.timeout);
     cfg.echo = false;
     cfg.echo_filter = Some(is_error_line);
@@ -330,17 +513,19 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
     };
     let kernels = (ours, linux);
     let workers = plan.jobs.clamp(1, jobs.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let next = Dispatcher::new(plan.cpu_budget);
+    let smp_of = |i: usize| jobs.get(i).map(|j| j.smp);
     let (tx, rx) = std::sync::mpsc::channel::<Result<Boot, String>>();
     let mut runs_seen: BTreeMap<(String, String), u32> = BTreeMap::new();
     let mut done_weight = 0.0;
     let mut fatal = None;
     std::thread::scope(|scope| {
         for worker in 0..workers {
-            let (tx, next, jobs, kernels, programs, logs) = (tx.clone(), &next, &jobs, &kernels, &programs, &logs);
+            let (tx, next, jobs, kernels, programs, logs, smp_of) =
+                (tx.clone(), &next, &jobs, &kernels, &programs, &logs, &smp_of);
             scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(job) = jobs.get(i) else { break };
+                let Some(i) = next.take(smp_of) else { break };
+                let job = &jobs[i];
                 eprintln!(
                     "xtask bench [{}/{}] {} on {}: started at {}",
                     i + 1,
@@ -350,6 +535,7 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
                     fmt_duration(started.elapsed())
                 );
                 let r = boot(plan, o, programs, kernels, job, i, worker, logs);
+                next.done(job.smp);
                 let failed = r.is_err();
                 if tx.send(r).is_err() || failed {
                     break;
@@ -362,7 +548,7 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
                 Ok(b) => b,
                 Err(e) => {
                     // A runner error (QEMU cannot start, a file cannot be written): stop.
-                    next.store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                    next.stop();
                     fatal = Some(e);
                     continue;
                 }
@@ -396,6 +582,49 @@ pub fn run_plan(plan: &Plan, o: &Options, out: &Path) -> Result<BenchOutcome, St
     Ok(BenchOutcome { failures: res.failures })
 }
 
+/// Hands the boots to the workers in order, each with its guest CPUs: the next boot
+/// starts when its CPUs and those of the boots running fit the budget (or nothing runs: a
+/// boot larger than the budget runs alone). Boots start in the plan's order, so a large
+/// boot is never overtaken by the small ones after it.
+struct Dispatcher {
+    budget: u32,
+    /// The index of the next boot, and the CPUs of the boots running.
+    state: std::sync::Mutex<(usize, u32)>,
+    changed: std::sync::Condvar,
+}
+
+impl Dispatcher {
+    fn new(budget: u32) -> Dispatcher {
+        Dispatcher { budget, state: std::sync::Mutex::new((0, 0)), changed: std::sync::Condvar::new() }
+    }
+
+    /// The next boot's index once its CPUs (`smp_of(index)`) fit; None when no boot is left.
+    fn take(&self, smp_of: &dyn Fn(usize) -> Option<u32>) -> Option<usize> {
+        let mut st = self.state.lock().unwrap();
+        loop {
+            let (next, used) = *st;
+            let n = smp_of(next)?;
+            if used == 0 || used + n <= self.budget {
+                *st = (next + 1, used + n);
+                return Some(next);
+            }
+            st = self.changed.wait(st).unwrap();
+        }
+    }
+
+    /// A boot of `n` CPUs has ended.
+    fn done(&self, n: u32) {
+        self.state.lock().unwrap().1 -= n;
+        self.changed.notify_all();
+    }
+
+    /// No boot starts any more.
+    fn stop(&self) {
+        self.state.lock().unwrap().0 = usize::MAX;
+        self.changed.notify_all();
+    }
+}
+
 /// Takes one boot's records into the results, and its failure if it failed.
 fn record(res: &mut Results, plan: &Plan, job: &Job, b: &Boot, runs_seen: &mut BTreeMap<(String, String), u32>) {
     let run = &b.run;
@@ -403,15 +632,15 @@ fn record(res: &mut Results, plan: &Plan, job: &Job, b: &Boot, runs_seen: &mut B
     let release =
         records.iter().find(|r| r.suite == "init").and_then(|r| r.fields.get("kernel").cloned()).unwrap_or_default();
     res.kernels.entry(job.kernel.name().to_string()).or_insert((release.clone(), b.cmdline.clone()));
-    let expected_suite = if job.what == "vm_micro" { "vm_micro" } else { "pt_sharing" };
-    let measured = records.iter().filter(|r| r.suite == expected_suite).count();
-    let program_ok =
-        records.iter().any(|r| r.suite == "exit" && r.fields.get("status").map(String::as_str) == Some("0"));
+    let measured = records.iter().filter(|r| r.suite == job.suite).count();
+    let exits: Vec<&Record> = records.iter().filter(|r| r.suite == "exit").collect();
+    let program_ok = !exits.is_empty() && exits.iter().all(|r| r.fields.get("status").map(String::as_str) == Some("0"));
     let leak_ok = job.kernel != KernelKind::Ours || crate::leak::verdict(&run.output).is_ok();
     let verdict = match run.exit {
         QemuExit::Success if !leak_ok => Err(crate::leak::verdict(&run.output).unwrap_err()),
-        QemuExit::Success if program_ok && measured > 0 => Ok(()),
+        QemuExit::Success if program_ok && measured >= job.expected.max(1) => Ok(()),
         QemuExit::Success | QemuExit::Failed if !program_ok => Err("the benchmark program failed".to_string()),
+        QemuExit::Success if measured > 0 => Err(format!("{measured} result lines of {}", job.expected)),
         QemuExit::Success => Err("no result line".to_string()),
         QemuExit::Failed => Err("the kernel reported a failure (panic or leak)".to_string()),
         QemuExit::Timeout => Err(format!("QEMU timed out after {} s", b.timeout.as_secs())),
@@ -429,6 +658,16 @@ fn record(res: &mut Results, plan: &Plan, job: &Job, b: &Boot, runs_seen: &mut B
         row.insert("smp".into(), plan.smp.to_string());
         print_pt_row(&row);
         res.pt.push(row);
+    }
+    for r in records.iter().filter(|r| r.suite == "will_it_scale") {
+        let mut row = scale_row(&r.fields, job.kernel, job.smp, plan);
+        let key = ["test", "mode", "tasks"].map(|k| row.get(k).cloned().unwrap_or_default()).join(" ");
+        let n = runs_seen.entry((job.kernel.name().to_string(), key)).or_insert(0);
+        *n += 1;
+        row.insert("run".into(), n.to_string());
+        row.insert("kernel_release".into(), release.clone());
+        print_scale_row(&row);
+        res.scale.push(row);
     }
     for r in records.iter().filter(|r| r.suite == "vm_micro") {
         let (Some(name), Some(ops)) = (r.fields.get("name"), r.fields.get("ops_per_s").and_then(|v| v.parse().ok()))
@@ -474,8 +713,10 @@ fn build_programs() -> Result<Vec<(String, PathBuf)>, String> {
         return Err("benches build failed".into());
     }
     let dir = target_dir().join("x86_64-unknown-linux-musl").join("release");
-    let programs: Vec<(String, PathBuf)> =
-        ["bench_init", "pt_sharing", "vm_micro"].iter().map(|n| (n.to_string(), dir.join(n))).collect();
+    let programs: Vec<(String, PathBuf)> = ["bench_init", "pt_sharing", "vm_micro", "will_it_scale"]
+        .iter()
+        .map(|n| (n.to_string(), dir.join(n)))
+        .collect();
     for (_, p) in &programs {
         if !p.is_file() {
             return Err(format!("{} was not built", p.display()));
@@ -514,6 +755,25 @@ fn print_pt_row(r: &Row) {
         g("faults_per_later_proc"),
         g("cycles_first_proc"),
         g("cycles_per_later_proc"),
+    );
+}
+
+fn print_scale_row(r: &Row) {
+    let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("-");
+    let rate = |k: &str| g(k).parse::<f64>().map(fmt_count).unwrap_or_else(|_| "-".into());
+    eprintln!(
+        "    {} {} {} T={} window {}: {} ops/s ({} to {} per task); faults/op {}, IPIs/op {}, TLB flushes {}",
+        g("kernel"),
+        g("test"),
+        g("mode"),
+        g("tasks"),
+        g("run"),
+        rate("ops_per_s"),
+        rate("per_task_min"),
+        rate("per_task_max"),
+        g("faults_per_op"),
+        g("ipis_per_op"),
+        g("ipi_tlb"),
     );
 }
 
@@ -602,11 +862,20 @@ fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
         write_file(&out.join("vm_micro.csv"), &csv)?;
         write_file(&out.join("vm_micro.json"), &json)?;
     }
+    if !plan.scale.is_empty() {
+        let (csv, json) = table_text(&SCALE_COLUMNS, &res.scale);
+        write_file(&out.join("will_it_scale.csv"), &csv)?;
+        write_file(&out.join("will_it_scale.json"), &json)?;
+    }
     let mut meta = String::new();
     let _ = writeln!(meta, "{{");
     let _ = writeln!(meta, "  \"machine\": {},", json_value(&plan.machine));
     let _ = writeln!(meta, "  \"mem\": {},", json_value(&plan.mem));
     let _ = writeln!(meta, "  \"smp\": {},", plan.smp);
+    let scale_smp: Vec<String> =
+        SCALE_TASKS.iter().filter(|t| plan.scale.iter().any(|c| c.tasks == **t)).map(|t| t.to_string()).collect();
+    let _ = writeln!(meta, "  \"scale_smp\": [{}],", scale_smp.join(", "));
+    let _ = writeln!(meta, "  \"host_cores\": {},", plan.host_cores);
     let _ = writeln!(meta, "  \"host_cpu\": {},", json_value(&res.host_cpu));
     let _ = writeln!(meta, "  \"qemu\": {},", json_value(&res.qemu));
     let kernels: Vec<String> = res
@@ -627,10 +896,143 @@ fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
 /// Writes `summary.md` and the plots (once, at the end of a run); returns the summary.
 fn write_report(res: &Results, out: &Path) -> Result<String, String> {
     let micro = micro_rows(res);
-    let summary = summary(&res.pt, &micro, &res.failures);
+    let mut summary = summary(&res.pt, &micro, &res.failures);
+    summary.insert_str(summary.find("## Failed boots").unwrap_or(summary.len()), &scale_summary(&res.scale));
     write_file(&out.join("summary.md"), &summary)?;
     plots(out, &res.pt, &micro)?;
+    scale_plots(out, &res.scale)?;
     Ok(summary)
+}
+
+/// A will_it_scale case: kernel, test, mode, tasks.
+pub type ScaleKey = (String, String, String, u64);
+
+/// Medians of a numeric column of will_it_scale.csv per case (rows where it is `n/a`
+/// left out).
+pub fn scale_medians(rows: &[Row], column: &str) -> BTreeMap<ScaleKey, f64> {
+    let mut groups: BTreeMap<ScaleKey, Vec<f64>> = BTreeMap::new();
+    for r in rows {
+        let key = (
+            r.get("kernel").cloned().unwrap_or_default(),
+            r.get("test").cloned().unwrap_or_default(),
+            r.get("mode").cloned().unwrap_or_default(),
+            num(r, "tasks").unwrap_or(0.0) as u64,
+        );
+        if let Some(v) = num(r, column) {
+            groups.entry(key).or_default().push(v);
+        }
+    }
+    groups.into_iter().map(|(k, v)| (k, median(&v))).collect()
+}
+
+/// The host's cores as the rows record them.
+fn scale_host_cores(rows: &[Row]) -> Option<u64> {
+    rows.iter().filter_map(|r| num(r, "host_cores")).map(|c| c as u64).max()
+}
+
+/// The will_it_scale table of summary.md: per test, mode and T, the median ops/s of each
+/// kernel and their ratio, the scaling efficiency ops(T) / (T x ops(1)) of each, and IPIs
+/// and remote TLB flushes per operation.
+pub fn scale_summary(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let ops = scale_medians(rows, "ops_per_s");
+    if ops.is_empty() {
+        return s;
+    }
+    let ipis = scale_medians(rows, "ipis_per_op");
+    let tlb = scale_medians(rows, "ipi_tlb");
+    let count = scale_medians(rows, "ops");
+    let cores = scale_host_cores(rows);
+    let _ = writeln!(
+        s,
+        "## will_it_scale (ops/s, median of the windows; `eff` = ops(T) / (T x ops(1)); IPIs = RES + CAL rows of \
+         /proc/interrupts; n/a: the kernel does not count them)\n"
+    );
+    if let Some(c) = cores {
+        let _ = writeln!(
+            s,
+            "Each case boots with T CPUs. The host has {c} cores: rows marked `*` (T > {c}) oversubscribe it, \
+             so their scaling is the emulator's, not the kernel's.\n"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| test | mode | T | ours | linux | ours / linux | eff ours | eff linux | IPIs / op ours | IPIs / op linux | \
+         TLB flushes / op ours | TLB flushes / op linux |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let mut cases: Vec<(String, String, u64)> = ops.keys().map(|k| (k.1.clone(), k.2.clone(), k.3)).collect();
+    let order = |t: &str| SCALE_TESTS.iter().position(|x| *x == t).unwrap_or(usize::MAX);
+    cases.sort_by_key(|(t, m, n)| (order(t), t.clone(), m.clone(), *n));
+    cases.dedup();
+    for (test, mode, t) in cases {
+        let key = |k: &str, tasks: u64| (k.to_string(), test.clone(), mode.clone(), tasks);
+        let get = |m: &BTreeMap<ScaleKey, f64>, k: &str| m.get(&key(k, t)).copied();
+        let rate = |k: &str| get(&ops, k).map_or("-".into(), fmt_count);
+        let ratio = match (get(&ops, "ours"), get(&ops, "linux")) {
+            (Some(o), Some(l)) if l > 0.0 => format!("{:.2}", o / l),
+            _ => "-".into(),
+        };
+        let eff = |k: &str| match (get(&ops, k), ops.get(&key(k, 1)).copied()) {
+            (Some(v), Some(one)) if one > 0.0 => format!("{:.2}", v / (t as f64 * one)),
+            _ => "-".into(),
+        };
+        let per_op = |m: &BTreeMap<ScaleKey, f64>, k: &str| match get(&ops, k) {
+            None => "-".into(),
+            Some(_) => get(m, k).map_or("n/a".into(), |v| format!("{v:.4}")),
+        };
+        let tlb_per_op = |k: &str| match (get(&tlb, k), get(&count, k)) {
+            (Some(f), Some(n)) if n > 0.0 => format!("{:.4}", f / n),
+            _ if get(&ops, k).is_some() => "n/a".into(),
+            _ => "-".into(),
+        };
+        let mark = if cores.is_some_and(|c| t > c) { "*" } else { "" };
+        let _ = writeln!(
+            s,
+            "| {test} | {mode} | {t}{mark} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} |",
+            rate("ours"),
+            rate("linux"),
+            eff("ours"),
+            eff("linux"),
+            per_op(&ipis, "ours"),
+            per_op(&ipis, "linux"),
+            tlb_per_op("ours"),
+            tlb_per_op("linux"),
+        );
+    }
+    let _ = writeln!(s);
+    s
+}
+
+/// A scaling curve per test, `scale_TEST`: ops/s against T (the guest's CPUs), one line
+/// per kernel and mode.
+pub fn scale_plots(out: &Path, rows: &[Row]) -> Result<(), String> {
+    let ops = scale_medians(rows, "ops_per_s");
+    let cores = scale_host_cores(rows);
+    let mut tests: Vec<&String> = ops.keys().map(|k| &k.1).collect();
+    tests.sort();
+    tests.dedup();
+    for test in tests {
+        let mut by_label: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for ((kernel, t, mode, tasks), v) in &ops {
+            if t == test {
+                by_label.entry(format!("{kernel} {mode}")).or_default().push((*tasks as f64, *v));
+            }
+        }
+        let series: Vec<crate::plot::Series> =
+            by_label.into_iter().map(|(label, points)| crate::plot::Series { label, points }).collect();
+        let host = cores.map_or(String::new(), |c| format!("; host {c} cores, beyond: oversubscribed"));
+        crate::plot::line_chart(
+            &out.join(format!("scale_{test}")),
+            &format!("will_it_scale {test}: ops/s against tasks (T CPUs{host})"),
+            "tasks = guest CPUs (T)",
+            "ops/s, all tasks",
+            &series,
+            true,
+            false,
+            fmt_count,
+        )?;
+    }
+    Ok(())
 }
 
 /// The charts: page-table bytes and attach+touch cycles against N (one chart per region
@@ -946,6 +1348,35 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// The rows of a benchmark CSV whose header must be `columns`: how many lines follow the
+/// header, and each row of the right width as (1-based row number, column -> cell). A
+/// wrong header (then None) or a row of the wrong width is added to `problems`.
+#[allow(clippy::type_complexity)]
+fn csv_rows<'a>(
+    text: &'a str,
+    columns: &[&'static str],
+    problems: &mut Vec<String>,
+) -> Option<(usize, Vec<(usize, BTreeMap<&'static str, &'a str>)>)> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    if header != columns {
+        problems.push(format!("header is {header:?}, expected {columns:?}"));
+        return None;
+    }
+    let mut count = 0;
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        count += 1;
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells.len() != columns.len() {
+            problems.push(format!("row {}: {} cells, expected {}", i + 1, cells.len(), columns.len()));
+            continue;
+        }
+        rows.push((i + 1, columns.iter().copied().zip(cells).collect()));
+    }
+    Some((count, rows))
+}
+
 /// Checks a `pt_sharing.csv` (text): the header is [`PT_COLUMNS`], every row has every
 /// column, numbers parse, and the figures are consistent with what the benchmark did:
 /// each process needs at least the PTE pages that map the region, touched every page
@@ -953,23 +1384,12 @@ fn fmt_duration(d: Duration) -> String {
 /// Returns the problems found.
 pub fn check_pt_csv(text: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    if header != PT_COLUMNS {
-        problems.push(format!("header is {header:?}, expected {PT_COLUMNS:?}"));
+    let Some((rows, lines)) = csv_rows(text, &PT_COLUMNS, &mut problems) else {
         return problems;
-    }
-    let mut rows = 0;
-    for (i, line) in lines.enumerate() {
-        rows += 1;
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() != PT_COLUMNS.len() {
-            problems.push(format!("row {}: {} cells, expected {}", i + 1, cells.len(), PT_COLUMNS.len()));
-            continue;
-        }
-        let row: BTreeMap<&str, &str> = PT_COLUMNS.iter().copied().zip(cells.iter().copied()).collect();
+    };
+    for (i, row) in lines {
         let n = |k: &str| -> Option<u64> { row[k].parse().ok() };
-        let mut bad = |what: String| problems.push(format!("row {}: {what}", i + 1));
+        let mut bad = |what: String| problems.push(format!("row {i}: {what}"));
         for k in &PT_COLUMNS[4..18] {
             let later = *k == "faults_per_later_proc" || *k == "cycles_per_later_proc";
             if n(k).is_none() && !(later && row[k] == "-" && row["procs"] == "1") {
@@ -1070,6 +1490,88 @@ pub fn check_micro_csv(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a `will_it_scale.csv`: the header is [`SCALE_COLUMNS`], every row has every
+/// column, and the figures agree with what the program did: a known test and mode, as
+/// many CPUs as tasks, operations done, the per-task rates around their mean, counters
+/// that are numbers or `n/a` (never invented), `ipis` their sum, at least one fault per
+/// two operations in the page-fault tests, and rows beyond the host's cores marked.
+/// Returns the problems found.
+pub fn check_scale_csv(text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some((rows, lines)) = csv_rows(text, &SCALE_COLUMNS, &mut problems) else {
+        return problems;
+    };
+    for (i, row) in lines {
+        let n = |k: &str| -> Option<f64> { row[k].parse().ok().filter(|v: &f64| v.is_finite()) };
+        let mut bad = |what: String| problems.push(format!("row {i}: {what}"));
+        let numeric = [
+            "tasks",
+            "run",
+            "ops",
+            "ns",
+            "ops_per_s",
+            "per_task_ops_per_s",
+            "per_task_min",
+            "per_task_max",
+            "cpus",
+            "smp",
+            "host_cores",
+            "oversubscribed",
+        ];
+        if let Some(k) = numeric.iter().find(|k| n(k).is_none()) {
+            bad(format!("{k} is not a number: {:?}", row[k]));
+            continue;
+        }
+        let counters = ["faults", "faults_per_op", "ipi_resched", "ipi_call", "ipi_tlb", "ipis", "ipis_per_op"];
+        if let Some(k) = counters.iter().find(|k| row[*k] != "n/a" && n(k).is_none_or(|v| v < 0.0)) {
+            bad(format!("{k} is neither a count nor n/a: {:?}", row[k]));
+            continue;
+        }
+        if !["ours", "linux"].contains(&row["kernel"]) {
+            bad(format!("kernel {:?}", row["kernel"]));
+        }
+        if !SCALE_TESTS.contains(&row["test"]) || !SCALE_MODES.contains(&row["mode"]) {
+            bad(format!("test {:?} mode {:?}", row["test"], row["mode"]));
+        }
+        let v = |k: &str| n(k).unwrap_or(0.0);
+        if v("smp") != v("tasks") {
+            bad(format!("{} CPUs for {} tasks", row["smp"], row["tasks"]));
+        }
+        if (v("oversubscribed") == 1.0) != (v("smp") > v("host_cores")) {
+            bad(format!(
+                "oversubscribed {} with {} CPUs on {} cores",
+                row["oversubscribed"], row["smp"], row["host_cores"]
+            ));
+        }
+        if v("ops") <= 0.0 || v("ns") <= 0.0 || v("ops_per_s") <= 0.0 {
+            bad("no operations measured".into());
+        }
+        let slack = 0.1 + 1e-9 * v("per_task_max");
+        if !(v("per_task_min") <= v("per_task_ops_per_s") + slack
+            && v("per_task_ops_per_s") <= v("per_task_max") + slack)
+        {
+            bad(format!(
+                "per-task mean {} outside [{}, {}]",
+                row["per_task_ops_per_s"], row["per_task_min"], row["per_task_max"]
+            ));
+        }
+        if let (Some(r), Some(c)) = (n("ipi_resched"), n("ipi_call")) {
+            if n("ipis") != Some(r + c) {
+                bad(format!("ipis {} is not ipi_resched + ipi_call", row["ipis"]));
+            }
+        } else if row["ipis"] != "n/a" {
+            bad(format!("ipis {} without both rows", row["ipis"]));
+        }
+        if row["test"].starts_with("page_fault") && n("faults").is_some_and(|f| f < v("ops") / 2.0) {
+            bad(format!("{} faults for {} page-fault operations", row["faults"], row["ops"]));
+        }
+    }
+    if rows == 0 {
+        problems.push("no rows".into());
+    }
+    problems
+}
+
 /// Reads a CSV written by [`table_text`] back into rows.
 pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -1082,9 +1584,12 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, String> {
 fn replot(out: &Path) -> Result<ExitCode, String> {
     let pt = read_csv(&out.join("pt_sharing.csv"))?;
     let micro = read_csv(&out.join("vm_micro.csv")).unwrap_or_default();
-    let summary = summary(&pt, &micro, &[]);
+    let scale = read_csv(&out.join("will_it_scale.csv")).unwrap_or_default();
+    let mut summary = summary(&pt, &micro, &[]);
+    summary.push_str(&scale_summary(&scale));
     write_file(&out.join("summary.md"), &summary)?;
     plots(out, &pt, &micro)?;
+    scale_plots(out, &scale)?;
     print!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
@@ -1245,6 +1750,201 @@ mod tests {
         assert!(h.contains("page-table bytes per process: 2.000x to 2.000x over 1 cases"), "{h}");
         assert!(h.contains("beyond 1%: none"), "{h}");
         assert!(headlines(&[good_row()], &[]).is_empty(), "nothing to compare without Linux");
+    }
+
+    #[test]
+    fn scale_cases_boot_with_as_many_cpus_as_tasks() {
+        let full = plan(&opts(&["--linux"]), false);
+        assert_eq!(full.scale.len(), SCALE_TESTS.len() * SCALE_MODES.len() * SCALE_TASKS.len());
+        assert!(full.scale.iter().any(|c| (c.test, c.mode, c.tasks) == ("futex2", "processes", 4)));
+        let scale_jobs: Vec<Job> = jobs(&full).into_iter().filter(|j| j.suite == "will_it_scale").collect();
+        assert_eq!(scale_jobs.len(), 2 * full.scale.len(), "each case on both kernels");
+        for j in &scale_jobs {
+            assert!(j.command.contains(&format!("--tasks {} ", j.smp)), "{j:?}");
+            assert!(j.command.contains(&format!("--runs {}", full.micro_runs)) && j.expected == 3, "{j:?}");
+            assert!(!j.command.contains('\n'), "one case per boot in the full set");
+        }
+        let micro = jobs(&full).into_iter().find(|j| j.suite == "vm_micro").unwrap();
+        assert_eq!(micro.smp, full.smp, "other suites keep --smp");
+    }
+
+    #[test]
+    fn quick_scale_is_one_short_boot_per_task_count() {
+        let quick = plan(&opts(&["--quick"]), false);
+        assert!(quick.scale.iter().all(|c| QUICK_SCALE_TASKS.contains(&c.tasks)));
+        assert_eq!(quick.scale.len(), SCALE_TESTS.len() * SCALE_MODES.len() * QUICK_SCALE_TASKS.len());
+        let scale_jobs: Vec<Job> = jobs(&quick).into_iter().filter(|j| j.suite == "will_it_scale").collect();
+        assert_eq!(scale_jobs.iter().map(|j| j.smp).collect::<Vec<_>>(), [1, 2]);
+        for j in &scale_jobs {
+            let lines: Vec<&str> = j.command.lines().collect();
+            assert_eq!(lines.len(), SCALE_TESTS.len() * SCALE_MODES.len());
+            assert_eq!(j.expected, lines.len());
+            assert!(lines.iter().all(|l| l.contains(&format!("--tasks {} ", j.smp)) && l.contains("--seconds 0.1 ")));
+        }
+        assert!(plan(&opts(&[]), true).scale.is_empty(), "`run` is pt_sharing only");
+    }
+
+    #[test]
+    fn only_selects_scale_cases() {
+        let p = plan(&opts(&["--linux", "--only", "scale"]), false);
+        assert!(p.pt.is_empty() && !p.micro && p.scale.len() == 36);
+        assert_eq!(p.mem, "3G", "four page_fault2 tasks hold 1 GiB");
+        let p = plan(&opts(&["--only", "page_fault1"]), false);
+        assert!(p.pt.is_empty() && !p.micro);
+        assert!(p.scale.len() == 6 && p.scale.iter().all(|c| c.test == "page_fault1"));
+        let p = plan(&opts(&["--only", "tmpfs"]), false);
+        assert!(p.scale.is_empty());
+    }
+
+    #[test]
+    fn the_cpu_budget_is_the_host_cores_unless_jobs_is_given() {
+        let p = plan(&opts(&[]), false);
+        assert_eq!(p.cpu_budget, p.host_cores);
+        assert!(p.host_cores >= 1);
+        let p = plan(&opts(&["--jobs", "3", "--smp", "2"]), false);
+        assert_eq!((p.jobs, p.cpu_budget), (3, 6));
+    }
+
+    #[test]
+    fn boots_start_in_order_when_their_cpus_fit_the_budget() {
+        let smp = [1, 2, 1, 4];
+        let smp_of = |i: usize| smp.get(i).copied();
+        let d = Dispatcher::new(2);
+        assert_eq!(d.take(&smp_of), Some(0));
+        let second = std::sync::Mutex::new(None);
+        std::thread::scope(|s| {
+            s.spawn(|| *second.lock().unwrap() = Some(d.take(&smp_of)));
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(*second.lock().unwrap(), None, "2 more CPUs do not fit beside 1");
+            d.done(1);
+        });
+        assert_eq!(*second.lock().unwrap(), Some(Some(1)), "boot 1 next, not boot 2 that would fit");
+        d.done(2);
+        assert_eq!(d.take(&smp_of), Some(2));
+        d.done(1);
+        assert_eq!(d.take(&smp_of), Some(3), "a boot larger than the budget runs alone");
+        d.done(4);
+        assert_eq!(d.take(&smp_of), None);
+        let d = Dispatcher::new(2);
+        d.stop();
+        assert_eq!(d.take(&smp_of), None, "nothing starts after a stop");
+    }
+
+    fn scale_fields(test: &str, ipis: Option<(u32, u32, u32)>) -> BTreeMap<String, String> {
+        let (res, cal, tlb) = ipis.map_or(("n/a".into(), "n/a".into(), "n/a".into()), |(r, c, t)| {
+            (r.to_string(), c.to_string(), t.to_string())
+        });
+        [
+            ("test", test.to_string()),
+            ("mode", "threads".into()),
+            ("tasks", "2".into()),
+            ("cpus", "2".into()),
+            ("run", "0".into()),
+            ("ops", "1000".into()),
+            ("ns", "1000000000".into()),
+            ("ops_per_s", "1000.0".into()),
+            ("per_task_min", "450.0".into()),
+            ("per_task_max", "550.0".into()),
+            ("faults", "1001".into()),
+            ("ipi_resched", res),
+            ("ipi_call", cal),
+            ("ipi_tlb", tlb),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn scale_plan(host_cores: u32) -> Plan {
+        let mut p = plan(&opts(&["--quick"]), false);
+        p.host_cores = host_cores;
+        p
+    }
+
+    #[test]
+    fn scale_rows_derive_per_task_and_per_op_figures() {
+        let r = scale_row(&scale_fields("page_fault1", Some((3, 5, 2))), KernelKind::Linux, 2, &scale_plan(2));
+        assert_eq!(r["per_task_ops_per_s"], "500.0");
+        assert_eq!((r["ipis"].as_str(), r["ipis_per_op"].as_str()), ("8", "0.0080"));
+        assert_eq!(r["faults_per_op"], "1.0010");
+        assert_eq!((r["kernel"].as_str(), r["smp"].as_str(), r["oversubscribed"].as_str()), ("linux", "2", "0"));
+        let r = scale_row(&scale_fields("futex1", None), KernelKind::Ours, 2, &scale_plan(1));
+        assert_eq!((r["ipis"].as_str(), r["ipis_per_op"].as_str()), ("n/a", "n/a"), "nothing invented");
+        assert_eq!(r["oversubscribed"], "1", "2 CPUs on a 1-core host");
+    }
+
+    fn scale_csv(rows: &[Row]) -> String {
+        table_text(&SCALE_COLUMNS, rows).0
+    }
+
+    #[test]
+    fn a_consistent_scale_csv_passes_the_check() {
+        let p = scale_plan(2);
+        let a = scale_row(&scale_fields("page_fault2", Some((3, 5, 2))), KernelKind::Linux, 2, &p);
+        let b = scale_row(&scale_fields("mmap1", None), KernelKind::Ours, 2, &p);
+        let (mut a, mut b) = (a, b);
+        for r in [&mut a, &mut b] {
+            r.insert("run".into(), "1".into());
+            r.insert("kernel_release".into(), "Linux-6.1.0".into());
+        }
+        assert_eq!(check_scale_csv(&scale_csv(&[a, b])), Vec::<String>::new());
+    }
+
+    #[test]
+    fn inconsistent_scale_rows_fail_the_check() {
+        let p = scale_plan(2);
+        let good = scale_row(&scale_fields("page_fault1", Some((3, 5, 2))), KernelKind::Linux, 2, &p);
+        let with = |k: &str, v: &str| {
+            let mut r = good.clone();
+            r.insert(k.into(), v.into());
+            r
+        };
+        for (r, why) in [
+            (with("tasks", "1"), "CPUs for"),
+            (with("ipis", "9"), "ipis 9"),
+            (with("faults", "10"), "faults for"),
+            (with("oversubscribed", "1"), "oversubscribed"),
+            (with("ipi_call", "many"), "neither a count"),
+            (with("per_task_max", "480.0"), "per-task mean"),
+            (with("ops", "0"), "no operations"),
+            (with("test", "page_fault9"), "test"),
+        ] {
+            let problems = check_scale_csv(&scale_csv(&[r]));
+            assert!(problems.len() == 1 && problems[0].contains(why), "{why}: {problems:?}");
+        }
+        assert_eq!(check_scale_csv(&format!("{}\n", SCALE_COLUMNS.join(","))), ["no rows"]);
+        assert!(!check_scale_csv("kernel,test\nours,mmap1\n").is_empty());
+    }
+
+    #[test]
+    fn scale_summary_shows_ratio_efficiency_ipis_and_oversubscription() {
+        let p = scale_plan(2);
+        let row = |kernel: KernelKind, tasks: u32, rate: f64, ipis: Option<(u32, u32, u32)>| {
+            let mut f = scale_fields("mmap1", ipis);
+            f.insert("tasks".into(), tasks.to_string());
+            f.insert("ops".into(), format!("{rate}"));
+            f.insert("ops_per_s".into(), format!("{rate:.1}"));
+            scale_row(&f, kernel, tasks, &p)
+        };
+        let rows = [
+            row(KernelKind::Ours, 1, 100.0, None),
+            row(KernelKind::Ours, 2, 150.0, None),
+            row(KernelKind::Ours, 4, 200.0, None),
+            row(KernelKind::Linux, 1, 200.0, Some((0, 0, 0))),
+            row(KernelKind::Linux, 2, 400.0, Some((10, 30, 20))),
+        ];
+        let s = scale_summary(&rows);
+        assert!(
+            s.contains("| mmap1 | threads | 1 | 100 | 200 | 0.50 | 1.00 | 1.00 | n/a | 0.0000 | n/a | 0.0000 |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("| mmap1 | threads | 2 | 150 | 400 | 0.38 | 0.75 | 1.00 | n/a | 0.1000 | n/a | 0.0500 |"),
+            "{s}"
+        );
+        assert!(s.contains("| mmap1 | threads | 4* | 200 | - | - | 0.50 | - | n/a | - | n/a | - |"), "{s}");
+        assert!(s.contains("The host has 2 cores"), "{s}");
+        assert!(scale_summary(&[]).is_empty());
     }
 
     #[test]

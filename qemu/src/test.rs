@@ -120,7 +120,17 @@ fn ktests(t: &mut Tally, kernel: &Path, o: &Options, initrd: &Path) {
             }
         };
         t.record(&format!("{machine}: ktest run completes"), verdict);
+        let online = cpus_online(&r.output);
+        t.record(
+            &format!("{machine}: every CPU of -smp {} came online", cfg.smp),
+            if online == Some(cfg.smp) { Ok(()) } else { Err(format!("the kernel reported {online:?} CPUs online")) },
+        );
     }
+}
+
+/// The kernel's `smp: N CPUs online` boot line.
+pub fn cpus_online(output: &str) -> Option<u32> {
+    output.lines().find_map(|l| l.strip_prefix("smp: ")?.strip_suffix(" CPUs online")?.trim().parse().ok())
 }
 
 /// A boot that must fail in a specific, reported way.
@@ -196,6 +206,16 @@ const FAILURE_CASES: &[FailureCase] = &[
         expect_exit: QemuExit::Failed,
         must_contain: &["mshare-kernel: open files at start 0, now 1: LEAK of 1", "mshare-kernel: leak check: "],
         timeout: 60,
+    },
+    FailureCase {
+        name: "a lock taken against the lock order is reported by lockdep",
+        cmdline: "ktest=fault_lock_inversion",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "lock order violation on CPU 0: taking lockdep test outer (level 690.0) at ",
+            "while holding lockdep test inner (level 691.0)",
+        ],
+        timeout: 30,
     },
     FailureCase {
         name: "an unknown ktest name fails the run",
@@ -313,7 +333,11 @@ pub fn boot_user_suite(kernel: &Path, o: &Options, ut: &user::UserTests, extra: 
     cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
     cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     cfg.echo = false;
-    qemu::run(&cfg)
+    let run = qemu::run(&cfg)?;
+    // The whole console, for what the verdicts do not show (warnings, lockdep reports).
+    let name = if extra.is_empty() { "user-tests.log" } else { "user-tests-extra.log" };
+    let _ = std::fs::write(target_dir().join("xtask").join(name), &run.output);
+    Ok(run)
 }
 
 /// Each test's verdict in the console output of a user test boot: the family binaries'
@@ -425,6 +449,8 @@ fn user_tests_on_linux_guest(
     cfg.cmdline = [crate::linux::cmdline(&cfg.machine, "/init"), o.append.join(" ")].join(" ").trim().to_string();
     cfg.initrd = Some(initrd);
     cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
+    // The oracle runs with as many CPUs as our kernel.
+    cfg.smp = o.smp.unwrap_or(1);
     cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     cfg.echo = false;
     let run = match qemu::run(&cfg) {
@@ -609,11 +635,100 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         exec_checks(&mut t, &kernel, o, ut);
         let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
         user_tests_on_linux_guest(&mut t, o, ut, &expected, &verdicts);
+        smp_negative_control(&mut t, &kernel, o, ut);
         fuzz_check(&mut t, &kernel, o, ut);
         inject_check(&mut t, &kernel, o, ut);
     }
     bench_quick(&mut t, o);
     Ok(finish(&t))
+}
+
+/// The kernel command line word that turns TLB shootdowns off (a debug switch: other
+/// CPUs keep whatever translations they cached), and the line the kernel prints when it
+/// honours it.
+pub const TLB_SHOOTDOWN_OFF: &str = "tlb_shootdown=off";
+pub const TLB_SHOOTDOWN_OFF_LINE: &str = "mshare-kernel: tlb_shootdown=off: TLB shootdowns disabled";
+/// CPUs of the negative control's boot.
+const SMP_CONTROL_CPUS: u32 = 4;
+/// The stale-translation tests of `user_tests/src/bin/smp.rs` (the ones its `stale-only`
+/// mode runs), each of which must report stale accesses with shootdowns off.
+pub const SMP_STALE_TESTS: [&str; 5] = [
+    "smp::no_access_after_munmap_returns_goes_through_the_old_translation",
+    "smp::no_write_after_mprotect_read_only_returns_goes_through_the_old_translation",
+    "smp::no_access_after_ftruncate_returns_goes_through_the_old_translation",
+    "smp::no_access_after_madv_dontneed_returns_goes_through_the_old_translation",
+    "smp::parent_writes_after_fork_returns_never_reach_the_childs_copy",
+];
+
+/// The negative control's verdict from its console: `Ok(None)` when every stale-translation
+/// test reported stale accesses, `Ok(Some(why))` when it cannot apply (tasks run on one
+/// CPU, so no translation can go stale), `Err` otherwise. Stale writes may land in freed
+/// frames, so how the boot ends is not judged.
+pub fn smp_control_verdict(output: &str) -> Result<Option<String>, String> {
+    let cpus =
+        output.lines().find_map(|l| l.strip_prefix("smp: tasks may run on ")?.strip_suffix(" CPUs")?.parse().ok());
+    let cpus: usize = cpus.ok_or("the smp suite did not start")?;
+    if cpus < 2 {
+        return Ok(Some(format!("tasks run on {cpus} CPU, where no translation can go stale")));
+    }
+    if !output.contains(TLB_SHOOTDOWN_OFF_LINE) {
+        return Err(format!("{cpus} CPUs, but the kernel never said {TLB_SHOOTDOWN_OFF_LINE:?}"));
+    }
+    let verdicts: BTreeMap<String, Result<(), String>> = user::parse_harness_output(output).into_iter().collect();
+    let missed: Vec<String> = SMP_STALE_TESTS
+        .iter()
+        .filter_map(|name| match verdicts.get(*name) {
+            Some(Err(m)) if m.contains("stale") => None,
+            Some(Ok(())) => Some(format!("{name} passed")),
+            Some(Err(m)) => Some(format!("{name} failed otherwise: {m}")),
+            None => Some(format!("{name} did not finish")),
+        })
+        .collect();
+    if missed.is_empty() {
+        Ok(None)
+    } else {
+        Err(format!("with shootdowns off, not every test caught a stale access: {missed:?}"))
+    }
+}
+
+/// The negative control of the stale-translation tests: boots the `smp` suite's
+/// `stale-only` mode as init at 4 CPUs with TLB shootdowns off; each of those tests must
+/// then fail on a stale access, or a passing run of them proves nothing. Skipped (and
+/// said so) while the kernel runs tasks on one CPU.
+fn smp_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    println!("== stale-translation tests with TLB shootdowns off, {SMP_CONTROL_CPUS} CPUs");
+    let name = "smp: with tlb_shootdown=off every stale-translation test reports stale accesses";
+    let Some((_, smp)) = ut.tests.iter().find(|(n, _)| n == "smp") else {
+        return t.record(name, Err("no smp suite was built".into()));
+    };
+    let initrd = target_dir().join("xtask").join("smp-control.cpio");
+    // `user_tests::CHILD_MARKER` and the suite's child mode.
+    let args = ["--user-tests-child".to_string(), "stale-only".to_string()];
+    let result = crate::prepare_exec(&smp.to_string_lossy(), &args, &[], &initrd).and_then(|cmdline| {
+        let mut cfg = qemu_config(kernel, o);
+        cfg.initrd = Some(initrd.clone());
+        cfg.smp = SMP_CONTROL_CPUS;
+        cfg.cmdline = format!("{cmdline} {TLB_SHOOTDOWN_OFF}");
+        cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
+        cfg.echo = false;
+        let r = qemu::run(&cfg)?;
+        smp_control_verdict(&r.output).map_err(|e| {
+            let tail: Vec<&str> = r.output.lines().rev().take(30).collect();
+            format!(
+                "{e} (kernel ended with {:?}); last lines:\n{}",
+                r.exit,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            )
+        })
+    });
+    match result {
+        Ok(Some(why)) => {
+            t.skipped += 1;
+            println!("SKIP {name}: {why}");
+        }
+        Ok(None) => t.record(name, Ok(())),
+        Err(e) => t.record(name, Err(e)),
+    }
 }
 
 /// The system call fuzzer for a minute with a fixed seed: no panic, hang, leak,
@@ -697,7 +812,20 @@ fn bench_quick(t: &mut Tally, o: &Options) {
     );
     let micro = std::fs::read_to_string(out.join("vm_micro.csv")).unwrap_or_default();
     t.record("bench: vm_micro.csv has its schema and every benchmark", crate::bench::check_micro_csv(&micro));
-    let plots = ["pt_bytes_16M", "cycles_16M_read", "cycles_16M_write"];
+    let scale = std::fs::read_to_string(out.join("will_it_scale.csv")).unwrap_or_default();
+    let problems = crate::bench::check_scale_csv(&scale);
+    let rows = scale.lines().count().saturating_sub(1);
+    t.record(
+        "bench: will_it_scale.csv has its schema, a row per quick case and consistent figures",
+        if !problems.is_empty() {
+            Err(problems.join("; "))
+        } else if rows != plan.scale.len() {
+            Err(format!("{rows} rows, expected {}", plan.scale.len()))
+        } else {
+            Ok(())
+        },
+    );
+    let plots = ["pt_bytes_16M", "cycles_16M_read", "cycles_16M_write", "scale_page_fault1", "scale_futex1"];
     let missing: Vec<String> = plots
         .iter()
         .flat_map(|p| [format!("{p}.svg"), format!("{p}.png")])
@@ -727,6 +855,13 @@ fn finish(t: &Tally) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpus_online_line_is_read() {
+        assert_eq!(cpus_online("x\nsmp: 4 CPUs online\nmemory: ...\n"), Some(4));
+        assert_eq!(cpus_online("smp: CPU 1 (APIC id 1) online\n"), None);
+        assert_eq!(cpus_online("no line\n"), None);
+    }
 
     #[test]
     fn cargo_test_summaries_are_summed() {
@@ -762,6 +897,26 @@ mod tests {
                 "d: our kernel passes, the Linux guest did not run",
             ]
         );
+    }
+
+    #[test]
+    fn smp_control_is_skipped_on_one_cpu_and_needs_every_stale_test_to_catch_a_stale_access() {
+        assert!(smp_control_verdict("no suite here\n").is_err());
+        let one = "smp: tasks may run on 1 CPUs\nsmp: one CPU: no translation can go stale\n";
+        assert!(matches!(smp_control_verdict(one), Ok(Some(_))));
+        let all_stale: String =
+            SMP_STALE_TESTS.iter().map(|n| format!("test {n} ... FAILED: in child: 3 stale accesses, ...\n")).collect();
+        let four = format!("smp: tasks may run on 4 CPUs\n{TLB_SHOOTDOWN_OFF_LINE}\n");
+        assert_eq!(smp_control_verdict(&format!("{four}{all_stale}")), Ok(None));
+        // The switch not honoured, one test passing, one failing for another reason, one
+        // missing: each fails the control.
+        assert!(smp_control_verdict(&format!("smp: tasks may run on 4 CPUs\n{all_stale}")).is_err());
+        let passed = all_stale.replacen("FAILED: in child: 3 stale accesses, ...", "ok", 1);
+        assert!(smp_control_verdict(&format!("{four}{passed}")).is_err());
+        let other = all_stale.replacen("3 stale accesses", "stuck for 30s", 1);
+        assert!(smp_control_verdict(&format!("{four}{other}")).is_err());
+        let missing: String = all_stale.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        assert!(smp_control_verdict(&format!("{four}{missing}")).is_err());
     }
 
     #[test]

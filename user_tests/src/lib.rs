@@ -38,13 +38,17 @@ static EXE: OnceLock<CString> = OnceLock::new();
 /// 0 if all passed, 1 otherwise. If `argv[1]` is given, only tests whose name contains it
 /// run.
 pub fn run_tests(suite: &str, tests: &[(&str, fn())]) -> ! {
+    run_tests_matching(suite, tests, std::env::args().nth(1).as_deref())
+}
+
+/// [`run_tests`] with the filter given: only tests whose name contains `filter` run.
+pub fn run_tests_matching(suite: &str, tests: &[(&str, fn())], filter: Option<&str>) -> ! {
     let _ = SUITE.set(suite.to_string());
     exe_path(); // resolve argv[0] before any test changes the working directory
     install_quiet_panic_hook();
-    let filter = std::env::args().nth(1);
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+        if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
         *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -378,6 +382,22 @@ impl Exit {
     }
 }
 
+/// clone/vfork (system call `nr` with arguments `a`) whose child exits at once with status
+/// 0 without touching memory, so it may share the parent's address space and stack
+/// (CLONE_VM, CLONE_VFORK, CLONE_THREAD). Returns the parent's result: the child's id, or
+/// `-errno`.
+pub fn raw_clone_exiting_child(nr: u64, a: [u64; 6]) -> i64 {
+    let r: i64;
+    // SAFETY: the child runs only the instructions after the first `syscall`, which use
+    // registers alone, and exits (the thread, for CLONE_THREAD) with status 0.
+    unsafe {
+        std::arch::asm!("syscall", "test rax, rax", "jnz 2f", "mov eax, 60", "xor edi, edi", "syscall", "ud2", "2:",
+             inlateout("rax") nr as i64 => r, inlateout("rdi") a[0] => _, in("rsi") a[1], in("rdx") a[2],
+             in("r10") a[3], in("r8") a[4], in("r9") a[5], lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    r
+}
+
 /// Forks; the child runs `f` and `_exit`s with its result (101 if it panics, after
 /// writing the panic message to stderr). Returns the child's pid.
 pub fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
@@ -637,4 +657,107 @@ pub fn mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -
 /// A private anonymous read-write mapping of `len` bytes.
 pub fn mmap_anon(len: usize) -> usize {
     mmap(0, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0).expect("mmap")
+}
+
+// ---------------------------------------------------------------------------------------
+// /proc figures
+// ---------------------------------------------------------------------------------------
+
+/// Whether [`read_proc_into`] may grow its buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcBuf {
+    /// Grow it as the file needs (reading may allocate).
+    Grow,
+    /// Never: the caller gave it the capacity and touched its pages beforehand (see
+    /// [`proc_buffer`]), so reading allocates, maps and faults nothing and leaves the
+    /// figures it reads (RSS, VmPTE, PageTables, Committed_AS) as they were. A file that
+    /// does not fit is a panic.
+    Fixed,
+}
+
+/// Reads the whole of /proc file `path` with raw system calls into the `cap` bytes at
+/// `dst`; `None` if it does not fit (a full buffer counts as not fitting: the end of the
+/// file would not be seen).
+fn read_proc_raw(path: &CStr, dst: *mut u8, cap: usize) -> Option<usize> {
+    let fd = sys!(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC)
+        .unwrap_or_else(|e| panic!("{path:?}: {e}")) as i32;
+    let mut len = 0;
+    let fits = loop {
+        if len == cap {
+            break false;
+        }
+        // The kernel writes at most `cap - len` bytes there.
+        let n = sys!(libc::SYS_read, fd, dst.wrapping_add(len), cap - len).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        if n == 0 {
+            break true;
+        }
+        len += n as usize;
+    };
+    close(fd).unwrap();
+    fits.then_some(len)
+}
+
+/// Reads the whole of /proc file `path` into `buf` (cleared first) with raw system calls,
+/// growing `buf` only if `room` is [`ProcBuf::Grow`].
+pub fn read_proc_into(path: &CStr, buf: &mut Vec<u8>, room: ProcBuf) {
+    loop {
+        buf.clear();
+        if let Some(n) = read_proc_raw(path, buf.as_mut_ptr(), buf.capacity()) {
+            // SAFETY: the reads initialised the first `n` bytes, within the capacity.
+            unsafe { buf.set_len(n) };
+            return;
+        }
+        assert_eq!(room, ProcBuf::Grow, "{path:?} does not fit in {} bytes", buf.capacity());
+        buf.reserve(buf.capacity().max(PAGE) * 2);
+    }
+}
+
+/// A 1 MiB buffer for [`read_proc_into`] with [`ProcBuf::Fixed`], every page touched.
+pub fn proc_buffer() -> Vec<u8> {
+    let mut buf = vec![1u8; 1 << 20];
+    buf.clear();
+    buf
+}
+
+/// The text of /proc file `path`. The buffer is 1 MiB to start with, more than any file
+/// needs but a large one, so that every read maps (and unmaps) the same: VmSize read
+/// through here is the same from call to call.
+pub fn read_proc(path: &CStr) -> String {
+    let mut buf = Vec::with_capacity(1 << 20);
+    read_proc_into(path, &mut buf, ProcBuf::Grow);
+    String::from_utf8(buf).unwrap_or_else(|_| panic!("{path:?} is not UTF-8"))
+}
+
+/// The number on the `name:` line of a /proc file's text (/proc/meminfo, /proc/PID/status,
+/// smaps), without its ` kB`.
+pub fn proc_field(text: &str, name: &str) -> u64 {
+    for line in text.lines() {
+        if let Some((n, v)) = line.split_once(':') {
+            if n == name {
+                let v = v.trim();
+                let v = v.strip_suffix(" kB").unwrap_or(v).trim();
+                return v.parse().unwrap_or_else(|_| panic!("{name}: bad value {v:?}"));
+            }
+        }
+    }
+    panic!("no {name} in:\n{text}")
+}
+
+/// A field of /proc/self/status (kB figures in kB).
+pub fn status_kb(name: &str) -> u64 {
+    proc_field(&read_proc(c"/proc/self/status"), name)
+}
+
+/// The text of /proc file `path`, read into `buf` (on the stack, say): nothing is allocated
+/// or mapped, so reading changes no figure of the process. Panics if it does not fit.
+pub fn read_proc_in<'a>(path: &CStr, buf: &'a mut [u8]) -> &'a str {
+    let n = read_proc_raw(path, buf.as_mut_ptr(), buf.len())
+        .unwrap_or_else(|| panic!("{path:?} does not fit in {} bytes", buf.len()));
+    std::str::from_utf8(&buf[..n]).unwrap_or_else(|_| panic!("{path:?} is not UTF-8"))
+}
+
+/// A field of /proc/meminfo (kB figures in kB), read into a buffer on the stack (see
+/// [`read_proc_in`]): reading leaves Committed_AS and the rest as they were.
+pub fn meminfo_kb(name: &str) -> u64 {
+    proc_field(read_proc_in(c"/proc/meminfo", &mut [0u8; 8192]), name)
 }

@@ -91,6 +91,12 @@ fn prepare_machine() {
 /// Leaves QEMU with isa-debug-exit (port 0xf4) where the kernel lets us reach it (Linux,
 /// through ioperm), else through reboot(2).
 fn power_off(ok: bool) -> ! {
+    // The console is a serial tty that Linux transmits from its own buffer, on any CPU:
+    // wait until it has sent everything (the `@bench exit` line above all), or QEMU ends
+    // with the line still queued. A kernel whose console writes synchronously has nothing
+    // to wait for.
+    // SAFETY: tcdrain only waits; descriptor 1 is ours (an error just means no tty).
+    unsafe { libc::tcdrain(1) };
     // SAFETY: sync has no memory effects.
     unsafe { libc::sync() };
     // SAFETY: ioperm only changes this process's I/O permission bitmap.

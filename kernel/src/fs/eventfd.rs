@@ -5,7 +5,7 @@
 use super::vfs::{POLLIN, POLLOUT};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
-use spin::Mutex;
+use crate::sync::SpinLock as Mutex;
 
 pub const EFD_SEMAPHORE: u32 = 1;
 /// The largest value the counter may hold (`ULLONG_MAX - 1`).
@@ -13,7 +13,7 @@ const MAX_COUNT: u64 = u64::MAX - 1;
 
 pub struct EventFd {
     _live: crate::leak::Live,
-    count: Mutex<u64>,
+    count: Mutex<u64, crate::sync::order::EventfdCount>,
     semaphore: bool,
     /// Woken on every change: readers wait for a non-zero count, writers for room.
     changed: WaitQueue,

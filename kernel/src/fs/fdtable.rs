@@ -12,6 +12,9 @@ pub struct FdEntry {
     pub cloexec: bool,
 }
 
+/// A file table as tasks share it (CLONE_FILES).
+pub type FdTableLock = crate::sync::SpinLock<FdTable, crate::sync::order::FdTable>;
+
 #[derive(Clone, Default)]
 pub struct FdTable {
     fds: Vec<Option<FdEntry>>,

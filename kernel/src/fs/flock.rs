@@ -5,11 +5,11 @@
 use super::file::{File, FileKind, O_PATH};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
+use crate::sync::SpinLock as Mutex;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use spin::Mutex;
 
 pub const LOCK_SH: u32 = 1;
 pub const LOCK_EX: u32 = 2;
@@ -17,7 +17,7 @@ pub const LOCK_NB: u32 = 4;
 pub const LOCK_UN: u32 = 8;
 
 /// Per inode: (open file description, exclusive) of every lock held.
-static LOCKS: Mutex<BTreeMap<u64, Vec<(u64, bool)>>> = Mutex::new(BTreeMap::new());
+static LOCKS: Mutex<BTreeMap<u64, Vec<(u64, bool)>>, crate::sync::order::FlockLocks> = Mutex::new(BTreeMap::new());
 static WAITERS: WaitQueue = WaitQueue::new();
 
 /// Key of the inode every eventfd shares (Linux's single anonymous inode): flocks on

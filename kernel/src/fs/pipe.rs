@@ -4,8 +4,8 @@
 use super::vfs::{Metadata, POLLERR, POLLHUP, POLLIN, POLLOUT, S_IFIFO};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
+use crate::sync::SpinLock as Mutex;
 use alloc::collections::VecDeque;
-use spin::Mutex;
 
 pub const PIPE_SIZE: usize = 65536;
 /// Writes of at most this many bytes are atomic.
@@ -19,7 +19,7 @@ pub struct PipeInner {
 
 pub struct Pipe {
     _live: crate::leak::Live,
-    pub inner: Mutex<PipeInner>,
+    pub inner: Mutex<PipeInner, crate::sync::order::PipeInner>,
     readable: WaitQueue,
     writable: WaitQueue,
     pub ino: u64,

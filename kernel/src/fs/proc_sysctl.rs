@@ -15,13 +15,14 @@ use crate::errno::*;
 use crate::leak::Live;
 use crate::mm::commit;
 use crate::process::cred::{Creds, CAP_SYS_ADMIN, CAP_SYS_RAWIO};
+use crate::process::fork;
+use crate::sync::SpinLock as Mutex;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use spin::Mutex;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// What a knob is and where its value lives.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -73,25 +74,11 @@ const NODES: &[Node] = &[
 pub const ROOT_INO: u64 = 0x100;
 
 /// `kernel.core_pattern` (CORENAME_MAX_SIZE bytes with its NUL).
-static CORE_PATTERN: Mutex<String> = Mutex::new(String::new());
+static CORE_PATTERN: Mutex<String, crate::sync::order::CorePattern> = Mutex::new(String::new());
 const CORENAME_MAX_SIZE: usize = 128;
 /// `kernel.tainted`: the taint flags (TAINT_FLAGS_COUNT of them); writes only add.
 static TAINTED: AtomicU64 = AtomicU64::new(0);
 const TAINT_FLAGS_COUNT: u32 = 19;
-/// `kernel.threads-max`, once written; before that `set_max_threads`'s default.
-static MAX_THREADS: AtomicI32 = AtomicI32::new(0);
-/// MAX_THREADS (FUTEX_TID_MASK) and MIN_THREADS of kernel/fork.c.
-const THREADS_LIMIT: i64 = 0x3fff_ffff;
-const MIN_THREADS: i64 = 20;
-
-/// `max_threads` as `set_max_threads` sizes it: the thread structures (16 KiB stacks)
-/// may take at most an eighth of RAM.
-fn max_threads() -> i64 {
-    match MAX_THREADS.load(Ordering::Relaxed) {
-        0 => ((crate::mm::frame::stats().usable * 4096 / (16384 * 8)) as i64).clamp(MIN_THREADS, THREADS_LIMIT),
-        n => n as i64,
-    }
-}
 
 pub fn new_root() -> Arc<dyn Inode> {
     Arc::new(SysctlInode { _live: crate::leak::INODES.live(), idx: 0 })
@@ -142,18 +129,7 @@ impl Inode for SysctlInode {
     fn metadata(&self) -> Metadata {
         let n = self.node();
         let kind = if n.knob == Knob::Dir { S_IFDIR } else { S_IFREG };
-        let now = crate::time::realtime();
-        Metadata {
-            dev: 0x4,
-            ino: Self::ino(self.idx),
-            mode: kind | n.mode,
-            nlink: 1,
-            blksize: 1024,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            ..Default::default()
-        }
+        super::procfs::meta(Self::ino(self.idx), kind | n.mode)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -206,7 +182,7 @@ impl Inode for SysctlInode {
             Knob::OsType => return Ok(read_string(crate::syscall::misc::UTS_SYSNAME, offset, buf)),
             Knob::PidMax => crate::process::task::PID_MAX.load(Ordering::Relaxed) as i64,
             Knob::Tainted => TAINTED.load(Ordering::Relaxed) as i64,
-            Knob::ThreadsMax => max_threads(),
+            Knob::ThreadsMax => fork::max_threads() as i64,
             Knob::MaxMapCount => commit::MAX_MAP_COUNT.load(Ordering::Relaxed) as i64,
             Knob::MmapMinAddr => commit::MMAP_MIN_ADDR.load(Ordering::Relaxed) as i64,
             Knob::OvercommitKbytes => commit::OVERCOMMIT_KBYTES.load(Ordering::Relaxed) as i64,
@@ -238,7 +214,8 @@ impl Inode for SysctlInode {
                 })
             }
             Knob::ThreadsMax => {
-                write_int(offset, buf, 1, THREADS_LIMIT, |v| MAX_THREADS.store(v as i32, Ordering::Relaxed))
+                // sysctl_max_threads: from 1 up to MAX_THREADS.
+                write_int(offset, buf, 1, fork::THREADS_LIMIT as i64, |v| fork::set_max_threads(v as u32))
             }
             Knob::MaxMapCount => {
                 write_int(offset, buf, 0, i32::MAX as i64, |v| commit::MAX_MAP_COUNT.store(v as i32, Ordering::Relaxed))

@@ -7,13 +7,13 @@ use crate::errno::*;
 use crate::mm::page::{Page, PageKind};
 use crate::mm::page_cache::{PageCache, SHMEM_PAGES};
 use crate::mm::PAGE_SIZE;
+use crate::sync::SpinLock as Mutex;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use spin::Mutex;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(2);
 const TMPFS_DEV: u64 = 0x15;
@@ -42,7 +42,7 @@ fn new_meta(mode: u32, uid: u32, gid: u32) -> Metadata {
 /// A tmpfs file: its data lives in a shmem page cache, which mappings share.
 pub struct TmpfsFile {
     _live: crate::leak::Live,
-    meta: Mutex<Metadata>,
+    meta: Mutex<Metadata, crate::sync::order::TmpfsFileMeta>,
     cache: PageCache,
     /// An O_TMPFILE file opened without O_EXCL, not yet linked (Linux's I_LINKABLE):
     /// linkat may give it a name although it has no link.
@@ -315,10 +315,10 @@ fn dir_entry(name: &str, node: &Arc<dyn Inode>) -> DirEntry {
 
 pub struct TmpfsDir {
     _live: crate::leak::Live,
-    meta: Mutex<Metadata>,
-    entries: Mutex<Entries>,
+    meta: Mutex<Metadata, crate::sync::order::TmpfsDirMeta>,
+    entries: Mutex<Entries, crate::sync::order::TmpfsDirEntries>,
     /// `..`; changes when the directory is renamed into another one.
-    parent: Mutex<Weak<dyn Inode>>,
+    parent: Mutex<Weak<dyn Inode>, crate::sync::order::TmpfsDirParent>,
     this: Weak<TmpfsDir>,
 }
 
@@ -464,7 +464,12 @@ impl Inode for TmpfsDir {
             (true, false) => return Err(ENOTDIR),
             (false, true) => return Err(EISDIR),
             (true, true) => {
-                if !node.readdir()?.iter().all(|e| e.name == "." || e.name == "..") {
+                // The child's entries nest under this directory's (`lock_nested(1)`).
+                let empty = match node.as_any().downcast_ref::<TmpfsDir>() {
+                    Some(d) => d.entries.lock_nested(1).iter().next().is_none(),
+                    None => node.readdir()?.iter().all(|e| e.name == "." || e.name == ".."),
+                };
+                if !empty {
                     return Err(ENOTEMPTY);
                 }
                 self.meta.lock().nlink -= 1;

@@ -32,11 +32,11 @@
 use super::page::{self, PtOwner};
 use super::vma::{Prot, Vma};
 use crate::arch::cpu;
-use crate::sync::RwSem;
+use crate::sync::order::PageTableLock;
+use crate::sync::{RwSem, SpinLock};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{PageTable, PhysMem, PteFlags};
-use spin::Mutex;
 
 /// End of the user half (`TASK_SIZE` on x86_64 with 4-level paging).
 pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
@@ -104,6 +104,14 @@ impl PhysMem for UserPhysMem<'_> {
         super::kernel_map::write_pte(table, index, value)
     }
 
+    fn xchg_pte(&mut self, table: u64, index: usize, value: u64) -> u64 {
+        super::kernel_map::xchg_pte(table, index, value)
+    }
+
+    fn cmpxchg_pte(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+        super::kernel_map::cmpxchg_pte(table, index, old, new)
+    }
+
     fn alloc_table(&mut self, level: usize) -> Option<u64> {
         let t = page::alloc_table_page(self.owner)?;
         if counts_in_vmpte(level) {
@@ -152,6 +160,20 @@ impl PhysMem for GatherPhysMem<'_> {
             self.tlb.shared_table(table);
         }
         super::kernel_map::write_pte(table, index, value)
+    }
+
+    fn xchg_pte(&mut self, table: u64, index: usize, value: u64) -> u64 {
+        if is_grafted(table, self.owner) {
+            self.tlb.shared_table(table);
+        }
+        super::kernel_map::xchg_pte(table, index, value)
+    }
+
+    fn cmpxchg_pte(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+        if is_grafted(table, self.owner) {
+            self.tlb.shared_table(table);
+        }
+        super::kernel_map::cmpxchg_pte(table, index, old, new)
     }
 
     fn alloc_table(&mut self, level: usize) -> Option<u64> {
@@ -218,7 +240,7 @@ pub struct MmStruct {
     /// The VMAs and what goes with them (see the header for who takes it how).
     pub mmap_lock: RwSem<MmInner>,
     /// The page table and its grafts; under `mmap_lock`, above the allocators.
-    pub page_table_lock: Mutex<MmPageTable>,
+    pub page_table_lock: SpinLock<MmPageTable, PageTableLock>,
     /// The page-table root (PML4), readable without a lock.
     root: u64,
     /// Resident pages mapped in this mm by kind (`PageKind` as index):
@@ -253,7 +275,7 @@ impl MmStruct {
                 def_flags: super::vma::VmFlags::empty(),
                 hiwater_vm: 0,
             }),
-            page_table_lock: Mutex::new(MmPageTable { pt, grafts: alloc::vec::Vec::new() }),
+            page_table_lock: SpinLock::new(MmPageTable { pt, grafts: alloc::vec::Vec::new() }),
             root,
             rss: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             hiwater_rss: AtomicU64::new(0),
@@ -349,8 +371,6 @@ impl MmStruct {
             trial += pages as i64;
         }
         super::commit::vm_acct_memory(-trial);
-        let mut ppt = self.page_table_lock.lock();
-        let mut cpt = child.page_table_lock.lock();
         // The parent's writable entries become read-only: flushed on every path below.
         let tlb = super::tlb::MmuGather::new(self.root);
         let mut ok = true;
@@ -368,6 +388,11 @@ impl MmStruct {
                 continue;
             }
             let cow = !vma.is_shared();
+            // Taken per VMA, after the child's VMA is linked into its file's `i_mmap` (a
+            // page cache's locks are outside the page tables'). The child's nested under
+            // the parent's (Linux's SINGLE_DEPTH_NESTING): nobody else can reach it yet.
+            let mut ppt = self.page_table_lock.lock();
+            let mut cpt = child.page_table_lock.lock_nested(1);
             let r = ppt.pt.copy_range(
                 &mut pmem,
                 &mut cpt.pt,
@@ -383,6 +408,7 @@ impl MmStruct {
                     }
                 },
             );
+            drop((cpt, ppt));
             if cow {
                 tlb.flush_range(vma.start, vma.end);
             }
@@ -391,8 +417,6 @@ impl MmStruct {
                 break;
             }
         }
-        drop(cpt);
-        drop(ppt);
         tlb.finish();
         if !ok {
             return Err(ENOMEM);

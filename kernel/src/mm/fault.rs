@@ -16,7 +16,7 @@
 
 use super::address_space::{MmInner, MmStruct, UserPhysMem};
 use super::page::{self, Page, PageKind};
-use super::vma::{Backend, Prot, Vma};
+use super::vma::{Backend, Prot, VmFlags, Vma};
 use super::PAGE_SIZE;
 use crate::sync::rwsem::RwSemReadGuard;
 use page_table::{MapError, PageSize, PteFlags};
@@ -125,6 +125,11 @@ pub fn handle_mm_fault(mm: &MmStruct, inner: &MmInner, addr: u64, access: Access
     };
     if !access_allowed(&vma, access) {
         return Err(FaultError::AccErr);
+    }
+    if vma.flags.contains(VmFlags::HUGETLB) {
+        // hugetlb_no_page: no huge page to allocate (the pool is empty, and a VMA without
+        // a reservation may not take one anyway): SIGBUS.
+        return Err(FaultError::Bus);
     }
     {
         let mut pt = mm.page_table_lock.lock();

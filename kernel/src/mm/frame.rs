@@ -14,11 +14,12 @@ use crate::sync::IrqMutex as Mutex;
 use arrayvec::ArrayVec;
 use frame_alloc::{FrameAllocator, FrameMeta};
 
-static ALLOCATOR: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+static ALLOCATOR: Mutex<Option<FrameAllocator<'static>>, crate::sync::order::FrameAllocator> = Mutex::new(None);
 
 /// Usable RAM not yet given to the allocator: ranges above 4 GiB wait until
 /// the kernel's own direct map covers them (see `add_high_memory`).
-static PENDING_HIGH: Mutex<ArrayVec<(u64, u64), 64>> = Mutex::new(ArrayVec::new_const());
+static PENDING_HIGH: Mutex<ArrayVec<(u64, u64), 64>, crate::sync::order::PendingHigh> =
+    Mutex::new(ArrayVec::new_const());
 
 /// Physical memory the boot page tables reach through the direct map.
 pub const BOOT_MAPPED_LIMIT: u64 = 4 << 30;

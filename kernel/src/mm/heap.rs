@@ -19,7 +19,7 @@ const INITIAL_HEAP: u64 = 1 << 20;
 const MIN_GROWTH: u64 = 256 << 10;
 
 pub struct KernelHeap {
-    heap: Mutex<Heap>,
+    heap: Mutex<Heap, crate::sync::order::Heap>,
 }
 
 /// Frames currently mapped into the heap region.

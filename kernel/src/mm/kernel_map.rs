@@ -38,6 +38,26 @@ pub fn write_pte(table: u64, index: usize, value: u64) {
     unsafe { core::ptr::write_volatile((phys_to_virt(table) as *mut u64).add(index), value) }
 }
 
+/// Linux's `ptep_get_and_clear` (with any new value): the entry's final bits, including
+/// ACCESSED/DIRTY a CPU set up to the exchange.
+pub fn xchg_pte(table: u64, index: usize, value: u64) -> u64 {
+    pte_atomic(table, index).swap(value, Ordering::SeqCst)
+}
+
+/// `lock cmpxchg` on an entry: Ok(old) if it held `old` and now holds `new`, else Err(the
+/// value found).
+pub fn cmpxchg_pte(table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+    pte_atomic(table, index).compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst)
+}
+
+fn pte_atomic(table: u64, index: usize) -> &'static AtomicU64 {
+    assert!(index < 512 && table.is_multiple_of(PAGE_SIZE));
+    // SAFETY: as for read_pte: a page-table frame, reached through the direct map, 8-byte
+    // aligned; every concurrent writer (the kernel and the CPU's page walker) uses atomic
+    // accesses of the same size on it.
+    unsafe { AtomicU64::from_ptr((phys_to_virt(table) as *mut u64).add(index)) }
+}
+
 impl PhysMem for KernelPhysMem {
     fn read_pte(&self, table: u64, index: usize) -> u64 {
         read_pte(table, index)
@@ -45,6 +65,14 @@ impl PhysMem for KernelPhysMem {
 
     fn write_pte(&mut self, table: u64, index: usize, value: u64) {
         write_pte(table, index, value)
+    }
+
+    fn xchg_pte(&mut self, table: u64, index: usize, value: u64) -> u64 {
+        xchg_pte(table, index, value)
+    }
+
+    fn cmpxchg_pte(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+        cmpxchg_pte(table, index, old, new)
     }
 
     fn alloc_table(&mut self, _level: usize) -> Option<u64> {
@@ -60,7 +88,7 @@ impl PhysMem for KernelPhysMem {
     }
 }
 
-static KERNEL_PT: Mutex<Option<PageTable>> = Mutex::new(None);
+static KERNEL_PT: Mutex<Option<PageTable>, crate::sync::order::KernelPageTable> = Mutex::new(None);
 
 pub fn kernel_table_pages() -> u64 {
     KERNEL_TABLE_PAGES.load(Ordering::Relaxed)
@@ -158,10 +186,11 @@ pub fn map_kernel_page(va: u64, pa: u64, flags: PteFlags) -> Result<(), MapError
     with_kernel_pt(|pt, mem| pt.map(mem, va, pa, PageSize::Size4K, flags | PteFlags::GLOBAL))
 }
 
-/// Unmaps one 4 KiB kernel page and flushes it from this CPU's TLB.
+/// Unmaps one 4 KiB kernel page and flushes it from every CPU's TLB (a shootdown that
+/// returns once all have), so the caller may free the frame.
 pub fn unmap_kernel_page(va: u64) -> Result<Mapping, UnmapError> {
     let r = with_kernel_pt(|pt, mem| pt.unmap(mem, va, PageSize::Size4K));
-    cpu::invlpg(va);
+    crate::arch::smp::flush_tlb_kernel_range(va, va + PAGE_SIZE);
     r
 }
 

@@ -32,6 +32,8 @@ pub const MAP_FIXED_NOREPLACE: u32 = 0x100000;
 /// MAP_HUGETLB's page size, as log2 in bits 26..32 (0: the default huge page size).
 const MAP_HUGE_SHIFT: u32 = 26;
 const MAP_HUGE_MASK: u32 = 0x3f;
+/// The one huge page size (HPAGE_SIZE, a PMD's reach).
+pub const HPAGE_SIZE: u64 = 2 << 20;
 
 /// Flags MAP_SHARED_VALIDATE accepts (LEGACY_MAP_MASK plus MAP_SYNC for DAX files only).
 const LEGACY_MAP_MASK: u32 = MAP_SHARED
@@ -52,7 +54,15 @@ const LEGACY_MAP_MASK: u32 = MAP_SHARED
 impl MmInner {
     /// ENOMEM if making VMA boundaries at `start` and `end` would take the address
     /// space past `MAX_MAP_COUNT` (`split_vma`'s check), checked before any change.
+    /// A hugetlb VMA splits only at a huge page boundary (`hugetlb_vm_op_split`): EINVAL.
     pub fn check_split(&self, start: u64, end: u64) -> KResult<()> {
+        for addr in [start, end] {
+            if !addr.is_multiple_of(HPAGE_SIZE)
+                && self.straddling(addr).is_some_and(|v| v.flags.contains(VmFlags::HUGETLB))
+            {
+                return Err(EINVAL);
+            }
+        }
         let splits = [start, end].into_iter().filter(|&a| self.straddled(a)).count();
         // Only a split is refused: mmap may leave the count one past the limit, and a
         // whole VMA must still unmap then.
@@ -68,7 +78,12 @@ impl MmInner {
     }
 
     fn straddled(&self, addr: u64) -> bool {
-        self.vmas.range(..addr).next_back().is_some_and(|(_, v)| v.end > addr)
+        self.straddling(addr).is_some()
+    }
+
+    /// The VMA that `addr` falls strictly inside of (not at its start).
+    fn straddling(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.range(..addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr)
     }
 
     /// Makes VMA boundaries fall at `start` and `end` (splitting VMAs that straddle them).
@@ -196,7 +211,8 @@ pub struct MmapRequest {
 /// later, on fault (or now with MAP_POPULATE).
 pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     let MmapRequest { addr, len, prot, flags, file, file_writable, offset } = req;
-    if flags & MAP_HUGETLB != 0 {
+    let hugetlb = flags & MAP_HUGETLB != 0;
+    if hugetlb {
         // ksys_mmap_pgoff: only hugetlbfs files and anonymous memory of a known huge page
         // size (2 MiB) take MAP_HUGETLB.
         let log = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
@@ -207,7 +223,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if len == 0 {
         return Err(EINVAL);
     }
-    let len = align_up(len, PAGE_SIZE);
+    // ksys_mmap_pgoff: hugetlb memory comes in whole huge pages.
+    let len = align_up(len, if hugetlb { HPAGE_SIZE } else { PAGE_SIZE });
     if len == 0 || len > TASK_SIZE {
         return Err(ENOMEM);
     }
@@ -230,14 +247,16 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     }
     let shared = map_type != MAP_PRIVATE;
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
-    if fixed && addr % PAGE_SIZE != 0 {
+    // hugetlb_get_unmapped_area: a fixed address must be huge page aligned.
+    if fixed && addr % if hugetlb { HPAGE_SIZE } else { PAGE_SIZE } != 0 {
         return Err(EINVAL);
     }
     // Shared anonymous memory (and a shared mapping of /dev/zero) is an unlinked shmem
     // file, so fork shares its pages and later ones too (Linux's shmem_zero_setup); it
     // is made once the checks have passed.
     let (file, shmem_anon) = if flags & MAP_ANONYMOUS != 0 {
-        (None, shared)
+        // Shared hugetlb memory is a hugetlbfs file of its own, with no pages to share.
+        (None, shared && !hugetlb)
     } else {
         let f = file.ok_or(EBADF)?;
         // After the length and type checks, as do_mmap's switch on the type.
@@ -292,14 +311,21 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         }
         addr
     } else {
-        let hint = addr & !(PAGE_SIZE - 1);
-        if hint >= mmap_min_addr()
+        // The hint if its range is free (hugetlb_get_unmapped_area rounds it up to a huge
+        // page and takes none at 0), else the highest free range, with room to align a
+        // hugetlb one.
+        let (hint, align) =
+            if hugetlb { (align_up(addr, HPAGE_SIZE), HPAGE_SIZE) } else { (addr & !(PAGE_SIZE - 1), PAGE_SIZE) };
+        if (addr != 0 || !hugetlb)
+            && hint >= mmap_min_addr()
             && hint.checked_add(len).is_some_and(|e| e <= TASK_SIZE)
             && !inner.overlaps(hint, hint + len)
         {
             hint
         } else {
-            inner.find_free_area(len, MMAP_BASE).ok_or(ENOMEM)?
+            let slack = align - PAGE_SIZE;
+            let free = inner.find_free_area(len + slack, MMAP_BASE).ok_or(ENOMEM)?;
+            super::align_down(free + slack, align)
         }
     };
     // mmap_region: RLIMIT_AS, counting what MAP_FIXED replaces as freed.
@@ -312,9 +338,17 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         let tlb = super::tlb::MmuGather::new(mm.root());
         inner.unmap_region(&tlb, mm, start, start + len);
     }
-    if flags & MAP_HUGETLB != 0 {
-        // No huge pages are reserved (vm.nr_hugepages is 0): hugetlb_reserve_pages fails.
-        return Err(ENOMEM);
+    if hugetlb {
+        // hugetlbfs_file_mmap: without MAP_NORESERVE the pages are reserved now, and the
+        // pool is empty (vm.nr_hugepages 0): hugetlb_reserve_pages fails. With it (forced
+        // in every overcommit mode for hugetlb) nothing is reserved or charged, the VMA
+        // is made and each fault is SIGBUS. It is never locked (mmap_region clears
+        // VM_LOCKED for hugetlb).
+        if flags & MAP_NORESERVE == 0 {
+            return Err(ENOMEM);
+        }
+        vflags |= VmFlags::HUGETLB | VmFlags::NORESERVE;
+        vflags -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
     }
     if shared {
         vflags |= VmFlags::SHARED;

@@ -6,6 +6,7 @@
 
 use super::address_space::{GatherPhysMem, MmInner, MmStruct, MMAP_BASE, TASK_SIZE};
 use super::commit::{max_map_count, may_expand_vm, vm_enough_memory};
+use super::mmap::HPAGE_SIZE;
 use super::vma::VmFlags;
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
@@ -53,6 +54,22 @@ fn resize(
     }
     let mut inner = mm.mmap_lock.write_killable()?;
     let vma = inner.find_vma(old).ok_or(EFAULT)?.clone();
+    let (old_len, new_len) = if vma.flags.contains(VmFlags::HUGETLB) {
+        // mremap on hugetlb: whole huge pages at aligned addresses, and never growth (its
+        // reservation cannot be split) nor MREMAP_DONTUNMAP (the VMA is VM_DONTEXPAND).
+        let (o, n) = (align_up(old_len, HPAGE_SIZE), align_up(new_len, HPAGE_SIZE));
+        let fixed_at = flags & MREMAP_FIXED != 0;
+        if !old.is_multiple_of(HPAGE_SIZE)
+            || (fixed_at && !new_addr.is_multiple_of(HPAGE_SIZE))
+            || n > o
+            || flags & MREMAP_DONTUNMAP != 0
+        {
+            return Err(EINVAL);
+        }
+        (o, n)
+    } else {
+        (old_len, new_len)
+    };
     if old_len == 0 && !vma.is_shared() {
         // Duplicating a private mapping makes no sense (Linux: EINVAL since 4.16).
         return Err(EINVAL);

@@ -116,7 +116,7 @@ fn select_bad_process(totalpages: u64) -> Selected {
 }
 
 fn comm_of(p: &Process) -> alloc::string::String {
-    let comm = p.threads.lock().first().map(|t| *t.comm.lock()).unwrap_or([0; 16]);
+    let comm = p.first_thread().map(|t| *t.comm.lock()).unwrap_or([0; 16]);
     let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     alloc::string::String::from_utf8_lossy(&comm[..len]).into_owned()
 }

@@ -8,16 +8,16 @@
 //! stays valid for whoever still maps it until they unmap it.
 
 use super::page::{Page, PageKind};
+use crate::sync::SpinLock as Mutex;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Mutex;
 
 /// Pages in every shmem page cache (the `Shmem` of /proc/meminfo).
 pub static SHMEM_PAGES: AtomicU64 = AtomicU64::new(0);
 
 pub struct PageCache {
-    pages: Mutex<BTreeMap<u64, Page>>,
+    pages: Mutex<BTreeMap<u64, Page>, crate::sync::order::PageCachePages>,
     kind: PageKind,
     /// Each page is charged to committed memory while cached: the pages of a shmem
     /// object not charged for its whole size (Linux's VM_NORESERVE shmem inodes, as
@@ -25,7 +25,7 @@ pub struct PageCache {
     per_page_commit: bool,
     /// The VMAs of every address space that map this file, by file range (Linux's
     /// `i_mmap`; `rmap.rs`).
-    pub i_mmap: Mutex<augmented_tree::IntervalTree<super::rmap::MapKey>>,
+    pub i_mmap: Mutex<augmented_tree::IntervalTree<super::rmap::MapKey>, crate::sync::order::PageCacheIMmap>,
 }
 
 impl PageCache {

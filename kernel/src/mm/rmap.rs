@@ -9,7 +9,7 @@
 //! copies included) and when a hole is punched (only the file's own pages leave; private
 //! copies stay), as Linux's `unmap_mapping_range(.., even_cows)`.
 //!
-//! Lock order: `MmStruct::inner` → `PageCache::i_mmap` (a leaf: nothing is locked under
+//! Lock order: `MmStruct::mmap_lock` → `PageCache::i_mmap` (a leaf: nothing is locked under
 //! it; the walk below takes its snapshot, lets go, then locks each address space).
 
 use super::address_space::MmStruct;

@@ -1,9 +1,11 @@
 //! In-kernel tests of the memory core: what the host tests of `frame_alloc`
 //! and `page_table` cannot show — that the MMU agrees with our tables.
 
+use super::address_space::{MmInner, MmStruct};
 use super::frame::{self, PhysFrame};
 use super::{heap, kernel_map, kernel_sections, phys_to_virt, PAGE_SIZE};
 use crate::arch::{apic, cpu};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use page_table::PteFlags;
 
@@ -230,26 +232,54 @@ impl super::vma::VmaOps for CountingOps {
     }
 }
 
+/// A read-write anonymous VMA of `pages` pages at `base`, private unless `flags` says
+/// `SHARED`, with the hooks `ops`.
+fn anon_vma(
+    base: u64,
+    pages: u64,
+    flags: super::vma::VmFlags,
+    ops: Option<Arc<dyn super::vma::VmaOps>>,
+) -> super::vma::Vma {
+    use super::vma::{Backend, Prot, Vma};
+    Vma {
+        live: crate::leak::VMAS.live(),
+        start: base,
+        end: base + pages * PAGE_SIZE,
+        prot: Prot::READ | Prot::WRITE,
+        flags,
+        pgoff: 0,
+        backend: Backend::Anonymous,
+        ops,
+    }
+}
+
+/// A fresh address space whose one VMA is `anon_vma(base, pages, flags, ops)`.
+fn mm_with_anon_vma(
+    base: u64,
+    pages: u64,
+    flags: super::vma::VmFlags,
+    ops: Option<Arc<dyn super::vma::VmaOps>>,
+) -> Arc<MmStruct> {
+    let mm = MmStruct::new().expect("mm");
+    mm.mmap_lock.write().insert_vma(anon_vma(base, pages, flags, ops));
+    mm
+}
+
+/// Write-faults in the `pages` pages at `base` of `mm`, whose VMAs `inner` holds exclusive.
+fn fault_in_for_write(mm: &MmStruct, inner: &mut MmInner, base: u64, pages: u64) {
+    for i in 0..pages {
+        super::fault::fault_exclusive(mm, inner, base + i * PAGE_SIZE, super::fault::Access::WRITE).expect("fault in");
+    }
+}
+
 /// open/close run for every VMA that comes and goes: split pieces, fork
 /// copies, partial unmaps, mremap moves, and the teardown of an address space.
 fn vma_open_close_hooks_track_every_piece() {
-    use super::vma::{Backend, Prot, VmFlags, Vma};
-    use alloc::sync::Arc;
     use core::sync::atomic::Ordering::Relaxed;
     let ops = Arc::new(CountingOps(core::sync::atomic::AtomicI64::new(0)));
     let count = || ops.0.load(Relaxed);
-    let mm = super::address_space::MmStruct::new().expect("mm");
     let base = 0x4000_0000;
-    mm.mmap_lock.write().insert_vma(Vma {
-        live: crate::leak::VMAS.live(),
-        start: base,
-        end: base + 4 * PAGE_SIZE,
-        prot: Prot::READ | Prot::WRITE,
-        flags: VmFlags::SHARED,
-        pgoff: 0,
-        backend: Backend::Anonymous,
-        ops: Some(ops.clone()),
-    });
+    let mm = mm_with_anon_vma(base, 4, super::vma::VmFlags::SHARED, Some(ops.clone()));
     assert_eq!(count(), 1);
     super::mprotect::do_mprotect(&mm, base + PAGE_SIZE, PAGE_SIZE, 1).unwrap();
     assert_eq!(count(), 3, "split into three pieces, never merged back (they have hooks)");
@@ -270,29 +300,9 @@ fn vma_open_close_hooks_track_every_piece() {
 
 /// A host address space with 8 private anonymous pages faulted in at `base`, whose PTE table
 /// a guest address space then grafts; returns (host, guest, the PTE table).
-fn host_with_a_pte_table_grafted_into_a_guest(
-    base: u64,
-) -> (alloc::sync::Arc<super::address_space::MmStruct>, alloc::sync::Arc<super::address_space::MmStruct>, u64) {
-    use super::address_space::MmStruct;
-    use super::vma::{Backend, Prot, VmFlags, Vma};
-    let host = MmStruct::new().expect("host mm");
-    {
-        let mut h = host.mmap_lock.write();
-        h.insert_vma(Vma {
-            live: crate::leak::VMAS.live(),
-            start: base,
-            end: base + 8 * PAGE_SIZE,
-            prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::empty(),
-            pgoff: 0,
-            backend: Backend::Anonymous,
-            ops: None,
-        });
-        for i in 0..8 {
-            let access = super::fault::Access { write: true, exec: false };
-            super::fault::fault_exclusive(&host, &mut h, base + i * PAGE_SIZE, access).expect("fault in host");
-        }
-    }
+fn host_with_a_pte_table_grafted_into_a_guest(base: u64) -> (Arc<MmStruct>, Arc<MmStruct>, u64) {
+    let host = mm_with_anon_vma(base, 8, super::vma::VmFlags::empty(), None);
+    fault_in_for_write(&host, &mut host.mmap_lock.write(), base, 8);
     let pt = {
         let mem = host.phys_mem();
         let pml4e = page_table::Pte(mem_read(&mem, host.root(), page_table::table_index(base, 4)));
@@ -311,7 +321,6 @@ fn host_with_a_pte_table_grafted_into_a_guest(
 /// drops only its reference, never the host's table or pages, and the page-table
 /// page counts charge the table to its owner alone.
 fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
-    use super::address_space::MmStruct;
     use core::sync::atomic::Ordering::Relaxed;
     let base = 0x4000_0000u64;
     let guest_tables = MmStruct::new().expect("mm").pt_pages.load(Relaxed);
@@ -320,7 +329,7 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     {
         let g = guest.page_table_lock.lock();
         let m = g.pt.translate(&guest.phys_mem(), base + 3 * PAGE_SIZE).expect("guest sees the host's page");
-        let hm = host.page_table_lock.lock().pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
+        let hm = host.page_table_lock.lock_nested(1).pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
         assert_eq!(m.phys, hm.phys);
         assert_eq!(g.grafts.len(), 1, "the guest records its graft");
         assert_eq!(g.grafts[0].owner, host.owner());
@@ -348,7 +357,7 @@ fn owner_munmap_inside_a_grafted_table_unmaps_its_pages_for_every_grafter() {
     super::munmap::do_munmap(&host, base, 4 * PAGE_SIZE).expect("munmap");
     {
         let h = host.page_table_lock.lock();
-        let g = guest.page_table_lock.lock();
+        let g = guest.page_table_lock.lock_nested(1);
         let (hmem, gmem) = (host.phys_mem(), guest.phys_mem());
         assert!(h.pt.translate(&hmem, base).is_none(), "the owner's unmap clears its entries");
         assert!(g.pt.translate(&gmem, base + 3 * PAGE_SIZE).is_none(), "and the guest sees it");
@@ -392,7 +401,6 @@ fn owner_dying_first_leaves_grafters_an_empty_table_until_they_go() {
 /// OOM path) and the owner's entry and page stay as they were.
 fn guest_write_fault_on_a_write_protected_page_in_a_graft_fails_and_changes_nothing() {
     use super::fault::{fault_exclusive, Access, FaultError};
-    use super::vma::{Backend, Prot, VmFlags, Vma};
     let base = 0x4000_0000u64;
     let (host, guest, _) = host_with_a_pte_table_grafted_into_a_guest(base);
     super::mprotect::do_mprotect(&host, base, 8 * PAGE_SIZE, 1).expect("mprotect PROT_READ");
@@ -401,16 +409,7 @@ fn guest_write_fault_on_a_write_protected_page_in_a_graft_fails_and_changes_noth
     let user_pages = super::page::user_pages();
     {
         let mut g = guest.mmap_lock.write();
-        g.insert_vma(Vma {
-            live: crate::leak::VMAS.live(),
-            start: base,
-            end: base + 8 * PAGE_SIZE,
-            prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::empty(),
-            pgoff: 0,
-            backend: Backend::Anonymous,
-            ops: None,
-        });
+        g.insert_vma(anon_vma(base, 8, super::vma::VmFlags::empty(), None));
         let r = fault_exclusive(&guest, &mut g, base, Access::WRITE);
         assert!(matches!(r, Err(FaultError::AccErr)), "the owner's entry is not the guest's to change");
         assert_eq!(guest.rss_total(), 0);
@@ -429,28 +428,13 @@ fn mem_read(mem: &super::address_space::UserPhysMem<'_>, table: u64, index: usiz
 /// address space and its counters at once, but they stay allocated until the gather's
 /// flush; after `finish` they are free.
 fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
-    use super::address_space::MmStruct;
-    use super::fault::{fault_exclusive, Access};
     use super::page;
-    use super::vma::{Backend, Prot, VmFlags, Vma};
     use core::sync::atomic::Ordering::Relaxed;
     let base = 0x4000_0000;
-    let mm = MmStruct::new().expect("mm");
-    mm.mmap_lock.write().insert_vma(Vma {
-        live: crate::leak::VMAS.live(),
-        start: base,
-        end: base + 2 * PAGE_SIZE,
-        prot: Prot::READ | Prot::WRITE,
-        flags: VmFlags::empty(),
-        pgoff: 0,
-        backend: Backend::Anonymous,
-        ops: None,
-    });
+    let mm = mm_with_anon_vma(base, 2, super::vma::VmFlags::empty(), None);
     let mut inner = mm.mmap_lock.write();
     let tables_before = mm.pt_pages.load(Relaxed);
-    for i in 0..2 {
-        fault_exclusive(&mm, &mut inner, base + i * PAGE_SIZE, Access::WRITE).expect("fault");
-    }
+    fault_in_for_write(&mm, &mut inner, base, 2);
     let mem = mm.phys_mem();
     let translate = |va| mm.page_table_lock.lock().pt.translate(&mem, va);
     let pages: Vec<u64> = (0..2).map(|i| translate(base + i * PAGE_SIZE).unwrap().phys).collect();

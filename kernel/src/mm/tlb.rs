@@ -13,6 +13,7 @@
 
 use super::PAGE_SIZE;
 use crate::arch::cpu;
+use arrayvec::ArrayVec;
 use core::cell::RefCell;
 
 /// Above this many pages a range flush reloads CR3 instead of `invlpg`s.
@@ -68,10 +69,10 @@ struct Batch {
     full: bool,
     /// An entry of a table other address spaces graft changed: they must flush too.
     shared: bool,
-    pages: [u64; GATHER_PAGES],
-    nr_pages: usize,
-    tables: [u64; GATHER_TABLES],
-    nr_tables: usize,
+    /// Pages whose references are dropped after the flush.
+    pages: ArrayVec<u64, GATHER_PAGES>,
+    /// Page-table pages whose references are dropped after the flush.
+    tables: ArrayVec<u64, GATHER_TABLES>,
 }
 
 /// Linux's `struct mmu_gather` (mm/mmu_gather.c, include/asm-generic/tlb.h): an
@@ -97,10 +98,8 @@ impl MmuGather {
                 end: 0,
                 full: false,
                 shared: false,
-                pages: [0; GATHER_PAGES],
-                nr_pages: 0,
-                tables: [0; GATHER_TABLES],
-                nr_tables: 0,
+                pages: ArrayVec::new(),
+                tables: ArrayVec::new(),
             }),
         }
     }
@@ -134,27 +133,24 @@ impl MmuGather {
     /// reference is dropped after the flush.
     pub fn remove_page(&self, va: u64, page: u64) {
         self.flush_range(va, va + PAGE_SIZE);
-        let full = {
-            let mut b = self.batch.borrow_mut();
-            let n = b.nr_pages;
-            b.pages[n] = page;
-            b.nr_pages += 1;
-            b.nr_pages == GATHER_PAGES
-        };
-        if full {
-            self.flush_mmu();
-        }
+        self.gather(page, |b| &mut b.pages);
     }
 
     /// `tlb_remove_table`: a page-table page unlinked from its parent; its reference is
     /// dropped after the flush (the CPU's paging-structure caches may still walk it).
     pub fn remove_table(&self, table: u64) {
+        self.gather(table, |b| &mut b.tables);
+    }
+
+    /// Adds `frame` to the batch's list that `list` picks; when that fills, flushes and
+    /// frees at once (Linux's `tlb_flush_mmu` when `__tlb_remove_page` reports the batch
+    /// full), so the next push has room.
+    fn gather<const N: usize>(&self, frame: u64, list: fn(&mut Batch) -> &mut ArrayVec<u64, N>) {
         let full = {
             let mut b = self.batch.borrow_mut();
-            let n = b.nr_tables;
-            b.tables[n] = table;
-            b.nr_tables += 1;
-            b.nr_tables == GATHER_TABLES
+            let l = list(&mut b);
+            l.push(frame);
+            l.is_full()
         };
         if full {
             self.flush_mmu();
@@ -168,22 +164,20 @@ impl MmuGather {
         // tables freed under it too.
         // A guest grafting a changed table may be the loaded address space instead of ours.
         let here = loaded(self.root) || b.shared;
-        if here && (b.full || (b.nr_tables > 0 && b.start >= b.end)) {
+        if here && (b.full || (!b.tables.is_empty() && b.start >= b.end)) {
             cpu::flush_tlb_all();
         } else if here && b.start < b.end {
             flush_range_here(b.start, b.end);
         }
         b.start = u64::MAX;
         b.end = 0;
-        let Batch { pages, nr_pages, tables, nr_tables, .. } = &mut *b;
-        for &p in &pages[..*nr_pages] {
+        let Batch { pages, tables, .. } = &mut *b;
+        for p in pages.drain(..) {
             super::page::put_page(p);
         }
-        for &t in &tables[..*nr_tables] {
+        for t in tables.drain(..) {
             super::page::put_table_page(t);
         }
-        *nr_pages = 0;
-        *nr_tables = 0;
     }
 
     /// `tlb_finish_mmu`: the last flush and frees of the operation.

@@ -132,6 +132,26 @@ pub fn read_val<T: Pod>(mm: &MmStruct, va: u64) -> KResult<T> {
     Ok(unsafe { v.assume_init() })
 }
 
+/// The u32 at `va` if its page is mapped readable now, without faulting (Linux's
+/// `get_futex_value_locked`, a user read with page faults disabled): None where a
+/// fault would be needed, which the caller takes (`read_val`) after dropping its locks.
+pub fn read_u32_nofault(mm: &MmStruct, va: u64) -> Option<u32> {
+    if va >= TASK_SIZE || !va.is_multiple_of(4) {
+        return None;
+    }
+    let pt = mm.page_table_lock.lock();
+    let m = pt.pt.translate(&mm.phys_mem(), va)?;
+    if !m.flags.contains(PteFlags::USER) {
+        return None;
+    }
+    let pa = m.phys + (va & (m.size.bytes() - 1));
+    let page = Page::get(pa & !(PAGE_SIZE - 1));
+    drop(pt);
+    let mut word = [0u8; 4];
+    page.read((va % PAGE_SIZE) as usize, &mut word);
+    Some(u32::from_ne_bytes(word))
+}
+
 pub fn write_val<T: Pod>(mm: &MmStruct, va: u64, v: &T) -> KResult<()> {
     copy_to_user(mm, va, as_bytes(v))
 }

@@ -41,6 +41,10 @@ bitflags::bitflags! {
         /// (`vma_needs_copy`). It stays after those pages go, is inherited by split
         /// pieces and children, and does not keep VMAs from merging.
         const ANON_VMA = 1 << 10;
+        /// Anonymous MAP_HUGETLB memory (VM_HUGETLB): 2 MiB pages from the huge page
+        /// pool, which is empty (vm.nr_hugepages 0), so every fault is SIGBUS. Its bounds
+        /// stay 2 MiB-aligned, and it never merges (each is its own hugetlbfs file).
+        const HUGETLB = 1 << 11;
     }
 }
 
@@ -159,6 +163,7 @@ impl Vma {
         self.end == next.start
             && self.prot == next.prot
             && self.flags - VmFlags::ANON_VMA == next.flags - VmFlags::ANON_VMA
+            && !self.flags.contains(VmFlags::HUGETLB)
             && self.ops.is_none()
             && next.ops.is_none()
             && match (&self.backend, &next.backend) {

@@ -202,7 +202,8 @@ pub fn exec_into(
     drop(data);
 
     let (readable, (creds, secure)) = {
-        let c = t.process.creds.lock();
+        // A copy: the file's metadata lock is outside the credentials'.
+        let c = t.process.creds.lock().clone();
         (inode_permission(&c, &inode, MAY_READ).is_ok(), exec_creds(&c, &inode.metadata()))
     };
     let auxv = elf_loader::exec_auxv(
@@ -323,12 +324,14 @@ pub fn exec_into(
         let files = t.files();
         let mut table = files.lock().clone();
         table.close_on_exec();
-        *t.files.lock() = Arc::new(spin::Mutex::new(table));
+        // The old table is dropped out of the slot's lock (closing files takes theirs).
+        let old = core::mem::replace(&mut *t.files.lock(), Arc::new(crate::sync::SpinLock::new(table)));
+        drop((old, files));
     }
     {
         let mut h = t.sighand().lock().clone();
         h.reset_for_exec();
-        *t.sighand.lock() = Arc::new(spin::Mutex::new(h));
+        *t.sighand.lock() = Arc::new(crate::sync::SpinLock::new(h));
     }
     t.sig.lock().altstack = Default::default();
     *t.comm.lock() = super::task::comm_from_path(&execfn);

@@ -6,10 +6,10 @@ use super::wait_queue::Completion;
 use crate::arch::context::FpuState;
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
+use crate::sync::SpinLock as Mutex;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::sync::atomic::Ordering;
-use spin::Mutex;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 pub const CSIGNAL: u64 = 0xff;
 pub const CLONE_VM: u64 = 0x100;
@@ -42,6 +42,29 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Namespace flags: not supported yet (an IPC namespace comes with SysV SHM).
 const CLONE_NEWANY: u64 =
     CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+
+/// `kernel.threads-max` once written (0: not yet, `max_threads` sizes it from RAM).
+static MAX_THREADS: AtomicU32 = AtomicU32::new(0);
+/// Linux's MAX_THREADS (FUTEX_TID_MASK): the most `kernel.threads-max` takes.
+pub const THREADS_LIMIT: u32 = 0x3fff_ffff;
+/// Linux's MIN_THREADS: the least `set_max_threads` picks.
+const MIN_THREADS: u32 = 20;
+
+/// Linux's `max_threads`: how many tasks the system may hold before clone refuses more.
+/// Unless written through `kernel.threads-max`, sized as `set_max_threads` does: the
+/// thread structures (16 KiB stacks) may take at most an eighth of RAM.
+pub fn max_threads() -> u32 {
+    match MAX_THREADS.load(Ordering::Relaxed) {
+        0 => (crate::mm::frame::stats().usable * 4096 / (16384 * 8)).clamp(MIN_THREADS as u64, THREADS_LIMIT as u64)
+            as u32,
+        n => n,
+    }
+}
+
+/// `kernel.threads-max` written: 1 up to THREADS_LIMIT (the sysctl checks the range).
+pub fn set_max_threads(n: u32) {
+    MAX_THREADS.store(n, Ordering::Relaxed);
+}
 
 pub struct CloneArgs {
     pub flags: u64,
@@ -88,6 +111,12 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     // slips in meets the group's exit in its first exit_to_user_mode.
     if super::signal::fatal_signal_pending(&parent) || parent.process.group_exit.lock().is_some() {
         return Err(ERESTARTNOINTR);
+    }
+    // copy_process's `nr_threads >= max_threads`: every task in the system counts, and no
+    // capability exempts the caller (only RLIMIT_NPROC has exemptions). Tasks being created
+    // concurrently may slip past it together, as in Linux.
+    if task::nr_threads_at_least(max_threads() as usize) {
+        return Err(EAGAIN);
     }
     let mm = if f & CLONE_VM != 0 {
         parent.mm()
@@ -199,7 +228,9 @@ fn unwind_failed_clone(process: &Arc<task::Process>, tid: Tid, flags: u64) {
     if flags & CLONE_THREAD == 0 {
         t.processes.remove(&tid);
         drop(t);
-        if let Some(p) = process.parent.lock().upgrade() {
+        // Out of the parent link's lock: the parent's children list is outside it.
+        let parent = process.parent.lock().upgrade();
+        if let Some(p) = parent {
             p.children.lock().retain(|c| c.pid != tid);
         }
     }

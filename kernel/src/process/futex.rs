@@ -8,9 +8,9 @@
 use super::wait_queue::WaitQueue;
 use crate::errno::*;
 use crate::mm::address_space::MmStruct;
+use crate::sync::SpinLock as Mutex;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use spin::Mutex;
 
 pub const FUTEX_WAIT: u32 = 0;
 pub const FUTEX_WAKE: u32 = 1;
@@ -39,11 +39,11 @@ fn futex_key(mm: &MmStruct, uaddr: u64, private: bool) -> Key {
     (mm.id, uaddr)
 }
 
-static QUEUES: Mutex<BTreeMap<Key, Arc<WaitQueue>>> = Mutex::new(BTreeMap::new());
-
-fn queue(key: Key) -> Arc<WaitQueue> {
-    QUEUES.lock().entry(key).or_insert_with(|| Arc::new(WaitQueue::new())).clone()
-}
+/// The futex hash buckets (one table): each futex's wait queue, by key. Its lock
+/// is held across a waiter's check of the word and its enqueue (`wait_setup`) and
+/// by a waker's look-up. Lock order (`order::FutexQueues`): under it the address
+/// space (the word's page-table look-up), then the wait queue and the run queue.
+static QUEUES: Mutex<BTreeMap<Key, Arc<WaitQueue>>, crate::sync::order::FutexQueues> = Mutex::new(BTreeMap::new());
 
 /// Drops the queue of `key` if nobody waits on it.
 fn tidy(key: Key) {
@@ -58,28 +58,61 @@ pub fn wait(mm: &Arc<MmStruct>, uaddr: u64, val: u32, deadline: Option<u64>, pri
     if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
-    // The value check and the enqueue happen without a switch in between
-    // (non-preemptive kernel), so a wake cannot be lost.
-    if crate::mm::usercopy::read_val::<u32>(mm, uaddr)? != val {
-        return Err(EAGAIN);
-    }
     let key = futex_key(mm, uaddr, private);
-    let q = queue(key);
     let t = super::current();
-    let r = loop {
-        if super::signal::signal_pending(&t) {
-            break Err(if deadline.is_some() { EINTR } else { ERESTARTSYS });
+    loop {
+        let q = wait_setup(mm, uaddr, val, key, &t, deadline)?;
+        let stop = if super::signal::signal_pending(&t) {
+            Some(Err(if deadline.is_some() { EINTR } else { ERESTARTSYS }))
+        } else if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
+            Some(Err(ETIMEDOUT))
+        } else {
+            super::sched::schedule();
+            None
+        };
+        let woken = q.finish_wait(&t, deadline);
+        drop(q);
+        tidy(key);
+        if woken {
+            return Ok(0);
         }
-        if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
-            break Err(ETIMEDOUT);
+        if let Some(r) = stop {
+            return r;
         }
-        if q.sleep_once(&t, super::task::TaskState::Interruptible, deadline) {
-            break Ok(0);
+        // Woken by something else (a signal the loop sees next, a blocked one): queue
+        // again, checking the word again as Linux's `futex_wait` does on a spurious wake.
+    }
+}
+
+/// Linux's `futex_wait_setup`: under the bucket lock, checks the futex word and
+/// queues the current task (`prepare_to_wait`). A waker changes the word before it
+/// takes the same lock to wake, so it either finds the task queued or the check
+/// sees the new value (EAGAIN): no wake-up is lost between the check and the
+/// sleep. The word is read without faulting under the lock; a page that must be
+/// faulted in is faulted in after dropping it, and the check starts again.
+fn wait_setup(
+    mm: &MmStruct,
+    uaddr: u64,
+    val: u32,
+    key: Key,
+    t: &Arc<super::task::Task>,
+    deadline: Option<u64>,
+) -> KResult<Arc<WaitQueue>> {
+    loop {
+        let mut queues = QUEUES.lock();
+        match crate::mm::usercopy::read_u32_nofault(mm, uaddr) {
+            Some(v) if v != val => return Err(EAGAIN),
+            Some(_) => {
+                let q = queues.entry(key).or_insert_with(|| Arc::new(WaitQueue::new())).clone();
+                q.prepare_to_wait(t, super::task::TaskState::Interruptible, deadline);
+                return Ok(q);
+            }
+            None => {
+                drop(queues);
+                crate::mm::usercopy::read_val::<u32>(mm, uaddr)?;
+            }
         }
-    };
-    drop(q);
-    tidy(key);
-    r
+    }
 }
 
 /// FUTEX_WAKE: wakes up to `n` waiters; returns how many.

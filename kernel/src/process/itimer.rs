@@ -5,13 +5,13 @@
 
 use super::signal::{self, SigInfo};
 use super::task::Process;
+use crate::sync::SpinLock as Mutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin::Mutex;
 
 /// (deadline ns since boot, interval ns) of each armed process.
-static ARMED: Mutex<Vec<(Arc<Process>, u64, u64)>> = Mutex::new(Vec::new());
+static ARMED: Mutex<Vec<(Arc<Process>, u64, u64)>, crate::sync::order::ItimerArmed> = Mutex::new(Vec::new());
 /// Earliest armed deadline (u64::MAX when none), for a cheap check.
 static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
 

@@ -17,10 +17,10 @@ use crate::arch::trap::TrapFrame;
 use crate::errno::*;
 use crate::mm::address_space::MmStruct;
 use crate::mm::fault::{fault_in, Access, FaultError};
+use crate::sync::SpinLock as Mutex;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use spin::Mutex;
 use task::{Creds, FsContext, NewTask, Task};
 
 /// The running task. Only called from task context (syscalls, user traps).

@@ -3,8 +3,11 @@
 //! switched out only when it sleeps, yields, or returns to user mode with
 //! the slice used up, so kernel code never holds a spinlock across a switch.
 //!
-//! Lock order: the run queue lock is taken with interrupts masked and
-//! nothing else is taken under it.
+//! Lock order: the sleeper list, then the run queue (`sync::order`: above every lock
+//! held with interrupts enabled, since the timer interrupt takes both), both with
+//! interrupts masked; under them only the heap (a queue growing). No address-space,
+//! FPU or sleeping lock is taken under the run queue: `schedule` decides under it and
+//! switches address space and FPU state after releasing it.
 
 use super::task::{Task, TaskState};
 use crate::arch::{context, cpu, percpu};
@@ -23,11 +26,12 @@ struct RunQueue {
     prev: Option<Arc<Task>>,
 }
 
-static RQ: Mutex<RunQueue> = Mutex::new(RunQueue { queue: VecDeque::new(), current: None, prev: None });
+static RQ: Mutex<RunQueue, crate::sync::order::RunQueue> =
+    Mutex::new(RunQueue { queue: VecDeque::new(), current: None, prev: None });
 static IDLE_RSP: AtomicU64 = AtomicU64::new(0);
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 /// Tasks sleeping with a deadline (`Task::wake_at`), checked every tick.
-static SLEEPERS: Mutex<Vec<Arc<Task>>> = Mutex::new(Vec::new());
+static SLEEPERS: Mutex<Vec<Arc<Task>>, crate::sync::order::Sleepers> = Mutex::new(Vec::new());
 /// Context switches since boot.
 pub static SWITCHES: AtomicU64 = AtomicU64::new(0);
 
@@ -115,7 +119,10 @@ pub fn need_resched() -> bool {
 /// Loads the next task's address space, TLS base and kernel stack.
 fn switch_in(next: &Task) {
     crate::mm::fail::switch_to_task(Some(next.process.pid));
-    match next.mm.lock().as_ref() {
+    // The address space is taken out of the task's slot first: its own lock is taken
+    // to activate it, and it is not nested under the slot's.
+    let mm = next.mm.lock().clone();
+    match mm {
         Some(mm) => mm.activate(),
         None => crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root()),
     }
@@ -129,6 +136,7 @@ fn switch_in(next: &Task) {
 pub fn schedule() {
     let was_enabled = cpu::interrupts_enabled();
     cpu::disable_interrupts();
+    crate::sync::lockdep::assert_none_held("schedule");
     crate::watchdog::touch();
     let switch = {
         let mut rq = RQ.lock();
@@ -160,36 +168,44 @@ pub fn schedule() {
             None
         } else {
             let now = crate::arch::apic::uptime_ns();
-            let prev_rsp = match &prev {
-                Some(p) => {
-                    let ran = now.saturating_sub(p.on_cpu_since.load(Ordering::Relaxed));
-                    p.runtime_ns.fetch_add(ran, Ordering::Relaxed);
-                    if p.state() != TaskState::Dead {
-                        p.fpu.lock().save();
-                    }
-                    p.saved_rsp.as_ptr()
-                }
-                None => IDLE_RSP.as_ptr(),
-            };
-            let next_rsp = match &next {
-                Some(n) => {
-                    n.on_cpu_since.store(now, Ordering::Relaxed);
-                    n.set_state(TaskState::Running);
-                    switch_in(n);
-                    n.saved_rsp.load(Ordering::Relaxed)
-                }
-                None => {
-                    crate::mm::fail::switch_to_task(None);
-                    crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root());
-                    IDLE_RSP.load(Ordering::Relaxed)
-                }
-            };
-            rq.current = next;
-            rq.prev = prev;
-            Some((prev_rsp, next_rsp))
+            if let Some(p) = &prev {
+                let ran = now.saturating_sub(p.on_cpu_since.load(Ordering::Relaxed));
+                p.runtime_ns.fetch_add(ran, Ordering::Relaxed);
+            }
+            if let Some(n) = &next {
+                n.on_cpu_since.store(now, Ordering::Relaxed);
+                n.set_state(TaskState::Running);
+            }
+            rq.current = next.clone();
+            rq.prev = prev.clone();
+            Some((prev, next))
         }
     };
-    if let Some((prev_rsp, next_rsp)) = switch {
+    if let Some((prev, next)) = switch {
+        // Outside the run-queue lock (interrupts still masked): saving and loading the
+        // tasks' FPU state and address space take their own locks, which must not nest in it.
+        let prev_rsp = match &prev {
+            Some(p) => {
+                if p.state() != TaskState::Dead {
+                    p.fpu.lock().save();
+                }
+                p.saved_rsp.as_ptr()
+            }
+            None => IDLE_RSP.as_ptr(),
+        };
+        let next_rsp = match &next {
+            Some(n) => {
+                switch_in(n);
+                n.saved_rsp.load(Ordering::Relaxed)
+            }
+            None => {
+                crate::mm::fail::switch_to_task(None);
+                crate::mm::kernel_map::switch_address_space(crate::mm::kernel_map::kernel_root());
+                IDLE_RSP.load(Ordering::Relaxed)
+            }
+        };
+        // RQ.current and RQ.prev keep both tasks alive across the switch.
+        drop((prev, next));
         SWITCHES.fetch_add(1, Ordering::Relaxed);
         // SAFETY: prev_rsp points into the previous task (kept alive by RQ.prev) or the idle
         // slot; next_rsp was saved by a previous switch or prepared by prepare_new_task.

@@ -4,19 +4,20 @@
 //! table, fs context, signal handlers), each behind an `Arc` so that CLONE_*
 //! flags decide what is shared.
 
-use super::signal::{SigHandlers, SigPending, SigState};
+use super::signal::{SigHandlersLock, SigPending, SigState};
 use super::wait_queue::WaitQueue;
 use crate::arch::context::FpuState;
-use crate::fs::fdtable::FdTable;
+use crate::fs::fdtable::FdTableLock;
 use crate::fs::vfs::Inode;
 use crate::mm::address_space::MmStruct;
+use crate::sync::order;
+use crate::sync::SpinLock as Mutex;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use spin::Mutex;
 
 pub type Tid = u32;
 
@@ -38,6 +39,9 @@ pub enum TaskState {
 }
 
 /// Working directory and umask (CLONE_FS shares them).
+/// An fs context as tasks share it (CLONE_FS).
+pub type FsContextLock = Mutex<FsContext, order::FsContext>;
+
 #[derive(Clone)]
 pub struct FsContext {
     pub cwd: Arc<dyn Inode>,
@@ -54,25 +58,25 @@ pub struct Task {
     /// Saved kernel RSP while switched out.
     pub saved_rsp: AtomicU64,
     state: AtomicU8,
-    pub mm: Mutex<Option<Arc<MmStruct>>>,
-    pub files: Mutex<Arc<Mutex<FdTable>>>,
-    pub fs: Mutex<Arc<Mutex<FsContext>>>,
-    pub sighand: Mutex<Arc<Mutex<SigHandlers>>>,
-    pub sig: Mutex<SigState>,
-    pub fpu: Mutex<Box<FpuState>>,
+    pub mm: Mutex<Option<Arc<MmStruct>>, order::TaskMm>,
+    pub files: Mutex<Arc<FdTableLock>, order::TaskFiles>,
+    pub fs: Mutex<Arc<FsContextLock>, order::TaskFs>,
+    pub sighand: Mutex<Arc<SigHandlersLock>, order::TaskSighand>,
+    pub sig: Mutex<SigState, order::TaskSig>,
+    pub fpu: Mutex<Box<FpuState>, order::Fpu>,
     pub fs_base: AtomicU64,
     /// set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken at exit.
     pub clear_child_tid: AtomicU64,
     pub robust_list: AtomicU64,
     /// The vfork parent waits here until this task execs or exits.
-    pub vfork_done: Mutex<Option<Arc<super::wait_queue::Completion>>>,
+    pub vfork_done: Mutex<Option<Arc<super::wait_queue::Completion>>, order::VforkDone>,
     /// Set by the `exit` syscall: the wait status this thread ends with in
     /// `exit_to_user_mode`, after the syscall has returned and dropped what it held.
-    pub exit_status: Mutex<Option<i32>>,
+    pub exit_status: Mutex<Option<i32>, order::ExitStatus>,
     /// Timer deadline (ns since boot) while sleeping with a timeout; 0 if none.
     pub wake_at: AtomicU64,
     /// The command name (`comm`): the executable's base name, or PR_SET_NAME's.
-    pub comm: Mutex<[u8; 16]>,
+    pub comm: Mutex<[u8; 16], order::Comm>,
     /// CPU time: ns run before the current stint, when that stint began, and
     /// timer ticks that found it in the kernel (system time is sampled, as
     /// Linux's tick-based accounting does).
@@ -165,15 +169,15 @@ impl Task {
         self.mm.lock().clone().expect("user task without mm")
     }
 
-    pub fn files(&self) -> Arc<Mutex<FdTable>> {
+    pub fn files(&self) -> Arc<FdTableLock> {
         self.files.lock().clone()
     }
 
-    pub fn fs(&self) -> Arc<Mutex<FsContext>> {
+    pub fn fs(&self) -> Arc<FsContextLock> {
         self.fs.lock().clone()
     }
 
-    pub fn sighand(&self) -> Arc<Mutex<SigHandlers>> {
+    pub fn sighand(&self) -> Arc<SigHandlersLock> {
         self.sighand.lock().clone()
     }
 }
@@ -221,23 +225,23 @@ pub struct ExitInfo {
 
 pub struct Process {
     pub pid: Tid,
-    pub parent: Mutex<Weak<Process>>,
-    pub children: Mutex<Vec<Arc<Process>>>,
-    pub threads: Mutex<Vec<Arc<Task>>>,
+    pub parent: Mutex<Weak<Process>, order::ProcessParent>,
+    pub children: Mutex<Vec<Arc<Process>>, order::ProcessChildren>,
+    pub threads: Mutex<Vec<Arc<Task>>, order::ProcessThreads>,
     /// Set once the whole group has exited (zombie until reaped).
-    pub exit: Mutex<Option<ExitInfo>>,
+    pub exit: Mutex<Option<ExitInfo>, order::ProcessExit>,
     /// exit_group in progress: its code, and remaining threads die.
-    pub group_exit: Mutex<Option<i32>>,
+    pub group_exit: Mutex<Option<i32>, order::GroupExit>,
     /// wait4 callers sleeping for a child of this process.
     pub child_wait: WaitQueue,
-    pub creds: Mutex<Creds>,
-    pub rlimits: Mutex<[Rlimit; RLIMIT_NLIMITS]>,
+    pub creds: Mutex<Creds, order::Creds>,
+    pub rlimits: Mutex<[Rlimit; RLIMIT_NLIMITS], order::Rlimits>,
     pub pgid: AtomicU32,
     pub sid: AtomicU32,
     /// Signal sent to the parent at exit (SIGCHLD, or clone's low byte).
     pub exit_signal: u32,
     /// Process-directed pending signals.
-    pub shared_pending: Mutex<SigPending>,
+    pub shared_pending: Mutex<SigPending, order::SharedPending>,
     /// Minor page faults (for getrusage later) and the children's totals.
     pub min_flt: AtomicU64,
     /// Job control: stopped by SIGSTOP & co. until SIGCONT.
@@ -247,11 +251,11 @@ pub struct Process {
     /// Cleared by a change of effective or fs ids; exec sets it again.
     pub dumpable: core::sync::atomic::AtomicU8,
     /// A stop or continue not yet reported to wait (WUNTRACED/WCONTINUED).
-    pub job_report: Mutex<Option<JobReport>>,
+    pub job_report: Mutex<Option<JobReport>, order::JobReport>,
     /// Threads of a stopped process sleep here.
     pub stop_wait: WaitQueue,
     /// The thread running execve while the others are told to go (de_thread).
-    pub exec_by: Mutex<Option<Tid>>,
+    pub exec_by: Mutex<Option<Tid>, order::ExecBy>,
     /// Woken whenever a thread of this process exits.
     pub thread_exit: WaitQueue,
     /// Nice value (-20..19) of setpriority; no scheduler weight yet.
@@ -263,8 +267,8 @@ pub struct Process {
     pub oom_score_adj_min: core::sync::atomic::AtomicI32,
     /// CPU time of exited threads (ns, system ticks) and of reaped children
     /// (their own and their reaped children's), for times/getrusage.
-    pub dead_cpu: Mutex<(u64, u64)>,
-    pub children_cpu: Mutex<(u64, u64)>,
+    pub dead_cpu: Mutex<(u64, u64), order::DeadCpu>,
+    pub children_cpu: Mutex<(u64, u64), order::ChildrenCpu>,
     _live: crate::leak::Live,
 }
 
@@ -287,6 +291,12 @@ impl Process {
     }
     pub fn is_zombie(&self) -> bool {
         self.exit.lock().is_some()
+    }
+
+    /// The first live thread, taken out of the thread list's lock: a thread's own locks
+    /// (its name, handlers) are outside the list's.
+    pub fn first_thread(&self) -> Option<Arc<Task>> {
+        self.threads.lock().first().cloned()
     }
 
     /// (ns, system ticks) of every thread, live and exited.
@@ -324,7 +334,7 @@ pub struct Tables {
     next_tid: Tid,
 }
 
-pub static TABLES: Mutex<Tables> =
+pub static TABLES: Mutex<Tables, order::TaskTables> =
     Mutex::new(Tables { tasks: BTreeMap::new(), processes: BTreeMap::new(), next_tid: 1 });
 
 /// Every process in the table (zombies included), in pid order: a snapshot taken
@@ -372,9 +382,9 @@ pub struct NewTask {
     pub tid: Tid,
     pub process: Arc<Process>,
     pub mm: Arc<MmStruct>,
-    pub files: Arc<Mutex<FdTable>>,
-    pub fs: Arc<Mutex<FsContext>>,
-    pub sighand: Arc<Mutex<SigHandlers>>,
+    pub files: Arc<FdTableLock>,
+    pub fs: Arc<FsContextLock>,
+    pub sighand: Arc<SigHandlersLock>,
     pub sig: SigState,
     pub fpu: Box<FpuState>,
     pub fs_base: u64,
@@ -470,6 +480,18 @@ pub fn shrink() {
     if t.processes.is_empty() {
         t.processes = BTreeMap::new();
     }
+}
+
+/// Whether Linux's `nr_threads`, the tasks in the system, is at least `limit`. A zombie
+/// process (all its threads gone, not yet reaped) counts as the one task Linux keeps for
+/// it until the reap. The zombies are counted only when they could make the difference.
+pub fn nr_threads_at_least(limit: usize) -> bool {
+    let (tasks, processes) = live_counts();
+    if tasks >= limit || tasks + processes < limit {
+        return tasks >= limit;
+    }
+    let zombies = all_processes().iter().filter(|p| p.threads.lock().is_empty()).count();
+    tasks + zombies >= limit
 }
 
 /// (tasks, processes) in the tables.

@@ -1,4 +1,13 @@
-//! Wait queues (Linux's `wait_queue_head_t`) and completions.
+//! Wait queues (Linux's `wait_queue_head_t`, kernel/sched/wait.c) and completions.
+//!
+//! A waiter is queued and its state set before it tests its condition
+//! (`prepare_to_wait`, then the test, then `schedule`, then `finish_wait`), so a
+//! waker on another CPU that changes the condition and wakes the queue between the
+//! test and the sleep finds the waiter and makes it runnable: no wake-up is lost.
+//!
+//! Lock order: the waiter list (`order::WaitQueue`) is an `IrqMutex` taken with
+//! nothing under it but the heap; wakers take the waiters off under it and wake
+//! them (the run queue) after dropping it.
 
 use super::sched;
 use super::task::TaskState;
@@ -6,10 +15,10 @@ use crate::errno::*;
 use crate::sync::IrqMutex as Mutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{fence, AtomicBool, Ordering};
 
 pub struct WaitQueue {
-    waiters: Mutex<Vec<Arc<super::task::Task>>>,
+    waiters: Mutex<Vec<Arc<super::task::Task>>, crate::sync::order::WaitQueue>,
 }
 
 impl Default for WaitQueue {
@@ -56,39 +65,66 @@ impl WaitQueue {
         deadline: Option<u64>,
         mut cond: impl FnMut() -> Option<R>,
     ) -> KResult<R> {
+        let t = super::current();
         loop {
-            if let Some(r) = cond() {
-                return Ok(r);
+            // Queued and asleep (in state) before the test: a wake-up that comes after
+            // the test finds the task and makes it runnable, so the schedule() below
+            // returns at once instead of sleeping through it.
+            self.prepare_to_wait(&t, state, deadline);
+            let stop = if let Some(r) = cond() {
+                Some(Ok(r))
+            } else if state == TaskState::Interruptible && super::signal::signal_pending(&t) {
+                Some(Err(ERESTARTSYS))
+            } else if state == TaskState::Killable && super::signal::fatal_signal_pending(&t) {
+                Some(Err(EINTR))
+            } else if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
+                Some(Err(ETIMEDOUT))
+            } else {
+                None
+            };
+            if let Some(r) = stop {
+                self.finish_wait(&t, deadline);
+                return r;
             }
-            let t = super::current();
-            match state {
-                TaskState::Interruptible if super::signal::signal_pending(&t) => return Err(ERESTARTSYS),
-                TaskState::Killable if super::signal::fatal_signal_pending(&t) => return Err(EINTR),
-                _ => {}
-            }
-            if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
-                return Err(ETIMEDOUT);
-            }
-            self.sleep_once(&t, state, deadline);
+            sched::schedule();
+            self.finish_wait(&t, deadline);
         }
     }
 
-    /// Puts `t` (the current task) to sleep on this queue once, in `state`
-    /// (Interruptible, Killable or Uninterruptible). Returns true if a wake on
-    /// this queue ended the sleep (not a signal or the deadline).
-    pub fn sleep_once(&self, t: &Arc<super::task::Task>, state: TaskState, deadline: Option<u64>) -> bool {
+    /// Linux's `prepare_to_wait`: queues `t` (the current task) here, once, and sets
+    /// its state to `state` (Interruptible, Killable or Uninterruptible), before the
+    /// caller tests what it waits for; with a deadline, the tick wakes it then. The
+    /// caller then sleeps (`sched::schedule`) or not, and always calls `finish_wait`.
+    /// Between the two it must not sleep (its state is no longer Running).
+    pub fn prepare_to_wait(&self, t: &Arc<super::task::Task>, state: TaskState, deadline: Option<u64>) {
         crate::arch::cpu::without_interrupts(|| {
             t.sleep_since.store(crate::arch::apic::uptime_ns(), Ordering::Relaxed);
-            t.set_state(state);
-            self.waiters.lock().push(t.clone());
-            if let Some(d) = deadline {
-                t.wake_at.store(d.max(1), Ordering::Relaxed);
-                sched::add_sleeper(t.clone());
+            let mut w = self.waiters.lock();
+            if !w.iter().any(|w| Arc::ptr_eq(w, t)) {
+                w.push(t.clone());
             }
+            t.set_state(state);
         });
-        sched::schedule();
-        t.wake_at.store(0, Ordering::Relaxed);
+        if let Some(d) = deadline {
+            t.wake_at.store(d.max(1), Ordering::Relaxed);
+            sched::add_sleeper(t.clone());
+        }
+        // The state is stored before the caller loads what it tests (a signal's pending
+        // bit, a counter): a waker that changes it afterwards sees the sleeping state.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Linux's `finish_wait`: the task runs again (unless a waker already made it
+    /// runnable) and leaves the queue. True if a wake on this queue ended the wait
+    /// (it took the task off the queue), not a signal, the deadline or its own test.
+    pub fn finish_wait(&self, t: &Arc<super::task::Task>, deadline: Option<u64>) -> bool {
+        for s in [TaskState::Interruptible, TaskState::Killable, TaskState::Uninterruptible] {
+            if t.transition(s, TaskState::Running) {
+                break;
+            }
+        }
         if deadline.is_some() {
+            t.wake_at.store(0, Ordering::Relaxed);
             sched::remove_sleeper(t);
         }
         crate::arch::cpu::without_interrupts(|| {

@@ -17,6 +17,8 @@
 //! turns the hold into safe `&T`/`&mut T` access.
 #![deny(unsafe_code)]
 
+use super::order::RwSemWaiters;
+use super::SpinLock;
 use crate::errno::{KResult, EINTR};
 use crate::process::sched;
 use crate::process::task::{Task, TaskState};
@@ -24,10 +26,10 @@ use alloc::sync::Arc;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::Ordering;
 use rwsem::{Down, Mode, RwSemState};
-use spin::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use spin::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub struct RwSem<T> {
-    state: Mutex<RwSemState<Arc<Task>>>,
+    state: SpinLock<RwSemState<Arc<Task>>, RwSemWaiters>,
     data: RwLock<T>,
 }
 
@@ -54,7 +56,7 @@ enum Sleep {
 
 impl<T> RwSem<T> {
     pub const fn new(value: T) -> Self {
-        RwSem { state: Mutex::new(RwSemState::new()), data: RwLock::new(value) }
+        RwSem { state: SpinLock::new(RwSemState::new()), data: RwLock::new(value) }
     }
 
     /// Linux's `down_read`.
@@ -105,6 +107,8 @@ impl<T> RwSem<T> {
     /// Takes the semaphore for `mode`, sleeping in the queue until a release hands it
     /// over. Err(EINTR) only for a killable sleep that a fatal signal ended first.
     fn down(&self, mode: Mode, sleep: Sleep) -> KResult<()> {
+        // Linux's `might_sleep`: checked whether or not this call would sleep.
+        super::lockdep::assert_none_held("RwSem::down");
         if self.state.lock().try_down(mode) {
             return Ok(());
         }
@@ -135,11 +139,13 @@ impl<T> RwSem<T> {
         };
         loop {
             sched::schedule();
+            // Looked at before the semaphore's lock: the signal state's lock is outside it.
+            let fatal = sleep == Sleep::Killable && crate::process::signal::fatal_signal_pending(&t);
             let mut s = self.state.lock();
             if !s.is_queued(ticket) {
                 return Ok(());
             }
-            if sleep == Sleep::Killable && crate::process::signal::fatal_signal_pending(&t) {
+            if fatal {
                 // Withdrawn before a hand-off: nothing held. Handed over meanwhile: keep
                 // it, as Linux's slow path does when the grant beat the signal.
                 return if s.cancel(ticket, wake) { Err(EINTR) } else { Ok(()) };

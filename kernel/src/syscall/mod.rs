@@ -20,8 +20,8 @@ pub fn shrink_pause_queue() {
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
 use crate::mm::usercopy::{self, Pod};
+use crate::sync::SpinLock as Mutex;
 use alloc::vec::Vec;
-use spin::Mutex;
 
 /// Syscall arguments, named by position.
 #[derive(Clone, Copy)]
@@ -58,7 +58,7 @@ pub fn ok(v: usize) -> SysResult {
     Ok(Ret::Value(v))
 }
 
-static LOGGED: Mutex<[u64; 8]> = Mutex::new([0; 8]);
+static LOGGED: Mutex<[u64; 8], crate::sync::order::SyscallLogged> = Mutex::new([0; 8]);
 
 fn log_unimplemented(nr: u64) {
     let mut l = LOGGED.lock();

@@ -766,8 +766,10 @@ fn set_limit(p: &crate::process::task::Process, r: usize, new: Rlimit) -> KResul
     if r == crate::process::task::RLIMIT_NOFILE && new.max > 1 << 20 {
         return Err(EPERM);
     }
+    // The credentials first: fork takes them before the limits (`sync::order`).
+    let privileged = p.creds.lock().capable(CAP_SYS_RESOURCE);
     let mut lim = p.rlimits.lock();
-    if new.max > lim[r].max && !p.creds.lock().capable(CAP_SYS_RESOURCE) {
+    if new.max > lim[r].max && !privileged {
         return Err(EPERM);
     }
     lim[r] = new;

@@ -147,12 +147,9 @@ pub fn sys_sigaltstack(a: Args) -> SysResult {
 pub(super) static PAUSE_QUEUE: crate::process::wait_queue::WaitQueue = crate::process::wait_queue::WaitQueue::new();
 
 pub fn sys_pause() -> SysResult {
-    let t = current();
-    loop {
-        if signal_pending(&t) {
-            return Err(ERESTARTNOHAND);
-        }
-        PAUSE_QUEUE.sleep_once(&t, crate::process::task::TaskState::Interruptible, None);
+    // Only a signal ends the wait (ERESTARTSYS from the queue), and pause never restarts.
+    match PAUSE_QUEUE.wait_until(true, || None::<()>) {
+        Ok(()) | Err(_) => Err(ERESTARTNOHAND),
     }
 }
 
@@ -279,7 +276,9 @@ pub fn sys_tgkill(a: Args) -> SysResult {
         return Err(EPERM);
     }
     if sig != 0 {
-        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, me.process.creds.lock().uid));
+        // The sender's uid first: the target's signal locks are outside the credentials'.
+        let uid = me.process.creds.lock().uid;
+        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, uid));
     }
     ok(0)
 }
@@ -295,7 +294,9 @@ pub fn sys_tkill(a: Args) -> SysResult {
         return Err(EPERM);
     }
     if sig != 0 {
-        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, me.process.creds.lock().uid));
+        // The sender's uid first: the target's signal locks are outside the credentials'.
+        let uid = me.process.creds.lock().uid;
+        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, uid));
     }
     ok(0)
 }

@@ -18,8 +18,8 @@ use std::ffi::CStr;
 
 use libc::*;
 use user_tests::{
-    close, fork_child, load_byte, mmap, open, pipe, read, run_tests, store_byte, sys, tests, wait_child, write, Exit,
-    PAGE,
+    close, fork_child, load_byte, mmap, open, pipe, proc_buffer, proc_field, read, read_proc, read_proc_into,
+    run_tests, store_byte, sys, tests, wait_child, write, Exit, ProcBuf, PAGE,
 };
 
 fn main() {
@@ -162,53 +162,10 @@ fn expect(n: usize, mapped: impl Fn(usize) -> bool) -> String {
     (0..n).map(|i| if mapped(i) { '#' } else { '.' }).collect()
 }
 
-/// Reads a /proc file with raw system calls into `buf` (cleared first), which must have
-/// the capacity and be touched already: reading then changes none of the figures read.
-fn read_proc_into(path: &CStr, buf: &mut Vec<u8>) {
-    buf.clear();
-    let fd = sys!(SYS_openat, AT_FDCWD, path.as_ptr(), O_RDONLY | O_CLOEXEC).unwrap() as i32;
-    loop {
-        assert!(buf.len() < buf.capacity(), "{path:?} does not fit");
-        let spare = buf.capacity() - buf.len();
-        let n = sys!(SYS_read, fd, unsafe { buf.as_mut_ptr().add(buf.len()) }, spare).unwrap() as usize;
-        if n == 0 {
-            break;
-        }
-        unsafe { buf.set_len(buf.len() + n) };
-    }
-    close(fd).unwrap();
-}
-
-/// A buffer for `read_proc_into`, every page touched.
-fn proc_buffer() -> Vec<u8> {
-    let mut buf = vec![1u8; 1 << 20];
-    buf.clear();
-    buf
-}
-
-fn read_proc(path: &CStr) -> String {
-    let mut buf = proc_buffer();
-    read_proc_into(path, &mut buf);
-    String::from_utf8(buf).unwrap()
-}
-
-/// The number in a `Name:  value kB` line.
-fn field_in(text: &str, name: &str) -> u64 {
-    for line in text.lines() {
-        if let Some((n, v)) = line.split_once(':') {
-            if n == name {
-                let v = v.trim();
-                return v.strip_suffix(" kB").unwrap_or(v).trim().parse().unwrap();
-            }
-        }
-    }
-    panic!("no {name} in:\n{text}")
-}
-
 /// VmRSS in kB, read into `buf` (see `read_proc_into`).
 fn vmrss(buf: &mut Vec<u8>) -> u64 {
-    read_proc_into(c"/proc/self/status", buf);
-    field_in(std::str::from_utf8(buf).unwrap(), "VmRSS")
+    read_proc_into(c"/proc/self/status", buf, ProcBuf::Fixed);
+    proc_field(std::str::from_utf8(buf).unwrap(), "VmRSS")
 }
 
 /// The smaps block of the mapping that starts at `addr` (its maps line and fields).
@@ -232,7 +189,7 @@ fn smaps_of(addr: usize) -> String {
 /// (Rss, Pss) in kB of the mapping at `addr`.
 fn rss_pss(addr: usize) -> (u64, u64) {
     let s = smaps_of(addr);
-    (field_in(&s, "Rss"), field_in(&s, "Pss"))
+    (proc_field(&s, "Rss"), proc_field(&s, "Pss"))
 }
 
 /// Whether we run on our kernel (its release names it) rather than on Linux.
@@ -667,7 +624,7 @@ fn smaps_locked_counts_a_shared_page_by_its_share() {
         },
         || {
             let s = smaps_of(a);
-            assert_eq!((field_in(&s, "Rss"), field_in(&s, "Locked")), ((N * 4) as u64, (N * 2) as u64), "{s}");
+            assert_eq!((proc_field(&s, "Rss"), proc_field(&s, "Locked")), ((N * 4) as u64, (N * 2) as u64), "{s}");
         },
     );
     assert_eq!(exit, Exit::Code(0));
@@ -693,17 +650,17 @@ fn smaps_rss_sums_to_vmrss() {
     store_byte(shm, 1);
     let mut bufs = [proc_buffer(), proc_buffer(), proc_buffer()];
     let [smaps, status, rollup] = &mut bufs;
-    read_proc_into(c"/proc/self/smaps", smaps);
-    read_proc_into(c"/proc/self/status", status);
-    read_proc_into(c"/proc/self/smaps_rollup", rollup);
+    read_proc_into(c"/proc/self/smaps", smaps, ProcBuf::Fixed);
+    read_proc_into(c"/proc/self/status", status, ProcBuf::Fixed);
+    read_proc_into(c"/proc/self/smaps_rollup", rollup, ProcBuf::Fixed);
     let [smaps, status, rollup] = bufs.map(|b| String::from_utf8(b).unwrap());
     let sum: u64 = smaps
         .lines()
         .filter_map(|l| l.strip_prefix("Rss:"))
         .map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap())
         .sum();
-    assert_eq!(field_in(&rollup, "Rss"), sum, "smaps_rollup Rss is the sum of smaps' Rss");
-    let vmrss = field_in(&status, "VmRSS");
+    assert_eq!(proc_field(&rollup, "Rss"), sum, "smaps_rollup Rss is the sum of smaps' Rss");
+    let vmrss = proc_field(&status, "VmRSS");
     if vmrss_is_exact() {
         assert_eq!(sum, vmrss, "smaps Rss sum and VmRSS");
     } else {

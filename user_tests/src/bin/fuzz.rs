@@ -29,6 +29,7 @@
 use std::arch::asm;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use user_tests::raw_clone_exiting_child;
 
 // ---- raw system calls --------------------------------------------------------
 
@@ -39,20 +40,6 @@ fn raw(nr: u64, a: [u64; 6]) -> i64 {
     // fuzzer does not otherwise use (see the module comment); the kernel checks the rest.
     unsafe {
         asm!("syscall", inlateout("rax") nr as i64 => r, in("rdi") a[0], in("rsi") a[1], in("rdx") a[2],
-             in("r10") a[3], in("r8") a[4], in("r9") a[5], lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    r
-}
-
-/// clone/vfork whose child exits at once without touching memory, so it may share the
-/// parent's address space and stack (CLONE_VM, CLONE_VFORK). Returns the parent's result.
-fn raw_clone_exiting_child(nr: u64, a: [u64; 6]) -> i64 {
-    let r: i64;
-    // SAFETY: the child runs only the instructions after the first `syscall`, which use
-    // registers alone, and exits (the thread, for CLONE_THREAD) with status 0.
-    unsafe {
-        asm!("syscall", "test rax, rax", "jnz 2f", "mov eax, 60", "xor edi, edi", "syscall", "ud2", "2:",
-             inlateout("rax") nr as i64 => r, inlateout("rdi") a[0] => _, in("rsi") a[1], in("rdx") a[2],
              in("r10") a[3], in("r8") a[4], in("r9") a[5], lateout("rcx") _, lateout("r11") _, options(nostack));
     }
     r

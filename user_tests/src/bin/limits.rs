@@ -11,8 +11,8 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, child_exit, close, fork_child, load_byte, mmap, open, read, run_in_child, run_tests, store_byte, sys,
-    tests, wait_child, write, Exit, TempDir, PAGE,
+    assert_errno, child_exit, close, fork_child, load_byte, meminfo_kb, mmap, open, raw_clone_exiting_child, read,
+    read_proc_in, run_in_child, run_tests, store_byte, sys, tests, wait_child, write, Exit, TempDir, PAGE,
 };
 
 fn main() {
@@ -30,6 +30,9 @@ fn main() {
             max_map_count_bounds_the_number_of_mappings,
             mmap_fixed_below_mmap_min_addr_needs_cap_sys_rawio,
             pid_max_bounds_new_pids,
+            fork_is_eagain_once_the_tasks_reach_threads_max,
+            a_new_thread_is_eagain_once_the_tasks_reach_threads_max,
+            an_exited_child_holds_its_place_under_threads_max_until_reaped,
             rlimit_as_refuses_mmap_past_it,
             rlimit_as_refuses_mremap_growth_past_it,
             rlimit_as_keeps_the_old_break,
@@ -47,6 +50,9 @@ fn main() {
             strict_overcommit_refuses_past_commit_limit_even_with_noreserve,
             strict_overcommit_refuses_a_fork_whose_copy_would_pass_commit_limit,
             map_hugetlb_without_huge_pages_is_enomem,
+            map_hugetlb_noreserve_without_huge_pages_maps_and_a_touch_is_sigbus,
+            map_hugetlb_takes_whole_huge_pages_at_aligned_addresses,
+            map_hugetlb_noreserve_is_not_charged_to_committed_as,
             mapped_counts_each_mapped_file_page_once,
         ],
     )
@@ -58,34 +64,6 @@ const TOLERANCE_KB: i64 = 512;
 
 fn munmap(addr: usize, len: usize) {
     sys!(SYS_munmap, addr, len).unwrap();
-}
-
-/// The whole of a small /proc or /proc/sys file, read without allocating on the way
-/// (an allocation could move the figures being measured).
-fn read_small(path: &str, buf: &mut [u8]) -> usize {
-    let fd = open(path, O_RDONLY, 0).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    let mut n = 0;
-    loop {
-        let r = read(fd, &mut buf[n..]).unwrap();
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    close(fd).unwrap();
-    n
-}
-
-fn meminfo_kb(field: &str) -> i64 {
-    let mut buf = [0u8; 4096];
-    let n = read_small("/proc/meminfo", &mut buf);
-    let text = std::str::from_utf8(&buf[..n]).unwrap();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
-            return rest.trim().trim_end_matches("kB").trim().parse().unwrap();
-        }
-    }
-    panic!("no {field} in /proc/meminfo")
 }
 
 fn knob_path(name: &str) -> String {
@@ -135,11 +113,11 @@ impl Drop for Knob {
 fn assert_meminfo_delta(field: &str, expected_kb: i64, f: impl Fn() -> (usize, usize)) {
     let mut last = (0, 0);
     for _ in 0..20 {
-        let before = meminfo_kb(field);
+        let before = meminfo_kb(field) as i64;
         let (a, len) = f();
-        let during = meminfo_kb(field);
+        let during = meminfo_kb(field) as i64;
         munmap(a, len);
-        let after = meminfo_kb(field);
+        let after = meminfo_kb(field) as i64;
         last = (during - before, after - before);
         if (last.0 - expected_kb).abs() <= TOLERANCE_KB && last.1.abs() <= TOLERANCE_KB {
             return;
@@ -305,10 +283,7 @@ fn proc_sys_write_with_or_without_newline_takes_effect() {
 /// Lines of /proc/self/maps that are VMAs ([vsyscall] is not one), read without
 /// allocating (an allocation could add a mapping).
 fn map_count() -> usize {
-    let mut buf = [0u8; 64 * 1024];
-    let n = read_small("/proc/self/maps", &mut buf);
-    let text = std::str::from_utf8(&buf[..n]).unwrap();
-    text.lines().filter(|l| !l.contains("[vsyscall]")).count()
+    read_proc_in(c"/proc/self/maps", &mut [0u8; 64 * 1024]).lines().filter(|l| !l.contains("[vsyscall]")).count()
 }
 
 /// mmap refuses once the address space holds more VMAs than vm.max_map_count: do_mmap
@@ -384,6 +359,88 @@ fn pid_max_bounds_new_pids() {
     });
 }
 
+/// A fork (raw, its child exits at once): the child's pid, or `-errno`.
+fn raw_fork() -> i64 {
+    raw_clone_exiting_child(SYS_fork as u64, [0; 6])
+}
+
+/// Whether a fork succeeds now; its child is reaped.
+fn fork_succeeds() -> bool {
+    let r = raw_fork();
+    if r > 0 {
+        assert_eq!(wait_child(r as i32), Exit::Code(0));
+    }
+    r > 0
+}
+
+/// copy_process refuses a new task once the tasks in the system reach kernel.threads-max
+/// (`nr_threads >= max_threads`), for root too: at 1 a fork is EAGAIN; with the old value
+/// back it works again.
+fn fork_is_eagain_once_the_tasks_reach_threads_max() {
+    run_in_child(|| {
+        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let r = raw_fork();
+        drop(restore);
+        if r > 0 {
+            wait_child(r as i32);
+        }
+        assert_eq!(r, -(EAGAIN as i64), "fork with threads-max 1");
+        assert!(fork_succeeds(), "fork with threads-max back at its old value");
+    });
+}
+
+/// A thread is a task as a process is: clone(CLONE_THREAD) is EAGAIN too.
+fn a_new_thread_is_eagain_once_the_tasks_reach_threads_max() {
+    let flags = (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM) as u64;
+    run_in_child(|| {
+        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let r = raw_clone_exiting_child(SYS_clone as u64, [flags, 0, 0, 0, 0, 0]);
+        drop(restore);
+        assert_eq!(r, -(EAGAIN as i64), "clone(CLONE_THREAD) with threads-max 1");
+        assert!(raw_clone_exiting_child(SYS_clone as u64, [flags, 0, 0, 0, 0, 0]) > 0, "with the old value back");
+    });
+}
+
+/// The limit is reached when the tasks equal it, and an exited child that is not yet
+/// reaped (a zombie) still counts: Linux releases its task only at the reap. The tasks
+/// are counted by finding the least threads-max at which a fork succeeds; other tasks
+/// that come or go meanwhile (a Linux kernel thread) make an attempt start over.
+fn an_exited_child_holds_its_place_under_threads_max_until_reaped() {
+    run_in_child(|| {
+        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let old: u32 = restore.old.trim().parse().unwrap();
+        let set = |v: u32| write_knob("kernel/threads-max", &v.to_string()).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            // The least limit with room for one more task: the tasks now, plus one.
+            let (mut fails, mut works) = (1, old);
+            while works - fails > 1 {
+                let mid = fails + (works - fails) / 2;
+                set(mid);
+                if fork_succeeds() {
+                    works = mid;
+                } else {
+                    fails = mid;
+                }
+            }
+            set(works);
+            let zombie = raw_fork();
+            assert!(zombie > 0, "fork with threads-max {works}: {zombie}");
+            // Wait for its exit without reaping it.
+            let mut info: siginfo_t = unsafe { std::mem::zeroed() };
+            sys!(SYS_waitid, P_PID, zombie, &mut info as *mut siginfo_t, WEXITED | WNOWAIT, 0).unwrap();
+            let with_zombie = fork_succeeds();
+            assert_eq!(wait_child(zombie as i32), Exit::Code(0));
+            let after_reap = fork_succeeds();
+            if !with_zombie && after_reap {
+                return;
+            }
+            seen.push((works, with_zombie, after_reap));
+        }
+        panic!("(limit, fork with the zombie, fork after the reap) never (_, false, true): {seen:?}");
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // RLIMIT_AS
 // ---------------------------------------------------------------------------------------
@@ -455,9 +512,9 @@ fn committed_as_counts_private_writable_mappings() {
     let mut last = 0;
     for _ in 0..20 {
         let a = anon(BIG, PROT_READ | PROT_WRITE, 0).unwrap();
-        let before = meminfo_kb("Committed_AS");
+        let before = meminfo_kb("Committed_AS") as i64;
         munmap(a, BIG / 4);
-        last = meminfo_kb("Committed_AS") - before;
+        last = meminfo_kb("Committed_AS") as i64 - before;
         munmap(a + BIG / 4, BIG - BIG / 4);
         if (last + BIG_KB / 4).abs() <= TOLERANCE_KB {
             return;
@@ -495,9 +552,9 @@ fn assert_committed_change<T>(expected_kb: i64, setup: impl Fn() -> T, act: impl
     let mut last = 0;
     for _ in 0..20 {
         let state = setup();
-        let before = meminfo_kb("Committed_AS");
+        let before = meminfo_kb("Committed_AS") as i64;
         act(&state);
-        last = meminfo_kb("Committed_AS") - before;
+        last = meminfo_kb("Committed_AS") as i64 - before;
         undo(state);
         if (last - expected_kb).abs() <= TOLERANCE_KB {
             return;
@@ -577,13 +634,13 @@ fn committed_as_counts_tmpfs_pages_while_cached() {
     let data = vec![1u8; BIG];
     let mut last = (0, 0);
     for _ in 0..20 {
-        let before = meminfo_kb("Committed_AS");
+        let before = meminfo_kb("Committed_AS") as i64;
         let fd = open(&path, O_RDWR | O_CREAT | O_TRUNC, 0o600).unwrap();
         assert_eq!(write(fd, &data).unwrap(), BIG);
         close(fd).unwrap();
-        let during = meminfo_kb("Committed_AS");
+        let during = meminfo_kb("Committed_AS") as i64;
         sys!(SYS_unlink, user_tests::cstr(&path).as_ptr()).unwrap();
-        let after = meminfo_kb("Committed_AS");
+        let after = meminfo_kb("Committed_AS") as i64;
         last = (during - before, after - before);
         if (last.0 - BIG_KB).abs() <= TOLERANCE_KB && last.1.abs() <= TOLERANCE_KB {
             return;
@@ -596,11 +653,11 @@ fn committed_as_counts_tmpfs_pages_while_cached() {
 fn commit_limit_is_overcommit_ratio_of_ram_plus_swap() {
     let kbytes: u64 = read_knob("vm/overcommit_kbytes").trim().parse().unwrap();
     let ratio: u64 = read_knob("vm/overcommit_ratio").trim().parse().unwrap();
-    let ram_pages = meminfo_kb("MemTotal") as u64 / 4;
-    let huge_pages = meminfo_kb("HugePages_Total") as u64 * meminfo_kb("Hugepagesize") as u64 / 4;
+    let ram_pages = meminfo_kb("MemTotal") / 4;
+    let huge_pages = meminfo_kb("HugePages_Total") * meminfo_kb("Hugepagesize") / 4;
     let allowed = if kbytes != 0 { kbytes / 4 } else { (ram_pages - huge_pages) * ratio / 100 };
-    let swap_pages = meminfo_kb("SwapTotal") as u64 / 4;
-    assert_eq!(meminfo_kb("CommitLimit") as u64, (allowed + swap_pages) * 4);
+    let swap_pages = meminfo_kb("SwapTotal") / 4;
+    assert_eq!(meminfo_kb("CommitLimit"), (allowed + swap_pages) * 4);
 }
 
 fn ram_and_swap() -> usize {
@@ -632,7 +689,7 @@ fn always_overcommit_allows_a_mapping_larger_than_ram() {
 fn strict_overcommit_refuses_past_commit_limit_even_with_noreserve() {
     run_in_child(|| {
         let Some(restore) = Knob::set("vm/overcommit_memory", "2") else { return };
-        let room = (meminfo_kb("CommitLimit") - meminfo_kb("Committed_AS")).max(0) as usize * 1024;
+        let room = meminfo_kb("CommitLimit").saturating_sub(meminfo_kb("Committed_AS")) as usize * 1024;
         let over = room + 64 * MIB;
         let plain = anon(over, PROT_READ | PROT_WRITE, 0);
         let noreserve = anon(over, PROT_READ | PROT_WRITE, MAP_NORESERVE);
@@ -653,7 +710,7 @@ fn strict_overcommit_refuses_past_commit_limit_even_with_noreserve() {
 fn strict_overcommit_refuses_a_fork_whose_copy_would_pass_commit_limit() {
     run_in_child(|| {
         let Some(restore) = Knob::set("vm/overcommit_memory", "2") else { return };
-        let room = (meminfo_kb("CommitLimit") - meminfo_kb("Committed_AS")).max(0) as usize * 1024;
+        let room = meminfo_kb("CommitLimit").saturating_sub(meminfo_kb("Committed_AS")) as usize * 1024;
         let big = (room / 4 * 3) & !(PAGE - 1);
         let a = anon(big, PROT_READ | PROT_WRITE, 0);
         let forked = a.as_ref().ok().map(|_| {
@@ -689,6 +746,61 @@ fn map_hugetlb_without_huge_pages_is_enomem() {
     let fd = open(&dir.file("f", &vec![0u8; PAGE]), O_RDWR, 0).unwrap();
     assert_errno!(mmap(0, PAGE, PROT_READ, MAP_SHARED | MAP_HUGETLB, fd, 0), EINVAL);
     close(fd).unwrap();
+}
+
+const HPAGE: usize = 2 * MIB;
+
+/// With MAP_NORESERVE nothing is reserved, so mmap succeeds without huge pages; the
+/// first touch, read or write, finds no page to allocate (hugetlb_no_page): SIGBUS.
+fn map_hugetlb_noreserve_without_huge_pages_maps_and_a_touch_is_sigbus() {
+    assert_eq!(meminfo_kb("HugePages_Total"), 0, "the test needs no reserved huge pages");
+    for shared in [false, true] {
+        let kind = if shared { MAP_SHARED } else { MAP_PRIVATE };
+        let a = mmap(0, HPAGE, PROT_READ | PROT_WRITE, kind | MAP_ANONYMOUS | MAP_HUGETLB | MAP_NORESERVE, -1, 0)
+            .unwrap_or_else(|e| panic!("shared {shared}: {e}"));
+        assert_eq!(child_exit(|| load_byte(a + PAGE) as i32), Exit::Signal(SIGBUS), "read, shared {shared}");
+        assert_eq!(
+            child_exit(|| {
+                store_byte(a, 1);
+                0
+            }),
+            Exit::Signal(SIGBUS),
+            "write, shared {shared}"
+        );
+        munmap(a, HPAGE);
+    }
+}
+
+/// A hugetlb mapping is whole huge pages: a 4 KiB request maps 2 MiB at a 2 MiB-aligned
+/// address (a hint is rounded to one), and MAP_FIXED at an address that is not
+/// aligned is EINVAL.
+fn map_hugetlb_takes_whole_huge_pages_at_aligned_addresses() {
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_NORESERVE;
+    let a = mmap(0, PAGE, PROT_READ | PROT_WRITE, flags, -1, 0).unwrap();
+    assert_eq!(a % HPAGE, 0, "{a:#x}");
+    let maps = read_proc_in(c"/proc/self/maps", &mut [0u8; 64 * 1024]).to_owned();
+    let line = maps.lines().find(|l| l.starts_with(&format!("{a:x}-"))).unwrap_or_else(|| panic!("{a:#x} in\n{maps}"));
+    assert!(line.starts_with(&format!("{a:x}-{:x} ", a + HPAGE)), "{line}");
+    munmap(a, HPAGE);
+    // A free range with room for two huge pages; a hint just past the first huge page
+    // boundary in it gives a huge page boundary beside it (Linux 6.1's x86 code rounds
+    // the hint down, the generic code of later kernels up: either is a whole huge page).
+    let room = anon(4 * HPAGE, PROT_NONE, MAP_NORESERVE).unwrap();
+    munmap(room, 4 * HPAGE);
+    let hint = room.next_multiple_of(HPAGE) + PAGE;
+    let got = mmap(hint, HPAGE, PROT_READ, flags, -1, 0).unwrap();
+    assert!(got == hint - PAGE || got == hint - PAGE + HPAGE, "hint {hint:#x} gave {got:#x}");
+    munmap(got, HPAGE);
+    assert_errno!(mmap(hint, HPAGE, PROT_READ, flags | MAP_FIXED, -1, 0), EINVAL);
+}
+
+/// Hugetlb memory is never charged to committed memory (accountable_mapping leaves
+/// hugetlb files out, and MAP_NORESERVE reserves no huge pages).
+fn map_hugetlb_noreserve_is_not_charged_to_committed_as() {
+    assert_meminfo_delta("Committed_AS", 0, || {
+        let a = anon(64 * MIB, PROT_READ | PROT_WRITE, MAP_HUGETLB | MAP_NORESERVE).unwrap();
+        (a, 64 * MIB)
+    });
 }
 
 /// Mapped counts file pages mapped into some page table, each page once however many

@@ -9,7 +9,10 @@
 use std::ffi::CStr;
 
 use libc::*;
-use user_tests::{mmap, run_in_child, run_tests, store_byte, sys, tests, Errno, TempDir, PAGE};
+use user_tests::{
+    mmap, proc_field, read_proc_into, run_in_child, run_tests, status_kb, store_byte, sys, tests, Errno, ProcBuf,
+    TempDir, PAGE,
+};
 
 fn main() {
     if user_tests::child_args().is_some_and(|a| a.first().map(String::as_str) == Some("vmpte")) {
@@ -36,50 +39,6 @@ fn munmap(addr: usize, len: usize) -> Result<i64, Errno> {
     sys!(SYS_munmap, addr, len)
 }
 
-/// Reads a /proc file into `buf` with raw reads (the caller sizes `buf` beforehand, so that
-/// reading allocates nothing and maps nothing).
-fn read_proc_into(path: &CStr, buf: &mut Vec<u8>) {
-    buf.clear();
-    let fd = sys!(SYS_openat, AT_FDCWD, path.as_ptr(), O_RDONLY | O_CLOEXEC).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-        as i32;
-    loop {
-        assert!(buf.len() < buf.capacity(), "{path:?} does not fit in {} bytes", buf.capacity());
-        let spare = buf.capacity() - buf.len();
-        // SAFETY: the read writes at most `spare` bytes into the vector's spare capacity.
-        let n = sys!(SYS_read, fd, unsafe { buf.as_mut_ptr().add(buf.len()) }, spare).unwrap() as usize;
-        if n == 0 {
-            break;
-        }
-        // SAFETY: the read initialised `n` more bytes.
-        unsafe { buf.set_len(buf.len() + n) };
-    }
-    sys!(SYS_close, fd).unwrap();
-}
-
-fn read_proc(path: &CStr) -> String {
-    let mut buf = Vec::with_capacity(1 << 20);
-    read_proc_into(path, &mut buf);
-    String::from_utf8(buf).unwrap()
-}
-
-/// The value of `name:` in a /proc file's text (kB figures without their unit).
-fn field_in(text: &str, name: &str) -> u64 {
-    for line in text.lines() {
-        if let Some((n, v)) = line.split_once(':') {
-            if n == name {
-                let v = v.trim();
-                let v = v.strip_suffix(" kB").unwrap_or(v).trim();
-                return v.parse().unwrap_or_else(|_| panic!("{name}: bad value {v:?}"));
-            }
-        }
-    }
-    panic!("no {name} in:\n{text}")
-}
-
-fn status_kb(name: &str) -> u64 {
-    field_in(&read_proc(c"/proc/self/status"), name)
-}
-
 /// VMAs of this process as /proc/self/maps lists them; Linux's `[vsyscall]` line is the
 /// gate area, no VMA of the process (not in its map_count).
 fn vma_count(maps: &[u8]) -> usize {
@@ -102,7 +61,7 @@ fn mapping_up_to_max_map_count_succeeds_then_enomem_and_all_unmap() {
         // Sized before counting: neither buffer may add a VMA later.
         let mut maps = Vec::with_capacity(16 << 20);
         let mut addrs: Vec<usize> = Vec::with_capacity(limit + 16);
-        read_proc_into(c"/proc/self/maps", &mut maps);
+        read_proc_into(c"/proc/self/maps", &mut maps, ProcBuf::Fixed);
         let before = vma_count(&maps);
         let protections = [PROT_READ, PROT_NONE];
         let err = loop {
@@ -116,14 +75,14 @@ fn mapping_up_to_max_map_count_succeeds_then_enomem_and_all_unmap() {
         assert_eq!(err, Errno(ENOMEM), "after {} mappings", addrs.len());
         // The first may merge with an older neighbour of the same protection.
         assert!(addrs.len() > limit - before, "{} mappings made with {before} VMAs before", addrs.len());
-        read_proc_into(c"/proc/self/maps", &mut maps);
+        read_proc_into(c"/proc/self/maps", &mut maps, ProcBuf::Fixed);
         assert_eq!(vma_count(&maps), limit + 1, "VMAs in /proc/self/maps at the limit");
         // Newest first: the first may have merged with an older VMA, and unmapping it from
         // that one is a split, refused at the limit (and so on Linux).
         for &a in addrs.iter().rev() {
             munmap(a, PAGE).unwrap_or_else(|e| panic!("munmap {a:#x}: {e}"));
         }
-        read_proc_into(c"/proc/self/maps", &mut maps);
+        read_proc_into(c"/proc/self/maps", &mut maps, ProcBuf::Fixed);
         assert_eq!(vma_count(&maps), before, "VMAs after unmapping them all");
         let a = mmap(0, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0).expect("mmap after unmapping them all");
         munmap(a, PAGE).unwrap();
@@ -246,14 +205,14 @@ const FRESH_REGION: usize = 0x5000_0000_0000;
 /// Reads VmPTE and PageTables into a preallocated buffer, so that reading them does not
 /// change them.
 fn pte_figures(buf: &mut Vec<u8>) -> (u64, u64) {
-    read_proc_into(c"/proc/self/status", buf);
-    let vmpte = field_in(std::str::from_utf8(buf).unwrap(), "VmPTE");
+    read_proc_into(c"/proc/self/status", buf, ProcBuf::Fixed);
+    let vmpte = proc_field(std::str::from_utf8(buf).unwrap(), "VmPTE");
     // Linux folds its per-CPU counter deltas into /proc/meminfo on this write.
     let fd = sys!(SYS_openat, AT_FDCWD, c"/proc/sys/vm/stat_refresh".as_ptr(), O_WRONLY | O_CLOEXEC).unwrap();
     let _ = sys!(SYS_write, fd, c"1".as_ptr(), 1);
     sys!(SYS_close, fd).unwrap();
-    read_proc_into(c"/proc/meminfo", buf);
-    (vmpte, field_in(std::str::from_utf8(buf).unwrap(), "PageTables"))
+    read_proc_into(c"/proc/meminfo", buf, ProcBuf::Fixed);
+    (vmpte, proc_field(std::str::from_utf8(buf).unwrap(), "PageTables"))
 }
 
 /// Figures before, after touching one page at `FRESH_REGION`, and after unmapping it.
@@ -340,9 +299,9 @@ fn child_vmpte() -> ! {
     let mut status = vec![1u8; 64 * 1024];
     let mut maps = vec![1u8; 256 * 1024];
     let mut entries = vec![1u64; 512];
-    read_proc_into(c"/proc/self/maps", &mut maps);
-    read_proc_into(c"/proc/self/status", &mut status);
-    let vmpte = field_in(std::str::from_utf8(&status).unwrap(), "VmPTE");
+    read_proc_into(c"/proc/self/maps", &mut maps, ProcBuf::Fixed);
+    read_proc_into(c"/proc/self/status", &mut status, ProcBuf::Fixed);
+    let vmpte = proc_field(std::str::from_utf8(&status).unwrap(), "VmPTE");
     let pagemap = sys!(SYS_openat, AT_FDCWD, c"/proc/self/pagemap".as_ptr(), O_RDONLY | O_CLOEXEC).unwrap() as i32;
     for line in std::str::from_utf8(&maps).unwrap().lines() {
         if line.ends_with("[vsyscall]") {

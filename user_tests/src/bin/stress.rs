@@ -5,8 +5,8 @@
 use libc::*;
 use std::ffi::CStr;
 use user_tests::{
-    assert_errno, close, fork_child, mmap_anon, open, pipe, read, run_in_child, run_tests, sleep_ms, sys, tests,
-    wait_child, write, Errno, Exit, PAGE,
+    assert_errno, close, fork_child, meminfo_kb, mmap_anon, open, pipe, read, run_in_child, run_tests, sleep_ms, sys,
+    tests, wait_child, write, Errno, Exit, PAGE,
 };
 
 fn main() {
@@ -190,15 +190,8 @@ fn memory_hog_is_oom_killed_and_a_bystander_keeps_its_memory() {
     }
 }
 
-/// A /proc/meminfo field, in kB.
-fn meminfo_kb(field: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let line = text.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 fn mem_free_kb() -> u64 {
-    meminfo_kb("MemFree:")
+    meminfo_kb("MemFree")
 }
 
 const PIPES: usize = 400;
@@ -291,7 +284,7 @@ fn oom_killer_spares_a_larger_process_with_oom_score_adj_minus_1000() {
     if !on_our_kernel() || !has_cap_sys_resource() {
         return;
     }
-    let pages = (meminfo_kb("MemTotal:") as usize * 1024 / 2) / PAGE;
+    let pages = (meminfo_kb("MemTotal") as usize * 1024 / 2) / PAGE;
     let (ready_r, ready_w) = pipe(O_CLOEXEC).unwrap();
     let (stop_r, stop_w) = pipe(O_CLOEXEC).unwrap();
     let exempt = fork_child(|| {

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libc::*;
 use user_tests::{
-    assert_errno, child_exit, close, exe_path, fork_child, load_byte, mmap, mmap_anon, open, pipe, read, run_in_child,
-    run_tests, set_handler, siginfo_handler, sleep_ms, store_byte, sys, tests, wait_child, write, Errno, Exit, TempDir,
-    BAD_PTR, PAGE, SEGV_ACCERR, SEGV_MAPERR,
+    assert_errno, child_exit, close, exe_path, fork_child, load_byte, mmap, mmap_anon, open, pipe, proc_buffer,
+    proc_field, read, read_proc, read_proc_into, run_in_child, run_tests, set_handler, siginfo_handler, sleep_ms,
+    status_kb, store_byte, sys, tests, wait_child, write, Errno, Exit, ProcBuf, TempDir, BAD_PTR, PAGE, SEGV_ACCERR,
+    SEGV_MAPERR,
 };
 
 fn main() {
@@ -357,51 +358,6 @@ impl Drop for Region {
             let _ = close(self.fd);
         }
     }
-}
-
-/// Reads a /proc file with raw system calls into `buf` (cleared first, capacity reused)
-/// without allocating if `buf` is large enough, so reading does not change what it reads.
-fn read_proc_into(path: &CStr, buf: &mut Vec<u8>) {
-    buf.clear();
-    let fd = sys!(SYS_openat, AT_FDCWD, path.as_ptr(), O_RDONLY | O_CLOEXEC).unwrap_or_else(|e| panic!("{path:?}: {e}"))
-        as i32;
-    loop {
-        if buf.len() == buf.capacity() {
-            buf.reserve(4096);
-        }
-        let spare = buf.capacity() - buf.len();
-        let n = sys!(SYS_read, fd, unsafe { buf.as_mut_ptr().add(buf.len()) }, spare).unwrap() as usize;
-        if n == 0 {
-            break;
-        }
-        unsafe { buf.set_len(buf.len() + n) };
-    }
-    close(fd).unwrap();
-}
-
-fn read_proc(path: &CStr) -> String {
-    let mut buf = Vec::with_capacity(1 << 20);
-    read_proc_into(path, &mut buf);
-    String::from_utf8(buf).expect("UTF-8 /proc file")
-}
-
-/// The number in a `Name:  value kB` (or bare number) line of /proc/meminfo or
-/// /proc/self/status.
-fn field_in(text: &str, name: &str) -> u64 {
-    for line in text.lines() {
-        if let Some((n, v)) = line.split_once(':') {
-            if n == name {
-                let v = v.trim();
-                let v = v.strip_suffix(" kB").unwrap_or(v).trim();
-                return v.parse().unwrap_or_else(|_| panic!("{name}: bad value {v:?}"));
-            }
-        }
-    }
-    panic!("no {name} in:\n{text}")
-}
-
-fn status_kb(name: &str) -> u64 {
-    field_in(&read_proc(c"/proc/self/status"), name)
 }
 
 /// One line of /proc/self/maps: `start-end perms offset dev inode path`.
@@ -1832,11 +1788,11 @@ struct Counters {
 /// Reads the counters into a preallocated, pre-touched buffer so that reading them does
 /// not change them.
 fn counters(buf: &mut Vec<u8>) -> Counters {
-    read_proc_into(c"/proc/self/status", buf);
+    read_proc_into(c"/proc/self/status", buf, ProcBuf::Fixed);
     let status = std::str::from_utf8(buf).unwrap();
-    let (rss, anon, pte) = (field_in(status, "VmRSS"), field_in(status, "RssAnon"), field_in(status, "VmPTE"));
-    read_proc_into(c"/proc/meminfo", buf);
-    let page_tables = field_in(std::str::from_utf8(buf).unwrap(), "PageTables");
+    let (rss, anon, pte) = (proc_field(status, "VmRSS"), proc_field(status, "RssAnon"), proc_field(status, "VmPTE"));
+    read_proc_into(c"/proc/meminfo", buf, ProcBuf::Fixed);
+    let page_tables = proc_field(std::str::from_utf8(buf).unwrap(), "PageTables");
     Counters { rss, anon, pte, page_tables }
 }
 
@@ -1856,19 +1812,13 @@ fn touch_fresh_region(buf: &mut Vec<u8>) -> (Counters, Counters, Counters) {
     (before, during, after)
 }
 
-fn accounting_buffer() -> Vec<u8> {
-    let mut buf = vec![1u8; 64 * 1024]; // touched, so reading into it adds no RSS
-    buf.clear();
-    buf
-}
-
 /// On our kernel the counts are exact: 300 pages of RSS (all anonymous) and 3 page-table
 /// pages (PDPT, PD, PT), all given back by munmap. Linux counts RSS in batches (6.1: each
 /// thread caches up to 64 faults' worth before adding them to the mm's counters; 6.2 on:
 /// per-CPU counters) and may keep or share page tables differently, so on Linux only the
 /// direction is checked, within 64 pages.
 fn touching_anonymous_pages_grows_rss_and_page_tables_and_munmap_restores_them() {
-    let mut buf = accounting_buffer();
+    let mut buf = proc_buffer();
     let (before, during, after) = touch_fresh_region(&mut buf);
     let n_kb = (ACCT_PAGES * 4) as u64;
     let msg = format!("before {before:?}, during {during:?}, after {after:?}");
@@ -1895,7 +1845,7 @@ fn touching_anonymous_pages_grows_rss_and_page_tables_and_munmap_restores_them()
 /// the measurement is repeated until one attempt saw nothing else change (the figure back
 /// where it started after munmap), and that attempt's growth must be exact.
 fn meminfo_page_tables_tracks_page_table_pages() {
-    let mut buf = accounting_buffer();
+    let mut buf = proc_buffer();
     let (mut before, mut during, mut after) = touch_fresh_region(&mut buf);
     for _ in 0..10 {
         if !on_our_kernel() || after.page_tables == before.page_tables {
@@ -1956,8 +1906,8 @@ fn proc_meminfo_format() {
         assert!(names.iter().any(|n| n == want), "{want} missing from /proc/meminfo");
     }
     assert_eq!(names[0], "MemTotal", "the first line");
-    let total = field_in(&text, "MemTotal");
-    assert!(total > 0 && field_in(&text, "MemFree") <= total && field_in(&text, "MemAvailable") <= total);
+    let total = proc_field(&text, "MemTotal");
+    assert!(total > 0 && proc_field(&text, "MemFree") <= total && proc_field(&text, "MemAvailable") <= total);
 }
 
 /// /proc/self/status: `Name:\tvalue` lines; sizes as `<number> kB`.
@@ -1977,11 +1927,11 @@ fn proc_self_status_format() {
     for want in ["VmRSS", "RssAnon", "RssFile", "RssShmem", "VmPTE", "VmLck", "Pid", "PPid", "Threads", "State"] {
         assert!(names.contains(&want), "{want} missing from /proc/self/status");
     }
-    assert_eq!(field_in(&text, "Pid"), getpid() as u64);
-    assert_eq!(field_in(&text, "PPid"), sys!(SYS_getppid).unwrap() as u64);
-    assert_eq!(field_in(&text, "Threads"), 1);
-    let rss = field_in(&text, "VmRSS");
-    let parts = field_in(&text, "RssAnon") + field_in(&text, "RssFile") + field_in(&text, "RssShmem");
+    assert_eq!(proc_field(&text, "Pid"), getpid() as u64);
+    assert_eq!(proc_field(&text, "PPid"), sys!(SYS_getppid).unwrap() as u64);
+    assert_eq!(proc_field(&text, "Threads"), 1);
+    let rss = proc_field(&text, "VmRSS");
+    let parts = proc_field(&text, "RssAnon") + proc_field(&text, "RssFile") + proc_field(&text, "RssShmem");
     assert_eq!(rss, parts, "VmRSS is RssAnon + RssFile + RssShmem");
     assert!(rss > 0);
 }
@@ -2039,7 +1989,7 @@ fn proc_self_smaps_rollup_format() {
     }
     assert_eq!(&names[..2], ["Rss", "Pss"], "the first fields");
     assert!(names.contains(&"Anonymous"), "Anonymous in {names:?}");
-    assert!(field_in(&text, "Rss") > 0);
+    assert!(proc_field(&text, "Rss") > 0);
 }
 
 /// /proc/self/maps: `start-end perms offset dev inode path`, sorted; our own mappings

@@ -69,13 +69,13 @@ impl Cursor {
     }
 
     /// Replaces the flags of the leaf last returned by `next`, keeping its frame (PRESENT
-    /// always, HUGE as its level says). Returns false when there is no such leaf.
+    /// always, HUGE as its level says) and the ACCESSED and DIRTY bits the CPU set, up to
+    /// the change (`update_pte`). Returns false when there is no such leaf.
     pub fn protect(&mut self, mem: &mut impl PhysMem, flags: PteFlags) -> bool {
         let Some((table, idx, level)) = self.cur else { return false };
-        let old = Pte(mem.read_pte(table, idx));
         let mut new = flags | PteFlags::PRESENT;
         new.set(PteFlags::HUGE, level > 1);
-        mem.write_pte(table, idx, Pte::new(old.addr(), new).0);
+        update_pte(mem, table, idx, |e| Pte::new(Pte(e).addr(), new).0 | (e & HARDWARE_BITS));
         true
     }
 }
@@ -191,13 +191,17 @@ impl PageTable {
                 if Pte(dst_mem.read_pte(pt, idx)).is_present() {
                     return Err(MapError::AlreadyMapped);
                 }
-                let e = Pte(mem.read_pte(table, idx));
-                let value = if write_protect { e.0 & !PteFlags::WRITABLE.bits() } else { e.0 };
-                dst_mem.write_pte(pt, idx, value);
+                // The source loses WRITABLE atomically (Linux's `ptep_set_wrprotect`), keeping
+                // a dirty bit set until then; the child gets the entry as it was then.
+                let e = if write_protect {
+                    update_pte(mem, table, idx, |e| e & !PteFlags::WRITABLE.bits()) & !PteFlags::WRITABLE.bits()
+                } else {
+                    mem.read_pte(table, idx)
+                };
+                dst_mem.write_pte(pt, idx, e);
             }
-            if write_protect {
-                let e = mem.read_pte(table, idx);
-                mem.write_pte(table, idx, e & !PteFlags::WRITABLE.bits());
+            if write_protect && level != 1 {
+                update_pte(mem, table, idx, |e| e & !PteFlags::WRITABLE.bits());
             }
             on_copy(va, m);
         }
@@ -290,8 +294,8 @@ impl PageTable {
                 let dst_pd = self.table_for(mem, to, 2)?;
                 let didx = table_index(to, 2);
                 if !Pte(mem.read_pte(dst_pd, didx)).is_present() {
-                    mem.write_pte(dst_pd, didx, e.0);
-                    mem.write_pte(pd, idx, 0);
+                    let e = mem.xchg_pte(pd, idx, 0);
+                    mem.write_pte(dst_pd, didx, e);
                 }
             }
             chunk += pmd;
@@ -315,9 +319,9 @@ impl PageTable {
                     pt
                 }
             };
-            let e = mem.read_pte(table, idx);
+            // Taken out with its final bits (Linux's `move_ptes`: `ptep_get_and_clear`).
+            let e = mem.xchg_pte(table, idx, 0);
             mem.write_pte(pt, table_index(to, 1), e);
-            mem.write_pte(table, idx, 0);
         }
         Ok(())
     }

@@ -22,6 +22,15 @@
 //! Range operations (a cursor that skips absent subtrees, fork's copy, protection changes and
 //! moves a PTE table at a time) are in `cursor.rs`.
 //!
+//! Entries the CPU may update: a present leaf (and a table entry) can get ACCESSED and DIRTY
+//! set by any CPU walking it while the walk here reads and writes it. Every write that
+//! replaces a present entry therefore goes through [`PhysMem::xchg_pte`] or
+//! [`PhysMem::cmpxchg_pte`] (x86's `xchg` and `lock cmpxchg`): clearing an entry returns its
+//! final bits (Linux's `ptep_get_and_clear`), and changing its flags (`protect`, the write
+//! protection of `copy_range`) keeps a dirty or accessed bit set meanwhile, as Linux's
+//! `pte_modify` and `ptep_set_wrprotect`. Only a dead address space's teardown
+//! (`clear_user_half`, on tables no CPU walks any more) uses plain writes.
+//!
 //! TLB invalidation is the caller's job: after `unmap`, `unmap_range`, `protect`,
 //! `protect_range`, `copy_range` (write protection), `move_range` or `clear_user_half`, stale
 //! translations (and paging-structure caches for freed tables) must be flushed before the
@@ -118,6 +127,25 @@ impl PageSize {
 pub trait PhysMem {
     fn read_pte(&self, table: u64, index: usize) -> u64;
     fn write_pte(&mut self, table: u64, index: usize, value: u64);
+    /// Stores `value` and returns the entry's previous value in one atomic step (x86's
+    /// `xchg`): bits a CPU set until the exchange are in the result. The default, a read
+    /// then a write, is right only for memory no CPU walks concurrently (tests).
+    fn xchg_pte(&mut self, table: u64, index: usize, value: u64) -> u64 {
+        let old = self.read_pte(table, index);
+        self.write_pte(table, index, value);
+        old
+    }
+    /// Stores `new` if the entry still holds `old`, atomically (`lock cmpxchg`): Ok(old), or
+    /// Err(the value found) and nothing stored. Default as for `xchg_pte`.
+    fn cmpxchg_pte(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+        let cur = self.read_pte(table, index);
+        if cur == old {
+            self.write_pte(table, index, new);
+            Ok(old)
+        } else {
+            Err(cur)
+        }
+    }
     /// A new zero-filled table frame of `level` (4 = the root PML4, 3 = PDPT, 2 = PD,
     /// 1 = PT), or None when memory is exhausted. The level lets an implementation account
     /// tables as Linux does (its `mm_pgtables_bytes` counts PUD, PMD and PTE tables, never
@@ -214,6 +242,22 @@ const fn span(level: usize) -> u64 {
 /// Index into the table at `level` (4 = PML4 ... 1 = PT) for `va`.
 pub const fn table_index(va: u64, level: usize) -> usize {
     ((va >> (12 + 9 * (level - 1))) & (ENTRIES as u64 - 1)) as usize
+}
+
+/// The bits a CPU sets in an entry by itself (while translating through it).
+pub const HARDWARE_BITS: u64 = PteFlags::ACCESSED.bits() | PteFlags::DIRTY.bits();
+
+/// Replaces the entry at (table, index) by `f(current)`, atomically with respect to a CPU
+/// setting ACCESSED or DIRTY in it meanwhile (a compare-exchange loop); returns the entry
+/// it replaced.
+pub fn update_pte(mem: &mut impl PhysMem, table: u64, index: usize, f: impl Fn(u64) -> u64) -> u64 {
+    let mut cur = mem.read_pte(table, index);
+    loop {
+        match mem.cmpxchg_pte(table, index, cur, f(cur)) {
+            Ok(old) => return old,
+            Err(now) => cur = now,
+        }
+    }
 }
 
 /// Whether the entry at `level` ends the walk. PS is reserved in the PML4, so level 4 never is.
@@ -384,7 +428,7 @@ impl PageTable {
             return Err(UnmapError::SharedTable);
         }
         let (table, idx) = leaf.path[leaf.level];
-        mem.write_pte(table, idx, 0);
+        let last = Pte(mem.xchg_pte(table, idx, 0));
         let mut level = leaf.level;
         while level < 4 && !mem.is_grafted(leaf.path[level].0) && is_empty(mem, leaf.path[level].0) {
             let (parent, pidx) = leaf.path[level + 1];
@@ -392,7 +436,7 @@ impl PageTable {
             mem.free_table(leaf.path[level].0, level);
             level += 1;
         }
-        Ok(Mapping::from_leaf(leaf.pte, leaf.level))
+        Ok(Mapping::from_leaf(last, leaf.level))
     }
 
     /// The mapping covering `va` (any size), with `phys` = frame start; None if unmapped or
@@ -428,8 +472,9 @@ impl PageTable {
     }
 
     /// Replace the flags of the leaf covering `va` (any address inside it). PRESENT is always
-    /// kept (a non-present entry with a frame would leak it), HUGE follows the leaf's size.
-    /// Returns the old flags (without HUGE), including hardware-set ACCESSED/DIRTY.
+    /// kept (a non-present entry with a frame would leak it), HUGE follows the leaf's size,
+    /// and ACCESSED and DIRTY stay as the CPU set them (Linux's `pte_modify`). Returns the
+    /// old flags (without HUGE), including hardware-set ACCESSED/DIRTY up to the change.
     pub fn protect(&mut self, mem: &mut impl PhysMem, va: u64, flags: PteFlags) -> Result<PteFlags, UnmapError> {
         if !is_canonical(va) {
             return Err(UnmapError::NonCanonical);
@@ -442,8 +487,8 @@ impl PageTable {
         new.set(PteFlags::HUGE, leaf.level > 1);
         let (table, idx) = leaf.path[leaf.level];
         // `addr()` keeps bit 12 (PAT on huge leaves) as it was.
-        mem.write_pte(table, idx, Pte::new(leaf.pte.addr(), new).0);
-        Ok(leaf.pte.flags() - PteFlags::HUGE)
+        let old = update_pte(mem, table, idx, |e| Pte::new(Pte(e).addr(), new).0 | (e & HARDWARE_BITS));
+        Ok(Pte(old).flags() - PteFlags::HUGE)
     }
 
     /// Point the existing 4 KiB leaf at `va` to another frame with new flags, in one entry
@@ -464,8 +509,8 @@ impl PageTable {
             return Err(UnmapError::SharedTable);
         }
         let (table, idx) = leaf.path[1];
-        mem.write_pte(table, idx, Pte::new(pa, (flags | PteFlags::PRESENT) - PteFlags::HUGE).0);
-        Ok(Mapping::from_leaf(leaf.pte, 1))
+        let old = mem.xchg_pte(table, idx, Pte::new(pa, (flags | PteFlags::PRESENT) - PteFlags::HUGE).0);
+        Ok(Mapping::from_leaf(Pte(old), 1))
     }
 
     /// Unmap every leaf in `[start, end)` (both 4K-aligned; `end` may be the first address past
@@ -634,9 +679,9 @@ impl PageTable {
                 if !e.is_present() {
                     continue;
                 }
-                if grafted {
-                    mem.write_pte(table, i, 0);
-                }
+                // A grafted table is still walked by its guests' CPUs: its entries are
+                // taken out atomically, with their final bits.
+                let e = if grafted { Pte(mem.xchg_pte(table, i, 0)) } else { e };
                 if is_leaf(e, level) {
                     on_leaf(va, Mapping::from_leaf(e, level));
                 } else {
@@ -683,8 +728,8 @@ fn clear_range(
             continue;
         }
         if is_leaf(e, level) {
-            mem.write_pte(table, i, 0);
-            on_leaf(sign_extend(va), Mapping::from_leaf(e, level));
+            let last = Pte(mem.xchg_pte(table, i, 0));
+            on_leaf(sign_extend(va), Mapping::from_leaf(last, level));
         } else if mem.is_graft(e.addr()) {
             // Someone else's table: drop our reference when the range covers all of it,
             // otherwise leave it alone (its owner unmaps inside it).

@@ -25,6 +25,11 @@ struct SimMem {
     walker: u32,
     /// Tables really freed, in order (each at most once).
     freed: Vec<u64>,
+    /// A CPU racing with the walk ([`SimMem::cpu_sets`]): after the walk's next read of
+    /// (table, index) it sets these bits in the entry, before the walk's next write.
+    race: Cell<Option<(u64, usize, u64)>>,
+    /// The race fired by a read, applied at the next write or atomic operation.
+    raced: Cell<Option<(u64, usize, u64)>>,
 }
 
 impl SimMem {
@@ -39,6 +44,32 @@ impl SimMem {
             owners: HashMap::new(),
             walker: HOST,
             freed: Vec::new(),
+            race: Cell::new(None),
+            raced: Cell::new(None),
+        }
+    }
+    /// Simulates a CPU translating through the leaf at `va` of `pt` while the next
+    /// operation runs: right after the operation first reads that entry, the CPU sets
+    /// `bits` (ACCESSED, DIRTY) in it, so a read-modify-write that is not atomic loses them.
+    fn cpu_sets(&mut self, pt: &PageTable, va: u64, bits: PteFlags) {
+        let mut table = pt.root();
+        for level in (1..=4).rev() {
+            let idx = table_index(va, level);
+            let e = Pte(self.tables[&table][idx]);
+            if level == 1 || e.is_huge() {
+                self.race.set(Some((table, idx, bits.bits())));
+                return;
+            }
+            table = e.addr();
+        }
+    }
+    /// Lets a raced CPU update land (before the write or atomic operation that follows).
+    fn land_race(&mut self) {
+        if let Some((table, idx, bits)) = self.raced.take() {
+            let e = &mut self.tables.get_mut(&table).expect("raced on a dead table")[idx];
+            if *e & PteFlags::PRESENT.bits() != 0 {
+                *e |= bits;
+            }
         }
     }
     fn live(&self) -> usize {
@@ -66,9 +97,29 @@ impl SimMem {
 impl PhysMem for SimMem {
     fn read_pte(&self, table: u64, index: usize) -> u64 {
         self.reads.set(self.reads.get() + 1);
+        if let Some(r) = self.race.get().filter(|r| (r.0, r.1) == (table, index)) {
+            self.race.set(None);
+            self.raced.set(Some(r));
+        }
         self.tables.get(&table).expect("read from a dead table")[index]
     }
+    fn xchg_pte(&mut self, table: u64, index: usize, value: u64) -> u64 {
+        self.land_race();
+        let old = self.tables.get(&table).expect("xchg on a dead table")[index];
+        self.write_pte(table, index, value);
+        old
+    }
+    fn cmpxchg_pte(&mut self, table: u64, index: usize, old: u64, new: u64) -> Result<u64, u64> {
+        self.land_race();
+        let cur = self.tables.get(&table).expect("cmpxchg on a dead table")[index];
+        if cur != old {
+            return Err(cur);
+        }
+        self.write_pte(table, index, new);
+        Ok(old)
+    }
     fn write_pte(&mut self, table: u64, index: usize, value: u64) {
+        self.land_race();
         if self.owners.get(&table).is_some_and(|&o| o != self.walker) {
             panic!("table {table:#x} written by a walk for another owner than its own");
         }
@@ -756,4 +807,86 @@ fn owner_move_out_of_a_grafted_pte_table_moves_entries_and_keeps_the_table() {
     assert!(guest.translate(&mem, base + K4).is_none(), "the guest sees the pages leave");
     assert!(mem.tables.contains_key(&pt) && mem.is_shared(pt), "the grafted table stays in place");
     assert_eq!(guest.translate(&mem, base + G1), None);
+}
+
+// Entries the CPU updates: a dirty (or accessed) bit the CPU sets while an operation reads
+// and rewrites the entry is neither lost from the entry nor missing from what is reported.
+
+const D: PteFlags = PteFlags::DIRTY;
+const A: PteFlags = PteFlags::ACCESSED;
+
+#[test]
+fn protect_keeps_a_dirty_bit_the_cpu_sets_during_the_change() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x40_0000, 0x9000, PageSize::Size4K, P | W | U).unwrap();
+    mem.cpu_sets(&pt, 0x40_0000, D);
+    let old = pt.protect(&mut mem, 0x40_0000, P | U).unwrap();
+    assert!(old.contains(D), "the old flags report the dirty bit");
+    assert_eq!(pt.translate(&mem, 0x40_0000).unwrap().flags, P | U | D);
+}
+
+#[test]
+fn protect_range_keeps_an_accessed_and_dirty_bit_the_cpu_sets_during_the_change() {
+    let (mut mem, mut pt) = setup();
+    for i in 0..3 {
+        pt.map(&mut mem, 0x40_0000 + i * K4, 0x9000 + i * K4, PageSize::Size4K, P | W | U).unwrap();
+    }
+    mem.cpu_sets(&pt, 0x40_1000, A | D);
+    assert_eq!(pt.protect_range(&mut mem, 0x40_0000, 0x40_3000, |_, _| Some(P | U)), Ok(3));
+    assert_eq!(pt.translate(&mem, 0x40_0000).unwrap().flags, P | U);
+    assert_eq!(pt.translate(&mem, 0x40_1000).unwrap().flags, P | U | A | D);
+}
+
+#[test]
+fn unmap_reports_the_dirty_bit_the_cpu_set_until_the_entry_went() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x40_0000, 0x9000, PageSize::Size4K, P | W | U).unwrap();
+    mem.cpu_sets(&pt, 0x40_0000, D);
+    assert!(pt.unmap(&mut mem, 0x40_0000, PageSize::Size4K).unwrap().flags.contains(D));
+}
+
+#[test]
+fn unmap_range_reports_the_dirty_bit_the_cpu_set_until_the_entry_went() {
+    let (mut mem, mut pt) = setup();
+    for i in 0..3 {
+        pt.map(&mut mem, 0x40_0000 + i * K4, 0x9000 + i * K4, PageSize::Size4K, P | W | U).unwrap();
+    }
+    mem.cpu_sets(&pt, 0x40_1000, D);
+    let mut seen = Vec::new();
+    pt.unmap_range(&mut mem, 0x40_0000, 0x40_3000, |va, m| seen.push((va, m.flags.contains(D)))).unwrap();
+    assert_eq!(seen, [(0x40_0000, false), (0x40_1000, true), (0x40_2000, false)]);
+}
+
+#[test]
+fn remap_reports_the_dirty_bit_of_the_replaced_page() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x40_0000, 0x9000, PageSize::Size4K, P | W | U).unwrap();
+    mem.cpu_sets(&pt, 0x40_0000, D);
+    assert!(pt.remap(&mut mem, 0x40_0000, 0xa000, P | W | U).unwrap().flags.contains(D));
+    assert_eq!(pt.translate(&mem, 0x40_0000).unwrap().flags, P | W | U, "the new page starts clean");
+}
+
+#[test]
+fn copy_range_write_protects_the_source_keeping_a_dirty_bit_set_meanwhile() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x40_0000, 0x9000, PageSize::Size4K, P | W | U).unwrap();
+    let mut child_mem = SimMem::new();
+    let mut child = PageTable::new(&mut child_mem).unwrap();
+    mem.cpu_sets(&pt, 0x40_0000, D);
+    pt.copy_range(&mut mem, &mut child, &mut child_mem, 0x40_0000, 0x40_1000, |_, _| true, |_, _| {}).unwrap();
+    assert_eq!(pt.translate(&mem, 0x40_0000).unwrap().flags, P | U | D, "parent: read-only, still dirty");
+    assert_eq!(child.translate(&child_mem, 0x40_0000).unwrap().flags, P | U | D, "child: as the parent's entry was");
+}
+
+#[test]
+fn move_range_moves_an_entry_with_the_dirty_bit_set_until_it_left() {
+    let (mut mem, mut pt) = setup();
+    pt.map(&mut mem, 0x40_0000, 0x9000, PageSize::Size4K, P | W | U).unwrap();
+    // The destination's tables exist already, so nothing is written between the entry's
+    // read and its move.
+    pt.map(&mut mem, 0x80_0000, 0xa000, PageSize::Size4K, P | W | U).unwrap();
+    mem.cpu_sets(&pt, 0x40_0000, D);
+    pt.move_range(&mut mem, 0x40_0000, 0x80_1000, K4).unwrap();
+    assert_eq!(pt.translate(&mem, 0x40_0000), None);
+    assert_eq!(pt.translate(&mem, 0x80_1000).unwrap().flags, P | W | U | D);
 }

@@ -3,18 +3,30 @@
 //! read by polling channel 0 — no PIT interrupt, PIC or speaker port needed,
 //! which keeps it working on `-M microvm` as well as `-M q35`. The same
 //! window calibrates the TSC, the kernel's clock for log timestamps.
+//! The other CPUs start their timers at the boot CPU's calibrated period
+//! (Linux's `setup_secondary_APIC_clock`), and IPIs go through the xAPIC
+//! interrupt command register (QEMU's TCG has no x2APIC).
+//! Linux: arch/x86/kernel/apic/apic.c, ipi.c.
 
 use super::cpu::{self, inb, outb, rdmsr};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const IA32_APIC_BASE: u32 = 0x1b;
 const REG_ID: usize = 0x20;
+const REG_TPR: usize = 0x80;
 const REG_EOI: usize = 0xb0;
 const REG_SPURIOUS: usize = 0xf0;
 const REG_LVT_TIMER: usize = 0x320;
 const REG_TIMER_INIT: usize = 0x380;
 const REG_TIMER_CURRENT: usize = 0x390;
 const REG_TIMER_DIVIDE: usize = 0x3e0;
+const REG_ICR_LOW: usize = 0x300;
+const REG_ICR_HIGH: usize = 0x310;
+const ICR_DELIVERY_PENDING: u32 = 1 << 12;
+const ICR_LEVEL_ASSERT: u32 = 1 << 14;
+const ICR_INIT: u32 = 5 << 8;
+const ICR_STARTUP: u32 = 6 << 8;
+const ICR_ALL_BUT_SELF: u32 = 3 << 18;
 const TIMER_PERIODIC: u32 = 1 << 17;
 const LVT_MASKED: u32 = 1 << 16;
 
@@ -22,7 +34,10 @@ const PIT_HZ: u64 = 1_193_182;
 pub const TICK_HZ: u64 = 100;
 
 static LAPIC_BASE: AtomicU64 = AtomicU64::new(0);
+/// The boot CPU's ticks (the kernel's jiffies).
 static TICKS: AtomicU64 = AtomicU64::new(0);
+/// The calibrated timer period (initial count at divide 16), for the other CPUs.
+static PERIOD: AtomicU64 = AtomicU64::new(0);
 static TSC_PER_SEC: AtomicU64 = AtomicU64::new(0);
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 
@@ -100,6 +115,7 @@ pub fn init(virt_base: u64) {
     };
     TSC_PER_SEC.store(tsc_per_sec.max(1), Ordering::Relaxed);
     let period = (lapic_per_sec / TICK_HZ).clamp(1, u32::MAX as u64) as u32;
+    PERIOD.store(period as u64, Ordering::Relaxed);
     write(REG_LVT_TIMER, TIMER_PERIODIC | super::trap::VECTOR_TIMER as u32);
     write(REG_TIMER_INIT, period);
     log::info!(
@@ -118,11 +134,69 @@ pub fn eoi() {
     }
 }
 
-pub fn on_timer() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
+/// Enables this (secondary) CPU's LAPIC, mapped where the boot CPU's is, and starts its
+/// periodic tick at the boot CPU's calibrated period: no second calibration.
+pub fn init_ap() {
+    write(REG_TPR, 0);
+    write(REG_SPURIOUS, 0x100 | super::trap::VECTOR_SPURIOUS as u32);
+    write(REG_TIMER_DIVIDE, 0x3);
+    write(REG_LVT_TIMER, TIMER_PERIODIC | super::trap::VECTOR_TIMER as u32);
+    write(REG_TIMER_INIT, PERIOD.load(Ordering::Relaxed).max(1) as u32);
 }
 
-/// Timer interrupts taken since boot.
+/// This CPU's local APIC id, from its register.
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
+}
+
+/// Writes the interrupt command register and waits until the LAPIC has sent it.
+fn send_icr(dest_apic_id: u32, low: u32) {
+    cpu::without_interrupts(|| {
+        write(REG_ICR_HIGH, dest_apic_id << 24);
+        write(REG_ICR_LOW, low);
+        while read(REG_ICR_LOW) & ICR_DELIVERY_PENDING != 0 {
+            core::hint::spin_loop();
+        }
+    })
+}
+
+/// A fixed-vector IPI to the CPU with local APIC id `dest`.
+pub fn send_ipi(dest: u32, vector: u8) {
+    send_icr(dest, ICR_LEVEL_ASSERT | vector as u32);
+}
+
+/// A fixed-vector IPI to every CPU but this one (destination shorthand).
+pub fn send_ipi_all_but_self(vector: u8) {
+    send_icr(0, ICR_ALL_BUT_SELF | ICR_LEVEL_ASSERT | vector as u32);
+}
+
+/// INIT to the CPU with local APIC id `dest`: it resets and waits for a startup IPI.
+pub fn send_init(dest: u32) {
+    send_icr(dest, ICR_INIT | ICR_LEVEL_ASSERT);
+}
+
+/// A startup IPI: the CPU starts in real mode at physical `page << 12`.
+pub fn send_startup(dest: u32, page: u8) {
+    send_icr(dest, ICR_STARTUP | ICR_LEVEL_ASSERT | page as u32);
+}
+
+/// Busy-waits `us` microseconds on the TSC.
+pub fn udelay(us: u64) {
+    let end = uptime_ns() + us * 1000;
+    while uptime_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
+pub fn on_timer() {
+    let me = super::percpu::this_cpu();
+    me.ticks.fetch_add(1, Ordering::Relaxed);
+    if me.index() == 0 {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Timer interrupts the boot CPU has taken since boot.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }

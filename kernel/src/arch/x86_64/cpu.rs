@@ -128,6 +128,17 @@ pub fn flush_tlb_all() {
     unsafe { write_cr3(read_cr3()) }
 }
 
+/// Flushes every TLB entry of this CPU, global ones included (toggles CR4.PGE).
+pub fn flush_tlb_global() {
+    // SAFETY: clearing and restoring CR4.PGE only drops cached translations.
+    unsafe {
+        asm!(
+            "mov {t}, cr4", "mov {s}, {t}", "and {t}, ~(1 << 7)", "mov cr4, {t}", "mov cr4, {s}",
+            t = out(reg) _, s = out(reg) _, options(nostack, preserves_flags)
+        )
+    }
+}
+
 /// Enables interrupts and halts in one step: `sti` takes effect after the
 /// next instruction, so an interrupt cannot slip in between and be missed.
 pub fn enable_interrupts_and_halt() {

@@ -1,6 +1,7 @@
 //! The x86_64 hardware layer: boot, CPU tables, traps, timer, console.
 //! Most of the kernel's `unsafe` lives here, each block with a `SAFETY:` line.
 
+pub mod acpi;
 pub mod apic;
 mod boot;
 pub mod cpu;
@@ -27,4 +28,5 @@ pub fn init_cpu_features() {
 
 pub mod context;
 pub mod percpu;
+pub mod smp;
 pub mod syscall;

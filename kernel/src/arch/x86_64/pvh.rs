@@ -51,6 +51,8 @@ pub struct BootInfo {
     /// Physical range of the start info page(s), which must not be handed out
     /// before they are copied (they are copied here, so only informative).
     pub start_info: u64,
+    /// Physical address of the ACPI RSDP, if the loader found one (0 otherwise).
+    pub rsdp: u64,
 }
 
 #[derive(Debug)]
@@ -74,7 +76,13 @@ pub fn parse(start_info: u64) -> Result<BootInfo, PvhError> {
     if si.magic != HVM_START_MAGIC {
         return Err(PvhError::BadMagic(si.magic));
     }
-    let mut info = BootInfo { memmap: ArrayVec::new(), cmdline: ArrayString::new(), initrd: None, start_info };
+    let mut info = BootInfo {
+        memmap: ArrayVec::new(),
+        cmdline: ArrayString::new(),
+        initrd: None,
+        start_info,
+        rsdp: si.rsdp_paddr,
+    };
     if si.version < 1 || si.memmap_paddr == 0 {
         return Err(PvhError::NoMemoryMap);
     }

@@ -2,7 +2,7 @@
 //! writes are simpler than a crate whose API changes between releases.
 
 use super::cpu::{inb, outb};
-use spin::Mutex;
+use crate::sync::SpinLock as Mutex;
 
 const COM1: u16 = 0x3f8;
 
@@ -46,7 +46,7 @@ impl core::fmt::Write for Serial {
     }
 }
 
-static SERIAL: Mutex<Serial> = Mutex::new(Serial { port: COM1 });
+static SERIAL: Mutex<Serial, crate::sync::order::Console> = Mutex::new(Serial { port: COM1 });
 
 pub fn init() {
     SERIAL.lock().init();

@@ -103,6 +103,8 @@ impl TrapFrame {
 
 pub const VECTOR_PAGE_FAULT: u64 = 14;
 pub const VECTOR_TIMER: u64 = 32;
+/// The call-function IPI (`smp`), Linux's CALL_FUNCTION_VECTOR.
+pub const VECTOR_CALL_FUNCTION: u64 = 0xfc;
 pub const VECTOR_SPURIOUS: u64 = 0xff;
 
 const EXCEPTION_NAMES: [&str; 32] = [
@@ -195,6 +197,11 @@ pub fn init() {
         // SAFETY: init runs once on the boot CPU before interrupts are enabled.
         unsafe { (*core::ptr::addr_of_mut!(IDT))[v] = gate };
     }
+    load_idt();
+}
+
+/// Loads the IDT `init` built into this CPU (every CPU shares it).
+pub fn load_idt() {
     let ptr =
         IdtPointer { limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16, base: core::ptr::addr_of!(IDT) as u64 };
     // SAFETY: the IDT is a static that lives forever and every gate points at a stub.
@@ -252,8 +259,15 @@ extern "C" fn trap_handler(frame: &mut TrapFrame) {
         VECTOR_TIMER => {
             apic::on_timer();
             apic::eoi();
-            crate::process::sched::timer_tick(frame.from_user());
-            crate::watchdog::tick(frame);
+            // Tasks run on the boot CPU only: the other CPUs' ticks just count.
+            if super::percpu::cpu_id() == 0 {
+                crate::process::sched::timer_tick(frame.from_user());
+                crate::watchdog::tick(frame);
+            }
+        }
+        VECTOR_CALL_FUNCTION => {
+            apic::eoi();
+            super::smp::call_function_interrupt();
         }
         VECTOR_SPURIOUS => {}
         v if v < 32 => {
