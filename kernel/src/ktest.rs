@@ -24,9 +24,10 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 10] {
+fn suites() -> [&'static [KTest]; 11] {
     [
         crate::cmdline::KTESTS,
+        crate::sync::rwsem::KTESTS,
         crate::mm::tests::KTESTS,
         crate::mm::fail::KTESTS,
         crate::initramfs::KTESTS,
@@ -91,4 +92,78 @@ pub fn run(filter: &str) -> (usize, usize) {
     }
     crate::println!("ktest result: {} passed, {} failed", passed, failed);
     (passed, failed)
+}
+
+/// A kernel thread for tests that need several tasks (sleeping locks): a task of a
+/// process of its own, entered in ring 0 at `entry`, made runnable. The boot context,
+/// which the tests run in, lets it run with `run_until`; it ends with `kthread_exit`
+/// and is freed by `reap_kthread`.
+pub fn spawn_kthread(name: &str, entry: extern "C" fn() -> !) -> alloc::sync::Arc<crate::process::task::Task> {
+    use crate::process::task::{self, FsContext, NewTask};
+    use alloc::sync::Arc;
+    let tid = task::alloc_tid();
+    let process =
+        task::new_process(tid, alloc::sync::Weak::new(), task::Creds::root(), task::default_rlimits(), tid, tid, 0);
+    let mut comm = [0u8; 16];
+    let n = name.len().min(15);
+    comm[..n].copy_from_slice(&name.as_bytes()[..n]);
+    let t = task::create_task(NewTask {
+        tid,
+        process,
+        mm: crate::mm::address_space::MmStruct::new().expect("no memory for an address space"),
+        files: Arc::new(Mutex::new(crate::fs::fdtable::FdTable::new())),
+        fs: Arc::new(Mutex::new(FsContext { cwd: crate::fs::root(), cwd_path: "/".into(), umask: 0o022 })),
+        sighand: Arc::new(Mutex::new(crate::process::signal::SigHandlers::new())),
+        sig: Default::default(),
+        fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
+        fs_base: 0,
+        comm,
+    })
+    .expect("no memory for a task");
+    let sel = crate::arch::gdt::selectors();
+    let frame = crate::arch::trap::TrapFrame {
+        rip: entry as *const () as u64,
+        cs: sel.kernel_code.0 as u64,
+        ss: sel.kernel_data.0 as u64,
+        rflags: 0x202,
+        // The function starts as if called: RSP + 8 is 16-byte aligned.
+        rsp: t.kstack.top() - 8,
+        ..Default::default()
+    };
+    let rsp = t.kstack.prepare(&frame);
+    t.saved_rsp.store(rsp, core::sync::atomic::Ordering::Relaxed);
+    crate::process::sched::add_task(t.clone());
+    t
+}
+
+/// Ends the calling test kernel thread: it is never scheduled again.
+pub fn kthread_exit() -> ! {
+    let t = crate::process::current();
+    t.set_state(crate::process::task::TaskState::Dead);
+    drop(t);
+    crate::process::sched::schedule();
+    unreachable!("a dead kernel thread was scheduled");
+}
+
+/// Lets the runnable tasks run, from the boot context, until `done` holds (true) or
+/// nothing happened for many rounds (false).
+pub fn run_until(done: impl Fn() -> bool) -> bool {
+    for _ in 0..10_000 {
+        if done() {
+            return true;
+        }
+        crate::process::sched::schedule();
+    }
+    done()
+}
+
+/// Frees a test kernel thread that has called `kthread_exit`: its task, process,
+/// address space and stack.
+pub fn reap_kthread(t: alloc::sync::Arc<crate::process::task::Task>) {
+    use crate::process::task::TABLES;
+    assert_eq!(t.state(), crate::process::task::TaskState::Dead, "reaping a live kernel thread");
+    t.process.threads.lock().clear();
+    let mut tables = TABLES.lock();
+    tables.tasks.remove(&t.tid());
+    tables.processes.remove(&t.process.pid);
 }

@@ -52,6 +52,8 @@ pub fn run(
         cfg.echo_filter = Some(|l| l.starts_with("fuzz: ") || l.starts_with("KERNEL PANIC"));
     }
     let r = qemu::run(&cfg)?;
+    // The whole console, for what the verdict does not show (warnings, lockdep reports).
+    let _ = std::fs::write(target_dir().join("xtask").join("fuzz.log"), &r.output);
     let summary = r.output.lines().rev().find(|l| l.starts_with("fuzz: done: ") || l.starts_with("fuzz: FAILED: "));
     let leak = crate::leak::verdict(&r.output);
     let verdict = match (r.exit, summary, leak) {

@@ -208,6 +208,16 @@ const FAILURE_CASES: &[FailureCase] = &[
         timeout: 60,
     },
     FailureCase {
+        name: "a lock taken against the lock order is reported by lockdep",
+        cmdline: "ktest=fault_lock_inversion",
+        expect_exit: QemuExit::Failed,
+        must_contain: &[
+            "lock order violation on CPU 0: taking lockdep test outer (level 690.0) at ",
+            "while holding lockdep test inner (level 691.0)",
+        ],
+        timeout: 30,
+    },
+    FailureCase {
         name: "an unknown ktest name fails the run",
         cmdline: "ktest=no_such_test",
         expect_exit: QemuExit::Failed,
@@ -323,7 +333,11 @@ pub fn boot_user_suite(kernel: &Path, o: &Options, ut: &user::UserTests, extra: 
     cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
     cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     cfg.echo = false;
-    qemu::run(&cfg)
+    let run = qemu::run(&cfg)?;
+    // The whole console, for what the verdicts do not show (warnings, lockdep reports).
+    let name = if extra.is_empty() { "user-tests.log" } else { "user-tests-extra.log" };
+    let _ = std::fs::write(target_dir().join("xtask").join(name), &run.output);
+    Ok(run)
 }
 
 /// Each test's verdict in the console output of a user test boot: the family binaries'

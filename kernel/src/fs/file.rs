@@ -51,7 +51,10 @@ pub enum FileKind {
 
 pub struct File {
     pub kind: FileKind,
-    pub offset: Mutex<u64, crate::sync::order::FileOffset>,
+    /// The position (Linux's `f_pos` under `f_pos_lock`): a sleeping lock, held across a
+    /// read or write of a regular file or /proc file, which may take an address space's
+    /// `mmap_lock` (reading /proc/PID/maps) or sleep.
+    pub offset: crate::sync::RwSem<u64>,
     /// Access mode and status flags (O_APPEND, O_NONBLOCK, ...), without O_CLOEXEC.
     pub flags: AtomicU32,
     /// The path it was opened by, for diagnostics.
@@ -100,7 +103,7 @@ impl File {
         }
         Arc::new(File {
             kind,
-            offset: Mutex::new(0),
+            offset: crate::sync::RwSem::new(0),
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             path,
             flocked: AtomicBool::new(false),
@@ -163,7 +166,7 @@ impl File {
                 if !self.seekable() {
                     return self.stream_io(|off| i.read_at(off, buf));
                 }
-                let mut off = self.offset.lock();
+                let mut off = self.offset.write();
                 let n = i.read_at(*off, buf)?;
                 *off += n as u64;
                 Ok(n)
@@ -182,7 +185,7 @@ impl File {
                 if !self.seekable() {
                     return self.stream_io(|off| i.write_at(off, buf));
                 }
-                let mut off = self.offset.lock();
+                let mut off = self.offset.write();
                 if self.flags() & O_APPEND != 0 {
                     *off = i.metadata().size;
                 }
@@ -198,9 +201,9 @@ impl File {
     /// spinning writer of the same description would stop the whole CPU); Linux takes
     /// f_pos_lock only for regular files and directories (FMODE_ATOMIC_POS).
     fn stream_io(&self, io: impl FnOnce(u64) -> KResult<usize>) -> KResult<usize> {
-        let off = *self.offset.lock();
+        let off = *self.offset.write();
         let n = io(off)?;
-        *self.offset.lock() += n as u64;
+        *self.offset.write() += n as u64;
         Ok(n)
     }
 
@@ -231,12 +234,12 @@ impl File {
     pub fn seek(&self, offset: i64, whence: u32) -> KResult<u64> {
         if let FileKind::EventFd(..) = self.kind {
             // eventfd's fops use noop_llseek: the position stays where it is (0).
-            return Ok(*self.offset.lock());
+            return Ok(*self.offset.write());
         }
         if !self.seekable() {
             return Err(ESPIPE);
         }
-        let mut off = self.offset.lock();
+        let mut off = self.offset.write();
         let base = match whence {
             SEEK_SET => 0,
             SEEK_CUR => *off as i64,
@@ -274,7 +277,7 @@ impl File {
     /// `fill` accepts; the position advances past the accepted ones.
     pub fn getdents(&self, mut fill: impl FnMut(&DirEntry, u64) -> bool) -> KResult<()> {
         let i = self.inode().ok_or(ENOTDIR)?;
-        let mut off = self.offset.lock();
+        let mut off = self.offset.write();
         for (pos, e) in i.readdir_from(*off)? {
             if !fill(&e, pos + 1) {
                 break;

@@ -355,12 +355,14 @@ impl Inode for ProcFile {
             return pagemap_read(self.pid, offset, buf);
         }
         let text = if matches!(self.kind, FileKind::Maps | FileKind::Smaps) {
-            let mut cached = self.text.lock();
-            match &*cached {
-                Some(t) if offset > 0 => t.clone(),
-                _ => {
+            // Generated out of the cache's lock: generating takes the address space's
+            // `mmap_lock`, which sleeps.
+            let cached = if offset > 0 { self.text.lock().clone() } else { None };
+            match cached {
+                Some(t) => t,
+                None => {
                     let t = Arc::new(self.generate()?);
-                    *cached = Some(t.clone());
+                    *self.text.lock() = Some(t.clone());
                     t
                 }
             }
@@ -454,7 +456,7 @@ impl ProcFile {
                 let (mm, _) = mm_of(&p);
                 match mm {
                     Some(mm) => {
-                        let (s, e) = mm.inner.lock().arg_range;
+                        let (s, e) = mm.mmap_lock.read().arg_range;
                         let mut v = crate::mm::fail::try_vec_filled(0u8, (e - s) as usize)?;
                         crate::mm::usercopy::copy_from_user(&mm, s, &mut v).map(|_| v).unwrap_or_default()
                     }
@@ -578,7 +580,7 @@ fn thread_of(p: &Arc<Process>, tid: u32) -> Option<Arc<Task>> {
 fn comm(p: &Arc<Process>, task: Option<&Arc<Task>>) -> String {
     let c = match task {
         Some(t) => *t.comm.lock(),
-        None => p.threads.lock().first().map(|t| *t.comm.lock()).unwrap_or_default(),
+        None => p.first_thread().map(|t| *t.comm.lock()).unwrap_or_default(),
     };
     let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
     String::from_utf8_lossy(&c[..n]).into_owned()
@@ -614,13 +616,14 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
             stack_pages: 0,
         };
     };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
     debug_assert!(inner.vmas.counters_consistent(), "VmSize, VmLck or the gap index drifted from the VMAs");
+    let rss_by_kind = mm.rss();
     let mut s = MemStats {
         vm_pages: inner.total_pages(),
-        rss: inner.rss_total(),
-        rss_by_kind: inner.rss,
-        rss_peak: inner.hiwater_rss,
+        rss: rss_by_kind.iter().sum(),
+        rss_by_kind,
+        rss_peak: mm.hiwater_rss(),
         vm_peak: inner.hiwater_vm,
         locked_pages: inner.locked_pages(),
         pt_pages: mm.pt_pages.load(Ordering::Relaxed),
@@ -731,7 +734,7 @@ fn status(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
     let _ = writeln!(s, "VmSwap:\t{:>8} kB", 0);
     let _ = writeln!(s, "Threads:\t{}", threads);
     // Signal sets as `render_sigset_t`: 16 hex digits, signal 1 in the lowest bit.
-    let leader = p.threads.lock().first().cloned();
+    let leader = p.first_thread();
     let (pending, blocked) = leader
         .as_ref()
         .map(|t| {
@@ -818,7 +821,7 @@ fn vma_line(v: &crate::mm::vma::Vma) -> String {
 fn maps(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
     let mut s = String::new();
     for v in inner.vmas.values() {
         let _ = writeln!(s, "{}", vma_line(v));
@@ -835,10 +838,11 @@ fn mlocked_pages() -> u64 {
         if !seen.insert(mm.id) {
             continue;
         }
-        let inner = mm.inner.lock();
+        let inner = mm.mmap_lock.read();
+        let pt = mm.page_table_lock.lock();
         let mem = mm.phys_mem();
         for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::LOCKED)) {
-            let mut cursor = inner.pt.cursor(v.start, v.end);
+            let mut cursor = pt.pt.cursor(v.start, v.end);
             while let Some((_, m)) = cursor.next(&mem) {
                 // The zero page is never mlocked (it is no process's memory).
                 if !crate::mm::page::is_zero_page(m.phys) {
@@ -878,13 +882,13 @@ struct SmapsStats {
 impl SmapsStats {
     fn add_vma(
         &mut self,
-        inner: &crate::mm::address_space::MmInner,
+        pt: &page_table::PageTable,
         mem: &crate::mm::address_space::UserPhysMem<'_>,
         v: &crate::mm::vma::Vma,
     ) {
         use crate::mm::page;
         let locked = v.flags.contains(VmFlags::LOCKED);
-        let mut cursor = inner.pt.cursor(v.start, v.end);
+        let mut cursor = pt.cursor(v.start, v.end);
         while let Some((_, m)) = cursor.next(mem) {
             let Some(kind) = page::mm_counter(m.phys) else { continue };
             let is_anon = kind == page::PageKind::Anon;
@@ -951,11 +955,12 @@ impl SmapsStats {
 fn smaps_rollup(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
+    let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     let mut stats = SmapsStats::default();
     for v in inner.vmas.values() {
-        stats.add_vma(&inner, &mem, v);
+        stats.add_vma(&pt.pt, &mem, v);
     }
     let (first, last) =
         (inner.vmas.values().next().map_or(0, |v| v.start), inner.vmas.values().last().map_or(0, |v| v.end));
@@ -969,7 +974,7 @@ fn smaps_rollup(p: &Arc<Process>) -> String {
 fn smaps(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
     let mem = mm.phys_mem();
     let mut s = String::new();
     for v in inner.vmas.values() {
@@ -978,7 +983,9 @@ fn smaps(p: &Arc<Process>) -> String {
         let _ = writeln!(s, "{:<16}{:>8} kB", "KernelPageSize:", 4);
         let _ = writeln!(s, "{:<16}{:>8} kB", "MMUPageSize:", 4);
         let mut stats = SmapsStats::default();
-        stats.add_vma(&inner, &mem, v);
+        // Only around the walk: naming the VMA's file takes the file's locks, which are
+        // outside the page tables'.
+        stats.add_vma(&mm.page_table_lock.lock().pt, &mem, v);
         stats.write(&mut s, false);
         let _ = writeln!(s, "THPeligible:    0");
         let mut flags = String::from("VmFlags:");
@@ -1026,7 +1033,7 @@ impl Inode for ExeLink {
     fn readlink(&self) -> KResult<Vec<u8>> {
         let p = find_process(self.pid).ok_or(ENOENT)?;
         let (mm, _) = mm_of(&p);
-        let exe = mm.and_then(|mm| mm.inner.lock().exe.clone()).ok_or(ENOENT)?;
+        let exe = mm.and_then(|mm| mm.mmap_lock.read().exe.clone()).ok_or(ENOENT)?;
         Ok(exe.into_bytes())
     }
 }
@@ -1046,7 +1053,7 @@ impl FdDir {
 /// The descriptor table of process `pid` (its first thread's).
 fn fd_table(pid: u32) -> KResult<Arc<crate::fs::fdtable::FdTableLock>> {
     let p = find_process(pid).ok_or(ENOENT)?;
-    let t = p.threads.lock().first().cloned().ok_or(ENOENT)?;
+    let t = p.first_thread().ok_or(ENOENT)?;
     Ok(t.files())
 }
 
@@ -1166,7 +1173,8 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let (mm, _) = mm_of(&p);
     let Some(mm) = mm else { return Ok(0) };
     let show_pfn = crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN);
-    let inner = mm.inner.lock();
+    let _inner = mm.mmap_lock.read();
+    let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     // The pages of the range below TASK_SIZE, all absent at first; then a walk of the
     // range's tables fills in the present ones.
@@ -1178,7 +1186,7 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let n = pages as usize * 8;
     buf[..n].fill(0);
     let start = first * 4096;
-    let mut cursor = inner.pt.cursor(start, start + pages * 4096);
+    let mut cursor = pt.pt.cursor(start, start + pages * 4096);
     while let Some((at, m)) = cursor.next(&mem) {
         // User pages are 4 KiB: none starts before the range.
         if at < start {

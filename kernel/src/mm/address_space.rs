@@ -1,13 +1,39 @@
 //! The address space of a process (Linux's `mm_struct`): page tables, VMAs,
 //! brk, and counters. It can exist without a task (an mshare host later).
 //!
-//! Lock order: task → `MmStruct::inner` → kernel page table → frame allocator.
+//! Locks, as Linux's (outermost first; a sleeping lock is never taken under a spinlock):
+//! - `mmap_lock`, a sleeping reader-writer semaphore (`sync::RwSem`, Linux's
+//!   `mm->mmap_lock`) over `MmInner`: the VMAs, brk, def_flags, the argument and
+//!   environment ranges, the executable. Taken shared by whatever only reads them or
+//!   fills page-table entries inside existing VMAs: page faults (`handle_mm_fault`),
+//!   usercopy's page lookups, populate, /proc readers (maps, smaps, status, pagemap,
+//!   statm), mincore, msync, MADV_DONTNEED/FREE, futex keys. Taken exclusive by whatever
+//!   changes VMAs: mmap, munmap, mprotect, mremap, brk, mlock/munlock/mlockall, the VMA
+//!   flag advices of madvise, exec building the new image, fork (the parent's, as
+//!   `dup_mmap`), a fault that must grow the stack or mark a VMA's first anonymous
+//!   page (`FaultError::NeedWrite`), and the reverse-map unmap of a truncation.
+//! - an inode's page cache lock (a fault looks pages up and maps its fault-around window
+//!   under it), or, never together with it, a page cache's `i_mmap` (VMAs are linked and
+//!   unlinked under `mmap_lock`).
+//! - `page_table_lock` (a spinlock; no interrupt handler touches user page tables) over
+//!   the page table and the grafts: every walk and change of entries, so that faults
+//!   holding `mmap_lock` shared on several CPUs never race on one entry. Linux has one
+//!   lock per PTE table (split PTE locks) and `mm->page_table_lock` for the upper
+//!   levels; one lock per address space here. fork holds its parent's, then its
+//!   child's (nobody else can reach the child yet).
+//! - then the heap, the kernel page table and the frame allocator (innermost), which
+//!   allocating pages and tables takes.
+//!
+//! Lock-free: the page-table root (`root`, fixed for the life of the address space: the
+//! scheduler loads it into CR3 without any lock), the RSS counters and their peak
+//! (atomics, as Linux's `mm_counter`), VmPTE (`pt_pages`).
 #![deny(unsafe_code)]
 
 use super::page::{self, PtOwner};
 use super::vma::{Prot, Vma};
 use crate::arch::cpu;
-use crate::sync::SpinLock as Mutex;
+use crate::sync::order::PageTableLock;
+use crate::sync::{RwSem, SpinLock};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 use page_table::{PageTable, PhysMem, PteFlags};
@@ -186,19 +212,12 @@ impl Graft {
     }
 }
 
+/// What `mmap_lock` guards.
 pub struct MmInner {
-    pub pt: PageTable,
-    /// The owner of the tables this address space allocates (`MmStruct::id`).
-    pub owner: PtOwner,
-    /// The tables of other owners grafted into `pt`, by address.
-    pub grafts: alloc::vec::Vec<Graft>,
     /// VMAs keyed by start address; never overlapping.
     pub vmas: super::vma_tree::VmaTree,
     pub start_brk: u64,
     pub brk: u64,
-    /// Resident pages mapped in this mm by kind (`PageKind` as index):
-    /// anon, file, shmem (Linux's MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES).
-    pub rss: [u64; 3],
     /// Argument and environment strings on the initial stack (for /proc later).
     pub arg_range: (u64, u64),
     pub env_range: (u64, u64),
@@ -206,13 +225,29 @@ pub struct MmInner {
     pub exe: Option<alloc::string::String>,
     /// Flags every new VMA gets (mlockall(MCL_FUTURE) sets VM_LOCKED).
     pub def_flags: super::vma::VmFlags,
-    /// Peaks of RSS and of mapped pages (VmHWM, VmPeak).
-    pub hiwater_rss: u64,
+    /// Peak of mapped pages (VmPeak); VMAs change only under the exclusive lock.
     pub hiwater_vm: u64,
 }
 
+/// What `page_table_lock` guards.
+pub struct MmPageTable {
+    pub pt: PageTable,
+    /// The tables of other owners grafted into `pt`, by address.
+    pub grafts: alloc::vec::Vec<Graft>,
+}
+
 pub struct MmStruct {
-    pub inner: Mutex<MmInner, crate::sync::order::MmInner>,
+    /// The VMAs and what goes with them (see the header for who takes it how).
+    pub mmap_lock: RwSem<MmInner>,
+    /// The page table and its grafts; under `mmap_lock`, above the allocators.
+    pub page_table_lock: SpinLock<MmPageTable, PageTableLock>,
+    /// The page-table root (PML4), readable without a lock.
+    root: u64,
+    /// Resident pages mapped in this mm by kind (`PageKind` as index):
+    /// anon, file, shmem (Linux's MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES).
+    rss: [AtomicU64; 3],
+    /// Peak of RSS (VmHWM).
+    hiwater_rss: AtomicU64,
     /// Page-table pages of this mm counted in VmPTE: PTE, PMD and PUD tables (not the root).
     pub pt_pages: AtomicU64,
     pub id: u64,
@@ -231,22 +266,22 @@ impl MmStruct {
         let owner = PtOwner::Mm(id);
         let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages, owner })?;
         super::kernel_map::copy_kernel_half(pt.root());
+        let root = pt.root();
         let mm = Arc::new_cyclic(|me| MmStruct {
-            inner: Mutex::new(MmInner {
-                pt,
-                owner,
-                grafts: alloc::vec::Vec::new(),
+            mmap_lock: RwSem::new(MmInner {
                 vmas: super::vma_tree::VmaTree::new(me.clone(), id),
                 start_brk: 0,
                 brk: 0,
-                rss: [0; 3],
                 arg_range: (0, 0),
                 env_range: (0, 0),
                 exe: None,
                 def_flags: super::vma::VmFlags::empty(),
-                hiwater_rss: 0,
                 hiwater_vm: 0,
             }),
+            page_table_lock: SpinLock::new(MmPageTable { pt, grafts: alloc::vec::Vec::new() }),
+            root,
+            rss: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            hiwater_rss: AtomicU64::new(0),
             pt_pages,
             id,
             tlb: crate::arch::percpu::TlbCounters::new(),
@@ -255,7 +290,7 @@ impl MmStruct {
     }
 
     pub fn root(&self) -> u64 {
-        self.inner.lock().pt.root()
+        self.root
     }
 
     /// The owner of this address space's page tables.
@@ -271,7 +306,7 @@ impl MmStruct {
     /// Makes this the address space of the CPU (Linux's `switch_mm`): the CPU joins the
     /// address space's CPU mask (`cpumask`) until it loads another root.
     pub fn activate(&self) {
-        let root = self.root();
+        let root = self.root;
         if cpu::read_cr3() & !0xfff != root {
             super::tlb::switch_mm(root, Some(&self.tlb));
         }
@@ -283,25 +318,50 @@ impl MmStruct {
         super::tlb::mm_cpumask(self.root())
     }
 
+    /// Resident pages by kind (anon, file, shmem).
+    pub fn rss(&self) -> [u64; 3] {
+        [0, 1, 2].map(|i| self.rss[i].load(Ordering::Relaxed))
+    }
+
+    /// All resident pages (VmRSS).
+    pub fn rss_total(&self) -> u64 {
+        self.rss().iter().sum()
+    }
+
+    /// Peak of resident pages (VmHWM).
+    pub fn hiwater_rss(&self) -> u64 {
+        self.hiwater_rss.load(Ordering::Relaxed)
+    }
+
+    /// Counts `delta` pages of `kind` in or out (Linux's `add_mm_counter`).
+    pub fn add_rss(&self, kind: page::PageKind, delta: i64) {
+        self.rss[kind as usize].fetch_add(delta as u64, Ordering::Relaxed);
+    }
+
+    /// Records a new RSS peak (VmHWM) after pages were mapped.
+    pub fn note_rss(&self) {
+        self.hiwater_rss.fetch_max(self.rss_total(), Ordering::Relaxed);
+    }
+
     /// Linux's `dup_mmap`: the child gets every VMA (but VM_DONTFORK ones, and
     /// VM_WIPEONFORK ones empty); private writable pages become copy-on-write in both,
     /// shared pages are shared. Entries are copied only for VMAs that hold private
     /// anonymous pages (`vma_needs_copy`): the child faults the others in from their
-    /// file or shmem object, as Linux's does. Fails with None on memory exhaustion (the
-    /// partial child is dropped).
-    pub fn fork(&self) -> Option<Arc<MmStruct>> {
-        let child = MmStruct::new()?;
-        let mut parent = self.inner.lock();
-        // The child's, nested under the parent's (Linux's SINGLE_DEPTH_NESTING): nobody
-        // else can reach it yet.
-        let mut cg = child.inner.lock_nested(1);
+    /// file or shmem object, as Linux's does. Holds the parent's `mmap_lock` exclusive
+    /// (killable: EINTR), so no fault fills the parent while its entries are copied.
+    /// Fails with ENOMEM on memory exhaustion (the partial child is dropped).
+    pub fn fork(&self) -> crate::errno::KResult<Arc<MmStruct>> {
+        use crate::errno::ENOMEM;
+        let child = MmStruct::new().ok_or(ENOMEM)?;
+        let parent = self.mmap_lock.write_killable()?;
+        let mut cg = child.mmap_lock.write();
         let c = &mut *cg;
         c.start_brk = parent.start_brk;
         c.brk = parent.brk;
         c.arg_range = parent.arg_range;
         c.env_range = parent.env_range;
         c.exe = parent.exe.clone();
-        let parent = &mut *parent;
+        let parent = &*parent;
         let mut pmem = self.phys_mem();
         let mut cmem = child.phys_mem();
         // The child's VM_ACCOUNT VMAs are charged anew, each checked against the
@@ -317,14 +377,14 @@ impl MmStruct {
             }
             if super::commit::vm_enough_memory(parent, pages).is_err() {
                 super::commit::vm_acct_memory(-trial);
-                return None;
+                return Err(ENOMEM);
             }
             super::commit::vm_acct_memory(pages as i64);
             trial += pages as i64;
         }
         super::commit::vm_acct_memory(-trial);
         // The parent's writable entries become read-only: flushed on every path below.
-        let tlb = super::tlb::MmuGather::new(parent.pt.root());
+        let tlb = super::tlb::MmuGather::new(self.root);
         let mut ok = true;
         for vma in copied() {
             // Memory locks are not inherited (mlock(2)).
@@ -340,10 +400,14 @@ impl MmStruct {
                 continue;
             }
             let cow = !vma.is_shared();
-            let rss = &mut c.rss;
-            let r = parent.pt.copy_range(
+            // Taken per VMA, after the child's VMA is linked into its file's `i_mmap` (a
+            // page cache's locks are outside the page tables'). The child's nested under
+            // the parent's (Linux's SINGLE_DEPTH_NESTING): nobody else can reach it yet.
+            let mut ppt = self.page_table_lock.lock();
+            let mut cpt = child.page_table_lock.lock_nested(1);
+            let r = ppt.pt.copy_range(
                 &mut pmem,
-                &mut c.pt,
+                &mut cpt.pt,
                 &mut cmem,
                 vma.start,
                 vma.end,
@@ -352,10 +416,11 @@ impl MmStruct {
                     page::get_page(m.phys);
                     page::page_add_rmap(m.phys);
                     if let Some(kind) = page::mm_counter(m.phys) {
-                        rss[kind as usize] += 1;
+                        child.add_rss(kind, 1);
                     }
                 },
             );
+            drop((cpt, ppt));
             if cow {
                 tlb.flush_range(vma.start, vma.end);
             }
@@ -366,13 +431,80 @@ impl MmStruct {
         }
         tlb.finish();
         if !ok {
-            return None;
+            return Err(ENOMEM);
         }
-        c.hiwater_rss = c.rss_total();
+        child.note_rss();
         c.hiwater_vm = c.total_pages();
         drop(cg);
-        Some(child)
+        Ok(child)
     }
+
+    /// Unmaps the pages of [start, end) from the page table (Linux's `zap_page_range`):
+    /// the pages and the tables emptied go to `tlb`, which drops them after its flush.
+    /// Grafts the range covers whole are dropped; inside a graft nothing changes (its
+    /// owner's entries). The caller holds `mmap_lock`, shared or exclusive.
+    pub fn zap_range(&self, tlb: &super::tlb::MmuGather, start: u64, end: u64) {
+        let mut g = self.page_table_lock.lock();
+        let g = &mut *g;
+        let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner: self.owner(), tlb };
+        let r = g.pt.unmap_range(&mut mem, start, end, |va, m| {
+            if let Some(kind) = page::mm_counter(m.phys) {
+                self.add_rss(kind, -1);
+            }
+            page::page_remove_rmap(m.phys);
+            tlb.remove_page(va, m.phys);
+        });
+        tlb.flush_range(start, end);
+        debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
+        g.grafts.retain(|gr| !(start <= gr.va && gr.end() <= end));
+    }
+
+    /// Grafts `table`, a table of `level` (1 = PT .. 3 = PDPT) of another owner, as the
+    /// entry covering `va` (aligned to the table's span): Linux's mshare links a host's
+    /// tables into a guest this way. Takes this address space's reference to the table and
+    /// records the graft. Tables allocated above it are this address space's own.
+    pub fn graft_table(&self, va: u64, level: usize, table: u64, flags: PteFlags) -> Result<(), page_table::MapError> {
+        let owner = self.owner();
+        if !is_graft(table, owner) {
+            return Err(page_table::MapError::AlreadyMapped);
+        }
+        let table_owner = match page::table_owner(table) {
+            Some(o) => o,
+            None => return Err(page_table::MapError::Misaligned),
+        };
+        let mut g = self.page_table_lock.lock();
+        page::get_page(table);
+        let mut mem = UserPhysMem { pt_pages: &self.pt_pages, owner };
+        if let Err(e) = g.pt.graft(&mut mem, va, level, table, flags) {
+            page::put_table_page(table);
+            return Err(e);
+        }
+        g.grafts.push(Graft { va, level, table, owner: table_owner });
+        Ok(())
+    }
+
+    /// Removes the graft at `va` (Linux's mshare unlinking a host's table from a guest):
+    /// the entry goes, the reference is dropped after `tlb`'s flush, and emptied tables
+    /// above it are freed.
+    pub fn ungraft_table(&self, tlb: &super::tlb::MmuGather, va: u64) -> Option<Graft> {
+        ungraft(&mut self.page_table_lock.lock(), &self.pt_pages, self.owner(), tlb, va)
+    }
+}
+
+fn ungraft(
+    g: &mut MmPageTable,
+    pt_pages: &AtomicU64,
+    owner: PtOwner,
+    tlb: &super::tlb::MmuGather,
+    va: u64,
+) -> Option<Graft> {
+    let i = g.grafts.iter().position(|gr| gr.va == va)?;
+    let gr = g.grafts.remove(i);
+    let mut mem = GatherPhysMem { pt_pages, owner, tlb };
+    let r = g.pt.ungraft(&mut mem, gr.va, gr.level);
+    debug_assert_eq!(r, Ok(gr.table), "a recorded graft is in the page table");
+    tlb.flush_range(gr.va, gr.end());
+    Some(gr)
 }
 
 /// Linux's `vma_needs_copy` (mm/memory.c): fork copies the page-table entries of a VMA
@@ -391,16 +523,6 @@ impl MmInner {
     /// Pages of all VMAs (VmSize).
     pub fn total_pages(&self) -> u64 {
         self.vmas.total_pages()
-    }
-
-    /// All resident pages (VmRSS).
-    pub fn rss_total(&self) -> u64 {
-        self.rss.iter().sum()
-    }
-
-    /// Records a new RSS peak (VmHWM) after pages were mapped.
-    pub fn note_rss(&mut self) {
-        self.hiwater_rss = self.hiwater_rss.max(self.rss_total());
     }
 
     /// Records a new peak of mapped pages (VmPeak) after the address space grew.
@@ -434,88 +556,29 @@ impl MmInner {
         }
         f
     }
-
-    /// Unmaps the pages of [start, end) from the page table (Linux's `zap_page_range`):
-    /// the pages and the tables emptied go to `tlb`, which drops them after its flush.
-    /// Grafts the range covers whole are dropped; inside a graft nothing changes (its
-    /// owner's entries).
-    pub fn zap_range(&mut self, tlb: &super::tlb::MmuGather, pt_pages: &AtomicU64, start: u64, end: u64) {
-        let mut mem = GatherPhysMem { pt_pages, owner: self.owner, tlb };
-        let rss = &mut self.rss;
-        let r = self.pt.unmap_range(&mut mem, start, end, |va, m| {
-            if let Some(kind) = page::mm_counter(m.phys) {
-                rss[kind as usize] -= 1;
-            }
-            page::page_remove_rmap(m.phys);
-            tlb.remove_page(va, m.phys);
-        });
-        tlb.flush_range(start, end);
-        debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
-        self.grafts.retain(|g| !(start <= g.va && g.end() <= end));
-    }
-
-    /// Grafts `table`, a table of `level` (1 = PT .. 3 = PDPT) of another owner, as the
-    /// entry covering `va` (aligned to the table's span): Linux's mshare links a host's
-    /// tables into a guest this way. Takes this address space's reference to the table and
-    /// records the graft. Tables allocated above it are this address space's own.
-    pub fn graft_table(
-        &mut self,
-        pt_pages: &AtomicU64,
-        va: u64,
-        level: usize,
-        table: u64,
-        flags: PteFlags,
-    ) -> Result<(), page_table::MapError> {
-        if !is_graft(table, self.owner) {
-            return Err(page_table::MapError::AlreadyMapped);
-        }
-        let owner = match page::table_owner(table) {
-            Some(o) => o,
-            None => return Err(page_table::MapError::Misaligned),
-        };
-        page::get_page(table);
-        let mut mem = UserPhysMem { pt_pages, owner: self.owner };
-        if let Err(e) = self.pt.graft(&mut mem, va, level, table, flags) {
-            page::put_table_page(table);
-            return Err(e);
-        }
-        self.grafts.push(Graft { va, level, table, owner });
-        Ok(())
-    }
-
-    /// Removes the graft at `va` (Linux's mshare unlinking a host's table from a guest):
-    /// the entry goes, the reference is dropped after `tlb`'s flush, and emptied tables
-    /// above it are freed.
-    pub fn ungraft_table(&mut self, tlb: &super::tlb::MmuGather, pt_pages: &AtomicU64, va: u64) -> Option<Graft> {
-        let i = self.grafts.iter().position(|g| g.va == va)?;
-        let g = self.grafts.remove(i);
-        let mut mem = GatherPhysMem { pt_pages, owner: self.owner, tlb };
-        let r = self.pt.ungraft(&mut mem, g.va, g.level);
-        debug_assert_eq!(r, Ok(g.table), "a recorded graft is in the page table");
-        tlb.flush_range(g.va, g.end());
-        Some(g)
-    }
 }
 
 impl Drop for MmStruct {
     fn drop(&mut self) {
-        let inner = self.inner.get_mut();
+        let owner = self.owner();
+        let inner = self.mmap_lock.get_mut();
         for v in inner.vmas.values() {
             v.close();
             super::commit::vm_acct_memory(-(v.flags.committed(v.pages()) as i64));
         }
-        let root = inner.pt.root();
+        let root = self.root;
         {
             // exit_mmap: everything goes, flushed first if this address space is loaded.
             // Grafts lose this address space's reference; tables of its own others graft
             // are emptied for them and stay until their last graft goes.
             let tlb = super::tlb::MmuGather::new_fullmm(root);
-            while let Some(g) = inner.grafts.last() {
-                let va = g.va;
-                inner.ungraft_table(&tlb, &self.pt_pages, va);
+            let g = self.page_table_lock.get_mut();
+            while let Some(gr) = g.grafts.last() {
+                let va = gr.va;
+                ungraft(g, &self.pt_pages, owner, &tlb, va);
             }
-            let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner: inner.owner, tlb: &tlb };
-            inner.pt.clear_user_half(&mut mem, |va, m| {
+            let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner, tlb: &tlb };
+            g.pt.clear_user_half(&mut mem, |va, m| {
                 page::page_remove_rmap(m.phys);
                 tlb.remove_page(va, m.phys);
             });

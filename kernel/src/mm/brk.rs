@@ -1,6 +1,8 @@
 //! `brk` (Linux's `sys_brk` and `do_brk_flags`): grows or shrinks the heap VMA; on
 //! failure (the gap, RLIMIT_AS, the VMA limit, overcommit) the old break is returned,
-//! which is how user space learns of it.
+//! which is how user space learns of it. Holds `mmap_lock` exclusive (Linux's is
+//! killable, returning EINTR; here a kill waits for the lock and the break is unchanged
+//! by the dying task's return value).
 #![deny(unsafe_code)]
 
 use super::address_space::MmStruct;
@@ -8,15 +10,15 @@ use super::vma::{Backend, Prot, VmFlags, Vma};
 use super::{align_up, PAGE_SIZE};
 
 pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write();
     let old = inner.brk;
     if addr < inner.start_brk || addr > super::address_space::TASK_SIZE {
         return old;
     }
     let (old_end, new_end) = (align_up(old, PAGE_SIZE), align_up(addr, PAGE_SIZE));
     if new_end < old_end {
-        let tlb = super::tlb::MmuGather::new(inner.pt.root());
-        inner.unmap_region(&tlb, &mm.pt_pages, new_end, old_end);
+        let tlb = super::tlb::MmuGather::new(mm.root());
+        inner.unmap_region(&tlb, mm, new_end, old_end);
     } else if new_end > old_end {
         if new_end > super::address_space::MMAP_BASE || inner.overlaps(old_end, new_end) {
             return old;

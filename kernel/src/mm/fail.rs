@@ -400,7 +400,7 @@ fn heap_injection_fails_only_fallible_allocations() {
 fn anon_mm(base: u64, pages: u64) -> alloc::sync::Arc<super::address_space::MmStruct> {
     use super::vma::{Backend, Prot, VmFlags, Vma};
     let mm = super::address_space::MmStruct::new().expect("mm");
-    mm.inner.lock().insert_vma(Vma {
+    mm.mmap_lock.write().insert_vma(Vma {
         live: crate::leak::VMAS.live(),
         start: base,
         end: base + pages * super::PAGE_SIZE,
@@ -414,47 +414,42 @@ fn anon_mm(base: u64, pages: u64) -> alloc::sync::Arc<super::address_space::MmSt
 }
 
 fn page_fault_without_memory_is_oom_and_the_fault_succeeds_later() {
-    use super::fault::{handle_mm_fault, Access, FaultError};
+    use super::fault::{fault_exclusive, Access, FaultError};
     let base = 0x4000_0000;
     let mm = anon_mm(base, 4);
     // Each allocation the fault makes (page-table pages, then the page) fails in turn.
     for after in 0..8 {
         let (r, _, _) = with_injection(Spec::every(1, after), Spec::OFF, || {
-            let mut inner = mm.inner.lock();
-            handle_mm_fault(
-                &mut inner,
-                &mm.pt_pages,
-                base + after * super::PAGE_SIZE % (4 * super::PAGE_SIZE),
-                Access::WRITE,
-            )
+            let mut inner = mm.mmap_lock.write();
+            fault_exclusive(&mm, &mut inner, base + after * super::PAGE_SIZE % (4 * super::PAGE_SIZE), Access::WRITE)
         });
         assert!(r == Ok(()) || r == Err(FaultError::Oom), "{:?}", r);
     }
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write();
     let (r, page, _) = with_injection(Spec::every(1, 0), Spec::OFF, || {
-        handle_mm_fault(&mut inner, &mm.pt_pages, base + 3 * super::PAGE_SIZE, Access::WRITE)
+        fault_exclusive(&mm, &mut inner, base + 3 * super::PAGE_SIZE, Access::WRITE)
     });
-    let resident = inner.rss_total();
+    let resident = mm.rss_total();
     if r.is_err() {
         assert_eq!((r, page), (Err(FaultError::Oom), 1));
     }
     for i in 0..4 {
-        handle_mm_fault(&mut inner, &mm.pt_pages, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
+        fault_exclusive(&mm, &mut inner, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
     }
     assert!(resident <= 4);
-    assert_eq!(inner.rss_total(), 4);
+    assert_eq!(mm.rss_total(), 4);
     // Dropping the address space gives every frame back (the ktest harness checks).
 }
 
 fn address_space_fork_fails_cleanly_at_every_allocation() {
-    use super::fault::{handle_mm_fault, Access};
+    use super::fault::{fault_exclusive, Access};
     // Pages on both sides of a 2 MiB boundary, so the copy needs several tables.
     let base = 0x4000_0000 + (2 << 20) - 8 * super::PAGE_SIZE;
     let mm = anon_mm(base, 16);
     {
-        let mut inner = mm.inner.lock();
+        let mut inner = mm.mmap_lock.write();
         for i in 0..16 {
-            handle_mm_fault(&mut inner, &mm.pt_pages, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
+            fault_exclusive(&mm, &mut inner, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
         }
     }
     let before = super::frame::frames_in_use();
@@ -462,29 +457,29 @@ fn address_space_fork_fails_cleanly_at_every_allocation() {
     for after in 0.. {
         let (child, page, _) = with_injection(Spec::every(1, after), Spec::OFF, || mm.fork());
         match child {
-            Some(c) => {
-                assert_eq!(c.inner.lock().rss_total(), 16);
+            Ok(c) => {
+                assert_eq!(c.rss_total(), 16);
                 assert_eq!(page, 0, "a fork that met a failure must fail");
                 break;
             }
-            None => {
+            Err(_) => {
                 failures += 1;
                 assert_eq!(super::frame::frames_in_use(), before, "a failed fork at allocation {} leaked", after);
             }
         }
     }
     assert!(failures >= 4, "root, PDPT, PD and two page tables: {} failure points", failures);
-    assert_eq!(mm.inner.lock().rss_total(), 16, "the parent keeps its pages");
+    assert_eq!(mm.rss_total(), 16, "the parent keeps its pages");
 }
 
 fn mprotect_and_munmap_that_cannot_split_fail_with_enomem_and_change_nothing() {
-    use super::fault::{handle_mm_fault, Access};
+    use super::fault::{fault_exclusive, Access};
     let base = 0x4000_0000;
     let mm = anon_mm(base, 4);
     {
-        let mut inner = mm.inner.lock();
+        let mut inner = mm.mmap_lock.write();
         for i in 0..4 {
-            handle_mm_fault(&mut inner, &mm.pt_pages, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
+            fault_exclusive(&mm, &mut inner, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
         }
     }
     let middle = base + super::PAGE_SIZE;
@@ -498,31 +493,31 @@ fn mprotect_and_munmap_that_cannot_split_fail_with_enomem_and_change_nothing() {
     });
     assert_eq!((p, u, whole, slab), (Err(ENOMEM), Err(ENOMEM), Ok(()), 2));
     {
-        let inner = mm.inner.lock();
+        let inner = mm.mmap_lock.read();
         assert_eq!(inner.vmas.len(), 1, "no VMA was split");
-        assert_eq!(inner.rss_total(), 4, "no page was unmapped");
+        assert_eq!(mm.rss_total(), 4, "no page was unmapped");
     }
     super::munmap::do_munmap(&mm, middle, super::PAGE_SIZE).expect("munmap outside the window");
-    let inner = mm.inner.lock();
-    assert_eq!((inner.vmas.len(), inner.rss_total()), (2, 3));
+    let inner = mm.mmap_lock.read();
+    assert_eq!((inner.vmas.len(), mm.rss_total()), (2, 3));
 }
 
 fn mremap_move_without_page_tables_fails_with_enomem_and_keeps_every_page() {
-    use super::fault::{handle_mm_fault, Access};
+    use super::fault::{fault_exclusive, Access};
     use super::mremap::{do_mremap, MREMAP_FIXED, MREMAP_MAYMOVE};
     let (base, pages, to) = (0x4000_0000, 8, 0x80_0000_0000);
     let mm = anon_mm(base, pages);
     {
-        let mut inner = mm.inner.lock();
+        let mut inner = mm.mmap_lock.write();
         for i in 0..pages {
-            handle_mm_fault(&mut inner, &mm.pt_pages, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
+            fault_exclusive(&mm, &mut inner, base + i * super::PAGE_SIZE, Access::WRITE).expect("fault");
         }
     }
     let len = pages * super::PAGE_SIZE;
     let mapped = |at: u64| {
-        let inner = mm.inner.lock();
+        let pt = mm.page_table_lock.lock();
         let mem = mm.phys_mem();
-        (0..pages).filter(|i| inner.pt.translate(&mem, at + i * super::PAGE_SIZE).is_some()).count() as u64
+        (0..pages).filter(|i| pt.pt.translate(&mem, at + i * super::PAGE_SIZE).is_some()).count() as u64
     };
     let mut failures = 0;
     for after in 0.. {
@@ -536,9 +531,9 @@ fn mremap_move_without_page_tables_fails_with_enomem_and_keeps_every_page() {
         failures += 1;
         assert_eq!(r, Err(ENOMEM));
         assert_eq!((mapped(base), mapped(to)), (pages, 0), "a failed move at allocation {} moved pages", after);
-        assert_eq!(mm.inner.lock().rss_total(), pages);
+        assert_eq!(mm.rss_total(), pages);
     }
     assert!(failures >= 3, "PDPT, PD and page table at the destination: {} failure points", failures);
     assert_eq!((mapped(base), mapped(to)), (0, pages));
-    assert_eq!(mm.inner.lock().rss_total(), pages);
+    assert_eq!(mm.rss_total(), pages);
 }

@@ -3,13 +3,22 @@
 //! (`do_anonymous_page` with the shared zero page for reads,
 //! `do_read_fault` with `do_fault_around`, `do_cow_fault`, `do_shared_fault`)
 //! or break copy-on-write (`do_wp_page`).
+//!
+//! Locking (`address_space.rs` has the order): a fault holds `mmap_lock` shared, so
+//! faults of several threads run together; every look at and change of an entry is
+//! made under `page_table_lock`, and an entry found filled when the fault comes to
+//! fill it means another fault won (the page is dropped, the fault succeeds), as
+//! Linux's `pte_same` checks. What only the exclusive lock may do (grow the stack,
+//! mark a VMA's first anonymous page) is asked for with `FaultError::NeedWrite`:
+//! `fault_in` and `fault_shared` then take the lock exclusive and fault again (Linux's
+//! `lock_mm_and_find_vma` upgrades the same way for the stack).
 #![deny(unsafe_code)]
 
-use super::address_space::{MmInner, UserPhysMem};
+use super::address_space::{MmInner, MmStruct, UserPhysMem};
 use super::page::{self, Page, PageKind};
 use super::vma::{Backend, Prot, VmFlags, Vma};
 use super::PAGE_SIZE;
-use core::sync::atomic::AtomicU64;
+use crate::sync::rwsem::RwSemReadGuard;
 use page_table::{MapError, PageSize, PteFlags};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +43,60 @@ pub enum FaultError {
     Bus,
     /// No memory: the OOM path.
     Oom,
+    /// The fault needs `mmap_lock` exclusive for this: `fault_in` and `fault_shared`
+    /// do it and fault again; no caller of theirs sees this.
+    NeedWrite(Upgrade),
+}
+
+/// What a fault needs the exclusive `mmap_lock` for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upgrade {
+    /// No VMA, but one above that grows down (`expand_stack`).
+    ExpandStack,
+    /// The first private anonymous page of the VMA starting here (`anon_vma_prepare`).
+    AnonVma(u64),
+}
+
+/// Resolves a fault at `addr` of `mm`, taking `mmap_lock` (Linux's
+/// `lock_mm_and_find_vma` and `handle_mm_fault` from `do_user_addr_fault`).
+pub fn fault_in(mm: &MmStruct, addr: u64, access: Access) -> Result<(), FaultError> {
+    let inner = mm.mmap_lock.read();
+    fault_shared(mm, inner, addr, access).1
+}
+
+/// Resolves a fault for a caller holding `mmap_lock` shared (`inner`), and gives the
+/// shared hold back (retaken if the fault needed it exclusive: whatever the caller
+/// looked up under the old hold must be looked up again).
+pub fn fault_shared<'a>(
+    mm: &'a MmStruct,
+    inner: RwSemReadGuard<'a, MmInner>,
+    addr: u64,
+    access: Access,
+) -> (RwSemReadGuard<'a, MmInner>, Result<(), FaultError>) {
+    match handle_mm_fault(mm, &inner, addr, access) {
+        Err(FaultError::NeedWrite(_)) => {}
+        r => return (inner, r),
+    }
+    drop(inner);
+    let mut w = mm.mmap_lock.write();
+    let r = fault_exclusive(mm, &mut w, addr, access);
+    (w.downgrade(), r)
+}
+
+/// The fault under the exclusive `mmap_lock`: does what it needs the lock for, then
+/// faults.
+pub fn fault_exclusive(mm: &MmStruct, inner: &mut MmInner, addr: u64, access: Access) -> Result<(), FaultError> {
+    // Each upgrade is needed at most once: a grown stack is found, a marked VMA is marked.
+    for _ in 0..3 {
+        match handle_mm_fault(mm, inner, addr, access) {
+            Err(FaultError::NeedWrite(Upgrade::ExpandStack)) => {
+                expand_stack(inner, addr)?;
+            }
+            Err(FaultError::NeedWrite(Upgrade::AnonVma(start))) => anon_vma_prepare(inner, start),
+            r => return r,
+        }
+    }
+    Err(FaultError::MapErr)
 }
 
 fn access_allowed(vma: &Vma, access: Access) -> bool {
@@ -47,13 +110,18 @@ fn access_allowed(vma: &Vma, access: Access) -> bool {
     }
 }
 
-/// Resolves a fault at `addr` in `mm`. On success the page is mapped with at
-/// least the requested access.
-pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access: Access) -> Result<(), FaultError> {
+/// Resolves a fault at `addr` in `mm`, whose `mmap_lock` the caller holds (`inner`,
+/// shared or exclusive). On success the page is mapped with at least the requested
+/// access. `NeedWrite` asks for the exclusive lock (see `fault_in`).
+pub fn handle_mm_fault(mm: &MmStruct, inner: &MmInner, addr: u64, access: Access) -> Result<(), FaultError> {
     let page_va = addr & !(PAGE_SIZE - 1);
-    let vma = match mm.find_vma(addr) {
+    let vma = match inner.find_vma(addr) {
         Some(v) => v.clone(),
-        None => expand_stack(mm, addr)?,
+        None => {
+            let grows =
+                inner.vmas.range(addr..).next().is_some_and(|(_, v)| v.flags.contains(super::vma::VmFlags::GROWSDOWN));
+            return Err(if grows { FaultError::NeedWrite(Upgrade::ExpandStack) } else { FaultError::MapErr });
+        }
     };
     if !access_allowed(&vma, access) {
         return Err(FaultError::AccErr);
@@ -63,18 +131,21 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
         // a reservation may not take one anyway): SIGBUS.
         return Err(FaultError::Bus);
     }
-    let mem = UserPhysMem { pt_pages, owner: mm.owner };
-    if let Some(m) = mm.pt.translate(&mem, page_va) {
-        if access.write && !m.flags.contains(PteFlags::WRITABLE) {
-            return do_wp_page(mm, pt_pages, &vma, page_va, m.phys);
+    {
+        let mut pt = mm.page_table_lock.lock();
+        let mem = mm.phys_mem();
+        if let Some(m) = pt.pt.translate(&mem, page_va) {
+            if access.write && !m.flags.contains(PteFlags::WRITABLE) {
+                return do_wp_page(mm, &mut pt.pt, &vma, page_va, m.phys);
+            }
+            // Another path mapped it already, or a stale TLB entry of this CPU: nothing to
+            // do but drop that entry here (other CPUs fix theirs on their own faults).
+            super::tlb::flush_spurious_fault(mm.root(), page_va);
+            return Ok(());
         }
-        // Another path mapped it already, or a stale TLB entry of this CPU: nothing to do
-        // but drop that entry here (other CPUs fix theirs on their own faults).
-        super::tlb::flush_spurious_fault(mm.pt.root(), page_va);
-        return Ok(());
     }
     match &vma.backend {
-        Backend::Anonymous => do_anonymous_page(mm, pt_pages, &vma, page_va, access),
+        Backend::Anonymous => do_anonymous_page(mm, &vma, page_va, access),
         Backend::File(file) => {
             let inode = file.inode().ok_or(FaultError::Bus)?;
             let index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
@@ -84,26 +155,29 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
                 return Err(FaultError::Bus);
             }
             let cache = inode.page_cache().ok_or(FaultError::Bus)?;
+            if !vma.is_shared() && access.write {
+                need_anon_vma(&vma)?;
+            }
             if !access.write {
                 // do_read_fault: first map what the cache already holds around the address.
-                do_fault_around(mm, pt_pages, &vma, cache, max_index, page_va);
+                do_fault_around(mm, &vma, cache, max_index, page_va);
             }
-            // The size was read under the mm lock, which a truncation takes (to unmap)
-            // only after it has set the new size: either this fault maps the page before
-            // that unmap, which then removes it, or it saw the new size and is SIGBUS.
+            // The size was read under the mm lock, which a truncation takes exclusive (to
+            // unmap) only after it has set the new size: either this fault maps the page
+            // before that unmap, which then removes it, or it saw the new size and is
+            // SIGBUS.
             let cached = cache.find_or_create(index).ok_or(FaultError::Oom)?;
             if vma.is_shared() {
                 // do_shared_fault: the page cache page itself.
-                set_pte(mm, pt_pages, &vma, page_va, cached.into_raw(), true)
+                set_pte(mm, &vma, page_va, cached.into_raw(), true)
             } else if access.write {
                 // do_cow_fault: a private copy at once.
                 let copy = Page::alloc(PageKind::Anon).ok_or(FaultError::Oom)?;
                 copy.copy_from(&cached);
-                anon_vma_prepare(mm, vma.start);
-                set_pte(mm, pt_pages, &vma, page_va, copy.into_raw(), true)
+                set_pte(mm, &vma, page_va, copy.into_raw(), true)
             } else {
                 // do_read_fault: the cache page, read-only until written.
-                set_pte(mm, pt_pages, &vma, page_va, cached.into_raw(), false)
+                set_pte(mm, &vma, page_va, cached.into_raw(), false)
             }
         }
     }
@@ -111,46 +185,55 @@ pub fn handle_mm_fault(mm: &mut MmInner, pt_pages: &AtomicU64, addr: u64, access
 
 /// Maps `pa`, whose reference the caller took for this entry, at `page_va`
 /// (Linux's `do_set_pte`): the page gains a mapping and its RSS counter a page.
-/// On failure (no page table) the reference is dropped.
-fn set_pte(
-    mm: &mut MmInner,
-    pt_pages: &AtomicU64,
-    vma: &Vma,
-    page_va: u64,
-    pa: u64,
-    writable: bool,
-) -> Result<(), FaultError> {
-    let mut mem = UserPhysMem { pt_pages, owner: mm.owner };
+/// If another fault filled the entry first (the page-table lock was not held since
+/// this fault found it empty), that mapping stands and the reference is dropped, as
+/// Linux's `finish_fault` on a `pte_none` that no longer holds. On failure (no page
+/// table) the reference is dropped.
+fn set_pte(mm: &MmStruct, vma: &Vma, page_va: u64, pa: u64, writable: bool) -> Result<(), FaultError> {
+    let mut mem = mm.phys_mem();
     let flags = MmInner::pte_flags(vma.prot, writable);
-    if mm.pt.map(&mut mem, page_va, pa, PageSize::Size4K, flags).is_err() {
-        page::put_page(pa);
-        return Err(FaultError::Oom);
+    let r = mm.page_table_lock.lock().pt.map(&mut mem, page_va, pa, PageSize::Size4K, flags);
+    match r {
+        Ok(()) => {}
+        Err(MapError::AlreadyMapped) => {
+            page::put_page(pa);
+            return Ok(());
+        }
+        Err(_) => {
+            page::put_page(pa);
+            return Err(FaultError::Oom);
+        }
     }
     page::page_add_rmap(pa);
     if let Some(kind) = page::mm_counter(pa) {
-        mm.rss[kind as usize] += 1;
+        mm.add_rss(kind, 1);
         mm.note_rss();
     }
     Ok(())
+}
+
+/// `NeedWrite` unless the VMA is marked for private anonymous pages already (Linux's
+/// `anon_vma_prepare` takes `mm->page_table_lock` to set `vma->anon_vma`; the VMA's
+/// flags here change under the exclusive `mmap_lock`).
+fn need_anon_vma(vma: &Vma) -> Result<(), FaultError> {
+    if vma.flags.contains(super::vma::VmFlags::ANON_VMA) {
+        Ok(())
+    } else {
+        Err(FaultError::NeedWrite(Upgrade::AnonVma(vma.start)))
+    }
 }
 
 /// A fault on an empty entry of anonymous memory (Linux's `do_anonymous_page`):
 /// a read of private memory maps the shared zero page read-only (no page is
 /// allocated and no RSS counted; the first write replaces it, `do_wp_page`),
 /// anything else a fresh zeroed page.
-fn do_anonymous_page(
-    mm: &mut MmInner,
-    pt_pages: &AtomicU64,
-    vma: &Vma,
-    page_va: u64,
-    access: Access,
-) -> Result<(), FaultError> {
+fn do_anonymous_page(mm: &MmStruct, vma: &Vma, page_va: u64, access: Access) -> Result<(), FaultError> {
     if !access.write && !vma.is_shared() {
-        return set_pte(mm, pt_pages, vma, page_va, page::zero_page(), false);
+        return set_pte(mm, vma, page_va, page::zero_page(), false);
     }
+    need_anon_vma(vma)?;
     let pa = page::alloc_user_page().ok_or(FaultError::Oom)?;
-    anon_vma_prepare(mm, vma.start);
-    set_pte(mm, pt_pages, vma, page_va, pa, true)
+    set_pte(mm, vma, page_va, pa, true)
 }
 
 /// Linux's `fault_around_bytes` (64 KiB) in pages.
@@ -167,14 +250,7 @@ const PMD_SIZE: u64 = 2 << 20;
 /// at the end of the page table and at the end of the file. Present entries are
 /// left alone, and so is the faulting page, which the caller maps. A failure (no
 /// page table) only ends the window early: the fault itself decides.
-fn do_fault_around(
-    mm: &mut MmInner,
-    pt_pages: &AtomicU64,
-    vma: &Vma,
-    cache: &super::page_cache::PageCache,
-    max_index: u64,
-    page_va: u64,
-) {
+fn do_fault_around(mm: &MmStruct, vma: &Vma, cache: &super::page_cache::PageCache, max_index: u64, page_va: u64) {
     let start = (page_va & !(FAULT_AROUND_PAGES * PAGE_SIZE - 1)).max(vma.start);
     let table_end = (start & !(PMD_SIZE - 1)) + PMD_SIZE;
     let end = (start + FAULT_AROUND_PAGES * PAGE_SIZE).min(vma.end).min(table_end);
@@ -182,20 +258,21 @@ fn do_fault_around(
     let last = (first + (end - start) / PAGE_SIZE).min(max_index);
     let fault_index = vma.pgoff + (page_va - vma.start) / PAGE_SIZE;
     let flags = MmInner::pte_flags(vma.prot, vma.is_shared());
-    let mut mem = UserPhysMem { pt_pages, owner: mm.owner };
-    let (pt, rss) = (&mut mm.pt, &mut mm.rss);
+    let mut mem = mm.phys_mem();
+    // The page-table lock is taken under the cache's, per page.
     cache.for_each_in(first, last, |index, cached| {
         if index == fault_index {
             return true;
         }
         let va = start + (index - first) * PAGE_SIZE;
-        match pt.map(&mut mem, va, cached.phys(), PageSize::Size4K, flags) {
+        let r = mm.page_table_lock.lock().pt.map(&mut mem, va, cached.phys(), PageSize::Size4K, flags);
+        match r {
             Ok(()) => {
                 // The entry's reference, taken under the cache's lock.
                 let pa = cached.clone().into_raw();
                 page::page_add_rmap(pa);
                 if let Some(kind) = page::mm_counter(pa) {
-                    rss[kind as usize] += 1;
+                    mm.add_rss(kind, 1);
                 }
                 true
             }
@@ -208,8 +285,16 @@ fn do_fault_around(
 
 /// Write to a present, write-protected page of a writable VMA: copy-on-write.
 /// Reuses the page when this mapping holds the only reference (`wp_page_reuse`).
-fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, old: u64) -> Result<(), FaultError> {
-    let mut mem = UserPhysMem { pt_pages, owner: mm.owner };
+/// Runs under `page_table_lock` (`pt`), held since the entry was found mapping `old`:
+/// nothing changes it meanwhile.
+fn do_wp_page(
+    mm: &MmStruct,
+    pt: &mut page_table::PageTable,
+    vma: &Vma,
+    page_va: u64,
+    old: u64,
+) -> Result<(), FaultError> {
+    let mut mem: UserPhysMem<'_> = mm.phys_mem();
     let flags = MmInner::pte_flags(vma.prot, true);
     // A shared mapping writes its page in place; a private one reuses an
     // anonymous page nobody else holds (`wp_page_reuse`), and copies otherwise
@@ -220,30 +305,30 @@ fn do_wp_page(mm: &mut MmInner, pt_pages: &AtomicU64, vma: &Vma, page_va: u64, o
     // write fails (`protect`/`remap` refuse it) until mshare says what a guest may do.
     let zero = page::is_zero_page(old);
     if !zero && (vma.is_shared() || (page::kind(old) == PageKind::Anon && page::page_count(old) == 1)) {
-        mm.pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::AccErr)?;
+        pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::AccErr)?;
         // Write permission added: other CPUs' read-only entries only cost them a
         // spurious fault (Linux's `wp_page_reuse` flushes nothing remote either).
-        super::tlb::flush_spurious_fault(mm.pt.root(), page_va);
+        super::tlb::flush_spurious_fault(mm.root(), page_va);
     } else {
+        need_anon_vma(vma)?;
         let new = page::alloc_user_page().ok_or(FaultError::Oom)?;
         if !zero {
             super::copy_frame(new, old);
         }
-        if mm.pt.remap(&mut mem, page_va, new, flags).is_err() {
+        if pt.remap(&mut mem, page_va, new, flags).is_err() {
             page::put_page(new);
             return Err(FaultError::AccErr);
         }
-        anon_vma_prepare(mm, vma.start);
         page::page_add_rmap(new);
         page::page_remove_rmap(old);
         if let Some(kind) = page::mm_counter(old) {
-            mm.rss[kind as usize] -= 1;
+            mm.add_rss(kind, -1);
         }
-        mm.rss[PageKind::Anon as usize] += 1;
+        mm.add_rss(PageKind::Anon, 1);
         mm.note_rss();
         // Every CPU's translation to the old page goes before the page may be freed
         // (Linux's `ptep_clear_flush`).
-        super::tlb::flush_page(mm.pt.root(), page_va);
+        super::tlb::flush_page(mm.root(), page_va);
         page::put_page(old);
     }
     Ok(())

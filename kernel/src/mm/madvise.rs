@@ -1,10 +1,11 @@
 //! `madvise` (Linux's mm/madvise.c, 6.6) and `mincore`.
 #![deny(unsafe_code)]
 
-use super::address_space::{MmStruct, TASK_SIZE};
+use super::address_space::{MmInner, MmStruct, TASK_SIZE};
 use super::vma::{Backend, Prot, VmFlags};
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
+use crate::sync::rwsem::{RwSemReadGuard, RwSemWriteGuard};
 use alloc::vec::Vec;
 
 pub const MADV_NORMAL: u32 = 0;
@@ -33,6 +34,52 @@ fn known(advice: u32) -> bool {
     matches!(advice, 0..=4 | 8..=11 | 14..=23)
 }
 
+/// Linux's `madvise_need_mmap_write`: the advices that only drop or fill pages take
+/// `mmap_lock` shared; the rest may change VMA flags and take it exclusive.
+fn need_mmap_write(advice: u32) -> bool {
+    !matches!(
+        advice,
+        MADV_REMOVE
+            | MADV_WILLNEED
+            | MADV_DONTNEED
+            | MADV_COLD
+            | MADV_PAGEOUT
+            | MADV_FREE
+            | MADV_POPULATE_READ
+            | MADV_POPULATE_WRITE
+    )
+}
+
+/// `mmap_lock` held shared or exclusive, as the advice needs.
+enum Hold<'a> {
+    Shared(RwSemReadGuard<'a, MmInner>),
+    Exclusive(RwSemWriteGuard<'a, MmInner>),
+}
+
+impl Hold<'_> {
+    fn take(mm: &MmStruct, exclusive: bool) -> KResult<Hold<'_>> {
+        Ok(if exclusive { Hold::Exclusive(mm.mmap_lock.write_killable()?) } else { Hold::Shared(mm.mmap_lock.read()) })
+    }
+
+    /// The VMAs to change: only under the exclusive hold (`need_mmap_write`).
+    fn vmas_mut(&mut self) -> &mut MmInner {
+        match self {
+            Hold::Exclusive(w) => &mut **w,
+            Hold::Shared(_) => unreachable!("a VMA-changing advice under the shared mmap_lock"),
+        }
+    }
+}
+
+impl core::ops::Deref for Hold<'_> {
+    type Target = MmInner;
+    fn deref(&self) -> &MmInner {
+        match self {
+            Hold::Shared(r) => &**r,
+            Hold::Exclusive(w) => &**w,
+        }
+    }
+}
+
 pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<()> {
     if !known(advice) {
         if matches!(advice, MADV_MERGEABLE | MADV_UNMERGEABLE) {
@@ -55,7 +102,8 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     if start == end {
         return Ok(());
     }
-    let mut inner = mm.inner.lock();
+    let exclusive = need_mmap_write(advice);
+    let mut inner = Hold::take(mm, exclusive)?;
     // The mapped pieces of the range, and whether a hole was found (ENOMEM
     // after the rest is done, as madvise_walk_vmas).
     let mut pieces = Vec::new();
@@ -73,7 +121,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     }
     // Pieces zapped before a later one fails stay zapped, as Linux's; the gather flushes
     // them, then frees their pages, on every way out (its drop), errors included.
-    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    let tlb = super::tlb::MmuGather::new(mm.root());
     for (s, e, v) in &pieces {
         match advice {
             MADV_DONTNEED | MADV_FREE => {
@@ -82,7 +130,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 {
                     return Err(EINVAL);
                 }
-                inner.zap_range(&tlb, &mm.pt_pages, *s, *e);
+                mm.zap_range(&tlb, *s, *e);
             }
             MADV_REMOVE => {
                 // Punch a hole in the shared file behind the mapping (madvise_remove).
@@ -101,13 +149,14 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                     crate::mm::rmap::unmap_file_pages(cache, first, last, false);
                     cache.remove_range(first, last);
                 }
-                inner = mm.inner.lock();
+                inner = Hold::take(mm, exclusive)?;
             }
             MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK => {
                 // Only private anonymous memory can be wiped in a child.
                 if advice == MADV_WIPEONFORK && (v.is_shared() || !matches!(v.backend, Backend::Anonymous)) {
                     return Err(EINVAL);
                 }
+                let inner = inner.vmas_mut();
                 if let Err(e) = inner.check_split(*s, *e) {
                     return Err(e);
                 }
@@ -126,7 +175,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 let access = super::fault::Access { write: advice == MADV_POPULATE_WRITE, exec: false };
                 drop(inner);
                 let r = super::mlock::populate_range(mm, *s, *e, |_| Some(access));
-                inner = mm.inner.lock();
+                inner = Hold::take(mm, exclusive)?;
                 match r {
                     Ok(()) => {}
                     Err(super::mlock::PopulateStop::Fault) => return Err(EFAULT),
@@ -176,7 +225,7 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
         crate::process::sched::cond_resched();
         out.clear();
         {
-            let inner = mm.inner.lock();
+            let inner = mm.mmap_lock.read();
             let mem = mm.phys_mem();
             let v = inner.find_vma(va).ok_or(ENOMEM)?;
             let chunk_end = end.min(v.end).min(va + CHUNK_PAGES * PAGE_SIZE);
@@ -188,7 +237,8 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
                 va += PAGE_SIZE;
             }
             // Mapped pages, a table at a time.
-            let mut cursor = inner.pt.cursor(chunk_start, chunk_end);
+            let pt = mm.page_table_lock.lock();
+            let mut cursor = pt.pt.cursor(chunk_start, chunk_end);
             while let Some((at, _)) = cursor.next(&mem) {
                 // User pages are 4 KiB: none starts before the chunk.
                 if at >= chunk_start {

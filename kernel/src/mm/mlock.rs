@@ -5,7 +5,7 @@
 #![deny(unsafe_code)]
 
 use super::address_space::{MmInner, MmStruct};
-use super::fault::{handle_mm_fault, Access};
+use super::fault::{fault_shared, Access};
 use super::vma::{Prot, VmFlags};
 use super::{align_up, PAGE_SIZE};
 use crate::errno::*;
@@ -63,7 +63,8 @@ pub enum PopulateStop {
 /// (None skips the VMA), as Linux's `__get_user_pages`: every `POPULATE_BATCH` pages it
 /// drops the mm lock, gives up the CPU if the slice is used (`cond_resched`) and stops
 /// for a fatal signal, so a user-sized range neither holds the CPU nor outlives a kill.
-/// The caller must not hold `mm.inner`; VMAs are looked up again after every pause.
+/// Holds `mmap_lock` shared (Linux's `__mm_populate`), so the caller must not hold it;
+/// VMAs are looked up again after every pause.
 pub fn populate_range(
     mm: &MmStruct,
     start: u64,
@@ -73,17 +74,21 @@ pub fn populate_range(
     let mut va = start;
     while va < end {
         {
-            let mut inner = mm.inner.lock();
+            let mut inner = mm.mmap_lock.read();
             let mut budget = POPULATE_BATCH;
             while va < end && budget > 0 {
-                let v = inner.find_vma(va).ok_or(PopulateStop::Fault)?;
-                let vend = v.end.min(end);
-                let Some(access) = access_of(v) else {
+                let (vend, access) = {
+                    let v = inner.find_vma(va).ok_or(PopulateStop::Fault)?;
+                    (v.end.min(end), access_of(v))
+                };
+                let Some(access) = access else {
                     va = vend;
                     continue;
                 };
                 while va < vend && budget > 0 {
-                    handle_mm_fault(&mut inner, &mm.pt_pages, va, access).map_err(|_| PopulateStop::Fault)?;
+                    let (held, r) = fault_shared(mm, inner, va, access);
+                    inner = held;
+                    r.map_err(|_| PopulateStop::Fault)?;
                     va += PAGE_SIZE;
                     budget -= 1;
                 }
@@ -102,7 +107,7 @@ pub fn populate_range(
 /// Faults in the pages of [start, end) that mlock locks, as `__mm_populate` (write
 /// faults for writable private mappings, so copy-on-write is broken now; PROT_NONE
 /// VMAs are skipped). A failed fault is left to the later access, as Linux does; a
-/// fatal signal is EINTR. The caller must not hold `mm.inner`.
+/// fatal signal is EINTR. The caller must not hold `mmap_lock`.
 pub fn populate(mm: &MmStruct, start: u64, end: u64) -> KResult<()> {
     match populate_range(mm, start, end, populate_access) {
         Err(PopulateStop::Killed) => Err(EINTR),
@@ -149,7 +154,7 @@ pub fn do_mlock(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
     if start == end {
         return Ok(());
     }
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     // Pages already locked inside the range do not count twice (count_mm_mlocked_page_nr).
     let already: u64 = inner
         .vmas
@@ -182,7 +187,7 @@ pub fn do_munlock(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     if start == end {
         return Ok(());
     }
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     check_mapped(&inner, start, end)?;
     inner.check_split(start, end)?;
     set_lock_flags(&mut inner, start, end, VmFlags::empty());
@@ -194,7 +199,7 @@ pub fn do_mlockall(mm: &MmStruct, flags: u32) -> KResult<()> {
         return Err(EINVAL);
     }
     let (capable, limit) = can_do_mlock()?;
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     if flags & MCL_CURRENT != 0 && inner.total_pages() > limit && !capable {
         return Err(ENOMEM);
     }
@@ -217,7 +222,7 @@ pub fn do_mlockall(mm: &MmStruct, flags: u32) -> KResult<()> {
 }
 
 pub fn do_munlockall(mm: &MmStruct) -> KResult<()> {
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     inner.def_flags = VmFlags::empty();
     let keys: alloc::vec::Vec<u64> = inner.vmas.keys().copied().collect();
     for k in keys {

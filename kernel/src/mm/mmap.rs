@@ -162,16 +162,11 @@ impl MmInner {
 
     /// Unmaps [start, end): splits, removes VMAs and their pages (Linux's `unmap_region`);
     /// `tlb` flushes, then frees the pages and tables.
-    pub fn unmap_region(
-        &mut self,
-        tlb: &super::tlb::MmuGather,
-        pt_pages: &core::sync::atomic::AtomicU64,
-        start: u64,
-        end: u64,
-    ) {
+    /// `mm` is the address space this is the `mmap_lock` content of.
+    pub fn unmap_region(&mut self, tlb: &super::tlb::MmuGather, mm: &MmStruct, start: u64, end: u64) {
         self.split_at(start, end);
         for v in self.take_vmas(start, end) {
-            self.zap_range(tlb, pt_pages, v.start, v.end);
+            mm.zap_range(tlb, v.start, v.end);
         }
     }
 
@@ -286,7 +281,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             (Some(f), false)
         }
     };
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     // Checked before MAP_FIXED unmaps anything.
     let mut vflags = inner.def_flags;
     if flags & MAP_LOCKED != 0 {
@@ -340,8 +335,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     }
     if fixed {
         inner.check_split(start, start + len)?;
-        let tlb = super::tlb::MmuGather::new(inner.pt.root());
-        inner.unmap_region(&tlb, &mm.pt_pages, start, start + len);
+        let tlb = super::tlb::MmuGather::new(mm.root());
+        inner.unmap_region(&tlb, mm, start, start + len);
     }
     if hugetlb {
         // hugetlbfs_file_mmap: without MAP_NORESERVE the pages are reserved now, and the

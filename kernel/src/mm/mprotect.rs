@@ -36,7 +36,7 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     if end > TASK_SIZE {
         return Err(ENOMEM);
     }
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     // Every page of the range must be mapped (ENOMEM otherwise) and may take the new
     // protection (EACCES otherwise), checked before any change.
     // A private mapping made writable is charged to committed memory (mprotect_fixup);
@@ -56,7 +56,7 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     inner.check_split(start, end)?;
     // A graft in the range holds its owner's entries, which no mprotect of a guest edits
     // (no system call makes grafts yet; mshare will say what a guest may do).
-    if inner.grafts.iter().any(|g| g.va < end && start < g.end()) {
+    if mm.page_table_lock.lock().grafts.iter().any(|g| g.va < end && start < g.end()) {
         return Err(EINVAL);
     }
     if charge > 0 {
@@ -80,9 +80,9 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     // Linux's change_protection, a PTE table at a time. Writability is only ever removed
     // here; adding PROT_WRITE lets the next write fault decide (copy-on-write or reuse).
     // The gather flushes this address space, and those grafting a table that changed.
-    let tlb = super::tlb::MmuGather::new(inner.pt.root());
-    let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, owner: inner.owner, tlb: &tlb };
-    let changed = inner.pt.protect_range(&mut mem, start, end, |_, m| {
+    let tlb = super::tlb::MmuGather::new(mm.root());
+    let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, owner: mm.owner(), tlb: &tlb };
+    let changed = mm.page_table_lock.lock().pt.protect_range(&mut mem, start, end, |_, m| {
         Some(MmInner::pte_flags(new_prot, m.flags.contains(PteFlags::WRITABLE)))
     });
     inner.merge_around(start, end);

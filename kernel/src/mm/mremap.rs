@@ -52,7 +52,7 @@ fn resize(
     if new_len == 0 {
         return Err(EINVAL);
     }
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     let vma = inner.find_vma(old).ok_or(EFAULT)?.clone();
     let (old_len, new_len) = if vma.flags.contains(VmFlags::HUGETLB) {
         // mremap on hugetlb: whole huge pages at aligned addresses, and never growth (its
@@ -121,11 +121,11 @@ fn resize(
         if account {
             vm_enough_memory(&inner, move_charge(old_len))?;
         }
-        let tlb = super::tlb::MmuGather::new(inner.pt.root());
-        inner.unmap_region(&tlb, &mm.pt_pages, new_addr, new_addr + new_len);
+        let tlb = super::tlb::MmuGather::new(mm.root());
+        inner.unmap_region(&tlb, mm, new_addr, new_addr + new_len);
         let mut old_len = old_len;
         if old_len > new_len && flags & MREMAP_DONTUNMAP == 0 {
-            inner.unmap_region(&tlb, &mm.pt_pages, old + new_len, old + old_len);
+            inner.unmap_region(&tlb, mm, old + new_len, old + old_len);
             old_len = new_len;
         }
         let r = move_range(&mut inner, &tlb, mm, old, old_len, new_addr, new_len, flags & MREMAP_DONTUNMAP != 0);
@@ -137,8 +137,8 @@ fn resize(
     // Shrinking: unmap the tail.
     if new_len <= old_len && old_len != 0 && !dont_unmap {
         if new_len < old_len {
-            let tlb = super::tlb::MmuGather::new(inner.pt.root());
-            inner.unmap_region(&tlb, &mm.pt_pages, old + new_len, old + old_len);
+            let tlb = super::tlb::MmuGather::new(mm.root());
+            inner.unmap_region(&tlb, mm, old + new_len, old + old_len);
         }
         return Ok((old, None));
     }
@@ -168,7 +168,7 @@ fn resize(
         vm_enough_memory(&inner, move_charge(old_len))?;
     }
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
-    let tlb = super::tlb::MmuGather::new(inner.pt.root());
+    let tlb = super::tlb::MmuGather::new(mm.root());
     let r = move_range(&mut inner, &tlb, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
     r.map(|_| (dest, grown(dest)))
 }
@@ -206,7 +206,8 @@ fn move_range(
         // back, and nothing has moved. The tables the source emptied go through `tlb`.
         let moved_len = old_len.min(new_len);
         let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, owner: mm.owner(), tlb };
-        inner.pt.move_range(&mut mem, old, new, moved_len).map_err(|e| match e {
+        let r = mm.page_table_lock.lock().pt.move_range(&mut mem, old, new, moved_len);
+        r.map_err(|e| match e {
             // Only the owner of a graft moves its entries.
             page_table::MapError::Graft => EINVAL,
             _ => ENOMEM,

@@ -25,7 +25,7 @@ pub fn do_msync(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
     if end == start {
         return Ok(());
     }
-    let inner = mm.inner.lock();
+    let inner = mm.mmap_lock.read();
     let mut unmapped = false;
     let mut cur = start;
     for v in inner.vmas.overlapping(start, end) {

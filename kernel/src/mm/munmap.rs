@@ -17,13 +17,13 @@ pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     if end > TASK_SIZE {
         return Err(EINVAL);
     }
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write_killable()?;
     inner.check_split(start, end)?;
     // Cutting a VMA needs a new one (Linux's split_vma → vm_area_dup), which can fail.
     if inner.splits(start, end) {
         super::fail::slab_may_fail()?;
     }
-    let tlb = super::tlb::MmuGather::new(inner.pt.root());
-    inner.unmap_region(&tlb, &mm.pt_pages, start, end);
+    let tlb = super::tlb::MmuGather::new(mm.root());
+    inner.unmap_region(&tlb, mm, start, end);
     Ok(())
 }

@@ -69,7 +69,7 @@ pub fn oom_badness(p: &Process, mm: &MmStruct, totalpages: u64) -> Option<i64> {
     }
     // A locked mm belongs to the caller's own stack (one CPU, no sleeping with a
     // spinlock held): its resident pages are unknown, its page tables still count.
-    let rss = mm.inner.try_lock().map_or(0, |m| m.rss_total());
+    let rss = mm.rss_total();
     let points = (rss + mm.pt_pages.load(Ordering::Relaxed)) as i64;
     Some(points + adj as i64 * totalpages as i64 / 1000)
 }
@@ -116,7 +116,7 @@ fn select_bad_process(totalpages: u64) -> Selected {
 }
 
 fn comm_of(p: &Process) -> alloc::string::String {
-    let comm = p.threads.lock().first().map(|t| *t.comm.lock()).unwrap_or([0; 16]);
+    let comm = p.first_thread().map(|t| *t.comm.lock()).unwrap_or([0; 16]);
     let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     alloc::string::String::from_utf8_lossy(&comm[..len]).into_owned()
 }
@@ -125,7 +125,8 @@ fn comm_of(p: &Process) -> alloc::string::String {
 fn oom_kill_process(victim: &Arc<Process>, mm: &MmStruct) {
     signal::send_to_process(victim, SigInfo::new(signal::SIGKILL, signal::SI_KERNEL));
     let kb = PAGE_SIZE / 1024;
-    let (total_vm, rss) = mm.inner.try_lock().map_or((0, [0; 3]), |m| (m.total_pages(), m.rss));
+    let total_vm = mm.mmap_lock.try_read().map_or(0, |m| m.total_pages());
+    let rss = mm.rss();
     log::error!(
         "Out of memory: Killed process {} ({}) total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:{} pgtables:{}kB oom_score_adj:{}",
         victim.pid,

@@ -34,7 +34,7 @@ pub fn do_remap_file_pages(mm: &MmStruct, start: u64, size: u64, prot: u64, pgof
         return Err(EINVAL);
     }
     let (file, prot, vm_flags) = {
-        let inner = mm.inner.lock();
+        let inner = mm.mmap_lock.read();
         // VM_SHARED: a shared mapping of a file opened read-only lost it at mmap.
         let vma = inner.find_vma(start).filter(|v| v.is_shared() && v.may_write()).ok_or(EINVAL)?;
         let Backend::File(file) = &vma.backend else { return Err(EINVAL) };

@@ -9,7 +9,7 @@
 //! copies included) and when a hole is punched (only the file's own pages leave; private
 //! copies stay), as Linux's `unmap_mapping_range(.., even_cows)`.
 //!
-//! Lock order: `MmStruct::inner` → `PageCache::i_mmap` (a leaf: nothing is locked under
+//! Lock order: `MmStruct::mmap_lock` → `PageCache::i_mmap` (a leaf: nothing is locked under
 //! it; the walk below takes its snapshot, lets go, then locks each address space).
 
 use super::address_space::MmStruct;
@@ -68,7 +68,10 @@ impl IntervalKey for MapKey {
 /// (anonymous pages) and loses only the file's pages it still maps.
 pub fn unmap_file_pages(cache: &PageCache, first: u64, end: u64, even_cows: bool) {
     // The VMAs to visit, found under the i_mmap lock; each is looked up again under its
-    // address space's lock, which cannot be taken under i_mmap's.
+    // address space's `mmap_lock`, which cannot be taken under i_mmap's. The lock is
+    // taken exclusive: a fault reads the file size under it shared, so it either maps
+    // its page before this unmap or sees the new size (Linux gets the same from the
+    // page lock and a size check after it, without `mmap_lock`).
     let mut hits: Vec<(Arc<MmStruct>, u64)> = Vec::new();
     cache.i_mmap.lock().for_each_overlapping(first, end, |k, _| {
         if let Some(mm) = k.mm.upgrade() {
@@ -76,7 +79,7 @@ pub fn unmap_file_pages(cache: &PageCache, first: u64, end: u64, even_cows: bool
         }
     });
     for (mm, vma_start) in &hits {
-        let mut inner = mm.inner.lock();
+        let inner = mm.mmap_lock.write();
         let Some(v) = inner.vmas.get(vma_start) else { continue };
         if !v.backend.inode().and_then(|i| i.page_cache()).is_some_and(|c| core::ptr::eq(c, cache)) {
             continue;
@@ -87,22 +90,26 @@ pub fn unmap_file_pages(cache: &PageCache, first: u64, end: u64, even_cows: bool
             continue;
         }
         let (s, e) = (v.start + (lo - v.pgoff) * PAGE_SIZE, v.start + (hi - v.pgoff) * PAGE_SIZE);
-        let tlb = super::tlb::MmuGather::new(inner.pt.root());
+        let tlb = super::tlb::MmuGather::new(mm.root());
         if !even_cows && !v.is_shared() {
             // Only the entries that still map the file's pages.
             let mut file_pages = Vec::new();
             let mem = mm.phys_mem();
-            let mut cursor = inner.pt.cursor(s, e);
-            while let Some((at, m)) = cursor.next(&mem) {
-                if super::page::kind(m.phys) != super::page::PageKind::Anon {
-                    file_pages.push(at);
+            {
+                let pt = mm.page_table_lock.lock();
+                let mut cursor = pt.pt.cursor(s, e);
+                while let Some((at, m)) = cursor.next(&mem) {
+                    if super::page::kind(m.phys) != super::page::PageKind::Anon {
+                        file_pages.push(at);
+                    }
                 }
             }
             for at in file_pages {
-                inner.zap_range(&tlb, &mm.pt_pages, at, at + PAGE_SIZE);
+                mm.zap_range(&tlb, at, at + PAGE_SIZE);
             }
         } else {
-            inner.zap_range(&tlb, &mm.pt_pages, s, e);
+            mm.zap_range(&tlb, s, e);
         }
+        drop(inner);
     }
 }

@@ -261,15 +261,14 @@ fn mm_with_anon_vma(
     ops: Option<Arc<dyn super::vma::VmaOps>>,
 ) -> Arc<MmStruct> {
     let mm = MmStruct::new().expect("mm");
-    mm.inner.lock().insert_vma(anon_vma(base, pages, flags, ops));
+    mm.mmap_lock.write().insert_vma(anon_vma(base, pages, flags, ops));
     mm
 }
 
-/// Write-faults in the `pages` pages at `base` of `mm`, whose locked state is `inner`.
+/// Write-faults in the `pages` pages at `base` of `mm`, whose VMAs `inner` holds exclusive.
 fn fault_in_for_write(mm: &MmStruct, inner: &mut MmInner, base: u64, pages: u64) {
     for i in 0..pages {
-        super::fault::handle_mm_fault(inner, &mm.pt_pages, base + i * PAGE_SIZE, super::fault::Access::WRITE)
-            .expect("fault in");
+        super::fault::fault_exclusive(mm, inner, base + i * PAGE_SIZE, super::fault::Access::WRITE).expect("fault in");
     }
 }
 
@@ -303,18 +302,17 @@ fn vma_open_close_hooks_track_every_piece() {
 /// a guest address space then grafts; returns (host, guest, the PTE table).
 fn host_with_a_pte_table_grafted_into_a_guest(base: u64) -> (Arc<MmStruct>, Arc<MmStruct>, u64) {
     let host = mm_with_anon_vma(base, 8, super::vma::VmFlags::empty(), None);
-    fault_in_for_write(&host, &mut host.inner.lock(), base, 8);
+    fault_in_for_write(&host, &mut host.mmap_lock.write(), base, 8);
     let pt = {
-        let h = host.inner.lock();
         let mem = host.phys_mem();
-        let pml4e = page_table::Pte(mem_read(&mem, h.pt.root(), page_table::table_index(base, 4)));
+        let pml4e = page_table::Pte(mem_read(&mem, host.root(), page_table::table_index(base, 4)));
         let pdpte = page_table::Pte(mem_read(&mem, pml4e.addr(), page_table::table_index(base, 3)));
         let pde = page_table::Pte(mem_read(&mem, pdpte.addr(), page_table::table_index(base, 2)));
         pde.addr()
     };
     let guest = MmStruct::new().expect("guest mm");
     let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER;
-    guest.inner.lock().graft_table(&guest.pt_pages, base, 1, pt, flags).expect("graft");
+    guest.graft_table(base, 1, pt, flags).expect("graft");
     (host, guest, pt)
 }
 
@@ -329,9 +327,9 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     let (host, guest, pt) = host_with_a_pte_table_grafted_into_a_guest(base);
     let host_tables = host.pt_pages.load(Relaxed);
     {
-        let g = guest.inner.lock();
+        let g = guest.page_table_lock.lock();
         let m = g.pt.translate(&guest.phys_mem(), base + 3 * PAGE_SIZE).expect("guest sees the host's page");
-        let hm = host.inner.lock_nested(1).pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
+        let hm = host.page_table_lock.lock_nested(1).pt.translate(&host.phys_mem(), base + 3 * PAGE_SIZE).unwrap();
         assert_eq!(m.phys, hm.phys);
         assert_eq!(g.grafts.len(), 1, "the guest records its graft");
         assert_eq!(g.grafts[0].owner, host.owner());
@@ -343,7 +341,7 @@ fn grafted_page_table_is_shared_and_only_its_owner_frees_it() {
     assert_eq!(super::page::page_count(pt), 1, "the guest dropped only its share");
     assert_eq!(host.pt_pages.load(Relaxed), host_tables);
     let mem = host.phys_mem();
-    assert!(host.inner.lock().pt.translate(&mem, base + 7 * PAGE_SIZE).is_some(), "host mappings intact");
+    assert!(host.page_table_lock.lock().pt.translate(&mem, base + 7 * PAGE_SIZE).is_some(), "host mappings intact");
     drop(host);
 }
 
@@ -355,21 +353,21 @@ fn owner_munmap_inside_a_grafted_table_unmaps_its_pages_for_every_grafter() {
     let base = 0x4000_0000u64;
     let (host, guest, pt) = host_with_a_pte_table_grafted_into_a_guest(base);
     let (user_pages, host_tables) = (page::user_pages(), host.pt_pages.load(Relaxed));
-    assert_eq!(host.inner.lock().rss_total(), 8);
+    assert_eq!(host.rss_total(), 8);
     super::munmap::do_munmap(&host, base, 4 * PAGE_SIZE).expect("munmap");
     {
-        let h = host.inner.lock();
-        let g = guest.inner.lock_nested(1);
+        let h = host.page_table_lock.lock();
+        let g = guest.page_table_lock.lock_nested(1);
         let (hmem, gmem) = (host.phys_mem(), guest.phys_mem());
         assert!(h.pt.translate(&hmem, base).is_none(), "the owner's unmap clears its entries");
         assert!(g.pt.translate(&gmem, base + 3 * PAGE_SIZE).is_none(), "and the guest sees it");
         assert!(g.pt.translate(&gmem, base + 4 * PAGE_SIZE).is_some());
-        assert_eq!(h.rss_total(), 4);
+        assert_eq!(host.rss_total(), 4);
     }
     assert_eq!(page::user_pages(), user_pages - 4, "the unmapped pages are freed");
     // Emptied by its owner, the table stays (linked and charged) while the guest holds it.
     super::munmap::do_munmap(&host, base + 4 * PAGE_SIZE, 4 * PAGE_SIZE).expect("munmap");
-    assert_eq!(host.inner.lock().rss_total(), 0);
+    assert_eq!(host.rss_total(), 0);
     assert_eq!(page::page_count(pt), 2);
     assert_eq!(host.pt_pages.load(Relaxed), host_tables);
     drop(guest);
@@ -388,7 +386,7 @@ fn owner_dying_first_leaves_grafters_an_empty_table_until_they_go() {
     assert_eq!(page::user_pages(), user_pages - 8, "the owner's pages went with it");
     assert_eq!(page::page_count(pt), 1, "the guest's reference keeps the table");
     {
-        let g = guest.inner.lock();
+        let g = guest.page_table_lock.lock();
         let mem = guest.phys_mem();
         assert!((0..8).all(|i| g.pt.translate(&mem, base + i * PAGE_SIZE).is_none()));
     }
@@ -402,21 +400,21 @@ fn owner_dying_first_leaves_grafters_an_empty_table_until_they_go() {
 /// owner's entry (reuse or copy-on-write): it fails with an access error (no panic, no
 /// OOM path) and the owner's entry and page stay as they were.
 fn guest_write_fault_on_a_write_protected_page_in_a_graft_fails_and_changes_nothing() {
-    use super::fault::{handle_mm_fault, Access, FaultError};
+    use super::fault::{fault_exclusive, Access, FaultError};
     let base = 0x4000_0000u64;
     let (host, guest, _) = host_with_a_pte_table_grafted_into_a_guest(base);
     super::mprotect::do_mprotect(&host, base, 8 * PAGE_SIZE, 1).expect("mprotect PROT_READ");
-    let before = host.inner.lock().pt.translate(&host.phys_mem(), base).expect("mapped");
+    let before = host.page_table_lock.lock().pt.translate(&host.phys_mem(), base).expect("mapped");
     assert!(!before.flags.contains(PteFlags::WRITABLE));
     let user_pages = super::page::user_pages();
     {
-        let mut g = guest.inner.lock();
+        let mut g = guest.mmap_lock.write();
         g.insert_vma(anon_vma(base, 8, super::vma::VmFlags::empty(), None));
-        let r = handle_mm_fault(&mut g, &guest.pt_pages, base, Access::WRITE);
+        let r = fault_exclusive(&guest, &mut g, base, Access::WRITE);
         assert!(matches!(r, Err(FaultError::AccErr)), "the owner's entry is not the guest's to change");
-        assert_eq!(g.rss_total(), 0);
+        assert_eq!(guest.rss_total(), 0);
     }
-    assert_eq!(host.inner.lock().pt.translate(&host.phys_mem(), base), Some(before));
+    assert_eq!(host.page_table_lock.lock().pt.translate(&host.phys_mem(), base), Some(before));
     assert_eq!(super::page::user_pages(), user_pages, "no page was copied");
     drop(guest);
     drop(host);
@@ -434,17 +432,18 @@ fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
     use core::sync::atomic::Ordering::Relaxed;
     let base = 0x4000_0000;
     let mm = mm_with_anon_vma(base, 2, super::vma::VmFlags::empty(), None);
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.write();
     let tables_before = mm.pt_pages.load(Relaxed);
     fault_in_for_write(&mm, &mut inner, base, 2);
     let mem = mm.phys_mem();
-    let pages: Vec<u64> = (0..2).map(|i| inner.pt.translate(&mem, base + i * PAGE_SIZE).unwrap().phys).collect();
-    let pt = mem_read(&mem, mem_read(&mem, mem_read(&mem, inner.pt.root(), 0) & !0xfff, 1) & !0xfff, 0) & !0xfff;
+    let translate = |va| mm.page_table_lock.lock().pt.translate(&mem, va);
+    let pages: Vec<u64> = (0..2).map(|i| translate(base + i * PAGE_SIZE).unwrap().phys).collect();
+    let pt = mem_read(&mem, mem_read(&mem, mem_read(&mem, mm.root(), 0) & !0xfff, 1) & !0xfff, 0) & !0xfff;
     let user_pages = page::user_pages();
-    let tlb = super::tlb::MmuGather::new(inner.pt.root());
-    inner.zap_range(&tlb, &mm.pt_pages, base, base + 2 * PAGE_SIZE);
-    assert!(inner.pt.translate(&mem, base).is_none());
-    assert_eq!(inner.rss_total(), 0);
+    let tlb = super::tlb::MmuGather::new(mm.root());
+    mm.zap_range(&tlb, base, base + 2 * PAGE_SIZE);
+    assert!(translate(base).is_none());
+    assert_eq!(mm.rss_total(), 0);
     assert_eq!(mm.pt_pages.load(Relaxed), tables_before, "the emptied tables are uncharged at once");
     assert!(pages.iter().all(|&p| page::page_count(p) == 1), "pages held until the flush");
     assert_eq!(page::page_count(pt), 1, "the PTE table is held until the flush");

@@ -6,7 +6,7 @@
 //! be resolved, is `EFAULT` — never a kernel fault.
 
 use super::address_space::{MmStruct, TASK_SIZE};
-use super::fault::{handle_mm_fault, Access, FaultError};
+use super::fault::{fault_shared, Access, FaultError};
 use super::page::Page;
 use super::PAGE_SIZE;
 use crate::errno::*;
@@ -44,25 +44,30 @@ fn fault_errno(_: FaultError) -> Errno {
 }
 
 /// The page mapping `va` in `mm`, faulted in for `access`, with a reference taken
-/// under the mm lock (Linux's `get_user_pages`): the copy through it runs after the
-/// lock is dropped, and an unmap or truncation meanwhile cannot free the frame under
+/// under `mmap_lock` (shared) and the page-table lock (Linux's `get_user_pages`): the
+/// copy through it runs after the locks are dropped, and an unmap or truncation meanwhile cannot free the frame under
 /// it (the bytes land in, or come from, the page the address named when it was
 /// looked up, as on Linux).
 fn user_page(mm: &MmStruct, va: u64, access: Access) -> KResult<Page> {
     if va >= TASK_SIZE {
         return Err(EFAULT);
     }
-    let mut inner = mm.inner.lock();
+    let mut inner = mm.mmap_lock.read();
     for _ in 0..2 {
-        let mem = mm.phys_mem();
-        if let Some(m) = inner.pt.translate(&mem, va) {
-            let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
-            if ok {
-                let pa = m.phys + (va & (m.size.bytes() - 1));
-                return Ok(Page::get(pa & !(PAGE_SIZE - 1)));
+        {
+            let pt = mm.page_table_lock.lock();
+            let mem = mm.phys_mem();
+            if let Some(m) = pt.pt.translate(&mem, va) {
+                let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
+                if ok {
+                    let pa = m.phys + (va & (m.size.bytes() - 1));
+                    return Ok(Page::get(pa & !(PAGE_SIZE - 1)));
+                }
             }
         }
-        handle_mm_fault(&mut inner, &mm.pt_pages, va, access).map_err(fault_errno)?;
+        let (held, r) = fault_shared(mm, inner, va, access);
+        inner = held;
+        r.map_err(fault_errno)?;
     }
     Err(EFAULT)
 }
@@ -134,14 +139,14 @@ pub fn read_u32_nofault(mm: &MmStruct, va: u64) -> Option<u32> {
     if va >= TASK_SIZE || !va.is_multiple_of(4) {
         return None;
     }
-    let inner = mm.inner.lock();
-    let m = inner.pt.translate(&mm.phys_mem(), va)?;
+    let pt = mm.page_table_lock.lock();
+    let m = pt.pt.translate(&mm.phys_mem(), va)?;
     if !m.flags.contains(PteFlags::USER) {
         return None;
     }
     let pa = m.phys + (va & (m.size.bytes() - 1));
     let page = Page::get(pa & !(PAGE_SIZE - 1));
-    drop(inner);
+    drop(pt);
     let mut word = [0u8; 4];
     page.read((va % PAGE_SIZE) as usize, &mut word);
     Some(u32::from_ne_bytes(word))

@@ -5,7 +5,7 @@
 //! `rmap.rs`), all updated on each change so that no operation walks every VMA. Every
 //! change goes through `insert`, `remove` or the `VmaMut` handle of `get_mut`.
 //!
-//! Lock order: `MmStruct::inner` → a file's `i_mmap`.
+//! Lock order: `MmStruct::mmap_lock` → a file's `i_mmap`.
 #![deny(unsafe_code)]
 
 use super::address_space::MmStruct;

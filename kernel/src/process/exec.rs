@@ -202,7 +202,8 @@ pub fn exec_into(
     drop(data);
 
     let (readable, (creds, secure)) = {
-        let c = t.process.creds.lock();
+        // A copy: the file's metadata lock is outside the credentials'.
+        let c = t.process.creds.lock().clone();
         (inode_permission(&c, &inode, MAY_READ).is_ok(), exec_creds(&c, &inode.metadata()))
     };
     let auxv = elf_loader::exec_auxv(
@@ -241,10 +242,10 @@ pub fn exec_into(
     })?;
     let mm = MmStruct::new().ok_or(ENOMEM)?;
     {
-        let mut inner = mm.inner.lock();
+        let mut inner = mm.mmap_lock.write();
         for step in &plan {
-            let tlb = crate::mm::tlb::MmuGather::new(inner.pt.root());
-            inner.unmap_region(&tlb, &mm.pt_pages, step.start, step.end);
+            let tlb = crate::mm::tlb::MmuGather::new(mm.root());
+            inner.unmap_region(&tlb, &mm, step.start, step.end);
             if step.file_end > step.start {
                 inner.insert_vma(Vma {
                     live: crate::leak::VMAS.live(),
@@ -302,7 +303,7 @@ pub fn exec_into(
 
     crate::mm::usercopy::copy_to_user(&mm, image.sp, &image.bytes)?;
     {
-        let mut inner = mm.inner.lock();
+        let mut inner = mm.mmap_lock.write();
         inner.arg_range = (image.argv_start, image.argv_end);
         inner.exe = Some(exec_file.path.clone());
         inner.env_range = (image.env_start, image.env_end);
@@ -323,7 +324,9 @@ pub fn exec_into(
         let files = t.files();
         let mut table = files.lock().clone();
         table.close_on_exec();
-        *t.files.lock() = Arc::new(crate::sync::SpinLock::new(table));
+        // The old table is dropped out of the slot's lock (closing files takes theirs).
+        let old = core::mem::replace(&mut *t.files.lock(), Arc::new(crate::sync::SpinLock::new(table)));
+        drop((old, files));
     }
     {
         let mut h = t.sighand().lock().clone();

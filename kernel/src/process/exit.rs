@@ -127,13 +127,11 @@ fn exit_notify(p: &Arc<Process>, status: i32) {
     } else {
         (signal::CLD_KILLED, status & 0x7f)
     };
-    let autoreap = {
-        let threads = parent.threads.lock();
-        threads.first().is_some_and(|t| {
-            let a = t.sighand().lock().get(signal::SIGCHLD);
-            p.exit_signal == signal::SIGCHLD && (a.handler == signal::SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
-        })
-    };
+    let leader = parent.first_thread();
+    let autoreap = leader.is_some_and(|t| {
+        let a = t.sighand().lock().get(signal::SIGCHLD);
+        p.exit_signal == signal::SIGCHLD && (a.handler == signal::SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
+    });
     if p.exit_signal != 0 {
         signal::send_to_process(&parent, SigInfo::child(code, p.pid, uid, si_status));
     }
@@ -283,17 +281,16 @@ pub fn do_wait(target: WaitTarget, options: u32) -> KResult<Option<Reaped>> {
                 }
                 return Some(Ok(Some(r)));
             }
-            // Job-control events (wait_task_stopped / wait_task_continued).
+            // Job-control events (wait_task_stopped / wait_task_continued). The uid
+            // first: the credentials' lock is outside the report's.
+            let uid = c.creds.lock().uid;
             let mut report = c.job_report.lock();
             let r = match *report {
-                Some(JobReport::Stopped(sig)) if options & WUNTRACED != 0 => Some(Reaped {
-                    pid: c.pid,
-                    status: ((sig as i32) << 8) | 0x7f,
-                    uid: c.creds.lock().uid,
-                    kind: WaitKind::Stopped(sig),
-                }),
+                Some(JobReport::Stopped(sig)) if options & WUNTRACED != 0 => {
+                    Some(Reaped { pid: c.pid, status: ((sig as i32) << 8) | 0x7f, uid, kind: WaitKind::Stopped(sig) })
+                }
                 Some(JobReport::Continued) if options & WCONTINUED != 0 => {
-                    Some(Reaped { pid: c.pid, status: 0xffff, uid: c.creds.lock().uid, kind: WaitKind::Continued })
+                    Some(Reaped { pid: c.pid, status: 0xffff, uid, kind: WaitKind::Continued })
                 }
                 _ => None,
             };

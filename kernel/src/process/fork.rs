@@ -121,7 +121,13 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     let mm = if f & CLONE_VM != 0 {
         parent.mm()
     } else {
-        crate::mm::oom_kill::retry_after_oom(|| parent.mm().fork()).ok_or(ENOMEM)?
+        // Out of memory retries after the OOM killer; a kill while waiting for the
+        // parent's mmap_lock is EINTR.
+        let r = crate::mm::oom_kill::retry_after_oom(|| match parent.mm().fork() {
+            Err(e) if e == ENOMEM => None,
+            r => Some(r),
+        });
+        r.ok_or(ENOMEM)??
     };
     let files = if f & CLONE_FILES != 0 {
         parent.files()
@@ -222,7 +228,9 @@ fn unwind_failed_clone(process: &Arc<task::Process>, tid: Tid, flags: u64) {
     if flags & CLONE_THREAD == 0 {
         t.processes.remove(&tid);
         drop(t);
-        if let Some(p) = process.parent.lock().upgrade() {
+        // Out of the parent link's lock: the parent's children list is outside it.
+        let parent = process.parent.lock().upgrade();
+        if let Some(p) = parent {
             p.children.lock().retain(|c| c.pid != tid);
         }
     }

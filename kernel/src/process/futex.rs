@@ -28,7 +28,7 @@ type Key = (u64, u64);
 /// The key of the futex word at `uaddr` (see the module comment).
 fn futex_key(mm: &MmStruct, uaddr: u64, private: bool) -> Key {
     if !private {
-        let inner = mm.inner.lock();
+        let inner = mm.mmap_lock.read();
         if let Some(v) = inner.find_vma(uaddr).filter(|v| v.is_shared()) {
             if let Some(inode) = v.backend.inode() {
                 let offset = v.pgoff * crate::mm::PAGE_SIZE + (uaddr - v.start);

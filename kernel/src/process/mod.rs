@@ -16,7 +16,7 @@ pub mod wait_queue;
 use crate::arch::trap::TrapFrame;
 use crate::errno::*;
 use crate::mm::address_space::MmStruct;
-use crate::mm::fault::{handle_mm_fault, Access, FaultError};
+use crate::mm::fault::{fault_in, Access, FaultError};
 use crate::sync::SpinLock as Mutex;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -39,15 +39,15 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
     if frame.vector == crate::arch::trap::VECTOR_PAGE_FAULT {
         let access = Access { write: frame.error_code & 2 != 0, exec: frame.error_code & 0x10 != 0 };
         let mm = t.mm();
-        let r = {
-            let mut inner = mm.inner.lock();
-            handle_mm_fault(&mut inner, &mm.pt_pages, cr2, access)
-        };
+        let r = fault_in(&mm, cr2, access);
         drop(mm);
         t.process.min_flt.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         let info = match r {
             Ok(()) => return,
-            Err(FaultError::MapErr) => signal::SigInfo::fault(signal::SIGSEGV, signal::SEGV_MAPERR, cr2),
+            // `fault_in` resolves NeedWrite itself.
+            Err(FaultError::MapErr | FaultError::NeedWrite(_)) => {
+                signal::SigInfo::fault(signal::SIGSEGV, signal::SEGV_MAPERR, cr2)
+            }
             Err(FaultError::AccErr) => signal::SigInfo::fault(signal::SIGSEGV, signal::SEGV_ACCERR, cr2),
             Err(FaultError::Bus) => signal::SigInfo::fault(signal::SIGBUS, signal::BUS_ADRERR, cr2),
             Err(FaultError::Oom) => {

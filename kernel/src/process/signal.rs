@@ -293,8 +293,8 @@ fn prepare_signal(p: &Arc<super::task::Process>, sig: u32) {
 /// SA_NOCLDSTOP; wakes its wait().
 fn notify_parent_job(p: &Arc<super::task::Process>, code: i32, status: i32) {
     let Some(parent) = p.parent.lock().upgrade() else { return };
-    let nocldstop =
-        parent.threads.lock().first().is_some_and(|t| t.sighand().lock().get(SIGCHLD).flags & SA_NOCLDSTOP != 0);
+    let leader = parent.first_thread();
+    let nocldstop = leader.is_some_and(|t| t.sighand().lock().get(SIGCHLD).flags & SA_NOCLDSTOP != 0);
     if !nocldstop {
         let uid = p.creds.lock().uid;
         send_to_process(&parent, SigInfo::child(code, p.pid, uid, status));

@@ -293,6 +293,12 @@ impl Process {
         self.exit.lock().is_some()
     }
 
+    /// The first live thread, taken out of the thread list's lock: a thread's own locks
+    /// (its name, handlers) are outside the list's.
+    pub fn first_thread(&self) -> Option<Arc<Task>> {
+        self.threads.lock().first().cloned()
+    }
+
     /// (ns, system ticks) of every thread, live and exited.
     fn cpu_parts(&self) -> (u64, u64) {
         let (mut ns, mut ticks) = *self.dead_cpu.lock();

@@ -12,10 +12,15 @@
 //! spins, so an out-of-order acquisition is reported even where it would deadlock.
 //! `try_lock` is for panic and fault reports only: it is exempt from the order
 //! and not recorded.
+//!
+//! `RwSem`: the sleeping reader-writer semaphore (Linux's `rw_semaphore`), `rwsem.rs`.
 #![deny(unsafe_code)]
 
 pub mod lockdep;
 pub mod order;
+pub mod rwsem;
+
+pub use rwsem::RwSem;
 
 use crate::arch::cpu;
 use core::marker::PhantomData;

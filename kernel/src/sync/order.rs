@@ -1,14 +1,14 @@
 //! The lock order: every lock class of the kernel and its level. A lock may be
 //! taken only while every lock the CPU holds has a lower level (`lockdep.rs` checks
 //! it); two classes of one level are never held together. Each lock's declaration
-//! names its class, e.g. `inner: SpinLock<MmInner, order::MmInner>`; this table is
+//! names its class, e.g. `page_table_lock: SpinLock<MmPageTable, order::PageTableLock>`; this table is
 //! also in docs/architecture.md ("Lock order").
 //!
 //! From the outside in:
-//! - 100..: an open file's offset (held across a read), files, pipes, tmpfs
-//!   directories, fd tables and a task's handler slots.
-//! - 150..: futex buckets, then an address space (`MmStruct::inner`), then a page
-//!   cache (its pages, or its `i_mmap` tree: never the two together), a tmpfs file.
+//! - 100..: files, pipes, tmpfs directories, fd tables and a task's handler slots.
+//! - 150..: futex buckets, a tmpfs file, then a page cache (its pages, or its `i_mmap`
+//!   tree: never the two together), then an address space's page tables
+//!   (`MmStruct::page_table_lock`).
 //! - 200..: a process's and a task's state (taken under the address space), then the
 //!   task and process table.
 //! - 600..: leaf locks with nothing but the heap and below under them.
@@ -17,8 +17,9 @@
 //!   the kernel page table, the frame allocator: all `IrqMutex`es.
 //! - 900: the console, innermost (anything may log).
 //!
-//! Sleeping locks (the mmap lock) get levels below 100: a task takes them holding no
-//! spinlock.
+//! Sleeping locks (`RwSem`s: an open file's offset, held across a read or write, then
+//! `MmStruct::mmap_lock`) are outside the table: a task
+//! takes them holding no spinlock (`RwSem` asserts it), so they are outermost.
 
 /// A lock class: a name for reports and a level for the order.
 pub trait LockClass {
@@ -40,8 +41,7 @@ macro_rules! lock_classes {
 }
 
 lock_classes! {
-    /// Held across a file's read or write: procfs and sysctl generate under it.
-    FileOffset = 100, "File::offset";
+    /// The cached text of /proc/PID/maps or smaps (generated out of it).
     ProcfsText = 105, "procfs ProcFile::text";
     FlockLocks = 110, "flock::LOCKS";
     PipeInner = 115, "Pipe::inner";
@@ -60,13 +60,14 @@ lock_classes! {
 
     /// Held across the futex word's check and the waiter's enqueue (`futex_wait_setup`).
     FutexQueues = 150, "futex::QUEUES";
-    /// The address space; fork nests the child's under the parent's (`lock_nested(1)`).
-    MmInner = 160, "MmStruct::inner";
     /// A tmpfs file's size and times, held while its page cache is cut (truncate).
     TmpfsFileMeta = 165, "tmpfs TmpfsFile::meta";
     PageCachePages = 170, "PageCache::pages";
     /// Never together with the pages (one level).
     PageCacheIMmap = 170, "PageCache::i_mmap";
+    /// An address space's page tables: a fault maps its fault-around window from the page
+    /// cache under both; fork nests the child's under the parent's (`lock_nested(1)`).
+    PageTableLock = 175, "MmStruct::page_table_lock";
 
     /// Armed interval timers: expiry looks at their processes' state.
     ItimerArmed = 190, "itimer::ARMED";
@@ -100,6 +101,8 @@ lock_classes! {
     LeakBaseline = 640, "leak::BASELINE";
     KtestCurrent = 650, "ktest::CURRENT";
     SyscallLogged = 660, "syscall::LOGGED";
+    /// An `RwSem`'s hand-off state: a release wakes the waiters under it.
+    RwSemWaiters = 670, "RwSem::state";
 
     WaitQueue = 700, "WaitQueue::waiters";
     Sleepers = 710, "sched::SLEEPERS";

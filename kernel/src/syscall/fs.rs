@@ -472,7 +472,9 @@ fn stat_target(dirfd: i32, path_va: u64, flags: u32) -> KResult<Metadata> {
             return Err(ENOENT);
         }
         if dirfd == AT_FDCWD {
-            return Ok(current().fs().lock().cwd.metadata());
+            // The directory out of the context's lock: its metadata lock is outside it.
+            let cwd = current().fs().lock().cwd.clone();
+            return Ok(cwd.metadata());
         }
         return Ok(get_file(dirfd)?.metadata());
     }
@@ -636,21 +638,28 @@ pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
     let w = File::new(FileKind::Pipe(pipe), O_WRONLY | status, String::from("pipe:"));
     let cloexec = flags & O_CLOEXEC != 0;
     let limit = nofile_limit();
+    // Ends taken back out on failure are dropped after the table's lock: a pipe's lock
+    // is outside it.
     let files = current().files();
     let mut table = files.lock();
-    let rfd = table.alloc(r, cloexec, 0, limit)?;
-    let wfd = match table.alloc(w, cloexec, 0, limit) {
+    // (`table` goes before `r` and `w` on an early return: locals drop in reverse order.)
+    let rfd = table.alloc(r.clone(), cloexec, 0, limit)?;
+    let wfd = match table.alloc(w.clone(), cloexec, 0, limit) {
         Ok(fd) => fd,
         Err(e) => {
-            let _ = table.close(rfd);
+            let back = table.close(rfd);
+            drop(table);
+            drop(back);
             return Err(e);
         }
     };
     drop(table);
+    drop((r, w));
     if let Err(e) = write_val(fds_va, &[rfd, wfd]) {
         let mut table = files.lock();
-        let _ = table.close(rfd);
-        let _ = table.close(wfd);
+        let back = (table.close(rfd), table.close(wfd));
+        drop(table);
+        drop(back);
         return Err(e);
     }
     ok(0)
@@ -759,7 +768,7 @@ pub fn sys_ioctl(a: Args) -> SysResult {
                 ok(0)
             }
             FileKind::Inode(i) if i.metadata().is_regular() => {
-                let left = i.metadata().size.saturating_sub(*f.offset.lock());
+                let left = i.metadata().size.saturating_sub(*f.offset.read());
                 write_val(a.u(2), &(left.min(i32::MAX as u64) as i32))?;
                 ok(0)
             }

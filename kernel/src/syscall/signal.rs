@@ -276,7 +276,9 @@ pub fn sys_tgkill(a: Args) -> SysResult {
         return Err(EPERM);
     }
     if sig != 0 {
-        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, me.process.creds.lock().uid));
+        // The sender's uid first: the target's signal locks are outside the credentials'.
+        let uid = me.process.creds.lock().uid;
+        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, uid));
     }
     ok(0)
 }
@@ -292,7 +294,9 @@ pub fn sys_tkill(a: Args) -> SysResult {
         return Err(EPERM);
     }
     if sig != 0 {
-        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, me.process.creds.lock().uid));
+        // The sender's uid first: the target's signal locks are outside the credentials'.
+        let uid = me.process.creds.lock().uid;
+        send_to_thread(&t, SigInfo::user(sig, SI_TKILL, me.process.pid, uid));
     }
     ok(0)
 }

@@ -80,7 +80,7 @@ fn map_page(mm: &MmStruct, value: u64) {
 }
 
 fn phys_of(mm: &MmStruct, va: u64) -> u64 {
-    mm.inner.lock().pt.translate(&mm.phys_mem(), va).expect("mapped").phys
+    mm.page_table_lock.lock().pt.translate(&mm.phys_mem(), va).expect("mapped").phys
 }
 
 /// Starts `hold_mm_and_read` of `mm` on every CPU of `cpus` and waits until each has

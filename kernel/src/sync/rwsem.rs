@@ -1,0 +1,366 @@
+//! `RwSem<T>`: a sleeping reader-writer semaphore (Linux's `rw_semaphore`,
+//! kernel/locking/rwsem.c) guarding a `T`. Readers share it, a writer excludes
+//! everyone, and a task that cannot have it sleeps in a queue instead of spinning.
+//! Who may have it and when is the host-tested `rwsem` crate: arrival order, with
+//! the lock handed directly to the waiters a release lets in, so a stream of
+//! readers never starves a writer.
+//!
+//! A task may sleep while holding it (a page fault populating memory, a long
+//! munmap), so it is taken only where sleeping is allowed: never under a
+//! spinlock, never with interrupts masked, never in an interrupt handler. Its
+//! internal spinlock is a leaf but for the run-queue lock a wake-up takes.
+//! Outside any task (the boot context) a contended `down` spins: nothing there can
+//! sleep.
+//!
+//! The `T` sits in a `spin::RwLock` that the semaphore's holders take without
+//! contention (the semaphore already excludes what the spinlock would), which
+//! turns the hold into safe `&T`/`&mut T` access.
+#![deny(unsafe_code)]
+
+use super::order::RwSemWaiters;
+use super::SpinLock;
+use crate::errno::{KResult, EINTR};
+use crate::process::sched;
+use crate::process::task::{Task, TaskState};
+use alloc::sync::Arc;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::Ordering;
+use rwsem::{Down, Mode, RwSemState};
+use spin::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub struct RwSem<T> {
+    state: SpinLock<RwSemState<Arc<Task>>, RwSemWaiters>,
+    data: RwLock<T>,
+}
+
+/// A shared hold (`down_read` .. `up_read`).
+pub struct RwSemReadGuard<'a, T> {
+    sem: &'a RwSem<T>,
+    guard: Option<RwLockReadGuard<'a, T>>,
+}
+
+/// The exclusive hold (`down_write` .. `up_write`).
+pub struct RwSemWriteGuard<'a, T> {
+    sem: &'a RwSem<T>,
+    guard: Option<RwLockWriteGuard<'a, T>>,
+}
+
+/// How a waiter sleeps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    /// Only the hand-off ends it (`down_read`, `down_write`).
+    Uninterruptible,
+    /// A fatal signal ends it with EINTR (`down_read_killable`, `down_write_killable`).
+    Killable,
+}
+
+impl<T> RwSem<T> {
+    pub const fn new(value: T) -> Self {
+        RwSem { state: SpinLock::new(RwSemState::new()), data: RwLock::new(value) }
+    }
+
+    /// Linux's `down_read`.
+    pub fn read(&self) -> RwSemReadGuard<'_, T> {
+        let _ = self.down(Mode::Read, Sleep::Uninterruptible);
+        RwSemReadGuard { sem: self, guard: Some(self.data.read()) }
+    }
+
+    /// Linux's `down_read_killable`: EINTR if a fatal signal arrives while waiting.
+    pub fn read_killable(&self) -> KResult<RwSemReadGuard<'_, T>> {
+        self.down(Mode::Read, Sleep::Killable)?;
+        Ok(RwSemReadGuard { sem: self, guard: Some(self.data.read()) })
+    }
+
+    /// Linux's `down_write`.
+    pub fn write(&self) -> RwSemWriteGuard<'_, T> {
+        let _ = self.down(Mode::Write, Sleep::Uninterruptible);
+        RwSemWriteGuard { sem: self, guard: Some(self.data.write()) }
+    }
+
+    /// Linux's `down_write_killable`: EINTR if a fatal signal arrives while waiting.
+    pub fn write_killable(&self) -> KResult<RwSemWriteGuard<'_, T>> {
+        self.down(Mode::Write, Sleep::Killable)?;
+        Ok(RwSemWriteGuard { sem: self, guard: Some(self.data.write()) })
+    }
+
+    /// Linux's `down_read_trylock`: never waits (reports, the OOM killer's look at a
+    /// victim).
+    pub fn try_read(&self) -> Option<RwSemReadGuard<'_, T>> {
+        self.state.lock().try_down(Mode::Read).then(|| RwSemReadGuard { sem: self, guard: Some(self.data.read()) })
+    }
+
+    /// Linux's `down_write_trylock`.
+    pub fn try_write(&self) -> Option<RwSemWriteGuard<'_, T>> {
+        self.state.lock().try_down(Mode::Write).then(|| RwSemWriteGuard { sem: self, guard: Some(self.data.write()) })
+    }
+
+    /// The value, when nobody else can hold the semaphore (its owner's teardown).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    /// Gives back the wait queue's spare capacity.
+    pub fn shrink(&self) {
+        self.state.lock().shrink();
+    }
+
+    /// Takes the semaphore for `mode`, sleeping in the queue until a release hands it
+    /// over. Err(EINTR) only for a killable sleep that a fatal signal ended first.
+    fn down(&self, mode: Mode, sleep: Sleep) -> KResult<()> {
+        // Linux's `might_sleep`: checked whether or not this call would sleep.
+        super::lockdep::assert_none_held("RwSem::down");
+        if self.state.lock().try_down(mode) {
+            return Ok(());
+        }
+        let Some(t) = sched::current() else {
+            // The boot context has no task to put to sleep: another CPU releases it.
+            while !self.state.lock().try_down(mode) {
+                core::hint::spin_loop();
+            }
+            return Ok(());
+        };
+        let state = match sleep {
+            Sleep::Uninterruptible => TaskState::Uninterruptible,
+            Sleep::Killable => TaskState::Killable,
+        };
+        // The task's state is set under the semaphore's lock, before it can be granted:
+        // a release between here and `schedule` finds it asleep and makes it runnable,
+        // and `schedule` then returns at once (no lost wake-up).
+        let ticket = {
+            let mut s = self.state.lock();
+            match s.down(mode, || t.clone()) {
+                Down::Acquired => return Ok(()),
+                Down::Queued(ticket) => {
+                    t.sleep_since.store(crate::arch::apic::uptime_ns(), Ordering::Relaxed);
+                    t.set_state(state);
+                    ticket
+                }
+            }
+        };
+        loop {
+            sched::schedule();
+            // Looked at before the semaphore's lock: the signal state's lock is outside it.
+            let fatal = sleep == Sleep::Killable && crate::process::signal::fatal_signal_pending(&t);
+            let mut s = self.state.lock();
+            if !s.is_queued(ticket) {
+                return Ok(());
+            }
+            if fatal {
+                // Withdrawn before a hand-off: nothing held. Handed over meanwhile: keep
+                // it, as Linux's slow path does when the grant beat the signal.
+                return if s.cancel(ticket, wake) { Err(EINTR) } else { Ok(()) };
+            }
+            // Woken for another reason: sleep again, still queued.
+            t.set_state(state);
+        }
+    }
+
+    fn up(&self, mode: Mode) {
+        self.state.lock().up(mode, wake);
+    }
+}
+
+/// Makes a waiter the release handed the lock to runnable.
+fn wake(t: Arc<Task>) {
+    sched::wake_up(&t);
+}
+
+impl<'a, T> RwSemWriteGuard<'a, T> {
+    /// Linux's `downgrade_write`: keeps holding, shared, and lets the readers at the
+    /// head of the queue in with it; no writer can come between.
+    pub fn downgrade(mut self) -> RwSemReadGuard<'a, T> {
+        let sem = self.sem;
+        let w = self.guard.take().expect("write guard held");
+        let r = RwLockWriteGuard::downgrade(w);
+        sem.state.lock().downgrade(wake);
+        core::mem::forget(self);
+        RwSemReadGuard { sem, guard: Some(r) }
+    }
+}
+
+impl<T> Deref for RwSemReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("read guard held")
+    }
+}
+
+impl<T> Deref for RwSemWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("write guard held")
+    }
+}
+
+impl<T> DerefMut for RwSemWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("write guard held")
+    }
+}
+
+impl<T> Drop for RwSemReadGuard<'_, T> {
+    fn drop(&mut self) {
+        // The data first, then the semaphore: whoever it is handed to finds the data free.
+        drop(self.guard.take());
+        self.sem.up(Mode::Read);
+    }
+}
+
+impl<T> Drop for RwSemWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.sem.up(Mode::Write);
+    }
+}
+
+pub(crate) use tests::KTESTS;
+
+mod tests {
+    use super::*;
+
+    pub(crate) const KTESTS: &[crate::ktest::KTest] = crate::ktests![
+        rwsem_two_readers_hold_it_at_once,
+        rwsem_a_writer_sleeps_until_the_readers_leave,
+        rwsem_a_reader_behind_a_waiting_writer_waits,
+        rwsem_a_killable_down_returns_eintr_on_sigkill,
+        rwsem_downgrade_lets_waiting_readers_in,
+    ];
+    use crate::ktest::{reap_kthread, run_until, spawn_kthread};
+    use core::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize};
+
+    /// The semaphore the test threads use; every test leaves it free.
+    static SEM: RwSem<u64> = RwSem::new(0);
+    /// What the threads did, in order: one decimal digit per event.
+    static LOG: AtomicU64 = AtomicU64::new(0);
+    /// Readers holding `SEM` as the reader thread saw it.
+    static SEEN_READERS: AtomicUsize = AtomicUsize::new(0);
+    /// The killable writer's result: 0 when it got the lock, else the errno.
+    static RESULT: AtomicI64 = AtomicI64::new(-1);
+    static DONE: AtomicUsize = AtomicUsize::new(0);
+
+    const READER: u64 = 1;
+    const WRITER: u64 = 2;
+
+    fn log(event: u64) {
+        let v = LOG.load(Ordering::SeqCst);
+        LOG.store(v * 10 + event, Ordering::SeqCst);
+    }
+
+    fn reset() {
+        LOG.store(0, Ordering::SeqCst);
+        SEEN_READERS.store(0, Ordering::SeqCst);
+        RESULT.store(-1, Ordering::SeqCst);
+        DONE.store(0, Ordering::SeqCst);
+    }
+
+    fn idle() -> bool {
+        let s = SEM.state.lock();
+        s.readers() == 0 && !s.write_locked() && s.waiters() == 0
+    }
+
+    extern "C" fn reader() -> ! {
+        let g = SEM.read();
+        log(READER);
+        SEEN_READERS.store(SEM.state.lock().readers(), Ordering::SeqCst);
+        drop(g);
+        DONE.fetch_add(1, Ordering::SeqCst);
+        crate::ktest::kthread_exit()
+    }
+
+    extern "C" fn writer() -> ! {
+        let mut g = SEM.write();
+        log(WRITER);
+        *g += 1;
+        drop(g);
+        DONE.fetch_add(1, Ordering::SeqCst);
+        crate::ktest::kthread_exit()
+    }
+
+    extern "C" fn killable_writer() -> ! {
+        let r = match SEM.write_killable() {
+            Ok(_) => 0,
+            Err(e) => e.0 as i64,
+        };
+        RESULT.store(r, Ordering::SeqCst);
+        DONE.fetch_add(1, Ordering::SeqCst);
+        crate::ktest::kthread_exit()
+    }
+
+    fn sleeping(t: &Arc<Task>, state: TaskState) -> impl Fn() -> bool + '_ {
+        move || t.state() == state
+    }
+
+    fn rwsem_two_readers_hold_it_at_once() {
+        reset();
+        let g = SEM.read();
+        let r = spawn_kthread("rwsem_reader", reader);
+        // With our read hold kept, the reader thread must get in and finish.
+        assert!(run_until(|| DONE.load(Ordering::SeqCst) == 1), "a second reader was kept out");
+        assert_eq!(SEEN_READERS.load(Ordering::SeqCst), 2);
+        drop(g);
+        reap_kthread(r);
+        assert!(idle());
+    }
+
+    fn rwsem_a_writer_sleeps_until_the_readers_leave() {
+        reset();
+        let g = SEM.read();
+        let w = spawn_kthread("rwsem_writer", writer);
+        assert!(run_until(sleeping(&w, TaskState::Uninterruptible)), "the writer does not sleep");
+        assert_eq!(LOG.load(Ordering::SeqCst), 0, "the writer got in beside a reader");
+        assert_eq!(SEM.state.lock().waiters(), 1);
+        drop(g);
+        assert!(run_until(|| DONE.load(Ordering::SeqCst) == 1), "the writer was not handed the lock");
+        assert_eq!(LOG.load(Ordering::SeqCst), WRITER);
+        reap_kthread(w);
+        assert!(idle());
+    }
+
+    fn rwsem_a_reader_behind_a_waiting_writer_waits() {
+        reset();
+        let g = SEM.read();
+        let w = spawn_kthread("rwsem_writer", writer);
+        assert!(run_until(sleeping(&w, TaskState::Uninterruptible)));
+        // The lock is only read-held, yet a reader arriving now queues behind the writer.
+        let r = spawn_kthread("rwsem_reader", reader);
+        assert!(run_until(sleeping(&r, TaskState::Uninterruptible)), "the reader overtook a waiting writer");
+        assert_eq!(LOG.load(Ordering::SeqCst), 0);
+        drop(g);
+        assert!(run_until(|| DONE.load(Ordering::SeqCst) == 2));
+        assert_eq!(LOG.load(Ordering::SeqCst), WRITER * 10 + READER, "served out of arrival order");
+        reap_kthread(w);
+        reap_kthread(r);
+        assert!(idle());
+    }
+
+    fn rwsem_a_killable_down_returns_eintr_on_sigkill() {
+        reset();
+        let g = SEM.write();
+        let k = spawn_kthread("rwsem_killable", killable_writer);
+        assert!(run_until(sleeping(&k, TaskState::Killable)), "the killable writer does not sleep");
+        let status = crate::process::exit::signaled_status(crate::process::signal::SIGKILL, false);
+        crate::process::signal::kill_group(&k.process, status);
+        assert!(run_until(|| DONE.load(Ordering::SeqCst) == 1), "SIGKILL did not end the wait");
+        assert_eq!(RESULT.load(Ordering::SeqCst), EINTR.0 as i64);
+        {
+            let s = SEM.state.lock();
+            assert!(s.write_locked() && s.waiters() == 0, "the withdrawn waiter left a trace");
+        }
+        drop(g);
+        reap_kthread(k);
+        assert!(idle());
+    }
+
+    fn rwsem_downgrade_lets_waiting_readers_in() {
+        reset();
+        let g = SEM.write();
+        let r = spawn_kthread("rwsem_reader", reader);
+        assert!(run_until(sleeping(&r, TaskState::Uninterruptible)));
+        let g = g.downgrade();
+        assert!(run_until(|| DONE.load(Ordering::SeqCst) == 1), "a downgraded hold kept a reader out");
+        assert_eq!(SEEN_READERS.load(Ordering::SeqCst), 2);
+        drop(g);
+        reap_kthread(r);
+        assert!(idle());
+    }
+}
