@@ -37,7 +37,7 @@ options:
   --release              build the kernel with optimizations
   --machine microvm|q35  QEMU machine (default microvm)
   --mem SIZE             guest memory, e.g. 512M (default)
-  --smp N                CPUs (default 1)
+  --smp N                CPUs (default 1; test: 2)
   --timeout SECS         kill QEMU after SECS (default 60)
   --gdb                  wait for GDB on localhost:1234 (see README)
   --append WORDS         extra kernel command line

@@ -601,7 +601,12 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
     }
 }
 
+/// CPUs of `cargo xtask test`'s boots (ours and the Linux guest's) without `--smp`: the
+/// suite checks SMP code paths on every run, at the host's typical core count.
+pub const TEST_DEFAULT_SMP: u32 = 2;
+
 pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
+    let o = &Options { smp: Some(o.smp.unwrap_or(TEST_DEFAULT_SMP)), ..o.clone() };
     let mut t = Tally::default();
     if o.host_only {
         let ut = user::build_user_tests()?;
