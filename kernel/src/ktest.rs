@@ -118,6 +118,7 @@ pub fn spawn_kthread(name: &str, entry: extern "C" fn() -> !) -> alloc::sync::Ar
         fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
         fs_base: 0,
         comm,
+        cpus_allowed: task::ALL_CPUS,
     })
     .expect("no memory for a task");
     let sel = crate::arch::gdt::selectors();

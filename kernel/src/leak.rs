@@ -276,6 +276,7 @@ impl KtestTask {
             fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
             fs_base: 0,
             comm: [0; 16],
+            cpus_allowed: crate::process::task::ALL_CPUS,
         })
         .expect("no memory for a task");
         KtestTask(t)

@@ -7,7 +7,7 @@
 //!   everything else. `touch` is Linux's `touch_softlockup_watchdog`.
 //! - Hard lockup: a CPU that has taken no tick for as long (interrupts off).
 //!   Only another CPU's tick can see that (Linux uses an NMI); with one CPU
-//!   the runner's timeout catches it.
+//!   the runner's timeout catches it. Every CPU's tick runs both checks.
 //! - Hung task: a task in an uninterruptible or killable sleep (not a stopped
 //!   one) for `hung_task_timeout_secs` seconds. Interruptible sleeps (`sleep`,
 //!   a blocked read) never count.
@@ -25,8 +25,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const NS: u64 = 1_000_000_000;
 const DEFAULT_THRESH_S: u64 = 20;
-/// CPUs the per-CPU timestamps have room for.
-const MAX_CPUS: usize = 8;
+use crate::arch::percpu::MAX_CPUS;
 
 static SOFTLOCKUP_NS: AtomicU64 = AtomicU64::new(DEFAULT_THRESH_S * NS);
 static HUNG_TASK_NS: AtomicU64 = AtomicU64::new(DEFAULT_THRESH_S * NS);
@@ -43,9 +42,9 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 static MAX_STALL: AtomicU64 = AtomicU64::new(0);
 static MAX_SLEEP: AtomicU64 = AtomicU64::new(0);
 
-/// The CPU running this code (one CPU today).
+/// The CPU running this code.
 fn cpu() -> usize {
-    0
+    crate::arch::percpu::cpu_id()
 }
 
 /// Reads the bounds from the command line.
@@ -90,8 +89,9 @@ pub fn tick(frame: &TrapFrame) {
             finish();
         }
     }
-    if now >= NEXT_SCAN.load(Ordering::Relaxed) {
-        NEXT_SCAN.store(now + NS, Ordering::Relaxed);
+    let next = NEXT_SCAN.load(Ordering::Relaxed);
+    // One CPU scans per second: the one that moves the mark.
+    if now >= next && NEXT_SCAN.compare_exchange(next, now + NS, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         check_hung_tasks(now);
     }
 }
@@ -262,6 +262,7 @@ fn fault_hung_task() {
         fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
         fs_base: 0,
         comm,
+        cpus_allowed: task::ALL_CPUS,
     })
     .expect("no memory for a task");
     let sel = crate::arch::gdt::selectors();

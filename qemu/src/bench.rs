@@ -89,7 +89,7 @@ impl ScaleCase {
 }
 
 /// The tests of `will_it_scale`, as it names them.
-pub const SCALE_TESTS: [&str; 6] = ["page_fault1", "page_fault2", "mmap1", "mmap2", "futex1", "futex2"];
+pub const SCALE_TESTS: [&str; 7] = ["page_fault1", "page_fault2", "mmap1", "mmap2", "futex1", "futex2", "spin1"];
 pub const SCALE_MODES: [&str; 2] = ["threads", "processes"];
 /// Task counts (and guest CPUs) of the full set and of `--quick`.
 pub const SCALE_TASKS: [u32; 3] = [1, 2, 4];
@@ -1787,7 +1787,9 @@ mod tests {
     #[test]
     fn only_selects_scale_cases() {
         let p = plan(&opts(&["--linux", "--only", "scale"]), false);
-        assert!(p.pt.is_empty() && !p.micro && p.scale.len() == 36);
+        assert!(
+            p.pt.is_empty() && !p.micro && p.scale.len() == SCALE_TESTS.len() * SCALE_MODES.len() * SCALE_TASKS.len()
+        );
         assert_eq!(p.mem, "3G", "four page_fault2 tasks hold 1 GiB");
         let p = plan(&opts(&["--only", "page_fault1"]), false);
         assert!(p.pt.is_empty() && !p.micro);

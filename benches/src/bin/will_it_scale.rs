@@ -19,6 +19,7 @@
 //! | `mmap2`       | mmap (MAP_PRIVATE) and munmap of the task's own 128 MiB tmpfs file, untouched | `mmap2` |
 //! | `futex1`      | FUTEX_WAKE on a futex word nobody waits on                  | `futex1`      |
 //! | `futex2`      | FUTEX_WAIT on a futex word whose value differs (EAGAIN at once) | `futex2`  |
+//! | `spin1`       | `SPIN_CHUNK` steps of arithmetic in user mode, no system call: T tasks on T CPUs each keep the rate of one alone if the scheduler spreads them | (none) |
 //!
 //! As in will-it-scale, the futex operations are the shared (not FUTEX_PRIVATE_FLAG)
 //! kind, and every task counts its operations in a slot of its own (a cache line of a
@@ -57,7 +58,9 @@ use std::time::Duration;
 const PAGE: usize = 4096;
 
 /// The tests, in the order the runner plans them.
-const TESTS: [&str; 6] = ["page_fault1", "page_fault2", "mmap1", "mmap2", "futex1", "futex2"];
+const TESTS: [&str; 7] = ["page_fault1", "page_fault2", "mmap1", "mmap2", "futex1", "futex2", "spin1"];
+/// Steps of `spin1`'s one operation: about a microsecond of arithmetic.
+const SPIN_CHUNK: u64 = 1000;
 
 /// One task's cache line in the shared area: its operation count and whether its set-up
 /// is done.
@@ -225,6 +228,15 @@ impl TaskCtx<'_> {
                     if r != -1 || Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
                         fail_with(self.test, "FUTEX_WAIT", &format!("returned {r}: {}", Error::last_os_error()));
                     }
+                    n += 1;
+                    slot.ops.store(n, Ordering::Relaxed);
+                }
+                "spin1" => {
+                    let mut x = n;
+                    for _ in 0..SPIN_CHUNK {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    }
+                    std::hint::black_box(x);
                     n += 1;
                     slot.ops.store(n, Ordering::Relaxed);
                 }

@@ -1,8 +1,9 @@
-//! /proc: generated files: `interrupts`, `meminfo`, `mounts`, `uptime`, `sys/`
-//! (`proc_sysctl.rs`), the `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`,
-//! `maps`, `oom_score`, `oom_score_adj` (writable), `pagemap`, `smaps`, `smaps_rollup`,
-//! `stat`, `statm`, `status` (the leader thread's state and name), `tlb` (this kernel's:
-//! the TLB flushes of the address space, which Linux does not count per process),
+//! /proc: generated files: `cpuinfo` and `stat` (a block and a line per online CPU),
+//! `interrupts`, `meminfo`, `mounts`, `uptime`, `sys/` (`proc_sysctl.rs`), the `self`
+//! link, and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `oom_score`,
+//! `oom_score_adj` (writable), `pagemap`, `smaps`, `smaps_rollup`, `stat`, `statm`,
+//! `status` (the leader thread's state and name), `tlb` (this kernel's: the TLB flushes
+//! of the address space, which Linux does not count per process),
 //! and `task/TID/{comm,stat,status}` per thread.
 //!
 //! Every read regenerates the text and serves the requested slice, as
@@ -35,6 +36,8 @@ const INO_SELF: u64 = 3;
 const INO_MOUNTS: u64 = 4;
 const INO_UPTIME: u64 = 5;
 const INO_INTERRUPTS: u64 = 6;
+const INO_CPUINFO: u64 = 7;
+const INO_STAT: u64 = 8;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
@@ -120,6 +123,20 @@ impl Inode for ProcRoot {
                 tid: 0,
                 text: Default::default(),
             })),
+            "cpuinfo" => Ok(Arc::new(ProcFile {
+                _live: live(),
+                kind: FileKind::CpuInfo,
+                pid: 0,
+                tid: 0,
+                text: Default::default(),
+            })),
+            "stat" => Ok(Arc::new(ProcFile {
+                _live: live(),
+                kind: FileKind::SysStat,
+                pid: 0,
+                tid: 0,
+                text: Default::default(),
+            })),
             "self" => Ok(Arc::new(SelfLink { _live: live() })),
             "sys" => Ok(super::proc_sysctl::new_root()),
             _ => {
@@ -137,6 +154,8 @@ impl Inode for ProcRoot {
             DirEntry { name: "mounts".into(), ino: INO_MOUNTS, d_type: DT_REG },
             DirEntry { name: "uptime".into(), ino: INO_UPTIME, d_type: DT_REG },
             DirEntry { name: "interrupts".into(), ino: INO_INTERRUPTS, d_type: DT_REG },
+            DirEntry { name: "cpuinfo".into(), ino: INO_CPUINFO, d_type: DT_REG },
+            DirEntry { name: "stat".into(), ino: INO_STAT, d_type: DT_REG },
             DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
             DirEntry { name: "sys".into(), ino: super::proc_sysctl::ROOT_INO, d_type: DT_DIR },
         ];
@@ -298,6 +317,8 @@ enum FileKind {
     Mounts,
     Uptime,
     Interrupts,
+    CpuInfo,
+    SysStat,
     Cmdline,
     Comm,
     Maps,
@@ -332,13 +353,18 @@ impl Inode for ProcFile {
             FileKind::Mounts => INO_MOUNTS,
             FileKind::Uptime => INO_UPTIME,
             FileKind::Interrupts => INO_INTERRUPTS,
+            FileKind::CpuInfo => INO_CPUINFO,
+            FileKind::SysStat => INO_STAT,
             _ if self.tid != 0 => TASK_INO | (((self.tid as u64) << 8) + 1 + idx),
             _ => ((self.pid as u64) << 8) + 1 + idx,
         };
         match self.kind {
-            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime | FileKind::Interrupts => {
-                meta(ino, S_IFREG | 0o444)
-            }
+            FileKind::Meminfo
+            | FileKind::Mounts
+            | FileKind::Uptime
+            | FileKind::Interrupts
+            | FileKind::CpuInfo
+            | FileKind::SysStat => meta(ino, S_IFREG | 0o444),
             FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
             FileKind::Comm | FileKind::OomScoreAdj => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
             _ => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o444)),
@@ -443,6 +469,8 @@ impl ProcFile {
                 return Ok(format!("{}.{:02} {}.{:02}\n", cs / 100, cs % 100, cs / 100, cs % 100).into_bytes());
             }
             FileKind::Interrupts => return Ok(interrupts().into_bytes()),
+            FileKind::CpuInfo => return Ok(cpuinfo().into_bytes()),
+            FileKind::SysStat => return Ok(sys_stat().into_bytes()),
             _ => {}
         }
         let p = find_process(self.pid).ok_or(ESRCH)?;
@@ -451,7 +479,12 @@ impl ProcFile {
         let task = if self.tid != 0 { Some(thread_of(&p, self.tid).ok_or(ESRCH)?) } else { thread_of(&p, p.pid) };
         let task = task.as_ref();
         Ok(match self.kind {
-            FileKind::Meminfo | FileKind::Mounts | FileKind::Uptime | FileKind::Interrupts => unreachable!(),
+            FileKind::Meminfo
+            | FileKind::Mounts
+            | FileKind::Uptime
+            | FileKind::Interrupts
+            | FileKind::CpuInfo
+            | FileKind::SysStat => unreachable!(),
             FileKind::Cmdline => {
                 let (mm, _) = mm_of(&p);
                 match mm {
@@ -688,9 +721,15 @@ fn stat(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
         m.vm_pages * 4096,
         m.rss
     );
-    // rsslim .. exit_code: 28 more fields.
-    for _ in 0..28 {
-        s.push_str(" 0");
+    // rsslim .. exit_code: 28 more fields; 39 is the CPU the thread last ran on.
+    let leader = task.cloned().or_else(|| p.threads.lock().first().cloned());
+    let processor = leader.map_or(0, |t| crate::process::sched::task_cpu(&t));
+    for field in 25..=52 {
+        if field == 39 {
+            let _ = write!(s, " {}", processor);
+        } else {
+            s.push_str(" 0");
+        }
     }
     s.push('\n');
     s
@@ -1212,4 +1251,143 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
         buf[i..i + 8].copy_from_slice(&entry.to_le_bytes());
     }
     Ok(n)
+}
+
+/// `/proc/cpuinfo`: a block per online CPU, as Linux's `show_cpuinfo`
+/// (arch/x86/kernel/cpu/proc.c), from CPUID; the APIC ids are each CPU's own.
+fn cpuinfo() -> String {
+    use crate::arch::cpu::cpuid;
+    use crate::arch::percpu;
+    let v = cpuid(0, 0);
+    let mut vendor = [0u8; 12];
+    vendor[0..4].copy_from_slice(&v.ebx.to_le_bytes());
+    vendor[4..8].copy_from_slice(&v.edx.to_le_bytes());
+    vendor[8..12].copy_from_slice(&v.ecx.to_le_bytes());
+    let sig = cpuid(1, 0);
+    let base_family = (sig.eax >> 8) & 0xf;
+    let family = if base_family == 0xf { base_family + ((sig.eax >> 20) & 0xff) } else { base_family };
+    let model = if base_family == 6 || base_family == 0xf {
+        ((sig.eax >> 4) & 0xf) | (((sig.eax >> 16) & 0xf) << 4)
+    } else {
+        (sig.eax >> 4) & 0xf
+    };
+    let mut brand = [0u8; 48];
+    if cpuid(0x8000_0000, 0).eax >= 0x8000_0004 {
+        for (i, leaf) in (0x8000_0002u32..=0x8000_0004).enumerate() {
+            let r = cpuid(leaf, 0);
+            for (j, w) in [r.eax, r.ebx, r.ecx, r.edx].iter().enumerate() {
+                brand[i * 16 + j * 4..i * 16 + j * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+        }
+    }
+    let brand_len = brand.iter().position(|&b| b == 0).unwrap_or(48);
+    let brand = core::str::from_utf8(&brand[..brand_len]).unwrap_or("").trim();
+    const EDX_FLAGS: [(u32, &str); 20] = [
+        (0, "fpu"),
+        (1, "vme"),
+        (2, "de"),
+        (3, "pse"),
+        (4, "tsc"),
+        (5, "msr"),
+        (6, "pae"),
+        (7, "mce"),
+        (8, "cx8"),
+        (9, "apic"),
+        (11, "sep"),
+        (12, "mtrr"),
+        (13, "pge"),
+        (14, "mca"),
+        (15, "cmov"),
+        (16, "pat"),
+        (19, "clflush"),
+        (23, "mmx"),
+        (24, "fxsr"),
+        (25, "sse"),
+    ];
+    let mut flags = String::new();
+    for (bit, name) in EDX_FLAGS {
+        if sig.edx & (1 << bit) != 0 {
+            flags.push_str(name);
+            flags.push(' ');
+        }
+    }
+    if sig.edx & (1 << 26) != 0 {
+        flags.push_str("sse2 ");
+    }
+    if sig.ecx & 1 != 0 {
+        flags.push_str("pni ");
+    }
+    let ext = cpuid(0x8000_0001, 0).edx;
+    for (bit, name) in [(11, "syscall"), (20, "nx"), (27, "rdtscp"), (29, "lm")] {
+        if ext & (1 << bit) != 0 {
+            flags.push_str(name);
+            flags.push(' ');
+        }
+    }
+    let flags = flags.trim_end();
+    let online = percpu::cpu_online_mask();
+    let n = online.count();
+    let mut s = String::new();
+    for (core, c) in online.iter().enumerate() {
+        let apic = percpu::cpu(c).apic_id();
+        let _ = write!(
+            s,
+            "processor\t: {c}\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {brand}\n\
+             stepping\t: {}\nphysical id\t: 0\nsiblings\t: {n}\ncore id\t\t: {core}\ncpu cores\t: {n}\n\
+             apicid\t\t: {apic}\ninitial apicid\t: {apic}\nfpu\t\t: yes\nfpu_exception\t: yes\n\
+             cpuid level\t: {}\nwp\t\t: yes\nflags\t\t: {flags}\nclflush size\t: 64\ncache_alignment\t: 64\n\
+             power management:\n\n",
+            core::str::from_utf8(&vendor).unwrap_or("unknown"),
+            sig.eax & 0xf,
+            v.eax,
+        );
+    }
+    s
+}
+
+/// `/proc/stat` (Linux's fs/proc/stat.c): the `cpu` line sums the `cpuN` lines, one per
+/// online CPU, in USER_HZ ticks (the tick is 100 Hz, as USER_HZ): user, nice (user time
+/// of tasks with a positive nice value), system, idle, iowait, irq, softirq, steal, guest, guest_nice, sampled by each CPU's tick;
+/// then interrupts, context switches, boot time, forks, and tasks runnable and blocked.
+fn sys_stat() -> String {
+    use crate::arch::percpu;
+    use crate::process::task::TaskState;
+    let online = percpu::cpu_online_mask();
+    let row = |c: usize| {
+        let p = percpu::cpu(c);
+        [
+            p.user_ticks.load(Ordering::Relaxed),
+            p.nice_ticks.load(Ordering::Relaxed),
+            p.system_ticks.load(Ordering::Relaxed),
+            p.idle_ticks.load(Ordering::Relaxed),
+        ]
+    };
+    let line = |name: &str, [user, nice, system, idle]: [u64; 4]| {
+        format!("{name} {user} {nice} {system} {idle} 0 0 0 0 0 0\n")
+    };
+    let mut total = [0u64; 4];
+    for c in online.iter() {
+        for (t, v) in total.iter_mut().zip(row(c)) {
+            *t += v;
+        }
+    }
+    let mut s = line("cpu ", total);
+    for c in online.iter() {
+        s.push_str(&line(&format!("cpu{c}"), row(c)));
+    }
+    let intr: u64 =
+        online.iter().map(|c| percpu::cpu(c).ticks.load(Ordering::Relaxed) + percpu::cpu(c).ipis_received()).sum();
+    let uptime_s = (crate::time::monotonic_ns() / 1_000_000_000) as i64;
+    let btime = (crate::time::realtime_ns() / 1_000_000_000 - uptime_s).max(0);
+    // Upgraded under the table lock, dropped after it: a last reference may free a task.
+    let tasks: Vec<Arc<Task>> = TABLES.lock().tasks.values().filter_map(|w| w.upgrade()).collect();
+    let blocked = tasks.iter().filter(|t| t.state() == TaskState::Uninterruptible).count();
+    let _ = write!(
+        s,
+        "intr {intr}\nctxt {}\nbtime {btime}\nprocesses {}\nprocs_running {}\nprocs_blocked {blocked}\n",
+        crate::process::sched::SWITCHES.load(Ordering::Relaxed),
+        crate::process::fork::FORKS.load(Ordering::Relaxed),
+        crate::process::sched::runnable_count(),
+    );
+    s
 }

@@ -24,6 +24,7 @@
 //! allocation that the code then makes infallibly (an `Arc`, a `BTreeMap`
 //! node), the way `should_failslab` sits in front of `kmalloc`.
 
+use crate::arch::percpu::MAX_CPUS;
 use crate::errno::{KResult, ENOMEM};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -198,11 +199,20 @@ pub static FAILSLAB: FaultAttr = FaultAttr::new();
 
 /// Set once init exists and an option was given.
 static ARMED: AtomicBool = AtomicBool::new(false);
-/// Whether the running task may see injected failures (not pid 1, not the
-/// idle loop); set at every context switch. One CPU: this is its per-CPU copy.
-static TASK_MAY_FAIL: AtomicBool = AtomicBool::new(false);
-/// Depth of `fallible` scopes on this CPU; the heap injects only inside one.
-static FALLIBLE_DEPTH: AtomicU32 = AtomicU32::new(0);
+/// Per CPU: whether its running task may see injected failures (not pid 1, not the
+/// idle loop); set at every context switch on that CPU.
+static TASK_MAY_FAIL: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per CPU: depth of its `fallible` scopes (which never sleep, so never change CPU); the
+/// heap injects only inside one.
+static FALLIBLE_DEPTH: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+fn task_may_fail() -> &'static AtomicBool {
+    &TASK_MAY_FAIL[crate::arch::percpu::cpu_id()]
+}
+
+fn fallible_depth() -> &'static AtomicU32 {
+    &FALLIBLE_DEPTH[crate::arch::percpu::cpu_id()]
+}
 
 /// Reads the options from the command line; complains about malformed ones.
 pub fn init(cmdline: &str) {
@@ -230,13 +240,13 @@ pub fn arm() {
     }
 }
 
-/// Called at every context switch with the task about to run (None: idle).
+/// Called at every context switch with the task about to run on this CPU (None: idle).
 pub fn switch_to_task(pid: Option<u32>) {
-    TASK_MAY_FAIL.store(pid.is_some_and(|p| p != 1), Ordering::Relaxed);
+    task_may_fail().store(pid.is_some_and(|p| p != 1), Ordering::Relaxed);
 }
 
 fn active() -> bool {
-    ARMED.load(Ordering::Relaxed) && TASK_MAY_FAIL.load(Ordering::Relaxed)
+    ARMED.load(Ordering::Relaxed) && task_may_fail().load(Ordering::Relaxed)
 }
 
 /// Linux's `should_fail_alloc_page`.
@@ -246,16 +256,16 @@ pub fn should_fail_alloc_page() -> bool {
 
 /// Linux's `should_failslab`, for the heap: only inside `fallible`.
 pub fn should_failslab() -> bool {
-    FALLIBLE_DEPTH.load(Ordering::Relaxed) != 0 && active() && FAILSLAB.should_fail()
+    fallible_depth().load(Ordering::Relaxed) != 0 && active() && FAILSLAB.should_fail()
 }
 
 /// Runs `f` (which must not sleep) with heap allocations allowed to fail:
 /// inside, a failed allocation is an error the caller sees (`try_reserve`), so
 /// injection may make it fail.
 pub fn fallible<R>(f: impl FnOnce() -> R) -> R {
-    FALLIBLE_DEPTH.fetch_add(1, Ordering::Relaxed);
+    fallible_depth().fetch_add(1, Ordering::Relaxed);
     let r = f();
-    FALLIBLE_DEPTH.fetch_sub(1, Ordering::Relaxed);
+    fallible_depth().fetch_sub(1, Ordering::Relaxed);
     r
 }
 
@@ -316,15 +326,15 @@ pub fn report() {
 /// returned and the failures injected meanwhile (page, slab).
 pub fn with_injection<R>(page: Spec, slab: Spec, f: impl FnOnce() -> R) -> (R, u64, u64) {
     let (old_page, old_slab) = (FAIL_PAGE_ALLOC.get(), FAILSLAB.get());
-    let (old_armed, old_task) = (ARMED.load(Ordering::Relaxed), TASK_MAY_FAIL.load(Ordering::Relaxed));
+    let (old_armed, old_task) = (ARMED.load(Ordering::Relaxed), task_may_fail().load(Ordering::Relaxed));
     let (p0, s0) = (FAIL_PAGE_ALLOC.injected(), FAILSLAB.injected());
     FAIL_PAGE_ALLOC.set(&page);
     FAILSLAB.set(&slab);
     ARMED.store(true, Ordering::Relaxed);
-    TASK_MAY_FAIL.store(true, Ordering::Relaxed);
+    task_may_fail().store(true, Ordering::Relaxed);
     let r = f();
     ARMED.store(old_armed, Ordering::Relaxed);
-    TASK_MAY_FAIL.store(old_task, Ordering::Relaxed);
+    task_may_fail().store(old_task, Ordering::Relaxed);
     FAIL_PAGE_ALLOC.set(&old_page);
     FAILSLAB.set(&old_slab);
     (r, FAIL_PAGE_ALLOC.injected() - p0, FAILSLAB.injected() - s0)

@@ -35,8 +35,14 @@ pub const OOM_SCORE_ADJ_MIN: i32 = -1000;
 pub const OOM_SCORE_ADJ_MAX: i32 = 1000;
 
 /// How often a task that waits for a victim's memory gives up the CPU before it
-/// retries its allocation anyway.
+/// retries its allocation anyway, and for at least how long: the victim may be
+/// exiting on another CPU, while this CPU has nothing else to run and each yield
+/// returns at once.
 const WAIT_YIELDS: usize = 500;
+const WAIT_MIN_NS: u64 = 5_000_000_000;
+/// How long it then waits, once the victim's last reference is gone, for its frames to
+/// come back (freed on the CPU that dropped it).
+const WAIT_FREED_NS: u64 = 200_000_000;
 
 /// What `out_of_memory` did.
 pub enum OomOutcome {
@@ -67,8 +73,7 @@ pub fn oom_badness(p: &Process, mm: &MmStruct, totalpages: u64) -> Option<i64> {
     if adj == OOM_SCORE_ADJ_MIN {
         return None;
     }
-    // A locked mm belongs to the caller's own stack (one CPU, no sleeping with a
-    // spinlock held): its resident pages are unknown, its page tables still count.
+    // Atomic counters: read without the address space's locks, whoever holds them.
     let rss = mm.rss_total();
     let points = (rss + mm.pt_pages.load(Ordering::Relaxed)) as i64;
     Some(points + adj as i64 * totalpages as i64 / 1000)
@@ -167,11 +172,26 @@ pub fn out_of_memory() -> OomOutcome {
 }
 
 /// Gives up the CPU until the victim's address space is freed (its last thread
-/// exited), a fatal signal reaches the current task, or `WAIT_YIELDS` turns passed.
+/// exited, and its frames are back or `WAIT_FREED_NS` passed), a fatal signal reaches
+/// the current task, or both `WAIT_YIELDS` turns and `WAIT_MIN_NS` passed.
 fn wait_for_victim(mm: Weak<MmStruct>) {
     let current = crate::process::current();
-    for _ in 0..WAIT_YIELDS {
-        if mm.strong_count() == 0 || is_dying(&current.process) {
+    let until = crate::arch::apic::uptime_ns() + WAIT_MIN_NS;
+    let mut gone_at = None;
+    for turn in 0.. {
+        if is_dying(&current.process) {
+            return;
+        }
+        // The last reference is gone, but on another CPU the address space may still be
+        // giving its frames back: wait for them too, a little.
+        if mm.strong_count() == 0 {
+            let now = crate::arch::apic::uptime_ns();
+            let since = *gone_at.get_or_insert(now);
+            if !at_min_watermark() || now - since >= WAIT_FREED_NS {
+                return;
+            }
+        }
+        if turn >= WAIT_YIELDS && crate::arch::apic::uptime_ns() >= until {
             return;
         }
         crate::process::sched::schedule();

@@ -9,7 +9,10 @@ use crate::errno::*;
 use crate::sync::SpinLock as Mutex;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Tasks created by fork and clone since boot (`processes` of /proc/stat).
+pub static FORKS: AtomicU64 = AtomicU64::new(0);
 
 pub const CSIGNAL: u64 = 0xff;
 pub const CLONE_VM: u64 = 0x100;
@@ -187,6 +190,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         fpu,
         fs_base,
         comm: *parent.comm.lock(),
+        cpus_allowed: parent.cpus_allowed.load(Ordering::Relaxed),
     });
     let Some(child) = child else {
         unwind_failed_clone(&process, tid, f);
@@ -213,6 +217,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         *child.vfork_done.lock() = Some(c.clone());
         c
     });
+    FORKS.fetch_add(1, Ordering::Relaxed);
     super::sched::add_task(child);
     if let Some(c) = vfork {
         // A fatal signal ends the wait; the parent dies on its way out and the child runs on

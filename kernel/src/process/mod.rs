@@ -154,6 +154,7 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
         fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
         fs_base: 0,
         comm: task::comm_from_path(path.as_bytes()),
+        cpus_allowed: task::ALL_CPUS,
     })
     .ok_or(ENOMEM)?;
     let mut argv: Vec<Vec<u8>> = alloc::vec![path.as_bytes().to_vec()];

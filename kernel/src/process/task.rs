@@ -17,7 +17,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 pub type Tid = u32;
 
@@ -87,6 +87,17 @@ pub struct Task {
     pub syscalls: crate::syscall::trace::SyscallRing,
     /// When the current sleep began (ns since boot), for the hung-task watchdog.
     pub sleep_since: AtomicU64,
+    /// The CPU whose run queue holds this task, that runs it, or that ran it last
+    /// (Linux's `task_cpu`); changed under that run queue's lock (`sched`).
+    pub cpu: AtomicU32,
+    /// Queued or running on `cpu` (Linux's `on_rq`), under the same lock.
+    pub on_rq: AtomicBool,
+    /// Picked by a CPU and not yet fully switched away from (Linux's `on_cpu`): no other
+    /// CPU may start it meanwhile.
+    pub on_cpu: AtomicBool,
+    /// The CPUs it may run on (Linux's `cpus_mask`, `sched_setaffinity`); inherited by
+    /// fork and clone.
+    pub cpus_allowed: AtomicU64,
     _live: crate::leak::Live,
 }
 
@@ -389,7 +400,12 @@ pub struct NewTask {
     pub fpu: Box<FpuState>,
     pub fs_base: u64,
     pub comm: [u8; 16],
+    /// The affinity mask: the parent's for fork and clone, every CPU for init.
+    pub cpus_allowed: u64,
 }
+
+/// The affinity of a task that inherits none: every CPU.
+pub const ALL_CPUS: u64 = u64::MAX;
 
 /// Builds a task (not yet runnable) and registers it.
 pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
@@ -420,6 +436,10 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         sys_ticks: AtomicU64::new(0),
         syscalls: Default::default(),
         sleep_since: AtomicU64::new(0),
+        cpu: AtomicU32::new(0),
+        on_rq: AtomicBool::new(false),
+        on_cpu: AtomicBool::new(false),
+        cpus_allowed: AtomicU64::new(n.cpus_allowed),
         _live: crate::leak::TASKS.live(),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));

@@ -117,12 +117,19 @@ impl<T, C: LockClass> IrqMutex<T, C> {
 
     #[track_caller]
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
+        self.lock_nested(0)
+    }
+
+    /// Takes a second lock of a class already held, as `SpinLock::lock_nested`: the
+    /// caller orders the locks of the class by `subclass` (the run queues by CPU).
+    #[track_caller]
+    pub fn lock_nested(&self, subclass: u8) -> IrqMutexGuard<'_, T> {
         let was_enabled = cpu::interrupts_enabled();
         if was_enabled {
             cpu::disable_interrupts();
         }
         let held = self as *const Self as *const () as usize;
-        lockdep::acquire(C::NAME, C::LEVEL, 0, held, core::panic::Location::caller());
+        lockdep::acquire(C::NAME, C::LEVEL, subclass, held, core::panic::Location::caller());
         IrqMutexGuard { guard: Some(spin_acquire(&self.inner)), enable_on_drop: was_enabled, held }
     }
 

@@ -106,7 +106,9 @@ lock_classes! {
 
     WaitQueue = 700, "WaitQueue::waiters";
     Sleepers = 710, "sched::SLEEPERS";
-    RunQueue = 720, "sched::RQ";
+    /// Per-CPU run queues, one class: two at once only in CPU order (`sched::lock_pair`,
+    /// `lock_nested` subclass 0 for the lower CPU, 1 for the higher).
+    RunQueue = 720, "sched::RQS";
     Heap = 800, "heap";
     KernelPageTable = 810, "kernel_map::KERNEL_PT";
     /// RAM above 4 GiB waiting for the direct map, handed to the allocator under it.

@@ -1,4 +1,4 @@
-//! uname, getrandom, reboot, futex, sysinfo, sched_getaffinity.
+//! uname, getrandom, reboot, futex, sysinfo.
 
 use super::{copy_to_user, ok, read_val, write_val, Args, SysResult};
 use crate::errno::*;
@@ -193,18 +193,4 @@ pub fn sys_sysinfo(a: Args) -> SysResult {
     };
     write_val(a.u(0), &si)?;
     ok(0)
-}
-
-/// One CPU: the mask has bit 0. Returns the bytes written, as the raw syscall does.
-pub fn sys_sched_getaffinity(a: Args) -> SysResult {
-    let len = a.usize(1);
-    if len < 8 || !len.is_multiple_of(8) {
-        return Err(EINVAL);
-    }
-    let pid = a.i32(0);
-    if pid != 0 && crate::process::task::find_task(pid as u32).is_none() {
-        return Err(ESRCH);
-    }
-    write_val(a.u(2), &1u64)?;
-    ok(8)
 }

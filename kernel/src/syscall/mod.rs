@@ -221,7 +221,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         201 => time::sys_time(a),
         202 => misc::sys_futex(a),
         203 => process::sys_sched_setaffinity(a),
-        204 => misc::sys_sched_getaffinity(a),
+        204 => process::sys_sched_getaffinity(a),
         216 => mm::sys_remap_file_pages(a),
         217 => fs::sys_getdents64(a),
         218 => process::sys_set_tid_address(a),

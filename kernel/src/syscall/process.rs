@@ -886,28 +886,70 @@ pub fn sys_setpriority(a: Args) -> SysResult {
     ok(0)
 }
 
-/// One CPU: a mask is valid when it contains CPU 0.
-pub fn sys_sched_setaffinity(a: Args) -> SysResult {
-    let pid = a.i32(0);
-    if pid < 0 {
-        return Err(EINVAL);
+/// Linux's `cpumask_size()`: the bytes of a kernel CPU mask (one long for up to 64
+/// CPUs, as Linux with CONFIG_CPUMASK_OFFSTACK sizes it by `nr_cpu_ids`).
+const CPUMASK_SIZE: usize = 8;
+
+/// The task a scheduler call names: the caller for 0, else any thread id (Linux's
+/// `find_process_by_pid`, which finds threads too).
+fn sched_target(pid: i32) -> KResult<alloc::sync::Arc<crate::process::task::Task>> {
+    if pid == 0 {
+        return Ok(current());
     }
-    if pid != 0 && crate::process::task::find_task(pid as u32).is_none() {
+    if pid < 0 {
         return Err(ESRCH);
     }
-    if a.usize(1) == 0 {
+    crate::process::task::find_task(pid as u32).ok_or(ESRCH)
+}
+
+/// sched_setaffinity(pid, len, mask): the first `min(len, 8)` bytes are the mask, the rest
+/// zero (Linux's `get_user_cpu_mask`); EFAULT before ESRCH;
+/// EPERM unless the caller owns the target or has CAP_SYS_NICE; EINVAL if the mask holds
+/// no online CPU. The task moves at once if its CPU is no longer allowed.
+pub fn sys_sched_setaffinity(a: Args) -> SysResult {
+    let mut bytes = [0u8; CPUMASK_SIZE];
+    let n = a.usize(1).min(CPUMASK_SIZE);
+    super::copy_from_user(a.u(2), &mut bytes[..n])?;
+    let mask = u64::from_le_bytes(bytes);
+    let t = sched_target(a.i32(0))?;
+    {
+        let me = current().process.creds.lock().clone();
+        let them = t.process.creds.lock().clone();
+        if me.euid != them.euid && me.euid != them.uid && !me.capable(CAP_SYS_NICE) {
+            return Err(EPERM);
+        }
+    }
+    let online = crate::arch::percpu::cpu_online_mask();
+    let allowed = crate::arch::percpu::CpuMask(mask & online.0);
+    if allowed.is_empty() {
         return Err(EINVAL);
     }
-    let first: u8 = read_val(a.u(2))?;
-    if first & 1 == 0 {
-        return Err(EINVAL);
-    }
+    sched::set_cpus_allowed(&t, allowed);
     ok(0)
 }
 
+/// sched_getaffinity(pid, len, mask): the task's mask among the online CPUs; `len` must
+/// be a multiple of 8 that holds a bit per possible CPU (EINVAL). Returns the bytes
+/// written, `min(len, 8)`, as the raw syscall does.
+pub fn sys_sched_getaffinity(a: Args) -> SysResult {
+    let len = a.usize(1);
+    let cpus = crate::arch::percpu::nr_cpus_online();
+    if len.saturating_mul(8) < cpus || !len.is_multiple_of(8) {
+        return Err(EINVAL);
+    }
+    let t = sched_target(a.i32(0))?;
+    let mask = t.cpus_allowed.load(Ordering::Relaxed) & crate::arch::percpu::cpu_online_mask().0;
+    let n = len.min(CPUMASK_SIZE);
+    super::copy_to_user(a.u(2), &mask.to_le_bytes()[..n])?;
+    ok(n)
+}
+
+/// getcpu(cpu, node, tcache): the CPU the caller runs on (it may have moved by the time
+/// the caller looks) and NUMA node 0; `tcache` is ignored, as since Linux 2.6.24.
 pub fn sys_getcpu(a: Args) -> SysResult {
+    let cpu = crate::arch::percpu::cpu_id() as u32;
     if a.u(0) != 0 {
-        write_val(a.u(0), &0u32)?;
+        write_val(a.u(0), &cpu)?;
     }
     if a.u(1) != 0 {
         write_val(a.u(1), &0u32)?;

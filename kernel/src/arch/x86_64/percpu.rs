@@ -10,10 +10,11 @@
 //! [`cpu`] (another CPU's record, for counters), [`nr_cpus_online`], [`cpu_online_mask`]
 //! and [`CpuMask`]. A CPU's index is stable for the whole run; the boot CPU is 0 and the
 //! application processors follow in MADT order. Callers that need the index stable across
-//! a block run on one CPU anyway: tasks run only on the boot CPU and kernel code is not
-//! preempted.
+//! a block run with interrupts masked or in a task, which kernel code never leaves while it
+//! uses the index (the kernel is not preempted, and a task migrates only when it schedules).
 
 use super::cpu::wrmsr;
+use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 const IA32_GS_BASE: u32 = 0xc000_0101;
@@ -55,6 +56,20 @@ pub struct PerCpu {
     pub tlb_flush_gen: AtomicU64,
     /// For the scheduler's per-CPU state (a pointer or an index it owns); 0 until it uses it.
     pub sched: AtomicUsize,
+    /// The task running on this CPU (`Arc::as_ptr` of the scheduler's reference), 0 in
+    /// the idle loop: [`this_cpu_current`] reads it without a lock.
+    current: AtomicUsize,
+    /// Set by the tick or a waker: the running task should give up the CPU at its next
+    /// chance (Linux's TIF_NEED_RESCHED).
+    pub need_resched: AtomicBool,
+    /// Ticks that found this CPU in user mode (in a task with a positive nice value:
+    /// `nice_ticks`), in the kernel, and idle (/proc/stat).
+    pub user_ticks: AtomicU64,
+    pub nice_ticks: AtomicU64,
+    pub system_ticks: AtomicU64,
+    pub idle_ticks: AtomicU64,
+    /// Context switches this CPU made.
+    pub switches: AtomicU64,
 }
 
 impl PerCpu {
@@ -73,6 +88,13 @@ impl PerCpu {
             tlb: TlbCounters::new(),
             tlb_flush_gen: AtomicU64::new(0),
             sched: AtomicUsize::new(0),
+            current: AtomicUsize::new(0),
+            need_resched: AtomicBool::new(false),
+            user_ticks: AtomicU64::new(0),
+            nice_ticks: AtomicU64::new(0),
+            system_ticks: AtomicU64::new(0),
+            idle_ticks: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
         }
     }
 
@@ -88,6 +110,12 @@ impl PerCpu {
     /// IPIs of `kind` this CPU has received (its column of the row in /proc/interrupts).
     pub fn ipi_count(&self, kind: IpiKind) -> u64 {
         self.ipi_received[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// Interrupts the IPIs this CPU received took (reschedule and call-function: a TLB
+    /// shootdown rides on a call-function IPI), for /proc/stat's `intr`.
+    pub fn ipis_received(&self) -> u64 {
+        self.ipi_count(IpiKind::Reschedule) + self.ipi_count(IpiKind::CallFunction)
     }
 
     /// IPIs of `kind` this CPU has sent.
@@ -306,4 +334,29 @@ pub fn set_user_fs_base(base: u64) {
 /// The user RSP saved by the current syscall's entry on this CPU.
 pub fn user_rsp() -> u64 {
     this_cpu().user_rsp_scratch.load(Ordering::Relaxed)
+}
+
+/// Records `t` as the task running on this CPU (None: the idle loop). The scheduler calls
+/// it with interrupts masked, and keeps the `Arc` it passes alive until it records another.
+pub fn set_current<T>(t: Option<&Arc<T>>) {
+    let p = t.map_or(0, |t| Arc::as_ptr(t) as usize);
+    this_cpu().current.store(p, Ordering::Relaxed);
+}
+
+/// The task running on this CPU (Linux's `current`): one GS-relative record, no lock.
+/// `T` must be the type the scheduler records with [`set_current`].
+pub fn this_cpu_current<T>() -> Option<Arc<T>> {
+    super::cpu::without_interrupts(|| {
+        let p = this_cpu().current.load(Ordering::Relaxed) as *const T;
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` came from `Arc::as_ptr` of an `Arc<T>` the scheduler holds until it
+        // records another task, and only this CPU records its own slot, in `schedule` with
+        // interrupts masked; they are masked here, so the Arc lives while the count rises.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
+    })
 }

@@ -14,8 +14,9 @@
 //! kernel's root (no identity map: nothing user-visible is left behind), points GS at its
 //! `PerCpu`, loads its own GDT and TSS (IST stacks for #DF, NMI, #MC), the shared IDT, the
 //! SYSCALL MSRs, and starts its LAPIC timer at the boot CPU's calibrated period. It reports
-//! online and idles (`sti; hlt`), running no tasks: the scheduler's one run queue stays on
-//! the boot CPU, and the other CPUs' ticks only count. The boot CPU waits for each CPU
+//! online and enters the scheduler's idle loop (`sched::idle_loop`), as the boot CPU does
+//! once the kernel has started init: from then on it runs tasks from its own run queue.
+//! The boot CPU waits for each CPU
 //! (2 s); one that never reports is logged, parked with INIT and left out. CPUs start one
 //! at a time, so one trampoline page and one set of trampoline parameters serve them all.
 //!
@@ -330,25 +331,35 @@ extern "C" fn start_secondary(cpu: u64) -> ! {
     percpu::set_online(cpu);
     // Anything it cached before it was online (and so before shootdowns reached it) goes.
     cpu::flush_tlb_global();
-    idle_loop(cpu)
+    crate::process::sched::idle_loop()
 }
 
-/// A secondary CPU's idle loop: runs a job posted with [`run_on_idle`], else halts until
-/// the next interrupt (its tick or an IPI).
-fn idle_loop(cpu: usize) -> ! {
-    loop {
-        cpu::disable_interrupts();
-        let job = IDLE_JOB[cpu].load(Ordering::Acquire);
-        if job != 0 {
-            cpu::enable_interrupts();
-            // SAFETY: `run_on_idle` stored a valid `fn(usize)` pointer here.
-            let f: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(job) };
-            f(IDLE_ARG[cpu].load(Ordering::Relaxed));
-            IDLE_JOB[cpu].store(0, Ordering::Release);
-        } else {
-            cpu::enable_interrupts_and_halt();
-        }
+/// Runs the job [`run_on_idle`] posted for this CPU, if any; called by the scheduler's
+/// idle loop with interrupts enabled. True if there was one.
+pub fn run_idle_job() -> bool {
+    let cpu = percpu::cpu_id();
+    let job = IDLE_JOB[cpu].load(Ordering::Acquire);
+    if job == 0 {
+        return false;
     }
+    // SAFETY: `run_on_idle` stored a valid `fn(usize)` pointer here.
+    let f: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(job) };
+    f(IDLE_ARG[cpu].load(Ordering::Relaxed));
+    IDLE_JOB[cpu].store(0, Ordering::Release);
+    true
+}
+
+/// Whether a job waits for this CPU's idle loop (checked with interrupts masked before
+/// it halts).
+pub fn idle_job_pending() -> bool {
+    IDLE_JOB[percpu::cpu_id()].load(Ordering::Acquire) != 0
+}
+
+/// The reschedule IPI to `cpu` (Linux's `smp_send_reschedule`): it returns from its halt
+/// or, at its next return to user mode, schedules.
+pub fn smp_send_reschedule(cpu: usize) {
+    percpu::this_cpu().note_ipi_sent(percpu::IpiKind::Reschedule, 1);
+    apic::send_ipi(percpu::cpu(cpu).apic_id(), trap::VECTOR_RESCHEDULE as u8);
 }
 
 /// Per CPU: a job for its idle loop (a `fn(usize)` as an address, 0 if none) and its argument.
@@ -357,8 +368,8 @@ static IDLE_ARG: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_C
 
 /// Runs `f(arg)` on secondary CPU `cpu`'s idle loop, with interrupts on (unlike a call
 /// function, it may spin, call other CPUs and take locks), and waits for it to finish,
-/// running this CPU's call requests meanwhile. For tests, until the scheduler runs tasks
-/// on every CPU. False if `cpu` is not an online secondary CPU or already has a job.
+/// running this CPU's call requests meanwhile. For the in-kernel tests, which run before
+/// any task exists. False if `cpu` is not an online secondary CPU or already has a job.
 pub fn run_on_idle(cpu: usize, f: fn(usize), arg: usize) -> bool {
     if !start_on_idle(cpu, f, arg) {
         return false;

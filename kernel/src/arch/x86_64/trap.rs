@@ -105,6 +105,9 @@ pub const VECTOR_PAGE_FAULT: u64 = 14;
 pub const VECTOR_TIMER: u64 = 32;
 /// The call-function IPI (`smp`), Linux's CALL_FUNCTION_VECTOR.
 pub const VECTOR_CALL_FUNCTION: u64 = 0xfc;
+/// The reschedule IPI (`sched`): the target CPU looks at its run queue (Linux's
+/// RESCHEDULE_VECTOR).
+pub const VECTOR_RESCHEDULE: u64 = 0xfd;
 pub const VECTOR_SPURIOUS: u64 = 0xff;
 
 const EXCEPTION_NAMES: [&str; 32] = [
@@ -259,11 +262,12 @@ extern "C" fn trap_handler(frame: &mut TrapFrame) {
         VECTOR_TIMER => {
             apic::on_timer();
             apic::eoi();
-            // Tasks run on the boot CPU only: the other CPUs' ticks just count.
-            if super::percpu::cpu_id() == 0 {
-                crate::process::sched::timer_tick(frame.from_user());
-                crate::watchdog::tick(frame);
-            }
+            crate::process::sched::timer_tick(frame.from_user());
+            crate::watchdog::tick(frame);
+        }
+        VECTOR_RESCHEDULE => {
+            apic::eoi();
+            crate::process::sched::scheduler_ipi();
         }
         VECTOR_CALL_FUNCTION => {
             apic::eoi();
