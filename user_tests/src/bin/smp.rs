@@ -673,6 +673,11 @@ fn read_view(page: usize, workers: usize) -> [u64; MAX_WORKERS + 1] {
     v
 }
 
+/// The fork rounds' state, shared by the parent's threads. It lives in a `MAP_SHARED`
+/// mapping (`SharedCowRounds`), not the heap: fork write-protects private memory, and
+/// with shootdowns off (the negative control) workers on other CPUs keep writing the
+/// pre-fork heap page through their stale entries, out of the forking thread's sight, so
+/// the rounds would wait forever instead of reporting the stale writes.
 struct CowRounds {
     page: usize,
     round: AtomicU64,
@@ -680,13 +685,40 @@ struct CowRounds {
     stop: AtomicBool,
     ready: AtomicUsize,
     done: AtomicUsize,
+    /// Workers that have left their loop (they are not joined: see `run_cow_rounds`).
+    exited: AtomicUsize,
     /// Each worker's last value written before it saw fork return, this round.
-    last_before: Vec<AtomicU64>,
+    last_before: [AtomicU64; MAX_WORKERS],
     writes_before: AtomicU64,
     writes_after: AtomicU64,
 }
 
-fn cow_worker(st: Arc<CowRounds>, w: usize) {
+/// A `CowRounds` in its own `MAP_SHARED` anonymous mapping, unmapped on drop.
+struct SharedCowRounds(&'static CowRounds);
+
+impl SharedCowRounds {
+    fn new(page: usize) -> SharedCowRounds {
+        let len = size_of::<CowRounds>().next_multiple_of(PAGE);
+        let a =
+            mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0).expect("mmap the rounds' state");
+        // All-zero bytes are a valid CowRounds but for `page` (atomics and a bool).
+        let st = a as *mut CowRounds;
+        // SAFETY: the fresh mapping is zeroed, writable, page-aligned and large enough;
+        // only `page` needs writing before it is shared; it stays mapped until drop.
+        unsafe {
+            std::ptr::addr_of_mut!((*st).page).write(page);
+            SharedCowRounds(&*st)
+        }
+    }
+}
+
+impl Drop for SharedCowRounds {
+    fn drop(&mut self) {
+        let _ = munmap(self.0 as *const CowRounds as usize, size_of::<CowRounds>().next_multiple_of(PAGE));
+    }
+}
+
+fn cow_worker(st: &CowRounds, w: usize) {
     let slot = word(st.page, w * SLOT);
     let mut seq = 0u64;
     let mut r = 0;
@@ -721,6 +753,7 @@ fn cow_worker(st: Arc<CowRounds>, w: usize) {
     }
     st.writes_before.fetch_add(before_total, Ordering::Relaxed);
     st.writes_after.fetch_add(after_total, Ordering::Relaxed);
+    st.exited.fetch_add(1, Ordering::Release);
 }
 
 /// Rounds of fork while the parent's workers write; with `skip_fork` the "child's copy"
@@ -730,23 +763,14 @@ fn run_cow_rounds(skip_fork: bool, max_rounds: u64, budget: Duration) -> (u64, V
     let workers = worker_count();
     let page = guarded_page();
     assert_eq!(mmap(page, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), Ok(page));
-    let st = Arc::new(CowRounds {
-        page,
-        round: AtomicU64::new(0),
-        returned: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-        ready: AtomicUsize::new(0),
-        done: AtomicUsize::new(0),
-        last_before: (0..workers).map(|_| AtomicU64::new(0)).collect(),
-        writes_before: AtomicU64::new(0),
-        writes_after: AtomicU64::new(0),
-    });
-    let threads: Vec<_> = (0..workers)
-        .map(|w| {
-            let st = st.clone();
-            std::thread::spawn(move || cow_worker(st, w))
-        })
-        .collect();
+    let shared = SharedCowRounds::new(page);
+    let st: &'static CowRounds = shared.0;
+    // Not joined: a join reads what the worker left in private memory (its result, the
+    // handle's count), which a stale translation may have sent to the child's copy. The
+    // workers say they are done in the shared state instead.
+    for w in 0..workers {
+        drop(std::thread::spawn(move || cow_worker(st, w)));
+    }
     let mut problems = Vec::new();
     let start = Instant::now();
     let mut rounds = 0;
@@ -823,11 +847,11 @@ fn run_cow_rounds(skip_fork: bool, max_rounds: u64, budget: Duration) -> (u64, V
         rounds = r;
     }
     st.stop.store(true, Ordering::Release);
-    for t in threads {
-        t.join().expect("worker panicked");
-    }
+    wait_for("the workers to leave", || st.exited.load(Ordering::Acquire) == workers);
     munmap(page - PAGE, 3 * PAGE).unwrap();
-    (rounds, problems, st.writes_before.load(Ordering::Relaxed), st.writes_after.load(Ordering::Relaxed))
+    let totals = (st.writes_before.load(Ordering::Relaxed), st.writes_after.load(Ordering::Relaxed));
+    drop(shared);
+    (rounds, problems, totals.0, totals.1)
 }
 
 fn parent_writes_after_fork_returns_never_reach_the_childs_copy() {
