@@ -99,28 +99,7 @@ pub fn run(filter: &str) -> (usize, usize) {
 /// which the tests run in, lets it run with `run_until`; it ends with `kthread_exit`
 /// and is freed by `reap_kthread`.
 pub fn spawn_kthread(name: &str, entry: extern "C" fn() -> !) -> alloc::sync::Arc<crate::process::task::Task> {
-    use crate::process::task::{self, FsContext, NewTask};
-    use alloc::sync::Arc;
-    let tid = task::alloc_tid();
-    let process =
-        task::new_process(tid, alloc::sync::Weak::new(), task::Creds::root(), task::default_rlimits(), tid, tid, 0);
-    let mut comm = [0u8; 16];
-    let n = name.len().min(15);
-    comm[..n].copy_from_slice(&name.as_bytes()[..n]);
-    let t = task::create_task(NewTask {
-        tid,
-        process,
-        mm: crate::mm::address_space::MmStruct::new().expect("no memory for an address space"),
-        files: Arc::new(Mutex::new(crate::fs::fdtable::FdTable::new())),
-        fs: Arc::new(Mutex::new(FsContext { cwd: crate::fs::root(), cwd_path: "/".into(), umask: 0o022 })),
-        sighand: Arc::new(Mutex::new(crate::process::signal::SigHandlers::new())),
-        sig: Default::default(),
-        fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
-        fs_base: 0,
-        comm,
-        cpus_allowed: task::ALL_CPUS,
-    })
-    .expect("no memory for a task");
+    let t = crate::process::task::create_bare_task(name).expect("no memory for a task");
     let sel = crate::arch::gdt::selectors();
     let frame = crate::arch::trap::TrapFrame {
         rip: entry as *const () as u64,

@@ -259,26 +259,7 @@ struct KtestTask(alloc::sync::Arc<crate::process::task::Task>);
 
 impl KtestTask {
     fn new() -> KtestTask {
-        use crate::process::task::{self, FsContext, NewTask};
-        use crate::sync::SpinLock as Mutex;
-        use alloc::sync::Arc;
-        let tid = task::alloc_tid();
-        let process =
-            task::new_process(tid, alloc::sync::Weak::new(), task::Creds::root(), task::default_rlimits(), tid, tid, 0);
-        let t = task::create_task(NewTask {
-            tid,
-            process,
-            mm: crate::mm::address_space::MmStruct::new().expect("no memory for an address space"),
-            files: Arc::new(Mutex::new(crate::fs::fdtable::FdTable::new())),
-            fs: Arc::new(Mutex::new(FsContext { cwd: crate::fs::root(), cwd_path: "/".into(), umask: 0o022 })),
-            sighand: Arc::new(Mutex::new(crate::process::signal::SigHandlers::new())),
-            sig: Default::default(),
-            fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
-            fs_base: 0,
-            comm: [0; 16],
-            cpus_allowed: crate::process::task::ALL_CPUS,
-        })
-        .expect("no memory for a task");
+        let t = crate::process::task::create_bare_task("").expect("no memory for a task");
         KtestTask(t)
     }
 }

@@ -235,48 +235,6 @@ extern "C" fn sleep_uninterruptibly_forever() -> ! {
 /// A kernel thread (a task entered in ring 0) sleeps uninterruptibly forever
 /// while the boot context becomes the idle loop.
 fn fault_hung_task() {
-    use crate::process::task::{self, FsContext, NewTask};
-    use crate::sync::SpinLock as Mutex;
-    use alloc::sync::Arc;
-    let root = crate::fs::root();
-    let tid = task::alloc_tid();
-    let process = task::new_process(
-        tid,
-        alloc::sync::Weak::new(),
-        crate::process::task::Creds::root(),
-        task::default_rlimits(),
-        tid,
-        tid,
-        0,
-    );
-    let mut comm = [0u8; 16];
-    comm[..9].copy_from_slice(b"hung_task");
-    let t = task::create_task(NewTask {
-        tid,
-        process,
-        mm: crate::mm::address_space::MmStruct::new().expect("no memory for an address space"),
-        files: Arc::new(Mutex::new(crate::fs::fdtable::FdTable::new())),
-        fs: Arc::new(Mutex::new(FsContext { cwd: root, cwd_path: "/".into(), umask: 0o022 })),
-        sighand: Arc::new(Mutex::new(crate::process::signal::SigHandlers::new())),
-        sig: Default::default(),
-        fpu: alloc::boxed::Box::new(crate::arch::context::FpuState::initial()),
-        fs_base: 0,
-        comm,
-        cpus_allowed: task::ALL_CPUS,
-    })
-    .expect("no memory for a task");
-    let sel = crate::arch::gdt::selectors();
-    let frame = TrapFrame {
-        rip: sleep_uninterruptibly_forever as *const () as u64,
-        cs: sel.kernel_code.0 as u64,
-        ss: sel.kernel_data.0 as u64,
-        rflags: 0x202,
-        // The function starts as if called: RSP + 8 is 16-byte aligned.
-        rsp: t.kstack.top() - 8,
-        ..TrapFrame::default()
-    };
-    let rsp = t.kstack.prepare(&frame);
-    t.saved_rsp.store(rsp, Ordering::Relaxed);
-    crate::process::sched::add_task(t);
+    drop(crate::ktest::spawn_kthread("hung_task", sleep_uninterruptibly_forever));
     crate::process::sched::idle_loop()
 }

@@ -407,6 +407,30 @@ pub struct NewTask {
 /// The affinity of a task that inherits none: every CPU.
 pub const ALL_CPUS: u64 = u64::MAX;
 
+/// A task of a process of its own, named `comm` (root credentials, default limits, an
+/// empty address space, no open files, `/` as its directory), registered but not yet
+/// runnable: the kernel's own test tasks.
+pub fn create_bare_task(comm: &str) -> Option<Arc<Task>> {
+    let tid = alloc_tid();
+    let process = new_process(tid, alloc::sync::Weak::new(), Creds::root(), default_rlimits(), tid, tid, 0);
+    let mut name = [0u8; 16];
+    let n = comm.len().min(15);
+    name[..n].copy_from_slice(&comm.as_bytes()[..n]);
+    create_task(NewTask {
+        tid,
+        process,
+        mm: MmStruct::new()?,
+        files: Arc::new(Mutex::new(crate::fs::fdtable::FdTable::new())),
+        fs: Arc::new(Mutex::new(FsContext { cwd: crate::fs::root(), cwd_path: "/".into(), umask: 0o022 })),
+        sighand: Arc::new(Mutex::new(super::signal::SigHandlers::new())),
+        sig: Default::default(),
+        fpu: Box::new(FpuState::initial()),
+        fs_base: 0,
+        comm: name,
+        cpus_allowed: ALL_CPUS,
+    })
+}
+
 /// Builds a task (not yet runnable) and registers it.
 pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
     // The task itself (Linux's dup_task_struct), then its stack: either can fail.
