@@ -238,6 +238,13 @@ const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 /// A directory entry went away: the inode has one link fewer (an open file
 /// stays readable with st_nlink 0; a removed directory has 0 links).
+/// Serializes the changes of tmpfs names across CPUs: create, symlink, link, unlink and
+/// rename each check and change one or two directories' entries and link counts, which
+/// the single lock keeps consistent (Linux takes each directory's `i_rwsem`, and the
+/// superblock's rename mutex for renames; one lock here, as namespace changes are rare
+/// next to lookups, which do not take it).
+static NAMESPACE: crate::sync::SpinLock<(), crate::sync::order::TmpfsNamespace> = crate::sync::SpinLock::new(());
+
 fn drop_link(node: &Arc<dyn Inode>) {
     if let Some(f) = node.as_any().downcast_ref::<TmpfsFile>() {
         let mut m = f.meta.lock();
@@ -367,6 +374,12 @@ impl TmpfsDir {
     }
 
     /// Whether `self` is `dir` or lies below it (a directory cannot move into its own subtree).
+    /// Removed (Linux's `IS_DEADDIR`): no name may be made in it. Looked at under
+    /// `NAMESPACE`, which rmdir holds when it removes a directory.
+    fn is_dead(&self) -> bool {
+        self.meta.lock().nlink == 0
+    }
+
     fn is_within(&self, dir: &Arc<TmpfsDir>) -> bool {
         let mut cur = self.self_arc();
         for _ in 0..4096 {
@@ -419,6 +432,10 @@ impl Inode for TmpfsDir {
     }
     fn create(&self, name: &str, mode: u32, uid: u32, gid: u32) -> KResult<Arc<dyn Inode>> {
         Self::check_name(name)?;
+        let _ns = NAMESPACE.lock();
+        if self.is_dead() {
+            return Err(ENOENT);
+        }
         let mut entries = self.entries.lock();
         if entries.contains_key(name) {
             return Err(EEXIST);
@@ -438,6 +455,10 @@ impl Inode for TmpfsDir {
     }
     fn symlink(&self, name: &str, target: &[u8]) -> KResult<()> {
         Self::check_name(name)?;
+        let _ns = NAMESPACE.lock();
+        if self.is_dead() {
+            return Err(ENOENT);
+        }
         let mut entries = self.entries.lock();
         if entries.contains_key(name) {
             return Err(EEXIST);
@@ -457,6 +478,7 @@ impl Inode for TmpfsDir {
         if name == ".." {
             return Err(ENOTEMPTY);
         }
+        let _ns = NAMESPACE.lock();
         let mut entries = self.entries.lock();
         let node = entries.get(name).ok_or(ENOENT)?;
         let is_dir = node.metadata().is_dir();
@@ -472,7 +494,8 @@ impl Inode for TmpfsDir {
                 if !empty {
                     return Err(ENOTEMPTY);
                 }
-                self.meta.lock().nlink -= 1;
+                let mut m = self.meta.lock();
+                m.nlink = m.nlink.saturating_sub(1);
             }
             (false, false) => {}
         }
@@ -490,6 +513,10 @@ impl Inode for TmpfsDir {
         }
         let target = new_dir.as_any().downcast_ref::<TmpfsDir>().ok_or(EXDEV)?;
         let target_arc = target.this.upgrade().ok_or(ENOENT)?;
+        let _ns = NAMESPACE.lock();
+        if target.is_dead() {
+            return Err(ENOENT);
+        }
         let same_dir = core::ptr::eq(self, target);
         let node = self.entries.lock().get(old).cloned().ok_or(ENOENT)?;
         let src_dir = node.as_any().downcast_ref::<TmpfsDir>();
@@ -514,7 +541,8 @@ impl Inode for TmpfsDir {
         let replaced = target.entries.lock().insert(new.to_string(), node.clone());
         if let Some(r) = replaced {
             if r.metadata().is_dir() {
-                target.meta.lock().nlink -= 1;
+                let mut m = target.meta.lock();
+                m.nlink = m.nlink.saturating_sub(1);
             }
             drop_link(&r);
         }
@@ -522,7 +550,9 @@ impl Inode for TmpfsDir {
             let parent: Arc<dyn Inode> = target_arc;
             *d.parent.lock() = Arc::downgrade(&parent);
             if !same_dir {
-                self.meta.lock().nlink -= 1;
+                let mut m = self.meta.lock();
+                m.nlink = m.nlink.saturating_sub(1);
+                drop(m);
                 target.meta.lock().nlink += 1;
             }
         }
@@ -564,6 +594,10 @@ impl Inode for TmpfsDir {
         } else {
             EXDEV
         })?;
+        let _ns = NAMESPACE.lock();
+        if self.is_dead() {
+            return Err(ENOENT);
+        }
         let mut entries = self.entries.lock();
         if entries.contains_key(name) {
             return Err(EEXIST);

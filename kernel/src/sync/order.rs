@@ -46,7 +46,9 @@ lock_classes! {
     FlockLocks = 110, "flock::LOCKS";
     PipeInner = 115, "Pipe::inner";
     EventfdCount = 116, "EventFd::count";
-    /// rename locks a second directory with `lock_nested(1)`.
+    /// Held across every change of tmpfs names (create, link, unlink, rename).
+    TmpfsNamespace = 119, "tmpfs::NAMESPACE";
+    /// rmdir checks the child directory's with `lock_nested(1)`.
     TmpfsDirEntries = 120, "tmpfs Dir::entries";
     TmpfsDirParent = 121, "tmpfs Dir::parent";
     TmpfsDirMeta = 122, "tmpfs Dir::meta";

@@ -31,6 +31,7 @@ fn main() {
             open_of_a_symlink_with_o_path_and_o_nofollow_refers_to_the_link,
             open_of_a_symlink_with_o_nofollow_alone_is_eloop,
             removing_or_renaming_dot_and_dotdot_has_linux_errnos,
+            no_name_can_be_made_in_a_removed_directory,
             open_returns_lowest_free_fd,
             openat_resolves_relative_to_dirfd,
             open_trunc_empties_file,
@@ -637,6 +638,29 @@ fn removing_or_renaming_dot_and_dotdot_has_linux_errnos() {
     assert_errno!(sys!(SYS_mkdirat, AT_FDCWD, dot.as_ptr(), 0o755), EEXIST);
     let root = cstr("/");
     assert_errno!(sys!(SYS_unlinkat, AT_FDCWD, root.as_ptr(), AT_REMOVEDIR), EBUSY);
+}
+
+/// A removed directory, still open, takes no new name (Linux's IS_DEADDIR): mkdir,
+/// creat, symlink, link and rename into it are ENOENT, and its link count stays 0.
+fn no_name_can_be_made_in_a_removed_directory() {
+    let dir = TempDir::new();
+    let gone = dir.join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let file = dir.file("file", b"");
+    let dfd = open(&gone, O_RDONLY | O_DIRECTORY, 0).unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    let name = cstr("x");
+    let (file_c, outside) = (cstr(&file), cstr(&dir.join("outside")));
+    std::fs::create_dir(dir.join("outside")).unwrap();
+    assert_errno!(sys!(SYS_mkdirat, dfd, name.as_ptr(), 0o755), ENOENT);
+    assert_errno!(sys!(SYS_openat, dfd, name.as_ptr(), O_CREAT | O_WRONLY, 0o644), ENOENT);
+    assert_errno!(sys!(SYS_symlinkat, file_c.as_ptr(), dfd, name.as_ptr()), ENOENT);
+    assert_errno!(sys!(SYS_linkat, AT_FDCWD, file_c.as_ptr(), dfd, name.as_ptr(), 0), ENOENT);
+    assert_errno!(sys!(SYS_renameat, AT_FDCWD, outside.as_ptr(), dfd, name.as_ptr()), ENOENT);
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_fstat, dfd, &mut st as *mut stat).unwrap();
+    assert_eq!(st.st_nlink, 0, "a removed directory has no links");
+    close(dfd).unwrap();
 }
 
 fn symlink(target: &str, link: &str) {
