@@ -193,6 +193,15 @@ impl Inode for TmpfsFile {
         match mode {
             0 | KEEP_SIZE => {
                 for index in offset / PAGE_SIZE..end.div_ceil(PAGE_SIZE) {
+                    // A length the user chose: give up the CPU when the slice is used, and
+                    // stop for a fatal signal only (shmem_fallocate: a periodic timer must
+                    // not keep a large fallocate from ever finishing).
+                    crate::process::sched::cond_resched();
+                    if crate::process::sched::current()
+                        .is_some_and(|t| crate::process::signal::fatal_signal_pending(&t))
+                    {
+                        return Err(EINTR);
+                    }
                     cache_page(&self.cache, index)?;
                 }
                 let size = self.meta.lock().size;
