@@ -383,10 +383,14 @@ impl TmpfsDir {
     }
 
     /// Whether `self` is `dir` or lies below it (a directory cannot move into its own subtree).
-    /// Removed (Linux's `IS_DEADDIR`): no name may be made in it. Looked at under
-    /// `NAMESPACE`, which rmdir holds when it removes a directory.
-    fn is_dead(&self) -> bool {
-        self.meta.lock().nlink == 0
+    /// Takes `NAMESPACE` to make a name in this directory: ENOENT if it was removed
+    /// (Linux's `IS_DEADDIR`), which rmdir decides under the same lock.
+    fn lock_namespace_to_add(&self) -> KResult<crate::sync::SpinLockGuard<'static, ()>> {
+        let ns = NAMESPACE.lock();
+        if self.meta.lock().nlink == 0 {
+            return Err(ENOENT);
+        }
+        Ok(ns)
     }
 
     fn is_within(&self, dir: &Arc<TmpfsDir>) -> bool {
@@ -441,10 +445,7 @@ impl Inode for TmpfsDir {
     }
     fn create(&self, name: &str, mode: u32, uid: u32, gid: u32) -> KResult<Arc<dyn Inode>> {
         Self::check_name(name)?;
-        let _ns = NAMESPACE.lock();
-        if self.is_dead() {
-            return Err(ENOENT);
-        }
+        let _ns = self.lock_namespace_to_add()?;
         let mut entries = self.entries.lock();
         if entries.contains_key(name) {
             return Err(EEXIST);
@@ -464,10 +465,7 @@ impl Inode for TmpfsDir {
     }
     fn symlink(&self, name: &str, target: &[u8]) -> KResult<()> {
         Self::check_name(name)?;
-        let _ns = NAMESPACE.lock();
-        if self.is_dead() {
-            return Err(ENOENT);
-        }
+        let _ns = self.lock_namespace_to_add()?;
         let mut entries = self.entries.lock();
         if entries.contains_key(name) {
             return Err(EEXIST);
@@ -522,10 +520,7 @@ impl Inode for TmpfsDir {
         }
         let target = new_dir.as_any().downcast_ref::<TmpfsDir>().ok_or(EXDEV)?;
         let target_arc = target.this.upgrade().ok_or(ENOENT)?;
-        let _ns = NAMESPACE.lock();
-        if target.is_dead() {
-            return Err(ENOENT);
-        }
+        let _ns = target.lock_namespace_to_add()?;
         let same_dir = core::ptr::eq(self, target);
         let node = self.entries.lock().get(old).cloned().ok_or(ENOENT)?;
         let src_dir = node.as_any().downcast_ref::<TmpfsDir>();
@@ -603,10 +598,7 @@ impl Inode for TmpfsDir {
         } else {
             EXDEV
         })?;
-        let _ns = NAMESPACE.lock();
-        if self.is_dead() {
-            return Err(ENOENT);
-        }
+        let _ns = self.lock_namespace_to_add()?;
         let mut entries = self.entries.lock();
         if entries.contains_key(name) {
             return Err(EEXIST);
