@@ -99,7 +99,17 @@ pub fn run(filter: &str) -> (usize, usize) {
 /// which the tests run in, lets it run with `run_until`; it ends with `kthread_exit`
 /// and is freed by `reap_kthread`.
 pub fn spawn_kthread(name: &str, entry: extern "C" fn() -> !) -> alloc::sync::Arc<crate::process::task::Task> {
+    spawn_kthread_on(name, entry, crate::process::task::ALL_CPUS)
+}
+
+/// [`spawn_kthread`] with an affinity: the thread runs only on the CPUs of `cpus`.
+pub fn spawn_kthread_on(
+    name: &str,
+    entry: extern "C" fn() -> !,
+    cpus: u64,
+) -> alloc::sync::Arc<crate::process::task::Task> {
     let t = crate::process::task::create_bare_task(name).expect("no memory for a task");
+    t.cpus_allowed.store(cpus, core::sync::atomic::Ordering::Relaxed);
     let sel = crate::arch::gdt::selectors();
     let frame = crate::arch::trap::TrapFrame {
         rip: entry as *const () as u64,

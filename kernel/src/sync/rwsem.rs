@@ -12,6 +12,12 @@
 //! Outside any task (the boot context) a contended `down` spins: nothing there can
 //! sleep.
 //!
+//! Before it queues, a contended `down` spins while the writer holding the semaphore
+//! runs on another CPU (Linux's optimistic spinning): that writer lets go soon, and
+//! sleeping costs a reschedule IPI and two context switches per hand-off. Without it
+//! two threads mapping and unmapping in turn hand the lock back and forth through the
+//! queue, and each operation waits for a wake-up.
+//!
 //! The `T` sits in a `spin::RwLock` that the semaphore's holders take without
 //! contention (the semaphore already excludes what the spinlock would), which
 //! turns the hold into safe `&T`/`&mut T` access.
@@ -24,14 +30,21 @@ use crate::process::sched;
 use crate::process::task::{Task, TaskState};
 use alloc::sync::Arc;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use rwsem::{Down, Mode, RwSemState};
 use spin::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub struct RwSem<T> {
     state: SpinLock<RwSemState<Arc<Task>>, RwSemWaiters>,
+    /// The writer holding it (`percpu::current_id`), 0 when none or not known yet
+    /// (Linux's `sem->owner`): what a spinner watches.
+    owner: AtomicUsize,
     data: RwLock<T>,
 }
+
+/// How many times a spinner finds the semaphore held by nobody it can watch (readers, or
+/// a writer not yet recorded) before it queues.
+const SPIN_LOOKS: u32 = 64;
 
 /// A shared hold (`down_read` .. `up_read`).
 pub struct RwSemReadGuard<'a, T> {
@@ -56,7 +69,7 @@ enum Sleep {
 
 impl<T> RwSem<T> {
     pub const fn new(value: T) -> Self {
-        RwSem { state: SpinLock::new(RwSemState::new()), data: RwLock::new(value) }
+        RwSem { state: SpinLock::new(RwSemState::new()), owner: AtomicUsize::new(0), data: RwLock::new(value) }
     }
 
     /// Linux's `down_read`.
@@ -74,13 +87,19 @@ impl<T> RwSem<T> {
     /// Linux's `down_write`.
     pub fn write(&self) -> RwSemWriteGuard<'_, T> {
         let _ = self.down(Mode::Write, Sleep::Uninterruptible);
+        self.write_guard()
+    }
+
+    /// The guard of a write hold just taken, its owner recorded for spinners.
+    fn write_guard(&self) -> RwSemWriteGuard<'_, T> {
+        self.owner.store(crate::arch::percpu::current_id(), Ordering::Release);
         RwSemWriteGuard { sem: self, guard: Some(self.data.write()) }
     }
 
     /// Linux's `down_write_killable`: EINTR if a fatal signal arrives while waiting.
     pub fn write_killable(&self) -> KResult<RwSemWriteGuard<'_, T>> {
         self.down(Mode::Write, Sleep::Killable)?;
-        Ok(RwSemWriteGuard { sem: self, guard: Some(self.data.write()) })
+        Ok(self.write_guard())
     }
 
     /// Linux's `down_read_trylock`: never waits (reports, the OOM killer's look at a
@@ -91,7 +110,7 @@ impl<T> RwSem<T> {
 
     /// Linux's `down_write_trylock`.
     pub fn try_write(&self) -> Option<RwSemWriteGuard<'_, T>> {
-        self.state.lock().try_down(Mode::Write).then(|| RwSemWriteGuard { sem: self, guard: Some(self.data.write()) })
+        self.state.lock().try_down(Mode::Write).then(|| self.write_guard())
     }
 
     /// The value, when nobody else can hold the semaphore (its owner's teardown).
@@ -119,6 +138,9 @@ impl<T> RwSem<T> {
             }
             return Ok(());
         };
+        if self.optimistic_spin(mode) {
+            return Ok(());
+        }
         let state = match sleep {
             Sleep::Uninterruptible => TaskState::Uninterruptible,
             Sleep::Killable => TaskState::Killable,
@@ -155,6 +177,32 @@ impl<T> RwSem<T> {
         }
     }
 
+    /// Linux's `rwsem_optimistic_spin`: waits, without sleeping, while a writer that runs
+    /// on another CPU holds the semaphore; true once it is taken. Gives up (the caller
+    /// queues) when that writer stops running, when this CPU is wanted for something else
+    /// (`need_resched`, set at least every tick), or after `SPIN_LOOKS` looks at a
+    /// semaphore held by readers or handed to a queued waiter, whom the queue serves first.
+    fn optimistic_spin(&self, mode: Mode) -> bool {
+        let mut looks = 0;
+        loop {
+            let owner = self.owner.load(Ordering::Acquire);
+            if owner != 0 {
+                if !crate::arch::percpu::running_anywhere(owner) || sched::need_resched() {
+                    return false;
+                }
+            } else {
+                if self.state.lock().try_down(mode) {
+                    return true;
+                }
+                looks += 1;
+                if looks >= SPIN_LOOKS {
+                    return false;
+                }
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     fn up(&self, mode: Mode) {
         self.state.lock().up(mode, wake);
     }
@@ -172,6 +220,7 @@ impl<'a, T> RwSemWriteGuard<'a, T> {
         let sem = self.sem;
         let w = self.guard.take().expect("write guard held");
         let r = RwLockWriteGuard::downgrade(w);
+        sem.owner.store(0, Ordering::Release);
         sem.state.lock().downgrade(wake);
         core::mem::forget(self);
         RwSemReadGuard { sem, guard: Some(r) }
@@ -209,6 +258,7 @@ impl<T> Drop for RwSemReadGuard<'_, T> {
 impl<T> Drop for RwSemWriteGuard<'_, T> {
     fn drop(&mut self) {
         drop(self.guard.take());
+        self.sem.owner.store(0, Ordering::Release);
         self.sem.up(Mode::Write);
     }
 }
@@ -224,8 +274,9 @@ mod tests {
         rwsem_a_reader_behind_a_waiting_writer_waits,
         rwsem_a_killable_down_returns_eintr_on_sigkill,
         rwsem_downgrade_lets_waiting_readers_in,
+        rwsem_a_writer_spins_while_a_running_writer_holds_it,
     ];
-    use crate::ktest::{reap_kthread, run_until, spawn_kthread};
+    use crate::ktest::{reap_kthread, run_until, spawn_kthread, spawn_kthread_on};
     use core::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize};
 
     /// The semaphore the test threads use; every test leaves it free.
@@ -237,6 +288,12 @@ mod tests {
     /// The killable writer's result: 0 when it got the lock, else the errno.
     static RESULT: AtomicI64 = AtomicI64::new(-1);
     static DONE: AtomicUsize = AtomicUsize::new(0);
+    /// The holding writer has `SEM`.
+    static HOLDING: AtomicUsize = AtomicUsize::new(0);
+    /// The spinning writer is about to ask for `SEM`.
+    static ASKING: AtomicUsize = AtomicUsize::new(0);
+    /// Whether the spinning writer queued (and so slept) before it got `SEM`.
+    static QUEUED: AtomicUsize = AtomicUsize::new(0);
 
     const READER: u64 = 1;
     const WRITER: u64 = 2;
@@ -251,6 +308,9 @@ mod tests {
         SEEN_READERS.store(0, Ordering::SeqCst);
         RESULT.store(-1, Ordering::SeqCst);
         DONE.store(0, Ordering::SeqCst);
+        HOLDING.store(0, Ordering::SeqCst);
+        ASKING.store(0, Ordering::SeqCst);
+        QUEUED.store(0, Ordering::SeqCst);
     }
 
     fn idle() -> bool {
@@ -271,6 +331,39 @@ mod tests {
         let mut g = SEM.write();
         log(WRITER);
         *g += 1;
+        drop(g);
+        DONE.fetch_add(1, Ordering::SeqCst);
+        crate::ktest::kthread_exit()
+    }
+
+    /// Takes `SEM` for writing and, running all along, keeps it until the spinning writer
+    /// has asked for it, and a little longer.
+    extern "C" fn holding_writer() -> ! {
+        let g = SEM.write();
+        HOLDING.store(1, Ordering::SeqCst);
+        while ASKING.load(Ordering::SeqCst) == 0 {
+            core::hint::spin_loop();
+        }
+        // Plain loads, not `pause` (which QEMU's TCG emulates by leaving its loop, each
+        // taking microseconds): about a millisecond there, well within a tick.
+        for _ in 0..100_000 {
+            core::hint::black_box(ASKING.load(Ordering::Relaxed));
+        }
+        drop(g);
+        DONE.fetch_add(1, Ordering::SeqCst);
+        crate::ktest::kthread_exit()
+    }
+
+    /// A writer that records whether it had to queue: `down` stamps `sleep_since` when it
+    /// queues.
+    extern "C" fn spinning_writer() -> ! {
+        let me = sched::current().expect("a kernel thread is a task");
+        let before = me.sleep_since.load(Ordering::SeqCst);
+        ASKING.store(1, Ordering::SeqCst);
+        let g = SEM.write();
+        QUEUED.store(usize::from(me.sleep_since.load(Ordering::SeqCst) != before), Ordering::SeqCst);
+        // `kthread_exit` never returns: nothing may stay alive across it.
+        drop(me);
         drop(g);
         DONE.fetch_add(1, Ordering::SeqCst);
         crate::ktest::kthread_exit()
@@ -349,6 +442,32 @@ mod tests {
         drop(g);
         reap_kthread(k);
         assert!(idle());
+    }
+
+    /// A writer arriving while another writer holds the semaphore and runs on another CPU
+    /// waits for it without queueing. An attempt can fail for reasons of timing (a tick
+    /// ends the spin): one attempt of ten must succeed; without the spin none could, as
+    /// the holder keeps it until the second writer has asked.
+    fn rwsem_a_writer_spins_while_a_running_writer_holds_it() {
+        if crate::arch::percpu::nr_cpus_online() < 2 {
+            return;
+        }
+        for _ in 0..10 {
+            reset();
+            // The holder on CPU 1; the spinner on CPU 0, where this boot context lets it
+            // run from `run_until`.
+            let h = spawn_kthread_on("rwsem_holder", holding_writer, 1 << 1);
+            assert!(run_until(|| HOLDING.load(Ordering::SeqCst) == 1), "the holder never took the lock");
+            let w = spawn_kthread_on("rwsem_spinner", spinning_writer, 1 << 0);
+            assert!(run_until(|| DONE.load(Ordering::SeqCst) == 2), "the writers never finished");
+            reap_kthread(h);
+            reap_kthread(w);
+            assert!(idle());
+            if QUEUED.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+        }
+        panic!("in ten attempts, a writer always queued behind a running writer");
     }
 
     fn rwsem_downgrade_lets_waiting_readers_in() {

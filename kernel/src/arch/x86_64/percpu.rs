@@ -343,6 +343,18 @@ pub fn set_current<T>(t: Option<&Arc<T>>) {
     this_cpu().current.store(p, Ordering::Relaxed);
 }
 
+/// An identity of the task running on this CPU (0 in the idle loop), for comparison only:
+/// what [`running_anywhere`] looks for.
+pub fn current_id() -> usize {
+    this_cpu().current.load(Ordering::Relaxed)
+}
+
+/// Whether the task whose [`current_id`] is `id` runs on some CPU now (Linux's
+/// `owner_on_cpu`). A snapshot: it may stop at once.
+pub fn running_anywhere(id: usize) -> bool {
+    id != 0 && cpu_online_mask().iter().any(|c| PERCPU[c].current.load(Ordering::Relaxed) == id)
+}
+
 /// The task running on this CPU (Linux's `current`): one GS-relative record, no lock.
 /// `T` must be the type the scheduler records with [`set_current`].
 pub fn this_cpu_current<T>() -> Option<Arc<T>> {
