@@ -447,6 +447,8 @@ impl MmStruct {
         let mut g = self.page_table_lock.lock();
         let g = &mut *g;
         let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner: self.owner(), tlb };
+        let tables_before = tlb.tables_removed();
+        let grafts_before = g.grafts.len();
         let r = g.pt.unmap_range(&mut mem, start, end, |va, m| {
             if let Some(kind) = page::mm_counter(m.phys) {
                 self.add_rss(kind, -1);
@@ -454,9 +456,15 @@ impl MmStruct {
             page::page_remove_rmap(m.phys);
             tlb.remove_page(va, m.phys);
         });
-        tlb.flush_range(start, end);
         debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
         g.grafts.retain(|gr| !(start <= gr.va && gr.end() <= end));
+        // Tables unlinked (freed or grafts dropped) may sit in paging-structure caches:
+        // the range is flushed for them as for cleared entries (which `remove_page`
+        // recorded). A range that mapped nothing needs no flush, and no other CPU is
+        // interrupted for it (Linux's `tlb_flush_mmu_tlbonly` with no range gathered).
+        if tlb.tables_removed() != tables_before || g.grafts.len() != grafts_before {
+            tlb.flush_range(start, end);
+        }
     }
 
     /// Grafts `table`, a table of `level` (1 = PT .. 3 = PDPT) of another owner, as the

@@ -250,6 +250,8 @@ struct Batch {
 pub struct MmuGather {
     root: u64,
     batch: RefCell<Batch>,
+    /// Page-table pages gathered since the batch began, flushed or not.
+    tables_removed: core::cell::Cell<u64>,
 }
 
 impl MmuGather {
@@ -265,6 +267,7 @@ impl MmuGather {
                 pages: ArrayVec::new(),
                 tables: ArrayVec::new(),
             }),
+            tables_removed: core::cell::Cell::new(0),
         }
     }
 
@@ -303,7 +306,13 @@ impl MmuGather {
     /// `tlb_remove_table`: a page-table page unlinked from its parent; its reference is
     /// dropped after the flush (the CPU's paging-structure caches may still walk it).
     pub fn remove_table(&self, table: u64) {
+        self.tables_removed.set(self.tables_removed.get() + 1);
         self.gather(table, |b| &mut b.tables);
+    }
+
+    /// How many page-table pages `remove_table` took since the batch began.
+    pub fn tables_removed(&self) -> u64 {
+        self.tables_removed.get()
     }
 
     /// Adds `frame` to the batch's list that `list` picks; when that fills, flushes and

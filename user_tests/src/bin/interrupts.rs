@@ -4,6 +4,7 @@
 //! benchmarks read the `RES`, `CAL` and `TLB` rows (IPIs per operation), so those rows
 //! and the timer's `LOC` must be there, with Linux's descriptions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use user_tests::{monotonic_ns, run_tests, tests};
 
 fn main() {
@@ -13,6 +14,7 @@ fn main() {
             proc_interrupts_header_names_the_cpus_in_increasing_order,
             proc_interrupts_has_loc_res_cal_and_tlb_rows_with_a_count_per_cpu,
             proc_interrupts_loc_row_grows_while_this_process_spins,
+            munmap_of_memory_never_touched_interrupts_no_other_cpu,
         ],
     )
 }
@@ -79,4 +81,45 @@ fn proc_interrupts_loc_row_grows_while_this_process_spins() {
         std::hint::spin_loop();
     }
     assert!(sum() > before, "no timer interrupt in 200 ms of spinning");
+}
+
+/// Unmapping memory that was never touched removes no translation, so no CPU is sent a
+/// shootdown, even one running another thread of the process (which has the address
+/// space loaded): the TLB row barely moves over many mmap/munmap pairs (a kernel that
+/// flushes every munmap adds one per call per such CPU).
+fn munmap_of_memory_never_touched_interrupts_no_other_cpu() {
+    const ROUNDS: u64 = 200;
+    let tlb_sum = || {
+        let text = read_interrupts();
+        let cpus = header_cpus(&text).len();
+        row(&text, "TLB", cpus).0.iter().sum::<u64>()
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let before = tlb_sum();
+        for _ in 0..ROUNDS {
+            let len = 1 << 20;
+            // SAFETY: a fresh anonymous mapping, never accessed, unmapped at once.
+            unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(p, libc::MAP_FAILED);
+                assert_eq!(libc::munmap(p, len), 0);
+            }
+        }
+        let after = tlb_sum();
+        stop.store(true, Ordering::Relaxed);
+        assert!(after - before < ROUNDS / 4, "{} shootdowns for {ROUNDS} munmaps of untouched memory", after - before);
+    });
 }
