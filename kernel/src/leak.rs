@@ -8,7 +8,8 @@
 //! Before init is created the kernel records a baseline: frames in use (page
 //! cache aside), page-cache pages, heap bytes in use and every counter below. When init has
 //! exited and every other process has been killed and reaped (`begin_shutdown`),
-//! the idle loop removes the files the tests left behind, shrinks the
+//! the idle loop removes the files and SysV IPC objects the tests left behind (both
+//! outlive their creators, as on Linux), shrinks the
 //! kernel's tables to their boot size, and compares again: each figure must
 //! be back at its baseline. One line per resource
 //! (`mshare-kernel: NAME at start X, now Y: no leak`), then a summary
@@ -88,6 +89,8 @@ counters! {
     TASKS: "tasks",
     PROCESSES: "processes",
     COMMITTED: "committed pages",
+    IPC_OBJECTS: "SysV IPC objects",
+    IPC_NAMESPACES: "IPC namespaces",
 }
 
 /// Tables that grow with use and keep their capacity (Linux's shrinkers):
@@ -221,6 +224,8 @@ pub fn idle_check() {
     crate::mm::fail::report();
     let removed = crate::fs::tmpfs::remove_created_since_boot();
     crate::println!("mshare-kernel: removed {} files and directories the tests left behind", removed);
+    let removed = crate::ipc::remove_all_objects();
+    crate::println!("mshare-kernel: removed {} SysV IPC objects the tests left behind", removed);
     let now = Snapshot::take();
     let start = BASELINE.lock().unwrap_or_default();
     let clean = report(&start, &now);

@@ -20,6 +20,7 @@ mod cmdline;
 pub mod errno;
 pub mod fs;
 mod initramfs;
+pub mod ipc;
 mod ktest;
 pub mod leak;
 mod logger;

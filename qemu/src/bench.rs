@@ -125,6 +125,9 @@ pub struct Plan {
     pub host_cores: u32,
 }
 
+/// The shared objects `pt_sharing` maps (its `--backing`).
+pub const PT_BACKINGS: [&str; 3] = ["anon", "tmpfs", "sysv"];
+
 /// The process counts of the full set.
 pub const FULL_PROCS: [u32; 6] = [1, 4, 16, 64, 256, 1024];
 /// A case touching more than this (processes x region) runs once instead of `--runs`
@@ -159,7 +162,7 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
         (&[256 * MIB, GIB], &FULL_PROCS, true)
     };
     for &size in sizes {
-        for backing in ["anon", "tmpfs"] {
+        for backing in PT_BACKINGS {
             for access in ["read", "write"] {
                 if for_run && (backing, access) != ("anon", "write") && (backing, access) != ("tmpfs", "read") {
                     continue;
@@ -1402,7 +1405,7 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
         if !["ours", "linux"].contains(&row["kernel"]) {
             bad(format!("kernel {:?}", row["kernel"]));
         }
-        if !["anon", "tmpfs"].contains(&row["backing"]) || !["read", "write"].contains(&row["access"]) {
+        if !PT_BACKINGS.contains(&row["backing"]) || !["read", "write"].contains(&row["access"]) {
             bad(format!("backing {:?} access {:?}", row["backing"], row["access"]));
         }
         if row["sharing"] == "none" {

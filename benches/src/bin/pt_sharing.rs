@@ -2,16 +2,17 @@
 //! faults and time, the figure page-table sharing exists to cut.
 //!
 //! ```text
-//! pt_sharing --backing anon|tmpfs --access read|write --size 256M --procs N [--addr HEX]
+//! pt_sharing --backing anon|tmpfs|sysv --access read|write --size 256M --procs N [--addr HEX]
 //! ```
 //!
 //! The parent creates one shared object of `--size` bytes: `anon` is a
 //! `MAP_SHARED|MAP_ANONYMOUS` mapping made before fork (the children inherit it); `tmpfs`
-//! is a file in /tmp that each child opens and maps itself. Both are placed at the same
+//! is a file in /tmp that each child opens and maps itself; `sysv` is a SysV segment
+//! (`shmget(IPC_PRIVATE)`) that each child attaches with `shmat`. All are placed at the same
 //! 512 GiB-aligned address in every process (`--addr`, default 0x600000000000), so the
 //! number of page-table pages a process needs for the region is the same on every kernel.
 //! Then N children are forked and take turns: child i waits for its turn, reads its VmPTE
-//! and fault count, attaches the object (tmpfs: open and mmap), touches every page in order
+//! and fault count, attaches the object (tmpfs: open and mmap; sysv: shmat), touches every page in order
 //! (`read`: loads one byte per page, `write`: stores one), reads the figures again and
 //! hands the turn on. The last child also times fork+exit+wait of itself, a process with
 //! the region mapped. All N stay alive until the last has touched; the parent then reads
@@ -33,6 +34,17 @@ const PAGE: usize = 4096;
 enum Backing {
     Anon,
     Tmpfs,
+    Sysv,
+}
+
+impl Backing {
+    fn name(self) -> &'static str {
+        match self {
+            Backing::Anon => "anon",
+            Backing::Tmpfs => "tmpfs",
+            Backing::Sysv => "sysv",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -48,6 +60,8 @@ struct Config {
     procs: usize,
     addr: usize,
     path: CString,
+    /// The SysV segment (`sysv`), made by the parent before fork.
+    shmid: i32,
 }
 
 /// What one child measured, written into the shared control area.
@@ -78,7 +92,7 @@ fn fail(what: &str) -> ! {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pt_sharing --backing anon|tmpfs --access read|write --size BYTES --procs N [--addr HEX]");
+    eprintln!("usage: pt_sharing --backing anon|tmpfs|sysv --access read|write --size BYTES --procs N [--addr HEX]");
     std::process::exit(2);
 }
 
@@ -142,6 +156,14 @@ fn attach(cfg: &Config) -> *mut u8 {
             // SAFETY: our own descriptor; the mapping keeps the file.
             unsafe { libc::close(fd) };
             p
+        }
+        Backing::Sysv => {
+            // SAFETY: an attach at a free address (the parent keeps it free in every child).
+            let p = unsafe { libc::shmat(cfg.shmid, cfg.addr as *const _, 0) };
+            if p as usize != cfg.addr {
+                fail("shmat of the segment");
+            }
+            p as *mut u8
         }
     }
 }
@@ -216,6 +238,7 @@ fn parse_args() -> Config {
     let backing = match arg_value(&args, "--backing").as_deref() {
         Some("anon") => Backing::Anon,
         Some("tmpfs") => Backing::Tmpfs,
+        Some("sysv") => Backing::Sysv,
         _ => usage(),
     };
     let access = match arg_value(&args, "--access").as_deref() {
@@ -233,11 +256,11 @@ fn parse_args() -> Config {
         usage();
     }
     let path = CString::new(format!("/tmp/pt_sharing.{}", std::process::id())).unwrap();
-    Config { backing, access, size, procs, addr, path }
+    Config { backing, access, size, procs, addr, path, shmid: -1 }
 }
 
 fn main() {
-    let cfg = parse_args();
+    let mut cfg = parse_args();
     let tsc_hz = benches::tsc_hz(20);
     let pt_start = meminfo_page_tables();
     match cfg.backing {
@@ -254,7 +277,15 @@ fn main() {
             // SAFETY: our own descriptor.
             unsafe { libc::close(fd) };
         }
+        Backing::Sysv => {
+            // SAFETY: plain arguments.
+            cfg.shmid = unsafe { libc::shmget(libc::IPC_PRIVATE, cfg.size, 0o600) };
+            if cfg.shmid < 0 {
+                fail("shmget of the segment");
+            }
+        }
     }
+    let cfg = cfg;
     let ctl_len = (size_of::<Control>() + cfg.procs * (4 + size_of::<Slot>())).next_multiple_of(PAGE);
     let ctl_mem = map_shared(0, ctl_len, -1);
     // SAFETY: the control area is zeroed shared memory, big enough for a Control followed
@@ -303,17 +334,23 @@ fn main() {
     set_and_wake(&ctl.exit);
     let ok = reap(&pids);
     let teardown_cycles = rdtsc() - c0;
+    // SAFETY: the region and control area are this process's own mappings, no longer used.
+    unsafe {
+        match cfg.backing {
+            Backing::Anon => {
+                libc::munmap(cfg.addr as *mut _, cfg.size);
+            }
+            Backing::Tmpfs => {
+                libc::unlink(cfg.path.as_ptr());
+            }
+            Backing::Sysv => {
+                libc::shmctl(cfg.shmid, libc::IPC_RMID, std::ptr::null_mut());
+            }
+        }
+    }
     if !ok {
         eprintln!("pt_sharing: a child did not exit with status 0");
         std::process::exit(1);
-    }
-    // SAFETY: the region and control area are this process's own mappings, no longer used.
-    unsafe {
-        if cfg.backing == Backing::Anon {
-            libc::munmap(cfg.addr as *mut _, cfg.size);
-        } else {
-            libc::unlink(cfg.path.as_ptr());
-        }
     }
     report(&cfg, slots, ctl, pt_end.saturating_sub(pt_start), teardown_cycles, tsc_hz);
     // SAFETY: as above.
@@ -346,7 +383,7 @@ fn report(cfg: &Config, slots: &[Slot], ctl: &Control, pt_total: u64, teardown_c
     let cycles_later = mean(slots[1..].iter().map(get(|s| &s.cycles)));
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     let kernel = benches::kernel_release();
-    let backing = if cfg.backing == Backing::Anon { "anon" } else { "tmpfs" };
+    let backing = cfg.backing.name();
     let access = if cfg.access == Access::Read { "read" } else { "write" };
     let fields: &[(&str, &dyn Display)] = &[
         ("kernel", &kernel),

@@ -182,6 +182,19 @@ impl Inode for Zero {
     fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
         Ok(buf.len())
     }
+    fn has_mmap(&self) -> bool {
+        true
+    }
+    /// Linux's `mmap_zero`: a private mapping is anonymous memory, a shared one a shmem
+    /// object of its own.
+    fn mmap(&self, inner: &crate::mm::address_space::MmInner, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
+        if desc.flags.contains(crate::mm::vma::VmFlags::SHARED) {
+            crate::mm::mmap::shmem_zero_setup(inner, desc)
+        } else {
+            desc.backend = crate::mm::vma::Backend::Anonymous;
+            Ok(())
+        }
+    }
 }
 
 /// `/dev/urandom` and `/dev/random` (the same generator as getrandom).

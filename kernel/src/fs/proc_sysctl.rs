@@ -32,6 +32,10 @@ enum Knob {
     OsRelease,
     OsType,
     PidMax,
+    ShmRmidForced,
+    Shmall,
+    Shmmax,
+    Shmmni,
     Tainted,
     ThreadsMax,
     MaxMapCount,
@@ -60,6 +64,10 @@ const NODES: &[Node] = &[
     Node { name: "osrelease", parent: 1, mode: 0o444, knob: Knob::OsRelease },
     Node { name: "ostype", parent: 1, mode: 0o444, knob: Knob::OsType },
     Node { name: "pid_max", parent: 1, mode: 0o644, knob: Knob::PidMax },
+    Node { name: "shm_rmid_forced", parent: 1, mode: 0o644, knob: Knob::ShmRmidForced },
+    Node { name: "shmall", parent: 1, mode: 0o644, knob: Knob::Shmall },
+    Node { name: "shmmax", parent: 1, mode: 0o644, knob: Knob::Shmmax },
+    Node { name: "shmmni", parent: 1, mode: 0o644, knob: Knob::Shmmni },
     Node { name: "tainted", parent: 1, mode: 0o644, knob: Knob::Tainted },
     Node { name: "threads-max", parent: 1, mode: 0o644, knob: Knob::ThreadsMax },
     Node { name: "max_map_count", parent: 2, mode: 0o644, knob: Knob::MaxMapCount },
@@ -181,6 +189,15 @@ impl Inode for SysctlInode {
             Knob::OsRelease => return Ok(read_string(crate::syscall::misc::UTS_RELEASE, offset, buf)),
             Knob::OsType => return Ok(read_string(crate::syscall::misc::UTS_SYSNAME, offset, buf)),
             Knob::PidMax => crate::process::task::PID_MAX.load(Ordering::Relaxed) as i64,
+            // The IPC knobs are the caller's namespace's.
+            Knob::ShmRmidForced => crate::ipc::current_ipc_ns().shm_rmid_forced.load(Ordering::Relaxed) as i64,
+            Knob::Shmall => {
+                return Ok(read_long(crate::ipc::current_ipc_ns().shm_ctlall.load(Ordering::Relaxed), offset, buf))
+            }
+            Knob::Shmmax => {
+                return Ok(read_long(crate::ipc::current_ipc_ns().shm_ctlmax.load(Ordering::Relaxed), offset, buf))
+            }
+            Knob::Shmmni => crate::ipc::current_ipc_ns().shm_ctlmni.load(Ordering::Relaxed) as i64,
             Knob::Tainted => TAINTED.load(Ordering::Relaxed) as i64,
             Knob::ThreadsMax => fork::max_threads() as i64,
             Knob::MaxMapCount => commit::MAX_MAP_COUNT.load(Ordering::Relaxed) as i64,
@@ -205,6 +222,24 @@ impl Inode for SysctlInode {
             Knob::PidMax => write_int(offset, buf, 301, 4_194_304, |v| {
                 crate::process::task::PID_MAX.store(v as u32, Ordering::Relaxed)
             }),
+            Knob::ShmRmidForced => {
+                let ns = crate::ipc::current_ipc_ns();
+                write_int(offset, buf, 0, 1, |v| ns.shm_rmid_forced.store(v != 0, Ordering::Relaxed))
+            }
+            Knob::Shmall => {
+                let ns = crate::ipc::current_ipc_ns();
+                write_ulong(offset, buf, |v| ns.shm_ctlall.store(v, Ordering::Relaxed))
+            }
+            Knob::Shmmax => {
+                let ns = crate::ipc::current_ipc_ns();
+                write_ulong(offset, buf, |v| ns.shm_ctlmax.store(v, Ordering::Relaxed))
+            }
+            Knob::Shmmni => {
+                let ns = crate::ipc::current_ipc_ns();
+                write_int(offset, buf, 0, crate::ipc::IPCMNI as i64, |v| {
+                    ns.shm_ctlmni.store(v as u64, Ordering::Relaxed)
+                })
+            }
             Knob::Tainted => {
                 if !capable(CAP_SYS_ADMIN) {
                     return Err(EPERM);
@@ -262,7 +297,7 @@ fn sysctl_perm(n: &Node, mask: u32) -> KResult<()> {
 
 /// An integer knob read (`__do_proc_dointvec` and `__do_proc_doulongvec_minmax`): the
 /// value and a newline at offset 0, cut to the buffer; nothing at any other offset.
-fn read_long(v: i64, offset: u64, buf: &mut [u8]) -> usize {
+fn read_long(v: impl core::fmt::Display, offset: u64, buf: &mut [u8]) -> usize {
     if offset != 0 {
         return 0;
     }

@@ -38,6 +38,8 @@ const INO_UPTIME: u64 = 5;
 const INO_INTERRUPTS: u64 = 6;
 const INO_CPUINFO: u64 = 7;
 const INO_STAT: u64 = 8;
+const INO_SYSVIPC: u64 = 9;
+const INO_SYSVIPC_SHM: u64 = 10;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
@@ -137,6 +139,7 @@ impl Inode for ProcRoot {
                 tid: 0,
                 text: Default::default(),
             })),
+            "sysvipc" => Ok(Arc::new(SysvipcDir { _live: live() })),
             "self" => Ok(Arc::new(SelfLink { _live: live() })),
             "sys" => Ok(super::proc_sysctl::new_root()),
             _ => {
@@ -156,6 +159,7 @@ impl Inode for ProcRoot {
             DirEntry { name: "interrupts".into(), ino: INO_INTERRUPTS, d_type: DT_REG },
             DirEntry { name: "cpuinfo".into(), ino: INO_CPUINFO, d_type: DT_REG },
             DirEntry { name: "stat".into(), ino: INO_STAT, d_type: DT_REG },
+            DirEntry { name: "sysvipc".into(), ino: INO_SYSVIPC, d_type: DT_DIR },
             DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
             DirEntry { name: "sys".into(), ino: super::proc_sysctl::ROOT_INO, d_type: DT_DIR },
         ];
@@ -171,6 +175,42 @@ impl Inode for ProcRoot {
 /// A new inode of /proc itself (`..` of /proc/sys).
 pub(super) fn proc_root() -> Arc<dyn Inode> {
     Arc::new(ProcRoot { _live: live(), parent: super::root_weak() })
+}
+
+/// `/proc/sysvipc` (Linux's ipc/util.c `sysvipc_proc`): a file per IPC kind, showing the
+/// reader's IPC namespace.
+struct SysvipcDir {
+    _live: Live,
+}
+
+impl Inode for SysvipcDir {
+    fn metadata(&self) -> Metadata {
+        meta(INO_SYSVIPC, S_IFDIR | 0o555)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        match name {
+            "" | "." => Ok(Arc::new(SysvipcDir { _live: live() })),
+            ".." => Ok(proc_root()),
+            "shm" => Ok(Arc::new(ProcFile {
+                _live: live(),
+                kind: FileKind::SysvipcShm,
+                pid: 0,
+                tid: 0,
+                text: Default::default(),
+            })),
+            _ => Err(ENOENT),
+        }
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        Ok(alloc::vec![
+            DirEntry { name: ".".into(), ino: INO_SYSVIPC, d_type: DT_DIR },
+            DirEntry { name: "..".into(), ino: INO_ROOT, d_type: DT_DIR },
+            DirEntry { name: "shm".into(), ino: INO_SYSVIPC_SHM, d_type: DT_REG },
+        ])
+    }
 }
 
 /// `/proc/self`: a link to the reader's pid directory.
@@ -319,6 +359,7 @@ enum FileKind {
     Interrupts,
     CpuInfo,
     SysStat,
+    SysvipcShm,
     Cmdline,
     Comm,
     Maps,
@@ -355,6 +396,7 @@ impl Inode for ProcFile {
             FileKind::Interrupts => INO_INTERRUPTS,
             FileKind::CpuInfo => INO_CPUINFO,
             FileKind::SysStat => INO_STAT,
+            FileKind::SysvipcShm => INO_SYSVIPC_SHM,
             _ if self.tid != 0 => TASK_INO | (((self.tid as u64) << 8) + 1 + idx),
             _ => ((self.pid as u64) << 8) + 1 + idx,
         };
@@ -365,6 +407,7 @@ impl Inode for ProcFile {
             | FileKind::Interrupts
             | FileKind::CpuInfo
             | FileKind::SysStat => meta(ino, S_IFREG | 0o444),
+            FileKind::SysvipcShm => meta(ino, S_IFREG | 0o444),
             FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
             FileKind::Comm | FileKind::OomScoreAdj => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
             _ => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o444)),
@@ -471,6 +514,7 @@ impl ProcFile {
             FileKind::Interrupts => return Ok(interrupts().into_bytes()),
             FileKind::CpuInfo => return Ok(cpuinfo().into_bytes()),
             FileKind::SysStat => return Ok(sys_stat().into_bytes()),
+            FileKind::SysvipcShm => return Ok(crate::ipc::shm::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
             _ => {}
         }
         let p = find_process(self.pid).ok_or(ESRCH)?;
@@ -484,7 +528,8 @@ impl ProcFile {
             | FileKind::Uptime
             | FileKind::Interrupts
             | FileKind::CpuInfo
-            | FileKind::SysStat => unreachable!(),
+            | FileKind::SysStat
+            | FileKind::SysvipcShm => unreachable!(),
             FileKind::Cmdline => {
                 let (mm, _) = mm_of(&p);
                 match mm {

@@ -112,6 +112,18 @@ pub trait Inode: Send + Sync + Any {
     fn page_cache(&self) -> Option<&crate::mm::page_cache::PageCache> {
         None
     }
+    /// Whether the file can be mapped (Linux: its `file_operations` have an `mmap`);
+    /// mmap fails with ENODEV if not. By default, files with a page cache can.
+    fn has_mmap(&self) -> bool {
+        self.page_cache().is_some()
+    }
+    /// Linux's `file_operations.mmap` (`call_mmap`): prepares a new mapping of this file,
+    /// made by the address space `inner`, before it enters it: what backs its pages, its
+    /// open/close hooks, its flags. `desc` comes mapping this file's page cache, which is
+    /// what the default keeps.
+    fn mmap(&self, _inner: &crate::mm::address_space::MmInner, _desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
+        Ok(())
+    }
     /// Devices and regular files: whether reads/writes would not block.
     fn poll(&self) -> u16 {
         POLLIN | POLLOUT

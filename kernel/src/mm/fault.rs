@@ -158,7 +158,7 @@ pub fn handle_mm_fault(mm: &MmStruct, inner: &MmInner, addr: u64, access: Access
             if !vma.is_shared() && access.write {
                 need_anon_vma(&vma)?;
             }
-            if !access.write {
+            if !access.write && vma.ops.as_ref().is_none_or(|o| o.map_pages()) {
                 // do_read_fault: first map what the cache already holds around the address.
                 do_fault_around(mm, &vma, cache, max_index, page_va);
             }

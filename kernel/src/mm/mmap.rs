@@ -183,14 +183,36 @@ impl MmInner {
     }
 }
 
-/// The unlinked shmem file behind MAP_SHARED anonymous memory (Linux's
-/// `shmem_zero_setup`; maps shows it as "/dev/zero (deleted)").
-fn shmem_zero_file(len: u64, charge: Option<super::commit::ShmemCharge>) -> Arc<File> {
-    File::new(
-        crate::fs::file::FileKind::Inode(crate::fs::tmpfs::new_shmem_file(len, charge)),
+/// A mapping being made, as a file's `mmap` hook sees it (the fields of Linux's new
+/// `vm_area_struct` that `call_mmap` may change): it starts out mapping the file's page
+/// cache with no open/close hooks.
+pub struct MmapDesc {
+    pub len: u64,
+    pub prot: Prot,
+    pub flags: VmFlags,
+    /// Offset in the file, in pages (`vm_pgoff`).
+    pub pgoff: u64,
+    pub backend: Backend,
+    pub ops: Option<Arc<dyn super::vma::VmaOps>>,
+}
+
+/// Makes MAP_SHARED anonymous memory (and a shared mapping of /dev/zero) an unlinked
+/// shmem file of `len` bytes, so that fork shares its pages and later ones too (Linux's
+/// `shmem_zero_setup`; maps shows it as "/dev/zero (deleted)"). The object is charged
+/// for its whole size unless the mapping is VM_NORESERVE (`shmem_acct_size`).
+pub fn shmem_zero_setup(inner: &MmInner, desc: &mut MmapDesc) -> KResult<()> {
+    let charge = if desc.flags.contains(VmFlags::NORESERVE) {
+        None
+    } else {
+        Some(super::commit::ShmemCharge::new(inner, desc.len / PAGE_SIZE)?)
+    };
+    let file = File::new(
+        crate::fs::file::FileKind::Inode(crate::fs::tmpfs::new_shmem_file(desc.len, charge)),
         crate::fs::file::O_RDWR,
         "/dev/zero (deleted)".into(),
-    )
+    );
+    desc.backend = Backend::File(file);
+    Ok(())
 }
 
 /// Arguments of mmap, already taken from registers.
@@ -251,9 +273,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if fixed && addr % if hugetlb { HPAGE_SIZE } else { PAGE_SIZE } != 0 {
         return Err(EINVAL);
     }
-    // Shared anonymous memory (and a shared mapping of /dev/zero) is an unlinked shmem
-    // file, so fork shares its pages and later ones too (Linux's shmem_zero_setup); it
-    // is made once the checks have passed.
+    // Shared anonymous memory is an unlinked shmem file (`shmem_zero_setup`), made once
+    // the checks have passed; a file's own `mmap` hook says what backs its mappings.
     let (file, shmem_anon) = if flags & MAP_ANONYMOUS != 0 {
         // Shared hugetlb memory is a hugetlbfs file of its own, with no pages to share.
         (None, shared && !hugetlb)
@@ -263,23 +284,18 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         if !f.readable() {
             return Err(EACCES);
         }
-        let meta = f.metadata();
-        if meta.file_type() == crate::fs::vfs::S_IFCHR && meta.rdev == (1 << 8) | 5 {
-            // /dev/zero: private is anonymous memory, shared is shmem.
-            (None, shared)
-        } else {
-            if f.inode().and_then(|i| i.page_cache()).is_none() {
-                return Err(ENODEV);
-            }
-            // `file_mmap_ok`: the mapping must end within MAX_LFS_FILESIZE.
-            if offset + len > i64::MAX as u64 {
-                return Err(EOVERFLOW);
-            }
-            if shared && prot_bits.contains(Prot::WRITE) && !file_writable {
-                return Err(EACCES);
-            }
-            (Some(f), false)
+        // No `mmap` in its file operations (pipes, most devices): ENODEV.
+        if !f.inode().is_some_and(|i| i.has_mmap()) {
+            return Err(ENODEV);
         }
+        // `file_mmap_ok`: a regular file's mapping must end within MAX_LFS_FILESIZE.
+        if f.metadata().is_regular() && offset + len > i64::MAX as u64 {
+            return Err(EOVERFLOW);
+        }
+        if shared && prot_bits.contains(Prot::WRITE) && !file_writable {
+            return Err(EACCES);
+        }
+        (Some(f), false)
     };
     let mut inner = mm.mmap_lock.write_killable()?;
     // Checked before MAP_FIXED unmaps anything.
@@ -368,29 +384,34 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         super::commit::vm_enough_memory(&inner, len / PAGE_SIZE)?;
         vflags |= VmFlags::ACCOUNT;
     }
-    let backend = match file {
-        Some(f) => Backend::File(f),
-        None if shmem_anon => {
-            // shmem_acct_size: the object is charged for its whole size unless
-            // VM_NORESERVE.
-            let charge = if vflags.contains(VmFlags::NORESERVE) {
-                None
-            } else {
-                Some(super::commit::ShmemCharge::new(&inner, len / PAGE_SIZE)?)
-            };
-            Backend::File(shmem_zero_file(len, charge))
-        }
-        None => Backend::Anonymous,
+    let mut desc = MmapDesc {
+        len,
+        prot: prot_bits,
+        flags: vflags,
+        pgoff: offset / PAGE_SIZE,
+        backend: Backend::Anonymous,
+        ops: None,
     };
+    match file {
+        // Linux's `call_mmap`: the file's hook, with the mapping's page cache as the default.
+        Some(f) => {
+            let inode = f.inode().cloned().ok_or(ENODEV)?;
+            desc.backend = Backend::File(f);
+            inode.mmap(&inner, &mut desc)?;
+        }
+        None if shmem_anon => shmem_zero_setup(&inner, &mut desc)?,
+        None => {}
+    }
+    let vflags = desc.flags;
     inner.insert_vma(Vma {
         live: crate::leak::VMAS.live(),
         start,
         end: start + len,
-        prot: prot_bits,
+        prot: desc.prot,
         flags: vflags,
-        pgoff: offset / PAGE_SIZE,
-        backend,
-        ops: None,
+        pgoff: desc.pgoff,
+        backend: desc.backend,
+        ops: desc.ops,
     });
     drop(inner);
     // Failures (and a kill) are left to the later access and the way out, as Linux's

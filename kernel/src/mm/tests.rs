@@ -230,6 +230,9 @@ impl super::vma::VmaOps for CountingOps {
     fn close(&self, _vma: &super::vma::Vma) {
         self.0.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
     }
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
 }
 
 /// A read-write anonymous VMA of `pages` pages at `base`, private unless `flags` says

@@ -93,6 +93,14 @@ impl Backend {
 pub trait VmaOps: Send + Sync {
     fn open(&self, vma: &Vma);
     fn close(&self, vma: &Vma);
+    /// The operations' own type, to tell one kind of mapping from another (Linux
+    /// compares `vm_ops` pointers: `vma->vm_ops == &shm_vm_ops`).
+    fn as_any(&self) -> &dyn core::any::Any;
+    /// Whether a read fault maps the neighbouring cached pages too (Linux: the ops have a
+    /// `map_pages`, which `do_fault_around` needs).
+    fn map_pages(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Clone)]

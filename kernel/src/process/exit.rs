@@ -66,6 +66,9 @@ pub(super) fn do_exit(status: i32) -> ! {
     drop(mm);
     let files = core::mem::take(&mut *t.files.lock());
     drop(files);
+    // `exit_task_namespaces`: the last task of an IPC namespace takes its objects with it.
+    let ipc_ns = t.ipc_ns.lock().take();
+    drop(ipc_ns);
     if last {
         // Linux's do_exit cancels the group's ITIMER_REAL when its last thread goes:
         // the armed list would otherwise hold the zombie until the deadline passed.

@@ -42,9 +42,10 @@ pub const CLONE_IO: u64 = 0x80000000;
 pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// Namespace flags: not supported yet (an IPC namespace comes with SysV SHM).
-const CLONE_NEWANY: u64 =
-    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+/// Namespace flags other than CLONE_NEWIPC: not supported yet.
+const CLONE_NEWANY: u64 = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+/// unshare's time namespace flag (clone's CSIGNAL bits hold exit signals there).
+pub const CLONE_NEWTIME: u64 = 0x80;
 
 /// `kernel.threads-max` once written (0: not yet, `max_threads` sizes it from RAM).
 static MAX_THREADS: AtomicU32 = AtomicU32::new(0);
@@ -78,6 +79,90 @@ pub struct CloneArgs {
     pub child_tid: u64,
 }
 
+/// `copy_namespaces`' checks for a new IPC namespace: CAP_SYS_ADMIN (EPERM), and no
+/// CLONE_SYSVSEM with it (EINVAL): the semaphore undo list it would share refers to the
+/// old namespace's semaphores.
+fn check_new_ipc_ns(t: &task::Task, f: u64) -> KResult<()> {
+    if !t.process.creds.lock().capable(super::cred::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if f & CLONE_SYSVSEM != 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// `unshare(2)` (Linux's `ksys_unshare`): gives the calling task its own copy of what
+/// `flags` names: its fd table (CLONE_FILES), working directory and umask (CLONE_FS), a new
+/// IPC namespace (CLONE_NEWIPC, CAP_SYS_ADMIN). CLONE_THREAD, CLONE_SIGHAND and CLONE_VM
+/// are accepted only when there is nothing to unshare (a single thread, handlers and
+/// address space of its own). CLONE_SYSVSEM detaches the semaphore undo list (none are
+/// kept yet). Other namespaces are not supported yet (EINVAL).
+pub fn ksys_unshare(flags: u64) -> KResult<()> {
+    const ALLOWED: u64 = CLONE_THREAD
+        | CLONE_FS
+        | CLONE_NEWNS
+        | CLONE_SIGHAND
+        | CLONE_VM
+        | CLONE_FILES
+        | CLONE_SYSVSEM
+        | CLONE_NEWUTS
+        | CLONE_NEWIPC
+        | CLONE_NEWNET
+        | CLONE_NEWUSER
+        | CLONE_NEWPID
+        | CLONE_NEWCGROUP
+        | CLONE_NEWTIME;
+    if flags & !ALLOWED != 0 {
+        return Err(EINVAL);
+    }
+    let mut f = flags;
+    if f & CLONE_NEWUSER != 0 {
+        f |= CLONE_THREAD | CLONE_FS;
+    }
+    if f & CLONE_VM != 0 {
+        f |= CLONE_SIGHAND;
+    }
+    if f & CLONE_SIGHAND != 0 {
+        f |= CLONE_THREAD;
+    }
+    if f & CLONE_NEWNS != 0 {
+        f |= CLONE_FS;
+    }
+    let t = super::current();
+    // check_unshare_flags: what cannot be unshared must not be shared.
+    if f & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && t.process.threads.lock().len() > 1 {
+        return Err(EINVAL);
+    }
+    if f & (CLONE_SIGHAND | CLONE_VM) != 0 && Arc::strong_count(&t.sighand()) > 2 {
+        return Err(EINVAL);
+    }
+    if f & CLONE_VM != 0 && Arc::strong_count(&t.mm()) > 2 {
+        return Err(EINVAL);
+    }
+    if f & (CLONE_NEWANY | CLONE_NEWTIME) != 0 {
+        crate::log_once!("unshare: namespaces other than IPC are not supported yet");
+        return Err(EINVAL);
+    }
+    if f & CLONE_NEWIPC != 0 && !t.process.creds.lock().capable(super::cred::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    // Copies only where shared (unshare_fs, unshare_fd), made before anything changes.
+    let fs = (f & CLONE_FS != 0 && Arc::strong_count(&t.fs()) > 2).then(|| Arc::new(Mutex::new(t.fs().lock().clone())));
+    let files = if f & CLONE_FILES != 0 && Arc::strong_count(&t.files()) > 2 {
+        crate::mm::fail::slab_may_fail()?;
+        Some(Arc::new(Mutex::new(t.files().lock().clone())))
+    } else {
+        None
+    };
+    let old_ns = (f & CLONE_NEWIPC != 0).then(|| t.ipc_ns.lock().replace(crate::ipc::IpcNamespace::new()));
+    let old_fs = fs.map(|fs| core::mem::replace(&mut *t.fs.lock(), fs));
+    let old_files = files.map(|files| core::mem::replace(&mut *t.files.lock(), files));
+    // Dropped out of the task's locks: the last reference to a namespace takes its objects.
+    drop((old_ns, old_fs, old_files));
+    Ok(())
+}
+
 /// Creates the child and returns its tid (the parent's return value).
 pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     let f = a.flags;
@@ -100,7 +185,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         return Err(EINVAL);
     }
     if f & CLONE_NEWANY != 0 {
-        crate::log_once!("clone: namespaces are not supported yet");
+        crate::log_once!("clone: namespaces other than IPC are not supported yet");
         return Err(EINVAL);
     }
     if f & CLONE_PIDFD != 0 {
@@ -120,6 +205,9 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     // concurrently may slip past it together, as in Linux.
     if task::nr_threads_at_least(max_threads() as usize) {
         return Err(EAGAIN);
+    }
+    if f & CLONE_NEWIPC != 0 {
+        check_new_ipc_ns(&parent, f)?;
     }
     let mm = if f & CLONE_VM != 0 {
         parent.mm()
@@ -179,6 +267,8 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
     let altstack =
         if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 { Default::default() } else { parent.sig.lock().altstack };
     let fs_base = if f & CLONE_SETTLS != 0 { a.tls } else { parent.fs_base.load(Ordering::Relaxed) };
+    // `copy_namespaces`, checked above.
+    let ipc_ns = if f & CLONE_NEWIPC != 0 { crate::ipc::IpcNamespace::new() } else { crate::ipc::task_ipc_ns(&parent) };
     let child = task::create_task(NewTask {
         tid,
         process: process.clone(),
@@ -191,6 +281,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         fs_base,
         comm: *parent.comm.lock(),
         cpus_allowed: parent.cpus_allowed.load(Ordering::Relaxed),
+        ipc_ns,
     });
     let Some(child) = child else {
         unwind_failed_clone(&process, tid, f);

@@ -127,6 +127,8 @@ pub(crate) fn unowned_frames() -> u64 {
 
 /// Starts pid 1 from `path` with `args`, stdin/stdout/stderr on the console.
 pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
+    // The first IPC namespace lives as long as the kernel: made before the baseline.
+    crate::ipc::init_ipc_ns();
     crate::leak::record_baseline();
     let root = crate::fs::root();
     let console = crate::fs::path::lookup_from(&Creds::root(), root.clone(), root.clone(), b"/dev/console", true)?;
@@ -155,6 +157,7 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
         fs_base: 0,
         comm: task::comm_from_path(path.as_bytes()),
         cpus_allowed: task::ALL_CPUS,
+        ipc_ns: crate::ipc::init_ipc_ns(),
     })
     .ok_or(ENOMEM)?;
     let mut argv: Vec<Vec<u8>> = alloc::vec![path.as_bytes().to_vec()];

@@ -98,6 +98,8 @@ pub struct Task {
     /// The CPUs it may run on (Linux's `cpus_mask`, `sched_setaffinity`); inherited by
     /// fork and clone.
     pub cpus_allowed: AtomicU64,
+    /// The SysV IPC namespace it sees (Linux's `nsproxy->ipc_ns`); None once it has exited.
+    pub ipc_ns: Mutex<Option<Arc<crate::ipc::IpcNamespace>>, order::TaskIpcNs>,
     _live: crate::leak::Live,
 }
 
@@ -402,6 +404,9 @@ pub struct NewTask {
     pub comm: [u8; 16],
     /// The affinity mask: the parent's for fork and clone, every CPU for init.
     pub cpus_allowed: u64,
+    /// The IPC namespace: the parent's (or a new one) for fork and clone, the first one
+    /// for init.
+    pub ipc_ns: Arc<crate::ipc::IpcNamespace>,
 }
 
 /// The affinity of a task that inherits none: every CPU.
@@ -428,6 +433,7 @@ pub fn create_bare_task(comm: &str) -> Option<Arc<Task>> {
         fs_base: 0,
         comm: name,
         cpus_allowed: ALL_CPUS,
+        ipc_ns: crate::ipc::init_ipc_ns(),
     })
 }
 
@@ -464,6 +470,7 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         on_rq: AtomicBool::new(false),
         on_cpu: AtomicBool::new(false),
         cpus_allowed: AtomicU64::new(n.cpus_allowed),
+        ipc_ns: Mutex::new(Some(n.ipc_ns)),
         _live: crate::leak::TASKS.live(),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));

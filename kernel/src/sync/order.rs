@@ -63,6 +63,8 @@ lock_classes! {
     /// Held across the futex word's check and the waiter's enqueue (`futex_wait_setup`).
     FutexQueues = 150, "futex::QUEUES";
     /// A tmpfs file's size and times, held while its page cache is cut (truncate).
+    /// A namespace's SysV segments; reads a segment's size and resident pages inside.
+    IpcShmIds = 160, "IpcNamespace::shm";
     TmpfsFileMeta = 165, "tmpfs TmpfsFile::meta";
     PageCachePages = 170, "PageCache::pages";
     /// Never together with the pages (one level).
@@ -86,6 +88,7 @@ lock_classes! {
     Comm = 260, "Task::comm";
     ProcessThreads = 270, "Process::threads";
     TaskMm = 280, "Task::mm";
+    TaskIpcNs = 285, "Task::ipc_ns";
     TaskSig = 290, "Task::sig";
     SharedPending = 300, "Process::shared_pending";
     VforkDone = 310, "Task::vfork_done";
@@ -97,6 +100,8 @@ lock_classes! {
     TaskTables = 400, "task::TABLES";
 
 
+    /// SHM_LOCK's locked pages per user, inside a namespace's segments.
+    ShmLockUser = 605, "shm::SHM_LOCKED_PAGES";
     Writers = 610, "file::WRITERS";
     CorePattern = 620, "proc_sysctl::CORE_PATTERN";
     Random = 630, "random::STATE";

@@ -3,6 +3,7 @@
 //! An unimplemented syscall returns ENOSYS and is logged once.
 
 mod fs;
+mod ipc;
 pub mod misc;
 mod mm;
 mod process;
@@ -132,6 +133,9 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         26 => mm::sys_msync(a),
         27 => mm::sys_mincore(a),
         28 => mm::sys_madvise(a),
+        29 => ipc::sys_shmget(a),
+        30 => ipc::sys_shmat(a),
+        31 => ipc::sys_shmctl(a),
         32 => fs::sys_dup(a),
         33 => fs::sys_dup2(a),
         34 => signal::sys_pause(),
@@ -149,6 +153,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         61 => process::sys_wait4(a),
         62 => signal::sys_kill(a),
         63 => misc::sys_uname(a),
+        67 => ipc::sys_shmdt(a),
         72 => fs::sys_fcntl(a),
         73 => fs::sys_flock(a),
         74 | 75 => fs::sys_fsync(a),
@@ -245,6 +250,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         269 => fs::sys_faccessat(a.i32(0), a.u(1), a.u32(2), 0),
         270 => fs::sys_pselect6(a),
         271 => fs::sys_ppoll(a),
+        272 => process::sys_unshare(a),
         273 => process::sys_set_robust_list(a),
         274 => process::sys_get_robust_list(a),
         280 => fs::sys_utimensat(a),

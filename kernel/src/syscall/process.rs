@@ -51,6 +51,11 @@ pub fn sys_vfork(frame: &TrapFrame) -> SysResult {
 }
 
 /// clone(flags, stack, parent_tid, child_tid, tls) — x86_64 argument order.
+pub fn sys_unshare(a: Args) -> SysResult {
+    crate::process::fork::ksys_unshare(a.u(0))?;
+    ok(0)
+}
+
 pub fn sys_clone(frame: &TrapFrame, a: Args) -> SysResult {
     let flags = a.u(0) & 0xffff_ffff;
     let exit_signal = (flags & CSIGNAL) as u32;

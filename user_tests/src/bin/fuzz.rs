@@ -216,6 +216,8 @@ enum Arg {
     Mode,
     /// A file offset.
     Offset,
+    /// A SysV shared memory id: one the worker made, or not one.
+    ShmId,
 }
 
 use Arg::*;
@@ -247,6 +249,13 @@ enum Special {
     Close,
     /// pause, rt_sigsuspend: the SIGALRM timer ends them.
     Blocking,
+    /// shmget: an id for the pool.
+    NewShm,
+    /// shmat: at an arena address (never where the kernel chooses, which could be the
+    /// void), or a bad one.
+    Shmat,
+    /// shmdt: an address it attached at, or an arena address.
+    Shmdt,
 }
 
 struct Call {
@@ -270,6 +279,13 @@ const O_FLAGS: u64 = 0o3
     | 0o20000000;
 const AT_FLAGS: u64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x1000;
 const WAIT_FLAGS: u64 = 1 | 2 | 4 | 8 | 0x0100_0000 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
+/// SysV keys of the fuzzer's segments (IPC_PRIVATE among them); `cleanup_shm` removes
+/// whatever the workers left.
+const SHM_KEYS: &[u64] = &[0, 0x4655_5a00, 0x4655_5a01, 0x4655_5a02, u32::MAX as u64];
+/// Segment sizes: none may exceed what an attach in the arena leaves room for
+/// (`SHM_ATTACH_ROOM`), so that SHM_REMAP never reaches past it.
+const SHM_SIZES: &[u64] = &[0, 1, PAGE, 3 * PAGE + 5, 1 << 20, SHM_ATTACH_ROOM, SHM_ATTACH_ROOM + 1, u64::MAX];
+const SHM_ATTACH_ROOM: u64 = 8 << 20;
 const SIGNALS_SENT: &[u64] =
     &[0, 1, 2, 3, 10, 12, 13, 14, 15, 17, 18, 19, 20, 21, 22, 23, 26, 27, 28, 34, 40, 64, 65, 1000];
 const MADVICE: &[u64] = &[0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 100];
@@ -312,6 +328,9 @@ const CALLS: &[Call] = calls! {
     26 msync [Flags(7)] MemRange;
     27 mincore [Buf] MemRange;
     28 madvise [OneOf(MADVICE)] MemRange;
+    29 shmget [OneOf(SHM_KEYS), Only(SHM_SIZES), Flags(0o777 | 0o1000 | 0o2000 | 0o4000 | 0o10000)] NewShm;
+    30 shmat [ShmId] Shmat;
+    31 shmctl [ShmId, OneOf(&[0, 1, 2, 3, 11, 12, 13, 14, 15, 0x102, 100]), Buf] None;
     32 dup [Fd] NewFd;
     33 dup2 [Fd, Fd] NewFd;
     34 pause [] Blocking;
@@ -328,6 +347,7 @@ const CALLS: &[Call] = calls! {
     61 wait4 [Pid, Buf, Flags(WAIT_FLAGS), Buf] None;
     62 kill [Pid, Sig] None;
     63 uname [Buf] None;
+    67 shmdt [] Shmdt;
     72 fcntl [Fd, Below(1040), Fd] None;
     73 flock [Fd, Flags(1 | 2 | 4 | 8)] None;
     74 fsync [Fd] None;
@@ -420,6 +440,8 @@ const CALLS: &[Call] = calls! {
     269 faccessat [DirFd, Path, Flags(7)] None;
     270 pselect6 [Below(1100), Struct, Struct, Struct, Timespec, Struct] None;
     271 ppoll [Struct, Below(300), Timespec, Sigset, OneOf(&[8, 0, 16])] None;
+    // As uid 65534 a new IPC namespace is EPERM; the fd table and fs context are copied.
+    272 unshare [Flags(0x400 | 0x200 | 0x0800_0000 | 0x40000 | 0x10000 | 0x100 | 0x800 | 0x20000)] None;
     273 set_robust_list [Struct, OneOf(&[24, 0, 23, 4096])] None;
     274 get_robust_list [Pid, Buf, Buf] None;
     280 utimensat [DirFd, PathW, Struct, Flags(AT_FLAGS)] None;
@@ -440,9 +462,6 @@ const CALLS: &[Call] = calls! {
 
 /// Numbers the kernel does not implement, for the ENOSYS path.
 const UNIMPLEMENTED: &[u64] = &[
-    29,
-    30,
-    31,
     41,
     42,
     43,
@@ -452,7 +471,6 @@ const UNIMPLEMENTED: &[u64] = &[
     64,
     65,
     66,
-    67,
     68,
     69,
     70,
@@ -515,7 +533,6 @@ const UNIMPLEMENTED: &[u64] = &[
     254,
     255,
     256,
-    272,
     275,
     276,
     277,
@@ -615,6 +632,9 @@ struct Fuzzer<'a> {
     pid: u32,
     fds: Vec<u64>,
     children: Vec<(i32, Instant)>,
+    /// SysV segment ids it made, and addresses it attached at.
+    shm_ids: Vec<u64>,
+    shm_addrs: Vec<u64>,
     /// Paths under the scratch directory, files and directories alike.
     wpaths: Vec<String>,
     /// The handler and restorer address for rt_sigaction.
@@ -877,6 +897,11 @@ impl<'a> Fuzzer<'a> {
                     self.rng.below(0o10000)
                 }
             }
+            ShmId => match self.rng.below(6) {
+                0..=3 if !self.shm_ids.is_empty() => self.rng.pick(&self.shm_ids),
+                4 => (-1i64) as u64,
+                _ => self.rng.below(40),
+            },
             Offset => {
                 let small = self.rng.below(100_000);
                 self.rng.pick(&[0, 1, 4095, 4096, 1 << 20, 1 << 40, u64::MAX, (-1i64) as u64, i64::MAX as u64, small])
@@ -936,6 +961,24 @@ impl<'a> Fuzzer<'a> {
             Special::Munmap => {
                 let (addr, len) = self.arena_range(true);
                 a = [addr, len, 0, 0, 0, 0];
+            }
+            Special::Shmat => {
+                let room = (ARENA_LEN - SHM_ATTACH_ROOM) / PAGE;
+                let addr = match self.rng.below(10) {
+                    0 => KERNEL,
+                    1 => FAILING_LEN - PAGE,
+                    2 => ARENA + self.rng.below(room) * PAGE + self.rng.pick(&[1, 100, 2048]),
+                    _ => ARENA + self.rng.below(room) * PAGE,
+                };
+                // SHM_RDONLY, SHM_RND, SHM_REMAP, SHM_EXEC.
+                a = [a[0], addr, self.flags(0o10000 | 0o20000 | 0o40000 | 0o100000), 0, 0, 0];
+            }
+            Special::Shmdt => {
+                let addr = match self.rng.below(4) {
+                    0 | 1 if !self.shm_addrs.is_empty() => self.rng.pick(&self.shm_addrs),
+                    _ => self.arena_range(false).0,
+                };
+                a = [addr, 0, 0, 0, 0, 0];
             }
             Special::MemRange => {
                 // mprotect, madvise and mincore act on every mapping in a range that runs
@@ -1083,6 +1126,8 @@ impl<'a> Fuzzer<'a> {
                 self.fds.push(wr as u64);
             }
             Special::Close => self.fds.retain(|&f| f != a[0]),
+            Special::NewShm if self.shm_ids.len() < 64 => self.shm_ids.push(r as u64),
+            Special::Shmat if self.shm_addrs.len() < 64 => self.shm_addrs.push(r as u64),
             // A CLONE_THREAD child is a thread of this process, not a child to reap.
             Special::Fork if a[0] & 0x1_0000 != 0 => {}
             Special::Fork | Special::Vfork | Special::Clone3 => self.children.push((r as i32, Instant::now())),
@@ -1189,7 +1234,7 @@ fn worker(k: usize, seed: u64, page: &WorkerPage, scratch_dir: &str) -> ! {
     // Hand the directory to the unprivileged user, then become it.
     for p in &wpaths {
         let c = std::ffi::CString::new(p.as_str()).unwrap();
-        unsafe { libc::lchown(c.as_ptr(), 65534, 65534) };
+        unsafe { libc::lchown(c.as_ptr(), WORKER_ID, WORKER_ID) };
     }
     unsafe {
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
@@ -1200,8 +1245,8 @@ fn worker(k: usize, seed: u64, page: &WorkerPage, scratch_dir: &str) -> ! {
             libc::close(null);
         }
         libc::setgroups(0, std::ptr::null());
-        libc::setgid(65534);
-        libc::setuid(65534);
+        libc::setgid(WORKER_ID);
+        libc::setuid(WORKER_ID);
     }
     // The fuzzer's own regions: scratch, a CLONE_VM child stack, a shared futex page at
     // the bottom of the arena.
@@ -1229,6 +1274,8 @@ fn worker(k: usize, seed: u64, page: &WorkerPage, scratch_dir: &str) -> ! {
         pid: raw(39, [0; 6]) as u32,
         fds: Vec::new(),
         children: Vec::new(),
+        shm_ids: Vec::new(),
+        shm_addrs: Vec::new(),
         wpaths,
         handler: on_signal as *const () as u64,
         restorer,
@@ -1271,6 +1318,8 @@ const PROGRESS: Duration = Duration::from_secs(5);
 /// A 100 ms sleep of the supervisor that took this long means the CPU was held.
 const STARVED: Duration = Duration::from_secs(2);
 const SCRATCH_DIR: &str = "/tmp/fuzz";
+/// The uid and gid the workers run as.
+const WORKER_ID: u32 = 65534;
 
 /// Signals the fuzzer never sends: a worker killed by one found a bug.
 const FAULT_SIGNALS: &[i32] =
@@ -1350,6 +1399,22 @@ fn count_processes() -> usize {
                 .count()
         })
         .unwrap_or(0)
+}
+
+/// Removes the SysV segments the workers made (they outlive their creators, as on
+/// Linux, and the kernel's leak check counts them): every segment whose creator uid is
+/// the workers', found by index with SHM_STAT_ANY.
+fn cleanup_shm() {
+    let mut info = [0u64; 6];
+    let max = raw(31, [0, 14, info.as_mut_ptr() as u64, 0, 0, 0]);
+    for idx in 0..=max.max(-1) {
+        let mut ds = [0u32; 28];
+        let id = raw(31, [idx as u64, 15, ds.as_mut_ptr() as u64, 0, 0, 0]);
+        // `shmid64_ds.shm_perm.cuid` is its fourth word.
+        if id >= 0 && ds[3] == WORKER_ID {
+            raw(31, [id as u64, 0, 0, 0, 0, 0]);
+        }
+    }
 }
 
 fn main() {
@@ -1490,6 +1555,7 @@ fn main() {
     }
     let total = total_base + pages.iter().map(|p| p.progress.load(Ordering::Relaxed)).sum::<u64>();
     let _ = std::fs::remove_dir_all(SCRATCH_DIR);
+    cleanup_shm();
     let secs = start.elapsed().as_secs_f64();
     let verdict = if stats.unexpected + stats.unkillable == 0 { "done" } else { "FAILED" };
     println!(

@@ -1,0 +1,271 @@
+//! System V IPC (Linux's ipc/util.c and ipc/namespace.c): the IPC namespace, each
+//! kind's table of objects by id and by key, and the permission check they share.
+//! Shared memory segments are `shm.rs`.
+//!
+//! An object's id is `seq * IPCMNI + index` (Linux's `ipc_buildid` without
+//! ipcmni_extend): indices are handed out cyclically (`idr_alloc_cyclic`), and the
+//! sequence number grows each time they wrap, so a stale id does not name a new object.
+#![deny(unsafe_code)]
+
+pub mod shm;
+
+use crate::errno::*;
+use crate::process::cred::Creds;
+use crate::sync::SpinLock;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+
+/// The key that always makes a new object, and that removed objects take.
+pub const IPC_PRIVATE: i32 = 0;
+/// Flags of the `*get` calls, beside the 9 permission bits.
+pub const IPC_CREAT: u32 = 0o1000;
+pub const IPC_EXCL: u32 = 0o2000;
+pub const IPC_NOWAIT: u32 = 0o4000;
+/// The commands the `*ctl` calls share.
+pub const IPC_RMID: i32 = 0;
+pub const IPC_SET: i32 = 1;
+pub const IPC_STAT: i32 = 2;
+pub const IPC_INFO: i32 = 3;
+
+/// Linux's IPCMNI: how many objects of one kind a namespace may hold at most, and the
+/// factor of the sequence number in an id.
+pub const IPCMNI: u32 = 1 << IPCMNI_SHIFT;
+const IPCMNI_SHIFT: u32 = 15;
+/// Sequence numbers wrap below this (`ipcid_seq_max`: INT_MAX >> IPCMNI_SHIFT).
+const SEQ_MAX: u32 = (i32::MAX as u32) >> IPCMNI_SHIFT;
+
+/// Linux's `CAP_IPC_OWNER`: bypasses IPC permission checks.
+pub const CAP_IPC_OWNER: u32 = 15;
+/// Linux's `CAP_IPC_LOCK`.
+pub use crate::process::cred::CAP_IPC_LOCK;
+
+/// Linux's `struct kern_ipc_perm`: key, owner, creator and mode of an IPC object.
+#[derive(Clone, Debug)]
+pub struct KernIpcPerm {
+    pub key: i32,
+    pub id: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    /// The 9 permission bits, and the kind's own flags above them (SHM_DEST, SHM_LOCKED).
+    pub mode: u32,
+    pub seq: u32,
+}
+
+impl KernIpcPerm {
+    /// A new object's: owned and created by the caller's effective ids.
+    pub fn new(key: i32, mode: u32, c: &Creds) -> KernIpcPerm {
+        KernIpcPerm { key, id: -1, uid: c.euid, gid: c.egid, cuid: c.euid, cgid: c.egid, mode, seq: 0 }
+    }
+
+    /// Linux's `ipcperms`: may `c` access the object with the permission bits in `flag`
+    /// (S_IRUGO-style: any of the owner, group or other bits of a right asks for it)?
+    /// The owner's bits apply to its owner or creator, the group's to their groups; the
+    /// rest to everyone else. CAP_IPC_OWNER overrides.
+    pub fn permits(&self, c: &Creds, flag: u32) -> bool {
+        let requested = (flag >> 6) | (flag >> 3) | flag;
+        let mut granted = self.mode;
+        if c.euid == self.cuid || c.euid == self.uid {
+            granted >>= 6;
+        } else if c.in_group_p(self.cgid) || c.in_group_p(self.gid) {
+            granted >>= 3;
+        }
+        requested & !granted & 0o7 == 0 || c.capable(CAP_IPC_OWNER)
+    }
+
+    /// Linux's `ipcctl_obtain_check` for IPC_SET and IPC_RMID: the owner, the creator,
+    /// or CAP_SYS_ADMIN; EPERM otherwise.
+    pub fn may_change(&self, c: &Creds) -> KResult<()> {
+        if c.euid == self.cuid || c.euid == self.uid || c.capable(crate::process::cred::CAP_SYS_ADMIN) {
+            Ok(())
+        } else {
+            Err(EPERM)
+        }
+    }
+}
+
+/// Linux's `struct ipc_ids`: the objects of one kind in a namespace, by index and by key.
+pub struct IpcIds<T> {
+    objects: BTreeMap<u32, T>,
+    /// Index of each object with a key other than IPC_PRIVATE.
+    keys: BTreeMap<i32, u32>,
+    seq: u32,
+    /// The index handed out last (-1: none yet).
+    last_idx: i64,
+}
+
+/// What an IPC object of a table exposes to it.
+pub trait IpcObject {
+    fn perm(&self) -> &KernIpcPerm;
+    fn perm_mut(&mut self) -> &mut KernIpcPerm;
+}
+
+impl<T: IpcObject> Default for IpcIds<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: IpcObject> IpcIds<T> {
+    pub const fn new() -> Self {
+        IpcIds { objects: BTreeMap::new(), keys: BTreeMap::new(), seq: 0, last_idx: -1 }
+    }
+
+    /// How many objects exist (`in_use`).
+    pub fn in_use(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// The highest index in use, or -1 (`ipc_get_maxidx`).
+    pub fn max_idx(&self) -> i64 {
+        self.objects.keys().next_back().map_or(-1, |&i| i as i64)
+    }
+
+    /// The object with key `key` (`ipc_findkey`), by index.
+    pub fn find_key(&self, key: i32) -> Option<u32> {
+        if key == IPC_PRIVATE {
+            return None;
+        }
+        self.keys.get(&key).copied()
+    }
+
+    /// The object `id` names (`ipc_obtain_object_check`): EINVAL if there is none or its
+    /// sequence number differs (a stale id).
+    pub fn index_of(&self, id: i32) -> KResult<u32> {
+        if id < 0 {
+            return Err(EINVAL);
+        }
+        let idx = id as u32 % IPCMNI;
+        match self.objects.get(&idx) {
+            Some(o) if o.perm().id == id => Ok(idx),
+            _ => Err(EINVAL),
+        }
+    }
+
+    pub fn get(&self, idx: u32) -> Option<&T> {
+        self.objects.get(&idx)
+    }
+
+    pub fn get_mut(&mut self, idx: u32) -> Option<&mut T> {
+        self.objects.get_mut(&idx)
+    }
+
+    /// The objects in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.objects.iter().map(|(&i, o)| (i, o))
+    }
+
+    /// Adds `obj` (Linux's `ipc_addid`), ENOSPC once `limit` objects exist: gives it the
+    /// next free index after the last one handed out, wrapping (and then a new
+    /// sequence number), and returns its id.
+    pub fn add(&mut self, mut obj: T, limit: usize) -> KResult<i32> {
+        let limit = limit.min(IPCMNI as usize);
+        if self.objects.len() >= limit {
+            return Err(ENOSPC);
+        }
+        let start = (self.last_idx + 1) as u32 % IPCMNI;
+        let free = |i: &u32| !self.objects.contains_key(i);
+        let idx = (start..IPCMNI).find(free).or_else(|| (0..start).find(free)).ok_or(ENOSPC)?;
+        if idx as i64 <= self.last_idx {
+            self.seq = (self.seq + 1) % SEQ_MAX;
+        }
+        self.last_idx = idx as i64;
+        let perm = obj.perm_mut();
+        perm.seq = self.seq;
+        perm.id = ((self.seq << IPCMNI_SHIFT) + idx) as i32;
+        let (id, key) = (perm.id, perm.key);
+        if key != IPC_PRIVATE {
+            self.keys.insert(key, idx);
+        }
+        self.objects.insert(idx, obj);
+        Ok(id)
+    }
+
+    /// Makes the object's key IPC_PRIVATE (`ipc_set_key_private`): no later `get` finds
+    /// it, and the key can name a new object at once.
+    pub fn set_key_private(&mut self, idx: u32) {
+        if let Some(o) = self.objects.get_mut(&idx) {
+            let key = core::mem::replace(&mut o.perm_mut().key, IPC_PRIVATE);
+            if key != IPC_PRIVATE {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    /// Takes the object out of the table (`ipc_rmid`).
+    pub fn remove(&mut self, idx: u32) -> Option<T> {
+        self.set_key_private(idx);
+        let obj = self.objects.remove(&idx);
+        if self.objects.is_empty() {
+            // An emptied BTreeMap keeps its root node: an empty table holds no memory.
+            self.objects = BTreeMap::new();
+            self.keys = BTreeMap::new();
+        }
+        obj
+    }
+}
+
+/// Linux's `struct ipc_namespace`: the SysV objects a set of processes sees, and their
+/// limits (the knobs of /proc/sys/kernel). Processes hold it through their task
+/// (`ipc_ns`, Linux's nsproxy); the last reference takes every object with it.
+pub struct IpcNamespace {
+    pub shm: SpinLock<shm::ShmIds, crate::sync::order::IpcShmIds>,
+    pub shm_ctlmax: core::sync::atomic::AtomicU64,
+    pub shm_ctlall: core::sync::atomic::AtomicU64,
+    pub shm_ctlmni: core::sync::atomic::AtomicU64,
+    pub shm_rmid_forced: core::sync::atomic::AtomicBool,
+    _live: crate::leak::Live,
+}
+
+impl IpcNamespace {
+    /// A namespace with no objects and the default limits (`create_ipc_ns`).
+    pub fn new() -> Arc<IpcNamespace> {
+        Arc::new(IpcNamespace {
+            shm: SpinLock::new(shm::ShmIds::default()),
+            shm_ctlmax: shm::SHMMAX.into(),
+            shm_ctlall: shm::SHMALL.into(),
+            shm_ctlmni: (shm::SHMMNI as u64).into(),
+            shm_rmid_forced: false.into(),
+            _live: crate::leak::IPC_NAMESPACES.live(),
+        })
+    }
+}
+
+impl Drop for IpcNamespace {
+    /// `shm_exit_ns`: the namespace's segments go with it (attaches hold it alive).
+    fn drop(&mut self) {
+        let segments = core::mem::take(self.shm.get_mut());
+        drop(segments);
+    }
+}
+
+/// At shutdown, once every process is gone: removes what the first namespace still holds
+/// (what the tests left behind, as files in /tmp), so that the leak check compares its
+/// baseline with what remains elsewhere. Returns how many objects went.
+pub fn remove_all_objects() -> usize {
+    let ns = init_ipc_ns();
+    let gone: alloc::vec::Vec<shm::ShmidKernel> = {
+        let mut ids = ns.shm.lock();
+        let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
+        idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
+    };
+    gone.len()
+}
+
+static INIT_IPC_NS: spin::Once<Arc<IpcNamespace>> = spin::Once::new();
+
+/// The namespace of the first process (`init_ipc_ns`).
+pub fn init_ipc_ns() -> Arc<IpcNamespace> {
+    INIT_IPC_NS.call_once(IpcNamespace::new).clone()
+}
+
+/// The IPC namespace of the calling task.
+pub fn current_ipc_ns() -> Arc<IpcNamespace> {
+    task_ipc_ns(&crate::process::current())
+}
+
+/// A task's IPC namespace (the first one for a task that has exited: it makes no calls).
+pub fn task_ipc_ns(t: &crate::process::task::Task) -> Arc<IpcNamespace> {
+    t.ipc_ns.lock().clone().unwrap_or_else(init_ipc_ns)
+}
