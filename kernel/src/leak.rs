@@ -206,11 +206,14 @@ pub fn idle_check() {
         return;
     }
     let (tasks, processes) = crate::process::task::live_counts();
-    if tasks != 0 || processes != 0 {
+    // The last task may have exited on another CPU that has not finished switching away
+    // from it: its stack and structure go in that CPU's `schedule_tail`.
+    let quiet = tasks == 0 && processes == 0 && crate::process::sched::all_cpus_quiet();
+    if !quiet {
         let waited = crate::arch::apic::uptime_ns().saturating_sub(SHUTDOWN_SINCE.load(Ordering::Relaxed));
         if waited > SHUTDOWN_GRACE_S * 1_000_000_000 {
             crate::println!(
-                "mshare-kernel: WATCHDOG: {} tasks in {} processes still alive {} s after init exited",
+                "mshare-kernel: WATCHDOG: {} tasks in {} processes still alive (or a CPU not idle) {} s after init exited",
                 tasks,
                 processes,
                 SHUTDOWN_GRACE_S

@@ -553,6 +553,19 @@ pub fn idle_loop() -> ! {
     }
 }
 
+/// Whether every CPU is idle with nothing queued and none still switching away from a
+/// task (its run queue's `prev`, which keeps a task that exited there alive until
+/// `schedule_tail`): what the leak check waits for, so that such a task is freed before
+/// the objects are counted.
+pub fn all_cpus_quiet() -> bool {
+    percpu::cpu_online_mask().iter().all(|c| {
+        irq_off(|| {
+            let rq = lock_rq(c);
+            rq.current.is_none() && rq.prev.is_none() && rq.queue.is_empty()
+        })
+    })
+}
+
 /// Tasks running or waiting to run on every CPU (`procs_running` of /proc/stat).
 pub fn runnable_count() -> usize {
     percpu::cpu_online_mask().iter().map(|c| NR_RUNNING[c].load(Ordering::Relaxed)).sum()
