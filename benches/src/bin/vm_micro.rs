@@ -73,6 +73,7 @@ const BENCHES: &[Bench] = &[
     Bench { name: "tmpfs_read_1m", run: tmpfs_read_1m, iters: 500, quick_iters: 10 },
     Bench { name: "pipe_pingpong", run: pipe_pingpong, iters: 20_000, quick_iters: 300 },
     Bench { name: "mmap_munmap_60k", run: mmap_munmap_60k, iters: 20_000, quick_iters: 300 },
+    Bench { name: "sysv_shm_16m", run: sysv_shm_16m, iters: 8, quick_iters: 1 },
 ];
 
 /// What a benchmark function gets: its name (for error messages), the iteration count of
@@ -271,6 +272,33 @@ fn anon_fault(ctx: &Ctx) {
 
 fn shared_anon_fault(ctx: &Ctx) {
     anon_fault_common(ctx, true);
+}
+
+/// An iteration makes a 16 MiB SysV segment, attaches it, writes one byte per page,
+/// detaches and removes it, all timed (the page faults of a fresh segment dominate).
+/// ops = pages touched.
+fn sysv_shm_16m(ctx: &Ctx) {
+    const LEN: usize = 16 * MIB;
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: plain arguments; the segment is this process's, removed below.
+                let id = unsafe { libc::shmget(libc::IPC_PRIVATE, LEN, 0o600) };
+                ctx.check(id, "shmget 16 MiB");
+                // SAFETY: an attach where the kernel chooses.
+                let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+                if p as isize == -1 {
+                    ctx.fail("shmat");
+                }
+                touch_write(p.cast(), LEN);
+                // SAFETY: the attach made above, no longer used.
+                ctx.check(unsafe { libc::shmdt(p) }, "shmdt");
+                // SAFETY: the segment made above.
+                ctx.check(unsafe { libc::shmctl(id, libc::IPC_RMID, null_mut()) }, "shmctl IPC_RMID");
+            }
+        });
+        (iters * (LEN / PAGE) as u64, ns)
+    });
 }
 
 /// An iteration maps 4 KiB of private anonymous memory, writes one byte and unmaps it,

@@ -266,6 +266,7 @@ impl Inode for PidDir {
             "exe" => Ok(Arc::new(ExeLink { _live: live(), pid: self.pid })),
             "fd" => Ok(Arc::new(FdDir { _live: live(), pid: self.pid })),
             "task" => Ok(Arc::new(TaskDir { _live: live(), pid: self.pid, tid: 0 })),
+            "ns" => Ok(Arc::new(NsDir { _live: live(), pid: self.pid })),
             _ => {
                 let kind = PID_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
                 Ok(Arc::new(ProcFile { _live: live(), kind, pid: self.pid, tid: 0, text: Default::default() }))
@@ -284,7 +285,73 @@ impl Inode for PidDir {
         v.push(DirEntry { name: "exe".into(), ino: base + 0x40, d_type: DT_LNK });
         v.push(DirEntry { name: "fd".into(), ino: base + 0x41, d_type: DT_DIR });
         v.push(DirEntry { name: "task".into(), ino: TASK_INO | base, d_type: DT_DIR });
+        v.push(DirEntry { name: "ns".into(), ino: base + 0x42, d_type: DT_DIR });
         Ok(v)
+    }
+}
+
+/// `/proc/pid/ns`: a link per namespace kind; only `ipc` exists here.
+struct NsDir {
+    _live: Live,
+    pid: u32,
+}
+
+impl Inode for NsDir {
+    fn metadata(&self) -> Metadata {
+        let mut m = meta(((self.pid as u64) << 8) + 0x42, S_IFDIR | 0o511);
+        m.nlink = 2;
+        task_dump_owner(self.pid, m)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Inode>> {
+        match name {
+            "" | "." => Ok(Arc::new(NsDir { _live: live(), pid: self.pid })),
+            ".." => Ok(Arc::new(PidDir { _live: live(), pid: self.pid })),
+            "ipc" => Ok(Arc::new(NsLink { _live: live(), pid: self.pid })),
+            _ => Err(ENOENT),
+        }
+    }
+    fn readdir(&self) -> KResult<Vec<DirEntry>> {
+        let base = ((self.pid as u64) << 8) + 0x42;
+        Ok(alloc::vec![
+            DirEntry { name: ".".into(), ino: base, d_type: DT_DIR },
+            DirEntry { name: "..".into(), ino: (self.pid as u64) << 8, d_type: DT_DIR },
+            DirEntry { name: "ipc".into(), ino: base + 1, d_type: DT_LNK },
+        ])
+    }
+}
+
+/// `/proc/pid/ns/ipc` (Linux's `proc_ns_link`): reads as `ipc:[INUM]`; a walk that
+/// follows it opens the namespace itself (`proc_ns_get_link`), for setns. Both need the
+/// right to ptrace-read the process.
+struct NsLink {
+    _live: Live,
+    pid: u32,
+}
+
+impl NsLink {
+    fn ns(&self) -> KResult<Arc<crate::ipc::IpcNamespace>> {
+        may_read_mm_of(self.pid).map_err(|e| if e == ESRCH { ENOENT } else { e })?;
+        let t = find_process(self.pid).and_then(|p| p.first_thread()).ok_or(ENOENT)?;
+        let ns = t.ipc_ns.lock().clone();
+        ns.ok_or(ENOENT)
+    }
+}
+
+impl Inode for NsLink {
+    fn metadata(&self) -> Metadata {
+        task_dump_owner(self.pid, meta(((self.pid as u64) << 8) + 0x43, S_IFLNK | 0o777))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn readlink(&self) -> KResult<Vec<u8>> {
+        Ok(format!("ipc:[{}]", self.ns()?.inum).into_bytes())
+    }
+    fn jump_link(&self) -> Option<KResult<Arc<crate::fs::file::File>>> {
+        Some(self.ns().map(crate::ipc::NsFile::open))
     }
 }
 

@@ -210,6 +210,9 @@ impl<T: IpcObject> IpcIds<T> {
 /// limits (the knobs of /proc/sys/kernel). Processes hold it through their task
 /// (`ipc_ns`, Linux's nsproxy); the last reference takes every object with it.
 pub struct IpcNamespace {
+    /// Its inode number in /proc/PID/ns/ipc (`ns.inum`: PROC_IPC_INIT_INO for the first,
+    /// then numbers from PROC_DYNAMIC_FIRST).
+    pub inum: u64,
     pub shm: SpinLock<shm::ShmIds, crate::sync::order::IpcShmIds>,
     pub shm_ctlmax: core::sync::atomic::AtomicU64,
     pub shm_ctlall: core::sync::atomic::AtomicU64,
@@ -221,7 +224,12 @@ pub struct IpcNamespace {
 impl IpcNamespace {
     /// A namespace with no objects and the default limits (`create_ipc_ns`).
     pub fn new() -> Arc<IpcNamespace> {
+        Self::with_inum(NEXT_INUM.fetch_add(1, core::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn with_inum(inum: u64) -> Arc<IpcNamespace> {
         Arc::new(IpcNamespace {
+            inum,
             shm: SpinLock::new(shm::ShmIds::default()),
             shm_ctlmax: shm::SHMMAX.into(),
             shm_ctlall: shm::SHMALL.into(),
@@ -255,9 +263,64 @@ pub fn remove_all_objects() -> usize {
 
 static INIT_IPC_NS: spin::Once<Arc<IpcNamespace>> = spin::Once::new();
 
+/// Linux's PROC_IPC_INIT_INO, the first namespace's inode number.
+const PROC_IPC_INIT_INO: u64 = 0xEFFF_FFFF;
+/// The next namespace's inode number (Linux's `proc_alloc_inum` from PROC_DYNAMIC_FIRST).
+static NEXT_INUM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0xF000_0000);
+
 /// The namespace of the first process (`init_ipc_ns`).
 pub fn init_ipc_ns() -> Arc<IpcNamespace> {
-    INIT_IPC_NS.call_once(IpcNamespace::new).clone()
+    INIT_IPC_NS.call_once(|| IpcNamespace::with_inum(PROC_IPC_INIT_INO)).clone()
+}
+
+/// An open namespace file (`/proc/PID/ns/ipc` opened; Linux's nsfs inode): what setns
+/// takes.
+pub struct NsFile {
+    pub ns: Arc<IpcNamespace>,
+    _live: crate::leak::Live,
+}
+
+impl NsFile {
+    pub fn open(ns: Arc<IpcNamespace>) -> Arc<crate::fs::file::File> {
+        let path = alloc::format!("ipc:[{}]", ns.inum);
+        let inode: Arc<dyn crate::fs::vfs::Inode> = Arc::new(NsFile { ns, _live: crate::leak::INODES.live() });
+        crate::fs::file::File::new(crate::fs::file::FileKind::Inode(inode), crate::fs::file::O_RDONLY, path)
+    }
+}
+
+/// nsfs's device (an anonymous one, as Linux's `0:4`).
+const NSFS_DEV: u64 = 4;
+
+impl crate::fs::vfs::Inode for NsFile {
+    fn metadata(&self) -> crate::fs::vfs::Metadata {
+        crate::fs::vfs::Metadata {
+            dev: NSFS_DEV,
+            ino: self.ns.inum,
+            mode: crate::fs::vfs::S_IFREG | 0o444,
+            nlink: 1,
+            blksize: 4096,
+            ..Default::default()
+        }
+    }
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
+
+/// `setns(2)` for an IPC namespace (Linux's `ipcns_install`): `nstype` 0 or CLONE_NEWIPC;
+/// CAP_SYS_ADMIN. EINVAL for a file that is no namespace or of another type.
+pub fn setns(file: &crate::fs::file::File, nstype: u64) -> KResult<()> {
+    let ns = file.inode().and_then(|i| i.as_any().downcast_ref::<NsFile>()).ok_or(EINVAL)?;
+    if nstype != 0 && nstype != crate::process::fork::CLONE_NEWIPC {
+        return Err(EINVAL);
+    }
+    let t = crate::process::current();
+    if !t.process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    let old = t.ipc_ns.lock().replace(ns.ns.clone());
+    drop(old);
+    Ok(())
 }
 
 /// The IPC namespace of the calling task.

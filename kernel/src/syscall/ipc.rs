@@ -4,6 +4,12 @@ use super::{ok, Args, SysResult};
 use crate::ipc::shm::{self, ShmctlOut, Shmid64Ds};
 use crate::ipc::{current_ipc_ns, IPC_SET};
 
+pub fn sys_setns(a: Args) -> SysResult {
+    let f = super::fs::get_file(a.i32(0))?;
+    crate::ipc::setns(&f, a.u(1) & 0xffff_ffff)?;
+    ok(0)
+}
+
 pub fn sys_shmget(a: Args) -> SysResult {
     let id = shm::ksys_shmget(&current_ipc_ns(), a.i32(0), a.u(1), a.u32(2))?;
     ok(id as usize)

@@ -260,6 +260,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         284 => fs::sys_eventfd2(a.u32(0), 0),
         290 => fs::sys_eventfd2(a.u32(0), a.u32(1)),
         302 => process::sys_prlimit64(a),
+        308 => ipc::sys_setns(a),
         309 => process::sys_getcpu(a),
         316 => fs::sys_renameat2(a.i32(0), a.u(1), a.i32(2), a.u(3), a.u32(4)),
         318 => misc::sys_getrandom(a),

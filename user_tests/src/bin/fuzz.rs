@@ -451,6 +451,7 @@ const CALLS: &[Call] = calls! {
     292 dup3 [Fd, Fd, Flags(0o2000000)] NewFd;
     293 pipe2 [Buf, Flags(0o4000 | 0o2000000 | 0o40000)] NewPipe;
     302 prlimit64 [] Rlimit;
+    308 setns [Fd, OneOf(&[0, 0x0800_0000, 0x4000_0000])] None;
     309 getcpu [Buf, Buf, Buf] None;
     316 renameat2 [DirFd, PathW, DirFd, PathW, Flags(7)] None;
     318 getrandom [Buf, Len, Flags(7)] None;
@@ -558,7 +559,6 @@ const UNIMPLEMENTED: &[u64] = &[
     305,
     306,
     307,
-    308,
     312,
     313,
     314,
@@ -656,6 +656,7 @@ const RO_PATHS: &[&str] = &[
     "/proc/self/fd",
     "/proc/self/fd/0",
     "/proc/self/task",
+    "/proc/self/ns/ipc",
     "/proc/meminfo",
     "/proc/mounts",
     "/proc/uptime",

@@ -26,6 +26,10 @@ fn main() {
             unshare_of_unknown_flags_is_einval,
             unshare_clone_files_gives_a_private_fd_table,
             a_namespaces_segments_go_when_its_last_process_exits,
+            proc_pid_ns_ipc_names_the_namespace,
+            setns_joins_the_namespace_of_an_open_ns_file,
+            setns_of_another_file_or_type_is_einval,
+            setns_without_cap_sys_admin_is_eperm,
         ],
     )
 }
@@ -194,4 +198,69 @@ fn a_namespaces_segments_go_when_its_last_process_exits() {
         }
     });
     assert_eq!(segment_ids(), before);
+}
+
+fn ns_link() -> String {
+    std::fs::read_link("/proc/self/ns/ipc").unwrap().to_str().unwrap().to_string()
+}
+
+fn inum_of(link: &str) -> u64 {
+    link.strip_prefix("ipc:[")
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{link:?} is not ipc:[N]"))
+}
+
+fn proc_pid_ns_ipc_names_the_namespace() {
+    let outer = ns_link();
+    let ino = inum_of(&outer);
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { stat(c"/proc/self/ns/ipc".as_ptr(), &mut st) }, 0);
+    assert_eq!(st.st_ino, ino, "the link's target is the namespace's inode");
+    run_in_child(move || {
+        assert_eq!(ns_link(), outer, "a child shares it");
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        assert_ne!(inum_of(&ns_link()), ino, "a new namespace has another number");
+    });
+}
+
+fn setns_joins_the_namespace_of_an_open_ns_file() {
+    let id = shmget(key(6), PAGE, IPC_CREAT | 0o600).unwrap();
+    let k = key(6);
+    run_in_child(move || {
+        let fd = unsafe { open(c"/proc/self/ns/ipc".as_ptr(), O_RDONLY) };
+        assert!(fd >= 0);
+        let outer = ns_link();
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        assert_errno!(shmget(k, 0, 0), ENOENT);
+        sys!(SYS_setns, fd, CLONE_NEWIPC).unwrap();
+        assert_eq!(shmget(k, 0, 0), Ok(id), "back in the outer namespace");
+        assert_eq!(ns_link(), outer);
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        sys!(SYS_setns, fd, 0).unwrap();
+        assert_eq!(shmget(k, 0, 0), Ok(id), "nstype 0 takes any namespace");
+    });
+    rmid(id);
+}
+
+fn setns_of_another_file_or_type_is_einval() {
+    run_in_child(|| {
+        let fd = unsafe { open(c"/proc/self/ns/ipc".as_ptr(), O_RDONLY) };
+        assert_errno!(sys!(SYS_setns, fd, CLONE_NEWNET), EINVAL);
+        assert_errno!(sys!(SYS_setns, 0, CLONE_NEWIPC), EINVAL);
+        assert_errno!(sys!(SYS_setns, 999, CLONE_NEWIPC), EBADF);
+    });
+}
+
+fn setns_without_cap_sys_admin_is_eperm() {
+    run_in_child(|| {
+        let fd = unsafe { open(c"/proc/self/ns/ipc".as_ptr(), O_RDONLY) };
+        assert!(fd >= 0);
+        unsafe {
+            assert_eq!(setgroups(0, std::ptr::null()), 0);
+            assert_eq!(setresgid(1000, 1000, 1000), 0);
+            assert_eq!(setresuid(1000, 1000, 1000), 0);
+        }
+        assert_errno!(sys!(SYS_setns, fd, CLONE_NEWIPC), EPERM);
+    });
 }

@@ -52,6 +52,7 @@ fn main() {
             shmat_and_shmdt_record_times_and_pids,
             proc_sysvipc_shm_shows_each_segment_in_linux_columns,
             each_page_of_an_attach_is_its_own_read_fault,
+            processes_attaching_detaching_and_removing_shared_keys_leave_exact_counts,
         ],
     )
 }
@@ -664,4 +665,73 @@ fn each_page_of_an_attach_is_its_own_read_fault() {
     shmdt(a).unwrap();
     shmdt(b).unwrap();
     rmid(id);
+}
+
+/// Four processes (one per CPU where there are four) each run a thousand rounds over three
+/// shared keys: get (or create) the key's segment, attach, write and read back a word of its
+/// own, detach, and every few rounds remove it, racing the others' attaches (an attach of a
+/// segment removed meanwhile fails with EINVAL or EIDRM and the round starts over). At the
+/// end every segment left has no attach, and /proc/sysvipc/shm lists exactly those.
+fn processes_attaching_detaching_and_removing_shared_keys_leave_exact_counts() {
+    const PROCS: usize = 4;
+    const ROUNDS: usize = 1000;
+    let keys: Vec<i32> = (0..3).map(|i| key(20 + i)).collect();
+    let children: Vec<i32> = (0..PROCS)
+        .map(|p| {
+            let keys = keys.clone();
+            fork_child(move || {
+                let mut done = 0;
+                let mut n = 0usize;
+                while done < ROUNDS {
+                    n += 1;
+                    let k = keys[(n + p) % keys.len()];
+                    let Ok(id) = shmget(k, 2 * PAGE, IPC_CREAT | 0o600) else { return 1 };
+                    let a = match shmat(id, 0, 0) {
+                        Ok(a) => a,
+                        Err(e) if e == Errno(EINVAL) || e == Errno(EIDRM) => continue,
+                        Err(_) => return 2,
+                    };
+                    let slot = a + PAGE + p * 8;
+                    let v = (n as u64) << 8 | p as u64;
+                    unsafe { std::ptr::write_volatile(slot as *mut u64, v) };
+                    if unsafe { std::ptr::read_volatile(slot as *const u64) } != v {
+                        return 3;
+                    }
+                    if shmdt(a).is_err() {
+                        return 4;
+                    }
+                    if n % 7 == p {
+                        // Removing may race another remover: EINVAL then.
+                        match shmctl(id, IPC_RMID, 0) {
+                            Ok(_) => {}
+                            Err(e) if e == Errno(EINVAL) || e == Errno(EIDRM) => {}
+                            Err(_) => return 5,
+                        }
+                    }
+                    done += 1;
+                }
+                0
+            })
+        })
+        .collect();
+    for c in children {
+        assert_eq!(wait_child(c), Exit::Code(0));
+    }
+    let text = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
+    let listed: Vec<(i32, i32, u64)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[6].parse().unwrap())
+        })
+        .filter(|(k, _, _)| keys.contains(k))
+        .collect();
+    for &k in &keys {
+        let Ok(id) = shmget(k, 0, 0) else { continue };
+        assert_eq!(nattch(id), 0, "a segment of key {k:#x} is still counted attached");
+        assert!(listed.contains(&(k, id, 0)), "/proc/sysvipc/shm lacks {k:#x} ({id}): {listed:?}");
+        rmid(id);
+    }
+    assert!(listed.len() <= keys.len(), "more segments listed than keys: {listed:?}");
 }
