@@ -32,6 +32,7 @@ enum Knob {
     OsRelease,
     OsType,
     PidMax,
+    Sem,
     ShmRmidForced,
     Shmall,
     Shmmax,
@@ -64,6 +65,7 @@ const NODES: &[Node] = &[
     Node { name: "osrelease", parent: 1, mode: 0o444, knob: Knob::OsRelease },
     Node { name: "ostype", parent: 1, mode: 0o444, knob: Knob::OsType },
     Node { name: "pid_max", parent: 1, mode: 0o644, knob: Knob::PidMax },
+    Node { name: "sem", parent: 1, mode: 0o644, knob: Knob::Sem },
     Node { name: "shm_rmid_forced", parent: 1, mode: 0o644, knob: Knob::ShmRmidForced },
     Node { name: "shmall", parent: 1, mode: 0o644, knob: Knob::Shmall },
     Node { name: "shmmax", parent: 1, mode: 0o644, knob: Knob::Shmmax },
@@ -189,7 +191,12 @@ impl Inode for SysctlInode {
             Knob::OsRelease => return Ok(read_string(crate::syscall::misc::UTS_RELEASE, offset, buf)),
             Knob::OsType => return Ok(read_string(crate::syscall::misc::UTS_SYSNAME, offset, buf)),
             Knob::PidMax => crate::process::task::PID_MAX.load(Ordering::Relaxed) as i64,
-            // The IPC knobs are the caller's namespace's.
+            // The IPC knobs are the caller's namespace's. `kernel.sem` is four integers.
+            Knob::Sem => {
+                let l = crate::ipc::current_ipc_ns().sem_limits();
+                let text = format!("{}\t{}\t{}\t{}", l[0], l[1], l[2], l[3]);
+                return Ok(read_long(text, offset, buf));
+            }
             Knob::ShmRmidForced => crate::ipc::current_ipc_ns().shm_rmid_forced.load(Ordering::Relaxed) as i64,
             Knob::Shmall => {
                 return Ok(read_long(crate::ipc::current_ipc_ns().shm_ctlall.load(Ordering::Relaxed), offset, buf))
@@ -222,6 +229,26 @@ impl Inode for SysctlInode {
             Knob::PidMax => write_int(offset, buf, 301, 4_194_304, |v| {
                 crate::process::task::PID_MAX.store(v as u32, Ordering::Relaxed)
             }),
+            Knob::Sem => {
+                // `proc_ipc_sem_dointvec`: up to four integers, SEMMNI at most IPCMNI.
+                if offset != 0 || buf.is_empty() {
+                    return Ok(buf.len());
+                }
+                let text = core::str::from_utf8(buf).map_err(|_| EINVAL)?;
+                let vals: Vec<i64> =
+                    text.split_whitespace().map(|w| w.parse().map_err(|_| EINVAL)).collect::<KResult<_>>()?;
+                if vals.len() > 4 || vals.iter().any(|&v| !(i32::MIN as i64..=i32::MAX as i64).contains(&v)) {
+                    return Err(EINVAL);
+                }
+                if vals.get(3).is_some_and(|&v| v < 0 || v > crate::ipc::IPCMNI as i64) {
+                    return Err(EINVAL);
+                }
+                let ns = crate::ipc::current_ipc_ns();
+                for (c, v) in ns.sem_ctls.iter().zip(vals) {
+                    c.store(v as u32, Ordering::Relaxed);
+                }
+                Ok(buf.len())
+            }
             Knob::ShmRmidForced => {
                 let ns = crate::ipc::current_ipc_ns();
                 write_int(offset, buf, 0, 1, |v| ns.shm_rmid_forced.store(v != 0, Ordering::Relaxed))

@@ -40,6 +40,7 @@ const INO_CPUINFO: u64 = 7;
 const INO_STAT: u64 = 8;
 const INO_SYSVIPC: u64 = 9;
 const INO_SYSVIPC_SHM: u64 = 10;
+const INO_SYSVIPC_SEM: u64 = 11;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
@@ -194,9 +195,9 @@ impl Inode for SysvipcDir {
         match name {
             "" | "." => Ok(Arc::new(SysvipcDir { _live: live() })),
             ".." => Ok(proc_root()),
-            "shm" => Ok(Arc::new(ProcFile {
+            "shm" | "sem" => Ok(Arc::new(ProcFile {
                 _live: live(),
-                kind: FileKind::SysvipcShm,
+                kind: if name == "shm" { FileKind::SysvipcShm } else { FileKind::SysvipcSem },
                 pid: 0,
                 tid: 0,
                 text: Default::default(),
@@ -208,6 +209,7 @@ impl Inode for SysvipcDir {
         Ok(alloc::vec![
             DirEntry { name: ".".into(), ino: INO_SYSVIPC, d_type: DT_DIR },
             DirEntry { name: "..".into(), ino: INO_ROOT, d_type: DT_DIR },
+            DirEntry { name: "sem".into(), ino: INO_SYSVIPC_SEM, d_type: DT_REG },
             DirEntry { name: "shm".into(), ino: INO_SYSVIPC_SHM, d_type: DT_REG },
         ])
     }
@@ -427,6 +429,7 @@ enum FileKind {
     CpuInfo,
     SysStat,
     SysvipcShm,
+    SysvipcSem,
     Cmdline,
     Comm,
     Maps,
@@ -464,6 +467,7 @@ impl Inode for ProcFile {
             FileKind::CpuInfo => INO_CPUINFO,
             FileKind::SysStat => INO_STAT,
             FileKind::SysvipcShm => INO_SYSVIPC_SHM,
+            FileKind::SysvipcSem => INO_SYSVIPC_SEM,
             _ if self.tid != 0 => TASK_INO | (((self.tid as u64) << 8) + 1 + idx),
             _ => ((self.pid as u64) << 8) + 1 + idx,
         };
@@ -474,7 +478,7 @@ impl Inode for ProcFile {
             | FileKind::Interrupts
             | FileKind::CpuInfo
             | FileKind::SysStat => meta(ino, S_IFREG | 0o444),
-            FileKind::SysvipcShm => meta(ino, S_IFREG | 0o444),
+            FileKind::SysvipcShm | FileKind::SysvipcSem => meta(ino, S_IFREG | 0o444),
             FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
             FileKind::Comm | FileKind::OomScoreAdj => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
             _ => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o444)),
@@ -582,6 +586,7 @@ impl ProcFile {
             FileKind::CpuInfo => return Ok(cpuinfo().into_bytes()),
             FileKind::SysStat => return Ok(sys_stat().into_bytes()),
             FileKind::SysvipcShm => return Ok(crate::ipc::shm::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
+            FileKind::SysvipcSem => return Ok(crate::ipc::sem::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
             _ => {}
         }
         let p = find_process(self.pid).ok_or(ESRCH)?;
@@ -596,7 +601,8 @@ impl ProcFile {
             | FileKind::Interrupts
             | FileKind::CpuInfo
             | FileKind::SysStat
-            | FileKind::SysvipcShm => unreachable!(),
+            | FileKind::SysvipcShm
+            | FileKind::SysvipcSem => unreachable!(),
             FileKind::Cmdline => {
                 let (mm, _) = mm_of(&p);
                 match mm {

@@ -7,6 +7,7 @@
 //! sequence number grows each time they wrap, so a stale id does not name a new object.
 #![deny(unsafe_code)]
 
+pub mod sem;
 pub mod shm;
 
 use crate::errno::*;
@@ -218,6 +219,9 @@ pub struct IpcNamespace {
     pub shm_ctlall: core::sync::atomic::AtomicU64,
     pub shm_ctlmni: core::sync::atomic::AtomicU64,
     pub shm_rmid_forced: core::sync::atomic::AtomicBool,
+    pub sem: SpinLock<sem::SemIds, crate::sync::order::IpcSemIds>,
+    /// `kernel.sem`: SEMMSL, SEMMNS, SEMOPM, SEMMNI.
+    pub sem_ctls: [core::sync::atomic::AtomicU32; 4],
     _live: crate::leak::Live,
 }
 
@@ -235,8 +239,15 @@ impl IpcNamespace {
             shm_ctlall: shm::SHMALL.into(),
             shm_ctlmni: (shm::SHMMNI as u64).into(),
             shm_rmid_forced: false.into(),
+            sem: SpinLock::new(sem::SemIds::default()),
+            sem_ctls: [sem::SEMMSL.into(), sem::SEMMNS.into(), sem::SEMOPM.into(), sem::SEMMNI.into()],
             _live: crate::leak::IPC_NAMESPACES.live(),
         })
+    }
+
+    /// `kernel.sem`'s four figures.
+    pub fn sem_limits(&self) -> [u32; 4] {
+        core::array::from_fn(|i| self.sem_ctls[i].load(core::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -245,6 +256,8 @@ impl Drop for IpcNamespace {
     fn drop(&mut self) {
         let segments = core::mem::take(self.shm.get_mut());
         drop(segments);
+        let sets = core::mem::take(self.sem.get_mut());
+        drop(sets);
     }
 }
 
@@ -258,7 +271,12 @@ pub fn remove_all_objects() -> usize {
         let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
         idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
     };
-    gone.len()
+    let sets: alloc::vec::Vec<sem::SemArray> = {
+        let mut ids = ns.sem.lock();
+        let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
+        idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
+    };
+    gone.len() + sets.len()
 }
 
 static INIT_IPC_NS: spin::Once<Arc<IpcNamespace>> = spin::Once::new();
@@ -318,6 +336,8 @@ pub fn setns(file: &crate::fs::file::File, nstype: u64) -> KResult<()> {
     if !t.process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN) {
         return Err(EPERM);
     }
+    // The undo list refers to the old namespace's semaphores (`exit_sem`).
+    sem::exit_sem(&t.process);
     let old = t.ipc_ns.lock().replace(ns.ns.clone());
     drop(old);
     Ok(())

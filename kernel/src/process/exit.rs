@@ -70,6 +70,8 @@ pub(super) fn do_exit(status: i32) -> ! {
     let ipc_ns = t.ipc_ns.lock().take();
     drop(ipc_ns);
     if last {
+        // `exit_sem`: the SEM_UNDO adjustments of the process go with its last thread.
+        crate::ipc::sem::exit_sem(&p);
         // Linux's do_exit cancels the group's ITIMER_REAL when its last thread goes:
         // the armed list would otherwise hold the zombie until the deadline passed.
         super::itimer::set(&p, 0, 0);

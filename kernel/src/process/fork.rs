@@ -155,6 +155,11 @@ pub fn ksys_unshare(flags: u64) -> KResult<()> {
     } else {
         None
     };
+    // CLONE_SYSVSEM (and a new IPC namespace) detach the undo list: its adjustments are
+    // applied now, as at exit.
+    if f & (CLONE_SYSVSEM | CLONE_NEWIPC) != 0 {
+        crate::ipc::sem::exit_sem(&t.process);
+    }
     let old_ns = (f & CLONE_NEWIPC != 0).then(|| t.ipc_ns.lock().replace(crate::ipc::IpcNamespace::new()));
     let old_fs = fs.map(|fs| core::mem::replace(&mut *t.fs.lock(), fs));
     let old_files = files.map(|files| core::mem::replace(&mut *t.files.lock(), files));

@@ -265,6 +265,9 @@ pub struct Process {
     pub dumpable: core::sync::atomic::AtomicU8,
     /// A stop or continue not yet reported to wait (WUNTRACED/WCONTINUED).
     pub job_report: Mutex<Option<JobReport>, order::JobReport>,
+    /// The SysV semaphore sets holding SEM_UNDO adjustments of this process (its threads
+    /// share them), applied at its exit (`ipc::sem::exit_sem`).
+    pub sem_undo: Mutex<Vec<(Arc<crate::ipc::IpcNamespace>, i32)>, order::SemUndo>,
     /// Threads of a stopped process sleep here.
     pub stop_wait: WaitQueue,
     /// The thread running execve while the others are told to go (de_thread).
@@ -508,6 +511,7 @@ pub fn new_process(
         stopped: core::sync::atomic::AtomicBool::new(false),
         dumpable: core::sync::atomic::AtomicU8::new(SUID_DUMP_USER),
         job_report: Mutex::new(None),
+        sem_undo: Mutex::new(Vec::new()),
         stop_wait: WaitQueue::new(),
         exec_by: Mutex::new(None),
         thread_exit: WaitQueue::new(),

@@ -63,6 +63,8 @@ lock_classes! {
     /// Held across the futex word's check and the waiter's enqueue (`futex_wait_setup`).
     FutexQueues = 150, "futex::QUEUES";
     /// A tmpfs file's size and times, held while its page cache is cut (truncate).
+    /// A namespace's SysV semaphore sets; wakes their sleepers outside it.
+    IpcSemIds = 158, "IpcNamespace::sem";
     /// A namespace's SysV segments; reads a segment's size and resident pages inside.
     IpcShmIds = 160, "IpcNamespace::shm";
     TmpfsFileMeta = 165, "tmpfs TmpfsFile::meta";
@@ -85,6 +87,7 @@ lock_classes! {
     Rlimits = 240, "Process::rlimits";
     GroupExit = 250, "Process::group_exit";
     JobReport = 255, "Process::job_report";
+    SemUndo = 256, "Process::sem_undo";
     Comm = 260, "Task::comm";
     ProcessThreads = 270, "Process::threads";
     TaskMm = 280, "Task::mm";

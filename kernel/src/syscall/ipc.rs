@@ -1,6 +1,8 @@
 //! SysV IPC syscalls: argument decoding and copies; the policy is `ipc/`.
 
 use super::{ok, Args, SysResult};
+use crate::errno::*;
+use crate::ipc::sem;
 use crate::ipc::shm::{self, ShmctlOut, Shmid64Ds};
 use crate::ipc::{current_ipc_ns, IPC_SET};
 
@@ -8,6 +10,80 @@ pub fn sys_setns(a: Args) -> SysResult {
     let f = super::fs::get_file(a.i32(0))?;
     crate::ipc::setns(&f, a.u(1) & 0xffff_ffff)?;
     ok(0)
+}
+
+pub fn sys_semget(a: Args) -> SysResult {
+    let id = sem::ksys_semget(&current_ipc_ns(), a.i32(0), a.i32(1), a.u32(2))?;
+    ok(id as usize)
+}
+
+pub fn sys_semop(a: Args) -> SysResult {
+    semtimedop(a.i32(0), a.u(1), a.u(2), None)
+}
+
+pub fn sys_semtimedop(a: Args) -> SysResult {
+    // The timeout is read first (`ksys_semtimedop`), checked after the operations.
+    let ts = if a.u(3) != 0 { Some(super::read_val::<[i64; 2]>(a.u(3))?) } else { None };
+    semtimedop(a.i32(0), a.u(1), a.u(2), ts)
+}
+
+/// `do_semtimedop`'s checks of its arguments, then the operation.
+fn semtimedop(semid: i32, sops: u64, nsops: u64, ts: Option<[i64; 2]>) -> SysResult {
+    let ns = current_ipc_ns();
+    let nsops = nsops as u32 as u64;
+    if nsops < 1 || semid < 0 {
+        return Err(EINVAL);
+    }
+    if nsops > ns.sem_limits()[2] as u64 {
+        return Err(E2BIG);
+    }
+    let mut ops = alloc::vec::Vec::new();
+    crate::mm::fail::try_reserve(&mut ops, nsops as usize)?;
+    for i in 0..nsops {
+        ops.push(super::read_val::<sem::Sembuf>(sops.wrapping_add(i * 6))?);
+    }
+    let timeout = match ts {
+        Some([s, n]) if s < 0 || !(0..1_000_000_000).contains(&n) => return Err(EINVAL),
+        Some([s, n]) => Some((s as u64).saturating_mul(1_000_000_000).saturating_add(n as u64)),
+        None => None,
+    };
+    sem::do_semtimedop(&ns, semid, &ops, timeout)?;
+    ok(0)
+}
+
+pub fn sys_semctl(a: Args) -> SysResult {
+    let (semid, semnum, cmd, arg) = (a.i32(0), a.i32(1), a.i32(2), a.u(3));
+    let ns = current_ipc_ns();
+    let mut all = alloc::vec::Vec::new();
+    let io = match cmd {
+        // IPC_SET reads the caller's structure before anything else (EFAULT first).
+        IPC_SET if semid >= 0 => sem::SemctlIo::Set(super::read_val::<sem::Semid64Ds>(arg)?),
+        sem::SETVAL => sem::SemctlIo::Val(arg as i32),
+        sem::SETALL if semid >= 0 => {
+            let n = sem::nsems(&ns, semid, true)?;
+            crate::mm::fail::try_reserve(&mut all, n)?;
+            all.resize(n, 0u16);
+            let mut bytes = alloc::vec![0u8; n * 2];
+            super::copy_from_user(arg, &mut bytes)?;
+            for (v, b) in all.iter_mut().zip(bytes.chunks(2)) {
+                *v = u16::from_ne_bytes([b[0], b[1]]);
+            }
+            sem::SemctlIo::All(&mut all)
+        }
+        sem::GETALL => sem::SemctlIo::All(&mut all),
+        _ => sem::SemctlIo::None,
+    };
+    let (ret, out) = sem::ksys_semctl(&ns, semid, semnum, cmd, io)?;
+    match out {
+        sem::SemctlOut::None if cmd == sem::GETALL => {
+            let bytes: alloc::vec::Vec<u8> = all.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            super::copy_to_user(arg, &bytes)?;
+        }
+        sem::SemctlOut::None => {}
+        sem::SemctlOut::Stat(s) => super::write_val(arg, &s)?,
+        sem::SemctlOut::Info(i) => super::write_val(arg, &i)?,
+    }
+    ok(ret as u32 as usize)
 }
 
 pub fn sys_shmget(a: Args) -> SysResult {

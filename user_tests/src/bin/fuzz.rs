@@ -218,6 +218,8 @@ enum Arg {
     Offset,
     /// A SysV shared memory id: one the worker made, or not one.
     ShmId,
+    /// A SysV semaphore set id: one the worker made, or not one.
+    SemId,
 }
 
 use Arg::*;
@@ -251,6 +253,8 @@ enum Special {
     Blocking,
     /// shmget: an id for the pool.
     NewShm,
+    /// semget: an id for the pool.
+    NewSem,
     /// shmat: at an arena address (never where the kernel chooses, which could be the
     /// void), or a bad one.
     Shmat,
@@ -347,6 +351,10 @@ const CALLS: &[Call] = calls! {
     61 wait4 [Pid, Buf, Flags(WAIT_FLAGS), Buf] None;
     62 kill [Pid, Sig] None;
     63 uname [Buf] None;
+    // Semaphore sets: ids the worker made; semop may sleep (the SIGALRM timer ends it).
+    64 semget [OneOf(SHM_KEYS), OneOf(&[0, 1, 3, 250, 32001]), Flags(0o777 | 0o1000 | 0o2000)] NewSem;
+    65 semop [SemId, Struct, OneOf(&[0, 1, 2, 3, 501])] Blocking;
+    66 semctl [SemId, Below(4), OneOf(&[0, 1, 2, 3, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]), Buf] None;
     67 shmdt [] Shmdt;
     72 fcntl [Fd, Below(1040), Fd] None;
     73 flock [Fd, Flags(1 | 2 | 4 | 8)] None;
@@ -421,6 +429,7 @@ const CALLS: &[Call] = calls! {
     216 remap_file_pages [OneOf(&[0, 0, 0, 1]), OneOf(&[0, 1, 3, 15, 1 << 40, 1 << 52, u64::MAX])] MemRange;
     217 getdents64 [Fd, Buf, Len] None;
     218 set_tid_address [Buf] None;
+    220 semtimedop [SemId, Struct, OneOf(&[0, 1, 2, 3, 501]), Timespec] Blocking;
     221 fadvise64 [Fd, Offset, Len, Below(8)] None;
     228 clock_gettime [OneOf(&[0, 1, 2, 3, 4, 5, 6, 7, 11, 100, (-2i64) as u64]), Buf] None;
     229 clock_getres [OneOf(&[0, 1, 2, 3, 4, 5, 6, 7, 11, 100]), Buf] None;
@@ -469,9 +478,6 @@ const UNIMPLEMENTED: &[u64] = &[
     44,
     45,
     53,
-    64,
-    65,
-    66,
     68,
     69,
     70,
@@ -517,7 +523,6 @@ const UNIMPLEMENTED: &[u64] = &[
     213,
     216,
     219,
-    220,
     221,
     222,
     223,
@@ -635,6 +640,8 @@ struct Fuzzer<'a> {
     /// SysV segment ids it made, and addresses it attached at.
     shm_ids: Vec<u64>,
     shm_addrs: Vec<u64>,
+    /// SysV semaphore set ids it made.
+    sem_ids: Vec<u64>,
     /// Paths under the scratch directory, files and directories alike.
     wpaths: Vec<String>,
     /// The handler and restorer address for rt_sigaction.
@@ -898,6 +905,11 @@ impl<'a> Fuzzer<'a> {
                     self.rng.below(0o10000)
                 }
             }
+            SemId => match self.rng.below(6) {
+                0..=3 if !self.sem_ids.is_empty() => self.rng.pick(&self.sem_ids),
+                4 => (-1i64) as u64,
+                _ => self.rng.below(40),
+            },
             ShmId => match self.rng.below(6) {
                 0..=3 if !self.shm_ids.is_empty() => self.rng.pick(&self.shm_ids),
                 4 => (-1i64) as u64,
@@ -1128,6 +1140,7 @@ impl<'a> Fuzzer<'a> {
             }
             Special::Close => self.fds.retain(|&f| f != a[0]),
             Special::NewShm if self.shm_ids.len() < 64 => self.shm_ids.push(r as u64),
+            Special::NewSem if self.sem_ids.len() < 64 => self.sem_ids.push(r as u64),
             Special::Shmat if self.shm_addrs.len() < 64 => self.shm_addrs.push(r as u64),
             // A CLONE_THREAD child is a thread of this process, not a child to reap.
             Special::Fork if a[0] & 0x1_0000 != 0 => {}
@@ -1277,6 +1290,7 @@ fn worker(k: usize, seed: u64, page: &WorkerPage, scratch_dir: &str) -> ! {
         children: Vec::new(),
         shm_ids: Vec::new(),
         shm_addrs: Vec::new(),
+        sem_ids: Vec::new(),
         wpaths,
         handler: on_signal as *const () as u64,
         restorer,
@@ -1402,10 +1416,20 @@ fn count_processes() -> usize {
         .unwrap_or(0)
 }
 
-/// Removes the SysV segments the workers made (they outlive their creators, as on
-/// Linux, and the kernel's leak check counts them): every segment whose creator uid is
-/// the workers', found by index with SHM_STAT_ANY.
+/// Removes the SysV segments and semaphore sets the workers made (they outlive their
+/// creators, as on Linux, and the kernel's leak check counts them): every one whose
+/// creator uid is the workers', found by index with SHM_STAT_ANY and SEM_STAT_ANY.
 fn cleanup_shm() {
+    let mut seminfo = [0i32; 10];
+    let max = raw(66, [0, 0, 19, seminfo.as_mut_ptr() as u64, 0, 0]);
+    for idx in 0..=max.max(-1) {
+        let mut ds = [0u32; 26];
+        let id = raw(66, [idx as u64, 0, 20, ds.as_mut_ptr() as u64, 0, 0]);
+        // `semid64_ds.sem_perm.cuid` is its fourth word.
+        if id >= 0 && ds[3] == WORKER_ID {
+            raw(66, [id as u64, 0, 0, 0, 0, 0]);
+        }
+    }
     let mut info = [0u64; 6];
     let max = raw(31, [0, 14, info.as_mut_ptr() as u64, 0, 0, 0]);
     for idx in 0..=max.max(-1) {
