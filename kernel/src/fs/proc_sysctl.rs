@@ -31,6 +31,9 @@ enum Knob {
     CorePattern,
     OsRelease,
     OsType,
+    Msgmax,
+    Msgmnb,
+    Msgmni,
     PidMax,
     Sem,
     ShmRmidForced,
@@ -64,6 +67,9 @@ const NODES: &[Node] = &[
     Node { name: "core_pattern", parent: 1, mode: 0o644, knob: Knob::CorePattern },
     Node { name: "osrelease", parent: 1, mode: 0o444, knob: Knob::OsRelease },
     Node { name: "ostype", parent: 1, mode: 0o444, knob: Knob::OsType },
+    Node { name: "msgmax", parent: 1, mode: 0o644, knob: Knob::Msgmax },
+    Node { name: "msgmnb", parent: 1, mode: 0o644, knob: Knob::Msgmnb },
+    Node { name: "msgmni", parent: 1, mode: 0o644, knob: Knob::Msgmni },
     Node { name: "pid_max", parent: 1, mode: 0o644, knob: Knob::PidMax },
     Node { name: "sem", parent: 1, mode: 0o644, knob: Knob::Sem },
     Node { name: "shm_rmid_forced", parent: 1, mode: 0o644, knob: Knob::ShmRmidForced },
@@ -191,6 +197,9 @@ impl Inode for SysctlInode {
             Knob::OsRelease => return Ok(read_string(crate::syscall::misc::UTS_RELEASE, offset, buf)),
             Knob::OsType => return Ok(read_string(crate::syscall::misc::UTS_SYSNAME, offset, buf)),
             Knob::PidMax => crate::process::task::PID_MAX.load(Ordering::Relaxed) as i64,
+            Knob::Msgmax => crate::ipc::current_ipc_ns().msg_limits()[0] as i64,
+            Knob::Msgmnb => crate::ipc::current_ipc_ns().msg_limits()[1] as i64,
+            Knob::Msgmni => crate::ipc::current_ipc_ns().msg_limits()[2] as i64,
             // The IPC knobs are the caller's namespace's. `kernel.sem` is four integers.
             Knob::Sem => {
                 let l = crate::ipc::current_ipc_ns().sem_limits();
@@ -229,6 +238,16 @@ impl Inode for SysctlInode {
             Knob::PidMax => write_int(offset, buf, 301, 4_194_304, |v| {
                 crate::process::task::PID_MAX.store(v as u32, Ordering::Relaxed)
             }),
+            // `proc_ipc_dointvec_minmax`: msgmax and msgmnb from 0 to INT_MAX, msgmni to IPCMNI.
+            Knob::Msgmax | Knob::Msgmnb | Knob::Msgmni => {
+                let (i, max) = match n.knob {
+                    Knob::Msgmax => (0, i32::MAX as i64),
+                    Knob::Msgmnb => (1, i32::MAX as i64),
+                    _ => (2, crate::ipc::IPCMNI as i64),
+                };
+                let ns = crate::ipc::current_ipc_ns();
+                write_int(offset, buf, 0, max, |v| ns.msg_ctls[i].store(v as u32, Ordering::Relaxed))
+            }
             Knob::Sem => {
                 // `proc_ipc_sem_dointvec`: up to four integers, SEMMNI at most IPCMNI.
                 if offset != 0 || buf.is_empty() {

@@ -41,6 +41,7 @@ const INO_STAT: u64 = 8;
 const INO_SYSVIPC: u64 = 9;
 const INO_SYSVIPC_SHM: u64 = 10;
 const INO_SYSVIPC_SEM: u64 = 11;
+const INO_SYSVIPC_MSG: u64 = 12;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
@@ -195,9 +196,13 @@ impl Inode for SysvipcDir {
         match name {
             "" | "." => Ok(Arc::new(SysvipcDir { _live: live() })),
             ".." => Ok(proc_root()),
-            "shm" | "sem" => Ok(Arc::new(ProcFile {
+            "shm" | "sem" | "msg" => Ok(Arc::new(ProcFile {
                 _live: live(),
-                kind: if name == "shm" { FileKind::SysvipcShm } else { FileKind::SysvipcSem },
+                kind: match name {
+                    "shm" => FileKind::SysvipcShm,
+                    "sem" => FileKind::SysvipcSem,
+                    _ => FileKind::SysvipcMsg,
+                },
                 pid: 0,
                 tid: 0,
                 text: Default::default(),
@@ -209,6 +214,7 @@ impl Inode for SysvipcDir {
         Ok(alloc::vec![
             DirEntry { name: ".".into(), ino: INO_SYSVIPC, d_type: DT_DIR },
             DirEntry { name: "..".into(), ino: INO_ROOT, d_type: DT_DIR },
+            DirEntry { name: "msg".into(), ino: INO_SYSVIPC_MSG, d_type: DT_REG },
             DirEntry { name: "sem".into(), ino: INO_SYSVIPC_SEM, d_type: DT_REG },
             DirEntry { name: "shm".into(), ino: INO_SYSVIPC_SHM, d_type: DT_REG },
         ])
@@ -430,6 +436,7 @@ enum FileKind {
     SysStat,
     SysvipcShm,
     SysvipcSem,
+    SysvipcMsg,
     Cmdline,
     Comm,
     Maps,
@@ -468,6 +475,7 @@ impl Inode for ProcFile {
             FileKind::SysStat => INO_STAT,
             FileKind::SysvipcShm => INO_SYSVIPC_SHM,
             FileKind::SysvipcSem => INO_SYSVIPC_SEM,
+            FileKind::SysvipcMsg => INO_SYSVIPC_MSG,
             _ if self.tid != 0 => TASK_INO | (((self.tid as u64) << 8) + 1 + idx),
             _ => ((self.pid as u64) << 8) + 1 + idx,
         };
@@ -478,7 +486,7 @@ impl Inode for ProcFile {
             | FileKind::Interrupts
             | FileKind::CpuInfo
             | FileKind::SysStat => meta(ino, S_IFREG | 0o444),
-            FileKind::SysvipcShm | FileKind::SysvipcSem => meta(ino, S_IFREG | 0o444),
+            FileKind::SysvipcShm | FileKind::SysvipcSem | FileKind::SysvipcMsg => meta(ino, S_IFREG | 0o444),
             FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
             FileKind::Comm | FileKind::OomScoreAdj => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
             _ => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o444)),
@@ -587,6 +595,7 @@ impl ProcFile {
             FileKind::SysStat => return Ok(sys_stat().into_bytes()),
             FileKind::SysvipcShm => return Ok(crate::ipc::shm::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
             FileKind::SysvipcSem => return Ok(crate::ipc::sem::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
+            FileKind::SysvipcMsg => return Ok(crate::ipc::msg::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
             _ => {}
         }
         let p = find_process(self.pid).ok_or(ESRCH)?;
@@ -602,7 +611,8 @@ impl ProcFile {
             | FileKind::CpuInfo
             | FileKind::SysStat
             | FileKind::SysvipcShm
-            | FileKind::SysvipcSem => unreachable!(),
+            | FileKind::SysvipcSem
+            | FileKind::SysvipcMsg => unreachable!(),
             FileKind::Cmdline => {
                 let (mm, _) = mm_of(&p);
                 match mm {

@@ -7,6 +7,7 @@
 //! sequence number grows each time they wrap, so a stale id does not name a new object.
 #![deny(unsafe_code)]
 
+pub mod msg;
 pub mod sem;
 pub mod shm;
 
@@ -222,6 +223,9 @@ pub struct IpcNamespace {
     pub sem: SpinLock<sem::SemIds, crate::sync::order::IpcSemIds>,
     /// `kernel.sem`: SEMMSL, SEMMNS, SEMOPM, SEMMNI.
     pub sem_ctls: [core::sync::atomic::AtomicU32; 4],
+    pub msg: SpinLock<msg::MsgIds, crate::sync::order::IpcMsgIds>,
+    /// `kernel.msgmax`, `kernel.msgmnb`, `kernel.msgmni`.
+    pub msg_ctls: [core::sync::atomic::AtomicU32; 3],
     _live: crate::leak::Live,
 }
 
@@ -241,8 +245,15 @@ impl IpcNamespace {
             shm_rmid_forced: false.into(),
             sem: SpinLock::new(sem::SemIds::default()),
             sem_ctls: [sem::SEMMSL.into(), sem::SEMMNS.into(), sem::SEMOPM.into(), sem::SEMMNI.into()],
+            msg: SpinLock::new(msg::MsgIds::default()),
+            msg_ctls: [msg::MSGMAX.into(), msg::MSGMNB.into(), msg::MSGMNI.into()],
             _live: crate::leak::IPC_NAMESPACES.live(),
         })
+    }
+
+    /// `kernel.msgmax`, `kernel.msgmnb`, `kernel.msgmni`.
+    pub fn msg_limits(&self) -> [u32; 3] {
+        core::array::from_fn(|i| self.msg_ctls[i].load(core::sync::atomic::Ordering::Relaxed))
     }
 
     /// `kernel.sem`'s four figures.
@@ -258,6 +269,8 @@ impl Drop for IpcNamespace {
         drop(segments);
         let sets = core::mem::take(self.sem.get_mut());
         drop(sets);
+        let queues = core::mem::take(self.msg.get_mut());
+        drop(queues);
     }
 }
 
@@ -276,7 +289,12 @@ pub fn remove_all_objects() -> usize {
         let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
         idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
     };
-    gone.len() + sets.len()
+    let queues: alloc::vec::Vec<msg::MsgQueue> = {
+        let mut ids = ns.msg.lock();
+        let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
+        idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
+    };
+    gone.len() + sets.len() + queues.len()
 }
 
 static INIT_IPC_NS: spin::Once<Arc<IpcNamespace>> = spin::Once::new();

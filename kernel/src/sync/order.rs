@@ -63,6 +63,8 @@ lock_classes! {
     /// Held across the futex word's check and the waiter's enqueue (`futex_wait_setup`).
     FutexQueues = 150, "futex::QUEUES";
     /// A tmpfs file's size and times, held while its page cache is cut (truncate).
+    /// A namespace's SysV message queues; wakes their waiters outside it.
+    IpcMsgIds = 157, "IpcNamespace::msg";
     /// A namespace's SysV semaphore sets; wakes their sleepers outside it.
     IpcSemIds = 158, "IpcNamespace::sem";
     /// A namespace's SysV segments; reads a segment's size and resident pages inside.

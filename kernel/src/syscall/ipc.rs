@@ -12,6 +12,56 @@ pub fn sys_setns(a: Args) -> SysResult {
     ok(0)
 }
 
+pub fn sys_msgget(a: Args) -> SysResult {
+    let id = crate::ipc::msg::ksys_msgget(&current_ipc_ns(), a.i32(0), a.u32(1))?;
+    ok(id as usize)
+}
+
+pub fn sys_msgsnd(a: Args) -> SysResult {
+    let (msqid, msgp, msgsz, msgflg) = (a.i32(0), a.u(1), a.u(2), a.u32(3));
+    let ns = current_ipc_ns();
+    // `ksys_msgsnd` reads the type first, then `do_msgsnd` checks, then copies the text.
+    let mtype: i64 = super::read_val(msgp)?;
+    if msgsz > ns.msg_limits()[0] as u64 || (msgsz as i64) < 0 || msqid < 0 {
+        return Err(EINVAL);
+    }
+    if mtype < 1 {
+        return Err(EINVAL);
+    }
+    let mut text = alloc::vec::Vec::new();
+    crate::mm::fail::try_reserve(&mut text, msgsz as usize)?;
+    text.resize(msgsz as usize, 0);
+    super::copy_from_user(msgp.wrapping_add(8), &mut text)?;
+    crate::ipc::msg::do_msgsnd(&ns, msqid, mtype, text, msgflg)?;
+    ok(0)
+}
+
+pub fn sys_msgrcv(a: Args) -> SysResult {
+    let (msqid, msgp, msgsz, msgtyp, msgflg) = (a.i32(0), a.u(1), a.u(2), a.u(3) as i64, a.u32(4));
+    let ns = current_ipc_ns();
+    let bufsz =
+        (msgsz as i64).min(if msgflg & crate::ipc::msg::MSG_COPY != 0 { ns.msg_limits()[0] as i64 } else { i64::MAX });
+    let bufsz = if (msgsz as i64) < 0 { msgsz as i64 } else { bufsz };
+    let (mtype, text) = crate::ipc::msg::do_msgrcv(&ns, msqid, bufsz, msgtyp, msgflg)?;
+    // A message that cannot be stored is lost (EFAULT), as Linux's `store_msg`.
+    super::write_val(msgp, &mtype)?;
+    super::copy_to_user(msgp.wrapping_add(8), &text)?;
+    ok(text.len())
+}
+
+pub fn sys_msgctl(a: Args) -> SysResult {
+    let (msqid, cmd, buf) = (a.i32(0), a.i32(1), a.u(2));
+    let set =
+        if cmd == IPC_SET && msqid >= 0 { Some(super::read_val::<crate::ipc::msg::Msqid64Ds>(buf)?) } else { None };
+    let (ret, out) = crate::ipc::msg::ksys_msgctl(&current_ipc_ns(), msqid, cmd, set)?;
+    match out {
+        crate::ipc::msg::MsgctlOut::None => {}
+        crate::ipc::msg::MsgctlOut::Stat(s) => super::write_val(buf, &s)?,
+        crate::ipc::msg::MsgctlOut::Info(i) => super::write_val(buf, &i)?,
+    }
+    ok(ret as u32 as usize)
+}
+
 pub fn sys_semget(a: Args) -> SysResult {
     let id = sem::ksys_semget(&current_ipc_ns(), a.i32(0), a.i32(1), a.u32(2))?;
     ok(id as usize)

@@ -356,6 +356,12 @@ const CALLS: &[Call] = calls! {
     65 semop [SemId, Struct, OneOf(&[0, 1, 2, 3, 501])] Blocking;
     66 semctl [SemId, Below(4), OneOf(&[0, 1, 2, 3, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]), Buf] None;
     67 shmdt [] Shmdt;
+    // Message queues: ids the worker made (semaphore ids serve too); blocking sends and
+    // receives end with the SIGALRM timer.
+    68 msgget [OneOf(SHM_KEYS), Flags(0o777 | 0o1000 | 0o2000)] NewSem;
+    69 msgsnd [SemId, Buf, OneOf(&[0, 1, 100, 8192, 8193, u64::MAX]), Flags(0o4000)] Blocking;
+    70 msgrcv [SemId, Buf, OneOf(&[0, 1, 100, 8192, u64::MAX]), OneOf(&[0, 1, 2, (-5i64) as u64]), Flags(0o4000 | 0o10000 | 0o20000 | 0o40000)] Blocking;
+    71 msgctl [SemId, OneOf(&[0, 1, 2, 3, 11, 12, 13, 0x102]), Buf] None;
     72 fcntl [Fd, Below(1040), Fd] None;
     73 flock [Fd, Flags(1 | 2 | 4 | 8)] None;
     74 fsync [Fd] None;
@@ -478,10 +484,6 @@ const UNIMPLEMENTED: &[u64] = &[
     44,
     45,
     53,
-    68,
-    69,
-    70,
-    71,
     101,
     103,
     122,
@@ -1416,10 +1418,21 @@ fn count_processes() -> usize {
         .unwrap_or(0)
 }
 
-/// Removes the SysV segments and semaphore sets the workers made (they outlive their
-/// creators, as on Linux, and the kernel's leak check counts them): every one whose
-/// creator uid is the workers', found by index with SHM_STAT_ANY and SEM_STAT_ANY.
+/// Removes the SysV segments, semaphore sets and message queues the workers made (they
+/// outlive their creators, as on Linux, and the kernel's leak check counts them): every
+/// one whose creator uid is the workers', found by index with SHM_STAT_ANY, SEM_STAT_ANY
+/// and MSG_STAT_ANY.
 fn cleanup_shm() {
+    let mut msginfo = [0i32; 8];
+    let max = raw(71, [0, 12, msginfo.as_mut_ptr() as u64, 0, 0, 0]);
+    for idx in 0..=max.max(-1) {
+        let mut ds = [0u32; 30];
+        let id = raw(71, [idx as u64, 13, ds.as_mut_ptr() as u64, 0, 0, 0]);
+        // `msqid64_ds.msg_perm.cuid` is its fourth word.
+        if id >= 0 && ds[3] == WORKER_ID {
+            raw(71, [id as u64, 0, 0, 0, 0, 0]);
+        }
+    }
     let mut seminfo = [0i32; 10];
     let max = raw(66, [0, 0, 19, seminfo.as_mut_ptr() as u64, 0, 0]);
     for idx in 0..=max.max(-1) {
