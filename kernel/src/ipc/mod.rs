@@ -41,6 +41,51 @@ pub const CAP_IPC_OWNER: u32 = 15;
 /// Linux's `CAP_IPC_LOCK`.
 pub use crate::process::cred::CAP_IPC_LOCK;
 
+/// The time IPC objects record (`ktime_get_real_seconds`).
+fn now() -> i64 {
+    crate::time::realtime().sec
+}
+
+/// The calling process's id (`task_tgid_vnr(current)`), 0 outside any task.
+fn current_tgid() -> u32 {
+    crate::process::sched::current().map_or(0, |t| t.process.pid)
+}
+
+fn current_creds() -> Creds {
+    crate::process::current().process.creds.lock().clone()
+}
+
+/// Linux's `struct ipc64_perm` as the `*ctl` calls pass it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Ipc64Perm {
+    pub key: i32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u32,
+    pub seq: u16,
+    pub pad2: u16,
+    pub unused1: u64,
+    pub unused2: u64,
+}
+
+impl From<&KernIpcPerm> for Ipc64Perm {
+    fn from(p: &KernIpcPerm) -> Ipc64Perm {
+        Ipc64Perm {
+            key: p.key,
+            uid: p.uid,
+            gid: p.gid,
+            cuid: p.cuid,
+            cgid: p.cgid,
+            mode: p.mode,
+            seq: p.seq as u16,
+            ..Default::default()
+        }
+    }
+}
+
 /// Linux's `struct kern_ipc_perm`: key, owner, creator and mode of an IPC object.
 #[derive(Clone, Debug)]
 pub struct KernIpcPerm {

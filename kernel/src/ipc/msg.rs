@@ -12,7 +12,10 @@
 //! or change a queue; sleeping, waking and copying to the caller happen outside it.
 #![deny(unsafe_code)]
 
-use super::{IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
+use super::{
+    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_NOWAIT,
+    IPC_PRIVATE,
+};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
 use alloc::collections::VecDeque;
@@ -82,14 +85,6 @@ impl MsgIds {
     }
 }
 
-fn now() -> i64 {
-    crate::time::realtime().sec
-}
-
-fn current_creds() -> crate::process::cred::Creds {
-    crate::process::current().process.creds.lock().clone()
-}
-
 /// `msgget(2)` (Linux's `ksys_msgget`).
 pub fn ksys_msgget(ns: &Arc<IpcNamespace>, key: i32, msgflg: u32) -> KResult<i32> {
     let creds = current_creds();
@@ -140,7 +135,7 @@ fn interrupted(e: Errno) -> Errno {
 /// positive and the size within `kernel.msgmax` by the caller.
 pub fn do_msgsnd(ns: &Arc<IpcNamespace>, msqid: i32, mtype: i64, text: Vec<u8>, msgflg: u32) -> KResult<()> {
     let creds = current_creds();
-    let tgid = crate::process::current().process.pid;
+    let tgid = current_tgid();
     let queue = {
         let ids = ns.msg.lock();
         ids.ids.get(ids.ids.index_of(msqid)?).expect("index from index_of").queue.clone()
@@ -229,7 +224,7 @@ pub fn do_msgrcv(ns: &Arc<IpcNamespace>, msqid: i32, bufsz: i64, msgtyp: i64, ms
     }
     let search = Search::new(msgtyp, msgflg);
     let creds = current_creds();
-    let tgid = crate::process::current().process.pid;
+    let tgid = current_tgid();
     let queue = {
         let ids = ns.msg.lock();
         ids.ids.get(ids.ids.index_of(msqid)?).expect("index from index_of").queue.clone()
@@ -280,7 +275,7 @@ pub fn do_msgrcv(ns: &Arc<IpcNamespace>, msqid: i32, bufsz: i64, msgtyp: i64, ms
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct Msqid64Ds {
-    pub msg_perm: super::shm::Ipc64Perm,
+    pub msg_perm: super::Ipc64Perm,
     pub msg_stime: i64,
     pub msg_rtime: i64,
     pub msg_ctime: i64,
@@ -357,16 +352,7 @@ pub fn ksys_msgctl(ns: &Arc<IpcNamespace>, msqid: i32, cmd: i32, set: Option<Msq
             }
             let p = &q.perm;
             let ds = Msqid64Ds {
-                msg_perm: super::shm::Ipc64Perm {
-                    key: p.key,
-                    uid: p.uid,
-                    gid: p.gid,
-                    cuid: p.cuid,
-                    cgid: p.cgid,
-                    mode: p.mode,
-                    seq: p.seq as u16,
-                    ..Default::default()
-                },
+                msg_perm: super::Ipc64Perm::from(p),
                 msg_stime: q.stime,
                 msg_rtime: q.rtime,
                 msg_ctime: q.ctime,

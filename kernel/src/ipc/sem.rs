@@ -18,7 +18,10 @@
 //! or change a set; sleeping and waking happen outside it (the wait queue's lock).
 #![deny(unsafe_code)]
 
-use super::{IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE};
+use super::{
+    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_NOWAIT,
+    IPC_PRIVATE,
+};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
 use alloc::collections::BTreeMap;
@@ -98,18 +101,6 @@ impl SemIds {
         sma.queue.wake_all();
         Some(sma)
     }
-}
-
-fn now() -> i64 {
-    crate::time::realtime().sec
-}
-
-fn current_tgid() -> u32 {
-    crate::process::sched::current().map_or(0, |t| t.process.pid)
-}
-
-fn current_creds() -> crate::process::cred::Creds {
-    crate::process::current().process.creds.lock().clone()
 }
 
 /// `semget(2)` (Linux's `ksys_semget`).
@@ -342,7 +333,7 @@ pub fn exit_sem(p: &crate::process::task::Process) {
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct Semid64Ds {
-    pub sem_perm: super::shm::Ipc64Perm,
+    pub sem_perm: super::Ipc64Perm,
     pub sem_otime: i64,
     pub unused1: u64,
     pub sem_ctime: i64,
@@ -437,16 +428,7 @@ pub fn ksys_semctl(
             }
             let p = &sma.perm;
             let ds = Semid64Ds {
-                sem_perm: super::shm::Ipc64Perm {
-                    key: p.key,
-                    uid: p.uid,
-                    gid: p.gid,
-                    cuid: p.cuid,
-                    cgid: p.cgid,
-                    mode: p.mode,
-                    seq: p.seq as u16,
-                    ..Default::default()
-                },
+                sem_perm: super::Ipc64Perm::from(p),
                 sem_otime: sma.otime,
                 sem_ctime: sma.ctime,
                 sem_nsems: sma.sems.len() as u64,

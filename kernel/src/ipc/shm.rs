@@ -14,7 +14,9 @@
 //! or while a segment's file is dropped: what goes is dropped after it is released.
 #![deny(unsafe_code)]
 
-use super::{IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_PRIVATE};
+use super::{
+    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_PRIVATE,
+};
 use crate::errno::*;
 use crate::fs::file::{File, FileKind, O_RDONLY, O_RDWR};
 use crate::fs::vfs::{Inode, Metadata};
@@ -123,19 +125,6 @@ impl ShmIds {
         }
         Some(shp)
     }
-}
-
-fn now() -> i64 {
-    crate::time::realtime().sec
-}
-
-/// The calling process's id (`task_tgid_vnr(current)`), 0 outside any task.
-fn current_tgid() -> u32 {
-    crate::process::sched::current().map_or(0, |t| t.process.pid)
-}
-
-fn current_creds() -> crate::process::cred::Creds {
-    crate::process::current().process.creds.lock().clone()
 }
 
 /// `shmget(2)` (Linux's `ksys_shmget` and `ipcget`): the segment of `key`, made if
@@ -509,27 +498,11 @@ pub fn ksys_shmdt(mm: &MmStruct, addr: u64) -> KResult<()> {
     Ok(())
 }
 
-/// Linux's `struct ipc64_perm` as IPC_STAT and IPC_SET pass it.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct Ipc64Perm {
-    pub key: i32,
-    pub uid: u32,
-    pub gid: u32,
-    pub cuid: u32,
-    pub cgid: u32,
-    pub mode: u32,
-    pub seq: u16,
-    pub pad2: u16,
-    pub unused1: u64,
-    pub unused2: u64,
-}
-
 /// Linux's `struct shmid64_ds` (asm-generic/shmbuf.h, 64-bit).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct Shmid64Ds {
-    pub shm_perm: Ipc64Perm,
+    pub shm_perm: super::Ipc64Perm,
     pub shm_segsz: u64,
     pub shm_atime: i64,
     pub shm_dtime: i64,
@@ -579,16 +552,7 @@ unsafe impl crate::mm::usercopy::Pod for ShmInfo {}
 fn stat_of(shp: &ShmidKernel) -> Shmid64Ds {
     let p = &shp.perm;
     Shmid64Ds {
-        shm_perm: Ipc64Perm {
-            key: p.key,
-            uid: p.uid,
-            gid: p.gid,
-            cuid: p.cuid,
-            cgid: p.cgid,
-            mode: p.mode,
-            seq: p.seq as u16,
-            ..Default::default()
-        },
+        shm_perm: super::Ipc64Perm::from(p),
         shm_segsz: shp.segsz,
         shm_atime: shp.atim,
         shm_dtime: shp.dtim,

@@ -1420,37 +1420,27 @@ fn count_processes() -> usize {
 
 /// Removes the SysV segments, semaphore sets and message queues the workers made (they
 /// outlive their creators, as on Linux, and the kernel's leak check counts them): every
-/// one whose creator uid is the workers', found by index with SHM_STAT_ANY, SEM_STAT_ANY
-/// and MSG_STAT_ANY.
+/// one whose creator uid is the workers', found by index with *_STAT_ANY.
 fn cleanup_shm() {
-    let mut msginfo = [0i32; 8];
-    let max = raw(71, [0, 12, msginfo.as_mut_ptr() as u64, 0, 0, 0]);
-    for idx in 0..=max.max(-1) {
-        let mut ds = [0u32; 30];
-        let id = raw(71, [idx as u64, 13, ds.as_mut_ptr() as u64, 0, 0, 0]);
-        // `msqid64_ds.msg_perm.cuid` is its fourth word.
-        if id >= 0 && ds[3] == WORKER_ID {
-            raw(71, [id as u64, 0, 0, 0, 0, 0]);
-        }
-    }
-    let mut seminfo = [0i32; 10];
-    let max = raw(66, [0, 0, 19, seminfo.as_mut_ptr() as u64, 0, 0]);
-    for idx in 0..=max.max(-1) {
-        let mut ds = [0u32; 26];
-        let id = raw(66, [idx as u64, 0, 20, ds.as_mut_ptr() as u64, 0, 0]);
-        // `semid64_ds.sem_perm.cuid` is its fourth word.
-        if id >= 0 && ds[3] == WORKER_ID {
-            raw(66, [id as u64, 0, 0, 0, 0, 0]);
-        }
-    }
-    let mut info = [0u64; 6];
-    let max = raw(31, [0, 14, info.as_mut_ptr() as u64, 0, 0, 0]);
-    for idx in 0..=max.max(-1) {
-        let mut ds = [0u32; 28];
-        let id = raw(31, [idx as u64, 15, ds.as_mut_ptr() as u64, 0, 0, 0]);
-        // `shmid64_ds.shm_perm.cuid` is its fourth word.
-        if id >= 0 && ds[3] == WORKER_ID {
-            raw(31, [id as u64, 0, 0, 0, 0, 0]);
+    // (the kind's ctl call, its `*_INFO`, its `*_STAT_ANY`, whether the ctl takes a
+    // semaphore number before the command, as semctl does)
+    for (nr, info, stat_any, semnum) in [(71u64, 12u64, 13u64, false), (66, 19, 20, true), (31, 14, 15, false)] {
+        let ctl = |id: u64, cmd: u64, buf: u64| {
+            if semnum {
+                raw(nr, [id, 0, cmd, buf, 0, 0])
+            } else {
+                raw(nr, [id, cmd, buf, 0, 0, 0])
+            }
+        };
+        let mut scratch = [0u64; 16];
+        let max = ctl(0, info, scratch.as_mut_ptr() as u64);
+        for idx in 0..=max.max(-1) {
+            let mut ds = [0u32; 32];
+            let id = ctl(idx as u64, stat_any, ds.as_mut_ptr() as u64);
+            // The creator's uid (`*_perm.cuid`) is the structure's fourth word.
+            if id >= 0 && ds[3] == WORKER_ID {
+                ctl(id as u64, 0, 0);
+            }
         }
     }
 }
