@@ -183,6 +183,11 @@ impl<T> RwSem<T> {
     /// (`need_resched`, set at least every tick), or after `SPIN_LOOKS` looks at a
     /// semaphore held by readers or handed to a queued waiter, whom the queue serves first.
     fn optimistic_spin(&self, mode: Mode) -> bool {
+        // With interrupts masked no tick would end the spin, and the holder may be waiting
+        // for this CPU to acknowledge a shootdown: then queue and sleep at once.
+        if !crate::arch::cpu::interrupts_enabled() {
+            return false;
+        }
         let mut looks = 0;
         loop {
             let owner = self.owner.load(Ordering::Acquire);
@@ -199,6 +204,8 @@ impl<T> RwSem<T> {
                     return false;
                 }
             }
+            // The holder may wait for this CPU's acknowledgement of a call (a shootdown).
+            crate::arch::smp::flush_smp_call_function_queue();
             core::hint::spin_loop();
         }
     }
@@ -275,6 +282,7 @@ mod tests {
         rwsem_a_killable_down_returns_eintr_on_sigkill,
         rwsem_downgrade_lets_waiting_readers_in,
         rwsem_a_writer_spins_while_a_running_writer_holds_it,
+        rwsem_a_writer_with_interrupts_masked_does_not_spin_against_a_holder_awaiting_it,
     ];
     use crate::ktest::{reap_kthread, run_until, spawn_kthread, spawn_kthread_on};
     use core::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize};
@@ -349,6 +357,32 @@ mod tests {
         for _ in 0..100_000 {
             core::hint::black_box(ASKING.load(Ordering::Relaxed));
         }
+        drop(g);
+        DONE.fetch_add(1, Ordering::SeqCst);
+        crate::ktest::kthread_exit()
+    }
+
+    /// Holds `SEM` and, meanwhile, makes a call on CPU 0 and waits for it: a TLB
+    /// shootdown under `mmap_lock`, as munmap makes.
+    extern "C" fn holding_writer_calling_cpu0() -> ! {
+        let g = SEM.write();
+        HOLDING.store(1, Ordering::SeqCst);
+        while ASKING.load(Ordering::SeqCst) == 0 {
+            core::hint::spin_loop();
+        }
+        crate::arch::smp::smp_call_function_single(0, |_| {}, 0).expect("CPU 0 is online");
+        drop(g);
+        DONE.fetch_add(1, Ordering::SeqCst);
+        crate::ktest::kthread_exit()
+    }
+
+    /// Asks for `SEM` with interrupts masked (as a signal delivered on the way out of the
+    /// timer interrupt does, writing the frame under `mmap_lock`).
+    extern "C" fn masked_writer() -> ! {
+        crate::arch::cpu::disable_interrupts();
+        ASKING.store(1, Ordering::SeqCst);
+        let g = SEM.write();
+        crate::arch::cpu::enable_interrupts();
         drop(g);
         DONE.fetch_add(1, Ordering::SeqCst);
         crate::ktest::kthread_exit()
@@ -468,6 +502,23 @@ mod tests {
             }
         }
         panic!("in ten attempts, a writer always queued behind a running writer");
+    }
+
+    /// A writer that asks with interrupts masked while the holder, running on another CPU,
+    /// waits for this CPU to answer a call: spinning there would wait forever for a holder
+    /// that waits for it (no IPI gets in, no tick ends the spin). It must queue or answer.
+    fn rwsem_a_writer_with_interrupts_masked_does_not_spin_against_a_holder_awaiting_it() {
+        if crate::arch::percpu::nr_cpus_online() < 2 {
+            return;
+        }
+        reset();
+        let h = spawn_kthread_on("rwsem_holder", holding_writer_calling_cpu0, 1 << 1);
+        assert!(run_until(|| HOLDING.load(Ordering::SeqCst) == 1), "the holder never took the lock");
+        let w = spawn_kthread_on("rwsem_masked", masked_writer, 1 << 0);
+        assert!(run_until(|| DONE.load(Ordering::SeqCst) == 2), "the writers never finished");
+        reap_kthread(h);
+        reap_kthread(w);
+        assert!(idle());
     }
 
     fn rwsem_downgrade_lets_waiting_readers_in() {
