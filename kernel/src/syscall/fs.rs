@@ -665,6 +665,16 @@ pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
     ok(0)
 }
 
+/// memfd_create(name, flags) (Linux's mm/memfd.c): the name is read as strnlen_user
+/// would, up to MFD_NAME_MAX_LEN bytes (EINVAL past them, EFAULT for a bad pointer).
+pub fn sys_memfd_create(a: Args) -> SysResult {
+    let cred = cred();
+    let mm = crate::process::current_mm();
+    let read_name = |max| crate::mm::usercopy::read_cstr(&mm, a.u(0), max);
+    let memfd = crate::mm::memfd::memfd_create(a.u32(1), read_name, cred.fsuid, cred.fsgid)?;
+    ok(install(memfd.file, memfd.cloexec)?)
+}
+
 /// eventfd2(initval, flags) (fs/eventfd.c `do_eventfd`); eventfd(initval) is flags 0.
 pub fn sys_eventfd2(initval: u32, flags: u32) -> SysResult {
     use crate::fs::eventfd::{EventFd, EFD_SEMAPHORE};
@@ -728,6 +738,10 @@ pub fn sys_fcntl(a: Args) -> SysResult {
                 FileKind::Pipe(_) => ok(crate::fs::pipe::PIPE_SIZE),
                 _ => Err(EBADF),
             }
+        }
+        cmd @ (crate::mm::memfd::F_ADD_SEALS | crate::mm::memfd::F_GET_SEALS) => {
+            let f = files.lock().get(fd)?;
+            ok(crate::mm::memfd::memfd_fcntl(&f, cmd, a.u32(2))?)
         }
         F_GETLK | F_SETLK | F_SETLKW => {
             files.lock().get(fd)?;

@@ -454,6 +454,10 @@ const CALLS: &[Call] = calls! {
     309 getcpu [Buf, Buf, Buf] None;
     316 renameat2 [DirFd, PathW, DirFd, PathW, Flags(7)] None;
     318 getrandom [Buf, Len, Flags(7)] None;
+    // MFD_CLOEXEC, ALLOW_SEALING, HUGETLB, NOEXEC_SEAL, EXEC, unknown bits, page sizes.
+    319 memfd_create [Path, Flags(0x3f | (0x3f << 26))] NewFd;
+    // F_ADD_SEALS and F_GET_SEALS with every seal and an unknown bit.
+    72 fcntl [Fd, OneOf(&[1033, 1034]), Flags(0x7f)] None;
     325 mlock2 [Flags(1)] MemRange;
     332 statx [DirFd, Path, Flags(AT_FLAGS), Flags(0xfff), Buf] None;
     435 clone3 [] Clone3;
@@ -1231,6 +1235,8 @@ fn worker(k: usize, seed: u64, page: &WorkerPage, scratch_dir: &str) -> ! {
     let _ = std::fs::write(format!("{dir}/a"), b"fuzz data\n");
     let _ = std::os::unix::fs::symlink(format!("{dir}/a"), format!("{dir}/link"));
     wpaths.push(format!("{scratch_dir}/shared"));
+    // A POSIX shared memory object (musl's shm_open names it so).
+    wpaths.push(format!("/dev/shm/{SHM_PREFIX}{k}"));
     // Hand the directory to the unprivileged user, then become it.
     for p in &wpaths {
         let c = std::ffi::CString::new(p.as_str()).unwrap();
@@ -1401,10 +1407,20 @@ fn count_processes() -> usize {
         .unwrap_or(0)
 }
 
-/// Removes the SysV segments the workers made (they outlive their creators, as on
-/// Linux, and the kernel's leak check counts them): every segment whose creator uid is
-/// the workers', found by index with SHM_STAT_ANY.
+/// The workers' objects in /dev/shm: this and the worker's number.
+const SHM_PREFIX: &str = "fuzz-w";
+
+/// Removes what the workers left in /dev/shm, and the SysV segments they made (they
+/// outlive their creators, as on Linux, and the kernel's leak check counts them): every
+/// segment whose creator uid is the workers', found by index with SHM_STAT_ANY.
 fn cleanup_shm() {
+    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(SHM_PREFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let mut info = [0u64; 6];
     let max = raw(31, [0, 14, info.as_mut_ptr() as u64, 0, 0, 0]);
     for idx in 0..=max.max(-1) {
