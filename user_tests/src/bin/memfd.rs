@@ -66,6 +66,7 @@ fn main() {
             mfd_exec_keeps_the_exec_bits_and_f_seal_seal,
             mfd_exec_with_mfd_noexec_seal_is_einval,
             f_seal_exec_on_an_executable_memfd_brings_the_write_seals,
+            f_seal_write_racing_shared_mappings_never_leaves_the_data_writable,
         ],
     )
 }
@@ -488,4 +489,52 @@ fn f_seal_exec_on_an_executable_memfd_brings_the_write_seals() {
     add_seals(fd, F_SEAL_EXEC).unwrap();
     assert_eq!(get_seals(fd).unwrap(), F_SEAL_EXEC | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE);
     close(fd).unwrap();
+}
+
+/// One thread maps the file shared and writable, writes through the mapping and unmaps,
+/// again and again, while another adds F_SEAL_WRITE (retrying on EBUSY): once the seal
+/// is in, no mapping may write the file any more, on any CPU, round after round.
+fn f_seal_write_racing_shared_mappings_never_leaves_the_data_writable() {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    for round in 0..100u32 {
+        let fd = sealable();
+        ftruncate(fd, PAGE as i64).unwrap();
+        let last = Arc::new(AtomicU8::new(0));
+        let writer = {
+            let last = last.clone();
+            std::thread::spawn(move || {
+                let mut v = 1u8;
+                let mut refused = 0;
+                // Keeps trying for a while after the seal went in.
+                while refused < 50 {
+                    match map(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED) {
+                        Ok(a) => {
+                            unsafe { std::ptr::write_volatile(a as *mut u8, v) };
+                            last.store(v, Ordering::SeqCst);
+                            munmap(a, PAGE);
+                            v = v % 250 + 1;
+                        }
+                        Err(e) => {
+                            // Refused only once the seal denies writable mappings.
+                            assert_eq!(e, Errno(EPERM), "mmap while sealing");
+                            refused += 1;
+                        }
+                    }
+                }
+            })
+        };
+        loop {
+            match add_seals(fd, F_SEAL_WRITE) {
+                Ok(_) => break,
+                Err(e) => assert_eq!(e, Errno(EBUSY), "round {round}"),
+            }
+            std::thread::yield_now();
+        }
+        let at_seal = pread_byte(fd, 0);
+        writer.join().unwrap();
+        assert_eq!(pread_byte(fd, 0), at_seal, "round {round}: the file changed after F_SEAL_WRITE");
+        assert_eq!(at_seal, last.load(Ordering::SeqCst), "round {round}: the last write before the seal");
+        close(fd).unwrap();
+    }
 }

@@ -28,6 +28,7 @@ fn main() {
             the_descriptor_kept_last_frees_the_pages_when_closed,
             the_mapping_kept_last_frees_the_pages_when_unmapped,
             a_tmpfs_file_is_sealed_against_seals,
+            threads_opening_mapping_and_unlinking_the_same_names_see_one_file_per_name,
         ],
     )
 }
@@ -254,4 +255,47 @@ fn a_tmpfs_file_is_sealed_against_seals() {
     assert_errno!(sys!(SYS_fcntl, fd, F_ADD_SEALS, 4), EPERM);
     shm_unlink_(&n).unwrap();
     close(fd).unwrap();
+}
+
+/// Four threads, each round: open one of two names (creating it), size it, map it, add
+/// one to a counter through the mapping (under the file's flock), unmap, close, and
+/// sometimes unlink the name. Every call succeeds but an unlink racing another (ENOENT);
+/// the kernel's leak check at the end finds every file freed.
+fn threads_opening_mapping_and_unlinking_the_same_names_see_one_file_per_name() {
+    let names = [name("race-a"), name("race-b")];
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let names = names.clone();
+            std::thread::spawn(move || {
+                for round in 0..300u64 {
+                    let n = &names[((round + t) % 2) as usize];
+                    let fd = shm_open_(n, O_CREAT | O_RDWR, 0o600).unwrap();
+                    ftruncate(fd, PAGE);
+                    let a = map_shared(fd, PAGE);
+                    sys!(SYS_flock, fd, LOCK_EX).unwrap();
+                    let counter = a as *mut u64;
+                    let before = unsafe { std::ptr::read_volatile(counter) };
+                    unsafe { std::ptr::write_volatile(counter, before + 1) };
+                    sys!(SYS_flock, fd, LOCK_UN).unwrap();
+                    munmap(a, PAGE);
+                    close(fd).unwrap();
+                    if (round * 7 + t) % 11 == 0 {
+                        match shm_unlink_(n) {
+                            Ok(()) | Err(Errno(ENOENT)) => {}
+                            Err(e) => panic!("shm_unlink: {e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    for n in &names {
+        match shm_unlink_(n) {
+            Ok(()) | Err(Errno(ENOENT)) => {}
+            Err(e) => panic!("shm_unlink: {e}"),
+        }
+    }
 }
