@@ -253,7 +253,7 @@ fn make_objects() -> (alloc::sync::Arc<crate::fs::file::File>, alloc::vec::Vec<c
         start: 0x1000_0000,
         end: 0x1000_2000,
         prot: crate::mm::vma::Prot::READ,
-        flags: crate::mm::vma::VmFlags::empty(),
+        flags: crate::mm::vma::VmFlags::MAYWRITE,
         pgoff: 0,
         backend: crate::mm::vma::Backend::Anonymous,
         ops: None,

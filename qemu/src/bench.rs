@@ -1443,7 +1443,7 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
 }
 
 /// The benchmarks of `vm_micro`, as it names them.
-pub const MICRO_NAMES: [&str; 15] = [
+pub const MICRO_NAMES: [&str; 16] = [
     "anon_fault",
     "mmap_touch_munmap_4k",
     "fork_exit_wait",
@@ -1459,6 +1459,7 @@ pub const MICRO_NAMES: [&str; 15] = [
     "pipe_pingpong",
     "mmap_munmap_60k",
     "sysv_shm_16m",
+    "memfd_create_mmap_close",
 ];
 
 /// Checks a `vm_micro.csv`: the header, every benchmark of [`MICRO_NAMES`] for each

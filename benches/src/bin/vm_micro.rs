@@ -74,6 +74,7 @@ const BENCHES: &[Bench] = &[
     Bench { name: "pipe_pingpong", run: pipe_pingpong, iters: 20_000, quick_iters: 300 },
     Bench { name: "mmap_munmap_60k", run: mmap_munmap_60k, iters: 20_000, quick_iters: 300 },
     Bench { name: "sysv_shm_16m", run: sysv_shm_16m, iters: 8, quick_iters: 1 },
+    Bench { name: "memfd_create_mmap_close", run: memfd_create_mmap_close, iters: 5_000, quick_iters: 100 },
 ];
 
 /// What a benchmark function gets: its name (for error messages), the iteration count of
@@ -486,6 +487,32 @@ fn mremap_64m(ctx: &Ctx) {
         ctx.fail_with("read after the moves", "wrong contents");
     }
     ctx.unmap(a, 2 * LEN, "munmap of A and B");
+}
+
+/// An iteration makes a memfd, sizes it to 64 KiB with ftruncate, maps it shared, writes
+/// one byte, unmaps it and closes it (the file and its page go), all timed. ops =
+/// iterations.
+fn memfd_create_mmap_close(ctx: &Ctx) {
+    const LEN: usize = 64 << 10;
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: a NUL-terminated name; the descriptor is ours.
+                let fd =
+                    ctx.check(unsafe { libc::memfd_create(c"vm_micro".as_ptr(), libc::MFD_CLOEXEC) }, "memfd_create");
+                let fd = fd as i32;
+                // SAFETY: plain system calls on our own descriptor.
+                ctx.check(unsafe { libc::ftruncate(fd, LEN as i64) }, "ftruncate 64 KiB");
+                let p =
+                    ctx.map(null_mut(), LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, "mmap memfd");
+                touch_write(p, PAGE);
+                ctx.unmap(p, LEN, "munmap memfd");
+                // SAFETY: as above.
+                ctx.check(unsafe { libc::close(fd) }, "close memfd");
+            }
+        });
+        (iters, ns)
+    });
 }
 
 /// A 1 MiB tmpfs file, written once (untimed); an iteration pwrites 1 MiB at offset 0,

@@ -237,5 +237,10 @@ pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     for (name, node) in nodes {
         dir.mount(name, node).expect("devfs entry");
     }
+    // /dev/shm: a tmpfs for POSIX shared memory (musl's shm_open opens files there),
+    // writable by all with the sticky bit, as systemd and Debian's initramfs mount it.
+    let this: Arc<dyn Inode> = dir.clone();
+    let shm = TmpfsDir::new_child(Arc::downgrade(&this), 0o1777, 0, 0);
+    dir.mount("shm", shm).expect("devfs entry");
     dir
 }

@@ -7,6 +7,7 @@ pub mod eventfd;
 pub mod fdtable;
 pub mod file;
 pub mod flock;
+pub mod hugetlbfs;
 pub mod namei;
 pub mod path;
 pub mod pipe;

@@ -1,9 +1,18 @@
-//! tmpfs: files and directories kept in memory. File data lives in a shmem
-//! page cache (`mm/page_cache.rs`), so mappings share its pages and SysV
-//! segments and memfds can be unlinked tmpfs files (`new_shmem_file`).
+//! tmpfs: files and directories kept in memory (Linux's mm/shmem.c). File data lives in
+//! a shmem page cache (`mm/page_cache.rs`), so mappings share its pages and SysV
+//! segments and memfds can be unlinked tmpfs files (`new_shmem_file`, `new_memfd`).
+//!
+//! Every tmpfs file carries memfd seals (`mm/memfd.rs`; F_SEAL_SEAL alone unless a memfd
+//! asked for sealing): write, truncate, fallocate and the `mmap` hook refuse what they
+//! forbid, as shmem's `shmem_write_begin`, `shmem_setattr`, `shmem_fallocate` and
+//! `shmem_mmap`. Lock order: an open file's position, then the file's `i_rwsem` (held by
+//! whatever changes the data, the size or the seals), then an address space's
+//! `mmap_lock` (a truncation unmaps under it); the metadata spinlock and the page
+//! cache's under all of them.
 
 use super::vfs::*;
 use crate::errno::*;
+use crate::mm::memfd::{F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE};
 use crate::mm::page::{Page, PageKind};
 use crate::mm::page_cache::{PageCache, SHMEM_PAGES};
 use crate::mm::PAGE_SIZE;
@@ -13,7 +22,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(2);
 const TMPFS_DEV: u64 = 0x15;
@@ -50,6 +59,11 @@ pub struct TmpfsFile {
     /// Shared anonymous memory's commit charge for its whole size, given back with the
     /// inode (`shmem_acct_size`, `shmem_unacct_size`).
     _charge: Option<crate::mm::commit::ShmemCharge>,
+    /// Linux's `i_rwsem` as shmem takes it: held exclusive by write, truncate, fallocate
+    /// and F_ADD_SEALS, so a seal is added between two of them, never during one.
+    i_rwsem: crate::sync::RwSem<()>,
+    /// The memfd seals (`shmem_inode_info.seals`, F_SEAL_*), changed under `i_rwsem`.
+    seals: AtomicU32,
 }
 
 /// Like Linux's default tmpfs size, all shmem pages together are capped at
@@ -72,14 +86,52 @@ fn cache_page(cache: &PageCache, index: u64) -> KResult<Page> {
 }
 
 impl TmpfsFile {
-    pub fn new(mode: u32, uid: u32, gid: u32) -> Arc<Self> {
+    /// A file of `meta`, its pages charged one by one unless `charge` covers its size.
+    fn with_meta(meta: Metadata, charge: Option<crate::mm::commit::ShmemCharge>) -> Arc<Self> {
         Arc::new(TmpfsFile {
             _live: crate::leak::INODES.live(),
-            meta: Mutex::new(new_meta(mode, uid, gid)),
-            cache: PageCache::new(PageKind::Shmem, true),
+            meta: Mutex::new(meta),
+            cache: PageCache::new(PageKind::Shmem, charge.is_none()),
             linkable: AtomicBool::new(false),
-            _charge: None,
+            _charge: charge,
+            i_rwsem: crate::sync::RwSem::new(()),
+            // shmem_get_inode: sealing is off (F_SEAL_SEAL) unless memfd_create allows it.
+            seals: AtomicU32::new(F_SEAL_SEAL),
         })
+    }
+
+    pub fn new(mode: u32, uid: u32, gid: u32) -> Arc<Self> {
+        Self::with_meta(new_meta(mode, uid, gid), None)
+    }
+
+    /// The seals (F_GET_SEALS).
+    pub fn seals(&self) -> u32 {
+        self.seals.load(Ordering::Acquire)
+    }
+
+    /// Sets the seals of a new memfd before anyone else sees it.
+    pub fn init_seals(&self, seals: u32) {
+        self.seals.store(seals, Ordering::Release);
+    }
+
+    /// Linux's `memfd_add_seals` once the caller checked the open file's write access and
+    /// the bits: EPERM once F_SEAL_SEAL is set; F_SEAL_WRITE denies writable shared
+    /// mappings from now on and is EBUSY while one exists; F_SEAL_EXEC on an executable
+    /// file brings the write seals with it.
+    pub fn add_seals(&self, mut seals: u32) -> KResult<()> {
+        let _held = self.i_rwsem.write();
+        let cur = self.seals();
+        if cur & F_SEAL_SEAL != 0 {
+            return Err(EPERM);
+        }
+        if seals & F_SEAL_WRITE != 0 && cur & F_SEAL_WRITE == 0 {
+            self.cache.mapping_deny_writable()?;
+        }
+        if seals & F_SEAL_EXEC != 0 && self.meta.lock().mode & 0o111 != 0 {
+            seals |= F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
+        }
+        self.seals.store(cur | seals, Ordering::Release);
+        Ok(())
     }
 
     fn set_size(&self, size: u64) {
@@ -96,15 +148,30 @@ impl TmpfsFile {
 /// `shmem_file_setup`, holding `charge` while it exists; without one its pages are
 /// charged one by one as they are created.
 pub fn new_shmem_file(size: u64, charge: Option<crate::mm::commit::ShmemCharge>) -> Arc<dyn Inode> {
-    let f = Arc::new(TmpfsFile {
-        _live: crate::leak::INODES.live(),
-        meta: Mutex::new(new_meta(S_IFREG | 0o600, 0, 0)),
-        cache: PageCache::new(PageKind::Shmem, charge.is_none()),
-        linkable: AtomicBool::new(false),
-        _charge: charge,
-    });
-    f.meta.lock().size = size;
-    f
+    let mut meta = new_meta(S_IFREG | 0o600, 0, 0);
+    meta.size = size;
+    TmpfsFile::with_meta(meta, charge)
+}
+
+/// The file of a memfd (`shmem_file_setup(name, 0, VM_NORESERVE)`): empty, with no
+/// link, mode `mode`, owned by `uid`/`gid`, its pages charged as they come.
+pub fn new_memfd(mode: u32, uid: u32, gid: u32) -> Arc<TmpfsFile> {
+    let mut meta = new_meta(S_IFREG | (mode & 0o7777), uid, gid);
+    meta.nlink = 0;
+    TmpfsFile::with_meta(meta, None)
+}
+
+/// `seal_check_write` (shmem_mmap): a file sealed against writes takes no shared
+/// writable mapping (EPERM), and a shared read-only one may never become writable.
+fn seal_check_write(seals: u32, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
+    use crate::mm::vma::{Prot, VmFlags};
+    if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 && desc.flags.contains(VmFlags::SHARED) {
+        if desc.prot.contains(Prot::WRITE) {
+            return Err(EPERM);
+        }
+        desc.flags -= VmFlags::MAYWRITE;
+    }
+    Ok(())
 }
 
 impl Inode for TmpfsFile {
@@ -116,6 +183,9 @@ impl Inode for TmpfsFile {
     }
     fn page_cache(&self) -> Option<&PageCache> {
         Some(&self.cache)
+    }
+    fn mmap(&self, _inner: &crate::mm::address_space::MmInner, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
+        seal_check_write(self.seals(), desc)
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> KResult<usize> {
         let size = self.meta.lock().size;
@@ -142,11 +212,23 @@ impl Inode for TmpfsFile {
         if end > MAX_FILE_SIZE {
             return Err(EFBIG);
         }
+        let _held = self.i_rwsem.write();
+        let (seals, old_size) = (self.seals(), self.meta.lock().size);
         let mut done = 0;
         while done < buf.len() {
             let pos = offset + done as u64;
             let (index, in_page) = (pos / PAGE_SIZE, pos % PAGE_SIZE);
             let chunk = ((PAGE_SIZE - in_page) as usize).min(buf.len() - done);
+            // shmem_write_begin, for each page's piece: no write at all under a write
+            // seal, none past the end under F_SEAL_GROW.
+            if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0
+                || (seals & F_SEAL_GROW != 0 && pos + chunk as u64 > old_size)
+            {
+                if done == 0 {
+                    return Err(EPERM);
+                }
+                break;
+            }
             let page = match cache_page(&self.cache, index) {
                 Ok(page) => page,
                 Err(e) if done == 0 => return Err(e),
@@ -171,8 +253,14 @@ impl Inode for TmpfsFile {
         if size > MAX_FILE_SIZE {
             return Err(EFBIG);
         }
+        let _held = self.i_rwsem.write();
         let old = {
             let mut m = self.meta.lock();
+            // shmem_setattr: the seals refuse a smaller or a larger size, not the same.
+            let seals = self.seals();
+            if (size < m.size && seals & F_SEAL_SHRINK != 0) || (size > m.size && seals & F_SEAL_GROW != 0) {
+                return Err(EPERM);
+            }
             core::mem::replace(&mut m.size, size)
         };
         if size < old {
@@ -190,7 +278,13 @@ impl Inode for TmpfsFile {
         const KEEP_SIZE: u32 = 1;
         const PUNCH_HOLE: u32 = 2;
         let end = offset.checked_add(len).filter(|&e| e <= MAX_FILE_SIZE).ok_or(EFBIG)?;
+        let _held = self.i_rwsem.write();
+        let seals = self.seals();
         match mode {
+            // shmem_fallocate: no hole under a write seal, no reservation past the end
+            // under F_SEAL_GROW (even one that keeps the size).
+            m if m == PUNCH_HOLE | KEEP_SIZE && seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 => Err(EPERM),
+            0 | KEEP_SIZE if seals & F_SEAL_GROW != 0 && end > self.meta.lock().size => Err(EPERM),
             0 | KEEP_SIZE => {
                 for index in offset / PAGE_SIZE..end.div_ceil(PAGE_SIZE) {
                     // A length the user chose: give up the CPU when the slice is used, and
@@ -234,8 +328,15 @@ impl Inode for TmpfsFile {
             _ => Err(ENOTSUP),
         }
     }
+    /// Under F_SEAL_EXEC the execute bits stay as they are (shmem_setattr: EPERM).
     fn set_attr(&self, edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {
-        edit(&mut self.meta.lock());
+        let mut m = self.meta.lock();
+        let mut new = m.clone();
+        edit(&mut new);
+        if self.seals() & F_SEAL_EXEC != 0 && (new.mode ^ m.mode) & 0o111 != 0 {
+            return Err(EPERM);
+        }
+        *m = new;
         Ok(())
     }
 }

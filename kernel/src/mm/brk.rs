@@ -43,7 +43,7 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
             start: old_end,
             end: new_end,
             prot: Prot::READ | Prot::WRITE,
-            flags: VmFlags::HEAP | VmFlags::ACCOUNT | locked,
+            flags: VmFlags::HEAP | VmFlags::ACCOUNT | VmFlags::MAYWRITE | locked,
             pgoff: 0,
             backend: Backend::Anonymous,
             ops: None,

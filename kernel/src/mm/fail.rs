@@ -415,7 +415,7 @@ fn anon_mm(base: u64, pages: u64) -> alloc::sync::Arc<super::address_space::MmSt
         start: base,
         end: base + pages * super::PAGE_SIZE,
         prot: Prot::READ | Prot::WRITE,
-        flags: VmFlags::empty(),
+        flags: VmFlags::MAYWRITE,
         pgoff: 0,
         backend: Backend::Anonymous,
         ops: None,

@@ -145,7 +145,12 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 let last = first + (e - s) / PAGE_SIZE;
                 let inode = inode.clone();
                 drop(inner);
-                if let Some(cache) = inode.page_cache() {
+                // A tmpfs file punches its hole itself (vfs_fallocate), which its seals
+                // may refuse (EPERM).
+                if inode.as_any().is::<crate::fs::tmpfs::TmpfsFile>() {
+                    const PUNCH_HOLE_KEEP_SIZE: u32 = 3;
+                    inode.fallocate(PUNCH_HOLE_KEEP_SIZE, first * PAGE_SIZE, (last - first) * PAGE_SIZE)?;
+                } else if let Some(cache) = inode.page_cache() {
                     crate::mm::rmap::unmap_file_pages(cache, first, last, false);
                     cache.remove_range(first, last);
                 }

@@ -369,6 +369,11 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if shared {
         vflags |= VmFlags::SHARED;
     }
+    // do_mmap: every mapping may be made writable but a shared one of a file opened
+    // without write access.
+    if !(shared && file.is_some() && !file_writable) {
+        vflags |= VmFlags::MAYWRITE;
+    }
     if flags & MAP_GROWSDOWN != 0 {
         vflags |= VmFlags::GROWSDOWN;
     }
@@ -403,6 +408,18 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         None => {}
     }
     let vflags = desc.flags;
+    // mmap_region: a shared mapping that may write its file holds a count of the file's
+    // writable mappings across the link, refused (EPERM) while they are denied (a seal
+    // added meanwhile), so a seal sees it or it sees the seal.
+    let writable_cache = match &desc.backend {
+        Backend::File(f) if vflags.contains(VmFlags::SHARED | VmFlags::MAYWRITE) => {
+            f.inode().cloned().filter(|i| i.page_cache().is_some())
+        }
+        _ => None,
+    };
+    if let Some(i) = &writable_cache {
+        i.page_cache().expect("filtered").mapping_map_writable()?;
+    }
     inner.insert_vma(Vma {
         live: crate::leak::VMAS.live(),
         start,
@@ -413,6 +430,9 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         backend: desc.backend,
         ops: desc.ops,
     });
+    if let Some(i) = &writable_cache {
+        i.page_cache().expect("filtered").mapping_unmap_writable();
+    }
     drop(inner);
     // Failures (and a kill) are left to the later access and the way out, as Linux's
     // `mm_populate` ignores them: the mapping exists.

@@ -20,6 +20,7 @@ pub mod frame;
 pub mod heap;
 pub mod kernel_map;
 pub mod madvise;
+pub mod memfd;
 pub mod mlock;
 pub mod mmap;
 pub mod mprotect;

@@ -11,7 +11,7 @@ use super::page::{Page, PageKind};
 use crate::sync::SpinLock as Mutex;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Pages in every shmem page cache (the `Shmem` of /proc/meminfo).
 pub static SHMEM_PAGES: AtomicU64 = AtomicU64::new(0);
@@ -26,6 +26,11 @@ pub struct PageCache {
     /// The VMAs of every address space that map this file, by file range (Linux's
     /// `i_mmap`; `rmap.rs`).
     pub i_mmap: Mutex<augmented_tree::IntervalTree<super::rmap::MapKey>, crate::sync::order::PageCacheIMmap>,
+    /// Linux's `i_mmap_writable`: the shared VMAs that may write the file (VM_SHARED with
+    /// VM_MAYWRITE) when positive; negative while writable mappings are denied (a memfd
+    /// sealed with F_SEAL_WRITE). `VmaTree` counts its VMAs as they are linked and
+    /// unlinked; an atomic, as Linux's, so no lock orders it.
+    i_mmap_writable: AtomicI64,
 }
 
 impl PageCache {
@@ -35,7 +40,42 @@ impl PageCache {
             kind,
             per_page_commit,
             i_mmap: Mutex::new(augmented_tree::IntervalTree::new()),
+            i_mmap_writable: AtomicI64::new(0),
         }
+    }
+
+    /// Linux's `mapping_map_writable`: one more writable shared mapping, unless they are
+    /// denied (EPERM).
+    pub fn mapping_map_writable(&self) -> crate::errno::KResult<()> {
+        self.i_mmap_writable
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n >= 0).then_some(n + 1))
+            .map(|_| ())
+            .map_err(|_| crate::errno::EPERM)
+    }
+
+    /// Linux's `mapping_unmap_writable`.
+    pub fn mapping_unmap_writable(&self) {
+        self.i_mmap_writable.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Linux's `mapping_allow_writable`: a writable shared VMA was linked (its maker
+    /// checked `mapping_map_writable` and holds that count across the link).
+    pub fn mapping_allow_writable(&self) {
+        self.i_mmap_writable.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Linux's `mapping_deny_writable`: no writable shared mapping from now on, refused
+    /// (EBUSY) while one exists.
+    pub fn mapping_deny_writable(&self) -> crate::errno::KResult<()> {
+        self.i_mmap_writable
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n <= 0).then_some(n - 1))
+            .map(|_| ())
+            .map_err(|_| crate::errno::EBUSY)
+    }
+
+    /// Linux's `mapping_writably_mapped`: a writable shared mapping exists.
+    pub fn mapping_writably_mapped(&self) -> bool {
+        self.i_mmap_writable.load(Ordering::Acquire) > 0
     }
 
     pub fn kind(&self) -> PageKind {

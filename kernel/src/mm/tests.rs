@@ -249,7 +249,7 @@ fn anon_vma(
         start: base,
         end: base + pages * PAGE_SIZE,
         prot: Prot::READ | Prot::WRITE,
-        flags,
+        flags: flags | super::vma::VmFlags::MAYWRITE,
         pgoff: 0,
         backend: Backend::Anonymous,
         ops,

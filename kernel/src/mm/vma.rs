@@ -45,6 +45,13 @@ bitflags::bitflags! {
         /// pool, which is empty (vm.nr_hugepages 0), so every fault is SIGBUS. Its bounds
         /// stay 2 MiB-aligned, and it never merges (each is its own hugetlbfs file).
         const HUGETLB = 1 << 11;
+        /// PROT_WRITE may be given to the VMA (VM_MAYWRITE): set by every VMA's maker but
+        /// for a shared mapping of a file opened without write access, and cleared by a
+        /// file's `mmap` hook that forbids writing through the mapping for good (a memfd
+        /// sealed against writes, `seal_check_write`). mprotect(PROT_WRITE) of a VMA
+        /// without it is EACCES. A shared VMA with it counts in its file's
+        /// `i_mmap_writable`.
+        const MAYWRITE = 1 << 12;
     }
 }
 
@@ -144,14 +151,15 @@ impl Vma {
         self.flags.contains(VmFlags::SHARED)
     }
 
-    /// Whether PROT_WRITE may ever be given to this VMA (Linux's VM_MAYWRITE): not
-    /// to a shared mapping of a file opened without write access, whose writes would
-    /// reach the file.
+    /// Whether PROT_WRITE may ever be given to this VMA (Linux's VM_MAYWRITE).
     pub fn may_write(&self) -> bool {
-        match &self.backend {
-            Backend::File(f) if self.is_shared() => f.writable(),
-            _ => true,
-        }
+        self.flags.contains(VmFlags::MAYWRITE)
+    }
+
+    /// A shared mapping that may write its file (Linux's `is_shared_maywrite`): it counts
+    /// in the file's `i_mmap_writable`, which F_SEAL_WRITE needs at zero.
+    pub fn is_shared_maywrite(&self) -> bool {
+        self.flags.contains(VmFlags::SHARED | VmFlags::MAYWRITE)
     }
 
     /// Splits at `addr` (page aligned, strictly inside): self keeps the low part,

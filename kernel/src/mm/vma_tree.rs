@@ -2,7 +2,7 @@
 //! `vma_unlink` and `vm_stat_account` keep beside it): VMAs by start address, the free gaps
 //! between them searchable by size (`vm_unmapped_area`'s gap tracking), the counters
 //! `total_vm` and `locked_vm`, and each file VMA's entry in its file's `i_mmap` (see
-//! `rmap.rs`), all updated on each change so that no operation walks every VMA. Every
+//! `rmap.rs`) and count in its `i_mmap_writable`, all updated on each change so that no operation walks every VMA. Every
 //! change goes through `insert`, `remove` or the `VmaMut` handle of `get_mut`.
 //!
 //! Lock order: `MmStruct::mmap_lock` → a file's `i_mmap`.
@@ -46,6 +46,16 @@ fn locked(v: &Vma) -> u64 {
 /// The page cache a file VMA maps (whose `i_mmap` lists it).
 fn cache_of(v: &Vma) -> Option<&PageCache> {
     v.backend.inode().and_then(|i| i.page_cache())
+}
+
+/// A VMA leaves its file: one writable shared mapping fewer (`__remove_shared_vm_struct`).
+/// Only `insert` and `remove` count: a VMA changed in place keeps its count.
+fn unmap_writable(v: &Vma) {
+    if v.is_shared_maywrite() {
+        if let Some(cache) = cache_of(v) {
+            cache.mapping_unmap_writable();
+        }
+    }
 }
 
 impl VmaTree {
@@ -126,6 +136,11 @@ impl VmaTree {
         self.locked_pages += locked(&vma);
         self.gaps.insert(vma.start, vma.end);
         self.link_file(&vma);
+        if vma.is_shared_maywrite() {
+            if let Some(cache) = cache_of(&vma) {
+                cache.mapping_allow_writable();
+            }
+        }
         self.map.insert(start, vma);
     }
 
@@ -135,6 +150,7 @@ impl VmaTree {
         self.locked_pages -= locked(&vma);
         self.gaps.remove(vma.start);
         self.unlink_file(&vma, vma.start, vma.pgoff);
+        unmap_writable(&vma);
         Some(vma)
     }
 
@@ -217,6 +233,7 @@ impl Drop for VmaTree {
     fn drop(&mut self) {
         for v in self.map.values() {
             self.unlink_file(v, v.start, v.pgoff);
+            unmap_writable(v);
         }
     }
 }

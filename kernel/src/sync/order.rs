@@ -17,8 +17,8 @@
 //!   the kernel page table, the frame allocator: all `IrqMutex`es.
 //! - 900: the console, innermost (anything may log).
 //!
-//! Sleeping locks (`RwSem`s: an open file's offset, held across a read or write, then
-//! `MmStruct::mmap_lock`) are outside the table: a task
+//! Sleeping locks (`RwSem`s: an open file's offset, held across a read or write, then a
+//! tmpfs file's `i_rwsem`, then `MmStruct::mmap_lock`) are outside the table: a task
 //! takes them holding no spinlock (`RwSem` asserts it), so they are outermost.
 
 /// A lock class: a name for reports and a level for the order.

@@ -329,24 +329,35 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
     }
     let follow = flags & O_NOFOLLOW == 0;
     let mut created = false;
-    let (inode, jumped) = match lookup_jumping(&cred, crate::fs::root(), start.clone(), &path, follow) {
-        Ok(found) => {
-            if flags & (O_CREAT | O_EXCL) == (O_CREAT | O_EXCL) {
-                return Err(EEXIST);
+    // Linux's lookup_open holds the directory across the lookup and the create; here
+    // another opener may create the name in between: without O_EXCL, its file is opened.
+    let mut races = 0;
+    let (inode, jumped) = loop {
+        match lookup_jumping(&cred, crate::fs::root(), start.clone(), &path, follow) {
+            Ok(found) => {
+                if flags & (O_CREAT | O_EXCL) == (O_CREAT | O_EXCL) {
+                    return Err(EEXIST);
+                }
+                break found;
             }
-            found
-        }
-        Err(ENOENT) if flags & O_CREAT != 0 => {
-            let (dir, name) = lookup_parent(&cred, crate::fs::root(), start, &path)?;
-            if path.last() == Some(&b'/') {
-                return Err(EISDIR);
+            Err(ENOENT) if flags & O_CREAT != 0 => {
+                let (dir, name) = lookup_parent(&cred, crate::fs::root(), start.clone(), &path)?;
+                if path.last() == Some(&b'/') {
+                    return Err(EISDIR);
+                }
+                may_create(&cred, &dir)?;
+                let umask = t.fs().lock().umask;
+                match dir.create(&name, S_IFREG | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid) {
+                    Ok(inode) => {
+                        created = true;
+                        break (inode, None);
+                    }
+                    Err(EEXIST) if flags & O_EXCL == 0 && races < 100 => races += 1,
+                    Err(e) => return Err(e),
+                }
             }
-            may_create(&cred, &dir)?;
-            let umask = t.fs().lock().umask;
-            created = true;
-            (dir.create(&name, S_IFREG | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid)?, None)
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let m = inode.metadata();
     // Reached only with O_NOFOLLOW: O_PATH then refers to the link itself.
@@ -665,6 +676,16 @@ pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
     ok(0)
 }
 
+/// memfd_create(name, flags) (Linux's mm/memfd.c): the name is read as strnlen_user
+/// would, up to MFD_NAME_MAX_LEN bytes (EINVAL past them, EFAULT for a bad pointer).
+pub fn sys_memfd_create(a: Args) -> SysResult {
+    let cred = cred();
+    let mm = crate::process::current_mm();
+    let read_name = |max| crate::mm::usercopy::read_cstr(&mm, a.u(0), max);
+    let memfd = crate::mm::memfd::memfd_create(a.u32(1), read_name, cred.fsuid, cred.fsgid)?;
+    ok(install(memfd.file, memfd.cloexec)?)
+}
+
 /// eventfd2(initval, flags) (fs/eventfd.c `do_eventfd`); eventfd(initval) is flags 0.
 pub fn sys_eventfd2(initval: u32, flags: u32) -> SysResult {
     use crate::fs::eventfd::{EventFd, EFD_SEMAPHORE};
@@ -728,6 +749,10 @@ pub fn sys_fcntl(a: Args) -> SysResult {
                 FileKind::Pipe(_) => ok(crate::fs::pipe::PIPE_SIZE),
                 _ => Err(EBADF),
             }
+        }
+        cmd @ (crate::mm::memfd::F_ADD_SEALS | crate::mm::memfd::F_GET_SEALS) => {
+            let f = files.lock().get(fd)?;
+            ok(crate::mm::memfd::memfd_fcntl(&f, cmd, a.u32(2))?)
         }
         F_GETLK | F_SETLK | F_SETLKW => {
             files.lock().get(fd)?;

@@ -272,6 +272,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         309 => process::sys_getcpu(a),
         316 => fs::sys_renameat2(a.i32(0), a.u(1), a.i32(2), a.u(3), a.u32(4)),
         318 => misc::sys_getrandom(a),
+        319 => fs::sys_memfd_create(a),
         325 => mm::sys_mlock2(a),
         332 => fs::sys_statx(a),
         435 => process::sys_clone3(frame, a),

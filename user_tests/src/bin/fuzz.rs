@@ -470,6 +470,10 @@ const CALLS: &[Call] = calls! {
     309 getcpu [Buf, Buf, Buf] None;
     316 renameat2 [DirFd, PathW, DirFd, PathW, Flags(7)] None;
     318 getrandom [Buf, Len, Flags(7)] None;
+    // MFD_CLOEXEC, ALLOW_SEALING, HUGETLB, NOEXEC_SEAL, EXEC, unknown bits, page sizes.
+    319 memfd_create [Path, Flags(0x3f | (0x3f << 26))] NewFd;
+    // F_ADD_SEALS and F_GET_SEALS with every seal and an unknown bit.
+    72 fcntl [Fd, OneOf(&[1033, 1034]), Flags(0x7f)] None;
     325 mlock2 [Flags(1)] MemRange;
     332 statx [DirFd, Path, Flags(AT_FLAGS), Flags(0xfff), Buf] None;
     435 clone3 [] Clone3;
@@ -1247,6 +1251,8 @@ fn worker(k: usize, seed: u64, page: &WorkerPage, scratch_dir: &str) -> ! {
     let _ = std::fs::write(format!("{dir}/a"), b"fuzz data\n");
     let _ = std::os::unix::fs::symlink(format!("{dir}/a"), format!("{dir}/link"));
     wpaths.push(format!("{scratch_dir}/shared"));
+    // A POSIX shared memory object (musl's shm_open names it so).
+    wpaths.push(format!("/dev/shm/{SHM_PREFIX}{k}"));
     // Hand the directory to the unprivileged user, then become it.
     for p in &wpaths {
         let c = std::ffi::CString::new(p.as_str()).unwrap();
@@ -1418,10 +1424,21 @@ fn count_processes() -> usize {
         .unwrap_or(0)
 }
 
-/// Removes the SysV segments, semaphore sets and message queues the workers made (they
-/// outlive their creators, as on Linux, and the kernel's leak check counts them): every
-/// one whose creator uid is the workers', found by index with *_STAT_ANY.
+/// The workers' objects in /dev/shm: this and the worker's number.
+const SHM_PREFIX: &str = "fuzz-w";
+
+/// Removes what the workers left in /dev/shm, and the SysV segments, semaphore sets and
+/// message queues they made (they outlive their creators, as on Linux, and the kernel's
+/// leak check counts them): every one whose creator uid is the workers', found by index
+/// with *_STAT_ANY.
 fn cleanup_shm() {
+    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(SHM_PREFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     // (the kind's ctl call, its `*_INFO`, its `*_STAT_ANY`, whether the ctl takes a
     // semaphore number before the command, as semctl does)
     for (nr, info, stat_any, semnum) in [(71u64, 12u64, 13u64, false), (66, 19, 20, true), (31, 14, 15, false)] {
