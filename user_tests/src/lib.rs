@@ -444,6 +444,16 @@ pub fn child_exit(f: impl FnOnce() -> i32) -> Exit {
 /// process-wide state (credentials, limits, the break) or must not disturb the harness.
 #[track_caller]
 pub fn run_in_child(f: impl FnOnce()) {
+    let (exit, message) = run_in_child_outcome(f);
+    if let Some(m) = message {
+        panic!("in child: {m}");
+    }
+    assert_eq!(exit, Exit::Code(0), "child did not exit normally");
+}
+
+/// Runs `f` in a child process: how the child ended, and the message of its panic if it
+/// panicked (what [`run_in_child`] reports).
+pub fn run_in_child_outcome(f: impl FnOnce()) -> (Exit, Option<String>) {
     let (r, w) = pipe(libc::O_CLOEXEC).expect("pipe2");
     let pid = fork_child(|| {
         let _ = close(r);
@@ -462,10 +472,7 @@ pub fn run_in_child(f: impl FnOnce()) {
     let mut buf = vec![0u8; 4096];
     let n = read(r, &mut buf).unwrap_or(0);
     close(r).unwrap();
-    if n > 0 {
-        panic!("in child: {}", String::from_utf8_lossy(&buf[..n]));
-    }
-    assert_eq!(exit, Exit::Code(0), "child did not exit normally");
+    (exit, (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned()))
 }
 
 /// The absolute path of this test binary, for re-executing it: `argv[0]` when it is a
