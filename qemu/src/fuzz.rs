@@ -18,6 +18,8 @@ pub const DEFAULT_SECONDS: u64 = 60;
 pub const DEFAULT_SEED: u64 = 1;
 /// Console lines shown after a failure when the kernel printed no task dump.
 const TAIL: usize = 80;
+/// The console of `cargo xtask fuzz` and of the test suite's fuzzer step.
+pub const LOG: &str = "fuzz.log";
 
 /// How a fuzz boot ended.
 pub struct Outcome {
@@ -28,8 +30,12 @@ pub struct Outcome {
 }
 
 /// Runs the fuzzer in the kernel for `seconds` with `seed`; `echo` forwards the
-/// supervisor's lines (progress, reports) as they come; `extra` goes to the fuzzer.
+/// supervisor's lines (progress, reports) as they come; `extra` goes to the fuzzer; the
+/// whole console is kept in `target/xtask/LOG` (each kind of run its own file, so that a
+/// later run in the same `cargo xtask test` does not overwrite a failing one's).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
+    log: &str,
     kernel: &Path,
     fuzz: &Path,
     o: &Options,
@@ -53,7 +59,7 @@ pub fn run(
     }
     let r = qemu::run(&cfg)?;
     // The whole console, for what the verdict does not show (warnings, lockdep reports).
-    let _ = std::fs::write(target_dir().join("xtask").join("fuzz.log"), &r.output);
+    let _ = std::fs::write(console_path(log), &r.output);
     let summary = r.output.lines().rev().find(|l| l.starts_with("fuzz: done: ") || l.starts_with("fuzz: FAILED: "));
     let leak = crate::leak::verdict(&r.output);
     let verdict = match (r.exit, summary, leak) {
@@ -67,6 +73,11 @@ pub fn run(
         (exit, ..) => Err(format!("kernel ended with {exit:?}")),
     };
     Ok(Outcome { verdict, summary: summary.map(str::to_string), output: r.output })
+}
+
+/// Where [`run`] keeps the console of a run logged as `log`.
+pub fn console_path(log: &str) -> std::path::PathBuf {
+    target_dir().join("xtask").join(log)
 }
 
 /// The end of the console for a failure report: from the kernel's task dump if there is
@@ -86,7 +97,7 @@ pub fn cmd_fuzz(o: &Options) -> Result<ExitCode, String> {
     let ut = crate::user::build_user_tests()?;
     let kernel = build_kernel(o.release)?;
     println!("xtask: fuzzing for {seconds} s with seed {seed:#x}");
-    let out = run(&kernel, &ut.fuzz, o, seconds, seed, true, &[])?;
+    let out = run(LOG, &kernel, &ut.fuzz, o, seconds, seed, true, &[])?;
     match out.verdict {
         Ok(()) => {
             println!("xtask: fuzz passed (seed {seed:#x}, {seconds} s): no panic, hang or leak");
@@ -101,10 +112,24 @@ pub fn cmd_fuzz(o: &Options) -> Result<ExitCode, String> {
         Err(why) => {
             println!("---- end of the console ----\n{}", failure_tail(&out.output));
             println!("xtask: fuzz FAILED with seed {seed:#x}: {why}");
-            println!("xtask: reproduce with: cargo xtask fuzz --seconds {seconds} --seed {seed:#x}");
+            println!("xtask: console in {}", console_path(LOG).display());
+            println!("xtask: reproduce with: {}", reproduce(o, seconds, seed));
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The command that reruns a fuzzer run made with `o`, `seconds` and `seed` (the same CPU
+/// count and kernel build: a schedule-dependent failure needs both).
+pub fn reproduce(o: &Options, seconds: u64, seed: u64) -> String {
+    let mut cmd = format!("cargo xtask fuzz --seconds {seconds} --seed {seed:#x}");
+    if let Some(n) = o.smp {
+        cmd += &format!(" --smp {n}");
+    }
+    if o.release {
+        cmd += " --release";
+    }
+    cmd
 }
 
 /// `--seed` takes decimal or 0x-prefixed hex.

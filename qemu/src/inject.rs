@@ -135,6 +135,9 @@ fn save_console(name: &str, output: &str) {
     }
 }
 
+/// The console of the fuzzer under injection, beside the plain fuzzer's.
+const FUZZ_LOG: &str = "inject-fuzz.log";
+
 /// The fuzzer under injection; Ok with its summary and the injected counts.
 pub fn run_fuzz(
     kernel: &Path,
@@ -146,8 +149,8 @@ pub fn run_fuzz(
 ) -> Result<String, String> {
     let mut fo = o.clone();
     fo.append.push(cmdline(spec));
-    let out = crate::fuzz::run(kernel, fuzz, &fo, seconds, seed, false, &["--injection", "1"])?;
-    save_console("inject-fuzz.log", &out.output);
+    let out = crate::fuzz::run(FUZZ_LOG, kernel, fuzz, &fo, seconds, seed, false, &["--injection", "1"])?;
+    println!("inject: console in {}", crate::fuzz::console_path(FUZZ_LOG).display());
     let injected = injected_line(&out.output).map(str::to_string);
     let deaths = out.output.lines().find(|l| l.ends_with(" under injection")).unwrap_or_default().to_string();
     match (out.verdict, injected) {

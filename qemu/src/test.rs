@@ -742,7 +742,7 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
     const SECONDS: u64 = 60;
     const SEED: u64 = 0x5eed;
     println!("== system call fuzzer, {SECONDS} s, seed {SEED:#x}");
-    let result = crate::fuzz::run(kernel, &ut.fuzz, o, SECONDS, SEED, false, &[]).and_then(|out| {
+    let result = crate::fuzz::run(crate::fuzz::LOG, kernel, &ut.fuzz, o, SECONDS, SEED, false, &[]).and_then(|out| {
         if let Some(s) = &out.summary {
             println!("{s}");
         }
@@ -751,7 +751,8 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
         }
         out.verdict.map_err(|why| {
             println!("{}", crate::fuzz::failure_tail(&out.output));
-            format!("{why} (reproduce: cargo xtask fuzz --seconds {SECONDS} --seed {SEED:#x})")
+            println!("fuzz: console in {}", crate::fuzz::console_path(crate::fuzz::LOG).display());
+            format!("{why} (reproduce: {})", crate::fuzz::reproduce(o, SECONDS, SEED))
         })
     });
     t.record("fuzz: a minute of random system calls leaves no panic, hang or leak", result);

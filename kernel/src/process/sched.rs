@@ -578,14 +578,16 @@ pub fn task_cpu(t: &Task) -> usize {
 
 /// Sets `t`'s affinity to `mask` (non-empty within the online CPUs) and moves it to an
 /// allowed CPU if its own is no longer one (Linux's `__set_cpus_allowed_ptr`): returns
-/// once `t` is queued, running or asleep where `mask` allows (asleep: its wake-up places
-/// it). The caller is the current task.
+/// once `t` is queued, running or asleep where its mask allows (asleep: its wake-up places
+/// it): `mask`, or the one a concurrent call stored after it. The caller is the current task.
 pub fn set_cpus_allowed(t: &Arc<Task>, mask: CpuMask) {
     t.cpus_allowed.store(mask.0, Ordering::Relaxed);
     loop {
         let done = irq_off(|| {
             let c = t.cpu.load(Ordering::Acquire) as usize;
-            if mask.contains(c) {
+            // The mask in force, not necessarily `mask`: a concurrent call may have replaced
+            // it, and the task, moved for that one, must not be chased for this one forever.
+            if allowed_cpus(t).contains(c) {
                 return true;
             }
             let mut rq = lock_rq(c);

@@ -64,7 +64,14 @@ fn main() {
                 println!("FAIL {name}: cannot run: {e}");
             }
         }
-        reap_orphans();
+        if pid1 {
+            // What a program left running (a test killed mid-way by the OOM killer under
+            // allocation-failure injection can leave a child blocked forever, e.g. in
+            // vfork) must not outlive it into the next program's run and the watchdog's.
+            kill_leftovers();
+        } else {
+            reap_orphans();
+        }
     }
     println!("init: {passed} passed, {failed} failed");
     unsafe { libc::sync() };

@@ -26,6 +26,7 @@ fn main() {
             affinity_is_inherited_by_fork_and_by_threads,
             setaffinity_by_thread_id_changes_only_that_thread,
             setaffinity_moves_a_spinning_child_to_its_new_cpu,
+            setaffinity_calls_racing_on_one_thread_all_return,
             n_spinning_processes_run_on_n_distinct_cpus_at_once,
             nprocessors_onln_counts_the_processor_blocks_of_proc_cpuinfo,
             proc_stat_has_a_cpu_line_per_online_cpu_summed_by_the_cpu_line,
@@ -211,6 +212,52 @@ fn setaffinity_moves_a_spinning_child_to_its_new_cpu() {
         assert!(seen, "the child stopped reporting");
         assert_eq!(cpu, c as u64, "moved to CPU {c}");
     }
+}
+
+/// A thread pins itself to the first CPU while another keeps pinning it to the last: each
+/// call returns, whichever mask lands last (the kernel moves the thread for the mask in
+/// force, not for the one its own call set, which another call may already have replaced).
+fn setaffinity_calls_racing_on_one_thread_all_return() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    const ROUNDS: u64 = 5000;
+    run_in_child(|| {
+        let cpus = cpus_of(get_mask(0).0);
+        let (first, last) = (cpus[0], *cpus.last().unwrap());
+        let rounds = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, d) = (rounds.clone(), done.clone());
+        let pinner = std::thread::spawn(move || {
+            tx.send(unsafe { gettid() }).unwrap();
+            let mut moved = 0;
+            for _ in 0..ROUNDS {
+                moved += (getcpu() != first) as u64;
+                set_mask(0, 1 << first).unwrap();
+                r.fetch_add(1, SeqCst);
+            }
+            d.store(true, SeqCst);
+            moved
+        });
+        let tid = rx.recv().unwrap();
+        let d = done.clone();
+        let mover = std::thread::spawn(move || {
+            while !d.load(SeqCst) {
+                if let Err(e) = set_mask(tid, 1 << last) {
+                    assert!(d.load(SeqCst), "setaffinity of the pinning thread: {e:?}");
+                }
+            }
+        });
+        let mut seen = 0;
+        while !done.load(SeqCst) {
+            let moved = user_tests::wait_until(10_000, || rounds.load(SeqCst) != seen || done.load(SeqCst));
+            assert!(moved, "sched_setaffinity stuck after {seen} of {ROUNDS} rounds");
+            seen = rounds.load(SeqCst);
+        }
+        let moved = pinner.join().unwrap();
+        mover.join().unwrap();
+        assert!(first == last || moved > 0, "the other thread never moved the pinning one");
+    });
 }
 
 /// The count-based form of the balancing target: N CPU-bound processes on N CPUs are
