@@ -126,7 +126,7 @@ pub struct Plan {
 }
 
 /// The shared objects `pt_sharing` maps (its `--backing`).
-pub const PT_BACKINGS: [&str; 3] = ["anon", "tmpfs", "sysv"];
+pub const PT_BACKINGS: [&str; 5] = ["anon", "tmpfs", "sysv", "memfd", "posix"];
 
 /// The process counts of the full set.
 pub const FULL_PROCS: [u32; 6] = [1, 4, 16, 64, 256, 1024];
@@ -1443,7 +1443,7 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
 }
 
 /// The benchmarks of `vm_micro`, as it names them.
-pub const MICRO_NAMES: [&str; 16] = [
+pub const MICRO_NAMES: [&str; 17] = [
     "anon_fault",
     "mmap_touch_munmap_4k",
     "fork_exit_wait",
@@ -1460,6 +1460,7 @@ pub const MICRO_NAMES: [&str; 16] = [
     "mmap_munmap_60k",
     "sysv_shm_16m",
     "memfd_create_mmap_close",
+    "semop_pingpong",
 ];
 
 /// Checks a `vm_micro.csv`: the header, every benchmark of [`MICRO_NAMES`] for each

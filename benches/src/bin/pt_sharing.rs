@@ -2,17 +2,20 @@
 //! faults and time, the figure page-table sharing exists to cut.
 //!
 //! ```text
-//! pt_sharing --backing anon|tmpfs|sysv --access read|write --size 256M --procs N [--addr HEX]
+//! pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size 256M --procs N [--addr HEX]
 //! ```
 //!
 //! The parent creates one shared object of `--size` bytes: `anon` is a
 //! `MAP_SHARED|MAP_ANONYMOUS` mapping made before fork (the children inherit it); `tmpfs`
 //! is a file in /tmp that each child opens and maps itself; `sysv` is a SysV segment
-//! (`shmget(IPC_PRIVATE)`) that each child attaches with `shmat`. All are placed at the same
+//! (`shmget(IPC_PRIVATE)`) that each child attaches with `shmat`; `memfd` is a
+//! `memfd_create` file whose descriptor the children inherit and each maps; `posix` is a
+//! POSIX shared memory object (`shm_open`, a file of the tmpfs on /dev/shm) that each
+//! child opens by name and maps. All are placed at the same
 //! 512 GiB-aligned address in every process (`--addr`, default 0x600000000000), so the
 //! number of page-table pages a process needs for the region is the same on every kernel.
 //! Then N children are forked and take turns: child i waits for its turn, reads its VmPTE
-//! and fault count, attaches the object (tmpfs: open and mmap; sysv: shmat), touches every page in order
+//! and fault count, attaches the object (tmpfs, posix: open and mmap; memfd: mmap; sysv: shmat), touches every page in order
 //! (`read`: loads one byte per page, `write`: stores one), reads the figures again and
 //! hands the turn on. The last child also times fork+exit+wait of itself, a process with
 //! the region mapped. All N stay alive until the last has touched; the parent then reads
@@ -35,6 +38,8 @@ enum Backing {
     Anon,
     Tmpfs,
     Sysv,
+    Memfd,
+    Posix,
 }
 
 impl Backing {
@@ -43,6 +48,8 @@ impl Backing {
             Backing::Anon => "anon",
             Backing::Tmpfs => "tmpfs",
             Backing::Sysv => "sysv",
+            Backing::Memfd => "memfd",
+            Backing::Posix => "posix",
         }
     }
 }
@@ -59,9 +66,12 @@ struct Config {
     size: usize,
     procs: usize,
     addr: usize,
+    /// The tmpfs file's path, or the POSIX object's name.
     path: CString,
     /// The SysV segment (`sysv`), made by the parent before fork.
     shmid: i32,
+    /// The memfd (`memfd`), made by the parent before fork.
+    memfd: i32,
 }
 
 /// What one child measured, written into the shared control area.
@@ -92,7 +102,7 @@ fn fail(what: &str) -> ! {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pt_sharing --backing anon|tmpfs|sysv --access read|write --size BYTES --procs N [--addr HEX]");
+    eprintln!("usage: pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size BYTES --procs N [--addr HEX]");
     std::process::exit(2);
 }
 
@@ -132,7 +142,7 @@ fn map_shared(addr: usize, len: usize, fd: i32) -> *mut u8 {
     let (flags, what) = match (addr, fd) {
         (0, _) => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, "mmap of the control area"),
         (_, -1) => (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE, "mmap of the anonymous region"),
-        _ => (libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE, "mmap of the tmpfs file"),
+        _ => (libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE, "mmap of the shared file"),
     };
     // SAFETY: a new mapping; MAP_FIXED_NOREPLACE never replaces an existing one.
     let p = unsafe { libc::mmap(addr as *mut _, len, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0) };
@@ -142,7 +152,7 @@ fn map_shared(addr: usize, len: usize, fd: i32) -> *mut u8 {
     p as *mut u8
 }
 
-/// Maps the region in the calling process (tmpfs: opens and maps the file).
+/// Maps the region in the calling process (tmpfs, posix: opens and maps the file).
 fn attach(cfg: &Config) -> *mut u8 {
     match cfg.backing {
         Backing::Anon => cfg.addr as *mut u8,
@@ -157,6 +167,18 @@ fn attach(cfg: &Config) -> *mut u8 {
             unsafe { libc::close(fd) };
             p
         }
+        Backing::Posix => {
+            // SAFETY: a valid name string.
+            let fd = unsafe { libc::shm_open(cfg.path.as_ptr(), libc::O_RDWR, 0) };
+            if fd < 0 {
+                fail("shm_open of the POSIX object");
+            }
+            let p = map_shared(cfg.addr, cfg.size, fd);
+            // SAFETY: our own descriptor; the mapping keeps the file.
+            unsafe { libc::close(fd) };
+            p
+        }
+        Backing::Memfd => map_shared(cfg.addr, cfg.size, cfg.memfd),
         Backing::Sysv => {
             // SAFETY: an attach at a free address (the parent keeps it free in every child).
             let p = unsafe { libc::shmat(cfg.shmid, cfg.addr as *const _, 0) };
@@ -239,6 +261,8 @@ fn parse_args() -> Config {
         Some("anon") => Backing::Anon,
         Some("tmpfs") => Backing::Tmpfs,
         Some("sysv") => Backing::Sysv,
+        Some("memfd") => Backing::Memfd,
+        Some("posix") => Backing::Posix,
         _ => usage(),
     };
     let access = match arg_value(&args, "--access").as_deref() {
@@ -255,8 +279,11 @@ fn parse_args() -> Config {
     if procs == 0 || size == 0 || !size.is_multiple_of(PAGE) || !addr.is_multiple_of(PAGE) {
         usage();
     }
-    let path = CString::new(format!("/tmp/pt_sharing.{}", std::process::id())).unwrap();
-    Config { backing, access, size, procs, addr, path, shmid: -1 }
+    let path = match backing {
+        Backing::Posix => format!("/pt_sharing.{}", std::process::id()),
+        _ => format!("/tmp/pt_sharing.{}", std::process::id()),
+    };
+    Config { backing, access, size, procs, addr, path: CString::new(path).unwrap(), shmid: -1, memfd: -1 }
 }
 
 fn main() {
@@ -283,6 +310,22 @@ fn main() {
             if cfg.shmid < 0 {
                 fail("shmget of the segment");
             }
+        }
+        Backing::Memfd => {
+            // SAFETY: a valid name string; our own descriptor.
+            cfg.memfd = unsafe { libc::memfd_create(c"pt_sharing".as_ptr(), 0) };
+            if cfg.memfd < 0 || unsafe { libc::ftruncate(cfg.memfd, cfg.size as i64) } != 0 {
+                fail("creating the memfd");
+            }
+        }
+        Backing::Posix => {
+            // SAFETY: a valid name string; our own descriptor.
+            let fd = unsafe { libc::shm_open(cfg.path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) };
+            if fd < 0 || unsafe { libc::ftruncate(fd, cfg.size as i64) } != 0 {
+                fail("creating the POSIX object");
+            }
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fd) };
         }
     }
     let cfg = cfg;
@@ -345,6 +388,12 @@ fn main() {
             }
             Backing::Sysv => {
                 libc::shmctl(cfg.shmid, libc::IPC_RMID, std::ptr::null_mut());
+            }
+            Backing::Memfd => {
+                libc::close(cfg.memfd);
+            }
+            Backing::Posix => {
+                libc::shm_unlink(cfg.path.as_ptr());
             }
         }
     }

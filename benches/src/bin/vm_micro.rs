@@ -27,6 +27,7 @@
 //! | `tmpfs_read_1m`        | pread of 1 MiB at offset 0 of a tmpfs file  | lmbench bw_file_rd, wis pread1        |
 //! | `pipe_pingpong`        | 1-byte round trip between two processes     | lmbench lat_pipe, wis context_switch1 |
 //! | `mmap_munmap_60k`      | mmap + munmap of 4 KiB with 60,000 VMAs     | wis mmap1 in a crowded address space  |
+//! | `semop_pingpong`       | SysV semaphore round trip between two processes | lmbench lat_sem                  |
 //!
 //! Output, on stdout: first `@bench vm_micro_info kernel=... quick=0|1 runs=K`, then for
 //! every benchmark and every run i in 0..K one line
@@ -75,6 +76,7 @@ const BENCHES: &[Bench] = &[
     Bench { name: "mmap_munmap_60k", run: mmap_munmap_60k, iters: 20_000, quick_iters: 300 },
     Bench { name: "sysv_shm_16m", run: sysv_shm_16m, iters: 8, quick_iters: 1 },
     Bench { name: "memfd_create_mmap_close", run: memfd_create_mmap_close, iters: 5_000, quick_iters: 100 },
+    Bench { name: "semop_pingpong", run: semop_pingpong, iters: 20_000, quick_iters: 300 },
 ];
 
 /// What a benchmark function gets: its name (for error messages), the iteration count of
@@ -632,6 +634,51 @@ fn echo(ctx: &Ctx, rx: i32, tx: i32) -> ! {
             unsafe { libc::_exit(1) };
         }
     }
+}
+
+/// `semop` on one semaphore of a set of two, with `op` (+1 or -1).
+fn semop1(id: i32, num: u16, op: i16) -> i32 {
+    let mut b = libc::sembuf { sem_num: num, sem_op: op, sem_flg: 0 };
+    // SAFETY: one valid sembuf.
+    unsafe { libc::semop(id, &mut b, 1) }
+}
+
+/// As `pipe_pingpong` over a SysV semaphore set of two (lmbench's lat_sem): an iteration
+/// raises semaphore 0, which the child takes to raise semaphore 1, which the parent takes.
+/// ops = round trips. Removing the set ends the child (EIDRM).
+fn semop_pingpong(ctx: &Ctx) {
+    // SAFETY: plain arguments.
+    let id = ctx.check(unsafe { libc::semget(libc::IPC_PRIVATE, 2, 0o600) }, "semget") as i32;
+    // SAFETY: the process is single-threaded; the child loops and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        ctx.fail("fork");
+    }
+    if pid == 0 {
+        loop {
+            if semop1(id, 0, -1) != 0 || semop1(id, 1, 1) != 0 {
+                let gone = Error::last_os_error().raw_os_error() == Some(libc::EIDRM);
+                if !gone {
+                    eprintln!("vm_micro: {}: child's semop: {}", ctx.name, Error::last_os_error());
+                }
+                // SAFETY: leave without running the parent's handlers.
+                unsafe { libc::_exit(if gone { 0 } else { 1 }) };
+            }
+        }
+    }
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                if semop1(id, 0, 1) != 0 || semop1(id, 1, -1) != 0 {
+                    ctx.fail("semop");
+                }
+            }
+        });
+        (iters, ns)
+    });
+    // SAFETY: our own set; the child's next semop fails with EIDRM.
+    ctx.check(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }, "semctl IPC_RMID");
+    ctx.wait_child(pid);
 }
 
 fn usage(msg: &str) -> ! {

@@ -1,8 +1,9 @@
-//! hugetlbfs files as memfd_create(MFD_HUGETLB) makes them (Linux's fs/hugetlbfs/inode.c):
-//! a file of 2 MiB pages from the huge page pool. The pool is empty here
-//! (vm.nr_hugepages 0, as on a Linux that reserved none), so the file can be made,
-//! sized and sealed, reads as zeroes, and every page it would need fails: a mapping that
-//! must reserve its pages is ENOMEM, fallocate is ENOSPC.
+//! hugetlbfs files as memfd_create(MFD_HUGETLB) and shmget(SHM_HUGETLB) make them
+//! (Linux's fs/hugetlbfs/inode.c): a file of 2 MiB pages from the huge page pool. The pool
+//! is empty here (vm.nr_hugepages 0, as on a Linux that reserved none), so the file can be
+//! made, sized, sealed and mapped, reads as zeroes, and every page it would need fails: a
+//! mapping that must reserve its pages is ENOMEM, one made with MAP_NORESERVE is made and
+//! each fault is SIGBUS (`hugetlb_no_page`), fallocate is ENOSPC.
 #![deny(unsafe_code)]
 
 use super::vfs::*;
@@ -12,7 +13,6 @@ use crate::mm::mmap::HPAGE_SIZE;
 use crate::sync::SpinLock as Mutex;
 use alloc::sync::Arc;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 /// hugetlbfs's device number (its own filesystem).
 const HUGETLBFS_DEV: u64 = 0x2e;
@@ -27,12 +27,20 @@ struct State {
 pub struct HugetlbFile {
     _live: crate::leak::Live,
     state: Mutex<State, crate::sync::order::TmpfsFileMeta>,
+    /// Never holds a page (the fault path stops at VM_HUGETLB); it keeps what every
+    /// mappable file has: the VMAs mapping it (`i_mmap`) and the writable ones' count
+    /// (`i_mmap_writable`) F_SEAL_WRITE needs at zero.
+    cache: crate::mm::page_cache::PageCache,
+    /// A SysV segment's (Linux's S_PRIVATE): its pages were reserved, or not, by shmget,
+    /// so its mappings reserve nothing.
+    shm: bool,
 }
 
 impl HugetlbFile {
-    /// `hugetlb_file_setup` for a memfd: ENODEV for a page size (log2 `log`, 0 for the
-    /// default) with no pool (`get_hstate_idx`); 2 MiB is the one there is.
-    pub fn new(log: u32, mode: u32, uid: u32, gid: u32) -> KResult<Arc<HugetlbFile>> {
+    /// `hugetlb_file_setup`: ENODEV for a page size (log2 `log`, 0 for the default) with no
+    /// pool (`get_hstate_idx`); 2 MiB is the one there is. A SysV segment's file is made
+    /// with its size (`shm`); a memfd's is empty.
+    pub fn new(log: u32, mode: u32, uid: u32, gid: u32, shm: Option<u64>) -> KResult<Arc<HugetlbFile>> {
         if log != 0 && 1u64.checked_shl(log) != Some(HPAGE_SIZE) {
             return Err(ENODEV);
         }
@@ -44,6 +52,7 @@ impl HugetlbFile {
             nlink: 0,
             uid,
             gid,
+            size: shm.unwrap_or(0),
             blksize: HPAGE_SIZE as u32,
             atime: now,
             mtime: now,
@@ -53,6 +62,8 @@ impl HugetlbFile {
         Ok(Arc::new(HugetlbFile {
             _live: crate::leak::INODES.live(),
             state: Mutex::new(State { meta, seals: F_SEAL_SEAL }),
+            cache: crate::mm::page_cache::PageCache::new(crate::mm::page::PageKind::Shmem, false),
+            shm: shm.is_some(),
         }))
     }
 
@@ -64,12 +75,15 @@ impl HugetlbFile {
         self.state.lock().seals = seals;
     }
 
-    /// `memfd_add_seals` (see tmpfs's): no mapping of this file ever exists, so
-    /// F_SEAL_WRITE has none to wait for.
+    /// `memfd_add_seals` (see tmpfs's): F_SEAL_WRITE is EBUSY while a writable shared
+    /// mapping exists and denies them from then on.
     pub fn add_seals(&self, mut seals: u32) -> KResult<()> {
         let mut s = self.state.lock();
         if s.seals & F_SEAL_SEAL != 0 {
             return Err(EPERM);
+        }
+        if seals & F_SEAL_WRITE != 0 && s.seals & F_SEAL_WRITE == 0 {
+            self.cache.mapping_deny_writable()?;
         }
         if seals & F_SEAL_EXEC != 0 && s.meta.mode & 0o111 != 0 {
             seals |= F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
@@ -130,24 +144,32 @@ impl Inode for HugetlbFile {
         }
         Err(ENOSPC)
     }
-    fn has_mmap(&self) -> bool {
+    fn page_cache(&self) -> Option<&crate::mm::page_cache::PageCache> {
+        Some(&self.cache)
+    }
+    fn is_hugetlb(&self) -> bool {
         true
     }
-    /// hugetlbfs_file_mmap: the offset in whole huge pages (EINVAL), then the pages of
-    /// the mapping are reserved from the empty pool: ENOMEM. A MAP_NORESERVE mapping
-    /// reserves nothing and would be made (each fault SIGBUS); that kind of mapping of
-    /// a hugetlbfs file is not built here (ENOSYS, logged once).
+    /// hugetlbfs_file_mmap: the seals, the offset in whole huge pages (EINVAL), then the
+    /// mapping's pages are reserved from the empty pool (ENOMEM) unless it is
+    /// VM_NORESERVE or maps a SysV segment; such a mapping is made (each of its faults is
+    /// SIGBUS), and a writable one grows the file to its end.
     fn mmap(&self, _inner: &crate::mm::address_space::MmInner, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
-        if !(desc.pgoff * crate::mm::PAGE_SIZE).is_multiple_of(HPAGE_SIZE) {
+        use crate::mm::vma::{Prot, VmFlags};
+        desc.flags |= VmFlags::HUGETLB;
+        super::tmpfs::seal_check_write(self.seals(), desc)?;
+        let off = desc.pgoff * crate::mm::PAGE_SIZE;
+        if !off.is_multiple_of(HPAGE_SIZE) {
             return Err(EINVAL);
         }
-        if !desc.flags.contains(crate::mm::vma::VmFlags::NORESERVE) {
+        let end = off.checked_add(desc.len).filter(|&e| e <= i64::MAX as u64).ok_or(EINVAL)?;
+        let mut s = self.state.lock();
+        if !desc.flags.contains(VmFlags::NORESERVE) && !self.shm {
             return Err(ENOMEM);
         }
-        static LOGGED: AtomicBool = AtomicBool::new(false);
-        if !LOGGED.swap(true, Ordering::Relaxed) {
-            log::warn!("mmap: MAP_NORESERVE mappings of hugetlbfs files are not implemented (ENOSYS)");
+        if desc.prot.contains(Prot::WRITE) && s.meta.size < end {
+            s.meta.size = end;
         }
-        Err(ENOSYS)
+        Ok(())
     }
 }

@@ -270,7 +270,12 @@ impl Inode for SysctlInode {
             }
             Knob::ShmRmidForced => {
                 let ns = crate::ipc::current_ipc_ns();
-                write_int(offset, buf, 0, 1, |v| ns.shm_rmid_forced.store(v != 0, Ordering::Relaxed))
+                // proc_ipc_dointvec_minmax_orphans: forcing removal takes the orphans now.
+                let r = write_int(offset, buf, 0, 1, |v| ns.shm_rmid_forced.store(v != 0, Ordering::Relaxed));
+                if ns.shm_rmid_forced.load(Ordering::Relaxed) {
+                    crate::ipc::shm::shm_destroy_orphaned(&ns);
+                }
+                r
             }
             Knob::Shmall => {
                 let ns = crate::ipc::current_ipc_ns();

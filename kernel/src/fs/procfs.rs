@@ -968,7 +968,7 @@ fn vma_line(v: &crate::mm::vma::Vma) -> String {
     let (dev, ino, name, off) = match &v.backend {
         Backend::File(f) => {
             let m = f.metadata();
-            (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, f.path.clone(), v.pgoff * 4096)
+            (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, f.display_path(), v.pgoff * 4096)
         }
         Backend::Anonymous => {
             let name = if v.flags.contains(VmFlags::HEAP) {

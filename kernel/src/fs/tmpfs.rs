@@ -150,6 +150,8 @@ impl TmpfsFile {
 pub fn new_shmem_file(size: u64, charge: Option<crate::mm::commit::ShmemCharge>) -> Arc<dyn Inode> {
     let mut meta = new_meta(S_IFREG | 0o600, 0, 0);
     meta.size = size;
+    // `__shmem_file_setup`: "It is unlinked" (so its paths read "... (deleted)").
+    meta.nlink = 0;
     TmpfsFile::with_meta(meta, charge)
 }
 
@@ -163,7 +165,7 @@ pub fn new_memfd(mode: u32, uid: u32, gid: u32) -> Arc<TmpfsFile> {
 
 /// `seal_check_write` (shmem_mmap): a file sealed against writes takes no shared
 /// writable mapping (EPERM), and a shared read-only one may never become writable.
-fn seal_check_write(seals: u32, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
+pub fn seal_check_write(seals: u32, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
     use crate::mm::vma::{Prot, VmFlags};
     if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 && desc.flags.contains(VmFlags::SHARED) {
         if desc.prot.contains(Prot::WRITE) {

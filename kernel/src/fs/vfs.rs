@@ -117,6 +117,11 @@ pub trait Inode: Send + Sync + Any {
     fn has_mmap(&self) -> bool {
         self.page_cache().is_some()
     }
+    /// A hugetlbfs file, or a SysV segment made of one (Linux's `is_file_hugepages`): its
+    /// mappings come in whole huge pages, at huge-page-aligned addresses.
+    fn is_hugetlb(&self) -> bool {
+        false
+    }
     /// Linux's `file_operations.mmap` (`call_mmap`): prepares a new mapping of this file,
     /// made by the address space `inner`, before it enters it: what backs its pages, its
     /// open/close hooks, its flags. `desc` comes mapping this file's page cache, which is

@@ -79,6 +79,9 @@ pub struct ShmidKernel {
     pub file: Arc<dyn Inode>,
     /// SHM_LOCK: the real uid whose locked-memory count it is charged to.
     pub mlock_uid: Option<u32>,
+    /// The task that created it while that task lives (Linux's `shm_creator`); None
+    /// once it has exited (or left the namespace by unshare): an orphan.
+    creator: Option<alloc::sync::Weak<crate::process::task::Task>>,
     _live: crate::leak::Live,
 }
 
@@ -172,21 +175,22 @@ fn newseg(
             return Err(ENOSPC);
         }
     }
-    if shmflg & SHM_HUGETLB != 0 {
-        return hugetlb_segment(size, shmflg, creds);
-    }
-    // `shmem_kernel_file_setup` charges the whole object now (`shmem_acct_size`) unless
-    // SHM_NORESERVE, which overcommit mode 2 ignores.
-    let noreserve = shmflg & SHM_NORESERVE != 0
-        && crate::mm::commit::OVERCOMMIT_MEMORY.load(Ordering::Relaxed) != crate::mm::commit::OVERCOMMIT_NEVER;
-    let charge = if noreserve {
-        None
+    let file = if shmflg & SHM_HUGETLB != 0 {
+        hugetlb_segment(size, shmflg, creds)?
     } else {
-        let mm = crate::process::current_mm();
-        let inner = mm.mmap_lock.read();
-        Some(crate::mm::commit::ShmemCharge::new(&inner, numpages)?)
+        // `shmem_kernel_file_setup` charges the whole object now (`shmem_acct_size`)
+        // unless SHM_NORESERVE, which overcommit mode 2 ignores.
+        let noreserve = shmflg & SHM_NORESERVE != 0
+            && crate::mm::commit::OVERCOMMIT_MEMORY.load(Ordering::Relaxed) != crate::mm::commit::OVERCOMMIT_NEVER;
+        let charge = if noreserve {
+            None
+        } else {
+            let mm = crate::process::current_mm();
+            let inner = mm.mmap_lock.read();
+            Some(crate::mm::commit::ShmemCharge::new(&inner, numpages)?)
+        };
+        crate::fs::tmpfs::new_shmem_file(size, charge)
     };
-    let file = crate::fs::tmpfs::new_shmem_file(size, charge);
     let shp = ShmidKernel {
         perm: KernIpcPerm::new(key, shmflg & 0o777, creds),
         segsz: size,
@@ -198,6 +202,7 @@ fn newseg(
         nattch: 0,
         file,
         mlock_uid: None,
+        creator: Some(Arc::downgrade(&crate::process::current())),
         _live: crate::leak::IPC_OBJECTS.live(),
     };
     let mut ids = ns.shm.lock();
@@ -219,15 +224,63 @@ fn newseg(
     if r.is_ok() {
         ids.tot += numpages;
     }
+    drop(ids);
+    if let Ok(id) = r {
+        crate::process::current().shm_clist.lock().push((Arc::downgrade(ns), id));
+    }
     r
 }
 
-/// SHM_HUGETLB (`hugetlb_file_setup`): the pool of huge pages is empty (vm.nr_hugepages
-/// 0). The caller must be allowed huge pages (`can_do_hugetlb_shm`: CAP_IPC_LOCK or the
-/// group `vm.hugetlb_shm_group`, 0; else the obsolete RLIMIT_MEMLOCK fallback), then the
-/// reservation fails: ENOMEM. With SHM_NORESERVE nothing is reserved and Linux makes a
-/// segment whose every page faults SIGBUS; that segment kind is not built here yet.
-fn hugetlb_segment(size: u64, shmflg: u32, creds: &crate::process::cred::Creds) -> KResult<i32> {
+/// Linux's `exit_shm`, as task `t` exits (or unshares its IPC namespace): each segment it
+/// created becomes an orphan, destroyed now where its namespace has `shm_rmid_forced` and
+/// nothing is attached.
+pub fn exit_shm(t: &Arc<crate::process::task::Task>) {
+    let created = core::mem::take(&mut *t.shm_clist.lock());
+    let me = Arc::downgrade(t);
+    for (ns, id) in created {
+        let Some(ns) = ns.upgrade() else { continue };
+        let gone = {
+            let mut ids = ns.shm.lock();
+            let Some(idx) = ids.ids.index_of(id).ok() else { continue };
+            let shp = ids.ids.get_mut(idx).expect("index from index_of");
+            // The id may name a later segment of another creator by now.
+            if !shp.creator.as_ref().is_some_and(|c| c.ptr_eq(&me)) {
+                continue;
+            }
+            shp.creator = None;
+            if ns.shm_rmid_forced.load(Ordering::Relaxed) && shp.may_destroy(&ns) {
+                ids.destroy(idx)
+            } else {
+                None
+            }
+        };
+        drop(gone);
+    }
+}
+
+/// Linux's `shm_destroy_orphaned`, as `kernel.shm_rmid_forced` is set: every unattached
+/// segment of `ns` whose creator is gone is destroyed.
+pub fn shm_destroy_orphaned(ns: &IpcNamespace) {
+    let gone: Vec<ShmidKernel> = {
+        let mut ids = ns.shm.lock();
+        let doomed: Vec<u32> = ids
+            .ids
+            .iter()
+            .filter(|(_, shp)| shp.creator.is_none() && shp.may_destroy(ns))
+            .map(|(idx, _)| idx)
+            .collect();
+        doomed.into_iter().filter_map(|idx| ids.destroy(idx)).collect()
+    };
+    drop(gone);
+}
+
+/// SHM_HUGETLB (`hugetlb_file_setup`): a hugetlbfs file of the size rounded up to huge
+/// pages. The caller must be allowed huge pages (`can_do_hugetlb_shm`: CAP_IPC_LOCK or
+/// the group `vm.hugetlb_shm_group`, 0; else the obsolete RLIMIT_MEMLOCK fallback), then
+/// its pages are reserved from the pool, which is empty (vm.nr_hugepages 0): ENOMEM. With
+/// SHM_NORESERVE nothing is reserved: the segment is made, and each fault of an attach
+/// is SIGBUS.
+fn hugetlb_segment(size: u64, shmflg: u32, creds: &crate::process::cred::Creds) -> KResult<Arc<dyn Inode>> {
     let log = (shmflg >> SHM_HUGE_SHIFT) & SHM_HUGE_MASK;
     if log != 0 && log != 21 {
         return Err(EINVAL);
@@ -242,11 +295,8 @@ fn hugetlb_segment(size: u64, shmflg: u32, creds: &crate::process::cred::Creds) 
     if shmflg & SHM_NORESERVE == 0 {
         return Err(ENOMEM);
     }
-    static LOGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    if !LOGGED.swap(true, Ordering::Relaxed) {
-        log::warn!("shmget: SHM_HUGETLB | SHM_NORESERVE segments are not implemented (ENOSYS)");
-    }
-    Err(ENOSYS)
+    let file = crate::fs::hugetlbfs::HugetlbFile::new(log, 0o600, creds.fsuid, creds.fsgid, Some(hugesize))?;
+    Ok(file)
 }
 
 /// Pages locked with SHM_LOCK per real uid (Linux's ucounts UCOUNT_RLIMIT_MEMLOCK).
@@ -313,7 +363,7 @@ impl Inode for ShmFile {
     }
     /// Linux's `shm_mmap`: the segment must still be the one attached (EINVAL if its id
     /// now names another, or none); the VMA's open (`__shm_open`) counts it.
-    fn mmap(&self, _inner: &MmInner, desc: &mut MmapDesc) -> KResult<()> {
+    fn mmap(&self, inner: &MmInner, desc: &mut MmapDesc) -> KResult<()> {
         {
             let ids = self.ns.shm.lock();
             let idx = ids.ids.index_of(self.id)?;
@@ -322,8 +372,13 @@ impl Inode for ShmFile {
                 return Err(EINVAL);
             }
         }
+        // The segment's own file says how it maps (`shm_file_data->file->f_op->mmap`).
+        self.shmem.mmap(inner, desc)?;
         desc.ops = Some(Arc::new(ShmVmaOps { ns: self.ns.clone(), id: self.id, shmem: self.shmem.clone() }));
         Ok(())
+    }
+    fn is_hugetlb(&self) -> bool {
+        self.shmem.is_hugetlb()
     }
 }
 
@@ -434,7 +489,7 @@ pub fn do_shmat(ns: &Arc<IpcNamespace>, mm: &MmStruct, shmid: i32, shmaddr: u64,
             return Err(EINVAL);
         }
         let inode: Arc<dyn Inode> = Arc::new(ShmFile { ns: ns.clone(), id: shmid, shmem: shmem.clone() });
-        let file = File::new(FileKind::Inode(inode), o_flags, format!("/SYSV{:08x} (deleted)", key as u32));
+        let file = File::new(FileKind::Inode(inode), o_flags, format!("/SYSV{:08x}", key as u32));
         let req =
             MmapRequest { addr, len: size, prot, flags, file: Some(file), file_writable: o_flags == O_RDWR, offset: 0 };
         crate::mm::mmap::do_mmap(mm, req).map_err(|e| if e == EEXIST { EINVAL } else { e })
@@ -656,7 +711,8 @@ pub fn ksys_shmctl(ns: &Arc<IpcNamespace>, shmid: i32, cmd: i32, set: Option<Shm
                 }
             }
             if cmd == SHM_LOCK {
-                if shp.mlock_uid.is_none() {
+                // A hugetlb segment's pages are never reclaimed anyway: nothing to lock.
+                if shp.mlock_uid.is_none() && !shp.file.is_hugetlb() {
                     if !user_shm_lock(creds.uid, shp.segsz, &creds) {
                         return Err(ENOMEM);
                     }

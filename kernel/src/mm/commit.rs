@@ -127,9 +127,10 @@ pub fn capable(cap: u32) -> bool {
 }
 
 /// Linux's `accountable_mapping`: private writable mappings are charged unless
-/// VM_NORESERVE; shared ones are charged through their shmem object, if at all.
+/// VM_NORESERVE; shared ones are charged through their shmem object, if at all; hugetlb
+/// ones through the huge page pool's reservations.
 pub fn accountable_mapping(prot: Prot, flags: VmFlags) -> bool {
-    prot.contains(Prot::WRITE) && !flags.intersects(VmFlags::NORESERVE | VmFlags::SHARED)
+    prot.contains(Prot::WRITE) && !flags.intersects(VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::HUGETLB)
 }
 
 /// Linux's `may_expand_vm`: whether `npages` more fit under RLIMIT_AS.

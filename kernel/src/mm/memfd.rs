@@ -86,7 +86,7 @@ pub fn memfd_create(
     };
     let inode: Arc<dyn crate::fs::vfs::Inode> = if flags & MFD_HUGETLB != 0 {
         let log = (flags >> MFD_HUGE_SHIFT) & MFD_HUGE_MASK;
-        let f = HugetlbFile::new(log, mode, fsuid, fsgid)?;
+        let f = HugetlbFile::new(log, mode, fsuid, fsgid, None)?;
         f.init_seals(seals);
         f
     } else {

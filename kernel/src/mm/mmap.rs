@@ -209,7 +209,7 @@ pub fn shmem_zero_setup(inner: &MmInner, desc: &mut MmapDesc) -> KResult<()> {
     let file = File::new(
         crate::fs::file::FileKind::Inode(crate::fs::tmpfs::new_shmem_file(desc.len, charge)),
         crate::fs::file::O_RDWR,
-        "/dev/zero (deleted)".into(),
+        "/dev/zero".into(),
     );
     desc.backend = Backend::File(file);
     Ok(())
@@ -233,15 +233,17 @@ pub struct MmapRequest {
 /// later, on fault (or now with MAP_POPULATE).
 pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     let MmapRequest { addr, len, prot, flags, file, file_writable, offset } = req;
-    let hugetlb = flags & MAP_HUGETLB != 0;
-    if hugetlb {
-        // ksys_mmap_pgoff: only hugetlbfs files and anonymous memory of a known huge page
-        // size (2 MiB) take MAP_HUGETLB.
+    // ksys_mmap_pgoff: hugetlbfs files (`is_file_hugepages`) and anonymous memory of a
+    // known huge page size (2 MiB) take MAP_HUGETLB; their mappings are hugetlb ones.
+    let anon = flags & MAP_ANONYMOUS != 0;
+    let file_huge = !anon && file.as_ref().and_then(|f| f.inode()).is_some_and(|i| i.is_hugetlb());
+    if flags & MAP_HUGETLB != 0 && !file_huge {
         let log = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
-        if flags & MAP_ANONYMOUS == 0 || (log != 0 && log != 21) {
+        if !anon || (log != 0 && log != 21) {
             return Err(EINVAL);
         }
     }
+    let hugetlb = file_huge || (anon && flags & MAP_HUGETLB != 0);
     if len == 0 {
         return Err(EINVAL);
     }
@@ -356,14 +358,17 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     }
     if hugetlb {
         // hugetlbfs_file_mmap: without MAP_NORESERVE the pages are reserved now, and the
-        // pool is empty (vm.nr_hugepages 0): hugetlb_reserve_pages fails. With it (forced
-        // in every overcommit mode for hugetlb) nothing is reserved or charged, the VMA
-        // is made and each fault is SIGBUS. It is never locked (mmap_region clears
-        // VM_LOCKED for hugetlb).
-        if flags & MAP_NORESERVE == 0 {
+        // pool is empty (vm.nr_hugepages 0): hugetlb_reserve_pages fails (a file's own
+        // hook says so). With it (forced in every overcommit mode for hugetlb) nothing is
+        // reserved or charged, the VMA is made and each fault is SIGBUS. It is never
+        // locked (mmap_region clears VM_LOCKED for hugetlb).
+        if flags & MAP_NORESERVE == 0 && !file_huge {
             return Err(ENOMEM);
         }
-        vflags |= VmFlags::HUGETLB | VmFlags::NORESERVE;
+        vflags |= VmFlags::HUGETLB;
+        if flags & MAP_NORESERVE != 0 {
+            vflags |= VmFlags::NORESERVE;
+        }
         vflags -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
     }
     if shared {

@@ -15,7 +15,7 @@ const PROT_GROWSUP: u32 = 0x0200_0000;
 fn becomes_accountable(v: &Vma, new_prot: Prot) -> bool {
     new_prot.contains(Prot::WRITE)
         && !v.prot.contains(Prot::WRITE)
-        && !v.flags.intersects(VmFlags::ACCOUNT | VmFlags::SHARED | VmFlags::NORESERVE)
+        && !v.flags.intersects(VmFlags::ACCOUNT | VmFlags::SHARED | VmFlags::NORESERVE | VmFlags::HUGETLB)
 }
 
 pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()> {

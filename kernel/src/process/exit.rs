@@ -66,6 +66,9 @@ pub(super) fn do_exit(status: i32) -> ! {
     drop(mm);
     let files = core::mem::take(&mut *t.files.lock());
     drop(files);
+    // `exit_shm`: the segments it created are orphans now (removed at once if unattached
+    // and the namespace forces it).
+    crate::ipc::shm::exit_shm(&t);
     // `exit_task_namespaces`: the last task of an IPC namespace takes its objects with it.
     let ipc_ns = t.ipc_ns.lock().take();
     drop(ipc_ns);

@@ -160,6 +160,10 @@ pub fn ksys_unshare(flags: u64) -> KResult<()> {
     if f & (CLONE_SYSVSEM | CLONE_NEWIPC) != 0 {
         crate::ipc::sem::exit_sem(&t.process);
     }
+    // Its segments in the old namespace become orphans (`exit_shm`).
+    if f & CLONE_NEWIPC != 0 {
+        crate::ipc::shm::exit_shm(&t);
+    }
     let old_ns = (f & CLONE_NEWIPC != 0).then(|| t.ipc_ns.lock().replace(crate::ipc::IpcNamespace::new()));
     let old_fs = fs.map(|fs| core::mem::replace(&mut *t.fs.lock(), fs));
     let old_files = files.map(|files| core::mem::replace(&mut *t.files.lock(), files));

@@ -100,6 +100,9 @@ pub struct Task {
     pub cpus_allowed: AtomicU64,
     /// The SysV IPC namespace it sees (Linux's `nsproxy->ipc_ns`); None once it has exited.
     pub ipc_ns: Mutex<Option<Arc<crate::ipc::IpcNamespace>>, order::TaskIpcNs>,
+    /// The SysV segments it created and still is the creator of (Linux's
+    /// `sysvshm.shm_clist`): orphaned at its exit (`ipc::shm::exit_shm`).
+    pub shm_clist: Mutex<alloc::vec::Vec<(alloc::sync::Weak<crate::ipc::IpcNamespace>, i32)>, order::ShmClist>,
     _live: crate::leak::Live,
 }
 
@@ -474,6 +477,7 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         on_cpu: AtomicBool::new(false),
         cpus_allowed: AtomicU64::new(n.cpus_allowed),
         ipc_ns: Mutex::new(Some(n.ipc_ns)),
+        shm_clist: Mutex::new(alloc::vec::Vec::new()),
         _live: crate::leak::TASKS.live(),
     });
     TABLES.lock().tasks.insert(n.tid, Arc::downgrade(&t));

@@ -94,6 +94,7 @@ lock_classes! {
     ProcessThreads = 270, "Process::threads";
     TaskMm = 280, "Task::mm";
     TaskIpcNs = 285, "Task::ipc_ns";
+    ShmClist = 286, "Task::shm_clist";
     TaskSig = 290, "Task::sig";
     SharedPending = 300, "Process::shared_pending";
     VforkDone = 310, "Task::vfork_done";

@@ -30,6 +30,10 @@ fn main() {
             setns_joins_the_namespace_of_an_open_ns_file,
             setns_of_another_file_or_type_is_einval,
             setns_without_cap_sys_admin_is_eperm,
+            an_exited_creators_segments_stay_until_shm_rmid_forced_is_set,
+            with_shm_rmid_forced_an_exiting_creator_takes_its_unattached_segments,
+            with_shm_rmid_forced_a_segment_goes_at_its_last_detach,
+            unshare_newipc_orphans_the_callers_segments,
         ],
     )
 }
@@ -263,4 +267,109 @@ fn setns_without_cap_sys_admin_is_eperm() {
         }
         assert_errno!(sys!(SYS_setns, fd, CLONE_NEWIPC), EPERM);
     });
+}
+
+fn exists(id: i32) -> bool {
+    let mut ds: shmid_ds = unsafe { std::mem::zeroed() };
+    sys!(SYS_shmctl, id, IPC_STAT, &mut ds as *mut shmid_ds).is_ok()
+}
+
+fn set_rmid_forced(on: bool) {
+    std::fs::write("/proc/sys/kernel/shm_rmid_forced", if on { "1\n" } else { "0\n" }).unwrap();
+}
+
+/// A segment made by a process that has exited, as the process's exit status (its id).
+fn segment_of_an_exited_process(attach: bool) -> i32 {
+    let child = fork_child(move || {
+        let id = shmget(IPC_PRIVATE, PAGE, 0o600).unwrap();
+        if attach {
+            sys!(SYS_shmat, id, 0, 0).unwrap();
+        }
+        id
+    });
+    match wait_child(child) {
+        Exit::Code(id) => id,
+        e => panic!("the creating child ended with {e:?}"),
+    }
+}
+
+/// Orphans (segments whose creator exited, unattached) stay while `kernel.shm_rmid_forced`
+/// is 0; setting it destroys them (`shm_destroy_orphaned`), not a live creator's.
+fn an_exited_creators_segments_stay_until_shm_rmid_forced_is_set() {
+    run_in_child(|| {
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        // Ids below 256 fit an exit status: a new namespace starts at index 0.
+        let orphan = segment_of_an_exited_process(false);
+        let attached_then = segment_of_an_exited_process(true);
+        let mine = shmget(IPC_PRIVATE, PAGE, 0o600).unwrap();
+        assert!(exists(orphan) && exists(attached_then) && exists(mine));
+        set_rmid_forced(true);
+        assert!(!exists(orphan), "an unattached orphan survived shm_rmid_forced");
+        assert!(!exists(attached_then), "an orphan detached at its creator's exit survived");
+        assert!(exists(mine), "a segment of a live creator was destroyed");
+        rmid(mine);
+    });
+}
+
+fn with_shm_rmid_forced_an_exiting_creator_takes_its_unattached_segments() {
+    run_in_child(|| {
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        set_rmid_forced(true);
+        let id = segment_of_an_exited_process(false);
+        assert!(!exists(id), "the segment outlived its creator");
+    });
+}
+
+/// Under shm_rmid_forced a segment attached elsewhere when its creator exits stays until
+/// its last detach, and a live creator's segment goes at its last detach too.
+fn with_shm_rmid_forced_a_segment_goes_at_its_last_detach() {
+    run_in_child(|| {
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        set_rmid_forced(true);
+        let (tx, rx) = (shared_word(), shared_word());
+        let child = fork_child(move || {
+            let id = shmget(IPC_PRIVATE, PAGE, 0o600).unwrap();
+            tx.store(id as u64 + 1, std::sync::atomic::Ordering::SeqCst);
+            while rx.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            0
+        });
+        while tx.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let id = (tx.load(std::sync::atomic::Ordering::SeqCst) - 1) as i32;
+        let a = sys!(SYS_shmat, id, 0, 0).unwrap() as usize;
+        rx.store(1, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(wait_child(child), Exit::Code(0));
+        assert!(exists(id), "an attached segment went with its creator");
+        sys!(SYS_shmdt, a).unwrap();
+        assert!(!exists(id), "the segment outlived its last detach");
+        let mine = shmget(IPC_PRIVATE, PAGE, 0o600).unwrap();
+        let a = sys!(SYS_shmat, mine, 0, 0).unwrap() as usize;
+        sys!(SYS_shmdt, a).unwrap();
+        assert!(!exists(mine), "a live creator's segment outlived its last detach");
+    });
+}
+
+/// unshare(CLONE_NEWIPC) orphans the caller's segments in the namespace it leaves.
+fn unshare_newipc_orphans_the_callers_segments() {
+    run_in_child(|| {
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        let outer = std::fs::File::open("/proc/self/ns/ipc").unwrap();
+        let id = shmget(IPC_PRIVATE, PAGE, 0o600).unwrap();
+        unshare(CLONE_NEWIPC as u64).unwrap();
+        use std::os::fd::AsRawFd;
+        sys!(SYS_setns, outer.as_raw_fd(), CLONE_NEWIPC).unwrap();
+        assert!(exists(id));
+        set_rmid_forced(true);
+        assert!(!exists(id), "the segment of a creator that left the namespace is no orphan");
+    });
+}
+
+/// A zeroed word of shared memory (it stays mapped).
+fn shared_word() -> &'static std::sync::atomic::AtomicU64 {
+    let p = user_tests::mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0).unwrap();
+    // SAFETY: a fresh zeroed shared mapping, never unmapped.
+    unsafe { &*(p as *const std::sync::atomic::AtomicU64) }
 }

@@ -62,11 +62,17 @@ fn main() {
             mfd_hugetlb_makes_a_file_whose_mapping_is_enomem,
             mfd_hugetlb_takes_only_whole_huge_page_sizes,
             mfd_hugetlb_with_a_page_size_without_a_pool_is_enodev,
+            mfd_hugetlb_noreserve_mapping_covers_whole_huge_pages_whose_faults_are_sigbus,
+            mfd_hugetlb_mapping_at_an_offset_or_fixed_address_not_huge_page_aligned_is_einval,
+            mfd_hugetlb_writable_mapping_grows_the_file_to_its_end,
+            mfd_hugetlb_f_seal_write_is_ebusy_while_a_writable_shared_mapping_exists,
+            map_hugetlb_is_accepted_for_a_hugetlb_memfd_and_einval_for_a_tmpfs_one,
             mfd_noexec_seal_clears_the_exec_bits_and_seals_them,
             mfd_exec_keeps_the_exec_bits_and_f_seal_seal,
             mfd_exec_with_mfd_noexec_seal_is_einval,
             f_seal_exec_on_an_executable_memfd_brings_the_write_seals,
             f_seal_write_racing_shared_mappings_never_leaves_the_data_writable,
+            processes_creating_writing_and_sealing_memfds_for_thousands_of_rounds,
         ],
     )
 }
@@ -462,6 +468,79 @@ fn mfd_hugetlb_with_a_page_size_without_a_pool_is_enodev() {
     assert_errno!(memfd("huge", MFD_HUGETLB | (16 << MFD_HUGE_SHIFT)), ENODEV);
 }
 
+/// MAP_NORESERVE reserves nothing from the empty pool: the mapping is made, rounded up to
+/// whole huge pages at a huge-page-aligned address, cannot be split, and each fault is
+/// SIGBUS.
+fn mfd_hugetlb_noreserve_mapping_covers_whole_huge_pages_whose_faults_are_sigbus() {
+    let fd = memfd("huge", MFD_HUGETLB).unwrap();
+    ftruncate(fd, 2 * HUGE as i64).unwrap();
+    let a = map(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE).unwrap();
+    assert_eq!(a % HUGE, 0, "mapped at {a:#x}");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let line = maps.lines().find(|l| l.starts_with(&format!("{a:x}-"))).expect("the mapping in maps");
+    assert!(line.starts_with(&format!("{a:x}-{:x} rw-s ", a + HUGE)), "{line}");
+    assert!(line.ends_with("/memfd:huge (deleted)"), "{line}");
+    assert_errno!(sys!(SYS_munmap, a, PAGE), EINVAL);
+    assert_eq!(user_tests::child_exit(|| user_tests::load_byte(a + PAGE) as i32), Exit::Signal(SIGBUS));
+    munmap(a, HUGE);
+    let p = map(fd, HUGE, PROT_READ, MAP_PRIVATE | MAP_NORESERVE).unwrap();
+    assert_eq!(user_tests::child_exit(|| user_tests::load_byte(p) as i32), Exit::Signal(SIGBUS));
+    munmap(p, HUGE);
+    close(fd).unwrap();
+}
+
+fn mfd_hugetlb_mapping_at_an_offset_or_fixed_address_not_huge_page_aligned_is_einval() {
+    let fd = memfd("huge", MFD_HUGETLB).unwrap();
+    ftruncate(fd, 2 * HUGE as i64).unwrap();
+    assert_errno!(mmap(0, HUGE, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd, PAGE as i64), EINVAL);
+    let a = map(fd, 2 * HUGE, PROT_READ, MAP_SHARED | MAP_NORESERVE).unwrap();
+    assert_errno!(mmap(a + PAGE, HUGE, PROT_READ, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, 0), EINVAL);
+    // At a huge page offset, the second huge page.
+    let b = mmap(a + HUGE, HUGE, PROT_READ, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd, HUGE as i64).unwrap();
+    assert_eq!(b, a + HUGE);
+    munmap(a, 2 * HUGE);
+    close(fd).unwrap();
+}
+
+/// hugetlbfs_file_mmap: a mapping with PROT_WRITE past the end makes the file that long.
+fn mfd_hugetlb_writable_mapping_grows_the_file_to_its_end() {
+    let fd = memfd("huge", MFD_HUGETLB).unwrap();
+    let r = map(fd, HUGE, PROT_READ, MAP_SHARED | MAP_NORESERVE).unwrap();
+    assert_eq!(fstat(fd).st_size, 0);
+    let w = map(fd, 2 * HUGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE).unwrap();
+    assert_eq!(fstat(fd).st_size, 2 * HUGE as i64);
+    munmap(r, HUGE);
+    munmap(w, 2 * HUGE);
+    close(fd).unwrap();
+}
+
+fn mfd_hugetlb_f_seal_write_is_ebusy_while_a_writable_shared_mapping_exists() {
+    let fd = memfd("huge", MFD_HUGETLB | MFD_ALLOW_SEALING).unwrap();
+    ftruncate(fd, HUGE as i64).unwrap();
+    let a = map(fd, HUGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE).unwrap();
+    assert_errno!(add_seals(fd, F_SEAL_WRITE), EBUSY);
+    munmap(a, HUGE);
+    add_seals(fd, F_SEAL_WRITE).unwrap();
+    assert_errno!(map(fd, HUGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE), EPERM);
+    let r = map(fd, HUGE, PROT_READ, MAP_SHARED | MAP_NORESERVE).unwrap();
+    assert_errno!(mprotect(r, HUGE, PROT_READ | PROT_WRITE), EACCES);
+    munmap(r, HUGE);
+    close(fd).unwrap();
+}
+
+/// ksys_mmap_pgoff: MAP_HUGETLB with a file is for hugetlbfs files only.
+fn map_hugetlb_is_accepted_for_a_hugetlb_memfd_and_einval_for_a_tmpfs_one() {
+    let huge = memfd("huge", MFD_HUGETLB).unwrap();
+    ftruncate(huge, HUGE as i64).unwrap();
+    let a = map(huge, HUGE, PROT_READ, MAP_SHARED | MAP_NORESERVE | MAP_HUGETLB).unwrap();
+    munmap(a, HUGE);
+    let small = memfd("small", 0).unwrap();
+    ftruncate(small, PAGE as i64).unwrap();
+    assert_errno!(map(small, PAGE, PROT_READ, MAP_SHARED | MAP_HUGETLB), EINVAL);
+    close(huge).unwrap();
+    close(small).unwrap();
+}
+
 fn mfd_noexec_seal_clears_the_exec_bits_and_seals_them() {
     let fd = memfd("noexec", MFD_NOEXEC_SEAL).unwrap();
     assert_eq!(fstat(fd).st_mode, S_IFREG | 0o666);
@@ -536,5 +615,48 @@ fn f_seal_write_racing_shared_mappings_never_leaves_the_data_writable() {
         assert_eq!(pread_byte(fd, 0), at_seal, "round {round}: the file changed after F_SEAL_WRITE");
         assert_eq!(at_seal, last.load(Ordering::SeqCst), "round {round}: the last write before the seal");
         close(fd).unwrap();
+    }
+}
+
+/// Four processes, a thousand rounds each, all at once: a memfd made, sized, written
+/// through a shared mapping, unmapped, sealed against writes (then refusing a writable
+/// mapping and a write, keeping what was written) and closed.
+fn processes_creating_writing_and_sealing_memfds_for_thousands_of_rounds() {
+    const PROCS: u8 = 4;
+    const ROUNDS: u32 = 1000;
+    let children: Vec<i32> = (0..PROCS)
+        .map(|p| {
+            fork_child(move || {
+                for round in 0..ROUNDS {
+                    let v = (round as u8) ^ p;
+                    let Ok(fd) = memfd("stress", MFD_ALLOW_SEALING) else { return 1 };
+                    if ftruncate(fd, 2 * PAGE as i64).is_err() {
+                        return 2;
+                    }
+                    let Ok(a) = map(fd, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED) else { return 3 };
+                    unsafe { std::ptr::write_volatile((a + PAGE) as *mut u8, v) };
+                    munmap(a, 2 * PAGE);
+                    if add_seals(fd, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW).is_err() {
+                        return 4;
+                    }
+                    if map(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED) != Err(Errno(EPERM)) {
+                        return 5;
+                    }
+                    if sys!(SYS_pwrite64, fd, [v].as_ptr(), 1, 0) != Err(Errno(EPERM)) {
+                        return 6;
+                    }
+                    if pread_byte(fd, PAGE as i64) != v {
+                        return 7;
+                    }
+                    if close(fd).is_err() {
+                        return 8;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for c in children {
+        assert_eq!(wait_child(c), Exit::Code(0));
     }
 }

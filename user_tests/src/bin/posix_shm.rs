@@ -29,6 +29,7 @@ fn main() {
             the_mapping_kept_last_frees_the_pages_when_unmapped,
             a_tmpfs_file_is_sealed_against_seals,
             threads_opening_mapping_and_unlinking_the_same_names_see_one_file_per_name,
+            processes_opening_mapping_and_unlinking_the_same_names_for_thousands_of_rounds,
         ],
     )
 }
@@ -296,6 +297,65 @@ fn threads_opening_mapping_and_unlinking_the_same_names_see_one_file_per_name() 
         }
     }
     for n in &names {
+        match shm_unlink_(n) {
+            Ok(()) | Err(Errno(ENOENT)) => {}
+            Err(e) => panic!("shm_unlink: {e}"),
+        }
+    }
+}
+
+/// Four processes, a thousand rounds each, on three names: open (creating), size, map twice,
+/// write through one mapping and read through the other (one file behind both, whatever
+/// the others unlink meanwhile), unmap, close, and now and then unlink.
+fn processes_opening_mapping_and_unlinking_the_same_names_for_thousands_of_rounds() {
+    const PROCS: u64 = 4;
+    const ROUNDS: u64 = 1000;
+    let names = [name("procs-a"), name("procs-b"), name("procs-c")];
+    let children: Vec<i32> = (0..PROCS)
+        .map(|p| {
+            let names = names.clone();
+            fork_child(move || {
+                for round in 0..ROUNDS {
+                    let n = &names[((round + p) % 3) as usize];
+                    let Ok(fd) = shm_open_(n, O_CREAT | O_RDWR, 0o600) else { return 1 };
+                    if sys!(SYS_ftruncate, fd, 2 * PAGE).is_err() {
+                        return 2;
+                    }
+                    let (Ok(a), Ok(b)) = (
+                        mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+                        mmap(0, 2 * PAGE, PROT_READ, MAP_SHARED, fd, 0),
+                    ) else {
+                        return 3;
+                    };
+                    let off = PAGE + p as usize * 8;
+                    let v = round << 8 | p;
+                    unsafe { std::ptr::write_volatile((a + off) as *mut u64, v) };
+                    if unsafe { std::ptr::read_volatile((b + off) as *const u64) } != v {
+                        return 4;
+                    }
+                    munmap(a, 2 * PAGE);
+                    munmap(b, 2 * PAGE);
+                    if close(fd).is_err() {
+                        return 5;
+                    }
+                    if (round * 7 + p) % 11 == 0 {
+                        match shm_unlink_(n) {
+                            Ok(()) | Err(Errno(ENOENT)) => {}
+                            Err(_) => return 6,
+                        }
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for c in children {
+        assert_eq!(wait_child(c), Exit::Code(0));
+    }
+    for n in &names {
+        if let Ok(st) = stat_path(&dev_shm_path(n)) {
+            assert_eq!(st.st_size, 2 * PAGE as i64, "{n:?}");
+        }
         match shm_unlink_(n) {
             Ok(()) | Err(Errno(ENOENT)) => {}
             Err(e) => panic!("shm_unlink: {e}"),

@@ -49,6 +49,11 @@ fn main() {
             only_the_owner_creator_or_admin_may_set_or_remove,
             ipc_set_changes_owner_and_permission_bits_only,
             shm_lock_is_charged_to_rlimit_memlock,
+            shm_hugetlb_without_reserved_huge_pages_is_enomem,
+            shm_hugetlb_noreserve_attaches_whole_huge_pages_whose_faults_are_sigbus,
+            shm_hugetlb_attach_at_an_address_not_huge_page_aligned_is_einval,
+            shm_hugetlb_with_a_page_size_without_a_pool_is_einval,
+            shm_hugetlb_for_a_user_without_cap_ipc_lock_or_memlock_room_is_eperm,
             shmat_and_shmdt_record_times_and_pids,
             proc_sysvipc_shm_shows_each_segment_in_linux_columns,
             each_page_of_an_attach_is_its_own_read_fault,
@@ -600,6 +605,77 @@ fn shm_lock_is_charged_to_rlimit_memlock() {
     shmctl(big, SHM_UNLOCK, 0).unwrap();
     rmid(big);
     rmid(small);
+}
+
+const SHM_HUGETLB: i32 = 0o4000;
+const SHM_NORESERVE: i32 = 0o10000;
+const SHM_HUGE_SHIFT: i32 = 26;
+const HUGE: usize = 2 << 20;
+
+/// The test VMs (and the host, as a rule) reserve no huge pages (vm.nr_hugepages 0).
+fn no_huge_pages_reserved() -> bool {
+    std::fs::read_to_string("/proc/sys/vm/nr_hugepages").map_or(true, |s| s.trim() == "0")
+}
+
+fn shm_hugetlb_without_reserved_huge_pages_is_enomem() {
+    if !no_huge_pages_reserved() {
+        return;
+    }
+    assert_errno!(shmget(IPC_PRIVATE, HUGE, 0o600 | SHM_HUGETLB), ENOMEM);
+}
+
+/// SHM_NORESERVE reserves nothing: the segment is made, an attach covers whole huge
+/// pages at a huge-page-aligned address, cannot be split, and each fault is SIGBUS.
+fn shm_hugetlb_noreserve_attaches_whole_huge_pages_whose_faults_are_sigbus() {
+    if !no_huge_pages_reserved() {
+        return;
+    }
+    let id = shmget(IPC_PRIVATE, HUGE + PAGE, 0o600 | SHM_HUGETLB | SHM_NORESERVE).unwrap();
+    assert_eq!(stat(id).segsz, (HUGE + PAGE) as u64);
+    let a = shmat(id, 0, 0).unwrap();
+    assert_eq!(a % HUGE, 0, "attach at {a:#x}");
+    assert_eq!(nattch(id), 1);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let line = maps.lines().find(|l| l.starts_with(&format!("{a:x}-"))).expect("the attach in maps");
+    assert!(line.starts_with(&format!("{a:x}-{:x} rw-s ", a + 2 * HUGE)), "{line}");
+    assert!(line.ends_with("/SYSV00000000 (deleted)"), "{line}");
+    assert_errno!(sys!(SYS_munmap, a + PAGE, PAGE), EINVAL);
+    assert_eq!(child_exit(|| load_byte(a) as i32), Exit::Signal(SIGBUS));
+    assert_eq!(
+        child_exit(|| {
+            store_byte(a + HUGE, 1);
+            0
+        }),
+        Exit::Signal(SIGBUS)
+    );
+    shmdt(a).unwrap();
+    assert_eq!(nattch(id), 0);
+    rmid(id);
+}
+
+fn shm_hugetlb_attach_at_an_address_not_huge_page_aligned_is_einval() {
+    if !no_huge_pages_reserved() {
+        return;
+    }
+    let id = shmget(IPC_PRIVATE, HUGE, 0o600 | SHM_HUGETLB | SHM_NORESERVE).unwrap();
+    let a = shmat(id, 0, 0).unwrap();
+    shmdt(a).unwrap();
+    assert_errno!(shmat(id, a + PAGE, 0), EINVAL);
+    assert_eq!(nattch(id), 0);
+    rmid(id);
+}
+
+fn shm_hugetlb_with_a_page_size_without_a_pool_is_einval() {
+    // 64 KiB pages do not exist on x86-64.
+    assert_errno!(shmget(IPC_PRIVATE, HUGE, 0o600 | SHM_HUGETLB | SHM_NORESERVE | (16 << SHM_HUGE_SHIFT)), EINVAL);
+}
+
+fn shm_hugetlb_for_a_user_without_cap_ipc_lock_or_memlock_room_is_eperm() {
+    as_other_user(|| {
+        let zero = rlimit { rlim_cur: 0, rlim_max: 0 };
+        assert_eq!(unsafe { setrlimit(RLIMIT_MEMLOCK, &zero) }, 0);
+        assert_errno!(shmget(IPC_PRIVATE, HUGE, 0o600 | SHM_HUGETLB | SHM_NORESERVE), EPERM);
+    });
 }
 
 fn shmat_and_shmdt_record_times_and_pids() {
