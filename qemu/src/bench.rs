@@ -161,6 +161,7 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
     } else {
         (&[256 * MIB, GIB], &FULL_PROCS, true)
     };
+    let procs = o.procs.as_deref().unwrap_or(procs);
     for &size in sizes {
         for backing in PT_BACKINGS {
             for access in ["read", "write"] {
@@ -1665,6 +1666,14 @@ mod tests {
         let uncapped = plan(&opts(&["--uncapped"]), false);
         assert!(uncapped.pt.iter().any(|c| c.size == GIB && c.procs == 1024));
         assert_eq!(uncapped.mem, "6G");
+    }
+
+    #[test]
+    fn procs_replaces_the_process_counts_of_the_set() {
+        let p = plan(&opts(&["--only", "256M", "--procs", "1,64"]), false);
+        assert_eq!(p.pt.len(), PT_BACKINGS.len() * 2 * 2);
+        assert!(p.pt.iter().all(|c| c.size == 256 * MIB && [1, 64].contains(&c.procs)));
+        assert!(crate::parse_options(&["--procs".into(), "4,0".into()]).is_err());
     }
 
     #[test]

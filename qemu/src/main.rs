@@ -50,6 +50,7 @@ options:
   --only NAME            bench: only the suites or cases whose name contains NAME
   --runs K               bench: boots per case (default 3; 1 with --quick and for run)
   --uncapped             bench: also the cases the full set leaves out (1 GiB x 1024)
+  --procs N[,N...]       bench: pt_sharing's process counts instead of the set's
   --replot               bench: only redraw summary.md and the plots from the CSVs in --out
   --jobs J               bench: boots at a time (default: host cores / --smp)
   --out DIR              bench, run: where results go (default target/bench, target/bench/run)
@@ -86,6 +87,8 @@ pub struct Options {
     pub replot: bool,
     /// bench: keep the cases the full set leaves out for time.
     pub uncapped: bool,
+    /// bench: pt_sharing's process counts instead of the set's.
+    pub procs: Option<Vec<u32>>,
     /// bench: boots at a time.
     pub jobs: Option<usize>,
     /// bench: the output directory.
@@ -126,6 +129,11 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--uncapped" => o.uncapped = true,
             "--replot" => o.replot = true,
             "--only" => o.only = Some(value(&mut i, a)?),
+            "--procs" => {
+                let v = value(&mut i, a)?;
+                let n: Result<Vec<u32>, _> = v.split(',').map(|n| n.trim().parse::<u32>()).collect();
+                o.procs = Some(n.ok().filter(|n| !n.is_empty() && !n.contains(&0)).ok_or("--procs needs N[,N...]")?);
+            }
             "--runs" => o.runs = Some(value(&mut i, a)?.parse().map_err(|_| "--runs needs a number")?),
             "--jobs" => o.jobs = Some(value(&mut i, a)?.parse().map_err(|_| "--jobs needs a number")?),
             "--out" => o.out = Some(PathBuf::from(value(&mut i, a)?)),
