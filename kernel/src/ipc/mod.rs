@@ -148,6 +148,21 @@ pub trait IpcObject {
     fn perm_mut(&mut self) -> &mut KernIpcPerm;
 }
 
+/// A namespace's table of one kind of object (Linux's `shm_ids`, `sem_ids`, `msg_ids`):
+/// an object leaves it only through `destroy`, which settles the table's totals.
+pub trait IpcTable {
+    type Object: IpcObject;
+    fn ids(&self) -> &IpcIds<Self::Object>;
+    /// Takes the object at `idx` out; the caller drops it once the table's lock is
+    /// released (dropping frees pages and wakes nothing under the lock).
+    fn destroy(&mut self, idx: u32) -> Option<Self::Object>;
+    /// Takes out every object `pick` chooses, for the caller to drop as `destroy`'s.
+    fn destroy_where(&mut self, mut pick: impl FnMut(&Self::Object) -> bool) -> alloc::vec::Vec<Self::Object> {
+        let idx: alloc::vec::Vec<u32> = self.ids().iter().filter(|(_, o)| pick(o)).map(|(i, _)| i).collect();
+        idx.into_iter().filter_map(|i| self.destroy(i)).collect()
+    }
+}
+
 impl<T: IpcObject> Default for IpcIds<T> {
     fn default() -> Self {
         Self::new()
@@ -324,22 +339,11 @@ impl Drop for IpcNamespace {
 /// baseline with what remains elsewhere. Returns how many objects went.
 pub fn remove_all_objects() -> usize {
     let ns = init_ipc_ns();
-    let gone: alloc::vec::Vec<shm::ShmidKernel> = {
-        let mut ids = ns.shm.lock();
-        let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
-        idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
-    };
-    let sets: alloc::vec::Vec<sem::SemArray> = {
-        let mut ids = ns.sem.lock();
-        let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
-        idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
-    };
-    let queues: alloc::vec::Vec<msg::MsgQueue> = {
-        let mut ids = ns.msg.lock();
-        let idx: alloc::vec::Vec<u32> = ids.ids.iter().map(|(i, _)| i).collect();
-        idx.into_iter().filter_map(|i| ids.destroy(i)).collect()
-    };
-    gone.len() + sets.len() + queues.len()
+    // Bound, so that each table's lock is released before its objects are dropped.
+    let segments = ns.shm.lock().destroy_where(|_| true);
+    let sets = ns.sem.lock().destroy_where(|_| true);
+    let queues = ns.msg.lock().destroy_where(|_| true);
+    segments.len() + sets.len() + queues.len()
 }
 
 static INIT_IPC_NS: spin::Once<Arc<IpcNamespace>> = spin::Once::new();

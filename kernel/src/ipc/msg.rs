@@ -13,8 +13,8 @@
 #![deny(unsafe_code)]
 
 use super::{
-    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_NOWAIT,
-    IPC_PRIVATE,
+    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, IpcTable, KernIpcPerm, IPC_CREAT, IPC_EXCL,
+    IPC_NOWAIT, IPC_PRIVATE,
 };
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
@@ -73,10 +73,14 @@ pub struct MsgIds {
     pub bytes: u64,
 }
 
-impl MsgIds {
+impl super::IpcTable for MsgIds {
+    type Object = MsgQueue;
+    fn ids(&self) -> &IpcIds<MsgQueue> {
+        &self.ids
+    }
     /// Linux's `freeque`: takes the queue out (its messages go with it) and wakes its
     /// waiters (EIDRM); the caller drops it after releasing the table.
-    pub(super) fn destroy(&mut self, idx: u32) -> Option<MsgQueue> {
+    fn destroy(&mut self, idx: u32) -> Option<MsgQueue> {
         let q = self.ids.remove(idx)?;
         self.hdrs -= q.messages.len() as u64;
         self.bytes -= q.cbytes;

@@ -19,8 +19,8 @@
 #![deny(unsafe_code)]
 
 use super::{
-    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_NOWAIT,
-    IPC_PRIVATE,
+    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, IpcTable, KernIpcPerm, IPC_CREAT, IPC_EXCL,
+    IPC_NOWAIT, IPC_PRIVATE,
 };
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
@@ -92,10 +92,14 @@ pub struct SemIds {
     pub used: u64,
 }
 
-impl SemIds {
+impl super::IpcTable for SemIds {
+    type Object = SemArray;
+    fn ids(&self) -> &IpcIds<SemArray> {
+        &self.ids
+    }
     /// Linux's `freeary`: takes the set out and wakes its sleepers (EIDRM); the caller
     /// drops it after releasing the table.
-    pub(super) fn destroy(&mut self, idx: u32) -> Option<SemArray> {
+    fn destroy(&mut self, idx: u32) -> Option<SemArray> {
         let sma = self.ids.remove(idx)?;
         self.used -= sma.sems.len() as u64;
         sma.queue.wake_all();

@@ -15,7 +15,8 @@
 #![deny(unsafe_code)]
 
 use super::{
-    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, KernIpcPerm, IPC_CREAT, IPC_EXCL, IPC_PRIVATE,
+    current_creds, current_tgid, now, IpcIds, IpcNamespace, IpcObject, IpcTable, KernIpcPerm, IPC_CREAT, IPC_EXCL,
+    IPC_PRIVATE,
 };
 use crate::errno::*;
 use crate::fs::file::{File, FileKind, O_RDONLY, O_RDWR};
@@ -117,10 +118,14 @@ pub struct ShmIds {
     pub tot: u64,
 }
 
-impl ShmIds {
+impl super::IpcTable for ShmIds {
+    type Object = ShmidKernel;
+    fn ids(&self) -> &IpcIds<ShmidKernel> {
+        &self.ids
+    }
     /// Linux's `shm_destroy`: takes the segment out; the caller drops it (and its pages)
     /// once the table's lock is released.
-    pub(super) fn destroy(&mut self, idx: u32) -> Option<ShmidKernel> {
+    fn destroy(&mut self, idx: u32) -> Option<ShmidKernel> {
         let shp = self.ids.remove(idx)?;
         self.tot -= shp.pages();
         if let Some(uid) = shp.mlock_uid {
@@ -261,16 +266,7 @@ pub fn exit_shm(t: &Arc<crate::process::task::Task>) {
 /// Linux's `shm_destroy_orphaned`, as `kernel.shm_rmid_forced` is set: every unattached
 /// segment of `ns` whose creator is gone is destroyed.
 pub fn shm_destroy_orphaned(ns: &IpcNamespace) {
-    let gone: Vec<ShmidKernel> = {
-        let mut ids = ns.shm.lock();
-        let doomed: Vec<u32> = ids
-            .ids
-            .iter()
-            .filter(|(_, shp)| shp.creator.is_none() && shp.may_destroy(ns))
-            .map(|(idx, _)| idx)
-            .collect();
-        doomed.into_iter().filter_map(|idx| ids.destroy(idx)).collect()
-    };
+    let gone = ns.shm.lock().destroy_where(|shp| shp.creator.is_none() && shp.may_destroy(ns));
     drop(gone);
 }
 

@@ -30,6 +30,7 @@ fn main() {
             another_user_needs_the_mode_bits,
             ipc_info_and_sem_info_report_the_limits,
             proc_sysvipc_sem_lists_each_set,
+            a_set_is_invisible_from_another_namespace_whose_sem_limits_are_its_own,
         ],
     )
 }
@@ -372,5 +373,27 @@ fn proc_sysvipc_sem_lists_each_set() {
     let f: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(f[0], key(2).to_string());
     assert_eq!(&f[2..4], &["640", "4"]);
+    rmid(id);
+}
+
+/// IPC namespaces separate semaphore sets as they do segments: neither the key nor the id
+/// of a set reaches it from a new namespace, whose kernel.sem starts at the defaults and
+/// changes there alone.
+fn a_set_is_invisible_from_another_namespace_whose_sem_limits_are_its_own() {
+    let id = semget(key(9), 1, IPC_CREAT | 0o600).unwrap();
+    let k = key(9);
+    let outer = std::fs::read_to_string("/proc/sys/kernel/sem").unwrap();
+    run_in_child(move || {
+        sys!(SYS_unshare, CLONE_NEWIPC).unwrap();
+        assert_errno!(semget(k, 1, 0), ENOENT);
+        assert_errno!(semop(id, &[op(0, 1, NOWAIT)]), EINVAL);
+        let inner = semget(k, 2, IPC_CREAT | IPC_EXCL | 0o600).unwrap();
+        // One set at most (SEMMNI 1) in this namespace: the second is ENOSPC.
+        std::fs::write("/proc/sys/kernel/sem", "250 32000 32 1\n").unwrap();
+        assert_errno!(semget(IPC_PRIVATE, 1, 0o600), ENOSPC);
+        rmid(inner);
+    });
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/sem").unwrap(), outer);
+    assert_eq!(val(id, 0), 0);
     rmid(id);
 }
