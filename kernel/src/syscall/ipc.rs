@@ -39,9 +39,12 @@ pub fn sys_msgsnd(a: Args) -> SysResult {
 pub fn sys_msgrcv(a: Args) -> SysResult {
     let (msqid, msgp, msgsz, msgtyp, msgflg) = (a.i32(0), a.u(1), a.u(2), a.u(3) as i64, a.u32(4));
     let ns = current_ipc_ns();
-    let bufsz =
-        (msgsz as i64).min(if msgflg & crate::ipc::msg::MSG_COPY != 0 { ns.msg_limits()[0] as i64 } else { i64::MAX });
-    let bufsz = if (msgsz as i64) < 0 { msgsz as i64 } else { bufsz };
+    // A negative size stays one (EINVAL in do_msgrcv); MSG_COPY's buffer holds at most
+    // msgmax bytes (`prepare_copy`).
+    let bufsz = match msgsz as i64 {
+        n if n >= 0 && msgflg & crate::ipc::msg::MSG_COPY != 0 => n.min(ns.msg_limits()[0] as i64),
+        n => n,
+    };
     let (mtype, text) = crate::ipc::msg::do_msgrcv(&ns, msqid, bufsz, msgtyp, msgflg)?;
     // A message that cannot be stored is lost (EFAULT), as Linux's `store_msg`.
     super::write_val(msgp, &mtype)?;

@@ -244,8 +244,9 @@ fn sem_undo_is_applied_when_the_process_exits() {
     rmid(id);
 }
 
-fn sem_undo_never_takes_a_value_below_zero() {
-    let id = private(1);
+/// A child adds 2 to semaphore 0 of `id` with SEM_UNDO and waits while the caller runs
+/// `meanwhile` (once the 2 shows); then the child exits, its adjustment applied.
+fn child_undo_of_two_around(id: i32, meanwhile: impl FnOnce()) {
     let (r, w) = user_tests::pipe(0).unwrap();
     let child = fork_child(move || {
         semop(id, &[op(0, 2, SEM_UNDO)]).unwrap();
@@ -254,26 +255,23 @@ fn sem_undo_never_takes_a_value_below_zero() {
         0
     });
     assert!(wait_until(10_000, || val(id, 0) == 2));
-    semop(id, &[op(0, -2, 0)]).unwrap();
+    meanwhile();
     unsafe { write(w, b"x".as_ptr().cast(), 1) };
     assert_eq!(wait_child(child), Exit::Code(0));
+}
+
+fn sem_undo_never_takes_a_value_below_zero() {
+    let id = private(1);
+    child_undo_of_two_around(id, || {
+        semop(id, &[op(0, -2, 0)]).unwrap();
+    });
     assert_eq!(val(id, 0), 0, "the undo of +2 stops at zero");
     rmid(id);
 }
 
 fn setval_clears_the_undo_adjustments() {
     let id = private(1);
-    let (r, w) = user_tests::pipe(0).unwrap();
-    let child = fork_child(move || {
-        semop(id, &[op(0, 2, SEM_UNDO)]).unwrap();
-        let mut b = [0u8; 1];
-        unsafe { read(r, b.as_mut_ptr().cast(), 1) };
-        0
-    });
-    assert!(wait_until(10_000, || val(id, 0) == 2));
-    setval(id, 0, 7);
-    unsafe { write(w, b"x".as_ptr().cast(), 1) };
-    assert_eq!(wait_child(child), Exit::Code(0));
+    child_undo_of_two_around(id, || setval(id, 0, 7));
     assert_eq!(val(id, 0), 7, "SETVAL dropped the child's adjustment");
     rmid(id);
 }
