@@ -99,48 +99,12 @@ impl Inode for ProcRoot {
         match name {
             "" | "." => Ok(Arc::new(ProcRoot { _live: live(), parent: self.parent.clone() })),
             ".." => self.parent.upgrade().ok_or(ENOENT),
-            "meminfo" => Ok(Arc::new(ProcFile {
-                _live: live(),
-                kind: FileKind::Meminfo,
-                pid: 0,
-                tid: 0,
-                text: Default::default(),
-            })),
-            "mounts" => Ok(Arc::new(ProcFile {
-                _live: live(),
-                kind: FileKind::Mounts,
-                pid: 0,
-                tid: 0,
-                text: Default::default(),
-            })),
-            "uptime" => Ok(Arc::new(ProcFile {
-                _live: live(),
-                kind: FileKind::Uptime,
-                pid: 0,
-                tid: 0,
-                text: Default::default(),
-            })),
-            "interrupts" => Ok(Arc::new(ProcFile {
-                _live: live(),
-                kind: FileKind::Interrupts,
-                pid: 0,
-                tid: 0,
-                text: Default::default(),
-            })),
-            "cpuinfo" => Ok(Arc::new(ProcFile {
-                _live: live(),
-                kind: FileKind::CpuInfo,
-                pid: 0,
-                tid: 0,
-                text: Default::default(),
-            })),
-            "stat" => Ok(Arc::new(ProcFile {
-                _live: live(),
-                kind: FileKind::SysStat,
-                pid: 0,
-                tid: 0,
-                text: Default::default(),
-            })),
+            "meminfo" => Ok(ProcFile::new(FileKind::Meminfo, 0, 0)),
+            "mounts" => Ok(ProcFile::new(FileKind::Mounts, 0, 0)),
+            "uptime" => Ok(ProcFile::new(FileKind::Uptime, 0, 0)),
+            "interrupts" => Ok(ProcFile::new(FileKind::Interrupts, 0, 0)),
+            "cpuinfo" => Ok(ProcFile::new(FileKind::CpuInfo, 0, 0)),
+            "stat" => Ok(ProcFile::new(FileKind::SysStat, 0, 0)),
             "sysvipc" => Ok(Arc::new(SysvipcDir { _live: live() })),
             "self" => Ok(Arc::new(SelfLink { _live: live() })),
             "sys" => Ok(super::proc_sysctl::new_root()),
@@ -196,17 +160,15 @@ impl Inode for SysvipcDir {
         match name {
             "" | "." => Ok(Arc::new(SysvipcDir { _live: live() })),
             ".." => Ok(proc_root()),
-            "shm" | "sem" | "msg" => Ok(Arc::new(ProcFile {
-                _live: live(),
-                kind: match name {
+            "shm" | "sem" | "msg" => Ok(ProcFile::new(
+                match name {
                     "shm" => FileKind::SysvipcShm,
                     "sem" => FileKind::SysvipcSem,
                     _ => FileKind::SysvipcMsg,
                 },
-                pid: 0,
-                tid: 0,
-                text: Default::default(),
-            })),
+                0,
+                0,
+            )),
             _ => Err(ENOENT),
         }
     }
@@ -277,7 +239,7 @@ impl Inode for PidDir {
             "ns" => Ok(Arc::new(NsDir { _live: live(), pid: self.pid })),
             _ => {
                 let kind = PID_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
-                Ok(Arc::new(ProcFile { _live: live(), kind, pid: self.pid, tid: 0, text: Default::default() }))
+                Ok(ProcFile::new(kind, self.pid, 0))
             }
         }
     }
@@ -397,7 +359,7 @@ impl Inode for TaskDir {
             }
             (tid, _) => {
                 let kind = TASK_FILES.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).ok_or(ENOENT)?;
-                Ok(Arc::new(ProcFile { _live: live(), kind, pid: self.pid, tid, text: Default::default() }))
+                Ok(ProcFile::new(kind, self.pid, tid))
             }
         }
     }
@@ -416,9 +378,7 @@ impl Inode for TaskDir {
             }
         } else {
             for (name, kind) in TASK_FILES {
-                let ino = ProcFile { _live: live(), kind, pid: self.pid, tid: self.tid, text: Default::default() }
-                    .metadata()
-                    .ino;
+                let ino = ProcFile::new(kind, self.pid, self.tid).metadata().ino;
                 v.push(DirEntry { name: name.into(), ino, d_type: DT_REG });
             }
         }
@@ -578,6 +538,12 @@ fn write_oom_score_adj(pid: u32, buf: &[u8]) -> KResult<()> {
 }
 
 impl ProcFile {
+    /// The file `kind` of process `pid` (0: a file of /proc itself), as thread `tid` sees
+    /// it (0: the process's view).
+    fn new(kind: FileKind, pid: u32, tid: u32) -> Arc<ProcFile> {
+        Arc::new(ProcFile { _live: live(), kind, pid, tid, text: Default::default() })
+    }
+
     fn generate(&self) -> KResult<Vec<u8>> {
         match self.kind {
             FileKind::Meminfo => return Ok(meminfo().into_bytes()),
