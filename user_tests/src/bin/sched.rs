@@ -214,49 +214,55 @@ fn setaffinity_moves_a_spinning_child_to_its_new_cpu() {
     }
 }
 
-/// A thread pins itself to the first CPU while another keeps pinning it to the last: each
-/// call returns, whichever mask lands last (the kernel moves the thread for the mask in
-/// force, not for the one its own call set, which another call may already have replaced).
+/// A thread pins itself to the first CPU while another keeps pinning it to the last, each
+/// two thousand times: every call returns, whichever mask lands last (the kernel moves the
+/// thread for the mask in force, not for the one a call set, which the other may already
+/// have replaced). A call that never returned would stop its thread's count.
 fn setaffinity_calls_racing_on_one_thread_all_return() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
     use std::sync::Arc;
-    const ROUNDS: u64 = 5000;
+    const ROUNDS: u64 = 2000;
     run_in_child(|| {
         let cpus = cpus_of(get_mask(0).0);
         let (first, last) = (cpus[0], *cpus.last().unwrap());
-        let rounds = Arc::new(AtomicU64::new(0));
+        // Calls made by the pinning thread and by the moving one.
+        let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let done = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel();
-        let (r, d) = (rounds.clone(), done.clone());
+        let (c, d) = (counts.clone(), done.clone());
         let pinner = std::thread::spawn(move || {
             tx.send(unsafe { gettid() }).unwrap();
-            let mut moved = 0;
-            for _ in 0..ROUNDS {
-                moved += (getcpu() != first) as u64;
+            // Until the mover is through too, so that the two race all along.
+            while !d.load(SeqCst) || c[0].load(SeqCst) < ROUNDS {
                 set_mask(0, 1 << first).unwrap();
-                r.fetch_add(1, SeqCst);
+                c[0].fetch_add(1, SeqCst);
             }
-            d.store(true, SeqCst);
-            moved
         });
         let tid = rx.recv().unwrap();
-        let d = done.clone();
+        let (c, d) = (counts.clone(), done.clone());
         let mover = std::thread::spawn(move || {
-            while !d.load(SeqCst) {
-                if let Err(e) = set_mask(tid, 1 << last) {
-                    assert!(d.load(SeqCst), "setaffinity of the pinning thread: {e:?}");
-                }
+            for _ in 0..ROUNDS {
+                set_mask(tid, 1 << last).unwrap();
+                c[1].fetch_add(1, SeqCst);
             }
+            d.store(true, SeqCst);
         });
-        let mut seen = 0;
-        while !done.load(SeqCst) {
-            let moved = user_tests::wait_until(10_000, || rounds.load(SeqCst) != seen || done.load(SeqCst));
-            assert!(moved, "sched_setaffinity stuck after {seen} of {ROUNDS} rounds");
-            seen = rounds.load(SeqCst);
+        let mut seen = [0, 0];
+        while !done.load(SeqCst) || counts[0].load(SeqCst) < ROUNDS {
+            let now = || [counts[0].load(SeqCst), counts[1].load(SeqCst)];
+            let both = user_tests::wait_until(10_000, || {
+                let n = now();
+                (n[0] != seen[0] || n[0] >= ROUNDS) && (n[1] != seen[1] || done.load(SeqCst))
+            });
+            assert!(
+                both,
+                "sched_setaffinity stuck: {:?} of {ROUNDS} calls made by the pinning and the moving thread",
+                now()
+            );
+            seen = now();
         }
-        let moved = pinner.join().unwrap();
+        pinner.join().unwrap();
         mover.join().unwrap();
-        assert!(first == last || moved > 0, "the other thread never moved the pinning one");
     });
 }
 
