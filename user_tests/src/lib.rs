@@ -666,6 +666,16 @@ pub fn mmap_anon(len: usize) -> usize {
     mmap(0, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0).expect("mmap")
 }
 
+/// An anonymous shared mapping of `n` u64 words, zeroed, never unmapped: what a parent
+/// and the children it forks (or its threads) signal each other through.
+pub fn shared_words(n: usize) -> &'static [std::sync::atomic::AtomicU64] {
+    let len = (n * 8).max(PAGE);
+    let p =
+        mmap(0, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0).expect("mmap");
+    // SAFETY: a fresh zeroed shared mapping of at least n words, never unmapped.
+    unsafe { std::slice::from_raw_parts(p as *const std::sync::atomic::AtomicU64, n) }
+}
+
 // ---------------------------------------------------------------------------------------
 // /proc figures
 // ---------------------------------------------------------------------------------------

@@ -157,13 +157,13 @@ impl Inode for HugetlbFile {
     fn mmap(&self, _inner: &crate::mm::address_space::MmInner, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
         use crate::mm::vma::{Prot, VmFlags};
         desc.flags |= VmFlags::HUGETLB;
-        super::tmpfs::seal_check_write(self.seals(), desc)?;
+        let mut s = self.state.lock();
+        super::tmpfs::seal_check_write(s.seals, desc)?;
         let off = desc.pgoff * crate::mm::PAGE_SIZE;
         if !off.is_multiple_of(HPAGE_SIZE) {
             return Err(EINVAL);
         }
         let end = off.checked_add(desc.len).filter(|&e| e <= i64::MAX as u64).ok_or(EINVAL)?;
-        let mut s = self.state.lock();
         if !desc.flags.contains(VmFlags::NORESERVE) && !self.shm {
             return Err(ENOMEM);
         }

@@ -196,6 +196,7 @@ fn newseg(
         };
         crate::fs::tmpfs::new_shmem_file(size, charge)
     };
+    let me = crate::process::current();
     let shp = ShmidKernel {
         perm: KernIpcPerm::new(key, shmflg & 0o777, creds),
         segsz: size,
@@ -207,7 +208,7 @@ fn newseg(
         nattch: 0,
         file,
         mlock_uid: None,
-        creator: Some(Arc::downgrade(&crate::process::current())),
+        creator: Some(Arc::downgrade(&me)),
         _live: crate::leak::IPC_OBJECTS.live(),
     };
     let mut ids = ns.shm.lock();
@@ -231,7 +232,7 @@ fn newseg(
     }
     drop(ids);
     if let Ok(id) = r {
-        crate::process::current().shm_clist.lock().push((Arc::downgrade(ns), id));
+        me.shm_clist.lock().push((Arc::downgrade(ns), id));
     }
     r
 }

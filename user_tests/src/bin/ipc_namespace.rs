@@ -326,7 +326,8 @@ fn with_shm_rmid_forced_a_segment_goes_at_its_last_detach() {
     run_in_child(|| {
         unshare(CLONE_NEWIPC as u64).unwrap();
         set_rmid_forced(true);
-        let (tx, rx) = (shared_word(), shared_word());
+        let words = user_tests::shared_words(2);
+        let (tx, rx) = (&words[0], &words[1]);
         let child = fork_child(move || {
             let id = shmget(IPC_PRIVATE, PAGE, 0o600).unwrap();
             tx.store(id as u64 + 1, std::sync::atomic::Ordering::SeqCst);
@@ -365,11 +366,4 @@ fn unshare_newipc_orphans_the_callers_segments() {
         set_rmid_forced(true);
         assert!(!exists(id), "the segment of a creator that left the namespace is no orphan");
     });
-}
-
-/// A zeroed word of shared memory (it stays mapped).
-fn shared_word() -> &'static std::sync::atomic::AtomicU64 {
-    let p = user_tests::mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0).unwrap();
-    // SAFETY: a fresh zeroed shared mapping, never unmapped.
-    unsafe { &*(p as *const std::sync::atomic::AtomicU64) }
 }

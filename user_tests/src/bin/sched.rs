@@ -70,14 +70,6 @@ fn stat_field(pid: i32, n: usize) -> u64 {
     after.split_whitespace().nth(n - 3).expect("field").parse().expect("number")
 }
 
-/// An anonymous shared mapping of `n` u64 counters, zeroed, for parent and children.
-fn shared_words(n: usize) -> &'static [std::sync::atomic::AtomicU64] {
-    let len = (n * 8).max(4096);
-    let p = user_tests::mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0).expect("mmap");
-    // SAFETY: a fresh zeroed shared mapping of at least n words, never unmapped.
-    unsafe { std::slice::from_raw_parts(p as *const std::sync::atomic::AtomicU64, n) }
-}
-
 /// Linux copies `cpumask_size()` bytes, a long per 64 possible CPUs (8 in a VM with up to
 /// 64, more on a host with more possible CPUs than online ones).
 fn getaffinity_returns_whole_longs_with_every_online_cpu() {
@@ -186,7 +178,7 @@ fn setaffinity_by_thread_id_changes_only_that_thread() {
 
 fn setaffinity_moves_a_spinning_child_to_its_new_cpu() {
     let all = get_mask(0).0;
-    let words = shared_words(2);
+    let words = user_tests::shared_words(2);
     for c in cpus_of(all) {
         words[0].store(u64::MAX, std::sync::atomic::Ordering::SeqCst);
         words[1].store(0, std::sync::atomic::Ordering::SeqCst);
@@ -273,7 +265,7 @@ fn n_spinning_processes_run_on_n_distinct_cpus_at_once() {
     let cpus = cpus_of(get_mask(0).0);
     let n = cpus.len();
     // words[0]: stop; words[1 + i]: child i's CPU + 1, stored on every loop.
-    let words = shared_words(1 + n);
+    let words = user_tests::shared_words(1 + n);
     let children: Vec<pid_t> = (0..n)
         .map(|i| {
             fork_child(move || {
