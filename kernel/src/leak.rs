@@ -104,6 +104,7 @@ const SHRINKERS: &[fn()] = &[
     crate::process::sleep::shrink,
     crate::fs::file::shrink,
     crate::fs::flock::shrink,
+    crate::fs::mount::shrink,
 ];
 
 /// The figures the check compares.
@@ -225,6 +226,8 @@ pub fn idle_check() {
     }
     crate::watchdog::print_margins();
     crate::mm::fail::report();
+    let removed = crate::fs::mount::umount_all_since_boot();
+    crate::println!("mshare-kernel: unmounted {} mounts the tests left behind", removed);
     let removed = crate::fs::tmpfs::remove_created_since_boot();
     crate::println!("mshare-kernel: removed {} files and directories the tests left behind", removed);
     let removed = crate::ipc::remove_all_objects();

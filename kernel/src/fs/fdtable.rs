@@ -25,6 +25,11 @@ impl FdTable {
         FdTable { fds: Vec::new() }
     }
 
+    /// The open files, in descriptor order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<File>> {
+        self.fds.iter().flatten().map(|e| &e.file)
+    }
+
     pub fn get(&self, fd: i32) -> KResult<Arc<File>> {
         self.entry(fd).map(|e| e.file.clone())
     }

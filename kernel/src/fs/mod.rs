@@ -8,6 +8,7 @@ pub mod fdtable;
 pub mod file;
 pub mod flock;
 pub mod hugetlbfs;
+pub mod mount;
 pub mod namei;
 pub mod path;
 pub mod pipe;
@@ -32,7 +33,8 @@ pub fn root_weak() -> alloc::sync::Weak<dyn Inode> {
     Arc::downgrade(ROOT.get().expect("fs not initialized"))
 }
 
-/// Builds the root tmpfs from the initramfs and mounts /dev (and an empty /proc and /tmp).
+/// Builds the root tmpfs from the initramfs, makes /tmp, and mounts /dev and /proc (in
+/// the mount table, `mount.rs`).
 pub fn init() -> KResult<()> {
     let root = tmpfs::TmpfsDir::new_root();
     ROOT.call_once(|| root.clone());
@@ -42,9 +44,8 @@ pub fn init() -> KResult<()> {
     if root.lookup("tmp").is_err() {
         root.create("tmp", vfs::S_IFDIR | 0o1777, 0, 0)?;
     }
-    let dev = devfs::new(root.clone());
-    root.mount("dev", dev)?;
-    root.mount("proc", procfs::new(&root))?;
+    mount::mount_boot(&root, "dev", "devtmpfs", devfs::new(root.clone()))?;
+    mount::mount_boot(&root, "proc", "proc", procfs::new(&root))?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! Path resolution (Linux's `path_lookupat`/`link_path_walk`): components,
-//! `.` and `..`, symlinks (at most 40), magic links (`nd_jump_link`: /proc/PID/fd/N
+//! `.` and `..` (which leaves a mount's root for its mountpoint's parent), symlinks (at most 40), magic links (`nd_jump_link`: /proc/PID/fd/N
 //! lands on the open file's inode), trailing slashes, and search permission on every
 //! directory passed through (`may_lookup`) for the given credentials.
 
@@ -69,8 +69,15 @@ fn walk(
         if comp.len() > 255 {
             return Err(ENAMETOOLONG);
         }
-        // `..` at the root stays at the root.
-        let next = if *comp == b".." && Arc::ptr_eq(&cur, root) { cur.clone() } else { cur.lookup(as_str(comp)?)? };
+        // `..` at the root stays at the root; from a mount's root it leads to the
+        // mountpoint's parent (`follow_dotdot`).
+        let next = if *comp == b".." && Arc::ptr_eq(&cur, root) {
+            cur.clone()
+        } else if let Some(up) = (*comp == b"..").then(|| super::mount::mountpoint_parent(&cur)).flatten() {
+            up
+        } else {
+            cur.lookup(as_str(comp)?)?
+        };
         *jumped = None;
         if next.metadata().file_type() == super::vfs::S_IFLNK && (!last || follow || trailing_slash) {
             if *budget == 0 {

@@ -1,6 +1,7 @@
 //! /proc: generated files: `cpuinfo` and `stat` (a block and a line per online CPU),
-//! `interrupts`, `meminfo`, `mounts`, `uptime`, `sys/` (`proc_sysctl.rs`), the `self`
-//! link, and per process `cmdline`, `comm`, `exe`, `fd/`, `maps`, `oom_score`,
+//! `interrupts`, `meminfo`, `mounts` (the mount table, `mount.rs`), `uptime`, `sys/`
+//! (`proc_sysctl.rs`), the `self` link, and per process `cmdline`, `comm`, `exe`, `fd/`,
+//! `maps`, `mounts` (the one table again), `oom_score`,
 //! `oom_score_adj` (writable), `pagemap`, `smaps`, `smaps_rollup`, `stat`, `statm`,
 //! `status` (the leader thread's state and name), `tlb` (this kernel's: the TLB flushes
 //! of the address space, which Linux does not count per process),
@@ -200,10 +201,11 @@ impl Inode for SelfLink {
     }
 }
 
-const PID_FILES: [(&str, FileKind); 12] = [
+const PID_FILES: [(&str, FileKind); 13] = [
     ("cmdline", FileKind::Cmdline),
     ("comm", FileKind::Comm),
     ("maps", FileKind::Maps),
+    ("mounts", FileKind::Mounts),
     ("oom_score", FileKind::OomScore),
     ("oom_score_adj", FileKind::OomScoreAdj),
     ("pagemap", FileKind::Pagemap),
@@ -547,10 +549,7 @@ impl ProcFile {
     fn generate(&self) -> KResult<Vec<u8>> {
         match self.kind {
             FileKind::Meminfo => return Ok(meminfo().into_bytes()),
-            // The mount table is fixed: tmpfs root, /dev, /proc.
-            FileKind::Mounts => {
-                return Ok(b"tmpfs / tmpfs rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\nproc /proc proc rw 0 0\n".to_vec())
-            }
+            FileKind::Mounts => return Ok(super::mount::proc_mounts().into_bytes()),
             FileKind::Uptime => {
                 let ns = crate::time::monotonic_ns();
                 let cs = ns / 10_000_000;

@@ -1,6 +1,8 @@
 //! tmpfs: files and directories kept in memory (Linux's mm/shmem.c). File data lives in
 //! a shmem page cache (`mm/page_cache.rs`), so mappings share its pages and SysV
 //! segments and memfds can be unlinked tmpfs files (`new_shmem_file`, `new_memfd`).
+//! Each instance (`ShmemSb`: the boot one, and one per mount(2), `fill_super`) gives its
+//! inodes a device of its own and reports its own statfs.
 //!
 //! Every tmpfs file carries memfd seals (`mm/memfd.rs`; F_SEAL_SEAL alone unless a memfd
 //! asked for sealing): write, truncate, fallocate and the `mmap` hook refuse what they
@@ -26,15 +28,264 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(2);
 const TMPFS_DEV: u64 = 0x15;
+pub const TMPFS_MAGIC: u64 = 0x0102_1994;
 
 pub fn next_ino() -> u64 {
     NEXT_INO.fetch_add(1, Ordering::Relaxed)
 }
 
-fn new_meta(mode: u32, uid: u32, gid: u32) -> Metadata {
+/// One tmpfs instance (Linux's `shmem_sb_info` with its super_block's `s_dev`): the
+/// device its inodes report and the limits its statfs reports. The boot instance (the
+/// root, /dev/shm, and the unlinked files of shared memory, SysV segments and memfds)
+/// reports the figures of every shmem page together.
+pub struct ShmemSb {
+    dev: u64,
+    /// `size=` (or `nr_blocks=`) in pages, statfs's f_blocks; 0 for no limit. The pages are
+    /// not refused at it: every tmpfs draws on the one budget of half of RAM.
+    max_blocks: u64,
+    /// `nr_inodes=`, statfs's f_files; 0 for no limit.
+    max_inodes: u64,
+    /// The root's mode and owner as mounted (for /proc/mounts).
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    /// The root, from which statfs counts the instance's pages and inodes (a mounted one).
+    root: spin::Once<Weak<TmpfsDir>>,
+}
+
+/// The boot instance.
+fn boot_sb() -> Arc<ShmemSb> {
+    static BOOT: spin::Once<Arc<ShmemSb>> = spin::Once::new();
+    BOOT.call_once(|| {
+        Arc::new(ShmemSb {
+            dev: TMPFS_DEV,
+            max_blocks: 0,
+            max_inodes: 0,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            root: spin::Once::new(),
+        })
+    })
+    .clone()
+}
+
+impl ShmemSb {
+    fn is_boot(&self) -> bool {
+        self.dev == TMPFS_DEV
+    }
+
+    /// `shmem_statfs`: the limits, and what is free of them.
+    fn statfs(&self) -> Statfs {
+        if self.is_boot() {
+            return boot_statfs();
+        }
+        let (pages, inodes) = match self.root.get().and_then(Weak::upgrade) {
+            Some(root) => usage(&root),
+            None => (0, 0),
+        };
+        let mut s = Statfs::simple(TMPFS_MAGIC);
+        if self.max_blocks != 0 {
+            s.f_blocks = self.max_blocks;
+            s.f_bfree = self.max_blocks.saturating_sub(pages);
+            s.f_bavail = s.f_bfree;
+        }
+        if self.max_inodes != 0 {
+            s.f_files = self.max_inodes;
+            s.f_ffree = self.max_inodes.saturating_sub(inodes);
+        }
+        s
+    }
+
+    /// `shmem_show_options`: what differs from the defaults, as /proc/mounts shows it.
+    fn show_options(&self) -> String {
+        let mut s = String::new();
+        let default = shmem_limit_pages();
+        if self.max_blocks != default {
+            s.push_str(&alloc::format!(",size={}k", self.max_blocks * (PAGE_SIZE / 1024)));
+        }
+        if self.max_inodes != default {
+            s.push_str(&alloc::format!(",nr_inodes={}", self.max_inodes));
+        }
+        if self.mode != 0o1777 {
+            s.push_str(&alloc::format!(",mode={:03o}", self.mode));
+        }
+        if self.uid != 0 {
+            s.push_str(&alloc::format!(",uid={}", self.uid));
+        }
+        if self.gid != 0 {
+            s.push_str(&alloc::format!(",gid={}", self.gid));
+        }
+        s
+    }
+}
+
+/// The pages held and inodes named under `dir`, itself included (files open without a
+/// name are not seen).
+fn usage(dir: &TmpfsDir) -> (u64, u64) {
+    let children: Vec<Arc<dyn Inode>> = dir.entries.lock().iter().map(|(_, n)| n.clone()).collect();
+    let (mut pages, mut inodes) = (0, 1);
+    for child in children {
+        if let Some(d) = child.as_any().downcast_ref::<TmpfsDir>() {
+            // A directory of another instance is a mount's root: not ours to count.
+            if Arc::ptr_eq(&d.sb, &dir.sb) {
+                let (p, i) = usage(d);
+                pages += p;
+                inodes += i;
+            }
+        } else if let Some(f) = child.as_any().downcast_ref::<TmpfsFile>() {
+            pages += f.cache.nr_pages();
+            inodes += 1;
+        } else {
+            inodes += 1;
+        }
+    }
+    (pages, inodes)
+}
+
+/// What statfs reports for the boot tmpfs: sized like Linux's default (half of RAM), with
+/// every shmem page counted.
+pub fn boot_statfs() -> Statfs {
+    let total = shmem_limit_pages();
+    let used = SHMEM_PAGES.load(Ordering::Relaxed).min(total);
+    Statfs {
+        f_blocks: total,
+        f_bfree: total - used,
+        f_bavail: total - used,
+        f_files: total,
+        f_ffree: total - used,
+        ..Statfs::simple(TMPFS_MAGIC)
+    }
+}
+
+/// Devices of the tmpfs instances mounted after boot (Linux's `get_anon_bdev`).
+static NEXT_DEV: AtomicU64 = AtomicU64::new(0x30);
+
+/// mount(2)'s tmpfs (`shmem_fill_super` after `shmem_parse_options`): a new instance
+/// whose root directory has mode 01777 and the caller's fsuid and fsgid unless `data`
+/// (comma-separated `size=`, `nr_blocks=`, `nr_inodes=`, `mode=`, `uid=`, `gid=`) says
+/// otherwise. A key tmpfs does not know, or a bad value, is EINVAL.
+pub fn fill_super(data: &str) -> KResult<Arc<dyn Inode>> {
+    let cred = crate::process::current().process.creds.lock().clone();
+    let (mut mode, mut uid, mut gid) = (0o1777, cred.fsuid, cred.fsgid);
+    let half_ram = shmem_limit_pages();
+    let (mut max_blocks, mut max_inodes) = (half_ram, half_ram);
+    for opt in split_options(data) {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        match (key, value) {
+            ("size", Some(v)) => {
+                let (bytes, rest) = memparse(v).ok_or(EINVAL)?;
+                let bytes = match rest {
+                    "" => bytes,
+                    "%" => bytes.checked_mul(crate::mm::frame::stats().usable * PAGE_SIZE).ok_or(EINVAL)? / 100,
+                    _ => return Err(EINVAL),
+                };
+                max_blocks = bytes.div_ceil(PAGE_SIZE);
+            }
+            ("nr_blocks", Some(v)) => max_blocks = whole_memparse(v).filter(|&b| b <= i64::MAX as u64).ok_or(EINVAL)?,
+            ("nr_inodes", Some(v)) => max_inodes = whole_memparse(v).ok_or(EINVAL)?,
+            ("mode", Some(v)) => mode = u32::from_str_radix(v, 8).map_err(|_| EINVAL)? & 0o7777,
+            ("uid", Some(v)) => uid = parse_id(v)?,
+            ("gid", Some(v)) => gid = parse_id(v)?,
+            // The superblock flags mount's data may carry (`vfs_parse_sb_flag`): they
+            // change nothing in a filesystem kept in memory.
+            ("dirsync" | "lazytime" | "nolazytime" | "mand" | "nomand" | "sync" | "async" | "rw", None) => {}
+            ("ro", None) => {
+                crate::log_once!("mount: read-only tmpfs is not supported");
+                return Err(EINVAL);
+            }
+            _ => return Err(EINVAL),
+        }
+    }
+    let sb = Arc::new(ShmemSb {
+        dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+        max_blocks,
+        max_inodes,
+        mode,
+        uid,
+        gid,
+        root: spin::Once::new(),
+    });
+    let root = TmpfsDir::new_root_of(sb.clone(), mode, uid, gid);
+    sb.root.call_once(|| Arc::downgrade(&root));
+    Ok(root)
+}
+
+/// The options of mount's data (`shmem_parse_options`): split at commas, but a comma
+/// followed by a digit belongs to the value (an mpol node list).
+fn split_options(data: &str) -> impl Iterator<Item = &str> {
+    let b = data.as_bytes();
+    let mut start = 0;
+    let mut cuts = Vec::new();
+    for i in 0..b.len() {
+        if b[i] == b',' && !b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            cuts.push((start, i));
+            start = i + 1;
+        }
+    }
+    cuts.push((start, b.len()));
+    cuts.into_iter().map(move |(a, z)| &data[a..z]).filter(|o| !o.is_empty())
+}
+
+/// Linux's `memparse`: a number (decimal, 0x hex or 0 octal) with an optional K, M, G,
+/// T, P or E suffix; the rest of the text after it. None if no digit starts it.
+fn memparse(s: &str) -> Option<(u64, &str)> {
+    let (radix, digits) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (16, h)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, &s[1..])
+    } else {
+        (10, s)
+    };
+    let end = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
+    if end == 0 && radix != 8 {
+        return None;
+    }
+    let mut n = if end == 0 { 0 } else { u64::from_str_radix(&digits[..end], radix).ok()? };
+    let mut rest = &digits[end..];
+    let shift = match rest.chars().next() {
+        Some('k' | 'K') => 10,
+        Some('m' | 'M') => 20,
+        Some('g' | 'G') => 30,
+        Some('t' | 'T') => 40,
+        Some('p' | 'P') => 50,
+        Some('e' | 'E') => 60,
+        _ => 0,
+    };
+    if shift != 0 {
+        n = n.checked_shl(shift).filter(|v| v >> shift == n)?;
+        rest = &rest[1..];
+    }
+    Some((n, rest))
+}
+
+/// A `memparse` value with nothing after it.
+fn whole_memparse(s: &str) -> Option<u64> {
+    memparse(s).filter(|(_, rest)| rest.is_empty()).map(|(n, _)| n)
+}
+
+/// `uid=`/`gid=` (`fsparam_u32`, base 0: decimal, 0x hex or 0 octal); -1 is no id.
+fn parse_id(s: &str) -> KResult<u32> {
+    let (radix, digits) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (16, h)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, &s[1..])
+    } else {
+        (10, s)
+    };
+    match u32::from_str_radix(digits, radix) {
+        Ok(id) if id != u32::MAX => Ok(id),
+        _ => Err(EINVAL),
+    }
+}
+
+fn new_meta(sb: &ShmemSb, mode: u32, uid: u32, gid: u32) -> Metadata {
     let now = crate::time::realtime();
     Metadata {
-        dev: TMPFS_DEV,
+        dev: sb.dev,
         ino: next_ino(),
         mode,
         nlink: 1,
@@ -51,6 +302,7 @@ fn new_meta(mode: u32, uid: u32, gid: u32) -> Metadata {
 /// A tmpfs file: its data lives in a shmem page cache, which mappings share.
 pub struct TmpfsFile {
     _live: crate::leak::Live,
+    sb: Arc<ShmemSb>,
     meta: Mutex<Metadata, crate::sync::order::TmpfsFileMeta>,
     cache: PageCache,
     /// An O_TMPFILE file opened without O_EXCL, not yet linked (Linux's I_LINKABLE):
@@ -87,9 +339,10 @@ fn cache_page(cache: &PageCache, index: u64) -> KResult<Page> {
 
 impl TmpfsFile {
     /// A file of `meta`, its pages charged one by one unless `charge` covers its size.
-    fn with_meta(meta: Metadata, charge: Option<crate::mm::commit::ShmemCharge>) -> Arc<Self> {
+    fn with_meta(sb: Arc<ShmemSb>, meta: Metadata, charge: Option<crate::mm::commit::ShmemCharge>) -> Arc<Self> {
         Arc::new(TmpfsFile {
             _live: crate::leak::INODES.live(),
+            sb,
             meta: Mutex::new(meta),
             cache: PageCache::new(PageKind::Shmem, charge.is_none()),
             linkable: AtomicBool::new(false),
@@ -101,7 +354,13 @@ impl TmpfsFile {
     }
 
     pub fn new(mode: u32, uid: u32, gid: u32) -> Arc<Self> {
-        Self::with_meta(new_meta(mode, uid, gid), None)
+        Self::new_in(boot_sb(), mode, uid, gid)
+    }
+
+    /// A file of instance `sb`.
+    fn new_in(sb: Arc<ShmemSb>, mode: u32, uid: u32, gid: u32) -> Arc<Self> {
+        let meta = new_meta(&sb, mode, uid, gid);
+        Self::with_meta(sb, meta, None)
     }
 
     /// The seals (F_GET_SEALS).
@@ -148,19 +407,21 @@ impl TmpfsFile {
 /// `shmem_file_setup`, holding `charge` while it exists; without one its pages are
 /// charged one by one as they are created.
 pub fn new_shmem_file(size: u64, charge: Option<crate::mm::commit::ShmemCharge>) -> Arc<dyn Inode> {
-    let mut meta = new_meta(S_IFREG | 0o600, 0, 0);
+    let sb = boot_sb();
+    let mut meta = new_meta(&sb, S_IFREG | 0o600, 0, 0);
     meta.size = size;
     // `__shmem_file_setup`: "It is unlinked" (so its paths read "... (deleted)").
     meta.nlink = 0;
-    TmpfsFile::with_meta(meta, charge)
+    TmpfsFile::with_meta(sb, meta, charge)
 }
 
 /// The file of a memfd (`shmem_file_setup(name, 0, VM_NORESERVE)`): empty, with no
 /// link, mode `mode`, owned by `uid`/`gid`, its pages charged as they come.
 pub fn new_memfd(mode: u32, uid: u32, gid: u32) -> Arc<TmpfsFile> {
-    let mut meta = new_meta(S_IFREG | (mode & 0o7777), uid, gid);
+    let sb = boot_sb();
+    let mut meta = new_meta(&sb, S_IFREG | (mode & 0o7777), uid, gid);
     meta.nlink = 0;
-    TmpfsFile::with_meta(meta, None)
+    TmpfsFile::with_meta(sb, meta, None)
 }
 
 /// `seal_check_write` (shmem_mmap): a file sealed against writes takes no shared
@@ -185,6 +446,12 @@ impl Inode for TmpfsFile {
     }
     fn page_cache(&self) -> Option<&PageCache> {
         Some(&self.cache)
+    }
+    fn statfs(&self) -> Option<Statfs> {
+        Some(self.sb.statfs())
+    }
+    fn show_options(&self) -> Option<String> {
+        Some(self.sb.show_options())
     }
     fn mmap(&self, _inner: &crate::mm::address_space::MmInner, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
         seal_check_write(self.seals(), desc)
@@ -434,6 +701,7 @@ fn dir_entry(name: &str, node: &Arc<dyn Inode>) -> DirEntry {
 
 pub struct TmpfsDir {
     _live: crate::leak::Live,
+    sb: Arc<ShmemSb>,
     meta: Mutex<Metadata, crate::sync::order::TmpfsDirMeta>,
     entries: Mutex<Entries, crate::sync::order::TmpfsDirEntries>,
     /// `..`; changes when the directory is renamed into another one.
@@ -453,11 +721,18 @@ impl TmpfsDir {
     }
 
     pub fn new_root() -> Arc<dyn Inode> {
+        Self::new_root_of(boot_sb(), 0o755, 0, 0)
+    }
+
+    /// The root directory of instance `sb`: its `..` is itself (a walk leaves a mounted
+    /// one through the mount table, `mount::mountpoint_parent`).
+    fn new_root_of(sb: Arc<ShmemSb>, mode: u32, uid: u32, gid: u32) -> Arc<TmpfsDir> {
         let d: Arc<TmpfsDir> = Arc::new_cyclic(|w: &Weak<TmpfsDir>| {
             let parent: Weak<dyn Inode> = w.clone();
             TmpfsDir {
                 _live: crate::leak::INODES.live(),
-                meta: Mutex::new(new_meta(S_IFDIR | 0o755, 0, 0)),
+                meta: Mutex::new(new_meta(&sb, S_IFDIR | mode, uid, gid)),
+                sb,
                 entries: Mutex::new(Entries::default()),
                 parent: Mutex::new(parent),
                 this: w.clone(),
@@ -468,9 +743,14 @@ impl TmpfsDir {
     }
 
     pub fn new_child(parent: Weak<dyn Inode>, mode: u32, uid: u32, gid: u32) -> Arc<TmpfsDir> {
+        Self::new_child_in(boot_sb(), parent, mode, uid, gid)
+    }
+
+    fn new_child_in(sb: Arc<ShmemSb>, parent: Weak<dyn Inode>, mode: u32, uid: u32, gid: u32) -> Arc<TmpfsDir> {
         let d = Arc::new_cyclic(|w: &Weak<TmpfsDir>| TmpfsDir {
             _live: crate::leak::INODES.live(),
-            meta: Mutex::new(new_meta(S_IFDIR | (mode & 0o7777), uid, gid)),
+            meta: Mutex::new(new_meta(&sb, S_IFDIR | (mode & 0o7777), uid, gid)),
+            sb,
             entries: Mutex::new(Entries::default()),
             parent: Mutex::new(parent),
             this: w.clone(),
@@ -558,9 +838,9 @@ impl Inode for TmpfsDir {
         let node: Arc<dyn Inode> = match mode & S_IFMT {
             S_IFDIR => {
                 self.meta.lock().nlink += 1;
-                TmpfsDir::new_child(self.this.clone(), mode, uid, gid)
+                TmpfsDir::new_child_in(self.sb.clone(), self.this.clone(), mode, uid, gid)
             }
-            S_IFREG | 0 => TmpfsFile::new(S_IFREG | (mode & 0o7777), uid, gid),
+            S_IFREG | 0 => TmpfsFile::new_in(self.sb.clone(), S_IFREG | (mode & 0o7777), uid, gid),
             _ => return Err(EPERM),
         };
         entries.insert(name.to_string(), node.clone());
@@ -573,7 +853,7 @@ impl Inode for TmpfsDir {
         if entries.contains_key(name) {
             return Err(EEXIST);
         }
-        let mut meta = new_meta(S_IFLNK | 0o777, 0, 0);
+        let mut meta = new_meta(&self.sb, S_IFLNK | 0o777, 0, 0);
         meta.size = target.len() as u64;
         entries.insert(
             name.to_string(),
@@ -595,6 +875,8 @@ impl Inode for TmpfsDir {
         match (dir, is_dir) {
             (true, false) => return Err(ENOTDIR),
             (false, true) => return Err(EISDIR),
+            // vfs_rmdir: a mountpoint stays (`is_local_mountpoint`).
+            (true, true) if super::mount::is_mount_root(node) => return Err(EBUSY),
             (true, true) => {
                 // The child's entries nest under this directory's (`lock_nested(1)`).
                 let empty = match node.as_any().downcast_ref::<TmpfsDir>() {
@@ -626,13 +908,17 @@ impl Inode for TmpfsDir {
         let _ns = target.lock_namespace_to_add()?;
         let same_dir = core::ptr::eq(self, target);
         let node = self.entries.lock().get(old).cloned().ok_or(ENOENT)?;
+        let existing = target.entries.lock().get(new).cloned();
+        // vfs_rename: neither end may be a mountpoint.
+        if super::mount::is_mount_root(&node) || existing.as_ref().is_some_and(super::mount::is_mount_root) {
+            return Err(EBUSY);
+        }
         let src_dir = node.as_any().downcast_ref::<TmpfsDir>();
         if let Some(d) = src_dir {
             if target.is_within(&d.this.upgrade().ok_or(ENOENT)?) {
                 return Err(EINVAL);
             }
         }
-        let existing = target.entries.lock().get(new).cloned();
         if let Some(e) = &existing {
             if Arc::ptr_eq(e, &node) {
                 return Ok(());
@@ -669,6 +955,23 @@ impl Inode for TmpfsDir {
         self.entries.lock().insert(name.to_string(), root);
         Ok(())
     }
+    fn replace_entry(&self, name: &str, old: &Arc<dyn Inode>, new: Arc<dyn Inode>) -> KResult<()> {
+        let _ns = self.lock_namespace_to_add()?;
+        let mut entries = self.entries.lock();
+        match entries.by_name.get_mut(name) {
+            Some((_, node)) if Arc::ptr_eq(node, old) => {
+                *node = new;
+                Ok(())
+            }
+            _ => Err(ENOENT),
+        }
+    }
+    fn statfs(&self) -> Option<Statfs> {
+        Some(self.sb.statfs())
+    }
+    fn show_options(&self) -> Option<String> {
+        Some(self.sb.show_options())
+    }
     fn readdir_from(&self, pos: u64) -> KResult<Vec<(u64, DirEntry)>> {
         let mut v: Vec<(u64, DirEntry)> = self.dot_entries().into_iter().zip(0..).map(|(e, p)| (p, e)).collect();
         v.retain(|(p, _)| *p >= pos);
@@ -689,7 +992,7 @@ impl Inode for TmpfsDir {
     fn tmpfile(&self, mode: u32, uid: u32, gid: u32, linkable: bool) -> KResult<Arc<dyn Inode>> {
         // The new inode (shmem_get_inode): ENOSPC when it cannot be had.
         crate::mm::fail::slab_may_fail().map_err(|_| ENOSPC)?;
-        let f = TmpfsFile::new(S_IFREG | (mode & 0o7777), uid, gid);
+        let f = TmpfsFile::new_in(self.sb.clone(), S_IFREG | (mode & 0o7777), uid, gid);
         f.meta.lock().nlink = 0;
         f.linkable.store(linkable, Ordering::Relaxed);
         Ok(f)

@@ -82,6 +82,32 @@ pub const POLLERR: u16 = 0x008;
 pub const POLLHUP: u16 = 0x010;
 pub const POLLNVAL: u16 = 0x020;
 
+/// `struct statfs` as statfs(2) returns it (x86_64; Linux's `kstatfs` copied out).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Statfs {
+    pub f_type: i64,
+    pub f_bsize: i64,
+    pub f_blocks: u64,
+    pub f_bfree: u64,
+    pub f_bavail: u64,
+    pub f_files: u64,
+    pub f_ffree: u64,
+    pub f_fsid: [i32; 2],
+    pub f_namelen: i64,
+    pub f_frsize: i64,
+    pub f_flags: i64,
+    pub f_spare: [i64; 4],
+}
+
+impl Statfs {
+    /// Linux's `simple_statfs`: the magic, page-sized blocks, NAME_MAX, no counts (the
+    /// statfs of a filesystem that keeps nothing to count, such as msharefs).
+    pub fn simple(magic: u64) -> Statfs {
+        Statfs { f_type: magic as i64, f_bsize: 4096, f_namelen: 255, f_frsize: 4096, ..Default::default() }
+    }
+}
+
 pub trait Inode: Send + Sync + Any {
     fn metadata(&self) -> Metadata;
     fn as_any(&self) -> &dyn Any;
@@ -155,6 +181,23 @@ pub trait Inode: Send + Sync + Any {
     /// Puts another filesystem's root at `name` (which must be a directory or absent).
     fn mount(&self, _name: &str, _root: Arc<dyn Inode>) -> KResult<()> {
         Err(ENOTDIR)
+    }
+    /// Swaps entry `name` from `old` to `new`, keeping its place in listings (ENOENT if
+    /// `name` no longer holds `old`): how a mount covers a directory and umount uncovers
+    /// it (`fs/mount.rs`).
+    fn replace_entry(&self, _name: &str, _old: &Arc<dyn Inode>, _new: Arc<dyn Inode>) -> KResult<()> {
+        Err(ENOTDIR)
+    }
+    /// What statfs reports for the filesystem this inode belongs to (Linux's
+    /// `super_operations.statfs`); None leaves it to `statfs_of`'s figures by device
+    /// (procfs). A filesystem with nothing to count returns `Statfs::simple(MAGIC)`.
+    fn statfs(&self) -> Option<Statfs> {
+        None
+    }
+    /// The options /proc/mounts shows for the filesystem of this root, each after a comma
+    /// (Linux's `super_operations.show_options`); None shows mount's data as given.
+    fn show_options(&self) -> Option<String> {
+        None
     }
     fn readdir(&self) -> KResult<Vec<DirEntry>> {
         Err(ENOTDIR)

@@ -43,6 +43,9 @@ macro_rules! lock_classes {
 lock_classes! {
     /// The cached text of /proc/PID/maps or smaps (generated out of it).
     ProcfsText = 105, "procfs ProcFile::text";
+    /// One mount or umount at a time: over the entry swap (tmpfs) and the busy check
+    /// (tasks, fd tables).
+    MountNamespace = 108, "mount::NAMESPACE_SEM";
     FlockLocks = 110, "flock::LOCKS";
     PipeInner = 115, "Pipe::inner";
     EventfdCount = 116, "EventFd::count";
@@ -109,6 +112,8 @@ lock_classes! {
     /// SHM_LOCK's locked pages per user, inside a namespace's segments.
     ShmLockUser = 605, "shm::SHM_LOCKED_PAGES";
     Writers = 610, "file::WRITERS";
+    /// The mount table: looked at by walks (`..`), rmdir and rename; no inode method under it.
+    Mounts = 615, "mount::MOUNTS";
     CorePattern = 620, "proc_sysctl::CORE_PATTERN";
     Random = 630, "random::STATE";
     LeakBaseline = 640, "leak::BASELINE";

@@ -1233,66 +1233,34 @@ pub fn sys_fallocate(a: Args) -> SysResult {
     ok(0)
 }
 
-/// `struct statfs` (x86_64).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Statfs {
-    f_type: i64,
-    f_bsize: i64,
-    f_blocks: u64,
-    f_bfree: u64,
-    f_bavail: u64,
-    f_files: u64,
-    f_ffree: u64,
-    f_fsid: [i32; 2],
-    f_namelen: i64,
-    f_frsize: i64,
-    f_flags: i64,
-    f_spare: [i64; 4],
-}
 const _: () = assert!(core::mem::size_of::<Statfs>() == 120);
 crate::impl_pod!(Statfs);
 
-const TMPFS_MAGIC: i64 = 0x0102_1994;
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 
-/// What statfs reports: tmpfs sized like Linux's default (half of RAM), or procfs.
-fn statfs_of(m: &Metadata) -> Statfs {
-    if m.dev == 0x4 {
-        return Statfs {
-            f_type: PROC_SUPER_MAGIC,
-            f_bsize: 4096,
-            f_namelen: 255,
-            f_frsize: 4096,
-            ..Default::default()
-        };
-    }
-    let total = crate::mm::frame::stats().usable / 2;
-    let used = crate::mm::page_cache::SHMEM_PAGES.load(core::sync::atomic::Ordering::Relaxed).min(total);
-    Statfs {
-        f_type: TMPFS_MAGIC,
-        f_bsize: 4096,
-        f_blocks: total,
-        f_bfree: total - used,
-        f_bavail: total - used,
-        f_files: total,
-        f_ffree: total - used,
-        f_namelen: 255,
-        f_frsize: 4096,
-        ..Default::default()
-    }
+/// What statfs reports: the figures of the inode's filesystem where it gives them
+/// (`Inode::statfs`: every tmpfs instance, and each filesystem that says), else procfs's
+/// for procfs and the boot tmpfs's for the rest (devices, pipes).
+fn statfs_of(inode: &Arc<dyn Inode>) -> Statfs {
+    inode.statfs().unwrap_or_else(|| {
+        if inode.metadata().dev == 0x4 {
+            Statfs::simple(PROC_SUPER_MAGIC)
+        } else {
+            crate::fs::tmpfs::boot_statfs()
+        }
+    })
 }
 
 pub fn sys_statfs(a: Args) -> SysResult {
     let path = read_path(a.u(0))?;
-    let m = resolve_at(AT_FDCWD, &path, true)?.metadata();
-    write_val(a.u(1), &statfs_of(&m))?;
+    let inode = resolve_at(AT_FDCWD, &path, true)?;
+    write_val(a.u(1), &statfs_of(&inode))?;
     ok(0)
 }
 
 pub fn sys_fstatfs(a: Args) -> SysResult {
-    let m = get_file(a.i32(0))?.metadata();
-    write_val(a.u(1), &statfs_of(&m))?;
+    let inode = file_inode(&*get_file(a.i32(0))?);
+    write_val(a.u(1), &statfs_of(&inode))?;
     ok(0)
 }
 
@@ -1566,5 +1534,74 @@ pub fn sys_pselect6(a: Args) -> SysResult {
 pub fn sys_flock(a: Args) -> SysResult {
     let f = get_file(a.i32(0))?;
     crate::fs::flock::flock(&f, a.u32(1))?;
+    ok(0)
+}
+
+/// `copy_mount_string`: a string argument of mount(2), absent if NULL; longer than
+/// PATH_MAX is EINVAL (`strndup_user`).
+fn copy_mount_string(va: u64) -> KResult<Option<String>> {
+    if va == 0 {
+        return Ok(None);
+    }
+    let mm = crate::process::current_mm();
+    let s = crate::mm::usercopy::read_cstr(&mm, va, crate::fs::path::PATH_MAX - 1).map_err(|e| {
+        if e == ENAMETOOLONG {
+            EINVAL
+        } else {
+            e
+        }
+    })?;
+    Ok(Some(String::from_utf8_lossy(&s).into_owned()))
+}
+
+/// `copy_mount_options`: up to a page of mount's data, as far as it can be read (EFAULT
+/// if not at all), up to its NUL; the page's last byte is always cut (`path_mount`).
+fn copy_mount_options(va: u64) -> KResult<Option<String>> {
+    if va == 0 {
+        return Ok(None);
+    }
+    let page = crate::mm::PAGE_SIZE as usize;
+    let mut buf = crate::mm::fail::try_vec_filled(0u8, page)?;
+    let mut done = 0;
+    while done < page {
+        let at = super::uoff(va, done as u64)?;
+        let n = (page - (at as usize % page)).min(page - done);
+        if super::copy_from_user(at, &mut buf[done..done + n]).is_err() {
+            break;
+        }
+        done += n;
+    }
+    if done == 0 {
+        return Err(EFAULT);
+    }
+    let len = buf[..done.min(page - 1)].iter().position(|&b| b == 0).unwrap_or(done.min(page - 1));
+    Ok(Some(String::from_utf8_lossy(&buf[..len]).into_owned()))
+}
+
+/// mount(2) (`do_mount`): the type, source and data copied in, the target looked up
+/// (following symlinks), then `path_mount`.
+pub fn sys_mount(a: Args) -> SysResult {
+    let fstype = copy_mount_string(a.u(2))?;
+    let source = copy_mount_string(a.u(0))?;
+    let data = copy_mount_options(a.u(4))?;
+    let path = read_path(a.u(1))?;
+    let target = resolve_at(AT_FDCWD, &path, true)?;
+    let target_path = join_path(&current().fs().lock().cwd_path.clone(), &path);
+    let req = crate::fs::mount::MountRequest { source, target, target_path, fstype, flags: a.u(3), data };
+    crate::fs::mount::path_mount(&cred(), req)?;
+    ok(0)
+}
+
+/// umount2(2) (`ksys_umount`): unknown flags are EINVAL before the target is looked up
+/// (following a final symlink unless UMOUNT_NOFOLLOW), then `path_umount`.
+pub fn sys_umount2(a: Args) -> SysResult {
+    use crate::fs::mount::{MNT_DETACH, MNT_EXPIRE, MNT_FORCE, UMOUNT_NOFOLLOW};
+    let flags = a.u32(1);
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 {
+        return Err(EINVAL);
+    }
+    let path = read_path(a.u(0))?;
+    let target = resolve_at(AT_FDCWD, &path, flags & UMOUNT_NOFOLLOW == 0)?;
+    crate::fs::mount::path_umount(&cred(), &target, flags)?;
     ok(0)
 }

@@ -227,6 +227,8 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         158 => process::sys_arch_prctl(a),
         160 => process::sys_setrlimit(a),
         162 => ok(0), // sync: tmpfs has nothing to write back
+        165 => fs::sys_mount(a),
+        166 => fs::sys_umount2(a),
         169 => misc::sys_reboot(a),
         186 => process::sys_gettid(),
         200 => signal::sys_tkill(a),

@@ -1,5 +1,6 @@
 //! File and file-descriptor system calls: open/read/write/seek/stat, directories, dup,
-//! pipes, fcntl, ioctl, poll, and the /dev/null and /dev/zero devices.
+//! pipes, fcntl, ioctl, poll, the /dev/null and /dev/zero devices, and mount/umount2 of
+//! tmpfs.
 
 use libc::*;
 use user_tests::{
@@ -137,6 +138,26 @@ fn main() {
             o_tmpfile_file_is_linked_in_through_proc_fd_or_at_empty_path,
             linkat_gives_no_name_to_an_unlinked_or_o_excl_tmpfile_file,
             o_tmpfile_needs_write_access_a_directory_and_no_o_creat,
+            mounted_tmpfs_covers_the_directory_until_umount,
+            mounted_tmpfs_has_a_device_of_its_own,
+            mounted_tmpfs_root_takes_the_mode_option,
+            mounted_tmpfs_root_defaults_to_mode_1777,
+            statfs_of_a_tmpfs_mounted_with_size_reports_it_as_f_blocks,
+            dotdot_from_a_mount_root_leads_to_the_mountpoint_parent,
+            proc_self_mounts_lists_a_tmpfs_mount,
+            mount_with_an_unknown_filesystem_type_is_enodev,
+            mount_with_an_unknown_tmpfs_option_is_einval,
+            mount_without_a_filesystem_type_is_einval,
+            mount_on_a_missing_directory_is_enoent,
+            mount_on_a_regular_file_is_enotdir,
+            mount_with_a_bad_target_pointer_is_efault,
+            mount_by_non_root_is_eperm,
+            umount_of_a_directory_that_is_not_a_mount_point_is_einval,
+            umount2_with_unknown_flags_is_einval,
+            umount_by_non_root_is_eperm,
+            umount_of_a_mount_holding_a_working_directory_is_ebusy,
+            umount2_detach_takes_a_busy_mount_off,
+            rmdir_of_a_mountpoint_is_ebusy,
         ],
     )
 }
@@ -1775,4 +1796,212 @@ fn o_tmpfile_needs_write_access_a_directory_and_no_o_creat() {
     assert_errno!(open(&dir.join("missing"), O_TMPFILE | O_RDWR, 0o600), ENOENT);
     assert_errno!(open(&dir.file("f", b""), O_TMPFILE | O_RDWR, 0o600), ENOTDIR);
     assert_errno!(open("/proc", O_TMPFILE | O_RDWR, 0o600), EOPNOTSUPP);
+}
+
+const MNT_DETACH: i32 = 2;
+
+/// mount(2) with `source` "none".
+fn mount_tmpfs(target: &str, fstype: &str, data: &str) -> Result<i64, user_tests::Errno> {
+    let (src, t, ty, d) = (cstr("none"), cstr(target), cstr(fstype), cstr(data));
+    sys!(SYS_mount, src.as_ptr(), t.as_ptr(), ty.as_ptr(), 0, d.as_ptr())
+}
+
+fn umount2(target: &str, flags: i32) -> Result<i64, user_tests::Errno> {
+    sys!(SYS_umount2, cstr(target).as_ptr(), flags)
+}
+
+fn stat_of(path: &str) -> libc::stat {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    sys!(SYS_stat, cstr(path).as_ptr(), &mut st as *mut libc::stat).unwrap();
+    st
+}
+
+/// A tmpfs mounted with `data` on `mnt`, an empty directory in a scratch directory;
+/// detached when dropped (a test that failed halfway leaves no mount behind), before the
+/// scratch directory goes.
+struct TmpfsMount {
+    mnt: String,
+    dir: TempDir,
+}
+
+impl TmpfsMount {
+    fn new(data: &str) -> TmpfsMount {
+        let dir = TempDir::new();
+        let mnt = dir.join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        mount_tmpfs(&mnt, "tmpfs", data).unwrap();
+        TmpfsMount { mnt, dir }
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = umount2(&self.mnt, MNT_DETACH);
+    }
+}
+
+fn mounted_tmpfs_covers_the_directory_until_umount() {
+    let dir = TempDir::new();
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(format!("{mnt}/under"), b"u").unwrap();
+    mount_tmpfs(&mnt, "tmpfs", "").unwrap();
+    let listed = |p: &str| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert!(listed(&mnt).is_empty(), "the covered directory's file is hidden");
+    std::fs::write(format!("{mnt}/new"), b"n").unwrap();
+    assert_eq!(listed(&mnt), ["new"]);
+    umount2(&mnt, 0).unwrap();
+    assert_eq!(listed(&mnt), ["under"], "the covered directory is back, the mount's file gone");
+}
+
+fn mounted_tmpfs_has_a_device_of_its_own() {
+    let m = TmpfsMount::new("");
+    assert_ne!(stat_of(&m.mnt).st_dev, stat_of(m.dir.path.to_str().unwrap()).st_dev);
+}
+
+fn mounted_tmpfs_root_takes_the_mode_option() {
+    let m = TmpfsMount::new("mode=0710");
+    assert_eq!(stat_of(&m.mnt).st_mode, S_IFDIR | 0o710);
+}
+
+fn mounted_tmpfs_root_defaults_to_mode_1777() {
+    let m = TmpfsMount::new("");
+    assert_eq!(stat_of(&m.mnt).st_mode, S_IFDIR | 0o1777);
+}
+
+fn statfs_of_a_tmpfs_mounted_with_size_reports_it_as_f_blocks() {
+    let m = TmpfsMount::new("size=1m");
+    let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+    sys!(SYS_statfs, cstr(&m.mnt).as_ptr(), &mut sf as *mut libc::statfs).unwrap();
+    assert_eq!(sf.f_type, 0x0102_1994, "TMPFS_MAGIC");
+    assert_eq!((sf.f_bsize, sf.f_blocks, sf.f_bfree), (4096, 256, 256));
+}
+
+fn dotdot_from_a_mount_root_leads_to_the_mountpoint_parent() {
+    let m = TmpfsMount::new("");
+    let up = stat_of(&format!("{}/..", m.mnt));
+    let dir = stat_of(m.dir.path.to_str().unwrap());
+    assert_eq!((up.st_dev, up.st_ino), (dir.st_dev, dir.st_ino));
+}
+
+fn proc_self_mounts_lists_a_tmpfs_mount() {
+    let m = TmpfsMount::new("mode=0755");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts.lines().find(|l| l.split(' ').nth(1) == Some(&m.mnt)).unwrap_or_else(|| panic!("{mounts}"));
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!((fields[0], fields[2], &fields[4..]), ("none", "tmpfs", &["0", "0"][..]), "{line}");
+    assert!(fields[3].split(',').any(|o| o == "mode=755"), "{line}");
+}
+
+fn mount_with_an_unknown_filesystem_type_is_enodev() {
+    let dir = TempDir::new();
+    assert_errno!(mount_tmpfs(dir.path.to_str().unwrap(), "no-such-fs", ""), ENODEV);
+}
+
+fn mount_with_an_unknown_tmpfs_option_is_einval() {
+    let dir = TempDir::new();
+    assert_errno!(mount_tmpfs(dir.path.to_str().unwrap(), "tmpfs", "no_such_option=1"), EINVAL);
+}
+
+fn mount_without_a_filesystem_type_is_einval() {
+    let dir = TempDir::new();
+    let (src, t) = (cstr("none"), cstr(dir.path.to_str().unwrap()));
+    assert_errno!(sys!(SYS_mount, src.as_ptr(), t.as_ptr(), 0, 0, 0), EINVAL);
+}
+
+fn mount_on_a_missing_directory_is_enoent() {
+    let dir = TempDir::new();
+    assert_errno!(mount_tmpfs(&dir.join("missing"), "tmpfs", ""), ENOENT);
+}
+
+fn mount_on_a_regular_file_is_enotdir() {
+    let dir = TempDir::new();
+    assert_errno!(mount_tmpfs(&dir.file("f", b""), "tmpfs", ""), ENOTDIR);
+}
+
+fn mount_with_a_bad_target_pointer_is_efault() {
+    let (src, ty) = (cstr("none"), cstr("tmpfs"));
+    assert_errno!(sys!(SYS_mount, src.as_ptr(), BAD_PTR, ty.as_ptr(), 0, 0), EFAULT);
+}
+
+fn mount_by_non_root_is_eperm() {
+    let dir = TempDir::new();
+    let target = dir.path.to_str().unwrap().to_string();
+    run_in_child(|| {
+        sys!(SYS_setuid, 1000).unwrap();
+        assert_errno!(mount_tmpfs(&target, "tmpfs", ""), EPERM);
+    });
+}
+
+fn umount_of_a_directory_that_is_not_a_mount_point_is_einval() {
+    let dir = TempDir::new();
+    assert_errno!(umount2(dir.path.to_str().unwrap(), 0), EINVAL);
+}
+
+fn umount2_with_unknown_flags_is_einval() {
+    let m = TmpfsMount::new("");
+    assert_errno!(umount2(&m.mnt, 0x10), EINVAL);
+    assert_errno!(umount2(&m.mnt, MNT_DETACH | 0x100), EINVAL);
+}
+
+fn umount_by_non_root_is_eperm() {
+    let m = TmpfsMount::new("");
+    run_in_child(|| {
+        sys!(SYS_setuid, 1000).unwrap();
+        assert_errno!(umount2(&m.mnt, 0), EPERM);
+    });
+}
+
+/// A child sits in the mount (its working directory) until a byte comes through the
+/// returned pipe.
+fn child_inside(mnt: &str) -> (libc::pid_t, i32) {
+    let (ready_r, ready_w) = pipe(0).unwrap();
+    let (go_r, go_w) = pipe(0).unwrap();
+    let pid = fork_child(|| {
+        close(ready_r).unwrap();
+        close(go_w).unwrap();
+        std::env::set_current_dir(mnt).unwrap();
+        write(ready_w, b"r").unwrap();
+        let mut b = [0u8; 1];
+        let _ = read(go_r, &mut b);
+        0
+    });
+    close(ready_w).unwrap();
+    close(go_r).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(read(ready_r, &mut b).unwrap(), 1);
+    close(ready_r).unwrap();
+    (pid, go_w)
+}
+
+fn umount_of_a_mount_holding_a_working_directory_is_ebusy() {
+    let m = TmpfsMount::new("");
+    let (pid, go) = child_inside(&m.mnt);
+    let busy = umount2(&m.mnt, 0);
+    write(go, b"g").unwrap();
+    close(go).unwrap();
+    assert_eq!(wait_child(pid), Exit::Code(0));
+    assert_errno!(busy, EBUSY);
+    umount2(&m.mnt, 0).unwrap();
+}
+
+fn umount2_detach_takes_a_busy_mount_off() {
+    let m = TmpfsMount::new("");
+    std::fs::write(format!("{}/f", m.mnt), b"x").unwrap();
+    let fd = open(&format!("{}/f", m.mnt), O_RDONLY, 0).unwrap();
+    umount2(&m.mnt, MNT_DETACH).unwrap();
+    assert_errno!(sys!(SYS_access, cstr(&format!("{}/f", m.mnt)).as_ptr(), F_OK), ENOENT);
+    let mut b = [0u8; 1];
+    assert_eq!(read(fd, &mut b).unwrap(), 1, "the open file stays usable");
+    close(fd).unwrap();
+}
+
+fn rmdir_of_a_mountpoint_is_ebusy() {
+    let m = TmpfsMount::new("");
+    assert_errno!(sys!(SYS_rmdir, cstr(&m.mnt).as_ptr()), EBUSY);
 }
