@@ -290,20 +290,40 @@ fn known_failures() -> BTreeSet<String> {
     read_test_list("known_failures.txt").into_keys().collect()
 }
 
-fn user_tests_on_host(t: &mut Tally, ut: &user::UserTests) -> Vec<String> {
+/// The tests each user test boot must run.
+#[derive(Default)]
+struct Expected {
+    /// The tests the host ran: checked in our kernel and on the Linux guest.
+    host: Vec<String>,
+    /// The tests of the kernel-only suites (`user::KERNEL_ONLY_SUITES`): checked in our
+    /// kernel alone.
+    kernel_only: Vec<String>,
+}
+
+impl Expected {
+    /// Every test our kernel must run.
+    fn in_kernel(&self) -> Vec<String> {
+        self.host.iter().chain(&self.kernel_only).cloned().collect()
+    }
+}
+
+fn user_tests_on_host(t: &mut Tally, ut: &user::UserTests) -> Expected {
     println!("== user tests on the Linux host");
-    let results = user::run_on_host(ut);
+    let run = user::run_on_host(ut);
     let mut names = Vec::new();
-    for (name, r) in results {
+    for (name, r) in run.results {
         t.record(&format!("host: {name}"), r);
         names.push(name);
     }
-    names
+    if !run.kernel_only.is_empty() {
+        println!("host: {} tests of kernel-only suites listed, not run", run.kernel_only.len());
+    }
+    Expected { host: names, kernel_only: run.kernel_only }
 }
 
-/// Writes the initramfs of a user test boot: /init, every test program in /tests, and
-/// busybox as /bin/sh.
-fn user_test_initramfs(ut: &user::UserTests, initrd: &Path) -> Result<(), String> {
+/// Writes the initramfs of a user test boot: /init, every test program in /tests (but the
+/// kernel-only suites' unless `kernel_only`), and busybox as /bin/sh.
+fn user_test_initramfs(ut: &user::UserTests, initrd: &Path, kernel_only: bool) -> Result<(), String> {
     let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
     let mut add = |guest: String, host: &Path| match std::fs::read(host) {
         Ok(d) => {
@@ -314,7 +334,9 @@ fn user_test_initramfs(ut: &user::UserTests, initrd: &Path) -> Result<(), String
     };
     add("init".into(), &ut.init)?;
     for (name, path) in ut.tests.iter().chain(&ut.c_programs) {
-        add(format!("tests/{name}"), path)?;
+        if kernel_only || !user::is_kernel_only(name) {
+            add(format!("tests/{name}"), path)?;
+        }
     }
     let bb = crate::deps::ensure_busybox()?;
     add("bin/busybox".into(), &bb)?;
@@ -326,7 +348,7 @@ fn user_test_initramfs(ut: &user::UserTests, initrd: &Path) -> Result<(), String
 /// kernel command line) and returns the console.
 pub fn boot_user_suite(kernel: &Path, o: &Options, ut: &user::UserTests, extra: &str) -> Result<qemu::QemuRun, String> {
     let initrd = target_dir().join("xtask").join("user_tests.cpio");
-    user_test_initramfs(ut, &initrd).map_err(|e| format!("user test initramfs: {e}"))?;
+    user_test_initramfs(ut, &initrd, true).map_err(|e| format!("user test initramfs: {e}"))?;
     let mut cfg = qemu_config(kernel, o);
     cfg.initrd = Some(initrd);
     cfg.cmdline = format!("log=warn init=/init {extra}");
@@ -371,7 +393,8 @@ fn user_test_run_finished(output: &str, who: &str) -> bool {
 }
 
 /// Boots the kernel with /init running every user test program, then matches each test
-/// the host ran against the kernel's verdict. Returns the kernel's verdicts.
+/// of `expected` (those the host ran, and the kernel-only suites' it listed) against the
+/// kernel's verdict. Returns the kernel's verdicts.
 fn user_tests_in_kernel(
     t: &mut Tally,
     kernel: &Path,
@@ -441,7 +464,7 @@ fn user_tests_on_linux_guest(
         Err(e) => return t.record("linux-guest: fetch Debian's kernel", Err(e)),
     };
     let initrd = target_dir().join("xtask").join("user_tests_linux.cpio");
-    if let Err(e) = user_test_initramfs(ut, &initrd) {
+    if let Err(e) = user_test_initramfs(ut, &initrd, false) {
         return t.record("linux-guest: user test initramfs", Err(e));
     }
     let mut cfg = QemuConfig::new(&linux.vmlinuz);
@@ -617,8 +640,8 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         let ut = user::build_user_tests()?;
         let expected = user_tests_on_host(&mut t, &ut);
         let kernel = build_kernel(o.release)?;
-        let verdicts = user_tests_in_kernel(&mut t, &kernel, o, &ut, &expected);
-        user_tests_on_linux_guest(&mut t, o, &ut, &expected, &verdicts);
+        let verdicts = user_tests_in_kernel(&mut t, &kernel, o, &ut, &expected.in_kernel());
+        user_tests_on_linux_guest(&mut t, o, &ut, &expected.host, &verdicts);
         return Ok(finish(&t));
     }
     host_tests(&mut t);
@@ -627,7 +650,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         Ok(ut) => user_tests_on_host(&mut t, ut),
         Err(e) => {
             t.record("user tests build", Err(e.clone()));
-            Vec::new()
+            Expected::default()
         }
     };
     let kernel = build_kernel(o.release)?;
@@ -638,8 +661,8 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     smoke(&mut t, &kernel, o);
     if let Ok(ut) = &ut {
         exec_checks(&mut t, &kernel, o, ut);
-        let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected);
-        user_tests_on_linux_guest(&mut t, o, ut, &expected, &verdicts);
+        let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected.in_kernel());
+        user_tests_on_linux_guest(&mut t, o, ut, &expected.host, &verdicts);
         smp_negative_control(&mut t, &kernel, o, ut);
         fuzz_check(&mut t, &kernel, o, ut);
         inject_check(&mut t, &kernel, o, ut);

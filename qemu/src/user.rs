@@ -5,7 +5,8 @@
 //!
 //! A family binary prints one line per test, `test SUITE::NAME ... ok` or
 //! `test SUITE::NAME ... FAILED: message`, then `SUITE: N passed, N failed`, and exits
-//! with 0 only if all passed. A C program passes by exiting with 0.
+//! with 0 only if all passed; run with `--list`, it prints `list SUITE::NAME` per test and
+//! runs none. A C program passes by exiting with 0.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,17 @@ const TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// Programs in `user_tests/src/bin` that are not test families.
 const NOT_TESTS: [&str; 2] = ["init", "fuzz"];
+
+/// Suites that test what Linux lacks (mshare), so they can pass only in our kernel: the
+/// host asks their binaries for their test names (`--list`) instead of running them, our
+/// kernel must pass every test so named, and the Linux guest does not get them. A suite
+/// listed here whose binary does not exist changes nothing.
+pub const KERNEL_ONLY_SUITES: &[&str] = &["mshare"];
+
+/// Whether program `name` is a kernel-only suite.
+pub fn is_kernel_only(name: &str) -> bool {
+    KERNEL_ONLY_SUITES.contains(&name)
+}
 
 /// How long one program may run on the host (the whole suite takes seconds).
 const HOST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -88,20 +100,51 @@ pub fn build_user_tests() -> Result<UserTests, String> {
     Ok(UserTests { tests, init, fuzz, c_programs })
 }
 
-/// Runs every family binary and C program directly on the host, returning per-test
-/// results parsed from the `test SUITE::NAME ... ok|FAILED` lines and the binaries' exit
-/// status: Vec<(String name, Result<(), String>)>. A binary that crashes or exits non-zero
-/// without FAILED lines yields one failing entry for the binary.
-pub fn run_on_host(t: &UserTests) -> Vec<(String, Result<(), String>)> {
-    let mut results = Vec::new();
+/// What the host run found.
+pub struct HostRun {
+    /// Per-test results of the programs the host ran, parsed from the `test SUITE::NAME
+    /// ... ok|FAILED` lines and the binaries' exit status. A binary that crashes or exits
+    /// non-zero without FAILED lines yields one failing entry for the binary, as does a
+    /// kernel-only suite whose list cannot be had.
+    pub results: Vec<(String, Result<(), String>)>,
+    /// The tests of the kernel-only suites (`KERNEL_ONLY_SUITES`), as their binaries list them.
+    pub kernel_only: Vec<String>,
+}
+
+/// Runs every family binary and C program directly on the host, but asks those of the
+/// kernel-only suites for their test names.
+pub fn run_on_host(t: &UserTests) -> HostRun {
+    let mut run = HostRun { results: Vec::new(), kernel_only: Vec::new() };
     for (name, path) in t.tests.iter().chain(&t.c_programs) {
-        let (stdout, outcome) = match run_with_timeout(path, HOST_TIMEOUT) {
+        if is_kernel_only(name) {
+            match run_with_timeout(path, &["--list"], HOST_TIMEOUT) {
+                Ok((stdout, stderr, status)) => match (describe_exit(status, &stderr), parse_test_names(&stdout)) {
+                    (Ok(()), names) if !names.is_empty() => run.kernel_only.extend(names),
+                    (Ok(()), _) => run.results.push((name.clone(), Err("--list named no test".into()))),
+                    (Err(e), _) => run.results.push((name.clone(), Err(format!("--list: {e}")))),
+                },
+                Err(e) => run.results.push((name.clone(), Err(format!("--list: {e}")))),
+            }
+            continue;
+        }
+        let (stdout, outcome) = match run_with_timeout(path, &[], HOST_TIMEOUT) {
             Ok((stdout, stderr, status)) => (stdout, describe_exit(status, &stderr)),
             Err(e) => (String::new(), Err(e)),
         };
-        results.extend(binary_results(name, &stdout, outcome));
+        run.results.extend(binary_results(name, &stdout, outcome));
     }
-    results
+    run
+}
+
+/// The test names a binary run with `--list` printed, one `list SUITE::NAME` line each;
+/// other lines are ignored.
+pub fn parse_test_names(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.trim_end().strip_prefix("list "))
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.contains(' '))
+        .map(String::from)
+        .collect()
 }
 
 /// Parses harness output lines (unit-tested): each `test NAME ... ok` gives `(NAME,
@@ -158,11 +201,12 @@ fn describe_exit(status: ExitStatus, stderr: &str) -> Result<(), String> {
     }
 }
 
-/// Runs `path` with no arguments and stdin from /dev/null, collecting stdout and stderr;
-/// kills it after `timeout`. Output is gathered by reader threads and taken as it is
-/// shortly after the program ends, since a leftover grandchild may keep the pipes open.
-fn run_with_timeout(path: &Path, timeout: Duration) -> Result<(String, String, ExitStatus), String> {
+/// Runs `path` with `args` and stdin from /dev/null, collecting stdout and stderr; kills
+/// it after `timeout`. Output is gathered by reader threads and taken as it is shortly
+/// after the program ends, since a leftover grandchild may keep the pipes open.
+fn run_with_timeout(path: &Path, args: &[&str], timeout: Duration) -> Result<(String, String, ExitStatus), String> {
     let mut child = Command::new(path)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -278,6 +322,19 @@ mod tests {
     fn failing_exit_explained_by_failed_lines_adds_nothing() {
         let r = binary_results("fs", "test fs::a ... FAILED: no\n", Err("exited with status 1".into()));
         assert_eq!(r, [failed("fs::a", "no")]);
+    }
+
+    #[test]
+    fn list_lines_give_the_test_names_and_other_output_is_ignored() {
+        let out =
+            "list mshare::a_region_is_shared\r\nsome output\nlist mshare::b\nlist \nlist x y\ntest mshare::c ... ok\n";
+        assert_eq!(parse_test_names(out), ["mshare::a_region_is_shared", "mshare::b"]);
+    }
+
+    #[test]
+    fn mshare_is_a_kernel_only_suite_and_fs_is_not() {
+        assert!(is_kernel_only("mshare"));
+        assert!(!is_kernel_only("fs"));
     }
 
     #[test]
