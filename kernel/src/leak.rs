@@ -227,7 +227,10 @@ pub fn idle_check() {
     crate::watchdog::print_margins();
     crate::mm::fail::report();
     let removed = crate::fs::mount::umount_all_since_boot();
-    crate::println!("mshare-kernel: unmounted {} mounts the tests left behind", removed);
+    crate::println!(
+        "mshare-kernel: unmounted {} mounts made since boot: init's and any the tests left behind",
+        removed
+    );
     let removed = crate::fs::tmpfs::remove_created_since_boot();
     crate::println!("mshare-kernel: removed {} files and directories the tests left behind", removed);
     let removed = crate::ipc::remove_all_objects();

@@ -2,8 +2,8 @@
 //!
 //! As pid 1 it first makes the machine look alike on both kernels: on Linux (booted with
 //! only an initramfs) it mounts devtmpfs on /dev and re-opens /dev/console as stdio, proc
-//! on /proc, and tmpfs on /tmp and /dev/shm; on our kernel these already exist (its root is
-//! a tmpfs, /proc and /dev are built in) and the mounts fail harmlessly. Then it runs each
+//! on /proc, and tmpfs on /tmp and /dev/shm; on our kernel /proc and /dev are built in (those
+//! mounts are skipped) and /tmp and /dev/shm get a tmpfs of their own as on Linux. Then it runs each
 //! line of `/bench/plan` (a program and its arguments, separated by spaces) in turn,
 //! streaming their output, prints `@bench init ...` and `@bench exit ...` lines for the
 //! runner, and powers off: on Linux through QEMU's `isa-debug-exit` port (0x10 if every

@@ -260,8 +260,10 @@ fn busy(m: &Mount, mounts: &[Arc<Mount>]) -> bool {
         crate::process::task::TABLES.lock().tasks.values().filter_map(alloc::sync::Weak::upgrade).collect();
     tasks.iter().any(|t| {
         let cwd = t.fs().lock().cwd.clone();
-        cwd.metadata().dev == m.dev
-            || t.files().lock().iter().any(|f| f.inode().is_some_and(|i| i.metadata().dev == m.dev))
+        // The inodes are looked at after the fd table's lock is dropped: a tmpfs
+        // directory's metadata lock is outside it.
+        let open: Vec<Arc<dyn Inode>> = t.files().lock().iter().filter_map(|f| f.inode().cloned()).collect();
+        cwd.metadata().dev == m.dev || open.iter().any(|i| i.metadata().dev == m.dev)
     })
 }
 
@@ -320,8 +322,8 @@ pub fn path_umount(cred: &crate::process::cred::Creds, target: &Arc<dyn Inode>, 
 }
 
 /// Takes off every mount made after boot, newest first: at power-off, before the leak
-/// check removes the files the tests left (a test that died before its umount leaves its
-/// mount behind). Returns how many there were.
+/// check removes the files the tests left (init's /tmp and /dev/shm, and a test's that died
+/// before its umount). Returns how many there were.
 pub fn umount_all_since_boot() -> usize {
     let _ns = NAMESPACE_SEM.lock();
     let made: Vec<Arc<Mount>> = MOUNTS.lock().iter().filter(|m| !m.boot).cloned().collect();

@@ -157,6 +157,7 @@ fn main() {
             umount_by_non_root_is_eperm,
             umount_of_a_mount_holding_a_working_directory_is_ebusy,
             umount2_detach_takes_a_busy_mount_off,
+            umount_with_a_directory_outside_the_mount_open_succeeds,
             rmdir_of_a_mountpoint_is_ebusy,
         ],
     )
@@ -1999,6 +2000,14 @@ fn umount2_detach_takes_a_busy_mount_off() {
     let mut b = [0u8; 1];
     assert_eq!(read(fd, &mut b).unwrap(), 1, "the open file stays usable");
     close(fd).unwrap();
+}
+
+fn umount_with_a_directory_outside_the_mount_open_succeeds() {
+    let m = TmpfsMount::new("");
+    let fd = open(m.dir.path.to_str().unwrap(), O_RDONLY | O_DIRECTORY, 0).unwrap();
+    let r = umount2(&m.mnt, 0);
+    close(fd).unwrap();
+    r.unwrap();
 }
 
 fn rmdir_of_a_mountpoint_is_ebusy() {

@@ -3,9 +3,10 @@
 //! `init: N passed, N failed`; then powers off.
 //!
 //! The same binary is /init of the Linux guest (`cargo xtask test --linux-guest`), booted with
-//! only an initramfs: as pid 1 it first mounts what our kernel provides built in (devtmpfs on
-//! /dev, re-opening /dev/console as stdio; proc on /proc; tmpfs on /tmp and /dev/shm). On our
-//! kernel these already exist and the mounts fail harmlessly. It powers off through QEMU's
+//! only an initramfs: as pid 1 it first mounts what the tests expect (devtmpfs on /dev,
+//! re-opening /dev/console as stdio; proc on /proc; tmpfs on /tmp and /dev/shm). On our
+//! kernel /dev and /proc are built in (those mounts are skipped) and /tmp and /dev/shm get a
+//! tmpfs of their own as on Linux. It powers off through QEMU's
 //! `isa-debug-exit` port where the kernel grants it with ioperm (Linux: 0x10 if every program
 //! passed, 0x11 otherwise), else through reboot(2), whose power-off in our kernel also runs
 //! its leak check.
@@ -106,7 +107,7 @@ fn mount(source: &str, target: &str, fstype: &str) -> bool {
 }
 
 /// Mounts what the tests expect where the kernel does not provide it built in (see the
-/// file's header); every failure is ignored, since on our kernel each one is expected.
+/// file's header); a failure is ignored (the tests then use what is there).
 fn prepare_machine() {
     for dir in ["/dev", "/proc", "/tmp"] {
         let _ = std::fs::create_dir(dir);
