@@ -12,8 +12,11 @@
 //! One mount namespace, no propagation (every mount is private), no bind, move, remount or
 //! read-only mounts (refused with EINVAL and logged once). A busy mount (EBUSY) is one
 //! with a task's working directory or an open descriptor in it, or another mount on a
-//! directory of it; a file only mapped (its descriptor closed) is not seen. MNT_EXPIRE
-//! marks the first time (EAGAIN) and unmounts the second, with no walk clearing the mark.
+//! directory of it; a file only mapped (its descriptor closed) is not seen. An instance
+//! nothing uses goes with its umount (`Inode::kill_sb`: tmpfs empties its tree a directory
+//! at a time); one that MNT_DETACH took off while busy goes with its last user, its tree
+//! dropped recursively. MNT_EXPIRE marks the first time (EAGAIN) and unmounts the second,
+//! with no walk clearing the mark.
 //!
 //! Each filesystem instance must give its inodes a device (`st_dev`) of its own: the busy
 //! check and the table's submounts go by it.
@@ -267,12 +270,21 @@ fn busy(m: &Mount, mounts: &[Arc<Mount>]) -> bool {
     })
 }
 
-/// Takes mount `m` off its mountpoint, putting the covered directory back.
-fn umount_one(m: &Arc<Mount>) {
+/// Takes mount `m` off its mountpoint, putting the covered directory back; the instance's
+/// tree goes with it if it is `unused`.
+fn umount_one(m: &Arc<Mount>, unused: bool) {
     if m.parent.replace_entry(&m.name, &m.root, m.covered.clone()).is_err() {
         log::warn!("umount: {} no longer holds the mount's root", m.path);
     }
-    MOUNTS.lock().retain(|x| !Arc::ptr_eq(x, m));
+    // Taken out under the lock, dropped after it: the last reference to a tree takes its
+    // directories' locks on the way out.
+    let mut mounts = MOUNTS.lock();
+    let taken = mounts.iter().position(|x| Arc::ptr_eq(x, m)).map(|i| mounts.remove(i));
+    drop(mounts);
+    drop(taken);
+    if unused {
+        m.root.kill_sb();
+    }
 }
 
 /// Linux's `path_umount` (`can_umount`, `do_umount`) once ksys_umount checked the flags
@@ -305,9 +317,10 @@ pub fn path_umount(cred: &crate::process::cred::Creds, target: &Arc<dyn Inode>, 
         if busy(&m, &mounts) {
             return Err(EBUSY);
         }
-        umount_one(&m);
+        umount_one(&m, true);
         return Ok(());
     }
+    let unused = !busy(&m, &mounts);
     // umount_tree: the mount and, newest first, every mount under it.
     let mut doomed = alloc::vec![m];
     for o in mounts.iter() {
@@ -316,7 +329,7 @@ pub fn path_umount(cred: &crate::process::cred::Creds, target: &Arc<dyn Inode>, 
         }
     }
     for d in doomed.iter().rev() {
-        umount_one(d);
+        umount_one(d, unused);
     }
     Ok(())
 }
@@ -328,7 +341,7 @@ pub fn umount_all_since_boot() -> usize {
     let _ns = NAMESPACE_SEM.lock();
     let made: Vec<Arc<Mount>> = MOUNTS.lock().iter().filter(|m| !m.boot).cloned().collect();
     for m in made.iter().rev() {
-        umount_one(m);
+        umount_one(m, true);
     }
     made.len()
 }

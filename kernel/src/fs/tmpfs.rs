@@ -120,24 +120,30 @@ impl ShmemSb {
     }
 }
 
-/// The pages held and inodes named under `dir`, itself included (files open without a
-/// name are not seen).
-fn usage(dir: &TmpfsDir) -> (u64, u64) {
-    let children: Vec<Arc<dyn Inode>> = dir.entries.lock().iter().map(|(_, n)| n.clone()).collect();
-    let (mut pages, mut inodes) = (0, 1);
-    for child in children {
-        if let Some(d) = child.as_any().downcast_ref::<TmpfsDir>() {
-            // A directory of another instance is a mount's root: not ours to count.
-            if Arc::ptr_eq(&d.sb, &dir.sb) {
-                let (p, i) = usage(d);
-                pages += p;
-                inodes += i;
+/// The pages held and inodes named under `root`, itself included (files open without a
+/// name are not seen; a file of several names counts once). A walk with a stack of its own:
+/// the depth of a tree is the user's choice.
+fn usage(root: &Arc<TmpfsDir>) -> (u64, u64) {
+    let (mut pages, mut inodes) = (0, 0);
+    let mut linked = alloc::collections::BTreeSet::new();
+    let mut dirs = alloc::vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        inodes += 1;
+        let children: Vec<Arc<dyn Inode>> = dir.entries.lock().iter().map(|(_, n)| n.clone()).collect();
+        for child in children {
+            if let Some(d) = child.as_any().downcast_ref::<TmpfsDir>() {
+                // A directory of another instance is a mount's root: not ours to count.
+                if Arc::ptr_eq(&d.sb, &root.sb) {
+                    dirs.push(d.this.upgrade().expect("a named directory is alive"));
+                }
+            } else if let Some(f) = child.as_any().downcast_ref::<TmpfsFile>() {
+                if f.meta.lock().nlink <= 1 || linked.insert(core::ptr::from_ref(f) as usize) {
+                    pages += f.cache.nr_pages();
+                    inodes += 1;
+                }
+            } else {
+                inodes += 1;
             }
-        } else if let Some(f) = child.as_any().downcast_ref::<TmpfsFile>() {
-            pages += f.cache.nr_pages();
-            inodes += 1;
-        } else {
-            inodes += 1;
         }
     }
     (pages, inodes)
@@ -776,6 +782,29 @@ impl TmpfsDir {
         Ok(ns)
     }
 
+    /// Empties the tree under this directory, a directory at a time with a stack of its
+    /// own, then drops it: each directory is empty by then, so none takes its subtree down
+    /// with it (a recursive drop would take a kernel stack frame per level, of a depth the
+    /// user chose).
+    fn dismantle(&self) {
+        let mut taken: Vec<Arc<dyn Inode>> = Vec::new();
+        let mut dirs: Vec<Arc<TmpfsDir>> = Vec::new();
+        let mut entries = core::mem::take(&mut *self.entries.lock());
+        loop {
+            for (_, node) in entries.by_name.into_values() {
+                if let Some(d) = node.as_any().downcast_ref::<TmpfsDir>() {
+                    if Arc::ptr_eq(&d.sb, &self.sb) {
+                        dirs.push(d.this.upgrade().expect("a named directory is alive"));
+                    }
+                }
+                taken.push(node);
+            }
+            let Some(dir) = dirs.pop() else { break };
+            entries = core::mem::take(&mut *dir.entries.lock());
+        }
+        drop(taken);
+    }
+
     fn is_within(&self, dir: &Arc<TmpfsDir>) -> bool {
         let mut cur = self.self_arc();
         for _ in 0..4096 {
@@ -971,6 +1000,12 @@ impl Inode for TmpfsDir {
     }
     fn show_options(&self) -> Option<String> {
         Some(self.sb.show_options())
+    }
+    /// `kill_litter_super`: the tree of an instance's root goes with its mount.
+    fn kill_sb(&self) {
+        if self.sb.root.get().is_some_and(|r| core::ptr::eq(r.as_ptr(), self)) {
+            self.dismantle();
+        }
     }
     fn readdir_from(&self, pos: u64) -> KResult<Vec<(u64, DirEntry)>> {
         let mut v: Vec<(u64, DirEntry)> = self.dot_entries().into_iter().zip(0..).map(|(e, p)| (p, e)).collect();

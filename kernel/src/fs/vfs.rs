@@ -199,6 +199,9 @@ pub trait Inode: Send + Sync + Any {
     fn show_options(&self) -> Option<String> {
         None
     }
+    /// Called on a mount's root when umount takes off an instance nothing uses (Linux's
+    /// `file_system_type.kill_sb`): lets go of what its tree holds.
+    fn kill_sb(&self) {}
     fn readdir(&self) -> KResult<Vec<DirEntry>> {
         Err(ENOTDIR)
     }

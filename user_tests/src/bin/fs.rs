@@ -143,6 +143,7 @@ fn main() {
             mounted_tmpfs_root_takes_the_mode_option,
             mounted_tmpfs_root_defaults_to_mode_1777,
             statfs_of_a_tmpfs_mounted_with_size_reports_it_as_f_blocks,
+            statfs_of_a_tmpfs_holding_a_deep_tree_counts_no_blocks_for_directories,
             dotdot_from_a_mount_root_leads_to_the_mountpoint_parent,
             proc_self_mounts_lists_a_tmpfs_mount,
             mount_with_an_unknown_filesystem_type_is_enodev,
@@ -1881,6 +1882,22 @@ fn statfs_of_a_tmpfs_mounted_with_size_reports_it_as_f_blocks() {
     sys!(SYS_statfs, cstr(&m.mnt).as_ptr(), &mut sf as *mut libc::statfs).unwrap();
     assert_eq!(sf.f_type, 0x0102_1994, "TMPFS_MAGIC");
     assert_eq!((sf.f_bsize, sf.f_blocks, sf.f_bfree), (4096, 256, 256));
+}
+
+fn statfs_of_a_tmpfs_holding_a_deep_tree_counts_no_blocks_for_directories() {
+    let m = TmpfsMount::new("size=1m");
+    let d = cstr("d");
+    let mut fd = open(&m.mnt, O_RDONLY | O_DIRECTORY, 0).unwrap();
+    for _ in 0..2000 {
+        sys!(SYS_mkdirat, fd, d.as_ptr(), 0o755).unwrap();
+        let next = sys!(SYS_openat, fd, d.as_ptr(), O_RDONLY | O_DIRECTORY).unwrap() as i32;
+        close(fd).unwrap();
+        fd = next;
+    }
+    let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+    sys!(SYS_fstatfs, fd, &mut sf as *mut libc::statfs).unwrap();
+    close(fd).unwrap();
+    assert_eq!((sf.f_blocks, sf.f_bfree), (256, 256));
 }
 
 fn dotdot_from_a_mount_root_leads_to_the_mountpoint_parent() {
