@@ -276,8 +276,8 @@ fn umount_one(m: &Arc<Mount>, unused: bool) {
     if m.parent.replace_entry(&m.name, &m.root, m.covered.clone()).is_err() {
         log::warn!("umount: {} no longer holds the mount's root", m.path);
     }
-    // Taken out under the lock, dropped after it: the last reference to a tree takes its
-    // directories' locks on the way out.
+    // Taken out under the lock, dropped after it: no inode goes (and takes its own locks)
+    // under the table's.
     let mut mounts = MOUNTS.lock();
     let taken = mounts.iter().position(|x| Arc::ptr_eq(x, m)).map(|i| mounts.remove(i));
     drop(mounts);
