@@ -91,6 +91,7 @@ counters! {
     COMMITTED: "committed pages",
     IPC_OBJECTS: "SysV IPC objects",
     IPC_NAMESPACES: "IPC namespaces",
+    MSHARE_REGIONS: "mshare regions",
 }
 
 /// Tables that grow with use and keep their capacity (Linux's shrinkers):
@@ -104,6 +105,7 @@ const SHRINKERS: &[fn()] = &[
     crate::process::sleep::shrink,
     crate::fs::file::shrink,
     crate::fs::flock::shrink,
+    crate::fs::msharefs::shrink,
     crate::fs::mount::shrink,
 ];
 
@@ -233,6 +235,8 @@ pub fn idle_check() {
     );
     let removed = crate::fs::tmpfs::remove_created_since_boot();
     crate::println!("mshare-kernel: removed {} files and directories the tests left behind", removed);
+    let removed = crate::fs::msharefs::remove_all();
+    crate::println!("mshare-kernel: removed {} mshare regions the tests left behind", removed);
     let removed = crate::ipc::remove_all_objects();
     crate::println!("mshare-kernel: removed {} SysV IPC objects the tests left behind", removed);
     let now = Snapshot::take();

@@ -27,6 +27,8 @@ use std::sync::{Mutex, OnceLock};
 
 pub use libc;
 
+pub mod probe;
+
 /// The argument that makes a test binary run in "child mode" (see [`child_args`]).
 pub const CHILD_MARKER: &str = "--user-tests-child";
 
@@ -671,6 +673,35 @@ pub fn mmap(addr: usize, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -
 /// A private anonymous read-write mapping of `len` bytes.
 pub fn mmap_anon(len: usize) -> usize {
     mmap(0, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0).expect("mmap")
+}
+
+/// A shared futex meets across processes (Linux's `get_futex_key`: keyed by the shared
+/// object and offset): forks a child that finds its word with `child_word` (mapping the
+/// object its own way, at its own address) and waits on it as a shared futex (5 s at
+/// most), then wakes through `word` in this process until a waiter is found. Panics unless
+/// the child was found and woken.
+pub fn shared_futex_meets(word: usize, child_word: impl FnOnce() -> usize) {
+    let pid = fork_child(move || {
+        let w = child_word();
+        let five_s = libc::timespec { tv_sec: 5, tv_nsec: 0 };
+        // FUTEX_WAIT without FUTEX_PRIVATE_FLAG: a shared futex.
+        match sys!(libc::SYS_futex, w, libc::FUTEX_WAIT, 0, &five_s as *const libc::timespec, 0, 0) {
+            Ok(0) => 0,
+            Ok(_) => 3,
+            Err(e) => 10 + e.0,
+        }
+    });
+    // Wake until a waiter was there to be woken (the child may not sleep yet).
+    let mut woken = 0;
+    for _ in 0..200 {
+        woken = sys!(libc::SYS_futex, word, libc::FUTEX_WAKE, 1, 0, 0, 0).unwrap();
+        if woken == 1 {
+            break;
+        }
+        sleep_ms(10);
+    }
+    assert_eq!(woken, 1, "the waiter in the other process was never found");
+    assert_eq!(wait_child(pid), Exit::Code(0));
 }
 
 /// An anonymous shared mapping of `n` u64 words, zeroed, never unmapped: what a parent

@@ -9,6 +9,7 @@ pub mod file;
 pub mod flock;
 pub mod hugetlbfs;
 pub mod mount;
+pub mod msharefs;
 pub mod namei;
 pub mod path;
 pub mod pipe;
@@ -44,8 +45,20 @@ pub fn init() -> KResult<()> {
     if root.lookup("tmp").is_err() {
         root.create("tmp", vfs::S_IFDIR | 0o1777, 0, 0)?;
     }
-    mount::mount_boot(&root, "dev", "devtmpfs", devfs::new(root.clone()))?;
-    mount::mount_boot(&root, "proc", "proc", procfs::new(&root))?;
+    mount::mount_boot(&root, "dev", "/dev", "devtmpfs", devfs::new(root.clone()))?;
+    mount::mount_boot(&root, "proc", "/proc", "proc", procfs::new(&root))?;
+    // msharefs at /sys/fs/mshare, with the default graft (512 GiB).
+    let sys = match root.lookup("sys") {
+        Ok(d) => d,
+        Err(_) => root.create("sys", vfs::S_IFDIR | 0o555, 0, 0)?,
+    };
+    let sys_fs = match sys.lookup("fs") {
+        Ok(d) => d,
+        Err(_) => sys.create("fs", vfs::S_IFDIR | 0o755, 0, 0)?,
+    };
+    let mshare = msharefs::new_root(msharefs::MSHAREFS_DEV, "")?;
+    msharefs::set_boot_root(mshare.clone());
+    mount::mount_boot(&sys_fs, "mshare", "/sys/fs/mshare", "msharefs", mshare)?;
     Ok(())
 }
 

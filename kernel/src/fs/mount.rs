@@ -44,7 +44,10 @@ pub struct FileSystemType {
 }
 
 /// The types mount(2) knows (`register_filesystem`), one line each.
-static FILESYSTEMS: &[FileSystemType] = &[FileSystemType { name: "tmpfs", fill_super: super::tmpfs::fill_super }];
+static FILESYSTEMS: &[FileSystemType] = &[
+    FileSystemType { name: "tmpfs", fill_super: super::tmpfs::fill_super },
+    FileSystemType { name: msharefs::MSHAREFS_NAME, fill_super: super::msharefs::fill_super },
+];
 
 /// `get_fs_type`: the type named `name`, or by the part before a dot ("tmpfs.sub").
 fn get_fs_type(name: &str) -> Option<&'static FileSystemType> {
@@ -123,7 +126,13 @@ pub fn mountpoint_parent(inode: &Arc<dyn Inode>) -> Option<Arc<dyn Inode>> {
 
 /// A mount made at boot: `root` of type `fstype` at `name` in `parent` (an empty
 /// directory made there first if nothing is, so that umount has one to put back).
-pub fn mount_boot(parent: &Arc<dyn Inode>, name: &str, fstype: &'static str, root: Arc<dyn Inode>) -> KResult<()> {
+pub fn mount_boot(
+    parent: &Arc<dyn Inode>,
+    name: &str,
+    path: &str,
+    fstype: &'static str,
+    root: Arc<dyn Inode>,
+) -> KResult<()> {
     let covered = match parent.lookup(name) {
         Ok(c) => c,
         Err(_) => parent.create(name, super::vfs::S_IFDIR | 0o755, 0, 0)?,
@@ -136,7 +145,7 @@ pub fn mount_boot(parent: &Arc<dyn Inode>, name: &str, fstype: &'static str, roo
         root: root.clone(),
         fstype,
         source: String::from(fstype),
-        path: format!("/{name}"),
+        path: String::from(path),
         flags: MS_STRICTATIME,
         options: String::new(),
         boot: true,

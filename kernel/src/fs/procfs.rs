@@ -744,7 +744,12 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
     };
     let inner = mm.mmap_lock.read();
     debug_assert!(inner.vmas.counters_consistent(), "VmSize, VmLck or the gap index drifted from the VMAs");
-    let rss_by_kind = mm.rss();
+    // The region pages its mshare windows reach count as its own (RssShmem for shmem).
+    let windows = crate::mm::mshare::windows_rss(&mm, &inner);
+    let mut rss_by_kind = mm.rss();
+    for (r, w) in rss_by_kind.iter_mut().zip(windows) {
+        *r += w;
+    }
     let mut s = MemStats {
         vm_pages: inner.total_pages(),
         rss: rss_by_kind.iter().sum(),
@@ -1019,30 +1024,43 @@ impl SmapsStats {
         v: &crate::mm::vma::Vma,
     ) {
         use crate::mm::page;
-        let locked = v.flags.contains(VmFlags::LOCKED);
         let mut cursor = pt.cursor(v.start, v.end);
         while let Some((_, m)) = cursor.next(mem) {
-            let Some(kind) = page::mm_counter(m.phys) else { continue };
-            let is_anon = kind == page::PageKind::Anon;
-            let mapcount = page::page_mapcount(m.phys).max(1) as u64;
-            let pss = (4096u64 << PSS_SHIFT) / mapcount;
-            self.rss += 1;
-            self.pss += pss;
-            self.pss_kind[kind as usize] += pss;
-            if is_anon {
-                self.pss_dirty += pss;
-            }
-            if locked {
-                self.pss_locked += pss;
-            }
-            match (mapcount > 1, is_anon) {
-                (true, true) => self.shared_dirty += 1,
-                (true, false) => self.shared_clean += 1,
-                (false, true) => self.private_dirty += 1,
-                (false, false) => self.private_clean += 1,
-            }
-            self.anon += is_anon as u64;
+            self.add_page(v, m.phys, page::page_mapcount(m.phys).max(1) as u64);
         }
+    }
+
+    /// The pages an mshare window reaches through its grafts, each divided among the
+    /// region's sharers. The caller holds no page-table lock (the host's is taken).
+    fn add_window(&mut self, mm: &crate::mm::address_space::MmStruct, v: &crate::mm::vma::Vma) {
+        crate::mm::mshare::for_each_window_page(mm, v, |pa| {
+            self.add_page(v, pa, crate::mm::mshare::window_sharers(v, pa));
+        });
+    }
+
+    /// One page mapped in `v`, shared by `mapcount` mappings.
+    fn add_page(&mut self, v: &crate::mm::vma::Vma, phys: u64, mapcount: u64) {
+        use crate::mm::page;
+        let locked = v.flags.contains(VmFlags::LOCKED);
+        let Some(kind) = page::mm_counter(phys) else { return };
+        let is_anon = kind == page::PageKind::Anon;
+        let pss = (4096u64 << PSS_SHIFT) / mapcount;
+        self.rss += 1;
+        self.pss += pss;
+        self.pss_kind[kind as usize] += pss;
+        if is_anon {
+            self.pss_dirty += pss;
+        }
+        if locked {
+            self.pss_locked += pss;
+        }
+        match (mapcount > 1, is_anon) {
+            (true, true) => self.shared_dirty += 1,
+            (true, false) => self.shared_clean += 1,
+            (false, true) => self.private_dirty += 1,
+            (false, false) => self.private_clean += 1,
+        }
+        self.anon += is_anon as u64;
     }
 
     /// The `Name:  value kB` lines; `rollup` adds Pss_Anon/File/Shmem as Linux's rollup does.
@@ -1088,11 +1106,16 @@ fn smaps_rollup(p: &Arc<Process>) -> String {
     let (mm, _) = mm_of(p);
     let Some(mm) = mm else { return String::new() };
     let inner = mm.mmap_lock.read();
-    let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     let mut stats = SmapsStats::default();
-    for v in inner.vmas.values() {
-        stats.add_vma(&pt.pt, &mem, v);
+    {
+        let pt = mm.page_table_lock.lock();
+        for v in inner.vmas.values() {
+            stats.add_vma(&pt.pt, &mem, v);
+        }
+    }
+    for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::MSHARE)) {
+        stats.add_window(&mm, v);
     }
     let (first, last) =
         (inner.vmas.values().next().map_or(0, |v| v.start), inner.vmas.values().last().map_or(0, |v| v.end));
@@ -1117,7 +1140,11 @@ fn smaps(p: &Arc<Process>) -> String {
         let mut stats = SmapsStats::default();
         // Only around the walk: naming the VMA's file takes the file's locks, which are
         // outside the page tables'.
-        stats.add_vma(&mm.page_table_lock.lock().pt, &mem, v);
+        if v.flags.contains(VmFlags::MSHARE) {
+            stats.add_window(&mm, v);
+        } else {
+            stats.add_vma(&mm.page_table_lock.lock().pt, &mem, v);
+        }
         stats.write(&mut s, false);
         let _ = writeln!(s, "THPeligible:    0");
         let mut flags = String::from("VmFlags:");

@@ -164,8 +164,13 @@ pub fn boot_statfs() -> Statfs {
     }
 }
 
-/// Devices of the tmpfs instances mounted after boot (Linux's `get_anon_bdev`).
+/// Devices of the filesystem instances mounted after boot (Linux's `get_anon_bdev`).
 static NEXT_DEV: AtomicU64 = AtomicU64::new(0x30);
+
+/// A device number for a new filesystem instance.
+pub fn new_anon_dev() -> u64 {
+    NEXT_DEV.fetch_add(1, Ordering::Relaxed)
+}
 
 /// mount(2)'s tmpfs (`shmem_fill_super` after `shmem_parse_options`): a new instance
 /// whose root directory has mode 01777 and the caller's fsuid and fsgid unless `data`
@@ -206,15 +211,7 @@ pub fn fill_super(data: &str) -> KResult<Arc<dyn Inode>> {
             _ => return Err(EINVAL),
         }
     }
-    let sb = Arc::new(ShmemSb {
-        dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
-        max_blocks,
-        max_inodes,
-        mode,
-        uid,
-        gid,
-        root: spin::Once::new(),
-    });
+    let sb = Arc::new(ShmemSb { dev: new_anon_dev(), max_blocks, max_inodes, mode, uid, gid, root: spin::Once::new() });
     let root = TmpfsDir::new_root_of(sb.clone(), mode, uid, gid);
     sb.root.call_once(|| Arc::downgrade(&root));
     Ok(root)
@@ -289,20 +286,7 @@ fn parse_id(s: &str) -> KResult<u32> {
 }
 
 fn new_meta(sb: &ShmemSb, mode: u32, uid: u32, gid: u32) -> Metadata {
-    let now = crate::time::realtime();
-    Metadata {
-        dev: sb.dev,
-        ino: next_ino(),
-        mode,
-        nlink: 1,
-        uid,
-        gid,
-        blksize: 4096,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        ..Default::default()
-    }
+    Metadata::new_inode(sb.dev, next_ino(), mode, uid, gid)
 }
 
 /// A tmpfs file: its data lives in a shmem page cache, which mappings share.

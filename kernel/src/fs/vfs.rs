@@ -47,6 +47,24 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// A new inode's: one link, 4 KiB blocks, every time now.
+    pub fn new_inode(dev: u64, ino: u64, mode: u32, uid: u32, gid: u32) -> Metadata {
+        let now = crate::time::realtime();
+        Metadata {
+            dev,
+            ino,
+            mode,
+            nlink: 1,
+            uid,
+            gid,
+            blksize: 4096,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            ..Default::default()
+        }
+    }
+
     pub fn file_type(&self) -> u32 {
         self.mode & S_IFMT
     }
@@ -147,6 +165,12 @@ pub trait Inode: Send + Sync + Any {
     /// mappings come in whole huge pages, at huge-page-aligned addresses.
     fn is_hugetlb(&self) -> bool {
         false
+    }
+    /// The alignment of a mapping of this file (Linux's `file_operations.get_unmapped_area`
+    /// for files that need one): an mshare region's graft size. Huge pages have their own
+    /// (`is_hugetlb`).
+    fn mmap_align(&self) -> u64 {
+        crate::mm::PAGE_SIZE
     }
     /// Linux's `file_operations.mmap` (`call_mmap`): prepares a new mapping of this file,
     /// made by the address space `inner`, before it enters it: what backs its pages, its

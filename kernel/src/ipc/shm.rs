@@ -23,6 +23,7 @@ use crate::fs::file::{File, FileKind, O_RDONLY, O_RDWR};
 use crate::fs::vfs::{Inode, Metadata};
 use crate::mm::address_space::{MmInner, MmStruct};
 use crate::mm::mmap::{MmapDesc, MmapRequest, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_SHARED};
+use crate::mm::mshare::{self, Region};
 use crate::mm::vma::{Backend, Vma, VmaOps};
 use crate::mm::PAGE_SIZE;
 use alloc::format;
@@ -53,6 +54,9 @@ pub const SHM_RDONLY: u32 = 0o10000;
 pub const SHM_RND: u32 = 0o20000;
 pub const SHM_REMAP: u32 = 0o40000;
 pub const SHM_EXEC: u32 = 0o100000;
+/// Attach through the segment's region (Solaris ISM): every attacher using the flag shares
+/// the segment's page tables (`mm/mshare.rs`); Linux ignores the bit.
+pub const SHM_SHARE_MMU: u32 = msharefs::SHM_SHARE_MMU;
 /// Mode bits of a segment beside its permissions.
 pub const SHM_DEST: u32 = 0o1000;
 pub const SHM_LOCKED: u32 = 0o2000;
@@ -83,6 +87,9 @@ pub struct ShmidKernel {
     /// The task that created it while that task lives (Linux's `shm_creator`); None
     /// once it has exited (or left the namespace by unshare): an orphan.
     creator: Option<alloc::sync::Weak<crate::process::task::Task>>,
+    /// The region SHM_SHARE_MMU attaches go through, made by the first of them: its host
+    /// maps the segment's pages once, for every such attacher.
+    mmu: Option<Arc<Region>>,
     _live: crate::leak::Live,
 }
 
@@ -209,6 +216,7 @@ fn newseg(
         file,
         mlock_uid: None,
         creator: Some(Arc::downgrade(&me)),
+        mmu: None,
         _live: crate::leak::IPC_OBJECTS.live(),
     };
     let mut ids = ns.shm.lock();
@@ -361,14 +369,7 @@ impl Inode for ShmFile {
     /// Linux's `shm_mmap`: the segment must still be the one attached (EINVAL if its id
     /// now names another, or none); the VMA's open (`__shm_open`) counts it.
     fn mmap(&self, inner: &MmInner, desc: &mut MmapDesc) -> KResult<()> {
-        {
-            let ids = self.ns.shm.lock();
-            let idx = ids.ids.index_of(self.id)?;
-            let shp = ids.ids.get(idx).expect("index from index_of");
-            if !Arc::ptr_eq(&shp.file, &self.shmem) {
-                return Err(EINVAL);
-            }
-        }
+        self.check_attached()?;
         // The segment's own file says how it maps (`shm_file_data->file->f_op->mmap`).
         self.shmem.mmap(inner, desc)?;
         desc.ops = Some(Arc::new(ShmVmaOps { ns: self.ns.clone(), id: self.id, shmem: self.shmem.clone() }));
@@ -377,6 +378,102 @@ impl Inode for ShmFile {
     fn is_hugetlb(&self) -> bool {
         self.shmem.is_hugetlb()
     }
+}
+
+impl ShmFile {
+    /// `shm_mmap`'s check: EINVAL unless the id still names this attach's segment.
+    fn check_attached(&self) -> KResult<()> {
+        let ids = self.ns.shm.lock();
+        let idx = ids.ids.index_of(self.id)?;
+        let shp = ids.ids.get(idx).expect("index from index_of");
+        if !Arc::ptr_eq(&shp.file, &self.shmem) {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+}
+
+/// The open file behind an SHM_SHARE_MMU attach: a window onto the segment's region,
+/// counted in `shm_nattch` as any attach.
+struct ShmMmuFile {
+    shm: ShmFile,
+    region: Arc<Region>,
+}
+
+impl Inode for ShmMmuFile {
+    fn metadata(&self) -> Metadata {
+        self.shm.metadata()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn has_mmap(&self) -> bool {
+        true
+    }
+    fn mmap_align(&self) -> u64 {
+        self.region.align()
+    }
+    /// The whole region (the segment rounded up to the graft size) becomes a window whose
+    /// ops count the attach.
+    fn mmap(&self, _inner: &MmInner, desc: &mut MmapDesc) -> KResult<()> {
+        use crate::mm::vma::VmFlags;
+        self.shm.check_attached()?;
+        if desc.len != self.region.size() || desc.pgoff != 0 {
+            return Err(EINVAL);
+        }
+        desc.flags |= VmFlags::MSHARE;
+        desc.flags -= VmFlags::LOCKED | VmFlags::LOCKONFAULT;
+        let attach = ShmVmaOps { ns: self.shm.ns.clone(), id: self.shm.id, shmem: self.shm.shmem.clone() };
+        desc.ops = Some(Arc::new(mshare::Window { region: self.region.clone(), inner: Some(Arc::new(attach)) }));
+        Ok(())
+    }
+}
+
+/// The segment's region for SHM_SHARE_MMU attaches, made (with the segment's pages mapped
+/// in its host) by the first of them. Graft size 1 GiB: an attacher pays at most one table
+/// of its own, and the attach takes the segment's size rounded up to whole GiB.
+fn mmu_region(ns: &Arc<IpcNamespace>, shmid: i32, shmem: &Arc<dyn Inode>, key: i32) -> KResult<Arc<Region>> {
+    let existing = |ns: &Arc<IpcNamespace>| -> KResult<Option<Arc<Region>>> {
+        let ids = ns.shm.lock();
+        let idx = ids.ids.index_of(shmid)?;
+        Ok(ids.ids.get(idx).and_then(|s| s.mmu.clone()))
+    };
+    if let Some(r) = existing(ns)? {
+        return Ok(r);
+    }
+    if shmem.is_hugetlb() {
+        return Err(EINVAL);
+    }
+    let level = mshare::GRAFT_1G;
+    let align = mshare::graft_size(level);
+    let size = shmem.metadata().size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let region = Region::new(level, align, size.div_ceil(align) * align, false)?;
+    let file = File::new(FileKind::Inode(shmem.clone()), O_RDWR, format!("/SYSV{:08x}", key as u32));
+    let req = MmapRequest {
+        addr: align,
+        len: size,
+        prot: 3,
+        flags: MAP_SHARED | MAP_FIXED,
+        file: Some(file),
+        file_writable: true,
+        offset: 0,
+    };
+    crate::mm::mmap::do_mmap(&region.host, req)?;
+    let (ours, loser) = {
+        let mut ids = ns.shm.lock();
+        let idx = ids.ids.index_of(shmid)?;
+        let shp = ids.ids.get_mut(idx).expect("index from index_of");
+        match &shp.mmu {
+            Some(r) => (r.clone(), Some(region)),
+            None => {
+                shp.mmu = Some(region.clone());
+                (region, None)
+            }
+        }
+    };
+    // Another attach made one meanwhile: ours goes, outside the table's lock.
+    drop(loser);
+    Ok(ours)
 }
 
 /// The VMA operations of an attach (Linux's `shm_vm_ops`): every VMA of it counts in
@@ -485,10 +582,16 @@ pub fn do_shmat(ns: &Arc<IpcNamespace>, mm: &MmStruct, shmid: i32, shmaddr: u64,
         if addr != 0 && shmflg & SHM_REMAP == 0 && addr.checked_add(size).is_none() {
             return Err(EINVAL);
         }
-        let inode: Arc<dyn Inode> = Arc::new(ShmFile { ns: ns.clone(), id: shmid, shmem: shmem.clone() });
+        let shm = ShmFile { ns: ns.clone(), id: shmid, shmem: shmem.clone() };
+        let (inode, len): (Arc<dyn Inode>, u64) = if shmflg & SHM_SHARE_MMU != 0 {
+            let region = mmu_region(ns, shmid, &shmem, key)?;
+            let len = region.size();
+            (Arc::new(ShmMmuFile { shm, region }), len)
+        } else {
+            (Arc::new(shm), size)
+        };
         let file = File::new(FileKind::Inode(inode), o_flags, format!("/SYSV{:08x}", key as u32));
-        let req =
-            MmapRequest { addr, len: size, prot, flags, file: Some(file), file_writable: o_flags == O_RDWR, offset: 0 };
+        let req = MmapRequest { addr, len, prot, flags, file: Some(file), file_writable: o_flags == O_RDWR, offset: 0 };
         crate::mm::mmap::do_mmap(mm, req).map_err(|e| if e == EEXIST { EINVAL } else { e })
     })();
     let gone = {
@@ -515,7 +618,17 @@ pub fn do_shmat(ns: &Arc<IpcNamespace>, mm: &MmStruct, shmid: i32, shmaddr: u64,
 /// Whether `v` is a VMA of a SysV attach starting (before any move) at `addr`: the test
 /// `ksys_shmdt` applies to each VMA.
 fn is_attach_fragment(v: &Vma, addr: u64) -> bool {
-    v.ops.as_ref().is_some_and(|o| o.as_any().is::<ShmVmaOps>()) && v.start.wrapping_sub(addr) / PAGE_SIZE == v.pgoff
+    v.ops.as_ref().is_some_and(|o| is_attach_ops(o.as_ref())) && v.start.wrapping_sub(addr) / PAGE_SIZE == v.pgoff
+}
+
+/// The ops of an attach: `ShmVmaOps`, or an SHM_SHARE_MMU window over them.
+fn is_attach_ops(o: &dyn VmaOps) -> bool {
+    let any = o.as_any();
+    any.is::<ShmVmaOps>()
+        || any
+            .downcast_ref::<mshare::Window>()
+            .and_then(|w| w.inner.as_ref())
+            .is_some_and(|i| i.as_any().is::<ShmVmaOps>())
 }
 
 /// `shmdt(2)` (Linux's `ksys_shmdt`): unmaps the attach that started at `addr`: the first
@@ -533,7 +646,7 @@ pub fn ksys_shmdt(mm: &MmStruct, addr: u64) -> KResult<()> {
         (v.start, v.end, f.clone(), f.metadata().size)
     });
     let Some((start, end, file, size)) = first else { return Err(EINVAL) };
-    let tlb = crate::mm::tlb::MmuGather::new(mm.root());
+    let tlb = crate::mm::tlb::MmuGather::for_mm(&mm);
     inner.unmap_region(&tlb, mm, start, end);
     let limit = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
     let rest: Vec<(u64, u64)> = inner

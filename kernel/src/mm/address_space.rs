@@ -197,12 +197,16 @@ impl PhysMem for GatherPhysMem<'_> {
 /// A table of another owner this address space grafted (mshare): the entry covering `va`
 /// at level `level + 1` points at `table`, a table of `level` (1 = PT .. 3 = PDPT) that
 /// `owner` allocated. This address space holds one reference to it and pays no VmPTE for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Graft {
     pub va: u64,
     pub level: usize,
     pub table: u64,
     pub owner: PtOwner,
+    /// The owner (an mshare host) and this window's offset from it (guest address minus
+    /// host address, wrapping): the graft joined the host's sharers, and leaves them once
+    /// its removal was flushed here; a lookup through the graft is made in the host.
+    pub host: Option<(Arc<MmStruct>, u64)>,
 }
 
 impl Graft {
@@ -254,6 +258,9 @@ pub struct MmStruct {
     /// The TLB flushes of this address space, counted by the CPUs that carry them out
     /// while they have it loaded (`mm::tlb`; shown in /proc/PID/tlb).
     pub tlb: crate::arch::percpu::TlbCounters,
+    /// An mshare host's guests (`mm/mshare.rs`): no CPU ever loads a host, so its changes
+    /// are flushed in them. None for a process's address space.
+    pub sharers: Option<Arc<super::tlb::Sharers>>,
 }
 
 static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
@@ -261,6 +268,16 @@ static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
 impl MmStruct {
     /// An empty address space whose kernel half is the kernel's.
     pub fn new() -> Option<Arc<MmStruct>> {
+        Self::new_with(None)
+    }
+
+    /// An mshare host (Linux's `mshare_mm` of the region's file): an address space with no
+    /// task, whose changes are flushed in `sharers`.
+    pub fn new_host(sharers: Arc<super::tlb::Sharers>) -> Option<Arc<MmStruct>> {
+        Self::new_with(Some(sharers))
+    }
+
+    fn new_with(sharers: Option<Arc<super::tlb::Sharers>>) -> Option<Arc<MmStruct>> {
         let pt_pages = AtomicU64::new(0);
         let id = NEXT_MM_ID.fetch_add(1, Ordering::Relaxed);
         let owner = PtOwner::Mm(id);
@@ -285,6 +302,7 @@ impl MmStruct {
             pt_pages,
             id,
             tlb: crate::arch::percpu::TlbCounters::new(),
+            sharers,
         });
         Some(mm)
     }
@@ -384,7 +402,7 @@ impl MmStruct {
         }
         super::commit::vm_acct_memory(-trial);
         // The parent's writable entries become read-only: flushed on every path below.
-        let tlb = super::tlb::MmuGather::new(self.root);
+        let tlb = super::tlb::MmuGather::for_mm(self);
         let mut ok = true;
         for vma in copied() {
             // Memory locks are not inherited (mlock(2)).
@@ -457,6 +475,20 @@ impl MmStruct {
             tlb.remove_page(va, m.phys);
         });
         debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
+        let dropped = g.grafts.iter().filter(|gr| start <= gr.va && gr.end() <= end).count();
+        if dropped > 0 {
+            // The grafts leave their hosts' sharers only once no CPU of this address space
+            // can use them: flushed now, before the hosts stop flushing here.
+            tlb.flush_range(start, end);
+            tlb.flush_mmu();
+            for gr in g.grafts.iter() {
+                if start <= gr.va && gr.end() <= end {
+                    if let Some((host, delta)) = &gr.host {
+                        host.leave_sharers(self.root, *delta);
+                    }
+                }
+            }
+        }
         g.grafts.retain(|gr| !(start <= gr.va && gr.end() <= end));
         // Tables unlinked (freed or grafts dropped) may sit in paging-structure caches:
         // the range is flushed for them as for cleared entries (which `remove_page`
@@ -470,8 +502,17 @@ impl MmStruct {
     /// Grafts `table`, a table of `level` (1 = PT .. 3 = PDPT) of another owner, as the
     /// entry covering `va` (aligned to the table's span): Linux's mshare links a host's
     /// tables into a guest this way. Takes this address space's reference to the table and
-    /// records the graft. Tables allocated above it are this address space's own.
-    pub fn graft_table(&self, va: u64, level: usize, table: u64, flags: PteFlags) -> Result<(), page_table::MapError> {
+    /// records the graft. Tables allocated above it are this address space's own. With
+    /// `host` (an mshare host, and the guest address minus the host address), this address
+    /// space joins the host's flushes (its sharers) before the graft is linked.
+    pub fn graft_table(
+        &self,
+        va: u64,
+        level: usize,
+        table: u64,
+        flags: PteFlags,
+        host: Option<(Arc<MmStruct>, u64)>,
+    ) -> Result<(), page_table::MapError> {
         let owner = self.owner();
         if !is_graft(table, owner) {
             return Err(page_table::MapError::AlreadyMapped);
@@ -481,13 +522,28 @@ impl MmStruct {
             None => return Err(page_table::MapError::Misaligned),
         };
         let mut g = self.page_table_lock.lock();
+        if let Some((h, delta)) = &host {
+            if let Some(s) = &h.sharers {
+                s.get(self.root, *delta).map_err(|_| page_table::MapError::OutOfMemory)?;
+            }
+        }
+        let leave = |host: &Option<(Arc<MmStruct>, u64)>| {
+            if let Some((h, delta)) = host {
+                h.leave_sharers(self.root, *delta);
+            }
+        };
+        if super::fail::try_reserve(&mut g.grafts, 1).is_err() {
+            leave(&host);
+            return Err(page_table::MapError::OutOfMemory);
+        }
         page::get_page(table);
         let mut mem = UserPhysMem { pt_pages: &self.pt_pages, owner };
         if let Err(e) = g.pt.graft(&mut mem, va, level, table, flags) {
             page::put_table_page(table);
+            leave(&host);
             return Err(e);
         }
-        g.grafts.push(Graft { va, level, table, owner: table_owner });
+        g.grafts.push(Graft { va, level, table, owner: table_owner, host });
         Ok(())
     }
 
@@ -495,14 +551,41 @@ impl MmStruct {
     /// the entry goes, the reference is dropped after `tlb`'s flush, and emptied tables
     /// above it are freed.
     pub fn ungraft_table(&self, tlb: &super::tlb::MmuGather, va: u64) -> Option<Graft> {
-        ungraft(&mut self.page_table_lock.lock(), &self.pt_pages, self.owner(), tlb, va)
+        ungraft(&mut self.page_table_lock.lock(), &self.pt_pages, self.owner(), self.root, tlb, va)
+    }
+
+    /// The mshare host whose table covers `va` in this address space, and `va` in the
+    /// host: where a lookup through the graft is made.
+    pub fn graft_host(&self, va: u64) -> Option<(Arc<MmStruct>, u64)> {
+        let g = self.page_table_lock.lock();
+        let gr = g.grafts.iter().find(|gr| gr.va <= va && va < gr.end())?;
+        gr.host.as_ref().map(|(h, delta)| (h.clone(), va.wrapping_sub(*delta)))
+    }
+
+    /// A graft of the window at offset `delta` from this host went from `root`, and was
+    /// flushed there: its CPUs need no more of this host's flushes for it.
+    fn leave_sharers(&self, root: u64, delta: u64) {
+        if let Some(s) = &self.sharers {
+            s.put(root, delta);
+        }
+    }
+
+    /// A change of entries of this address space was made: flushes `va` where they are
+    /// cached (for an mshare host, in its sharers).
+    pub fn flush_page(&self, va: u64) {
+        match &self.sharers {
+            Some(s) => s.flush_page(va),
+            None => super::tlb::flush_page(self.root, va),
+        }
     }
 }
 
+/// Removes the graft at `va`; once its removal is flushed, it leaves its host's sharers.
 fn ungraft(
     g: &mut MmPageTable,
     pt_pages: &AtomicU64,
     owner: PtOwner,
+    root: u64,
     tlb: &super::tlb::MmuGather,
     va: u64,
 ) -> Option<Graft> {
@@ -512,6 +595,10 @@ fn ungraft(
     let r = g.pt.ungraft(&mut mem, gr.va, gr.level);
     debug_assert_eq!(r, Ok(gr.table), "a recorded graft is in the page table");
     tlb.flush_range(gr.va, gr.end());
+    if let Some((host, delta)) = &gr.host {
+        tlb.flush_mmu();
+        host.leave_sharers(root, *delta);
+    }
     Some(gr)
 }
 
@@ -583,7 +670,7 @@ impl Drop for MmStruct {
             let g = self.page_table_lock.get_mut();
             while let Some(gr) = g.grafts.last() {
                 let va = gr.va;
-                ungraft(g, &self.pt_pages, owner, &tlb, va);
+                ungraft(g, &self.pt_pages, owner, root, &tlb, va);
             }
             let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner, tlb: &tlb };
             g.pt.clear_user_half(&mut mem, |va, m| {

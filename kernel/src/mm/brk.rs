@@ -17,7 +17,7 @@ pub fn do_brk(mm: &MmStruct, addr: u64) -> u64 {
     }
     let (old_end, new_end) = (align_up(old, PAGE_SIZE), align_up(addr, PAGE_SIZE));
     if new_end < old_end {
-        let tlb = super::tlb::MmuGather::new(mm.root());
+        let tlb = super::tlb::MmuGather::for_mm(&mm);
         inner.unmap_region(&tlb, mm, new_end, old_end);
     } else if new_end > old_end {
         if new_end > super::address_space::MMAP_BASE || inner.overlaps(old_end, new_end) {

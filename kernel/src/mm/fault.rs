@@ -126,6 +126,9 @@ pub fn handle_mm_fault(mm: &MmStruct, inner: &MmInner, addr: u64, access: Access
     if !access_allowed(&vma, access) {
         return Err(FaultError::AccErr);
     }
+    if vma.flags.contains(VmFlags::MSHARE) {
+        return super::mshare::handle_window_fault(mm, &vma, addr, access);
+    }
     if vma.flags.contains(VmFlags::HUGETLB) {
         // hugetlb_no_page: no huge page to allocate (the pool is empty, and a VMA without
         // a reservation may not take one anyway): SIGBUS.
@@ -328,7 +331,7 @@ fn do_wp_page(
         mm.note_rss();
         // Every CPU's translation to the old page goes before the page may be freed
         // (Linux's `ptep_clear_flush`).
-        super::tlb::flush_page(mm.root(), page_va);
+        mm.flush_page(page_va);
         page::put_page(old);
     }
     Ok(())

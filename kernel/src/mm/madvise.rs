@@ -104,6 +104,9 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     }
     let exclusive = need_mmap_write(advice);
     let mut inner = Hold::take(mm, exclusive)?;
+    if inner.any_mshare(start, end) {
+        return Err(EINVAL);
+    }
     // The mapped pieces of the range, and whether a hole was found (ENOMEM
     // after the rest is done, as madvise_walk_vmas).
     let mut pieces = Vec::new();
@@ -121,7 +124,7 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
     }
     // Pieces zapped before a later one fails stay zapped, as Linux's; the gather flushes
     // them, then frees their pages, on every way out (its drop), errors included.
-    let tlb = super::tlb::MmuGather::new(mm.root());
+    let tlb = super::tlb::MmuGather::for_mm(&mm);
     for (s, e, v) in &pieces {
         match advice {
             MADV_DONTNEED | MADV_FREE => {

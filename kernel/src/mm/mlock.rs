@@ -167,6 +167,9 @@ pub fn do_mlock(mm: &MmStruct, start: u64, len: u64, flags: u32) -> KResult<()> 
         return Err(ENOMEM);
     }
     check_mapped(&inner, start, end)?;
+    if inner.any_mshare(start, end) {
+        return Err(EINVAL);
+    }
     inner.check_split(start, end)?;
     let onfault = flags & MLOCK_ONFAULT != 0;
     set_lock_flags(
@@ -189,6 +192,9 @@ pub fn do_munlock(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     }
     let mut inner = mm.mmap_lock.write_killable()?;
     check_mapped(&inner, start, end)?;
+    if inner.any_mshare(start, end) {
+        return Err(EINVAL);
+    }
     inner.check_split(start, end)?;
     set_lock_flags(&mut inner, start, end, VmFlags::empty());
     Ok(())
@@ -206,12 +212,15 @@ pub fn do_mlockall(mm: &MmStruct, flags: u32) -> KResult<()> {
     let lock = if flags & MCL_ONFAULT != 0 { VmFlags::LOCKED | VmFlags::LOCKONFAULT } else { VmFlags::LOCKED };
     inner.def_flags = if flags & MCL_FUTURE != 0 { lock } else { VmFlags::empty() };
     if flags & MCL_CURRENT != 0 {
-        let keys: alloc::vec::Vec<u64> = inner.vmas.keys().copied().collect();
+        // mshare windows are left alone: their pages are the region's.
+        let keys: alloc::vec::Vec<u64> =
+            inner.vmas.values().filter(|v| !v.flags.contains(VmFlags::MSHARE)).map(|v| v.start).collect();
         for k in keys {
             inner.vmas.get_mut(&k).unwrap().flags.insert(lock);
         }
         if flags & MCL_ONFAULT == 0 {
-            let ranges: alloc::vec::Vec<(u64, u64)> = inner.vmas.values().map(|v| (v.start, v.end)).collect();
+            let ranges: alloc::vec::Vec<(u64, u64)> =
+                inner.vmas.values().filter(|v| !v.flags.contains(VmFlags::MSHARE)).map(|v| (v.start, v.end)).collect();
             drop(inner);
             for (s, e) in ranges {
                 populate(mm, s, e)?;

@@ -57,6 +57,10 @@ impl MmInner {
     /// A hugetlb VMA splits only at a huge page boundary (`hugetlb_vm_op_split`): EINVAL.
     pub fn check_split(&self, start: u64, end: u64) -> KResult<()> {
         for addr in [start, end] {
+            // An mshare window is one VMA for good (its `may_split` refuses).
+            if self.straddling(addr).is_some_and(|v| v.flags.contains(VmFlags::MSHARE)) {
+                return Err(EINVAL);
+            }
             if !addr.is_multiple_of(HPAGE_SIZE)
                 && self.straddling(addr).is_some_and(|v| v.flags.contains(VmFlags::HUGETLB))
             {
@@ -70,6 +74,13 @@ impl MmInner {
             return Err(ENOMEM);
         }
         Ok(())
+    }
+
+    /// Whether an mshare window intersects [start, end): the operations a window refuses
+    /// (mprotect, mremap, madvise, mlock) are EINVAL on a range holding one.
+    pub fn any_mshare(&self, start: u64, end: u64) -> bool {
+        let first = self.vmas.range(..start).next_back().map_or(start, |(k, _)| *k);
+        self.vmas.range(first..end).any(|(_, v)| v.end > start && v.flags.contains(VmFlags::MSHARE))
     }
 
     /// Whether `split_at(start, end)` cuts a VMA, and so needs a new one.
@@ -271,8 +282,16 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     }
     let shared = map_type != MAP_PRIVATE;
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
-    // hugetlb_get_unmapped_area: a fixed address must be huge page aligned.
-    if fixed && addr % if hugetlb { HPAGE_SIZE } else { PAGE_SIZE } != 0 {
+    // hugetlb_get_unmapped_area, and a file's own (an mshare region's graft size): a fixed
+    // address must be aligned, and a chosen one is.
+    let align = if hugetlb {
+        HPAGE_SIZE
+    } else if anon {
+        PAGE_SIZE
+    } else {
+        file.as_ref().and_then(|f| f.inode()).map_or(PAGE_SIZE, |i| i.mmap_align())
+    };
+    if fixed && addr % align != 0 {
         return Err(EINVAL);
     }
     // Shared anonymous memory is an unlinked shmem file (`shmem_zero_setup`), made once
@@ -332,9 +351,8 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
         // The hint if its range is free (hugetlb_get_unmapped_area rounds it up to a huge
         // page and takes none at 0), else the highest free range, with room to align a
         // hugetlb one.
-        let (hint, align) =
-            if hugetlb { (align_up(addr, HPAGE_SIZE), HPAGE_SIZE) } else { (addr & !(PAGE_SIZE - 1), PAGE_SIZE) };
-        if (addr != 0 || !hugetlb)
+        let hint = if align > PAGE_SIZE { align_up(addr, align) } else { addr & !(PAGE_SIZE - 1) };
+        if (addr != 0 || align == PAGE_SIZE)
             && hint >= mmap_min_addr()
             && hint.checked_add(len).is_some_and(|e| e <= TASK_SIZE)
             && !inner.overlaps(hint, hint + len)
@@ -353,7 +371,7 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     }
     if fixed {
         inner.check_split(start, start + len)?;
-        let tlb = super::tlb::MmuGather::new(mm.root());
+        let tlb = super::tlb::MmuGather::for_mm(&mm);
         inner.unmap_region(&tlb, mm, start, start + len);
     }
     if hugetlb {
@@ -440,8 +458,10 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     }
     drop(inner);
     // Failures (and a kill) are left to the later access and the way out, as Linux's
-    // `mm_populate` ignores them: the mapping exists.
-    if vflags.populates_locked() {
+    // `mm_populate` ignores them: the mapping exists. A window is never populated: its
+    // pages are the region's, faulted through its host.
+    if vflags.contains(VmFlags::MSHARE) {
+    } else if vflags.populates_locked() {
         let _ = super::mlock::populate(mm, start, start + len);
     } else if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
         let _ = super::mlock::populate_range(mm, start, start + len, super::mlock::populate_access);

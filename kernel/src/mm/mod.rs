@@ -25,6 +25,7 @@ pub mod mlock;
 pub mod mmap;
 pub mod mprotect;
 pub mod mremap;
+pub mod mshare;
 pub mod msync;
 pub mod munmap;
 pub mod oom_kill;

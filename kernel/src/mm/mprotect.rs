@@ -53,12 +53,12 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         }
         cur = v.end;
     }
-    inner.check_split(start, end)?;
-    // A graft in the range holds its owner's entries, which no mprotect of a guest edits
-    // (no system call makes grafts yet; mshare will say what a guest may do).
-    if mm.page_table_lock.lock().grafts.iter().any(|g| g.va < end && start < g.end()) {
+    // An mshare window's protection is its region's (MSHAREFS_PROTECT changes it for
+    // every sharer); a graft holds its owner's entries, which no guest edits.
+    if inner.any_mshare(start, end) || mm.page_table_lock.lock().grafts.iter().any(|g| g.va < end && start < g.end()) {
         return Err(EINVAL);
     }
+    inner.check_split(start, end)?;
     if charge > 0 {
         super::commit::vm_enough_memory(&inner, charge)?;
     }
@@ -80,7 +80,7 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     // Linux's change_protection, a PTE table at a time. Writability is only ever removed
     // here; adding PROT_WRITE lets the next write fault decide (copy-on-write or reuse).
     // The gather flushes this address space, and those grafting a table that changed.
-    let tlb = super::tlb::MmuGather::new(mm.root());
+    let tlb = super::tlb::MmuGather::for_mm(&mm);
     let mut mem = GatherPhysMem { pt_pages: &mm.pt_pages, owner: mm.owner(), tlb: &tlb };
     let changed = mm.page_table_lock.lock().pt.protect_range(&mut mem, start, end, |_, m| {
         Some(MmInner::pte_flags(new_prot, m.flags.contains(PteFlags::WRITABLE)))

@@ -54,6 +54,9 @@ fn resize(
     }
     let mut inner = mm.mmap_lock.write_killable()?;
     let vma = inner.find_vma(old).ok_or(EFAULT)?.clone();
+    if vma.flags.contains(VmFlags::MSHARE) {
+        return Err(EINVAL);
+    }
     let (old_len, new_len) = if vma.flags.contains(VmFlags::HUGETLB) {
         // mremap on hugetlb: whole huge pages at aligned addresses, and never growth (its
         // reservation cannot be split) nor MREMAP_DONTUNMAP (the VMA is VM_DONTEXPAND).
@@ -121,7 +124,7 @@ fn resize(
         if account {
             vm_enough_memory(&inner, move_charge(old_len))?;
         }
-        let tlb = super::tlb::MmuGather::new(mm.root());
+        let tlb = super::tlb::MmuGather::for_mm(&mm);
         inner.unmap_region(&tlb, mm, new_addr, new_addr + new_len);
         let mut old_len = old_len;
         if old_len > new_len && flags & MREMAP_DONTUNMAP == 0 {
@@ -137,7 +140,7 @@ fn resize(
     // Shrinking: unmap the tail.
     if new_len <= old_len && old_len != 0 && !dont_unmap {
         if new_len < old_len {
-            let tlb = super::tlb::MmuGather::new(mm.root());
+            let tlb = super::tlb::MmuGather::for_mm(&mm);
             inner.unmap_region(&tlb, mm, old + new_len, old + old_len);
         }
         return Ok((old, None));
@@ -168,7 +171,7 @@ fn resize(
         vm_enough_memory(&inner, move_charge(old_len))?;
     }
     let dest = inner.find_free_area(new_len, MMAP_BASE).ok_or(ENOMEM)?;
-    let tlb = super::tlb::MmuGather::new(mm.root());
+    let tlb = super::tlb::MmuGather::for_mm(&mm);
     let r = move_range(&mut inner, &tlb, mm, old, old_len, dest, new_len, flags & MREMAP_DONTUNMAP != 0);
     r.map(|_| (dest, grown(dest)))
 }

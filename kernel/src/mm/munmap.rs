@@ -23,7 +23,7 @@ pub fn do_munmap(mm: &MmStruct, start: u64, len: u64) -> KResult<()> {
     if inner.splits(start, end) {
         super::fail::slab_may_fail()?;
     }
-    let tlb = super::tlb::MmuGather::new(mm.root());
+    let tlb = super::tlb::MmuGather::for_mm(&mm);
     inner.unmap_region(&tlb, mm, start, end);
     Ok(())
 }

@@ -90,7 +90,7 @@ pub fn unmap_file_pages(cache: &PageCache, first: u64, end: u64, even_cows: bool
             continue;
         }
         let (s, e) = (v.start + (lo - v.pgoff) * PAGE_SIZE, v.start + (hi - v.pgoff) * PAGE_SIZE);
-        let tlb = super::tlb::MmuGather::new(mm.root());
+        let tlb = super::tlb::MmuGather::for_mm(&mm);
         if !even_cows && !v.is_shared() {
             // Only the entries that still map the file's pages.
             let mut file_pages = Vec::new();

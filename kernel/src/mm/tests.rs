@@ -315,7 +315,7 @@ fn host_with_a_pte_table_grafted_into_a_guest(base: u64) -> (Arc<MmStruct>, Arc<
     };
     let guest = MmStruct::new().expect("guest mm");
     let flags = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER;
-    guest.graft_table(base, 1, pt, flags).expect("graft");
+    guest.graft_table(base, 1, pt, flags, None).expect("graft");
     (host, guest, pt)
 }
 
@@ -443,7 +443,7 @@ fn mmu_gather_frees_pages_and_tables_only_after_its_flush() {
     let pages: Vec<u64> = (0..2).map(|i| translate(base + i * PAGE_SIZE).unwrap().phys).collect();
     let pt = mem_read(&mem, mem_read(&mem, mem_read(&mem, mm.root(), 0) & !0xfff, 1) & !0xfff, 0) & !0xfff;
     let user_pages = page::user_pages();
-    let tlb = super::tlb::MmuGather::new(mm.root());
+    let tlb = super::tlb::MmuGather::for_mm(&mm);
     mm.zap_range(&tlb, base, base + 2 * PAGE_SIZE);
     assert!(translate(base).is_none());
     assert_eq!(mm.rss_total(), 0);

@@ -108,13 +108,16 @@ pub fn mm_cpumask(root: u64) -> CpuMask {
 }
 
 /// One flush request (Linux's `struct flush_tlb_info`).
-struct FlushInfo {
+struct FlushInfo<'a> {
     /// The address space to flush; 0: whichever user address space a CPU has loaded (a
     /// grafted table changed).
     root: u64,
     start: u64,
     end: u64,
     full: bool,
+    /// A host's change (mshare): each CPU flushes the range, moved by each sharer's offset,
+    /// in the sharers whose root it has loaded (`root` is then unused).
+    sharers: &'a [Sharer],
 }
 
 /// The counters of the address space this CPU has loaded (None for the kernel's root).
@@ -136,6 +139,20 @@ fn loaded_mm_counters(pc: &percpu::PerCpu) -> Option<&TlbCounters> {
 fn flush_here(info: &FlushInfo, remote: bool) {
     let pc = percpu::this_cpu();
     let loaded = pc.loaded_root.load(Ordering::Relaxed);
+    if !info.sharers.is_empty() {
+        // Each window of the loaded address space onto the host (usually one).
+        for s in info.sharers.iter().filter(|s| s.root == loaded) {
+            let moved = FlushInfo {
+                root: loaded,
+                start: info.start.wrapping_add(s.delta),
+                end: info.end.wrapping_add(s.delta),
+                full: info.full,
+                sharers: &[],
+            };
+            flush_here(&moved, remote);
+        }
+        return;
+    }
     if info.root != 0 && loaded != info.root {
         // Switched away since the sender read the mask: the CR3 load flushed it.
         return;
@@ -184,7 +201,7 @@ fn flush_tlb_mm_range(root: u64, start: u64, end: u64, full: bool, shared: bool)
     fence(Ordering::SeqCst);
     let mask = if shared { percpu::cpu_online_mask() } else { mm_cpumask(root) };
     let me = percpu::cpu_id();
-    let info = FlushInfo { root: if shared { 0 } else { root }, start, end, full };
+    let info = FlushInfo { root: if shared { 0 } else { root }, start, end, full, sharers: &[] };
     if mask.contains(me) {
         flush_here(&info, false);
     }
@@ -195,6 +212,125 @@ fn flush_tlb_mm_range(root: u64, start: u64, end: u64, full: bool, shared: bool)
     }
     percpu::this_cpu().note_ipi_sent(IpiKind::TlbShootdown, targets.count() as u64);
     smp::smp_call_function_many(targets, flush_tlb_func, &info as *const FlushInfo as usize);
+}
+
+/// An address space that grafts a host's tables (mshare): translations of host address
+/// `va` are cached by its CPUs at `va + delta` (wrapping), one entry per window onto the
+/// host, for as long as the window holds grafts.
+#[derive(Clone, Copy, Debug)]
+pub struct Sharer {
+    pub root: u64,
+    pub delta: u64,
+    /// Tables of the host this window has grafted.
+    pub grafts: u32,
+}
+
+/// The flushes of one host's changes, counted where they were sent (the region's stats).
+#[derive(Default)]
+pub struct SharerFlushStats {
+    /// Flush operations of the host (each a range or everything).
+    pub flushes: core::sync::atomic::AtomicU64,
+    /// Requests sent to other CPUs: one per CPU that has a grafting sharer loaded.
+    pub ipis: core::sync::atomic::AtomicU64,
+    /// Requests a flush of every other online CPU would have sent for the same flushes.
+    pub ipis_all_cpus: core::sync::atomic::AtomicU64,
+}
+
+/// The sharers of a host's page tables (mshare's list of guests flushed in turn, 2026):
+/// every change of the host's translations is flushed on the CPUs of the address spaces
+/// that graft its tables, at their own addresses, and nowhere else. A guest joins before
+/// its graft is linked and leaves after its ungraft was flushed on its own CPUs, so no
+/// CPU caching a host entry is ever left out.
+pub struct Sharers {
+    /// Taken under the host's and the guests' page-table locks; held across a host's
+    /// flush (whose targets take no lock).
+    list: crate::sync::SpinLock<alloc::vec::Vec<Sharer>, crate::sync::order::MshareSharers>,
+    pub stats: SharerFlushStats,
+}
+
+impl Sharers {
+    pub fn new() -> Sharers {
+        Sharers { list: crate::sync::SpinLock::new(alloc::vec::Vec::new()), stats: SharerFlushStats::default() }
+    }
+
+    /// The window of the address space `root` at offset `delta` from the host grafts one
+    /// more table (before it is linked).
+    pub fn get(&self, root: u64, delta: u64) -> crate::errno::KResult<()> {
+        let mut l = self.list.lock();
+        if let Some(s) = l.iter_mut().find(|s| s.root == root && s.delta == delta) {
+            s.grafts += 1;
+            return Ok(());
+        }
+        super::fail::try_reserve(&mut *l, 1)?;
+        l.push(Sharer { root, delta, grafts: 1 });
+        Ok(())
+    }
+
+    /// That window dropped one graft, and flushed its CPUs since.
+    pub fn put(&self, root: u64, delta: u64) {
+        let mut l = self.list.lock();
+        if let Some(i) = l.iter().position(|s| s.root == root && s.delta == delta) {
+            l[i].grafts -= 1;
+            if l[i].grafts == 0 {
+                l.swap_remove(i);
+            }
+        }
+    }
+
+    /// Address spaces holding grafts (one may have several windows onto the host).
+    pub fn address_spaces(&self) -> u64 {
+        let l = self.list.lock();
+        l.iter().enumerate().filter(|(i, s)| !l[..*i].iter().any(|t| t.root == s.root)).count() as u64
+    }
+
+    /// Windows holding grafts, and the grafts they hold.
+    pub fn counts(&self) -> (usize, u64) {
+        let l = self.list.lock();
+        (l.len(), l.iter().map(|s| s.grafts as u64).sum())
+    }
+
+    /// Linux's `flush_tlb_mm_range` for a host: [start, end) of the host's addresses
+    /// (everything if `full`) on every CPU that has a grafting sharer loaded, each at that
+    /// sharer's addresses; returns when all have. The list is held across the wait, so a
+    /// sharer that goes meanwhile (its `remove` waits) has been flushed or has dropped its
+    /// grafts behind its own flush.
+    fn flush(&self, start: u64, end: u64, full: bool) {
+        fence(Ordering::SeqCst);
+        let l = self.list.lock();
+        let mut mask = CpuMask::empty();
+        for s in l.iter() {
+            for c in mm_cpumask(s.root).iter() {
+                mask.set(c);
+            }
+        }
+        let info = FlushInfo { root: 0, start, end, full, sharers: &l };
+        let me = percpu::cpu_id();
+        if mask.contains(me) {
+            flush_here(&info, false);
+        }
+        let mut targets = mask;
+        targets.clear(me);
+        let all = percpu::cpu_online_mask().count().saturating_sub(1) as u64;
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        self.stats.ipis_all_cpus.fetch_add(all, Ordering::Relaxed);
+        if targets.is_empty() || !SHOOTDOWN.load(Ordering::Relaxed) {
+            return;
+        }
+        self.stats.ipis.fetch_add(targets.count() as u64, Ordering::Relaxed);
+        percpu::this_cpu().note_ipi_sent(IpiKind::TlbShootdown, targets.count() as u64);
+        smp::smp_call_function_many(targets, flush_tlb_func, &info as *const FlushInfo as usize);
+    }
+
+    /// A host entry mapping `va` changed.
+    pub fn flush_page(&self, va: u64) {
+        self.flush(va, va + PAGE_SIZE, false);
+    }
+}
+
+impl Default for Sharers {
+    fn default() -> Sharers {
+        Sharers::new()
+    }
 }
 
 /// A user entry mapping `va` changed: flushes it wherever the address space is loaded.
@@ -249,6 +385,9 @@ struct Batch {
 /// CPU that has it loaded (`mm_cpumask`).
 pub struct MmuGather {
     root: u64,
+    /// A host's gather (mshare): its flushes go to the sharers, never to `root` (which no
+    /// CPU loads).
+    sharers: Option<alloc::sync::Arc<Sharers>>,
     batch: RefCell<Batch>,
     /// Page-table pages gathered since the batch began, flushed or not.
     tables_removed: core::cell::Cell<u64>,
@@ -259,6 +398,7 @@ impl MmuGather {
     pub fn new(root: u64) -> MmuGather {
         MmuGather {
             root,
+            sharers: None,
             batch: RefCell::new(Batch {
                 start: u64::MAX,
                 end: 0,
@@ -269,6 +409,14 @@ impl MmuGather {
             }),
             tables_removed: core::cell::Cell::new(0),
         }
+    }
+
+    /// `tlb_gather_mmu`: a batch for `mm`, flushing wherever its translations are cached
+    /// (for an mshare host: in its sharers).
+    pub fn for_mm(mm: &super::address_space::MmStruct) -> MmuGather {
+        let mut g = MmuGather::new(mm.root());
+        g.sharers = mm.sharers.clone();
+        g
     }
 
     /// `tlb_gather_mmu_fullmm`: the address space is being torn down; the flush, on the
@@ -338,7 +486,10 @@ impl MmuGather {
         // tables freed under it too; tables freed with no range need a full flush.
         let full = b.full || (!b.tables.is_empty() && b.start >= b.end);
         if full || b.start < b.end {
-            flush_tlb_mm_range(self.root, b.start, b.end, full, b.shared);
+            match &self.sharers {
+                Some(s) => s.flush(b.start, b.end, full),
+                None => flush_tlb_mm_range(self.root, b.start, b.end, full, b.shared),
+            }
         }
         b.start = u64::MAX;
         b.end = 0;

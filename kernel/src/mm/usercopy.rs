@@ -53,6 +53,13 @@ fn user_page(mm: &MmStruct, va: u64, access: Access) -> KResult<Page> {
         return Err(EFAULT);
     }
     let mut inner = mm.mmap_lock.read();
+    // A window's pages are looked up in its host (`mshare::window_page`), never through
+    // the guest's graft, which a host change may empty under the walk.
+    if inner.vmas.windows() > 0 {
+        if let Some(v) = inner.find_vma(va).filter(|v| v.flags.contains(super::vma::VmFlags::MSHARE)) {
+            return super::mshare::window_page(mm, v, va, access);
+        }
+    }
     for _ in 0..2 {
         {
             let pt = mm.page_table_lock.lock();
@@ -138,6 +145,14 @@ pub fn read_val<T: Pod>(mm: &MmStruct, va: u64) -> KResult<T> {
 pub fn read_u32_nofault(mm: &MmStruct, va: u64) -> Option<u32> {
     if va >= TASK_SIZE || !va.is_multiple_of(4) {
         return None;
+    }
+    // Through a graft (an mshare window), the page is looked up in the host under the
+    // host's page-table lock, never through the guest's graft.
+    if let Some((host, haddr)) = mm.graft_host(va) {
+        let page = super::mshare::host_page(&host, haddr, Access::READ)?;
+        let mut word = [0u8; 4];
+        page.read((va % PAGE_SIZE) as usize, &mut word);
+        return Some(u32::from_ne_bytes(word));
     }
     let pt = mm.page_table_lock.lock();
     let m = pt.pt.translate(&mm.phys_mem(), va)?;

@@ -52,6 +52,11 @@ bitflags::bitflags! {
         /// without it is EACCES. A shared VMA with it counts in its file's
         /// `i_mmap_writable`.
         const MAYWRITE = 1 << 12;
+        /// A window onto an mshare region (VM_MSHARE, `mm/mshare.rs`): its pages live in
+        /// the region's host, whose tables are grafted here. It cannot be split, partly
+        /// unmapped, mprotected, mremapped, madvised or mlocked (EINVAL), and it is never
+        /// populated or copied by fork.
+        const MSHARE = 1 << 13;
     }
 }
 
@@ -73,7 +78,8 @@ impl VmFlags {
 }
 
 /// Where a VMA's pages come from. One enum per VMA instead of flags, as in
-/// Starry; the mshare window joins it with the mshare issue.
+/// Starry. An mshare window is a `File` (the region's msharefs file) whose `ops` are the
+/// region's `mshare::Window`, with VM_MSHARE.
 #[derive(Clone)]
 pub enum Backend {
     /// Zero-filled anonymous memory.

@@ -29,6 +29,8 @@ pub struct VmaTree {
     total_pages: u64,
     /// Pages of VM_LOCKED VMAs (`locked_vm`, VmLck).
     locked_pages: u64,
+    /// mshare windows among the VMAs (usercopy looks a window's pages up in its host).
+    windows: u64,
 }
 
 fn pages(v: &Vma) -> u64 {
@@ -61,7 +63,15 @@ fn unmap_writable(v: &Vma) {
 impl VmaTree {
     /// The VMAs of the address space `owner` (numbered `owner_id`).
     pub fn new(owner: Weak<MmStruct>, owner_id: u64) -> Self {
-        VmaTree { owner, owner_id, map: BTreeMap::new(), gaps: GapTree::new(), total_pages: 0, locked_pages: 0 }
+        VmaTree {
+            owner,
+            owner_id,
+            map: BTreeMap::new(),
+            gaps: GapTree::new(),
+            total_pages: 0,
+            locked_pages: 0,
+            windows: 0,
+        }
     }
 
     fn map_key(&self, start: u64, pgoff: u64) -> MapKey {
@@ -100,6 +110,11 @@ impl VmaTree {
         self.locked_pages
     }
 
+    /// mshare windows among the VMAs.
+    pub fn windows(&self) -> u64 {
+        self.windows
+    }
+
     pub fn get(&self, start: &u64) -> Option<&Vma> {
         self.map.get(start)
     }
@@ -134,6 +149,7 @@ impl VmaTree {
         }
         self.total_pages += pages(&vma);
         self.locked_pages += locked(&vma);
+        self.windows += vma.flags.contains(VmFlags::MSHARE) as u64;
         self.gaps.insert(vma.start, vma.end);
         self.link_file(&vma);
         if vma.is_shared_maywrite() {
@@ -148,6 +164,7 @@ impl VmaTree {
         let vma = self.map.remove(start)?;
         self.total_pages -= pages(&vma);
         self.locked_pages -= locked(&vma);
+        self.windows -= vma.flags.contains(VmFlags::MSHARE) as u64;
         self.gaps.remove(vma.start);
         self.unlink_file(&vma, vma.start, vma.pgoff);
         unmap_writable(&vma);

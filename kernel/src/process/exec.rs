@@ -244,7 +244,7 @@ pub fn exec_into(
     {
         let mut inner = mm.mmap_lock.write();
         for step in &plan {
-            let tlb = crate::mm::tlb::MmuGather::new(mm.root());
+            let tlb = crate::mm::tlb::MmuGather::for_mm(&mm);
             inner.unmap_region(&tlb, &mm, step.start, step.end);
             if step.file_end > step.start {
                 inner.insert_vma(Vma {

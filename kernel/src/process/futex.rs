@@ -30,13 +30,30 @@ fn futex_key(mm: &MmStruct, uaddr: u64, private: bool) -> Key {
     if !private {
         let inner = mm.mmap_lock.read();
         if let Some(v) = inner.find_vma(uaddr).filter(|v| v.is_shared()) {
-            if let Some(inode) = v.backend.inode() {
-                let offset = v.pgoff * crate::mm::PAGE_SIZE + (uaddr - v.start);
-                return (Arc::as_ptr(inode) as *const () as u64, offset);
+            // A word in an mshare window is keyed by the host's mapping of it.
+            let key = if v.flags.contains(crate::mm::vma::VmFlags::MSHARE) {
+                crate::mm::mshare::with_host_vma(v, uaddr, shared_key).flatten()
+            } else {
+                shared_key(v, uaddr)
+            };
+            if let Some(k) = key {
+                return k;
             }
         }
     }
     (mm.id, uaddr)
+}
+
+/// (object, offset) of `addr` in the shared mapping `v`: the object is the page cache
+/// the pages come from (Linux's `page->mapping`), whatever file was opened to map it (each
+/// SysV attach opens its own over the segment's), or the inode for a file without one.
+fn shared_key(v: &crate::mm::vma::Vma, addr: u64) -> Option<Key> {
+    let inode = v.backend.inode()?;
+    let object = match inode.page_cache() {
+        Some(cache) => cache as *const crate::mm::page_cache::PageCache as u64,
+        None => Arc::as_ptr(inode) as *const () as u64,
+    };
+    Some((object, v.pgoff * crate::mm::PAGE_SIZE + (addr - v.start)))
 }
 
 /// The futex hash buckets (one table): each futex's wait queue, by key. Its lock

@@ -55,6 +55,8 @@ lock_classes! {
     TmpfsDirEntries = 120, "tmpfs Dir::entries";
     TmpfsDirParent = 121, "tmpfs Dir::parent";
     TmpfsDirMeta = 122, "tmpfs Dir::meta";
+    /// An msharefs mount's regions by name (and the list of mounts, never together).
+    MsharefsDir = 123, "msharefs MsharefsRoot::regions";
     FdTable = 130, "FdTable";
     FsContext = 131, "FsContext";
     /// The task's slots: which fd table, fs context, handlers it uses.
@@ -73,6 +75,8 @@ lock_classes! {
     /// A namespace's SysV segments; reads a segment's size and resident pages inside.
     IpcShmIds = 160, "IpcNamespace::shm";
     TmpfsFileMeta = 165, "tmpfs TmpfsFile::meta";
+    /// A region file's metadata; nothing under it.
+    MshareFileMeta = 166, "msharefs MshareFile::meta";
     PageCachePages = 170, "PageCache::pages";
     /// Never together with the pages (one level).
     PageCacheIMmap = 170, "PageCache::i_mmap";
@@ -109,6 +113,9 @@ lock_classes! {
     TaskTables = 400, "task::TABLES";
 
 
+    /// An mshare host's sharers: marked under a guest's page tables, flushed under the
+    /// host's (the flush waits for other CPUs under it; their flush takes no lock).
+    MshareSharers = 600, "tlb::Sharers::list";
     /// SHM_LOCK's locked pages per user, inside a namespace's segments.
     ShmLockUser = 605, "shm::SHM_LOCKED_PAGES";
     Writers = 610, "file::WRITERS";

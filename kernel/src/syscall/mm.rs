@@ -93,3 +93,25 @@ pub fn sys_munlockall() -> SysResult {
     crate::mm::mlock::do_munlockall(&current_mm())?;
     ok(0)
 }
+
+/// The name argument of mshare(2) and mshare_unlink(2): a file name in /sys/fs/mshare.
+fn mshare_name(va: u64) -> crate::errno::KResult<alloc::string::String> {
+    let bytes = crate::mm::usercopy::read_cstr(&current_mm(), va, 255)?;
+    alloc::string::String::from_utf8(bytes).map_err(|_| EINVAL)
+}
+
+/// `mshare(name, addr, len, oflag, mode)` (number 1024, `mm/mshare.rs`).
+pub fn sys_mshare(a: Args) -> SysResult {
+    let name = mshare_name(a.u(0))?;
+    let t = crate::process::current();
+    let cred = t.process.creds.lock().clone();
+    let mode = a.u32(4) & 0o7777 & !t.fs().lock().umask;
+    crate::mm::mshare::sys_mshare(&current_mm(), &cred, &name, a.u(1), a.u(2), a.u32(3), mode)?;
+    ok(0)
+}
+
+/// `mshare_unlink(name)` (number 1025).
+pub fn sys_mshare_unlink(a: Args) -> SysResult {
+    crate::mm::mshare::sys_mshare_unlink(&mshare_name(a.u(0))?)?;
+    ok(0)
+}

@@ -279,6 +279,9 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         332 => fs::sys_statx(a),
         435 => process::sys_clone3(frame, a),
         439 => fs::sys_faccessat(a.i32(0), a.u(1), a.u32(2), a.u32(3)),
+        // mshare's 2022 system calls, above Linux's table (`msharefs::SYS_MSHARE`).
+        1024 => mm::sys_mshare(a),
+        1025 => mm::sys_mshare_unlink(a),
         _ => {
             log_unimplemented(nr);
             Err(ENOSYS)

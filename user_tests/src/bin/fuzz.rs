@@ -319,7 +319,7 @@ const CALLS: &[Call] = calls! {
     12 brk [] Brk;
     13 rt_sigaction [] Sigaction;
     14 rt_sigprocmask [] Sigprocmask;
-    16 ioctl [Fd, OneOf(&[0x5401, 0x5402, 0x540f, 0x5410, 0x5413, 0x541b, 0x5421, 0x5451, 0x5450, 0x8004_6601]), Buf] None;
+    16 ioctl [Fd, OneOf(&[0x5401, 0x5402, 0x540f, 0x5410, 0x5413, 0x541b, 0x5421, 0x5451, 0x5450, 0x8004_6601, 0x4028_7800, 0x4010_7801, 0x4018_7802]), Buf] None;
     17 pread64 [Fd, Buf, Len, Offset] None;
     18 pwrite64 [Fd, Buf, Len, Offset] None;
     19 readv [Fd, Iovec, Below(1100)] None;
@@ -480,6 +480,8 @@ const CALLS: &[Call] = calls! {
     325 mlock2 [Flags(1)] MemRange;
     332 statx [DirFd, Path, Flags(AT_FLAGS), Flags(0xfff), Buf] None;
     435 clone3 [] Clone3;
+    1024 mshare [Path, OneOf(&[0, 4096, 1 << 39, 2 << 39, 3 << 39, 1 << 46]), OneOf(&[0, 4096, 1 << 39, 2 << 39]), Flags(0o3 | 0o100 | 0o200), Mode] None;
+    1025 mshare_unlink [Path] None;
     439 faccessat2 [DirFd, Path, Flags(7), Flags(AT_FLAGS)] None;
 };
 
@@ -689,6 +691,11 @@ const RO_PATHS: &[&str] = &[
     "/proc/2/stat",
     "/dev/null/x",
     "/tmp/fuzz",
+    // msharefs: a region the fuzzer may create (open O_CREAT), size, map and ioctl.
+    "/sys/fs/mshare",
+    "/sys/fs/mshare/mshare_info",
+    "/sys/fs/mshare/mshare_stats",
+    "/sys/fs/mshare/fuzz",
 ];
 
 static SIGNALS_SEEN: AtomicU64 = AtomicU64::new(0);

@@ -685,27 +685,8 @@ fn futex_wakes_a_waiter_in_another_process_through_shared_memory() {
         )
     };
     assert_ne!(page, libc::MAP_FAILED);
-    let word = page as *mut u32;
-    let pid = fork_child(move || {
-        let five_s = libc::timespec { tv_sec: 5, tv_nsec: 0 };
-        // FUTEX_WAIT without FUTEX_PRIVATE_FLAG: a shared futex.
-        match sys!(libc::SYS_futex, word, libc::FUTEX_WAIT, 0, &five_s as *const libc::timespec, 0, 0) {
-            Ok(0) => 0,
-            Ok(_) => 3,
-            Err(e) => 10 + e.0,
-        }
-    });
-    // Wake until a waiter was there to be woken (the child may not sleep yet).
-    let mut woken = 0;
-    for _ in 0..200 {
-        woken = sys!(libc::SYS_futex, word, libc::FUTEX_WAKE, 1, 0, 0, 0).unwrap();
-        if woken == 1 {
-            break;
-        }
-        sleep_ms(10);
-    }
-    assert_eq!(woken, 1, "the waiter in the other process was never found");
-    assert_eq!(wait_child(pid), Exit::Code(0));
+    let word = page as usize;
+    user_tests::shared_futex_meets(word, move || word);
     unsafe { libc::munmap(page, 4096) };
 }
 

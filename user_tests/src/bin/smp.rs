@@ -54,9 +54,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libc::*;
+use user_tests::probe::{install_probe_handler, probe_read, probe_write, Probe};
 use user_tests::{
-    close, fork_child, mmap, open, pipe, read_full, run_in_child, run_tests, run_tests_matching, set_handler,
-    siginfo_handler, sys, tests, wait_child, write, Errno, Exit, PAGE,
+    close, fork_child, mmap, open, pipe, read_full, run_in_child, run_tests, run_tests_matching, sys, tests,
+    wait_child, write, Errno, Exit, PAGE,
 };
 
 /// Child-mode argument for the runner's negative control (`smp --user-tests-child
@@ -144,103 +145,11 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Probes: one faulting instruction each, and the handler that skips it
-// ---------------------------------------------------------------------------------------
-
-// `smp_probe_read(addr)` loads the byte at `addr` into RAX; `smp_probe_write(addr, v)`
-// stores `v`. Each returns RDX = 0. When the access faults, the handler resumes at
-// `smp_probe_fixup` with RDX = the signal and RAX = its si_code. The probes have no
-// prologue, so the `ret` at the fixup returns to the probe's caller.
-std::arch::global_asm!(
-    ".pushsection .text.smp_probe,\"ax\",@progbits",
-    ".globl smp_probe_read",
-    ".globl smp_probe_read_insn",
-    ".globl smp_probe_write",
-    ".globl smp_probe_write_insn",
-    ".globl smp_probe_fixup",
-    "smp_probe_read:",
-    "    xor edx, edx",
-    "smp_probe_read_insn:",
-    "    movzx eax, byte ptr [rdi]",
-    "    ret",
-    "smp_probe_write:",
-    "    xor edx, edx",
-    "    xor eax, eax",
-    "smp_probe_write_insn:",
-    "    mov byte ptr [rdi], sil",
-    "    ret",
-    "smp_probe_fixup:",
-    "    ret",
-    ".popsection",
-);
-
-/// What a probe returns in RAX:RDX (a two-word `repr(C)` struct, per the SysV ABI).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-struct Probe {
-    /// The byte read, or the fault's si_code.
-    value: u64,
-    /// 0, or the signal the access raised.
-    signal: u64,
-}
-
-impl Probe {
-    fn faulted(self) -> bool {
-        self.signal != 0
-    }
-}
-
-extern "C" {
-    fn smp_probe_read(addr: usize) -> Probe;
-    fn smp_probe_write(addr: usize, v: u64) -> Probe;
-    static smp_probe_read_insn: u8;
-    static smp_probe_write_insn: u8;
-    static smp_probe_fixup: u8;
-}
-
-fn probe_read(addr: usize) -> Probe {
-    // SAFETY: a fault at the probe's load is turned into a return by `on_probe_fault`;
-    // the probe touches nothing but `addr` and the caller-saved RAX/RDX.
-    unsafe { smp_probe_read(addr) }
-}
-
-fn probe_write(addr: usize, v: u8) -> Probe {
-    // SAFETY: as for probe_read; no Rust reference aliases the page written.
-    unsafe { smp_probe_write(addr, v as u64) }
-}
-
-/// SIGSEGV/SIGBUS handler: a fault at one of the probes' access instructions returns
-/// from the probe with the signal and si_code; any other fault gets the default action
-/// back, so it repeats and kills the process as it would have without the handler.
-extern "C" fn on_probe_fault(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
-    // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler;
-    // changing the saved RIP, RAX and RDX is what rt_sigreturn then restores.
-    unsafe {
-        let gregs = &mut (*(ctx as *mut ucontext_t)).uc_mcontext.gregs;
-        let rip = gregs[REG_RIP as usize] as usize;
-        let ours = [&raw const smp_probe_read_insn as usize, &raw const smp_probe_write_insn as usize];
-        if ours.contains(&rip) {
-            gregs[REG_RIP as usize] = &raw const smp_probe_fixup as usize as i64;
-            gregs[REG_RDX as usize] = sig as i64;
-            gregs[REG_RAX as usize] = (*info).si_code as i64;
-        } else {
-            signal(sig, SIG_DFL);
-        }
-    }
-}
-
-fn install_probe_handler() {
-    for sig in [SIGSEGV, SIGBUS] {
-        set_handler(sig, siginfo_handler(on_probe_fault), SA_SIGINFO, &[]).expect("sigaction");
-    }
-}
-
-const SEGV_MAPERR: u64 = 1;
-const SEGV_ACCERR: u64 = 2;
-
-// ---------------------------------------------------------------------------------------
 // The stale-translation rounds
 // ---------------------------------------------------------------------------------------
+
+const SEGV_MAPERR: u64 = user_tests::SEGV_MAPERR as u64;
+const SEGV_ACCERR: u64 = user_tests::SEGV_ACCERR as u64;
 
 /// What takes the page's translation away in a round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,6 +18,7 @@ fn main() {
         "sysv_shm",
         tests![
             shmget_private_makes_a_new_segment_each_time,
+            a_futex_in_a_segment_wakes_a_waiter_attached_at_another_address,
             a_new_segment_reports_its_size_mode_creator_and_no_attach,
             shmget_of_an_existing_key_returns_its_id,
             shmget_creat_excl_of_an_existing_key_is_eexist,
@@ -142,6 +143,17 @@ fn private(pages: usize) -> i32 {
 fn mapped(addr: usize) -> bool {
     let mut v = 0u8;
     sys!(SYS_mincore, addr & !(PAGE - 1), PAGE, &mut v as *mut u8).is_ok()
+}
+
+/// Each attach opens its own file over the segment; a shared futex is keyed by the
+/// segment's pages, so two processes' own attaches meet.
+fn a_futex_in_a_segment_wakes_a_waiter_attached_at_another_address() {
+    let id = shmget(IPC_PRIVATE, 4096, 0o600).unwrap();
+    let a = shmat(id, 0, 0).unwrap();
+    // The child's own attach (beside the one fork gave it) is another file and address.
+    user_tests::shared_futex_meets(a + 64, || shmat(id, 0, 0).unwrap() + 64);
+    shmdt(a).unwrap();
+    rmid(id);
 }
 
 fn shmget_private_makes_a_new_segment_each_time() {

@@ -607,6 +607,42 @@ impl PageTable {
         Ok(())
     }
 
+    /// The table of `level` (1 = PT .. 3 = PDPT; 4 = the root) covering `va`, made with the
+    /// tables above it where missing (intermediate entries PRESENT|WRITABLE|USER, as `map`
+    /// makes them for user pages): what an mshare host hands its guests to graft, before
+    /// anything is mapped in it. Refuses a path through a huge leaf or a graft.
+    pub fn ensure_table(&mut self, mem: &mut impl PhysMem, va: u64, level: usize) -> Result<u64, MapError> {
+        if !is_canonical(va) {
+            return Err(MapError::NonCanonical);
+        }
+        if !(1..=4).contains(&level) {
+            return Err(MapError::Misaligned);
+        }
+        let inter = PteFlags::PRESENT | PteFlags::WRITABLE | PteFlags::USER;
+        let mut table = self.root;
+        for l in (level + 1..=4).rev() {
+            let idx = table_index(va, l);
+            let e = Pte(mem.read_pte(table, idx));
+            table = if e.is_present() {
+                if is_leaf(e, l) {
+                    return Err(MapError::HugePageInTheWay);
+                }
+                if mem.is_graft(e.addr()) {
+                    return Err(MapError::Graft);
+                }
+                if !e.flags().contains(PteFlags::USER) {
+                    mem.write_pte(table, idx, e.0 | PteFlags::USER.bits());
+                }
+                e.addr()
+            } else {
+                let t = mem.alloc_table(l - 1).ok_or(MapError::OutOfMemory)?;
+                mem.write_pte(table, idx, Pte::new(t, inter).0);
+                t
+            };
+        }
+        Ok(table)
+    }
+
     /// Removes the grafted table of level `table_level` at `va` (clears the entry and calls
     /// `free_table`, which drops the share reference), then frees empty tables above it.
     /// Returns the table.

@@ -890,3 +890,22 @@ fn move_range_moves_an_entry_with_the_dirty_bit_set_until_it_left() {
     assert_eq!(pt.translate(&mem, 0x40_0000), None);
     assert_eq!(pt.translate(&mem, 0x80_1000).unwrap().flags, P | W | U | D);
 }
+
+#[test]
+fn ensure_table_makes_the_path_once_and_a_later_map_fills_that_table() {
+    let mut mem = SimMem::new();
+    let mut pt = PageTable::new(&mut mem).unwrap();
+    let base = 0x80_0000_0000;
+    let pdpt = pt.ensure_table(&mut mem, base, 3).unwrap();
+    assert_eq!(pt.count_tables(&mem), 2);
+    assert_eq!(pt.ensure_table(&mut mem, base + 5 * M2, 3), Ok(pdpt), "the same table, nothing new");
+    assert_eq!(pt.ensure_table(&mut mem, base, 4), Ok(pt.root()));
+    let ptab = pt.ensure_table(&mut mem, base + 5 * M2, 1).unwrap();
+    assert_eq!(pt.count_tables(&mem), 4);
+    pt.map(&mut mem, base + 5 * M2 + K4, 0x30_0000, PageSize::Size4K, P | U).unwrap();
+    assert_eq!(Pte(mem.read_pte(ptab, 1)).addr(), 0x30_0000);
+    assert_eq!(pt.count_tables(&mem), 4, "map used the tables ensure_table made");
+    pt.map(&mut mem, 0x4000_0000, 0x4000_0000, PageSize::Size1G, P | U).unwrap();
+    assert_eq!(pt.ensure_table(&mut mem, 0x4000_0000, 1), Err(MapError::HugePageInTheWay));
+    assert_eq!(pt.ensure_table(&mut mem, 1 << 47, 1), Err(MapError::NonCanonical));
+}
