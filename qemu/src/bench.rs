@@ -47,6 +47,8 @@ impl KernelKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PtCase {
     pub backing: &'static str,
+    /// `none`, or how the processes share the region's page tables (our kernel only).
+    pub sharing: &'static str,
     pub access: &'static str,
     pub size: u64,
     pub procs: u32,
@@ -60,7 +62,11 @@ impl PtCase {
     }
 
     fn describe(&self) -> String {
-        format!("pt_sharing {} {} {} N={}", self.backing, self.access, fmt_size(self.size), self.procs)
+        let backing = match self.sharing {
+            "none" => self.backing.to_string(),
+            s => format!("{}/{s}", self.backing),
+        };
+        format!("pt_sharing {backing} {} {} N={}", self.access, fmt_size(self.size), self.procs)
     }
 }
 
@@ -128,6 +134,20 @@ pub struct Plan {
 /// The shared objects `pt_sharing` maps (its `--backing`).
 pub const PT_BACKINGS: [&str; 5] = ["anon", "tmpfs", "sysv", "memfd", "posix"];
 
+/// How `pt_sharing` shares page tables (its `--sharing`); all but `none` exist in our
+/// kernel only, so Linux runs no such row (its `none` rows are the comparison).
+pub const PT_SHARING: [&str; 4] = ["none", "mshare", "mshare_fs", "shm_share_mmu"];
+
+/// Whether sharing mode `sharing` applies to `backing`: SysV segments share through
+/// SHM_SHARE_MMU, the others through mshare regions.
+pub fn sharing_applies(backing: &str, sharing: &str) -> bool {
+    match sharing {
+        "none" => true,
+        "shm_share_mmu" => backing == "sysv",
+        _ => backing != "sysv",
+    }
+}
+
 /// The process counts of the full set.
 pub const FULL_PROCS: [u32; 6] = [1, 4, 16, 64, 256, 1024];
 /// A case touching more than this (processes x region) runs once instead of `--runs`
@@ -163,17 +183,34 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
     };
     let procs = o.procs.as_deref().unwrap_or(procs);
     for &size in sizes {
-        for backing in PT_BACKINGS {
-            for access in ["read", "write"] {
-                if for_run && (backing, access) != ("anon", "write") && (backing, access) != ("tmpfs", "read") {
-                    continue;
-                }
-                for &n in procs {
-                    if n as u64 * size > CAP_TOUCHED && !o.uncapped {
+        for sharing in PT_SHARING {
+            for backing in PT_BACKINGS {
+                for access in ["read", "write"] {
+                    if !sharing_applies(backing, sharing) {
                         continue;
                     }
-                    let case_runs = if n as u64 * size > ONE_RUN_ABOVE { 1 } else { runs };
-                    pt.push(PtCase { backing, access, size, procs: n, runs: case_runs });
+                    // `run`: anon written (plain and through an msharefs region), tmpfs read;
+                    // `--quick`: every backing plain, and each sharing mode once, written.
+                    let keep = if for_run {
+                        matches!(
+                            (backing, sharing, access),
+                            ("anon", "none" | "mshare_fs", "write") | ("tmpfs", "none", "read")
+                        )
+                    } else if o.quick {
+                        sharing == "none" || (access == "write" && matches!(backing, "anon" | "sysv"))
+                    } else {
+                        true
+                    };
+                    if !keep {
+                        continue;
+                    }
+                    for &n in procs {
+                        if n as u64 * size > CAP_TOUCHED && !o.uncapped {
+                            continue;
+                        }
+                        let case_runs = if n as u64 * size > ONE_RUN_ABOVE { 1 } else { runs };
+                        pt.push(PtCase { backing, sharing, access, size, procs: n, runs: case_runs });
+                    }
                 }
             }
         }
@@ -300,12 +337,15 @@ fn jobs(plan: &Plan) -> Vec<Job> {
     for c in &plan.pt {
         for _ in 0..c.runs {
             for &kernel in &plan.kernels {
+                if c.sharing != "none" && kernel == KernelKind::Linux {
+                    continue;
+                }
                 let touched = c.pages() * c.procs as u64;
                 jobs.push(Job {
                     kernel,
                     command: format!(
-                        "/pt_sharing --backing {} --access {} --size {} --procs {}",
-                        c.backing, c.access, c.size, c.procs
+                        "/pt_sharing --backing {} --sharing {} --access {} --size {} --procs {}",
+                        c.backing, c.sharing, c.access, c.size, c.procs
                     ),
                     suite: "pt_sharing",
                     expected: 1,
@@ -342,7 +382,7 @@ pub fn parse_records(console: &str) -> Vec<Record> {
 }
 
 /// The columns of `pt_sharing.csv`, in order (documented in benches/README.md).
-pub const PT_COLUMNS: [&str; 22] = [
+pub const PT_COLUMNS: [&str; 23] = [
     "kernel",
     "backing",
     "sharing",
@@ -356,6 +396,7 @@ pub const PT_COLUMNS: [&str; 22] = [
     "faults_per_later_proc",
     "cycles_first_proc",
     "cycles_per_later_proc",
+    "cycles_retouch_per_later_proc",
     "rss_shmem_bytes_per_proc",
     "fork_cycles",
     "teardown_cycles",
@@ -745,10 +786,11 @@ fn print_pt_row(r: &Row) {
     let g = |k: &str| r.get(k).map(String::as_str).unwrap_or("-");
     let bytes = |k: &str| g(k).parse::<f64>().map(fmt_bytes).unwrap_or_else(|_| "-".into());
     eprintln!(
-        "    {} {} {} {} N={}: page tables {} per process, {} total; RSS {} per process; faults {} first, {} later; \
-         cycles {} first, {} later",
+        "    {} {} {} {} {} N={}: page tables {} per process, {} total; RSS {} per process; faults {} first, {} later; \
+         cycles {} first, {} later ({} to touch again)",
         g("kernel"),
         g("backing"),
+        g("sharing"),
         g("access"),
         bytes("region_bytes"),
         g("procs"),
@@ -759,6 +801,7 @@ fn print_pt_row(r: &Row) {
         g("faults_per_later_proc"),
         g("cycles_first_proc"),
         g("cycles_per_later_proc"),
+        g("cycles_retouch_per_later_proc"),
     );
 }
 
@@ -1163,6 +1206,7 @@ fn summary(pt: &[Row], micro: &[Row], failures: &[String]) -> String {
         ("faults_per_later_proc", "faults, later", fmt_count),
         ("cycles_first_proc", "cycles, first", fmt_count),
         ("cycles_per_later_proc", "cycles, later", fmt_count),
+        ("cycles_retouch_per_later_proc", "cycles, later, touching again", fmt_count),
         ("fork_cycles", "fork cycles", fmt_count),
     ];
     let medians: Vec<_> = cols.iter().map(|(c, _, _)| case_medians(pt, c)).collect();
@@ -1394,8 +1438,8 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
     for (i, row) in lines {
         let n = |k: &str| -> Option<u64> { row[k].parse().ok() };
         let mut bad = |what: String| problems.push(format!("row {i}: {what}"));
-        for k in &PT_COLUMNS[4..18] {
-            let later = *k == "faults_per_later_proc" || *k == "cycles_per_later_proc";
+        for k in &PT_COLUMNS[4..19] {
+            let later = k.ends_with("_per_later_proc");
             if n(k).is_none() && !(later && row[k] == "-" && row["procs"] == "1") {
                 bad(format!("{k} is not a number: {:?}", row[k]));
             }
@@ -1408,6 +1452,27 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
         }
         if !PT_BACKINGS.contains(&row["backing"]) || !["read", "write"].contains(&row["access"]) {
             bad(format!("backing {:?} access {:?}", row["backing"], row["access"]));
+        }
+        if !PT_SHARING.contains(&row["sharing"]) || !sharing_applies(&row["backing"], &row["sharing"]) {
+            bad(format!("sharing {:?} of backing {:?}", row["sharing"], row["backing"]));
+        }
+        if row["sharing"] != "none" {
+            if row["kernel"] != "ours" {
+                bad(format!("sharing {:?} on {:?}: only our kernel has it", row["sharing"], row["kernel"]));
+            }
+            // A later process grafts the tables, one fault per graft slot (512 GiB for
+            // mshare, 1 GiB for SHM_SHARE_MMU), and pays at most one table of its own.
+            if n("pt_bytes_per_proc").unwrap_or(u64::MAX) > PAGE {
+                bad(format!("pt_bytes_per_proc {} > one page with shared tables", row["pt_bytes_per_proc"]));
+            }
+            let slots = region.div_ceil(GIB) + 1;
+            if procs > 1 && n("faults_per_later_proc").unwrap_or(u64::MAX) > 2 * slots {
+                bad(format!(
+                    "faults_per_later_proc {} > {} with shared tables",
+                    row["faults_per_later_proc"],
+                    2 * slots
+                ));
+            }
         }
         if row["sharing"] == "none" {
             if n("pt_bytes_per_proc").unwrap_or(0) < pte_bytes {
@@ -1671,7 +1736,9 @@ mod tests {
     #[test]
     fn procs_replaces_the_process_counts_of_the_set() {
         let p = plan(&opts(&["--only", "256M", "--procs", "1,64"]), false);
-        assert_eq!(p.pt.len(), PT_BACKINGS.len() * 2 * 2);
+        // Every backing plain, the four others through an mshare region both ways, SysV
+        // through SHM_SHARE_MMU; both accesses; two process counts.
+        assert_eq!(p.pt.len(), (PT_BACKINGS.len() + 2 * 4 + 1) * 2 * 2);
         assert!(p.pt.iter().all(|c| c.size == 256 * MIB && [1, 64].contains(&c.procs)));
         assert!(crate::parse_options(&["--procs".into(), "4,0".into()]).is_err());
     }
@@ -1701,6 +1768,7 @@ mod tests {
             ("faults_per_later_proc", "4096"),
             ("cycles_first_proc", "1000"),
             ("cycles_per_later_proc", "900"),
+            ("cycles_retouch_per_later_proc", "800"),
             ("rss_shmem_bytes_per_proc", "16781312"),
             ("fork_cycles", "5"),
             ("teardown_cycles", "5"),

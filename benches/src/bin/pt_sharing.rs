@@ -2,8 +2,16 @@
 //! faults and time, the figure page-table sharing exists to cut.
 //!
 //! ```text
-//! pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size 256M --procs N [--addr HEX]
+//! pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size 256M --procs N
+//!            [--sharing none|mshare|mshare_fs|shm_share_mmu] [--addr HEX]
 //! ```
+//!
+//! `--sharing` (our kernel only; Linux has no mshare): `mshare_fs` puts the object in an
+//! msharefs region (/sys/fs/mshare, `MSHAREFS_CREATE_MAPPING`: anonymous shared memory for
+//! `anon`, the file for the others) that each child maps whole (512 GiB) at the address;
+//! `mshare` makes the parent's mapping of it a region with the 2022 `mshare(O_CREAT)` and
+//! each child attaches by name; `shm_share_mmu` attaches the `sysv` segment with
+//! SHM_SHARE_MMU. Either way the children graft the region's page tables.
 //!
 //! The parent creates one shared object of `--size` bytes: `anon` is a
 //! `MAP_SHARED|MAP_ANONYMOUS` mapping made before fork (the children inherit it); `tmpfs`
@@ -16,8 +24,9 @@
 //! number of page-table pages a process needs for the region is the same on every kernel.
 //! Then N children are forked and take turns: child i waits for its turn, reads its VmPTE
 //! and fault count, attaches the object (tmpfs, posix: open and mmap; memfd: mmap; sysv: shmat), touches every page in order
-//! (`read`: loads one byte per page, `write`: stores one), reads the figures again and
-//! hands the turn on. The last child also times fork+exit+wait of itself, a process with
+//! (`read`: loads one byte per page, `write`: stores one), reads the fault count, touches
+//! every page once more (the time to touch memory already mapped), reads the figures again
+//! and hands the turn on. The last child also times fork+exit+wait of itself, a process with
 //! the region mapped. All N stay alive until the last has touched; the parent then reads
 //! `PageTables` of /proc/meminfo, and times the teardown (telling every child to exit and
 //! reaping them all). Turns and results go through a separate shared page with futexes.
@@ -55,6 +64,28 @@ impl Backing {
 }
 
 #[derive(Clone, Copy, PartialEq)]
+enum Sharing {
+    None,
+    Mshare,
+    MshareFs,
+    ShmShareMmu,
+}
+
+impl Sharing {
+    fn name(self) -> &'static str {
+        match self {
+            Sharing::None => "none",
+            Sharing::Mshare => "mshare",
+            Sharing::MshareFs => "mshare_fs",
+            Sharing::ShmShareMmu => "shm_share_mmu",
+        }
+    }
+}
+
+/// The size of an mshare region: one graft (a PML4 entry) of the default mount.
+const REGION: usize = 1 << 39;
+
+#[derive(Clone, Copy, PartialEq)]
 enum Access {
     Read,
     Write,
@@ -62,6 +93,7 @@ enum Access {
 
 struct Config {
     backing: Backing,
+    sharing: Sharing,
     access: Access,
     size: usize,
     procs: usize,
@@ -72,6 +104,10 @@ struct Config {
     shmid: i32,
     /// The memfd (`memfd`), made by the parent before fork.
     memfd: i32,
+    /// The region's name in /sys/fs/mshare (`mshare`, `mshare_fs`).
+    region: CString,
+    /// The region's file, open read-write (`mshare_fs`), inherited by the children.
+    region_fd: i32,
 }
 
 /// What one child measured, written into the shared control area.
@@ -83,6 +119,8 @@ struct Slot {
     rss_shmem: AtomicU64,
     faults: AtomicU64,
     cycles: AtomicU64,
+    /// Cycles of a second pass over the region, already mapped.
+    retouch_cycles: AtomicU64,
 }
 
 /// The shared control area: the futex words and the children's slots.
@@ -102,7 +140,7 @@ fn fail(what: &str) -> ! {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size BYTES --procs N [--addr HEX]");
+    eprintln!("usage: pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size BYTES --procs N [--sharing none|mshare|mshare_fs|shm_share_mmu] [--addr HEX]");
     std::process::exit(2);
 }
 
@@ -152,8 +190,49 @@ fn map_shared(addr: usize, len: usize, fd: i32) -> *mut u8 {
     p as *mut u8
 }
 
+/// `mshare(name, addr, len, oflag, mode)` (the 2022 series, our kernel's number 1024).
+fn mshare(name: &CString, addr: usize, len: usize, oflag: i32, mode: u32) -> i64 {
+    // SAFETY: a valid name string and plain arguments.
+    unsafe { libc::syscall(msharefs::SYS_MSHARE as libc::c_long, name.as_ptr(), addr, len, oflag, mode) }
+}
+
+/// Opens the backing's file read-write (tmpfs, posix) or returns the memfd; None for the
+/// others. The caller closes what it opened (`opened`).
+fn backing_fd(cfg: &Config) -> Option<(i32, bool)> {
+    let fd = match cfg.backing {
+        // SAFETY: a valid path string.
+        Backing::Tmpfs => unsafe { libc::open(cfg.path.as_ptr(), libc::O_RDWR) },
+        // SAFETY: a valid name string.
+        Backing::Posix => unsafe { libc::shm_open(cfg.path.as_ptr(), libc::O_RDWR, 0) },
+        Backing::Memfd => return Some((cfg.memfd, false)),
+        _ => return None,
+    };
+    if fd < 0 {
+        fail("open of the backing file");
+    }
+    Some((fd, true))
+}
+
 /// Maps the region in the calling process (tmpfs, posix: opens and maps the file).
 fn attach(cfg: &Config) -> *mut u8 {
+    match cfg.sharing {
+        Sharing::None => {}
+        Sharing::MshareFs => return map_shared(cfg.addr, REGION, cfg.region_fd),
+        Sharing::Mshare => {
+            if mshare(&cfg.region, cfg.addr, REGION, libc::O_RDWR, 0) != 0 {
+                fail("mshare attach");
+            }
+            return cfg.addr as *mut u8;
+        }
+        Sharing::ShmShareMmu => {
+            // SAFETY: an attach at a free, graft-aligned address.
+            let p = unsafe { libc::shmat(cfg.shmid, cfg.addr as *const _, msharefs::SHM_SHARE_MMU as i32) };
+            if p as usize != cfg.addr {
+                fail("shmat SHM_SHARE_MMU of the segment");
+            }
+            return p as *mut u8;
+        }
+    }
     match cfg.backing {
         Backing::Anon => cfg.addr as *mut u8,
         Backing::Tmpfs => {
@@ -237,6 +316,8 @@ fn child(cfg: &Config, ctl: &Control, turns: &[AtomicU32], slot: &Slot, i: usize
     touch(base, cfg.size, cfg.access);
     let c1 = rdtsc();
     let f1 = minor_faults();
+    touch(base, cfg.size, cfg.access);
+    let c2 = rdtsc();
     let after = self_status();
     slot.pte_before.store(before.vm_pte, Ordering::Relaxed);
     slot.pte_after.store(after.vm_pte, Ordering::Relaxed);
@@ -244,6 +325,7 @@ fn child(cfg: &Config, ctl: &Control, turns: &[AtomicU32], slot: &Slot, i: usize
     slot.rss_shmem.store(after.rss_shmem, Ordering::Relaxed);
     slot.faults.store(f1 - f0, Ordering::Relaxed);
     slot.cycles.store(c1 - c0, Ordering::Relaxed);
+    slot.retouch_cycles.store(c2 - c1, Ordering::Relaxed);
     if i + 1 == cfg.procs {
         ctl.fork_cycles.store(time_fork(), Ordering::Relaxed);
         set_and_wake(&ctl.all_done);
@@ -265,6 +347,13 @@ fn parse_args() -> Config {
         Some("posix") => Backing::Posix,
         _ => usage(),
     };
+    let sharing = match arg_value(&args, "--sharing").as_deref() {
+        None | Some("none") => Sharing::None,
+        Some("mshare") if backing != Backing::Sysv => Sharing::Mshare,
+        Some("mshare_fs") if backing != Backing::Sysv => Sharing::MshareFs,
+        Some("shm_share_mmu") if backing == Backing::Sysv => Sharing::ShmShareMmu,
+        _ => usage(),
+    };
     let access = match arg_value(&args, "--access").as_deref() {
         Some("read") => Access::Read,
         Some("write") => Access::Write,
@@ -283,7 +372,23 @@ fn parse_args() -> Config {
         Backing::Posix => format!("/pt_sharing.{}", std::process::id()),
         _ => format!("/tmp/pt_sharing.{}", std::process::id()),
     };
-    Config { backing, access, size, procs, addr, path: CString::new(path).unwrap(), shmid: -1, memfd: -1 }
+    if sharing != Sharing::None && (!addr.is_multiple_of(REGION) || size > REGION) {
+        usage();
+    }
+    let region = CString::new(format!("pt_sharing.{}", std::process::id())).unwrap();
+    Config {
+        backing,
+        sharing,
+        access,
+        size,
+        procs,
+        addr,
+        path: CString::new(path).unwrap(),
+        shmid: -1,
+        memfd: -1,
+        region,
+        region_fd: -1,
+    }
 }
 
 fn main() {
@@ -291,6 +396,8 @@ fn main() {
     let tsc_hz = benches::tsc_hz(20);
     let pt_start = meminfo_page_tables();
     match cfg.backing {
+        // An msharefs region makes its own anonymous memory.
+        Backing::Anon if cfg.sharing == Sharing::MshareFs => {}
         Backing::Anon => {
             map_shared(cfg.addr, cfg.size, -1);
         }
@@ -328,6 +435,7 @@ fn main() {
             unsafe { libc::close(fd) };
         }
     }
+    make_region(&mut cfg);
     let cfg = cfg;
     let ctl_len = (size_of::<Control>() + cfg.procs * (4 + size_of::<Slot>())).next_multiple_of(PAGE);
     let ctl_mem = map_shared(0, ctl_len, -1);
@@ -379,6 +487,18 @@ fn main() {
     let teardown_cycles = rdtsc() - c0;
     // SAFETY: the region and control area are this process's own mappings, no longer used.
     unsafe {
+        match cfg.sharing {
+            Sharing::MshareFs => {
+                libc::close(cfg.region_fd);
+                let path =
+                    CString::new(format!("{}/{}", msharefs::MSHAREFS_MOUNT, cfg.region.to_str().unwrap())).unwrap();
+                libc::unlink(path.as_ptr());
+            }
+            Sharing::Mshare => {
+                libc::syscall(msharefs::SYS_MSHARE_UNLINK as libc::c_long, cfg.region.as_ptr());
+            }
+            _ => {}
+        }
         match cfg.backing {
             Backing::Anon => {
                 libc::munmap(cfg.addr as *mut _, cfg.size);
@@ -406,6 +526,58 @@ fn main() {
     unsafe { libc::munmap(ctl_mem as *mut _, ctl_len) };
 }
 
+/// Puts the object in an mshare region (`--sharing mshare|mshare_fs`) before the children
+/// are forked: they find the region, not the parent's mapping.
+fn make_region(cfg: &mut Config) {
+    match cfg.sharing {
+        Sharing::MshareFs => {
+            let path = CString::new(format!("{}/{}", msharefs::MSHAREFS_MOUNT, cfg.region.to_str().unwrap())).unwrap();
+            // SAFETY: a valid path string; our own descriptor.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) };
+            if fd < 0 || unsafe { libc::ftruncate(fd, REGION as i64) } != 0 {
+                fail("creating the msharefs region");
+            }
+            let backing = backing_fd(cfg);
+            let anon = backing.is_none();
+            let c = msharefs::MshareCreate {
+                region_offset: 0,
+                size: cfg.size as u64,
+                offset: 0,
+                prot: (libc::PROT_READ | libc::PROT_WRITE) as u32,
+                flags: (libc::MAP_SHARED | libc::MAP_FIXED | if anon { libc::MAP_ANONYMOUS } else { 0 }) as u32,
+                fd: backing.map_or(0, |(fd, _)| fd as u32),
+            };
+            // SAFETY: a valid request struct for this ioctl.
+            if unsafe { libc::ioctl(fd, msharefs::MSHAREFS_CREATE_MAPPING as _, &c as *const msharefs::MshareCreate) }
+                != 0
+            {
+                fail("MSHAREFS_CREATE_MAPPING");
+            }
+            if let Some((bfd, true)) = backing {
+                // SAFETY: our own descriptor; the region's mapping keeps the file.
+                unsafe { libc::close(bfd) };
+            }
+            cfg.region_fd = fd;
+        }
+        Sharing::Mshare => {
+            // The parent's own mapping becomes the region; it then drops its window.
+            if let Some((bfd, opened)) = backing_fd(cfg) {
+                map_shared(cfg.addr, cfg.size, bfd);
+                if opened {
+                    // SAFETY: our own descriptor; the mapping keeps the file.
+                    unsafe { libc::close(bfd) };
+                }
+            }
+            if mshare(&cfg.region, cfg.addr, REGION, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) != 0 {
+                fail("mshare O_CREAT");
+            }
+            // SAFETY: the window just made, never used by this process.
+            unsafe { libc::munmap(cfg.addr as *mut _, REGION) };
+        }
+        _ => {}
+    }
+}
+
 /// Waits for every pid; true when all exited with status 0.
 fn reap(pids: &[i32]) -> bool {
     let mut ok = true;
@@ -430,14 +602,16 @@ fn report(cfg: &Config, slots: &[Slot], ctl: &Control, pt_total: u64, teardown_c
     let rss_shmem = mean(slots.iter().map(get(|s| &s.rss_shmem)));
     let faults_later = mean(slots[1..].iter().map(get(|s| &s.faults)));
     let cycles_later = mean(slots[1..].iter().map(get(|s| &s.cycles)));
+    let retouch_later = mean(slots[1..].iter().map(get(|s| &s.retouch_cycles)));
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     let kernel = benches::kernel_release();
     let backing = cfg.backing.name();
+    let sharing = cfg.sharing.name();
     let access = if cfg.access == Access::Read { "read" } else { "write" };
     let fields: &[(&str, &dyn Display)] = &[
         ("kernel", &kernel),
         ("backing", &backing),
-        ("sharing", &"none"),
+        ("sharing", &sharing),
         ("access", &access),
         ("region_bytes", &cfg.size),
         ("procs", &cfg.procs),
@@ -449,6 +623,7 @@ fn report(cfg: &Config, slots: &[Slot], ctl: &Control, pt_total: u64, teardown_c
         ("faults_per_later_proc", &opt(faults_later)),
         ("cycles_first_proc", &slots[0].cycles.load(Ordering::Relaxed)),
         ("cycles_per_later_proc", &opt(cycles_later)),
+        ("cycles_retouch_per_later_proc", &opt(retouch_later)),
         ("fork_cycles", &ctl.fork_cycles.load(Ordering::Relaxed)),
         ("teardown_cycles", &teardown_cycles),
         ("tsc_hz", &tsc_hz),
