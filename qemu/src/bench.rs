@@ -115,6 +115,8 @@ pub struct Plan {
     /// set boots each case once and measures `micro_runs` windows in it; `--quick` boots
     /// once per task count and runs every test and mode in that boot, one short window each.
     pub scale: Vec<ScaleCase>,
+    /// `mshare_flush` boots (our kernel only).
+    pub flush: Vec<FlushBoot>,
     /// Run `vm_micro` (with `--quick` when the plan is quick), `micro_runs` times in one boot.
     pub micro: bool,
     pub micro_runs: u32,
@@ -137,6 +139,38 @@ pub const PT_BACKINGS: [&str; 5] = ["anon", "tmpfs", "sysv", "memfd", "posix"];
 /// How `pt_sharing` shares page tables (its `--sharing`); all but `none` exist in our
 /// kernel only, so Linux runs no such row (its `none` rows are the comparison).
 pub const PT_SHARING: [&str; 4] = ["none", "mshare", "mshare_fs", "shm_share_mmu"];
+
+/// `mshare_flush` (our kernel only): one boot per CPU count, each measuring both changes
+/// with idle and busy sharers at every sharer count.
+pub const FLUSH_SMP: [u32; 3] = [1, 2, 4];
+pub const FLUSH_SHARERS: [u32; 4] = [1, 4, 16, 64];
+pub const QUICK_FLUSH_SHARERS: [u32; 2] = [1, 4];
+/// Changes timed per case, full and quick.
+pub const FLUSH_ROUNDS: u32 = 200;
+pub const QUICK_FLUSH_ROUNDS: u32 = 20;
+
+/// One `mshare_flush` boot: `smp` CPUs, a case per change, sharer count and busy-ness.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlushBoot {
+    pub smp: u32,
+    pub sharers: Vec<u32>,
+    pub rounds: u32,
+}
+
+impl FlushBoot {
+    /// The program's command lines, one per case.
+    fn commands(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for op in ["unmap", "protect"] {
+            for busy in [0, 1] {
+                for n in &self.sharers {
+                    v.push(format!("/mshare_flush --op {op} --sharers {n} --busy {busy} --rounds {}", self.rounds));
+                }
+            }
+        }
+        v
+    }
+}
 
 /// Whether sharing mode `sharing` applies to `backing`: SysV segments share through
 /// SHM_SHARE_MMU, the others through mshare regions.
@@ -227,6 +261,13 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
     }
     let only = o.only.clone().unwrap_or_default();
     let micro = micro && (only.is_empty() || "vm_micro".contains(&only) || only.contains("vm_micro"));
+    let flush = if for_run || !(only.is_empty() || "mshare_flush".contains(&only) || only.contains("mshare_flush")) {
+        Vec::new()
+    } else if o.quick {
+        vec![FlushBoot { smp: 2, sharers: QUICK_FLUSH_SHARERS.to_vec(), rounds: QUICK_FLUSH_ROUNDS }]
+    } else {
+        FLUSH_SMP.iter().map(|&smp| FlushBoot { smp, sharers: FLUSH_SHARERS.to_vec(), rounds: FLUSH_ROUNDS }).collect()
+    };
     if !only.is_empty() {
         pt.retain(|c| c.describe().contains(&only) || only == "pt_sharing");
         scale.retain(|c| c.describe().contains(&only));
@@ -244,6 +285,7 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
     Plan {
         pt,
         scale,
+        flush,
         micro,
         micro_runs: runs.max(if o.quick { 1 } else { 3 }),
         quick: o.quick,
@@ -333,6 +375,19 @@ fn jobs(plan: &Plan) -> Vec<Job> {
                 });
             }
         }
+    }
+    for f in &plan.flush {
+        let lines = f.commands();
+        jobs.push(Job {
+            kernel: KernelKind::Ours,
+            command: lines.join("\n"),
+            suite: "mshare_flush",
+            expected: lines.len(),
+            what: format!("mshare_flush smp={} ({} cases)", f.smp, lines.len()),
+            smp: f.smp,
+            weight: 50_000.0 * f.rounds as f64 * lines.len() as f64,
+            timeout: Duration::from_secs(120 + 2 * f.rounds as u64 * lines.len() as u64 / 10),
+        });
     }
     for c in &plan.pt {
         for _ in 0..c.runs {
@@ -468,6 +523,56 @@ fn scale_row(fields: &BTreeMap<String, String>, kernel: KernelKind, smp: u32, pl
     row
 }
 
+/// The columns of `mshare_flush.csv`, in order (documented in benches/README.md).
+pub const FLUSH_COLUMNS: [&str; 15] = [
+    "kernel",
+    "op",
+    "sharers",
+    "busy",
+    "smp",
+    "cpus",
+    "rounds",
+    "cycles_per_op",
+    "flushes_per_op",
+    "ipis_per_op",
+    "ipis_all_cpus_per_op",
+    "tsc_hz",
+    "kernel_release",
+    "machine",
+    "mem",
+];
+
+/// Checks a `mshare_flush.csv`: the header is [`FLUSH_COLUMNS`], figures are numbers, every
+/// change flushed, and no case sent more IPIs than flushing every other CPU would have.
+pub fn check_flush_csv(text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some((rows, lines)) = csv_rows(text, &FLUSH_COLUMNS, &mut problems) else {
+        return problems;
+    };
+    for (i, row) in lines {
+        let n = |k: &str| -> Option<f64> { row[k].parse().ok() };
+        let mut bad = |what: String| problems.push(format!("row {i}: {what}"));
+        for k in &FLUSH_COLUMNS[2..12] {
+            if n(k).is_none() {
+                bad(format!("{k} is not a number: {:?}", row[k]));
+            }
+        }
+        if !["unmap", "protect"].contains(&row["op"]) {
+            bad(format!("op {:?}", row["op"]));
+        }
+        if n("flushes_per_op").unwrap_or(0.0) < 1.0 {
+            bad(format!("flushes_per_op {} < 1: a change that flushed nothing", row["flushes_per_op"]));
+        }
+        if n("ipis_per_op").unwrap_or(f64::MAX) > n("ipis_all_cpus_per_op").unwrap_or(0.0) {
+            bad(format!("ipis_per_op {} > ipis_all_cpus_per_op {}", row["ipis_per_op"], row["ipis_all_cpus_per_op"]));
+        }
+    }
+    if rows == 0 {
+        problems.push("no rows".into());
+    }
+    problems
+}
+
 /// The columns of `vm_micro.csv`.
 pub const MICRO_COLUMNS: [&str; 6] = ["kernel", "name", "ops_per_s", "min", "max", "runs"];
 
@@ -480,6 +585,8 @@ struct Results {
     pt: Vec<Row>,
     /// will_it_scale.csv rows, one per measured window.
     scale: Vec<Row>,
+    /// mshare_flush.csv rows, one per case.
+    flush: Vec<Row>,
     /// (kernel, name) -> ops/s of each run.
     micro: BTreeMap<(String, String), Vec<f64>>,
     failures: Vec<String>,
@@ -714,6 +821,31 @@ fn record(res: &mut Results, plan: &Plan, job: &Job, b: &Boot, runs_seen: &mut B
         print_scale_row(&row);
         res.scale.push(row);
     }
+    for r in records.iter().filter(|r| r.suite == "mshare_flush") {
+        let mut row: Row = r
+            .fields
+            .iter()
+            .filter(|(k, _)| FLUSH_COLUMNS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        row.insert("kernel".into(), job.kernel.name().into());
+        row.insert("kernel_release".into(), release.clone());
+        row.insert("smp".into(), job.smp.to_string());
+        row.insert("machine".into(), plan.machine.clone());
+        row.insert("mem".into(), plan.mem.clone());
+        eprintln!(
+            "    {} mshare_flush {} sharers={} busy={} smp={}: {} cycles per change and back, {} IPIs (all CPUs: {})",
+            job.kernel.name(),
+            row.get("op").map_or("-", |v| v),
+            row.get("sharers").map_or("-", |v| v),
+            row.get("busy").map_or("-", |v| v),
+            job.smp,
+            row.get("cycles_per_op").map_or("-", |v| v),
+            row.get("ipis_per_op").map_or("-", |v| v),
+            row.get("ipis_all_cpus_per_op").map_or("-", |v| v),
+        );
+        res.flush.push(row);
+    }
     for r in records.iter().filter(|r| r.suite == "vm_micro") {
         let (Some(name), Some(ops)) = (r.fields.get("name"), r.fields.get("ops_per_s").and_then(|v| v.parse().ok()))
         else {
@@ -740,7 +872,7 @@ pub struct BenchOutcome {
 
 /// Console lines worth showing while a benchmark boot runs quietly.
 fn is_error_line(l: &str) -> bool {
-    ["pt_sharing:", "vm_micro:", "bench_init:", "panicked", "PANIC", "Kernel panic", "LEAK"]
+    ["pt_sharing:", "vm_micro:", "mshare_flush:", "bench_init:", "panicked", "PANIC", "Kernel panic", "LEAK"]
         .iter()
         .any(|p| l.contains(p))
         && !l.starts_with("bench_init: kernel command line")
@@ -758,7 +890,7 @@ fn build_programs() -> Result<Vec<(String, PathBuf)>, String> {
         return Err("benches build failed".into());
     }
     let dir = target_dir().join("x86_64-unknown-linux-musl").join("release");
-    let programs: Vec<(String, PathBuf)> = ["bench_init", "pt_sharing", "vm_micro", "will_it_scale"]
+    let programs: Vec<(String, PathBuf)> = ["bench_init", "pt_sharing", "vm_micro", "will_it_scale", "mshare_flush"]
         .iter()
         .map(|n| (n.to_string(), dir.join(n)))
         .collect();
@@ -914,6 +1046,11 @@ fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
         write_file(&out.join("will_it_scale.csv"), &csv)?;
         write_file(&out.join("will_it_scale.json"), &json)?;
     }
+    if !res.flush.is_empty() {
+        let (csv, json) = table_text(&FLUSH_COLUMNS, &res.flush);
+        write_file(&out.join("mshare_flush.csv"), &csv)?;
+        write_file(&out.join("mshare_flush.json"), &json)?;
+    }
     let mut meta = String::new();
     let _ = writeln!(meta, "{{");
     let _ = writeln!(meta, "  \"machine\": {},", json_value(&plan.machine));
@@ -940,11 +1077,49 @@ fn write_outputs(res: &Results, plan: &Plan, out: &Path) -> Result<(), String> {
     write_file(&out.join("run.json"), &meta)
 }
 
+/// The mshare_flush table of summary.md: per change, busy-ness, CPUs and sharers, the
+/// cycles of a change and its undoing, and the IPIs sent beside what flushing every other
+/// CPU would have sent.
+fn flush_summary(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## mshare_flush (our kernel: a change through the region and its undoing)\n\n\
+         | change | sharers busy | CPUs | sharers | cycles | flushes | IPIs | IPIs if all CPUs |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    let g = |r: &Row, k: &str| r.get(k).cloned().unwrap_or_else(|| "-".into());
+    let mut sorted: Vec<&Row> = rows.iter().collect();
+    let key = |r: &Row| {
+        let n = |k: &str| r.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        (g(r, "op"), n("busy"), n("smp"), n("sharers"))
+    };
+    sorted.sort_by_key(|r| key(r));
+    for r in sorted {
+        let cycles = r.get("cycles_per_op").and_then(|v| v.parse::<f64>().ok()).map_or("-".into(), fmt_count);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {cycles} | {} | {} | {} |",
+            g(r, "op"),
+            if g(r, "busy") == "1" { "yes" } else { "no" },
+            g(r, "smp"),
+            g(r, "sharers"),
+            g(r, "flushes_per_op"),
+            g(r, "ipis_per_op"),
+            g(r, "ipis_all_cpus_per_op"),
+        );
+    }
+    s.push('\n');
+    s
+}
+
 /// Writes `summary.md` and the plots (once, at the end of a run); returns the summary.
 fn write_report(res: &Results, out: &Path) -> Result<String, String> {
     let micro = micro_rows(res);
     let mut summary = summary(&res.pt, &micro, &res.failures);
     summary.insert_str(summary.find("## Failed boots").unwrap_or(summary.len()), &scale_summary(&res.scale));
+    summary.insert_str(summary.find("## Failed boots").unwrap_or(summary.len()), &flush_summary(&res.flush));
     write_file(&out.join("summary.md"), &summary)?;
     plots(out, &res.pt, &micro)?;
     scale_plots(out, &res.scale)?;
@@ -1741,6 +1916,24 @@ mod tests {
         assert_eq!(p.pt.len(), (PT_BACKINGS.len() + 2 * 4 + 1) * 2 * 2);
         assert!(p.pt.iter().all(|c| c.size == 256 * MIB && [1, 64].contains(&c.procs)));
         assert!(crate::parse_options(&["--procs".into(), "4,0".into()]).is_err());
+    }
+
+    #[test]
+    fn flush_rows_are_checked_for_their_figures() {
+        let header = FLUSH_COLUMNS.join(",");
+        let good = "ours,unmap,4,1,2,2,20,90000,1.00,1.00,1.00,1000000,Linux-6.6.0-mshare,microvm,1G";
+        assert!(check_flush_csv(&format!("{header}\n{good}\n")).is_empty());
+        let more_ipis = good.replace(",1.00,1.00,1.00,", ",1.00,3.00,1.00,");
+        assert_eq!(check_flush_csv(&format!("{header}\n{more_ipis}\n")).len(), 1);
+        let no_flush = good.replace(",1.00,1.00,1.00,", ",0.00,0.00,1.00,");
+        assert_eq!(check_flush_csv(&format!("{header}\n{no_flush}\n")).len(), 1);
+        assert_eq!(check_flush_csv(&format!("{header}\n")), ["no rows"]);
+        let quick = plan(&opts(&["--quick"]), false);
+        assert_eq!(quick.flush.len(), 1);
+        let flush_jobs: Vec<Job> = jobs(&quick).into_iter().filter(|j| j.suite == "mshare_flush").collect();
+        assert_eq!(flush_jobs.len(), 1, "our kernel only, one boot");
+        assert_eq!(flush_jobs[0].expected, 2 * 2 * QUICK_FLUSH_SHARERS.len());
+        assert!(plan(&opts(&[]), true).flush.is_empty(), "`run` is pt_sharing only");
     }
 
     #[test]

@@ -825,34 +825,34 @@ fn bench_quick(t: &mut Tally, o: &Options) {
         }
         Err(e) => return t.record("bench: quick run", Err(e)),
     }
-    let pt = std::fs::read_to_string(out.join("pt_sharing.csv")).unwrap_or_default();
-    let problems = crate::bench::check_pt_csv(&pt);
-    let rows = pt.lines().count().saturating_sub(1);
-    let expected = plan.pt.iter().map(|c| c.runs as usize).sum::<usize>();
-    t.record(
-        "bench: pt_sharing.csv has its schema, a row per case and consistent figures",
+    // A CSV's verdict: its check's problems, else whether it has the rows expected.
+    let csv = |name: &str, check: fn(&str) -> Vec<String>, expected: usize| -> Result<(), String> {
+        let text = std::fs::read_to_string(out.join(name)).unwrap_or_default();
+        let problems = check(&text);
+        let rows = text.lines().count().saturating_sub(1);
         if !problems.is_empty() {
             Err(problems.join("; "))
         } else if rows != expected {
             Err(format!("{rows} rows, expected {expected}"))
         } else {
             Ok(())
-        },
+        }
+    };
+    let pt_rows = plan.pt.iter().map(|c| c.runs as usize).sum::<usize>();
+    t.record(
+        "bench: pt_sharing.csv has its schema, a row per case and consistent figures",
+        csv("pt_sharing.csv", crate::bench::check_pt_csv, pt_rows),
     );
     let micro = std::fs::read_to_string(out.join("vm_micro.csv")).unwrap_or_default();
     t.record("bench: vm_micro.csv has its schema and every benchmark", crate::bench::check_micro_csv(&micro));
-    let scale = std::fs::read_to_string(out.join("will_it_scale.csv")).unwrap_or_default();
-    let problems = crate::bench::check_scale_csv(&scale);
-    let rows = scale.lines().count().saturating_sub(1);
     t.record(
         "bench: will_it_scale.csv has its schema, a row per quick case and consistent figures",
-        if !problems.is_empty() {
-            Err(problems.join("; "))
-        } else if rows != plan.scale.len() {
-            Err(format!("{rows} rows, expected {}", plan.scale.len()))
-        } else {
-            Ok(())
-        },
+        csv("will_it_scale.csv", crate::bench::check_scale_csv, plan.scale.len()),
+    );
+    let flush_rows: usize = plan.flush.iter().map(|f| 2 * 2 * f.sharers.len()).sum();
+    t.record(
+        "bench: mshare_flush.csv has its schema, a row per quick case and consistent figures",
+        csv("mshare_flush.csv", crate::bench::check_flush_csv, flush_rows),
     );
     let plots = ["pt_bytes_16M", "cycles_16M_read", "cycles_16M_write", "scale_page_fault1", "scale_futex1"];
     let missing: Vec<String> = plots
