@@ -664,6 +664,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected.in_kernel());
         user_tests_on_linux_guest(&mut t, o, ut, &expected.host, &verdicts);
         smp_negative_control(&mut t, &kernel, o, ut);
+        mshare_negative_control(&mut t, &kernel, o, ut);
         fuzz_check(&mut t, &kernel, o, ut);
         inject_check(&mut t, &kernel, o, ut);
     }
@@ -702,8 +703,17 @@ pub fn smp_control_verdict(output: &str) -> Result<Option<String>, String> {
     if !output.contains(TLB_SHOOTDOWN_OFF_LINE) {
         return Err(format!("{cpus} CPUs, but the kernel never said {TLB_SHOOTDOWN_OFF_LINE:?}"));
     }
+    stale_control_verdict(output, &SMP_STALE_TESTS).map(|()| None)
+}
+
+/// Whether every one of `tests` reported stale accesses in `output` (a boot with TLB
+/// shootdowns off).
+fn stale_control_verdict(output: &str, tests: &[&str]) -> Result<(), String> {
+    if !output.contains(TLB_SHOOTDOWN_OFF_LINE) {
+        return Err(format!("the kernel never said {TLB_SHOOTDOWN_OFF_LINE:?}"));
+    }
     let verdicts: BTreeMap<String, Result<(), String>> = user::parse_harness_output(output).into_iter().collect();
-    let missed: Vec<String> = SMP_STALE_TESTS
+    let missed: Vec<String> = tests
         .iter()
         .filter_map(|name| match verdicts.get(*name) {
             Some(Err(m)) if m.contains("stale") => None,
@@ -713,10 +723,40 @@ pub fn smp_control_verdict(output: &str) -> Result<Option<String>, String> {
         })
         .collect();
     if missed.is_empty() {
-        Ok(None)
+        Ok(())
     } else {
         Err(format!("with shootdowns off, not every test caught a stale access: {missed:?}"))
     }
+}
+
+/// The mshare suite's stale-translation tests (guests on every CPU against a change through
+/// the region), each of which must report stale accesses with shootdowns off.
+pub const MSHARE_STALE_TESTS: [&str; 2] = [
+    "mshare::no_guest_on_any_cpu_reaches_a_page_after_msharefs_unmap_returns_stale",
+    "mshare::no_guest_on_any_cpu_writes_a_page_after_msharefs_protect_returns_stale",
+];
+
+/// The negative control of the mshare suite's stale-translation tests: the suite, with only
+/// those tests, as init at 4 CPUs with TLB shootdowns off; each must report stale accesses.
+fn mshare_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    let name = "mshare: with tlb_shootdown=off every stale-translation test reports stale accesses";
+    let Some((_, suite)) = ut.tests.iter().find(|(n, _)| n == "mshare") else {
+        return t.record(name, Err("no mshare suite was built".into()));
+    };
+    let initrd = target_dir().join("xtask").join("mshare-control.cpio");
+    let result =
+        crate::prepare_exec(&suite.to_string_lossy(), &["stale".to_string()], &[], &initrd).and_then(|cmdline| {
+            let mut cfg = qemu_config(kernel, o);
+            cfg.initrd = Some(initrd.clone());
+            cfg.smp = SMP_CONTROL_CPUS;
+            cfg.cmdline = format!("{cmdline} {TLB_SHOOTDOWN_OFF}");
+            cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
+            cfg.echo = false;
+            let r = qemu::run(&cfg)?;
+            stale_control_verdict(&r.output, &MSHARE_STALE_TESTS)
+                .map_err(|e| format!("{e} (kernel ended with {:?})", r.exit))
+        });
+    t.record(name, result);
 }
 
 /// The negative control of the stale-translation tests: boots the `smp` suite's
@@ -926,6 +966,18 @@ mod tests {
                 "d: our kernel passes, the Linux guest did not run",
             ]
         );
+    }
+
+    #[test]
+    fn mshare_control_needs_both_stale_tests_to_catch_a_stale_access() {
+        let all: String = MSHARE_STALE_TESTS
+            .iter()
+            .map(|n| format!("test {n} ... FAILED: assertion failed: stale accesses\n"))
+            .collect();
+        assert_eq!(stale_control_verdict(&format!("{TLB_SHOOTDOWN_OFF_LINE}\n{all}"), &MSHARE_STALE_TESTS), Ok(()));
+        assert!(stale_control_verdict(&all, &MSHARE_STALE_TESTS).is_err(), "the switch not honoured");
+        let passed = all.replacen("FAILED: assertion failed: stale accesses", "ok", 1);
+        assert!(stale_control_verdict(&format!("{TLB_SHOOTDOWN_OFF_LINE}\n{passed}"), &MSHARE_STALE_TESTS).is_err());
     }
 
     #[test]

@@ -1285,7 +1285,9 @@ fn stale_rounds(call: HostCall) -> u64 {
     let pids: Vec<pid_t> = (0..guests).map(|w| fork_child(|| stale_guest(fd, call, w, ctl))).collect();
     let start = std::time::Instant::now();
     let mut rounds = 0;
-    while rounds < STALE_ROUNDS && start.elapsed() < STALE_BUDGET {
+    // Rounds stop at the first stale access too: the verdict is made (the negative
+    // control, with shootdowns off, ends at once).
+    while rounds < STALE_ROUNDS && start.elapsed() < STALE_BUDGET && ctl[word::STALE].load(Relaxed) == 0 {
         let r = rounds + 1;
         match call {
             HostCall::Unmap if r > 1 => {
