@@ -1332,7 +1332,7 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let (mm, _) = mm_of(&p);
     let Some(mm) = mm else { return Ok(0) };
     let show_pfn = crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN);
-    let _inner = mm.mmap_lock.read();
+    let inner = mm.mmap_lock.read();
     let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     // The pages of the range below TASK_SIZE, all absent at first; then a walk of the
@@ -1345,30 +1345,41 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let n = pages as usize * 8;
     buf[..n].fill(0);
     let start = first * 4096;
-    let mut cursor = pt.pt.cursor(start, start + pages * 4096);
+    let end = start + pages * 4096;
+    // A present page's entry; `sharers`: the mappings it has (exclusive when one).
+    let entry = |phys: u64, sharers: u64| {
+        let mut entry = 1u64 << 63;
+        // The zero page is present but no process's page: neither file nor exclusive.
+        if let Some(kind) = crate::mm::page::mm_counter(phys) {
+            if kind != crate::mm::page::PageKind::Anon {
+                entry |= 1 << 61;
+            }
+            if sharers == 1 {
+                entry |= 1 << 56;
+            }
+        }
+        if show_pfn {
+            entry |= (phys / 4096) & ((1 << 55) - 1);
+        }
+        entry
+    };
+    let mut cursor = pt.pt.cursor(start, end);
     while let Some((at, m)) = cursor.next(&mem) {
         // User pages are 4 KiB: none starts before the range.
         if at < start {
             continue;
         }
-        let mut entry = 0u64;
-        {
-            entry |= 1 << 63;
-            // The zero page is present but no process's page: neither file nor exclusive.
-            if let Some(kind) = crate::mm::page::mm_counter(m.phys) {
-                if kind != crate::mm::page::PageKind::Anon {
-                    entry |= 1 << 61;
-                }
-                if crate::mm::page::page_mapcount(m.phys) == 1 {
-                    entry |= 1 << 56;
-                }
-            }
-            if show_pfn {
-                entry |= (m.phys / 4096) & ((1 << 55) - 1);
-            }
-        }
         let i = ((at - start) / 4096) as usize * 8;
-        buf[i..i + 8].copy_from_slice(&entry.to_le_bytes());
+        buf[i..i + 8].copy_from_slice(&entry(m.phys, crate::mm::page::page_mapcount(m.phys) as u64).to_le_bytes());
+    }
+    drop(pt);
+    // mshare windows: the region pages their grafts reach (the cursor skips grafts).
+    for v in inner.vmas.overlapping(start, end).filter(|v| v.flags.contains(VmFlags::MSHARE)) {
+        crate::mm::mshare::for_each_window_page_in(&mm, v, start, end, |at, phys| {
+            let i = ((at - start) / 4096) as usize * 8;
+            let e = entry(phys, crate::mm::mshare::window_sharers(v, phys));
+            buf[i..i + 8].copy_from_slice(&e.to_le_bytes());
+        });
     }
     Ok(n)
 }

@@ -244,13 +244,19 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
                 out.push(cached as u8);
                 va += PAGE_SIZE;
             }
-            // Mapped pages, a table at a time.
-            let pt = mm.page_table_lock.lock();
-            let mut cursor = pt.pt.cursor(chunk_start, chunk_end);
-            while let Some((at, _)) = cursor.next(&mem) {
-                // User pages are 4 KiB: none starts before the chunk.
-                if at >= chunk_start {
+            // Mapped pages, a table at a time; a window's through its grafts, in the host.
+            if v.flags.contains(VmFlags::MSHARE) {
+                super::mshare::for_each_window_page_in(mm, v, chunk_start, chunk_end, |at, _| {
                     out[((at - chunk_start) / PAGE_SIZE) as usize] = 1;
+                });
+            } else {
+                let pt = mm.page_table_lock.lock();
+                let mut cursor = pt.pt.cursor(chunk_start, chunk_end);
+                while let Some((at, _)) = cursor.next(&mem) {
+                    // User pages are 4 KiB: none starts before the chunk.
+                    if at >= chunk_start {
+                        out[((at - chunk_start) / PAGE_SIZE) as usize] = 1;
+                    }
                 }
             }
         }

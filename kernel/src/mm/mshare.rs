@@ -241,21 +241,32 @@ pub fn host_page(host: &MmStruct, haddr: u64, access: Access) -> Option<Page> {
 
 /// Calls `f` with each region page `mm` reaches through its grafts in the window `vma`
 /// (what its page tables map there: the host's pages in every grafted slot), walked in
-/// the host under the host's page-table lock. The caller holds `mm`'s `mmap_lock`.
+/// the host under the host's page-table lock. The caller holds `mm`'s `mmap_lock` and no
+/// page-table lock.
 pub fn for_each_window_page(mm: &MmStruct, vma: &Vma, mut f: impl FnMut(u64)) {
+    for_each_window_page_in(mm, vma, vma.start, vma.end, |_, pa| f(pa));
+}
+
+/// `for_each_window_page` over [start, end) of the window, with each page's address in `mm`.
+pub fn for_each_window_page_in(mm: &MmStruct, vma: &Vma, start: u64, end: u64, mut f: impl FnMut(u64, u64)) {
     let Some(region) = window_region(vma) else { return };
+    let (start, end) = (start.max(vma.start), end.min(vma.end));
     let slots: alloc::vec::Vec<(u64, u64)> = {
         let g = mm.page_table_lock.lock();
-        g.grafts.iter().filter(|gr| vma.start <= gr.va && gr.end() <= vma.end).map(|gr| (gr.va, gr.end())).collect()
+        g.grafts
+            .iter()
+            .filter(|gr| vma.start <= gr.va && gr.end() <= vma.end && gr.va < end && start < gr.end())
+            .map(|gr| (gr.va.max(start), gr.end().min(end)))
+            .collect()
     };
     let host = &region.host;
     let pt = host.page_table_lock.lock();
     let mem = host.phys_mem();
-    for (start, end) in slots {
-        let mut cursor = pt.pt.cursor(host_addr(region, vma, start), host_addr(region, vma, end));
-        while let Some((_, m)) = cursor.next(&mem) {
+    for (s, e) in slots {
+        let mut cursor = pt.pt.cursor(host_addr(region, vma, s), host_addr(region, vma, e));
+        while let Some((hva, m)) = cursor.next(&mem) {
             if !super::page::is_zero_page(m.phys) {
-                f(m.phys);
+                f(hva - region.base + vma.start, m.phys);
             }
         }
     }

@@ -40,6 +40,7 @@ fn main() {
             bad_mmap_of_a_region_is_einval,
             bad_ioctls_are_refused_and_change_nothing,
             usercopy_through_a_window_reads_and_writes_the_region,
+            mincore_and_pagemap_show_the_region_pages_a_window_reaches,
             a_futex_in_a_region_wakes_a_waiter_in_another_process_at_another_address,
             a_futex_in_a_shm_share_mmu_attach_wakes_a_waiter_in_a_plain_attach,
             a_graft_2m_mount_grafts_one_page_table_per_2_mib,
@@ -734,6 +735,27 @@ fn a_futex_in_a_shm_share_mmu_attach_wakes_a_waiter_in_a_plain_attach() {
     user_tests::shared_futex_meets(a + 8, || sys!(SYS_shmat, id, 0, 0).unwrap() as usize + 8);
     sys!(SYS_shmdt, a).unwrap();
     sys!(SYS_shmctl, id, IPC_RMID, 0).unwrap();
+}
+
+fn mincore_and_pagemap_show_the_region_pages_a_window_reaches() {
+    let (p, fd) = create("mincore");
+    ioctl_create(fd, 0, 4 * PAGE, RW).unwrap();
+    let a = map(fd);
+    store_byte(a, 1);
+    store_byte(a + 2 * PAGE, 1);
+    let mut v = [0u8; 4];
+    sys!(SYS_mincore, a, 4 * PAGE, v.as_mut_ptr()).expect("mincore");
+    assert_eq!(v.map(|b| b & 1), [1, 0, 1, 0]);
+    let pm = user_tests::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0).unwrap();
+    let mut e = [0u64; 4];
+    assert_eq!(sys!(SYS_pread64, pm, e.as_mut_ptr(), 32, a / PAGE * 8), Ok(32));
+    let present: Vec<u64> = e.iter().map(|x| x >> 63).collect();
+    assert_eq!(present, [1, 0, 1, 0]);
+    assert_eq!(e[0] >> 61 & 1, 1, "a shmem page");
+    close(pm).unwrap();
+    unmap(a);
+    close(fd).unwrap();
+    unlink(&p);
 }
 
 fn usercopy_through_a_window_reads_and_writes_the_region() {
