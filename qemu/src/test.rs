@@ -736,6 +736,36 @@ pub const MSHARE_STALE_TESTS: [&str; 2] = [
     "mshare::no_guest_on_any_cpu_writes_a_page_after_msharefs_protect_returns_stale",
 ];
 
+/// Boots `program` (a user test suite) with `args` as init at the negative control's CPUs
+/// with TLB shootdowns off, and judges its console with `verdict`; a failed verdict carries
+/// the end of the console.
+fn stale_control_boot<T>(
+    kernel: &Path,
+    o: &Options,
+    program: &Path,
+    args: &[String],
+    initrd: &str,
+    verdict: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    let initrd = target_dir().join("xtask").join(initrd);
+    let cmdline = crate::prepare_exec(&program.to_string_lossy(), args, &[], &initrd)?;
+    let mut cfg = qemu_config(kernel, o);
+    cfg.initrd = Some(initrd);
+    cfg.smp = SMP_CONTROL_CPUS;
+    cfg.cmdline = format!("{cmdline} {TLB_SHOOTDOWN_OFF}");
+    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
+    cfg.echo = false;
+    let r = qemu::run(&cfg)?;
+    verdict(&r.output).map_err(|e| {
+        let tail: Vec<&str> = r.output.lines().rev().take(30).collect();
+        format!(
+            "{e} (kernel ended with {:?}); last lines:\n{}",
+            r.exit,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })
+}
+
 /// The negative control of the mshare suite's stale-translation tests: the suite, with only
 /// those tests, as init at 4 CPUs with TLB shootdowns off; each must report stale accesses.
 fn mshare_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
@@ -743,19 +773,9 @@ fn mshare_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user:
     let Some((_, suite)) = ut.tests.iter().find(|(n, _)| n == "mshare") else {
         return t.record(name, Err("no mshare suite was built".into()));
     };
-    let initrd = target_dir().join("xtask").join("mshare-control.cpio");
-    let result =
-        crate::prepare_exec(&suite.to_string_lossy(), &["stale".to_string()], &[], &initrd).and_then(|cmdline| {
-            let mut cfg = qemu_config(kernel, o);
-            cfg.initrd = Some(initrd.clone());
-            cfg.smp = SMP_CONTROL_CPUS;
-            cfg.cmdline = format!("{cmdline} {TLB_SHOOTDOWN_OFF}");
-            cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
-            cfg.echo = false;
-            let r = qemu::run(&cfg)?;
-            stale_control_verdict(&r.output, &MSHARE_STALE_TESTS)
-                .map_err(|e| format!("{e} (kernel ended with {:?})", r.exit))
-        });
+    let result = stale_control_boot(kernel, o, suite, &["stale".to_string()], "mshare-control.cpio", |out| {
+        stale_control_verdict(out, &MSHARE_STALE_TESTS)
+    });
     t.record(name, result);
 }
 
@@ -769,27 +789,9 @@ fn smp_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
     let Some((_, smp)) = ut.tests.iter().find(|(n, _)| n == "smp") else {
         return t.record(name, Err("no smp suite was built".into()));
     };
-    let initrd = target_dir().join("xtask").join("smp-control.cpio");
     // `user_tests::CHILD_MARKER` and the suite's child mode.
     let args = ["--user-tests-child".to_string(), "stale-only".to_string()];
-    let result = crate::prepare_exec(&smp.to_string_lossy(), &args, &[], &initrd).and_then(|cmdline| {
-        let mut cfg = qemu_config(kernel, o);
-        cfg.initrd = Some(initrd.clone());
-        cfg.smp = SMP_CONTROL_CPUS;
-        cfg.cmdline = format!("{cmdline} {TLB_SHOOTDOWN_OFF}");
-        cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
-        cfg.echo = false;
-        let r = qemu::run(&cfg)?;
-        smp_control_verdict(&r.output).map_err(|e| {
-            let tail: Vec<&str> = r.output.lines().rev().take(30).collect();
-            format!(
-                "{e} (kernel ended with {:?}); last lines:\n{}",
-                r.exit,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            )
-        })
-    });
-    match result {
+    match stale_control_boot(kernel, o, smp, &args, "smp-control.cpio", smp_control_verdict) {
         Ok(Some(why)) => {
             t.skipped += 1;
             println!("SKIP {name}: {why}");

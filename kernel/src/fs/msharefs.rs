@@ -267,19 +267,10 @@ impl Inode for MsharefsRoot {
     }
     /// `msharefs_create`: a regular file is a new, empty region; nothing else can be made.
     fn create(&self, name: &str, mode: u32, uid: u32, gid: u32) -> KResult<Arc<dyn Inode>> {
-        if name.len() > 255 {
-            return Err(ENAMETOOLONG);
-        }
-        if matches!(name, "." | ".." | msharefs::MSHARE_INFO | msharefs::MSHARE_STATS) {
-            return Err(EEXIST);
-        }
         if !matches!(mode & S_IFMT, S_IFREG | 0) {
             return Err(EPERM);
         }
-        if self.regions.lock().contains_key(name) {
-            return Err(EEXIST);
-        }
-        crate::mm::fail::slab_may_fail()?;
+        // The name's checks are `insert_region`'s.
         let region = Region::new(self.level, self.align(), 0, false)?;
         Ok(self.insert_region(name, mode, uid, gid, region, false)?)
     }

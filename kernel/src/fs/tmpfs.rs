@@ -233,16 +233,21 @@ fn split_options(data: &str) -> impl Iterator<Item = &str> {
     cuts.into_iter().map(move |(a, z)| &data[a..z]).filter(|o| !o.is_empty())
 }
 
-/// Linux's `memparse`: a number (decimal, 0x hex or 0 octal) with an optional K, M, G,
-/// T, P or E suffix; the rest of the text after it. None if no digit starts it.
-fn memparse(s: &str) -> Option<(u64, &str)> {
-    let (radix, digits) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+/// The base of a number written as C does (0x hex, 0 octal, else decimal) and its digits.
+fn split_radix(s: &str) -> (u32, &str) {
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         (16, h)
     } else if s.len() > 1 && s.starts_with('0') {
         (8, &s[1..])
     } else {
         (10, s)
-    };
+    }
+}
+
+/// Linux's `memparse`: a number (decimal, 0x hex or 0 octal) with an optional K, M, G,
+/// T, P or E suffix; the rest of the text after it. None if no digit starts it.
+fn memparse(s: &str) -> Option<(u64, &str)> {
+    let (radix, digits) = split_radix(s);
     let end = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
     if end == 0 && radix != 8 {
         return None;
@@ -272,13 +277,7 @@ fn whole_memparse(s: &str) -> Option<u64> {
 
 /// `uid=`/`gid=` (`fsparam_u32`, base 0: decimal, 0x hex or 0 octal); -1 is no id.
 fn parse_id(s: &str) -> KResult<u32> {
-    let (radix, digits) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (16, h)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (8, &s[1..])
-    } else {
-        (10, s)
-    };
+    let (radix, digits) = split_radix(s);
     match u32::from_str_radix(digits, radix) {
         Ok(id) if id != u32::MAX => Ok(id),
         _ => Err(EINVAL),

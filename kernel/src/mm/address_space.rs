@@ -475,21 +475,19 @@ impl MmStruct {
             tlb.remove_page(va, m.phys);
         });
         debug_assert!(r.is_ok(), "user mappings are 4 KiB pages");
-        let dropped = g.grafts.iter().filter(|gr| start <= gr.va && gr.end() <= end).count();
-        if dropped > 0 {
+        let covered = |gr: &Graft| start <= gr.va && gr.end() <= end;
+        if g.grafts.iter().any(covered) {
             // The grafts leave their hosts' sharers only once no CPU of this address space
             // can use them: flushed now, before the hosts stop flushing here.
             tlb.flush_range(start, end);
             tlb.flush_mmu();
-            for gr in g.grafts.iter() {
-                if start <= gr.va && gr.end() <= end {
-                    if let Some((host, delta)) = &gr.host {
-                        host.leave_sharers(self.root, *delta);
-                    }
+            for gr in g.grafts.iter().filter(|gr| covered(gr)) {
+                if let Some((host, delta)) = &gr.host {
+                    host.leave_sharers(self.root, *delta);
                 }
             }
         }
-        g.grafts.retain(|gr| !(start <= gr.va && gr.end() <= end));
+        g.grafts.retain(|gr| !covered(gr));
         // Tables unlinked (freed or grafts dropped) may sit in paging-structure caches:
         // the range is flushed for them as for cleared entries (which `remove_page`
         // recorded). A range that mapped nothing needs no flush, and no other CPU is
@@ -523,9 +521,7 @@ impl MmStruct {
         };
         let mut g = self.page_table_lock.lock();
         if let Some((h, delta)) = &host {
-            if let Some(s) = &h.sharers {
-                s.get(self.root, *delta).map_err(|_| page_table::MapError::OutOfMemory)?;
-            }
+            h.join_sharers(self.root, *delta).map_err(|_| page_table::MapError::OutOfMemory)?;
         }
         let leave = |host: &Option<(Arc<MmStruct>, u64)>| {
             if let Some((h, delta)) = host {
@@ -560,6 +556,15 @@ impl MmStruct {
         let g = self.page_table_lock.lock();
         let gr = g.grafts.iter().find(|gr| gr.va <= va && va < gr.end())?;
         gr.host.as_ref().map(|(h, delta)| (h.clone(), va.wrapping_sub(*delta)))
+    }
+
+    /// A graft of the window at offset `delta` from this host is about to be linked in
+    /// `root`: its CPUs get this host's flushes from now on.
+    fn join_sharers(&self, root: u64, delta: u64) -> crate::errno::KResult<()> {
+        match &self.sharers {
+            Some(s) => s.get(root, delta),
+            None => Ok(()),
+        }
     }
 
     /// A graft of the window at offset `delta` from this host went from `root`, and was

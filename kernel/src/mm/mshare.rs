@@ -234,9 +234,7 @@ pub fn window_page(mm: &MmStruct, vma: &Vma, addr: u64, access: Access) -> KResu
 /// The page mapped at `haddr` in the host if the entry allows `access`, with a reference.
 pub fn host_page(host: &MmStruct, haddr: u64, access: Access) -> Option<Page> {
     let pt = host.page_table_lock.lock();
-    let m = pt.pt.translate(&host.phys_mem(), haddr)?;
-    let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
-    ok.then(|| Page::get(m.phys + (haddr & (m.size.bytes() - 1) & !(PAGE_SIZE - 1))))
+    super::usercopy::mapped_page(pt.pt.translate(&host.phys_mem(), haddr)?, haddr, access)
 }
 
 /// Calls `f` with each region page `mm` reaches through its grafts in the window `vma`

@@ -200,18 +200,25 @@ fn flush_tlb_mm_range(root: u64, start: u64, end: u64, full: bool, shared: bool)
     // The entry stores before the mask read (the header's race).
     fence(Ordering::SeqCst);
     let mask = if shared { percpu::cpu_online_mask() } else { mm_cpumask(root) };
+    flush_on(mask, &FlushInfo { root: if shared { 0 } else { root }, start, end, full, sharers: &[] });
+}
+
+/// Carries `info` out on the CPUs of `mask`: here if this CPU is one, and on each other one
+/// through a call-function request, waiting until all have. Returns the requests sent.
+fn flush_on(mask: CpuMask, info: &FlushInfo) -> u64 {
     let me = percpu::cpu_id();
-    let info = FlushInfo { root: if shared { 0 } else { root }, start, end, full, sharers: &[] };
     if mask.contains(me) {
-        flush_here(&info, false);
+        flush_here(info, false);
     }
     let mut targets = mask;
     targets.clear(me);
     if targets.is_empty() || !SHOOTDOWN.load(Ordering::Relaxed) {
-        return;
+        return 0;
     }
-    percpu::this_cpu().note_ipi_sent(IpiKind::TlbShootdown, targets.count() as u64);
-    smp::smp_call_function_many(targets, flush_tlb_func, &info as *const FlushInfo as usize);
+    let n = targets.count() as u64;
+    percpu::this_cpu().note_ipi_sent(IpiKind::TlbShootdown, n);
+    smp::smp_call_function_many(targets, flush_tlb_func, info as *const FlushInfo as usize);
+    n
 }
 
 /// An address space that grafts a host's tables (mshare): translations of host address
@@ -303,22 +310,11 @@ impl Sharers {
                 mask.set(c);
             }
         }
-        let info = FlushInfo { root: 0, start, end, full, sharers: &l };
-        let me = percpu::cpu_id();
-        if mask.contains(me) {
-            flush_here(&info, false);
-        }
-        let mut targets = mask;
-        targets.clear(me);
         let all = percpu::cpu_online_mask().count().saturating_sub(1) as u64;
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
         self.stats.ipis_all_cpus.fetch_add(all, Ordering::Relaxed);
-        if targets.is_empty() || !SHOOTDOWN.load(Ordering::Relaxed) {
-            return;
-        }
-        self.stats.ipis.fetch_add(targets.count() as u64, Ordering::Relaxed);
-        percpu::this_cpu().note_ipi_sent(IpiKind::TlbShootdown, targets.count() as u64);
-        smp::smp_call_function_many(targets, flush_tlb_func, &info as *const FlushInfo as usize);
+        let sent = flush_on(mask, &FlushInfo { root: 0, start, end, full, sharers: &l });
+        self.stats.ipis.fetch_add(sent, Ordering::Relaxed);
     }
 
     /// A host entry mapping `va` changed.

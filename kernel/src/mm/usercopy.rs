@@ -64,12 +64,8 @@ fn user_page(mm: &MmStruct, va: u64, access: Access) -> KResult<Page> {
         {
             let pt = mm.page_table_lock.lock();
             let mem = mm.phys_mem();
-            if let Some(m) = pt.pt.translate(&mem, va) {
-                let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
-                if ok {
-                    let pa = m.phys + (va & (m.size.bytes() - 1));
-                    return Ok(Page::get(pa & !(PAGE_SIZE - 1)));
-                }
+            if let Some(page) = pt.pt.translate(&mem, va).and_then(|m| mapped_page(m, va, access)) {
+                return Ok(page);
             }
         }
         let (held, r) = fault_shared(mm, inner, va, access);
@@ -77,6 +73,13 @@ fn user_page(mm: &MmStruct, va: u64, access: Access) -> KResult<Page> {
         r.map_err(fault_errno)?;
     }
     Err(EFAULT)
+}
+
+/// The page of `va` in the mapping `m` (its translation), with a reference, if the entry
+/// allows `access` from user mode. The caller holds the page-table lock `m` was read under.
+pub(super) fn mapped_page(m: page_table::Mapping, va: u64, access: Access) -> Option<Page> {
+    let ok = m.flags.contains(PteFlags::USER) && (!access.write || m.flags.contains(PteFlags::WRITABLE));
+    ok.then(|| Page::get((m.phys + (va & (m.size.bytes() - 1))) & !(PAGE_SIZE - 1)))
 }
 
 /// Walks [va, va + len) page by page, calling `f(page, offset_in_page,
