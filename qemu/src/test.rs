@@ -665,6 +665,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         user_tests_on_linux_guest(&mut t, o, ut, &expected.host, &verdicts);
         smp_negative_control(&mut t, &kernel, o, ut);
         mshare_negative_control(&mut t, &kernel, o, ut);
+        mshare_gib_check(&mut t, &kernel, o, ut);
         fuzz_check(&mut t, &kernel, o, ut);
         inject_check(&mut t, &kernel, o, ut);
     }
@@ -747,13 +748,42 @@ fn stale_control_boot<T>(
     initrd: &str,
     verdict: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, String> {
+    let boot = SuiteBoot { smp: Some(SMP_CONTROL_CPUS), mem: None, cmdline: TLB_SHOOTDOWN_OFF, timeout: 300 };
+    suite_boot(kernel, o, program, args, initrd, &boot, verdict)
+}
+
+/// How `suite_boot` boots: CPUs and memory (the options' when None), kernel command line
+/// words added, and the default timeout in seconds.
+struct SuiteBoot<'a> {
+    smp: Option<u32>,
+    mem: Option<&'a str>,
+    cmdline: &'a str,
+    timeout: u64,
+}
+
+/// Boots `program` (a user test suite) with `args` as init, as `boot` says, and judges its
+/// console with `verdict`; a failed verdict carries the end of the console.
+fn suite_boot<T>(
+    kernel: &Path,
+    o: &Options,
+    program: &Path,
+    args: &[String],
+    initrd: &str,
+    boot: &SuiteBoot,
+    verdict: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
     let initrd = target_dir().join("xtask").join(initrd);
     let cmdline = crate::prepare_exec(&program.to_string_lossy(), args, &[], &initrd)?;
     let mut cfg = qemu_config(kernel, o);
     cfg.initrd = Some(initrd);
-    cfg.smp = SMP_CONTROL_CPUS;
-    cfg.cmdline = format!("{cmdline} {TLB_SHOOTDOWN_OFF}");
-    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
+    if let Some(smp) = boot.smp {
+        cfg.smp = smp;
+    }
+    if let Some(mem) = boot.mem {
+        cfg.mem = mem.to_string();
+    }
+    cfg.cmdline = format!("{cmdline} {}", boot.cmdline).trim_end().to_string();
+    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(boot.timeout));
     cfg.echo = false;
     let r = qemu::run(&cfg)?;
     verdict(&r.output).map_err(|e| {
@@ -765,6 +795,28 @@ fn stale_control_boot<T>(
         )
     })
 }
+
+/// The mshare suite's test that needs more memory than the user-test boot has: 64
+/// processes reading every page of a 1 GiB region (the suite's `gib` mode), in a boot of
+/// its own with `MSHARE_GIB_MEM`; it must pass and leak nothing.
+fn mshare_gib_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    const TEST: &str =
+        "mshare::sixty_four_guests_of_a_gib_region_touching_every_page_pay_one_graft_fault_and_no_table_each";
+    println!("== mshare: 64 guests of a 1 GiB region, {MSHARE_GIB_MEM} of memory");
+    let Some((_, suite)) = ut.tests.iter().find(|(n, _)| n == "mshare") else {
+        return t.record(&format!("kernel: {TEST}"), Err("no mshare suite was built".into()));
+    };
+    let boot = SuiteBoot { smp: None, mem: Some(MSHARE_GIB_MEM), cmdline: "", timeout: 600 };
+    let result = suite_boot(kernel, o, suite, &["gib".to_string()], "mshare-gib.cpio", &boot, |out| {
+        let verdicts: BTreeMap<String, Result<(), String>> = user::parse_harness_output(out).into_iter().collect();
+        verdicts.get(TEST).cloned().unwrap_or_else(|| Err("did not finish".into()))?;
+        crate::leak::verdict(out)
+    });
+    t.record(&format!("kernel: {TEST}"), result);
+}
+
+/// Memory of the boot of `mshare_gib_check`: the region's 1 GiB, its tables, 64 processes.
+const MSHARE_GIB_MEM: &str = "2G";
 
 /// The negative control of the mshare suite's stale-translation tests: the suite, with only
 /// those tests, as init at 4 CPUs with TLB shootdowns off; each must report stale accesses.

@@ -231,6 +231,10 @@ pub struct MmInner {
     pub def_flags: super::vma::VmFlags,
     /// Peak of mapped pages (VmPeak); VMAs change only under the exclusive lock.
     pub hiwater_vm: u64,
+    /// Whose limits and capabilities this address space's growth is charged to when no
+    /// task of its own runs in it (an mshare host: its region's creator); None for a
+    /// process's address space, charged to the task that asks.
+    pub owner: Option<Arc<super::commit::Owner>>,
 }
 
 /// What `page_table_lock` guards.
@@ -268,20 +272,22 @@ static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
 impl MmStruct {
     /// An empty address space whose kernel half is the kernel's.
     pub fn new() -> Option<Arc<MmStruct>> {
-        Self::new_with(None)
+        Self::new_with(None, None)
     }
 
     /// An mshare host (Linux's `mshare_mm` of the region's file): an address space with no
-    /// task, whose changes are flushed in `sharers`.
-    pub fn new_host(sharers: Arc<super::tlb::Sharers>) -> Option<Arc<MmStruct>> {
-        Self::new_with(Some(sharers))
+    /// task, whose changes are flushed in `sharers` and whose growth is charged to `owner`.
+    pub fn new_host(sharers: Arc<super::tlb::Sharers>, owner: super::commit::Owner) -> Option<Arc<MmStruct>> {
+        Self::new_with(Some(sharers), Some(Arc::new(owner)))
     }
 
-    fn new_with(sharers: Option<Arc<super::tlb::Sharers>>) -> Option<Arc<MmStruct>> {
+    fn new_with(
+        sharers: Option<Arc<super::tlb::Sharers>>,
+        owner: Option<Arc<super::commit::Owner>>,
+    ) -> Option<Arc<MmStruct>> {
         let pt_pages = AtomicU64::new(0);
         let id = NEXT_MM_ID.fetch_add(1, Ordering::Relaxed);
-        let owner = PtOwner::Mm(id);
-        let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages, owner })?;
+        let pt = PageTable::new(&mut UserPhysMem { pt_pages: &pt_pages, owner: PtOwner::Mm(id) })?;
         super::kernel_map::copy_kernel_half(pt.root());
         let root = pt.root();
         let mm = Arc::new_cyclic(|me| MmStruct {
@@ -294,6 +300,7 @@ impl MmStruct {
                 exe: None,
                 def_flags: super::vma::VmFlags::empty(),
                 hiwater_vm: 0,
+                owner,
             }),
             page_table_lock: SpinLock::new(MmPageTable { pt, grafts: alloc::vec::Vec::new() }),
             root,

@@ -11,6 +11,11 @@
 //! exact at every moment; the overcommit check comes first, where Linux makes it. The
 //! pages of tmpfs files and of shared anonymous memory made MAP_NORESERVE are charged
 //! one by one while cached (`PageCache`), without a check.
+//!
+//! An address space is charged to the task that asks, except an mshare host: no task runs
+//! in it, and whoever asks (a process's CREATE_MAPPING, a guest's fault) is charged
+//! nothing; its creator's limits and capabilities, as they were when it made the region,
+//! are ([`Owner`]; the Linux series charges the creator's memory cgroup).
 #![deny(unsafe_code)]
 
 use super::address_space::MmInner;
@@ -107,7 +112,7 @@ pub fn vm_enough_memory(inner: &MmInner, pages: u64) -> KResult<()> {
         _ => {
             let (admin, user) = reserves();
             let mut allowed = vm_commit_limit() as i64;
-            if !capable(crate::process::cred::CAP_SYS_ADMIN) {
+            if !charged_capable(inner, crate::process::cred::CAP_SYS_ADMIN) {
                 allowed -= admin as i64;
             }
             allowed -= (inner.total_pages() / 32).min(user) as i64;
@@ -117,6 +122,48 @@ pub fn vm_enough_memory(inner: &MmInner, pages: u64) -> KResult<()> {
                 Err(ENOMEM)
             }
         }
+    }
+}
+
+/// The credentials and resource limits an address space with no task of its own is
+/// charged against (`MmInner::owner`).
+pub struct Owner {
+    pub creds: crate::process::cred::Creds,
+    pub rlimits: [crate::process::task::Rlimit; crate::process::task::RLIMIT_NLIMITS],
+}
+
+impl Owner {
+    /// The calling task's, as they are now; the kernel's own (root, no limits) when no
+    /// task runs (in-kernel tests).
+    pub fn current() -> Owner {
+        match crate::process::sched::current() {
+            Some(t) => Owner { creds: t.process.creds.lock().clone(), rlimits: *t.process.rlimits.lock() },
+            None => Owner {
+                creds: crate::process::cred::Creds::root(),
+                rlimits: [crate::process::task::Rlimit {
+                    cur: crate::process::task::RLIM_INFINITY,
+                    max: crate::process::task::RLIM_INFINITY,
+                }; crate::process::task::RLIMIT_NLIMITS],
+            },
+        }
+    }
+}
+
+/// The soft limit `resource` of whoever `inner` is charged to: its owner, else the caller
+/// (none for the kernel itself).
+pub fn charged_rlimit(inner: &MmInner, resource: usize) -> u64 {
+    match &inner.owner {
+        Some(o) => o.rlimits[resource].cur,
+        None => crate::process::sched::current()
+            .map_or(crate::process::task::RLIM_INFINITY, |t| t.process.rlimit(resource).cur),
+    }
+}
+
+/// Whether whoever `inner` is charged to has `cap`.
+pub fn charged_capable(inner: &MmInner, cap: u32) -> bool {
+    match &inner.owner {
+        Some(o) => o.creds.capable(cap),
+        None => capable(cap),
     }
 }
 
@@ -133,10 +180,10 @@ pub fn accountable_mapping(prot: Prot, flags: VmFlags) -> bool {
     prot.contains(Prot::WRITE) && !flags.intersects(VmFlags::NORESERVE | VmFlags::SHARED | VmFlags::HUGETLB)
 }
 
-/// Linux's `may_expand_vm`: whether `npages` more fit under RLIMIT_AS.
+/// Linux's `may_expand_vm`: whether `npages` more fit under RLIMIT_AS (the owner's, for
+/// an mshare host).
 pub fn may_expand_vm(inner: &MmInner, npages: u64) -> bool {
-    let limit = crate::process::sched::current()
-        .map_or(crate::process::task::RLIM_INFINITY, |t| t.process.rlimit(crate::process::task::RLIMIT_AS).cur);
+    let limit = charged_rlimit(inner, crate::process::task::RLIMIT_AS);
     // Unlimited needs no count of the VMAs' pages.
     limit == crate::process::task::RLIM_INFINITY || inner.total_pages() + npages <= limit / PAGE_SIZE
 }

@@ -70,10 +70,12 @@ pub struct Region {
 
 impl Region {
     /// A region whose guests graft host tables of `level`, at `base` in the host (aligned
-    /// to the graft size), with nothing mapped yet.
+    /// to the graft size), with nothing mapped yet, owned by the caller: what its host
+    /// maps is charged to the caller's limits as they are now, whoever maps it later.
     pub fn new(level: usize, base: u64, size: u64, hole_is_sigbus: bool) -> KResult<Arc<Region>> {
         debug_assert!((1..=3).contains(&level) && base.is_multiple_of(graft_size(level)));
-        let host = MmStruct::new_host(Arc::new(super::tlb::Sharers::new())).ok_or(ENOMEM)?;
+        let host =
+            MmStruct::new_host(Arc::new(super::tlb::Sharers::new()), super::commit::Owner::current()).ok_or(ENOMEM)?;
         Ok(Arc::new(Region {
             host,
             base,

@@ -13,7 +13,18 @@ use user_tests::{
     sys, tests, wait_child, Errno, Exit, PAGE,
 };
 
+/// The argument that runs only the tests needing more memory than the suite's boot has
+/// (`GIB_TESTS`): `cargo xtask test` runs them in a boot of their own.
+const GIB_MODE: &str = "gib";
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some(GIB_MODE) {
+        user_tests::run_tests_matching(
+            "mshare",
+            tests![sixty_four_guests_of_a_gib_region_touching_every_page_pay_one_graft_fault_and_no_table_each],
+            None,
+        )
+    }
     run_tests(
         "mshare",
         tests![
@@ -31,6 +42,8 @@ fn main() {
             a_window_mapped_read_only_cannot_be_written,
             unlink_while_mapped_keeps_the_region_until_the_last_unmap,
             the_creator_exiting_changes_nothing_for_the_guests,
+            create_mapping_is_charged_to_the_creators_rlimit_as,
+            create_mapping_is_not_charged_to_the_callers_rlimit_as,
             the_region_pages_are_freed_when_the_last_user_goes,
             the_region_page_tables_are_counted_once_and_guests_pay_none,
             sixty_four_guests_touching_every_page_pay_one_graft_fault_and_no_table_each,
@@ -401,6 +414,54 @@ fn the_creator_exiting_changes_nothing_for_the_guests() {
     unlink(&p);
 }
 
+fn set_rlimit_as(bytes: u64) {
+    let r = rlimit { rlim_cur: bytes, rlim_max: RLIM_INFINITY };
+    sys!(SYS_setrlimit, RLIMIT_AS, &r as *const rlimit).unwrap();
+}
+
+const MIB: usize = 1 << 20;
+
+fn create_mapping_is_charged_to_the_creators_rlimit_as() {
+    let p = path("owner-as");
+    let c = cstr(&p);
+    // The creator makes the region under a 64 MiB RLIMIT_AS and leaves: what the region
+    // maps counts against that limit, whoever asks.
+    let pid = fork_child(|| {
+        set_rlimit_as(64 * MIB as u64);
+        let fd = sys!(SYS_openat, AT_FDCWD, c.as_ptr(), O_RDWR | O_CREAT | O_EXCL, 0o600).unwrap() as i32;
+        sys!(SYS_ftruncate, fd, ALIGN).unwrap();
+        0
+    });
+    assert_eq!(wait_child(pid), Exit::Code(0));
+    let fd = user_tests::open(&p, O_RDWR, 0).unwrap();
+    assert_errno!(ioctl_create(fd, 0, 128 * MIB, RW), ENOMEM);
+    ioctl_create(fd, 0, 32 * MIB, RW).unwrap();
+    ioctl_create(fd, 32 * MIB, 32 * MIB, RW).unwrap();
+    assert_errno!(ioctl_create(fd, 64 * MIB, PAGE, RW), ENOMEM);
+    close(fd).unwrap();
+    unlink(&p);
+}
+
+fn create_mapping_is_not_charged_to_the_callers_rlimit_as() {
+    let (p, fd) = create("caller-as");
+    // A process under a 16 MiB RLIMIT_AS fills the creator's (unlimited) region with
+    // 64 MiB: a window it maps would count against its limit, the region's mappings do not.
+    let pid = fork_child(|| {
+        set_rlimit_as(16 * MIB as u64);
+        match ioctl_create(fd, 0, 64 * MIB, RW) {
+            Ok(_) => 0,
+            Err(_) => 1,
+        }
+    });
+    assert_eq!(wait_child(pid), Exit::Code(0));
+    let a = map(fd);
+    store_byte(a + 63 * MIB, 5);
+    assert_eq!(load_byte(a + 63 * MIB), 5);
+    unmap(a);
+    close(fd).unwrap();
+    unlink(&p);
+}
+
 fn meminfo_kb(name: &str) -> u64 {
     user_tests::meminfo_kb(name)
 }
@@ -473,9 +534,19 @@ fn the_region_page_tables_are_counted_once_and_guests_pay_none() {
 }
 
 fn sixty_four_guests_touching_every_page_pay_one_graft_fault_and_no_table_each() {
-    let (p, fd) = create("sixtyfour");
-    let size = 256 << 20;
-    let guests = 64;
+    guests_touching_every_page_pay_one_graft_fault_and_no_table_each("sixtyfour", 256 << 20, 64);
+}
+
+/// Needs about 1.2 GiB of memory: run in a boot of its own (`GIB_MODE`).
+fn sixty_four_guests_of_a_gib_region_touching_every_page_pay_one_graft_fault_and_no_table_each() {
+    guests_touching_every_page_pay_one_graft_fault_and_no_table_each("gib", 1 << 30, 64);
+}
+
+/// A process fills `size` bytes of a region, then `guests` processes map it and read every
+/// page: the region's tables are one process's worth, and each guest takes one fault (its
+/// graft) and pays no table of its own.
+fn guests_touching_every_page_pay_one_graft_fault_and_no_table_each(tag: &str, size: usize, guests: usize) {
+    let (p, fd) = create(tag);
     ioctl_create(fd, 0, size, RW).unwrap();
     let a = map(fd);
     for off in (0..size).step_by(PAGE) {
