@@ -12,6 +12,8 @@
 //!   `,after=N`, `,times=N` (`mm/fail.rs`)
 //! - `tlb_shootdown=off` — a debug switch: user TLB flushes stay on the CPU that
 //!   makes them, other CPUs keep stale translations (`mm/tlb.rs`)
+//! - `pt_share=on|off` — transparent page-table sharing of big shared mappings (default
+//!   off; `/proc/sys/vm/pt_share`, `mm/pt_share.rs`)
 
 pub fn get<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| match w.split_once('=') {

@@ -24,12 +24,13 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 11] {
+fn suites() -> [&'static [KTest]; 12] {
     [
         crate::cmdline::KTESTS,
         crate::sync::rwsem::KTESTS,
         crate::mm::tests::KTESTS,
         crate::mm::fail::KTESTS,
+        crate::mm::pt_share::KTESTS,
         crate::initramfs::KTESTS,
         crate::process::exec::KTESTS,
         crate::syscall::trace::KTESTS,

@@ -92,6 +92,7 @@ counters! {
     IPC_OBJECTS: "SysV IPC objects",
     IPC_NAMESPACES: "IPC namespaces",
     MSHARE_REGIONS: "mshare regions",
+    PT_SHARE_HOSTS: "pt_share hosts",
 }
 
 /// Tables that grow with use and keep their capacity (Linux's shrinkers):
@@ -107,6 +108,7 @@ const SHRINKERS: &[fn()] = &[
     crate::fs::flock::shrink,
     crate::fs::msharefs::shrink,
     crate::fs::mount::shrink,
+    crate::mm::pt_share::shrink,
 ];
 
 /// The figures the check compares.

@@ -83,6 +83,7 @@ pub fn kernel_main(start_info: u64) -> ! {
     watchdog::init(&boot.cmdline);
     mm::fail::init(&boot.cmdline);
     mm::tlb::init(&boot.cmdline);
+    mm::pt_share::init(&boot.cmdline);
     log::info!("mshare-kernel {} booting, cmdline {:?}", env!("CARGO_PKG_VERSION"), boot.cmdline.as_str());
 
     gdt::init();

@@ -138,7 +138,8 @@ pub const PT_BACKINGS: [&str; 5] = ["anon", "tmpfs", "sysv", "memfd", "posix"];
 
 /// How `pt_sharing` shares page tables (its `--sharing`); all but `none` exist in our
 /// kernel only, so Linux runs no such row (its `none` rows are the comparison).
-pub const PT_SHARING: [&str; 4] = ["none", "mshare", "mshare_fs", "shm_share_mmu"];
+/// `transparent` is `none` with `vm.pt_share` on.
+pub const PT_SHARING: [&str; 5] = ["none", "mshare", "mshare_fs", "shm_share_mmu", "transparent"];
 
 /// `mshare_flush` (our kernel only): one boot per CPU count, each measuring both changes
 /// with idle and busy sharers at every sharer count.
@@ -173,10 +174,10 @@ impl FlushBoot {
 }
 
 /// Whether sharing mode `sharing` applies to `backing`: SysV segments share through
-/// SHM_SHARE_MMU, the others through mshare regions.
+/// SHM_SHARE_MMU, the others through mshare regions; transparent sharing takes them all.
 pub fn sharing_applies(backing: &str, sharing: &str) -> bool {
     match sharing {
-        "none" => true,
+        "none" | "transparent" => true,
         "shm_share_mmu" => backing == "sysv",
         _ => backing != "sysv",
     }
@@ -269,8 +270,10 @@ pub fn plan(o: &Options, for_run: bool) -> Plan {
         FLUSH_SMP.iter().map(|&smp| FlushBoot { smp, sharers: FLUSH_SHARERS.to_vec(), rounds: FLUSH_ROUNDS }).collect()
     };
     if !only.is_empty() {
-        pt.retain(|c| c.describe().contains(&only) || only == "pt_sharing");
-        scale.retain(|c| c.describe().contains(&only));
+        // `A|B` keeps what matches either.
+        let matches = |what: &str| only.split('|').any(|p| what.contains(p));
+        pt.retain(|c| matches(&c.describe()) || only == "pt_sharing");
+        scale.retain(|c| matches(&c.describe()));
     }
     let scale_size = if o.quick { QUICK_SCALE_SIZE } else { SCALE_SIZE };
     let mut kernels = vec![KernelKind::Ours];
@@ -1636,11 +1639,20 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
                 bad(format!("sharing {:?} on {:?}: only our kernel has it", row["sharing"], row["kernel"]));
             }
             // A later process grafts the tables, one fault per graft slot (512 GiB for
-            // mshare, 1 GiB for SHM_SHARE_MMU), and pays at most one table of its own.
-            if n("pt_bytes_per_proc").unwrap_or(u64::MAX) > PAGE {
-                bad(format!("pt_bytes_per_proc {} > one page with shared tables", row["pt_bytes_per_proc"]));
+            // mshare, 1 GiB for SHM_SHARE_MMU, 2 MiB for transparent sharing), and pays at
+            // most one table of its own (two with transparent sharing: the PD and PDPT
+            // above its grafts, against the plain path's PTE tables, a 256th of them).
+            let (own_tables, slots) = if row["sharing"] == "transparent" {
+                (2, region.div_ceil(2 << 20) + 1)
+            } else {
+                (1, region.div_ceil(GIB) + 1)
+            };
+            if n("pt_bytes_per_proc").unwrap_or(u64::MAX) > own_tables * PAGE {
+                bad(format!(
+                    "pt_bytes_per_proc {} > {own_tables} page(s) with shared tables",
+                    row["pt_bytes_per_proc"]
+                ));
             }
-            let slots = region.div_ceil(GIB) + 1;
             if procs > 1 && n("faults_per_later_proc").unwrap_or(u64::MAX) > 2 * slots {
                 bad(format!(
                     "faults_per_later_proc {} > {} with shared tables",
@@ -1911,9 +1923,10 @@ mod tests {
     #[test]
     fn procs_replaces_the_process_counts_of_the_set() {
         let p = plan(&opts(&["--only", "256M", "--procs", "1,64"]), false);
-        // Every backing plain, the four others through an mshare region both ways, SysV
-        // through SHM_SHARE_MMU; both accesses; two process counts.
-        assert_eq!(p.pt.len(), (PT_BACKINGS.len() + 2 * 4 + 1) * 2 * 2);
+        // Every backing plain and with transparent sharing, the four others through an
+        // mshare region both ways, SysV through SHM_SHARE_MMU; both accesses; two process
+        // counts.
+        assert_eq!(p.pt.len(), (2 * PT_BACKINGS.len() + 2 * 4 + 1) * 2 * 2);
         assert!(p.pt.iter().all(|c| c.size == 256 * MIB && [1, 64].contains(&c.procs)));
         assert!(crate::parse_options(&["--procs".into(), "4,0".into()]).is_err());
     }
@@ -1943,6 +1956,12 @@ mod tests {
         assert!(!p.micro);
         let p = plan(&opts(&["--quick", "--only", "vm_micro"]), false);
         assert!(p.pt.is_empty() && p.micro);
+        let p = plan(&opts(&["--quick", "--only", "tmpfs read|sysv/transparent"]), false);
+        assert!(!p.pt.is_empty());
+        assert!(p.pt.iter().all(
+            |c| (c.backing == "tmpfs" && c.access == "read") || (c.backing == "sysv" && c.sharing == "transparent")
+        ));
+        assert!(p.pt.iter().any(|c| c.sharing == "transparent"));
     }
 
     fn good_row() -> Row {

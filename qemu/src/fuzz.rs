@@ -129,6 +129,9 @@ pub fn reproduce(o: &Options, seconds: u64, seed: u64) -> String {
     if o.release {
         cmd += " --release";
     }
+    if !o.append.is_empty() {
+        cmd += &format!(" --append '{}'", o.append.join(" "));
+    }
     cmd
 }
 

@@ -48,6 +48,7 @@ options:
   --quick                bench: the small set (seconds)
   --linux                bench: also run every benchmark on Linux (Debian 12's cloud kernel)
   --only NAME            bench: only the suites or cases whose name contains NAME
+                         (NAME|NAME...: any of them)
   --runs K               bench: boots per case (default 3; 1 with --quick and for run)
   --uncapped             bench: also the cases the full set leaves out (1 GiB x 1024)
   --procs N[,N...]       bench: pt_sharing's process counts instead of the set's

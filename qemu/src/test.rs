@@ -445,6 +445,46 @@ fn user_tests_in_kernel(
     verdicts
 }
 
+/// The user suites in our kernel again with transparent page-table sharing on
+/// (`pt_share=on`): each test that passed with it off must pass, except those in
+/// `user_tests/pt_share_off_only.txt`, each with its reason (Linux's figures without
+/// sharing, such as a child's RssShmem right after fork), which count as skipped; and
+/// nothing may leak.
+fn user_tests_with_pt_share(
+    t: &mut Tally,
+    kernel: &Path,
+    o: &Options,
+    ut: &user::UserTests,
+    off: &BTreeMap<String, Result<(), String>>,
+) {
+    println!("== user tests in the kernel with pt_share=on");
+    let run = match boot_user_suite(kernel, o, ut, "pt_share=on") {
+        Ok(r) => r,
+        Err(e) => return t.record("pt_share=on: user tests boot", Err(e)),
+    };
+    let on = user_test_verdicts(&run.output, ut);
+    let off_only = read_test_list("pt_share_off_only.txt");
+    let unexplained: Vec<&String> = off_only.iter().filter(|(_, why)| why.is_empty()).map(|(n, _)| n).collect();
+    if !unexplained.is_empty() {
+        t.record(
+            "pt_share=on: every knob-off-only test has its reason",
+            Err(format!("add `# reason` to {unexplained:?} in user_tests/pt_share_off_only.txt")),
+        );
+    }
+    for (name, _) in off.iter().filter(|(_, r)| r.is_ok()) {
+        let r = on.get(name).cloned().unwrap_or_else(|| Err(format!("did not run (kernel ended with {:?})", run.exit)));
+        match (r, off_only.get(name)) {
+            (r, None) => t.record(&format!("pt_share=on: {name}"), r),
+            (Err(e), Some(reason)) => {
+                t.skipped += 1;
+                println!("XFAIL pt_share=on: {name}: {e} (knob-off-only: {reason})");
+            }
+            (Ok(()), Some(_)) => t.skipped += 1,
+        }
+    }
+    t.record("pt_share=on: the whole user test suite leaks nothing", crate::leak::verdict(&run.output));
+}
+
 /// Boots Debian's Linux (the benchmark's oracle, `linux.rs`) in the same QEMU machine with
 /// the user test initramfs: the oracle as root with every capability, which the host may
 /// not have. Each test the host ran must pass there, except those listed with their reason
@@ -663,8 +703,10 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         exec_checks(&mut t, &kernel, o, ut);
         let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected.in_kernel());
         user_tests_on_linux_guest(&mut t, o, ut, &expected.host, &verdicts);
+        user_tests_with_pt_share(&mut t, &kernel, o, ut, &verdicts);
         smp_negative_control(&mut t, &kernel, o, ut);
         mshare_negative_control(&mut t, &kernel, o, ut);
+        pt_share_negative_control(&mut t, &kernel, o, ut);
         mshare_gib_check(&mut t, &kernel, o, ut);
         fuzz_check(&mut t, &kernel, o, ut);
         inject_check(&mut t, &kernel, o, ut);
@@ -821,14 +863,40 @@ const MSHARE_GIB_MEM: &str = "2G";
 /// The negative control of the mshare suite's stale-translation tests: the suite, with only
 /// those tests, as init at 4 CPUs with TLB shootdowns off; each must report stale accesses.
 fn mshare_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
-    let name = "mshare: with tlb_shootdown=off every stale-translation test reports stale accesses";
-    let Some((_, suite)) = ut.tests.iter().find(|(n, _)| n == "mshare") else {
-        return t.record(name, Err("no mshare suite was built".into()));
+    suite_negative_control(t, kernel, o, ut, "mshare", &MSHARE_STALE_TESTS);
+}
+
+/// The pt_share suite's stale-translation tests (accessors on every CPU against a change of
+/// shared tables), each of which must report stale accesses with shootdowns off.
+pub const PT_SHARE_STALE_TESTS: [&str; 2] = [
+    "pt_share::no_sharer_on_any_cpu_reaches_a_page_after_truncation_returns_stale",
+    "pt_share::no_thread_on_any_cpu_writes_a_page_after_mprotect_unshares_it_stale",
+];
+
+/// The negative control of the pt_share suite's stale-translation tests, as mshare's.
+fn pt_share_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    suite_negative_control(t, kernel, o, ut, "pt_share", &PT_SHARE_STALE_TESTS);
+}
+
+/// Boots `suite` with only its tests named `..._stale` as init at 4 CPUs with TLB
+/// shootdowns off: each of `tests` must then report stale accesses.
+fn suite_negative_control(
+    t: &mut Tally,
+    kernel: &Path,
+    o: &Options,
+    ut: &user::UserTests,
+    suite: &str,
+    tests: &[&str],
+) {
+    let name = format!("{suite}: with tlb_shootdown=off every stale-translation test reports stale accesses");
+    let Some((_, program)) = ut.tests.iter().find(|(n, _)| n == suite) else {
+        return t.record(&name, Err(format!("no {suite} suite was built")));
     };
-    let result = stale_control_boot(kernel, o, suite, &["stale".to_string()], "mshare-control.cpio", |out| {
-        stale_control_verdict(out, &MSHARE_STALE_TESTS)
+    let initrd = format!("{suite}-control.cpio");
+    let result = stale_control_boot(kernel, o, program, &["stale".to_string()], &initrd, |out| {
+        stale_control_verdict(out, tests)
     });
-    t.record(name, result);
+    t.record(&name, result);
 }
 
 /// The negative control of the stale-translation tests: boots the `smp` suite's
@@ -858,8 +926,12 @@ fn smp_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Us
 fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
     const SECONDS: u64 = 60;
     const SEED: u64 = 0x5eed;
-    println!("== system call fuzzer, {SECONDS} s, seed {SEED:#x}");
-    let result = crate::fuzz::run(crate::fuzz::LOG, kernel, &ut.fuzz, o, SECONDS, SEED, false, &[]).and_then(|out| {
+    println!("== system call fuzzer, {SECONDS} s, seed {SEED:#x}, pt_share=on");
+    // With transparent page-table sharing on, so that the shared mappings it makes graft,
+    // unshare and truncate under fuzzing too (the user suites run it both ways).
+    let mut fo = o.clone();
+    fo.append.push("pt_share=on".into());
+    let result = crate::fuzz::run(crate::fuzz::LOG, kernel, &ut.fuzz, &fo, SECONDS, SEED, false, &[]).and_then(|out| {
         if let Some(s) = &out.summary {
             println!("{s}");
         }
@@ -869,7 +941,7 @@ fn fuzz_check(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
         out.verdict.map_err(|why| {
             println!("{}", crate::fuzz::failure_tail(&out.output));
             println!("fuzz: console in {}", crate::fuzz::console_path(crate::fuzz::LOG).display());
-            format!("{why} (reproduce: {})", crate::fuzz::reproduce(o, SECONDS, SEED))
+            format!("{why} (reproduce: {})", crate::fuzz::reproduce(&fo, SECONDS, SEED))
         })
     });
     t.record("fuzz: a minute of random system calls leaves no panic, hang or leak", result);

@@ -31,11 +31,11 @@ const TARGET: &str = "x86_64-unknown-linux-musl";
 /// Programs in `user_tests/src/bin` that are not test families.
 const NOT_TESTS: [&str; 2] = ["init", "fuzz"];
 
-/// Suites that test what Linux lacks (mshare), so they can pass only in our kernel: the
+/// Suites that test what Linux lacks (mshare, pt_share), so they can pass only in our kernel: the
 /// host asks their binaries for their test names (`--list`) instead of running them, our
 /// kernel must pass every test so named, and the Linux guest does not get them. A suite
 /// listed here whose binary does not exist changes nothing.
-pub const KERNEL_ONLY_SUITES: &[&str] = &["mshare"];
+pub const KERNEL_ONLY_SUITES: &[&str] = &["mshare", "pt_share"];
 
 /// Whether program `name` is a kernel-only suite.
 pub fn is_kernel_only(name: &str) -> bool {

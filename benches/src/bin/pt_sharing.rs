@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size 256M --procs N
-//!            [--sharing none|mshare|mshare_fs|shm_share_mmu] [--addr HEX]
+//!            [--sharing none|mshare|mshare_fs|shm_share_mmu|transparent] [--addr HEX]
 //! ```
 //!
 //! `--sharing` (our kernel only; Linux has no mshare): `mshare_fs` puts the object in an
@@ -11,7 +11,9 @@
 //! `anon`, the file for the others) that each child maps whole (512 GiB) at the address;
 //! `mshare` makes the parent's mapping of it a region with the 2022 `mshare(O_CREAT)` and
 //! each child attaches by name; `shm_share_mmu` attaches the `sysv` segment with
-//! SHM_SHARE_MMU. Either way the children graft the region's page tables.
+//! SHM_SHARE_MMU. Either way the children graft the region's page tables. `transparent`
+//! maps the object as `none` does, with `/proc/sys/vm/pt_share` set to 1 for the run: the
+//! kernel shares the tables of the object's 2 MiB slots by itself.
 //!
 //! The parent creates one shared object of `--size` bytes: `anon` is a
 //! `MAP_SHARED|MAP_ANONYMOUS` mapping made before fork (the children inherit it); `tmpfs`
@@ -69,6 +71,7 @@ enum Sharing {
     Mshare,
     MshareFs,
     ShmShareMmu,
+    Transparent,
 }
 
 impl Sharing {
@@ -78,6 +81,7 @@ impl Sharing {
             Sharing::Mshare => "mshare",
             Sharing::MshareFs => "mshare_fs",
             Sharing::ShmShareMmu => "shm_share_mmu",
+            Sharing::Transparent => "transparent",
         }
     }
 }
@@ -140,7 +144,7 @@ fn fail(what: &str) -> ! {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size BYTES --procs N [--sharing none|mshare|mshare_fs|shm_share_mmu] [--addr HEX]");
+    eprintln!("usage: pt_sharing --backing anon|tmpfs|sysv|memfd|posix --access read|write --size BYTES --procs N [--sharing none|mshare|mshare_fs|shm_share_mmu|transparent] [--addr HEX]");
     std::process::exit(2);
 }
 
@@ -216,7 +220,7 @@ fn backing_fd(cfg: &Config) -> Option<(i32, bool)> {
 /// Maps the region in the calling process (tmpfs, posix: opens and maps the file).
 fn attach(cfg: &Config) -> *mut u8 {
     match cfg.sharing {
-        Sharing::None => {}
+        Sharing::None | Sharing::Transparent => {}
         Sharing::MshareFs => return map_shared(cfg.addr, REGION, cfg.region_fd),
         Sharing::Mshare => {
             if mshare(&cfg.region, cfg.addr, REGION, libc::O_RDWR, 0) != 0 {
@@ -352,6 +356,7 @@ fn parse_args() -> Config {
         Some("mshare") if backing != Backing::Sysv => Sharing::Mshare,
         Some("mshare_fs") if backing != Backing::Sysv => Sharing::MshareFs,
         Some("shm_share_mmu") if backing == Backing::Sysv => Sharing::ShmShareMmu,
+        Some("transparent") => Sharing::Transparent,
         _ => usage(),
     };
     let access = match arg_value(&args, "--access").as_deref() {
@@ -372,7 +377,8 @@ fn parse_args() -> Config {
         Backing::Posix => format!("/pt_sharing.{}", std::process::id()),
         _ => format!("/tmp/pt_sharing.{}", std::process::id()),
     };
-    if sharing != Sharing::None && (!addr.is_multiple_of(REGION) || size > REGION) {
+    let region_sharing = matches!(sharing, Sharing::Mshare | Sharing::MshareFs | Sharing::ShmShareMmu);
+    if region_sharing && (!addr.is_multiple_of(REGION) || size > REGION) {
         usage();
     }
     let region = CString::new(format!("pt_sharing.{}", std::process::id())).unwrap();
@@ -391,8 +397,18 @@ fn parse_args() -> Config {
     }
 }
 
+/// Writes `value` to `/proc/sys/vm/pt_share` (transparent page-table sharing, our kernel).
+fn set_pt_share(value: &str) {
+    if std::fs::write("/proc/sys/vm/pt_share", value).is_err() {
+        fail("write of /proc/sys/vm/pt_share");
+    }
+}
+
 fn main() {
     let mut cfg = parse_args();
+    if cfg.sharing == Sharing::Transparent {
+        set_pt_share("1");
+    }
     let tsc_hz = benches::tsc_hz(20);
     let pt_start = meminfo_page_tables();
     match cfg.backing {
@@ -516,6 +532,9 @@ fn main() {
                 libc::shm_unlink(cfg.path.as_ptr());
             }
         }
+    }
+    if cfg.sharing == Sharing::Transparent {
+        set_pt_share("0");
     }
     if !ok {
         eprintln!("pt_sharing: a child did not exit with status 0");

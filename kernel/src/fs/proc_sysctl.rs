@@ -47,6 +47,8 @@ enum Knob {
     OvercommitKbytes,
     OvercommitMemory,
     OvercommitRatio,
+    PtShare,
+    PtShareMinBytes,
     StatRefresh,
 }
 
@@ -83,6 +85,8 @@ const NODES: &[Node] = &[
     Node { name: "overcommit_kbytes", parent: 2, mode: 0o644, knob: Knob::OvercommitKbytes },
     Node { name: "overcommit_memory", parent: 2, mode: 0o644, knob: Knob::OvercommitMemory },
     Node { name: "overcommit_ratio", parent: 2, mode: 0o644, knob: Knob::OvercommitRatio },
+    Node { name: "pt_share", parent: 2, mode: 0o644, knob: Knob::PtShare },
+    Node { name: "pt_share_min_bytes", parent: 2, mode: 0o644, knob: Knob::PtShareMinBytes },
     Node { name: "stat_refresh", parent: 2, mode: 0o600, knob: Knob::StatRefresh },
 ];
 
@@ -221,6 +225,8 @@ impl Inode for SysctlInode {
             Knob::OvercommitKbytes => commit::OVERCOMMIT_KBYTES.load(Ordering::Relaxed) as i64,
             Knob::OvercommitMemory => commit::OVERCOMMIT_MEMORY.load(Ordering::Relaxed) as i64,
             Knob::OvercommitRatio => commit::OVERCOMMIT_RATIO.load(Ordering::Relaxed) as i64,
+            Knob::PtShare => crate::mm::pt_share::enabled() as i64,
+            Knob::PtShareMinBytes => return Ok(read_long(crate::mm::pt_share::min_bytes(), offset, buf)),
         };
         Ok(read_long(v, offset, buf))
     }
@@ -330,6 +336,8 @@ impl Inode for SysctlInode {
                 commit::OVERCOMMIT_KBYTES.store(0, Ordering::Relaxed);
                 Ok(r)
             }
+            Knob::PtShare => write_int(offset, buf, 0, 1, |v| crate::mm::pt_share::set_enabled(v == 1)),
+            Knob::PtShareMinBytes => write_ulong(offset, buf, crate::mm::pt_share::set_min_bytes),
         }
     }
     /// O_TRUNC on open (`echo 1 > knob`) is accepted and changes nothing, as

@@ -43,6 +43,7 @@ const INO_SYSVIPC: u64 = 9;
 const INO_SYSVIPC_SHM: u64 = 10;
 const INO_SYSVIPC_SEM: u64 = 11;
 const INO_SYSVIPC_MSG: u64 = 12;
+const INO_VMSTAT: u64 = 13;
 /// Set in the inode numbers of `task/` directories and the files in them.
 const TASK_INO: u64 = 1 << 40;
 
@@ -106,6 +107,7 @@ impl Inode for ProcRoot {
             "interrupts" => Ok(ProcFile::new(FileKind::Interrupts, 0, 0)),
             "cpuinfo" => Ok(ProcFile::new(FileKind::CpuInfo, 0, 0)),
             "stat" => Ok(ProcFile::new(FileKind::SysStat, 0, 0)),
+            "vmstat" => Ok(ProcFile::new(FileKind::Vmstat, 0, 0)),
             "sysvipc" => Ok(Arc::new(SysvipcDir { _live: live() })),
             "self" => Ok(Arc::new(SelfLink { _live: live() })),
             "sys" => Ok(super::proc_sysctl::new_root()),
@@ -126,6 +128,7 @@ impl Inode for ProcRoot {
             DirEntry { name: "interrupts".into(), ino: INO_INTERRUPTS, d_type: DT_REG },
             DirEntry { name: "cpuinfo".into(), ino: INO_CPUINFO, d_type: DT_REG },
             DirEntry { name: "stat".into(), ino: INO_STAT, d_type: DT_REG },
+            DirEntry { name: "vmstat".into(), ino: INO_VMSTAT, d_type: DT_REG },
             DirEntry { name: "sysvipc".into(), ino: INO_SYSVIPC, d_type: DT_DIR },
             DirEntry { name: "self".into(), ino: INO_SELF, d_type: DT_LNK },
             DirEntry { name: "sys".into(), ino: super::proc_sysctl::ROOT_INO, d_type: DT_DIR },
@@ -396,6 +399,7 @@ enum FileKind {
     Interrupts,
     CpuInfo,
     SysStat,
+    Vmstat,
     SysvipcShm,
     SysvipcSem,
     SysvipcMsg,
@@ -435,6 +439,7 @@ impl Inode for ProcFile {
             FileKind::Interrupts => INO_INTERRUPTS,
             FileKind::CpuInfo => INO_CPUINFO,
             FileKind::SysStat => INO_STAT,
+            FileKind::Vmstat => INO_VMSTAT,
             FileKind::SysvipcShm => INO_SYSVIPC_SHM,
             FileKind::SysvipcSem => INO_SYSVIPC_SEM,
             FileKind::SysvipcMsg => INO_SYSVIPC_MSG,
@@ -447,7 +452,8 @@ impl Inode for ProcFile {
             | FileKind::Uptime
             | FileKind::Interrupts
             | FileKind::CpuInfo
-            | FileKind::SysStat => meta(ino, S_IFREG | 0o444),
+            | FileKind::SysStat
+            | FileKind::Vmstat => meta(ino, S_IFREG | 0o444),
             FileKind::SysvipcShm | FileKind::SysvipcSem | FileKind::SysvipcMsg => meta(ino, S_IFREG | 0o444),
             FileKind::Pagemap => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o400)),
             FileKind::Comm | FileKind::OomScoreAdj => task_dump_owner(self.pid, meta(ino, S_IFREG | 0o644)),
@@ -558,6 +564,7 @@ impl ProcFile {
             FileKind::Interrupts => return Ok(interrupts().into_bytes()),
             FileKind::CpuInfo => return Ok(cpuinfo().into_bytes()),
             FileKind::SysStat => return Ok(sys_stat().into_bytes()),
+            FileKind::Vmstat => return Ok(vmstat().into_bytes()),
             FileKind::SysvipcShm => return Ok(crate::ipc::shm::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
             FileKind::SysvipcSem => return Ok(crate::ipc::sem::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
             FileKind::SysvipcMsg => return Ok(crate::ipc::msg::proc_text(&crate::ipc::current_ipc_ns()).into_bytes()),
@@ -575,6 +582,7 @@ impl ProcFile {
             | FileKind::Interrupts
             | FileKind::CpuInfo
             | FileKind::SysStat
+            | FileKind::Vmstat
             | FileKind::SysvipcShm
             | FileKind::SysvipcSem
             | FileKind::SysvipcMsg => unreachable!(),
@@ -653,6 +661,29 @@ fn kb(pages: u64) -> u64 {
     pages * 4
 }
 
+/// `/proc/vmstat`: Linux's `name value` lines for the figures this kernel keeps exactly
+/// (in pages, as Linux's), then its own: transparent page-table sharing (`pt_share`) hosts
+/// made, grafts made, slots unshared and host flushes.
+fn vmstat() -> String {
+    use crate::mm::pt_share;
+    let f = crate::mm::frame::stats();
+    let shmem = crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed);
+    let mut s = String::new();
+    let mut line = |name: &str, v: u64| {
+        let _ = writeln!(s, "{name} {v}");
+    };
+    line("nr_free_pages", f.free);
+    line("nr_anon_pages", crate::mm::page::user_pages() - shmem);
+    line("nr_mapped", crate::mm::page::file_mapped_pages());
+    line("nr_shmem", shmem);
+    line("nr_page_table_pages", USER_PT_PAGES.load(Ordering::Relaxed));
+    line("pt_share_hosts", pt_share::HOSTS_MADE.load(Ordering::Relaxed));
+    line("pt_share_grafts", pt_share::GRAFTS.load(Ordering::Relaxed));
+    line("pt_share_unshares", pt_share::UNSHARES.load(Ordering::Relaxed));
+    line("pt_share_flushes", pt_share::flushes());
+    s
+}
+
 /// `/proc/meminfo`, with Linux's field names and `%8lu kB` layout.
 fn meminfo() -> String {
     let f = crate::mm::frame::stats();
@@ -679,6 +710,8 @@ fn meminfo() -> String {
     line("Shmem", kb(crate::mm::page_cache::SHMEM_PAGES.load(Ordering::Relaxed)));
     line("KernelStack", 0);
     line("PageTables", kb(USER_PT_PAGES.load(Ordering::Relaxed)));
+    // Not Linux's: the page tables files share among processes (`pt_share`), counted once.
+    line("PtShared", kb(crate::mm::pt_share::shared_table_pages()));
     line("CommitLimit", kb(crate::mm::commit::vm_commit_limit()));
     line("Committed_AS", kb(crate::mm::commit::vm_memory_committed()));
     line("VmallocTotal", 0);
@@ -744,8 +777,9 @@ fn mem_stats(p: &Arc<Process>) -> MemStats {
     };
     let inner = mm.mmap_lock.read();
     debug_assert!(inner.vmas.counters_consistent(), "VmSize, VmLck or the gap index drifted from the VMAs");
-    // The region pages its mshare windows reach count as its own (RssShmem for shmem).
-    let windows = crate::mm::mshare::windows_rss(&mm, &inner);
+    // The pages its grafts reach (mshare windows, shared file tables) count as its own
+    // (RssShmem for shmem).
+    let windows = crate::mm::mshare::grafts_rss(&mm);
     let mut rss_by_kind = mm.rss();
     for (r, w) in rss_by_kind.iter_mut().zip(windows) {
         *r += w;
@@ -1030,11 +1064,12 @@ impl SmapsStats {
         }
     }
 
-    /// The pages an mshare window reaches through its grafts, each divided among the
-    /// region's sharers. The caller holds no page-table lock (the host's is taken).
-    fn add_window(&mut self, mm: &crate::mm::address_space::MmStruct, v: &crate::mm::vma::Vma) {
-        crate::mm::mshare::for_each_window_page(mm, v, |pa| {
-            self.add_page(v, pa, crate::mm::mshare::window_sharers(v, pa));
+    /// The pages `v` reaches through grafts (an mshare window, shared file tables), each
+    /// divided among the host's sharers. The caller holds no page-table lock (the host's
+    /// is taken).
+    fn add_grafted(&mut self, mm: &crate::mm::address_space::MmStruct, v: &crate::mm::vma::Vma) {
+        crate::mm::mshare::for_each_grafted_page_in(mm, v.start, v.end, |_, pa, sharers| {
+            self.add_page(v, pa, crate::mm::mshare::grafted_page_sharers(sharers, pa));
         });
     }
 
@@ -1114,8 +1149,8 @@ fn smaps_rollup(p: &Arc<Process>) -> String {
             stats.add_vma(&pt.pt, &mem, v);
         }
     }
-    for v in inner.vmas.values().filter(|v| v.flags.contains(VmFlags::MSHARE)) {
-        stats.add_window(&mm, v);
+    for v in inner.vmas.values() {
+        stats.add_grafted(&mm, v);
     }
     let (first, last) =
         (inner.vmas.values().next().map_or(0, |v| v.start), inner.vmas.values().last().map_or(0, |v| v.end));
@@ -1140,11 +1175,8 @@ fn smaps(p: &Arc<Process>) -> String {
         let mut stats = SmapsStats::default();
         // Only around the walk: naming the VMA's file takes the file's locks, which are
         // outside the page tables'.
-        if v.flags.contains(VmFlags::MSHARE) {
-            stats.add_window(&mm, v);
-        } else {
-            stats.add_vma(&mm.page_table_lock.lock().pt, &mem, v);
-        }
+        stats.add_vma(&mm.page_table_lock.lock().pt, &mem, v);
+        stats.add_grafted(&mm, v);
         stats.write(&mut s, false);
         let _ = writeln!(s, "THPeligible:    0");
         let mut flags = String::from("VmFlags:");
@@ -1332,7 +1364,7 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     let (mm, _) = mm_of(&p);
     let Some(mm) = mm else { return Ok(0) };
     let show_pfn = crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_ADMIN);
-    let inner = mm.mmap_lock.read();
+    let _inner = mm.mmap_lock.read();
     let pt = mm.page_table_lock.lock();
     let mem = mm.phys_mem();
     // The pages of the range below TASK_SIZE, all absent at first; then a walk of the
@@ -1373,14 +1405,12 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
         buf[i..i + 8].copy_from_slice(&entry(m.phys, crate::mm::page::page_mapcount(m.phys) as u64).to_le_bytes());
     }
     drop(pt);
-    // mshare windows: the region pages their grafts reach (the cursor skips grafts).
-    for v in inner.vmas.overlapping(start, end).filter(|v| v.flags.contains(VmFlags::MSHARE)) {
-        crate::mm::mshare::for_each_window_page_in(&mm, v, start, end, |at, phys| {
-            let i = ((at - start) / 4096) as usize * 8;
-            let e = entry(phys, crate::mm::mshare::window_sharers(v, phys));
-            buf[i..i + 8].copy_from_slice(&e.to_le_bytes());
-        });
-    }
+    // The pages grafts reach (mshare windows, shared file tables; the cursor skips grafts).
+    crate::mm::mshare::for_each_grafted_page_in(&mm, start, end, |at, phys, sharers| {
+        let i = ((at - start) / 4096) as usize * 8;
+        let e = entry(phys, crate::mm::mshare::grafted_page_sharers(sharers, phys));
+        buf[i..i + 8].copy_from_slice(&e.to_le_bytes());
+    });
     Ok(n)
 }
 

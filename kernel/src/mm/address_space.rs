@@ -265,6 +265,10 @@ pub struct MmStruct {
     /// An mshare host's guests (`mm/mshare.rs`): no CPU ever loads a host, so its changes
     /// are flushed in them. None for a process's address space.
     pub sharers: Option<Arc<super::tlb::Sharers>>,
+    /// A file's host of shared page tables (`pt_share`), as opposed to an mshare region's.
+    pub file_host: bool,
+    /// Counts a file's host in `leak::PT_SHARE_HOSTS`.
+    _host_live: Option<crate::leak::Live>,
 }
 
 static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
@@ -272,18 +276,26 @@ static NEXT_MM_ID: AtomicU64 = AtomicU64::new(1);
 impl MmStruct {
     /// An empty address space whose kernel half is the kernel's.
     pub fn new() -> Option<Arc<MmStruct>> {
-        Self::new_with(None, None)
+        Self::new_with(None, None, false)
     }
 
     /// An mshare host (Linux's `mshare_mm` of the region's file): an address space with no
     /// task, whose changes are flushed in `sharers` and whose growth is charged to `owner`.
     pub fn new_host(sharers: Arc<super::tlb::Sharers>, owner: super::commit::Owner) -> Option<Arc<MmStruct>> {
-        Self::new_with(Some(sharers), Some(Arc::new(owner)))
+        Self::new_with(Some(sharers), Some(Arc::new(owner)), false)
+    }
+
+    /// The host of a file's shared page tables (`pt_share`): an address space with no task
+    /// mapping the file once per protection, charged to nobody (the kernel).
+    pub fn new_file_host() -> Option<Arc<MmStruct>> {
+        let sharers = Arc::new(super::tlb::Sharers::new());
+        Self::new_with(Some(sharers), Some(Arc::new(super::commit::Owner::kernel())), true)
     }
 
     fn new_with(
         sharers: Option<Arc<super::tlb::Sharers>>,
         owner: Option<Arc<super::commit::Owner>>,
+        file_host: bool,
     ) -> Option<Arc<MmStruct>> {
         let pt_pages = AtomicU64::new(0);
         let id = NEXT_MM_ID.fetch_add(1, Ordering::Relaxed);
@@ -310,6 +322,8 @@ impl MmStruct {
             id,
             tlb: crate::arch::percpu::TlbCounters::new(),
             sharers,
+            file_host,
+            _host_live: file_host.then(|| crate::leak::PT_SHARE_HOSTS.live()),
         });
         Some(mm)
     }
@@ -458,6 +472,7 @@ impl MmStruct {
         if !ok {
             return Err(ENOMEM);
         }
+        super::pt_share::fork_grafts(self, parent, &child);
         child.note_rss();
         c.hiwater_vm = c.total_pages();
         drop(cg);
@@ -469,8 +484,8 @@ impl MmStruct {
     /// Grafts the range covers whole are dropped; inside a graft nothing changes (its
     /// owner's entries). The caller holds `mmap_lock`, shared or exclusive.
     pub fn zap_range(&self, tlb: &super::tlb::MmuGather, start: u64, end: u64) {
-        let mut g = self.page_table_lock.lock();
-        let g = &mut *g;
+        let mut guard = self.page_table_lock.lock();
+        let g = &mut *guard;
         let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner: self.owner(), tlb };
         let tables_before = tlb.tables_removed();
         let grafts_before = g.grafts.len();
@@ -494,7 +509,7 @@ impl MmStruct {
                 }
             }
         }
-        g.grafts.retain(|gr| !covered(gr));
+        let gone: alloc::vec::Vec<Graft> = g.grafts.extract_if(.., |gr| covered(gr)).collect();
         // Tables unlinked (freed or grafts dropped) may sit in paging-structure caches:
         // the range is flushed for them as for cleared entries (which `remove_page`
         // recorded). A range that mapped nothing needs no flush, and no other CPU is
@@ -502,6 +517,10 @@ impl MmStruct {
         if tlb.tables_removed() != tables_before || g.grafts.len() != grafts_before {
             tlb.flush_range(start, end);
         }
+        // A graft may hold the last reference to its host, whose teardown takes the locks
+        // of the files it maps: dropped outside the page-table lock.
+        drop(guard);
+        drop(gone);
     }
 
     /// Grafts `table`, a table of `level` (1 = PT .. 3 = PDPT) of another owner, as the
@@ -555,6 +574,126 @@ impl MmStruct {
     /// above it are freed.
     pub fn ungraft_table(&self, tlb: &super::tlb::MmuGather, va: u64) -> Option<Graft> {
         ungraft(&mut self.page_table_lock.lock(), &self.pt_pages, self.owner(), self.root, tlb, va)
+    }
+
+    /// The table of `level` (1 = PT .. 3 = PDPT) covering `va` in this address space, its
+    /// own or grafted, if there is one.
+    pub fn table_at(&self, va: u64, level: usize) -> Option<u64> {
+        let g = self.page_table_lock.lock();
+        g.pt.table_at(&self.phys_mem(), va, level)
+    }
+
+    /// Replaces the PTE-table graft at `va` of a file's shared tables (`pt_share`) by a
+    /// private copy of its entries, which this address space then owns, maps and counts
+    /// (RSS, VmPTE) like any of its tables: what an operation that needs this address
+    /// space's own entries there does first (McCracken's `pt_unshare`). The old table's
+    /// reference goes after `tlb`'s flush; the graft leaves its host's sharers then. Without
+    /// memory for the copy the graft is only removed: the pages stay in the file, and later
+    /// accesses fault them in. False if there is no such graft at `va`.
+    pub fn unshare_graft(&self, tlb: &super::tlb::MmuGather, va: u64) -> bool {
+        let mut g = self.page_table_lock.lock();
+        let Some(i) = g.grafts.iter().position(|gr| gr.va == va && gr.level == 1) else { return false };
+        let Some((host, delta)) = g.grafts[i].host.clone().filter(|(h, _)| h.file_host) else { return false };
+        let table = g.grafts[i].table;
+        let mut mem = UserPhysMem { pt_pages: &self.pt_pages, owner: self.owner() };
+        let Some(copy) = mem.alloc_table(1) else {
+            let gone = ungraft(&mut g, &self.pt_pages, self.owner(), self.root, tlb, va);
+            drop(g);
+            drop(gone);
+            return true;
+        };
+        {
+            // The host's entries do not change under its page-table lock (taken under this
+            // address space's, the one place the two nest).
+            let _host = host.page_table_lock.lock_nested(1);
+            for idx in 0..page_table::ENTRIES {
+                let e = page_table::Pte(mem.read_pte(table, idx));
+                if !e.is_present() {
+                    continue;
+                }
+                let pa = e.addr();
+                page::get_page(pa);
+                page::page_add_rmap(pa);
+                if let Some(kind) = page::mm_counter(pa) {
+                    self.add_rss(kind, 1);
+                }
+                mem.write_pte(copy, idx, e.0);
+            }
+            let r = g.pt.replace_table(&mut mem, va, 1, copy);
+            debug_assert_eq!(r, Ok(table), "a recorded graft is in the page table");
+        }
+        let gone = g.grafts.remove(i);
+        drop(g);
+        self.note_rss();
+        // The old table may sit in other CPUs' paging-structure caches: its reference goes,
+        // and the host stops flushing here, only after this address space's flush.
+        tlb.flush_range(va, va + (2 << 20));
+        tlb.remove_table(table);
+        tlb.flush_mmu();
+        host.leave_sharers(self.root, delta);
+        drop(gone);
+        true
+    }
+
+    /// Replaces the PMD-table graft at `va` of a file's shared tables (`pt_share`) by a PMD
+    /// table of this address space's own whose entries graft the host's PTE tables, each
+    /// recorded as a graft of its own: what unsharing part of a shared GiB does first. The
+    /// old table's reference goes after `tlb`'s flush. Without memory for it, the graft is
+    /// only removed (later accesses fault the file's pages in). False if there is no such
+    /// graft at `va`.
+    pub fn split_graft(&self, tlb: &super::tlb::MmuGather, va: u64) -> bool {
+        let mut g = self.page_table_lock.lock();
+        let Some(i) = g.grafts.iter().position(|gr| gr.va == va && gr.level == 2) else { return false };
+        let Some((host, delta)) = g.grafts[i].host.clone().filter(|(h, _)| h.file_host) else { return false };
+        let (table, table_owner) = (g.grafts[i].table, g.grafts[i].owner);
+        let mut mem = UserPhysMem { pt_pages: &self.pt_pages, owner: self.owner() };
+        let pd = match mem.alloc_table(2) {
+            Some(pd) if super::fail::try_reserve(&mut g.grafts, page_table::ENTRIES).is_ok() => pd,
+            other => {
+                if let Some(pd) = other {
+                    mem.free_table(pd, 2);
+                }
+                let gone = ungraft(&mut g, &self.pt_pages, self.owner(), self.root, tlb, va);
+                drop(g);
+                drop(gone);
+                return true;
+            }
+        };
+        {
+            let _host = host.page_table_lock.lock_nested(1);
+            for idx in 0..page_table::ENTRIES {
+                let e = page_table::Pte(mem.read_pte(table, idx));
+                if !e.is_present() {
+                    continue;
+                }
+                // Each host PTE table becomes a graft of this address space (a reference, a
+                // place among the host's sharers: one per graft).
+                let pt = e.addr();
+                if host.join_sharers(self.root, delta).is_err() {
+                    continue;
+                }
+                page::get_page(pt);
+                mem.write_pte(pd, idx, e.0);
+                let at = va + idx as u64 * (2 << 20);
+                g.grafts.push(Graft {
+                    va: at,
+                    level: 1,
+                    table: pt,
+                    owner: table_owner,
+                    host: Some((host.clone(), delta)),
+                });
+            }
+            let r = g.pt.replace_table(&mut mem, va, 2, pd);
+            debug_assert_eq!(r, Ok(table), "a recorded graft is in the page table");
+        }
+        let gone = g.grafts.remove(i);
+        drop(g);
+        tlb.flush_range(va, va + (1 << 30));
+        tlb.remove_table(table);
+        tlb.flush_mmu();
+        host.leave_sharers(self.root, delta);
+        drop(gone);
+        true
     }
 
     /// The mshare host whose table covers `va` in this address space, and `va` in the
@@ -667,6 +806,9 @@ impl MmInner {
 
 impl Drop for MmStruct {
     fn drop(&mut self) {
+        if self.file_host {
+            super::pt_share::host_gone(self);
+        }
         let owner = self.owner();
         let inner = self.mmap_lock.get_mut();
         for v in inner.vmas.values() {

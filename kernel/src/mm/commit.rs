@@ -133,19 +133,22 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// The calling task's, as they are now; the kernel's own (root, no limits) when no
-    /// task runs (in-kernel tests).
+    /// The calling task's, as they are now; the kernel's own when no task runs (in-kernel
+    /// tests).
     pub fn current() -> Owner {
         match crate::process::sched::current() {
             Some(t) => Owner { creds: t.process.creds.lock().clone(), rlimits: *t.process.rlimits.lock() },
-            None => Owner {
-                creds: crate::process::cred::Creds::root(),
-                rlimits: [crate::process::task::Rlimit {
-                    cur: crate::process::task::RLIM_INFINITY,
-                    max: crate::process::task::RLIM_INFINITY,
-                }; crate::process::task::RLIMIT_NLIMITS],
-            },
+            None => Owner::kernel(),
         }
+    }
+
+    /// The kernel's: root, no limits.
+    pub fn kernel() -> Owner {
+        let inf = crate::process::task::Rlimit {
+            cur: crate::process::task::RLIM_INFINITY,
+            max: crate::process::task::RLIM_INFINITY,
+        };
+        Owner { creds: crate::process::cred::Creds::root(), rlimits: [inf; crate::process::task::RLIMIT_NLIMITS] }
     }
 }
 

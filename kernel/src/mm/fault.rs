@@ -134,6 +134,9 @@ pub fn handle_mm_fault(mm: &MmStruct, inner: &MmInner, addr: u64, access: Access
         // a reservation may not take one anyway): SIGBUS.
         return Err(FaultError::Bus);
     }
+    if let Some(r) = super::pt_share::handle_fault(mm, &vma, addr, access) {
+        return r;
+    }
     {
         let mut pt = mm.page_table_lock.lock();
         let mem = mm.phys_mem();

@@ -133,6 +133,9 @@ pub fn do_madvise(mm: &MmStruct, start: u64, len: u64, advice: u32) -> KResult<(
                 {
                     return Err(EINVAL);
                 }
+                // A shared table (`pt_share`) the range cuts becomes this address space's own
+                // first; one it covers whole goes.
+                super::pt_share::unshare_range(mm, *s, *e, false);
                 mm.zap_range(&tlb, *s, *e);
             }
             MADV_REMOVE => {
@@ -244,12 +247,12 @@ pub fn do_mincore(mm: &MmStruct, start: u64, pages: u64, mut emit: impl FnMut(&[
                 out.push(cached as u8);
                 va += PAGE_SIZE;
             }
-            // Mapped pages, a table at a time; a window's through its grafts, in the host.
-            if v.flags.contains(VmFlags::MSHARE) {
-                super::mshare::for_each_window_page_in(mm, v, chunk_start, chunk_end, |at, _| {
-                    out[((at - chunk_start) / PAGE_SIZE) as usize] = 1;
-                });
-            } else {
+            // Mapped pages, a table at a time; through grafts (mshare windows, shared file
+            // tables), in the host.
+            super::mshare::for_each_grafted_page_in(mm, chunk_start, chunk_end, |at, _, _| {
+                out[((at - chunk_start) / PAGE_SIZE) as usize] = 1;
+            });
+            {
                 let pt = mm.page_table_lock.lock();
                 let mut cursor = pt.pt.cursor(chunk_start, chunk_end);
                 while let Some((at, _)) = cursor.next(&mem) {

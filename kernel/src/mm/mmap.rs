@@ -175,6 +175,8 @@ impl MmInner {
     /// `tlb` flushes, then frees the pages and tables.
     /// `mm` is the address space this is the `mmap_lock` content of.
     pub fn unmap_region(&mut self, tlb: &super::tlb::MmuGather, mm: &MmStruct, start: u64, end: u64) {
+        // Shared tables the range cuts become this address space's own first.
+        super::pt_share::unshare_range(mm, start, end, false);
         self.split_at(start, end);
         for v in self.take_vmas(start, end) {
             mm.zap_range(tlb, v.start, v.end);
@@ -294,6 +296,17 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
     if fixed && addr % align != 0 {
         return Err(EINVAL);
     }
+    // A shared mapping of shmem whose tables may be shared is placed congruent to its file
+    // offset when the kernel picks the address (`pt_share`).
+    let share_align = if shared
+        && !hugetlb
+        && (anon
+            || file.as_ref().and_then(|f| f.inode()).is_some_and(|i| super::pt_share::shareable_backing(i.as_ref())))
+    {
+        super::pt_share::share_align(len).filter(|a| *a > align)
+    } else {
+        None
+    };
     // Shared anonymous memory is an unlinked shmem file (`shmem_zero_setup`), made once
     // the checks have passed; a file's own `mmap` hook says what backs its mappings.
     let (file, shmem_anon) = if flags & MAP_ANONYMOUS != 0 {
@@ -358,6 +371,10 @@ pub fn do_mmap(mm: &MmStruct, req: MmapRequest) -> KResult<u64> {
             && !inner.overlaps(hint, hint + len)
         {
             hint
+        } else if let Some(a) = share_align {
+            let free = inner.find_free_area(len + a - PAGE_SIZE, MMAP_BASE).ok_or(ENOMEM)?;
+            // Shared anonymous memory starts at offset 0 of its object, whatever was asked.
+            super::pt_share::congruent_above(free, if anon { 0 } else { offset }, a)
         } else {
             let slack = align - PAGE_SIZE;
             let free = inner.find_free_area(len + slack, MMAP_BASE).ok_or(ENOMEM)?;

@@ -31,6 +31,7 @@ pub mod munmap;
 pub mod oom_kill;
 pub mod page;
 pub mod page_cache;
+pub mod pt_share;
 pub mod remap_file_pages;
 pub mod rmap;
 pub mod tests;

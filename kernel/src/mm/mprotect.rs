@@ -54,8 +54,13 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
         cur = v.end;
     }
     // An mshare window's protection is its region's (MSHAREFS_PROTECT changes it for
-    // every sharer); a graft holds its owner's entries, which no guest edits.
-    if inner.any_mshare(start, end) || mm.page_table_lock.lock().grafts.iter().any(|g| g.va < end && start < g.end()) {
+    // every sharer); a graft holds its owner's entries, which no guest edits. Shared tables
+    // of a file (`pt_share`) become this address space's own first.
+    if inner.any_mshare(start, end) {
+        return Err(EINVAL);
+    }
+    super::pt_share::unshare_range(mm, start, end, true);
+    if mm.page_table_lock.lock().grafts.iter().any(|g| g.va < end && start < g.end()) {
         return Err(EINVAL);
     }
     inner.check_split(start, end)?;

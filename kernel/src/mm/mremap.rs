@@ -199,6 +199,8 @@ fn move_range(
         inner.split_at(old, old + old_len);
     }
     let src = inner.find_vma(old).expect("mremap source vanished").clone();
+    // Shared tables of a file (`pt_share`) move as this address space's own.
+    super::pt_share::unshare_range(mm, old, old + old_len, true);
     let mut moved = src.clone();
     moved.start = new;
     moved.end = new + new_len;

@@ -249,51 +249,63 @@ pub fn for_each_window_page(mm: &MmStruct, vma: &Vma, mut f: impl FnMut(u64)) {
 
 /// `for_each_window_page` over [start, end) of the window, with each page's address in `mm`.
 pub fn for_each_window_page_in(mm: &MmStruct, vma: &Vma, start: u64, end: u64, mut f: impl FnMut(u64, u64)) {
-    let Some(region) = window_region(vma) else { return };
-    let (start, end) = (start.max(vma.start), end.min(vma.end));
-    let slots: alloc::vec::Vec<(u64, u64)> = {
+    if window_region(vma).is_none() {
+        return;
+    }
+    for_each_grafted_page_in(mm, start.max(vma.start), end.min(vma.end), |at, pa, _| f(at, pa));
+}
+
+/// Calls `f` with each page `mm` reaches through its grafts of a host's tables (mshare
+/// windows, a file's shared tables) in [start, end): its address in `mm`, the page, and
+/// the host's sharers. Walked in each host under the host's page-table lock; the caller
+/// holds `mm`'s `mmap_lock` and no page-table lock.
+pub fn for_each_grafted_page_in(
+    mm: &MmStruct,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(u64, u64, &super::tlb::Sharers),
+) {
+    let slots: alloc::vec::Vec<(u64, u64, u64, Arc<MmStruct>)> = {
         let g = mm.page_table_lock.lock();
+        if g.grafts.is_empty() {
+            return;
+        }
         g.grafts
             .iter()
-            .filter(|gr| vma.start <= gr.va && gr.end() <= vma.end && gr.va < end && start < gr.end())
-            .map(|gr| (gr.va.max(start), gr.end().min(end)))
+            .filter(|gr| gr.va < end && start < gr.end())
+            .filter_map(|gr| gr.host.clone().map(|(h, delta)| (gr.va.max(start), gr.end().min(end), delta, h)))
             .collect()
     };
-    let host = &region.host;
-    let pt = host.page_table_lock.lock();
-    let mem = host.phys_mem();
-    for (s, e) in slots {
-        let mut cursor = pt.pt.cursor(host_addr(region, vma, s), host_addr(region, vma, e));
+    for (s, e, delta, host) in slots {
+        let Some(sharers) = host.sharers.as_ref() else { continue };
+        let pt = host.page_table_lock.lock();
+        let mem = host.phys_mem();
+        let mut cursor = pt.pt.cursor(s.wrapping_sub(delta), e.wrapping_sub(delta));
         while let Some((hva, m)) = cursor.next(&mem) {
             if !super::page::is_zero_page(m.phys) {
-                f(hva - region.base + vma.start, m.phys);
+                f(hva.wrapping_add(delta), m.phys, sharers);
             }
         }
     }
 }
 
-/// The address spaces a page of the region is divided among in Pss: those whose page
-/// tables reach it (holding grafts onto the region), and each other mapping of the page
-/// beside the host's own.
-pub fn window_sharers(vma: &Vma, phys: u64) -> u64 {
-    let spaces = window_region(vma).map_or(1, |r| r.sharers().address_spaces()).max(1);
-    spaces + (super::page::page_mapcount(phys) as u64).saturating_sub(1)
+/// Among how many address spaces a page reached through a graft of a host with `sharers`
+/// is divided in Pss: those whose tables reach the host's (its sharers), and each other
+/// mapping of the page beside the host's own.
+pub fn grafted_page_sharers(sharers: &super::tlb::Sharers, phys: u64) -> u64 {
+    sharers.address_spaces().max(1) + (super::page::page_mapcount(phys) as u64).saturating_sub(1)
 }
 
-/// Region pages `mm` reaches through all its windows, by kind (anon, file, shmem): what its
-/// RSS counts of them (Linux's proposals count none, the host's counters being elsewhere).
-pub fn windows_rss(mm: &MmStruct, inner: &super::address_space::MmInner) -> [u64; 3] {
+/// Pages `mm` reaches through all its grafts (mshare windows, shared file tables), by kind
+/// (anon, file, shmem): what its RSS counts of them beside its own counters (Linux's mshare
+/// proposals count none, the host's counters being elsewhere).
+pub fn grafts_rss(mm: &MmStruct) -> [u64; 3] {
     let mut rss = [0u64; 3];
-    if inner.vmas.windows() == 0 {
-        return rss;
-    }
-    for v in inner.vmas.values().filter(|v| v.flags.contains(super::vma::VmFlags::MSHARE)) {
-        for_each_window_page(mm, v, |pa| {
-            if let Some(kind) = super::page::mm_counter(pa) {
-                rss[kind as usize] += 1;
-            }
-        });
-    }
+    for_each_grafted_page_in(mm, 0, super::address_space::TASK_SIZE, |_, pa, _| {
+        if let Some(kind) = super::page::mm_counter(pa) {
+            rss[kind as usize] += 1;
+        }
+    });
     rss
 }
 

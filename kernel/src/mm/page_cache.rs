@@ -31,6 +31,9 @@ pub struct PageCache {
     /// sealed with F_SEAL_WRITE). `VmaTree` counts its VMAs as they are linked and
     /// unlinked; an atomic, as Linux's, so no lock orders it.
     i_mmap_writable: AtomicI64,
+    /// The address space owning this file's shared page tables (`pt_share`), while some
+    /// address space grafts them: the grafts hold it, not the file (it maps the file).
+    pub pt_share_host: Mutex<alloc::sync::Weak<super::address_space::MmStruct>, crate::sync::order::PtShareHost>,
 }
 
 impl PageCache {
@@ -41,6 +44,7 @@ impl PageCache {
             per_page_commit,
             i_mmap: Mutex::new(augmented_tree::IntervalTree::new()),
             i_mmap_writable: AtomicI64::new(0),
+            pt_share_host: Mutex::new(alloc::sync::Weak::new()),
         }
     }
 

@@ -61,12 +61,23 @@ fn user_page(mm: &MmStruct, va: u64, access: Access) -> KResult<Page> {
         }
     }
     for _ in 0..2 {
-        {
+        // Through a graft of a file's shared tables, the page is looked up in the host
+        // under the host's page-table lock, as for a window.
+        let through = {
             let pt = mm.page_table_lock.lock();
-            let mem = mm.phys_mem();
-            if let Some(page) = pt.pt.translate(&mem, va).and_then(|m| mapped_page(m, va, access)) {
-                return Ok(page);
+            match pt.grafts.iter().find(|g| g.va <= va && va < g.end()) {
+                Some(g) => g.host.as_ref().map(|(h, delta)| (h.clone(), va.wrapping_sub(*delta))),
+                None => {
+                    let mem = mm.phys_mem();
+                    if let Some(page) = pt.pt.translate(&mem, va).and_then(|m| mapped_page(m, va, access)) {
+                        return Ok(page);
+                    }
+                    None
+                }
             }
+        };
+        if let Some(page) = through.and_then(|(host, haddr)| super::mshare::host_page(&host, haddr, access)) {
+            return Ok(page);
         }
         let (held, r) = fault_shared(mm, inner, va, access);
         inner = held;

@@ -77,6 +77,10 @@ lock_classes! {
     TmpfsFileMeta = 165, "tmpfs TmpfsFile::meta";
     /// A region file's metadata; nothing under it.
     MshareFileMeta = 166, "msharefs MshareFile::meta";
+    /// A file's pt_share host, looked up or made (an empty address space) under it.
+    PtShareHost = 167, "PageCache::pt_share_host";
+    /// Every file's pt_share host, weakly; a host is added under its file's lock above.
+    PtShareHosts = 168, "pt_share::HOSTS";
     PageCachePages = 170, "PageCache::pages";
     /// Never together with the pages (one level).
     PageCacheIMmap = 170, "PageCache::i_mmap";

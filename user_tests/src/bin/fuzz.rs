@@ -680,6 +680,8 @@ const RO_PATHS: &[&str] = &[
     "/proc/sys",
     "/proc/sys/vm/overcommit_memory",
     "/proc/sys/vm/max_map_count",
+    "/proc/sys/vm/pt_share",
+    "/proc/vmstat",
     "/proc/sys/kernel/pid_max",
     "/proc/sys/kernel/ostype",
     "/dev",

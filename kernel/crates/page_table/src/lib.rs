@@ -680,6 +680,63 @@ impl PageTable {
         Ok(table)
     }
 
+    /// The table of `level` (1 = PT .. 3 = PDPT) covering `va`, if the path to it exists
+    /// (a graft or one of the walker's own); never allocates.
+    pub fn table_at(&self, mem: &impl PhysMem, va: u64, level: usize) -> Option<u64> {
+        if !is_canonical(va) || !(1..=3).contains(&level) {
+            return None;
+        }
+        let mut table = self.root;
+        for l in (level + 1..=4).rev() {
+            let e = Pte(mem.read_pte(table, table_index(va, l)));
+            if !e.is_present() || is_leaf(e, l) {
+                return None;
+            }
+            table = e.addr();
+        }
+        Some(table)
+    }
+
+    /// Replaces the table of `table_level` at `va` (aligned to its span) by `new`, in one
+    /// atomic write of the entry above, which keeps its flags: how a graft becomes a private
+    /// copy of the grafted table (unsharing). Returns the table replaced; the caller flushes
+    /// the TLB for its span before dropping its reference, and owns `new` from now on.
+    pub fn replace_table(
+        &mut self,
+        mem: &mut impl PhysMem,
+        va: u64,
+        table_level: usize,
+        new: u64,
+    ) -> Result<u64, UnmapError> {
+        if !is_canonical(va) {
+            return Err(UnmapError::NonCanonical);
+        }
+        if !(1..=3).contains(&table_level) || va & (span(table_level + 1) - 1) != 0 || new & !ADDR_MASK != 0 {
+            return Err(UnmapError::Misaligned);
+        }
+        let mut table = self.root;
+        for level in (table_level + 2..=4).rev() {
+            let e = Pte(mem.read_pte(table, table_index(va, level)));
+            if !e.is_present() {
+                return Err(UnmapError::NotMapped);
+            }
+            if is_leaf(e, level) {
+                return Err(UnmapError::SizeMismatch);
+            }
+            table = e.addr();
+        }
+        let idx = table_index(va, table_level + 1);
+        let e = Pte(mem.read_pte(table, idx));
+        if !e.is_present() {
+            return Err(UnmapError::NotMapped);
+        }
+        if is_leaf(e, table_level + 1) {
+            return Err(UnmapError::SizeMismatch);
+        }
+        let old = update_pte(mem, table, idx, |cur| (cur & !ADDR_MASK) | new);
+        Ok(Pte(old).addr())
+    }
+
     /// Number of table pages reachable from the root, root included (shared kernel-half
     /// tables count too).
     pub fn count_tables(&self, mem: &impl PhysMem) -> usize {

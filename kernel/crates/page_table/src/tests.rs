@@ -619,6 +619,40 @@ fn guest_teardown_and_ungraft_leave_the_hosts_table() {
 }
 
 #[test]
+fn table_at_finds_own_tables_and_grafts_without_allocating() {
+    let (mut mem, host, guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    let live = mem.live();
+    assert_eq!(guest.table_at(&mem, base + 5 * K4, 1), Some(pt));
+    assert_eq!(host.table_at(mem.by(HOST), base, 1), Some(pt));
+    assert!(guest.table_at(mem.by(GUEST), base, 2).is_some());
+    assert_eq!(guest.table_at(&mem, base + M2, 1), None, "no table for the next 2 MiB");
+    assert_eq!(guest.table_at(&mem, base, 4), None, "the root is not a level asked for");
+    assert_eq!(mem.live(), live);
+}
+
+#[test]
+fn replace_table_swaps_a_graft_for_a_private_copy_keeping_the_entry_flags() {
+    let (mut mem, host, mut guest, pt) = host_and_guest_sharing_a_pt();
+    let base = 0x40_0000_0000;
+    mem.by(GUEST);
+    let copy = mem.alloc_table(1).unwrap();
+    for i in 0..ENTRIES {
+        let e = mem.read_pte(pt, i);
+        mem.write_pte(copy, i, e);
+    }
+    assert_eq!(guest.replace_table(&mut mem, base + K4, 1, copy), Err(UnmapError::Misaligned));
+    assert_eq!(guest.replace_table(&mut mem, base + M2, 1, copy), Err(UnmapError::NotMapped));
+    assert_eq!(guest.replace_table(&mut mem, base, 1, copy), Ok(pt));
+    assert_eq!(guest.table_at(&mem, base, 1), Some(copy));
+    assert_eq!(guest.translate(&mem, base + 2 * K4).map(|m| m.phys), Some(0x100_0000 + 2 * K4));
+    // The guest's copy is its own now: a page unmapped in it stays in the host.
+    guest.unmap(&mut mem, base + 2 * K4, PageSize::Size4K).unwrap();
+    assert!(host.translate(&mem, base + 2 * K4).is_some());
+    assert!(guest.translate(&mem, base + 2 * K4).is_none());
+}
+
+#[test]
 fn next_mapped_finds_each_leaf_in_order() {
     let (mut mem, mut pt) = setup();
     pt.map(&mut mem, 0x5000, 0x1000, PageSize::Size4K, P).unwrap();
