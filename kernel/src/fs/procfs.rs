@@ -1065,11 +1065,11 @@ impl SmapsStats {
     }
 
     /// The pages `v` reaches through grafts (an mshare window, shared file tables), each
-    /// divided among the host's sharers. The caller holds no page-table lock (the host's
+    /// divided among the address spaces whose grafts reach it. The caller holds no page-table lock (the host's
     /// is taken).
     fn add_grafted(&mut self, mm: &crate::mm::address_space::MmStruct, v: &crate::mm::vma::Vma) {
-        crate::mm::mshare::for_each_grafted_page_in(mm, v.start, v.end, |_, pa, sharers| {
-            self.add_page(v, pa, crate::mm::mshare::grafted_page_sharers(sharers, pa));
+        crate::mm::mshare::for_each_grafted_page_in(mm, v.start, v.end, |_, pa, reach| {
+            self.add_page(v, pa, crate::mm::mshare::grafted_page_sharers(reach, pa));
         });
     }
 
@@ -1406,9 +1406,9 @@ fn pagemap_read(pid: u32, offset: u64, buf: &mut [u8]) -> KResult<usize> {
     }
     drop(pt);
     // The pages grafts reach (mshare windows, shared file tables; the cursor skips grafts).
-    crate::mm::mshare::for_each_grafted_page_in(&mm, start, end, |at, phys, sharers| {
+    crate::mm::mshare::for_each_grafted_page_in(&mm, start, end, |at, phys, reach| {
         let i = ((at - start) / 4096) as usize * 8;
-        let e = entry(phys, crate::mm::mshare::grafted_page_sharers(sharers, phys));
+        let e = entry(phys, crate::mm::mshare::grafted_page_sharers(reach, phys));
         buf[i..i + 8].copy_from_slice(&e.to_le_bytes());
     });
     Ok(n)

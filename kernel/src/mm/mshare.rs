@@ -257,14 +257,10 @@ pub fn for_each_window_page_in(mm: &MmStruct, vma: &Vma, start: u64, end: u64, m
 
 /// Calls `f` with each page `mm` reaches through its grafts of a host's tables (mshare
 /// windows, a file's shared tables) in [start, end): its address in `mm`, the page, and
-/// the host's sharers. Walked in each host under the host's page-table lock; the caller
-/// holds `mm`'s `mmap_lock` and no page-table lock.
-pub fn for_each_grafted_page_in(
-    mm: &MmStruct,
-    start: u64,
-    end: u64,
-    mut f: impl FnMut(u64, u64, &super::tlb::Sharers),
-) {
+/// how many grafts reach it (each table on its way in the host counts its references
+/// beyond its owner's, one per graft). Walked in each host under the host's page-table
+/// lock; the caller holds `mm`'s `mmap_lock` and no page-table lock.
+pub fn for_each_grafted_page_in(mm: &MmStruct, start: u64, end: u64, mut f: impl FnMut(u64, u64, u64)) {
     let slots: alloc::vec::Vec<(u64, u64, u64, Arc<MmStruct>)> = {
         let g = mm.page_table_lock.lock();
         if g.grafts.is_empty() {
@@ -277,23 +273,38 @@ pub fn for_each_grafted_page_in(
             .collect()
     };
     for (s, e, delta, host) in slots {
-        let Some(sharers) = host.sharers.as_ref() else { continue };
         let pt = host.page_table_lock.lock();
         let mem = host.phys_mem();
+        // The grafts reaching the pages of the last PTE table walked.
+        let mut reach: Option<(u64, u64)> = None;
         let mut cursor = pt.pt.cursor(s.wrapping_sub(delta), e.wrapping_sub(delta));
         while let Some((hva, m)) = cursor.next(&mem) {
-            if !super::page::is_zero_page(m.phys) {
-                f(hva.wrapping_add(delta), m.phys, sharers);
+            if super::page::is_zero_page(m.phys) {
+                continue;
             }
+            let table = cursor.slot().map_or(0, |(t, _, _)| t);
+            let n = match reach {
+                Some((t, n)) if t == table => n,
+                _ => {
+                    let n = (1..=3)
+                        .filter_map(|l| pt.pt.table_at(&mem, hva, l))
+                        .map(|t| (super::page::page_count(t) as u64).saturating_sub(1))
+                        .sum::<u64>()
+                        .max(1);
+                    reach = Some((table, n));
+                    n
+                }
+            };
+            f(hva.wrapping_add(delta), m.phys, n);
         }
     }
 }
 
-/// Among how many address spaces a page reached through a graft of a host with `sharers`
-/// is divided in Pss: those whose tables reach the host's (its sharers), and each other
-/// mapping of the page beside the host's own.
-pub fn grafted_page_sharers(sharers: &super::tlb::Sharers, phys: u64) -> u64 {
-    sharers.address_spaces().max(1) + (super::page::page_mapcount(phys) as u64).saturating_sub(1)
+/// Among how many address spaces a page reached by `reach` grafts is divided in Pss: those
+/// grafts' (each an address space's), and each other mapping of the page beside the
+/// host's own.
+pub fn grafted_page_sharers(reach: u64, phys: u64) -> u64 {
+    reach.max(1) + (super::page::page_mapcount(phys) as u64).saturating_sub(1)
 }
 
 /// Pages `mm` reaches through all its grafts (mshare windows, shared file tables), by kind

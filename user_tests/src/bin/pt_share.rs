@@ -7,8 +7,8 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, child_exit, close, cstr, fork_child, load_byte, mmap, run_tests, status_kb, store_byte, sys, tests,
-    wait_child, Errno, Exit, PAGE,
+    assert_errno, child_exit, close, cstr, fork_child, load_byte, mmap, read_proc, run_tests, status_kb, store_byte,
+    sys, tests, wait_child, Errno, Exit, PAGE,
 };
 
 fn main() {
@@ -32,6 +32,7 @@ fn main() {
             a_sysv_segment_attached_twice_shares_its_tables,
             usercopy_through_a_shared_table_reads_and_writes_the_file,
             rss_and_pagemap_count_the_pages_a_shared_table_reaches,
+            smaps_divides_a_shared_table_pss_among_the_processes_reaching_it,
             with_pt_share_off_a_mapping_makes_its_own_tables,
             a_gib_mapping_grafts_one_pmd_table_and_takes_one_fault,
             munmap_of_a_page_in_a_shared_gib_unshares_only_its_2_mib,
@@ -492,6 +493,40 @@ fn rss_and_pagemap_count_the_pages_a_shared_table_reaches() {
         let entries = pagemap(b, size / PAGE);
         let present = |e: &u64| e >> 63 == 1;
         if !entries[..512].iter().all(present) || entries[512..].iter().any(present) {
+            return 2;
+        }
+        0
+    });
+    assert_eq!(r, Exit::Code(0));
+    munmap(a, size);
+    close(fd).unwrap();
+}
+
+/// The `name:` figure (kB) of the smaps entry of the VMA starting at `addr`.
+fn smaps_kb(addr: usize, name: &str) -> u64 {
+    let text = read_proc(&cstr("/proc/self/smaps"));
+    let start = format!("{addr:x}-");
+    let entry = text.split_inclusive('\n').skip_while(|l| !l.starts_with(&start)).skip(1);
+    for l in entry {
+        if let Some(v) = l.strip_prefix(&format!("{name}:")) {
+            return v.trim().trim_end_matches(" kB").trim().parse().unwrap();
+        }
+    }
+    panic!("no {name} for the VMA at {addr:#x}");
+}
+
+fn smaps_divides_a_shared_table_pss_among_the_processes_reaching_it() {
+    let _on = sharing_on();
+    let size = 4 * MIB;
+    let (fd, a) = filled(size, 1);
+    assert_eq!(smaps_kb(a, "Rss"), 4096);
+    assert_eq!(smaps_kb(a, "Pss"), 4096, "only this process reaches the pages");
+    // The child has this process's grafts: two address spaces reach every page.
+    let r = child_exit(|| {
+        if smaps_kb(a, "Rss") != 4096 {
+            return 1;
+        }
+        if smaps_kb(a, "Pss") != 2048 {
             return 2;
         }
         0
