@@ -351,7 +351,8 @@ pub fn boot_user_suite(kernel: &Path, o: &Options, ut: &user::UserTests, extra: 
     user_test_initramfs(ut, &initrd, true).map_err(|e| format!("user test initramfs: {e}"))?;
     let mut cfg = qemu_config(kernel, o);
     cfg.initrd = Some(initrd);
-    cfg.cmdline = format!("log=warn init=/init {extra}");
+    // `--append` words too: the options' kernel command line reaches every boot.
+    cfg.cmdline = format!("log=warn init=/init {extra} {}", o.append.join(" ")).trim_end().to_string();
     cfg.mem = o.mem.clone().unwrap_or_else(|| "1G".into());
     cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     cfg.echo = false;
