@@ -380,6 +380,8 @@ pub fn sys_mshare(
             mm.zap_range(&tlb, v.start, v.end);
             host.vmas.insert(v.start, v);
         }
+        // Shared file tables (`pt_share`) grafted across two of those mappings go too.
+        mm.zap_range(&tlb, addr, end);
         host.note_vm();
     }
     let path = alloc::format!("{}/{}", msharefs::MSHAREFS_MOUNT, name);

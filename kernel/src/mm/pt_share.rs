@@ -326,8 +326,8 @@ pub fn unshare_range(mm: &MmStruct, start: u64, end: u64, whole: bool) {
     }
 }
 
-/// fork: the child grafts the shared tables the parent grafted, in the VMAs it inherits,
-/// so it reaches the same pages with no fault (mshare windows are left to fault, as the
+/// fork: the child grafts the shared tables the parent grafted, where one VMA it inherits
+/// covers the whole graft, so it reaches the same pages with no fault (mshare windows are left to fault, as the
 /// Linux series). A graft that cannot be made is left to the child's first fault. The
 /// caller holds both address spaces' `mmap_lock` exclusive (`parent` is the parent's).
 pub fn fork_grafts(mm: &MmStruct, parent: &super::address_space::MmInner, child: &MmStruct) {
@@ -342,7 +342,11 @@ pub fn fork_grafts(mm: &MmStruct, parent: &super::address_space::MmInner, child:
             .collect()
     };
     for (va, level, table, host, delta) in grafts {
-        let Some(v) = parent.find_vma(va).filter(|v| !v.flags.contains(VmFlags::DONTFORK)) else { continue };
+        // Only where one inherited VMA covers the whole graft: a part left out of the child
+        // (MADV_DONTFORK) must not be reachable through it.
+        let end = va + super::mshare::graft_size(level);
+        let inherited = |v: &&Vma| v.start <= va && end <= v.end && !v.flags.contains(VmFlags::DONTFORK);
+        let Some(v) = parent.find_vma(va).filter(inherited) else { continue };
         let mut flags = page_table::PteFlags::PRESENT | page_table::PteFlags::USER;
         if v.prot.contains(Prot::WRITE) {
             flags |= page_table::PteFlags::WRITABLE;

@@ -28,6 +28,7 @@ fn main() {
             munmap_of_part_of_a_shared_table_leaves_the_other_sharers_mapped,
             madv_dontneed_of_part_of_a_shared_table_keeps_the_file_pages,
             mremap_of_a_shared_range_moves_it_for_that_process_only,
+            a_child_reaches_nothing_of_a_shared_slot_its_parent_marked_dontfork,
             truncation_reaches_every_sharer,
             a_sysv_segment_attached_twice_shares_its_tables,
             usercopy_through_a_shared_table_reads_and_writes_the_file,
@@ -368,6 +369,28 @@ fn mremap_of_a_shared_range_moves_it_for_that_process_only() {
     assert_eq!(r, Exit::Code(0));
     assert_eq!(load_byte(a + PAGE), 14, "the moved mapping still writes the file");
     assert_eq!(load_byte(a + 2 * PAGE), 13);
+    munmap(a, size);
+    close(fd).unwrap();
+}
+
+fn a_child_reaches_nothing_of_a_shared_slot_its_parent_marked_dontfork() {
+    let _on = sharing_on();
+    let size = 4 * MIB;
+    let (fd, a) = filled(size, 15);
+    // One page of the first slot is not inherited: the child must not reach it through a
+    // graft of the slot.
+    sys!(SYS_madvise, a + PAGE, PAGE, MADV_DONTFORK).unwrap();
+    let r = child_exit(|| {
+        if load_byte(a) != 15 || load_byte(a + 2 * PAGE) != 15 || load_byte(a + 2 * MIB) != 15 {
+            return 1;
+        }
+        if child_exit(|| load_byte(a + PAGE) as i32) != Exit::Signal(SIGSEGV) {
+            return 2;
+        }
+        0
+    });
+    assert_eq!(r, Exit::Code(0));
+    assert_eq!(load_byte(a + PAGE), 15);
     munmap(a, size);
     close(fd).unwrap();
 }
