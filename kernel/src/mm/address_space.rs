@@ -586,21 +586,72 @@ impl MmStruct {
     /// Replaces the PTE-table graft at `va` of a file's shared tables (`pt_share`) by a
     /// private copy of its entries, which this address space then owns, maps and counts
     /// (RSS, VmPTE) like any of its tables: what an operation that needs this address
-    /// space's own entries there does first (McCracken's `pt_unshare`). The old table's
-    /// reference goes after `tlb`'s flush; the graft leaves its host's sharers then. Without
-    /// memory for the copy the graft is only removed: the pages stay in the file, and later
-    /// accesses fault them in. False if there is no such graft at `va`.
+    /// space's own entries there does first (McCracken's `pt_unshare`). Without memory for
+    /// the copy the graft is only removed: the pages stay in the file, and later accesses
+    /// fault them in. False if there is no such graft at `va`.
     pub fn unshare_graft(&self, tlb: &super::tlb::MmuGather, va: u64) -> bool {
+        let done = self.replace_graft(tlb, va, 1, 0, |_, _, _, _, e| {
+            let pa = e.addr();
+            page::get_page(pa);
+            page::page_add_rmap(pa);
+            if let Some(kind) = page::mm_counter(pa) {
+                self.add_rss(kind, 1);
+            }
+            Some(e.0)
+        });
+        self.note_rss();
+        done
+    }
+
+    /// Replaces the PMD-table graft at `va` of a file's shared tables (`pt_share`) by a PMD
+    /// table of this address space's own whose entries graft the host's PTE tables, each
+    /// recorded as a graft of its own: what unsharing part of a shared GiB does first.
+    /// Without memory for it, the graft is only removed (later accesses fault the file's
+    /// pages in). False if there is no such graft at `va`.
+    pub fn split_graft(&self, tlb: &super::tlb::MmuGather, va: u64) -> bool {
+        self.replace_graft(tlb, va, 2, page_table::ENTRIES, |grafts, host, delta, idx, e| {
+            // Each host PTE table becomes a graft of this address space (a reference, a place
+            // among the host's sharers: one per graft).
+            let pt = e.addr();
+            let owner = page::table_owner(pt)?;
+            host.join_sharers(self.root, delta).ok()?;
+            page::get_page(pt);
+            let at = va + idx as u64 * (2 << 20);
+            grafts.push(Graft { va: at, level: 1, table: pt, owner, host: Some((host.clone(), delta)) });
+            Some(e.0)
+        })
+    }
+
+    /// Replaces the graft of a file's shared tables of `level` at `va` by a table of this
+    /// address space's own: each present entry `e` of the grafted table at `idx` goes into
+    /// the new table as `entry(grafts, host, delta, idx, e)` says (nothing for None), under
+    /// the host's page-table lock, with room for `reserve` more grafts. The old table's
+    /// reference goes after `tlb`'s flush of what it mapped here, and the graft leaves its
+    /// host's sharers then. Without memory, the graft is only removed.
+    fn replace_graft(
+        &self,
+        tlb: &super::tlb::MmuGather,
+        va: u64,
+        level: usize,
+        reserve: usize,
+        mut entry: impl FnMut(&mut alloc::vec::Vec<Graft>, &Arc<MmStruct>, u64, usize, page_table::Pte) -> Option<u64>,
+    ) -> bool {
         let mut g = self.page_table_lock.lock();
-        let Some(i) = g.grafts.iter().position(|gr| gr.va == va && gr.level == 1) else { return false };
+        let Some(i) = g.grafts.iter().position(|gr| gr.va == va && gr.level == level) else { return false };
         let Some((host, delta)) = g.grafts[i].host.clone().filter(|(h, _)| h.file_host) else { return false };
         let table = g.grafts[i].table;
         let mut mem = UserPhysMem { pt_pages: &self.pt_pages, owner: self.owner() };
-        let Some(copy) = mem.alloc_table(1) else {
-            let gone = ungraft(&mut g, &self.pt_pages, self.owner(), self.root, tlb, va);
-            drop(g);
-            drop(gone);
-            return true;
+        let copy = match mem.alloc_table(level) {
+            Some(t) if super::fail::try_reserve(&mut g.grafts, reserve).is_ok() => t,
+            other => {
+                if let Some(t) = other {
+                    mem.free_table(t, level);
+                }
+                let gone = ungraft(&mut g, &self.pt_pages, self.owner(), self.root, tlb, va);
+                drop(g);
+                drop(gone);
+                return true;
+            }
         };
         {
             // The host's entries do not change under its page-table lock (taken under this
@@ -611,84 +662,19 @@ impl MmStruct {
                 if !e.is_present() {
                     continue;
                 }
-                let pa = e.addr();
-                page::get_page(pa);
-                page::page_add_rmap(pa);
-                if let Some(kind) = page::mm_counter(pa) {
-                    self.add_rss(kind, 1);
+                if let Some(v) = entry(&mut g.grafts, &host, delta, idx, e) {
+                    mem.write_pte(copy, idx, v);
                 }
-                mem.write_pte(copy, idx, e.0);
             }
-            let r = g.pt.replace_table(&mut mem, va, 1, copy);
+            let r = g.pt.replace_table(&mut mem, va, level, copy);
             debug_assert_eq!(r, Ok(table), "a recorded graft is in the page table");
         }
         let gone = g.grafts.remove(i);
+        let end = gone.end();
         drop(g);
-        self.note_rss();
         // The old table may sit in other CPUs' paging-structure caches: its reference goes,
         // and the host stops flushing here, only after this address space's flush.
-        tlb.flush_range(va, va + (2 << 20));
-        tlb.remove_table(table);
-        tlb.flush_mmu();
-        host.leave_sharers(self.root, delta);
-        drop(gone);
-        true
-    }
-
-    /// Replaces the PMD-table graft at `va` of a file's shared tables (`pt_share`) by a PMD
-    /// table of this address space's own whose entries graft the host's PTE tables, each
-    /// recorded as a graft of its own: what unsharing part of a shared GiB does first. The
-    /// old table's reference goes after `tlb`'s flush. Without memory for it, the graft is
-    /// only removed (later accesses fault the file's pages in). False if there is no such
-    /// graft at `va`.
-    pub fn split_graft(&self, tlb: &super::tlb::MmuGather, va: u64) -> bool {
-        let mut g = self.page_table_lock.lock();
-        let Some(i) = g.grafts.iter().position(|gr| gr.va == va && gr.level == 2) else { return false };
-        let Some((host, delta)) = g.grafts[i].host.clone().filter(|(h, _)| h.file_host) else { return false };
-        let (table, table_owner) = (g.grafts[i].table, g.grafts[i].owner);
-        let mut mem = UserPhysMem { pt_pages: &self.pt_pages, owner: self.owner() };
-        let pd = match mem.alloc_table(2) {
-            Some(pd) if super::fail::try_reserve(&mut g.grafts, page_table::ENTRIES).is_ok() => pd,
-            other => {
-                if let Some(pd) = other {
-                    mem.free_table(pd, 2);
-                }
-                let gone = ungraft(&mut g, &self.pt_pages, self.owner(), self.root, tlb, va);
-                drop(g);
-                drop(gone);
-                return true;
-            }
-        };
-        {
-            let _host = host.page_table_lock.lock_nested(1);
-            for idx in 0..page_table::ENTRIES {
-                let e = page_table::Pte(mem.read_pte(table, idx));
-                if !e.is_present() {
-                    continue;
-                }
-                // Each host PTE table becomes a graft of this address space (a reference, a
-                // place among the host's sharers: one per graft).
-                let pt = e.addr();
-                if host.join_sharers(self.root, delta).is_err() {
-                    continue;
-                }
-                page::get_page(pt);
-                mem.write_pte(pd, idx, e.0);
-                let at = va + idx as u64 * (2 << 20);
-                g.grafts.push(Graft {
-                    va: at,
-                    level: 1,
-                    table: pt,
-                    owner: table_owner,
-                    host: Some((host.clone(), delta)),
-                });
-            }
-            let r = g.pt.replace_table(&mut mem, va, 2, pd);
-            debug_assert_eq!(r, Ok(table), "a recorded graft is in the page table");
-        }
-        let gone = g.grafts.remove(i);
-        drop(g);
-        tlb.flush_range(va, va + (1 << 30));
+        tlb.flush_range(va, end);
         tlb.remove_table(table);
         tlb.flush_mmu();
         host.leave_sharers(self.root, delta);
