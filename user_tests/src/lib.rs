@@ -803,6 +803,113 @@ pub fn status_kb(name: &str) -> u64 {
     proc_field(&read_proc(c"/proc/self/status"), name)
 }
 
+/// The `name:` figure (kB) of the /proc/self/smaps entry of the VMA starting at `addr`.
+pub fn smaps_kb(addr: usize, name: &str) -> u64 {
+    let text = read_proc(c"/proc/self/smaps");
+    let start = format!("{addr:x}-");
+    let entry = text.split_inclusive('\n').skip_while(|l| !l.starts_with(&start)).skip(1);
+    for l in entry {
+        if let Some(v) = l.strip_prefix(&format!("{name}:")) {
+            return v.trim().trim_end_matches(" kB").trim().parse().unwrap();
+        }
+    }
+    panic!("no {name} for the VMA at {addr:#x}");
+}
+
+/// The /proc/self/pagemap entries of the `n` pages at `addr`.
+pub fn pagemap(addr: usize, n: usize) -> Vec<u64> {
+    let fd = open("/proc/self/pagemap", libc::O_RDONLY | libc::O_CLOEXEC, 0).unwrap();
+    let mut buf = vec![0u8; 8 * n];
+    let got = sys!(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), (addr / PAGE * 8) as i64).unwrap();
+    close(fd).unwrap();
+    assert_eq!(got as usize, buf.len());
+    buf.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+/// This process's minor faults so far (`ru_minflt`).
+pub fn minflt() -> i64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    sys!(libc::SYS_getrusage, libc::RUSAGE_SELF, &mut ru as *mut libc::rusage).unwrap();
+    ru.ru_minflt
+}
+
+/// Sets this process's RLIMIT_AS soft limit (the hard limit unlimited).
+pub fn set_rlimit_as(bytes: u64) {
+    let r = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
+    sys!(libc::SYS_setrlimit, libc::RLIMIT_AS, &r as *const libc::rlimit).unwrap();
+}
+
+/// The CPUs this process may run on (`sched_getaffinity`, as
+/// `sysconf(_SC_NPROCESSORS_ONLN)` in musl).
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Pins the calling thread to `cpu`.
+pub fn pin_to_cpu(cpu: usize) {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    sys!(libc::SYS_sched_setaffinity, 0, std::mem::size_of::<libc::cpu_set_t>(), &set as *const libc::cpu_set_t)
+        .expect("pin");
+}
+
+/// How long [`wait_for`] waits for another task before the test fails as hung.
+pub const STUCK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Spins (yielding the CPU each time, so one CPU still runs the task it waits for) until
+/// `cond` holds; panics after [`STUCK`].
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < STUCK, "stuck for {STUCK:?} waiting for {what}");
+        // SAFETY: sched_yield has no memory effects.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+/// The text of `/proc/sys/{name}` (`name` as `vm/max_map_count`).
+pub fn read_knob(name: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap_or_else(|e| panic!("read {name}: {e}"))
+}
+
+/// Writes `value` to `/proc/sys/{name}`.
+pub fn write_knob(name: &str, value: &str) -> Result<usize, Errno> {
+    let fd = open(&format!("/proc/sys/{name}"), libc::O_WRONLY, 0)?;
+    let r = write(fd, value.as_bytes());
+    close(fd).unwrap();
+    r
+}
+
+/// A /proc/sys knob set for the guard's lifetime; the old value comes back on drop.
+pub struct Knob {
+    name: &'static str,
+    /// The value it had, put back on drop.
+    pub old: String,
+}
+
+impl Knob {
+    /// Sets `name` to `value`, panicking if the write fails.
+    pub fn set(name: &'static str, value: &str) -> Knob {
+        let old = read_knob(name);
+        write_knob(name, value).unwrap_or_else(|e| panic!("write {value} to {name}: {e}"));
+        Knob { name, old }
+    }
+
+    /// As [`Knob::set`], but None on a machine that is not a scratch VM of the test run:
+    /// knobs are system-wide, and on a shared host a low `max_map_count`, `pid_max` or
+    /// strict overcommit would reach every other process. Such tests then check nothing
+    /// there; our kernel and the Linux guest run them in full.
+    pub fn set_on_scratch(name: &'static str, value: &str) -> Option<Knob> {
+        on_scratch_machine().then(|| Knob::set(name, value))
+    }
+}
+
+impl Drop for Knob {
+    fn drop(&mut self) {
+        let _ = write_knob(self.name, &self.old);
+    }
+}
+
 /// The text of /proc file `path`, read into `buf` (on the stack, say): nothing is allocated
 /// or mapped, so reading changes no figure of the process. Panics if it does not fit.
 pub fn read_proc_in<'a>(path: &CStr, buf: &'a mut [u8]) -> &'a str {

@@ -18,8 +18,8 @@ use std::ffi::CStr;
 
 use libc::*;
 use user_tests::{
-    close, fork_child, load_byte, mmap, open, pipe, proc_buffer, proc_field, read, read_proc, read_proc_into,
-    run_tests, store_byte, sys, tests, wait_child, write, Exit, ProcBuf, PAGE,
+    close, fork_child, load_byte, minflt, mmap, open, pagemap, pipe, proc_buffer, proc_field, read, read_proc,
+    read_proc_into, run_tests, store_byte, sys, tests, wait_child, write, Exit, ProcBuf, PAGE,
 };
 
 fn main() {
@@ -137,16 +137,6 @@ fn cached_file(dir: &ShmDir, pages: usize) -> i32 {
     fd
 }
 
-/// Pagemap entries of the `n` pages at `addr`.
-fn pagemap(addr: usize, n: usize) -> Vec<u64> {
-    let fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0).unwrap();
-    let mut buf = vec![0u8; 8 * n];
-    let got = sys!(SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), (addr / PAGE * 8) as i64).unwrap();
-    close(fd).unwrap();
-    assert_eq!(got as usize, buf.len());
-    buf.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
 const PM_PRESENT: u64 = 1 << 63;
 const PM_FILE: u64 = 1 << 61;
 const PM_MMAP_EXCLUSIVE: u64 = 1 << 56;
@@ -236,12 +226,6 @@ fn assert_rss_delta(before: u64, after: u64, want_kb: i64, what: &str) {
         let slack = 2 * linux_rss_slack_kb(threads_of_self()) as i64;
         assert!((got - want_kb).abs() <= slack, "{what}: {before} kB before, {after} kB after, want +{want_kb}");
     }
-}
-
-fn minflt() -> i64 {
-    let mut ru: rusage = unsafe { std::mem::zeroed() };
-    sys!(SYS_getrusage, RUSAGE_SELF, &mut ru as *mut rusage).unwrap();
-    ru.ru_minflt
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@
 use libc::*;
 use user_tests::{
     assert_errno, child_exit, close, fork_child, load_byte, meminfo_kb, mmap, open, raw_clone_exiting_child, read,
-    read_proc_in, run_in_child, run_tests, store_byte, sys, tests, wait_child, write, Exit, TempDir, PAGE,
+    read_knob, read_proc_in, run_in_child, run_tests, set_rlimit_as, store_byte, sys, tests, wait_child, write,
+    write_knob, Exit, Knob, TempDir, PAGE,
 };
 
 fn main() {
@@ -70,44 +71,6 @@ fn knob_path(name: &str) -> String {
     format!("/proc/sys/{name}")
 }
 
-fn read_knob(name: &str) -> String {
-    std::fs::read_to_string(knob_path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
-}
-
-fn write_knob(name: &str, value: &str) -> Result<usize, user_tests::Errno> {
-    let fd = open(&knob_path(name), O_WRONLY, 0)?;
-    let r = write(fd, value.as_bytes());
-    close(fd).unwrap();
-    r
-}
-
-/// Sets a knob for the guard's lifetime; the old value comes back on drop.
-struct Knob {
-    name: &'static str,
-    old: String,
-}
-
-impl Knob {
-    /// None on a machine that is not a scratch VM of the test run: knobs are system-wide,
-    /// and on a shared host a low `max_map_count`, `pid_max` or strict overcommit would
-    /// reach every other process. Such tests then check nothing there; our kernel and
-    /// the Linux guest run them in full.
-    fn set(name: &'static str, value: &str) -> Option<Knob> {
-        if !user_tests::on_scratch_machine() {
-            return None;
-        }
-        let old = read_knob(name);
-        write_knob(name, value).unwrap_or_else(|e| panic!("write {value} to {name}: {e}"));
-        Some(Knob { name, old })
-    }
-}
-
-impl Drop for Knob {
-    fn drop(&mut self) {
-        let _ = write_knob(self.name, &self.old);
-    }
-}
-
 /// `f` maps something and returns (address, length); the figure must move by
 /// `expected_kb` and come back after the unmap. Retried against a busy host.
 fn assert_meminfo_delta(field: &str, expected_kb: i64, f: impl Fn() -> (usize, usize)) {
@@ -134,11 +97,6 @@ fn vm_size_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
     line[7..].trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
-}
-
-fn set_rlimit_as(bytes: u64) {
-    let r = rlimit { rlim_cur: bytes, rlim_max: RLIM_INFINITY };
-    sys!(SYS_setrlimit, RLIMIT_AS, &r as *const rlimit).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -268,7 +226,7 @@ fn proc_sys_garbage_or_out_of_range_write_is_einval() {
 
 fn proc_sys_write_with_or_without_newline_takes_effect() {
     run_in_child(|| {
-        let Some(_restore) = Knob::set("vm/max_map_count", "65531") else { return };
+        let Some(_restore) = Knob::set_on_scratch("vm/max_map_count", "65531") else { return };
         assert_eq!(read_knob("vm/max_map_count"), "65531\n");
         assert_eq!(write_knob("vm/max_map_count", "65532\n"), Ok(6));
         assert_eq!(read_knob("vm/max_map_count"), "65532\n");
@@ -292,7 +250,7 @@ fn max_map_count_bounds_the_number_of_mappings() {
     run_in_child(|| {
         let mut made = Vec::with_capacity(64);
         let limit = map_count() + 8;
-        let Some(restore) = Knob::set("vm/max_map_count", &limit.to_string()) else { return };
+        let Some(restore) = Knob::set_on_scratch("vm/max_map_count", &limit.to_string()) else { return };
         // Counted again once the knob's write has done its allocations.
         let before = map_count();
         // Alternating protections keep neighbours from merging.
@@ -319,7 +277,7 @@ fn mmap_fixed_below_mmap_min_addr_needs_cap_sys_rawio() {
     const MIN: usize = 0x20000;
     let low = MIN - 2 * PAGE;
     run_in_child(|| {
-        let Some(restore) = Knob::set("vm/mmap_min_addr", &MIN.to_string()) else { return };
+        let Some(restore) = Knob::set_on_scratch("vm/mmap_min_addr", &MIN.to_string()) else { return };
         assert_eq!(read_knob("vm/mmap_min_addr"), format!("{MIN}\n"));
         let a = mmap(low, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0).unwrap();
         assert_eq!(a, low);
@@ -353,7 +311,7 @@ fn pid_max_bounds_new_pids() {
             pid = fork_pid();
         }
         assert!(pid > 400, "pids stay low: {pid}");
-        let Some(_restore) = Knob::set("kernel/pid_max", "350") else { return };
+        let Some(_restore) = Knob::set_on_scratch("kernel/pid_max", "350") else { return };
         let next = fork_pid();
         assert!((300..350).contains(&next), "pid {next} with pid_max 350");
     });
@@ -378,7 +336,7 @@ fn fork_succeeds() -> bool {
 /// back it works again.
 fn fork_is_eagain_once_the_tasks_reach_threads_max() {
     run_in_child(|| {
-        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let Some(restore) = Knob::set_on_scratch("kernel/threads-max", "1") else { return };
         let r = raw_fork();
         drop(restore);
         if r > 0 {
@@ -393,7 +351,7 @@ fn fork_is_eagain_once_the_tasks_reach_threads_max() {
 fn a_new_thread_is_eagain_once_the_tasks_reach_threads_max() {
     let flags = (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM) as u64;
     run_in_child(|| {
-        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let Some(restore) = Knob::set_on_scratch("kernel/threads-max", "1") else { return };
         let r = raw_clone_exiting_child(SYS_clone as u64, [flags, 0, 0, 0, 0, 0]);
         drop(restore);
         assert_eq!(r, -(EAGAIN as i64), "clone(CLONE_THREAD) with threads-max 1");
@@ -407,7 +365,7 @@ fn a_new_thread_is_eagain_once_the_tasks_reach_threads_max() {
 /// that come or go meanwhile (a Linux kernel thread) make an attempt start over.
 fn an_exited_child_holds_its_place_under_threads_max_until_reaped() {
     run_in_child(|| {
-        let Some(restore) = Knob::set("kernel/threads-max", "1") else { return };
+        let Some(restore) = Knob::set_on_scratch("kernel/threads-max", "1") else { return };
         let old: u32 = restore.old.trim().parse().unwrap();
         let set = |v: u32| write_knob("kernel/threads-max", &v.to_string()).unwrap();
         let mut seen = Vec::new();
@@ -678,7 +636,7 @@ fn heuristic_overcommit_refuses_one_mapping_larger_than_ram() {
 fn always_overcommit_allows_a_mapping_larger_than_ram() {
     run_in_child(|| {
         let too_big = ram_and_swap() + 64 * MIB;
-        let Some(restore) = Knob::set("vm/overcommit_memory", "1") else { return };
+        let Some(restore) = Knob::set_on_scratch("vm/overcommit_memory", "1") else { return };
         let r = anon(too_big, PROT_READ | PROT_WRITE, 0);
         drop(restore);
         munmap(r.expect("mmap larger than RAM in mode 1"), too_big);
@@ -688,7 +646,7 @@ fn always_overcommit_allows_a_mapping_larger_than_ram() {
 /// Mode 2 holds Committed_AS under CommitLimit and ignores MAP_NORESERVE.
 fn strict_overcommit_refuses_past_commit_limit_even_with_noreserve() {
     run_in_child(|| {
-        let Some(restore) = Knob::set("vm/overcommit_memory", "2") else { return };
+        let Some(restore) = Knob::set_on_scratch("vm/overcommit_memory", "2") else { return };
         let room = meminfo_kb("CommitLimit").saturating_sub(meminfo_kb("Committed_AS")) as usize * 1024;
         let over = room + 64 * MIB;
         let plain = anon(over, PROT_READ | PROT_WRITE, 0);
@@ -709,7 +667,7 @@ fn strict_overcommit_refuses_past_commit_limit_even_with_noreserve() {
 /// overcommit a process holding most of what is left cannot fork.
 fn strict_overcommit_refuses_a_fork_whose_copy_would_pass_commit_limit() {
     run_in_child(|| {
-        let Some(restore) = Knob::set("vm/overcommit_memory", "2") else { return };
+        let Some(restore) = Knob::set_on_scratch("vm/overcommit_memory", "2") else { return };
         let room = meminfo_kb("CommitLimit").saturating_sub(meminfo_kb("Committed_AS")) as usize * 1024;
         let big = (room / 4 * 3) & !(PAGE - 1);
         let a = anon(big, PROT_READ | PROT_WRITE, 0);

@@ -9,8 +9,8 @@
 use libc::*;
 use msharefs::{MshareCreate, MshareProtect, MshareUnmap, MSHAREFS_CREATE_MAPPING, MSHAREFS_PROTECT, MSHAREFS_UNMAP};
 use user_tests::{
-    assert_errno, child_exit, close, cstr, fork_child, load_byte, mmap, read_proc, run_in_child, run_tests, store_byte,
-    sys, tests, wait_child, Errno, Exit, PAGE,
+    assert_errno, child_exit, close, cstr, fork_child, load_byte, minflt, mmap, online_cpus, pin_to_cpu, read_proc,
+    run_in_child, run_tests, set_rlimit_as, smaps_kb, store_byte, sys, tests, wait_child, wait_for, Errno, Exit, PAGE,
 };
 
 /// The argument that runs only the tests needing more memory than the suite's boot has
@@ -140,12 +140,6 @@ fn stat(p: &str, field: &str) -> u64 {
     let line =
         lines.find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("no line for {name}"));
     line.split_whitespace().nth(col).unwrap().parse().unwrap()
-}
-
-fn minflt() -> i64 {
-    let mut ru: rusage = unsafe { std::mem::zeroed() };
-    unsafe { getrusage(RUSAGE_SELF, &mut ru) };
-    ru.ru_minflt
 }
 
 fn mshare_info_reads_the_alignment_in_bytes() {
@@ -414,11 +408,6 @@ fn the_creator_exiting_changes_nothing_for_the_guests() {
     unlink(&p);
 }
 
-fn set_rlimit_as(bytes: u64) {
-    let r = rlimit { rlim_cur: bytes, rlim_max: RLIM_INFINITY };
-    sys!(SYS_setrlimit, RLIMIT_AS, &r as *const rlimit).unwrap();
-}
-
 const MIB: usize = 1 << 20;
 
 fn create_mapping_is_charged_to_the_creators_rlimit_as() {
@@ -609,19 +598,6 @@ fn guests_touching_every_page_pay_one_graft_fault_and_no_table_each(tag: &str, s
     close(ready_r).unwrap();
     close(fd).unwrap();
     unlink(&p);
-}
-
-/// The `name:` figure (kB) of the smaps entry of the VMA starting at `addr`.
-fn smaps_kb(addr: usize, name: &str) -> u64 {
-    let text = read_proc(&cstr("/proc/self/smaps"));
-    let start = format!("{addr:x}-");
-    let entry = text.split_inclusive('\n').skip_while(|l| !l.starts_with(&start)).skip(1);
-    for l in entry {
-        if let Some(v) = l.strip_prefix(&format!("{name}:")) {
-            return v.trim().trim_end_matches(" kB").trim().parse().unwrap();
-        }
-    }
-    panic!("no {name} for the VMA at {addr:#x}");
 }
 
 fn a_guest_counts_the_region_pages_it_reaches_as_rss_shmem() {
@@ -1260,8 +1236,6 @@ const WARM: u64 = 4;
 const AFTER: u64 = 4;
 /// After warming up, a guest yields its CPU once every this many accesses before the call.
 const YIELD_EVERY: u64 = 16;
-/// How long any wait for another process may take before the test fails as hung.
-const STUCK: std::time::Duration = std::time::Duration::from_secs(30);
 /// Byte distance between two guests' slots in the page.
 const SLOT: usize = 64;
 
@@ -1281,24 +1255,6 @@ mod word {
     /// Per guest: its slot's byte as the test process read it once PROTECT returned.
     pub const SNAPSHOT: usize = 16;
     pub const COUNT: usize = SNAPSHOT + 64;
-}
-
-fn online_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < STUCK, "stuck for {STUCK:?} waiting for {what}");
-        unsafe { sched_yield() };
-    }
-}
-
-fn pin_to_cpu(cpu: usize) {
-    let mut set: cpu_set_t = unsafe { std::mem::zeroed() };
-    unsafe { CPU_SET(cpu, &mut set) };
-    sys!(SYS_sched_setaffinity, 0, std::mem::size_of::<cpu_set_t>(), &set as *const cpu_set_t).expect("pin");
 }
 
 /// One guest: maps the region, then each round makes `WARM` successful accesses to its

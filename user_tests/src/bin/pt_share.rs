@@ -7,8 +7,9 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, child_exit, close, cstr, fork_child, load_byte, mmap, read_proc, run_tests, status_kb, store_byte,
-    sys, tests, wait_child, Errno, Exit, PAGE,
+    assert_errno, child_exit, close, cstr, fork_child, load_byte, minflt, mmap, online_cpus, pagemap, pin_to_cpu,
+    read_knob, run_tests, smaps_kb, status_kb, store_byte, sys, tests, wait_child, wait_for, write_knob, Exit, Knob,
+    PAGE,
 };
 
 fn main() {
@@ -45,44 +46,9 @@ fn main() {
 
 const MIB: usize = 1 << 20;
 
-fn knob_path(name: &str) -> String {
-    format!("/proc/sys/vm/{name}")
-}
-
-fn read_knob(name: &str) -> String {
-    std::fs::read_to_string(knob_path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
-}
-
-fn write_knob(name: &str, value: &str) -> Result<usize, Errno> {
-    let fd = user_tests::open(&knob_path(name), O_WRONLY, 0)?;
-    let r = user_tests::write(fd, value.as_bytes());
-    close(fd).unwrap();
-    r
-}
-
-/// Sets a knob for the guard's lifetime; the old value comes back on drop.
-struct Knob {
-    name: &'static str,
-    old: String,
-}
-
-impl Knob {
-    fn set(name: &'static str, value: &str) -> Knob {
-        let old = read_knob(name);
-        write_knob(name, value).unwrap_or_else(|e| panic!("write {value} to {name}: {e}"));
-        Knob { name, old }
-    }
-}
-
-impl Drop for Knob {
-    fn drop(&mut self) {
-        let _ = write_knob(self.name, &self.old);
-    }
-}
-
 /// Sharing on, with the default minimum.
 fn sharing_on() -> (Knob, Knob) {
-    (Knob::set("pt_share", "1"), Knob::set("pt_share_min_bytes", &(2 * MIB).to_string()))
+    (Knob::set("vm/pt_share", "1"), Knob::set("vm/pt_share_min_bytes", &(2 * MIB).to_string()))
 }
 
 fn memfd(size: usize) -> i32 {
@@ -97,18 +63,18 @@ fn munmap(addr: usize, len: usize) {
 }
 
 fn pt_share_knobs_read_back_what_was_written_and_refuse_other_values() {
-    let _guard = (Knob::set("pt_share", "0"), Knob::set("pt_share_min_bytes", "0"));
-    assert_eq!(read_knob("pt_share"), "0\n");
-    write_knob("pt_share", "1").unwrap();
-    assert_eq!(read_knob("pt_share"), "1\n");
-    assert_errno!(write_knob("pt_share", "2"), EINVAL);
-    assert_errno!(write_knob("pt_share", "-1"), EINVAL);
-    assert_errno!(write_knob("pt_share", "on"), EINVAL);
-    assert_eq!(read_knob("pt_share"), "1\n");
-    write_knob("pt_share_min_bytes", "4194304").unwrap();
-    assert_eq!(read_knob("pt_share_min_bytes"), "4194304\n");
-    assert_errno!(write_knob("pt_share_min_bytes", "x"), EINVAL);
-    assert_eq!(read_knob("pt_share_min_bytes"), "4194304\n");
+    let _guard = (Knob::set("vm/pt_share", "0"), Knob::set("vm/pt_share_min_bytes", "0"));
+    assert_eq!(read_knob("vm/pt_share"), "0\n");
+    write_knob("vm/pt_share", "1").unwrap();
+    assert_eq!(read_knob("vm/pt_share"), "1\n");
+    assert_errno!(write_knob("vm/pt_share", "2"), EINVAL);
+    assert_errno!(write_knob("vm/pt_share", "-1"), EINVAL);
+    assert_errno!(write_knob("vm/pt_share", "on"), EINVAL);
+    assert_eq!(read_knob("vm/pt_share"), "1\n");
+    write_knob("vm/pt_share_min_bytes", "4194304").unwrap();
+    assert_eq!(read_knob("vm/pt_share_min_bytes"), "4194304\n");
+    assert_errno!(write_knob("vm/pt_share_min_bytes", "x"), EINVAL);
+    assert_eq!(read_knob("vm/pt_share_min_bytes"), "4194304\n");
 }
 
 fn a_shared_memfd_mapping_is_placed_congruent_to_its_offset_modulo_2_mib() {
@@ -171,7 +137,7 @@ fn consecutive_mappings_are_adjacent(fd: i32, flags: i32, n: usize) -> bool {
 }
 
 fn mappings_below_pt_share_min_bytes_keep_the_usual_placement() {
-    let _on = (Knob::set("pt_share", "1"), Knob::set("pt_share_min_bytes", &(64 * MIB).to_string()));
+    let _on = (Knob::set("vm/pt_share", "1"), Knob::set("vm/pt_share_min_bytes", &(64 * MIB).to_string()));
     let fd = memfd(16 * MIB);
     assert!(consecutive_mappings_are_adjacent(fd, MAP_SHARED, 4));
     close(fd).unwrap();
@@ -185,11 +151,11 @@ fn private_mappings_keep_the_usual_placement() {
 }
 
 fn with_pt_share_off_nothing_is_placed_for_sharing() {
-    let _off = (Knob::set("pt_share", "0"), Knob::set("pt_share_min_bytes", &(2 * MIB).to_string()));
+    let _off = (Knob::set("vm/pt_share", "0"), Knob::set("vm/pt_share_min_bytes", &(2 * MIB).to_string()));
     let fd = memfd(16 * MIB);
     assert!(consecutive_mappings_are_adjacent(fd, MAP_SHARED, 4));
     // And with it on, the same mappings are spread to keep their phase.
-    let _on = Knob::set("pt_share", "1");
+    let _on = Knob::set("vm/pt_share", "1");
     assert!(!consecutive_mappings_are_adjacent(fd, MAP_SHARED, 4));
     close(fd).unwrap();
 }
@@ -202,12 +168,6 @@ fn filled(size: usize, v: u8) -> (i32, usize) {
         store_byte(a + off, v);
     }
     (fd, a)
-}
-
-fn minflt() -> i64 {
-    let mut ru: rusage = unsafe { std::mem::zeroed() };
-    unsafe { getrusage(RUSAGE_SELF, &mut ru) };
-    ru.ru_minflt
 }
 
 fn a_second_mapping_grafts_one_table_per_2_mib_and_pays_no_pte_table() {
@@ -489,16 +449,6 @@ fn usercopy_through_a_shared_table_reads_and_writes_the_file() {
     close(fd).unwrap();
 }
 
-/// The /proc/self/pagemap entries of `n` pages from `addr`.
-fn pagemap(addr: usize, n: usize) -> Vec<u64> {
-    let fd = user_tests::open("/proc/self/pagemap", O_RDONLY, 0).unwrap();
-    let mut buf = vec![0u64; n];
-    let got = sys!(SYS_pread64, fd, buf.as_mut_ptr(), n * 8, (addr / PAGE) * 8).unwrap();
-    close(fd).unwrap();
-    assert_eq!(got as usize, n * 8);
-    buf
-}
-
 fn rss_and_pagemap_count_the_pages_a_shared_table_reaches() {
     let _on = sharing_on();
     let size = 4 * MIB;
@@ -525,19 +475,6 @@ fn rss_and_pagemap_count_the_pages_a_shared_table_reaches() {
     close(fd).unwrap();
 }
 
-/// The `name:` figure (kB) of the smaps entry of the VMA starting at `addr`.
-fn smaps_kb(addr: usize, name: &str) -> u64 {
-    let text = read_proc(&cstr("/proc/self/smaps"));
-    let start = format!("{addr:x}-");
-    let entry = text.split_inclusive('\n').skip_while(|l| !l.starts_with(&start)).skip(1);
-    for l in entry {
-        if let Some(v) = l.strip_prefix(&format!("{name}:")) {
-            return v.trim().trim_end_matches(" kB").trim().parse().unwrap();
-        }
-    }
-    panic!("no {name} for the VMA at {addr:#x}");
-}
-
 fn smaps_divides_a_shared_table_pss_among_the_processes_reaching_it() {
     let _on = sharing_on();
     let size = 4 * MIB;
@@ -561,7 +498,7 @@ fn smaps_divides_a_shared_table_pss_among_the_processes_reaching_it() {
 
 fn with_pt_share_off_a_mapping_makes_its_own_tables() {
     let size = 8 * MIB;
-    let _off = Knob::set("pt_share", "0");
+    let _off = Knob::set("vm/pt_share", "0");
     let (fd, a) = filled(size, 2);
     let r = child_exit(|| {
         let pte = status_kb("VmPTE");
@@ -661,8 +598,6 @@ const STALE_MIN_ROUNDS: u64 = 100;
 /// Successful accesses each accessor makes before the change, and judged accesses after.
 const WARM: u64 = 4;
 const AFTER: u64 = 4;
-/// How long any wait for another task may take before the test fails as hung.
-const STUCK: std::time::Duration = std::time::Duration::from_secs(30);
 /// Byte distance between two accessors' bytes in the page.
 const SLOT: usize = 64;
 
@@ -675,24 +610,6 @@ mod word {
     pub const DONE: usize = 4;
     pub const STALE: usize = 5;
     pub const COUNT: usize = 8;
-}
-
-fn online_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < STUCK, "stuck for {STUCK:?} waiting for {what}");
-        unsafe { sched_yield() };
-    }
-}
-
-fn pin_to_cpu(cpu: usize) {
-    let mut set: cpu_set_t = unsafe { std::mem::zeroed() };
-    unsafe { CPU_SET(cpu, &mut set) };
-    sys!(SYS_sched_setaffinity, 0, std::mem::size_of::<cpu_set_t>(), &set as *const cpu_set_t).expect("pin");
 }
 
 /// One accessor (a process or a thread) of byte `at`: each round it makes `WARM` successful

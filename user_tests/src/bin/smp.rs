@@ -56,8 +56,8 @@ use std::time::{Duration, Instant};
 use libc::*;
 use user_tests::probe::{install_probe_handler, probe_read, probe_write, Probe};
 use user_tests::{
-    close, fork_child, mmap, open, pipe, read_full, run_in_child, run_tests, run_tests_matching, sys, tests,
-    wait_child, write, Errno, Exit, PAGE,
+    close, fork_child, mmap, online_cpus, open, pipe, read_full, run_in_child, run_tests, run_tests_matching, sys,
+    tests, wait_child, wait_for, write, Errno, Exit, PAGE, STUCK,
 };
 
 /// Child-mode argument for the runner's negative control (`smp --user-tests-child
@@ -107,18 +107,10 @@ const AFTER: u64 = 4;
 /// before the call: often enough that the test thread gets a shared CPU soon, seldom
 /// enough that the accesses keep racing with the call on CPUs of their own.
 const YIELD_EVERY: u64 = 16;
-/// How long any one wait for another thread may take before the test fails as hung.
-const STUCK: Duration = Duration::from_secs(30);
 /// Byte distance between two workers' slots in the page.
 const SLOT: usize = 64;
 /// Most workers (their slots fill the first half of the page).
 const MAX_WORKERS: usize = 32;
-
-/// The CPUs this process may run on (`sched_getaffinity`, as
-/// `sysconf(_SC_NPROCESSORS_ONLN)` in musl).
-fn online_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
 
 /// One worker per CPU, at least 2 (so two of them share one CPU when there is one).
 fn worker_count() -> usize {
@@ -132,16 +124,6 @@ fn target_rounds() -> u64 {
 fn yield_now() {
     // SAFETY: sched_yield has no memory effects.
     unsafe { sched_yield() };
-}
-
-/// Spins (yielding the CPU each time, so one CPU still runs the thread it waits for) until
-/// `cond` holds; panics after `STUCK`.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < STUCK, "stuck for {STUCK:?} waiting for {what}");
-        yield_now();
-    }
 }
 
 // ---------------------------------------------------------------------------------------
