@@ -24,8 +24,9 @@ macro_rules! ktests {
     ($($f:ident),* $(,)?) => { &[$($crate::ktest::KTest { name: stringify!($f), func: $f }),*] };
 }
 
-fn suites() -> [&'static [KTest]; 12] {
+fn suites() -> [&'static [KTest]; 13] {
     [
+        KTESTS,
         crate::cmdline::KTESTS,
         crate::sync::rwsem::KTESTS,
         crate::mm::tests::KTESTS,
@@ -154,7 +155,51 @@ pub fn reap_kthread(t: alloc::sync::Arc<crate::process::task::Task>) {
     use crate::process::task::TABLES;
     assert_eq!(t.state(), crate::process::task::TaskState::Dead, "reaping a live kernel thread");
     t.process.threads.lock().clear();
-    let mut tables = TABLES.lock();
-    tables.tasks.remove(&t.tid());
-    tables.processes.remove(&t.process.pid);
+    {
+        let mut tables = TABLES.lock();
+        tables.tasks.remove(&t.tid());
+        tables.processes.remove(&t.process.pid);
+    }
+    // A thread that ended on another CPU may not be switched away from yet: that CPU
+    // holds a reference until its `schedule_tail`, and the stack is freed with the last
+    // one. Wait for it, so that the test's frame count sees the stack gone.
+    let mut spins = 0u64;
+    while alloc::sync::Arc::strong_count(&t) > 1 {
+        spins += 1;
+        assert!(spins < 1 << 32, "a reaped kernel thread is still referenced");
+        core::hint::spin_loop();
+    }
+}
+
+/// Tests of the harness itself.
+pub static KTESTS: &[KTest] = crate::ktests![reap_kthread_waits_for_a_thread_still_switching_away];
+
+static ENDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// `kthread_exit` with a wide window between marking itself dead and switching away.
+extern "C" fn slow_exit() -> ! {
+    let t = crate::process::current();
+    t.set_state(crate::process::task::TaskState::Dead);
+    drop(t);
+    ENDING.store(true, core::sync::atomic::Ordering::SeqCst);
+    let until = crate::time::monotonic_ns() + 50_000_000;
+    while crate::time::monotonic_ns() < until {
+        core::hint::spin_loop();
+    }
+    crate::process::sched::schedule();
+    unreachable!("a dead kernel thread was scheduled");
+}
+
+/// A thread on another CPU that is dead but not yet switched away from still holds its
+/// stack: reaping it returns only once that CPU has let go, so the frames are back.
+fn reap_kthread_waits_for_a_thread_still_switching_away() {
+    if crate::arch::percpu::nr_cpus_online() < 2 {
+        return;
+    }
+    ENDING.store(false, core::sync::atomic::Ordering::SeqCst);
+    let before = frames_in_use();
+    let t = spawn_kthread_on("slow_exit", slow_exit, 1 << 1);
+    assert!(run_until(|| ENDING.load(core::sync::atomic::Ordering::SeqCst)), "the thread never ran");
+    reap_kthread(t);
+    assert_eq!(frames_in_use(), before, "the thread's stack outlived its reaping");
 }
