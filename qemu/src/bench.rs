@@ -440,7 +440,7 @@ pub fn parse_records(console: &str) -> Vec<Record> {
 }
 
 /// The columns of `pt_sharing.csv`, in order (documented in benches/README.md).
-pub const PT_COLUMNS: [&str; 23] = [
+pub const PT_COLUMNS: [&str; 24] = [
     "kernel",
     "backing",
     "sharing",
@@ -455,6 +455,7 @@ pub const PT_COLUMNS: [&str; 23] = [
     "cycles_first_proc",
     "cycles_per_later_proc",
     "cycles_retouch_per_later_proc",
+    "cycles_retouch_cold_per_later_proc",
     "rss_shmem_bytes_per_proc",
     "fork_cycles",
     "teardown_cycles",
@@ -922,7 +923,7 @@ fn print_pt_row(r: &Row) {
     let bytes = |k: &str| g(k).parse::<f64>().map(fmt_bytes).unwrap_or_else(|_| "-".into());
     eprintln!(
         "    {} {} {} {} {} N={}: page tables {} per process, {} total; RSS {} per process; faults {} first, {} later; \
-         cycles {} first, {} later ({} to touch again)",
+         cycles {} first, {} later ({} to touch again, {} with the TLB emptied)",
         g("kernel"),
         g("backing"),
         g("sharing"),
@@ -937,6 +938,7 @@ fn print_pt_row(r: &Row) {
         g("cycles_first_proc"),
         g("cycles_per_later_proc"),
         g("cycles_retouch_per_later_proc"),
+        g("cycles_retouch_cold_per_later_proc"),
     );
 }
 
@@ -1385,6 +1387,7 @@ fn summary(pt: &[Row], micro: &[Row], failures: &[String]) -> String {
         ("cycles_first_proc", "cycles, first", fmt_count),
         ("cycles_per_later_proc", "cycles, later", fmt_count),
         ("cycles_retouch_per_later_proc", "cycles, later, touching again", fmt_count),
+        ("cycles_retouch_cold_per_later_proc", "cycles, later, touching again, TLB emptied", fmt_count),
         ("fork_cycles", "fork cycles", fmt_count),
     ];
     let medians: Vec<_> = cols.iter().map(|(c, _, _)| case_medians(pt, c)).collect();
@@ -1616,7 +1619,7 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
     for (i, row) in lines {
         let n = |k: &str| -> Option<u64> { row[k].parse().ok() };
         let mut bad = |what: String| problems.push(format!("row {i}: {what}"));
-        for k in &PT_COLUMNS[4..19] {
+        for k in &PT_COLUMNS[4..20] {
             let later = k.ends_with("_per_later_proc");
             if n(k).is_none() && !(later && row[k] == "-" && row["procs"] == "1") {
                 bad(format!("{k} is not a number: {:?}", row[k]));
@@ -1981,6 +1984,7 @@ mod tests {
             ("cycles_first_proc", "1000"),
             ("cycles_per_later_proc", "900"),
             ("cycles_retouch_per_later_proc", "800"),
+            ("cycles_retouch_cold_per_later_proc", "850"),
             ("rss_shmem_bytes_per_proc", "16781312"),
             ("fork_cycles", "5"),
             ("teardown_cycles", "5"),

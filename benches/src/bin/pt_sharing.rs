@@ -25,13 +25,17 @@
 //! 512 GiB-aligned address in every process (`--addr`, default 0x600000000000), so the
 //! number of page-table pages a process needs for the region is the same on every kernel.
 //! Then N children are forked and take turns: child i waits for its turn, reads its VmPTE
-//! and fault count, attaches the object (tmpfs, posix: open and mmap; memfd: mmap; sysv: shmat), touches every page in order
-//! (`read`: loads one byte per page, `write`: stores one), reads the fault count, touches
-//! every page once more (the time to touch memory already mapped), reads the figures again
-//! and hands the turn on. The last child also times fork+exit+wait of itself, a process with
-//! the region mapped. All N stay alive until the last has touched; the parent then reads
-//! `PageTables` of /proc/meminfo, and times the teardown (telling every child to exit and
-//! reaping them all). Turns and results go through a separate shared page with futexes.
+//! and fault count, attaches the object (tmpfs, posix: open and mmap; memfd: mmap; sysv:
+//! shmat), touches every page in order (`read`: loads one byte per page, `write`: stores
+//! one), reads the fault count, touches every page once more (memory already mapped, with
+//! the translations that fit still cached) and reads the figures again. Then it empties the
+//! TLB (maps, touches and unmaps 64 scratch pages: more than either kernel flushes page by
+//! page, so the whole TLB goes) and touches every page a third time (memory already mapped,
+//! every translation walked again, as on hardware, whose TLB holds a few thousand of a
+//! GiB's 262,144 pages), and hands the turn on. The last child also times fork+exit+wait
+//! of itself, a process with the region mapped. All N stay alive until the last has
+//! touched; the parent then reads `PageTables` of /proc/meminfo, and times the teardown
+//! (telling every child to exit and reaping them all). Turns and results go through a separate shared page with futexes.
 //!
 //! Output: one line `@bench pt_sharing kernel=... backing=... access=... region_bytes=...
 //! procs=... pt_bytes_total=... pt_bytes_per_proc=... ...` (every field is described in
@@ -125,6 +129,7 @@ struct Slot {
     cycles: AtomicU64,
     /// Cycles of a second pass over the region, already mapped.
     retouch_cycles: AtomicU64,
+    retouch_cold_cycles: AtomicU64,
 }
 
 /// The shared control area: the futex words and the children's slots.
@@ -287,6 +292,31 @@ fn touch(base: *mut u8, size: usize, access: Access) {
     }
 }
 
+/// Empties the calling CPU's TLB: unmapping 64 touched pages is past the page-by-page
+/// flush limit of both kernels (Linux's `tlb_single_page_flush_ceiling`, 33; ours, 32), so
+/// each flushes the whole TLB of the address space.
+fn flush_tlb() {
+    const PAGES: usize = 64;
+    // SAFETY: a fresh private mapping, touched and unmapped here only.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            PAGES * PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            fail("mmap (TLB flush)");
+        }
+        touch(p.cast(), PAGES * PAGE, Access::Write);
+        if libc::munmap(p, PAGES * PAGE) != 0 {
+            fail("munmap (TLB flush)");
+        }
+    }
+}
+
 /// Median cycles of three fork+_exit+waitpid rounds of the calling process.
 fn time_fork() -> u64 {
     let mut samples = [0u64; 3];
@@ -322,7 +352,12 @@ fn child(cfg: &Config, ctl: &Control, turns: &[AtomicU32], slot: &Slot, i: usize
     let f1 = minor_faults();
     touch(base, cfg.size, cfg.access);
     let c2 = rdtsc();
+    // Before the scratch pages of the flush can add a table of their own.
     let after = self_status();
+    flush_tlb();
+    let c3 = rdtsc();
+    touch(base, cfg.size, cfg.access);
+    let c4 = rdtsc();
     slot.pte_before.store(before.vm_pte, Ordering::Relaxed);
     slot.pte_after.store(after.vm_pte, Ordering::Relaxed);
     slot.rss.store(after.vm_rss, Ordering::Relaxed);
@@ -330,6 +365,7 @@ fn child(cfg: &Config, ctl: &Control, turns: &[AtomicU32], slot: &Slot, i: usize
     slot.faults.store(f1 - f0, Ordering::Relaxed);
     slot.cycles.store(c1 - c0, Ordering::Relaxed);
     slot.retouch_cycles.store(c2 - c1, Ordering::Relaxed);
+    slot.retouch_cold_cycles.store(c4 - c3, Ordering::Relaxed);
     if i + 1 == cfg.procs {
         ctl.fork_cycles.store(time_fork(), Ordering::Relaxed);
         set_and_wake(&ctl.all_done);
@@ -622,6 +658,7 @@ fn report(cfg: &Config, slots: &[Slot], ctl: &Control, pt_total: u64, teardown_c
     let faults_later = mean(slots[1..].iter().map(get(|s| &s.faults)));
     let cycles_later = mean(slots[1..].iter().map(get(|s| &s.cycles)));
     let retouch_later = mean(slots[1..].iter().map(get(|s| &s.retouch_cycles)));
+    let retouch_cold_later = mean(slots[1..].iter().map(get(|s| &s.retouch_cold_cycles)));
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     let kernel = benches::kernel_release();
     let backing = cfg.backing.name();
@@ -643,6 +680,7 @@ fn report(cfg: &Config, slots: &[Slot], ctl: &Control, pt_total: u64, teardown_c
         ("cycles_first_proc", &slots[0].cycles.load(Ordering::Relaxed)),
         ("cycles_per_later_proc", &opt(cycles_later)),
         ("cycles_retouch_per_later_proc", &opt(retouch_later)),
+        ("cycles_retouch_cold_per_later_proc", &opt(retouch_cold_later)),
         ("fork_cycles", &ctl.fork_cycles.load(Ordering::Relaxed)),
         ("teardown_cycles", &teardown_cycles),
         ("tsc_hz", &tsc_hz),
