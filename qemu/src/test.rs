@@ -869,9 +869,10 @@ fn mshare_negative_control(t: &mut Tally, kernel: &Path, o: &Options, ut: &user:
 
 /// The pt_share suite's stale-translation tests (accessors on every CPU against a change of
 /// shared tables), each of which must report stale accesses with shootdowns off.
-pub const PT_SHARE_STALE_TESTS: [&str; 2] = [
+pub const PT_SHARE_STALE_TESTS: [&str; 3] = [
     "pt_share::no_sharer_on_any_cpu_reaches_a_page_after_truncation_returns_stale",
     "pt_share::no_thread_on_any_cpu_writes_a_page_after_mprotect_unshares_it_stale",
+    "pt_share::no_thread_on_any_cpu_reaches_a_page_after_munmap_or_mremap_unshares_it_stale",
 ];
 
 /// The negative control of the pt_share suite's stale-translation tests, as mshare's.
