@@ -102,6 +102,23 @@ fn read_head(inode: &Arc<dyn Inode>, limit: usize) -> KResult<Vec<u8>> {
     Ok(data)
 }
 
+/// The interpreter a program's `PT_INTERP` names, read and opened as `load_elf_binary`
+/// does: its bytes (EIO when the file ends first), the terminating NUL (ENOEXEC), then
+/// `open_exec` of the path, with its errors (ENOENT, EACCES, ...).
+fn open_interpreter(t: &Task, program: &Arc<dyn Inode>, interp: elf_loader::InterpRef) -> KResult<Arc<dyn Inode>> {
+    let mut bytes = vec![0u8; interp.len as usize];
+    let mut done = 0;
+    while done < bytes.len() {
+        let n = program.read_at(interp.offset + done as u64, &mut bytes[done..])?;
+        if n == 0 {
+            return Err(EIO);
+        }
+        done += n;
+    }
+    let path = elf_loader::interp_path(&bytes).map_err(|e| Errno(e.errno()))?;
+    open_exec(t, path)
+}
+
 /// `#!interp [arg]` (Linux's binfmt_script): the interpreter, its optional argument.
 fn parse_shebang(data: &[u8]) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
     let line = data.strip_prefix(b"#!")?;
@@ -197,6 +214,16 @@ pub fn exec_into(
         r => r,
     }
     .map_err(|e| Errno(e.errno()))?;
+    if let Some(interp) = info.interp {
+        open_interpreter(t, &inode, interp)?;
+        // Mapping the interpreter is not built: a dynamically linked program is refused, as
+        // before `PT_INTERP` was read at all, once its interpreter was found as Linux finds it.
+        static LOGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        if !LOGGED.swap(true, Ordering::Relaxed) {
+            log::warn!("execve of a dynamically linked program: no interpreter loading yet (ENOEXEC)");
+        }
+        return Err(ENOEXEC);
+    }
     let bias = elf_loader::load_bias(&info);
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);
@@ -220,6 +247,7 @@ pub fn exec_into(
             gid: creds.gid as u64,
             egid: creds.egid as u64,
             secure,
+            interp_base: 0,
         },
     );
     let mut random = [0u8; 16];

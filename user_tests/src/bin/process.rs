@@ -52,6 +52,11 @@ fn main() {
             execve_resets_handlers_but_keeps_ignored_and_mask,
             execve_of_missing_file_is_enoent,
             execve_of_non_elf_file_is_enoexec,
+            execve_with_a_missing_interpreter_is_enoent,
+            execve_with_a_directory_as_interpreter_is_eacces,
+            execve_with_an_interpreter_path_not_ending_in_nul_is_enoexec,
+            execve_with_a_one_byte_interpreter_path_is_enoexec,
+            execve_with_an_interpreter_path_past_the_end_of_the_file_is_eio,
             execve_of_directory_is_eacces,
             execve_with_bad_path_pointer_is_efault,
             exit_group_from_secondary_thread_ends_process,
@@ -615,6 +620,83 @@ fn execve_of_non_elf_file_is_enoexec() {
     let p = dir.file("garbage", b"\x01\x02 this is neither ELF nor a #! script\n");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(execve(&cstr(&p), &["garbage"], &[]), Errno(ENOEXEC));
+}
+
+/// A minimal x86_64 ELF executable whose PT_INTERP holds `interp` (`p_filesz` its length
+/// unless `filesz` says otherwise), with one PT_LOAD over the whole file: exec fails at the
+/// interpreter before anything of it runs.
+fn elf_with_interp(interp: &[u8], filesz: Option<u64>) -> Vec<u8> {
+    const EHDR: usize = 64;
+    const PHDR: usize = 56;
+    let path_at = EHDR + 2 * PHDR;
+    let mut f = vec![0u8; path_at];
+    f.extend_from_slice(interp);
+    let len = f.len() as u64;
+    let put = |f: &mut Vec<u8>, at: usize, v: &[u8]| f[at..at + v.len()].copy_from_slice(v);
+    put(&mut f, 0, b"\x7fELF\x02\x01\x01");
+    put(&mut f, 16, &2u16.to_le_bytes()); // ET_EXEC
+    put(&mut f, 18, &62u16.to_le_bytes()); // EM_X86_64
+    put(&mut f, 20, &1u32.to_le_bytes());
+    put(&mut f, 24, &0x40_0000u64.to_le_bytes()); // e_entry
+    put(&mut f, 32, &(EHDR as u64).to_le_bytes()); // e_phoff
+    put(&mut f, 52, &(EHDR as u16).to_le_bytes());
+    put(&mut f, 54, &(PHDR as u16).to_le_bytes());
+    put(&mut f, 56, &2u16.to_le_bytes());
+    // PT_INTERP
+    let p = EHDR;
+    put(&mut f, p, &3u32.to_le_bytes());
+    put(&mut f, p + 4, &4u32.to_le_bytes());
+    put(&mut f, p + 8, &(path_at as u64).to_le_bytes());
+    put(&mut f, p + 16, &(0x40_0000 + path_at as u64).to_le_bytes());
+    put(&mut f, p + 24, &(0x40_0000 + path_at as u64).to_le_bytes());
+    put(&mut f, p + 32, &filesz.unwrap_or(interp.len() as u64).to_le_bytes());
+    put(&mut f, p + 40, &(interp.len() as u64).to_le_bytes());
+    put(&mut f, p + 48, &1u64.to_le_bytes());
+    // PT_LOAD, R+X, the whole file at 0x400000
+    let p = EHDR + PHDR;
+    put(&mut f, p, &1u32.to_le_bytes());
+    put(&mut f, p + 4, &5u32.to_le_bytes());
+    put(&mut f, p + 16, &0x40_0000u64.to_le_bytes());
+    put(&mut f, p + 24, &0x40_0000u64.to_le_bytes());
+    put(&mut f, p + 32, &len.to_le_bytes());
+    put(&mut f, p + 40, &len.to_le_bytes());
+    put(&mut f, p + 48, &0x1000u64.to_le_bytes());
+    f
+}
+
+/// Writes `elf` as an executable in `dir` and execs it: the errno.
+fn execve_image(dir: &TempDir, elf: &[u8]) -> Errno {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.file("dynamic", elf);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    execve(&cstr(&p), &["dynamic"], &[])
+}
+
+fn execve_with_a_missing_interpreter_is_enoent() {
+    let dir = TempDir::new();
+    let interp = format!("{}\0", dir.join("no-such-ld.so"));
+    assert_eq!(execve_image(&dir, &elf_with_interp(interp.as_bytes(), None)), Errno(ENOENT));
+}
+
+fn execve_with_a_directory_as_interpreter_is_eacces() {
+    let dir = TempDir::new();
+    let interp = format!("{}\0", dir.path.to_str().unwrap());
+    assert_eq!(execve_image(&dir, &elf_with_interp(interp.as_bytes(), None)), Errno(EACCES));
+}
+
+fn execve_with_an_interpreter_path_not_ending_in_nul_is_enoexec() {
+    let dir = TempDir::new();
+    assert_eq!(execve_image(&dir, &elf_with_interp(b"/lib/ld.so", None)), Errno(ENOEXEC));
+}
+
+fn execve_with_a_one_byte_interpreter_path_is_enoexec() {
+    let dir = TempDir::new();
+    assert_eq!(execve_image(&dir, &elf_with_interp(b"\0", None)), Errno(ENOEXEC));
+}
+
+fn execve_with_an_interpreter_path_past_the_end_of_the_file_is_eio() {
+    let dir = TempDir::new();
+    assert_eq!(execve_image(&dir, &elf_with_interp(b"/lib/ld.so\0", Some(64))), Errno(EIO));
 }
 
 fn execve_of_directory_is_eacces() {

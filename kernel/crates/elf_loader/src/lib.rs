@@ -24,8 +24,10 @@
 //!
 //! # Where this deliberately differs from Linux
 //!
-//! * Binaries with `PT_INTERP` are rejected ([`ElfError::Interpreter`]):
-//!   there is no dynamic loader support yet.
+//! * The interpreter named by `PT_INTERP` is loaded by the kernel: this
+//!   crate finds its path ([`ElfInfo::interp`], [`interp_path`]) and sizes
+//!   its image ([`total_mapping_size`]); the kernel picks its address and
+//!   maps it with [`mapping_plan`] like the program.
 //! * An `ET_DYN` without `PT_INTERP` (static-PIE) is placed at
 //!   [`ET_DYN_BASE`] like a PIE with an interpreter. Linux (since commit
 //!   eab09532d400, v4.13) gives such "loaders" a load bias of 0 and lets
@@ -120,9 +122,15 @@ pub mod errno {
     pub const ENOEXEC: i32 = 8;
     /// Bad address.
     pub const EFAULT: i32 = 14;
+    /// I/O error.
+    pub const EIO: i32 = 5;
     /// Invalid argument.
     pub const EINVAL: i32 = 22;
 }
+
+/// `PATH_MAX`: the longest interpreter path `load_elf_binary` accepts,
+/// terminating NUL included.
+pub const PATH_MAX: u64 = 4096;
 
 /// Why an ELF file cannot be executed.
 ///
@@ -158,9 +166,12 @@ pub enum ElfError {
     /// Two `PT_LOAD`s cover the same bytes of memory (sharing a page is
     /// fine). `ENOEXEC` (Linux maps the later one over the earlier one).
     OverlappingSegments,
-    /// `PT_INTERP` present: dynamic binaries are unsupported for now.
-    /// `ENOEXEC`.
-    Interpreter,
+    /// A `PT_INTERP` whose `p_filesz` is below 2 or above [`PATH_MAX`], or
+    /// whose last byte is not NUL. `ENOEXEC`, as in `load_elf_binary`.
+    BadInterpreter,
+    /// A `PT_INTERP` whose bytes extend past the end of the file: Linux's
+    /// `elf_read` of them comes up short. `EIO`.
+    InterpreterPastEof,
     /// A segment or the entry point lies outside `[0, TASK_SIZE)` (before or
     /// after the load bias), or address arithmetic overflows. `EINVAL`
     /// (`BAD_ADDR` / `TASK_SIZE` checks in `load_elf_binary`).
@@ -176,6 +187,7 @@ impl ElfError {
     pub const fn errno(self) -> i32 {
         match self {
             ElfError::BadProgramHeader | ElfError::AddressOverflow | ElfError::MisalignedSegment => errno::EINVAL,
+            ElfError::InterpreterPastEof => errno::EIO,
             _ => errno::ENOEXEC,
         }
     }
@@ -262,6 +274,39 @@ pub struct ElfInfo {
     pub tls: Option<Segment>,
     /// Length of the file; bytes of the last file page past it read as 0.
     pub file_size: u64,
+    /// The first `PT_INTERP` (later ones are ignored, as Linux's loop
+    /// breaks at the first): where in the file the interpreter's path is.
+    pub interp: Option<InterpRef>,
+}
+
+/// Where a `PT_INTERP`'s path lies in the file; [`interp_path`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterpRef {
+    /// `p_offset`.
+    pub offset: u64,
+    /// `p_filesz`, the terminating NUL included.
+    pub len: u64,
+}
+
+/// The interpreter's path from the `len` bytes a [`InterpRef`] points at:
+/// the last must be NUL (`ENOEXEC` otherwise), and the path is the C string
+/// they start with, as `open_exec` reads it (bytes after an earlier NUL are
+/// ignored).
+pub fn interp_path(bytes: &[u8]) -> Result<&[u8], ElfError> {
+    if bytes.last() != Some(&0) {
+        return Err(ElfError::BadInterpreter);
+    }
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Ok(&bytes[..end])
+}
+
+/// `total_mapping_size`: the span from the page start of the lowest
+/// `PT_LOAD` to the end of the highest, the size `load_elf_interp` reserves
+/// with one mmap before placing the segments in it.
+pub fn total_mapping_size(info: &ElfInfo) -> u64 {
+    let min = info.segments.iter().map(|s| page_start(s.vaddr)).min().unwrap_or(0);
+    let max = info.segments.iter().map(|s| s.vaddr.saturating_add(s.memsz)).max().unwrap_or(0);
+    max.saturating_sub(min)
 }
 
 fn field<const N: usize>(b: &[u8], off: u64) -> Result<[u8; N], ElfError> {
@@ -451,10 +496,16 @@ pub fn parse_head(file: &[u8], file_size: u64) -> Result<ElfInfo, ElfError> {
         phdrs.push(Phdr::read(file, phoff + i * PHDR_SIZE)?);
     }
 
-    // First loop of load_elf_binary: PT_INTERP (we refuse it).
-    if phdrs.iter().any(|p| p.p_type == PT_INTERP) {
-        return Err(ElfError::Interpreter);
-    }
+    // First loop of load_elf_binary: the first PT_INTERP, its size checked
+    // before its bytes are read.
+    let interp = match phdrs.iter().find(|p| p.p_type == PT_INTERP) {
+        None => None,
+        Some(p) if p.p_filesz > PATH_MAX || p.p_filesz < 2 => return Err(ElfError::BadInterpreter),
+        Some(p) if p.p_offset.checked_add(p.p_filesz).is_none_or(|end| end > file_size) => {
+            return Err(ElfError::InterpreterPastEof)
+        }
+        Some(p) => Some(InterpRef { offset: p.p_offset, len: p.p_filesz }),
+    };
 
     let mut stack_exec = false;
     let mut tls = None;
@@ -496,6 +547,7 @@ pub fn parse_head(file: &[u8], file_size: u64) -> Result<ElfInfo, ElfError> {
         stack_exec,
         tls,
         file_size,
+        interp,
     };
 
     // With our fixed bias the final addresses are known now: the image and
@@ -790,10 +842,12 @@ pub struct AuxvValues {
     pub egid: u64,
     /// `AT_SECURE`.
     pub secure: bool,
+    /// `AT_BASE`: where the interpreter was loaded (its load bias); 0
+    /// without one.
+    pub interp_base: u64,
 }
 
-/// The auxv entries `create_elf_tables` emits for a binary without
-/// interpreter, in its order (x86_64 `ARCH_DLINFO` first), minus the ones
+/// The auxv entries `create_elf_tables` emits, in its order (x86_64 `ARCH_DLINFO` first), minus the ones
 /// [`build_stack`] adds itself (`AT_RANDOM`, `AT_EXECFN`, `AT_PLATFORM`,
 /// `AT_NULL`). Pass the result as [`StackParams::auxv`]; `build_stack` puts
 /// its entries back in the same places, reproducing Linux's order exactly.
@@ -810,7 +864,7 @@ pub fn exec_auxv(info: &ElfInfo, bias: u64, v: &AuxvValues) -> Vec<(u64, u64)> {
     a.push((AT_PHDR, info.phdr_vaddr.unwrap_or(0).wrapping_add(bias)));
     a.push((AT_PHENT, PHDR_SIZE));
     a.push((AT_PHNUM, u64::from(info.phnum)));
-    a.push((AT_BASE, 0));
+    a.push((AT_BASE, v.interp_base));
     a.push((AT_FLAGS, 0));
     a.push((AT_ENTRY, info.entry.wrapping_add(bias)));
     a.push((AT_UID, v.uid));

@@ -139,13 +139,11 @@ fn parses_host_busybox_static() {
         eprintln!("no /bin/busybox on this host; skipped");
         return;
     };
-    let info = match parse(&file) {
-        Err(ElfError::Interpreter) => {
-            eprintln!("/bin/busybox is dynamically linked; skipped");
-            return;
-        }
-        r => r.expect("busybox parses"),
-    };
+    let info = parse(&file).expect("busybox parses");
+    if info.interp.is_some() {
+        eprintln!("/bin/busybox is dynamically linked; skipped");
+        return;
+    }
     let e_type = u16::from_le_bytes([file[16], file[17]]);
     assert_eq!(info.pie, e_type == ET_DYN);
     assert_eq!(info.phentsize, 56);
@@ -310,13 +308,67 @@ fn phdr_address_falls_back_to_pt_phdr_when_no_load_maps_the_table() {
     assert!(exec_auxv(&info, 0, &auxv_values()).contains(&(AT_PHDR, 0)));
 }
 
+fn interp_ph(offset: u64, filesz: u64) -> Ph {
+    Ph { ty: PT_INTERP, flags: PF_R, offset, vaddr: 0x40_0000 + offset, filesz, memsz: filesz, align: 1 }
+}
+
 #[test]
-fn pt_interp_is_rejected() {
+fn the_first_pt_interp_names_the_interpreter() {
     let mut phs = exec_phs();
-    phs.insert(0, Ph { ty: PT_INTERP, flags: PF_R, offset: 0x200, vaddr: 0x40_0200, filesz: 28, memsz: 28, align: 1 });
+    phs.insert(0, interp_ph(0x200, 28));
+    phs.insert(1, interp_ph(0x300, 10));
+    let info = parse(&build(ET_EXEC, 0x40_0100, &phs, 0x2000)).unwrap();
+    assert_eq!(info.interp, Some(InterpRef { offset: 0x200, len: 28 }));
+}
+
+#[test]
+fn a_static_binary_has_no_interpreter() {
+    assert_eq!(parse(&exec_image()).unwrap().interp, None);
+}
+
+#[test]
+fn a_pt_interp_shorter_than_2_or_longer_than_path_max_is_enoexec() {
+    for len in [0, 1, PATH_MAX + 1] {
+        let mut phs = exec_phs();
+        phs.insert(0, interp_ph(0x200, len));
+        let err = parse(&build(ET_EXEC, 0x40_0100, &phs, 0x4000)).unwrap_err();
+        assert_eq!(err, ElfError::BadInterpreter, "p_filesz {len}");
+        assert_eq!(err.errno(), errno::ENOEXEC);
+    }
+    let mut phs = exec_phs();
+    phs.insert(0, interp_ph(0x200, PATH_MAX));
+    assert!(parse(&build(ET_EXEC, 0x40_0100, &phs, 0x2000 + PATH_MAX as usize)).is_ok());
+}
+
+#[test]
+fn a_pt_interp_past_the_end_of_the_file_is_eio() {
+    let mut phs = exec_phs();
+    phs.insert(0, interp_ph(0x1ff0, 0x20));
     let err = parse(&build(ET_EXEC, 0x40_0100, &phs, 0x2000)).unwrap_err();
-    assert_eq!(err, ElfError::Interpreter);
-    assert_eq!(err.errno(), errno::ENOEXEC);
+    assert_eq!(err, ElfError::InterpreterPastEof);
+    assert_eq!(err.errno(), errno::EIO);
+}
+
+#[test]
+fn the_interpreter_path_must_end_in_nul_and_stops_at_the_first() {
+    assert_eq!(interp_path(b"/lib/ld.so\0"), Ok(&b"/lib/ld.so"[..]));
+    assert_eq!(interp_path(b"/lib/ld\0junk\0"), Ok(&b"/lib/ld"[..]));
+    assert_eq!(interp_path(b"/lib/ld.so"), Err(ElfError::BadInterpreter));
+    assert_eq!(interp_path(b""), Err(ElfError::BadInterpreter));
+}
+
+#[test]
+fn total_mapping_size_spans_the_lowest_page_to_the_highest_end() {
+    // exec_phs: [0x40_0000, 0x40_1800) and [0x40_2e10, 0x40_4e10).
+    assert_eq!(total_mapping_size(&parse(&exec_image()).unwrap()), 0x4e10);
+}
+
+#[test]
+fn at_base_is_the_interpreter_load_address() {
+    let info = parse(&exec_image()).unwrap();
+    let v = AuxvValues { interp_base: 0x7fff_f7fc_3000, ..auxv_values() };
+    assert!(exec_auxv(&info, 0, &v).contains(&(AT_BASE, 0x7fff_f7fc_3000)));
+    assert!(exec_auxv(&info, 0, &auxv_values()).contains(&(AT_BASE, 0)));
 }
 
 #[test]
@@ -370,7 +422,7 @@ fn format_errors_map_to_enoexec_and_mapping_errors_to_einval() {
         Truncated,
         NoLoadSegments,
         OverlappingSegments,
-        Interpreter,
+        BadInterpreter,
     ] {
         assert_eq!(e.errno(), errno::ENOEXEC, "{e:?}");
     }
@@ -714,6 +766,7 @@ fn auxv_values() -> AuxvValues {
         gid: 0,
         egid: 0,
         secure: false,
+        interp_base: 0,
     }
 }
 
