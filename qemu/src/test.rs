@@ -13,7 +13,7 @@
 use crate::qemu::{self, QemuConfig, QemuExit};
 use crate::{build_kernel, qemu_config, target_dir, user, write_initramfs, Options};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -665,6 +665,43 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
     }
 }
 
+/// The dynamically linked C programs (`user_tests/c_dynamic`): each runs on the host, then
+/// as init in our kernel with musl's loader at the path its `PT_INTERP` names, and must
+/// exit 0 with its `: ok` line both times.
+fn dynamic_exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    println!("== cargo xtask exec of dynamically linked programs");
+    for (name, program) in &ut.c_dynamic {
+        let expect = format!("{name}: ");
+        let ok = |out: &str| out.lines().any(|l| l.starts_with(&expect) && l.ends_with(": ok"));
+        let host = (|| {
+            let out = Command::new(program).arg("host").output().map_err(|e| format!("{}: {e}", program.display()))?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() || !ok(&stdout) {
+                return Err(format!("{}: {stdout}{}", out.status, String::from_utf8_lossy(&out.stderr)));
+            }
+            Ok(())
+        })();
+        t.record(&format!("host: {name}"), host);
+        let result = (|| {
+            let initrd = target_dir().join("xtask").join("exec-dynamic.cpio");
+            let loader = (PathBuf::from(user::MUSL_LOADER), user::MUSL_LOADER.trim_start_matches('/').to_string());
+            let cmdline = crate::prepare_exec(&program.to_string_lossy(), &["guest".to_string()], &[loader], &initrd)?;
+            let mut cfg = qemu_config(kernel, o);
+            cfg.initrd = Some(initrd);
+            cfg.cmdline = cmdline;
+            cfg.echo = false;
+            cfg.timeout = Duration::from_secs(120);
+            let r = qemu::run(&cfg)?;
+            let status = crate::init_exit_status(&r.output);
+            if r.exit != QemuExit::Success || status != Some(0) || !ok(&r.output) {
+                return Err(format!("exit {:?}, status {status:?}\n{}", r.exit, r.output));
+            }
+            crate::leak::verdict(&r.output).map_err(|e| format!("{e}\n{}", r.output))
+        })();
+        t.record(&format!("exec: {name}, linked dynamically against musl"), result);
+    }
+}
+
 /// CPUs of `cargo xtask test`'s boots (ours and the Linux guest's) without `--smp`: the
 /// suite checks SMP code paths on every run, at the host's typical core count.
 pub const TEST_DEFAULT_SMP: u32 = 2;
@@ -702,6 +739,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     smoke(&mut t, &kernel, o);
     if let Ok(ut) = &ut {
         exec_checks(&mut t, &kernel, o, ut);
+        dynamic_exec_checks(&mut t, &kernel, o, ut);
         let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected.in_kernel());
         user_tests_on_linux_guest(&mut t, o, ut, &expected.host, &verdicts);
         user_tests_with_pt_share(&mut t, &kernel, o, ut, &verdicts);

@@ -24,7 +24,14 @@ pub struct UserTests {
     pub fuzz: PathBuf,
     /// (name, path) of each static C program, sorted by name.
     pub c_programs: Vec<(String, PathBuf)>,
+    /// (name, path) of each C program of `user_tests/c_dynamic`, linked dynamically against
+    /// musl: it needs [`MUSL_LOADER`] at its path in the guest.
+    pub c_dynamic: Vec<(String, PathBuf)>,
 }
+
+/// The interpreter musl-gcc's dynamic programs name in `PT_INTERP`, on the host and, where
+/// they run, in the guest.
+pub const MUSL_LOADER: &str = "/lib/ld-musl-x86_64.so.1";
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
 
@@ -70,34 +77,44 @@ pub fn build_user_tests() -> Result<UserTests, String> {
     }
     let init = bin_dir.join("init");
     let fuzz = bin_dir.join("fuzz");
-    let mut c_programs = Vec::new();
-    let c_sources = source_stems(&src.join("c"), "c")?;
-    if !c_sources.is_empty() {
-        ensure_musl_gcc()?;
-        let out_dir = crate::target_dir().join("user_tests_c");
-        std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-        for name in c_sources {
-            let source = src.join("c").join(format!("{name}.c"));
-            let out = out_dir.join(&name);
-            let st = Command::new("musl-gcc")
-                .args(["-static", "-O2", "-Wall", "-Wextra", "-o"])
-                .arg(&out)
-                .arg(&source)
-                .status()
-                .map_err(|e| format!("musl-gcc: {e}"))?;
-            if !st.success() {
-                return Err(format!("musl-gcc failed on {}", source.display()));
-            }
-            c_programs.push((name, out));
-        }
-    }
-    let built = tests.iter().chain(&c_programs).map(|(_, p)| p);
+    let c_programs = build_c_programs(&src.join("c"), "user_tests_c", &["-static"])?;
+    let c_dynamic = build_c_programs(&src.join("c_dynamic"), "user_tests_c_dynamic", &[])?;
+    let built = tests.iter().chain(&c_programs).chain(&c_dynamic).map(|(_, p)| p);
     for p in built.chain([&init, &fuzz]) {
         if !p.is_file() {
             return Err(format!("{} was not built", p.display()));
         }
     }
-    Ok(UserTests { tests, init, fuzz, c_programs })
+    Ok(UserTests { tests, init, fuzz, c_programs, c_dynamic })
+}
+
+/// Builds each C source of `dir` with musl-gcc -O2 and `flags` into `out` under the target
+/// directory: (name, path) sorted by name.
+fn build_c_programs(dir: &Path, out: &str, flags: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut built = Vec::new();
+    let sources = source_stems(dir, "c")?;
+    if sources.is_empty() {
+        return Ok(built);
+    }
+    ensure_musl_gcc()?;
+    let out_dir = crate::target_dir().join(out);
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    for name in sources {
+        let source = dir.join(format!("{name}.c"));
+        let out = out_dir.join(&name);
+        let st = Command::new("musl-gcc")
+            .args(flags)
+            .args(["-O2", "-Wall", "-Wextra", "-o"])
+            .arg(&out)
+            .arg(&source)
+            .status()
+            .map_err(|e| format!("musl-gcc: {e}"))?;
+        if !st.success() {
+            return Err(format!("musl-gcc failed on {}", source.display()));
+        }
+        built.push((name, out));
+    }
+    Ok(built)
 }
 
 /// What the host run found.

@@ -105,7 +105,11 @@ fn read_head(inode: &Arc<dyn Inode>, limit: usize) -> KResult<Vec<u8>> {
 /// The interpreter a program's `PT_INTERP` names, read and opened as `load_elf_binary`
 /// does: its bytes (EIO when the file ends first), the terminating NUL (ENOEXEC), then
 /// `open_exec` of the path, with its errors (ENOENT, EACCES, ...).
-fn open_interpreter(t: &Task, program: &Arc<dyn Inode>, interp: elf_loader::InterpRef) -> KResult<Arc<dyn Inode>> {
+fn open_interpreter(
+    t: &Task,
+    program: &Arc<dyn Inode>,
+    interp: elf_loader::InterpRef,
+) -> KResult<(Arc<dyn Inode>, Vec<u8>)> {
     let mut bytes = vec![0u8; interp.len as usize];
     let mut done = 0;
     while done < bytes.len() {
@@ -116,7 +120,85 @@ fn open_interpreter(t: &Task, program: &Arc<dyn Inode>, interp: elf_loader::Inte
         done += n;
     }
     let path = elf_loader::interp_path(&bytes).map_err(|e| Errno(e.errno()))?;
-    open_exec(t, path)
+    Ok((open_exec(t, path)?, path.to_vec()))
+}
+
+/// The interpreter's headers, checked as `load_elf_binary` checks them before the point of
+/// no return: fewer than an ELF header's 64 bytes is EIO (the read comes up short); anything
+/// else this loader refuses is ELIBBAD. The file comes back open, for its mappings to hold.
+fn load_interp_headers(
+    (inode, path): (Arc<dyn Inode>, Vec<u8>),
+) -> KResult<(Arc<crate::fs::file::File>, elf_loader::ElfInfo)> {
+    let size = inode.metadata().size;
+    let head = read_head(&inode, HEAD_BYTES)?;
+    if head.len() < 64 {
+        return Err(EIO);
+    }
+    let info = match elf_loader::parse_head(&head, size) {
+        Err(elf_loader::ElfError::Truncated) if (head.len() as u64) < size => {
+            elf_loader::parse(&read_head(&inode, usize::MAX)?)
+        }
+        r => r,
+    }
+    .map_err(|_| ELIBBAD)?;
+    let file = crate::fs::file::File::new(
+        crate::fs::file::FileKind::Inode(inode),
+        crate::fs::file::O_RDONLY,
+        alloc::string::String::from_utf8_lossy(&path).into_owned(),
+    );
+    Ok((file, info))
+}
+
+/// Maps an image's plan (`elf_map` and `elf_load`): its file pages from `file`, its bss
+/// anonymous, over whatever was there.
+fn map_plan(
+    inner: &mut crate::mm::address_space::MmInner,
+    mm: &MmStruct,
+    plan: &[elf_loader::MapStep],
+    file: &Arc<crate::fs::file::File>,
+) {
+    for step in plan {
+        let tlb = crate::mm::tlb::MmuGather::for_mm(mm);
+        inner.unmap_region(&tlb, mm, step.start, step.end);
+        if step.file_end > step.start {
+            inner.insert_vma(Vma {
+                live: crate::leak::VMAS.live(),
+                start: step.start,
+                end: step.file_end,
+                prot: prot(step.prot),
+                flags: accountable(prot(step.prot)) | VmFlags::MAYWRITE,
+                pgoff: step.file_offset / PAGE_SIZE,
+                backend: Backend::File(file.clone()),
+                ops: None,
+            });
+        }
+        if step.end > step.file_end {
+            inner.insert_vma(Vma {
+                live: crate::leak::VMAS.live(),
+                start: step.file_end,
+                end: step.end,
+                prot: prot(step.anon_prot),
+                flags: accountable(prot(step.anon_prot)) | VmFlags::MAYWRITE,
+                pgoff: 0,
+                backend: Backend::Anonymous,
+                ops: None,
+            });
+        }
+    }
+}
+
+/// `padzero`: the file bytes past `p_filesz` in an image's last file page read as zero.
+fn zero_tails(mm: &MmStruct, plan: &[elf_loader::MapStep]) -> KResult<()> {
+    for step in plan {
+        let (zs, ze) = step.zero_tail();
+        if ze > zs && step.file_len < step.file_end - step.start {
+            let r = crate::mm::usercopy::clear_user(mm, zs, (ze - zs) as usize);
+            if step.prot.write {
+                r?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `#!interp [arg]` (Linux's binfmt_script): the interpreter, its optional argument.
@@ -214,24 +296,41 @@ pub fn exec_into(
         r => r,
     }
     .map_err(|e| Errno(e.errno()))?;
-    if let Some(interp) = info.interp {
-        open_interpreter(t, &inode, interp)?;
-        // Mapping the interpreter is not built: a dynamically linked program is refused, as
-        // before `PT_INTERP` was read at all, once its interpreter was found as Linux finds it.
-        static LOGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-        if !LOGGED.swap(true, Ordering::Relaxed) {
-            log::warn!("execve of a dynamically linked program: no interpreter loading yet (ENOEXEC)");
-        }
-        return Err(ENOEXEC);
-    }
     let bias = elf_loader::load_bias(&info);
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);
+    let interp = match info.interp {
+        Some(r) => Some(load_interp_headers(open_interpreter(t, &inode, r)?)?),
+        None => None,
+    };
 
     let (readable, (creds, secure)) = {
         // A copy: the file's metadata lock is outside the credentials'.
         let c = t.process.creds.lock().clone();
         (inode_permission(&c, &inode, MAY_READ).is_ok(), exec_creds(&c, &inode.metadata()))
+    };
+    let mm = MmStruct::new().ok_or(ENOMEM)?;
+    // The program, then the interpreter where the top-down search puts its whole span
+    // (`load_elf_interp`: one mapping without MAP_FIXED, then the segments in it).
+    let interp_plan = {
+        let mut inner = mm.mmap_lock.write();
+        map_plan(&mut inner, &mm, &plan, &exec_file);
+        match &interp {
+            None => None,
+            Some((ifile, iinfo)) => {
+                let ibias = if iinfo.pie {
+                    let span = elf_loader::total_mapping_size(iinfo).next_multiple_of(PAGE_SIZE);
+                    let start = inner.find_free_area(span, crate::mm::address_space::MMAP_BASE).ok_or(ENOMEM)?;
+                    let first = iinfo.segments[0].vaddr & !(PAGE_SIZE - 1);
+                    start.wrapping_sub(first)
+                } else {
+                    0
+                };
+                let iplan = elf_loader::mapping_plan(iinfo, ibias).map_err(|_| ELIBBAD)?;
+                map_plan(&mut inner, &mm, &iplan, ifile);
+                Some((ibias, iplan))
+            }
+        }
     };
     let auxv = elf_loader::exec_auxv(
         &info,
@@ -247,7 +346,7 @@ pub fn exec_into(
             gid: creds.gid as u64,
             egid: creds.egid as u64,
             secure,
-            interp_base: 0,
+            interp_base: interp_plan.as_ref().map_or(0, |(ibias, _)| *ibias),
         },
     );
     let mut random = [0u8; 16];
@@ -268,37 +367,8 @@ pub fn exec_into(
         elf_loader::StackError::AddressOverflow => EFAULT,
         _ => EINVAL,
     })?;
-    let mm = MmStruct::new().ok_or(ENOMEM)?;
     {
         let mut inner = mm.mmap_lock.write();
-        for step in &plan {
-            let tlb = crate::mm::tlb::MmuGather::for_mm(&mm);
-            inner.unmap_region(&tlb, &mm, step.start, step.end);
-            if step.file_end > step.start {
-                inner.insert_vma(Vma {
-                    live: crate::leak::VMAS.live(),
-                    start: step.start,
-                    end: step.file_end,
-                    prot: prot(step.prot),
-                    flags: accountable(prot(step.prot)) | VmFlags::MAYWRITE,
-                    pgoff: step.file_offset / PAGE_SIZE,
-                    backend: Backend::File(exec_file.clone()),
-                    ops: None,
-                });
-            }
-            if step.end > step.file_end {
-                inner.insert_vma(Vma {
-                    live: crate::leak::VMAS.live(),
-                    start: step.file_end,
-                    end: step.end,
-                    prot: prot(step.anon_prot),
-                    flags: accountable(prot(step.anon_prot)) | VmFlags::MAYWRITE,
-                    pgoff: 0,
-                    backend: Backend::Anonymous,
-                    ops: None,
-                });
-            }
-        }
         // The stack starts small and grows on faults below it (VM_GROWSDOWN),
         // up to RLIMIT_STACK, as Linux's setup_arg_pages leaves it: the
         // argument pages plus 128 KiB.
@@ -313,20 +383,14 @@ pub fn exec_into(
             backend: Backend::Anonymous,
             ops: None,
         });
+        // The program's: the interpreter's bss does not move it.
         let brk = elf_loader::brk_start(&info, bias);
         inner.start_brk = brk;
         inner.brk = brk;
     }
-    // padzero: the file bytes past p_filesz in the last file page read as zero.
-    for step in &plan {
-        let (zs, ze) = step.zero_tail();
-        if ze > zs && step.file_len < step.file_end - step.start {
-            let writable = step.prot.write;
-            let r = crate::mm::usercopy::clear_user(&mm, zs, (ze - zs) as usize);
-            if writable {
-                r?;
-            }
-        }
+    zero_tails(&mm, &plan)?;
+    if let Some((_, iplan)) = &interp_plan {
+        zero_tails(&mm, iplan)?;
     }
 
     crate::mm::usercopy::copy_to_user(&mm, image.sp, &image.bytes)?;
@@ -372,7 +436,10 @@ pub fn exec_into(
         c.complete();
     }
     *frame = TrapFrame {
-        rip: info.entry.wrapping_add(bias),
+        rip: match (&interp, &interp_plan) {
+            (Some((_, iinfo)), Some((ibias, _))) => iinfo.entry.wrapping_add(*ibias),
+            _ => info.entry.wrapping_add(bias),
+        },
         rsp: image.sp,
         rflags: 0x202,
         cs: 0x23,

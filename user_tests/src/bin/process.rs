@@ -57,6 +57,8 @@ fn main() {
             execve_with_an_interpreter_path_not_ending_in_nul_is_enoexec,
             execve_with_a_one_byte_interpreter_path_is_enoexec,
             execve_with_an_interpreter_path_past_the_end_of_the_file_is_eio,
+            execve_with_an_interpreter_shorter_than_an_elf_header_is_eio,
+            execve_with_an_interpreter_that_is_not_elf_is_elibbad,
             execve_of_directory_is_eacces,
             execve_with_bad_path_pointer_is_efault,
             exit_group_from_secondary_thread_ends_process,
@@ -697,6 +699,26 @@ fn execve_with_a_one_byte_interpreter_path_is_enoexec() {
 fn execve_with_an_interpreter_path_past_the_end_of_the_file_is_eio() {
     let dir = TempDir::new();
     assert_eq!(execve_image(&dir, &elf_with_interp(b"/lib/ld.so\0", Some(64))), Errno(EIO));
+}
+
+/// An executable file `name` in `dir` holding `data`: the interpreter path for its PT_INTERP.
+fn interpreter_file(dir: &TempDir, name: &str, data: &[u8]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.file(name, data);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{p}\0")
+}
+
+fn execve_with_an_interpreter_shorter_than_an_elf_header_is_eio() {
+    let dir = TempDir::new();
+    let interp = interpreter_file(&dir, "short-ld.so", b"\x7fELF\x02\x01\x01");
+    assert_eq!(execve_image(&dir, &elf_with_interp(interp.as_bytes(), None)), Errno(EIO));
+}
+
+fn execve_with_an_interpreter_that_is_not_elf_is_elibbad() {
+    let dir = TempDir::new();
+    let interp = interpreter_file(&dir, "garbage-ld.so", &[b'x'; 256]);
+    assert_eq!(execve_image(&dir, &elf_with_interp(interp.as_bytes(), None)), Errno(ELIBBAD));
 }
 
 fn execve_of_directory_is_eacces() {

@@ -2,7 +2,8 @@
 //! (Linux 6.6) loads them.
 //!
 //! The kernel runs unmodified static Linux binaries (musl static, Rust
-//! static-PIE, Debian busybox-static), and those binaries' start-up code
+//! static-PIE, Debian busybox-static) and dynamically linked ones through
+//! their interpreter, and those binaries' start-up code
 //! (`_start`, `__libc_start_main`, `__init_libc`, musl's `_dlstart_c`, glibc's
 //! `_dl_relocate_static_pie`) reads the program headers through `AT_PHDR`,
 //! seeds its PRNG/stack protector from `AT_RANDOM`, finds `argv`/`envp`/auxv
