@@ -643,26 +643,47 @@ fn exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) 
         ),
     ];
     for (name, program, args, expect) in cases {
-        let result = (|| {
-            let program = program.ok_or("program not built")?;
-            let initrd = target_dir().join("xtask").join("exec-check.cpio");
+        let result = program.ok_or_else(|| "program not built".to_string()).and_then(|program| {
             let extra = [(smoke_script.clone(), "busybox_smoke.sh".to_string())];
-            let cmdline = crate::prepare_exec(&program, &args, &extra, &initrd)?;
-            let mut cfg = qemu_config(kernel, o);
-            cfg.initrd = Some(initrd);
-            cfg.cmdline = cmdline;
-            cfg.echo = false;
-            cfg.timeout = Duration::from_secs(120);
-            let r = qemu::run(&cfg)?;
-            let status = crate::init_exit_status(&r.output);
-            let missing: Vec<_> = expect.iter().filter(|e| !r.output.contains(*e)).collect();
-            if r.exit != QemuExit::Success || status != Some(0) || !missing.is_empty() {
-                return Err(format!("exit {:?}, status {status:?}, missing {missing:?}\n{}", r.exit, r.output));
-            }
-            crate::leak::verdict(&r.output).map_err(|e| format!("{e}\n{}", r.output))
-        })();
+            exec_boot(kernel, o, &program, &args, &extra, "exec-check.cpio", |out| {
+                let missing: Vec<_> = expect.iter().filter(|e| !out.contains(*e)).collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("missing {missing:?}"))
+                }
+            })
+        });
         t.record(&format!("exec: {name}"), result);
     }
+}
+
+/// Boots `program` as init with `args` and the `extra` files (initramfs `initrd` under the
+/// xtask directory): it must exit 0, `judge` must accept the console, and the leak check
+/// must be clean.
+fn exec_boot(
+    kernel: &Path,
+    o: &Options,
+    program: &str,
+    args: &[String],
+    extra: &[(PathBuf, String)],
+    initrd: &str,
+    judge: impl Fn(&str) -> Result<(), String>,
+) -> Result<(), String> {
+    let initrd = target_dir().join("xtask").join(initrd);
+    let cmdline = crate::prepare_exec(program, args, extra, &initrd)?;
+    let mut cfg = qemu_config(kernel, o);
+    cfg.initrd = Some(initrd);
+    cfg.cmdline = cmdline;
+    cfg.echo = false;
+    cfg.timeout = Duration::from_secs(120);
+    let r = qemu::run(&cfg)?;
+    let status = crate::init_exit_status(&r.output);
+    let judged = judge(&r.output);
+    if r.exit != QemuExit::Success || status != Some(0) || judged.is_err() {
+        return Err(format!("exit {:?}, status {status:?}, {judged:?}\n{}", r.exit, r.output));
+    }
+    crate::leak::verdict(&r.output).map_err(|e| format!("{e}\n{}", r.output))
 }
 
 /// The dynamically linked C programs (`user_tests/c_dynamic`): each runs on the host, then
@@ -682,22 +703,15 @@ fn dynamic_exec_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::Use
             Ok(())
         })();
         t.record(&format!("host: {name}"), host);
-        let result = (|| {
-            let initrd = target_dir().join("xtask").join("exec-dynamic.cpio");
-            let loader = (PathBuf::from(user::MUSL_LOADER), user::MUSL_LOADER.trim_start_matches('/').to_string());
-            let cmdline = crate::prepare_exec(&program.to_string_lossy(), &["guest".to_string()], &[loader], &initrd)?;
-            let mut cfg = qemu_config(kernel, o);
-            cfg.initrd = Some(initrd);
-            cfg.cmdline = cmdline;
-            cfg.echo = false;
-            cfg.timeout = Duration::from_secs(120);
-            let r = qemu::run(&cfg)?;
-            let status = crate::init_exit_status(&r.output);
-            if r.exit != QemuExit::Success || status != Some(0) || !ok(&r.output) {
-                return Err(format!("exit {:?}, status {status:?}\n{}", r.exit, r.output));
+        let loader = (PathBuf::from(user::MUSL_LOADER), user::MUSL_LOADER.trim_start_matches('/').to_string());
+        let args = ["guest".to_string()];
+        let result = exec_boot(kernel, o, &program.to_string_lossy(), &args, &[loader], "exec-dynamic.cpio", |out| {
+            if ok(out) {
+                Ok(())
+            } else {
+                Err("no `: ok` line".into())
             }
-            crate::leak::verdict(&r.output).map_err(|e| format!("{e}\n{}", r.output))
-        })();
+        });
         t.record(&format!("exec: {name}, linked dynamically against musl"), result);
     }
 }

@@ -35,7 +35,8 @@
 //! GiB's 262,144 pages), and hands the turn on. The last child also times fork+exit+wait
 //! of itself, a process with the region mapped. All N stay alive until the last has
 //! touched; the parent then reads `PageTables` of /proc/meminfo, and times the teardown
-//! (telling every child to exit and reaping them all). Turns and results go through a separate shared page with futexes.
+//! (telling every child to exit and reaping them all). Turns and results go through a
+//! separate shared page with futexes.
 //!
 //! Output: one line `@bench pt_sharing kernel=... backing=... access=... region_bytes=...
 //! procs=... pt_bytes_total=... pt_bytes_per_proc=... ...` (every field is described in
@@ -129,6 +130,7 @@ struct Slot {
     cycles: AtomicU64,
     /// Cycles of a second pass over the region, already mapped.
     retouch_cycles: AtomicU64,
+    /// Cycles of a third pass, after the process emptied its TLB.
     retouch_cold_cycles: AtomicU64,
 }
 

@@ -129,24 +129,33 @@ fn open_interpreter(
 fn load_interp_headers(
     (inode, path): (Arc<dyn Inode>, Vec<u8>),
 ) -> KResult<(Arc<crate::fs::file::File>, elf_loader::ElfInfo)> {
-    let size = inode.metadata().size;
     let head = read_head(&inode, HEAD_BYTES)?;
     if head.len() < 64 {
         return Err(EIO);
     }
-    let info = match elf_loader::parse_head(&head, size) {
+    let info = parse_image(&inode, &head)?.map_err(|_| ELIBBAD)?;
+    Ok((image_file(inode, &path), info))
+}
+
+/// The ELF headers of an executable from its first bytes `head`, or from the whole file
+/// when its program headers lie beyond them (unusual).
+fn parse_image(inode: &Arc<dyn Inode>, head: &[u8]) -> KResult<Result<elf_loader::ElfInfo, elf_loader::ElfError>> {
+    let size = inode.metadata().size;
+    Ok(match elf_loader::parse_head(head, size) {
         Err(elf_loader::ElfError::Truncated) if (head.len() as u64) < size => {
-            elf_loader::parse(&read_head(&inode, usize::MAX)?)
+            elf_loader::parse(&read_head(inode, usize::MAX)?)
         }
         r => r,
-    }
-    .map_err(|_| ELIBBAD)?;
-    let file = crate::fs::file::File::new(
+    })
+}
+
+/// The file an image's mappings hold open, as Linux's VMAs hold `vm_file`.
+fn image_file(inode: Arc<dyn Inode>, path: &[u8]) -> Arc<crate::fs::file::File> {
+    crate::fs::file::File::new(
         crate::fs::file::FileKind::Inode(inode),
         crate::fs::file::O_RDONLY,
-        alloc::string::String::from_utf8_lossy(&path).into_owned(),
-    );
-    Ok((file, info))
+        alloc::string::String::from_utf8_lossy(path).into_owned(),
+    )
 }
 
 /// Maps an image's plan (`elf_map` and `elf_load`): its file pages from `file`, its bss
@@ -281,21 +290,8 @@ pub fn exec_into(
             None => break (inode, data),
         }
     };
-    // The mappings of the image hold the executable open, as Linux's VMAs hold vm_file.
-    let exec_file = crate::fs::file::File::new(
-        crate::fs::file::FileKind::Inode(inode.clone()),
-        crate::fs::file::O_RDONLY,
-        alloc::string::String::from_utf8_lossy(&path).into_owned(),
-    );
-    let file_size = inode.metadata().size;
-    let info = match elf_loader::parse_head(&data, file_size) {
-        // Program headers past the first bytes (unusual): read the whole file.
-        Err(elf_loader::ElfError::Truncated) if (data.len() as u64) < file_size => {
-            elf_loader::parse(&read_head(&inode, usize::MAX)?)
-        }
-        r => r,
-    }
-    .map_err(|e| Errno(e.errno()))?;
+    let exec_file = image_file(inode.clone(), &path);
+    let info = parse_image(&inode, &data)?.map_err(|e| Errno(e.errno()))?;
     let bias = elf_loader::load_bias(&info);
     let plan = elf_loader::mapping_plan(&info, bias).map_err(|e| Errno(e.errno()))?;
     drop(data);
@@ -311,7 +307,8 @@ pub fn exec_into(
     };
     let mm = MmStruct::new().ok_or(ENOMEM)?;
     // The program, then the interpreter where the top-down search puts its whole span
-    // (`load_elf_interp`: one mapping without MAP_FIXED, then the segments in it).
+    // (`load_elf_interp`: one mapping without MAP_FIXED, then the segments in it): its
+    // bias, its plan and the entry the process starts at.
     let interp_plan = {
         let mut inner = mm.mmap_lock.write();
         map_plan(&mut inner, &mm, &plan, &exec_file);
@@ -328,7 +325,7 @@ pub fn exec_into(
                 };
                 let iplan = elf_loader::mapping_plan(iinfo, ibias).map_err(|_| ELIBBAD)?;
                 map_plan(&mut inner, &mm, &iplan, ifile);
-                Some((ibias, iplan))
+                Some((ibias, iplan, iinfo.entry.wrapping_add(ibias)))
             }
         }
     };
@@ -346,7 +343,7 @@ pub fn exec_into(
             gid: creds.gid as u64,
             egid: creds.egid as u64,
             secure,
-            interp_base: interp_plan.as_ref().map_or(0, |(ibias, _)| *ibias),
+            interp_base: interp_plan.as_ref().map_or(0, |(ibias, _, _)| *ibias),
         },
     );
     let mut random = [0u8; 16];
@@ -389,7 +386,7 @@ pub fn exec_into(
         inner.brk = brk;
     }
     zero_tails(&mm, &plan)?;
-    if let Some((_, iplan)) = &interp_plan {
+    if let Some((_, iplan, _)) = &interp_plan {
         zero_tails(&mm, iplan)?;
     }
 
@@ -436,10 +433,7 @@ pub fn exec_into(
         c.complete();
     }
     *frame = TrapFrame {
-        rip: match (&interp, &interp_plan) {
-            (Some((_, iinfo)), Some((ibias, _))) => iinfo.entry.wrapping_add(*ibias),
-            _ => info.entry.wrapping_add(bias),
-        },
+        rip: interp_plan.as_ref().map_or(info.entry.wrapping_add(bias), |(_, _, entry)| *entry),
         rsp: image.sp,
         rflags: 0x202,
         cs: 0x23,

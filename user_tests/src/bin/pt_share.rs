@@ -733,14 +733,17 @@ fn no_sharer_on_any_cpu_reaches_a_page_after_truncation_returns_stale() {
     assert_no_stale(ctl, rounds);
 }
 
-fn no_thread_on_any_cpu_writes_a_page_after_mprotect_unshares_it_stale() {
+/// Threads on every CPU write their bytes of the page at the start of a shared slot while
+/// `change(slot)` takes the page away from this address space, unsharing the slot first (a
+/// second process keeps the shared table in use). After the call returns, every access must
+/// fault with SIGSEGV `code`, and no write may reach the file (read with pread).
+fn threads_race_an_unsharing_change(code: i32, mut change: impl FnMut(usize)) {
     use std::sync::atomic::Ordering::Relaxed;
     let _on = sharing_on();
     let ctl = user_tests::shared_words(word::COUNT);
     let size = 4 * MIB;
     let (fd, a) = filled(size, 1);
     let slot = a + 2 * MIB;
-    // A second process keeps the slot's shared table in use while this one unshares it.
     let (r, w) = user_tests::pipe(O_CLOEXEC).unwrap();
     let keeper = fork_child(|| {
         load_byte(slot);
@@ -754,21 +757,23 @@ fn no_thread_on_any_cpu_writes_a_page_after_mprotect_unshares_it_stale() {
         .map(|t| {
             let ctl: &'static [std::sync::atomic::AtomicU64] = ctl;
             std::thread::spawn(move || {
-                let accerr = |p: user_tests::probe::Probe| {
-                    p.signal == SIGSEGV as u64 && p.value == user_tests::SEGV_ACCERR as u64
-                };
-                stale_accessor(slot + t * SLOT, t, ctl, true, accerr);
+                let faulted = |p: user_tests::probe::Probe| p.signal == SIGSEGV as u64 && p.value == code as u64;
+                stale_accessor(slot + t * SLOT, t, ctl, true, faulted);
             })
         })
         .collect();
-    // The accessors' bytes as read once mprotect returned: one that changes after that
-    // was written through the old graft.
-    let snapshot = std::cell::RefCell::new(vec![0u8; threads]);
+    // The accessors' bytes in the file once the change returned: one that changes after
+    // that was written through the old graft.
+    let file_bytes = || -> Vec<u8> {
+        let mut page = vec![0u8; PAGE];
+        let got = sys!(SYS_pread64, fd, page.as_mut_ptr(), PAGE, 2 * MIB as i64).expect("pread");
+        assert_eq!(got as usize, PAGE);
+        (0..threads).map(|t| page[t * SLOT]).collect()
+    };
+    let snapshot = std::cell::RefCell::new(Vec::new());
     let check = || {
-        for (t, &v) in snapshot.borrow().iter().enumerate() {
-            if load_byte(slot + t * SLOT) != v {
-                ctl[word::STALE].fetch_add(1, Relaxed);
-            }
+        if *snapshot.borrow() != file_bytes() {
+            ctl[word::STALE].fetch_add(1, Relaxed);
         }
     };
     let rounds = stale_rounds(
@@ -781,11 +786,8 @@ fn no_thread_on_any_cpu_writes_a_page_after_mprotect_unshares_it_stale() {
             assert_eq!(b, slot);
         },
         || {
-            // The page becomes read-only for this process, its slot unshared first.
-            sys!(SYS_mprotect, slot, PAGE, PROT_READ).expect("mprotect");
-            for (t, v) in snapshot.borrow_mut().iter_mut().enumerate() {
-                *v = load_byte(slot + t * SLOT);
-            }
+            change(slot);
+            *snapshot.borrow_mut() = file_bytes();
         },
     );
     for h in accessors {
@@ -801,83 +803,26 @@ fn no_thread_on_any_cpu_writes_a_page_after_mprotect_unshares_it_stale() {
     assert_no_stale(ctl, rounds);
 }
 
+fn no_thread_on_any_cpu_writes_a_page_after_mprotect_unshares_it_stale() {
+    // The page becomes read-only for this process, its slot unshared first.
+    threads_race_an_unsharing_change(user_tests::SEGV_ACCERR, |slot| {
+        sys!(SYS_mprotect, slot, PAGE, PROT_READ).expect("mprotect");
+    });
+}
+
 fn no_thread_on_any_cpu_reaches_a_page_after_munmap_or_mremap_unshares_it_stale() {
-    use std::sync::atomic::Ordering::Relaxed;
-    let _on = sharing_on();
-    let ctl = user_tests::shared_words(word::COUNT);
-    let size = 4 * MIB;
-    let (fd, a) = filled(size, 1);
-    let slot = a + 2 * MIB;
     // Where mremap moves the page to, reserved so that MREMAP_FIXED replaces only it.
     let dest = mmap(0, 2 * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0).unwrap();
-    // A second process keeps the slot's shared table in use while this one unshares it.
-    let (r, w) = user_tests::pipe(O_CLOEXEC).unwrap();
-    let keeper = fork_child(|| {
-        load_byte(slot);
-        let mut b = [0u8];
-        let _ = user_tests::read(r, &mut b);
-        0
-    });
-    user_tests::probe::install_probe_handler();
-    let threads = online_cpus().clamp(2, 32);
-    let accessors: Vec<std::thread::JoinHandle<()>> = (0..threads)
-        .map(|t| {
-            let ctl: &'static [std::sync::atomic::AtomicU64] = ctl;
-            std::thread::spawn(move || {
-                let maperr = |p: user_tests::probe::Probe| {
-                    p.signal == SIGSEGV as u64 && p.value == user_tests::SEGV_MAPERR as u64
-                };
-                stale_accessor(slot + t * SLOT, t, ctl, true, maperr);
-            })
-        })
-        .collect();
-    // The accessors' bytes in the file once the call returned: one that changes after that
-    // was written through the old graft.
-    let file_bytes = || -> Vec<u8> {
-        let mut page = vec![0u8; PAGE];
-        let got = sys!(SYS_pread64, fd, page.as_mut_ptr(), PAGE, 2 * MIB as i64).expect("pread");
-        assert_eq!(got as usize, PAGE);
-        (0..threads).map(|t| page[t * SLOT]).collect()
-    };
-    let snapshot = std::cell::RefCell::new(Vec::new());
-    let check = || {
-        if *snapshot.borrow() != file_bytes() {
-            ctl[word::STALE].fetch_add(1, Relaxed);
+    // The page goes from this address: unmapped in odd rounds, moved away in even ones.
+    let mut round = 0u64;
+    threads_race_an_unsharing_change(user_tests::SEGV_MAPERR, |slot| {
+        round += 1;
+        if round % 2 == 1 {
+            munmap(slot, PAGE);
+        } else {
+            let to = sys!(SYS_mremap, slot, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dest).expect("mremap");
+            assert_eq!(to as usize, dest);
         }
-    };
-    let round = std::cell::Cell::new(0u64);
-    let rounds = stale_rounds(
-        ctl,
-        threads as u64,
-        || {
-            check();
-            // The slot mapped anew: the accessors' first faults graft the shared table again.
-            let b = mmap(slot, 2 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 2 * MIB as i64).unwrap();
-            assert_eq!(b, slot);
-        },
-        || {
-            // The page goes from this address, its slot unshared first: unmapped in odd
-            // rounds, moved away in even ones.
-            round.set(round.get() + 1);
-            if round.get() % 2 == 1 {
-                munmap(slot, PAGE);
-            } else {
-                let to = sys!(SYS_mremap, slot, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dest).expect("mremap");
-                assert_eq!(to as usize, dest);
-            }
-            *snapshot.borrow_mut() = file_bytes();
-        },
-    );
-    for h in accessors {
-        h.join().unwrap();
-    }
-    check();
-    user_tests::write(w, b"x").unwrap();
-    assert_eq!(wait_child(keeper), Exit::Code(0));
-    close(r).unwrap();
-    close(w).unwrap();
-    munmap(a, size);
+    });
     munmap(dest, 2 * MIB);
-    close(fd).unwrap();
-    assert_no_stale(ctl, rounds);
 }
