@@ -153,12 +153,12 @@ fn start_init(boot: &BootInfo) -> ! {
         }
         None => boot.cmdline.split_once(" -- ").map(|(_, a)| a.split_ascii_whitespace().collect()).unwrap_or_default(),
     };
-    if initramfs::find(path).is_none() {
+    if !fs::exists(path) {
         if cmdline::get(&boot.cmdline, "init").is_none() {
             println!("mshare-kernel: no init program; powering off");
             exit_qemu(QemuExitCode::Success);
         }
-        println!("mshare-kernel: init {} not found in the initramfs", path);
+        println!("mshare-kernel: init {} not found in the root", path);
         exit_qemu(QemuExitCode::Failed);
     }
     if let Err(e) = process::spawn_init(path, &args) {

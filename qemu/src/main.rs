@@ -9,6 +9,7 @@
 //! - `cargo xtask build`: build the kernel only
 
 mod bench;
+mod debian;
 mod deps;
 mod fuzz;
 mod inject;
@@ -31,7 +32,7 @@ commands:
   test                   host unit tests, then in-kernel and runner suites, and the user
                          tests on Debian 12's Linux in the same QEMU (the oracle as root)
   fuzz                   the system call fuzzer in the kernel (see docs/reliability.md)
-  exec PATH [ARGS...]    boot with the static ELF at PATH as /init
+  exec PATH [ARGS...]    boot with the ELF at PATH as /init
   build                  build the kernel
 options:
   --release              build the kernel with optimizations
@@ -42,6 +43,10 @@ options:
   --gdb                  wait for GDB on localhost:1234 (see README)
   --append WORDS         extra kernel command line
   --file HOST:GUEST      exec: add HOST file to the initramfs as GUEST
+  --root debian          exec: boot with a Debian 12 root (bash, coreutils, util-linux, procps,
+                         python3; built on first use under target/debian); PATH is inside it.
+                         Give it --mem 1G: the root lives in tmpfs
+  --user NAME            exec --root: run PATH as NAME (root's user is `user`, 1000:1000)
   --host                 test: only run the user tests directly on the Linux host
   --linux-guest          test: only the user tests on the host, in our kernel and on Debian 12's
                          Linux in the same QEMU (root with every capability), compared
@@ -100,6 +105,10 @@ pub struct Options {
     pub seed: Option<u64>,
     /// test: allocation-failure injection spec (`--inject`).
     pub inject: Option<String>,
+    /// exec: boot with this root (`debian`, see debian.rs); PATH is then a path inside it.
+    pub root: Option<String>,
+    /// exec: run the program as this user of the root (through util-linux's setpriv).
+    pub user: Option<String>,
     /// Positional arguments (exec: PATH then the program's arguments).
     pub positional: Vec<String>,
 }
@@ -142,6 +151,14 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--inject" => o.inject = Some(value(&mut i, a)?),
             "--seed" => o.seed = Some(fuzz::parse_seed(&value(&mut i, a)?).ok_or("--seed needs a number")?),
             "--machine" => o.machine = Some(value(&mut i, a)?),
+            "--root" => {
+                let r = value(&mut i, a)?;
+                if r != "debian" {
+                    return Err(format!("--root {r}: the only root is debian"));
+                }
+                o.root = Some(r);
+            }
+            "--user" => o.user = Some(value(&mut i, a)?),
             "--mem" => o.mem = Some(value(&mut i, a)?),
             "--smp" => o.smp = Some(value(&mut i, a)?.parse().map_err(|_| "--smp needs a number")?),
             "--timeout" => o.timeout = Some(value(&mut i, a)?.parse().map_err(|_| "--timeout needs seconds")?),
@@ -270,10 +287,61 @@ pub fn prepare_exec(path: &str, args: &[String], extra: &[(PathBuf, String)], in
     Ok(format!("log=warn init=/{name} initargs=/.xtask/initargs"))
 }
 
+/// Prepares a boot with the Debian root (debian.rs) whose pid 1 is `path`, a path inside
+/// the root, with `args`; as `user` through setpriv when given. Returns the command line.
+pub fn prepare_root_exec(
+    path: &str,
+    args: &[String],
+    user: Option<&str>,
+    extra: &[(PathBuf, String)],
+    initrd: &Path,
+) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("--root: {path} must be an absolute path inside the root"));
+    }
+    let root = debian::ensure_root()?;
+    let mut argv: Vec<String> = Vec::new();
+    let init = match user {
+        Some(u) => {
+            argv.extend(["--reuid", u, "--regid", u, "--init-groups", "--reset-env", path].map(String::from));
+            "/usr/bin/setpriv"
+        }
+        None => path,
+    };
+    argv.extend(args.iter().cloned());
+    let mut w = cpio::Writer::new();
+    debian::add_tree(&mut w, &root)?;
+    let mut dirs = std::collections::BTreeSet::from([".xtask".to_string()]);
+    for (_, guest) in extra {
+        dirs.extend(
+            Path::new(guest)
+                .ancestors()
+                .skip(1)
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(|d| d.to_string_lossy().into_owned()),
+        );
+    }
+    for d in &dirs {
+        w.add_dir(d);
+    }
+    w.add_file(".xtask/initargs", 0o644, &argv.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>());
+    for (host, guest) in extra {
+        let data = std::fs::read(host).map_err(|e| format!("{}: {e}", host.display()))?;
+        w.add_file(guest, 0o755, &data);
+    }
+    std::fs::create_dir_all(initrd.parent().unwrap()).map_err(|e| e.to_string())?;
+    std::fs::write(initrd, w.finish()).map_err(|e| format!("{}: {e}", initrd.display()))?;
+    Ok(format!("log=warn init={init} initargs=/.xtask/initargs"))
+}
+
 fn cmd_exec(o: &Options) -> Result<ExitCode, String> {
     let (path, args) = o.positional.split_first().ok_or("exec needs PATH")?;
     let initrd = target_dir().join("xtask").join("exec.cpio");
-    let cmdline = prepare_exec(path, args, &o.files, &initrd)?;
+    let cmdline = match &o.root {
+        Some(_) => prepare_root_exec(path, args, o.user.as_deref(), &o.files, &initrd)?,
+        None if o.user.is_some() => return Err("--user needs --root".into()),
+        None => prepare_exec(path, args, &o.files, &initrd)?,
+    };
     let kernel = build_kernel(o.release)?;
     let mut cfg = qemu_config(&kernel, o);
     cfg.initrd = Some(initrd);

@@ -30,6 +30,12 @@ pub fn root() -> Arc<dyn Inode> {
     ROOT.get().expect("fs not initialized").clone()
 }
 
+/// Whether `path` names something in the root (symbolic links followed), as root sees it.
+pub fn exists(path: &str) -> bool {
+    let root = root();
+    path::lookup_from(&crate::process::cred::Creds::root(), root.clone(), root, path.as_bytes(), true).is_ok()
+}
+
 pub fn root_weak() -> alloc::sync::Weak<dyn Inode> {
     Arc::downgrade(ROOT.get().expect("fs not initialized"))
 }

@@ -137,10 +137,15 @@ impl Writer {
         Writer { out: Vec::new(), ino: 1 }
     }
 
-    /// Appends an entry; `mode` includes the file type bits.
+    /// Appends an entry owned by root; `mode` includes the file type bits.
     pub fn add(&mut self, name: &str, mode: u32, data: &[u8]) {
+        self.add_owned(name, mode, 0, 0, data);
+    }
+
+    /// Appends an entry owned by `uid`:`gid`.
+    pub fn add_owned(&mut self, name: &str, mode: u32, uid: u32, gid: u32, data: &[u8]) {
         let nlink = if mode & S_IFMT == S_IFDIR { 2 } else { 1 };
-        let fields = [self.ino, mode, 0, 0, nlink, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+        let fields = [self.ino, mode, uid, gid, nlink, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
         self.ino += 1;
         self.out.extend_from_slice(MAGIC);
         for f in fields {
