@@ -923,3 +923,37 @@ pub fn read_proc_in<'a>(path: &CStr, buf: &'a mut [u8]) -> &'a str {
 pub fn meminfo_kb(name: &str) -> u64 {
     proc_field(read_proc_in(c"/proc/meminfo", &mut [0u8; 8192]), name)
 }
+
+/// mount(2) of a filesystem of type `fstype` with options `data` on `target`.
+pub fn mount_tmpfs(target: &str, fstype: &str, data: &str) -> Result<i64, Errno> {
+    let (src, t, ty, d) = (cstr("none"), cstr(target), cstr(fstype), cstr(data));
+    crate::sys!(libc::SYS_mount, src.as_ptr(), t.as_ptr(), ty.as_ptr(), 0, d.as_ptr())
+}
+
+pub fn umount2(target: &str, flags: i32) -> Result<i64, Errno> {
+    crate::sys!(libc::SYS_umount2, cstr(target).as_ptr(), flags)
+}
+
+/// A tmpfs mounted with `data` on `mnt`, an empty directory in a scratch directory;
+/// detached when dropped (a test that failed halfway leaves no mount behind), before the
+/// scratch directory goes.
+pub struct TmpfsMount {
+    pub mnt: String,
+    pub dir: TempDir,
+}
+
+impl TmpfsMount {
+    pub fn new(data: &str) -> TmpfsMount {
+        let dir = TempDir::new();
+        let mnt = dir.join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        mount_tmpfs(&mnt, "tmpfs", data).unwrap();
+        TmpfsMount { mnt, dir }
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = umount2(&self.mnt, libc::MNT_DETACH);
+    }
+}

@@ -17,6 +17,7 @@ pub mod proc_sysctl;
 pub mod procfs;
 pub mod tmpfs;
 pub mod vfs;
+pub mod xattr;
 
 use crate::errno::*;
 use alloc::sync::Arc;

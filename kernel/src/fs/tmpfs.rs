@@ -13,6 +13,7 @@
 //! cache's under all of them.
 
 use super::vfs::*;
+use super::xattr::SimpleXattrs;
 use crate::errno::*;
 use crate::mm::memfd::{F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE};
 use crate::mm::page::{Page, PageKind};
@@ -305,6 +306,7 @@ pub struct TmpfsFile {
     i_rwsem: crate::sync::RwSem<()>,
     /// The memfd seals (`shmem_inode_info.seals`, F_SEAL_*), changed under `i_rwsem`.
     seals: AtomicU32,
+    xattrs: SimpleXattrs,
 }
 
 /// Like Linux's default tmpfs size, all shmem pages together are capped at
@@ -339,6 +341,7 @@ impl TmpfsFile {
             i_rwsem: crate::sync::RwSem::new(()),
             // shmem_get_inode: sealing is off (F_SEAL_SEAL) unless memfd_create allows it.
             seals: AtomicU32::new(F_SEAL_SEAL),
+            xattrs: SimpleXattrs::new(),
         })
     }
 
@@ -427,6 +430,9 @@ pub fn seal_check_write(seals: u32, desc: &mut crate::mm::mmap::MmapDesc) -> KRe
 }
 
 impl Inode for TmpfsFile {
+    fn xattrs(&self) -> Option<&SimpleXattrs> {
+        Some(&self.xattrs)
+    }
     fn metadata(&self) -> Metadata {
         self.meta.lock().clone()
     }
@@ -627,6 +633,7 @@ pub struct TmpfsSymlink {
     _live: crate::leak::Live,
     meta: Metadata,
     target: Vec<u8>,
+    xattrs: SimpleXattrs,
 }
 
 impl Inode for TmpfsSymlink {
@@ -638,6 +645,9 @@ impl Inode for TmpfsSymlink {
     }
     fn readlink(&self) -> KResult<Vec<u8>> {
         Ok(self.target.clone())
+    }
+    fn xattrs(&self) -> Option<&SimpleXattrs> {
+        Some(&self.xattrs)
     }
 }
 
@@ -696,6 +706,7 @@ pub struct TmpfsDir {
     /// `..`; changes when the directory is renamed into another one.
     parent: Mutex<Weak<dyn Inode>, crate::sync::order::TmpfsDirParent>,
     this: Weak<TmpfsDir>,
+    xattrs: SimpleXattrs,
 }
 
 impl TmpfsDir {
@@ -725,6 +736,7 @@ impl TmpfsDir {
                 entries: Mutex::new(Entries::default()),
                 parent: Mutex::new(parent),
                 this: w.clone(),
+                xattrs: SimpleXattrs::new(),
             }
         });
         d.meta.lock().nlink = 2;
@@ -743,6 +755,7 @@ impl TmpfsDir {
             entries: Mutex::new(Entries::default()),
             parent: Mutex::new(parent),
             this: w.clone(),
+            xattrs: SimpleXattrs::new(),
         });
         d.meta.lock().nlink = 2;
         d
@@ -820,6 +833,9 @@ impl TmpfsDir {
 }
 
 impl Inode for TmpfsDir {
+    fn xattrs(&self) -> Option<&SimpleXattrs> {
+        Some(&self.xattrs)
+    }
     fn metadata(&self) -> Metadata {
         let mut m = self.meta.lock().clone();
         m.size = 4096;
@@ -869,7 +885,12 @@ impl Inode for TmpfsDir {
         meta.size = target.len() as u64;
         entries.insert(
             name.to_string(),
-            Arc::new(TmpfsSymlink { _live: crate::leak::INODES.live(), meta, target: target.to_vec() }),
+            Arc::new(TmpfsSymlink {
+                _live: crate::leak::INODES.live(),
+                meta,
+                target: target.to_vec(),
+                xattrs: SimpleXattrs::new(),
+            }),
         );
         Ok(())
     }

@@ -260,6 +260,11 @@ pub trait Inode: Send + Sync + Any {
     fn set_attr(&self, _edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {
         Err(EPERM)
     }
+    /// The extended attributes' store, for a filesystem that keeps them (Linux's
+    /// IOP_XATTR); None is EOPNOTSUPP (`fs/xattr.rs`).
+    fn xattrs(&self) -> Option<&super::xattr::SimpleXattrs> {
+        None
+    }
     /// Adds another name for `target` in this directory (a hard link).
     fn link(&self, _name: &str, _target: &Arc<dyn Inode>) -> KResult<()> {
         Err(ENOTDIR)

@@ -122,6 +122,8 @@ lock_classes! {
     MshareSharers = 600, "tlb::Sharers::list";
     /// SHM_LOCK's locked pages per user, inside a namespace's segments.
     ShmLockUser = 605, "shm::SHM_LOCKED_PAGES";
+    /// A tmpfs inode's extended attributes.
+    SimpleXattrs = 607, "xattr::SimpleXattrs";
     Writers = 610, "file::WRITERS";
     /// The mount table: looked at by walks (`..`), rmdir and rename; no inode method under it.
     Mounts = 615, "mount::MOUNTS";

@@ -6,10 +6,12 @@ mod fs;
 mod ipc;
 pub mod misc;
 mod mm;
+mod net;
 mod process;
 mod signal;
 mod time;
 pub mod trace;
+mod xattr;
 
 pub use trace::dump_tasks;
 
@@ -145,6 +147,9 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         38 => time::sys_setitimer(a),
         39 => process::sys_getpid(),
         40 => fs::sys_sendfile(a),
+        41 => net::sys_socket(a),
+        42..=52 | 54 | 55 | 299 | 307 => net::sys_on_socket(a),
+        53 => net::sys_socketpair(a),
         56 => process::sys_clone(frame, a),
         57 => process::sys_fork(frame),
         58 => process::sys_vfork(frame),
@@ -231,6 +236,18 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         166 => fs::sys_umount2(a),
         169 => misc::sys_reboot(a),
         186 => process::sys_gettid(),
+        188 => xattr::sys_setxattr(xattr::By::Path(true), a),
+        189 => xattr::sys_setxattr(xattr::By::Path(false), a),
+        190 => xattr::sys_setxattr(xattr::By::Fd, a),
+        191 => xattr::sys_getxattr(xattr::By::Path(true), a),
+        192 => xattr::sys_getxattr(xattr::By::Path(false), a),
+        193 => xattr::sys_getxattr(xattr::By::Fd, a),
+        194 => xattr::sys_listxattr(xattr::By::Path(true), a),
+        195 => xattr::sys_listxattr(xattr::By::Path(false), a),
+        196 => xattr::sys_listxattr(xattr::By::Fd, a),
+        197 => xattr::sys_removexattr(xattr::By::Path(true), a),
+        198 => xattr::sys_removexattr(xattr::By::Path(false), a),
+        199 => xattr::sys_removexattr(xattr::By::Fd, a),
         200 => signal::sys_tkill(a),
         201 => time::sys_time(a),
         202 => misc::sys_futex(a),
@@ -265,6 +282,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         274 => process::sys_get_robust_list(a),
         280 => fs::sys_utimensat(a),
         285 => fs::sys_fallocate(a),
+        288 => net::sys_accept4(a),
         292 => fs::sys_dup3(a),
         293 => fs::sys_pipe2(a.u(0), a.u32(1)),
         284 => fs::sys_eventfd2(a.u32(0), 0),

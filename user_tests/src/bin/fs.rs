@@ -4,8 +4,8 @@
 
 use libc::*;
 use user_tests::{
-    assert_errno, child_args, child_exit, close, cstr, exe_path, execve, fork_child, open, pipe, read, run_in_child,
-    run_tests, sys, tests, wait_child, write, Exit, TempDir, BAD_PTR, CHILD_MARKER,
+    assert_errno, child_args, child_exit, close, cstr, exe_path, execve, fork_child, mount_tmpfs, open, pipe, read,
+    run_in_child, run_tests, sys, tests, umount2, wait_child, write, Exit, TempDir, TmpfsMount, BAD_PTR, CHILD_MARKER,
 };
 
 fn main() {
@@ -1803,43 +1803,10 @@ fn o_tmpfile_needs_write_access_a_directory_and_no_o_creat() {
 const MNT_DETACH: i32 = 2;
 
 /// mount(2) with `source` "none".
-fn mount_tmpfs(target: &str, fstype: &str, data: &str) -> Result<i64, user_tests::Errno> {
-    let (src, t, ty, d) = (cstr("none"), cstr(target), cstr(fstype), cstr(data));
-    sys!(SYS_mount, src.as_ptr(), t.as_ptr(), ty.as_ptr(), 0, d.as_ptr())
-}
-
-fn umount2(target: &str, flags: i32) -> Result<i64, user_tests::Errno> {
-    sys!(SYS_umount2, cstr(target).as_ptr(), flags)
-}
-
 fn stat_of(path: &str) -> libc::stat {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     sys!(SYS_stat, cstr(path).as_ptr(), &mut st as *mut libc::stat).unwrap();
     st
-}
-
-/// A tmpfs mounted with `data` on `mnt`, an empty directory in a scratch directory;
-/// detached when dropped (a test that failed halfway leaves no mount behind), before the
-/// scratch directory goes.
-struct TmpfsMount {
-    mnt: String,
-    dir: TempDir,
-}
-
-impl TmpfsMount {
-    fn new(data: &str) -> TmpfsMount {
-        let dir = TempDir::new();
-        let mnt = dir.join("mnt");
-        std::fs::create_dir(&mnt).unwrap();
-        mount_tmpfs(&mnt, "tmpfs", data).unwrap();
-        TmpfsMount { mnt, dir }
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        let _ = umount2(&self.mnt, MNT_DETACH);
-    }
 }
 
 fn mounted_tmpfs_covers_the_directory_until_umount() {

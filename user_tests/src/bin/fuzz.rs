@@ -220,6 +220,9 @@ enum Arg {
     ShmId,
     /// A SysV semaphore set id: one the worker made, or not one.
     SemId,
+    /// An extended attribute's name: each namespace, a bare prefix, empty, 255 and 256
+    /// bytes, or a bad pointer.
+    XattrName,
 }
 
 use Arg::*;
@@ -344,6 +347,23 @@ const CALLS: &[Call] = calls! {
     38 setitimer [Below(4), Struct, Buf] None;
     39 getpid [] None;
     40 sendfile [Fd, Fd, Buf, Len] None;
+    // No family is built: socket and socketpair check their arguments, then fail; the
+    // rest find no socket behind the descriptor.
+    41 socket [OneOf(&[1, 2, 10, 16, 17, 46]), Flags(0xf | 0o4000 | 0o2000000), Below(3)] NewFd;
+    42 connect [Fd, Struct, Len] None;
+    43 accept [Fd, Buf, Buf] None;
+    44 sendto [Fd, Buf, Len, Flags(0xffff), Struct, Len] None;
+    45 recvfrom [Fd, Buf, Len, Flags(0xffff), Buf, Buf] None;
+    46 sendmsg [Fd, Struct, Flags(0xffff)] None;
+    47 recvmsg [Fd, Buf, Flags(0xffff)] None;
+    48 shutdown [Fd, Below(4)] None;
+    49 bind [Fd, Struct, Len] None;
+    50 listen [Fd, Below(200)] None;
+    51 getsockname [Fd, Buf, Buf] None;
+    52 getpeername [Fd, Buf, Buf] None;
+    53 socketpair [OneOf(&[1, 2, 10, 46]), Flags(0xf | 0o4000 | 0o2000000), Below(3), Buf] None;
+    54 setsockopt [Fd, Below(300), Below(100), Struct, Len] None;
+    55 getsockopt [Fd, Below(300), Below(100), Buf, Buf] None;
     56 clone [] Fork;
     57 fork [] Fork;
     58 vfork [] Vfork;
@@ -430,6 +450,19 @@ const CALLS: &[Call] = calls! {
     165 mount [Path, PathW, Path, Flags(0x3ff_ffff | 0xc0ed_0000 | 0x8000_0000), Struct] None;
     166 umount2 [PathW, Flags(0xf)] None;
     186 gettid [] None;
+    // Extended attributes; sizes stay small so a value read back fits in scratch.
+    188 setxattr [PathW, XattrName, Buf, OneOf(&[0, 1, 16, 65536, 65537]), Flags(3 | 4)] None;
+    189 lsetxattr [PathW, XattrName, Buf, OneOf(&[0, 1, 16, 65536, 65537]), Flags(3 | 4)] None;
+    190 fsetxattr [Fd, XattrName, Buf, OneOf(&[0, 1, 16, 65536, 65537]), Flags(3 | 4)] None;
+    191 getxattr [Path, XattrName, Buf, Only(&[0, 1, 16, 4096])] None;
+    192 lgetxattr [Path, XattrName, Buf, Only(&[0, 1, 16, 4096])] None;
+    193 fgetxattr [Fd, XattrName, Buf, Only(&[0, 1, 16, 4096])] None;
+    194 listxattr [Path, Buf, Only(&[0, 1, 16, 4096])] None;
+    195 llistxattr [Path, Buf, Only(&[0, 1, 16, 4096])] None;
+    196 flistxattr [Fd, Buf, Only(&[0, 1, 16, 4096])] None;
+    197 removexattr [PathW, XattrName] None;
+    198 lremovexattr [PathW, XattrName] None;
+    199 fremovexattr [Fd, XattrName] None;
     200 tkill [Pid, Sig] None;
     201 time [Buf] None;
     202 futex [Futex, OneOf(&[0, 1, 3, 4, 5, 9, 10, 128, 129, 137, 138, 256, 393, 20]), Below(4), Timespec, Futex, Struct] None;
@@ -466,9 +499,12 @@ const CALLS: &[Call] = calls! {
     284 eventfd [Below(100)] NewFd;
     285 fallocate [Fd, Flags(0x7f), Offset, Len] None;
     290 eventfd2 [Below(100), Flags(0o4000 | 0o2000000 | 1)] NewFd;
+    288 accept4 [Fd, Buf, Buf, Flags(0o4000 | 0o2000000)] None;
     292 dup3 [Fd, Fd, Flags(0o2000000)] NewFd;
     293 pipe2 [Buf, Flags(0o4000 | 0o2000000 | 0o40000)] NewPipe;
     302 prlimit64 [] Rlimit;
+    299 recvmmsg [Fd, Buf, Below(4), Flags(0xffff), Timespec] None;
+    307 sendmmsg [Fd, Struct, Below(4), Flags(0xffff)] None;
     308 setns [Fd, OneOf(&[0, 0x0800_0000, 0x4000_0000])] None;
     309 getcpu [Buf, Buf, Buf] None;
     316 renameat2 [DirFd, PathW, DirFd, PathW, Flags(7)] None;
@@ -487,12 +523,6 @@ const CALLS: &[Call] = calls! {
 
 /// Numbers the kernel does not implement, for the ENOSYS path.
 const UNIMPLEMENTED: &[u64] = &[
-    41,
-    42,
-    43,
-    44,
-    45,
-    53,
     101,
     103,
     122,
@@ -558,21 +588,18 @@ const UNIMPLEMENTED: &[u64] = &[
     283,
     286,
     287,
-    288,
     289,
     291,
     294,
     295,
     296,
     298,
-    299,
     300,
     301,
     303,
     304,
     305,
     306,
-    307,
     312,
     313,
     314,
@@ -778,6 +805,33 @@ impl<'a> Fuzzer<'a> {
         self.put_str(slot, &s)
     }
 
+    fn xattr_name(&mut self, slot: usize) -> u64 {
+        const NAMES: &[&str] = &[
+            "trusted.a",
+            "security.b",
+            "user.c",
+            "system.posix_acl_access",
+            "system.posix_acl_default",
+            "security.capability",
+            "trusted.",
+            "x",
+            "",
+        ];
+        match self.rng.below(10) {
+            0 => self.bad_ptr(),
+            1 => {
+                let n = if self.rng.chance(2) { 255 } else { 256 };
+                let mut s = b"trusted.".to_vec();
+                s.resize(n, b'n');
+                self.put_str(slot, &s)
+            }
+            _ => {
+                let s = self.rng.pick(NAMES).as_bytes();
+                self.put_str(slot, s)
+            }
+        }
+    }
+
     fn buf(&mut self) -> u64 {
         match self.rng.below(10) {
             0..=3 => SCRATCH + self.rng.below(0x4000),
@@ -893,6 +947,7 @@ impl<'a> Fuzzer<'a> {
             Fd => self.fd(),
             DirFd => self.dirfd(),
             Path => self.path(slot, false),
+            XattrName => self.xattr_name(slot),
             PathW => self.path(slot, true),
             Buf => self.buf(),
             Len => self.len(),
