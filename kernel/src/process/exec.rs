@@ -425,6 +425,7 @@ pub fn exec_into(
     t.sig.lock().altstack = Default::default();
     *t.comm.lock() = super::task::comm_from_path(&execfn);
     t.fs_base.store(0, Ordering::Relaxed);
+    t.rseq.execve();
     crate::arch::percpu::set_user_fs_base(0);
     let fpu = FpuState::initial();
     fpu.restore();

@@ -296,6 +296,7 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
         unwind_failed_clone(&process, tid, f);
         return Err(ENOMEM);
     };
+    child.rseq.fork(&parent.rseq, f & CLONE_VM != 0);
     if f & CLONE_PARENT_SETTID != 0 {
         let _ = crate::mm::usercopy::write_val(&parent.mm(), a.parent_tid, &tid);
     }

@@ -7,6 +7,7 @@ pub mod exit;
 pub mod fork;
 pub mod futex;
 pub mod itimer;
+pub mod rseq;
 pub mod sched;
 pub mod signal;
 pub mod sleep;
@@ -111,6 +112,14 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
         }
         // A syscall interrupted by a signal that ran no handler is restarted.
         signal::restart_syscall(frame, None);
+        // TIF_NOTIFY_RESUME's rseq work (`resume_user_mode_work`), with the address the
+        // thread returns to; bad rseq memory brings SIGSEGV, delivered on the next pass.
+        let t = current();
+        if t.rseq.take_notify() && rseq::handle_notify_resume(&t, frame).is_err() {
+            signal::force_signal(&t, signal::SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
+            continue;
+        }
+        drop(t);
         if !sched::need_resched() {
             break;
         }

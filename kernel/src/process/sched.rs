@@ -444,6 +444,9 @@ pub fn schedule() {
             if let Some(p) = &prev {
                 let ran = now.saturating_sub(p.on_cpu_since.load(Ordering::Relaxed));
                 p.runtime_ns.fetch_add(ran, Ordering::Relaxed);
+                // `prepare_task_switch`: its critical section, if it is in one, aborts and
+                // its CPU fields are rewritten before it next returns to user mode.
+                p.rseq.preempt();
             }
             if let Some(n) = &next {
                 n.on_cpu_since.store(now, Ordering::Relaxed);

@@ -512,6 +512,14 @@ pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) -> Option<i32> {
         if action.handler == SIG_IGN {
             continue;
         }
+        // A thread in an rseq critical section leaves it for the abort handler first; bad
+        // rseq memory brings SIGSEGV after this signal (`force_sigsegv`).
+        if super::rseq::signal_deliver(t, frame).is_err() {
+            if sig == SIGSEGV {
+                return Some(signaled_status(SIGSEGV, true));
+            }
+            force_signal(t, SigInfo::new(SIGSEGV, SI_KERNEL));
+        }
         if setup_rt_frame(t, frame, &info, &action).is_err() {
             // The frame could not be written: the process dies with SIGSEGV (`force_sigsegv`).
             return Some(signaled_status(SIGSEGV, true));

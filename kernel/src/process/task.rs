@@ -68,6 +68,8 @@ pub struct Task {
     /// set_tid_address / CLONE_CHILD_CLEARTID: zeroed and futex-woken at exit.
     pub clear_child_tid: AtomicU64,
     pub robust_list: AtomicU64,
+    /// The restartable-sequences registration (`rseq.rs`).
+    pub rseq: super::rseq::Rseq,
     /// The vfork parent waits here until this task execs or exits.
     pub vfork_done: Mutex<Option<Arc<super::wait_queue::Completion>>, order::VforkDone>,
     /// Set by the `exit` syscall: the wait status this thread ends with in
@@ -463,6 +465,7 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         fs_base: AtomicU64::new(n.fs_base),
         clear_child_tid: AtomicU64::new(0),
         robust_list: AtomicU64::new(0),
+        rseq: Default::default(),
         vfork_done: Mutex::new(None),
         exit_status: Mutex::new(None),
         wake_at: AtomicU64::new(0),

@@ -273,6 +273,11 @@ pub fn sys_set_robust_list(a: Args) -> SysResult {
     ok(0)
 }
 
+pub fn sys_rseq(a: Args) -> SysResult {
+    crate::process::rseq::sys_rseq(&current(), a.u(0), a.u32(1), a.i32(2), a.u32(3))?;
+    ok(0)
+}
+
 pub fn sys_get_robust_list(a: Args) -> SysResult {
     let pid = a.u32(0);
     let t = if pid == 0 { current() } else { crate::process::task::find_task(pid).ok_or(ESRCH)? };
