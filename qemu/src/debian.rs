@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// What the root is for: a shell, the tools people check memory with, Python.
-pub const ROOT_PACKAGES: &[&str] = &["libc6", "bash", "coreutils", "util-linux", "procps", "python3"];
+/// What the root is for: a shell, the tools people check memory and mounts with, Python.
+pub const ROOT_PACKAGES: &[&str] = &["libc6", "bash", "coreutils", "util-linux", "mount", "procps", "python3"];
 
 /// Packages only installing needs; a dependency group whose first choice is one of these
 /// is dropped.

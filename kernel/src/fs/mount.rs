@@ -34,7 +34,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// A filesystem type (Linux's `file_system_type`): its name for mount(2), and how to make
 /// an instance from mount's data (the option string): its root directory.
@@ -83,6 +83,8 @@ pub const UMOUNT_NOFOLLOW: u32 = 8;
 
 /// One mount (Linux's `struct mount` with its mountpoint).
 pub struct Mount {
+    /// The mount ID /proc/PID/mountinfo shows (`mnt_id`; the root's is 1).
+    id: u32,
     /// The directory holding the mountpoint, and the mountpoint's name in it.
     parent: Arc<dyn Inode>,
     name: String,
@@ -107,6 +109,12 @@ pub struct Mount {
 
 static NAMESPACE_SEM: SpinLock<(), order::MountNamespace> = SpinLock::new(());
 static MOUNTS: SpinLock<Vec<Arc<Mount>>, order::Mounts> = SpinLock::new(Vec::new());
+/// The next mount ID; 1 is the root's.
+static NEXT_MNT_ID: AtomicU32 = AtomicU32::new(2);
+
+fn mnt_alloc_id() -> u32 {
+    NEXT_MNT_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// The newest mount whose root is `inode`.
 fn mount_of_root(inode: &Arc<dyn Inode>) -> Option<Arc<Mount>> {
@@ -138,6 +146,7 @@ pub fn mount_boot(
         Err(_) => parent.create(name, super::vfs::S_IFDIR | 0o755, 0, 0)?,
     };
     let m = Mount {
+        id: mnt_alloc_id(),
         parent: parent.clone(),
         name: String::from(name),
         covered: covered.clone(),
@@ -237,6 +246,7 @@ pub fn path_mount(cred: &crate::process::cred::Creds, req: MountRequest) -> KRes
     }
     let (parent, name) = mountpoint_of(&req.target)?;
     let m = Arc::new(Mount {
+        id: mnt_alloc_id(),
         parent: parent.clone(),
         name: name.clone(),
         covered: req.target.clone(),
@@ -360,24 +370,67 @@ pub fn shrink() {
     MOUNTS.lock().shrink_to_fit();
 }
 
+impl Mount {
+    /// The per-mount options (`show_mnt_opts`): rw and the atime flags.
+    fn mnt_opts(&self) -> String {
+        let mut opts = String::from("rw");
+        if !self.boot {
+            if self.flags & MS_NOATIME != 0 {
+                opts.push_str(",noatime");
+            } else if self.flags & MS_STRICTATIME == 0 {
+                opts.push_str(",relatime");
+            }
+            if self.flags & MS_NODIRATIME != 0 {
+                opts.push_str(",nodiratime");
+            }
+        }
+        opts
+    }
+}
+
 /// /proc/mounts (Linux's `show_vfsmnt`): the root, then a line per mount in mount order,
 /// source, path, type, options, with white space and backslashes escaped in octal.
 pub fn proc_mounts() -> String {
     let mut s = String::from("tmpfs / tmpfs rw 0 0\n");
     for m in MOUNTS.lock().iter() {
-        let mut opts = String::from("rw");
-        if !m.boot {
-            if m.flags & MS_NOATIME != 0 {
-                opts.push_str(",noatime");
-            } else if m.flags & MS_STRICTATIME == 0 {
-                opts.push_str(",relatime");
-            }
-            if m.flags & MS_NODIRATIME != 0 {
-                opts.push_str(",nodiratime");
-            }
-        }
-        opts.push_str(&m.options);
+        let opts = format!("{}{}", m.mnt_opts(), m.options);
         s.push_str(&format!("{} {} {} {} 0 0\n", mangle(&m.source), mangle(&m.path), m.fstype, mangle(&opts)));
+    }
+    s
+}
+
+/// `MAJOR:MINOR` of a device number as stat gives it (`new_encode_dev`).
+fn major_minor(dev: u64) -> (u64, u64) {
+    ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00))
+}
+
+/// /proc/PID/mountinfo (Linux's `show_mountinfo`): per mount its ID, its parent's, the
+/// device, the root within its filesystem, the mountpoint, the per-mount options, no
+/// propagation tags (every mount is private), then `-`, the type, the source and the
+/// superblock's options. The root mount is ID 1 and its own parent.
+pub fn proc_mountinfo() -> String {
+    let root_dev = super::root().metadata().dev;
+    let (maj, min) = major_minor(root_dev);
+    let mut s = format!("1 1 {maj}:{min} / / rw - tmpfs tmpfs rw\n");
+    // Out of the table's lock: no inode method runs under it.
+    let mounts: Vec<Arc<Mount>> = MOUNTS.lock().clone();
+    for m in mounts.iter() {
+        let parent_dev = m.parent.metadata().dev;
+        // The mount holding the mountpoint: the newest one whose filesystem it is in.
+        let parent = mounts.iter().rev().find(|p| p.dev == parent_dev && !Arc::ptr_eq(p, m)).map_or(1, |p| p.id);
+        let (maj, min) = major_minor(m.dev);
+        s.push_str(&format!(
+            "{} {} {}:{} / {} {} - {} {} {}\n",
+            m.id,
+            parent,
+            maj,
+            min,
+            mangle(&m.path),
+            m.mnt_opts(),
+            m.fstype,
+            mangle(&m.source),
+            mangle(&format!("rw{}", m.options))
+        ));
     }
     s
 }

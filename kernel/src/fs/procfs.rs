@@ -204,10 +204,11 @@ impl Inode for SelfLink {
     }
 }
 
-const PID_FILES: [(&str, FileKind); 13] = [
+const PID_FILES: [(&str, FileKind); 14] = [
     ("cmdline", FileKind::Cmdline),
     ("comm", FileKind::Comm),
     ("maps", FileKind::Maps),
+    ("mountinfo", FileKind::Mountinfo),
     ("mounts", FileKind::Mounts),
     ("oom_score", FileKind::OomScore),
     ("oom_score_adj", FileKind::OomScoreAdj),
@@ -395,6 +396,7 @@ impl Inode for TaskDir {
 enum FileKind {
     Meminfo,
     Mounts,
+    Mountinfo,
     Uptime,
     Interrupts,
     CpuInfo,
@@ -586,6 +588,7 @@ impl ProcFile {
             | FileKind::SysvipcShm
             | FileKind::SysvipcSem
             | FileKind::SysvipcMsg => unreachable!(),
+            FileKind::Mountinfo => super::mount::proc_mountinfo().into_bytes(),
             FileKind::Cmdline => {
                 let (mm, _) = mm_of(&p);
                 match mm {

@@ -142,6 +142,7 @@ fn main() {
             mounted_tmpfs_has_a_device_of_its_own,
             mounted_tmpfs_root_takes_the_mode_option,
             mounted_tmpfs_root_defaults_to_mode_1777,
+            mountinfo_shows_a_tmpfs_mount_with_its_parent_device_and_options,
             statfs_of_a_tmpfs_mounted_with_size_reports_it_as_f_blocks,
             statfs_of_a_tmpfs_holding_a_deep_tree_counts_no_blocks_for_directories,
             dotdot_from_a_mount_root_leads_to_the_mountpoint_parent,
@@ -1836,6 +1837,37 @@ fn mounted_tmpfs_has_a_device_of_its_own() {
 fn mounted_tmpfs_root_takes_the_mode_option() {
     let m = TmpfsMount::new("mode=0710");
     assert_eq!(stat_of(&m.mnt).st_mode, S_IFDIR | 0o710);
+}
+
+/// The /proc/self/mountinfo line whose mount point is `path`, split into its fields.
+fn mountinfo_line(path: &str) -> Vec<String> {
+    let text = user_tests::read_proc(&cstr("/proc/self/mountinfo"));
+    let lines: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split(' ').map(String::from).collect::<Vec<_>>())
+        .filter(|f| f.get(4).map(String::as_str) == Some(path))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line for {path} in\n{text}");
+    lines[0].clone()
+}
+
+fn mountinfo_shows_a_tmpfs_mount_with_its_parent_device_and_options() {
+    let outer = TmpfsMount::new("size=1m");
+    let inner_dir = format!("{}/in", outer.mnt);
+    std::fs::create_dir(&inner_dir).unwrap();
+    mount_tmpfs(&inner_dir, "tmpfs", "").unwrap();
+    let o = mountinfo_line(&outer.mnt);
+    let i = mountinfo_line(&inner_dir);
+    umount2(&inner_dir, 0).unwrap();
+    // ID, parent ID, MAJOR:MINOR, root, mount point, options, [tags], -, type, source, sb options.
+    assert_eq!(i[1], o[0], "the inner mount's parent is the outer mount");
+    let st = stat_of(&outer.mnt);
+    let dev = format!("{}:{}", libc::major(st.st_dev), libc::minor(st.st_dev));
+    assert_eq!((o[2].as_str(), o[3].as_str()), (dev.as_str(), "/"));
+    assert_eq!(o[5], "rw,relatime");
+    let dash = o.iter().position(|f| f == "-").expect("the separator");
+    assert_eq!((o[dash + 1].as_str(), o[dash + 2].as_str()), ("tmpfs", "none"));
+    assert!(o[dash + 3].split(',').any(|opt| opt == "size=1024k"), "super options {}", o[dash + 3]);
 }
 
 fn mounted_tmpfs_root_defaults_to_mode_1777() {
