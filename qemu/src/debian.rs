@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// What the root is for: a shell, the tools people check memory and mounts with, Python.
-pub const ROOT_PACKAGES: &[&str] = &["libc6", "bash", "coreutils", "util-linux", "mount", "procps", "python3"];
+pub const ROOT_PACKAGES: &[&str] =
+    &["libc6", "bash", "coreutils", "util-linux", "mount", "procps", "python3", "grep", "sed", "findutils"];
 
 /// Packages only installing needs; a dependency group whose first choice is one of these
 /// is dropped.
@@ -24,6 +25,10 @@ pub const INSTALL_ONLY: &[&str] =
 /// Directories of no use to a program at run time, removed to keep the initramfs small.
 const STRIPPED: &[&str] =
     &["usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info", "usr/share/lintian"];
+
+/// How the root is made from its packages: a change to it (what `finish_root` writes, the
+/// alternatives) takes a new number, so that a cached root of the same packages is rebuilt.
+const ROOT_LAYOUT: u32 = 2;
 
 /// The non-root user: name, uid and gid.
 pub const USER: (&str, u32) = ("user", 1000);
@@ -178,7 +183,7 @@ pub fn ensure_root() -> Result<PathBuf, String> {
     let versions =
         parse_versions(&output(Command::new("apt-cache").args(["show", "--no-all-versions"]).args(&packages))?);
     let cache = crate::target_dir().join("debian");
-    let dir = cache.join(format!("root-{:016x}", fnv64(&versions.join("\n"))));
+    let dir = cache.join(format!("root-{:016x}", fnv64(&format!("{ROOT_LAYOUT}\n{}", versions.join("\n")))));
     let root = dir.join("root");
     if dir.join("complete").is_file() {
         return Ok(root);
@@ -210,16 +215,80 @@ pub fn ensure_root() -> Result<PathBuf, String> {
     if files.len() != versions.len() {
         return Err(format!("apt-get download left {} .debs for {} packages", files.len(), versions.len()));
     }
+    let mut alternatives = Vec::new();
+    let control = dir.join("control");
     for deb in &files {
         let st = Command::new("dpkg").arg("-x").arg(deb).arg(&root).status().map_err(|e| format!("dpkg: {e}"))?;
         if !st.success() {
             return Err(format!("dpkg -x {} failed", deb.display()));
         }
+        let _ = std::fs::remove_dir_all(&control);
+        let st =
+            Command::new("dpkg-deb").arg("-e").arg(deb).arg(&control).status().map_err(|e| format!("dpkg-deb: {e}"))?;
+        if !st.success() {
+            return Err(format!("dpkg-deb -e {} failed", deb.display()));
+        }
+        if let Ok(postinst) = std::fs::read_to_string(control.join("postinst")) {
+            alternatives.extend(parse_alternatives(&postinst));
+        }
     }
+    let _ = std::fs::remove_dir_all(&control);
+    link_alternatives(&root, &alternatives)?;
     std::fs::remove_dir_all(&debs).map_err(|e| e.to_string())?;
     finish_root(&root)?;
     std::fs::write(dir.join("complete"), versions.join("\n") + "\n").map_err(|e| e.to_string())?;
     Ok(root)
+}
+
+/// One link `update-alternatives --install` (or its `--slave`) makes: (link, name, path,
+/// priority; a slave has its master's).
+pub type Alternative = (String, String, String, i64);
+
+/// The alternatives a maintainer script installs with literal arguments (`awk` is gawk's,
+/// `/usr/bin/awk -> /usr/bin/gawk`); the ones built from shell variables are left out.
+pub fn parse_alternatives(script: &str) -> Vec<Alternative> {
+    let joined = script.replace("\\\n", " ");
+    let mut out = Vec::new();
+    for line in joined.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "update-alternatives") else { continue };
+        let words = &words[at + 1..];
+        let Some(i) = words.iter().position(|w| *w == "--install") else { continue };
+        let Some([link, name, path, prio]) = words.get(i + 1..i + 5) else { continue };
+        if [link, name, path, prio].iter().any(|w| w.contains('$') || w.contains('"')) {
+            continue;
+        }
+        let Ok(prio) = prio.parse::<i64>() else { continue };
+        out.push((link.to_string(), name.to_string(), path.to_string(), prio));
+        for (j, w) in words.iter().enumerate().skip(i + 5) {
+            if *w == "--slave" {
+                if let Some([link, name, path]) = words.get(j + 1..j + 4) {
+                    if ![link, name, path].iter().any(|w| w.contains('$') || w.contains('"')) {
+                        out.push((link.to_string(), name.to_string(), path.to_string(), prio));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Makes each alternative's link to the path of its highest priority, where that path is
+/// in the root (man pages are stripped).
+fn link_alternatives(root: &Path, alternatives: &[Alternative]) -> Result<(), String> {
+    let mut best: BTreeMap<&str, &Alternative> = BTreeMap::new();
+    for a in alternatives {
+        if best.get(a.1.as_str()).is_none_or(|b| a.3 > b.3) {
+            best.insert(&a.1, a);
+        }
+    }
+    for (link, _, path, _) in best.values() {
+        let at = root.join(link.trim_start_matches('/'));
+        if root.join(path.trim_start_matches('/')).exists() && at.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(path, &at).map_err(|e| format!("{}: {e}", at.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Strips what no program reads, merges /usr, and writes the accounts.
@@ -383,6 +452,38 @@ libc6
         let got: Vec<&str> = c.iter().map(|s| s.as_str()).collect();
         assert_eq!(got, ["base-files", "bash", "debianutils", "libc6", "libgcc-s1", "mawk"]);
         assert_eq!(calls, 3, "one apt-cache call per level");
+    }
+
+    #[test]
+    fn alternatives_are_read_across_continuation_lines_with_their_slaves() {
+        let gawk = "update-alternatives --quiet --install /usr/bin/awk awk /usr/bin/gawk 10 \\\n  --slave /usr/bin/nawk nawk /usr/bin/gawk\n";
+        let procps = "  update-alternatives --install \"$BINPATH\"/\"$BINNAME\" \"$BINNAME\" x 50\n";
+        let a = parse_alternatives(&format!("{gawk}{procps}"));
+        assert_eq!(
+            a,
+            [
+                ("/usr/bin/awk".into(), "awk".into(), "/usr/bin/gawk".into(), 10),
+                ("/usr/bin/nawk".into(), "nawk".into(), "/usr/bin/gawk".into(), 10)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_alternative_of_highest_priority_is_linked() {
+        let t = std::env::temp_dir().join(format!("xtask-alt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(t.join("usr/bin")).unwrap();
+        std::fs::write(t.join("usr/bin/gawk"), b"").unwrap();
+        std::fs::write(t.join("usr/bin/mawk"), b"").unwrap();
+        let alts = [
+            ("/usr/bin/awk".to_string(), "awk".to_string(), "/usr/bin/mawk".to_string(), 5),
+            ("/usr/bin/awk".to_string(), "awk".to_string(), "/usr/bin/gawk".to_string(), 10),
+            ("/usr/share/man/man1/awk.1.gz".to_string(), "awk.1.gz".to_string(), "/usr/share/man/x".to_string(), 10),
+        ];
+        link_alternatives(&t, &alts).unwrap();
+        assert_eq!(std::fs::read_link(t.join("usr/bin/awk")).unwrap(), Path::new("/usr/bin/gawk"));
+        assert!(t.join("usr/share/man/man1/awk.1.gz").symlink_metadata().is_err());
+        std::fs::remove_dir_all(&t).unwrap();
     }
 
     #[test]

@@ -754,6 +754,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     if let Ok(ut) = &ut {
         exec_checks(&mut t, &kernel, o, ut);
         dynamic_exec_checks(&mut t, &kernel, o, ut);
+        debian_checks(&mut t, &kernel, o, ut);
         let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected.in_kernel());
         user_tests_on_linux_guest(&mut t, o, ut, &expected.host, &verdicts);
         user_tests_with_pt_share(&mut t, &kernel, o, ut, &verdicts);
@@ -766,6 +767,92 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
     }
     bench_quick(&mut t, o);
     Ok(finish(&t))
+}
+
+/// The checks of Debian's own programs (`user_tests/debian/checks.sh`, one `check_*`
+/// function per test).
+const DEBIAN_CHECKS: &str = "user_tests/debian/checks.sh";
+
+/// The test names of the Debian checks script: its `check_*` functions.
+pub fn debian_check_names(script: &str) -> Vec<String> {
+    script
+        .lines()
+        .filter_map(|l| l.strip_prefix("check_")?.strip_suffix("() {"))
+        .map(|n| format!("debian::{n}"))
+        .collect()
+}
+
+/// Boots `kernel` (our kernel, or Linux with `linux_cmdline`) with the Debian root and the
+/// checks script as /tests/debian_checks under the user tests' /init; returns its console.
+fn boot_debian_root(kernel: &Path, o: &Options, initrd: &Path, linux: bool) -> Result<qemu::QemuRun, String> {
+    let mut cfg = QemuConfig::new(kernel);
+    cfg.machine = o.machine.clone().unwrap_or(cfg.machine);
+    cfg.cmdline = if linux {
+        crate::linux::cmdline(&cfg.machine, "/init")
+    } else {
+        format!("log=warn init=/init {}", o.append.join(" ")).trim_end().to_string()
+    };
+    cfg.initrd = Some(initrd.to_path_buf());
+    // The root (70 MB) lives in tmpfs beside the archive it came from.
+    cfg.mem = "1G".into();
+    cfg.smp = o.smp.unwrap_or(1);
+    cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
+    cfg.echo = false;
+    qemu::run(&cfg)
+}
+
+/// Debian's programs (bash, coreutils, util-linux, procps, Python) on the Debian root
+/// (`debian.rs`), run by `user_tests/debian/checks.sh` in our kernel and on Debian's Linux
+/// in the same QEMU: each check must pass on both, and our kernel must leak nothing.
+fn debian_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests) {
+    println!("== Debian programs on a Debian root");
+    let script_path = crate::workspace_root().join(DEBIAN_CHECKS);
+    let script = match std::fs::read(&script_path) {
+        Ok(s) => s,
+        Err(e) => return t.record("debian: the checks script", Err(format!("{}: {e}", script_path.display()))),
+    };
+    let names = debian_check_names(&String::from_utf8_lossy(&script));
+    let root = match crate::debian::ensure_root() {
+        Ok(r) => r,
+        Err(e) => return t.record("debian: build the Debian root", Err(e)),
+    };
+    let initrd = target_dir().join("xtask").join("debian.cpio");
+    let written = (|| -> Result<(), String> {
+        let mut w = cpio::Writer::new();
+        crate::debian::add_tree(&mut w, &root)?;
+        w.add_file("init", 0o755, &std::fs::read(&ut.init).map_err(|e| format!("{}: {e}", ut.init.display()))?);
+        w.add_dir("tests");
+        w.add_file("tests/debian_checks", 0o755, &script);
+        std::fs::write(&initrd, w.finish()).map_err(|e| format!("{}: {e}", initrd.display()))
+    })();
+    if let Err(e) = written {
+        return t.record("debian: root initramfs", Err(e));
+    }
+    let linux = crate::linux::ensure_linux();
+    let mut boots: Vec<(&str, Result<PathBuf, String>)> = vec![("kernel", Ok(kernel.to_path_buf()))];
+    boots.push(("linux-guest", linux.map(|l| l.vmlinuz)));
+    for (who, image) in boots {
+        let run = match image.and_then(|k| boot_debian_root(&k, o, &initrd, who != "kernel")) {
+            Ok(r) => r,
+            Err(e) => {
+                t.record(&format!("debian {who}: boot"), Err(e));
+                continue;
+            }
+        };
+        let _ = std::fs::write(target_dir().join("xtask").join(format!("debian-{who}.log")), &run.output);
+        let verdicts: BTreeMap<String, Result<(), String>> =
+            user::parse_harness_output(&run.output).into_iter().collect();
+        for name in &names {
+            let r = verdicts
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Err(format!("did not run ({who} ended with {:?})", run.exit)));
+            t.record(&format!("debian {who}: {name}"), r);
+        }
+        if who == "kernel" {
+            t.record("debian kernel: the Debian programs leak nothing", crate::leak::verdict(&run.output));
+        }
+    }
 }
 
 /// The kernel command line word that turns TLB shootdowns off (a debug switch: other
@@ -1104,6 +1191,12 @@ fn finish(t: &Tally) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debian_check_names_are_the_scripts_check_functions() {
+        let script = "fail() {\n}\ncheck_a_thing() {\n    true\n}\n# check_not() {\ncheck_b() {\n}\n";
+        assert_eq!(debian_check_names(script), ["debian::a_thing", "debian::b"]);
+    }
 
     #[test]
     fn the_cpus_online_line_is_read() {

@@ -220,6 +220,14 @@ impl Inode for Random {
     }
 }
 
+/// /dev's symbolic links into /proc/self (udev's static nodes).
+pub const DEV_LINKS: [(&str, &str); 4] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
+
 /// The /dev directory, mounted under `parent`.
 pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     let dir = TmpfsDir::new_child(Arc::downgrade(&parent), 0o755, 0, 0);
@@ -236,6 +244,11 @@ pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     ];
     for (name, node) in nodes {
         dir.mount(name, node).expect("devfs entry");
+    }
+    // The links udev makes on every Linux system (devtmpfs has none): bash's process
+    // substitution opens /dev/fd/N.
+    for (name, target) in DEV_LINKS {
+        dir.symlink(name, target.as_bytes()).expect("devfs link");
     }
     // /dev/shm: a tmpfs for POSIX shared memory (musl's shm_open opens files there),
     // writable by all with the sticky bit, as systemd and Debian's initramfs mount it.

@@ -80,6 +80,25 @@ impl FdTable {
         self.fds.get_mut(i).and_then(|e| e.take()).ok_or(EBADF)
     }
 
+    /// Takes the descriptors from `first` to `last` (inclusive) out of the table, for the
+    /// caller to drop once the table's lock is released (close_range).
+    pub fn close_range(&mut self, first: usize, last: usize) -> Vec<FdEntry> {
+        let end = last.saturating_add(1).min(self.fds.len());
+        if first >= end {
+            return Vec::new();
+        }
+        self.fds[first..end].iter_mut().filter_map(|e| e.take()).collect()
+    }
+
+    /// Marks the descriptors from `first` to `last` (inclusive) close-on-exec
+    /// (CLOSE_RANGE_CLOEXEC).
+    pub fn cloexec_range(&mut self, first: usize, last: usize) {
+        let end = last.saturating_add(1).min(self.fds.len());
+        for e in self.fds.iter_mut().take(end).skip(first).flatten() {
+            e.cloexec = true;
+        }
+    }
+
     /// Drops every close-on-exec descriptor (execve).
     pub fn close_on_exec(&mut self) {
         for e in self.fds.iter_mut() {

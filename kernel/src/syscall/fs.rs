@@ -414,6 +414,30 @@ pub fn sys_close(a: Args) -> SysResult {
     ok(0)
 }
 
+const CLOSE_RANGE_UNSHARE: u32 = 1 << 1;
+const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
+/// close_range(first, last, flags) (Linux's `__close_range`): closes, or with
+/// CLOSE_RANGE_CLOEXEC marks close-on-exec, every open descriptor from `first` to `last`;
+/// CLOSE_RANGE_UNSHARE first gives the caller a table of its own.
+pub fn sys_close_range(a: Args) -> SysResult {
+    let (first, last, flags) = (a.u32(0), a.u32(1), a.u32(2));
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(EINVAL);
+    }
+    if flags & CLOSE_RANGE_UNSHARE != 0 {
+        crate::process::fork::ksys_unshare(crate::process::fork::CLONE_FILES)?;
+    }
+    let files = current().files();
+    if flags & CLOSE_RANGE_CLOEXEC != 0 {
+        files.lock().cloexec_range(first as usize, last as usize);
+    } else {
+        let closed = files.lock().close_range(first as usize, last as usize);
+        drop(closed);
+    }
+    ok(0)
+}
+
 /// `struct stat` for x86_64.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -1200,6 +1224,94 @@ pub fn sys_sendfile(a: Args) -> SysResult {
     }
     if let Some(o) = offset {
         write_val(off_va, &(o as i64))?;
+    }
+    ok(done)
+}
+
+/// copy_file_range(fd_in, off_in, fd_out, off_out, len, flags) (Linux 6.1's
+/// `vfs_copy_file_range` with `generic_copy_file_checks`): regular files only, in one
+/// filesystem (EXDEV otherwise: the caller falls back to read and write), no overlap within
+/// one file, shortened to the input's end; the bytes go through the page cache as a
+/// splice would move them. Each offset is the pointer's, updated, or the file's position.
+pub fn sys_copy_file_range(a: Args) -> SysResult {
+    let (off_in_va, off_out_va, len, flags) = (a.u(1), a.u(3), a.usize(4), a.u32(5));
+    let fin = get_file(a.i32(0))?;
+    let fout = get_file(a.i32(2))?;
+    if fin.flags() & O_PATH != 0 || fout.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    let pos = |f: &File, va: u64| -> KResult<i64> {
+        if va != 0 {
+            read_val::<i64>(va)
+        } else {
+            // `f_pos` as it is: a pipe's is 0 (its kind is refused below).
+            Ok(f.seek(0, SEEK_CUR).unwrap_or(0) as i64)
+        }
+    };
+    let (pos_in, pos_out) = (pos(&fin, off_in_va)?, pos(&fout, off_out_va)?);
+    if flags != 0 {
+        return Err(EINVAL);
+    }
+    // generic_file_rw_checks.
+    let (mi, mo) = (fin.metadata(), fout.metadata());
+    if mi.is_dir() || mo.is_dir() {
+        return Err(EISDIR);
+    }
+    if !mi.is_regular() || !mo.is_regular() {
+        return Err(EINVAL);
+    }
+    if !fin.readable() || !fout.writable() || fout.flags() & O_APPEND != 0 {
+        return Err(EBADF);
+    }
+    if mi.dev != mo.dev {
+        return Err(EXDEV);
+    }
+    let mut count = len as u64;
+    if (pos_in as u64).checked_add(count).is_none() || (pos_out as u64).checked_add(count).is_none() {
+        return Err(EOVERFLOW);
+    }
+    // rw_verify_area, then the copy shortened to the input's end.
+    if pos_in < 0 || pos_out < 0 {
+        return Err(EINVAL);
+    }
+    count = count.min(mi.size.saturating_sub(pos_in as u64));
+    if mi.ino == mo.ino && (pos_out as u64) + count > pos_in as u64 && (pos_out as u64) < pos_in as u64 + count {
+        return Err(EINVAL);
+    }
+    let count = (count as usize).min(MAX_RW_COUNT);
+    let mut buf = crate::mm::fail::try_vec_filled(0u8, count.clamp(1, CHUNK))?;
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let r = fin.pread(&mut buf[..want], pos_in as u64 + done as u64).and_then(|n| {
+            if n == 0 {
+                Ok(0)
+            } else {
+                fout.pwrite(&buf[..n], pos_out as u64 + done as u64)
+            }
+        });
+        match r {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        if !next_chunk() {
+            break;
+        }
+    }
+    if done > 0 {
+        let (new_in, new_out) = (pos_in + done as i64, pos_out + done as i64);
+        if off_in_va != 0 {
+            write_val(off_in_va, &new_in)?;
+        } else {
+            fin.seek(new_in, SEEK_SET)?;
+        }
+        if off_out_va != 0 {
+            write_val(off_out_va, &new_out)?;
+        } else {
+            fout.seek(new_out, SEEK_SET)?;
+        }
     }
     ok(done)
 }

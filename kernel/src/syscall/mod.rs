@@ -294,9 +294,11 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         318 => misc::sys_getrandom(a),
         319 => fs::sys_memfd_create(a),
         325 => mm::sys_mlock2(a),
+        326 => fs::sys_copy_file_range(a),
         332 => fs::sys_statx(a),
         334 => process::sys_rseq(a),
         435 => process::sys_clone3(frame, a),
+        436 => fs::sys_close_range(a),
         439 => fs::sys_faccessat(a.i32(0), a.u(1), a.u32(2), a.u32(3)),
         // mshare's 2022 system calls, above Linux's table (`msharefs::SYS_MSHARE`).
         1024 => mm::sys_mshare(a),

@@ -98,6 +98,16 @@ fn main() {
             dev_null_reads_eof_and_swallows_writes,
             dev_zero_reads_zeroes,
             sendfile_copies_and_advances_the_offset,
+            close_range_closes_the_open_descriptors_in_the_range,
+            close_range_to_the_largest_number_closes_the_rest,
+            close_range_cloexec_marks_instead_of_closing,
+            close_range_with_unknown_flags_or_first_past_last_is_einval,
+            copy_file_range_copies_and_advances_the_file_positions,
+            copy_file_range_with_offsets_updates_them_and_not_the_positions,
+            copy_file_range_stops_at_the_end_of_the_input,
+            copy_file_range_within_one_file_may_not_overlap,
+            copy_file_range_checks_the_files_kinds_and_modes,
+            copy_file_range_across_filesystems_is_exdev,
             proc_self_links_to_own_pid,
             proc_self_status_names_the_process,
             chown_changes_owner_and_clears_setuid,
@@ -179,6 +189,142 @@ fn sendfile_copies_and_advances_the_offset() {
     assert_eq!(&buf[..14], b"34560123456789");
     close(src).unwrap();
     close(dst).unwrap();
+}
+
+fn fd_is_open(fd: i32) -> bool {
+    sys!(SYS_fcntl, fd, F_GETFD).is_ok()
+}
+
+/// Four descriptors of one pipe's read end, at 100..=103.
+fn four_fds() -> (i32, i32) {
+    let (r, w) = pipe(0).unwrap();
+    for fd in 100..104 {
+        sys!(SYS_dup2, r, fd).unwrap();
+    }
+    (r, w)
+}
+
+fn close_range_closes_the_open_descriptors_in_the_range() {
+    let (r, w) = four_fds();
+    sys!(SYS_close_range, 101, 102, 0).unwrap();
+    assert_eq!([100, 101, 102, 103].map(fd_is_open), [true, false, false, true]);
+    for fd in [r, w, 100, 103] {
+        close(fd).unwrap();
+    }
+}
+
+fn close_range_to_the_largest_number_closes_the_rest() {
+    let (r, w) = four_fds();
+    sys!(SYS_close_range, 101, u32::MAX, 0).unwrap();
+    assert_eq!([100, 101, 102, 103].map(fd_is_open), [true, false, false, false]);
+    for fd in [r, w, 100] {
+        close(fd).unwrap();
+    }
+}
+
+fn close_range_cloexec_marks_instead_of_closing() {
+    let (r, w) = four_fds();
+    sys!(SYS_close_range, 100, 102, 4).unwrap();
+    let flags = [100, 101, 102, 103].map(|fd| sys!(SYS_fcntl, fd, F_GETFD).unwrap());
+    assert_eq!(flags, [1, 1, 1, 0].map(i64::from));
+    for fd in [r, w, 100, 101, 102, 103] {
+        close(fd).unwrap();
+    }
+}
+
+fn close_range_with_unknown_flags_or_first_past_last_is_einval() {
+    assert_errno!(sys!(SYS_close_range, 10, 5, 0), EINVAL);
+    assert_errno!(sys!(SYS_close_range, 1000, 1001, 1), EINVAL);
+    assert_errno!(sys!(SYS_close_range, 1000, 1001, 8), EINVAL);
+}
+
+fn copy_file_range(
+    fd_in: i32,
+    off_in: Option<&mut i64>,
+    fd_out: i32,
+    off_out: Option<&mut i64>,
+    len: usize,
+) -> Result<i64, user_tests::Errno> {
+    let p = |o: Option<&mut i64>| o.map_or(std::ptr::null_mut(), |o| o as *mut i64);
+    sys!(SYS_copy_file_range, fd_in, p(off_in), fd_out, p(off_out), len, 0)
+}
+
+fn copy_file_range_copies_and_advances_the_file_positions() {
+    let dir = TempDir::new();
+    let fin = open(&dir.file("in", b"0123456789"), O_RDONLY, 0).unwrap();
+    let fout = open(&dir.join("out"), O_WRONLY | O_CREAT, 0o644).unwrap();
+    lseek(fin, 2, SEEK_SET).unwrap();
+    assert_eq!(copy_file_range(fin, None, fout, None, 5), Ok(5));
+    assert_eq!((lseek(fin, 0, SEEK_CUR), lseek(fout, 0, SEEK_CUR)), (Ok(7), Ok(5)));
+    assert_eq!(std::fs::read(dir.join("out")).unwrap(), b"23456");
+    close(fin).unwrap();
+    close(fout).unwrap();
+}
+
+fn copy_file_range_with_offsets_updates_them_and_not_the_positions() {
+    let dir = TempDir::new();
+    let fin = open(&dir.file("in", b"0123456789"), O_RDONLY, 0).unwrap();
+    let fout = open(&dir.file("out", b"abcdef"), O_WRONLY, 0).unwrap();
+    let (mut oi, mut oo) = (6i64, 4i64);
+    assert_eq!(copy_file_range(fin, Some(&mut oi), fout, Some(&mut oo), 3), Ok(3));
+    assert_eq!((oi, oo), (9, 7));
+    assert_eq!((lseek(fin, 0, SEEK_CUR), lseek(fout, 0, SEEK_CUR)), (Ok(0), Ok(0)));
+    assert_eq!(std::fs::read(dir.join("out")).unwrap(), b"abcd678");
+    close(fin).unwrap();
+    close(fout).unwrap();
+}
+
+fn copy_file_range_stops_at_the_end_of_the_input() {
+    let dir = TempDir::new();
+    let fin = open(&dir.file("in", b"0123456789"), O_RDONLY, 0).unwrap();
+    let fout = open(&dir.join("out"), O_WRONLY | O_CREAT, 0o644).unwrap();
+    assert_eq!(copy_file_range(fin, None, fout, None, 1 << 20), Ok(10));
+    assert_eq!(copy_file_range(fin, None, fout, None, 1 << 20), Ok(0));
+    let mut past = 50i64;
+    assert_eq!(copy_file_range(fin, Some(&mut past), fout, None, 5), Ok(0));
+    assert_eq!(past, 50);
+    close(fin).unwrap();
+    close(fout).unwrap();
+}
+
+fn copy_file_range_within_one_file_may_not_overlap() {
+    let dir = TempDir::new();
+    let fd = open(&dir.file("f", b"0123456789"), O_RDWR, 0).unwrap();
+    let (mut a, mut b) = (0i64, 3i64);
+    assert_errno!(copy_file_range(fd, Some(&mut a), fd, Some(&mut b), 5), EINVAL);
+    let (mut a, mut b) = (0i64, 5i64);
+    assert_eq!(copy_file_range(fd, Some(&mut a), fd, Some(&mut b), 5), Ok(5));
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"0123401234");
+    close(fd).unwrap();
+}
+
+fn copy_file_range_checks_the_files_kinds_and_modes() {
+    let dir = TempDir::new();
+    let path = dir.file("in", b"0123456789");
+    let fin = open(&path, O_RDONLY, 0).unwrap();
+    let wronly = open(&path, O_WRONLY, 0).unwrap();
+    let append = open(&dir.join("out"), O_WRONLY | O_CREAT | O_APPEND, 0o644).unwrap();
+    let fdir = open(&dir.path.to_string_lossy(), O_RDONLY | O_DIRECTORY, 0).unwrap();
+    let (r, w) = pipe(0).unwrap();
+    assert_errno!(copy_file_range(fin, None, append, None, 1), EBADF);
+    assert_errno!(copy_file_range(wronly, None, wronly, None, 1), EBADF);
+    assert_errno!(copy_file_range(fdir, None, wronly, None, 1), EISDIR);
+    assert_errno!(copy_file_range(fin, None, w, None, 1), EINVAL);
+    assert_errno!(copy_file_range(999, None, wronly, None, 1), EBADF);
+    assert_errno!(sys!(SYS_copy_file_range, fin, 0, append, 0, 1, 1), EINVAL);
+    for fd in [fin, wronly, append, fdir, r, w] {
+        close(fd).unwrap();
+    }
+}
+
+fn copy_file_range_across_filesystems_is_exdev() {
+    let m = TmpfsMount::new("");
+    let dir = TempDir::new();
+    let fin = open(&dir.file("in", b"0123456789"), O_RDONLY, 0).unwrap();
+    let fout = open(&format!("{}/out", m.mnt), O_WRONLY | O_CREAT, 0o644).unwrap();
+    assert_errno!(copy_file_range(fin, None, fout, None, 5), EXDEV);
+    close(fin).unwrap();
+    close(fout).unwrap();
 }
 
 fn proc_self_links_to_own_pid() {

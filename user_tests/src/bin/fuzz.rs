@@ -514,11 +514,13 @@ const CALLS: &[Call] = calls! {
     // F_ADD_SEALS and F_GET_SEALS with every seal and an unknown bit.
     72 fcntl [Fd, OneOf(&[1033, 1034]), Flags(0x7f)] None;
     325 mlock2 [Flags(1)] MemRange;
+    326 copy_file_range [Fd, Buf, Fd, Buf, Len, Flags(1)] None;
     332 statx [DirFd, Path, Flags(AT_FLAGS), Flags(0xfff), Buf] None;
     // rseq registrations that fail: a registered area would take the kernel's writes and
     // SIGSEGV for a garbage rseq_cs, both outside the fuzzer's rules.
     334 rseq [Only(&[8, 0xffff_8000_0000_0000, 0x7fff_ffff_ffe0, 0x7fff_ffff_f000]), Only(&[0, 16, 32, 64]), Flags(3), OneOf(&[0x5305_3053, 0])] None;
     435 clone3 [] Clone3;
+    436 close_range [Below(70), OneOf(&[u32::MAX as u64, 64, 3, 0]), Flags(6)] None;
     1024 mshare [Path, OneOf(&[0, 4096, 1 << 39, 2 << 39, 3 << 39, 1 << 46]), OneOf(&[0, 4096, 1 << 39, 2 << 39]), Flags(0o3 | 0o100 | 0o200), Mode] None;
     1025 mshare_unlink [Path] None;
     439 faccessat2 [DirFd, Path, Flags(7), Flags(AT_FLAGS)] None;
@@ -614,7 +616,6 @@ const UNIMPLEMENTED: &[u64] = &[
     322,
     323,
     324,
-    326,
     327,
     328,
     329,
@@ -632,7 +633,6 @@ const UNIMPLEMENTED: &[u64] = &[
     432,
     433,
     434,
-    436,
     437,
     438,
     440,

@@ -127,6 +127,18 @@ fn prepare_machine() {
             }
         }
     }
+    // The links udev makes (our kernel's /dev has them; Linux's devtmpfs does not).
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let link = Path::new("/dev").join(name);
+        if link.symlink_metadata().is_err() {
+            let _ = std::os::unix::fs::symlink(target, link);
+        }
+    }
     if !Path::new("/proc/self").exists() {
         mount("proc", "/proc", "proc");
     }

@@ -1,0 +1,229 @@
+#!/bin/bash
+# Debian's own programs on the Debian root (`cargo xtask test`, see qemu/src/debian.rs):
+# bash, coreutils, util-linux, procps and Python 3, run the same way in our kernel and on
+# Debian's Linux 6.1 in the same QEMU. Each check_* function is one test; it fails with a
+# message through `fail`, or when a command it runs under `set -e` fails. Prints a line per
+# test in the user-test harness format, then exits 0 if every test passed.
+set -u
+
+fail() {
+    echo "$*" >&2
+    exit 1
+}
+
+# expect WHAT GOT WANT
+expect() {
+    [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+}
+
+check_bash_pipes_redirections_subshells_and_substitution() {
+    set -e
+    expect pipe "$(printf 'b\nc\na\n' | sort | tr -d '\n')" abc
+    local f=/tmp/debian-redirect
+    echo one >"$f"
+    echo two >>"$f"
+    expect append "$(wc -l <"$f")" 2
+    expect subshell "$(cd /tmp && pwd)" /tmp
+    expect cwd-kept "$(pwd)" "$PWD"
+    expect nested "$(echo "$(echo "$(echo deep)")")" deep
+    expect heredoc "$(cat <<END
+x $((6 * 7))
+END
+)" "x 42"
+    expect stderr "$( (echo err >&2) 2>&1)" err
+    expect exit-status "$(false || echo $?)" 1
+    local n=0
+    while read -r _; do n=$((n + 1)); done < <(seq 1 5)
+    expect process-substitution "$n" 5
+    rm "$f"
+}
+
+check_bash_background_jobs_and_wait() {
+    set -e
+    sleep 0.2 &
+    local pid=$!
+    kill -0 "$pid"
+    wait "$pid"
+    (exit 7) &
+    wait $! || expect wait-status $? 7
+}
+
+check_coreutils_files() {
+    set -e
+    local d=/tmp/debian-files
+    rm -rf "$d"
+    mkdir -p "$d"
+    printf 'hello\nworld\n' >"$d/a"
+    cp "$d/a" "$d/b"
+    expect cp "$(cat "$d/b")" "$(printf 'hello\nworld')"
+    expect wc "$(wc -l -c <"$d/b" | tr -s ' ')" " 2 12"
+    expect stat-size "$(stat -c %s "$d/a")" 12
+    chmod 640 "$d/a"
+    expect stat-mode "$(stat -c %a "$d/a")" 640
+    expect ls-l "$(ls -l "$d/a" | cut -d ' ' -f 1)" "-rw-r-----"
+    ln -s a "$d/link"
+    expect readlink "$(readlink "$d/link")" a
+    expect sort "$(printf '3\n1\n2\n' | sort -n | tr -d '\n')" 123
+    expect ls "$(ls "$d" | tr '\n' ' ')" "a b link "
+    rm -r "$d"
+}
+
+check_coreutils_ids_and_machine() {
+    set -e
+    expect id-u "$(id -u)" 0
+    expect id-user "$(id -u user):$(id -g user)" 1000:1000
+    expect nproc "$(nproc)" "$(grep -c '^processor' /proc/cpuinfo)"
+    df / >/dev/null
+    expect df-mount "$(df --output=target / | tail -n 1)" /
+}
+
+check_setpriv_runs_a_program_as_the_user() {
+    set -e
+    expect user "$(setpriv --reuid=user --regid=user --init-groups id -un)" user
+    expect denied "$(setpriv --reuid=user --regid=user --init-groups cat /root/.none 2>&1 || true)" \
+        "cat: /root/.none: Permission denied"
+}
+
+check_ipcmk_ipcs_ipcrm_on_a_segment() {
+    set -e
+    local out id line
+    out=$(ipcmk -M 1048576)
+    id=${out##* }
+    line=$(ipcs -m | awk -v id="$id" '$2 == id')
+    [ -n "$line" ] || fail "ipcs -m does not list segment $id: $(ipcs -m)"
+    set -- $line
+    expect size "$5" 1048576
+    expect owner "$3" root
+    expect nattch "$6" 0
+    ipcrm -m "$id"
+    [ -z "$(ipcs -m | awk -v id="$id" '$2 == id')" ] || fail "segment $id still listed after ipcrm"
+}
+
+check_ipcs_l_shows_the_limits() {
+    set -e
+    local l
+    l=$(ipcs -l)
+    expect shmmni "$(echo "$l" | awk -F' = ' '/max number of segments/ {print $2}')" "$(cat /proc/sys/kernel/shmmni)"
+    expect msgmax "$(echo "$l" | awk -F' = ' '/max size of message/ {print $2}')" "$(cat /proc/sys/kernel/msgmax)"
+    expect semmsl "$(echo "$l" | awk -F' = ' '/max semaphores per array/ {print $2}')" "$(awk '{print $1}' /proc/sys/kernel/sem)"
+}
+
+status_kb() {
+    awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"
+}
+
+check_ps_lists_every_process_with_its_command() {
+    set -e
+    sleep 30 &
+    local pid=$!
+    sleep 0.2
+    local line
+    line=$(ps -eo pid,ppid,cmd | awk -v p="$pid" '$1 == p')
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    set -- $line
+    expect ppid "$2" "$BASHPID"
+    expect cmd "$3 $4" "sleep 30"
+    expect "pid 1" "$(ps -o pid= -p 1 | tr -d ' ')" 1
+}
+
+check_ps_rss_and_vsz_match_proc_status() {
+    set -e
+    sleep 30 &
+    local pid=$!
+    sleep 0.2
+    local rss vsz
+    read -r rss vsz < <(ps -o rss=,vsz= -p "$pid")
+    local want_rss want_vsz
+    want_rss=$(status_kb "$pid" VmRSS)
+    want_vsz=$(status_kb "$pid" VmSize)
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    expect rss "$rss" "$want_rss"
+    expect vsz "$vsz" "$want_vsz"
+}
+
+check_free_shows_meminfo() {
+    set -e
+    expect total "$(free -k | awk '/^Mem:/ {print $2}')" "$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+    expect swap "$(free -k | awk '/^Swap:/ {print $2}')" "$(awk '/^SwapTotal:/ {print $2}' /proc/meminfo)"
+}
+
+check_pmap_totals_match_proc_status() {
+    set -e
+    sleep 30 &
+    local pid=$!
+    sleep 0.2
+    local total
+    total=$(pmap -x "$pid" | awk '/^total/ {print $3, $4}')
+    local want="$(status_kb "$pid" VmSize) $(status_kb "$pid" VmRSS)"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    expect "pmap total kB and RSS" "$total" "$want"
+}
+
+check_python_mmap_of_a_file() {
+    set -e
+    local out
+    out=$(python3 - <<'END'
+import mmap, os
+path = "/tmp/debian-mmap"
+with open(path, "wb") as f:
+    f.write(b"a" * 8192)
+with open(path, "r+b") as f:
+    m = mmap.mmap(f.fileno(), 0)
+    m[4096:4101] = b"hello"
+    m.flush()
+    assert m.find(b"hello") == 4096
+    m.close()
+with open(path, "rb") as f:
+    data = f.read()
+os.unlink(path)
+print(len(data), data[4096:4101].decode(), data.count(b"a"))
+END
+)
+    expect python-mmap "$out" "8192 hello 8187"
+}
+
+check_python_shared_memory_between_processes() {
+    set -e
+    local out
+    out=$(python3 - <<'END'
+import multiprocessing as mp
+from multiprocessing import shared_memory
+
+def child(name, i):
+    shm = shared_memory.SharedMemory(name=name)
+    shm.buf[i] = i + 1
+    shm.close()
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    shm = shared_memory.SharedMemory(create=True, size=4096)
+    procs = [mp.Process(target=child, args=(shm.name, i)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    print(list(shm.buf[:4]), [p.exitcode for p in procs])
+    shm.close()
+    shm.unlink()
+END
+)
+    expect shared-memory "$out" "[1, 2, 3, 4] [0, 0, 0, 0]"
+}
+
+passed=0
+failed=0
+for t in $(declare -F | awk '$3 ~ /^check_/ {print $3}'); do
+    name=${t#check_}
+    if msg=$( ("$t") 2>&1 >/dev/null); then
+        echo "test debian::$name ... ok"
+        passed=$((passed + 1))
+    else
+        echo "test debian::$name ... FAILED: $(echo "$msg" | tail -n 3 | tr '\n' ' ')"
+        failed=$((failed + 1))
+    fi
+done
+echo "debian: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
