@@ -50,6 +50,8 @@ options:
   --host                 test: only run the user tests directly on the Linux host
   --linux-guest          test: only the user tests on the host, in our kernel and on Debian 12's
                          Linux in the same QEMU (root with every capability), compared
+  --debian               test: only Debian's programs on the Debian root (user_tests/debian),
+                         in our kernel and on Debian 12's Linux
   --quick                bench: the small set (seconds)
   --linux                bench: also run every benchmark on Linux (Debian 12's cloud kernel)
   --only NAME            bench: only the suites or cases whose name contains NAME
@@ -81,6 +83,8 @@ pub struct Options {
     pub host_only: bool,
     /// test: the user tests on the host, in our kernel and on the Linux guest only.
     pub linux_guest: bool,
+    /// test: only the Debian programs on the Debian root, in our kernel and on the Linux guest.
+    pub debian: bool,
     /// bench: the small set.
     pub quick: bool,
     /// bench: Linux too.
@@ -134,6 +138,7 @@ pub fn parse_options(args: &[String]) -> Result<Options, String> {
             "--gdb" => o.gdb = true,
             "--host" => o.host_only = true,
             "--linux-guest" => o.linux_guest = true,
+            "--debian" => o.debian = true,
             "--quick" => o.quick = true,
             "--linux" => o.linux = true,
             "--uncapped" => o.uncapped = true,

@@ -728,6 +728,12 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         user_tests_on_host(&mut t, &ut);
         return Ok(finish(&t));
     }
+    if o.debian {
+        let ut = user::build_user_tests()?;
+        let kernel = build_kernel(o.release)?;
+        debian_checks(&mut t, &kernel, o, &ut);
+        return Ok(finish(&t));
+    }
     if o.linux_guest {
         let ut = user::build_user_tests()?;
         let expected = user_tests_on_host(&mut t, &ut);

@@ -5,6 +5,9 @@
 # message through `fail`, or when a command it runs under `set -e` fails. Prints a line per
 # test in the user-test harness format, then exits 0 if every test passed.
 set -u
+# Linux starts init with HOME and TERM only; programs that look themselves up (Python's
+# sys.executable) need PATH in the environment, as a login shell has it.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 fail() {
     echo "$*" >&2
@@ -156,7 +159,8 @@ check_pmap_totals_match_proc_status() {
     sleep 0.2
     local total
     total=$(pmap -x "$pid" | awk '/^total/ {print $3, $4}')
-    local want="$(status_kb "$pid" VmSize) $(status_kb "$pid" VmRSS)"
+    # RSS from smaps: Linux 6.1's VmRSS may lag behind by its per-thread counter caches.
+    local want="$(status_kb "$pid" VmSize) $(awk '$1 == "Rss:" {print $2}' "/proc/$pid/smaps_rollup")"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     expect "pmap total kB and RSS" "$total" "$want"
@@ -221,7 +225,7 @@ for t in $(declare -F | awk '$3 ~ /^check_/ {print $3}'); do
         echo "test debian::$name ... ok"
         passed=$((passed + 1))
     else
-        echo "test debian::$name ... FAILED: $(echo "$msg" | tail -n 3 | tr '\n' ' ')"
+        echo "test debian::$name ... FAILED: $(echo "$msg" | tail -n 12 | tr '\n' ' ')"
         failed=$((failed + 1))
     fi
 done
