@@ -96,6 +96,12 @@ impl Inode for Console {
     fn poll(&self) -> u16 {
         POLLOUT | if crate::arch::serial::has_input() { POLLIN } else { 0 }
     }
+    fn can_poll(&self) -> bool {
+        true
+    }
+    fn polled_by_tick(&self) -> bool {
+        true
+    }
     fn ioctl(&self, cmd: u32, arg: u64) -> KResult<usize> {
         let mm = crate::process::current_mm();
         match cmd {

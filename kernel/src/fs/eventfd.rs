@@ -72,6 +72,11 @@ impl EventFd {
         Ok(8)
     }
 
+    /// Woken on every change of the count.
+    pub fn wait_queue(&self) -> &WaitQueue {
+        &self.changed
+    }
+
     pub fn poll(&self) -> u16 {
         let count = *self.count.lock();
         (if count > 0 { POLLIN } else { 0 }) | if count < MAX_COUNT { POLLOUT } else { 0 }

@@ -11,6 +11,7 @@ use crate::sync::SpinLock as Mutex;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub const O_ACCMODE: u32 = 0o3;
@@ -47,6 +48,8 @@ pub enum FileKind {
     Pipe(Arc<Pipe>),
     /// An eventfd counter (an anonymous inode in Linux).
     EventFd(EventFd),
+    /// An epoll instance (an anonymous inode in Linux).
+    Epoll(Arc<super::eventpoll::EventPoll>),
 }
 
 pub struct File {
@@ -159,6 +162,7 @@ impl File {
         match &self.kind {
             FileKind::Pipe(p) => p.read(buf, self.nonblock()),
             FileKind::EventFd(e) => e.read(buf, self.nonblock()),
+            FileKind::Epoll(_) => Err(EINVAL),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -181,6 +185,7 @@ impl File {
         match &self.kind {
             FileKind::Pipe(p) => p.write(buf, self.nonblock()),
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
+            FileKind::Epoll(_) => Err(EINVAL),
             FileKind::Inode(i) => {
                 if !self.seekable() {
                     return self.stream_io(|off| i.write_at(off, buf));
@@ -262,6 +267,9 @@ impl File {
             FileKind::EventFd(e) => {
                 Metadata { dev: 0xd, ino: e.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
             }
+            FileKind::Epoll(e) => {
+                Metadata { dev: 0xd, ino: e.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
+            }
         }
     }
 
@@ -270,6 +278,58 @@ impl File {
             FileKind::Inode(i) => i.poll(),
             FileKind::Pipe(p) => p.poll(fmode_read(self.flags()), fmode_write(self.flags())),
             FileKind::EventFd(e) => e.poll(),
+            FileKind::Epoll(e) => e.poll(),
+        }
+    }
+
+    /// Whether poll, select and epoll can watch it (`file_can_poll`).
+    pub fn can_poll(&self) -> bool {
+        match &self.kind {
+            FileKind::Inode(i) => i.can_poll(),
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => true,
+        }
+    }
+
+    /// The queues woken when its readiness may change (an epoll file's are its items',
+    /// gathered by `select::watch_files`).
+    pub fn wait_queues<'a>(&'a self, out: &mut Vec<&'a crate::process::wait_queue::WaitQueue>) {
+        match &self.kind {
+            FileKind::Inode(i) => out.extend(i.wait_queue()),
+            FileKind::Pipe(p) => p.wait_queues(fmode_read(self.flags()), fmode_write(self.flags()), out),
+            FileKind::EventFd(e) => out.push(e.wait_queue()),
+            FileKind::Epoll(_) => {}
+        }
+    }
+
+    /// Wake-ups of its queues so far (edge-triggered epoll), an epoll file's items' too.
+    pub fn wake_count(&self) -> u64 {
+        let mut files = Vec::new();
+        super::select::watch_files(self, &mut files, 0);
+        let mut queues = Vec::new();
+        for f in &files {
+            f.wait_queues(&mut queues);
+        }
+        let own = match &self.kind {
+            FileKind::Epoll(_) => 0,
+            _ => {
+                let mut mine = Vec::new();
+                self.wait_queues(&mut mine);
+                mine.iter().map(|q| q.wake_count()).sum()
+            }
+        };
+        own + queues.iter().map(|q| q.wake_count()).sum::<u64>()
+    }
+
+    /// Whether a wait must re-check it every tick (`Inode::polled_by_tick`).
+    pub fn polled_by_tick(&self) -> bool {
+        matches!(&self.kind, FileKind::Inode(i) if i.polled_by_tick())
+    }
+
+    /// The epoll instance, if it is one.
+    pub fn epoll(&self) -> Option<&Arc<super::eventpoll::EventPoll>> {
+        match &self.kind {
+            FileKind::Epoll(e) => Some(e),
+            _ => None,
         }
     }
 
@@ -322,7 +382,9 @@ pub fn file_inode(f: &File) -> Arc<dyn Inode> {
     match &f.kind {
         FileKind::Inode(i) => i.clone(),
         FileKind::Pipe(p) => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
-        FileKind::EventFd(_) => Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() }),
+        FileKind::EventFd(_) | FileKind::Epoll(_) => {
+            Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() })
+        }
     }
 }
 

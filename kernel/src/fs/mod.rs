@@ -4,6 +4,7 @@
 
 pub mod devfs;
 pub mod eventfd;
+pub mod eventpoll;
 pub mod fdtable;
 pub mod file;
 pub mod flock;
@@ -15,6 +16,7 @@ pub mod path;
 pub mod pipe;
 pub mod proc_sysctl;
 pub mod procfs;
+pub mod select;
 pub mod tmpfs;
 pub mod vfs;
 pub mod xattr;

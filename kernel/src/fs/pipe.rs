@@ -6,6 +6,7 @@ use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
 use crate::sync::SpinLock as Mutex;
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 pub const PIPE_SIZE: usize = 65536;
 /// Writes of at most this many bytes are atomic.
@@ -125,6 +126,17 @@ impl Pipe {
     }
 
     /// `pipe_poll` for an open file that reads (`read`), writes (`write`) or both.
+    /// The queues an end's readiness changes on: the reader's (data, the last writer
+    /// gone) and the writer's (room, the last reader gone).
+    pub fn wait_queues<'a>(&'a self, read: bool, write: bool, out: &mut Vec<&'a WaitQueue>) {
+        if read {
+            out.push(&self.readable);
+        }
+        if write {
+            out.push(&self.writable);
+        }
+    }
+
     pub fn poll(&self, read: bool, write: bool) -> u16 {
         let p = self.inner.lock();
         let mut mask = 0;

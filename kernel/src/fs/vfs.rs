@@ -265,6 +265,21 @@ pub trait Inode: Send + Sync + Any {
     fn xattrs(&self) -> Option<&super::xattr::SimpleXattrs> {
         None
     }
+    /// Whether poll, select and epoll can watch it (`file_can_poll`: its file operations
+    /// have a poll); epoll_ctl refuses the others with EPERM.
+    fn can_poll(&self) -> bool {
+        false
+    }
+    /// The queue woken when its readiness may change, for poll, select and epoll to sleep
+    /// on; None when it has none.
+    fn wait_queue(&self) -> Option<&crate::process::wait_queue::WaitQueue> {
+        None
+    }
+    /// Whether its readiness changes with nothing to wake a queue (the console's input,
+    /// polled from the serial port): a wait re-checks it every tick.
+    fn polled_by_tick(&self) -> bool {
+        false
+    }
     /// Adds another name for `target` in this directory (a hard link).
     fn link(&self, _name: &str, _target: &Arc<dyn Inode>) -> KResult<()> {
         Err(ENOTDIR)

@@ -15,10 +15,13 @@ use crate::errno::*;
 use crate::sync::IrqMutex as Mutex;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicBool, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 pub struct WaitQueue {
     waiters: Mutex<Vec<Arc<super::task::Task>>, crate::sync::order::WaitQueue>,
+    /// Wake-ups so far: an edge-triggered epoll item is reported again once its file's
+    /// queues have been woken since its last report (`fs/eventpoll.rs`).
+    wakes: AtomicU64,
 }
 
 impl Default for WaitQueue {
@@ -29,7 +32,12 @@ impl Default for WaitQueue {
 
 impl WaitQueue {
     pub const fn new() -> WaitQueue {
-        WaitQueue { waiters: Mutex::new(Vec::new()) }
+        WaitQueue { waiters: Mutex::new(Vec::new()), wakes: AtomicU64::new(0) }
+    }
+
+    /// How many times the queue has been woken.
+    pub fn wake_count(&self) -> u64 {
+        self.wakes.load(Ordering::SeqCst)
     }
 
     /// Sleeps until `cond` returns Some. Interruptible waits end with
@@ -136,6 +144,7 @@ impl WaitQueue {
     }
 
     pub fn wake_all(&self) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
         let waiters: Vec<_> = crate::arch::cpu::without_interrupts(|| core::mem::take(&mut *self.waiters.lock()));
         for t in &waiters {
             sched::wake_up(t);
@@ -144,6 +153,7 @@ impl WaitQueue {
 
     /// Wakes up to `n` waiters; returns how many were woken.
     pub fn wake_n(&self, n: usize) -> usize {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
         let mut woken = 0;
         while woken < n {
             let t = crate::arch::cpu::without_interrupts(|| {
@@ -169,6 +179,41 @@ impl WaitQueue {
 
     pub fn is_empty(&self) -> bool {
         crate::arch::cpu::without_interrupts(|| self.waiters.lock().is_empty())
+    }
+}
+
+/// Sleeps interruptibly on every queue of `queues` at once (Linux's `poll_wait` into a
+/// poll table, then `poll_schedule_timeout`) until `cond` returns Some, a signal is
+/// pending (ERESTARTSYS) or `deadline` passes (ETIMEDOUT). The task is on every queue
+/// before `cond` runs, so a wake-up on any of them after the test is not lost.
+pub fn wait_many<R>(queues: &[&WaitQueue], deadline: Option<u64>, mut cond: impl FnMut() -> Option<R>) -> KResult<R> {
+    // Its own queue carries the deadline (and is where a task with no queue sleeps).
+    let own = WaitQueue::new();
+    let t = super::current();
+    loop {
+        own.prepare_to_wait(&t, TaskState::Interruptible, deadline);
+        for q in queues {
+            q.prepare_to_wait(&t, TaskState::Interruptible, None);
+        }
+        let stop = if let Some(r) = cond() {
+            Some(Ok(r))
+        } else if super::signal::signal_pending(&t) {
+            Some(Err(ERESTARTSYS))
+        } else if deadline.is_some_and(|d| crate::arch::apic::uptime_ns() >= d) {
+            Some(Err(ETIMEDOUT))
+        } else {
+            None
+        };
+        if stop.is_none() {
+            sched::schedule();
+        }
+        own.finish_wait(&t, deadline);
+        for q in queues {
+            q.finish_wait(&t, None);
+        }
+        if let Some(r) = stop {
+            return r;
+        }
     }
 }
 

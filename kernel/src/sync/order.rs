@@ -122,6 +122,8 @@ lock_classes! {
     MshareSharers = 600, "tlb::Sharers::list";
     /// SHM_LOCK's locked pages per user, inside a namespace's segments.
     ShmLockUser = 605, "shm::SHM_LOCKED_PAGES";
+    /// An epoll instance's interest list; no file's poll runs under it.
+    EpollItems = 606, "EventPoll::items";
     /// A tmpfs inode's extended attributes.
     SimpleXattrs = 607, "xattr::SimpleXattrs";
     Writers = 610, "file::WRITERS";

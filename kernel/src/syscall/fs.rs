@@ -1087,18 +1087,14 @@ fn do_poll(fds_va: u64, nfds: usize, timeout_ns: Option<u64>) -> SysResult {
     for (i, p) in fds.iter_mut().enumerate() {
         *p = read_val(super::uoff(fds_va, (i * 8) as u64)?)?;
     }
-    let deadline = timeout_ns.map(|t| crate::time::monotonic_ns().saturating_add(t));
-    let ready = loop {
+    let deadline = timeout_ns.map(|t| crate::arch::apic::uptime_ns().saturating_add(t));
+    // Asleep on every watched file's queues; a readiness change wakes it.
+    let files = crate::fs::select::files_of(fds.iter().map(|p| p.fd).filter(|&fd| fd >= 0));
+    let ready = crate::fs::select::poll_wait(&files, deadline, || {
         let n = poll_once(&mut fds);
-        if n > 0 || deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
-            break n;
-        }
-        // No readiness notifications yet: re-check every tick.
-        match crate::process::sleep::sleep_ticks(1) {
-            Ok(()) => {}
-            Err(e) => return Err(e),
-        }
-    };
+        (n > 0).then_some(n)
+    })?
+    .unwrap_or(0);
     for (i, p) in fds.iter().enumerate() {
         write_val(super::uoff(fds_va, (i * 8) as u64 + 6)?, &p.revents)?;
     }
@@ -1582,17 +1578,15 @@ pub fn do_select(nfds: i32, rd: u64, wr: u64, ex: u64, timeout_ns: Option<u64>) 
             fds.push(PollFd { fd: fd as i32, events, revents: 0 });
         }
     }
-    let deadline = timeout_ns.map(|t| crate::time::monotonic_ns().saturating_add(t));
-    loop {
+    let deadline = timeout_ns.map(|t| crate::arch::apic::uptime_ns().saturating_add(t));
+    let files = crate::fs::select::files_of(fds.iter().map(|p| p.fd));
+    let bad = crate::fs::select::poll_wait(&files, deadline, || {
         poll_once(&mut fds);
-        if fds.iter().any(|p| p.revents as u16 & POLLNVAL != 0) {
-            return Err(EBADF);
-        }
-        let ready = fds.iter().filter(|p| p.revents != 0).count();
-        if ready > 0 || deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
-            break;
-        }
-        crate::process::sleep::sleep_ticks(1)?;
+        let bad = fds.iter().any(|p| p.revents as u16 & POLLNVAL != 0);
+        (bad || fds.iter().any(|p| p.revents != 0)).then_some(bad)
+    })?;
+    if bad == Some(true) {
+        return Err(EBADF);
     }
     let filled = || crate::mm::fail::try_vec_filled(0u64, words);
     let (mut ro, mut wo, mut eo) = (filled()?, filled()?, filled()?);

@@ -2,6 +2,7 @@
 //! R10, R8, R9, the result (or `-errno`) in RAX. One file per family.
 //! An unimplemented syscall returns ENOSYS and is logged once.
 
+mod epoll;
 mod fs;
 mod ipc;
 pub mod misc;
@@ -253,6 +254,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         202 => misc::sys_futex(a),
         203 => process::sys_sched_setaffinity(a),
         204 => process::sys_sched_getaffinity(a),
+        213 => epoll::sys_epoll_create(a),
         216 => mm::sys_remap_file_pages(a),
         217 => fs::sys_getdents64(a),
         218 => process::sys_set_tid_address(a),
@@ -262,6 +264,8 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         229 => time::sys_clock_getres(a),
         230 => time::sys_clock_nanosleep(a),
         231 => process::sys_exit_group(a),
+        232 => epoll::sys_epoll_wait(a),
+        233 => epoll::sys_epoll_ctl(a),
         234 => signal::sys_tgkill(a),
         247 => process::sys_waitid(a),
         257 => fs::sys_openat(a),
@@ -281,8 +285,10 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         273 => process::sys_set_robust_list(a),
         274 => process::sys_get_robust_list(a),
         280 => fs::sys_utimensat(a),
+        281 => epoll::sys_epoll_pwait(a),
         285 => fs::sys_fallocate(a),
         288 => net::sys_accept4(a),
+        291 => epoll::sys_epoll_create1(a),
         292 => fs::sys_dup3(a),
         293 => fs::sys_pipe2(a.u(0), a.u32(1)),
         284 => fs::sys_eventfd2(a.u32(0), 0),
@@ -299,6 +305,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         334 => process::sys_rseq(a),
         435 => process::sys_clone3(frame, a),
         436 => fs::sys_close_range(a),
+        441 => epoll::sys_epoll_pwait2(a),
         439 => fs::sys_faccessat(a.i32(0), a.u(1), a.u32(2), a.u32(3)),
         // mshare's 2022 system calls, above Linux's table (`msharefs::SYS_MSHARE`).
         1024 => mm::sys_mshare(a),

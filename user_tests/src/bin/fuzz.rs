@@ -468,6 +468,7 @@ const CALLS: &[Call] = calls! {
     202 futex [Futex, OneOf(&[0, 1, 3, 4, 5, 9, 10, 128, 129, 137, 138, 256, 393, 20]), Below(4), Timespec, Futex, Struct] None;
     203 sched_setaffinity [Pid, Len, Struct] None;
     204 sched_getaffinity [Pid, Len, Buf] None;
+    213 epoll_create [OneOf(&[1, 0, (-1i64) as u64])] NewFd;
     216 remap_file_pages [OneOf(&[0, 0, 0, 1]), OneOf(&[0, 1, 3, 15, 1 << 40, 1 << 52, u64::MAX])] MemRange;
     217 getdents64 [Fd, Buf, Len] None;
     218 set_tid_address [Buf] None;
@@ -476,6 +477,9 @@ const CALLS: &[Call] = calls! {
     228 clock_gettime [OneOf(&[0, 1, 2, 3, 4, 5, 6, 7, 11, 100, (-2i64) as u64]), Buf] None;
     229 clock_getres [OneOf(&[0, 1, 2, 3, 4, 5, 6, 7, 11, 100]), Buf] None;
     230 clock_nanosleep [OneOf(&[0, 1, 7, 100]), Flags(1), Timespec, Buf] None;
+    // epoll waits are short (the SIGALRM timer ends a longer one).
+    232 epoll_wait [Fd, Buf, OneOf(&[1, 8, 0, (-1i64) as u64]), OneOf(&[0, 1, 10])] Blocking;
+    233 epoll_ctl [Fd, OneOf(&[1, 2, 3, 0, 4]), Fd, Struct] None;
     234 tgkill [Pid, Pid, Sig] None;
     247 waitid [Below(4), Pid, Buf, Flags(WAIT_FLAGS | 0x10 | 0x20), Buf] None;
     257 openat [DirFd, Path, Flags(O_FLAGS), Mode] NewFd;
@@ -497,9 +501,11 @@ const CALLS: &[Call] = calls! {
     274 get_robust_list [Pid, Buf, Buf] None;
     280 utimensat [DirFd, PathW, Struct, Flags(AT_FLAGS)] None;
     284 eventfd [Below(100)] NewFd;
+    281 epoll_pwait [Fd, Buf, OneOf(&[1, 8, 0]), OneOf(&[0, 1, 10]), Sigset, OneOf(&[8, 0, 16])] Blocking;
     285 fallocate [Fd, Flags(0x7f), Offset, Len] None;
     290 eventfd2 [Below(100), Flags(0o4000 | 0o2000000 | 1)] NewFd;
     288 accept4 [Fd, Buf, Buf, Flags(0o4000 | 0o2000000)] None;
+    291 epoll_create1 [Flags(0o2000000 | 1)] NewFd;
     292 dup3 [Fd, Fd, Flags(0o2000000)] NewFd;
     293 pipe2 [Buf, Flags(0o4000 | 0o2000000 | 0o40000)] NewPipe;
     302 prlimit64 [] Rlimit;
@@ -523,6 +529,7 @@ const CALLS: &[Call] = calls! {
     436 close_range [Below(70), OneOf(&[u32::MAX as u64, 64, 3, 0]), Flags(6)] None;
     1024 mshare [Path, OneOf(&[0, 4096, 1 << 39, 2 << 39, 3 << 39, 1 << 46]), OneOf(&[0, 4096, 1 << 39, 2 << 39]), Flags(0o3 | 0o100 | 0o200), Mode] None;
     1025 mshare_unlink [Path] None;
+    441 epoll_pwait2 [Fd, Buf, OneOf(&[1, 8, 0]), Timespec, Sigset, OneOf(&[8, 0, 16])] Blocking;
     439 faccessat2 [DirFd, Path, Flags(7), Flags(AT_FLAGS)] None;
 };
 
@@ -564,7 +571,6 @@ const UNIMPLEMENTED: &[u64] = &[
     208,
     209,
     210,
-    213,
     216,
     219,
     221,
@@ -574,8 +580,6 @@ const UNIMPLEMENTED: &[u64] = &[
     225,
     226,
     227,
-    232,
-    233,
     235,
     240,
     241,
@@ -588,13 +592,11 @@ const UNIMPLEMENTED: &[u64] = &[
     277,
     278,
     279,
-    281,
     282,
     283,
     286,
     287,
     289,
-    291,
     294,
     295,
     296,
@@ -636,7 +638,6 @@ const UNIMPLEMENTED: &[u64] = &[
     437,
     438,
     440,
-    441,
     442,
     443,
     444,
