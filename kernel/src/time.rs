@@ -20,7 +20,15 @@ pub fn realtime_ns() -> i64 {
     BOOT_EPOCH.load(Ordering::Relaxed) * 1_000_000_000 + monotonic_ns() as i64 + REALTIME_OFFSET.load(Ordering::Relaxed)
 }
 
+/// Times CLOCK_REALTIME was set (timerfd's TFD_TIMER_CANCEL_ON_SET).
+static CLOCK_SET: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+pub fn clock_set_count() -> u64 {
+    CLOCK_SET.load(Ordering::SeqCst)
+}
+
 pub fn set_realtime_ns(ns: i64) {
+    CLOCK_SET.fetch_add(1, Ordering::SeqCst);
     REALTIME_OFFSET.store(ns - (realtime_ns() - REALTIME_OFFSET.load(Ordering::Relaxed)), Ordering::Relaxed);
 }
 

@@ -50,6 +50,8 @@ pub enum FileKind {
     EventFd(EventFd),
     /// An epoll instance (an anonymous inode in Linux).
     Epoll(Arc<super::eventpoll::EventPoll>),
+    /// A timerfd (an anonymous inode in Linux).
+    TimerFd(Arc<super::timerfd::TimerFd>),
 }
 
 pub struct File {
@@ -163,6 +165,7 @@ impl File {
             FileKind::Pipe(p) => p.read(buf, self.nonblock()),
             FileKind::EventFd(e) => e.read(buf, self.nonblock()),
             FileKind::Epoll(_) => Err(EINVAL),
+            FileKind::TimerFd(t) => t.read(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -185,7 +188,7 @@ impl File {
         match &self.kind {
             FileKind::Pipe(p) => p.write(buf, self.nonblock()),
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
-            FileKind::Epoll(_) => Err(EINVAL),
+            FileKind::Epoll(_) | FileKind::TimerFd(_) => Err(EINVAL),
             FileKind::Inode(i) => {
                 if !self.seekable() {
                     return self.stream_io(|off| i.write_at(off, buf));
@@ -270,6 +273,9 @@ impl File {
             FileKind::Epoll(e) => {
                 Metadata { dev: 0xd, ino: e.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
             }
+            FileKind::TimerFd(t) => {
+                Metadata { dev: 0xd, ino: t.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
+            }
         }
     }
 
@@ -279,6 +285,7 @@ impl File {
             FileKind::Pipe(p) => p.poll(fmode_read(self.flags()), fmode_write(self.flags())),
             FileKind::EventFd(e) => e.poll(),
             FileKind::Epoll(e) => e.poll(),
+            FileKind::TimerFd(t) => t.poll(),
         }
     }
 
@@ -286,7 +293,7 @@ impl File {
     pub fn can_poll(&self) -> bool {
         match &self.kind {
             FileKind::Inode(i) => i.can_poll(),
-            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) => true,
+            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) => true,
         }
     }
 
@@ -297,6 +304,7 @@ impl File {
             FileKind::Inode(i) => out.extend(i.wait_queue()),
             FileKind::Pipe(p) => p.wait_queues(fmode_read(self.flags()), fmode_write(self.flags()), out),
             FileKind::EventFd(e) => out.push(e.wait_queue()),
+            FileKind::TimerFd(t) => out.push(t.wait_queue()),
             FileKind::Epoll(_) => {}
         }
     }
@@ -322,7 +330,12 @@ impl File {
 
     /// Whether a wait must re-check it every tick (`Inode::polled_by_tick`).
     pub fn polled_by_tick(&self) -> bool {
-        matches!(&self.kind, FileKind::Inode(i) if i.polled_by_tick())
+        // A timer's expiries wake no queue: its readiness comes with the clock.
+        match &self.kind {
+            FileKind::Inode(i) => i.polled_by_tick(),
+            FileKind::TimerFd(_) => true,
+            _ => false,
+        }
     }
 
     /// The epoll instance, if it is one.
@@ -382,7 +395,7 @@ pub fn file_inode(f: &File) -> Arc<dyn Inode> {
     match &f.kind {
         FileKind::Inode(i) => i.clone(),
         FileKind::Pipe(p) => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
-        FileKind::EventFd(_) | FileKind::Epoll(_) => {
+        FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) => {
             Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() })
         }
     }

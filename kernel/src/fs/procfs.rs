@@ -1303,6 +1303,7 @@ fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
         crate::fs::file::FileKind::Pipe(p) => format!("pipe:[{}]", p.ino).into_bytes(),
         crate::fs::file::FileKind::EventFd(..) => b"anon_inode:[eventfd]".to_vec(),
         crate::fs::file::FileKind::Epoll(..) => b"anon_inode:[eventpoll]".to_vec(),
+        crate::fs::file::FileKind::TimerFd(..) => b"anon_inode:[timerfd]".to_vec(),
         crate::fs::file::FileKind::Inode(_) => f.display_path().into_bytes(),
     }
 }

@@ -49,6 +49,8 @@ lock_classes! {
     FlockLocks = 110, "flock::LOCKS";
     PipeInner = 115, "Pipe::inner";
     EventfdCount = 116, "EventFd::count";
+    /// A timerfd's setting and unread expirations.
+    TimerFdState = 117, "TimerFd::state";
     /// Held across every change of tmpfs names (create, link, unlink, rename).
     TmpfsNamespace = 119, "tmpfs::NAMESPACE";
     /// rmdir checks the child directory's with `lock_nested(1)`.

@@ -11,6 +11,7 @@ mod net;
 mod process;
 mod signal;
 mod time;
+mod timerfd;
 pub mod trace;
 mod xattr;
 
@@ -260,6 +261,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         218 => process::sys_set_tid_address(a),
         220 => ipc::sys_semtimedop(a),
         221 => fs::sys_fadvise64(a),
+        227 => time::sys_clock_settime(a),
         228 => time::sys_clock_gettime(a),
         229 => time::sys_clock_getres(a),
         230 => time::sys_clock_nanosleep(a),
@@ -287,10 +289,13 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         280 => fs::sys_utimensat(a),
         281 => epoll::sys_epoll_pwait(a),
         285 => fs::sys_fallocate(a),
+        286 => timerfd::sys_timerfd_settime(a),
+        287 => timerfd::sys_timerfd_gettime(a),
         288 => net::sys_accept4(a),
         291 => epoll::sys_epoll_create1(a),
         292 => fs::sys_dup3(a),
         293 => fs::sys_pipe2(a.u(0), a.u32(1)),
+        283 => timerfd::sys_timerfd_create(a),
         284 => fs::sys_eventfd2(a.u32(0), 0),
         290 => fs::sys_eventfd2(a.u32(0), a.u32(1)),
         302 => process::sys_prlimit64(a),

@@ -46,6 +46,27 @@ pub fn sys_clock_gettime(a: Args) -> SysResult {
     ok(0)
 }
 
+/// The latest time settimeofday accepts (`TIME_SETTOD_SEC_MAX`: 30 years before the end of
+/// 64-bit time).
+const TIME_SETTOD_SEC_MAX: i64 = i64::MAX / 1_000_000_000 - 30 * 365 * 86400;
+
+/// clock_settime(clock, tp): only CLOCK_REALTIME can be set (`posix_clock_realtime_set`,
+/// then `do_sys_settimeofday64`), with CAP_SYS_TIME.
+pub fn sys_clock_settime(a: Args) -> SysResult {
+    if a.u32(0) != CLOCK_REALTIME {
+        return Err(EINVAL);
+    }
+    let ts: [i64; 2] = read_val(a.u(1))?;
+    if ts[0] < 0 || ts[0] > TIME_SETTOD_SEC_MAX || !(0..1_000_000_000).contains(&ts[1]) {
+        return Err(EINVAL);
+    }
+    if !crate::process::current().process.creds.lock().capable(crate::process::cred::CAP_SYS_TIME) {
+        return Err(EPERM);
+    }
+    crate::time::set_realtime_ns(ts[0] * 1_000_000_000 + ts[1]);
+    ok(0)
+}
+
 pub fn sys_clock_getres(a: Args) -> SysResult {
     clock_ns(a.u32(0))?;
     if a.u(1) != 0 {

@@ -12,6 +12,7 @@ fn main() {
     run_tests(
         "time",
         tests![
+            clock_settime_refuses_other_clocks_bad_times_and_users_without_cap_sys_time,
             monotonic_clock_never_goes_backwards,
             realtime_clock_is_close_to_gettimeofday_and_time,
             realtime_clock_is_after_2020,
@@ -297,4 +298,17 @@ fn a_process_that_exits_with_its_alarm_armed_is_freed() {
         0
     });
     assert_eq!(wait_child(pid), user_tests::Exit::Code(0));
+}
+
+fn clock_settime_refuses_other_clocks_bad_times_and_users_without_cap_sys_time() {
+    let now = timespec { tv_sec: 1_800_000_000, tv_nsec: 0 };
+    let bad = timespec { tv_sec: 1_800_000_000, tv_nsec: 1_000_000_000 };
+    assert_errno!(sys!(SYS_clock_settime, CLOCK_MONOTONIC, &now as *const timespec), EINVAL);
+    assert_errno!(sys!(SYS_clock_settime, 100, &now as *const timespec), EINVAL);
+    assert_errno!(sys!(SYS_clock_settime, CLOCK_REALTIME, &bad as *const timespec), EINVAL);
+    assert_errno!(sys!(SYS_clock_settime, CLOCK_REALTIME, user_tests::BAD_PTR), EFAULT);
+    user_tests::run_in_child(|| {
+        sys!(SYS_setuid, 1000).unwrap();
+        assert_errno!(sys!(SYS_clock_settime, CLOCK_REALTIME, &now as *const timespec), EPERM);
+    });
 }

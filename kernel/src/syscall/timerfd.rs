@@ -1,0 +1,74 @@
+//! timerfd system calls (Linux's fs/timerfd.c): timerfd_create, timerfd_settime and
+//! timerfd_gettime. The timer is `fs/timerfd.rs`.
+
+use super::fs::get_file;
+use super::{ok, read_val, write_val, Args, SysResult};
+use crate::errno::*;
+use crate::fs::file::{File, FileKind, O_CLOEXEC, O_NONBLOCK, O_RDWR};
+use crate::fs::timerfd::*;
+use crate::process::current;
+use alloc::string::String;
+use alloc::sync::Arc;
+
+/// `struct itimerspec`: interval, then value, each (sec, nsec).
+type Itimerspec = [i64; 4];
+
+fn to_ns(sec: i64, nsec: i64) -> KResult<u64> {
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return Err(EINVAL);
+    }
+    Ok((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
+}
+
+fn to_itimerspec(value: u64, interval: u64) -> Itimerspec {
+    let split = |ns: u64| ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64);
+    let ((is, ins), (vs, vns)) = (split(interval), split(value));
+    [is, ins, vs, vns]
+}
+
+pub fn sys_timerfd_create(a: Args) -> SysResult {
+    let (clock, flags) = (a.i32(0), a.u32(1));
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(EINVAL);
+    }
+    let cred = current().process.creds.lock().clone();
+    let t = TimerFd::new(clock, &cred)?;
+    crate::mm::fail::slab_may_fail()?;
+    let file =
+        File::new(FileKind::TimerFd(Arc::new(t)), O_RDWR | (flags & O_NONBLOCK), String::from("anon_inode:[timerfd]"));
+    let limit = current().process.rlimit(crate::process::task::RLIMIT_NOFILE).cur.min(1 << 20) as usize;
+    let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, limit)?;
+    ok(fd as usize)
+}
+
+/// The timer behind `fd` (`timerfd_fget`): EBADF, or EINVAL for another kind of file.
+fn timer_of(fd: i32) -> KResult<Arc<TimerFd>> {
+    match &get_file(fd)?.kind {
+        FileKind::TimerFd(t) => Ok(t.clone()),
+        _ => Err(EINVAL),
+    }
+}
+
+pub fn sys_timerfd_settime(a: Args) -> SysResult {
+    let (fd, flags, new_va, old_va) = (a.i32(0), a.u32(1), a.u(2), a.u(3));
+    let new: Itimerspec = read_val(new_va)?;
+    let interval = to_ns(new[0], new[1]);
+    let value = to_ns(new[2], new[3]);
+    if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+        return Err(EINVAL);
+    }
+    let (value, interval) = (value?, interval?);
+    let t = timer_of(fd)?;
+    let (old_value, old_interval) = t.settime(flags, value, interval);
+    if old_va != 0 {
+        write_val(old_va, &to_itimerspec(old_value, old_interval))?;
+    }
+    ok(0)
+}
+
+pub fn sys_timerfd_gettime(a: Args) -> SysResult {
+    let t = timer_of(a.i32(0))?;
+    let (value, interval) = t.gettime();
+    write_val(a.u(1), &to_itimerspec(value, interval))?;
+    ok(0)
+}
