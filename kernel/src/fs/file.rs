@@ -52,6 +52,8 @@ pub enum FileKind {
     Epoll(Arc<super::eventpoll::EventPoll>),
     /// A timerfd (an anonymous inode in Linux).
     TimerFd(Arc<super::timerfd::TimerFd>),
+    /// A signalfd (an anonymous inode in Linux).
+    SignalFd(Arc<super::signalfd::SignalFd>),
 }
 
 pub struct File {
@@ -166,6 +168,7 @@ impl File {
             FileKind::EventFd(e) => e.read(buf, self.nonblock()),
             FileKind::Epoll(_) => Err(EINVAL),
             FileKind::TimerFd(t) => t.read(buf, self.nonblock()),
+            FileKind::SignalFd(s) => s.read(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -188,7 +191,7 @@ impl File {
         match &self.kind {
             FileKind::Pipe(p) => p.write(buf, self.nonblock()),
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
-            FileKind::Epoll(_) | FileKind::TimerFd(_) => Err(EINVAL),
+            FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => Err(EINVAL),
             FileKind::Inode(i) => {
                 if !self.seekable() {
                     return self.stream_io(|off| i.write_at(off, buf));
@@ -276,6 +279,9 @@ impl File {
             FileKind::TimerFd(t) => {
                 Metadata { dev: 0xd, ino: t.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
             }
+            FileKind::SignalFd(t) => {
+                Metadata { dev: 0xd, ino: t.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
+            }
         }
     }
 
@@ -286,6 +292,7 @@ impl File {
             FileKind::EventFd(e) => e.poll(),
             FileKind::Epoll(e) => e.poll(),
             FileKind::TimerFd(t) => t.poll(),
+            FileKind::SignalFd(s) => s.poll(),
         }
     }
 
@@ -293,7 +300,11 @@ impl File {
     pub fn can_poll(&self) -> bool {
         match &self.kind {
             FileKind::Inode(i) => i.can_poll(),
-            FileKind::Pipe(_) | FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) => true,
+            FileKind::Pipe(_)
+            | FileKind::EventFd(_)
+            | FileKind::Epoll(_)
+            | FileKind::TimerFd(_)
+            | FileKind::SignalFd(_) => true,
         }
     }
 
@@ -305,6 +316,7 @@ impl File {
             FileKind::Pipe(p) => p.wait_queues(fmode_read(self.flags()), fmode_write(self.flags()), out),
             FileKind::EventFd(e) => out.push(e.wait_queue()),
             FileKind::TimerFd(t) => out.push(t.wait_queue()),
+            FileKind::SignalFd(_) => out.push(&super::signalfd::SIGNALFD_WQ),
             FileKind::Epoll(_) => {}
         }
     }
@@ -395,7 +407,7 @@ pub fn file_inode(f: &File) -> Arc<dyn Inode> {
     match &f.kind {
         FileKind::Inode(i) => i.clone(),
         FileKind::Pipe(p) => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
-        FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) => {
+        FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => {
             Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() })
         }
     }

@@ -17,6 +17,7 @@ pub mod pipe;
 pub mod proc_sysctl;
 pub mod procfs;
 pub mod select;
+pub mod signalfd;
 pub mod timerfd;
 pub mod tmpfs;
 pub mod vfs;

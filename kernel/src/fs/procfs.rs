@@ -1304,6 +1304,7 @@ fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
         crate::fs::file::FileKind::EventFd(..) => b"anon_inode:[eventfd]".to_vec(),
         crate::fs::file::FileKind::Epoll(..) => b"anon_inode:[eventpoll]".to_vec(),
         crate::fs::file::FileKind::TimerFd(..) => b"anon_inode:[timerfd]".to_vec(),
+        crate::fs::file::FileKind::SignalFd(..) => b"anon_inode:[signalfd]".to_vec(),
         crate::fs::file::FileKind::Inode(_) => f.display_path().into_bytes(),
     }
 }

@@ -257,8 +257,11 @@ fn default_action(sig: u32) -> Default_ {
 }
 
 /// Whether a signal would be discarded on arrival (ignored, explicitly or by default).
+/// Whether a signal sent to `t` is dropped at once (Linux's `sig_ignored`): a blocked one
+/// never is, since its handler may change before it is unblocked (and a signalfd or
+/// sigtimedwait may take it).
 fn ignored(t: &Task, sig: u32) -> bool {
-    if sig == SIGKILL || sig == SIGSTOP {
+    if sig == SIGKILL || sig == SIGSTOP || t.sig.lock().blocked & sigmask(sig) != 0 {
         return false;
     }
     let a = t.sighand().lock().get(sig);
@@ -352,6 +355,7 @@ pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
         return;
     }
     t.sig.lock().pending.add(info);
+    crate::fs::signalfd::SIGNALFD_WQ.wake_all();
     if t.sig.lock().blocked & sigmask(sig) == 0 && kills_group(t, sig) {
         kill_group(&t.process, super::exit::signaled_status(sig, false));
     } else {
@@ -382,6 +386,7 @@ pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
         return;
     }
     p.shared_pending.lock().add(info);
+    crate::fs::signalfd::SIGNALFD_WQ.wake_all();
     super::sched::signal_wake_up(target.unwrap_or(first), false);
 }
 

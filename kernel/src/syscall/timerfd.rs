@@ -1,5 +1,6 @@
 //! timerfd system calls (Linux's fs/timerfd.c): timerfd_create, timerfd_settime and
-//! timerfd_gettime. The timer is `fs/timerfd.rs`.
+//! timerfd_gettime, with `fs/timerfd.rs`; and signalfd and signalfd4 (fs/signalfd.c), with
+//! `fs/signalfd.rs`.
 
 use super::fs::get_file;
 use super::{ok, read_val, write_val, Args, SysResult};
@@ -71,4 +72,35 @@ pub fn sys_timerfd_gettime(a: Args) -> SysResult {
     let (value, interval) = t.gettime();
     write_val(a.u(1), &to_itimerspec(value, interval))?;
     ok(0)
+}
+
+/// signalfd4(fd, mask, sizemask, flags) (`do_signalfd4`): a new signalfd for fd -1, else a
+/// new mask for the signalfd `fd`.
+pub fn sys_signalfd4(fd: i32, mask_va: u64, sizemask: usize, flags: u32) -> SysResult {
+    use crate::fs::signalfd::SignalFd;
+    if sizemask != 8 {
+        return Err(EINVAL);
+    }
+    let mask: u64 = read_val(mask_va)?;
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(EINVAL);
+    }
+    if fd != -1 {
+        return match &get_file(fd)?.kind {
+            FileKind::SignalFd(s) => {
+                s.set_mask(mask);
+                ok(fd as usize)
+            }
+            _ => Err(EINVAL),
+        };
+    }
+    crate::mm::fail::slab_may_fail()?;
+    let file = File::new(
+        FileKind::SignalFd(Arc::new(SignalFd::new(mask))),
+        O_RDWR | (flags & O_NONBLOCK),
+        String::from("anon_inode:[signalfd]"),
+    );
+    let limit = current().process.rlimit(crate::process::task::RLIMIT_NOFILE).cur.min(1 << 20) as usize;
+    let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, limit)?;
+    ok(fd as usize)
 }

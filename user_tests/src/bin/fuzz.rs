@@ -502,12 +502,14 @@ const CALLS: &[Call] = calls! {
     273 set_robust_list [Struct, OneOf(&[24, 0, 23, 4096])] None;
     274 get_robust_list [Pid, Buf, Buf] None;
     280 utimensat [DirFd, PathW, Struct, Flags(AT_FLAGS)] None;
+    282 signalfd [OneOf(&[(-1i64) as u64, 3, 4]), Sigset, OneOf(&[8, 0, 16])] NewFd;
     283 timerfd_create [OneOf(&[0, 1, 7, 2, 8]), Flags(0o4000 | 0o2000000 | 1)] NewFd;
     284 eventfd [Below(100)] NewFd;
     281 epoll_pwait [Fd, Buf, OneOf(&[1, 8, 0]), OneOf(&[0, 1, 10]), Sigset, OneOf(&[8, 0, 16])] Blocking;
     286 timerfd_settime [Fd, Flags(3 | 4), Timespec, Buf] None;
     287 timerfd_gettime [Fd, Buf] None;
     285 fallocate [Fd, Flags(0x7f), Offset, Len] None;
+    289 signalfd4 [OneOf(&[(-1i64) as u64, 3, 4]), Sigset, OneOf(&[8, 0, 16]), Flags(0o4000 | 0o2000000 | 1)] NewFd;
     290 eventfd2 [Below(100), Flags(0o4000 | 0o2000000 | 1)] NewFd;
     288 accept4 [Fd, Buf, Buf, Flags(0o4000 | 0o2000000)] None;
     291 epoll_create1 [Flags(0o2000000 | 1)] NewFd;
@@ -596,8 +598,6 @@ const UNIMPLEMENTED: &[u64] = &[
     277,
     278,
     279,
-    282,
-    289,
     294,
     295,
     296,
