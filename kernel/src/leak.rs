@@ -106,6 +106,7 @@ const SHRINKERS: &[fn()] = &[
     crate::process::sleep::shrink,
     crate::fs::file::shrink,
     crate::fs::flock::shrink,
+    crate::fs::signalfd::shrink,
     crate::fs::msharefs::shrink,
     crate::fs::mount::shrink,
     crate::mm::pt_share::shrink,

@@ -16,6 +16,11 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Woken by every signal sent (`signalfd_notify`).
 pub static SIGNALFD_WQ: WaitQueue = WaitQueue::new();
 
+/// Gives back the queue's spare capacity (`leak`'s shrinkers).
+pub fn shrink() {
+    SIGNALFD_WQ.shrink();
+}
+
 /// `sizeof(struct signalfd_siginfo)`.
 pub const SIGINFO_SIZE: usize = 128;
 

@@ -6,7 +6,6 @@ use super::{copy_to_user, ok, read_val, Args, SysResult};
 use crate::errno::*;
 use crate::fs::eventpoll::*;
 use crate::fs::file::{File, FileKind, O_CLOEXEC, O_RDWR};
-use crate::process::current;
 use alloc::string::String;
 use alloc::sync::Arc;
 
@@ -21,9 +20,7 @@ fn epoll_create(flags: u32) -> SysResult {
     }
     crate::mm::fail::slab_may_fail()?;
     let file = File::new(FileKind::Epoll(Arc::new(EventPoll::new())), O_RDWR, String::from("anon_inode:[eventpoll]"));
-    let limit = current().process.rlimit(crate::process::task::RLIMIT_NOFILE).cur.min(1 << 20) as usize;
-    let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, limit)?;
-    ok(fd as usize)
+    ok(super::fs::install(file, flags & O_CLOEXEC != 0)?)
 }
 
 pub fn sys_epoll_create(a: Args) -> SysResult {

@@ -33,7 +33,8 @@ fn nofile_limit() -> usize {
     current().process.rlimit(RLIMIT_NOFILE).cur.min(1 << 20) as usize
 }
 
-fn install(file: Arc<File>, cloexec: bool) -> KResult<usize> {
+/// Puts `file` in the lowest free descriptor, within RLIMIT_NOFILE.
+pub fn install(file: Arc<File>, cloexec: bool) -> KResult<usize> {
     let limit = nofile_limit();
     current().files().lock().alloc(file, cloexec, 0, limit).map(|fd| fd as usize)
 }

@@ -37,9 +37,7 @@ pub fn sys_timerfd_create(a: Args) -> SysResult {
     crate::mm::fail::slab_may_fail()?;
     let file =
         File::new(FileKind::TimerFd(Arc::new(t)), O_RDWR | (flags & O_NONBLOCK), String::from("anon_inode:[timerfd]"));
-    let limit = current().process.rlimit(crate::process::task::RLIMIT_NOFILE).cur.min(1 << 20) as usize;
-    let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, limit)?;
-    ok(fd as usize)
+    ok(super::fs::install(file, flags & O_CLOEXEC != 0)?)
 }
 
 /// The timer behind `fd` (`timerfd_fget`): EBADF, or EINVAL for another kind of file.
@@ -100,7 +98,5 @@ pub fn sys_signalfd4(fd: i32, mask_va: u64, sizemask: usize, flags: u32) -> SysR
         O_RDWR | (flags & O_NONBLOCK),
         String::from("anon_inode:[signalfd]"),
     );
-    let limit = current().process.rlimit(crate::process::task::RLIMIT_NOFILE).cur.min(1 << 20) as usize;
-    let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, limit)?;
-    ok(fd as usize)
+    ok(super::fs::install(file, flags & O_CLOEXEC != 0)?)
 }
