@@ -217,7 +217,15 @@ pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
 
 /// Writes an initramfs (cpio newc) with the given files, creating parent directories.
 pub fn write_initramfs(path: &Path, files: &[(String, u32, Vec<u8>)]) -> Result<(), String> {
+    write_initramfs_over(path, None, files)
+}
+
+/// As `write_initramfs`, over the tree under `root` (a Debian root, `debian::add_tree`).
+pub fn write_initramfs_over(path: &Path, root: Option<&Path>, files: &[(String, u32, Vec<u8>)]) -> Result<(), String> {
     let mut w = cpio::Writer::new();
+    if let Some(root) = root {
+        debian::add_tree(&mut w, root)?;
+    }
     let mut dirs = std::collections::BTreeSet::new();
     for (name, _, _) in files {
         let mut p = Path::new(name).parent();
@@ -278,18 +286,21 @@ pub fn prepare_exec(path: &str, args: &[String], extra: &[(PathBuf, String)], in
     let program = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
     let name = Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "init".into());
     let mut files = vec![(name.clone(), 0o755, program)];
-    let mut argv_file = Vec::new();
-    for a in args {
-        argv_file.extend_from_slice(a.as_bytes());
-        argv_file.push(0);
-    }
-    files.push((".xtask/initargs".to_string(), 0o644, argv_file));
+    files.extend(exec_files(args, extra)?);
+    write_initramfs(initrd, &files)?;
+    Ok(format!("log=warn init=/{name} initargs=/.xtask/initargs"))
+}
+
+/// The files every exec boot adds: init's arguments, NUL-separated, in `.xtask/initargs`,
+/// and the `extra` HOST:GUEST files.
+fn exec_files(args: &[String], extra: &[(PathBuf, String)]) -> Result<Vec<(String, u32, Vec<u8>)>, String> {
+    let argv_file = args.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    let mut files = vec![(".xtask/initargs".to_string(), 0o644, argv_file)];
     for (host, guest) in extra {
         let data = std::fs::read(host).map_err(|e| format!("{}: {e}", host.display()))?;
         files.push((guest.clone(), 0o755, data));
     }
-    write_initramfs(initrd, &files)?;
-    Ok(format!("log=warn init=/{name} initargs=/.xtask/initargs"))
+    Ok(files)
 }
 
 /// Prepares a boot with the Debian root (debian.rs) whose pid 1 is `path`, a path inside
@@ -314,28 +325,7 @@ pub fn prepare_root_exec(
         None => path,
     };
     argv.extend(args.iter().cloned());
-    let mut w = cpio::Writer::new();
-    debian::add_tree(&mut w, &root)?;
-    let mut dirs = std::collections::BTreeSet::from([".xtask".to_string()]);
-    for (_, guest) in extra {
-        dirs.extend(
-            Path::new(guest)
-                .ancestors()
-                .skip(1)
-                .filter(|d| !d.as_os_str().is_empty())
-                .map(|d| d.to_string_lossy().into_owned()),
-        );
-    }
-    for d in &dirs {
-        w.add_dir(d);
-    }
-    w.add_file(".xtask/initargs", 0o644, &argv.iter().flat_map(|a| a.bytes().chain([0])).collect::<Vec<u8>>());
-    for (host, guest) in extra {
-        let data = std::fs::read(host).map_err(|e| format!("{}: {e}", host.display()))?;
-        w.add_file(guest, 0o755, &data);
-    }
-    std::fs::create_dir_all(initrd.parent().unwrap()).map_err(|e| e.to_string())?;
-    std::fs::write(initrd, w.finish()).map_err(|e| format!("{}: {e}", initrd.display()))?;
+    write_initramfs_over(initrd, Some(&root), &exec_files(&argv, extra)?)?;
     Ok(format!("log=warn init={init} initargs=/.xtask/initargs"))
 }
 

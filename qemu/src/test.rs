@@ -823,14 +823,10 @@ fn debian_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests
         Err(e) => return t.record("debian: build the Debian root", Err(e)),
     };
     let initrd = target_dir().join("xtask").join("debian.cpio");
-    let written = (|| -> Result<(), String> {
-        let mut w = cpio::Writer::new();
-        crate::debian::add_tree(&mut w, &root)?;
-        w.add_file("init", 0o755, &std::fs::read(&ut.init).map_err(|e| format!("{}: {e}", ut.init.display()))?);
-        w.add_dir("tests");
-        w.add_file("tests/debian_checks", 0o755, &script);
-        std::fs::write(&initrd, w.finish()).map_err(|e| format!("{}: {e}", initrd.display()))
-    })();
+    let written = std::fs::read(&ut.init).map_err(|e| format!("{}: {e}", ut.init.display())).and_then(|init| {
+        let files = [("init".to_string(), 0o755, init), ("tests/debian_checks".to_string(), 0o755, script)];
+        crate::write_initramfs_over(&initrd, Some(&root), &files)
+    });
     if let Err(e) = written {
         return t.record("debian: root initramfs", Err(e));
     }
