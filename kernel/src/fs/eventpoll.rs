@@ -55,6 +55,20 @@ pub struct EventPoll {
     pub ino: u64,
 }
 
+impl EpItem {
+    /// What the item reports for its file's poll bits `revents` and queue wake-ups `count`:
+    /// its events that are ready, if it is armed and, edge-triggered, woken since its last
+    /// report; 0 otherwise.
+    fn reportable(&self, revents: u32, count: u64) -> u32 {
+        let r = revents & self.events & !EP_PRIVATE_BITS;
+        if !self.armed || (self.events & EPOLLET != 0 && self.seen == count) {
+            0
+        } else {
+            r
+        }
+    }
+}
+
 /// One ready item as `epoll_wait` copies it out (`struct epoll_event`, packed on x86_64).
 #[derive(Clone, Copy)]
 pub struct Ready {
@@ -140,16 +154,11 @@ impl EventPoll {
                 break;
             }
             let Some(item) = items.iter_mut().find(|i| i.fd == fd && i.file.as_ptr() == file) else { continue };
-            let r = revents & item.events & !EP_PRIVATE_BITS;
-            if r == 0 || !item.armed {
+            let r = item.reportable(revents, count);
+            if r == 0 {
                 continue;
             }
-            if item.events & EPOLLET != 0 {
-                if item.seen == count {
-                    continue;
-                }
-                item.seen = count;
-            }
+            item.seen = count;
             if item.events & EPOLLONESHOT != 0 {
                 item.armed = false;
             }
@@ -162,17 +171,18 @@ impl EventPoll {
 
     /// `ep_eventpoll_poll`: readable when an item would be reported (without reporting it).
     pub fn poll(&self) -> u16 {
-        let items: Vec<(u32, u64, Arc<File>)> = self
+        // A copy of each armed item (its file polled out of the lock).
+        let items: Vec<(EpItem, Arc<File>)> = self
             .items
             .lock()
             .iter()
             .filter(|i| i.armed)
-            .filter_map(|i| Some((i.events, i.seen, i.file.upgrade()?)))
+            .filter_map(|i| {
+                let f = i.file.upgrade()?;
+                Some((EpItem { file: i.file.clone(), ..*i }, f))
+            })
             .collect();
-        let ready = items.iter().any(|(events, seen, f)| {
-            let r = f.poll() as u32 & events & !EP_PRIVATE_BITS;
-            r != 0 && (events & EPOLLET == 0 || *seen != f.wake_count())
-        });
+        let ready = items.iter().any(|(item, f)| item.reportable(f.poll() as u32, f.wake_count()) != 0);
         if ready {
             POLLIN
         } else {

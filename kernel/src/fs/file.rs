@@ -270,18 +270,10 @@ impl File {
             FileKind::Inode(i) => i.metadata(),
             FileKind::Pipe(p) => p.metadata(),
             // anon_inode_mkinode: mode S_IRUSR | S_IWUSR and no file type.
-            FileKind::EventFd(e) => {
-                Metadata { dev: 0xd, ino: e.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
-            }
-            FileKind::Epoll(e) => {
-                Metadata { dev: 0xd, ino: e.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
-            }
-            FileKind::TimerFd(t) => {
-                Metadata { dev: 0xd, ino: t.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
-            }
-            FileKind::SignalFd(t) => {
-                Metadata { dev: 0xd, ino: t.ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
-            }
+            FileKind::EventFd(e) => anon_inode_meta(e.ino),
+            FileKind::Epoll(e) => anon_inode_meta(e.ino),
+            FileKind::TimerFd(t) => anon_inode_meta(t.ino),
+            FileKind::SignalFd(s) => anon_inode_meta(s.ino),
         }
     }
 
@@ -326,18 +318,11 @@ impl File {
         let mut files = Vec::new();
         super::select::watch_files(self, &mut files, 0);
         let mut queues = Vec::new();
+        self.wait_queues(&mut queues);
         for f in &files {
             f.wait_queues(&mut queues);
         }
-        let own = match &self.kind {
-            FileKind::Epoll(_) => 0,
-            _ => {
-                let mut mine = Vec::new();
-                self.wait_queues(&mut mine);
-                mine.iter().map(|q| q.wake_count()).sum()
-            }
-        };
-        own + queues.iter().map(|q| q.wake_count()).sum::<u64>()
+        queues.iter().map(|q| q.wake_count()).sum()
     }
 
     /// Whether a wait must re-check it every tick (`Inode::polled_by_tick`).
@@ -411,6 +396,12 @@ pub fn file_inode(f: &File) -> Arc<dyn Inode> {
             Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() })
         }
     }
+}
+
+/// An anonymous inode's metadata (Linux's `anon_inode_getfile`: one inode of the
+/// anon_inodefs device, mode 0600), each file with its own number here.
+fn anon_inode_meta(ino: u64) -> Metadata {
+    Metadata { dev: 0xd, ino, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }
 }
 
 fn live_inode() -> crate::leak::Live {

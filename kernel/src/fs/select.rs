@@ -11,21 +11,16 @@ use crate::process::wait_queue::{wait_many, WaitQueue};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-/// The files a wait on `f` watches: `f` itself, or for an epoll file the files of its
-/// items, down to `EP_MAX_NESTS` levels of epoll files.
+/// The files a wait on `f` watches besides `f`: for an epoll file the files of its items,
+/// down to `EP_MAX_NESTS` levels of epoll files; none for any other file.
 pub fn watch_files(f: &File, out: &mut Vec<Arc<File>>, depth: usize) {
-    match f.epoll() {
-        Some(ep) if depth < super::eventpoll::EP_MAX_NESTS => {
-            for item in ep.files() {
-                if item.epoll().is_some() {
-                    watch_files(&item, out, depth + 1);
-                } else {
-                    out.push(item);
-                }
-            }
+    let Some(ep) = f.epoll().filter(|_| depth < super::eventpoll::EP_MAX_NESTS) else { return };
+    for item in ep.files() {
+        if item.epoll().is_some() {
+            watch_files(&item, out, depth + 1);
+        } else {
+            out.push(item);
         }
-        Some(_) => {}
-        None => {}
     }
 }
 
