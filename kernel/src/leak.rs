@@ -93,6 +93,7 @@ counters! {
     IPC_NAMESPACES: "IPC namespaces",
     MSHARE_REGIONS: "mshare regions",
     PT_SHARE_HOSTS: "pt_share hosts",
+    TTYS: "terminals",
 }
 
 /// Tables that grow with use and keep their capacity (Linux's shrinkers):
@@ -107,6 +108,7 @@ const SHRINKERS: &[fn()] = &[
     crate::fs::file::shrink,
     crate::fs::flock::shrink,
     crate::fs::signalfd::shrink,
+    crate::tty::shrink,
     crate::fs::msharefs::shrink,
     crate::fs::mount::shrink,
     crate::mm::pt_share::shrink,

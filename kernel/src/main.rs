@@ -29,6 +29,7 @@ mod random;
 pub mod sync;
 mod syscall;
 pub mod time;
+pub mod tty;
 pub mod watchdog;
 
 use arch::exit::{exit_qemu, QemuExitCode};

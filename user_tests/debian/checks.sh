@@ -217,6 +217,96 @@ END
     expect shared-memory "$out" "[1, 2, 3, 4] [0, 0, 0, 0]"
 }
 
+# An interactive bash on a pseudo-terminal it controls, driven as a person would: a job
+# in the background, ^Z, bg and SIGTTIN, TOSTOP and SIGTTOU, fg and ^C.
+check_interactive_bash_job_control_on_a_pty() {
+    set -e
+    local out
+    out=$(python3 - <<'END'
+import fcntl, os, re, select, sys, termios, time
+
+master, slave = os.openpty()
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(master)
+    os.close(slave)
+    env = {"PATH": os.environ["PATH"], "TERM": "dumb", "PS1": "PROMPT> ", "HOME": "/tmp"}
+    os.execve("/bin/bash", ["bash", "--norc", "--noprofile", "-i"], env)
+os.close(slave)
+seen = b""
+
+def expect(pattern, what):
+    global seen
+    deadline = time.monotonic() + 20
+    while True:
+        m = re.search(pattern.encode(), seen)
+        if m:
+            seen = seen[m.end():]
+            return m
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([master], [], [], left)[0]:
+            sys.exit(f"{what}: no {pattern!r} in {seen[-300:]!r}")
+        try:
+            seen += os.read(master, 4096)
+        except OSError:
+            sys.exit(f"{what}: the terminal closed; seen {seen[-300:]!r}")
+
+def send(text):
+    # What bash has printed so far goes first (a job's notice may come before or after
+    # the next command's output): each expect then looks only at what the text brings.
+    global seen
+    while select.select([master], [], [], 0.2)[0]:
+        seen += os.read(master, 4096)
+    seen = b""
+    os.write(master, text.encode())
+
+expect("PROMPT> ", "first prompt")
+send("sleep 30 &\n")
+expect(r"\[1\] \d+", "background job started")
+expect("PROMPT> ", "prompt after &")
+send("jobs\n")
+expect(r"\[1\]\+\s+Running\s+sleep 30 &", "jobs lists it running")
+send("kill -9 %1; wait\n")
+expect("PROMPT> ", "prompt after kill")
+send("cat\n")
+time.sleep(0.3)
+send("hello\n")
+expect(r"hello\r\nhello\r\n", "cat echoes a line in the foreground")
+send("\x1a")
+expect(r"\[1\]\+\s+Stopped\s+cat", "^Z stops the foreground job")
+expect("PROMPT> ", "prompt after ^Z")
+send("bg\n")
+expect(r"\[1\]\+ cat &", "bg continues it")
+time.sleep(0.3)
+send("jobs\n")
+# Running after bg, stopped again: only the terminal's SIGTTIN stops it.
+expect(r"\[1\]\+\s+Stopped\s+cat", "a background read brings SIGTTIN")
+send("fg\n")
+expect(r"fg\r\ncat\r\n", "fg names the job")
+time.sleep(0.3)
+send("\x03")
+expect(r"\^C[\s\S]*PROMPT> ", "^C ends the foreground job")
+send("echo status $?\n")
+expect(r"status 130", "the job died of SIGINT")
+send("stty tostop; echo out >/dev/tty &\n")
+expect(r"\[1\] \d+", "background writer started")
+time.sleep(0.3)
+send("jobs\n")
+expect(r"\[1\]\+\s+Stopped\s+echo out", "a background write under TOSTOP brings SIGTTOU")
+send("stty -tostop; fg\n")
+expect(r"out\r\n", "the writer runs on in the foreground")
+send("exit\n")
+_, status = os.waitpid(pid, 0)
+print("bash exited", os.waitstatus_to_exitcode(status))
+END
+)
+    expect bash-job-control "$out" "bash exited 0"
+}
+
 passed=0
 failed=0
 for t in $(declare -F | awk '$3 ~ /^check_/ {print $3}'); do

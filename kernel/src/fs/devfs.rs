@@ -1,4 +1,5 @@
-//! /dev: the console (COM1), null, zero, and the random devices.
+//! /dev: the terminals (the console on COM1, /dev/tty, ptmx and devpts), null, zero,
+//! and the random devices.
 
 use super::tmpfs::{next_ino, TmpfsDir};
 use super::vfs::*;
@@ -18,132 +19,49 @@ fn dev_meta(ino: u64, major: u64, minor: u64, mode: u32) -> Metadata {
     }
 }
 
-/// The serial console (`/dev/console`, `/dev/tty`, `/dev/ttyS0`).
-pub struct Console {
+/// Which terminal a terminal node opens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TtyNodeKind {
+    /// `/dev/console` (5:1): the console, never a controlling terminal by open and never
+    /// hung up (Linux's redirected console file).
+    Console,
+    /// `/dev/ttyS0` (4:64): the console's serial port as a terminal like any other.
+    Serial,
+    /// `/dev/tty` (5:0): the opener's controlling terminal (ENXIO without one).
+    Current,
+}
+
+/// A terminal's device node; its open files are `tty::TtyFile`s.
+pub struct TtyNode {
     _live: crate::leak::Live,
     ino: u64,
+    kind: TtyNodeKind,
 }
 
-const TCGETS: u32 = 0x5401;
-const TCSETS: u32 = 0x5402;
-const TCSETSW: u32 = 0x5403;
-const TCSETSF: u32 = 0x5404;
-const TIOCGPGRP: u32 = 0x540f;
-const TIOCSPGRP: u32 = 0x5410;
-const TIOCGWINSZ: u32 = 0x5413;
-const TIOCSWINSZ: u32 = 0x5414;
-
-/// Linux's `struct termios` as TCGETS returns it (asm-generic/termbits.h).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Termios {
-    c_iflag: u32,
-    c_oflag: u32,
-    c_cflag: u32,
-    c_lflag: u32,
-    c_line: u8,
-    c_cc: [u8; 19],
-}
-const _: () = assert!(core::mem::size_of::<Termios>() == 36);
-crate::impl_pod!(Termios);
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Winsize {
-    ws_row: u16,
-    ws_col: u16,
-    ws_xpixel: u16,
-    ws_ypixel: u16,
-}
-crate::impl_pod!(Winsize);
-
-impl Inode for Console {
+impl Inode for TtyNode {
     fn metadata(&self) -> Metadata {
-        dev_meta(self.ino, 5, 1, 0o620)
+        match self.kind {
+            TtyNodeKind::Console => dev_meta(self.ino, 5, 1, 0o600),
+            TtyNodeKind::Serial => Metadata { gid: 20, ..dev_meta(self.ino, 4, 64, 0o660) },
+            TtyNodeKind::Current => dev_meta(self.ino, 5, 0, 0o666),
+        }
     }
     fn as_any(&self) -> &dyn Any {
         self
     }
-    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> KResult<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        // No UART interrupt yet: poll once per timer tick until a byte arrives.
-        loop {
-            let mut n = 0;
-            while n < buf.len() {
-                match crate::arch::serial::try_read_byte() {
-                    Some(b) => {
-                        buf[n] = if b == b'\r' { b'\n' } else { b };
-                        n += 1;
-                        if buf[n - 1] == b'\n' {
-                            break;
-                        }
-                    }
-                    None => break,
-                }
-            }
-            if n > 0 {
-                return Ok(n);
-            }
-            crate::process::sleep::sleep_ticks(1)?;
-        }
-    }
-    fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
-        crate::arch::serial::write_bytes(buf);
-        Ok(buf.len())
-    }
-    fn poll(&self) -> u16 {
-        POLLOUT | if crate::arch::serial::has_input() { POLLIN } else { 0 }
-    }
     fn can_poll(&self) -> bool {
         true
     }
-    fn polled_by_tick(&self) -> bool {
-        true
-    }
-    fn ioctl(&self, cmd: u32, arg: u64) -> KResult<usize> {
-        let mm = crate::process::current_mm();
-        match cmd {
-            TCGETS => {
-                let t = Termios {
-                    c_iflag: 0o2400,   // ICRNL | IXON
-                    c_oflag: 0o5,      // OPOST | ONLCR
-                    c_cflag: 0o277,    // B38400 | CS8 | CREAD
-                    c_lflag: 0o105073, // ISIG ICANON ECHO ECHOE ECHOK ECHOCTL ECHOKE IEXTEN
-                    c_line: 0,
-                    c_cc: [3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0],
-                };
-                crate::mm::usercopy::write_val(&mm, arg, &t)?;
-                Ok(0)
-            }
-            TCSETS | TCSETSW | TCSETSF => {
-                crate::mm::usercopy::read_val::<Termios>(&mm, arg)?;
-                Ok(0)
-            }
-            TIOCGWINSZ => {
-                crate::mm::usercopy::write_val(
-                    &mm,
-                    arg,
-                    &Winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 },
-                )?;
-                Ok(0)
-            }
-            TIOCSWINSZ => {
-                crate::mm::usercopy::read_val::<Winsize>(&mm, arg)?;
-                Ok(0)
-            }
-            TIOCGPGRP => {
-                let pgid = crate::process::current().process.pgid();
-                crate::mm::usercopy::write_val(&mm, arg, &(pgid as i32))?;
-                Ok(0)
-            }
-            TIOCSPGRP => {
-                crate::mm::usercopy::read_val::<i32>(&mm, arg)?;
-                Ok(0)
-            }
-            _ => Err(ENOTTY),
-        }
+    fn open(&self, this: &Arc<dyn Inode>, flags: u32) -> Option<KResult<crate::fs::file::FileKind>> {
+        let (tty, flags, redirect) = match self.kind {
+            TtyNodeKind::Console => (crate::tty::console().clone(), flags, true),
+            TtyNodeKind::Serial => (crate::tty::console().clone(), flags, false),
+            TtyNodeKind::Current => match crate::tty::current_tty() {
+                Some(tty) => (tty, flags | crate::fs::file::O_NOCTTY, false),
+                None => return Some(Err(ENXIO)),
+            },
+        };
+        Some(crate::tty::TtyFile::open(tty, false, this.clone(), flags, redirect).map(crate::fs::file::FileKind::Tty))
     }
 }
 
@@ -238,11 +156,14 @@ pub const DEV_LINKS: [(&str, &str); 4] = [
 pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     let dir = TmpfsDir::new_child(Arc::downgrade(&parent), 0o755, 0, 0);
     dir.set_dev(0x6); // its own filesystem, as devtmpfs
-    let console: Arc<dyn Inode> = Arc::new(Console { _live: crate::leak::INODES.live(), ino: next_ino() });
-    let nodes: [(&str, Arc<dyn Inode>); 7] = [
-        ("console", console.clone()),
-        ("tty", console.clone()),
-        ("ttyS0", console),
+    let tty_node =
+        |kind| -> Arc<dyn Inode> { Arc::new(TtyNode { _live: crate::leak::INODES.live(), ino: next_ino(), kind }) };
+    crate::tty::console();
+    let nodes: [(&str, Arc<dyn Inode>); 8] = [
+        ("console", tty_node(TtyNodeKind::Console)),
+        ("tty", tty_node(TtyNodeKind::Current)),
+        ("ttyS0", tty_node(TtyNodeKind::Serial)),
+        ("ptmx", Arc::new(crate::tty::pty::Ptmx::new(0x6, next_ino(), 0o666))),
         ("null", Arc::new(Null { _live: crate::leak::INODES.live(), ino: next_ino() })),
         ("zero", Arc::new(Zero { _live: crate::leak::INODES.live(), ino: next_ino() })),
         ("urandom", Arc::new(Random { _live: crate::leak::INODES.live(), ino: next_ino(), minor: 9 })),
@@ -259,6 +180,7 @@ pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     // /dev/shm: a tmpfs for POSIX shared memory (musl's shm_open opens files there),
     // writable by all with the sticky bit, as systemd and Debian's initramfs mount it.
     let this: Arc<dyn Inode> = dir.clone();
+    dir.mount("pts", Arc::new(crate::tty::pty::DevptsDir::new(Arc::downgrade(&this)))).expect("devfs entry");
     let shm = TmpfsDir::new_child(Arc::downgrade(&this), 0o1777, 0, 0);
     dir.mount("shm", shm).expect("devfs entry");
     dir

@@ -54,6 +54,8 @@ pub enum FileKind {
     TimerFd(Arc<super::timerfd::TimerFd>),
     /// A signalfd (an anonymous inode in Linux).
     SignalFd(Arc<super::signalfd::SignalFd>),
+    /// A terminal: the console, a pty's slave or master (`tty/`).
+    Tty(crate::tty::TtyFile),
 }
 
 pub struct File {
@@ -84,7 +86,7 @@ pub fn open_for_writing(m: &Metadata) -> bool {
 }
 
 /// Linux's `OPEN_FMODE`: access mode 3 opens for neither reading nor writing.
-fn fmode_read(flags: u32) -> bool {
+pub fn fmode_read(flags: u32) -> bool {
     matches!(flags & O_ACCMODE, O_RDONLY | O_RDWR)
 }
 
@@ -169,6 +171,7 @@ impl File {
             FileKind::Epoll(_) => Err(EINVAL),
             FileKind::TimerFd(t) => t.read(buf, self.nonblock()),
             FileKind::SignalFd(s) => s.read(buf, self.nonblock()),
+            FileKind::Tty(t) => t.read(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -192,6 +195,7 @@ impl File {
             FileKind::Pipe(p) => p.write(buf, self.nonblock()),
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
             FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => Err(EINVAL),
+            FileKind::Tty(t) => t.write(buf, self.nonblock()),
             FileKind::Inode(i) => {
                 if !self.seekable() {
                     return self.stream_io(|off| i.write_at(off, buf));
@@ -274,6 +278,7 @@ impl File {
             FileKind::Epoll(e) => anon_inode_meta(e.ino),
             FileKind::TimerFd(t) => anon_inode_meta(t.ino),
             FileKind::SignalFd(s) => anon_inode_meta(s.ino),
+            FileKind::Tty(t) => t.metadata(),
         }
     }
 
@@ -285,6 +290,7 @@ impl File {
             FileKind::Epoll(e) => e.poll(),
             FileKind::TimerFd(t) => t.poll(),
             FileKind::SignalFd(s) => s.poll(),
+            FileKind::Tty(t) => t.poll(),
         }
     }
 
@@ -296,7 +302,8 @@ impl File {
             | FileKind::EventFd(_)
             | FileKind::Epoll(_)
             | FileKind::TimerFd(_)
-            | FileKind::SignalFd(_) => true,
+            | FileKind::SignalFd(_)
+            | FileKind::Tty(_) => true,
         }
     }
 
@@ -309,6 +316,7 @@ impl File {
             FileKind::EventFd(e) => out.push(e.wait_queue()),
             FileKind::TimerFd(t) => out.push(t.wait_queue()),
             FileKind::SignalFd(_) => out.push(&super::signalfd::SIGNALFD_WQ),
+            FileKind::Tty(t) => out.push(t.wait_queue()),
             FileKind::Epoll(_) => {}
         }
     }
@@ -392,6 +400,7 @@ pub fn file_inode(f: &File) -> Arc<dyn Inode> {
     match &f.kind {
         FileKind::Inode(i) => i.clone(),
         FileKind::Pipe(p) => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
+        FileKind::Tty(t) => t.node.clone(),
         FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => {
             Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() })
         }
@@ -416,18 +425,21 @@ pub struct PseudoInode {
     _live: crate::leak::Live,
 }
 
-impl PseudoInode {
-    /// The open file an open of this inode with `flags` makes (`do_dentry_open`): a pipe
-    /// opens as `fifo_open` does for pipefs, either end or both; an anonymous inode (an
-    /// eventfd) has no open (`no_open`: ENXIO).
-    pub fn open_kind(&self, flags: u32) -> KResult<FileKind> {
-        let pipe = self.pipe.as_ref().ok_or(ENXIO)?;
-        pipe.open_ends(fmode_read(flags), fmode_write(flags));
-        Ok(FileKind::Pipe(pipe.clone()))
-    }
-}
+impl PseudoInode {}
 
 impl Inode for PseudoInode {
+    /// An open of this inode (`do_dentry_open`): a pipe opens as `fifo_open` does for
+    /// pipefs, either end or both; an anonymous inode (an eventfd) has no open
+    /// (`no_open`: ENXIO).
+    fn open(&self, _this: &Arc<dyn Inode>, flags: u32) -> Option<KResult<FileKind>> {
+        Some(match &self.pipe {
+            Some(pipe) => {
+                pipe.open_ends(fmode_read(flags), fmode_write(flags));
+                Ok(FileKind::Pipe(pipe.clone()))
+            }
+            None => Err(ENXIO),
+        })
+    }
     fn metadata(&self) -> Metadata {
         self.meta.clone()
     }

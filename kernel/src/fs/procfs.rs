@@ -839,14 +839,19 @@ fn stat(p: &Arc<Process>, task: Option<&Arc<Task>>, tid: u32) -> String {
     let minflt = p.min_flt.load(Ordering::Relaxed);
     let tick = crate::process::task::TICK_NS;
     let (cpu, kids) = (p.cpu_time(), p.children_cpu_time());
+    // The controlling terminal's device and foreground group (-1 without one).
+    let ctty = p.tty.lock().clone();
+    let (tty_nr, tpgid) = ctty.map_or((0, -1), |t| (t.tty_nr(), t.foreground() as i64));
     let mut s = format!(
-        "{} ({}) {} {} {} {} 0 -1 0 {} 0 0 0 {} {} {} {} 20 0 {} 0 0 {} {}",
+        "{} ({}) {} {} {} {} {} {} 0 {} 0 0 0 {} {} {} {} 20 0 {} 0 0 {} {}",
         if tid != 0 { tid } else { p.pid },
         comm(p, task),
         state_char(p, task),
         p.parent_pid(),
         p.pgid(),
         p.sid.load(Ordering::Relaxed),
+        tty_nr,
+        tpgid,
         minflt,
         cpu.user / tick,
         cpu.sys / tick,
@@ -1305,7 +1310,7 @@ fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
         crate::fs::file::FileKind::Epoll(..) => b"anon_inode:[eventpoll]".to_vec(),
         crate::fs::file::FileKind::TimerFd(..) => b"anon_inode:[timerfd]".to_vec(),
         crate::fs::file::FileKind::SignalFd(..) => b"anon_inode:[signalfd]".to_vec(),
-        crate::fs::file::FileKind::Inode(_) => f.display_path().into_bytes(),
+        crate::fs::file::FileKind::Inode(_) | crate::fs::file::FileKind::Tty(_) => f.display_path().into_bytes(),
     }
 }
 

@@ -186,6 +186,12 @@ pub trait Inode: Send + Sync + Any {
     fn ioctl(&self, _cmd: u32, _arg: u64) -> KResult<usize> {
         Err(ENOTTY)
     }
+    /// What an open makes of it (Linux's `file_operations.open`): None for an open file of
+    /// the inode itself; a device that is a terminal, a pair's multiplexer or a
+    /// pipe's name gives its own kind of open file (`this` is the inode as an `Arc`).
+    fn open(&self, _this: &Arc<dyn Inode>, _flags: u32) -> Option<KResult<super::file::FileKind>> {
+        None
+    }
 
     // Directory operations.
     fn lookup(&self, _name: &str) -> KResult<Arc<dyn Inode>> {

@@ -405,6 +405,7 @@ pub fn exec_into(
     // read the program (begin_new_exec, would_dump).
     let dumpable = creds.euid == creds.uid && creds.egid == creds.gid && readable;
     t.process.dumpable.store(if dumpable { SUID_DUMP_USER } else { SUID_DUMP_DISABLE }, Ordering::Relaxed);
+    t.process.did_exec.store(true, Ordering::Relaxed);
     *t.process.creds.lock() = creds;
     let old = t.mm.lock().replace(mm.clone());
     mm.activate();

@@ -262,6 +262,8 @@ pub fn do_clone(frame: &TrapFrame, a: CloneArgs) -> KResult<Tid> {
             a.exit_signal,
         );
         p.dumpable.store(pp.dumpable.load(Ordering::Relaxed), Ordering::Relaxed);
+        let ctty = pp.tty.lock().clone();
+        *p.tty.lock() = ctty;
         if let Some(rp) = real_parent.upgrade() {
             rp.children.lock().push(p.clone());
         }

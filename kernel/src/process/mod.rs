@@ -85,6 +85,7 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
             exit::do_exit(status);
         }
         itimer::check_expired();
+        crate::tty::receive_console_input();
         if sched::need_resched() {
             sched::schedule();
         }
@@ -143,11 +144,8 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
     let console = crate::fs::path::lookup_from(&Creds::root(), root.clone(), root.clone(), b"/dev/console", true)?;
     let mut files = crate::fs::fdtable::FdTable::new();
     for _ in 0..3 {
-        let f = crate::fs::file::File::new(
-            crate::fs::file::FileKind::Inode(console.clone()),
-            crate::fs::file::O_RDWR,
-            String::from("/dev/console"),
-        );
+        let kind = console.open(&console, crate::fs::file::O_RDWR).ok_or(ENODEV)??;
+        let f = crate::fs::file::File::new(kind, crate::fs::file::O_RDWR, String::from("/dev/console"));
         files.alloc(f, false, 0, 1024)?;
     }
     let tid = task::alloc_tid();

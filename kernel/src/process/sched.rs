@@ -311,6 +311,7 @@ pub fn timer_tick(from_user: bool) {
     }
     drop(cur);
     if me == 0 {
+        crate::tty::note_console_input();
         let now = crate::arch::apic::uptime_ns();
         // No allocation here: the interrupted code may be in the middle of one.
         SLEEPERS.lock().retain(|t| {
@@ -536,6 +537,7 @@ pub fn idle_loop() -> ! {
     loop {
         crate::watchdog::touch();
         super::itimer::check_expired();
+        crate::tty::receive_console_input();
         if me == 0 {
             crate::leak::idle_check();
         }

@@ -219,6 +219,9 @@ pub struct SigState {
     pub saved_mask: Option<u64>,
     pub pending: SigPending,
     pub altstack: AltStack,
+    /// The mask before rt_sigtimedwait unblocked the signals it waits for (Linux's
+    /// `real_blocked`): those still count as blocked for being ignored or fatal on arrival.
+    pub real_blocked: u64,
 }
 
 pub fn signal_pending(t: &Task) -> bool {
@@ -261,7 +264,11 @@ fn default_action(sig: u32) -> Default_ {
 /// never is, since its handler may change before it is unblocked (and a signalfd or
 /// sigtimedwait may take it).
 fn ignored(t: &Task, sig: u32) -> bool {
-    if sig == SIGKILL || sig == SIGSTOP || t.sig.lock().blocked & sigmask(sig) != 0 {
+    let blocked = {
+        let s = t.sig.lock();
+        s.blocked | s.real_blocked
+    };
+    if sig == SIGKILL || sig == SIGSTOP || blocked & sigmask(sig) != 0 {
         return false;
     }
     let a = t.sighand().lock().get(sig);
@@ -324,6 +331,7 @@ fn do_signal_stop(t: &Arc<Task>, sig: u32) {
 fn kills_group(t: &Task, sig: u32) -> bool {
     sig == SIGKILL
         || (default_action(sig) == Default_::Terminate
+            && t.sig.lock().real_blocked & sigmask(sig) == 0
             && t.sighand().lock().get(sig).handler == SIG_DFL
             && !t.process.stopped.load(core::sync::atomic::Ordering::Acquire))
 }
@@ -367,6 +375,14 @@ pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
 pub fn kill_all_but_init() {
     for p in super::task::all_processes().iter().filter(|p| p.pid != 1) {
         kill_group(p, super::exit::signaled_status(SIGKILL, false));
+    }
+}
+
+/// A kernel-sent signal for every live process of group `pgid` (Linux's `kill_pgrp` with
+/// `SEND_SIG_PRIV`): the terminal's signals.
+pub fn kill_pgrp(pgid: super::task::Tid, sig: u32) {
+    for p in super::task::all_processes().iter().filter(|p| p.pgid() == pgid && !p.is_zombie()) {
+        send_to_process(p, SigInfo::new(sig, SI_KERNEL));
     }
 }
 

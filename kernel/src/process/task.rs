@@ -256,6 +256,12 @@ pub struct Process {
     pub rlimits: Mutex<[Rlimit; RLIMIT_NLIMITS], order::Rlimits>,
     pub pgid: AtomicU32,
     pub sid: AtomicU32,
+    /// The controlling terminal (Linux's `signal->tty`): the same for the whole session,
+    /// given by TIOCSCTTY or a session leader's open, dropped by setsid and hangups.
+    pub tty: Mutex<Option<Arc<crate::tty::Tty>>, order::ProcessTty>,
+    /// It has called execve since its fork (Linux's PF_FORKNOEXEC cleared): its parent's
+    /// setpgid then fails with EACCES.
+    pub did_exec: core::sync::atomic::AtomicBool,
     /// Signal sent to the parent at exit (SIGCHLD, or clone's low byte).
     pub exit_signal: u32,
     /// Process-directed pending signals.
@@ -512,6 +518,8 @@ pub fn new_process(
         rlimits: Mutex::new(rlimits),
         pgid: AtomicU32::new(pgid),
         sid: AtomicU32::new(sid),
+        tty: Mutex::new(None),
+        did_exec: core::sync::atomic::AtomicBool::new(false),
         exit_signal,
         shared_pending: Mutex::new(SigPending::default()),
         min_flt: AtomicU64::new(0),

@@ -47,6 +47,13 @@ lock_classes! {
     /// (tasks, fd tables).
     MountNamespace = 108, "mount::NAMESPACE_SEM";
     FlockLocks = 110, "flock::LOCKS";
+    /// A process's controlling terminal, then that terminal's state.
+    ProcessTty = 111, "Process::tty";
+    /// A terminal's line discipline, termios and job-control ids; signals are sent
+    /// and queues woken after it is dropped.
+    TtyState = 112, "Tty::inner";
+    /// The live pseudo-terminal pairs (devpts' nodes); taken alone.
+    Ptys = 113, "pty::PTYS";
     PipeInner = 115, "Pipe::inner";
     EventfdCount = 116, "EventFd::count";
     /// A timerfd's setting and unread expirations.

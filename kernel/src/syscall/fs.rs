@@ -34,9 +34,13 @@ fn nofile_limit() -> usize {
 }
 
 /// Puts `file` in the lowest free descriptor, within RLIMIT_NOFILE.
+/// A file that finds no descriptor is dropped after the table's lock is released: its
+/// release may take the locks of what it is (a terminal, a pipe), which come first.
 pub fn install(file: Arc<File>, cloexec: bool) -> KResult<usize> {
     let limit = nofile_limit();
-    current().files().lock().alloc(file, cloexec, 0, limit).map(|fd| fd as usize)
+    let r = current().files().lock().alloc(file.clone(), cloexec, 0, limit).map(|fd| fd as usize);
+    drop(file);
+    r
 }
 
 /// The directory a *at() call starts from.
@@ -384,8 +388,8 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
         Some(f) => f.path.clone(),
         None => absolute_path(dirfd, &path),
     };
-    let kind = match inode.as_any().downcast_ref::<PseudoInode>() {
-        Some(pseudo) if flags & O_PATH == 0 => pseudo.open_kind(flags)?,
+    let kind = match inode.open(&inode, flags) {
+        Some(kind) if flags & O_PATH == 0 => kind?,
         _ => FileKind::Inode(inode),
     };
     let f = File::new(kind, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), path);
@@ -721,7 +725,7 @@ pub fn sys_eventfd2(initval: u32, flags: u32) -> SysResult {
     crate::mm::fail::slab_may_fail()?;
     let kind = FileKind::EventFd(EventFd::new(initval as u64, flags));
     let file = File::new(kind, O_RDWR | (flags & O_NONBLOCK), String::from("anon_inode:[eventfd]"));
-    let fd = current().files().lock().alloc(file, flags & O_CLOEXEC != 0, 0, nofile_limit())?;
+    let fd = install(file, flags & O_CLOEXEC != 0)? as i32;
     ok(fd as usize)
 }
 
@@ -823,10 +827,12 @@ pub fn sys_ioctl(a: Args) -> SysResult {
                 ok(0)
             }
             FileKind::Inode(i) => ok(i.ioctl(FIONREAD, a.u(2))?),
+            FileKind::Tty(t) => ok(t.ioctl(FIONREAD, a.u(2))?),
             _ => Err(ENOTTY),
         },
         cmd => match &f.kind {
             FileKind::Inode(i) => ok(i.ioctl(cmd, a.u(2))?),
+            FileKind::Tty(t) => ok(t.ioctl(cmd, a.u(2))?),
             _ => Err(ENOTTY),
         },
     }

@@ -3,7 +3,7 @@
 //! An unimplemented syscall returns ENOSYS and is logged once.
 
 mod epoll;
-mod fs;
+pub(crate) mod fs;
 mod ipc;
 pub mod misc;
 mod mm;
@@ -20,6 +20,7 @@ pub use trace::dump_tasks;
 /// Gives back pause()'s queue's spare capacity (`leak`'s shrinkers).
 pub fn shrink_pause_queue() {
     signal::PAUSE_QUEUE.shrink();
+    signal::SIGTIMEDWAIT_QUEUE.shrink();
 }
 
 use crate::arch::trap::TrapFrame;
@@ -220,6 +221,7 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         125 => process::sys_capget(a),
         126 => process::sys_capset(a),
         127 => signal::sys_rt_sigpending(a),
+        128 => signal::sys_rt_sigtimedwait(a),
         130 => signal::sys_rt_sigsuspend(a),
         131 => signal::sys_sigaltstack(a),
         149 => mm::sys_mlock(a),

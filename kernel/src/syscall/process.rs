@@ -731,6 +731,9 @@ pub fn sys_getsid(a: Args) -> SysResult {
     ok(process_or_self(a.i32(0))?.sid.load(Ordering::Relaxed) as usize)
 }
 
+/// setpgid (Linux's `ksys_setpgid`): the caller or a child of its session that has not
+/// exec'd joins a group of the caller's session, or starts its own; a session leader
+/// stays where it is. A zombie still makes its group exist, as its pid does in Linux.
 pub fn sys_setpgid(a: Args) -> SysResult {
     let (pid, pgid) = (a.i32(0), a.i32(1));
     if pgid < 0 {
@@ -738,22 +741,49 @@ pub fn sys_setpgid(a: Args) -> SysResult {
     }
     let me = current().process.clone();
     let p = process_or_self(pid)?;
+    if pid > 0 && crate::process::task::find_task(pid as u32).is_some_and(|t| t.tid() != p.pid) {
+        return Err(EINVAL); // a thread that does not lead its group
+    }
+    let my_sid = me.sid.load(Ordering::Relaxed);
     let is_child = p.parent.lock().upgrade().is_some_and(|pp| alloc::sync::Arc::ptr_eq(&pp, &me));
-    if !alloc::sync::Arc::ptr_eq(&p, &me) && !is_child {
+    if is_child {
+        if p.sid.load(Ordering::Relaxed) != my_sid {
+            return Err(EPERM);
+        }
+        if p.did_exec.load(Ordering::Relaxed) {
+            return Err(EACCES);
+        }
+    } else if !alloc::sync::Arc::ptr_eq(&p, &me) {
         return Err(ESRCH);
     }
+    if p.sid.load(Ordering::Relaxed) == p.pid {
+        return Err(EPERM);
+    }
     let pgid = if pgid == 0 { p.pid } else { pgid as u32 };
+    if pgid != p.pid {
+        let exists = crate::process::task::all_processes()
+            .iter()
+            .any(|q| q.pgid() == pgid && q.sid.load(Ordering::Relaxed) == my_sid);
+        if !exists {
+            return Err(EPERM);
+        }
+    }
     p.pgid.store(pgid, Ordering::Relaxed);
     ok(0)
 }
 
+/// setsid (Linux's `ksys_setsid`): a process that leads no group starts a session and a
+/// group of its own, without a controlling terminal.
 pub fn sys_setsid() -> SysResult {
     let p = current().process.clone();
-    if p.pgid() == p.pid {
+    let taken = p.sid.load(Ordering::Relaxed) == p.pid
+        || crate::process::task::all_processes().iter().any(|q| q.pgid() == p.pid);
+    if taken {
         return Err(EPERM);
     }
     p.pgid.store(p.pid, Ordering::Relaxed);
     p.sid.store(p.pid, Ordering::Relaxed);
+    *p.tty.lock() = None;
     ok(p.pid as usize)
 }
 

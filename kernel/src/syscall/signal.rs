@@ -200,6 +200,64 @@ pub fn sys_rt_sigsuspend(a: Args) -> SysResult {
     sys_pause()
 }
 
+/// rt_sigtimedwait (Linux's `do_sigtimedwait`): takes a pending signal of the set, the
+/// thread's own first; if none is, waits for one with those signals unblocked, up to the
+/// timeout (EAGAIN then; a zero timeout does not wait). Another signal that arrives ends
+/// the wait with EINTR, never restarted.
+pub fn sys_rt_sigtimedwait(a: Args) -> SysResult {
+    if a.usize(3) != 8 {
+        return Err(EINVAL);
+    }
+    let these = read_val::<u64>(a.u(0))? & !UNBLOCKABLE;
+    let timeout = match a.u(2) {
+        0 => None,
+        ts => {
+            let [sec, nsec]: [i64; 2] = read_val(ts)?;
+            if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+                return Err(EINVAL);
+            }
+            Some((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
+        }
+    };
+    let t = current();
+    let dequeue = || {
+        let own = t.sig.lock().pending.take(!these);
+        own.or_else(|| t.process.shared_pending.lock().take(!these))
+    };
+    let info = match dequeue() {
+        Some(info) => info,
+        None if timeout == Some(0) => return Err(EAGAIN),
+        None => {
+            {
+                let mut s = t.sig.lock();
+                s.real_blocked = s.blocked;
+                s.blocked &= !these;
+            }
+            let deadline = timeout.map(|ns| crate::arch::apic::uptime_ns().saturating_add(ns));
+            let r = SIGTIMEDWAIT_QUEUE.wait_until_deadline(true, deadline, dequeue);
+            let r = match r {
+                Ok(info) => Ok(info),
+                // Restoring the mask may leave the one that came pending: taken now.
+                Err(e) => dequeue().ok_or(if e == ETIMEDOUT { EAGAIN } else { EINTR }),
+            };
+            {
+                let mut s = t.sig.lock();
+                s.blocked = s.real_blocked;
+                s.real_blocked = 0;
+            }
+            r?
+        }
+    };
+    if a.u(1) != 0 {
+        write_val(a.u(1), &info)?;
+    }
+    ok(info.signo as usize)
+}
+
+/// Where rt_sigtimedwait sleeps; signals wake the task itself.
+pub(super) static SIGTIMEDWAIT_QUEUE: crate::process::wait_queue::WaitQueue =
+    crate::process::wait_queue::WaitQueue::new();
+
 /// Whether the caller may send `sig` to process `p` (`check_kill_permission`,
 /// `kill_ok_by_cred`): its own process; a process whose real or saved uid is the
 /// caller's real or effective uid; SIGCONT within the caller's session; anything

@@ -322,7 +322,9 @@ const CALLS: &[Call] = calls! {
     12 brk [] Brk;
     13 rt_sigaction [] Sigaction;
     14 rt_sigprocmask [] Sigprocmask;
-    16 ioctl [Fd, OneOf(&[0x5401, 0x5402, 0x540f, 0x5410, 0x5413, 0x541b, 0x5421, 0x5451, 0x5450, 0x8004_6601, 0x4028_7800, 0x4010_7801, 0x4018_7802]), Buf] None;
+    // Terminal calls (termios, job control, window size, flow, the pty's own) for the
+    // console and ptys, file ones, msharefs'.
+    16 ioctl [Fd, OneOf(&[0x5401, 0x5402, 0x5403, 0x5404, 0x540a, 0x540b, 0x540e, 0x540f, 0x5410, 0x5413, 0x5414, 0x541b, 0x5422, 0x5429, 0x802c_542a, 0x402c_542b, 0x8004_5430, 0x4004_5431, 0x8004_5439, 0x5441, 0x5421, 0x5451, 0x5450, 0x8004_6601, 0x4028_7800, 0x4010_7801, 0x4018_7802]), Buf] None;
     17 pread64 [Fd, Buf, Len, Offset] None;
     18 pwrite64 [Fd, Buf, Len, Offset] None;
     19 readv [Fd, Iovec, Below(1100)] None;
@@ -431,6 +433,7 @@ const CALLS: &[Call] = calls! {
     121 getpgid [Pid] None;
     124 getsid [Pid] None;
     127 rt_sigpending [Buf, OneOf(&[8, 0, 4, 16, 128])] None;
+    128 rt_sigtimedwait [Sigset, Buf, Timespec, OneOf(&[8, 0, 4, 16])] None;
     130 rt_sigsuspend [Sigset, OneOf(&[8, 0, 4, 16])] Blocking;
     131 sigaltstack [] Sigaltstack;
     137 statfs [Path, Buf] None;
@@ -719,6 +722,10 @@ const RO_PATHS: &[&str] = &[
     "/dev/null",
     "/dev/zero",
     "/dev/urandom",
+    "/dev/ptmx",
+    "/dev/tty",
+    "/dev/pts",
+    "/dev/pts/0",
     "/tmp",
     "/nonexistent",
     "/proc/2/stat",

@@ -4,9 +4,9 @@
 //!
 //! The same binary is /init of the Linux guest (`cargo xtask test --linux-guest`), booted with
 //! only an initramfs: as pid 1 it first mounts what the tests expect (devtmpfs on /dev,
-//! re-opening /dev/console as stdio; proc on /proc; tmpfs on /tmp and /dev/shm). On our
-//! kernel /dev and /proc are built in (those mounts are skipped) and /tmp and /dev/shm get a
-//! tmpfs of their own as on Linux. It powers off through QEMU's
+//! re-opening /dev/console as stdio; devpts on /dev/pts; proc on /proc; tmpfs on /tmp and
+//! /dev/shm). On our kernel /dev (with /dev/pts) and /proc are built in (those mounts are
+//! skipped) and /tmp and /dev/shm get a tmpfs of their own as on Linux. It powers off through QEMU's
 //! `isa-debug-exit` port where the kernel grants it with ioperm (Linux: 0x10 if every program
 //! passed, 0x11 otherwise), else through reboot(2), whose power-off in our kernel also runs
 //! its leak check.
@@ -138,6 +138,12 @@ fn prepare_machine() {
         if link.symlink_metadata().is_err() {
             let _ = std::os::unix::fs::symlink(target, link);
         }
+    }
+    // Pseudo-terminals: Linux's devtmpfs has /dev/ptmx, which opens the devpts at /dev/pts
+    // (our kernel's /dev has both).
+    if !Path::new("/dev/pts/ptmx").exists() {
+        let _ = std::fs::create_dir("/dev/pts");
+        mount("devpts", "/dev/pts", "devpts");
     }
     if !Path::new("/proc/self").exists() {
         mount("proc", "/proc", "proc");

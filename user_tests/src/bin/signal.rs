@@ -1,5 +1,6 @@
 //! Signals: rt_sigaction, delivery and rt_sigreturn, masks and pending sets, sigaltstack,
-//! default actions, SIGSEGV siginfo, SIGCHLD, interrupted system calls, stop/continue.
+//! default actions, SIGSEGV siginfo, SIGCHLD, interrupted system calls, stop/continue,
+//! rt_sigtimedwait.
 
 use libc::*;
 use std::arch::asm;
@@ -44,6 +45,13 @@ fn main() {
             sigtstp_in_an_orphaned_process_group_is_discarded,
             orphaning_a_group_with_a_stopped_member_sends_it_sighup_and_sigcont,
             sigsuspend_waits_for_a_signal_and_returns_eintr,
+            sigtimedwait_takes_a_pending_blocked_signal_with_its_siginfo,
+            sigtimedwait_with_a_zero_timeout_and_nothing_pending_is_eagain,
+            sigtimedwait_gives_eagain_when_the_timeout_passes,
+            sigtimedwait_takes_a_signal_another_process_sends_while_it_waits,
+            sigtimedwait_takes_a_fatal_signal_without_dying,
+            sigtimedwait_ended_by_another_caught_signal_is_eintr,
+            sigtimedwait_with_a_bad_size_or_timeout_is_einval,
             ppoll_with_a_sigmask_takes_a_blocked_pending_signal,
             proc_status_shows_blocked_ignored_and_caught_signals,
             read_interrupted_by_handler_is_eintr,
@@ -510,6 +518,109 @@ fn sigsuspend_waits_for_a_signal_and_returns_eintr() {
     assert_errno!(r, EINTR);
     assert_eq!(count(SIGUSR1), 1);
     assert_ne!(mask_after & sigbit(SIGUSR1), 0, "sigsuspend restores the mask");
+}
+
+/// rt_sigtimedwait for the signals of `set`, waiting `ms` milliseconds (None: forever).
+fn sigtimedwait(set: u64, info: Option<&mut siginfo_t>, ms: Option<i64>) -> Result<i64, user_tests::Errno> {
+    let ts = ms.map(|ms| timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 });
+    let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const timespec);
+    let info = info.map_or(std::ptr::null_mut(), |i| i as *mut siginfo_t);
+    sys!(SYS_rt_sigtimedwait, &set as *const u64, info, tsp, 8)
+}
+
+fn sigtimedwait_takes_a_pending_blocked_signal_with_its_siginfo() {
+    let exit = child_exit(|| {
+        sigprocmask(SIG_BLOCK, sigbit(SIGUSR1)).unwrap();
+        sys!(SYS_kill, getpid(), SIGUSR1).unwrap();
+        let mut info: siginfo_t = unsafe { std::mem::zeroed() };
+        assert_eq!(sigtimedwait(sigbit(SIGUSR1), Some(&mut info), Some(0)), Ok(SIGUSR1 as i64));
+        assert_eq!((info.si_signo, info.si_code), (SIGUSR1, SI_USER));
+        assert_eq!(unsafe { info.si_pid() }, getpid());
+        let mut pending = 0u64;
+        sys!(SYS_rt_sigpending, &mut pending as *mut u64, 8).unwrap();
+        assert_eq!(pending, 0, "taken, no longer pending");
+        0
+    });
+    assert_eq!(exit, Exit::Code(0));
+}
+
+fn sigtimedwait_with_a_zero_timeout_and_nothing_pending_is_eagain() {
+    assert_errno!(sigtimedwait(sigbit(SIGUSR1), None, Some(0)), EAGAIN);
+}
+
+fn sigtimedwait_gives_eagain_when_the_timeout_passes() {
+    let exit = child_exit(|| {
+        sigprocmask(SIG_BLOCK, sigbit(SIGUSR1)).unwrap();
+        let start = std::time::Instant::now();
+        assert_errno!(sigtimedwait(sigbit(SIGUSR1), None, Some(50)), EAGAIN);
+        assert!(start.elapsed() >= std::time::Duration::from_millis(40), "{:?}", start.elapsed());
+        0
+    });
+    assert_eq!(exit, Exit::Code(0));
+}
+
+fn sigtimedwait_takes_a_signal_another_process_sends_while_it_waits() {
+    let exit = child_exit(|| {
+        sigprocmask(SIG_BLOCK, sigbit(SIGUSR1)).unwrap();
+        let me = getpid();
+        let sender = fork_child(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            sys!(SYS_kill, me, SIGUSR1).unwrap() as i32
+        });
+        let r = sigtimedwait(sigbit(SIGUSR1), None, None);
+        wait_child(sender);
+        assert_eq!(r, Ok(SIGUSR1 as i64));
+        0
+    });
+    assert_eq!(exit, Exit::Code(0));
+}
+
+/// SIGTERM's default action kills, but a blocked one a sigtimedwait is waiting for (and so
+/// unblocks while it sleeps) is taken instead.
+fn sigtimedwait_takes_a_fatal_signal_without_dying() {
+    let exit = child_exit(|| {
+        default(SIGTERM);
+        sigprocmask(SIG_BLOCK, sigbit(SIGTERM)).unwrap();
+        let me = getpid();
+        let sender = fork_child(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            sys!(SYS_kill, me, SIGTERM).unwrap() as i32
+        });
+        let r = sigtimedwait(sigbit(SIGTERM), None, Some(5000));
+        wait_child(sender);
+        assert_eq!(r, Ok(SIGTERM as i64));
+        assert_eq!(current_sigmask() & sigbit(SIGTERM), sigbit(SIGTERM), "the mask is back");
+        0
+    });
+    assert_eq!(exit, Exit::Code(0));
+}
+
+fn sigtimedwait_ended_by_another_caught_signal_is_eintr() {
+    let exit = child_exit(|| {
+        count_signal(SIGUSR2, SA_RESTART);
+        sigprocmask(SIG_BLOCK, sigbit(SIGUSR1)).unwrap();
+        let me = getpid();
+        let sender = fork_child(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            sys!(SYS_kill, me, SIGUSR2).unwrap() as i32
+        });
+        // Even SA_RESTART does not restart it.
+        let r = sigtimedwait(sigbit(SIGUSR1), None, Some(5000));
+        wait_child(sender);
+        assert_errno!(r, EINTR);
+        assert_eq!(count(SIGUSR2), 1);
+        0
+    });
+    assert_eq!(exit, Exit::Code(0));
+}
+
+fn sigtimedwait_with_a_bad_size_or_timeout_is_einval() {
+    let set = sigbit(SIGUSR1);
+    let ts = timespec { tv_sec: 0, tv_nsec: 0 };
+    assert_errno!(sys!(SYS_rt_sigtimedwait, &set as *const u64, 0, &ts as *const timespec, 4), EINVAL);
+    let bad = timespec { tv_sec: 0, tv_nsec: 1_000_000_000 };
+    assert_errno!(sys!(SYS_rt_sigtimedwait, &set as *const u64, 0, &bad as *const timespec, 8), EINVAL);
+    assert_errno!(sys!(SYS_rt_sigtimedwait, 8usize, 0, &ts as *const timespec, 8), EFAULT);
 }
 
 /// ppoll's mask applies during the wait only: a signal pending but blocked
