@@ -94,6 +94,7 @@ counters! {
     MSHARE_REGIONS: "mshare regions",
     PT_SHARE_HOSTS: "pt_share hosts",
     TTYS: "terminals",
+    SOCKETS: "sockets",
 }
 
 /// Tables that grow with use and keep their capacity (Linux's shrinkers):
@@ -109,6 +110,7 @@ const SHRINKERS: &[fn()] = &[
     crate::fs::flock::shrink,
     crate::fs::signalfd::shrink,
     crate::tty::shrink,
+    crate::net::unix::shrink,
     crate::fs::msharefs::shrink,
     crate::fs::mount::shrink,
     crate::mm::pt_share::shrink,

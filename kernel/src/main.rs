@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod arch;
 #[allow(unsafe_code)]
 pub mod mm;
+pub mod net;
 
 mod backtrace;
 mod cmdline;

@@ -42,6 +42,15 @@ impl FdTable {
         usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(|e| e.as_mut()).ok_or(EBADF)
     }
 
+    /// The lowest free descriptor >= `min`.
+    pub fn lowest_free(&self, min: usize) -> usize {
+        let mut fd = min;
+        while fd < self.fds.len() && self.fds[fd].is_some() {
+            fd += 1;
+        }
+        fd
+    }
+
     /// Installs at the lowest free descriptor >= `min`, below `limit` (RLIMIT_NOFILE).
     pub fn alloc(&mut self, file: Arc<File>, cloexec: bool, min: usize, limit: usize) -> KResult<i32> {
         let mut fd = min;

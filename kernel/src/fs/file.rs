@@ -56,6 +56,8 @@ pub enum FileKind {
     SignalFd(Arc<super::signalfd::SignalFd>),
     /// A terminal: the console, a pty's slave or master (`tty/`).
     Tty(crate::tty::TtyFile),
+    /// An AF_UNIX socket (`net/unix.rs`).
+    Socket(Arc<crate::net::unix::UnixSocket>),
 }
 
 pub struct File {
@@ -133,7 +135,7 @@ impl File {
         self.flags() & O_PATH == 0 && fmode_write(self.flags())
     }
 
-    fn nonblock(&self) -> bool {
+    pub fn nonblock(&self) -> bool {
         self.flags() & O_NONBLOCK != 0
     }
 
@@ -172,6 +174,7 @@ impl File {
             FileKind::TimerFd(t) => t.read(buf, self.nonblock()),
             FileKind::SignalFd(s) => s.read(buf, self.nonblock()),
             FileKind::Tty(t) => t.read(buf, self.nonblock()),
+            FileKind::Socket(s) => crate::syscall::net::sock_read(self, s, buf),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -196,6 +199,7 @@ impl File {
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
             FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => Err(EINVAL),
             FileKind::Tty(t) => t.write(buf, self.nonblock()),
+            FileKind::Socket(s) => crate::syscall::net::sock_write(self, s, buf),
             FileKind::Inode(i) => {
                 if !self.seekable() {
                     return self.stream_io(|off| i.write_at(off, buf));
@@ -279,6 +283,7 @@ impl File {
             FileKind::TimerFd(t) => anon_inode_meta(t.ino),
             FileKind::SignalFd(s) => anon_inode_meta(s.ino),
             FileKind::Tty(t) => t.metadata(),
+            FileKind::Socket(s) => s.metadata(),
         }
     }
 
@@ -291,6 +296,7 @@ impl File {
             FileKind::TimerFd(t) => t.poll(),
             FileKind::SignalFd(s) => s.poll(),
             FileKind::Tty(t) => t.poll(),
+            FileKind::Socket(s) => s.poll(),
         }
     }
 
@@ -303,7 +309,8 @@ impl File {
             | FileKind::Epoll(_)
             | FileKind::TimerFd(_)
             | FileKind::SignalFd(_)
-            | FileKind::Tty(_) => true,
+            | FileKind::Tty(_)
+            | FileKind::Socket(_) => true,
         }
     }
 
@@ -317,6 +324,7 @@ impl File {
             FileKind::TimerFd(t) => out.push(t.wait_queue()),
             FileKind::SignalFd(_) => out.push(&super::signalfd::SIGNALFD_WQ),
             FileKind::Tty(t) => out.push(t.wait_queue()),
+            FileKind::Socket(s) => out.push(&s.wait),
             FileKind::Epoll(_) => {}
         }
     }
@@ -381,6 +389,10 @@ impl Drop for File {
         if let FileKind::Pipe(p) = &self.kind {
             p.close_ends(fmode_read(self.flags()), fmode_write(self.flags()));
         }
+        if let FileKind::Socket(s) = &self.kind {
+            s.release();
+            crate::net::unix::gc();
+        }
     }
 }
 
@@ -401,9 +413,11 @@ pub fn file_inode(f: &File) -> Arc<dyn Inode> {
         FileKind::Inode(i) => i.clone(),
         FileKind::Pipe(p) => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
         FileKind::Tty(t) => t.node.clone(),
-        FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => {
-            Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() })
-        }
+        FileKind::EventFd(_)
+        | FileKind::Epoll(_)
+        | FileKind::TimerFd(_)
+        | FileKind::SignalFd(_)
+        | FileKind::Socket(_) => Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() }),
     }
 }
 

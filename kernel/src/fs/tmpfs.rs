@@ -626,6 +626,10 @@ fn drop_link(node: &Arc<dyn Inode>) {
         m.ctime = crate::time::realtime();
     } else if let Some(d) = node.as_any().downcast_ref::<TmpfsDir>() {
         d.meta.lock().nlink = 0;
+    } else if let Some(sp) = node.as_any().downcast_ref::<TmpfsSpecial>() {
+        let mut m = sp.meta.lock();
+        m.nlink = m.nlink.saturating_sub(1);
+        m.ctime = crate::time::realtime();
     }
 }
 
@@ -648,6 +652,34 @@ impl Inode for TmpfsSymlink {
     }
     fn xattrs(&self) -> Option<&SimpleXattrs> {
         Some(&self.xattrs)
+    }
+}
+
+/// A special file (`shmem_mknod` of one that is not regular): a socket's name, which
+/// holds nothing but its attributes.
+pub struct TmpfsSpecial {
+    _live: crate::leak::Live,
+    meta: Mutex<Metadata, crate::sync::order::TmpfsFileMeta>,
+    xattrs: SimpleXattrs,
+}
+
+impl Inode for TmpfsSpecial {
+    fn metadata(&self) -> Metadata {
+        self.meta.lock().clone()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn set_attr(&self, edit: &mut dyn FnMut(&mut Metadata)) -> KResult<()> {
+        edit(&mut self.meta.lock());
+        Ok(())
+    }
+    fn xattrs(&self) -> Option<&SimpleXattrs> {
+        Some(&self.xattrs)
+    }
+    /// A socket's name does not open (`no_open`: ENXIO); connect finds the socket.
+    fn open(&self, _this: &Arc<dyn Inode>, _flags: u32) -> Option<KResult<super::file::FileKind>> {
+        Some(Err(ENXIO))
     }
 }
 
@@ -869,6 +901,11 @@ impl Inode for TmpfsDir {
                 TmpfsDir::new_child_in(self.sb.clone(), self.this.clone(), mode, uid, gid)
             }
             S_IFREG | 0 => TmpfsFile::new_in(self.sb.clone(), S_IFREG | (mode & 0o7777), uid, gid),
+            S_IFSOCK => Arc::new(TmpfsSpecial {
+                _live: crate::leak::INODES.live(),
+                meta: Mutex::new(new_meta(&self.sb, mode, uid, gid)),
+                xattrs: SimpleXattrs::new(),
+            }),
             _ => return Err(EPERM),
         };
         entries.insert(name.to_string(), node.clone());
@@ -1038,6 +1075,22 @@ impl Inode for TmpfsDir {
     }
     fn link(&self, name: &str, target: &Arc<dyn Inode>) -> KResult<()> {
         Self::check_name(name)?;
+        if let Some(sp) = target.as_any().downcast_ref::<TmpfsSpecial>() {
+            if sp.meta.lock().dev != self.sb.dev {
+                return Err(EXDEV);
+            }
+            let _ns = self.lock_namespace_to_add()?;
+            let mut entries = self.entries.lock();
+            if entries.contains_key(name) {
+                return Err(EEXIST);
+            }
+            let mut m = sp.meta.lock();
+            m.nlink += 1;
+            m.ctime = crate::time::realtime();
+            drop(m);
+            entries.insert(name.to_string(), target.clone());
+            return Ok(());
+        }
         let file = target.as_any().downcast_ref::<TmpfsFile>().ok_or(if target.metadata().is_dir() {
             EPERM
         } else {

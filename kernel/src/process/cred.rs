@@ -19,6 +19,7 @@ pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
 pub const CAP_SETPCAP: u32 = 8;
 pub const CAP_LINUX_IMMUTABLE: u32 = 9;
+pub const CAP_NET_ADMIN: u32 = 12;
 pub const CAP_IPC_LOCK: u32 = 14;
 pub const CAP_SYS_RAWIO: u32 = 17;
 pub const CAP_SYS_PTRACE: u32 = 19;

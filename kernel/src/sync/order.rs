@@ -54,6 +54,11 @@ lock_classes! {
     TtyState = 112, "Tty::inner";
     /// The live pseudo-terminal pairs (devpts' nodes); taken alone.
     Ptys = 113, "pty::PTYS";
+    /// AF_UNIX's name tables; a socket's state is looked at under them.
+    UnixTables = 114, "unix::TABLES";
+    /// An AF_UNIX socket's state: one at a time, but connect's listener, connector and
+    /// new socket (`lock_nested` 0, 1, 2).
+    UnixSock = 118, "UnixSocket::inner";
     PipeInner = 115, "Pipe::inner";
     EventfdCount = 116, "EventFd::count";
     /// A timerfd's setting and unread expirations.

@@ -29,7 +29,7 @@ pub fn get_file(fd: i32) -> KResult<Arc<File>> {
     current().files().lock().get(fd)
 }
 
-fn nofile_limit() -> usize {
+pub fn nofile_limit() -> usize {
     current().process.rlimit(RLIMIT_NOFILE).cur.min(1 << 20) as usize
 }
 
@@ -66,7 +66,7 @@ pub fn resolve_at(dirfd: i32, path: &[u8], follow: bool) -> KResult<Arc<dyn Inod
 }
 
 /// resolve_at with the permission checks of `cred`.
-fn resolve_at_as(cred: &Creds, dirfd: i32, path: &[u8], follow: bool) -> KResult<Arc<dyn Inode>> {
+pub fn resolve_at_as(cred: &Creds, dirfd: i32, path: &[u8], follow: bool) -> KResult<Arc<dyn Inode>> {
     let start = dir_of(dirfd, path)?;
     lookup_from(cred, crate::fs::root(), start, path, follow)
 }
@@ -414,9 +414,15 @@ fn do_tmpfile(cred: &Creds, start: Arc<dyn Inode>, dirfd: i32, path: &[u8], flag
 }
 
 pub fn sys_close(a: Args) -> SysResult {
-    let e = current().files().lock().close(a.i32(0))?;
-    drop(e);
+    close_fd(a.i32(0))?;
     ok(0)
+}
+
+/// Closes `fd`, dropping its file out of the table's lock.
+pub fn close_fd(fd: i32) -> KResult<()> {
+    let e = current().files().lock().close(fd)?;
+    drop(e);
+    Ok(())
 }
 
 const CLOSE_RANGE_UNSHARE: u32 = 1 << 1;
@@ -828,8 +834,19 @@ pub fn sys_ioctl(a: Args) -> SysResult {
             }
             FileKind::Inode(i) => ok(i.ioctl(FIONREAD, a.u(2))?),
             FileKind::Tty(t) => ok(t.ioctl(FIONREAD, a.u(2))?),
+            // SIOCINQ (`unix_ioctl`).
+            FileKind::Socket(s) => {
+                write_val(a.u(2), &(s.inq()? as i32))?;
+                ok(0)
+            }
             _ => Err(ENOTTY),
         },
+        // SIOCOUTQ (`unix_ioctl`).
+        0x5411 if matches!(f.kind, FileKind::Socket(_)) => {
+            let FileKind::Socket(s) = &f.kind else { unreachable!() };
+            write_val(a.u(2), &(s.outq() as i32))?;
+            ok(0)
+        }
         cmd => match &f.kind {
             FileKind::Inode(i) => ok(i.ioctl(cmd, a.u(2))?),
             FileKind::Tty(t) => ok(t.ioctl(cmd, a.u(2))?),

@@ -7,7 +7,7 @@ pub(crate) mod fs;
 mod ipc;
 pub mod misc;
 mod mm;
-mod net;
+pub(crate) mod net;
 mod process;
 mod signal;
 mod time;
@@ -151,8 +151,22 @@ fn call(nr: u64, a: Args, frame: &mut TrapFrame) -> SysResult {
         39 => process::sys_getpid(),
         40 => fs::sys_sendfile(a),
         41 => net::sys_socket(a),
-        42..=52 | 54 | 55 | 299 | 307 => net::sys_on_socket(a),
+        42 => net::sys_connect(a),
+        43 => net::sys_accept(a),
+        44 => net::sys_sendto(a),
+        45 => net::sys_recvfrom(a),
+        46 => net::sys_sendmsg(a),
+        47 => net::sys_recvmsg(a),
+        48 => net::sys_shutdown(a),
+        49 => net::sys_bind(a),
+        50 => net::sys_listen(a),
+        51 => net::sys_getsockname(a),
+        52 => net::sys_getpeername(a),
         53 => net::sys_socketpair(a),
+        54 => net::sys_setsockopt(a),
+        55 => net::sys_getsockopt(a),
+        299 => net::sys_recvmmsg(a),
+        307 => net::sys_sendmmsg(a),
         56 => process::sys_clone(frame, a),
         57 => process::sys_fork(frame),
         58 => process::sys_vfork(frame),

@@ -349,8 +349,8 @@ const CALLS: &[Call] = calls! {
     38 setitimer [Below(4), Struct, Buf] None;
     39 getpid [] None;
     40 sendfile [Fd, Fd, Buf, Len] None;
-    // No family is built: socket and socketpair check their arguments, then fail; the
-    // rest find no socket behind the descriptor.
+    // AF_UNIX (1) is the family built; the others fail. Socket waits are interruptible,
+    // so the SIGALRM timer ends a blocked accept, connect or receive.
     41 socket [OneOf(&[1, 2, 10, 16, 17, 46]), Flags(0xf | 0o4000 | 0o2000000), Below(3)] NewFd;
     42 connect [Fd, Struct, Len] None;
     43 accept [Fd, Buf, Buf] None;
