@@ -58,6 +58,8 @@ pub enum FileKind {
     Tty(crate::tty::TtyFile),
     /// An AF_UNIX socket (`net/unix.rs`).
     Socket(Arc<crate::net::unix::UnixSocket>),
+    /// A process's pidfd (an anonymous inode in 6.1): readable once it has exited.
+    PidFd(Arc<crate::process::task::Process>, u64),
 }
 
 pub struct File {
@@ -175,6 +177,7 @@ impl File {
             FileKind::SignalFd(s) => s.read(buf, self.nonblock()),
             FileKind::Tty(t) => t.read(buf, self.nonblock()),
             FileKind::Socket(s) => crate::syscall::net::sock_read(self, s, buf),
+            FileKind::PidFd(..) => Err(EINVAL),
             FileKind::Inode(i) => {
                 if i.metadata().is_dir() {
                     return Err(EISDIR);
@@ -200,6 +203,7 @@ impl File {
             FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => Err(EINVAL),
             FileKind::Tty(t) => t.write(buf, self.nonblock()),
             FileKind::Socket(s) => crate::syscall::net::sock_write(self, s, buf),
+            FileKind::PidFd(..) => Err(EINVAL),
             FileKind::Inode(i) => {
                 if !self.seekable() {
                     return self.stream_io(|off| i.write_at(off, buf));
@@ -284,6 +288,7 @@ impl File {
             FileKind::SignalFd(s) => anon_inode_meta(s.ino),
             FileKind::Tty(t) => t.metadata(),
             FileKind::Socket(s) => s.metadata(),
+            FileKind::PidFd(_, ino) => anon_inode_meta(*ino),
         }
     }
 
@@ -297,6 +302,14 @@ impl File {
             FileKind::SignalFd(s) => s.poll(),
             FileKind::Tty(t) => t.poll(),
             FileKind::Socket(s) => s.poll(),
+            // `pidfd_poll`: every thread has exited.
+            FileKind::PidFd(p, _) => {
+                if p.threads.lock().is_empty() {
+                    POLLIN
+                } else {
+                    0
+                }
+            }
         }
     }
 
@@ -310,7 +323,8 @@ impl File {
             | FileKind::TimerFd(_)
             | FileKind::SignalFd(_)
             | FileKind::Tty(_)
-            | FileKind::Socket(_) => true,
+            | FileKind::Socket(_)
+            | FileKind::PidFd(..) => true,
         }
     }
 
@@ -325,6 +339,7 @@ impl File {
             FileKind::SignalFd(_) => out.push(&super::signalfd::SIGNALFD_WQ),
             FileKind::Tty(t) => out.push(t.wait_queue()),
             FileKind::Socket(s) => out.push(&s.wait),
+            FileKind::PidFd(p, _) => out.push(&p.thread_exit),
             FileKind::Epoll(_) => {}
         }
     }
@@ -417,7 +432,8 @@ pub fn file_inode(f: &File) -> Arc<dyn Inode> {
         | FileKind::Epoll(_)
         | FileKind::TimerFd(_)
         | FileKind::SignalFd(_)
-        | FileKind::Socket(_) => Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() }),
+        | FileKind::Socket(_)
+        | FileKind::PidFd(..) => Arc::new(PseudoInode { meta: f.metadata(), pipe: None, _live: live_inode() }),
     }
 }
 

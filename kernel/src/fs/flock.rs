@@ -33,6 +33,7 @@ fn keys(file: &File) -> (u64, u64) {
         FileKind::Pipe(p) => Arc::as_ptr(p) as u64,
         FileKind::Tty(t) => Arc::as_ptr(&t.tty) as u64,
         FileKind::Socket(s) => Arc::as_ptr(s) as u64,
+        FileKind::PidFd(..) => ANON_INODE,
         FileKind::EventFd(_) | FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => ANON_INODE,
     };
     (inode, file as *const File as u64)

@@ -1311,6 +1311,7 @@ fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
         crate::fs::file::FileKind::TimerFd(..) => b"anon_inode:[timerfd]".to_vec(),
         crate::fs::file::FileKind::SignalFd(..) => b"anon_inode:[signalfd]".to_vec(),
         crate::fs::file::FileKind::Socket(s) => format!("socket:[{}]", s.ino).into_bytes(),
+        crate::fs::file::FileKind::PidFd(..) => b"anon_inode:[pidfd]".to_vec(),
         crate::fs::file::FileKind::Inode(_) | crate::fs::file::FileKind::Tty(_) => f.display_path().into_bytes(),
     }
 }

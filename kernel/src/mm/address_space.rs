@@ -256,6 +256,9 @@ pub struct MmStruct {
     rss: [AtomicU64; 3],
     /// Peak of RSS (VmHWM).
     hiwater_rss: AtomicU64,
+    /// membarrier registrations of this address space (Linux's `membarrier_state`):
+    /// kept by fork, gone with exec's new mm.
+    pub membarrier_state: core::sync::atomic::AtomicU32,
     /// Page-table pages of this mm counted in VmPTE: PTE, PMD and PUD tables (not the root).
     pub pt_pages: AtomicU64,
     pub id: u64,
@@ -318,6 +321,7 @@ impl MmStruct {
             root,
             rss: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             hiwater_rss: AtomicU64::new(0),
+            membarrier_state: core::sync::atomic::AtomicU32::new(0),
             pt_pages,
             id,
             tlb: crate::arch::percpu::TlbCounters::new(),
@@ -392,6 +396,7 @@ impl MmStruct {
     pub fn fork(&self) -> crate::errno::KResult<Arc<MmStruct>> {
         use crate::errno::ENOMEM;
         let child = MmStruct::new().ok_or(ENOMEM)?;
+        child.membarrier_state.store(self.membarrier_state.load(Ordering::Relaxed), Ordering::Relaxed);
         let parent = self.mmap_lock.write_killable()?;
         let mut cg = child.mmap_lock.write();
         let c = &mut *cg;

@@ -7,6 +7,7 @@ pub mod exit;
 pub mod fork;
 pub mod futex;
 pub mod itimer;
+pub mod membarrier;
 pub mod rseq;
 pub mod sched;
 pub mod signal;

@@ -208,9 +208,9 @@ pub fn sys_write(a: Args) -> SysResult {
 
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct IoVec {
-    base: u64,
-    len: u64,
+pub(super) struct IoVec {
+    pub base: u64,
+    pub len: u64,
 }
 crate::impl_pod!(IoVec);
 

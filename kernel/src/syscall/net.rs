@@ -363,13 +363,7 @@ struct MsgHdr {
 }
 crate::impl_pod!(MsgHdr);
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct IoVec {
-    base: u64,
-    len: u64,
-}
-crate::impl_pod!(IoVec);
+use super::fs::IoVec;
 
 const UIO_MAXIOV: u64 = 1024;
 /// The most one call moves (`MAX_RW_COUNT`).
@@ -794,13 +788,7 @@ pub fn sys_recvmmsg(a: Args) -> SysResult {
     let mut flags = a.i32(3);
     let deadline = match a.u(4) {
         0 => None,
-        ts => {
-            let [sec, nsec]: [i64; 2] = read_val(ts)?;
-            if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-                return Err(EINVAL);
-            }
-            Some(crate::time::monotonic_ns().saturating_add((sec as u64).saturating_mul(1_000_000_000) + nsec as u64))
-        }
+        ts => Some(crate::time::monotonic_ns().saturating_add(super::time::read_timespec(ts)?)),
     };
     let mut got = 0;
     for i in 0..vlen {

@@ -215,6 +215,26 @@ pub fn sys_wait4(a: Args) -> SysResult {
 const P_ALL: u32 = 0;
 const P_PID: u32 = 1;
 const P_PGID: u32 = 2;
+const P_PIDFD: u32 = 3;
+
+/// pidfd_open (Linux's kernel/pid.c, 6.1): a close-on-exec descriptor of process `pid`
+/// (a thread that leads no group is EINVAL), readable once the process has exited; waitid
+/// takes it with P_PIDFD.
+pub fn sys_pidfd_open(a: Args) -> SysResult {
+    use crate::fs::file::{File, FileKind, O_NONBLOCK, O_RDWR};
+    let (pid, flags) = (a.i32(0), a.u32(1));
+    if flags & !O_NONBLOCK != 0 || pid <= 0 {
+        return Err(EINVAL);
+    }
+    let p = match find_process(pid as u32) {
+        Some(p) => p,
+        None if crate::process::task::find_task(pid as u32).is_some() => return Err(EINVAL),
+        None => return Err(ESRCH),
+    };
+    let kind = FileKind::PidFd(p, crate::fs::tmpfs::next_ino());
+    let f = File::new(kind, O_RDWR | flags, alloc::string::String::from("anon_inode:[pidfd]"));
+    ok(super::fs::install(f, true)?)
+}
 
 pub fn sys_waitid(a: Args) -> SysResult {
     let (idtype, id, infop, options) = (a.u32(0), a.u32(1), a.u(2), a.u32(3));
@@ -223,15 +243,31 @@ pub fn sys_waitid(a: Args) -> SysResult {
     {
         return Err(EINVAL);
     }
+    let mut options = options;
+    let mut pidfd_nonblock = false;
     let target = match idtype {
         P_ALL => WaitTarget::Any,
         P_PID => WaitTarget::Pid(id),
         P_PGID => WaitTarget::Pgid(if id == 0 { current().process.pgid() } else { id }),
+        // `pidfd_get_pid`: a descriptor that is not a pidfd is EBADF; a non-blocking
+        // pidfd makes the wait WNOHANG, and EAGAIN when nothing is ready.
+        P_PIDFD => {
+            let f = super::fs::get_file(id as i32)?;
+            let crate::fs::file::FileKind::PidFd(p, _) = &f.kind else { return Err(EBADF) };
+            if f.nonblock() {
+                pidfd_nonblock = options & WNOHANG == 0;
+                options |= WNOHANG;
+            }
+            WaitTarget::Pid(p.pid)
+        }
         _ => return Err(EINVAL),
     };
     // waitid spells "report stops" WSTOPPED (= wait4's WUNTRACED); exits are
     // reported only when WEXITED is asked for.
     let r = do_wait(target, options)?;
+    if pidfd_nonblock && r.is_none() {
+        return Err(EAGAIN);
+    }
     if infop != 0 {
         use crate::process::signal::{
             SigInfo, CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SIGCONT,

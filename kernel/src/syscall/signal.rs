@@ -211,13 +211,7 @@ pub fn sys_rt_sigtimedwait(a: Args) -> SysResult {
     let these = read_val::<u64>(a.u(0))? & !UNBLOCKABLE;
     let timeout = match a.u(2) {
         0 => None,
-        ts => {
-            let [sec, nsec]: [i64; 2] = read_val(ts)?;
-            if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-                return Err(EINVAL);
-            }
-            Some((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
-        }
+        ts => Some(super::time::read_timespec(ts)?),
     };
     let t = current();
     let dequeue = || {

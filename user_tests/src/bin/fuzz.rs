@@ -534,7 +534,9 @@ const CALLS: &[Call] = calls! {
     332 statx [DirFd, Path, Flags(AT_FLAGS), Flags(0xfff), Buf] None;
     // rseq registrations that fail: a registered area would take the kernel's writes and
     // SIGSEGV for a garbage rseq_cs, both outside the fuzzer's rules.
+    324 membarrier [OneOf(&[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 3, 1 << 20]), Flags(3), Below(4)] None;
     334 rseq [Only(&[8, 0xffff_8000_0000_0000, 0x7fff_ffff_ffe0, 0x7fff_ffff_f000]), Only(&[0, 16, 32, 64]), Flags(3), OneOf(&[0x5305_3053, 0])] None;
+    434 pidfd_open [Pid, Flags(0o4000 | 1)] NewFd;
     435 clone3 [] Clone3;
     436 close_range [Below(70), OneOf(&[u32::MAX as u64, 64, 3, 0]), Flags(6)] None;
     1024 mshare [Path, OneOf(&[0, 4096, 1 << 39, 2 << 39, 3 << 39, 1 << 46]), OneOf(&[0, 4096, 1 << 39, 2 << 39]), Flags(0o3 | 0o100 | 0o200), Mode] None;
