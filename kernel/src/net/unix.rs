@@ -608,7 +608,10 @@ impl UnixSocket {
         if self.ty == SOCK_STREAM && data.is_empty() {
             return Ok(0);
         }
-        let passcred = self.inner.lock().passcred;
+        let (passcred, sndbuf) = {
+            let i = self.inner.lock();
+            (i.passcred, i.sndbuf)
+        };
         // A datagram sender asking for credentials gets a name its peer can answer to.
         if self.ty == SOCK_DGRAM && passcred && !self.is_bound() {
             self.bind_abstract(None)?;
@@ -616,7 +619,6 @@ impl UnixSocket {
         if scm.creds.is_none() && (passcred || other.inner.lock().passcred) {
             scm.creds = Some(current_ucred());
         }
-        let sndbuf = self.inner.lock().sndbuf;
         if self.ty != SOCK_STREAM && data.len() > sndbuf.saturating_sub(32) {
             return Err(EMSGSIZE);
         }
@@ -977,13 +979,19 @@ fn drop_skbs(queue: VecDeque<Skb>) {
     drop(files);
 }
 
+/// Socket files in queues, over every socket (`unix_tot_inflight`): the collector has
+/// nothing to look for while it is 0.
+static TOTAL_INFLIGHT: AtomicUsize = AtomicUsize::new(0);
+
 /// A socket file's reference entering (+1) or leaving (-1) a queue (`unix_inflight`).
 fn note_inflight(f: &Arc<File>, delta: isize) {
     if let crate::fs::file::FileKind::Socket(s) = &f.kind {
         if delta > 0 {
             s.inflight.fetch_add(1, Ordering::Relaxed);
+            TOTAL_INFLIGHT.fetch_add(1, Ordering::Relaxed);
         } else {
             s.inflight.fetch_sub(1, Ordering::Relaxed);
+            TOTAL_INFLIGHT.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -1005,8 +1013,12 @@ fn queued_sockets(s: &UnixSocket) -> Vec<*const UnixSocket> {
 /// The collector (net/unix/garbage.c's `unix_gc`): a socket whose every file reference
 /// sits in socket queues, none of them reachable from a file a process holds, is part of
 /// a cycle nothing can read any more; its queue is purged, which frees the cycle. Run at
-/// every release of a socket's file.
+/// every release of a socket's file while socket files are in flight (Linux's
+/// `unix_release_sock` with `unix_tot_inflight`).
 pub fn gc() {
+    if TOTAL_INFLIGHT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let all: Vec<Arc<UnixSocket>> = TABLES.lock().all.iter().filter_map(Weak::upgrade).collect();
     // Candidates: sockets whose file is referenced only from queues.
     let refs = |s: &Arc<UnixSocket>| s.file.get().map_or(0, |w| w.strong_count());

@@ -166,7 +166,7 @@ fn orphan(children: Vec<Arc<Process>>) {
 }
 
 /// Members of process group `pgid`, zombies included.
-fn pgrp_members(pgid: Tid) -> Vec<Arc<Process>> {
+pub(super) fn pgrp_members(pgid: Tid) -> Vec<Arc<Process>> {
     super::task::all_processes().into_iter().filter(|p| p.pgid() == pgid).collect()
 }
 

@@ -381,7 +381,7 @@ pub fn kill_all_but_init() {
 /// A kernel-sent signal for every live process of group `pgid` (Linux's `kill_pgrp` with
 /// `SEND_SIG_PRIV`): the terminal's signals.
 pub fn kill_pgrp(pgid: super::task::Tid, sig: u32) {
-    for p in super::task::all_processes().iter().filter(|p| p.pgid() == pgid && !p.is_zombie()) {
+    for p in super::exit::pgrp_members(pgid).iter().filter(|p| !p.is_zombie()) {
         send_to_process(p, SigInfo::new(sig, SI_KERNEL));
     }
 }

@@ -63,12 +63,18 @@ const SO_SNDTIMEO_NEW: i32 = 67;
 const SO_PROTOCOL: i32 = 38;
 const SO_DOMAIN: i32 = 39;
 
-/// A socket type and its flags, as socket and socketpair check them (`__sys_socket`,
-/// `__sock_create`, `unix_create`).
-fn sock_type(family: i32, ty: i32, protocol: i32) -> KResult<(i32, u32)> {
+/// The flags a socket type may carry (checked before anything else).
+fn check_type_flags(ty: i32) -> KResult<()> {
     if ty & !SOCK_TYPE_MASK & !(SOCK_CLOEXEC | SOCK_NONBLOCK) != 0 {
         return Err(EINVAL);
     }
+    Ok(())
+}
+
+/// A socket type and its flags, as socket and socketpair check them (`__sys_socket`,
+/// `__sock_create`, `unix_create`).
+fn sock_type(family: i32, ty: i32, protocol: i32) -> KResult<(i32, u32)> {
+    check_type_flags(ty)?;
     if !(0..NPROTO).contains(&family) {
         return Err(EAFNOSUPPORT);
     }
@@ -116,9 +122,7 @@ pub fn sys_socket(a: Args) -> SysResult {
 /// AF_UNIX is the only family with pairs.
 pub fn sys_socketpair(a: Args) -> SysResult {
     let ty = a.i32(1);
-    if ty & !SOCK_TYPE_MASK & !(SOCK_CLOEXEC | SOCK_NONBLOCK) != 0 {
-        return Err(EINVAL);
-    }
+    check_type_flags(ty)?;
     // `__sys_socketpair` reserves the two descriptors and stores them in `sv` before it
     // creates the sockets: a family or type that then fails leaves the numbers written.
     let (lo, hi) = {
@@ -323,10 +327,10 @@ pub fn sys_accept4(a: Args) -> SysResult {
 
 pub fn sys_getsockname(a: Args) -> SysResult {
     let (_, s) = socket_of(a.i32(0))?;
-    write_addr(s.name().as_ref(), a.u(1), a.u(2)).map_err(|e| if a.u(1) == 0 { EFAULT } else { e })?;
     if a.u(1) == 0 {
         return Err(EFAULT);
     }
+    write_addr(s.name().as_ref(), a.u(1), a.u(2))?;
     ok(0)
 }
 
@@ -668,7 +672,7 @@ impl CmsgWriter {
         let fdmax = room.saturating_sub(16) / 4;
         let mut fds = Vec::new();
         let count = files.len();
-        let limit = current().process.rlimit(crate::process::task::RLIMIT_NOFILE).cur.min(1 << 20) as usize;
+        let limit = super::fs::nofile_limit();
         let mut rest = Vec::new();
         for f in files {
             if fds.len() >= fdmax {
@@ -686,15 +690,9 @@ impl CmsgWriter {
             self.truncated = true;
         }
         if !fds.is_empty() {
+            // `fdmax` made room for the whole message.
             let data: Vec<u8> = fds.iter().flat_map(|fd| fd.to_ne_bytes()).collect();
-            let cmlen = 16 + data.len();
-            let mut b = Vec::with_capacity(cmlen);
-            b.extend_from_slice(&(cmlen as u64).to_ne_bytes());
-            b.extend_from_slice(&SOL_SOCKET.to_ne_bytes());
-            b.extend_from_slice(&SCM_RIGHTS.to_ne_bytes());
-            b.extend_from_slice(&data);
-            copy_to_user(self.va + self.used as u64, &b)?;
-            self.used += ((cmlen + 7) & !7).min(room);
+            self.put(SCM_RIGHTS, &data)?;
         }
         Ok(())
     }
