@@ -96,6 +96,7 @@ pub fn kernel_main(start_info: u64) -> ! {
     mm::frame::add_high_memory();
     mm::heap::init();
     mm::page::init();
+    mm::vdso::init();
     mm::commit::init();
     fs::proc_sysctl::init();
     arch::syscall::init();
@@ -103,6 +104,7 @@ pub fn kernel_main(start_info: u64) -> ! {
     time::init();
     let lapic = mm::kernel_map::map_mmio(apic::lapic_phys_base(), 4096);
     apic::init(lapic);
+    time::update_vsyscall();
     cpu::enable_interrupts();
     arch::smp::boot_secondary_cpus(boot);
     print_memory_summary();

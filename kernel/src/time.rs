@@ -12,6 +12,15 @@ pub fn init() {
     BOOT_EPOCH.store(crate::arch::rtc::read_epoch_seconds().unwrap_or(0), Ordering::Relaxed);
 }
 
+/// Publishes the clocks to the vDSO's data page (`update_vsyscall`): once the TSC is
+/// calibrated, and whenever CLOCK_REALTIME is set.
+pub fn update_vsyscall() {
+    if let Some((base, mult, shift)) = crate::arch::apic::tsc_clock() {
+        let offset = BOOT_EPOCH.load(Ordering::Relaxed) * 1_000_000_000 + REALTIME_OFFSET.load(Ordering::Relaxed);
+        crate::mm::vdso::publish_clock(base, mult, shift, offset);
+    }
+}
+
 pub fn monotonic_ns() -> u64 {
     crate::arch::apic::uptime_ns()
 }
@@ -30,6 +39,7 @@ pub fn clock_set_count() -> u64 {
 pub fn set_realtime_ns(ns: i64) {
     CLOCK_SET.fetch_add(1, Ordering::SeqCst);
     REALTIME_OFFSET.store(ns - (realtime_ns() - REALTIME_OFFSET.load(Ordering::Relaxed)), Ordering::Relaxed);
+    update_vsyscall();
 }
 
 pub fn to_timespec(ns: i64) -> Timespec {

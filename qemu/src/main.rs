@@ -202,6 +202,8 @@ fn cargo() -> Command {
 /// Builds the kernel ELF and returns its path.
 pub fn build_kernel(release: bool) -> Result<PathBuf, String> {
     deps::ensure_rust_targets()?;
+    // The kernel's build script compiles the vDSO (kernel/vdso) with gcc.
+    deps::ensure_command("gcc", "gcc")?;
     let mut c = cargo();
     c.args(["build", "--quiet", "--package", "kernel", "--target", "x86_64-unknown-none"]);
     if release {

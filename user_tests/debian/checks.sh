@@ -217,6 +217,88 @@ END
     expect shared-memory "$out" "[1, 2, 3, 4] [0, 0, 0, 0]"
 }
 
+# glibc reads the clock in the vDSO: with the [vvar] page made unreadable, a child's
+# clock_gettime faults instead of making the system call (as on Linux), while the parent,
+# whose page is intact, gets the time.
+check_glibc_reads_the_clock_in_the_vdso() {
+    set -e
+    local out
+    out=$(python3 - <<'END'
+import ctypes, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+vvar = [l.split()[0] for l in open("/proc/self/maps") if l.rstrip().endswith("[vvar]")]
+start, end = (int(x, 16) for x in vvar[0].split("-"))
+pid = os.fork()
+if pid == 0:
+    if libc.mprotect(start, end - start, 0) != 0:
+        os._exit(3)
+    time.clock_gettime(time.CLOCK_MONOTONIC)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+t = time.clock_gettime(time.CLOCK_MONOTONIC)
+print(len(vvar), os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV, t > 0)
+END
+)
+    expect vdso-clock "$out" "1 True True"
+}
+
+# N processes of one dynamic program share its text and libc's from the page cache: each
+# page is mapped by all N, so each process's proportional share (Pss) of a text mapping is
+# at most its Rss / N, and none of those pages is private to it.
+check_shared_library_text_is_shared_between_processes() {
+    set -e
+    local out
+    out=$(python3 - <<'END'
+import subprocess, time
+N = 8
+procs = [subprocess.Popen(["sleep", "30"]) for _ in range(N)]
+def text_of(pid, name):
+    fields, cur = {}, None
+    for line in open(f"/proc/{pid}/smaps"):
+        parts = line.split()
+        if "-" in parts[0] and len(parts) >= 5:
+            cur = parts[1] == "r-xp" and len(parts) >= 6 and parts[5].endswith(name)
+            if cur:
+                fields.setdefault("maps", 0)
+                fields["maps"] += 1
+        elif cur and parts[0].rstrip(":") in ("Rss", "Pss", "Private_Clean", "Private_Dirty", "Shared_Clean", "Shared_Dirty"):
+            k = parts[0].rstrip(":")
+            fields[k] = fields.get(k, 0) + int(parts[1])
+    return fields
+time.sleep(0.5)
+bad = []
+for name in ("/libc.so.6", "/sleep"):
+    for p in procs:
+        f = text_of(p.pid, name)
+        ok = (f.get("maps") == 1 and f["Rss"] > 0 and f["Pss"] * N <= f["Rss"]
+              and f["Private_Clean"] == 0 and f["Private_Dirty"] == 0
+              and f["Shared_Clean"] + f["Shared_Dirty"] == f["Rss"])
+        if not ok:
+            bad.append((name, p.pid, f))
+for p in procs:
+    p.kill()
+    p.wait()
+print("shared" if not bad else f"not shared: {bad}")
+END
+)
+    expect shared-text "$out" "shared"
+}
+
+# mkfifo(1) makes a FIFO; a writer and a reader in two processes meet through it.
+check_mkfifo_connects_a_writer_and_a_reader() {
+    set -e
+    local d=/tmp/debian-fifo
+    rm -rf "$d"
+    mkdir "$d"
+    mkfifo -m 0640 "$d/f"
+    expect fifo-type "$(stat -c '%F %a' "$d/f")" "fifo 640"
+    (printf 'one\ntwo\n' >"$d/f") &
+    expect fifo-data "$(sort -r <"$d/f" | tr '\n' ' ')" "two one "
+    wait
+    rm -rf "$d"
+}
+
 # An interactive bash on a pseudo-terminal it controls, driven as a person would: a job
 # in the background, ^Z, bg and SIGTTIN, TOSTOP and SIGTTOU, fg and ^C.
 check_interactive_bash_job_control_on_a_pty() {

@@ -1,5 +1,5 @@
 //! /dev: the terminals (the console on COM1, /dev/tty, ptmx and devpts), null, zero,
-//! and the random devices.
+//! full and the random devices; device nodes that mknod makes open them by number.
 
 use super::tmpfs::{next_ino, TmpfsDir};
 use super::vfs::*;
@@ -65,53 +65,67 @@ impl Inode for TtyNode {
     }
 }
 
-/// `/dev/null`: reads end at once, writes vanish.
-pub struct Null {
+/// The memory devices, major 1 (Linux's drivers/char/mem.c): null (3), zero (5), full
+/// (7), random (8) and urandom (9). `node` is the device node a mknod made, whose
+/// attributes the open file shows; devfs' own nodes have none.
+pub struct MemDevice {
     _live: crate::leak::Live,
     ino: u64,
+    minor: u64,
+    node: Option<Arc<dyn Inode>>,
 }
 
-impl Inode for Null {
+impl MemDevice {
+    const NULL: u64 = 3;
+    const ZERO: u64 = 5;
+    const FULL: u64 = 7;
+
+    fn new(minor: u64, node: Option<Arc<dyn Inode>>) -> MemDevice {
+        MemDevice { _live: crate::leak::INODES.live(), ino: next_ino(), minor, node }
+    }
+}
+
+impl Inode for MemDevice {
     fn metadata(&self) -> Metadata {
-        dev_meta(self.ino, 1, 3, 0o666)
+        match &self.node {
+            Some(node) => node.metadata(),
+            None => dev_meta(self.ino, 1, self.minor, 0o666),
+        }
     }
     fn as_any(&self) -> &dyn Any {
         self
     }
-    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> KResult<usize> {
-        Ok(0)
-    }
-    fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
-        Ok(buf.len())
-    }
-}
-
-/// `/dev/zero`: endless zeroes; writes vanish.
-pub struct Zero {
-    _live: crate::leak::Live,
-    ino: u64,
-}
-
-impl Inode for Zero {
-    fn metadata(&self) -> Metadata {
-        dev_meta(self.ino, 1, 5, 0o666)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+    /// null reads nothing; zero and full read zeroes; the random devices read the
+    /// generator getrandom uses.
     fn read_at(&self, _offset: u64, buf: &mut [u8]) -> KResult<usize> {
-        buf.fill(0);
-        Ok(buf.len())
+        match self.minor {
+            Self::NULL => Ok(0),
+            Self::ZERO | Self::FULL => {
+                buf.fill(0);
+                Ok(buf.len())
+            }
+            _ => {
+                crate::random::fill(buf);
+                Ok(buf.len())
+            }
+        }
     }
+    /// Writes vanish, but full's, which find no space (`write_full`).
     fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
-        Ok(buf.len())
+        match self.minor {
+            Self::FULL => Err(ENOSPC),
+            _ => Ok(buf.len()),
+        }
     }
     fn has_mmap(&self) -> bool {
-        true
+        self.minor == Self::ZERO
     }
     /// Linux's `mmap_zero`: a private mapping is anonymous memory, a shared one a shmem
     /// object of its own.
     fn mmap(&self, inner: &crate::mm::address_space::MmInner, desc: &mut crate::mm::mmap::MmapDesc) -> KResult<()> {
+        if self.minor != Self::ZERO {
+            return Err(ENODEV);
+        }
         if desc.flags.contains(crate::mm::vma::VmFlags::SHARED) {
             crate::mm::mmap::shmem_zero_setup(inner, desc)
         } else {
@@ -121,26 +135,27 @@ impl Inode for Zero {
     }
 }
 
-/// `/dev/urandom` and `/dev/random` (the same generator as getrandom).
-pub struct Random {
-    _live: crate::leak::Live,
-    ino: u64,
-    minor: u64,
-}
-
-impl Inode for Random {
-    fn metadata(&self) -> Metadata {
-        dev_meta(self.ino, 1, self.minor, 0o666)
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> KResult<usize> {
-        crate::random::fill(buf);
-        Ok(buf.len())
-    }
-    fn write_at(&self, _offset: u64, buf: &[u8]) -> KResult<usize> {
-        Ok(buf.len())
+/// Opens character device `rdev` (`new_encode_dev` form) through device node `node`, as
+/// `chrdev_open` finds the driver by number: the memory devices and the terminals; any
+/// other number has no driver here (ENXIO). A ptmx node opens /dev/pts' pairs wherever
+/// it is (Linux looks for a devpts beside it).
+pub fn open_char_device(node: &Arc<dyn Inode>, rdev: u64, flags: u32) -> KResult<crate::fs::file::FileKind> {
+    let major = (rdev >> 8) & 0xfff;
+    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    let tty = |kind| TtyNode { _live: crate::leak::INODES.live(), ino: 0, kind }.open(node, flags).ok_or(ENXIO)?;
+    match (major, minor) {
+        (1, MemDevice::NULL | MemDevice::ZERO | MemDevice::FULL | 8 | 9) => {
+            crate::mm::fail::slab_may_fail()?;
+            Ok(crate::fs::file::FileKind::Inode(Arc::new(MemDevice::new(minor, Some(node.clone())))))
+        }
+        (5, 0) => tty(TtyNodeKind::Current),
+        (5, 1) => tty(TtyNodeKind::Console),
+        (4, 64) => tty(TtyNodeKind::Serial),
+        (5, 2) => crate::tty::pty::ptmx_open(node.clone(), flags),
+        // A pty slave opens only through devpts, which knows its pair
+        // (`pts_unix98_lookup`).
+        (136, _) => Err(EIO),
+        _ => Err(ENXIO),
     }
 }
 
@@ -159,15 +174,17 @@ pub fn new(parent: Arc<dyn Inode>) -> Arc<dyn Inode> {
     let tty_node =
         |kind| -> Arc<dyn Inode> { Arc::new(TtyNode { _live: crate::leak::INODES.live(), ino: next_ino(), kind }) };
     crate::tty::console();
-    let nodes: [(&str, Arc<dyn Inode>); 8] = [
+    let mem = |minor| -> Arc<dyn Inode> { Arc::new(MemDevice::new(minor, None)) };
+    let nodes: [(&str, Arc<dyn Inode>); 9] = [
         ("console", tty_node(TtyNodeKind::Console)),
         ("tty", tty_node(TtyNodeKind::Current)),
         ("ttyS0", tty_node(TtyNodeKind::Serial)),
         ("ptmx", Arc::new(crate::tty::pty::Ptmx::new(0x6, next_ino(), 0o666))),
-        ("null", Arc::new(Null { _live: crate::leak::INODES.live(), ino: next_ino() })),
-        ("zero", Arc::new(Zero { _live: crate::leak::INODES.live(), ino: next_ino() })),
-        ("urandom", Arc::new(Random { _live: crate::leak::INODES.live(), ino: next_ino(), minor: 9 })),
-        ("random", Arc::new(Random { _live: crate::leak::INODES.live(), ino: next_ino(), minor: 8 })),
+        ("null", mem(MemDevice::NULL)),
+        ("zero", mem(MemDevice::ZERO)),
+        ("full", mem(MemDevice::FULL)),
+        ("urandom", mem(9)),
+        ("random", mem(8)),
     ];
     for (name, node) in nodes {
         dir.mount(name, node).expect("devfs entry");

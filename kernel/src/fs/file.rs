@@ -43,9 +43,10 @@ pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATI
 
 pub enum FileKind {
     Inode(Arc<dyn Inode>),
-    /// A pipe, opened for reading, writing or both (the access mode says which, as
-    /// Linux's f_mode does for pipe_read and pipe_write).
-    Pipe(Arc<Pipe>),
+    /// A pipe or FIFO, opened for reading, writing or both (the access mode says which,
+    /// as Linux's f_mode does for pipe_read and pipe_write), with the open file's
+    /// `f_version` (`Pipe::poll`).
+    Pipe(Arc<Pipe>, u64),
     /// An eventfd counter (an anonymous inode in Linux).
     EventFd(EventFd),
     /// An epoll instance (an anonymous inode in Linux).
@@ -94,7 +95,7 @@ pub fn fmode_read(flags: u32) -> bool {
     matches!(flags & O_ACCMODE, O_RDONLY | O_RDWR)
 }
 
-fn fmode_write(flags: u32) -> bool {
+pub fn fmode_write(flags: u32) -> bool {
     matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR)
 }
 
@@ -146,6 +147,9 @@ impl File {
     pub fn display_path(&self) -> String {
         match &self.kind {
             FileKind::Inode(i) if i.metadata().nlink == 0 => alloc::format!("{} (deleted)", self.path),
+            FileKind::Pipe(p, _) if p.fifo().is_some_and(|i| i.metadata().nlink == 0) => {
+                alloc::format!("{} (deleted)", self.path)
+            }
             _ => self.path.clone(),
         }
     }
@@ -170,7 +174,7 @@ impl File {
             return Err(EBADF);
         }
         match &self.kind {
-            FileKind::Pipe(p) => p.read(buf, self.nonblock()),
+            FileKind::Pipe(p, _) => p.read(buf, self.nonblock()),
             FileKind::EventFd(e) => e.read(buf, self.nonblock()),
             FileKind::Epoll(_) => Err(EINVAL),
             FileKind::TimerFd(t) => t.read(buf, self.nonblock()),
@@ -198,7 +202,7 @@ impl File {
             return Err(EBADF);
         }
         match &self.kind {
-            FileKind::Pipe(p) => p.write(buf, self.nonblock()),
+            FileKind::Pipe(p, _) => p.write(buf, self.nonblock()),
             FileKind::EventFd(e) => e.write(buf, self.nonblock()),
             FileKind::Epoll(_) | FileKind::TimerFd(_) | FileKind::SignalFd(_) => Err(EINVAL),
             FileKind::Tty(t) => t.write(buf, self.nonblock()),
@@ -280,7 +284,7 @@ impl File {
     pub fn metadata(&self) -> Metadata {
         match &self.kind {
             FileKind::Inode(i) => i.metadata(),
-            FileKind::Pipe(p) => p.metadata(),
+            FileKind::Pipe(p, _) => p.metadata(),
             // anon_inode_mkinode: mode S_IRUSR | S_IWUSR and no file type.
             FileKind::EventFd(e) => anon_inode_meta(e.ino),
             FileKind::Epoll(e) => anon_inode_meta(e.ino),
@@ -295,7 +299,7 @@ impl File {
     pub fn poll(&self) -> u16 {
         match &self.kind {
             FileKind::Inode(i) => i.poll(),
-            FileKind::Pipe(p) => p.poll(fmode_read(self.flags()), fmode_write(self.flags())),
+            FileKind::Pipe(p, version) => p.poll(fmode_read(self.flags()), fmode_write(self.flags()), *version),
             FileKind::EventFd(e) => e.poll(),
             FileKind::Epoll(e) => e.poll(),
             FileKind::TimerFd(t) => t.poll(),
@@ -317,7 +321,7 @@ impl File {
     pub fn can_poll(&self) -> bool {
         match &self.kind {
             FileKind::Inode(i) => i.can_poll(),
-            FileKind::Pipe(_)
+            FileKind::Pipe(..)
             | FileKind::EventFd(_)
             | FileKind::Epoll(_)
             | FileKind::TimerFd(_)
@@ -333,7 +337,7 @@ impl File {
     pub fn wait_queues<'a>(&'a self, out: &mut Vec<&'a crate::process::wait_queue::WaitQueue>) {
         match &self.kind {
             FileKind::Inode(i) => out.extend(i.wait_queue()),
-            FileKind::Pipe(p) => p.wait_queues(fmode_read(self.flags()), fmode_write(self.flags()), out),
+            FileKind::Pipe(p, _) => p.wait_queues(fmode_read(self.flags()), fmode_write(self.flags()), out),
             FileKind::EventFd(e) => out.push(e.wait_queue()),
             FileKind::TimerFd(t) => out.push(t.wait_queue()),
             FileKind::SignalFd(_) => out.push(&super::signalfd::SIGNALFD_WQ),
@@ -401,7 +405,7 @@ impl Drop for File {
                 }
             }
         }
-        if let FileKind::Pipe(p) = &self.kind {
+        if let FileKind::Pipe(p, _) = &self.kind {
             p.close_ends(fmode_read(self.flags()), fmode_write(self.flags()));
         }
         if let FileKind::Socket(s) = &self.kind {
@@ -426,7 +430,10 @@ pub fn shrink() {
 pub fn file_inode(f: &File) -> Arc<dyn Inode> {
     match &f.kind {
         FileKind::Inode(i) => i.clone(),
-        FileKind::Pipe(p) => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
+        FileKind::Pipe(p, _) => match p.fifo() {
+            Some(inode) => inode.clone(),
+            None => Arc::new(PseudoInode { meta: p.metadata(), pipe: Some(p.clone()), _live: live_inode() }),
+        },
         FileKind::Tty(t) => t.node.clone(),
         FileKind::EventFd(_)
         | FileKind::Epoll(_)
@@ -465,7 +472,7 @@ impl Inode for PseudoInode {
         Some(match &self.pipe {
             Some(pipe) => {
                 pipe.open_ends(fmode_read(flags), fmode_write(flags));
-                Ok(FileKind::Pipe(pipe.clone()))
+                Ok(FileKind::Pipe(pipe.clone(), 0))
             }
             None => Err(ENXIO),
         })

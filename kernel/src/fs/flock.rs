@@ -30,7 +30,7 @@ const ANON_INODE: u64 = 1;
 fn keys(file: &File) -> (u64, u64) {
     let inode = match &file.kind {
         FileKind::Inode(i) => Arc::as_ptr(i) as *const () as u64,
-        FileKind::Pipe(p) => Arc::as_ptr(p) as u64,
+        FileKind::Pipe(p, _) => Arc::as_ptr(p) as u64,
         FileKind::Tty(t) => Arc::as_ptr(&t.tty) as u64,
         FileKind::Socket(s) => Arc::as_ptr(s) as u64,
         FileKind::PidFd(..) => ANON_INODE,

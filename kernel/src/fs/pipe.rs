@@ -1,14 +1,20 @@
-//! Pipes (Linux's fs/pipe.c): a 64 KiB ring, blocking and non-blocking
-//! ends, EOF when every writer is gone, EPIPE+SIGPIPE when every reader is.
+//! Pipes and FIFOs (Linux's fs/pipe.c): a 64 KiB ring, blocking and non-blocking
+//! ends, EOF when every writer is gone, EPIPE+SIGPIPE when every reader is. A FIFO is a
+//! tmpfs inode whose opens share one pipe while any is open (`fifo_open`).
 
-use super::vfs::{Metadata, POLLERR, POLLHUP, POLLIN, POLLOUT, S_IFIFO};
+use super::vfs::{Inode, Metadata, POLLERR, POLLHUP, POLLIN, POLLOUT, S_IFIFO};
 use crate::errno::*;
 use crate::process::wait_queue::WaitQueue;
 use crate::sync::SpinLock as Mutex;
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+/// A new pipe's capacity (Linux's PIPE_DEF_BUFFERS pages).
 pub const PIPE_SIZE: usize = 65536;
+/// The largest capacity F_SETPIPE_SZ gives without CAP_SYS_RESOURCE
+/// (`/proc/sys/fs/pipe-max-size`).
+pub const PIPE_MAX_SIZE: usize = 1 << 20;
 /// Writes of at most this many bytes are atomic.
 pub const PIPE_BUF: usize = 4096;
 
@@ -16,6 +22,12 @@ pub struct PipeInner {
     buf: VecDeque<u8>,
     pub readers: usize,
     pub writers: usize,
+    /// The capacity in bytes, whole pages (`max_usage` pages).
+    size: usize,
+    /// Opens for reading and for writing so far (`r_counter`, `w_counter`): an open
+    /// waiting for its partner sees one come even if it has gone again.
+    r_counter: u64,
+    w_counter: u64,
 }
 
 pub struct Pipe {
@@ -26,6 +38,9 @@ pub struct Pipe {
     pub ino: u64,
     /// The creator's fsuid and fsgid: the owner of the pipe's inode (`get_pipe_inode`).
     owner: (u32, u32),
+    /// The FIFO's inode (Linux's `i_pipe` points back from it), which stat shows; None
+    /// for pipe2's pipes, which live in pipefs.
+    fifo: Option<Arc<dyn Inode>>,
 }
 
 impl Pipe {
@@ -33,16 +48,108 @@ impl Pipe {
     pub fn new(uid: u32, gid: u32) -> Pipe {
         Pipe {
             _live: crate::leak::INODES.live(),
-            inner: Mutex::new(PipeInner { buf: VecDeque::new(), readers: 1, writers: 1 }),
+            inner: Mutex::new(PipeInner {
+                buf: VecDeque::new(),
+                readers: 1,
+                writers: 1,
+                size: PIPE_SIZE,
+                r_counter: 1,
+                w_counter: 1,
+            }),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),
             ino: super::tmpfs::next_ino(),
             owner: (uid, gid),
+            fifo: None,
         }
     }
 
-    /// The pipe's inode as stat shows it: pipefs, mode 0600 FIFO, its creator's.
+    /// The pipe of FIFO `inode`, with no ends open yet.
+    pub fn new_fifo(inode: Arc<dyn Inode>) -> Pipe {
+        let m = inode.metadata();
+        Pipe {
+            _live: crate::leak::INODES.live(),
+            inner: Mutex::new(PipeInner {
+                buf: VecDeque::new(),
+                readers: 0,
+                writers: 0,
+                size: PIPE_SIZE,
+                r_counter: 0,
+                w_counter: 0,
+            }),
+            readable: WaitQueue::new(),
+            writable: WaitQueue::new(),
+            ino: m.ino,
+            owner: (m.uid, m.gid),
+            fifo: Some(inode),
+        }
+    }
+
+    /// The FIFO's inode, if the pipe is one.
+    pub fn fifo(&self) -> Option<&Arc<dyn Inode>> {
+        self.fifo.as_ref()
+    }
+
+    /// Opens an end of a FIFO (`fifo_open`), returning the open file's `f_version`:
+    /// - for reading, it waits for a writer unless one is there or O_NONBLOCK is given;
+    ///   a non-blocking reader remembers how many writers it has seen, so that poll does
+    ///   not report POLLHUP before one comes;
+    /// - for writing, it waits for a reader, or fails with ENXIO under O_NONBLOCK;
+    /// - for both, it never waits (the opener can talk to itself);
+    /// - for neither (access mode 3), EINVAL.
+    ///
+    /// An interrupted wait takes its end back and restarts (ERESTARTSYS).
+    pub fn fifo_open(&self, read: bool, write: bool, nonblock: bool) -> KResult<u64> {
+        let mut p = self.inner.lock();
+        let wait_for = match (read, write) {
+            (true, false) => {
+                p.r_counter += 1;
+                p.readers += 1;
+                if p.writers == 0 && nonblock {
+                    return Ok(p.w_counter);
+                }
+                (p.writers == 0).then_some((p.w_counter, true))
+            }
+            (false, true) => {
+                if nonblock && p.readers == 0 {
+                    return Err(ENXIO);
+                }
+                p.w_counter += 1;
+                p.writers += 1;
+                (p.readers == 0).then_some((p.r_counter, false))
+            }
+            (true, true) => {
+                p.readers += 1;
+                p.writers += 1;
+                p.r_counter += 1;
+                p.w_counter += 1;
+                None
+            }
+            (false, false) => return Err(EINVAL),
+        };
+        drop(p);
+        // wake_up_partner: an opener waiting for this end goes on.
+        self.readable.wake_all();
+        let Some((seen, reader)) = wait_for else { return Ok(0) };
+        // wait_for_partner: until the other side's counter moves.
+        let r = self.readable.wait_until(true, || {
+            let p = self.inner.lock();
+            let now = if reader { p.w_counter } else { p.r_counter };
+            (now != seen).then_some(())
+        });
+        if let Err(e) = r {
+            self.close_ends(reader, !reader);
+            return Err(e);
+        }
+        Ok(0)
+    }
+
+    /// The pipe's inode as stat shows it: pipefs, mode 0600 FIFO, its creator's; a
+    /// FIFO's own inode.
     pub fn metadata(&self) -> Metadata {
+        if let Some(inode) = &self.fifo {
+            return inode.metadata();
+        }
         Metadata {
             dev: 0xc,
             ino: self.ino,
@@ -94,7 +201,7 @@ impl Pipe {
                 if p.readers == 0 {
                     return Some(Err(EPIPE));
                 }
-                let room = PIPE_SIZE - p.buf.len();
+                let room = p.size.saturating_sub(p.buf.len());
                 let left = data.len() - written;
                 // Small writes go in whole or wait (PIPE_BUF atomicity).
                 let need = if left <= PIPE_BUF { left } else { 1 };
@@ -137,23 +244,30 @@ impl Pipe {
         }
     }
 
-    pub fn poll(&self, read: bool, write: bool) -> u16 {
+    /// `version` is the open file's `f_version`: a FIFO's reader that opened with no
+    /// writer sees no POLLHUP until a writer has come.
+    pub fn poll(&self, read: bool, write: bool, version: u64) -> u16 {
         let p = self.inner.lock();
         let mut mask = 0;
         if read {
-            mask |= (if p.buf.is_empty() { 0 } else { POLLIN }) | if p.writers == 0 { POLLHUP } else { 0 };
+            let hup = p.writers == 0 && version != p.w_counter;
+            mask |= (if p.buf.is_empty() { 0 } else { POLLIN }) | if hup { POLLHUP } else { 0 };
         }
         if write {
-            mask |= (if p.buf.len() < PIPE_SIZE { POLLOUT } else { 0 }) | if p.readers == 0 { POLLERR } else { 0 };
+            mask |= (if p.buf.len() < p.size { POLLOUT } else { 0 }) | if p.readers == 0 { POLLERR } else { 0 };
         }
         mask
     }
 
-    /// The last reference to an open file of the pipe went: its ends close.
+    /// The last reference to an open file of the pipe went: its ends close. A FIFO
+    /// that nobody has open any more drops what it held (`put_pipe_info` frees it).
     pub fn close_ends(&self, read: bool, write: bool) {
         let mut p = self.inner.lock();
         p.readers -= read as usize;
         p.writers -= write as usize;
+        if self.fifo.is_some() && p.readers == 0 && p.writers == 0 {
+            p.buf = VecDeque::new();
+        }
         drop(p);
         self.readable.wake_all();
         self.writable.wake_all();
@@ -161,5 +275,32 @@ impl Pipe {
 
     pub fn available(&self) -> usize {
         self.inner.lock().buf.len()
+    }
+
+    /// The capacity (F_GETPIPE_SZ).
+    pub fn size(&self) -> usize {
+        self.inner.lock().size
+    }
+
+    /// F_SETPIPE_SZ (`pipe_set_size`): the capacity becomes `arg` rounded up to a power of
+    /// two pages (at least one page); above `PIPE_MAX_SIZE` only with CAP_SYS_RESOURCE
+    /// (EPERM), and never below the pages the data holds (EBUSY). Returns the new size.
+    pub fn set_size(&self, arg: u64, privileged: bool) -> KResult<usize> {
+        const PAGE: u64 = 4096;
+        if arg > 1 << 31 {
+            return Err(EINVAL);
+        }
+        let size = arg.max(PAGE).next_power_of_two() as usize;
+        let mut p = self.inner.lock();
+        if size > p.size && size > PIPE_MAX_SIZE && !privileged {
+            return Err(EPERM);
+        }
+        if p.buf.len().div_ceil(PAGE as usize) > size / PAGE as usize {
+            return Err(EBUSY);
+        }
+        p.size = size;
+        drop(p);
+        self.writable.wake_all();
+        Ok(size)
     }
 }

@@ -977,7 +977,9 @@ fn vma_line(v: &crate::mm::vma::Vma) -> String {
     ]
     .iter()
     .collect();
+    let special = crate::mm::vdso::special_name(v);
     let (dev, ino, name, off) = match &v.backend {
+        Backend::File(_) if special.is_some() => ("00:00".to_string(), 0, special.unwrap_or("").to_string(), 0),
         Backend::File(f) => {
             let m = f.metadata();
             (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, f.display_path(), v.pgoff * 4096)
@@ -1305,14 +1307,16 @@ impl Inode for FdDir {
 
 fn link_target(f: &crate::fs::file::File) -> Vec<u8> {
     match &f.kind {
-        crate::fs::file::FileKind::Pipe(p) => format!("pipe:[{}]", p.ino).into_bytes(),
+        crate::fs::file::FileKind::Pipe(p, _) if p.fifo().is_none() => format!("pipe:[{}]", p.ino).into_bytes(),
         crate::fs::file::FileKind::EventFd(..) => b"anon_inode:[eventfd]".to_vec(),
         crate::fs::file::FileKind::Epoll(..) => b"anon_inode:[eventpoll]".to_vec(),
         crate::fs::file::FileKind::TimerFd(..) => b"anon_inode:[timerfd]".to_vec(),
         crate::fs::file::FileKind::SignalFd(..) => b"anon_inode:[signalfd]".to_vec(),
         crate::fs::file::FileKind::Socket(s) => format!("socket:[{}]", s.ino).into_bytes(),
         crate::fs::file::FileKind::PidFd(..) => b"anon_inode:[pidfd]".to_vec(),
-        crate::fs::file::FileKind::Inode(_) | crate::fs::file::FileKind::Tty(_) => f.display_path().into_bytes(),
+        crate::fs::file::FileKind::Inode(_)
+        | crate::fs::file::FileKind::Tty(_)
+        | crate::fs::file::FileKind::Pipe(..) => f.display_path().into_bytes(),
     }
 }
 

@@ -655,12 +655,16 @@ impl Inode for TmpfsSymlink {
     }
 }
 
-/// A special file (`shmem_mknod` of one that is not regular): a socket's name, which
-/// holds nothing but its attributes.
+/// A special file (`shmem_mknod` of one that is neither regular nor a directory): a
+/// socket's name, a FIFO or a device node, which hold nothing but their attributes (a
+/// device's number is `rdev`).
 pub struct TmpfsSpecial {
     _live: crate::leak::Live,
     meta: Mutex<Metadata, crate::sync::order::TmpfsFileMeta>,
     xattrs: SimpleXattrs,
+    /// A FIFO's pipe while any open file has it (Linux's `i_pipe`, freed with its last
+    /// opener): the opens share it, and the next open after the last close makes another.
+    pipe: Mutex<Weak<super::pipe::Pipe>, crate::sync::order::FifoPipe>,
 }
 
 impl Inode for TmpfsSpecial {
@@ -677,9 +681,36 @@ impl Inode for TmpfsSpecial {
     fn xattrs(&self) -> Option<&SimpleXattrs> {
         Some(&self.xattrs)
     }
-    /// A socket's name does not open (`no_open`: ENXIO); connect finds the socket.
-    fn open(&self, _this: &Arc<dyn Inode>, _flags: u32) -> Option<KResult<super::file::FileKind>> {
-        Some(Err(ENXIO))
+    /// `init_special_inode`'s file operations: a FIFO opens an end of its pipe
+    /// (`fifo_open`); a character device opens its driver by number (`chrdev_open`); a
+    /// socket's name does not open (`no_open`) and there are no block devices: ENXIO.
+    fn open(&self, this: &Arc<dyn Inode>, flags: u32) -> Option<KResult<super::file::FileKind>> {
+        let m = self.metadata();
+        Some(match m.file_type() {
+            S_IFIFO => self.open_fifo(this, flags),
+            S_IFCHR => super::devfs::open_char_device(this, m.rdev, flags),
+            _ => Err(ENXIO),
+        })
+    }
+}
+
+impl TmpfsSpecial {
+    fn open_fifo(&self, this: &Arc<dyn Inode>, flags: u32) -> KResult<super::file::FileKind> {
+        use super::file::{fmode_read, fmode_write, O_NONBLOCK};
+        let pipe = {
+            let mut slot = self.pipe.lock();
+            match slot.upgrade() {
+                Some(p) => p,
+                None => {
+                    crate::mm::fail::slab_may_fail()?;
+                    let p = Arc::new(super::pipe::Pipe::new_fifo(this.clone()));
+                    *slot = Arc::downgrade(&p);
+                    p
+                }
+            }
+        };
+        let version = pipe.fifo_open(fmode_read(flags), fmode_write(flags), flags & O_NONBLOCK != 0)?;
+        Ok(super::file::FileKind::Pipe(pipe, version))
     }
 }
 
@@ -887,6 +918,10 @@ impl Inode for TmpfsDir {
         }
     }
     fn create(&self, name: &str, mode: u32, uid: u32, gid: u32) -> KResult<Arc<dyn Inode>> {
+        self.mknod(name, mode, 0, uid, gid)
+    }
+    /// `shmem_mknod` (and `shmem_mkdir`, `shmem_create`): any type but a symlink.
+    fn mknod(&self, name: &str, mode: u32, rdev: u64, uid: u32, gid: u32) -> KResult<Arc<dyn Inode>> {
         Self::check_name(name)?;
         let _ns = self.lock_namespace_to_add()?;
         let mut entries = self.entries.lock();
@@ -901,11 +936,16 @@ impl Inode for TmpfsDir {
                 TmpfsDir::new_child_in(self.sb.clone(), self.this.clone(), mode, uid, gid)
             }
             S_IFREG | 0 => TmpfsFile::new_in(self.sb.clone(), S_IFREG | (mode & 0o7777), uid, gid),
-            S_IFSOCK => Arc::new(TmpfsSpecial {
-                _live: crate::leak::INODES.live(),
-                meta: Mutex::new(new_meta(&self.sb, mode, uid, gid)),
-                xattrs: SimpleXattrs::new(),
-            }),
+            S_IFSOCK | S_IFIFO | S_IFCHR | S_IFBLK => {
+                let mut meta = new_meta(&self.sb, mode, uid, gid);
+                meta.rdev = rdev;
+                Arc::new(TmpfsSpecial {
+                    _live: crate::leak::INODES.live(),
+                    meta: Mutex::new(meta),
+                    xattrs: SimpleXattrs::new(),
+                    pipe: Mutex::new(Weak::new()),
+                })
+            }
             _ => return Err(EPERM),
         };
         entries.insert(name.to_string(), node.clone());

@@ -197,6 +197,11 @@ pub trait Inode: Send + Sync + Any {
     fn lookup(&self, _name: &str) -> KResult<Arc<dyn Inode>> {
         Err(ENOTDIR)
     }
+    /// Makes a special file or any other named `name` with `mode` (type | permissions) and,
+    /// for a device node, device number `rdev` (`i_op->mknod`; EPERM where there is none).
+    fn mknod(&self, _name: &str, _mode: u32, _rdev: u64, _uid: u32, _gid: u32) -> KResult<Arc<dyn Inode>> {
+        Err(EPERM)
+    }
     /// Creates a file, directory or device node named `name` with `mode` (type | permissions).
     fn create(&self, _name: &str, _mode: u32, _uid: u32, _gid: u32) -> KResult<Arc<dyn Inode>> {
         Err(ENOTDIR)

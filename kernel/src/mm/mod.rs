@@ -37,6 +37,7 @@ pub mod rmap;
 pub mod tests;
 pub mod tlb;
 pub mod usercopy;
+pub mod vdso;
 pub mod vma;
 pub mod vma_tree;
 

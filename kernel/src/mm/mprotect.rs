@@ -45,7 +45,7 @@ pub fn do_mprotect(mm: &MmStruct, start: u64, len: u64, prot: u32) -> KResult<()
     let mut charge = 0;
     while cur < end {
         let v = inner.find_vma(cur).ok_or(ENOMEM)?;
-        if new_prot.contains(Prot::WRITE) && !v.may_write() {
+        if !v.may_protect(new_prot) {
             return Err(EACCES);
         }
         if becomes_accountable(v, new_prot) {

@@ -114,6 +114,11 @@ pub trait VmaOps: Send + Sync {
     fn map_pages(&self) -> bool {
         true
     }
+    /// The protections mprotect may give the VMA besides write (Linux's VM_MAYREAD and
+    /// VM_MAYEXEC, which only special mappings lack here); write is `VmFlags::MAYWRITE`.
+    fn may_prot(&self) -> Prot {
+        Prot::READ | Prot::EXEC
+    }
 }
 
 #[derive(Clone)]
@@ -160,6 +165,15 @@ impl Vma {
     /// Whether PROT_WRITE may ever be given to this VMA (Linux's VM_MAYWRITE).
     pub fn may_write(&self) -> bool {
         self.flags.contains(VmFlags::MAYWRITE)
+    }
+
+    /// Whether mprotect may give the VMA `prot` (Linux's VM_MAY* flags).
+    pub fn may_protect(&self, prot: Prot) -> bool {
+        let mut may = self.ops.as_ref().map_or(Prot::READ | Prot::EXEC, |o| o.may_prot());
+        if self.may_write() {
+            may |= Prot::WRITE;
+        }
+        may.contains(prot)
     }
 
     /// A shared mapping that may write its file (Linux's `is_shared_maywrite`): it counts

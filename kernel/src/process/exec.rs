@@ -329,11 +329,13 @@ pub fn exec_into(
             }
         }
     };
+    // `arch_setup_additional_pages`: the vDSO, where the search puts it after the images.
+    let vdso = crate::mm::vdso::map_vdso(&mut mm.mmap_lock.write())?;
     let auxv = elf_loader::exec_auxv(
         &info,
         bias,
         &AuxvValues {
-            sysinfo_ehdr: None,
+            sysinfo_ehdr: Some(vdso),
             minsigstksz: 2048,
             hwcap: crate::arch::cpu::cpuid(1, 0).edx as u64,
             hwcap2: 0,

@@ -46,6 +46,8 @@ lock_classes! {
     /// One mount or umount at a time: over the entry swap (tmpfs) and the busy check
     /// (tasks, fd tables).
     MountNamespace = 108, "mount::NAMESPACE_SEM";
+    /// A FIFO's pipe slot: looked at or filled, alone.
+    FifoPipe = 109, "tmpfs TmpfsSpecial::pipe";
     FlockLocks = 110, "flock::LOCKS";
     /// A process's controlling terminal, then that terminal's state.
     ProcessTty = 111, "Process::tty";
@@ -140,6 +142,8 @@ lock_classes! {
     EpollItems = 606, "EventPoll::items";
     /// A tmpfs inode's extended attributes.
     SimpleXattrs = 607, "xattr::SimpleXattrs";
+    /// The vDSO data page's one writer (`vdso::publish_clock`).
+    VdsoWriter = 608, "vdso::Images::writer";
     Writers = 610, "file::WRITERS";
     /// The mount table: looked at by walks (`..`), rmdir and rename; no inode method under it.
     Mounts = 615, "mount::MOUNTS";

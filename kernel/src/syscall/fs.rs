@@ -388,9 +388,11 @@ fn do_openat(dirfd: i32, path_va: u64, flags: u32, mode: u32) -> SysResult {
         Some(f) => f.path.clone(),
         None => absolute_path(dirfd, &path),
     };
-    let kind = match inode.open(&inode, flags) {
-        Some(kind) if flags & O_PATH == 0 => kind?,
-        _ => FileKind::Inode(inode),
+    // An O_PATH descriptor opens nothing: a FIFO gains no end, a terminal no session.
+    let opened = if flags & O_PATH == 0 { inode.open(&inode, flags) } else { None };
+    let kind = match opened {
+        Some(kind) => kind?,
+        None => FileKind::Inode(inode),
     };
     let f = File::new(kind, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), path);
     ok(install(f, flags & O_CLOEXEC != 0)?)
@@ -680,8 +682,8 @@ pub fn sys_pipe2(fds_va: u64, flags: u32) -> SysResult {
     let c = cred();
     let pipe = Arc::new(crate::fs::pipe::Pipe::new(c.fsuid, c.fsgid));
     let status = flags & O_NONBLOCK;
-    let r = File::new(FileKind::Pipe(pipe.clone()), O_RDONLY | status, String::from("pipe:"));
-    let w = File::new(FileKind::Pipe(pipe), O_WRONLY | status, String::from("pipe:"));
+    let r = File::new(FileKind::Pipe(pipe.clone(), 0), O_RDONLY | status, String::from("pipe:"));
+    let w = File::new(FileKind::Pipe(pipe, 0), O_WRONLY | status, String::from("pipe:"));
     let cloexec = flags & O_CLOEXEC != 0;
     let limit = nofile_limit();
     // Ends taken back out on failure are dropped after the table's lock: a pipe's lock
@@ -744,6 +746,7 @@ const F_GETLK: u32 = 5;
 const F_SETLK: u32 = 6;
 const F_SETLKW: u32 = 7;
 const F_DUPFD_CLOEXEC: u32 = 1030;
+const F_SETPIPE_SZ: u32 = 1031;
 const F_GETPIPE_SZ: u32 = 1032;
 const FD_CLOEXEC: u64 = 1;
 
@@ -780,8 +783,18 @@ pub fn sys_fcntl(a: Args) -> SysResult {
         }
         F_GETPIPE_SZ => {
             let f = files.lock().get(fd)?;
-            match f.kind {
-                FileKind::Pipe(_) => ok(crate::fs::pipe::PIPE_SIZE),
+            match &f.kind {
+                FileKind::Pipe(p, _) => ok(p.size()),
+                _ => Err(EBADF),
+            }
+        }
+        F_SETPIPE_SZ => {
+            let f = files.lock().get(fd)?;
+            match &f.kind {
+                FileKind::Pipe(p, _) => {
+                    let privileged = cred().capable(crate::process::cred::CAP_SYS_RESOURCE);
+                    ok(p.set_size(a.u(2) & 0xffff_ffff, privileged)?)
+                }
                 _ => Err(EBADF),
             }
         }
@@ -823,7 +836,7 @@ pub fn sys_ioctl(a: Args) -> SysResult {
         }
         FIONREAD => match &f.kind {
             // Either end: both share the pipe's buffer (pipe_ioctl).
-            FileKind::Pipe(p) => {
+            FileKind::Pipe(p, _) => {
                 write_val(a.u(2), &(p.available() as i32))?;
                 ok(0)
             }
@@ -869,7 +882,7 @@ pub fn sys_fadvise64(a: Args) -> SysResult {
     if f.flags() & O_PATH != 0 {
         return Err(EBADF);
     }
-    if matches!(f.kind, FileKind::Pipe(_)) {
+    if matches!(f.kind, FileKind::Pipe(..)) {
         return Err(ESPIPE);
     }
     if (a.u(2) as i64) < 0 || !(0..=POSIX_FADV_NOREUSE).contains(&a.i32(3)) {
@@ -981,6 +994,45 @@ pub fn sys_mkdirat(dirfd: i32, path_va: u64, mode: u32) -> SysResult {
     may_create_entry(&cred, &dir, &name)?;
     let umask = t.fs().lock().umask;
     dir.create(&name, S_IFDIR | (mode & 0o7777 & !umask), cred.fsuid, cred.fsgid)?;
+    ok(0)
+}
+
+/// mknodat(dirfd, path, mode, dev) (Linux's `do_mknodat`): a regular file (type 0 or
+/// S_IFREG), a FIFO, a socket's name, or, with CAP_MKNOD, a device node numbered `dev`
+/// (`new_encode_dev` form; char 0:0 is a whiteout, which needs no capability). A
+/// directory is EPERM, another type EINVAL, both before the path is looked at.
+pub fn sys_mknodat(dirfd: i32, path_va: u64, mode: u32, dev: u32) -> SysResult {
+    let mode = mode & 0xffff;
+    match mode & S_IFMT {
+        0 | S_IFREG | S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK => {}
+        S_IFDIR => return Err(EPERM),
+        _ => return Err(EINVAL),
+    }
+    let path = read_path(path_va)?;
+    let t = current();
+    let cred = cred();
+    let (dir, name) = parent_at(&cred, dirfd, &path)?;
+    if name.is_empty() || name == "." || name == ".." || dir.lookup(&name).is_ok() {
+        return Err(EEXIST);
+    }
+    // A name with a trailing slash asks for a directory (`filename_create`).
+    if path.last() == Some(&b'/') {
+        return Err(ENOENT);
+    }
+    let perm = mode & 0o7777 & !t.fs().lock().umask;
+    may_create(&cred, &dir)?;
+    let (mode, rdev) = match mode & S_IFMT {
+        0 | S_IFREG => (S_IFREG | perm, 0),
+        ty @ (S_IFCHR | S_IFBLK) => {
+            let whiteout = ty == S_IFCHR && dev == 0;
+            if !whiteout && !cred.capable(crate::process::cred::CAP_MKNOD) {
+                return Err(EPERM);
+            }
+            (ty | perm, u64::from(dev))
+        }
+        ty => (ty | perm, 0),
+    };
+    dir.mknod(&name, mode, rdev, cred.fsuid, cred.fsgid)?;
     ok(0)
 }
 

@@ -12,11 +12,14 @@ const CLOCK_MONOTONIC_RAW: u32 = 4;
 const CLOCK_REALTIME_COARSE: u32 = 5;
 const CLOCK_MONOTONIC_COARSE: u32 = 6;
 const CLOCK_BOOTTIME: u32 = 7;
+/// International Atomic Time: CLOCK_REALTIME plus the TAI offset, which nothing here sets
+/// (adjtimex's ADJ_TAI), so 0.
+const CLOCK_TAI: u32 = 11;
 const TIMER_ABSTIME: u32 = 1;
 
 fn clock_ns(id: u32) -> KResult<i64> {
     match id {
-        CLOCK_REALTIME | CLOCK_REALTIME_COARSE => Ok(realtime_ns()),
+        CLOCK_REALTIME | CLOCK_REALTIME_COARSE | CLOCK_TAI => Ok(realtime_ns()),
         CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => Ok(monotonic_ns() as i64),
         CLOCK_PROCESS_CPUTIME_ID => {
             let t = crate::process::current().process.cpu_time();

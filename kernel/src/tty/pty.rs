@@ -45,7 +45,7 @@ fn slave_termios() -> n_tty::Termios {
 }
 
 /// `ptmx_open`: a new pair, its master open.
-fn ptmx_open(node: Arc<dyn Inode>, flags: u32) -> KResult<FileKind> {
+pub fn ptmx_open(node: Arc<dyn Inode>, flags: u32) -> KResult<FileKind> {
     let creds = crate::process::current().process.creds.lock().clone();
     let tty = {
         let mut ptys = PTYS.lock();

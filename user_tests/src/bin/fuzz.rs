@@ -288,6 +288,10 @@ const AT_FLAGS: u64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x1000;
 const WAIT_FLAGS: u64 = 1 | 2 | 4 | 8 | 0x0100_0000 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
 /// SysV keys of the fuzzer's segments (IPC_PRIVATE among them); `cleanup_shm` removes
 /// whatever the workers left.
+/// mknod's modes: FIFOs, devices, sockets, regular files, a directory (EPERM), a bad type.
+const MKNOD_MODES: &[u64] = &[0o010644, 0o010600, 0o020666, 0o060600, 0o140755, 0o100644, 0, 0o040755, 0o170000];
+/// mknod's device numbers: none, null, zero, full, ptmx, a pty slave, one with no driver.
+const MKNOD_DEVS: &[u64] = &[0, 0x103, 0x105, 0x107, 0x502, 0x8800, 0xf000];
 const SHM_KEYS: &[u64] = &[0, 0x4655_5a00, 0x4655_5a01, 0x4655_5a02, u32::MAX as u64];
 /// Segment sizes: none may exceed what an attach in the arena leaves room for
 /// (`SHM_ATTACH_ROOM`), so that SHM_REMAP never reaches past it.
@@ -436,6 +440,7 @@ const CALLS: &[Call] = calls! {
     128 rt_sigtimedwait [Sigset, Buf, Timespec, OneOf(&[8, 0, 4, 16])] None;
     130 rt_sigsuspend [Sigset, OneOf(&[8, 0, 4, 16])] Blocking;
     131 sigaltstack [] Sigaltstack;
+    133 mknod [PathW, OneOf(MKNOD_MODES), OneOf(MKNOD_DEVS)] None;
     137 statfs [Path, Buf] None;
     138 fstatfs [Fd, Buf] None;
     140 getpriority [Below(4), Pid] None;
@@ -489,6 +494,7 @@ const CALLS: &[Call] = calls! {
     247 waitid [Below(4), Pid, Buf, Flags(WAIT_FLAGS | 0x10 | 0x20), Buf] None;
     257 openat [DirFd, Path, Flags(O_FLAGS), Mode] NewFd;
     258 mkdirat [DirFd, PathW, Mode] None;
+    259 mknodat [DirFd, PathW, OneOf(MKNOD_MODES), OneOf(MKNOD_DEVS)] None;
     260 fchownat [DirFd, PathW, Id, Id, Flags(AT_FLAGS)] None;
     262 newfstatat [DirFd, Path, Buf, Flags(AT_FLAGS)] None;
     263 unlinkat [DirFd, PathW, Flags(AT_FLAGS)] None;
@@ -555,7 +561,6 @@ const UNIMPLEMENTED: &[u64] = &[
     126,
     128,
     132,
-    133,
     135,
     136,
     139,

@@ -39,6 +39,9 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// The calibrated timer period (initial count at divide 16), for the other CPUs.
 static PERIOD: AtomicU64 = AtomicU64::new(0);
 static TSC_PER_SEC: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds per TSC tick, times 2^TSC_SHIFT; 0 until calibrated.
+static TSC_MULT: AtomicU64 = AtomicU64::new(0);
+const TSC_SHIFT: u32 = 32;
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 
 /// Physical address of this CPU's local APIC registers.
@@ -114,6 +117,7 @@ pub fn init(virt_base: u64) {
         (100_000_000 / 16, 1_000_000_000)
     };
     TSC_PER_SEC.store(tsc_per_sec.max(1), Ordering::Relaxed);
+    TSC_MULT.store(((1_000_000_000u128 << TSC_SHIFT) / tsc_per_sec.max(1) as u128) as u64, Ordering::Relaxed);
     let period = (lapic_per_sec / TICK_HZ).clamp(1, u32::MAX as u64) as u32;
     PERIOD.store(period as u64, Ordering::Relaxed);
     write(REG_LVT_TIMER, TIMER_PERIODIC | super::trap::VECTOR_TIMER as u32);
@@ -206,12 +210,19 @@ pub fn mark_boot() {
     TSC_AT_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
 }
 
-/// Nanoseconds since `mark_boot`; 0 until the TSC is calibrated.
+/// Nanoseconds since `mark_boot`; 0 until the TSC is calibrated. Computed as the vDSO
+/// computes them from `tsc_clock` (`((tsc - base) * mult) >> shift`), so that a time read
+/// in user space and one read by a system call never disagree.
 pub fn uptime_ns() -> u64 {
-    let hz = TSC_PER_SEC.load(Ordering::Relaxed);
-    if hz == 0 {
-        return 0;
-    }
+    let mult = TSC_MULT.load(Ordering::Relaxed);
     let d = cpu::rdtsc().wrapping_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
-    (d as u128 * 1_000_000_000 / hz as u128) as u64
+    ((d as u128 * mult as u128) >> TSC_SHIFT) as u64
+}
+
+/// The TSC clock's parameters: the TSC at boot, the multiplier and the shift that turn
+/// TSC ticks into nanoseconds (Linux's clocksource `mult` and `shift`); None until the
+/// TSC is calibrated.
+pub fn tsc_clock() -> Option<(u64, u64, u32)> {
+    let mult = TSC_MULT.load(Ordering::Relaxed);
+    (mult != 0).then(|| (TSC_AT_BOOT.load(Ordering::Relaxed), mult, TSC_SHIFT))
 }

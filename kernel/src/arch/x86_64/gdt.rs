@@ -37,6 +37,19 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
+/// The GDT entry whose limit holds its CPU's number (Linux's `GDT_ENTRY_CPUNODE`): the
+/// vDSO's getcpu reads it with LSL through selector `7 * 8 + 3` (kernel/vdso/vdso.c).
+pub const GDT_ENTRY_CPUNODE: u16 = 7;
+
+/// CPU `cpu`'s CPUNODE descriptor (`setup_getcpu`): a present, user-visible, read-only
+/// expand-down data segment whose limit is `node << 12 | cpu` (node 0), for LSL only.
+fn cpunode_segment(cpu: usize) -> Descriptor {
+    let limit = cpu as u64 & 0xfff;
+    // Access byte 0xf5: present, DPL 3, code/data, type 5 (read-only, expand-down,
+    // accessed); flags: D (32-bit).
+    Descriptor::UserSegment((limit & 0xffff) | (0xf5 << 40) | ((limit >> 16) << 48) | (1 << 54))
+}
+
 /// One TSS per CPU. A TSS is written after boot (`set_kernel_stack` on every switch), so they
 /// are statics reached through raw pointers rather than `Once`s; each is written only by
 /// its own CPU.
@@ -73,6 +86,8 @@ pub fn init_cpu(cpu: usize, ist_tops: [u64; 3]) {
         let user_code = gdt.append(Descriptor::user_code_segment());
         // SAFETY: the TSS is a static that lives forever; it is only written through raw pointers.
         let tss = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss) });
+        let cpunode = gdt.append(cpunode_segment(cpu));
+        assert_eq!(cpunode.index(), GDT_ENTRY_CPUNODE);
         (gdt, Selectors { kernel_code, kernel_data, user_data, user_code, tss })
     });
     gdt.load();
