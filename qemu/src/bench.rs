@@ -894,10 +894,25 @@ fn build_programs() -> Result<Vec<(String, PathBuf)>, String> {
         return Err("benches build failed".into());
     }
     let dir = target_dir().join("x86_64-unknown-linux-musl").join("release");
-    let programs: Vec<(String, PathBuf)> = ["bench_init", "pt_sharing", "vm_micro", "will_it_scale", "mshare_flush"]
-        .iter()
-        .map(|n| (n.to_string(), dir.join(n)))
-        .collect();
+    let mut programs: Vec<(String, PathBuf)> =
+        ["bench_init", "pt_sharing", "vm_micro", "will_it_scale", "mshare_flush"]
+            .iter()
+            .map(|n| (n.to_string(), dir.join(n)))
+            .collect();
+    // vm_micro's process starts: a static `true` (benches/c) and Debian's, with the glibc
+    // loader and libc it links at the paths it looks for them.
+    let c = crate::workspace_root().join("benches").join("c");
+    for (name, path) in crate::user::build_c_programs(&c, "benches_c", &["-static"])? {
+        programs.push((format!("bench/{name}_static"), path));
+    }
+    let root = crate::debian::ensure_root()?;
+    for (guest, host) in [
+        ("usr/bin/true", "usr/bin/true"),
+        ("lib64/ld-linux-x86-64.so.2", "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+        ("lib/x86_64-linux-gnu/libc.so.6", "usr/lib/x86_64-linux-gnu/libc.so.6"),
+    ] {
+        programs.push((guest.to_string(), root.join(host)));
+    }
     for (_, p) in &programs {
         if !p.is_file() {
             return Err(format!("{} was not built", p.display()));
@@ -1699,7 +1714,7 @@ pub fn check_pt_csv(text: &str) -> Vec<String> {
 }
 
 /// The benchmarks of `vm_micro`, as it names them.
-pub const MICRO_NAMES: [&str; 17] = [
+pub const MICRO_NAMES: [&str; 24] = [
     "anon_fault",
     "mmap_touch_munmap_4k",
     "fork_exit_wait",
@@ -1717,6 +1732,13 @@ pub const MICRO_NAMES: [&str; 17] = [
     "sysv_shm_16m",
     "memfd_create_mmap_close",
     "semop_pingpong",
+    "unix_stream_pingpong",
+    "epoll_wakeup",
+    "exec_true_static",
+    "exec_true_dynamic",
+    "clock_gettime",
+    "clock_gettime_syscall",
+    "null_syscall",
 ];
 
 /// Checks a `vm_micro.csv`: the header, every benchmark of [`MICRO_NAMES`] for each

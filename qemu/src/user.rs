@@ -90,7 +90,7 @@ pub fn build_user_tests() -> Result<UserTests, String> {
 
 /// Builds each C source of `dir` with musl-gcc -O2 and `flags` into `out` under the target
 /// directory: (name, path) sorted by name.
-fn build_c_programs(dir: &Path, out: &str, flags: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
+pub fn build_c_programs(dir: &Path, out: &str, flags: &[&str]) -> Result<Vec<(String, PathBuf)>, String> {
     let mut built = Vec::new();
     let sources = source_stems(dir, "c")?;
     if sources.is_empty() {

@@ -28,6 +28,13 @@
 //! | `pipe_pingpong`        | 1-byte round trip between two processes     | lmbench lat_pipe, wis context_switch1 |
 //! | `mmap_munmap_60k`      | mmap + munmap of 4 KiB with 60,000 VMAs     | wis mmap1 in a crowded address space  |
 //! | `semop_pingpong`       | SysV semaphore round trip between two processes | lmbench lat_sem                  |
+//! | `unix_stream_pingpong` | 1-byte round trip over an AF_UNIX socket pair | lmbench lat_unix                    |
+//! | `epoll_wakeup`         | `pipe_pingpong` with each side asleep in epoll_wait | (none)                         |
+//! | `exec_true_static`     | fork + execve of a static `true` + waitpid  | lmbench lat_proc exec                 |
+//! | `exec_true_dynamic`    | the same with Debian's glibc-linked `true`  | lmbench lat_proc exec (dynamic)       |
+//! | `clock_gettime`        | clock_gettime(CLOCK_MONOTONIC) through musl (the vDSO) | lmbench lat_syscall-like    |
+//! | `clock_gettime_syscall`| the same as a system call                  | (none)                                |
+//! | `null_syscall`         | getppid                                     | lmbench lat_syscall null              |
 //!
 //! Output, on stdout: first `@bench vm_micro_info kernel=... quick=0|1 runs=K`, then for
 //! every benchmark and every run i in 0..K one line
@@ -77,7 +84,20 @@ const BENCHES: &[Bench] = &[
     Bench { name: "sysv_shm_16m", run: sysv_shm_16m, iters: 8, quick_iters: 1 },
     Bench { name: "memfd_create_mmap_close", run: memfd_create_mmap_close, iters: 5_000, quick_iters: 100 },
     Bench { name: "semop_pingpong", run: semop_pingpong, iters: 20_000, quick_iters: 300 },
+    Bench { name: "unix_stream_pingpong", run: unix_stream_pingpong, iters: 20_000, quick_iters: 300 },
+    Bench { name: "epoll_wakeup", run: epoll_wakeup, iters: 20_000, quick_iters: 300 },
+    Bench { name: "exec_true_static", run: exec_true_static, iters: 200, quick_iters: 5 },
+    Bench { name: "exec_true_dynamic", run: exec_true_dynamic, iters: 200, quick_iters: 5 },
+    Bench { name: "clock_gettime", run: clock_gettime_libc, iters: 1_000_000, quick_iters: 10_000 },
+    Bench { name: "clock_gettime_syscall", run: clock_gettime_syscall, iters: 200_000, quick_iters: 2_000 },
+    Bench { name: "null_syscall", run: null_syscall, iters: 200_000, quick_iters: 2_000 },
 ];
+
+/// The static `true` (musl, `benches/c/true.c`) and Debian's own, dynamically linked
+/// against glibc, with its loader and libc beside it (the runner puts them in the
+/// initramfs).
+const TRUE_STATIC: &str = "/bench/true_static";
+const TRUE_DYNAMIC: &str = "/usr/bin/true";
 
 /// What a benchmark function gets: its name (for error messages), the iteration count of
 /// one run and the number of runs.
@@ -579,30 +599,36 @@ fn pipe_pingpong(ctx: &Ctx) {
             libc::close(to_child[1]);
             libc::close(to_parent[0]);
         }
-        echo(ctx, to_child[0], to_parent[1]);
+        echo(ctx, to_child[0], to_parent[1], None);
     }
     // SAFETY: the parent's copies of the ends it does not use.
     unsafe {
         libc::close(to_child[0]);
         libc::close(to_parent[1]);
     }
-    let (tx, rx) = (to_child[1], to_parent[0]);
+    pingpong(ctx, pid, to_child[1], to_parent[0], None);
+}
+
+/// The parent's side of a ping-pong with child `pid`: an iteration writes a byte to `tx`
+/// and reads the child's answer from `rx`, first sleeping in `epoll_wait` on `epfd` if
+/// given. ops = round trips. Closes its descriptors, which ends the child, and reaps it.
+fn pingpong(ctx: &Ctx, pid: libc::pid_t, tx: i32, rx: i32, epfd: Option<i32>) {
     ctx.measure(|iters| {
         let ((), ns) = timed(|| {
             let mut byte = 0u8;
             for _ in 0..iters {
-                // SAFETY: `byte` is one valid byte to read and to write; the descriptors
-                // are ours.
-                let (w, r) = unsafe {
-                    (libc::write(tx, (&raw const byte).cast(), 1), libc::read(rx, (&raw mut byte).cast(), 1))
-                };
-                if w != 1 {
-                    ctx.fail("write to the pipe");
+                // SAFETY: `byte` is one valid byte to write; the descriptor is ours.
+                if unsafe { libc::write(tx, (&raw const byte).cast(), 1) } != 1 {
+                    ctx.fail("write to the child");
                 }
-                match r {
+                if let Some(ep) = epfd {
+                    wait_readable(ctx, ep);
+                }
+                // SAFETY: `byte` is one valid byte to read into; the descriptor is ours.
+                match unsafe { libc::read(rx, (&raw mut byte).cast(), 1) } {
                     1 => byte = byte.wrapping_add(1),
-                    0 => ctx.fail_with("read from the pipe", "end of file: the child is gone"),
-                    _ => ctx.fail("read from the pipe"),
+                    0 => ctx.fail_with("read from the child", "end of file: the child is gone"),
+                    _ => ctx.fail("read from the child"),
                 }
             }
         });
@@ -611,16 +637,194 @@ fn pipe_pingpong(ctx: &Ctx) {
     // SAFETY: our own descriptors; closing the write end ends the child's loop.
     unsafe {
         libc::close(tx);
-        libc::close(rx);
+        if rx != tx {
+            libc::close(rx);
+        }
+        if let Some(ep) = epfd {
+            libc::close(ep);
+        }
     }
     ctx.wait_child(pid);
 }
 
-/// The child of `pipe_pingpong`: echoes every byte until end of file, then `_exit(0)`;
-/// on a failure it reports and `_exit(1)`s (the parent then fails too).
-fn echo(ctx: &Ctx, rx: i32, tx: i32) -> ! {
+/// An epoll instance watching `fd` for input (level-triggered).
+fn epoll_for(ctx: &Ctx, fd: i32) -> i32 {
+    // SAFETY: plain arguments.
+    let ep = ctx.check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }, "epoll_create1") as i32;
+    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
+    // SAFETY: `ev` is a valid event for the call.
+    ctx.check(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) }, "epoll_ctl");
+    ep
+}
+
+/// Sleeps in `epoll_wait` on `ep` until its one file is readable.
+fn wait_readable(ctx: &Ctx, ep: i32) {
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    loop {
+        // SAFETY: room for one event.
+        match unsafe { libc::epoll_wait(ep, &mut ev, 1, -1) } {
+            1 => return,
+            -1 if Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => ctx.fail("epoll_wait"),
+        }
+    }
+}
+
+/// As `pipe_pingpong` over an AF_UNIX stream socket pair (lmbench's lat_unix).
+/// ops = round trips.
+fn unix_stream_pingpong(ctx: &Ctx) {
+    let mut sv = [0i32; 2];
+    // SAFETY: the array is valid for two descriptors.
+    ctx.check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) }, "socketpair");
+    // SAFETY: the process is single-threaded; the child runs `echo` and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        ctx.fail("fork");
+    }
+    if pid == 0 {
+        // SAFETY: the child's copy of the parent's end.
+        unsafe { libc::close(sv[0]) };
+        echo(ctx, sv[1], sv[1], None);
+    }
+    // SAFETY: the parent's copy of the child's end.
+    unsafe { libc::close(sv[1]) };
+    pingpong(ctx, pid, sv[0], sv[0], None);
+}
+
+/// As `pipe_pingpong`, but each side sleeps in `epoll_wait` until its pipe is readable
+/// before it reads: two epoll wake-ups per round trip (will-it-scale's epoll tests measure
+/// the calls, this the wake-up). ops = round trips.
+fn epoll_wakeup(ctx: &Ctx) {
+    let (mut to_child, mut to_parent) = ([0i32; 2], [0i32; 2]);
+    // SAFETY: the arrays are valid for two descriptors each.
+    ctx.check(unsafe { libc::pipe(to_child.as_mut_ptr()) }, "pipe");
+    // SAFETY: as above.
+    ctx.check(unsafe { libc::pipe(to_parent.as_mut_ptr()) }, "pipe");
+    // SAFETY: the process is single-threaded; the child runs `echo` and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        ctx.fail("fork");
+    }
+    if pid == 0 {
+        // SAFETY: the child's copies of the ends it does not use.
+        unsafe {
+            libc::close(to_child[1]);
+            libc::close(to_parent[0]);
+        }
+        let ep = epoll_for(ctx, to_child[0]);
+        echo(ctx, to_child[0], to_parent[1], Some(ep));
+    }
+    // SAFETY: the parent's copies of the ends it does not use.
+    unsafe {
+        libc::close(to_child[0]);
+        libc::close(to_parent[1]);
+    }
+    let ep = epoll_for(ctx, to_parent[0]);
+    pingpong(ctx, pid, to_child[1], to_parent[0], Some(ep));
+}
+
+/// fork, execve of `path` with no arguments but its name and an empty environment in the
+/// child, waitpid for its exit status 0 (lmbench's lat_proc exec). ops = iterations.
+fn exec_wait(ctx: &Ctx, path: &str) {
+    let prog = CString::new(path).unwrap();
+    let argv = [prog.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null()];
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: the process is single-threaded; the child only execs or exits.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    // SAFETY: NUL-terminated argument and environment arrays of valid strings.
+                    unsafe {
+                        libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                        libc::_exit(127);
+                    }
+                }
+                if pid == -1 {
+                    ctx.fail("fork");
+                }
+                let mut status = 0;
+                // SAFETY: `status` is a valid int.
+                if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+                    ctx.fail("waitpid");
+                }
+                if status != 0 {
+                    ctx.fail_with(&format!("running {path}"), &format!("wait status {status:#x}"));
+                }
+            }
+        });
+        (iters, ns)
+    });
+}
+
+/// Process start of a static `true`. ops = processes started and reaped.
+fn exec_true_static(ctx: &Ctx) {
+    exec_wait(ctx, TRUE_STATIC);
+}
+
+/// Process start of Debian's `true`, which glibc's loader links first (ld.so, libc.so.6).
+/// ops = processes started and reaped.
+fn exec_true_dynamic(ctx: &Ctx) {
+    exec_wait(ctx, TRUE_DYNAMIC);
+}
+
+/// clock_gettime(CLOCK_MONOTONIC) through musl, which calls the vDSO's when the kernel
+/// gives one (AT_SYSINFO_EHDR) and the system call otherwise. ops = calls.
+fn clock_gettime_libc(ctx: &Ctx) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: `ts` is a valid timespec.
+                if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+                    ctx.fail("clock_gettime");
+                }
+            }
+        });
+        (iters, ns)
+    });
+}
+
+/// getppid as a system call: entry, dispatch and the return path's work checks, nothing
+/// else (lmbench's lat_syscall null). ops = calls.
+fn null_syscall(ctx: &Ctx) {
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: getppid takes no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+        });
+        (iters, ns)
+    });
+}
+
+/// clock_gettime(CLOCK_MONOTONIC) as a system call, never the vDSO. ops = calls.
+fn clock_gettime_syscall(ctx: &Ctx) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    ctx.measure(|iters| {
+        let ((), ns) = timed(|| {
+            for _ in 0..iters {
+                // SAFETY: `ts` is a valid timespec.
+                if unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+                    ctx.fail("clock_gettime");
+                }
+            }
+        });
+        (iters, ns)
+    });
+}
+
+/// The child of a ping-pong: echoes every byte until end of file, then `_exit(0)`; with
+/// `epfd`, it first sleeps in `epoll_wait` until `rx` is readable. On a failure it reports
+/// and `_exit(1)`s (the parent then fails too).
+fn echo(ctx: &Ctx, rx: i32, tx: i32, epfd: Option<i32>) -> ! {
     let mut byte = 0u8;
     loop {
+        if let Some(ep) = epfd {
+            wait_readable(ctx, ep);
+        }
         // SAFETY: `byte` is one valid byte to read into; the descriptor is ours.
         let r = unsafe { libc::read(rx, (&raw mut byte).cast(), 1) };
         if r == 0 {

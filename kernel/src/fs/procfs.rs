@@ -1043,9 +1043,9 @@ const PSS_SHIFT: u32 = 12;
 /// `smaps_account`: each page mapped here (the zero page is nobody's and
 /// counts nowhere) adds to Rss, and to Pss its size divided by the number of
 /// page-table entries mapping it (its map count, not its references: the page
-/// cache's own does not count); a page mapped once is private, else shared.
-/// Without dirty tracking, anonymous pages count as dirty and file pages as
-/// clean.
+/// cache's own does not count); a page mapped once is private, else shared. A page
+/// is dirty if its entry's dirty bit or the page's (`page_dirty`: its data was written)
+/// says so; anonymous pages always count as dirty, as no writeback ever cleans them.
 #[derive(Default)]
 struct SmapsStats {
     rss: u64,
@@ -1070,7 +1070,8 @@ impl SmapsStats {
         use crate::mm::page;
         let mut cursor = pt.cursor(v.start, v.end);
         while let Some((_, m)) = cursor.next(mem) {
-            self.add_page(v, m.phys, page::page_mapcount(m.phys).max(1) as u64);
+            let dirty = m.flags.contains(page_table::PteFlags::DIRTY);
+            self.add_page(v, m.phys, page::page_mapcount(m.phys).max(1) as u64, dirty);
         }
     }
 
@@ -1079,27 +1080,29 @@ impl SmapsStats {
     /// is taken).
     fn add_grafted(&mut self, mm: &crate::mm::address_space::MmStruct, v: &crate::mm::vma::Vma) {
         crate::mm::mshare::for_each_grafted_page_in(mm, v.start, v.end, |_, pa, reach| {
-            self.add_page(v, pa, crate::mm::mshare::grafted_page_sharers(reach, pa));
+            self.add_page(v, pa, crate::mm::mshare::grafted_page_sharers(reach, pa), false);
         });
     }
 
-    /// One page mapped in `v`, shared by `mapcount` mappings.
-    fn add_page(&mut self, v: &crate::mm::vma::Vma, phys: u64, mapcount: u64) {
+    /// One page mapped in `v`, shared by `mapcount` mappings; `pte_dirty` is its entry's
+    /// dirty bit.
+    fn add_page(&mut self, v: &crate::mm::vma::Vma, phys: u64, mapcount: u64, pte_dirty: bool) {
         use crate::mm::page;
         let locked = v.flags.contains(VmFlags::LOCKED);
         let Some(kind) = page::mm_counter(phys) else { return };
         let is_anon = kind == page::PageKind::Anon;
+        let dirty = is_anon || pte_dirty || page::page_dirty(phys);
         let pss = (4096u64 << PSS_SHIFT) / mapcount;
         self.rss += 1;
         self.pss += pss;
         self.pss_kind[kind as usize] += pss;
-        if is_anon {
+        if dirty {
             self.pss_dirty += pss;
         }
         if locked {
             self.pss_locked += pss;
         }
-        match (mapcount > 1, is_anon) {
+        match (mapcount > 1, dirty) {
             (true, true) => self.shared_dirty += 1,
             (true, false) => self.shared_clean += 1,
             (false, true) => self.private_dirty += 1,

@@ -499,6 +499,7 @@ impl Inode for TmpfsFile {
                 Err(_) => break,
             };
             page.write(in_page as usize, &buf[done..done + chunk]);
+            page.mark_dirty();
             done += chunk;
         }
         let size = self.meta.lock().size.max(offset + done as u64);

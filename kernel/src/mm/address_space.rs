@@ -498,6 +498,9 @@ impl MmStruct {
             if let Some(kind) = page::mm_counter(m.phys) {
                 self.add_rss(kind, -1);
             }
+            if m.flags.contains(PteFlags::DIRTY) {
+                page::set_page_dirty(m.phys);
+            }
             page::page_remove_rmap(m.phys);
             tlb.remove_page(va, m.phys);
         });
@@ -819,6 +822,9 @@ impl Drop for MmStruct {
             }
             let mut mem = GatherPhysMem { pt_pages: &self.pt_pages, owner, tlb: &tlb };
             g.pt.clear_user_half(&mut mem, |va, m| {
+                if m.flags.contains(PteFlags::DIRTY) {
+                    page::set_page_dirty(m.phys);
+                }
                 page::page_remove_rmap(m.phys);
                 tlb.remove_page(va, m.phys);
             });

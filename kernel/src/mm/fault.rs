@@ -174,7 +174,11 @@ pub fn handle_mm_fault(mm: &MmStruct, inner: &MmInner, addr: u64, access: Access
             // SIGBUS.
             let cached = cache.find_or_create(index).ok_or(FaultError::Oom)?;
             if vma.is_shared() {
-                // do_shared_fault: the page cache page itself.
+                // do_shared_fault: the page cache page itself, dirty when written
+                // (`fault_dirty_shared_page`).
+                if access.write {
+                    cached.mark_dirty();
+                }
                 set_pte(mm, &vma, page_va, cached.into_raw(), true)
             } else if access.write {
                 // do_cow_fault: a private copy at once.
@@ -312,6 +316,10 @@ fn do_wp_page(
     let zero = page::is_zero_page(old);
     if !zero && (vma.is_shared() || (page::kind(old) == PageKind::Anon && page::page_count(old) == 1)) {
         pt.protect(&mut mem, page_va, flags).map_err(|_| FaultError::AccErr)?;
+        if vma.is_shared() {
+            // wp_page_shared: the file's page is written (`fault_dirty_shared_page`).
+            page::set_page_dirty(old);
+        }
         // Write permission added: other CPUs' read-only entries only cost them a
         // spurious fault (Linux's `wp_page_reuse` flushes nothing remote either).
         super::tlb::flush_spurious_fault(mm.root(), page_va);

@@ -114,8 +114,26 @@ pub fn alloc_user_page() -> Option<u64> {
     alloc_user_page_of(PageKind::Anon)
 }
 
+/// The kind byte's bit for a page whose data was written since it was made (Linux's
+/// PG_dirty): written through write(2) or a copy into user memory, or by the CPU through a
+/// mapping whose entry is gone (`zap_pte_range`'s transfer of the entry's dirty bit). With no
+/// writeback here it stays until the page is freed; smaps counts the page as dirty.
+const PG_DIRTY: u8 = 0x80;
+
+/// Marks `pa` dirty (`set_page_dirty`); the zero page never is.
+pub fn set_page_dirty(pa: u64) {
+    if !is_zero_page(pa) {
+        PAGES.get().unwrap().kinds[index(pa)].fetch_or(PG_DIRTY, Ordering::Relaxed);
+    }
+}
+
+/// Whether `pa` is dirty (`PageDirty`).
+pub fn page_dirty(pa: u64) -> bool {
+    PAGES.get().unwrap().kinds[index(pa)].load(Ordering::Relaxed) & PG_DIRTY != 0
+}
+
 pub fn kind(pa: u64) -> PageKind {
-    PageKind::from_u8(PAGES.get().unwrap().kinds[index(pa)].load(Ordering::Relaxed))
+    PageKind::from_u8(PAGES.get().unwrap().kinds[index(pa)].load(Ordering::Relaxed) & !PG_DIRTY)
 }
 
 /// The RSS counter a mapping of `pa` moves (Linux's `mm_counter`); None for the
@@ -293,6 +311,11 @@ impl Page {
     /// the frame alive only as long as it lives.
     pub(super) fn phys(&self) -> u64 {
         self.pa
+    }
+
+    /// Marks the page dirty (`set_page_dirty`).
+    pub fn mark_dirty(&self) {
+        set_page_dirty(self.pa);
     }
 
     /// Copies bytes of the page from `offset` into `out` (within the page).

@@ -121,7 +121,11 @@ pub fn copy_from_user(mm: &MmStruct, va: u64, out: &mut [u8]) -> KResult<()> {
 }
 
 pub fn copy_to_user(mm: &MmStruct, va: u64, data: &[u8]) -> KResult<()> {
-    for_each_chunk(mm, va, data.len(), Access::WRITE, |page, at, off, n| page.write(at, &data[off..off + n]))
+    // The CPU would have set the entry's dirty bit; the copy goes through the physical map.
+    for_each_chunk(mm, va, data.len(), Access::WRITE, |page, at, off, n| {
+        page.write(at, &data[off..off + n]);
+        page.mark_dirty();
+    })
 }
 
 /// Makes as much of [va, va + len) present and writable as it can, from the start

@@ -89,6 +89,9 @@ fn main() {
             // 5. madvise.
             madvise_dontneed_on_shared_file_mapping_keeps_data,
             smaps_of_a_shared_mapping_of_a_read_only_fd_shows_neither_sh_nor_mw,
+            smaps_counts_shmem_pages_written_by_write_as_dirty,
+            smaps_counts_shmem_holes_read_through_a_mapping_as_clean,
+            smaps_keeps_a_page_dirty_after_the_mapping_that_wrote_it_is_gone,
             punching_a_hole_keeps_a_private_mappings_copies,
             madvise_dontneed_failing_on_a_locked_piece_has_zapped_the_pieces_before_it,
             brk_growth_after_mlockall_future_is_locked,
@@ -2177,6 +2180,83 @@ fn smaps_lists_each_vma_with_its_size_rss_and_flags() {
     let flags = block.iter().find_map(|l| l.strip_prefix("VmFlags:")).unwrap();
     assert!(flags.split_whitespace().any(|f| f == "rd") && flags.split_whitespace().any(|f| f == "wr"), "{flags}");
     munmap(outer, 5 * PAGE).unwrap();
+}
+
+/// The `kB` fields of the smaps block of the mapping that starts at `a`.
+fn smaps_block_kb(a: usize) -> std::collections::BTreeMap<String, u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let header = format!("{a:08x}-");
+    smaps
+        .lines()
+        .skip_while(|l| !l.starts_with(&header))
+        .skip(1)
+        .take_while(|l| {
+            let first = l.split_whitespace().next().unwrap_or("");
+            !first
+                .split_once('-')
+                .is_some_and(|(x, y)| usize::from_str_radix(x, 16).is_ok() && usize::from_str_radix(y, 16).is_ok())
+        })
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.to_string(), v.trim().strip_suffix(" kB")?.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// A memfd (a shmem file) of `pages` pages, written by write(2) when `written`, else
+/// only sized.
+fn memfd_of(pages: usize, written: bool) -> i32 {
+    let fd = sys!(SYS_memfd_create, c"smaps-dirty".as_ptr(), 0).unwrap() as i32;
+    if written {
+        assert_eq!(write(fd, &vec![7u8; pages * PAGE]).unwrap(), pages * PAGE);
+    } else {
+        sys!(SYS_ftruncate, fd, pages * PAGE).unwrap();
+    }
+    fd
+}
+
+/// Pages written into a shmem file by write(2) are dirty (shmem_write_end sets PG_dirty):
+/// a read-only mapping of them shows them in Private_Dirty, not Private_Clean.
+fn smaps_counts_shmem_pages_written_by_write_as_dirty() {
+    let fd = memfd_of(2, true);
+    let a = mmap(0, 2 * PAGE, PROT_READ, MAP_SHARED, fd, 0).unwrap();
+    load_byte(a);
+    load_byte(a + PAGE);
+    let kb = smaps_block_kb(a);
+    assert_eq!((kb["Rss"], kb["Private_Dirty"], kb["Private_Clean"]), (8, 8, 0), "{kb:?}");
+    assert_eq!(kb["Pss_Dirty"], 8, "{kb:?}");
+    munmap(a, 2 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// Pages a read fault makes for the holes of a shmem file are clean until written.
+fn smaps_counts_shmem_holes_read_through_a_mapping_as_clean() {
+    let fd = memfd_of(2, false);
+    let a = mmap(0, 2 * PAGE, PROT_READ, MAP_SHARED, fd, 0).unwrap();
+    load_byte(a);
+    load_byte(a + PAGE);
+    let kb = smaps_block_kb(a);
+    assert_eq!((kb["Rss"], kb["Private_Clean"], kb["Private_Dirty"]), (8, 8, 0), "{kb:?}");
+    munmap(a, 2 * PAGE).unwrap();
+    close(fd).unwrap();
+}
+
+/// A page written through one shared mapping stays dirty for another mapping of it once
+/// the writer's mapping is gone (zap_pte_range moves the entry's dirty bit to the page):
+/// first shared and dirty, then private and dirty.
+fn smaps_keeps_a_page_dirty_after_the_mapping_that_wrote_it_is_gone() {
+    let fd = memfd_of(1, false);
+    let w = mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0).unwrap();
+    let r = mmap(0, PAGE, PROT_READ, MAP_SHARED, fd, 0).unwrap();
+    load_byte(r);
+    store_byte(w, 1);
+    let kb = smaps_block_kb(r);
+    assert_eq!((kb["Rss"], kb["Shared_Dirty"], kb["Shared_Clean"]), (4, 4, 0), "{kb:?}");
+    munmap(w, PAGE).unwrap();
+    let kb = smaps_block_kb(r);
+    assert_eq!((kb["Rss"], kb["Private_Dirty"], kb["Private_Clean"]), (4, 4, 0), "{kb:?}");
+    munmap(r, PAGE).unwrap();
+    close(fd).unwrap();
 }
 
 /// A MAP_SHARED mapping of a file opened O_RDONLY can never be written: smaps shows
