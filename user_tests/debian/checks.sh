@@ -243,9 +243,10 @@ END
     expect vdso-clock "$out" "1 True True"
 }
 
-# N processes of one dynamic program share its text and libc's from the page cache: each
-# page is mapped by all N, so each process's proportional share (Pss) of a text mapping is
-# at most its Rss / N, and none of those pages is private to it.
+# N processes of one dynamic program share its text and libc's from the page cache: none of
+# those pages is private to one process, and each process's proportional share (Pss) of a
+# text mapping is a small part of its Rss (at most a quarter with N = 8: a page one process
+# has touched and only some of the others have too still counts a larger share).
 check_shared_library_text_is_shared_between_processes() {
     set -e
     local out
@@ -271,7 +272,7 @@ bad = []
 for name in ("/libc.so.6", "/sleep"):
     for p in procs:
         f = text_of(p.pid, name)
-        ok = (f.get("maps") == 1 and f["Rss"] > 0 and f["Pss"] * N <= f["Rss"]
+        ok = (f.get("maps") == 1 and f["Rss"] > 0 and f["Pss"] * 4 <= f["Rss"]
               and f["Private_Clean"] == 0 and f["Private_Dirty"] == 0
               and f["Shared_Clean"] + f["Shared_Dirty"] == f["Rss"])
         if not ok:
