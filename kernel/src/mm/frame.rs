@@ -88,6 +88,20 @@ pub fn min_free_frames() -> u64 {
 
 type Ranges = ArrayVec<(u64, u64), 128>;
 
+/// Free frames as of the allocator's last change (Linux's NR_FREE_PAGES counter), for the
+/// checks that only compare it with a watermark and must not take the allocator's lock on
+/// every system call (`oom_kill::refill_reserve`).
+static FREE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn note_free(a: &FrameAllocator) {
+    FREE.store(a.free_frames(), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Free frames, without the allocator's lock: exact as of its last change.
+pub fn free_frames_now() -> u64 {
+    FREE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Removes `[start, end)` from every range in `ranges`.
 fn subtract(ranges: &mut Ranges, start: u64, end: u64) {
     let mut out = Ranges::new();
@@ -158,6 +172,7 @@ pub fn init(boot: &BootInfo) {
         meta_at
     );
     set_min_free(&alloc);
+    note_free(&alloc);
     *ALLOCATOR.lock() = Some(alloc);
 }
 
@@ -170,6 +185,7 @@ pub fn add_high_memory() {
         alloc.add_free_range(s / PAGE_SIZE, e / PAGE_SIZE);
     }
     set_min_free(alloc);
+    note_free(alloc);
 }
 
 /// Allocates 2^order contiguous frames, optionally all below `limit` (physical).
@@ -191,6 +207,7 @@ pub fn alloc_frames_nofail(order: usize, limit: Option<u64>) -> Option<PhysFrame
         Some(l) => alloc.alloc_below(order, l / PAGE_SIZE),
         None => alloc.alloc(order),
     };
+    note_free(alloc);
     r.ok().map(|pfn| PhysFrame(pfn * PAGE_SIZE))
 }
 
@@ -207,7 +224,9 @@ pub fn alloc_frames_above_min(order: usize) -> Option<PhysFrame> {
         REFUSED_ABOVE_MIN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         return None;
     }
-    alloc.alloc(order).ok().map(|pfn| PhysFrame(pfn * PAGE_SIZE))
+    let r = alloc.alloc(order);
+    note_free(alloc);
+    r.ok().map(|pfn| PhysFrame(pfn * PAGE_SIZE))
 }
 
 /// Allocates one frame and fills it with zeroes.
@@ -239,6 +258,7 @@ pub fn free_frames(frame: PhysFrame, order: usize) {
             drop(guard);
             panic!("bad frame free {:#x} order {}: {:?}", frame.addr(), order, e);
         }
+        note_free(alloc);
     }
 }
 

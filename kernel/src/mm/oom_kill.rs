@@ -221,10 +221,8 @@ pub fn pagefault_out_of_memory() -> bool {
 /// system call's kernel allocations always find it (an infallible heap allocation
 /// that found no frame would panic). Stops when nothing can be killed.
 pub fn refill_reserve() {
-    let below_min = || {
-        let s = super::frame::stats();
-        s.free < super::frame::min_free_frames()
-    };
+    // Read without the allocator's lock: this runs on every system call.
+    let below_min = || super::frame::free_frames_now() < super::frame::min_free_frames();
     for _ in 0..MAX_RETRIES {
         if !below_min() {
             return;

@@ -39,10 +39,12 @@ pub fn set(p: &Arc<Process>, value: u64, interval: u64) -> (u64, u64) {
 
 /// Sends SIGALRM for every expired timer and re-arms periodic ones.
 pub fn check_expired() {
-    let now = crate::time::monotonic_ns();
-    if now < NEXT.load(Ordering::Relaxed) {
+    // No timer armed: not even the clock is read (the common case, on every return).
+    let next = NEXT.load(Ordering::Relaxed);
+    if next == u64::MAX || crate::time::monotonic_ns() < next {
         return;
     }
+    let now = crate::time::monotonic_ns();
     let mut fire = Vec::new();
     {
         let mut list = ARMED.lock();

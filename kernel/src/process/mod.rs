@@ -71,7 +71,19 @@ pub fn user_exception(frame: &mut TrapFrame, cr2: u64) {
 /// Work before returning to user mode: reschedule when the slice is used,
 /// deliver signals (Linux's `exit_to_user_mode_loop`).
 pub fn exit_to_user_mode(frame: &mut TrapFrame) {
+    // The interval timers and the console's input have their own cheap tests; what they
+    // raise (SIGALRM, ^C) sets the work note like any signal.
+    itimer::check_expired();
+    crate::tty::receive_console_input();
+    // The fast path (Linux's `exit_to_user_mode_prepare` testing the thread flags): no
+    // work noted, no reschedule, no rseq notification, no syscall to restart.
+    let quiet = sched::with_current(|t| !t.has_pending_work() && !t.rseq.notify_pending()).unwrap_or(false);
+    if quiet && !sched::need_resched() && !signal::wants_restart(frame) {
+        return;
+    }
     loop {
+        // Taken before looking: a signal queued meanwhile sets it again.
+        current().take_pending_work();
         // The only place a task exits: every syscall has returned, so whatever it
         // held has been dropped. An exit_group or fatal signal (`kill_group`) has set
         // the group's status and killed every thread; that comes before any handler
@@ -120,6 +132,11 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
         if t.rseq.take_notify() && rseq::handle_notify_resume(&t, frame).is_err() {
             signal::force_signal(&t, signal::SigInfo::new(signal::SIGSEGV, signal::SI_KERNEL));
             continue;
+        }
+        // A signal left deliverable (one is delivered a pass) keeps the note for the next
+        // return (`recalc_sigpending`).
+        if signal::signal_pending(&t) {
+            t.set_pending_work();
         }
         drop(t);
         if !sched::need_resched() {

@@ -92,6 +92,11 @@ impl Rseq {
     pub fn take_notify(&self) -> bool {
         self.notify.swap(false, Relaxed)
     }
+
+    /// Whether a notification is pending.
+    pub fn notify_pending(&self) -> bool {
+        self.notify.load(Relaxed)
+    }
 }
 
 fn write_u32(addr: u64, v: u32) -> KResult<()> {

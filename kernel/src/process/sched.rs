@@ -135,6 +135,13 @@ fn lock_pair(a: usize, b: usize) -> RqPair {
 }
 
 /// The running task of this CPU: its own `PerCpu` slot, no lock.
+/// Runs `f` on the running task without taking a reference: it cannot go while it runs
+/// (the scheduler holds it until another task is recorded on this CPU, which only
+/// `schedule` does, and `f` must not call it). None with no task (early boot, idle).
+pub fn with_current<R>(f: impl FnOnce(&Task) -> R) -> Option<R> {
+    percpu::with_this_cpu_current::<Task, R>(f)
+}
+
 pub fn current() -> Option<Arc<Task>> {
     percpu::this_cpu_current::<Task>()
 }
@@ -249,6 +256,8 @@ pub fn wake_up(t: &Arc<Task>) -> bool {
 /// a killable one if the signal is `fatal`. A task running on another CPU is sent the
 /// reschedule IPI so that it looks at its signals on its way back to user mode.
 pub fn signal_wake_up(t: &Arc<Task>, fatal: bool) {
+    // Before the wake-up or the kick: the return it causes must see the signal.
+    t.set_pending_work();
     let states: &[TaskState] =
         if fatal { &[TaskState::Interruptible, TaskState::Killable] } else { &[TaskState::Interruptible] };
     if !try_to_wake_up(t, states) {

@@ -402,6 +402,11 @@ pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
         return;
     }
     p.shared_pending.lock().add(info);
+    // Any thread that does not block it may take it on its next return, not only the one
+    // woken (Linux retargets a shared signal when its thread exits or blocks it).
+    for t in &threads {
+        t.set_pending_work();
+    }
     crate::fs::signalfd::SIGNALFD_WQ.wake_all();
     super::sched::signal_wake_up(target.unwrap_or(first), false);
 }
@@ -427,6 +432,7 @@ pub fn force_signal(t: &Arc<Task>, info: SigInfo) {
         }
         s.pending.add(info);
     }
+    t.set_pending_work();
 }
 
 // ---- delivery -------------------------------------------------------------
@@ -555,6 +561,13 @@ pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) -> Option<i32> {
 /// becomes EINTR; with no handler, the syscall is restarted: RIP goes back
 /// over the 2-byte `syscall` and RAX gets the number back (saved in the
 /// error-code slot at entry).
+/// Whether `frame` returns from a system call that asks to be restarted (ERESTART*), which
+/// the return path must settle.
+pub fn wants_restart(frame: &TrapFrame) -> bool {
+    frame.vector == crate::arch::syscall::VECTOR_SYSCALL
+        && matches!(Errno(-(frame.rax as i64) as i32), ERESTARTSYS | ERESTARTNOHAND | ERESTARTNOINTR)
+}
+
 pub fn restart_syscall(frame: &mut TrapFrame, action: Option<&SigAction>) {
     if frame.vector != crate::arch::syscall::VECTOR_SYSCALL {
         return;
@@ -718,6 +731,8 @@ pub fn sys_rt_sigreturn(frame: &mut TrapFrame) -> KResult<()> {
     }
     let mut s = t.sig.lock();
     s.blocked = rf.uc.sigmask & !UNBLOCKABLE;
+    // The restored mask may unblock a pending signal.
+    t.set_pending_work();
     // restore_altstack: as sigaltstack would, but errors are ignored.
     if rf.uc.ss_flags & SS_DISABLE != 0 {
         s.altstack = AltStack { sp: 0, size: 0, flags: SS_DISABLE };

@@ -75,6 +75,13 @@ pub struct Task {
     /// Set by the `exit` syscall: the wait status this thread ends with in
     /// `exit_to_user_mode`, after the syscall has returned and dropped what it held.
     pub exit_status: Mutex<Option<i32>, order::ExitStatus>,
+    /// Work the return to user mode must look for under its locks (Linux's
+    /// TIF_SIGPENDING, with the exit and mask changes that Linux's other flags carry):
+    /// set by whoever queues a signal for the thread or its process, changes its blocked
+    /// or saved mask, or sets its exit; cleared by `exit_to_user_mode` before it looks,
+    /// and set again if a deliverable signal is left. Only a hint that something may be
+    /// due: a spurious one costs one slow pass, a missing one would lose a signal.
+    pending_work: AtomicBool,
     /// Timer deadline (ns since boot) while sleeping with a timeout; 0 if none.
     pub wake_at: AtomicU64,
     /// The command name (`comm`): the executable's base name, or PR_SET_NAME's.
@@ -126,6 +133,21 @@ impl CpuTime {
 }
 
 impl Task {
+    /// Notes that the return to user mode has work to look for (`set_tsk_thread_flag`).
+    pub fn set_pending_work(&self) {
+        self.pending_work.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes the note (`exit_to_user_mode`'s slow path clears it before it looks).
+    pub fn take_pending_work(&self) -> bool {
+        self.pending_work.swap(false, Ordering::SeqCst)
+    }
+
+    /// Whether the note is set.
+    pub fn has_pending_work(&self) -> bool {
+        self.pending_work.load(Ordering::SeqCst)
+    }
+
     /// This thread's CPU time so far, the running stint included.
     pub fn cpu_ns(&self) -> u64 {
         let mut t = self.runtime_ns.load(Ordering::Relaxed);
@@ -474,6 +496,8 @@ pub fn create_task(n: NewTask) -> Option<Arc<Task>> {
         rseq: Default::default(),
         vfork_done: Mutex::new(None),
         exit_status: Mutex::new(None),
+        // A new thread's first return looks at everything.
+        pending_work: AtomicBool::new(true),
         wake_at: AtomicU64::new(0),
         comm: Mutex::new(n.comm),
         runtime_ns: AtomicU64::new(0),

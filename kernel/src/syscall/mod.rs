@@ -78,9 +78,9 @@ fn log_unimplemented(nr: u64) {
 pub fn dispatch(frame: &mut TrapFrame) {
     let nr = frame.rax;
     let a = Args::from_frame(frame);
-    // The task is looked up twice rather than held: a call that exits never
+    // The task is looked at twice rather than held: a call that exits never
     // returns here, and a held reference would never be dropped.
-    let seq = crate::process::current().syscalls.enter(nr, &a.0);
+    let seq = crate::process::sched::with_current(|t| t.syscalls.enter(nr, &a.0)).unwrap_or(0);
     crate::mm::oom_kill::refill_reserve();
     let refused = crate::mm::frame::refused_above_min();
     let mut r = call(nr, a, frame);
@@ -99,7 +99,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         Ok(Ret::Frame) => {}
         Err(e) => frame.rax = (-(e.0 as i64)) as u64,
     }
-    crate::process::current().syscalls.leave(seq, frame.rax);
+    crate::process::sched::with_current(|t| t.syscalls.leave(seq, frame.rax));
 }
 
 /// Calls whose ENOMEM or EFAULT leaves nothing done, so they may run again: read, write, pread64,

@@ -162,7 +162,9 @@ pub fn sys_execve(frame: &mut TrapFrame, a: Args) -> SysResult {
 
 /// The thread ends in `exit_to_user_mode`, once this syscall has unwound.
 pub fn sys_exit(a: Args) -> SysResult {
-    *current().exit_status.lock() = Some(crate::process::exit::exited_status(a.i32(0)));
+    let t = current();
+    *t.exit_status.lock() = Some(crate::process::exit::exited_status(a.i32(0)));
+    t.set_pending_work();
     ok(0)
 }
 

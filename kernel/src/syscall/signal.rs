@@ -71,6 +71,8 @@ pub fn sys_rt_sigprocmask(a: Args) -> SysResult {
             _ => return Err(EINVAL),
         };
         t.sig.lock().blocked = new & !UNBLOCKABLE;
+        // An unblocked signal may be pending (`recalc_sigpending`).
+        t.set_pending_work();
     }
     if oldset != 0 {
         write_val(oldset, &old)?;
@@ -179,6 +181,8 @@ pub fn with_temp_sigmask(mask_va: u64, size: usize, f: impl FnOnce() -> SysResul
     } else {
         s.blocked = old;
     }
+    drop(s);
+    t.set_pending_work();
     r
 }
 
@@ -197,6 +201,7 @@ pub fn sys_rt_sigsuspend(a: Args) -> SysResult {
         s.saved_mask = Some(old);
         s.blocked = mask & !UNBLOCKABLE;
     }
+    t.set_pending_work();
     sys_pause()
 }
 
@@ -239,6 +244,7 @@ pub fn sys_rt_sigtimedwait(a: Args) -> SysResult {
                 s.blocked = s.real_blocked;
                 s.real_blocked = 0;
             }
+            t.set_pending_work();
             r?
         }
     };

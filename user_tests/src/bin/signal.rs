@@ -27,6 +27,7 @@ fn main() {
             sa_nodefer_leaves_signal_unblocked_in_handler,
             sa_resethand_restores_default_after_delivery,
             blocked_signal_is_delivered_when_unblocked,
+            two_signals_unblocked_together_both_run_before_the_call_returns,
             sigpending_lists_blocked_pending_signals,
             sigprocmask_cannot_block_sigkill_or_sigstop,
             sigprocmask_with_bad_how_is_einval,
@@ -258,6 +259,22 @@ fn blocked_signal_is_delivered_when_unblocked() {
     sigprocmask(SIG_SETMASK, old).unwrap(); // delivered on the way back from this call
     assert_eq!(count(SIGUSR1), 1);
     default(SIGUSR1);
+}
+
+/// Two pending signals unblocked by one sigprocmask both run before the code after it: the
+/// first on the way back from sigprocmask, the second on the way back from the first's
+/// sigreturn (the return path keeps looking while a deliverable signal is left).
+fn two_signals_unblocked_together_both_run_before_the_call_returns() {
+    count_signal(SIGUSR1, 0);
+    count_signal(SIGUSR2, 0);
+    let old = sigprocmask(SIG_BLOCK, sigbit(SIGUSR1) | sigbit(SIGUSR2)).unwrap();
+    raise(SIGUSR1);
+    raise(SIGUSR2);
+    assert_eq!((count(SIGUSR1), count(SIGUSR2)), (0, 0), "delivered while blocked");
+    sigprocmask(SIG_SETMASK, old).unwrap();
+    assert_eq!((count(SIGUSR1), count(SIGUSR2)), (1, 1));
+    default(SIGUSR1);
+    default(SIGUSR2);
 }
 
 fn sigpending_lists_blocked_pending_signals() {

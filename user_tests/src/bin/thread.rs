@@ -292,8 +292,9 @@ fn futex_wait_with_timeout_is_etimedout() {
 /// waits).
 fn futex_wait_bitset_with_past_deadline_is_etimedout() {
     let word = AtomicU32::new(0);
-    let now = monotonic_ns();
-    let past = timespec { tv_sec: (now / 1_000_000_000) as i64 - 1, tv_nsec: 0 };
+    // A millisecond ago: never negative, even in the first second after boot.
+    let past_ns = monotonic_ns().saturating_sub(1_000_000);
+    let past = timespec { tv_sec: (past_ns / 1_000_000_000) as i64, tv_nsec: (past_ns % 1_000_000_000) as i64 };
     let op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG;
     assert_errno!(sys!(SYS_futex, word.as_ptr(), op, 0, &past as *const timespec, 0, u32::MAX), ETIMEDOUT);
 }

@@ -357,6 +357,16 @@ pub fn running_anywhere(id: usize) -> bool {
 
 /// The task running on this CPU (Linux's `current`): one GS-relative record, no lock.
 /// `T` must be the type the scheduler records with [`set_current`].
+/// Runs `f` on this CPU's current object without taking a reference (the return path's
+/// quick look at its task). `f` must not switch tasks.
+pub fn with_this_cpu_current<T, R>(f: impl FnOnce(&T) -> R) -> Option<R> {
+    let p = this_cpu().current.load(Ordering::Relaxed) as *const T;
+    // SAFETY: a non-null pointer came from `Arc::as_ptr` of an `Arc<T>` the scheduler holds
+    // until this CPU records another task, which only `schedule` on this CPU does; the
+    // kernel does not preempt itself, and `f` does not schedule, so it lives through `f`.
+    (!p.is_null()).then(|| f(unsafe { &*p }))
+}
+
 pub fn this_cpu_current<T>() -> Option<Arc<T>> {
     super::cpu::without_interrupts(|| {
         let p = this_cpu().current.load(Ordering::Relaxed) as *const T;
