@@ -583,6 +583,14 @@ fn tmpfs_read_1m(ctx: &Ctx) {
 /// A child (forked once, untimed, serving all runs) echoes bytes from one pipe into
 /// another; an iteration writes one byte to it and reads it back. ops = round trips.
 fn pipe_pingpong(ctx: &Ctx) {
+    let (pid, tx, rx) = pipe_echo_child(ctx, false);
+    pingpong(ctx, pid, tx, rx, None);
+}
+
+/// Two pipes and a forked child echoing every byte from the first into the second, asleep
+/// in `epoll_wait` on its pipe before each read when `epoll`; returns the child and the
+/// parent's ends (to the child, from the child).
+fn pipe_echo_child(ctx: &Ctx, epoll: bool) -> (libc::pid_t, i32, i32) {
     let (mut to_child, mut to_parent) = ([0i32; 2], [0i32; 2]);
     // SAFETY: the arrays are valid for two descriptors each.
     ctx.check(unsafe { libc::pipe(to_child.as_mut_ptr()) }, "pipe");
@@ -599,14 +607,15 @@ fn pipe_pingpong(ctx: &Ctx) {
             libc::close(to_child[1]);
             libc::close(to_parent[0]);
         }
-        echo(ctx, to_child[0], to_parent[1], None);
+        let ep = epoll.then(|| epoll_for(ctx, to_child[0]));
+        echo(ctx, to_child[0], to_parent[1], ep);
     }
     // SAFETY: the parent's copies of the ends it does not use.
     unsafe {
         libc::close(to_child[0]);
         libc::close(to_parent[1]);
     }
-    pingpong(ctx, pid, to_child[1], to_parent[0], None);
+    (pid, to_child[1], to_parent[0])
 }
 
 /// The parent's side of a ping-pong with child `pid`: an iteration writes a byte to `tx`
@@ -695,32 +704,9 @@ fn unix_stream_pingpong(ctx: &Ctx) {
 /// before it reads: two epoll wake-ups per round trip (will-it-scale's epoll tests measure
 /// the calls, this the wake-up). ops = round trips.
 fn epoll_wakeup(ctx: &Ctx) {
-    let (mut to_child, mut to_parent) = ([0i32; 2], [0i32; 2]);
-    // SAFETY: the arrays are valid for two descriptors each.
-    ctx.check(unsafe { libc::pipe(to_child.as_mut_ptr()) }, "pipe");
-    // SAFETY: as above.
-    ctx.check(unsafe { libc::pipe(to_parent.as_mut_ptr()) }, "pipe");
-    // SAFETY: the process is single-threaded; the child runs `echo` and exits.
-    let pid = unsafe { libc::fork() };
-    if pid == -1 {
-        ctx.fail("fork");
-    }
-    if pid == 0 {
-        // SAFETY: the child's copies of the ends it does not use.
-        unsafe {
-            libc::close(to_child[1]);
-            libc::close(to_parent[0]);
-        }
-        let ep = epoll_for(ctx, to_child[0]);
-        echo(ctx, to_child[0], to_parent[1], Some(ep));
-    }
-    // SAFETY: the parent's copies of the ends it does not use.
-    unsafe {
-        libc::close(to_child[0]);
-        libc::close(to_parent[1]);
-    }
-    let ep = epoll_for(ctx, to_parent[0]);
-    pingpong(ctx, pid, to_child[1], to_parent[0], Some(ep));
+    let (pid, tx, rx) = pipe_echo_child(ctx, true);
+    let ep = epoll_for(ctx, rx);
+    pingpong(ctx, pid, tx, rx, Some(ep));
 }
 
 /// fork, execve of `path` with no arguments but its name and an empty environment in the
