@@ -287,11 +287,12 @@ pub fn console() -> &'static Arc<Tty> {
     })
 }
 
-/// Gives back the capacity the console's wait queues and the pty table grew to
-/// (`leak`'s shrinkers).
+/// Gives back the capacity the console's wait queues, its line discipline's buffers and
+/// the pty table grew to (`leak`'s shrinkers).
 pub fn shrink() {
     console().wait.shrink();
     console().master_wait.shrink();
+    console().inner.lock().ldisc.shrink();
     pty::shrink();
 }
 

@@ -277,6 +277,18 @@ impl NTty {
     }
 
     /// Throws the input away (TCIFLUSH, a signal character).
+    /// Gives back the input buffers' memory while they hold nothing (the kernel's
+    /// shrinkers: a terminal that lives for good, the console, keeps no capacity from
+    /// earlier input).
+    pub fn shrink(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = VecDeque::new();
+        }
+        if self.lines.is_empty() {
+            self.lines = VecDeque::new();
+        }
+    }
+
     pub fn flush_input(&mut self) {
         self.buf.clear();
         self.lines.clear();
@@ -595,6 +607,19 @@ mod tests {
         let mut t = Termios::STD;
         t.c_lflag &= !(ICANON | ECHO | ISIG);
         t
+    }
+
+    #[test]
+    fn shrink_gives_back_the_buffers_of_lines_read() {
+        let t = Termios::STD;
+        let mut n = NTty::new(&t);
+        feed(&mut n, &t, b"one\n");
+        assert!(n.buf.capacity() > 0 && n.lines.capacity() > 0);
+        n.shrink();
+        assert!(n.buf.capacity() > 0, "a line not yet read keeps its bytes");
+        assert_eq!(read_all(&mut n, 100), b"one\n");
+        n.shrink();
+        assert_eq!((n.buf.capacity(), n.lines.capacity()), (0, 0));
     }
 
     #[test]
