@@ -140,8 +140,7 @@ impl Inode for MemDevice {
 /// other number has no driver here (ENXIO). A ptmx node opens /dev/pts' pairs wherever
 /// it is (Linux looks for a devpts beside it).
 pub fn open_char_device(node: &Arc<dyn Inode>, rdev: u64, flags: u32) -> KResult<crate::fs::file::FileKind> {
-    let major = (rdev >> 8) & 0xfff;
-    let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+    let (major, minor) = super::mount::major_minor(rdev);
     let tty = |kind| TtyNode { _live: crate::leak::INODES.live(), ino: 0, kind }.open(node, flags).ok_or(ENXIO)?;
     match (major, minor) {
         (1, MemDevice::NULL | MemDevice::ZERO | MemDevice::FULL | 8 | 9) => {

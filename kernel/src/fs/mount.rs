@@ -400,7 +400,7 @@ pub fn proc_mounts() -> String {
 }
 
 /// `MAJOR:MINOR` of a device number as stat gives it (`new_encode_dev`).
-fn major_minor(dev: u64) -> (u64, u64) {
+pub(crate) fn major_minor(dev: u64) -> (u64, u64) {
     ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00))
 }
 

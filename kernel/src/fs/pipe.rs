@@ -46,42 +46,32 @@ pub struct Pipe {
 impl Pipe {
     /// A pipe with one reader and one writer (pipe2's two ends), owned by `uid`, `gid`.
     pub fn new(uid: u32, gid: u32) -> Pipe {
-        Pipe {
-            _live: crate::leak::INODES.live(),
-            inner: Mutex::new(PipeInner {
-                buf: VecDeque::new(),
-                readers: 1,
-                writers: 1,
-                size: PIPE_SIZE,
-                r_counter: 1,
-                w_counter: 1,
-            }),
-            readable: WaitQueue::new(),
-            writable: WaitQueue::new(),
-            ino: super::tmpfs::next_ino(),
-            owner: (uid, gid),
-            fifo: None,
-        }
+        Pipe::with_ends(1, super::tmpfs::next_ino(), (uid, gid), None)
     }
 
     /// The pipe of FIFO `inode`, with no ends open yet.
     pub fn new_fifo(inode: Arc<dyn Inode>) -> Pipe {
         let m = inode.metadata();
+        Pipe::with_ends(0, m.ino, (m.uid, m.gid), Some(inode))
+    }
+
+    /// A pipe with `ends` readers and as many writers, each counted as an open so far.
+    fn with_ends(ends: usize, ino: u64, owner: (u32, u32), fifo: Option<Arc<dyn Inode>>) -> Pipe {
         Pipe {
             _live: crate::leak::INODES.live(),
             inner: Mutex::new(PipeInner {
                 buf: VecDeque::new(),
-                readers: 0,
-                writers: 0,
+                readers: ends,
+                writers: ends,
                 size: PIPE_SIZE,
-                r_counter: 0,
-                w_counter: 0,
+                r_counter: ends as u64,
+                w_counter: ends as u64,
             }),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),
-            ino: m.ino,
-            owner: (m.uid, m.gid),
-            fifo: Some(inode),
+            ino,
+            owner,
+            fifo,
         }
     }
 
@@ -286,7 +276,7 @@ impl Pipe {
     /// two pages (at least one page); above `PIPE_MAX_SIZE` only with CAP_SYS_RESOURCE
     /// (EPERM), and never below the pages the data holds (EBUSY). Returns the new size.
     pub fn set_size(&self, arg: u64, privileged: bool) -> KResult<usize> {
-        const PAGE: u64 = 4096;
+        const PAGE: u64 = crate::mm::PAGE_SIZE;
         if arg > 1 << 31 {
             return Err(EINVAL);
         }

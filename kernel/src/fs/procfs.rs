@@ -977,9 +977,10 @@ fn vma_line(v: &crate::mm::vma::Vma) -> String {
     ]
     .iter()
     .collect();
-    let special = crate::mm::vdso::special_name(v);
     let (dev, ino, name, off) = match &v.backend {
-        Backend::File(_) if special.is_some() => ("00:00".to_string(), 0, special.unwrap_or("").to_string(), 0),
+        Backend::File(_) if let Some(name) = crate::mm::vdso::special_name(v) => {
+            ("00:00".to_string(), 0, name.to_string(), 0)
+        }
         Backend::File(f) => {
             let m = f.metadata();
             (format!("{:02x}:{:02x}", m.dev >> 8, m.dev & 0xff), m.ino, f.display_path(), v.pgoff * 4096)

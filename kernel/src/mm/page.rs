@@ -122,8 +122,13 @@ const PG_DIRTY: u8 = 0x80;
 
 /// Marks `pa` dirty (`set_page_dirty`); the zero page never is.
 pub fn set_page_dirty(pa: u64) {
-    if !is_zero_page(pa) {
-        PAGES.get().unwrap().kinds[index(pa)].fetch_or(PG_DIRTY, Ordering::Relaxed);
+    if is_zero_page(pa) {
+        return;
+    }
+    // A load first: every copy to user memory marks its pages, most of them dirty already.
+    let k = &PAGES.get().unwrap().kinds[index(pa)];
+    if k.load(Ordering::Relaxed) & PG_DIRTY == 0 {
+        k.fetch_or(PG_DIRTY, Ordering::Relaxed);
     }
 }
 

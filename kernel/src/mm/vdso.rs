@@ -41,6 +41,8 @@ struct VdsoData {
     pad: u32,
     realtime_offset: i64,
 }
+const _: () = assert!(core::mem::size_of::<VdsoData>() == 40, "VdsoData has no padding");
+crate::impl_pod!(VdsoData);
 
 /// `clock_mode` once the TSC is calibrated; before, the vDSO makes the system call.
 const VCLOCK_TSC: u32 = 1;
@@ -125,20 +127,6 @@ fn images() -> &'static Images {
     IMAGES.get().expect("vdso::init not called")
 }
 
-/// The vvar page's fields as bytes, for `Page::write`.
-fn bytes_of(d: &VdsoData) -> [u8; core::mem::size_of::<VdsoData>()] {
-    let mut out = [0u8; core::mem::size_of::<VdsoData>()];
-    let mut put = |off: usize, b: &[u8]| out[off..off + b.len()].copy_from_slice(b);
-    put(0, &d.seq.to_le_bytes());
-    put(4, &d.clock_mode.to_le_bytes());
-    put(8, &d.tsc_base.to_le_bytes());
-    put(16, &d.mult.to_le_bytes());
-    put(24, &d.shift.to_le_bytes());
-    put(28, &d.pad.to_le_bytes());
-    put(32, &d.realtime_offset.to_le_bytes());
-    out
-}
-
 /// Publishes the clock: nanoseconds since boot are `((tsc - tsc_base) * mult) >> shift`
 /// (as `arch::apic::uptime_ns` computes them), CLOCK_REALTIME is that plus
 /// `realtime_offset`. The sequence count is odd while the page changes; readers retry
@@ -152,7 +140,7 @@ pub fn publish_clock(tsc_base: u64, mult: u64, shift: u32, realtime_offset: i64)
     page.write(0, &d.seq.to_le_bytes());
     fence(Ordering::SeqCst);
     *d = VdsoData { seq: d.seq, clock_mode: VCLOCK_TSC, tsc_base, mult, shift, pad: 0, realtime_offset };
-    page.write(4, &bytes_of(&d)[4..]);
+    page.write(4, &super::usercopy::as_bytes(&*d)[4..]);
     fence(Ordering::SeqCst);
     d.seq = d.seq.wrapping_add(1);
     page.write(0, &d.seq.to_le_bytes());
