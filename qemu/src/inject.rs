@@ -169,7 +169,7 @@ mod tests {
     use std::time::Duration;
 
     fn run(exit: QemuExit, output: &str) -> QemuRun {
-        QemuRun { exit, output: output.to_string(), first_line: None, elapsed: Duration::ZERO }
+        QemuRun { exit, output: output.to_string(), first_line: None, elapsed: Duration::ZERO, steps_done: 0 }
     }
 
     const INJECTED: &str =

@@ -125,9 +125,26 @@ pub fn cmdline(machine: &str, init: &str) -> String {
     c
 }
 
+/// The exit status of init from Linux's panic when it exits (`Attempted to kill init!
+/// exitcode=0x00000700` is a wait status: exit status 7), or None if it was killed by a
+/// signal or did not exit.
+pub fn init_exit_status(output: &str) -> Option<u8> {
+    let code = output.lines().find_map(|l| l.split("Attempted to kill init! exitcode=0x").nth(1))?;
+    let wstatus = u32::from_str_radix(code.trim(), 16).ok()?;
+    (wstatus & 0x7f == 0).then_some((wstatus >> 8) as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_exit_status_is_read_from_the_panic() {
+        let panic = "[ 9.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000700\n";
+        assert_eq!(init_exit_status(panic), Some(7));
+        assert_eq!(init_exit_status("Attempted to kill init! exitcode=0x00000009\n"), None);
+        assert_eq!(init_exit_status("no panic\n"), None);
+    }
 
     #[test]
     fn metapackage_depends_name_the_versioned_image() {

@@ -9,6 +9,7 @@
 //! - `cargo xtask build`: build the kernel only
 
 mod bench;
+mod console;
 mod debian;
 mod deps;
 mod fuzz;

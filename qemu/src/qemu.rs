@@ -1,11 +1,27 @@
 //! Launching the kernel in QEMU: always with a timeout, the serial console
-//! streamed and captured, the exit status of `isa-debug-exit` decoded.
+//! streamed and captured, the exit status of `isa-debug-exit` decoded. The serial input
+//! is /dev/null, our stdin (`exec`), or a conversation: text written each time the output
+//! shows what the previous step waited for (`ConsoleStep`).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// One step of a conversation on the serial console: once `expect` shows in the output
+/// after where the previous step's `expect` ended, `send` is written to the serial input.
+#[derive(Clone, Debug)]
+pub struct ConsoleStep {
+    pub expect: String,
+    pub send: Vec<u8>,
+}
+
+impl ConsoleStep {
+    pub fn new(expect: &str, send: &str) -> Self {
+        ConsoleStep { expect: expect.into(), send: send.as_bytes().to_vec() }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
@@ -23,6 +39,8 @@ pub struct QemuConfig {
     pub echo_filter: Option<fn(&str) -> bool>,
     /// Give QEMU our stdin (for `exec`); otherwise /dev/null.
     pub stdin: bool,
+    /// Instead of `stdin`: this conversation as the serial input.
+    pub script: Vec<ConsoleStep>,
 }
 
 impl QemuConfig {
@@ -39,6 +57,7 @@ impl QemuConfig {
             echo: true,
             echo_filter: None,
             stdin: false,
+            script: Vec::new(),
         }
     }
 }
@@ -73,6 +92,75 @@ pub struct QemuRun {
     /// Time from starting QEMU to the first console line.
     pub first_line: Option<Duration>,
     pub elapsed: Duration,
+    /// How many steps of `QemuConfig::script` saw their `expect`.
+    pub steps_done: usize,
+}
+
+/// The console output as it arrives (`\r` removed), for the conversation's writer.
+#[derive(Default)]
+struct Transcript {
+    text: Mutex<(Vec<u8>, bool)>,
+    grew: Condvar,
+}
+
+impl Transcript {
+    fn push(&self, bytes: &[u8]) {
+        let mut t = self.text.lock().unwrap();
+        t.0.extend(bytes.iter().filter(|&&b| b != b'\r'));
+        self.grew.notify_all();
+    }
+
+    fn end(&self) {
+        self.text.lock().unwrap().1 = true;
+        self.grew.notify_all();
+    }
+
+    fn wait_end(&self) {
+        let mut t = self.text.lock().unwrap();
+        while !t.1 {
+            t = self.grew.wait(t).unwrap();
+        }
+    }
+
+    /// Waits until `needle` shows at or after `from`; returns where it ends, or None if
+    /// the output ended without it.
+    fn wait_for(&self, needle: &[u8], from: usize) -> Option<usize> {
+        let mut t = self.text.lock().unwrap();
+        loop {
+            if let Some(at) = find(&t.0[from.min(t.0.len())..], needle) {
+                return Some(from + at + needle.len());
+            }
+            if t.1 {
+                return None;
+            }
+            t = self.grew.wait(t).unwrap();
+        }
+    }
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Plays `script` into QEMU's stdin as the transcript grows; returns the steps done. Keeps
+/// the input open until the output ends.
+fn converse(script: Vec<ConsoleStep>, mut input: std::process::ChildStdin, transcript: Arc<Transcript>) -> usize {
+    let mut at = 0;
+    let mut done = 0;
+    for step in &script {
+        let Some(end) = transcript.wait_for(step.expect.as_bytes(), at) else { break };
+        at = end;
+        done += 1;
+        if input.write_all(&step.send).and_then(|_| input.flush()).is_err() {
+            break;
+        }
+    }
+    transcript.wait_end();
+    done
 }
 
 pub fn command(cfg: &QemuConfig) -> Command {
@@ -101,30 +189,52 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
     crate::deps::ensure_qemu()?;
     let mut cmd = command(cfg);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if cfg.stdin { Stdio::inherit() } else { Stdio::null() });
+    cmd.stdin(match (cfg.script.is_empty(), cfg.stdin) {
+        (false, _) => Stdio::piped(),
+        (true, true) => Stdio::inherit(),
+        (true, false) => Stdio::null(),
+    });
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
+    let transcript = Arc::new(Transcript::default());
+    let conversation = child.stdin.take().map(|input| {
+        let (script, transcript) = (cfg.script.clone(), transcript.clone());
+        std::thread::spawn(move || converse(script, input, transcript))
+    });
     let (tx, rx) = mpsc::channel::<(Instant, String)>();
     let echo = cfg.echo;
     let echo_filter = cfg.echo_filter;
     let reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut buf = Vec::new();
+        let mut r = stdout;
+        let mut chunk = [0u8; 4096];
+        let mut line = Vec::new();
+        let emit = |line: &mut Vec<u8>| {
+            let text = String::from_utf8_lossy(line).replace('\r', "");
+            if echo || echo_filter.is_some_and(|f| f(&text)) {
+                print!("{text}");
+            }
+            let _ = tx.send((Instant::now(), text));
+            line.clear();
+        };
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
+            let n = match r.read(&mut chunk) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).replace('\r', "");
-                    if echo || echo_filter.is_some_and(|f| f(&line)) {
-                        print!("{line}");
-                    }
-                    let _ = tx.send((Instant::now(), line));
+                Ok(n) => n,
+            };
+            transcript.push(&chunk[..n]);
+            for &b in &chunk[..n] {
+                line.push(b);
+                if b == b'\n' {
+                    emit(&mut line);
                 }
             }
         }
+        if !line.is_empty() {
+            emit(&mut line);
+        }
+        transcript.end();
     });
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -144,6 +254,7 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
         std::thread::sleep(Duration::from_millis(10));
     };
     let _ = reader.join();
+    let steps_done = conversation.map_or(0, |c| c.join().unwrap_or(0));
     let qemu_stderr = err_reader.join().unwrap_or_default();
     let mut output = String::new();
     let mut first_line = None;
@@ -160,12 +271,25 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
             eprintln!("qemu: {}", qemu_stderr.trim());
         }
     }
-    Ok(QemuRun { exit, output, first_line, elapsed: start.elapsed() })
+    Ok(QemuRun { exit, output, first_line, elapsed: start.elapsed(), steps_done })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transcript_finds_text_after_the_previous_match_and_gives_up_at_the_end() {
+        let t = Transcript::default();
+        t.push(b"ok# echo\r\nhi 42\r\nok# ");
+        let first = t.wait_for(b"ok# ", 0).unwrap();
+        assert_eq!(first, 4);
+        let hi = t.wait_for(b"hi 42\n", first).unwrap();
+        assert_eq!(t.wait_for(b"ok# ", hi), Some(19));
+        t.end();
+        assert_eq!(t.wait_for(b"ok# ", 19), None);
+        assert_eq!(find(b"abc", b""), Some(0));
+    }
 
     #[test]
     fn debug_exit_codes_decode() {

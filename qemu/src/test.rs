@@ -10,6 +10,7 @@
 //!
 //! Ends with `N passed, N failed` and a non-zero exit on any failure.
 
+use crate::console;
 use crate::qemu::{self, QemuConfig, QemuExit};
 use crate::{build_kernel, qemu_config, target_dir, user, write_initramfs, Options};
 use std::collections::{BTreeMap, BTreeSet};
@@ -733,6 +734,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         let ut = user::build_user_tests()?;
         let kernel = build_kernel(o.release)?;
         debian_checks(&mut t, &kernel, o, &ut);
+        console_session(&mut t, &kernel, o);
         return Ok(finish(&t));
     }
     if o.linux_guest {
@@ -762,6 +764,7 @@ pub fn cmd_test(o: &Options) -> Result<ExitCode, String> {
         exec_checks(&mut t, &kernel, o, ut);
         dynamic_exec_checks(&mut t, &kernel, o, ut);
         debian_checks(&mut t, &kernel, o, ut);
+        console_session(&mut t, &kernel, o);
         let verdicts = user_tests_in_kernel(&mut t, &kernel, o, ut, &expected.in_kernel());
         user_tests_on_linux_guest(&mut t, o, ut, &expected.host, &verdicts);
         user_tests_with_pt_share(&mut t, &kernel, o, ut, &verdicts);
@@ -854,6 +857,73 @@ fn debian_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests
         }
         if who == "kernel" {
             t.record("debian kernel: the Debian programs leak nothing", crate::leak::verdict(&run.output));
+        }
+    }
+}
+
+/// An interactive bash on the console itself, typed at through QEMU's serial input
+/// (`console.rs`), in our kernel and on Debian's Linux: each behaviour the conversation
+/// shows is a test on both, and our kernel must end with bash's exit status and leak
+/// nothing.
+fn console_session(t: &mut Tally, kernel: &Path, o: &Options) {
+    println!("== bash -i on the console");
+    let root = match crate::debian::ensure_root() {
+        Ok(r) => r,
+        Err(e) => return t.record("console: build the Debian root", Err(e)),
+    };
+    let initrd = target_dir().join("xtask").join("console.cpio");
+    let files = [(console::SESSION_PATH.to_string(), 0o755, console::SESSION.as_bytes().to_vec())];
+    if let Err(e) = crate::write_initramfs_over(&initrd, Some(&root), &files) {
+        return t.record("console: root initramfs", Err(e));
+    }
+    let steps = console::steps();
+    let init = format!("/{}", console::SESSION_PATH);
+    let mut boots: Vec<(&str, Result<PathBuf, String>)> = vec![("kernel", Ok(kernel.to_path_buf()))];
+    boots.push(("linux-guest", crate::linux::ensure_linux().map(|l| l.vmlinuz)));
+    for (who, image) in boots {
+        let image = match image {
+            Ok(i) => i,
+            Err(e) => {
+                t.record(&format!("console {who}: boot"), Err(e));
+                continue;
+            }
+        };
+        let mut cfg = QemuConfig::new(&image);
+        cfg.machine = o.machine.clone().unwrap_or(cfg.machine);
+        cfg.cmdline = if who == "kernel" {
+            format!("log=warn init={init} {}", o.append.join(" ")).trim_end().to_string()
+        } else {
+            crate::linux::cmdline(&cfg.machine, &init)
+        };
+        cfg.initrd = Some(initrd.clone());
+        cfg.mem = "1G".into();
+        cfg.smp = o.smp.unwrap_or(1);
+        cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
+        cfg.echo = false;
+        cfg.script = console::script(&steps);
+        let run = match qemu::run(&cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                t.record(&format!("console {who}: boot"), Err(e));
+                continue;
+            }
+        };
+        let _ = std::fs::write(target_dir().join("xtask").join(format!("console-{who}.log")), &run.output);
+        for (name, r) in console::verdicts(&steps, run.steps_done, &run.output) {
+            t.record(&format!("console {who}: console::{name}"), r);
+        }
+        let status = if who == "kernel" {
+            crate::init_exit_status(&run.output)
+        } else {
+            crate::linux::init_exit_status(&run.output)
+        };
+        let want = console::EXIT_STATUS;
+        t.record(
+            &format!("console {who}: console::exit_ends_the_session_with_its_status"),
+            if status == Some(want) { Ok(()) } else { Err(format!("init exited with {status:?}, want {want}")) },
+        );
+        if who == "kernel" {
+            t.record("console kernel: the session leaks nothing", crate::leak::verdict(&run.output));
         }
     }
 }

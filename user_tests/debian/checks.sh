@@ -267,7 +267,13 @@ def text_of(pid, name):
             k = parts[0].rstrip(":")
             fields[k] = fields.get(k, 0) + int(parts[1])
     return fields
-time.sleep(0.5)
+# A page only one process has touched yet counts as its private: wait until every sleep
+# has reached its nanosleep (state S; nothing else blocks during its start).
+def state(pid):
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+deadline = time.time() + 20
+while time.time() < deadline and any(state(p.pid) != "S" for p in procs):
+    time.sleep(0.1)
 bad = []
 for name in ("/libc.so.6", "/sleep"):
     for p in procs:

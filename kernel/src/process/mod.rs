@@ -168,8 +168,11 @@ pub fn spawn_init(path: &str, args: &[&str]) -> KResult<()> {
     }
     let tid = task::alloc_tid();
     assert_eq!(tid, 1, "init must be pid 1");
+    // Linux's init inherits the idle task's process group and session, both 0: it leads
+    // neither, so it may call setsid() itself, and a group whose members' parent is init
+    // stays orphaned (`will_become_orphaned_pgrp`).
     let process =
-        task::new_process(tid, alloc::sync::Weak::new(), Creds::root(), task::default_rlimits(), 1, 1, signal::SIGCHLD);
+        task::new_process(tid, alloc::sync::Weak::new(), Creds::root(), task::default_rlimits(), 0, 0, signal::SIGCHLD);
     let t = task::create_task(NewTask {
         tid,
         process,
