@@ -95,6 +95,7 @@ counters! {
     PT_SHARE_HOSTS: "pt_share hosts",
     TTYS: "terminals",
     SOCKETS: "sockets",
+    POSIX_TIMERS: "POSIX timers",
 }
 
 /// Tables that grow with use and keep their capacity (Linux's shrinkers):
@@ -104,6 +105,7 @@ const SHRINKERS: &[fn()] = &[
     crate::process::sched::shrink,
     crate::process::task::shrink,
     crate::process::itimer::shrink,
+    crate::process::posix_timer::shrink,
     crate::process::futex::shrink,
     crate::process::sleep::shrink,
     crate::fs::file::shrink,

@@ -4,6 +4,22 @@
 use crate::fs::vfs::Timespec;
 use core::sync::atomic::{AtomicI64, Ordering};
 
+// The clock ids of clock_gettime and timer_create (uapi linux/time.h).
+pub const CLOCK_REALTIME: u32 = 0;
+pub const CLOCK_MONOTONIC: u32 = 1;
+pub const CLOCK_PROCESS_CPUTIME_ID: u32 = 2;
+pub const CLOCK_THREAD_CPUTIME_ID: u32 = 3;
+pub const CLOCK_MONOTONIC_RAW: u32 = 4;
+pub const CLOCK_REALTIME_COARSE: u32 = 5;
+pub const CLOCK_MONOTONIC_COARSE: u32 = 6;
+pub const CLOCK_BOOTTIME: u32 = 7;
+pub const CLOCK_REALTIME_ALARM: u32 = 8;
+pub const CLOCK_BOOTTIME_ALARM: u32 = 9;
+/// International Atomic Time: CLOCK_REALTIME plus the TAI offset, which nothing here sets
+/// (adjtimex's ADJ_TAI), so 0.
+pub const CLOCK_TAI: u32 = 11;
+pub const TIMER_ABSTIME: u32 = 1;
+
 static BOOT_EPOCH: AtomicI64 = AtomicI64::new(0);
 /// Nanoseconds added to CLOCK_REALTIME by settimeofday/clock_settime.
 static REALTIME_OFFSET: AtomicI64 = AtomicI64::new(0);

@@ -63,8 +63,7 @@ impl SignalFd {
     fn dequeue(&self) -> Option<SigInfo> {
         let t = crate::process::current();
         let blocked = !self.mask.load(Relaxed);
-        let own = t.sig.lock().pending.take(blocked);
-        own.or_else(|| t.process.shared_pending.lock().take(blocked))
+        crate::process::signal::dequeue_signal(&t, |_| blocked)
     }
 
     /// `signalfd_read`: as many records as fit in `out` and are pending; waits for the
@@ -112,6 +111,13 @@ fn signalfd_siginfo(info: &SigInfo) -> [u8; SIGINFO_SIZE] {
             put(12, &lo.to_ne_bytes());
             put(16, &hi.to_ne_bytes());
             put(40, &(info.field1 as u32).to_ne_bytes());
+        }
+        // A POSIX timer's: its id, overrun and value.
+        _ if info.code == crate::process::posix_timer::SI_TIMER => {
+            put(24, &lo.to_ne_bytes());
+            put(32, &hi.to_ne_bytes());
+            put(44, &(info.field1 as u32).to_ne_bytes());
+            put(48, &info.field1.to_ne_bytes());
         }
         // kill, tgkill, sigqueue and the kernel's: pid, uid, and a queued value.
         _ => {

@@ -408,6 +408,8 @@ pub fn exec_into(
     let dumpable = creds.euid == creds.uid && creds.egid == creds.gid && readable;
     t.process.dumpable.store(if dumpable { SUID_DUMP_USER } else { SUID_DUMP_DISABLE }, Ordering::Relaxed);
     t.process.did_exec.store(true, Ordering::Relaxed);
+    // POSIX timers do not survive execve (`begin_new_exec`'s `exit_itimers`).
+    super::posix_timer::exit_itimers(&t.process);
     *t.process.creds.lock() = creds;
     let old = t.mm.lock().replace(mm.clone());
     mm.activate();

@@ -78,6 +78,7 @@ pub(super) fn do_exit(status: i32) -> ! {
         // Linux's do_exit cancels the group's ITIMER_REAL when its last thread goes:
         // the armed list would otherwise hold the zombie until the deadline passed.
         super::itimer::set(&p, 0, 0);
+        super::posix_timer::exit_itimers(&p);
         // A session leader's terminal is no longer controlled (`disassociate_ctty(1)`).
         if p.sid.load(Ordering::Relaxed) == p.pid {
             crate::tty::disassociate_ctty(&p, true);

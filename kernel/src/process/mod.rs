@@ -8,6 +8,7 @@ pub mod fork;
 pub mod futex;
 pub mod itimer;
 pub mod membarrier;
+pub mod posix_timer;
 pub mod rseq;
 pub mod sched;
 pub mod signal;
@@ -74,6 +75,7 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
     // The interval timers and the console's input have their own cheap tests; what they
     // raise (SIGALRM, ^C) sets the work note like any signal.
     itimer::check_expired();
+    posix_timer::check_expired();
     crate::tty::receive_console_input();
     // The fast path (Linux's `exit_to_user_mode_prepare` testing the thread flags): no
     // work noted, no reschedule, no rseq notification, no syscall to restart.
@@ -98,6 +100,7 @@ pub fn exit_to_user_mode(frame: &mut TrapFrame) {
             exit::do_exit(status);
         }
         itimer::check_expired();
+        posix_timer::check_expired();
         crate::tty::receive_console_input();
         if sched::need_resched() {
             sched::schedule();

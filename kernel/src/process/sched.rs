@@ -546,6 +546,7 @@ pub fn idle_loop() -> ! {
     loop {
         crate::watchdog::touch();
         super::itimer::check_expired();
+        super::posix_timer::check_expired();
         crate::tty::receive_console_input();
         if me == 0 {
             crate::leak::idle_check();

@@ -355,12 +355,12 @@ pub fn kill_group(p: &Arc<super::task::Process>, status: i32) {
     p.stop_wait.wake_all();
 }
 
-/// Queues a signal for one thread and wakes it.
-pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
+/// Queues a signal for one thread and wakes it; false if it was ignored (dropped).
+pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) -> bool {
     let sig = info.signo as u32;
     prepare_signal(&t.process, sig);
     if ignored(t, sig) {
-        return;
+        return false;
     }
     t.sig.lock().pending.add(info);
     crate::fs::signalfd::SIGNALFD_WQ.wake_all();
@@ -369,6 +369,7 @@ pub fn send_to_thread(t: &Arc<Task>, info: SigInfo) {
     } else {
         super::sched::signal_wake_up(t, false);
     }
+    true
 }
 
 /// SIGKILL to every process but init (init has exited: the system goes down).
@@ -386,20 +387,21 @@ pub fn kill_pgrp(pgid: super::task::Tid, sig: u32) {
     }
 }
 
-/// Queues a process-directed signal and wakes a thread that can take it.
-pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
+/// Queues a process-directed signal and wakes a thread that can take it; false if it
+/// was ignored (dropped) or the process has no thread left.
+pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) -> bool {
     let sig = info.signo as u32;
     prepare_signal(p, sig);
     let threads = p.threads.lock().clone();
-    let Some(first) = threads.first() else { return };
+    let Some(first) = threads.first() else { return false };
     if ignored(first, sig) {
-        return;
+        return false;
     }
     let wants = |t: &&Arc<Task>| sig == SIGKILL || t.sig.lock().blocked & sigmask(sig) == 0;
     let target = threads.iter().find(wants);
     if target.is_some_and(|t| kills_group(t, sig)) {
         kill_group(p, super::exit::signaled_status(sig, false));
-        return;
+        return true;
     }
     p.shared_pending.lock().add(info);
     // Any thread that does not block it may take it on its next return, not only the one
@@ -409,6 +411,7 @@ pub fn send_to_process(p: &Arc<super::task::Process>, info: SigInfo) {
     }
     crate::fs::signalfd::SIGNALFD_WQ.wake_all();
     super::sched::signal_wake_up(target.unwrap_or(first), false);
+    true
 }
 
 /// A signal the kernel raises for the current thread (SIGPIPE on a broken pipe).
@@ -503,6 +506,24 @@ fn on_altstack(a: &AltStack, sp: u64) -> bool {
     a.size != 0 && sp > a.sp && sp - a.sp <= a.size
 }
 
+/// Takes the lowest pending signal not blocked by `blocked(state)`, the thread's own
+/// before the process's (Linux's `dequeue_signal`); a POSIX timer's signal then gets its
+/// overrun and restarts its timer, outside the signal locks (`posixtimer_rearm`).
+pub fn dequeue_signal(t: &Task, blocked: impl FnOnce(&SigState) -> u64) -> Option<SigInfo> {
+    let mut info = {
+        let mut s = t.sig.lock();
+        let blocked = blocked(&s);
+        match s.pending.take(blocked) {
+            Some(i) => i,
+            None => t.process.shared_pending.lock().take(blocked)?,
+        }
+    };
+    if info.code == super::posix_timer::SI_TIMER {
+        super::posix_timer::signal_taken(&t.process, &mut info);
+    }
+    Some(info)
+}
+
 /// Delivers pending signals before returning to user mode (Linux's
 /// `arch_do_signal_or_restart`): default actions run here, a handler gets a
 /// frame. A fatal signal is returned as the wait status to die with: the
@@ -512,14 +533,7 @@ fn on_altstack(a: &AltStack, sp: u64) -> bool {
 pub fn do_signal(t: &Arc<Task>, frame: &mut TrapFrame) -> Option<i32> {
     use super::exit::signaled_status;
     loop {
-        let info = {
-            let mut s = t.sig.lock();
-            let blocked = s.blocked;
-            match s.pending.take(blocked) {
-                Some(i) => i,
-                None => t.process.shared_pending.lock().take(blocked)?,
-            }
-        };
+        let info = dequeue_signal(t, |s| s.blocked)?;
         let sig = info.signo as u32;
         let action = t.sighand().lock().get(sig);
         if sig == SIGKILL || action.handler == SIG_DFL {

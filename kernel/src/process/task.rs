@@ -239,6 +239,7 @@ pub const RLIMIT_AS: usize = 9;
 pub const RLIMIT_NOFILE: usize = 7;
 pub const RLIMIT_MEMLOCK: usize = 8;
 pub const RLIMIT_NPROC: usize = 6;
+pub const RLIMIT_SIGPENDING: usize = 11;
 
 /// Linux's defaults for init (include/asm-generic/resource.h).
 pub fn default_rlimits() -> [Rlimit; RLIMIT_NLIMITS] {
@@ -249,7 +250,7 @@ pub fn default_rlimits() -> [Rlimit; RLIMIT_NLIMITS] {
     r[RLIMIT_NOFILE] = Rlimit { cur: 1024, max: 4096 };
     r[RLIMIT_MEMLOCK] = Rlimit { cur: 8 << 20, max: 8 << 20 };
     r[RLIMIT_NPROC] = Rlimit { cur: 63_000, max: 63_000 };
-    r[11] = Rlimit { cur: 63_000, max: 63_000 }; // RLIMIT_SIGPENDING
+    r[RLIMIT_SIGPENDING] = Rlimit { cur: 63_000, max: 63_000 };
     r[12] = Rlimit { cur: 819_200, max: 819_200 }; // RLIMIT_MSGQUEUE
     r[13] = Rlimit { cur: 0, max: 0 }; // RLIMIT_NICE
     r[14] = Rlimit { cur: 0, max: 0 }; // RLIMIT_RTPRIO
@@ -278,6 +279,9 @@ pub struct Process {
     pub rlimits: Mutex<[Rlimit; RLIMIT_NLIMITS], order::Rlimits>,
     pub pgid: AtomicU32,
     pub sid: AtomicU32,
+    /// The id the next POSIX timer tries (`signal->next_posix_timer_id`): 0 in a new
+    /// process, kept across execve.
+    pub next_timer_id: AtomicU32,
     /// The controlling terminal (Linux's `signal->tty`): the same for the whole session,
     /// given by TIOCSCTTY or a session leader's open, dropped by setsid and hangups.
     pub tty: Mutex<Option<Arc<crate::tty::Tty>>, order::ProcessTty>,
@@ -542,6 +546,7 @@ pub fn new_process(
         rlimits: Mutex::new(rlimits),
         pgid: AtomicU32::new(pgid),
         sid: AtomicU32::new(sid),
+        next_timer_id: AtomicU32::new(0),
         tty: Mutex::new(None),
         did_exec: core::sync::atomic::AtomicBool::new(false),
         exit_signal,

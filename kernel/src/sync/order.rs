@@ -106,6 +106,9 @@ lock_classes! {
 
     /// Armed interval timers: expiry looks at their processes' state.
     ItimerArmed = 190, "itimer::ARMED";
+    /// Every process's POSIX timers: no signal is sent under it (a signal's taker
+    /// restarts its timer after dropping the signal locks).
+    PosixTimers = 191, "posix_timer::TIMERS";
     /// A process's state: taken under the address space (limits, credentials of mmap).
     ExecBy = 200, "Process::exec_by";
     ProcessExit = 210, "Process::exit";

@@ -219,10 +219,7 @@ pub fn sys_rt_sigtimedwait(a: Args) -> SysResult {
         ts => Some(super::time::read_timespec(ts)?),
     };
     let t = current();
-    let dequeue = || {
-        let own = t.sig.lock().pending.take(!these);
-        own.or_else(|| t.process.shared_pending.lock().take(!these))
-    };
+    let dequeue = || crate::process::signal::dequeue_signal(&t, |_| !these);
     let info = match dequeue() {
         Some(info) => info,
         None if timeout == Some(0) => return Err(EAGAIN),

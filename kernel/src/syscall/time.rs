@@ -4,18 +4,10 @@ use super::{ok, read_val, write_val, Args, SysResult};
 use crate::errno::*;
 use crate::time::{monotonic_ns, realtime_ns};
 
-const CLOCK_REALTIME: u32 = 0;
-const CLOCK_MONOTONIC: u32 = 1;
-const CLOCK_PROCESS_CPUTIME_ID: u32 = 2;
-const CLOCK_THREAD_CPUTIME_ID: u32 = 3;
-const CLOCK_MONOTONIC_RAW: u32 = 4;
-const CLOCK_REALTIME_COARSE: u32 = 5;
-const CLOCK_MONOTONIC_COARSE: u32 = 6;
-const CLOCK_BOOTTIME: u32 = 7;
-/// International Atomic Time: CLOCK_REALTIME plus the TAI offset, which nothing here sets
-/// (adjtimex's ADJ_TAI), so 0.
-const CLOCK_TAI: u32 = 11;
-const TIMER_ABSTIME: u32 = 1;
+use crate::time::{
+    CLOCK_BOOTTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC_RAW, CLOCK_PROCESS_CPUTIME_ID,
+    CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI, CLOCK_THREAD_CPUTIME_ID, TIMER_ABSTIME,
+};
 
 fn clock_ns(id: u32) -> KResult<i64> {
     match id {
@@ -189,4 +181,84 @@ pub fn sys_alarm(a: Args) -> SysResult {
     let secs = a.u32(0) as u64;
     let (old, _) = crate::process::itimer::set(&crate::process::current().process, secs * 1_000_000_000, 0);
     ok(old.div_ceil(1_000_000_000) as usize)
+}
+
+// ---- POSIX timers (`process/posix_timer.rs`) --------------------------------
+
+/// `struct sigevent`'s head: value, signal, notification, then the thread id of
+/// SIGEV_THREAD_ID (the rest of its 64 bytes is unused here).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct USigEvent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    _pad: [i32; 11],
+}
+const _: () = assert!(core::mem::size_of::<USigEvent>() == 64);
+crate::impl_pod!(USigEvent);
+
+/// An `itimerspec` as ns (interval, value); EINVAL for a bad timespec.
+fn read_itimerspec(va: u64) -> KResult<(u64, u64)> {
+    let ts: [[i64; 2]; 2] = read_val(va)?;
+    let ns = |t: [i64; 2]| {
+        if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+            return Err(EINVAL);
+        }
+        Ok((t[0] as u64).saturating_mul(1_000_000_000).saturating_add(t[1] as u64))
+    };
+    Ok((ns(ts[0])?, ns(ts[1])?))
+}
+
+fn write_itimerspec(va: u64, (value, interval): (u64, u64)) -> KResult<()> {
+    let ts = |ns: u64| [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64];
+    write_val(va, &[ts(interval), ts(value)])
+}
+
+/// timer_create(clockid, sevp, timerid): the event is read before the timer is made,
+/// and the id written after, as Linux's (a bad `timerid` leaves no timer behind).
+pub fn sys_timer_create(a: Args) -> SysResult {
+    use crate::process::posix_timer::{self, SigEvent};
+    let event = match a.u(1) {
+        0 => None,
+        va => {
+            let e: USigEvent = read_val(va)?;
+            Some(SigEvent { value: e.value, signo: e.signo, notify: e.notify, tid: e.tid })
+        }
+    };
+    let id = posix_timer::create(a.i32(0), event)?;
+    if let Err(e) = write_val(a.u(2), &id) {
+        let _ = posix_timer::delete(id);
+        return Err(e);
+    }
+    ok(0)
+}
+
+pub fn sys_timer_settime(a: Args) -> SysResult {
+    if a.u(2) == 0 {
+        return Err(EINVAL);
+    }
+    let (interval, value) = read_itimerspec(a.u(2))?;
+    let flags = a.u32(1);
+    let old = crate::process::posix_timer::set(a.i32(0), flags, value, interval)?;
+    if a.u(3) != 0 {
+        write_itimerspec(a.u(3), old)?;
+    }
+    ok(0)
+}
+
+pub fn sys_timer_gettime(a: Args) -> SysResult {
+    let cur = crate::process::posix_timer::get(a.i32(0))?;
+    write_itimerspec(a.u(1), cur)?;
+    ok(0)
+}
+
+pub fn sys_timer_getoverrun(a: Args) -> SysResult {
+    ok(crate::process::posix_timer::getoverrun(a.i32(0))? as usize)
+}
+
+pub fn sys_timer_delete(a: Args) -> SysResult {
+    crate::process::posix_timer::delete(a.i32(0))?;
+    ok(0)
 }
