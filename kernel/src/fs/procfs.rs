@@ -204,7 +204,7 @@ impl Inode for SelfLink {
     }
 }
 
-const PID_FILES: [(&str, FileKind); 14] = [
+const PID_FILES: [(&str, FileKind); 15] = [
     ("cmdline", FileKind::Cmdline),
     ("comm", FileKind::Comm),
     ("maps", FileKind::Maps),
@@ -218,6 +218,7 @@ const PID_FILES: [(&str, FileKind); 14] = [
     ("stat", FileKind::Stat),
     ("statm", FileKind::Statm),
     ("status", FileKind::Status),
+    ("timers", FileKind::Timers),
     ("tlb", FileKind::Tlb),
 ];
 
@@ -416,6 +417,7 @@ enum FileKind {
     Stat,
     Statm,
     Status,
+    Timers,
     Tlb,
 }
 
@@ -618,6 +620,7 @@ impl ProcFile {
             FileKind::Status => status(&p, task, self.tid).into_bytes(),
             FileKind::OomScoreAdj => format!("{}\n", p.oom_score_adj.load(Ordering::Relaxed)).into_bytes(),
             FileKind::OomScore => format!("{}\n", crate::mm::oom_kill::oom_score(&p)).into_bytes(),
+            FileKind::Timers => crate::process::posix_timer::proc_timers(&p).into_bytes(),
             FileKind::Tlb => {
                 let (mm, _) = mm_of(&p);
                 let (ipis, pages, ranges, full) = mm.map_or((0, 0, 0, 0), |mm| mm.tlb.get());

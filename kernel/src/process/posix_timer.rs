@@ -60,7 +60,10 @@ struct KTimer {
     /// expiry check next reads the clock (all CPUs running the process's threads).
     wall_hint: u64,
     notify: Notify,
-    signo: u32,
+    /// The signal as given (a SIGEV_NONE timer's is not checked, only shown).
+    signo: i32,
+    /// sigev_notify as given, for /proc/PID/timers.
+    notify_raw: i32,
     value: u64,
     /// The next expiry in the timer's clock (monotonic ns, or CPU ns for a CPU-time
     /// clock); 0 when disarmed or when a periodic timer waits for its signal to be taken.
@@ -185,8 +188,8 @@ pub fn create(clock: i32, event: Option<SigEvent>) -> KResult<i32> {
             break id as i32;
         }
     };
-    let (notify, signo, value) = match event {
-        None => (Notify::Process, signal::SIGALRM, id as u64),
+    let (notify, notify_raw, signo, value) = match event {
+        None => (Notify::Process, SIGEV_SIGNAL, signal::SIGALRM as i32, id as u64),
         Some(e) => {
             let notify = match e.notify {
                 SIGEV_NONE => Notify::None,
@@ -203,7 +206,7 @@ pub fn create(clock: i32, event: Option<SigEvent>) -> KResult<i32> {
             if e.notify != SIGEV_NONE && !(1..=signal::NSIG as i32).contains(&e.signo) {
                 return Err(EINVAL);
             }
-            (notify, e.signo.max(0) as u32, e.value)
+            (notify, e.notify, e.signo, e.value)
         }
     };
     if matches!(clock, CLOCK_REALTIME_ALARM | CLOCK_BOOTTIME_ALARM) {
@@ -218,6 +221,7 @@ pub fn create(clock: i32, event: Option<SigEvent>) -> KResult<i32> {
         wall_hint: 0,
         notify,
         signo,
+        notify_raw,
         value,
         expires: 0,
         interval: 0,
@@ -334,6 +338,33 @@ pub fn exit_itimers(p: &Arc<Process>) {
     recompute(&list);
 }
 
+/// `/proc/PID/timers` (Linux's `show_timer`): each timer of `p`, newest first, with its
+/// id, signal and value, notification and the pid or tid it goes to, and clock.
+pub fn proc_timers(p: &Arc<Process>) -> alloc::string::String {
+    use core::fmt::Write;
+    let list = TIMERS.lock();
+    let mut mine: Vec<&KTimer> = list.iter().filter(|k| Arc::ptr_eq(&k.owner, p)).collect();
+    mine.sort_by_key(|k| core::cmp::Reverse(k.id));
+    let mut s = alloc::string::String::new();
+    for k in mine {
+        let kind = match k.notify_raw & !SIGEV_THREAD_ID {
+            SIGEV_NONE => "none",
+            SIGEV_THREAD => "thread",
+            _ => "signal",
+        };
+        let (to, pid) = match &k.notify {
+            Notify::Thread(t) => ("tid", t.upgrade().map_or(0, |t| t.tid())),
+            _ => ("pid", k.owner.pid),
+        };
+        let _ = write!(
+            s,
+            "ID: {}\nsignal: {}/{:016x}\nnotify: {}/{}.{}\nClockID: {}\n",
+            k.id, k.signo, k.value, kind, to, pid, k.clock
+        );
+    }
+    s
+}
+
 /// Gives back the list's spare capacity (`leak`'s shrinkers).
 pub fn shrink() {
     TIMERS.lock().shrink_to_fit();
@@ -376,7 +407,7 @@ pub fn check_expired() {
                 continue;
             }
             k.requeue += 1;
-            let mut info = SigInfo::new(k.signo, SI_TIMER);
+            let mut info = SigInfo::new(k.signo as u32, SI_TIMER);
             info.field0 = k.id as u32 as u64;
             info.field1 = k.value;
             // si_sys_private: nonzero for a periodic timer, to restart when taken.

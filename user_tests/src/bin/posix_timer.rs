@@ -3,8 +3,8 @@
 //! SIGEV_THREAD), the siginfo of a timer signal (SI_TIMER, si_tid, si_overrun, si_value),
 //! timer ids, relative, absolute and periodic settings, the old setting, disarming,
 //! timer_gettime, overruns of a blocked periodic timer, timer_delete, fork and execve,
-//! other clocks (CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_PROCESS_CPUTIME_ID), and the errnos
-//! of all five calls.
+//! other clocks (CLOCK_REALTIME, CLOCK_BOOTTIME, the process's and the thread's CPU time),
+//! /proc/PID/timers, signalfd's record of a timer signal, and the errnos of all five calls.
 //!
 //! Every test runs in a forked child, single-threaded unless it starts a thread, with the
 //! timer's signal blocked and taken with rt_sigtimedwait: nothing depends on a handler
@@ -33,6 +33,7 @@ fn main() {
             the_first_timers_of_a_process_get_ids_0_and_1,
             sigev_signal_queues_the_chosen_signal_with_si_timer_the_timer_id_and_the_value,
             signalfd_reads_a_timer_signal_with_its_id_overrun_and_value,
+            proc_pid_timers_lists_each_timer_newest_first,
             sigev_none_counts_down_without_queueing_a_signal,
             a_periodic_sigev_none_timer_reports_the_time_to_its_next_interval,
             sigev_thread_id_queues_the_signal_for_that_thread_alone,
@@ -75,6 +76,7 @@ fn main() {
             a_relative_boottime_timer_fires,
             an_absolute_realtime_time_in_the_past_fires_at_once,
             a_process_cputime_timer_fires_once_the_process_has_used_that_much_cpu,
+            a_thread_cputime_timer_counts_only_the_creating_threads_cpu,
         ],
     );
 }
@@ -315,6 +317,27 @@ fn signalfd_reads_a_timer_signal_with_its_id_overrun_and_value() {
         assert_eq!((u32_at(12), u32_at(16)), (0, 0), "pid and uid");
         assert_eq!((u32_at(24), u32_at(32)), (id as u32, 0), "tid and overrun");
         assert_eq!((u32_at(44), u64_at(48)), (value as u32, value), "int and ptr");
+    });
+}
+
+/// /proc/PID/timers: per timer, newest first, its id, signal and value (16 hex digits),
+/// notification and where it goes, and clock; a deleted timer is gone from it.
+fn proc_pid_timers_lists_each_timer_newest_first() {
+    run_in_child(|| {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { getpid() };
+        let a = create_on(CLOCK_MONOTONIC, None).unwrap();
+        let b = create_on(CLOCK_REALTIME, Some(&sigevent(SIGEV_NONE, 0, 0x1234))).unwrap();
+        let gone = create(SIGEV_NONE, 0, 0);
+        let c = create_on(CLOCK_BOOTTIME, Some(&thread_sigevent(SIG, 7, gettid()))).unwrap();
+        delete(gone).unwrap();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/timers")).unwrap();
+        let want = format!(
+            "ID: {c}\nsignal: {SIG}/0000000000000007\nnotify: signal/tid.{pid}\nClockID: 7\n\
+             ID: {b}\nsignal: 0/0000000000001234\nnotify: none/pid.{pid}\nClockID: 0\n\
+             ID: {a}\nsignal: 14/{a:016x}\nnotify: signal/pid.{pid}\nClockID: 1\n"
+        );
+        assert_eq!(text, want);
     });
 }
 
@@ -889,6 +912,33 @@ fn a_process_cputime_timer_fires_once_the_process_has_used_that_much_cpu() {
         }
         let used = now(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
         assert!(used >= 20 * MS, "fired after {used} ns of CPU time");
+        assert_eq!(take(SIG, 0).map(|i| (i.code, i.tid)), Ok((SI_TIMER, id)));
+    });
+}
+
+/// A CLOCK_THREAD_CPUTIME_ID timer counts the thread that created it: another thread's
+/// spinning does not make it fire, the creator's own does.
+fn a_thread_cputime_timer_counts_only_the_creating_threads_cpu() {
+    run_in_child(|| {
+        block(SIG);
+        let id = create_on(CLOCK_THREAD_CPUTIME_ID, Some(&sigevent(SIGEV_SIGNAL, SIG, 0))).unwrap();
+        let cpu_start = now(CLOCK_THREAD_CPUTIME_ID);
+        settime(id, 0, 20 * MS, 0).unwrap();
+        let spin = |ms: i64| {
+            let end = monotonic_ns() + (ms * MS) as u64;
+            while monotonic_ns() < end {}
+        };
+        // Another thread uses 200 ms of CPU time while this one sleeps.
+        std::thread::scope(|s| {
+            s.spawn(|| spin(200));
+        });
+        assert!(!is_pending(SIG), "it fired on another thread's CPU time");
+        let deadline = monotonic_ns() + 60_000 * MS as u64;
+        while !is_pending(SIG) {
+            assert!(monotonic_ns() < deadline, "no signal after a minute of spinning");
+        }
+        let used = now(CLOCK_THREAD_CPUTIME_ID) - cpu_start;
+        assert!(used >= 20 * MS, "fired after {used} ns of the thread's CPU time");
         assert_eq!(take(SIG, 0).map(|i| (i.code, i.tid)), Ok((SI_TIMER, id)));
     });
 }
