@@ -139,7 +139,7 @@ impl Transcript {
 }
 
 /// Where `needle` first occurs in `hay`.
-pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
         return Some(0);
     }
@@ -198,9 +198,10 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
     let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
-    let transcript = Arc::new(Transcript::default());
-    let conversation = child.stdin.take().map(|input| {
-        let (script, transcript) = (cfg.script.clone(), transcript.clone());
+    // Only a conversation keeps the raw output (its input is piped only then).
+    let transcript = (!cfg.script.is_empty()).then(|| Arc::new(Transcript::default()));
+    let conversation = child.stdin.take().zip(transcript.clone()).map(|(input, transcript)| {
+        let script = cfg.script.clone();
         std::thread::spawn(move || converse(script, input, transcript))
     });
     let (tx, rx) = mpsc::channel::<(Instant, String)>();
@@ -223,7 +224,9 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            transcript.push(&chunk[..n]);
+            if let Some(t) = &transcript {
+                t.push(&chunk[..n]);
+            }
             for &b in &chunk[..n] {
                 line.push(b);
                 if b == b'\n' {
@@ -234,7 +237,9 @@ pub fn run(cfg: &QemuConfig) -> Result<QemuRun, String> {
         if !line.is_empty() {
             emit(&mut line);
         }
-        transcript.end();
+        if let Some(t) = &transcript {
+            t.end();
+        }
     });
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();

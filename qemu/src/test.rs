@@ -792,15 +792,15 @@ pub fn debian_check_names(script: &str) -> Vec<String> {
         .collect()
 }
 
-/// Boots `kernel` (our kernel, or Linux with `linux_cmdline`) with the Debian root and the
-/// checks script as /tests/debian_checks under the user tests' /init; returns its console.
-fn boot_debian_root(kernel: &Path, o: &Options, initrd: &Path, linux: bool) -> Result<qemu::QemuRun, String> {
+/// A boot of `kernel` (our kernel, or Linux with `linux`) with the Debian root in
+/// `initrd` and `init` as pid 1, its console kept quiet.
+fn debian_root_config(kernel: &Path, o: &Options, initrd: &Path, linux: bool, init: &str) -> QemuConfig {
     let mut cfg = QemuConfig::new(kernel);
     cfg.machine = o.machine.clone().unwrap_or(cfg.machine);
     cfg.cmdline = if linux {
-        crate::linux::cmdline(&cfg.machine, "/init")
+        crate::linux::cmdline(&cfg.machine, init)
     } else {
-        format!("log=warn init=/init {}", o.append.join(" ")).trim_end().to_string()
+        format!("log=warn init={init} {}", o.append.join(" ")).trim_end().to_string()
     };
     cfg.initrd = Some(initrd.to_path_buf());
     // The root (70 MB) lives in tmpfs beside the archive it came from.
@@ -808,7 +808,7 @@ fn boot_debian_root(kernel: &Path, o: &Options, initrd: &Path, linux: bool) -> R
     cfg.smp = o.smp.unwrap_or(1);
     cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(600));
     cfg.echo = false;
-    qemu::run(&cfg)
+    cfg
 }
 
 /// Debian's programs (bash, coreutils, util-linux, procps, Python) on the Debian root
@@ -838,7 +838,8 @@ fn debian_checks(t: &mut Tally, kernel: &Path, o: &Options, ut: &user::UserTests
     let mut boots: Vec<(&str, Result<PathBuf, String>)> = vec![("kernel", Ok(kernel.to_path_buf()))];
     boots.push(("linux-guest", linux.map(|l| l.vmlinuz)));
     for (who, image) in boots {
-        let run = match image.and_then(|k| boot_debian_root(&k, o, &initrd, who != "kernel")) {
+        // The user tests' /init runs the checks script as /tests/debian_checks.
+        let run = match image.and_then(|k| qemu::run(&debian_root_config(&k, o, &initrd, who != "kernel", "/init"))) {
             Ok(r) => r,
             Err(e) => {
                 t.record(&format!("debian {who}: boot"), Err(e));
@@ -888,18 +889,8 @@ fn console_session(t: &mut Tally, kernel: &Path, o: &Options) {
                 continue;
             }
         };
-        let mut cfg = QemuConfig::new(&image);
-        cfg.machine = o.machine.clone().unwrap_or(cfg.machine);
-        cfg.cmdline = if who == "kernel" {
-            format!("log=warn init={init} {}", o.append.join(" ")).trim_end().to_string()
-        } else {
-            crate::linux::cmdline(&cfg.machine, &init)
-        };
-        cfg.initrd = Some(initrd.clone());
-        cfg.mem = "1G".into();
-        cfg.smp = o.smp.unwrap_or(1);
+        let mut cfg = debian_root_config(&image, o, &initrd, who != "kernel", &init);
         cfg.timeout = Duration::from_secs(o.timeout.unwrap_or(300));
-        cfg.echo = false;
         cfg.script = console::script(&steps);
         let run = match qemu::run(&cfg) {
             Ok(r) => r,

@@ -71,8 +71,8 @@ struct KTimer {
     interval: u64,
     /// The expiry the waiting periodic timer restarts from once its signal is taken.
     fired_at: u64,
-    /// Counts settings and expiries (`it_requeue_pending`): an ignored signal restarts
-    /// the timer only if no setting came between.
+    /// Counts settings (`it_requeue_pending`): an ignored signal restarts the timer only
+    /// if no setting came between.
     requeue: u64,
     /// The timer's signal is queued and not yet taken.
     queued: bool,
@@ -236,8 +236,22 @@ pub fn create(clock: i32, event: Option<SigEvent>) -> KResult<i32> {
     Ok(id)
 }
 
+/// Where `p`'s timer `id` is in the list; EINVAL if it has none of that id.
+fn index(list: &[KTimer], p: &Arc<Process>, id: i32) -> KResult<usize> {
+    list.iter().position(|k| Arc::ptr_eq(&k.owner, p) && k.id == id).ok_or(EINVAL)
+}
+
 fn find<'a>(list: &'a mut [KTimer], p: &Arc<Process>, id: i32) -> KResult<&'a mut KTimer> {
-    list.iter_mut().find(|k| Arc::ptr_eq(&k.owner, p) && k.id == id).ok_or(EINVAL)
+    let i = index(list, p, id)?;
+    Ok(&mut list[i])
+}
+
+/// Moves the expiry `at` of a timer of period `interval` to the first one after `now`
+/// (Linux's `hrtimer_forward`): the number of periods it moved.
+fn forward(at: &mut u64, now: u64, interval: u64) -> u64 {
+    let periods = now.saturating_sub(*at) / interval + 1;
+    *at = at.saturating_add(periods.saturating_mul(interval));
+    periods
 }
 
 /// (remaining, interval) in ns, as timer_gettime shows them (`common_timer_get`): a
@@ -250,9 +264,7 @@ fn current_setting(k: &mut KTimer, now: u64) -> (u64, u64) {
         return (0, k.interval);
     }
     if k.interval != 0 && next <= now && (waiting || matches!(k.notify, Notify::None)) {
-        let missed = (now - next) / k.interval + 1;
-        k.overrun = k.overrun.saturating_add(missed);
-        next = next.saturating_add(missed.saturating_mul(k.interval));
+        k.overrun = k.overrun.saturating_add(forward(&mut next, now, k.interval));
         if waiting {
             k.fired_at = next;
         } else {
@@ -325,7 +337,7 @@ pub fn getoverrun(id: i32) -> KResult<i32> {
 pub fn delete(id: i32) -> KResult<()> {
     let p = super::current().process.clone();
     let mut list = TIMERS.lock();
-    let i = list.iter().position(|k| Arc::ptr_eq(&k.owner, &p) && k.id == id).ok_or(EINVAL)?;
+    let i = index(&list, &p, id)?;
     list.swap_remove(i);
     recompute(&list);
     Ok(())
@@ -406,12 +418,9 @@ pub fn check_expired() {
                 k.queued_overrun += 1;
                 continue;
             }
-            k.requeue += 1;
             let mut info = SigInfo::new(k.signo as u32, SI_TIMER);
             info.field0 = k.id as u32 as u64;
             info.field1 = k.value;
-            // si_sys_private: nonzero for a periodic timer, to restart when taken.
-            info.rest[0] = if k.interval != 0 { k.requeue } else { 0 };
             k.queued = true;
             fire.push(Fire { owner: k.owner.clone(), id: k.id, requeue: k.requeue, to: k.notify.clone(), info });
         }
@@ -444,10 +453,10 @@ fn not_queued(f: &Fire) {
 /// A periodic timer that waited for its signal runs again from its first expiry after
 /// now, the intervals it skipped counted as overruns (`common_hrtimer_rearm`).
 fn restart(k: &mut KTimer) {
-    let missed = clock_now(k).saturating_sub(k.fired_at) / k.interval + 1;
-    k.overrun = k.overrun.saturating_add(missed - 1);
-    k.expires = k.fired_at.saturating_add(missed.saturating_mul(k.interval));
-    k.fired_at = 0;
+    let mut at = core::mem::take(&mut k.fired_at);
+    // The expiry it restarts from was delivered: not an overrun.
+    k.overrun = k.overrun.saturating_add(forward(&mut at, clock_now(k), k.interval) - 1);
+    k.expires = at;
     update_wall_hint(k, now());
 }
 

@@ -29,10 +29,24 @@ fn write_timespec(va: u64, ns: i64) -> KResult<()> {
 /// A user timespec as nanoseconds; EINVAL for a bad one.
 pub(super) fn read_timespec(va: u64) -> KResult<u64> {
     let ts: [i64; 2] = read_val(va)?;
-    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+    timespec_ns(ts[0], ts[1])
+}
+
+/// A timespec's (sec, nsec) as nanoseconds; EINVAL for a negative or out-of-range one.
+pub(super) fn timespec_ns(sec: i64, nsec: i64) -> KResult<u64> {
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
         return Err(EINVAL);
     }
-    Ok((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
+    Ok((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
+}
+
+/// `struct itimerspec`: interval, then value, each (sec, nsec).
+pub(super) type Itimerspec = [i64; 4];
+
+pub(super) fn to_itimerspec(value: u64, interval: u64) -> Itimerspec {
+    let split = |ns: u64| ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64);
+    let ((is, ins), (vs, vns)) = (split(interval), split(value));
+    [is, ins, vs, vns]
 }
 
 pub fn sys_clock_gettime(a: Args) -> SysResult {
@@ -199,23 +213,6 @@ struct USigEvent {
 const _: () = assert!(core::mem::size_of::<USigEvent>() == 64);
 crate::impl_pod!(USigEvent);
 
-/// An `itimerspec` as ns (interval, value); EINVAL for a bad timespec.
-fn read_itimerspec(va: u64) -> KResult<(u64, u64)> {
-    let ts: [[i64; 2]; 2] = read_val(va)?;
-    let ns = |t: [i64; 2]| {
-        if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
-            return Err(EINVAL);
-        }
-        Ok((t[0] as u64).saturating_mul(1_000_000_000).saturating_add(t[1] as u64))
-    };
-    Ok((ns(ts[0])?, ns(ts[1])?))
-}
-
-fn write_itimerspec(va: u64, (value, interval): (u64, u64)) -> KResult<()> {
-    let ts = |ns: u64| [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64];
-    write_val(va, &[ts(interval), ts(value)])
-}
-
 /// timer_create(clockid, sevp, timerid): the event is read before the timer is made,
 /// and the id written after, as Linux's (a bad `timerid` leaves no timer behind).
 pub fn sys_timer_create(a: Args) -> SysResult {
@@ -239,18 +236,19 @@ pub fn sys_timer_settime(a: Args) -> SysResult {
     if a.u(2) == 0 {
         return Err(EINVAL);
     }
-    let (interval, value) = read_itimerspec(a.u(2))?;
+    let new: Itimerspec = read_val(a.u(2))?;
+    let (interval, value) = (timespec_ns(new[0], new[1])?, timespec_ns(new[2], new[3])?);
     let flags = a.u32(1);
-    let old = crate::process::posix_timer::set(a.i32(0), flags, value, interval)?;
+    let (old_value, old_interval) = crate::process::posix_timer::set(a.i32(0), flags, value, interval)?;
     if a.u(3) != 0 {
-        write_itimerspec(a.u(3), old)?;
+        write_val(a.u(3), &to_itimerspec(old_value, old_interval))?;
     }
     ok(0)
 }
 
 pub fn sys_timer_gettime(a: Args) -> SysResult {
-    let cur = crate::process::posix_timer::get(a.i32(0))?;
-    write_itimerspec(a.u(1), cur)?;
+    let (value, interval) = crate::process::posix_timer::get(a.i32(0))?;
+    write_val(a.u(1), &to_itimerspec(value, interval))?;
     ok(0)
 }
 

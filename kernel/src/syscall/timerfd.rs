@@ -3,6 +3,7 @@
 //! `fs/signalfd.rs`.
 
 use super::fs::get_file;
+use super::time::{timespec_ns, to_itimerspec, Itimerspec};
 use super::{ok, read_val, write_val, Args, SysResult};
 use crate::errno::*;
 use crate::fs::file::{File, FileKind, O_CLOEXEC, O_NONBLOCK, O_RDWR};
@@ -10,22 +11,6 @@ use crate::fs::timerfd::*;
 use crate::process::current;
 use alloc::string::String;
 use alloc::sync::Arc;
-
-/// `struct itimerspec`: interval, then value, each (sec, nsec).
-type Itimerspec = [i64; 4];
-
-fn to_ns(sec: i64, nsec: i64) -> KResult<u64> {
-    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-        return Err(EINVAL);
-    }
-    Ok((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64))
-}
-
-fn to_itimerspec(value: u64, interval: u64) -> Itimerspec {
-    let split = |ns: u64| ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64);
-    let ((is, ins), (vs, vns)) = (split(interval), split(value));
-    [is, ins, vs, vns]
-}
 
 pub fn sys_timerfd_create(a: Args) -> SysResult {
     let (clock, flags) = (a.i32(0), a.u32(1));
@@ -51,8 +36,8 @@ fn timer_of(fd: i32) -> KResult<Arc<TimerFd>> {
 pub fn sys_timerfd_settime(a: Args) -> SysResult {
     let (fd, flags, new_va, old_va) = (a.i32(0), a.u32(1), a.u(2), a.u(3));
     let new: Itimerspec = read_val(new_va)?;
-    let interval = to_ns(new[0], new[1]);
-    let value = to_ns(new[2], new[3]);
+    let interval = timespec_ns(new[0], new[1]);
+    let value = timespec_ns(new[2], new[3]);
     if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
         return Err(EINVAL);
     }

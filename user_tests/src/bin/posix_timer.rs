@@ -906,14 +906,20 @@ fn a_process_cputime_timer_fires_once_the_process_has_used_that_much_cpu() {
         settime(id, 0, 20 * MS, 0).unwrap();
         sleep_ms(100);
         assert!(!is_pending(SIG), "it fired while the process slept, using no CPU time");
-        let deadline = monotonic_ns() + 60_000 * MS as u64;
-        while !is_pending(SIG) {
-            assert!(monotonic_ns() < deadline, "no signal after a minute of spinning");
-        }
-        let used = now(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
-        assert!(used >= 20 * MS, "fired after {used} ns of CPU time");
-        assert_eq!(take(SIG, 0).map(|i| (i.code, i.tid)), Ok((SI_TIMER, id)));
+        spin_until_fired(id, CLOCK_PROCESS_CPUTIME_ID, cpu_start + 20 * MS);
     });
+}
+
+/// Spins (using CPU time) until CPU-time timer `id` has queued its [`SIG`], at most a
+/// minute; `clock` must read at least `due` by then, and the signal be the timer's.
+fn spin_until_fired(id: i32, clock: i32, due: i64) {
+    let deadline = monotonic_ns() + 60_000 * MS as u64;
+    while !is_pending(SIG) {
+        assert!(monotonic_ns() < deadline, "no signal after a minute of spinning");
+    }
+    let at = now(clock);
+    assert!(at >= due, "fired at {at} ns of clock {clock}'s time, due at {due}");
+    assert_eq!(take(SIG, 0).map(|i| (i.code, i.tid)), Ok((SI_TIMER, id)));
 }
 
 /// A CLOCK_THREAD_CPUTIME_ID timer counts the thread that created it: another thread's
@@ -933,12 +939,6 @@ fn a_thread_cputime_timer_counts_only_the_creating_threads_cpu() {
             s.spawn(|| spin(200));
         });
         assert!(!is_pending(SIG), "it fired on another thread's CPU time");
-        let deadline = monotonic_ns() + 60_000 * MS as u64;
-        while !is_pending(SIG) {
-            assert!(monotonic_ns() < deadline, "no signal after a minute of spinning");
-        }
-        let used = now(CLOCK_THREAD_CPUTIME_ID) - cpu_start;
-        assert!(used >= 20 * MS, "fired after {used} ns of the thread's CPU time");
-        assert_eq!(take(SIG, 0).map(|i| (i.code, i.tid)), Ok((SI_TIMER, id)));
+        spin_until_fired(id, CLOCK_THREAD_CPUTIME_ID, cpu_start + 20 * MS);
     });
 }
